@@ -1,0 +1,220 @@
+//! Finding run directories under a storage root, in both layouts.
+//!
+//! Current layout: `<root>/runs/<path…>/<run_id>/`; legacy: `<root>/<project>/<name>/runs/<id>/`.
+//! A directory is a run when it holds `meta.json` or `status.json`. The walk never follows
+//! symbolic links, skips hidden directories, is bounded in depth, and turns every problem (an
+//! unreadable directory, a name that is not UTF-8) into a reported problem, never a failure.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Directory names at the top of a root that are never legacy projects.
+const NOT_LEGACY_PROJECTS: [&str; 5] = ["runs", "archive", "index", "webui", "artifacts"];
+/// Deepest run path (in segments) the walk descends to.
+pub const MAX_PATH_DEPTH: usize = 32;
+
+/// Which layout a run was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Current,
+    Legacy,
+}
+
+/// Where one run lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLocation {
+    pub dir: PathBuf,
+    /// The run path derived from where the directory is (`cv/resnet`, `""` for the root).
+    pub run_path: String,
+    /// The directory's own name: the run id.
+    pub dir_name: String,
+    pub layout: Layout,
+}
+
+/// Something under the root that could not be walked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryProblem {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// All runs found under a root, and what could not be looked at.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub runs: Vec<RunLocation>,
+    pub problems: Vec<DiscoveryProblem>,
+}
+
+/// Walks a storage root. A root that does not exist holds no runs.
+pub fn discover_runs(root: &Path) -> Discovery {
+    let mut found = Discovery::default();
+    let runs_dir = root.join("runs");
+    if runs_dir.is_dir() {
+        walk_current(&runs_dir, &mut Vec::new(), &mut found);
+    }
+    walk_legacy(root, &mut found);
+    found
+}
+
+struct Listing {
+    is_run: bool,
+    subdirs: Vec<(String, PathBuf)>,
+}
+
+fn list_dir(dir: &Path, found: &mut Discovery) -> Option<Listing> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            found.problems.push(DiscoveryProblem {
+                path: dir.to_owned(),
+                reason: format!("cannot list: {e}"),
+            });
+            return None;
+        }
+    };
+    let mut listing = Listing {
+        is_run: false,
+        subdirs: Vec::new(),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            found.problems.push(DiscoveryProblem {
+                path: entry.path(),
+                reason: "name is not UTF-8; skipped".into(),
+            });
+            continue;
+        };
+        if name == "meta.json" || name == "status.json" {
+            listing.is_run = true;
+            continue;
+        }
+        // file_type() does not follow links, so a link is never descended into.
+        if name.starts_with('.') || !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        listing.subdirs.push((name.to_owned(), entry.path()));
+    }
+    Some(listing)
+}
+
+fn walk_current(dir: &Path, segments: &mut Vec<String>, found: &mut Discovery) {
+    let Some(mut listing) = list_dir(dir, found) else {
+        return;
+    };
+    listing.subdirs.sort();
+    for (name, path) in listing.subdirs {
+        let Some(child) = list_dir(&path, found) else {
+            continue;
+        };
+        if child.is_run {
+            found.runs.push(RunLocation {
+                dir: path,
+                run_path: segments.join("/"),
+                dir_name: name,
+                layout: Layout::Current,
+            });
+        } else if segments.len() < MAX_PATH_DEPTH {
+            segments.push(name);
+            walk_current(&path, segments, found);
+            segments.pop();
+        } else {
+            found.problems.push(DiscoveryProblem {
+                path,
+                reason: format!("deeper than {MAX_PATH_DEPTH} levels; skipped"),
+            });
+        }
+    }
+}
+
+fn walk_legacy(root: &Path, found: &mut Discovery) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    let mut projects: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
+        .filter(|(n, _)| !n.starts_with('.') && !NOT_LEGACY_PROJECTS.contains(&n.as_str()))
+        .collect();
+    projects.sort();
+    for (project, project_dir) in projects {
+        let Ok(names) = fs::read_dir(&project_dir) else {
+            continue;
+        };
+        let mut names: Vec<(String, PathBuf)> = names
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
+            .filter(|(n, _)| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for (name, name_dir) in names {
+            let runs_dir = name_dir.join("runs");
+            if !fs::symlink_metadata(&runs_dir)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let Some(mut listing) = list_dir(&runs_dir, found) else {
+                continue;
+            };
+            listing.subdirs.sort();
+            for (id, dir) in listing.subdirs {
+                if list_dir(&dir, found).is_some_and(|l| l.is_run) {
+                    found.runs.push(RunLocation {
+                        dir,
+                        run_path: format!("{project}/{name}"),
+                        dir_name: id,
+                        layout: Layout::Legacy,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch_run(dir: &Path, file: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(file), "{}").unwrap();
+    }
+
+    #[test]
+    fn finds_both_layouts_and_skips_links_and_hidden() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        touch_run(&root.join("runs/cv/yolo/r1"), "meta.json");
+        touch_run(&root.join("runs/r0"), "status.json");
+        touch_run(&root.join("runs/.trash/r9"), "meta.json");
+        touch_run(&root.join("proj/exp/runs/r2"), "meta.json");
+        touch_run(&root.join("archive/x/runs/r3"), "meta.json");
+        fs::create_dir_all(root.join("runs/empty/dir")).unwrap();
+        std::os::unix::fs::symlink(root.join("runs/cv"), root.join("runs/link")).unwrap();
+        let d = discover_runs(root);
+        let got: Vec<(String, String, Layout)> = d
+            .runs
+            .iter()
+            .map(|r| (r.run_path.clone(), r.dir_name.clone(), r.layout))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cv/yolo".into(), "r1".into(), Layout::Current),
+                ("".into(), "r0".into(), Layout::Current),
+                ("proj/exp".into(), "r2".into(), Layout::Legacy),
+            ]
+        );
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+    }
+
+    #[test]
+    fn missing_root_is_empty() {
+        let d = discover_runs(Path::new("/nonexistent/runicorn/root"));
+        assert!(d.runs.is_empty());
+    }
+}

@@ -1,0 +1,218 @@
+//! Deciding whether a run that says `running` is really running.
+//!
+//! Two independent proofs of death, either one suffices: the owning process is gone from this
+//! host (or its pid now belongs to a newer process), or its heartbeat is older than three
+//! intervals. A run from another host without heartbeats (upstream's) cannot be judged and keeps
+//! its written status.
+
+use super::process;
+use super::records::{Meta, RunStatus, StatusRecord};
+
+/// How many heartbeat intervals may pass before a run counts as crashed.
+pub const MISSED_HEARTBEATS_FOR_CRASH: f64 = 3.0;
+
+/// What a reader knows about the place it reads on.
+#[derive(Debug, Clone)]
+pub struct LivenessContext {
+    pub hostname: String,
+    /// Seconds since the Unix epoch.
+    pub now: f64,
+}
+
+impl LivenessContext {
+    pub fn here_and_now() -> Self {
+        LivenessContext {
+            hostname: process::local_hostname(),
+            now: unix_now(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, as a float (the run format's time unit).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Why a run that says running was judged crashed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrashEvidence {
+    ProcessGone { pid: i64 },
+    PidReused { pid: i64 },
+    HeartbeatStale { age_secs: f64, interval_secs: f64 },
+}
+
+impl std::fmt::Display for CrashEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrashEvidence::ProcessGone { pid } => write!(f, "process {pid} is gone"),
+            CrashEvidence::PidReused { pid } => {
+                write!(f, "pid {pid} now belongs to another process")
+            }
+            CrashEvidence::HeartbeatStale {
+                age_secs,
+                interval_secs,
+            } => {
+                write!(
+                    f,
+                    "no heartbeat for {age_secs:.0}s (interval {interval_secs:.0}s)"
+                )
+            }
+        }
+    }
+}
+
+/// Judges a run's effective status from its records.
+pub fn effective_status(
+    status: &StatusRecord,
+    meta: Option<&Meta>,
+    ctx: &LivenessContext,
+) -> (RunStatus, Option<CrashEvidence>) {
+    let written = RunStatus::parse(&status.status);
+    if written != RunStatus::Running {
+        return (written, None);
+    }
+    match crash_evidence(status, meta, ctx) {
+        Some(evidence) => (RunStatus::Crashed, Some(evidence)),
+        None => (RunStatus::Running, None),
+    }
+}
+
+fn crash_evidence(
+    status: &StatusRecord,
+    meta: Option<&Meta>,
+    ctx: &LivenessContext,
+) -> Option<CrashEvidence> {
+    let host = status
+        .host
+        .as_deref()
+        .or(meta.and_then(|m| m.hostname.as_deref()));
+    let pid = status.pid.or(meta.and_then(|m| m.pid));
+    if let (Some(host), Some(pid)) = (host, pid) {
+        if host == ctx.hostname {
+            if !process::pid_alive(pid) {
+                return Some(CrashEvidence::ProcessGone { pid });
+            }
+            if let (Some(expected), Ok(pid32)) = (status.proc_start_ticks, u32::try_from(pid)) {
+                if let Some(actual) = process::proc_start_ticks(pid32) {
+                    if actual != expected {
+                        return Some(CrashEvidence::PidReused { pid });
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(at), Some(interval)) = (status.heartbeat_at, status.heartbeat_interval) {
+        let age = ctx.now - at;
+        if interval > 0.0 && age > MISSED_HEARTBEATS_FOR_CRASH * interval {
+            return Some(CrashEvidence::HeartbeatStale {
+                age_secs: age,
+                interval_secs: interval,
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running() -> StatusRecord {
+        StatusRecord {
+            status: "running".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn terminal_statuses_are_kept() {
+        let ctx = LivenessContext::here_and_now();
+        let st = StatusRecord {
+            status: "finished".into(),
+            pid: Some(-1),
+            ..Default::default()
+        };
+        assert_eq!(effective_status(&st, None, &ctx).0, RunStatus::Finished);
+    }
+
+    #[test]
+    fn dead_pid_on_this_host_is_crashed() {
+        let ctx = LivenessContext::here_and_now();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i64;
+        child.wait().unwrap();
+        let st = StatusRecord {
+            pid: Some(pid),
+            host: Some(ctx.hostname.clone()),
+            ..running()
+        };
+        assert_eq!(
+            effective_status(&st, None, &ctx).1,
+            Some(CrashEvidence::ProcessGone { pid })
+        );
+        // The same pid on another host cannot be judged.
+        let st = StatusRecord {
+            host: Some("elsewhere".into()),
+            ..st
+        };
+        assert_eq!(effective_status(&st, None, &ctx).0, RunStatus::Running);
+        // Upstream: hostname and pid only in meta.json.
+        let meta = Meta {
+            hostname: Some(ctx.hostname.clone()),
+            pid: Some(pid),
+            ..Default::default()
+        };
+        assert_eq!(
+            effective_status(&running(), Some(&meta), &ctx).0,
+            RunStatus::Crashed
+        );
+    }
+
+    #[test]
+    fn live_pid_with_other_start_time_is_reused() {
+        let ctx = LivenessContext::here_and_now();
+        let me = std::process::id();
+        let Some(ticks) = process::proc_start_ticks(me) else {
+            return;
+        };
+        let st = StatusRecord {
+            pid: Some(me as i64),
+            host: Some(ctx.hostname.clone()),
+            proc_start_ticks: Some(ticks),
+            ..running()
+        };
+        assert_eq!(effective_status(&st, None, &ctx).0, RunStatus::Running);
+        let st = StatusRecord {
+            proc_start_ticks: Some(ticks + 1),
+            ..st
+        };
+        assert_eq!(effective_status(&st, None, &ctx).0, RunStatus::Crashed);
+    }
+
+    #[test]
+    fn stale_heartbeat_from_any_host_is_crashed() {
+        let ctx = LivenessContext {
+            hostname: "here".into(),
+            now: 1000.0,
+        };
+        let st = StatusRecord {
+            host: Some("gpu-9".into()),
+            pid: Some(1),
+            heartbeat_at: Some(971.0),
+            heartbeat_interval: Some(10.0),
+            ..running()
+        };
+        assert_eq!(effective_status(&st, None, &ctx).0, RunStatus::Running);
+        let st = StatusRecord {
+            heartbeat_at: Some(969.0),
+            ..st
+        };
+        assert!(matches!(
+            effective_status(&st, None, &ctx).1,
+            Some(CrashEvidence::HeartbeatStale { .. })
+        ));
+    }
+}

@@ -1,0 +1,297 @@
+//! Validation of every name that becomes a path: run paths, run ids and file names inside a run.
+//!
+//! Writers are strict (upstream's character set, so upstream can read what we write); readers
+//! are looser (they accept whatever an older writer produced) but never accept a name that could
+//! escape the storage root: no `..`, nothing absolute, no NUL, bounded length.
+
+use chrono::Local;
+
+/// Longest run path a writer creates (upstream's limit).
+pub const MAX_WRITE_PATH_LEN: usize = 200;
+/// Longest run path a reader accepts.
+pub const MAX_READ_PATH_LEN: usize = 1024;
+/// Longest run id.
+pub const MAX_RUN_ID_LEN: usize = 128;
+/// Longest single file name a writer creates.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+/// Longest relative file path (inside a run) a reader accepts.
+pub const MAX_READ_FILE_PATH_LEN: usize = 4096;
+
+/// Why a name was refused. The message says what the name was and what the rule is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{kind} {name:?} is empty")]
+    Empty { kind: &'static str, name: String },
+    #[error("{kind} {name:?} is longer than {max} bytes")]
+    TooLong {
+        kind: &'static str,
+        name: String,
+        max: usize,
+    },
+    #[error("{kind} {name:?} contains a NUL byte")]
+    Nul { kind: &'static str, name: String },
+    #[error("{kind} {name:?} is absolute; it must be relative to the storage root")]
+    Absolute { kind: &'static str, name: String },
+    #[error("{kind} {name:?} has a '..' or '.' segment, which could leave the storage root")]
+    DotSegment { kind: &'static str, name: String },
+    #[error("{kind} {name:?} contains {ch:?}; allowed: {allowed}")]
+    BadChar {
+        kind: &'static str,
+        name: String,
+        ch: char,
+        allowed: &'static str,
+    },
+}
+
+fn check_common(kind: &'static str, name: &str, max: usize) -> Result<(), NameError> {
+    if name.len() > max {
+        return Err(NameError::TooLong {
+            kind,
+            name: truncate_for_message(name),
+            max,
+        });
+    }
+    if name.contains('\0') {
+        return Err(NameError::Nul {
+            kind,
+            name: name.replace('\0', "\\0"),
+        });
+    }
+    Ok(())
+}
+
+fn truncate_for_message(name: &str) -> String {
+    name.chars().take(64).collect::<String>() + "…"
+}
+
+/// Checks a run path as read from disk or from a peer (`cv/resnet`, or `""` for the root).
+pub fn check_run_path_for_read(path: &str) -> Result<(), NameError> {
+    const KIND: &str = "run path";
+    check_common(KIND, path, MAX_READ_PATH_LEN)?;
+    if path.starts_with('/') || path.contains('\\') || has_drive_prefix(path) {
+        return Err(NameError::Absolute {
+            kind: KIND,
+            name: path.to_owned(),
+        });
+    }
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(NameError::DotSegment {
+            kind: KIND,
+            name: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn has_drive_prefix(path: &str) -> bool {
+    let b = path.as_bytes();
+    b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic()
+}
+
+/// Normalises and checks a run path given to a writer, the way upstream does: `None` means
+/// `default`, `""` and `/` mean the root of `runs/`, backslashes become slashes, empty segments
+/// are dropped, and only `[A-Za-z0-9_-]` may appear in a segment.
+pub fn normalize_run_path_for_write(path: Option<&str>) -> Result<String, NameError> {
+    const KIND: &str = "run path";
+    let Some(raw) = path else {
+        return Ok("default".to_owned());
+    };
+    let replaced = raw.replace('\\', "/");
+    check_common(KIND, &replaced, MAX_WRITE_PATH_LEN)?;
+    let mut segments = Vec::new();
+    for seg in replaced.split('/').filter(|s| !s.is_empty()) {
+        if seg == ".." || seg == "." {
+            return Err(NameError::DotSegment {
+                kind: KIND,
+                name: raw.to_owned(),
+            });
+        }
+        if let Some(ch) = seg
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return Err(NameError::BadChar {
+                kind: KIND,
+                name: raw.to_owned(),
+                ch,
+                allowed: "letters, digits, '_', '-' and '/' between segments",
+            });
+        }
+        segments.push(seg);
+    }
+    Ok(segments.join("/"))
+}
+
+/// Checks a run id (`20261126_122856_0e66f9`, or a custom id).
+pub fn check_run_id(id: &str) -> Result<(), NameError> {
+    const KIND: &str = "run id";
+    if id.is_empty() {
+        return Err(NameError::Empty {
+            kind: KIND,
+            name: String::new(),
+        });
+    }
+    check_common(KIND, id, MAX_RUN_ID_LEN)?;
+    if id.starts_with('.') {
+        return Err(NameError::DotSegment {
+            kind: KIND,
+            name: id.to_owned(),
+        });
+    }
+    if let Some(ch) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(NameError::BadChar {
+            kind: KIND,
+            name: id.to_owned(),
+            ch,
+            allowed: "letters, digits, '_', '-' and '.'",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a file name a writer is about to create inside a run (one segment, e.g. a media file).
+pub fn check_file_name_for_write(name: &str) -> Result<(), NameError> {
+    const KIND: &str = "file name";
+    if name.is_empty() {
+        return Err(NameError::Empty {
+            kind: KIND,
+            name: String::new(),
+        });
+    }
+    check_common(KIND, name, MAX_FILE_NAME_LEN)?;
+    if name.starts_with('.') {
+        return Err(NameError::DotSegment {
+            kind: KIND,
+            name: name.to_owned(),
+        });
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(NameError::BadChar {
+            kind: KIND,
+            name: name.to_owned(),
+            ch,
+            allowed: "letters, digits, '_', '-' and '.'",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a relative file path inside a run as read from disk or a peer (`media/x.png`).
+pub fn check_relative_file_path_for_read(path: &str) -> Result<(), NameError> {
+    const KIND: &str = "file path";
+    if path.is_empty() {
+        return Err(NameError::Empty {
+            kind: KIND,
+            name: String::new(),
+        });
+    }
+    check_common(KIND, path, MAX_READ_FILE_PATH_LEN)?;
+    if path.starts_with('/') || path.contains('\\') || has_drive_prefix(path) {
+        return Err(NameError::Absolute {
+            kind: KIND,
+            name: path.to_owned(),
+        });
+    }
+    if path
+        .split('/')
+        .any(|seg| seg == ".." || seg == "." || seg.is_empty())
+    {
+        return Err(NameError::DotSegment {
+            kind: KIND,
+            name: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes a fresh run id in upstream's shape: `YYYYMMDD_HHMMSS_<6 hex>` in local time.
+pub fn generate_run_id() -> String {
+    let now = Local::now();
+    format!(
+        "{}_{:06x}",
+        now.format("%Y%m%d_%H%M%S"),
+        fastrand::u32(..0x0100_0000)
+    )
+}
+
+/// Turns an arbitrary key (a metric or image key) into a safe file-name fragment.
+pub fn sanitize_file_fragment(key: &str) -> String {
+    let cleaned: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "file".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_paths_follow_upstream_rules() {
+        assert_eq!(normalize_run_path_for_write(None).unwrap(), "default");
+        assert_eq!(normalize_run_path_for_write(Some("")).unwrap(), "");
+        assert_eq!(normalize_run_path_for_write(Some("/")).unwrap(), "");
+        assert_eq!(
+            normalize_run_path_for_write(Some("cv\\yolo//a-b_c/")).unwrap(),
+            "cv/yolo/a-b_c"
+        );
+        assert!(matches!(
+            normalize_run_path_for_write(Some("a/../b")),
+            Err(NameError::DotSegment { .. })
+        ));
+        assert!(matches!(
+            normalize_run_path_for_write(Some("a b")),
+            Err(NameError::BadChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            normalize_run_path_for_write(Some(&"a".repeat(201))),
+            Err(NameError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn read_paths_refuse_escapes_only() {
+        assert!(check_run_path_for_read("cv/res net.v2").is_ok());
+        assert!(check_run_path_for_read("").is_ok());
+        for bad in ["/etc", "a/../../x", "..", "a\\b", "C:evil", "a\0b", "./a"] {
+            assert!(
+                check_run_path_for_read(bad).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn run_ids_and_file_names() {
+        let id = generate_run_id();
+        assert_eq!(id.len(), 22, "{id}");
+        check_run_id(&id).unwrap();
+        assert!(check_run_id("").is_err());
+        assert!(check_run_id(".hidden").is_err());
+        assert!(check_run_id("a/b").is_err());
+        assert!(check_file_name_for_write("123_abc_img.png").is_ok());
+        assert!(check_file_name_for_write("../x").is_err());
+        assert!(check_relative_file_path_for_read("media/x.png").is_ok());
+        assert!(check_relative_file_path_for_read("media/../../x").is_err());
+        assert!(check_relative_file_path_for_read("/abs").is_err());
+        assert_eq!(sanitize_file_fragment("train/img 1"), "train_img_1");
+    }
+}

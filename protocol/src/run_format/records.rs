@@ -1,0 +1,187 @@
+//! The small JSON records of a run directory: `meta.json`, `status.json`, `.deleted`, and the
+//! status vocabulary.
+//!
+//! Every field a reader may not find is optional, and unknown fields are kept (`extra`), so a
+//! record read and written back by us loses nothing that upstream or a newer writer put there.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `meta.json`: who created the run, where and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Current layout: the hierarchical run path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Legacy layout (upstream ≤ 0.5): project and name instead of path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<f64>,
+    #[serde(default)]
+    pub python: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_root: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Ours: the program that created the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `status.json`: the run's state, plus our liveness fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusRecord {
+    #[serde(default = "default_status_text")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_start_ticks: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn default_status_text() -> String {
+    RunStatus::Running.as_str().to_owned()
+}
+
+/// `.deleted`: the soft-delete marker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeletedMarker {
+    #[serde(default)]
+    pub deleted_at: Option<f64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub original_status: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A run's status as readers report it: the written values plus the two derived ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Failed,
+    Interrupted,
+    Killed,
+    /// Derived: the file says running, but the writer is gone.
+    Crashed,
+    /// Derived: the run's records cannot be read.
+    Unreadable,
+    /// A value some other writer used; kept verbatim.
+    Other(String),
+}
+
+impl RunStatus {
+    /// Parses a written status value (case-insensitive for the known ones).
+    pub fn parse(text: &str) -> RunStatus {
+        match text.to_ascii_lowercase().as_str() {
+            "running" => RunStatus::Running,
+            "finished" => RunStatus::Finished,
+            "failed" => RunStatus::Failed,
+            "interrupted" => RunStatus::Interrupted,
+            "killed" => RunStatus::Killed,
+            "crashed" => RunStatus::Crashed,
+            "unreadable" => RunStatus::Unreadable,
+            _ => RunStatus::Other(text.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Killed => "killed",
+            RunStatus::Crashed => "crashed",
+            RunStatus::Unreadable => "unreadable",
+            RunStatus::Other(s) => s,
+        }
+    }
+
+    /// True once the run can no longer change state by itself.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_meta_round_trips_without_loss() {
+        let text = r#"{"id":"x","path":"cv","alias":null,"created_at":1.5,"python":"3.11",
+            "platform":"Linux","hostname":"h","pid":3,"storage_dir":"/s","workspace_root":"/w","future":{"a":1}}"#;
+        let meta: Meta = serde_json::from_str(text).unwrap();
+        assert_eq!(meta.path.as_deref(), Some("cv"));
+        assert_eq!(meta.extra.get("future"), Some(&serde_json::json!({"a": 1})));
+        let back: Value = serde_json::to_value(&meta).unwrap();
+        let orig: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn status_vocabulary() {
+        for s in [
+            "running",
+            "finished",
+            "failed",
+            "interrupted",
+            "killed",
+            "crashed",
+            "unreadable",
+        ] {
+            assert_eq!(RunStatus::parse(s).as_str(), s);
+        }
+        assert_eq!(RunStatus::parse("RUNNING"), RunStatus::Running);
+        assert_eq!(
+            RunStatus::parse("paused"),
+            RunStatus::Other("paused".into())
+        );
+        let st: StatusRecord = serde_json::from_str("{}").unwrap();
+        assert_eq!(st.status, "running");
+    }
+}
