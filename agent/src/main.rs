@@ -1,1 +1,75 @@
-fn main() {}
+//! `runicorn-agent`, the program that lives on each GPU server.
+//!
+//! The binary is glue: it parses the command line and hands each command to its module
+//! (`run_command` wraps a training command, `list_command` lists runs). Errors get their context
+//! here, at the edge, and become a message and a non-zero exit.
+
+mod list_command;
+mod run_command;
+mod terminal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runicorn agent: records and lists the training runs of this machine.
+///
+/// Runs live under a storage root: `--root`, else $RUNICORN_DIR, else ~/.runicorn. The agent
+/// reads runs written by the Runicorn SDKs (ours and the upstream `runicorn` Python package, 0.4
+/// to 0.7) and never writes outside the storage root.
+#[derive(Parser, Debug)]
+#[command(name = "runicorn-agent", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a command as a tracked run: its output is teed to logs.txt, its environment recorded,
+    /// and its exit recorded as finished, failed, interrupted or killed.
+    ///
+    /// The command gets RUNICORN_DIR and RUNICORN_RUN_DIR in its environment, so a script that
+    /// uses the Runicorn SDK logs its metrics into this same run. Signals sent to the agent are
+    /// passed on to the command, and the agent exits with the command's exit code (128 + signal
+    /// number when it died from a signal).
+    ///
+    /// Example: runicorn-agent run --path cv/resnet -- python train.py --lr 0.1
+    Run(run_command::RunArgs),
+    /// List the runs under the storage root, one row per run (oldest first).
+    ///
+    /// A run whose status says running is shown as crashed when its process is gone from this
+    /// host or its heartbeat stopped. A run whose files cannot be read is shown as unreadable
+    /// with the reason; it never makes the listing fail.
+    Ls(list_command::LsArgs),
+}
+
+/// Options every command that reads or writes runs shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RootArgs {
+    /// Storage root holding the runs [default: $RUNICORN_DIR, else ~/.runicorn]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+impl RootArgs {
+    pub fn resolve(&self) -> PathBuf {
+        runicorn_protocol::run_format::resolve_storage_root(self.root.as_deref())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run_command::wrap_command(args),
+        Command::Ls(args) => list_command::list_runs(args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{}: {err:#}", terminal::error_label());
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,122 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: find (or build) the real binaries, run them in a fresh
+//! storage root, and read what they print. No mocks: every test drives the programs a user runs.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: a failed expectation is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+/// The directory cargo puts this profile's binaries in.
+fn target_profile_dir() -> PathBuf {
+    // Test executables live in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_owned)
+        .expect("tests run from target/<profile>/deps")
+}
+
+/// Path to a workspace binary, brought up to date once per test process (`cargo test -p
+/// runicorn-tests` alone would not rebuild another package's binary).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bins"])
+            .current_dir(workspace_root());
+        if target_profile_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+    });
+    let path = target_profile_dir().join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// The agent binary.
+pub fn agent() -> Command {
+    let mut cmd = Command::new(binary("runicorn-agent"));
+    cmd.env_remove("RUNICORN_DIR")
+        .env_remove("RUNICORN_RUN_DIR")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// `runicorn-agent ls --root ROOT --json [extra…]`, parsed.
+pub fn ls_json(root: &Path, extra: &[&str]) -> Vec<Value> {
+    let out = agent()
+        .arg("ls")
+        .arg("--root")
+        .arg(root)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("agent runs");
+    assert!(
+        out.status.success(),
+        "ls failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ls --json prints JSON");
+    v.as_array().cloned().expect("ls --json prints an array")
+}
+
+/// Text of a command's stdout and stderr, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The one run directory under `root/runs/<path>/`.
+pub fn only_run_dir(root: &Path, run_path: &str) -> PathBuf {
+    let parent = root.join("runs").join(run_path);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run in {}: {dirs:?}",
+        parent.display()
+    );
+    dirs.remove(0)
+}
+
+/// Reads a JSON file.
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Waits until `cond` holds, polling, for at most `secs` seconds.
+pub fn wait_until(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    cond()
+}

@@ -1,0 +1,272 @@
+//! `runicorn-agent ls`: one row per run under the storage root, as a table or as JSON.
+//!
+//! Runs are read in parallel (one worker per core) because a listing of thousands of runs is
+//! dominated by reading their `events.jsonl`. A bad run is listed as `unreadable`, never fatal.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use chrono::{Local, TimeZone};
+use runicorn_protocol::run_format::{
+    discover_runs, read_run_overview, LivenessContext, RunLocation, RunOverview, RunStatus,
+};
+use serde_json::{json, Value};
+
+use crate::terminal::{color_stdout, paint_if, warning_label};
+use crate::RootArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Only runs whose path is PREFIX or lies below it (`cv` matches `cv/yolo`, not `cvx`)
+    #[arg(long, value_name = "PREFIX")]
+    pub path: Option<String>,
+    /// Only runs with this status: running, finished, failed, interrupted, killed, crashed,
+    /// unreadable
+    #[arg(long, value_name = "S")]
+    pub status: Option<String>,
+    /// Also list soft-deleted runs (those holding a .deleted marker)
+    #[arg(long)]
+    pub all: bool,
+    /// Print a JSON array of objects (id, path, alias, status, created_at, ended_at, points,
+    /// keys, last_step, …) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
+    let root = args.root.resolve();
+    let discovery = discover_runs(&root);
+    for problem in &discovery.problems {
+        eprintln!(
+            "{}: {}: {}",
+            warning_label(),
+            problem.path.display(),
+            problem.reason
+        );
+    }
+    let prefix = args.path.as_deref().map(|p| p.trim_matches('/').to_owned());
+    let locations: Vec<RunLocation> = discovery
+        .runs
+        .into_iter()
+        .filter(|loc| {
+            prefix
+                .as_deref()
+                .is_none_or(|p| path_is_under(&loc.run_path, p))
+        })
+        .collect();
+    let ctx = LivenessContext::here_and_now();
+    let mut runs: Vec<RunOverview> = read_overviews_in_parallel(&locations, &ctx)
+        .into_iter()
+        .filter(|r| args.all || !r.deleted)
+        .filter(|r| {
+            args.status
+                .as_deref()
+                .is_none_or(|s| r.status == RunStatus::parse(s))
+        })
+        .collect();
+    runs.sort_by(|a, b| {
+        a.created_at
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.created_at.unwrap_or(f64::INFINITY))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        let rows: Vec<Value> = runs.iter().map(overview_json).collect();
+        serde_json::to_writer_pretty(&mut out, &rows).context("writing the listing")?;
+        writeln!(out)?;
+    } else {
+        write_table(&mut out, &runs, &root)?;
+        for run in runs.iter().filter(|r| r.status == RunStatus::Unreadable) {
+            eprintln!(
+                "{}: run {} ({}): {}",
+                warning_label(),
+                run.id,
+                run.dir.display(),
+                run.reason.as_deref().unwrap_or("unreadable")
+            );
+        }
+    }
+    out.flush().context("writing the listing")?;
+    Ok(())
+}
+
+/// Whether `path` is `prefix` itself or a path below it, segment-wise.
+fn path_is_under(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn read_overviews_in_parallel(
+    locations: &[RunLocation],
+    ctx: &LivenessContext,
+) -> Vec<RunOverview> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(locations.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, RunOverview)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(loc) = locations.get(i) else { break };
+                        mine.push((i, read_run_overview(loc, ctx)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        // A worker only panics on a bug; its runs are then missing rather than the whole listing.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn overview_json(r: &RunOverview) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "path": r.path,
+        "alias": r.alias,
+        "status": r.status.as_str(),
+        "created_at": r.created_at,
+        "ended_at": r.ended_at,
+        "points": r.points,
+        "keys": r.keys,
+        "last_step": r.last_step,
+        "tags": r.tags,
+        "host": r.hostname,
+        "dir": r.dir.to_string_lossy(),
+        "deleted": r.deleted,
+        "corrupt_lines": r.corrupt_lines,
+    });
+    if let (Some(reason), Some(obj)) = (&r.reason, v.as_object_mut()) {
+        obj.insert("reason".into(), Value::String(reason.clone()));
+    }
+    v
+}
+
+fn status_color(status: &RunStatus) -> &'static str {
+    match status {
+        RunStatus::Running => "36",
+        RunStatus::Finished => "32",
+        RunStatus::Failed | RunStatus::Unreadable => "31",
+        RunStatus::Crashed => "1;35",
+        RunStatus::Interrupted | RunStatus::Killed => "33",
+        RunStatus::Other(_) => "0",
+    }
+}
+
+fn format_time(t: Option<f64>) -> String {
+    t.and_then(|t| Local.timestamp_opt(t as i64, 0).single())
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        writeln!(out, "no runs under {}", root.display())?;
+        return Ok(());
+    }
+    let color = color_stdout();
+    let headers = ["ID", "PATH", "ALIAS", "STATUS", "STEP", "POINTS", "CREATED"];
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                if r.path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    r.path.clone()
+                },
+                r.alias.clone().unwrap_or_else(|| "-".into()),
+                r.status.as_str().to_owned(),
+                r.last_step.map_or_else(|| "-".into(), |s| s.to_string()),
+                r.points.to_string(),
+                format_time(r.created_at),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header_line: Vec<String> = headers
+        .iter()
+        .zip(widths)
+        .map(|(h, w)| format!("{h:<w$}"))
+        .collect();
+    writeln!(
+        out,
+        "{}",
+        paint_if(color, "1", header_line.join("  ").trim_end())
+    )?;
+    for (row, run) in rows.iter().zip(runs) {
+        let mut cells = Vec::with_capacity(row.len());
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            let padded = if i == 4 || i == 5 {
+                format!("{cell:>w$}")
+            } else {
+                format!("{cell:<w$}")
+            };
+            cells.push(if i == 3 {
+                paint_if(color, status_color(&run.status), &padded)
+            } else {
+                padded
+            });
+        }
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    let unreadable = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Unreadable)
+        .count();
+    let crashed = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Crashed)
+        .count();
+    let mut footer = format!(
+        "{} run{}",
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" }
+    );
+    if crashed > 0 {
+        footer.push_str(&format!(", {crashed} crashed"));
+    }
+    if unreadable > 0 {
+        footer.push_str(&format!(", {unreadable} unreadable (reasons on stderr)"));
+    }
+    writeln!(out, "{footer} under {}", root.display())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matching_is_by_segment() {
+        assert!(path_is_under("cv/yolo", "cv"));
+        assert!(path_is_under("cv", "cv"));
+        assert!(!path_is_under("cvx", "cv"));
+        assert!(path_is_under("anything", ""));
+    }
+}

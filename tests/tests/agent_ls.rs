@@ -1,0 +1,208 @@
+//! `runicorn-agent ls` over real run directories: upstream's files, damaged files, both layouts.
+
+use std::fs;
+use std::path::Path;
+
+use runicorn_tests::{agent, describe, ls_json, workspace_root};
+use serde_json::{json, Value};
+
+fn write_run(root: &Path, rel: &str, meta: Value, status: Value, events: &str) {
+    let dir = root.join(rel);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
+    fs::write(dir.join("status.json"), status.to_string()).unwrap();
+    fs::write(dir.join("events.jsonl"), events).unwrap();
+}
+
+fn by_id<'a>(runs: &'a [Value], id: &str) -> &'a Value {
+    runs.iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("run {id} not listed: {runs:?}"))
+}
+
+#[test]
+fn reads_runs_written_by_upstream_0_7_and_0_4() {
+    let fixtures = workspace_root().join("tests/fixtures");
+    let runs = ls_json(&fixtures.join("upstream-0.7.2"), &[]);
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(r["id"], "20261126_122856_0e66f9");
+    assert_eq!(r["path"], "cv/resnet");
+    assert_eq!(r["alias"], "first");
+    assert_eq!(r["status"], "finished");
+    // Five steps of loss+acc (the string "name" is not a point) and one of loss at step 10.
+    assert_eq!(r["points"], 11);
+    assert_eq!(r["keys"], json!(["acc", "loss"]));
+    assert_eq!(r["last_step"], 10);
+    assert!(r["created_at"].as_f64().unwrap() < r["ended_at"].as_f64().unwrap());
+
+    let legacy = ls_json(&fixtures.join("upstream-0.4.1"), &[]);
+    assert_eq!(legacy.len(), 1);
+    assert_eq!(legacy[0]["path"], "proj/exp1");
+    assert_eq!(
+        (
+            legacy[0]["points"].as_u64(),
+            legacy[0]["last_step"].as_i64()
+        ),
+        (Some(3), Some(3))
+    );
+}
+
+#[test]
+fn one_bad_run_never_hides_the_others() {
+    let root = tempfile::tempdir().unwrap();
+    let good = "{\"ts\": 1, \"type\": \"metrics\", \"data\": {\"loss\": 1, \"global_step\": 1, \"time\": 1}}\n";
+    write_run(
+        root.path(),
+        "runs/a/good",
+        json!({"id": "good", "created_at": 1.0}),
+        json!({"status": "finished"}),
+        good,
+    );
+    let bad = root.path().join("runs/a/bad");
+    fs::create_dir_all(&bad).unwrap();
+    fs::write(bad.join("meta.json"), "{\"id\": \"bad\", ").unwrap();
+    let out = agent()
+        .args(["ls", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("good") && table.contains("unreadable"),
+        "{table}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("meta.json") && err.contains("malformed"),
+        "the reason names the file: {err}"
+    );
+
+    let runs = ls_json(root.path(), &[]);
+    assert_eq!(by_id(&runs, "good")["status"], "finished");
+    let bad = by_id(&runs, "bad");
+    assert_eq!(bad["status"], "unreadable");
+    assert!(bad["reason"].as_str().unwrap().contains("meta.json"));
+}
+
+#[test]
+fn torn_last_line_and_corrupt_middle_line() {
+    let root = tempfile::tempdir().unwrap();
+    let events = concat!(
+        "{\"ts\": 1, \"type\": \"metrics\", \"data\": {\"loss\": 1, \"global_step\": 1, \"time\": 1}}\n",
+        "{\"ts\": 2, \"type\": \"metr\n",
+        "{\"ts\": 3, \"type\": \"metrics\", \"data\": {\"loss\": NaN, \"global_step\": 3, \"time\": 3}}\n",
+        "{\"ts\": 4, \"type\": \"metrics\", \"data\": {\"loss\": 0.5, \"glo"
+    );
+    write_run(
+        root.path(),
+        "runs/x/r1",
+        json!({"id": "r1"}),
+        json!({"status": "finished"}),
+        events,
+    );
+    let r = &ls_json(root.path(), &[])[0];
+    assert_eq!(
+        r["points"], 2,
+        "the torn last line is not counted yet; NaN counts: {r}"
+    );
+    assert_eq!(r["last_step"], 3);
+    assert_eq!(r["corrupt_lines"], 1);
+}
+
+#[test]
+fn stale_heartbeat_from_another_host_is_crashed_and_filters_work() {
+    let root = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let hb = |age: f64| json!({"status": "running", "host": "gpu-far-away", "pid": 1, "heartbeat_at": now - age, "heartbeat_interval": 10.0});
+    write_run(
+        root.path(),
+        "runs/exp/stale",
+        json!({"id": "stale", "created_at": 1.0}),
+        hb(45.0),
+        "",
+    );
+    write_run(
+        root.path(),
+        "runs/exp/fresh",
+        json!({"id": "fresh", "created_at": 2.0}),
+        hb(2.0),
+        "",
+    );
+    write_run(
+        root.path(),
+        "runs/expx/other",
+        json!({"id": "other", "created_at": 3.0}),
+        json!({"status": "failed"}),
+        "",
+    );
+    write_run(
+        root.path(),
+        "runs/exp/gone",
+        json!({"id": "gone", "created_at": 4.0}),
+        json!({"status": "finished"}),
+        "",
+    );
+    fs::write(
+        root.path().join("runs/exp/gone/.deleted"),
+        r#"{"deleted_at": 5, "reason": "user_deleted"}"#,
+    )
+    .unwrap();
+
+    let runs = ls_json(root.path(), &[]);
+    let ids: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["stale", "fresh", "other"],
+        "oldest first, deleted hidden"
+    );
+    assert_eq!(by_id(&runs, "stale")["status"], "crashed");
+    assert!(by_id(&runs, "stale")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("heartbeat"));
+    assert_eq!(by_id(&runs, "fresh")["status"], "running");
+
+    let under_exp: Vec<Value> = ls_json(root.path(), &["--path", "exp"]);
+    assert_eq!(
+        under_exp.len(),
+        2,
+        "--path matches whole segments: {under_exp:?}"
+    );
+    assert_eq!(ls_json(root.path(), &["--status", "failed"]).len(), 1);
+    let all = ls_json(root.path(), &["--all"]);
+    assert_eq!(by_id(&all, "gone")["deleted"], true);
+}
+
+#[test]
+fn empty_or_missing_root_is_not_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    assert!(ls_json(&root.path().join("nothing-here"), &[]).is_empty());
+    let out = agent()
+        .args(["ls", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no runs under"));
+}
+
+#[test]
+fn root_comes_from_runicorn_dir_and_no_color_is_respected() {
+    let fixtures = workspace_root().join("tests/fixtures/upstream-0.7.2");
+    let out = agent()
+        .arg("ls")
+        .env("RUNICORN_DIR", &fixtures)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("20261126_122856_0e66f9"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "NO_COLOR and a pipe mean no escapes"
+    );
+}

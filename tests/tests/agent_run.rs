@@ -1,0 +1,242 @@
+//! `runicorn-agent run` as a user runs it: real child processes, real signals, real files.
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use runicorn_tests::{agent, describe, ls_json, only_run_dir, read_json, wait_until};
+
+#[test]
+fn failing_command_is_recorded_failed_with_its_exit_code_and_output() {
+    let root = tempfile::tempdir().unwrap();
+    let out = agent()
+        .args(["run", "--root"])
+        .arg(root.path())
+        .args(["--", "sh", "-c", "echo hi; echo oops >&2; exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hi\n",
+        "stdout is passed through unchanged"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+
+    let dir = only_run_dir(root.path(), "default");
+    let status = read_json(&dir.join("status.json"));
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["exit_code"], 3);
+    assert!(status["ended_at"].as_f64().is_some());
+    let logs = std::fs::read_to_string(dir.join("logs.txt")).unwrap();
+    assert!(logs.lines().any(|l| l.ends_with("] hi")), "{logs}");
+    assert!(logs.lines().any(|l| l.ends_with("] oops")), "{logs}");
+    let env = read_json(&dir.join("environment.json"));
+    assert_eq!(env["argv"][0], "sh");
+    assert!(env["cwd"].as_str().is_some());
+
+    let runs = ls_json(root.path(), &[]);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["path"], "default");
+}
+
+#[test]
+fn successful_command_with_path_alias_and_progress_bar() {
+    let root = tempfile::tempdir().unwrap();
+    let script = r#"printf 'epoch 1\n'; for p in 10 50 100; do printf '\r%s%%|bar|' $p >&2; done; printf '\n' >&2; printf '\033[32mgreen\033[0m\n'"#;
+    let out = agent()
+        .args([
+            "run",
+            "--path",
+            "cv/resnet",
+            "--alias",
+            "baseline",
+            "--root",
+        ])
+        .arg(root.path())
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let dir = only_run_dir(root.path(), "cv/resnet");
+    let logs = std::fs::read_to_string(dir.join("logs.txt")).unwrap();
+    let lines: Vec<&str> = logs.lines().map(|l| &l[11..]).collect();
+    assert!(
+        lines.contains(&"100%|bar|"),
+        "only the last redraw is kept: {lines:?}"
+    );
+    assert!(!logs.contains("50%"), "{logs}");
+    assert!(
+        lines.contains(&"\x1b[32mgreen\x1b[0m"),
+        "ANSI colours are kept: {lines:?}"
+    );
+    let meta = read_json(&dir.join("meta.json"));
+    assert_eq!(
+        (meta["path"].as_str(), meta["alias"].as_str()),
+        (Some("cv/resnet"), Some("baseline"))
+    );
+    let runs = ls_json(root.path(), &["--path", "cv"]);
+    assert_eq!(runs[0]["status"], "finished");
+    assert_eq!(runs[0]["alias"], "baseline");
+}
+
+#[test]
+fn child_sees_the_run_it_belongs_to() {
+    let root = tempfile::tempdir().unwrap();
+    let out = agent()
+        .args(["run", "--run-id", "my-run", "--root"])
+        .arg(root.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo \"$RUNICORN_DIR|$RUNICORN_RUN_DIR|$PYTHONUNBUFFERED\"",
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let expected_dir = root.path().join("runs/default/my-run");
+    assert_eq!(
+        printed,
+        format!("{}|{}|1", root.path().display(), expected_dir.display())
+    );
+}
+
+#[test]
+fn missing_command_is_a_failed_run_and_exit_127() {
+    let root = tempfile::tempdir().unwrap();
+    let out = agent()
+        .args(["run", "--root"])
+        .arg(root.path())
+        .args(["--", "no-such-program-runicorn-test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-program-runicorn-test") && err.contains("PATH"),
+        "{err}"
+    );
+    assert_eq!(ls_json(root.path(), &[])[0]["status"], "failed");
+}
+
+#[test]
+fn duplicate_run_id_is_refused_clearly() {
+    let root = tempfile::tempdir().unwrap();
+    for expect_ok in [true, false] {
+        let out = agent()
+            .args(["run", "--run-id", "same", "--root"])
+            .arg(root.path())
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.success(), expect_ok, "{}", describe(&out));
+        if !expect_ok {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("already exists"),
+                "{}",
+                describe(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn sigterm_to_the_agent_reaches_the_command_and_is_recorded() {
+    let root = tempfile::tempdir().unwrap();
+    let mut child = agent()
+        .args(["run", "--root"])
+        .arg(root.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir_root = root.path().to_owned();
+    assert!(
+        wait_until(10.0, || {
+            std::fs::read_dir(dir_root.join("runs/default"))
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .is_some_and(|e| {
+                    std::fs::read_to_string(e.path().join("logs.txt"))
+                        .unwrap_or_default()
+                        .contains("ready")
+                })
+        }),
+        "the command started"
+    );
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "the agent exits with the command's code; stdout: {stdout}"
+    );
+    assert!(stdout.contains("got-term"));
+    let run = &ls_json(root.path(), &[])[0];
+    assert_eq!(run["status"], "interrupted", "{run}");
+}
+
+#[test]
+fn command_killed_by_a_signal_is_killed_and_agent_exits_128_plus_n() {
+    let root = tempfile::tempdir().unwrap();
+    let out = agent()
+        .args(["run", "--root"])
+        .arg(root.path())
+        .args(["--", "sh", "-c", "kill -9 $$"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
+    let run = &ls_json(root.path(), &[])[0];
+    assert_eq!(run["status"], "killed");
+    assert_eq!(run["reason"], "signal: SIGKILL");
+}
+
+#[test]
+fn agent_killed_with_sigkill_shows_crashed() {
+    let root = tempfile::tempdir().unwrap();
+    let pid_file = root.path().join("child.pid");
+    let script = format!("echo $$ > {}; exec sleep 60", pid_file.display());
+    let mut child = agent()
+        .args(["run", "--heartbeat", "0.2", "--root"])
+        .arg(root.path())
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(10.0, || pid_file.exists()
+        && std::fs::read_to_string(&pid_file).unwrap().ends_with('\n')));
+    assert_eq!(ls_json(root.path(), &[])[0]["status"], "running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: the orphaned `sleep` is ours to clean up.
+    unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    let run = &ls_json(root.path(), &[])[0];
+    assert_eq!(run["status"], "crashed", "{run}");
+    assert!(run["reason"].as_str().unwrap().contains("is gone"), "{run}");
+    let crashed = ls_json(root.path(), &["--status", "crashed"]);
+    assert_eq!(crashed.len(), 1);
+    std::thread::sleep(Duration::from_millis(10));
+}
