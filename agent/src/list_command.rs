@@ -1,11 +1,10 @@
 //! `runicorn-agent ls`: one row per run under the storage root, as a table or as JSON.
 //!
-//! Runs are read in parallel (one worker per core) because a listing of thousands of runs is
-//! dominated by reading their `events.jsonl`. A bad run is listed as `unreadable`, never fatal.
+//! Runs are read through the root's index (`run_index`), which rereads only files that changed,
+//! on one worker per core. A bad run is listed as `unreadable`, never fatal.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use chrono::{Local, TimeZone};
@@ -14,6 +13,7 @@ use runicorn_protocol::run_format::{
 };
 use serde_json::{json, Value};
 
+use crate::run_index::{parallel_map, IndexError, RunIndex};
 use crate::terminal::{color_stdout, paint_if, warning_label};
 use crate::RootArgs;
 
@@ -35,6 +35,9 @@ pub struct LsArgs {
     /// keys, last_step, …) instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Read every run from scratch instead of through the index in <root>/.runicorn-agent
+    #[arg(long)]
+    pub no_index: bool,
 }
 
 pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
@@ -59,7 +62,7 @@ pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
         })
         .collect();
     let ctx = LivenessContext::here_and_now();
-    let mut runs: Vec<RunOverview> = read_overviews_in_parallel(&locations, &ctx)
+    let mut runs: Vec<RunOverview> = read_overviews(&root, &locations, &ctx, !args.no_index)
         .into_iter()
         .filter(|r| args.all || !r.deleted)
         .filter(|r| {
@@ -106,36 +109,42 @@ fn path_is_under(path: &str, prefix: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-fn read_overviews_in_parallel(
+/// Reads the runs through the root's index, or directly when the index cannot be used (a
+/// read-only root): the listing is the same, only slower.
+fn read_overviews(
+    root: &Path,
     locations: &[RunLocation],
     ctx: &LivenessContext,
+    use_index: bool,
 ) -> Vec<RunOverview> {
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(locations.len().max(1));
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, RunOverview)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(loc) = locations.get(i) else { break };
-                        mine.push((i, read_run_overview(loc, ctx)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        // A worker only panics on a bug; its runs are then missing rather than the whole listing.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    if use_index && root.is_dir() {
+        match RunIndex::open(root).and_then(|mut index| index.refresh(locations, ctx)) {
+            Ok(overviews) => return overviews,
+            Err(err) => {
+                if !is_permission_problem(&err) {
+                    eprintln!("{}: {err}; listing without the index", warning_label());
+                }
+            }
+        }
+    }
+    parallel_map(locations, |_, loc| read_run_overview(loc, ctx))
+}
+
+fn is_permission_problem(err: &IndexError) -> bool {
+    match err {
+        IndexError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+        IndexError::Sqlite { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            )
+        ),
+    }
 }
 
 fn overview_json(r: &RunOverview) -> Value {

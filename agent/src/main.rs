@@ -6,6 +6,7 @@
 
 mod list_command;
 mod run_command;
+mod run_index;
 mod terminal;
 
 use std::path::PathBuf;

@@ -1,8 +1,6 @@
 //! Helpers for the end-to-end tests: find (or build) the real binaries, run them in a fresh
 //! storage root, and read what they print. No mocks: every test drives the programs a user runs.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: a failed expectation is a failed test
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -119,4 +117,29 @@ pub fn wait_until(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
     cond()
+}
+
+/// A private copy of a fixture root from `tests/fixtures/NAME` (listing a root writes its index).
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let dest = tempfile::tempdir().expect("temp dir");
+    copy_tree(
+        &workspace_root().join("tests/fixtures").join(name),
+        dest.path(),
+    );
+    dest
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from)
+        .unwrap_or_else(|e| panic!("{}: {e}", from.display()))
+        .flatten()
+    {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

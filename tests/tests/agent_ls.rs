@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use runicorn_tests::{agent, describe, ls_json, workspace_root};
+use runicorn_tests::{agent, describe, fixture_copy, ls_json};
 use serde_json::{json, Value};
 
 fn write_run(root: &Path, rel: &str, meta: Value, status: Value, events: &str) {
@@ -22,8 +22,8 @@ fn by_id<'a>(runs: &'a [Value], id: &str) -> &'a Value {
 
 #[test]
 fn reads_runs_written_by_upstream_0_7_and_0_4() {
-    let fixtures = workspace_root().join("tests/fixtures");
-    let runs = ls_json(&fixtures.join("upstream-0.7.2"), &[]);
+    let upstream = fixture_copy("upstream-0.7.2");
+    let runs = ls_json(upstream.path(), &[]);
     assert_eq!(runs.len(), 1);
     let r = &runs[0];
     assert_eq!(r["id"], "20261126_122856_0e66f9");
@@ -36,7 +36,8 @@ fn reads_runs_written_by_upstream_0_7_and_0_4() {
     assert_eq!(r["last_step"], 10);
     assert!(r["created_at"].as_f64().unwrap() < r["ended_at"].as_f64().unwrap());
 
-    let legacy = ls_json(&fixtures.join("upstream-0.4.1"), &[]);
+    let legacy_root = fixture_copy("upstream-0.4.1");
+    let legacy = ls_json(legacy_root.path(), &[]);
     assert_eq!(legacy.len(), 1);
     assert_eq!(legacy[0]["path"], "proj/exp1");
     assert_eq!(
@@ -193,10 +194,10 @@ fn empty_or_missing_root_is_not_an_error() {
 
 #[test]
 fn root_comes_from_runicorn_dir_and_no_color_is_respected() {
-    let fixtures = workspace_root().join("tests/fixtures/upstream-0.7.2");
+    let fixtures = fixture_copy("upstream-0.7.2");
     let out = agent()
         .arg("ls")
-        .env("RUNICORN_DIR", &fixtures)
+        .env("RUNICORN_DIR", fixtures.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -205,4 +206,79 @@ fn root_comes_from_runicorn_dir_and_no_color_is_respected() {
         !text.contains('\x1b'),
         "NO_COLOR and a pipe mean no escapes"
     );
+}
+
+#[test]
+fn listing_through_the_index_follows_changes_and_survives_a_damaged_index() {
+    let root = tempfile::tempdir().unwrap();
+    let line = |s: u32| {
+        format!("{{\"ts\": {s}, \"type\": \"metrics\", \"data\": {{\"loss\": 1, \"global_step\": {s}, \"time\": {s}}}}}\n")
+    };
+    write_run(
+        root.path(),
+        "runs/p/r1",
+        json!({"id": "r1"}),
+        json!({"status": "running", "host": "elsewhere"}),
+        &line(1),
+    );
+    assert_eq!(ls_json(root.path(), &[])[0]["points"], 1);
+    assert!(
+        root.path().join(".runicorn-agent/index.sqlite").exists(),
+        "the first listing builds the index"
+    );
+    let events = root.path().join("runs/p/r1/events.jsonl");
+    fs::write(&events, format!("{}{}{}", line(1), line(2), line(3))).unwrap();
+    fs::write(
+        root.path().join("runs/p/r1/status.json"),
+        r#"{"status": "finished"}"#,
+    )
+    .unwrap();
+    let r = &ls_json(root.path(), &[])[0];
+    assert_eq!(
+        (
+            r["points"].as_u64(),
+            r["last_step"].as_i64(),
+            r["status"].as_str()
+        ),
+        (Some(3), Some(3), Some("finished"))
+    );
+    // The index is only a cache: garbage in its place is replaced, and the listing is unchanged.
+    for f in ["index.sqlite-wal", "index.sqlite-shm"] {
+        let _ = fs::remove_file(root.path().join(".runicorn-agent").join(f));
+    }
+    fs::write(
+        root.path().join(".runicorn-agent/index.sqlite"),
+        vec![b'x'; 4096],
+    )
+    .unwrap();
+    let again = ls_json(root.path(), &[]);
+    assert_eq!(again[0]["points"], 3);
+    assert_eq!(ls_json(root.path(), &["--no-index"]), again);
+}
+
+#[test]
+fn read_only_root_is_listed_without_an_index() {
+    let root = fixture_copy("upstream-0.7.2");
+    let mut perms = fs::metadata(root.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    fs::set_permissions(root.path(), perms).unwrap();
+    let is_root_user = fs::write(root.path().join("probe"), "").is_ok();
+    let out = agent()
+        .args(["ls", "--json", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let mut perms = fs::metadata(root.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(root.path(), perms).unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 1);
+    if !is_root_user {
+        assert!(
+            out.stderr.is_empty(),
+            "no noise for a read-only root: {}",
+            describe(&out)
+        );
+    }
 }

@@ -73,8 +73,8 @@ pub struct ScanOutcome {
 
 /// Scans `buf`, which starts at byte `base_offset` of the file where line `first_line` begins,
 /// calling `on_event` for every parsed event.
-pub fn scan_events<'a>(
-    buf: &'a [u8],
+pub fn scan_events(
+    buf: &[u8],
     base_offset: u64,
     first_line: u64,
     mut on_event: impl FnMut(Event<'_>),

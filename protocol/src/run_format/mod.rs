@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 pub use discovery::{discover_runs, Discovery, Layout, RunLocation};
 pub use events::{scan_events, Event, EventTail, MetricTotals, MetricsEvent};
 pub use liveness::{effective_status, unix_now, LivenessContext};
-pub use overview::{read_run_overview, RunOverview};
+pub use overview::{
+    build_overview, continue_event_totals, read_run_overview, read_run_records, EventProgress,
+    RunOverview, RunRecords,
+};
 pub use records::{DeletedMarker, Meta, RunStatus, StatusRecord};
 pub use writer::{RunOutcome, RunSpec, RunWriter, WriteError};
 

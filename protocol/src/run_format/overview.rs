@@ -1,7 +1,11 @@
-//! One run read whole for listings: identity, status (with liveness), times and metric totals.
+//! One run read for listings: identity, status (with liveness), times and metric totals.
 //!
-//! Reading one run never fails: whatever cannot be read makes the run `unreadable` with a reason,
-//! so one bad run never hides the others.
+//! Reading is split in two so that an index can cache each half: the small records
+//! (`meta.json`, `status.json`, `.deleted`) and the progress through `events.jsonl` (an offset
+//! plus totals so far). [`read_run_overview`] does both from scratch; an index calls
+//! [`read_run_records`] only when those files changed and [`continue_event_totals`] from its
+//! saved offset. Reading one run never fails: whatever cannot be read makes the run
+//! `unreadable` with a reason, so one bad run never hides the others.
 
 use std::path::PathBuf;
 
@@ -13,7 +17,7 @@ use super::names::{check_run_id, check_run_path_for_read};
 use super::records::{DeletedMarker, Meta, RunStatus, StatusRecord};
 use super::RunFiles;
 
-/// How much of `events.jsonl` a listing reads per step.
+/// How much of `events.jsonl` is read per step.
 const EVENT_READ_CHUNK: u64 = 8 * 1024 * 1024;
 
 /// What a listing shows of one run.
@@ -26,7 +30,7 @@ pub struct RunOverview {
     pub alias: Option<String>,
     pub tags: Vec<String>,
     pub status: RunStatus,
-    /// Why the run is `unreadable`, or why it was judged `crashed`.
+    /// Why the run is `unreadable`, why it was judged `crashed`, or how it exited.
     pub reason: Option<String>,
     pub created_at: Option<f64>,
     pub ended_at: Option<f64>,
@@ -42,9 +46,109 @@ pub struct RunOverview {
     pub deleted: bool,
 }
 
-/// Reads one run for a listing.
+/// The small records of a run, or why they could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecords {
+    pub meta: Option<Meta>,
+    pub status: Option<StatusRecord>,
+    pub deleted: Option<DeletedMarker>,
+    /// Set when a record is unreadable; the run is then listed as `unreadable`.
+    pub problem: Option<String>,
+}
+
+/// How far `events.jsonl` has been read, and what it held up to there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventProgress {
+    pub offset: u64,
+    pub next_line: u64,
+    pub totals: MetricTotals,
+    pub corrupt_lines: u64,
+    pub pending_tail_bytes: u64,
+}
+
+/// Reads one run from scratch.
 pub fn read_run_overview(loc: &RunLocation, ctx: &LivenessContext) -> RunOverview {
+    let records = read_run_records(loc);
+    let progress = continue_event_totals(loc, EventProgress::default());
+    build_overview(loc, &records, &progress, ctx)
+}
+
+/// Reads `meta.json`, `status.json` and `.deleted`, and checks the run's names.
+pub fn read_run_records(loc: &RunLocation) -> RunRecords {
     let files = RunFiles::new(&loc.dir);
+    let mut records = RunRecords {
+        meta: None,
+        status: None,
+        deleted: None,
+        problem: None,
+    };
+    if let Err(e) = check_run_id(&loc.dir_name).and_then(|_| check_run_path_for_read(&loc.run_path))
+    {
+        records.problem = Some(e.to_string());
+        return records;
+    }
+    match read_json_if_exists::<Meta>(&files.meta()) {
+        Ok(m) => records.meta = m,
+        Err(e) => records.problem = Some(e.to_string()),
+    }
+    match read_json_if_exists::<StatusRecord>(&files.status()) {
+        Ok(s) => records.status = s,
+        Err(e) => records.problem = records.problem.take().or(Some(e.to_string())),
+    }
+    if files.deleted_marker().exists() {
+        // An unreadable marker still marks the run deleted.
+        records.deleted = Some(read_json(&files.deleted_marker()).unwrap_or_default());
+    }
+    records
+}
+
+/// Reads `events.jsonl` on from `progress`. A file that shrank is read again from the start.
+pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> EventProgress {
+    let files = RunFiles::new(&loc.dir);
+    let mut tail = EventTail::resume(files.events(), progress.offset, progress.next_line.max(1));
+    loop {
+        let totals = &mut progress.totals;
+        match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
+            Ok(read) => {
+                if read.truncated {
+                    // The file was replaced: what was counted no longer exists.
+                    let mut fresh = EventProgress::default();
+                    tail = EventTail::new(files.events());
+                    let totals = &mut fresh.totals;
+                    let read = match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    };
+                    fresh.corrupt_lines = read.scan.corrupt_count;
+                    fresh.pending_tail_bytes = read.pending_tail_bytes;
+                    progress = fresh;
+                    if read.scan.consumed == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                progress.corrupt_lines += read.scan.corrupt_count;
+                progress.pending_tail_bytes = read.pending_tail_bytes;
+                if read.scan.consumed == 0 {
+                    break;
+                }
+            }
+            // An unreadable events file leaves the totals where they were.
+            Err(_) => break,
+        }
+    }
+    progress.offset = tail.offset();
+    progress.next_line = tail.next_line();
+    progress
+}
+
+/// Puts a run's overview together from its parts, judging liveness now.
+pub fn build_overview(
+    loc: &RunLocation,
+    records: &RunRecords,
+    progress: &EventProgress,
+    ctx: &LivenessContext,
+) -> RunOverview {
     let mut ov = RunOverview {
         id: loc.dir_name.clone(),
         path: loc.run_path.clone(),
@@ -57,73 +161,38 @@ pub fn read_run_overview(loc: &RunLocation, ctx: &LivenessContext) -> RunOvervie
         created_at: None,
         ended_at: None,
         hostname: None,
-        points: 0,
-        keys: Vec::new(),
-        last_step: None,
-        last_event_at: None,
-        corrupt_lines: 0,
-        pending_tail_bytes: 0,
-        deleted: files.deleted_marker().exists(),
+        points: progress.totals.points,
+        keys: progress.totals.keys.iter().cloned().collect(),
+        last_step: progress.totals.last_step,
+        last_event_at: progress.totals.last_event_at,
+        corrupt_lines: progress.corrupt_lines,
+        pending_tail_bytes: progress.pending_tail_bytes,
+        deleted: records.deleted.is_some(),
     };
-    if let Err(e) = check_run_id(&loc.dir_name).and_then(|_| check_run_path_for_read(&loc.run_path))
-    {
-        return ov.unreadable(e.to_string());
+    if let Some(problem) = &records.problem {
+        ov.status = RunStatus::Unreadable;
+        ov.reason = Some(problem.clone());
+        return ov;
     }
-    let meta: Option<Meta> = match read_json_if_exists(&files.meta()) {
-        Ok(m) => m,
-        Err(e) => return ov.unreadable(e.to_string()),
-    };
-    let status: Option<StatusRecord> = match read_json_if_exists(&files.status()) {
-        Ok(s) => s,
-        Err(e) => return ov.unreadable(e.to_string()),
-    };
-    if let Some(meta) = &meta {
+    if let Some(meta) = &records.meta {
         ov.alias = meta.alias.clone().filter(|a| !a.is_empty());
         ov.tags = meta.tags.clone().unwrap_or_default();
         ov.created_at = meta.created_at;
         ov.hostname = meta.hostname.clone();
     }
-    let status = status.unwrap_or_default();
+    let default_status = StatusRecord::default();
+    let status = records.status.as_ref().unwrap_or(&default_status);
     ov.created_at = ov.created_at.or(status.started_at);
     ov.ended_at = status.ended_at;
-    let (effective, evidence) = effective_status(&status, meta.as_ref(), ctx);
+    let (effective, evidence) = effective_status(status, records.meta.as_ref(), ctx);
     ov.status = effective;
     ov.reason = evidence
         .map(|e| e.to_string())
         .or_else(|| status.exit_reason.clone());
-    if ov.deleted {
-        if let Ok(marker) = read_json::<DeletedMarker>(&files.deleted_marker()) {
-            ov.reason = ov.reason.or(marker.reason);
-        }
+    if let Some(marker) = &records.deleted {
+        ov.reason = ov.reason.or_else(|| marker.reason.clone());
     }
-
-    let mut totals = MetricTotals::default();
-    let mut tail = EventTail::new(files.events());
-    loop {
-        match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
-            Ok(read) => {
-                ov.corrupt_lines += read.scan.corrupt_count;
-                ov.pending_tail_bytes = read.pending_tail_bytes;
-                if read.scan.consumed == 0 {
-                    break;
-                }
-            }
-            Err(e) => return ov.unreadable(format!("{}: cannot read: {e}", tail.path().display())),
-        }
-    }
-    ov.points = totals.points;
-    ov.keys = totals.keys.into_iter().collect();
-    ov.last_step = totals.last_step;
-    ov.last_event_at = totals.last_event_at;
     ov
-}
-
-impl RunOverview {
-    fn unreadable(mut self, reason: String) -> RunOverview {
-        self.status = RunStatus::Unreadable;
-        self.reason = Some(reason);
-        self
-    }
 }
 
 #[cfg(test)]
@@ -178,5 +247,30 @@ mod tests {
         assert_eq!(ov.pending_tail_bytes, 14);
         assert_eq!((ov.created_at, ov.ended_at), (Some(5.0), Some(9.0)));
         assert_eq!(ov.alias.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn continuing_from_an_offset_equals_reading_from_scratch() {
+        let t = tempfile::tempdir().unwrap();
+        let l = loc(t.path().to_owned());
+        let line = |s: i64| {
+            format!(
+                "{{\"type\":\"metrics\",\"data\":{{\"k{}\":1,\"global_step\":{s}}}}}\n",
+                s % 3
+            )
+        };
+        let first: String = (1..=5).map(line).collect();
+        fs::write(t.path().join("events.jsonl"), &first).unwrap();
+        let progress = continue_event_totals(&l, EventProgress::default());
+        let more: String = (6..=9).map(line).collect();
+        fs::write(t.path().join("events.jsonl"), format!("{first}{more}")).unwrap();
+        let resumed = continue_event_totals(&l, progress);
+        let scratch = continue_event_totals(&l, EventProgress::default());
+        assert_eq!(resumed, scratch);
+        assert_eq!(resumed.totals.points, 9);
+        // A replaced, shorter file is recounted, not added to.
+        fs::write(t.path().join("events.jsonl"), line(1)).unwrap();
+        let after_truncation = continue_event_totals(&l, resumed);
+        assert_eq!(after_truncation.totals.points, 1);
     }
 }

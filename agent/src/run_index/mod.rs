@@ -1,0 +1,424 @@
+//! The agent's persistent index of the runs under a storage root.
+//!
+//! It lives in `<root>/.runicorn-agent/index.sqlite` and remembers, per run directory, the
+//! fingerprints of its files, its records as last read, and how far `events.jsonl` was read
+//! with the totals up to there. A listing then stats each run's files and reads only what
+//! changed: a finished run costs four `stat` calls, a live run only its new event lines.
+//! Liveness is never cached (it depends on now). The index is a cache: a damaged one is
+//! rebuilt, and a root the agent may not write to is read without one.
+
+mod fingerprint;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use runicorn_protocol::run_format::{
+    build_overview, continue_event_totals, read_run_records, DeletedMarker, EventProgress,
+    LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords,
+    StatusRecord,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use fingerprint::{file_fingerprint, records_fingerprint};
+
+/// Folder under the storage root that holds the agent's own files.
+pub const AGENT_DIR: &str = ".runicorn-agent";
+const INDEX_FILE: &str = "index.sqlite";
+
+/// Why the index could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("index folder {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One run's cached state.
+#[derive(Debug, Clone)]
+struct CachedRun {
+    records_fp: String,
+    records: RunRecords,
+    events_fp: String,
+    progress: EventProgress,
+}
+
+/// The open index of one storage root.
+pub struct RunIndex {
+    conn: Connection,
+    root: PathBuf,
+    path: PathBuf,
+}
+
+impl RunIndex {
+    /// Opens (creating if needed) the index of `root`. A file that is not a usable index is
+    /// replaced: it only ever holds what can be read again from the runs.
+    pub fn open(root: &Path) -> Result<RunIndex, IndexError> {
+        let dir = root.join(AGENT_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| IndexError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = dir.join(INDEX_FILE);
+        match Self::open_file(&path) {
+            Ok(conn) => Ok(RunIndex {
+                conn,
+                root: root.to_owned(),
+                path,
+            }),
+            Err(IndexError::Sqlite { source, .. }) if is_damaged(&source) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                let conn = Self::open_file(&path)?;
+                Ok(RunIndex {
+                    conn,
+                    root: root.to_owned(),
+                    path,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<Connection, IndexError> {
+        let err = |source| IndexError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        schema::migrate(&mut conn).map_err(err)?;
+        let epoch: Option<String> = conn
+            .query_row(
+                "SELECT value FROM index_info WHERE key = 'epoch'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if epoch.is_none() {
+            // A new epoch tells a peer that remembered the old index to compare afresh.
+            let value = format!("{:016x}", fastrand::u64(..));
+            conn.execute(
+                "INSERT INTO index_info(key, value) VALUES ('epoch', ?1)",
+                [value],
+            )
+            .map_err(err)?;
+        }
+        Ok(conn)
+    }
+
+    /// The epoch of this index: a new one after the index was deleted or rebuilt.
+    // The change feed of `serve` (the sync issue) hands it to the hub; today only tests read it.
+    #[allow(dead_code)]
+    pub fn epoch(&self) -> Result<String, IndexError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM index_info WHERE key = 'epoch'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|source| IndexError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Brings every listed run up to date and returns their overviews (in the given order).
+    /// Runs that vanished from disk are dropped from the index.
+    pub fn refresh(
+        &mut self,
+        locations: &[RunLocation],
+        ctx: &LivenessContext,
+    ) -> Result<Vec<RunOverview>, IndexError> {
+        let cached = self.load().map_err(|source| IndexError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })?;
+        let keys: Vec<String> = locations
+            .iter()
+            .map(|l| self.relative_key(&l.dir))
+            .collect();
+        let results = parallel_map(locations, |i, loc| {
+            let (fresh, changed) = update_one(loc, cached.get(&keys[i]));
+            (
+                build_overview(loc, &fresh.records, &fresh.progress, ctx),
+                changed.then_some(fresh),
+            )
+        });
+        let live: std::collections::HashSet<&String> = keys.iter().collect();
+        let gone: Vec<&String> = cached.keys().filter(|k| !live.contains(k)).collect();
+        self.store(
+            results
+                .iter()
+                .zip(&keys)
+                .filter_map(|((_, c), k)| c.as_ref().map(|c| (k, c))),
+            &gone,
+        )
+        .map_err(|source| IndexError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(results.into_iter().map(|(o, _)| o).collect())
+    }
+
+    fn relative_key(&self, dir: &Path) -> String {
+        dir.strip_prefix(&self.root)
+            .unwrap_or(dir)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn load(&self) -> rusqlite::Result<HashMap<String, CachedRun>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT dir, records_fp, meta, status, deleted, problem, events_fp, events_offset, events_next_line,
+                    points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes FROM run_cache",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let json_of = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
+            let records = RunRecords {
+                meta: json_of(2)?.and_then(|t| serde_json::from_str::<Meta>(&t).ok()),
+                status: json_of(3)?.and_then(|t| serde_json::from_str::<StatusRecord>(&t).ok()),
+                deleted: json_of(4)?.and_then(|t| serde_json::from_str::<DeletedMarker>(&t).ok()),
+                problem: r.get(5)?,
+            };
+            let keys: String = r.get(10)?;
+            let progress = EventProgress {
+                offset: r.get::<_, i64>(7)?.try_into().unwrap_or(0),
+                next_line: r.get::<_, i64>(8)?.try_into().unwrap_or(1),
+                totals: MetricTotals {
+                    points: r.get::<_, i64>(9)?.try_into().unwrap_or(0),
+                    keys: serde_json::from_str(&keys).unwrap_or_default(),
+                    last_step: r.get(11)?,
+                    events: 0,
+                    last_event_at: r.get(12)?,
+                },
+                corrupt_lines: r.get::<_, i64>(13)?.try_into().unwrap_or(0),
+                pending_tail_bytes: r.get::<_, i64>(14)?.try_into().unwrap_or(0),
+            };
+            let cached = CachedRun {
+                records_fp: r.get(1)?,
+                records,
+                events_fp: r.get(6)?,
+                progress,
+            };
+            Ok((r.get::<_, String>(0)?, cached))
+        })?;
+        rows.collect()
+    }
+
+    fn store<'a>(
+        &mut self,
+        changed: impl Iterator<Item = (&'a String, &'a CachedRun)>,
+        gone: &[&String],
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut upsert = tx.prepare(
+                "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,
+                    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for (dir, c) in changed {
+                let to_json = |v: Option<String>| v;
+                upsert.execute(params![
+                    dir,
+                    c.records_fp,
+                    to_json(
+                        c.records
+                            .meta
+                            .as_ref()
+                            .and_then(|m| serde_json::to_string(m).ok())
+                    ),
+                    to_json(
+                        c.records
+                            .status
+                            .as_ref()
+                            .and_then(|s| serde_json::to_string(s).ok())
+                    ),
+                    to_json(
+                        c.records
+                            .deleted
+                            .as_ref()
+                            .and_then(|d| serde_json::to_string(d).ok())
+                    ),
+                    c.records.problem,
+                    c.events_fp,
+                    i64::try_from(c.progress.offset).unwrap_or(i64::MAX),
+                    i64::try_from(c.progress.next_line).unwrap_or(i64::MAX),
+                    i64::try_from(c.progress.totals.points).unwrap_or(i64::MAX),
+                    serde_json::to_string(&c.progress.totals.keys).unwrap_or_else(|_| "[]".into()),
+                    c.progress.totals.last_step,
+                    c.progress.totals.last_event_at,
+                    i64::try_from(c.progress.corrupt_lines).unwrap_or(i64::MAX),
+                    i64::try_from(c.progress.pending_tail_bytes).unwrap_or(i64::MAX),
+                ])?;
+            }
+            let mut delete = tx.prepare("DELETE FROM run_cache WHERE dir = ?1")?;
+            for dir in gone {
+                delete.execute([dir])?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+fn is_damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// Brings one run's cached state up to date; says whether anything changed.
+fn update_one(loc: &RunLocation, cached: Option<&CachedRun>) -> (CachedRun, bool) {
+    let files = RunFiles::new(&loc.dir);
+    let records_fp = records_fingerprint(&files);
+    let events_fp = file_fingerprint(&files.events());
+    if let Some(c) = cached {
+        if c.records_fp == records_fp && c.events_fp == events_fp {
+            return (c.clone(), false);
+        }
+    }
+    let records = match cached {
+        Some(c) if c.records_fp == records_fp => c.records.clone(),
+        _ => read_run_records(loc),
+    };
+    let progress = match cached {
+        Some(c) if c.events_fp == events_fp => c.progress.clone(),
+        // Appended-to files continue from the saved offset; a shrunk one is re-read whole.
+        Some(c) => continue_event_totals(loc, c.progress.clone()),
+        None => continue_event_totals(loc, EventProgress::default()),
+    };
+    (
+        CachedRun {
+            records_fp,
+            records,
+            events_fp,
+            progress,
+        },
+        true,
+    )
+}
+
+/// Maps `f` over `items` on one worker per core, keeping the order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(i, item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        // A worker panics only on a bug; its share is then missing rather than everything.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_protocol::run_format::{
+        discover_runs, read_run_overview, RunOutcome, RunSpec, RunWriter,
+    };
+
+    fn overviews(root: &Path) -> Vec<RunOverview> {
+        let locs = discover_runs(root).runs;
+        RunIndex::open(root)
+            .unwrap()
+            .refresh(&locs, &LivenessContext::here_and_now())
+            .unwrap()
+    }
+
+    fn scratch(root: &Path) -> Vec<RunOverview> {
+        let ctx = LivenessContext::here_and_now();
+        discover_runs(root)
+            .runs
+            .iter()
+            .map(|l| read_run_overview(l, &ctx))
+            .collect()
+    }
+
+    #[test]
+    fn cached_listing_equals_a_fresh_read_through_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec::new(t.path(), "test");
+        spec.run_id = Some("a".into());
+        let mut a = RunWriter::create(&spec).unwrap();
+        a.log_metrics(&[("loss", 1.0)], None, None).unwrap();
+        a.flush().unwrap();
+        assert_eq!(overviews(t.path()), scratch(t.path()));
+        // Appends, a new run, a status change: the index follows.
+        a.log_metrics(&[("loss", 0.5), ("acc", 0.1)], None, None)
+            .unwrap();
+        a.finish(RunOutcome::finished()).unwrap();
+        spec.run_id = Some("b".into());
+        let mut b = RunWriter::create(&spec).unwrap();
+        b.log_metrics(&[("x", 1.0)], Some(7), None).unwrap();
+        b.flush().unwrap();
+        let listed = overviews(t.path());
+        assert_eq!(listed, scratch(t.path()));
+        assert_eq!(listed.iter().map(|o| o.points).sum::<u64>(), 4);
+        // A run that vanished leaves the index.
+        std::fs::remove_dir_all(b.dir()).unwrap();
+        assert_eq!(overviews(t.path()).len(), 1);
+        let rows: i64 = RunIndex::open(t.path())
+            .unwrap()
+            .conn
+            .query_row("SELECT count(*) FROM run_cache", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn damaged_index_is_rebuilt_with_a_new_epoch() {
+        let t = tempfile::tempdir().unwrap();
+        let first = RunIndex::open(t.path()).unwrap().epoch().unwrap();
+        assert_eq!(
+            RunIndex::open(t.path()).unwrap().epoch().unwrap(),
+            first,
+            "the epoch persists"
+        );
+        let file = t.path().join(AGENT_DIR).join(INDEX_FILE);
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+        std::fs::write(
+            &file,
+            b"this is not a database, it is a torn file ..................",
+        )
+        .unwrap();
+        let again = RunIndex::open(t.path()).unwrap();
+        assert_ne!(again.epoch().unwrap(), first);
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, clippy, the Rust unit and end-to-end tests, the
+# Python SDK's pytest suite (including the upstream-compatibility tests against the PyPI
+# `runicorn` 0.7.2 package) and a smoke run of each benchmark.
+#
+# On a fresh Debian machine (as root) it first installs what the tests need. Everything it
+# creates lives in .ci-cache/ (ignored by git), so a second run starts faster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+cache="$repo/.ci-cache"
+mkdir -p "$cache"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------------------------
+need=()
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (install them, or run as root on Debian)" >&2
+    exit 1
+  fi
+fi
+
+# --- Python environments -----------------------------------------------------------------------
+venv="$cache/venv"
+if [ ! -x "$venv/bin/pytest" ]; then
+  step "creating the test venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check pytest
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -e "$repo/sdk/python"
+upstream="$cache/upstream-venv"
+if [ ! -x "$upstream/bin/python" ] || ! "$upstream/bin/python" -c 'import runicorn' >/dev/null 2>&1; then
+  step "creating a venv with the upstream runicorn 0.7.2 package (PyPI)"
+  python3 -m venv "$upstream"
+  "$upstream/bin/pip" install -q --disable-pip-version-check 'runicorn==0.7.2'
+fi
+export RUNICORN_UPSTREAM_PYTHON="$upstream/bin/python"
+
+# --- Rust --------------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo build"
+cargo build --workspace --bins --quiet
+export RUNICORN_AGENT_BIN="$repo/target/debug/runicorn-agent"
+step "cargo test"
+cargo test --workspace --quiet 2>&1 | tee "$cache/cargo-test.log"
+
+# --- Python SDK --------------------------------------------------------------------------------
+step "pytest sdk/python/tests"
+"$venv/bin/python" -m pytest -q "$repo/sdk/python/tests"
+
+# --- benchmarks, smoke-sized (the real figures are in docs/PERFORMANCE.md) ----------------------
+step "benchmark smoke runs"
+cargo build --release --bins --quiet
+"$repo/target/release/ls_many_runs" --runs 200 --repeats 1 >/dev/null
+"$venv/bin/python" "$repo/bench/sdk_log_bench.py" --steps 2000 >/dev/null
+
+step "all tests passed"
