@@ -240,3 +240,35 @@ fn agent_killed_with_sigkill_shows_crashed() {
     assert_eq!(crashed.len(), 1);
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// Mounts a tiny tmpfs (needs root); `None` where this machine does not allow it.
+fn tiny_tmpfs(dir: &std::path::Path, size: &str) -> Option<()> {
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then_some(())
+}
+
+#[test]
+fn full_disk_warns_once_and_the_command_runs_to_the_end() {
+    let mount_point = tempfile::tempdir().unwrap();
+    if tiny_tmpfs(mount_point.path(), "96k").is_none() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let root = mount_point.path().join("root");
+    let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i: padding padding padding padding padding padding padding\"; i=$((i+1)); done; echo last-line";
+    let out = agent().args(["run", "--root"]).arg(&root).args(["--", "sh", "-c", script]).output().unwrap();
+    let _ = std::process::Command::new("umount").arg(mount_point.path()).status();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 3001, "every line reached the terminal");
+    assert!(stdout.ends_with("last-line\n"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings = stderr.matches("could not record").count();
+    assert_eq!(warnings, 1, "one warning, naming the run directory: {stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+}
