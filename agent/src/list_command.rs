@@ -14,7 +14,7 @@ use runicorn_protocol::run_format::{
 use serde_json::{json, Value};
 
 use crate::run_index::{parallel_map, IndexError, RunIndex};
-use crate::terminal::{color_stdout, paint_if, warning_label};
+use crate::terminal::{color_stdout, paint_if, warning_label, DelayedProgress};
 use crate::RootArgs;
 
 #[derive(clap::Args, Debug)]
@@ -117,9 +117,21 @@ fn read_overviews(
     ctx: &LivenessContext,
     use_index: bool,
 ) -> Vec<RunOverview> {
+    // Shown only on a terminal, and only after a second: small listings stay quiet.
+    let bar = DelayedProgress::new(locations.len(), "reading runs");
+    let started = std::time::Instant::now();
+    let tick = || {
+        bar.inc(1);
+        if started.elapsed().as_secs() >= 1 {
+            bar.show();
+        }
+    };
     if use_index && root.is_dir() {
-        match RunIndex::open(root).and_then(|mut index| index.refresh(locations, ctx)) {
-            Ok(overviews) => return overviews,
+        match RunIndex::open(root).and_then(|mut index| index.refresh(locations, ctx, &tick)) {
+            Ok(overviews) => {
+                bar.finish_and_clear();
+                return overviews;
+            }
             Err(err) => {
                 if !is_permission_problem(&err) {
                     eprintln!("{}: {err}; listing without the index", warning_label());
@@ -127,7 +139,14 @@ fn read_overviews(
             }
         }
     }
-    parallel_map(locations, |_, loc| read_run_overview(loc, ctx))
+    bar.reset();
+    let overviews = parallel_map(locations, |_, loc| {
+        let overview = read_run_overview(loc, ctx);
+        tick();
+        overview
+    });
+    bar.finish_and_clear();
+    overviews
 }
 
 fn is_permission_problem(err: &IndexError) -> bool {

@@ -140,10 +140,12 @@ impl RunIndex {
 
     /// Brings every listed run up to date and returns their overviews (in the given order).
     /// Runs that vanished from disk are dropped from the index.
+    /// `on_each` is called once per run read (for a progress bar).
     pub fn refresh(
         &mut self,
         locations: &[RunLocation],
         ctx: &LivenessContext,
+        on_each: &(dyn Fn() + Sync),
     ) -> Result<Vec<RunOverview>, IndexError> {
         let cached = self.load().map_err(|source| IndexError::Sqlite {
             path: self.path.clone(),
@@ -155,6 +157,7 @@ impl RunIndex {
             .collect();
         let results = parallel_map(locations, |i, loc| {
             let (fresh, changed) = update_one(loc, cached.get(&keys[i]));
+            on_each();
             (
                 build_overview(loc, &fresh.records, &fresh.progress, ctx),
                 changed.then_some(fresh),
@@ -356,7 +359,7 @@ mod tests {
         let locs = discover_runs(root).runs;
         RunIndex::open(root)
             .unwrap()
-            .refresh(&locs, &LivenessContext::here_and_now())
+            .refresh(&locs, &LivenessContext::here_and_now(), &|| {})
             .unwrap()
     }
 
