@@ -261,14 +261,28 @@ fn full_disk_warns_once_and_the_command_runs_to_the_end() {
     }
     let root = mount_point.path().join("root");
     let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i: padding padding padding padding padding padding padding\"; i=$((i+1)); done; echo last-line";
-    let out = agent().args(["run", "--root"]).arg(&root).args(["--", "sh", "-c", script]).output().unwrap();
-    let _ = std::process::Command::new("umount").arg(mount_point.path()).status();
+    let out = agent()
+        .args(["run", "--root"])
+        .arg(&root)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("umount")
+        .arg(mount_point.path())
+        .status();
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 3001, "every line reached the terminal");
+    assert_eq!(
+        stdout.lines().count(),
+        3001,
+        "every line reached the terminal"
+    );
     assert!(stdout.ends_with("last-line\n"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let warnings = stderr.matches("could not record").count();
-    assert_eq!(warnings, 1, "one warning, naming the run directory: {stderr}");
+    assert_eq!(
+        warnings, 1,
+        "one warning, naming the run directory: {stderr}"
+    );
     assert!(stderr.contains("No space left"), "{stderr}");
 }

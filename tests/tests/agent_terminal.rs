@@ -44,8 +44,14 @@ fn ctrl_c_at_the_terminal_reaches_the_command_once() {
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("got-int"), "the command saw Ctrl-C: {text}");
-    assert!(text.contains("count=1") && !text.contains("count=2"), "exactly once: {text}");
-    assert!(text.contains("EXIT=1"), "the agent exits with the command's code: {text}");
+    assert!(
+        text.contains("count=1") && !text.contains("count=2"),
+        "exactly once: {text}"
+    );
+    assert!(
+        text.contains("EXIT=1"),
+        "the agent exits with the command's code: {text}"
+    );
     let run = &ls_json(root.path(), &[])[0];
     assert_eq!(run["status"], "interrupted", "{run}");
 }
