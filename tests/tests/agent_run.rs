@@ -286,3 +286,46 @@ fn full_disk_warns_once_and_the_command_runs_to_the_end() {
     );
     assert!(stderr.contains("No space left"), "{stderr}");
 }
+
+#[test]
+fn python_sdk_inside_the_wrapper_logs_into_the_same_run() {
+    let root = tempfile::tempdir().unwrap();
+    let example = runicorn_tests::workspace_root().join("examples/train.py");
+    let out = agent()
+        .args(["run", "--path", "demo/mnist", "--root"])
+        .arg(root.path())
+        .arg("--")
+        .arg("python3")
+        .arg(&example)
+        .env("RUNICORN_HEARTBEAT_INTERVAL", "0.5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let runs = ls_json(root.path(), &[]);
+    assert_eq!(
+        runs.len(),
+        1,
+        "the SDK joined the wrapper's run instead of making its own: {runs:?}"
+    );
+    let run = &runs[0];
+    assert_eq!(run["status"], "finished");
+    assert_eq!(run["path"], "demo/mnist");
+    assert_eq!(run["last_step"], 50);
+    assert_eq!(run["points"], 150);
+    assert_eq!(run["keys"], serde_json::json!(["acc", "loss", "lr"]));
+    let dir = only_run_dir(root.path(), "demo/mnist");
+    let logs = std::fs::read_to_string(dir.join("logs.txt")).unwrap();
+    let progress_lines = logs.lines().filter(|l| l.contains("|####")).count();
+    assert_eq!(
+        progress_lines, 1,
+        "50 redraws of the bar are one log line: {logs}"
+    );
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["best_metric_name"], "acc");
+    let status = read_json(&dir.join("status.json"));
+    assert_eq!(
+        status["pid"].as_i64(),
+        read_json(&dir.join("meta.json"))["pid"].as_i64(),
+        "the wrapper owns the status"
+    );
+}
