@@ -1,8 +1,9 @@
 //! Deciding whether a run that says `running` is really running.
 //!
-//! Two independent proofs of death, either one suffices: the owning process is gone from this
-//! host (or its pid now belongs to a newer process), or its heartbeat is older than three
-//! intervals. A run from another host without heartbeats (upstream's) cannot be judged and keeps
+//! On the owner's own host the process table decides: the owning process is gone (or its pid
+//! now belongs to a newer process) means crashed, and a live owner means running even when its
+//! heartbeat is late (a stopped or suspended process is not dead). Elsewhere the heartbeat
+//! decides: older than three intervals means crashed. A run from another host without heartbeats (upstream's) cannot be judged and keeps
 //! its written status.
 
 use super::process;
@@ -102,6 +103,9 @@ fn crash_evidence(
                     }
                 }
             }
+            // The owner is alive on this host: a late heartbeat means it is stopped (Ctrl-Z),
+            // suspended or busy, not dead.
+            return None;
         }
     }
     if let (Some(at), Some(interval)) = (status.heartbeat_at, status.heartbeat_interval) {
@@ -193,7 +197,20 @@ mod tests {
     }
 
     #[test]
-    fn stale_heartbeat_from_any_host_is_crashed() {
+    fn live_owner_on_this_host_wins_over_a_late_heartbeat() {
+        let ctx = LivenessContext::here_and_now();
+        let st = StatusRecord {
+            pid: Some(std::process::id() as i64),
+            host: Some(ctx.hostname.clone()),
+            heartbeat_at: Some(ctx.now - 1000.0),
+            heartbeat_interval: Some(1.0),
+            ..running()
+        };
+        assert_eq!(effective_status(&st, None, &ctx).0, RunStatus::Running);
+    }
+
+    #[test]
+    fn stale_heartbeat_from_another_host_is_crashed() {
         let ctx = LivenessContext {
             hostname: "here".into(),
             now: 1000.0,

@@ -1,0 +1,78 @@
+"""``init()``: choose between a new run, a joined run (``RUNICORN_RUN_DIR``) and a no-op run,
+and resolve the settings that come from arguments or the environment:
+
+- ``RUNICORN_ON`` (0/false/no/off: nothing is recorded), ``RUNICORN_DIR`` (storage root),
+  ``RUNICORN_STRICT`` (1: write errors raise), ``RUNICORN_HEARTBEAT_INTERVAL`` (seconds),
+  ``RUNICORN_RUN_DIR`` (join the run the agent created there).
+"""
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+from .console import TQDM_MODES
+from .jsonio import read_json_object
+from .lifecycle import set_active_run
+from .naming import check_run_id, normalize_run_path, storage_root
+from .noop import NoOpRun
+from .run import Run
+from .status import heartbeat_interval_from
+from .switch import env_flag, is_enabled
+
+
+def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Optional[str] = None,
+         alias: Optional[str] = None, capture_env: bool = False, capture_console: bool = False,
+         tqdm_mode: str = "smart", strict: bool = False,
+         heartbeat_interval: Optional[float] = None, workspace_root: Optional[str] = None,
+         snapshot_code: bool = False, snapshot_format: str = "zip",
+         force_snapshot: bool = False) -> Union[Run, NoOpRun]:
+    """Start a run and make it the active run.
+
+    ``path`` is the run's place in the tree (``"cv/resnet"``; None is ``"default"``, ``""`` the
+    root); the run lives in ``<root>/runs/<path>/<run_id>/`` where the root is ``storage``, else
+    ``$RUNICORN_DIR``, else ``~/.runicorn``. Raises ValueError for an invalid path, run id,
+    tqdm_mode or heartbeat_interval; write errors only warn unless ``strict``.
+
+    ``workspace_root`` (default: the enclosing git work tree, else the working directory) is
+    recorded in ``meta.json``. Upstream's ``snapshot_code``/``snapshot_format``/``force_snapshot``
+    are accepted for compatibility; code snapshots are not implemented (a warning says so).
+    """
+    if not is_enabled():
+        set_active_run(None)
+        return NoOpRun(path=path, alias=alias)
+    if tqdm_mode not in TQDM_MODES:
+        raise ValueError("tqdm_mode must be one of %s, got %r" % (", ".join(TQDM_MODES), tqdm_mode))
+    run_path = normalize_run_path(path)
+    if run_id is not None:
+        check_run_id(run_id)
+    interval = heartbeat_interval_from(heartbeat_interval)
+    strict = bool(strict) or env_flag("RUNICORN_STRICT") is True
+    root = storage_root(storage)
+    if snapshot_code:
+        warnings.warn("runicorn: snapshot_code is not supported by this SDK; no code snapshot is "
+                      "taken", RuntimeWarning, stacklevel=2)
+    workspace = Path(os.path.abspath(os.path.expanduser(workspace_root))) if workspace_root \
+        else None
+    common = dict(alias=alias, strict=strict, heartbeat_interval=interval,
+                  capture_console=capture_console, tqdm_mode=tqdm_mode, capture_env=capture_env,
+                  workspace=workspace)
+
+    joined = os.environ.get("RUNICORN_RUN_DIR")
+    if joined:
+        joined_dir = Path(os.path.abspath(os.path.expanduser(joined)))
+        if joined_dir.is_dir():
+            meta = read_json_object(joined_dir / "meta.json")
+            if meta is None:
+                warnings.warn("runicorn: %s has no readable meta.json; joining it anyway"
+                              % joined_dir, RuntimeWarning, stacklevel=2)
+                meta = {}
+            elif meta.get("path") is None and meta.get("project") and meta.get("name"):
+                meta["path"] = "%s/%s" % (meta["project"], meta["name"])  # legacy layout
+            if isinstance(meta.get("storage_dir"), str):
+                root = Path(meta["storage_dir"])
+            return Run(root=root, path=run_path, run_id=None, joined_dir=joined_dir,
+                       joined_meta=meta, **common)
+        warnings.warn("runicorn: RUNICORN_RUN_DIR=%s is not a directory; starting a new run instead"
+                      % joined, RuntimeWarning, stacklevel=2)
+    return Run(root=root, path=run_path, run_id=run_id, **common)
