@@ -132,25 +132,33 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
         spawn_environment_capture(args.command.clone(), cwd, writer.clone(), tracking.clone());
     let (drained_tx, drained_rx) = mpsc::channel();
     let mut tees = 0;
-    if let Some(out) = child.stdout.take() {
-        spawn_tee(
-            out,
-            std::io::stdout(),
-            writer.clone(),
-            tracking.clone(),
-            drained_tx.clone(),
-        );
-        tees += 1;
-    }
-    if let Some(err) = child.stderr.take() {
-        spawn_tee(
-            err,
-            std::io::stderr(),
-            writer.clone(),
-            tracking.clone(),
-            drained_tx.clone(),
-        );
-        tees += 1;
+    let streams: [(Option<Box<dyn Read + Send>>, Box<dyn Write + Send>); 2] = [
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            Box::new(std::io::stdout()),
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            Box::new(std::io::stderr()),
+        ),
+    ];
+    for (source, terminal) in streams {
+        if let Some(source) = source {
+            spawn_tee(
+                source,
+                terminal,
+                writer.clone(),
+                tracking.clone(),
+                drained_tx.clone(),
+            );
+            tees += 1;
+        }
     }
     drop(drained_tx);
     let heartbeat = spawn_heartbeat(heartbeat_interval, writer.clone(), tracking.clone());
@@ -189,6 +197,10 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
     }
     Ok(code)
 }
+
+/// One of the command's output pipes, and where the agent echoes it.
+type ChildOutput = Box<dyn Read + Send>;
+type TerminalOutput = Box<dyn Write + Send>;
 
 /// Maps the command's exit to the run's final status and the agent's exit code.
 fn outcome_of(status: ExitStatus, stop_signal: Option<i32>) -> (RunOutcome, u8) {

@@ -124,47 +124,26 @@ pub fn normalize_run_path_for_write(path: Option<&str>) -> Result<String, NameEr
 
 /// Checks a run id (`20261126_122856_0e66f9`, or a custom id).
 pub fn check_run_id(id: &str) -> Result<(), NameError> {
-    const KIND: &str = "run id";
-    if id.is_empty() {
-        return Err(NameError::Empty {
-            kind: KIND,
-            name: String::new(),
-        });
-    }
-    check_common(KIND, id, MAX_RUN_ID_LEN)?;
-    if id.starts_with('.') {
-        return Err(NameError::DotSegment {
-            kind: KIND,
-            name: id.to_owned(),
-        });
-    }
-    if let Some(ch) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-    {
-        return Err(NameError::BadChar {
-            kind: KIND,
-            name: id.to_owned(),
-            ch,
-            allowed: "letters, digits, '_', '-' and '.'",
-        });
-    }
-    Ok(())
+    check_single_segment("run id", id, MAX_RUN_ID_LEN)
 }
 
 /// Checks a file name a writer is about to create inside a run (one segment, e.g. a media file).
 pub fn check_file_name_for_write(name: &str) -> Result<(), NameError> {
-    const KIND: &str = "file name";
+    check_single_segment("file name", name, MAX_FILE_NAME_LEN)
+}
+
+/// One path segment of `[A-Za-z0-9_.-]`, not empty, not hidden, at most `max` bytes.
+fn check_single_segment(kind: &'static str, name: &str, max: usize) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty {
-            kind: KIND,
+            kind,
             name: String::new(),
         });
     }
-    check_common(KIND, name, MAX_FILE_NAME_LEN)?;
+    check_common(kind, name, max)?;
     if name.starts_with('.') {
         return Err(NameError::DotSegment {
-            kind: KIND,
+            kind,
             name: name.to_owned(),
         });
     }
@@ -173,7 +152,7 @@ pub fn check_file_name_for_write(name: &str) -> Result<(), NameError> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         return Err(NameError::BadChar {
-            kind: KIND,
+            kind,
             name: name.to_owned(),
             ch,
             allowed: "letters, digits, '_', '-' and '.'",
