@@ -132,19 +132,13 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
         spawn_environment_capture(args.command.clone(), cwd, writer.clone(), tracking.clone());
     let (drained_tx, drained_rx) = mpsc::channel();
     let mut tees = 0;
-    let streams: [(Option<Box<dyn Read + Send>>, Box<dyn Write + Send>); 2] = [
+    let streams: [(Option<ChildOutput>, TerminalOutput); 2] = [
         (
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stdout.take().map(|s| Box::new(s) as ChildOutput),
             Box::new(std::io::stdout()),
         ),
         (
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as ChildOutput),
             Box::new(std::io::stderr()),
         ),
     ];
