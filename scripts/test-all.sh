@@ -35,7 +35,8 @@ venv="$cache/venv"
 if [ ! -x "$venv/bin/pytest" ]; then
   step "creating the test venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check pytest
+  # Pillow and numpy let the tests cover log_image's image and array paths.
+  "$venv/bin/pip" install -q --disable-pip-version-check pytest pillow numpy
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo/sdk/python"
 upstream="$cache/upstream-venv"
