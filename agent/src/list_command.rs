@@ -13,9 +13,10 @@ use runicorn_protocol::run_format::{
 };
 use serde_json::{json, Value};
 
-use crate::run_index::{parallel_map, IndexError, RunIndex};
+use crate::run_index::{IndexError, RunIndex};
 use crate::terminal::{color_stdout, paint_if, warning_label, DelayedProgress};
 use crate::RootArgs;
+use runicorn_protocol::parallel::{io_workers, map_in_order};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
@@ -140,7 +141,7 @@ fn read_overviews(
         }
     }
     bar.reset();
-    let overviews = parallel_map(locations, |_, loc| {
+    let overviews = map_in_order(locations, io_workers(), |_, loc| {
         let overview = read_run_overview(loc, ctx);
         tick();
         overview

@@ -5,4 +5,5 @@
 //! of the agent protocol. This crate depends on nothing else of ours, so every other crate may use
 //! it.
 
+pub mod parallel;
 pub mod run_format;

@@ -12,9 +12,9 @@ mod schema;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::{
     build_overview, continue_event_totals, read_run_records, DeletedMarker, EventProgress,
     LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords,
@@ -155,7 +155,7 @@ impl RunIndex {
             .iter()
             .map(|l| self.relative_key(&l.dir))
             .collect();
-        let results = parallel_map(locations, |i, loc| {
+        let results = map_in_order(locations, io_workers(), |i, loc| {
             let (fresh, changed) = update_one(loc, cached.get(&keys[i]));
             on_each();
             (
@@ -316,36 +316,6 @@ fn update_one(loc: &RunLocation, cached: Option<&CachedRun>) -> (CachedRun, bool
         },
         true,
     )
-}
-
-/// Maps `f` over `items` on one worker per core, keeping the order.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(items.len().max(1));
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(i, item)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        // A worker panics only on a bug; its share is then missing rather than everything.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]

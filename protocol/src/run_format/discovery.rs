@@ -8,6 +8,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::parallel::{io_workers, map_in_order};
+
 /// Directory names at the top of a root that are never legacy projects.
 const NOT_LEGACY_PROJECTS: [&str; 5] = ["runs", "archive", "index", "webui", "artifacts"];
 /// Deepest run path (in segments) the walk descends to.
@@ -45,41 +47,41 @@ pub struct Discovery {
     pub problems: Vec<DiscoveryProblem>,
 }
 
-/// Walks a storage root. A root that does not exist holds no runs.
+/// Walks a storage root. A root that does not exist holds no runs. Runs come out sorted by
+/// run path, then id.
 pub fn discover_runs(root: &Path) -> Discovery {
     let mut found = Discovery::default();
     let runs_dir = root.join("runs");
     if runs_dir.is_dir() {
-        walk_current(&runs_dir, &mut Vec::new(), &mut found);
+        walk_current(&runs_dir, &mut found);
     }
     walk_legacy(root, &mut found);
+    found.runs.sort_by(|a, b| {
+        (a.layout as u8, &a.run_path, &a.dir_name).cmp(&(b.layout as u8, &b.run_path, &b.dir_name))
+    });
     found
 }
 
 struct Listing {
     is_run: bool,
     subdirs: Vec<(String, PathBuf)>,
+    problems: Vec<DiscoveryProblem>,
 }
 
-fn list_dir(dir: &Path, found: &mut Discovery) -> Option<Listing> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            found.problems.push(DiscoveryProblem {
-                path: dir.to_owned(),
-                reason: format!("cannot list: {e}"),
-            });
-            return None;
-        }
-    };
+fn list_dir(dir: &Path) -> Result<Listing, DiscoveryProblem> {
+    let entries = fs::read_dir(dir).map_err(|e| DiscoveryProblem {
+        path: dir.to_owned(),
+        reason: format!("cannot list: {e}"),
+    })?;
     let mut listing = Listing {
         is_run: false,
         subdirs: Vec::new(),
+        problems: Vec::new(),
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
-            found.problems.push(DiscoveryProblem {
+            listing.problems.push(DiscoveryProblem {
                 path: entry.path(),
                 reason: "name is not UTF-8; skipped".into(),
             });
@@ -95,35 +97,55 @@ fn list_dir(dir: &Path, found: &mut Discovery) -> Option<Listing> {
         }
         listing.subdirs.push((name.to_owned(), entry.path()));
     }
-    Some(listing)
+    Ok(listing)
 }
 
-fn walk_current(dir: &Path, segments: &mut Vec<String>, found: &mut Discovery) {
-    let Some(mut listing) = list_dir(dir, found) else {
-        return;
+/// Walks `runs/` level by level, listing each level's directories in parallel (a cold disk
+/// answers several directory reads at once faster than one after another).
+fn walk_current(runs_dir: &Path, found: &mut Discovery) {
+    let root_listing = match list_dir(runs_dir) {
+        Ok(l) => l,
+        Err(problem) => return found.problems.push(problem),
     };
-    listing.subdirs.sort();
-    for (name, path) in listing.subdirs {
-        let Some(child) = list_dir(&path, found) else {
-            continue;
-        };
-        if child.is_run {
-            found.runs.push(RunLocation {
-                dir: path,
-                run_path: segments.join("/"),
-                dir_name: name,
-                layout: Layout::Current,
-            });
-        } else if segments.len() < MAX_PATH_DEPTH {
-            segments.push(name);
-            walk_current(&path, segments, found);
-            segments.pop();
-        } else {
-            found.problems.push(DiscoveryProblem {
-                path,
-                reason: format!("deeper than {MAX_PATH_DEPTH} levels; skipped"),
-            });
+    // Directories known not to be runs, with their run path.
+    let mut frontier: Vec<(String, Listing)> = vec![(String::new(), root_listing)];
+    let mut depth = 0;
+    while !frontier.is_empty() {
+        let mut children: Vec<(String, String, PathBuf)> = Vec::new();
+        for (run_path, listing) in frontier.drain(..) {
+            found.problems.extend(listing.problems);
+            for (name, path) in listing.subdirs {
+                children.push((run_path.clone(), name, path));
+            }
         }
+        let listings = map_in_order(&children, io_workers(), |_, (_, _, path)| list_dir(path));
+        for ((run_path, name, path), listing) in children.into_iter().zip(listings) {
+            match listing {
+                Err(problem) => found.problems.push(problem),
+                Ok(listing) if listing.is_run => {
+                    found.problems.extend(listing.problems);
+                    found.runs.push(RunLocation {
+                        dir: path,
+                        run_path,
+                        dir_name: name,
+                        layout: Layout::Current,
+                    });
+                }
+                Ok(listing) if depth < MAX_PATH_DEPTH => {
+                    let child_path = if run_path.is_empty() {
+                        name
+                    } else {
+                        format!("{run_path}/{name}")
+                    };
+                    frontier.push((child_path, listing));
+                }
+                Ok(_) => found.problems.push(DiscoveryProblem {
+                    path,
+                    reason: format!("deeper than {MAX_PATH_DEPTH} levels; skipped"),
+                }),
+            }
+        }
+        depth += 1;
     }
 }
 
@@ -157,12 +179,15 @@ fn walk_legacy(root: &Path, found: &mut Discovery) {
             {
                 continue;
             }
-            let Some(mut listing) = list_dir(&runs_dir, found) else {
-                continue;
+            let listing = match list_dir(&runs_dir) {
+                Ok(l) => l,
+                Err(problem) => {
+                    found.problems.push(problem);
+                    continue;
+                }
             };
-            listing.subdirs.sort();
             for (id, dir) in listing.subdirs {
-                if list_dir(&dir, found).is_some_and(|l| l.is_run) {
+                if list_dir(&dir).is_ok_and(|l| l.is_run) {
                     found.runs.push(RunLocation {
                         dir,
                         run_path: format!("{project}/{name}"),
@@ -204,8 +229,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("cv/yolo".into(), "r1".into(), Layout::Current),
                 ("".into(), "r0".into(), Layout::Current),
+                ("cv/yolo".into(), "r1".into(), Layout::Current),
                 ("proj/exp".into(), "r2".into(), Layout::Legacy),
             ]
         );
