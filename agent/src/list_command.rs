@@ -25,9 +25,10 @@ pub struct LsArgs {
     /// Only runs whose path is PREFIX or lies below it (`cv` matches `cv/yolo`, not `cvx`)
     #[arg(long, value_name = "PREFIX")]
     pub path: Option<String>,
-    /// Only runs with this status: running, finished, failed, interrupted, killed, crashed,
-    /// unreadable
-    #[arg(long, value_name = "S")]
+    /// Only runs with this status
+    #[arg(long, value_name = "S", value_parser = [
+        "running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable",
+    ])]
     pub status: Option<String>,
     /// Also list soft-deleted runs (those holding a .deleted marker)
     #[arg(long)]
@@ -152,12 +153,12 @@ fn read_overviews(
 
 fn is_permission_problem(err: &IndexError) -> bool {
     match err {
-        IndexError::Io { source, .. } => matches!(
-            source.kind(),
+        IndexError::Io { cause, .. } => matches!(
+            cause.kind(),
             std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
         ),
-        IndexError::Sqlite { source, .. } => matches!(
-            source.sqlite_error_code(),
+        IndexError::Sqlite { cause, .. } => matches!(
+            cause.sqlite_error_code(),
             Some(
                 rusqlite::ErrorCode::ReadOnly
                     | rusqlite::ErrorCode::CannotOpen

@@ -73,8 +73,12 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
     spec.alias = args.alias.clone();
     spec.run_id = args.run_id.clone();
     spec.heartbeat_interval = heartbeat_interval;
-    let writer = RunWriter::create(&spec)
-        .with_context(|| format!("creating a run under {}", root.display()))?;
+    let writer = RunWriter::create(&spec).with_context(|| {
+        format!(
+            "cannot create a run under {} (pick another storage root with --root or RUNICORN_DIR)",
+            root.display()
+        )
+    })?;
     let run_dir = writer.dir().to_owned();
     let run_label = format!(
         "{} ({})",

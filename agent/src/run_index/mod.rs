@@ -31,15 +31,15 @@ const INDEX_FILE: &str = "index.sqlite";
 /// Why the index could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("index {path}: {source}")]
+    #[error("index {path}: {cause}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("index folder {path}: {source}")]
+    #[error("index folder {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -64,9 +64,9 @@ impl RunIndex {
     /// replaced: it only ever holds what can be read again from the runs.
     pub fn open(root: &Path) -> Result<RunIndex, IndexError> {
         let dir = root.join(AGENT_DIR);
-        std::fs::create_dir_all(&dir).map_err(|source| IndexError::Io {
+        std::fs::create_dir_all(&dir).map_err(|cause| IndexError::Io {
             path: dir.clone(),
-            source,
+            cause,
         })?;
         let path = dir.join(INDEX_FILE);
         match Self::open_file(&path) {
@@ -75,7 +75,7 @@ impl RunIndex {
                 root: root.to_owned(),
                 path,
             }),
-            Err(IndexError::Sqlite { source, .. }) if is_damaged(&source) => {
+            Err(IndexError::Sqlite { cause, .. }) if is_damaged(&cause) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
@@ -91,9 +91,9 @@ impl RunIndex {
     }
 
     fn open_file(path: &Path) -> Result<Connection, IndexError> {
-        let err = |source| IndexError::Sqlite {
+        let err = |cause| IndexError::Sqlite {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
@@ -132,9 +132,9 @@ impl RunIndex {
                 [],
                 |r| r.get(0),
             )
-            .map_err(|source| IndexError::Sqlite {
+            .map_err(|cause| IndexError::Sqlite {
                 path: self.path.clone(),
-                source,
+                cause,
             })
     }
 
@@ -147,9 +147,9 @@ impl RunIndex {
         ctx: &LivenessContext,
         on_each: &(dyn Fn() + Sync),
     ) -> Result<Vec<RunOverview>, IndexError> {
-        let cached = self.load().map_err(|source| IndexError::Sqlite {
+        let cached = self.load().map_err(|cause| IndexError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause,
         })?;
         let keys: Vec<String> = locations
             .iter()
@@ -172,9 +172,9 @@ impl RunIndex {
                 .filter_map(|((_, c), k)| c.as_ref().map(|c| (k, c))),
             &gone,
         )
-        .map_err(|source| IndexError::Sqlite {
+        .map_err(|cause| IndexError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause,
         })?;
         Ok(results.into_iter().map(|(o, _)| o).collect())
     }

@@ -111,7 +111,7 @@ pub fn scan_events(
 }
 
 impl ScanOutcome {
-    fn note_corrupt(&mut self, line: u64, offset: u64, reason: String) {
+    pub(crate) fn note_corrupt(&mut self, line: u64, offset: u64, reason: String) {
         self.corrupt_count += 1;
         if self.corrupt.len() < MAX_REPORTED_CORRUPT_LINES {
             self.corrupt.push(CorruptLine {
@@ -225,19 +225,25 @@ impl EventTail {
         let mut buf = Vec::with_capacity(want as usize);
         (&mut file).take(want).read_to_end(&mut buf)?;
         if want < available && !buf.contains(&b'\n') {
-            // One line longer than the budget: read on to its end so the tail always progresses.
-            let mut byte = [0u8; 8192];
-            loop {
-                let n = file.read(&mut byte)?;
-                if n == 0 {
-                    break;
+            // One line longer than the budget: read on to its end so the tail always progresses,
+            // but never hold more than MAX_EVENT_LINE_BYTES of it.
+            match read_rest_of_line(&mut file, &mut buf)? {
+                LineEnd::Found => {}
+                LineEnd::NotYet => {}
+                LineEnd::Oversized { line_len } => {
+                    let reason = format!(
+                        "line longer than {MAX_EVENT_LINE_BYTES} bytes ({line_len} bytes); skipped"
+                    );
+                    result
+                        .scan
+                        .note_corrupt(self.next_line, self.offset, reason);
+                    result.scan.lines = 1;
+                    result.scan.consumed = line_len as usize;
+                    self.offset += line_len;
+                    self.next_line += 1;
+                    result.pending_tail_bytes = len.saturating_sub(self.offset);
+                    return Ok(result);
                 }
-                let chunk = &byte[..n];
-                if let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
-                    buf.extend_from_slice(&chunk[..=pos]);
-                    break;
-                }
-                buf.extend_from_slice(chunk);
             }
         }
         let scan = scan_events(&buf, self.offset, self.next_line, on_event);
@@ -246,6 +252,54 @@ impl EventTail {
         result.pending_tail_bytes = len.saturating_sub(self.offset);
         result.scan = scan;
         Ok(result)
+    }
+}
+
+/// Longest event line a reader holds in memory; a longer one is skipped as corrupt.
+pub const MAX_EVENT_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
+enum LineEnd {
+    /// The line's newline is now in the buffer.
+    Found,
+    /// The file ends before the newline: a torn or unfinished line.
+    NotYet,
+    /// The line, newline included, is this long and too long to hold.
+    Oversized { line_len: u64 },
+}
+
+/// Reads on from the file's position until a newline, appending to `buf` while it stays under
+/// [`MAX_EVENT_LINE_BYTES`]; past that it only counts.
+fn read_rest_of_line(file: &mut File, buf: &mut Vec<u8>) -> io::Result<LineEnd> {
+    let mut chunk = [0u8; 64 * 1024];
+    let mut len = buf.len() as u64;
+    let mut oversized = false;
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            if oversized {
+                // Unfinished and already too long: keep it pending, but drop what was buffered.
+                buf.clear();
+            }
+            return Ok(LineEnd::NotYet);
+        }
+        let part = &chunk[..n];
+        let newline = part.iter().position(|&b| b == b'\n');
+        let take = newline.map_or(n, |p| p + 1);
+        len += take as u64;
+        if !oversized && len > MAX_EVENT_LINE_BYTES {
+            oversized = true;
+            buf.clear();
+        }
+        if !oversized {
+            buf.extend_from_slice(&part[..take]);
+        }
+        if newline.is_some() {
+            return Ok(if oversized {
+                LineEnd::Oversized { line_len: len }
+            } else {
+                LineEnd::Found
+            });
+        }
     }
 }
 
@@ -641,6 +695,29 @@ mod tests {
             tail.read_available(7, |_| n += 1).unwrap();
         }
         assert_eq!(n, 10);
+    }
+
+    #[test]
+    fn oversized_line_is_skipped_without_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let good = "{\"type\":\"metrics\",\"data\":{\"a\":1,\"global_step\":1}}\n";
+        let mut text = String::from(good);
+        text.push_str(&"x".repeat(MAX_EVENT_LINE_BYTES as usize + 10));
+        text.push('\n');
+        text.push_str(good);
+        std::fs::write(&path, &text).unwrap();
+        let mut tail = EventTail::new(&path);
+        let (mut events, mut corrupt) = (0, Vec::new());
+        while tail.offset() < text.len() as u64 {
+            let r = tail.read_available(1 << 20, |_| events += 1).unwrap();
+            corrupt.extend(r.scan.corrupt);
+        }
+        assert_eq!(events, 2);
+        assert_eq!(corrupt.len(), 1);
+        assert_eq!(corrupt[0].line, 2);
+        assert!(corrupt[0].reason.contains("longer than"));
+        assert_eq!(tail.next_line(), 4);
     }
 
     mod props {

@@ -22,27 +22,27 @@ const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Why a record could not be read. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("{path}: larger than {max} bytes; refusing to read it whole")]
     TooLarge { path: PathBuf, max: u64 },
-    #[error("{path}: malformed JSON ({source}); fix or remove the file")]
+    #[error("{path}: malformed JSON ({cause}); fix or remove the file")]
     Malformed {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
 impl RecordError {
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RecordError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        matches!(self, RecordError::Io { cause, .. } if cause.kind() == io::ErrorKind::NotFound)
     }
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, RecordError> {
-    let io_err = |source| RecordError::Io {
+    let io_err = |cause| RecordError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let meta = fs::metadata(path).map_err(io_err)?;
     if meta.len() > MAX_RECORD_BYTES {
@@ -62,9 +62,9 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RecordError> {
         Err(_) => {
             std::thread::sleep(RETRY_DELAY);
             let bytes = read_bounded(path)?;
-            parse_lenient(&bytes).map_err(|source| RecordError::Malformed {
+            parse_lenient(&bytes).map_err(|cause| RecordError::Malformed {
                 path: path.to_owned(),
-                source,
+                cause,
             })
         }
     }

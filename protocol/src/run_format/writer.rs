@@ -2,12 +2,14 @@
 //!
 //! It writes exactly what the Python SDK writes (same files, same field order and spelling), so
 //! a reader cannot tell the writers apart except by `meta.writer`. Whole-file records are replaced
-//! atomically; `events.jsonl` and `logs.txt` are appended in whole lines through a buffer that the
-//! owner flushes (the agent flushes at least every second). It never writes outside its run.
+//! atomically; `events.jsonl` and `logs.txt` are appended in whole lines through a buffer that is
+//! flushed at least every second while the writer is used (and on `flush`, `finish` and drop),
+//! and each write also beats the heartbeat when one is due. It never writes outside its run.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -25,14 +27,14 @@ pub enum WriteError {
     Name(#[from] NameError),
     #[error("run directory {0} already exists; pass another run id")]
     AlreadyExists(PathBuf),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
-    move |source| WriteError::Io {
+    move |cause| WriteError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 
@@ -99,7 +101,12 @@ pub struct RunWriter {
     global_step: i64,
     line: Vec<u8>,
     ended: bool,
+    last_flush: Instant,
+    last_heartbeat: Instant,
 }
+
+/// Buffered lines reach the files at least this often while the writer is used.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RunWriter {
     /// Creates the run directory with `meta.json` and a running `status.json`.
@@ -126,7 +133,7 @@ impl RunWriter {
             Err(e) => {
                 return Err(WriteError::Io {
                     path: dir,
-                    source: e,
+                    cause: e,
                 })
             }
         }
@@ -169,6 +176,8 @@ impl RunWriter {
             global_step: 0,
             line: Vec::with_capacity(256),
             ended: false,
+            last_flush: Instant::now(),
+            last_heartbeat: Instant::now(),
         })
     }
 
@@ -223,6 +232,7 @@ impl RunWriter {
         line.extend_from_slice(b"}}\n");
         let path = self.files.events();
         self.events.write_all(&self.line).map_err(io_at(&path))?;
+        self.keep_up()?;
         Ok(self.global_step)
     }
 
@@ -245,7 +255,7 @@ impl RunWriter {
         if let Some(logs) = self.logs.as_mut() {
             logs.write_all(bytes).map_err(io_at(&path))?;
         }
-        Ok(())
+        self.keep_up()
     }
 
     /// Merges `update` into `summary.json`, key by key.
@@ -265,8 +275,25 @@ impl RunWriter {
         write_json_atomic(&path, environment).map_err(io_at(&path))
     }
 
+    /// Flushes when the last flush is a second old, and beats the heart when one is due, so a
+    /// writer that is only ever logged to still shows up live and alive.
+    fn keep_up(&mut self) -> Result<(), WriteError> {
+        if self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.flush()?;
+        }
+        let interval = self
+            .status
+            .heartbeat_interval
+            .unwrap_or(super::DEFAULT_HEARTBEAT_INTERVAL);
+        if self.last_heartbeat.elapsed().as_secs_f64() >= interval {
+            self.heartbeat()?;
+        }
+        Ok(())
+    }
+
     /// Pushes buffered events and log lines to the files.
     pub fn flush(&mut self) -> Result<(), WriteError> {
+        self.last_flush = Instant::now();
         let events = self.files.events();
         self.events.flush().map_err(io_at(&events))?;
         if let Some(logs) = self.logs.as_mut() {
@@ -282,6 +309,7 @@ impl RunWriter {
             return Ok(());
         }
         self.status.heartbeat_at = Some(unix_now());
+        self.last_heartbeat = Instant::now();
         self.write_status()
     }
 
@@ -426,6 +454,33 @@ mod tests {
         let logs = fs::read_to_string(w.files().logs()).unwrap();
         assert_eq!(logs.lines().count(), 2);
         assert!(logs.lines().all(|l| l.len() > 11 && &l[8..11] == " | "));
+    }
+
+    #[test]
+    fn lines_reach_the_file_within_a_second_and_heartbeats_follow_logging() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec::new(t.path(), "test/1");
+        spec.heartbeat_interval = 0.2;
+        let mut w = RunWriter::create(&spec).unwrap();
+        let first_beat = w.status().heartbeat_at.unwrap();
+        w.log_metrics(&[("a", 1.0)], None, None).unwrap();
+        assert_eq!(
+            fs::read_to_string(w.files().events()).unwrap(),
+            "",
+            "buffered"
+        );
+        std::thread::sleep(FLUSH_INTERVAL);
+        w.log_metrics(&[("a", 2.0)], None, None).unwrap();
+        assert_eq!(
+            fs::read_to_string(w.files().events())
+                .unwrap()
+                .lines()
+                .count(),
+            2
+        );
+        let on_disk: StatusRecord =
+            crate::run_format::json_file::read_json(&w.files().status()).unwrap();
+        assert!(on_disk.heartbeat_at.unwrap() > first_beat);
     }
 
     #[test]
