@@ -329,3 +329,58 @@ fn python_sdk_inside_the_wrapper_logs_into_the_same_run() {
         "the wrapper owns the status"
     );
 }
+
+#[test]
+fn environment_records_git_state_and_gpus() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(work.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}: {}", describe(&ok));
+        String::from_utf8_lossy(&ok.stdout).trim().to_owned()
+    };
+    git(&["init", "-q", "-b", "exp-branch"]);
+    std::fs::write(work.path().join("train.py"), "print(1)\n").unwrap();
+    git(&["add", "train.py"]);
+    git(&["commit", "-q", "-m", "first"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    std::fs::write(work.path().join("train.py"), "print(2)\n").unwrap();
+    // This machine has no GPU: a stand-in nvidia-smi prints what the real one prints for
+    // `--query-gpu=… --format=csv,noheader,nounits`, so the parsing is what is tested.
+    let bin = tempfile::tempdir().unwrap();
+    let smi = bin.path().join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\necho '0, NVIDIA A100-SXM4-80GB, 81920, 535.104.05, GPU-1111'\necho '1, NVIDIA A100-SXM4-80GB, 81920, 535.104.05, GPU-2222'\n").unwrap();
+    std::fs::set_permissions(&smi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = agent()
+        .args(["run", "--root"])
+        .arg(root.path())
+        .args(["--", "sh", "-c", "true"])
+        .current_dir(work.path())
+        .env("PATH", path)
+        .env("CUDA_VISIBLE_DEVICES", "0,1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let env = read_json(&only_run_dir(root.path(), "default").join("environment.json"));
+    assert_eq!(env["git_info"]["commit"], head.as_str());
+    assert_eq!(env["git_info"]["branch"], "exp-branch");
+    assert_eq!(env["git_info"]["dirty"], true);
+    assert_eq!(env["gpu_info"].as_array().map(Vec::len), Some(2));
+    assert_eq!(env["gpu_info"][1]["name"], "NVIDIA A100-SXM4-80GB");
+    assert_eq!(env["gpu_info"][1]["memory_total_mib"], 81920);
+    assert_eq!(env["env_variables"]["CUDA_VISIBLE_DEVICES"], "0,1");
+    assert_eq!(env["cwd"], work.path().to_string_lossy().as_ref());
+}
