@@ -143,3 +143,15 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `runicorn-agent run --root ROOT [options…] -- COMMAND…`, ready to be spawned or run.
+pub fn agent_run(root: &Path, options: &[&str], command: &[&str]) -> Command {
+    let mut cmd = agent();
+    cmd.arg("run")
+        .arg("--root")
+        .arg(root)
+        .args(options)
+        .arg("--")
+        .args(command);
+    cmd
+}

@@ -4,17 +4,18 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use runicorn_tests::{agent, describe, ls_json, only_run_dir, read_json, wait_until};
+use runicorn_tests::{agent, agent_run, describe, ls_json, only_run_dir, read_json, wait_until};
 
 #[test]
 fn failing_command_is_recorded_failed_with_its_exit_code_and_output() {
     let root = tempfile::tempdir().unwrap();
-    let out = agent()
-        .args(["run", "--root"])
-        .arg(root.path())
-        .args(["--", "sh", "-c", "echo hi; echo oops >&2; exit 3"])
-        .output()
-        .unwrap();
+    let out = agent_run(
+        root.path(),
+        &[],
+        &["sh", "-c", "echo hi; echo oops >&2; exit 3"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -106,10 +107,7 @@ fn child_sees_the_run_it_belongs_to() {
 #[test]
 fn missing_command_is_a_failed_run_and_exit_127() {
     let root = tempfile::tempdir().unwrap();
-    let out = agent()
-        .args(["run", "--root"])
-        .arg(root.path())
-        .args(["--", "no-such-program-runicorn-test"])
+    let out = agent_run(root.path(), &[], &["no-such-program-runicorn-test"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", describe(&out));
@@ -196,10 +194,7 @@ fn sigterm_to_the_agent_reaches_the_command_and_is_recorded() {
 #[test]
 fn command_killed_by_a_signal_is_killed_and_agent_exits_128_plus_n() {
     let root = tempfile::tempdir().unwrap();
-    let out = agent()
-        .args(["run", "--root"])
-        .arg(root.path())
-        .args(["--", "sh", "-c", "kill -9 $$"])
+    let out = agent_run(root.path(), &[], &["sh", "-c", "kill -9 $$"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", describe(&out));
@@ -364,10 +359,7 @@ fn environment_records_git_state_and_gpus() {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = agent()
-        .args(["run", "--root"])
-        .arg(root.path())
-        .args(["--", "sh", "-c", "true"])
+    let out = agent_run(root.path(), &[], &["sh", "-c", "true"])
         .current_dir(work.path())
         .env("PATH", path)
         .env("CUDA_VISIBLE_DEVICES", "0,1")
