@@ -25,7 +25,7 @@ pub use overview::{
     RunOverview, RunRecords,
 };
 pub use records::{DeletedMarker, Meta, RunStatus, StatusRecord};
-pub use writer::{RunOutcome, RunSpec, RunWriter, WriteError};
+pub use writer::{MetricGoal, RunOutcome, RunSpec, RunWriter, WriteError};
 
 /// Environment variable naming the storage root.
 pub const ENV_STORAGE_ROOT: &str = "RUNICORN_DIR";

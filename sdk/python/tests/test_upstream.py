@@ -242,29 +242,9 @@ def test_agent_lists_runs_written_by_upstream(upstream_python, tmp_path):
         assert entry["created_at"] == pytest.approx(meta["created_at"], abs=1e-3)
 
 
-UPSTREAM_VIEWER = '''
-import json, sys, warnings
-warnings.simplefilter("ignore")
-import logging
-logging.disable(logging.CRITICAL)
-from fastapi.testclient import TestClient
-from runicorn.viewer import create_app
-import runicorn
-assert "site-packages" in runicorn.__file__
-out = {}
-with TestClient(create_app(storage=sys.argv[1])) as client:
-    # The viewer copies the file tree into its SQLite index in a background thread at start-up;
-    # asking before it is done lists a partial set.
-    sync = getattr(client.app.state, "sync_thread", None)
-    if sync is not None:
-        sync.join(30)
-    runs = client.get("/api/runs").json()
-    for run in runs:
-        metrics = client.get("/api/runs/%s/metrics" % run["id"]).json()
-        detail = client.get("/api/runs/%s" % run["id"]).json()
-        out[run["id"]] = {"list": run, "metrics": metrics, "status": detail.get("status")}
-print(json.dumps(out))
-'''
+# The upstream viewer driver is shared with the Rust compatibility tests.
+UPSTREAM_VIEWER = (Path(__file__).resolve().parents[3] / "tests" / "support"
+                   / "upstream_viewer.py").read_text()
 
 
 def test_upstream_viewer_reads_runs_written_by_us(upstream_python, tmp_path, root):

@@ -13,12 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+mod extras;
+
 use super::json_file::{read_json_if_exists, write_json_atomic};
 use super::liveness::unix_now;
 use super::names::{check_run_id, generate_run_id, normalize_run_path_for_write, NameError};
 use super::process;
 use super::records::{Meta, RunStatus, StatusRecord};
 use super::RunFiles;
+pub use extras::MetricGoal;
+use extras::PrimaryMetric;
 
 /// Why a run could not be created or written.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +35,7 @@ pub enum WriteError {
     Io { path: PathBuf, cause: io::Error },
 }
 
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+pub(super) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     move |cause| WriteError::Io {
         path: path.to_owned(),
         cause,
@@ -103,6 +107,7 @@ pub struct RunWriter {
     ended: bool,
     last_flush: Instant,
     last_heartbeat: Instant,
+    primary: Option<PrimaryMetric>,
 }
 
 /// Buffered lines reach the files at least this often while the writer is used.
@@ -178,6 +183,7 @@ impl RunWriter {
             ended: false,
             last_flush: Instant::now(),
             last_heartbeat: Instant::now(),
+            primary: None,
         })
     }
 
@@ -230,10 +236,18 @@ impl RunWriter {
             write_json_str(line, stage);
         }
         line.extend_from_slice(b"}}\n");
+        if let Some(primary) = self.primary.as_mut() {
+            primary.observe(values, self.global_step);
+        }
+        self.append_event_line()?;
+        Ok(self.global_step)
+    }
+
+    /// Appends the line in `self.line` to the events buffer.
+    fn append_event_line(&mut self) -> Result<(), WriteError> {
         let path = self.files.events();
         self.events.write_all(&self.line).map_err(io_at(&path))?;
-        self.keep_up()?;
-        Ok(self.global_step)
+        self.keep_up()
     }
 
     /// Appends a `HH:MM:SS | text` line to `logs.txt` (as `run.log_text` does).
@@ -318,7 +332,12 @@ impl RunWriter {
         if self.ended {
             return Ok(());
         }
-        let flushed = self.flush();
+        let best = self
+            .primary
+            .as_ref()
+            .and_then(PrimaryMetric::summary_update);
+        let summarized = best.map_or(Ok(()), |update| self.update_summary(update));
+        let flushed = self.flush().and(summarized);
         let now = unix_now();
         self.status.status = outcome.status.as_str().to_owned();
         self.status.ended_at = Some(now);
@@ -353,7 +372,7 @@ fn open_append(path: &Path) -> Result<File, WriteError> {
 }
 
 /// Writes a float as JSON, or as Python's bare token for a non-finite value.
-fn write_f64(out: &mut Vec<u8>, v: f64) {
+pub(super) fn write_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
@@ -364,7 +383,7 @@ fn write_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     // Writing to a Vec cannot fail, and a &str always serialises.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -481,6 +500,57 @@ mod tests {
         let on_disk: StatusRecord =
             crate::run_format::json_file::read_json(&w.files().status()).unwrap();
         assert!(on_disk.heartbeat_at.unwrap() > first_beat);
+    }
+
+    #[test]
+    fn images_config_and_primary_metric_match_the_python_sdk() {
+        let t = tempfile::tempdir().unwrap();
+        let mut w = RunWriter::create(&RunSpec::new(t.path(), "test/1")).unwrap();
+        w.set_primary_metric("loss", MetricGoal::Min);
+        for (i, loss) in [0.9, 0.3, f64::NAN, 0.5].into_iter().enumerate() {
+            w.log_metrics(&[("loss", loss)], Some(i as i64 + 1), None)
+                .unwrap();
+        }
+        let rel = w
+            .log_image(
+                "val/pred img",
+                b"\x89PNG fake",
+                "png",
+                Some(3),
+                Some("epoch 3"),
+            )
+            .unwrap();
+        assert!(
+            rel.starts_with("media/") && rel.ends_with("_val_pred_img.png"),
+            "{rel}"
+        );
+        assert_eq!(fs::read(w.dir().join(&rel)).unwrap(), b"\x89PNG fake");
+        w.log_image("x", b"y", "jpg", None, None).unwrap();
+        w.log_config(
+            serde_json::json!({"lr": 0.1}),
+            serde_json::json!({}),
+            &["cfg.yaml".into()],
+        )
+        .unwrap();
+        w.finish(RunOutcome::finished()).unwrap();
+
+        let events = fs::read_to_string(w.files().events()).unwrap();
+        let image: Value = serde_json::from_str(events.lines().nth(4).unwrap()).unwrap();
+        assert_eq!(image["type"], "image");
+        assert_eq!(
+            image["data"],
+            serde_json::json!({"key": "val/pred img", "path": rel, "step": 3, "caption": "epoch 3"})
+        );
+        let unstepped: Value = serde_json::from_str(events.lines().nth(5).unwrap()).unwrap();
+        assert!(unstepped["data"]["step"].is_null() && unstepped["data"]["caption"].is_null());
+        let summary: Value = read_json_if_exists(&w.files().summary()).unwrap().unwrap();
+        assert_eq!(summary["best_metric_value"], 0.3);
+        assert_eq!(summary["best_metric_step"], 2);
+        assert_eq!(summary["best_metric_mode"], "min");
+        let assets: Value = read_json_if_exists(&w.files().assets()).unwrap().unwrap();
+        assert_eq!(assets["config"]["args"]["lr"], 0.1);
+        assert_eq!(assets["config"]["config_files"][0], "cfg.yaml");
+        assert_eq!(assets["outputs"], serde_json::json!([]));
     }
 
     #[test]
