@@ -376,3 +376,33 @@ fn environment_records_git_state_and_gpus() {
     assert_eq!(env["env_variables"]["CUDA_VISIBLE_DEVICES"], "0,1");
     assert_eq!(env["cwd"], work.path().to_string_lossy().as_ref());
 }
+
+#[test]
+fn closed_terminal_output_does_not_stop_the_log_or_the_command() {
+    let root = tempfile::tempdir().unwrap();
+    let agent_bin = runicorn_tests::binary("runicorn-agent");
+    let pipeline = format!(
+        "'{}' run --root '{}' -- sh -c 'i=0; while [ $i -lt 5000 ]; do echo line-$i; i=$((i+1)); done' | head -n 1",
+        agent_bin.display(),
+        root.path().display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &pipeline])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line-0\n",
+        "{}",
+        describe(&out)
+    );
+    let dir = only_run_dir(root.path(), "default");
+    let logs = std::fs::read_to_string(dir.join("logs.txt")).unwrap();
+    assert_eq!(
+        logs.lines().count(),
+        5000,
+        "every line is in the log after `head` went away"
+    );
+    assert!(logs.ends_with("] line-4999\n"));
+    assert_eq!(read_json(&dir.join("status.json"))["status"], "finished");
+}

@@ -736,6 +736,16 @@ mod tests {
         }
 
         proptest! {
+            /// Arbitrary bytes never panic the reader, and it never consumes a line without its
+            /// newline.
+            #[test]
+            fn arbitrary_bytes_are_safe(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let outcome = scan_events(&bytes, 0, 1, |_| {});
+                prop_assert!(outcome.consumed <= bytes.len());
+                prop_assert!(outcome.consumed == 0 || bytes[outcome.consumed - 1] == b'\n');
+                prop_assert_eq!(outcome.lines as usize, bytes[..outcome.consumed].iter().filter(|b| **b == b'\n').count());
+            }
+
             /// Cutting the file at any byte (a writer killed mid-write) never yields a corrupt
             /// line, and reading on after the rest arrives yields every event exactly once.
             #[test]

@@ -273,4 +273,32 @@ mod tests {
         assert!(check_relative_file_path_for_read("/abs").is_err());
         assert_eq!(sanitize_file_fragment("train/img 1"), "train_img_1");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use std::path::{Component, Path};
+
+        proptest! {
+            /// Whatever a peer or a file system hands a reader, an accepted run path joined to
+            /// the root never climbs out of it.
+            #[test]
+            fn accepted_read_paths_stay_below_the_root(path in "[a-z./\\\\:\\x00-]{0,24}") {
+                if check_run_path_for_read(&path).is_ok() {
+                    let joined = Path::new("/root-dir/runs").join(&path);
+                    prop_assert!(joined.starts_with("/root-dir/runs"));
+                    prop_assert!(joined.components().all(|c| !matches!(c, Component::ParentDir)));
+                }
+            }
+
+            /// Whatever a user passes as `--path`, the normalised result is accepted by readers.
+            #[test]
+            fn written_paths_are_readable(path in "\\PC{0,40}") {
+                if let Ok(normalized) = normalize_run_path_for_write(Some(&path)) {
+                    prop_assert!(check_run_path_for_read(&normalized).is_ok());
+                    prop_assert!(normalized.len() <= MAX_WRITE_PATH_LEN);
+                }
+            }
+        }
+    }
 }
