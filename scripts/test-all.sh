@@ -66,6 +66,7 @@ step "pytest sdk/python/tests"
 step "benchmark smoke runs"
 cargo build --release --bins --quiet
 "$repo/target/release/ls_many_runs" --runs 200 --repeats 1 >/dev/null
+"$repo/target/release/writer_throughput" --steps 10000 --repeats 1 >/dev/null
 "$venv/bin/python" "$repo/bench/sdk_log_bench.py" --steps 2000 >/dev/null
 
 step "all tests passed"
