@@ -56,3 +56,30 @@ pub fn machine_description() -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cpu}, {cores} cores")
 }
+
+/// Writes one finished sample run with the Rust writer: `steps` steps of loss, acc and lr.
+pub fn write_sample_run(
+    root: &Path,
+    run_path: Option<String>,
+    run_id: String,
+    steps: usize,
+) -> anyhow::Result<()> {
+    let mut spec = runicorn_protocol::run_format::RunSpec::new(root, "runicorn-bench");
+    spec.path = run_path;
+    spec.run_id = Some(run_id);
+    let mut w = runicorn_protocol::run_format::RunWriter::create(&spec)?;
+    for s in 0..steps {
+        let x = s as f64;
+        w.log_metrics(
+            &[
+                ("loss", 1.0 / (x + 1.0)),
+                ("acc", x / steps as f64),
+                ("lr", 0.001),
+            ],
+            None,
+            None,
+        )?;
+    }
+    w.finish(runicorn_protocol::run_format::RunOutcome::finished())?;
+    Ok(())
+}

@@ -12,8 +12,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use clap::Parser;
-use runicorn_bench::{drop_page_cache, machine_description, sibling_binary, time_best_and_median};
-use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
+use runicorn_bench::{
+    drop_page_cache, machine_description, sibling_binary, time_best_and_median, write_sample_run,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -38,19 +39,12 @@ fn main() -> anyhow::Result<()> {
         args.runs, args.steps
     );
     for i in 0..args.runs {
-        let mut spec = RunSpec::new(root, "bench");
-        spec.path = Some(format!("group{}/sub{}", i % 10, i % 7));
-        spec.run_id = Some(format!("run{i:06}"));
-        let mut w = RunWriter::create(&spec)?;
-        for s in 0..args.steps {
-            let x = s as f64;
-            w.log_metrics(
-                &[("loss", 1.0 / (x + 1.0)), ("acc", x / 100.0), ("lr", 0.1)],
-                None,
-                None,
-            )?;
-        }
-        w.finish(RunOutcome::finished())?;
+        write_sample_run(
+            root,
+            Some(format!("group{}/sub{}", i % 10, i % 7)),
+            format!("run{i:06}"),
+            args.steps,
+        )?;
     }
     let can_drop = drop_page_cache();
     report(&args, &agent, root, false)?;

@@ -9,8 +9,8 @@
 use std::io::Write;
 
 use clap::Parser;
-use runicorn_bench::{machine_description, time_best_and_median};
-use runicorn_protocol::run_format::{unix_now, RunOutcome, RunSpec, RunWriter};
+use runicorn_bench::{machine_description, time_best_and_median, write_sample_run};
+use runicorn_protocol::run_format::unix_now;
 
 #[derive(Parser)]
 struct Args {
@@ -28,19 +28,7 @@ fn main() -> anyhow::Result<()> {
     let mut attempt = 0;
     let (writer_best, _) = time_best_and_median(args.repeats, || {
         attempt += 1;
-        let mut spec = RunSpec::new(dir.path(), "bench");
-        spec.run_id = Some(format!("w{attempt}"));
-        let mut w = RunWriter::create(&spec)?;
-        for i in 0..args.steps {
-            let x = i as f64;
-            w.log_metrics(
-                &[("loss", 1.0 / (x + 1.0)), ("acc", x / 1e6), ("lr", 0.001)],
-                None,
-                None,
-            )?;
-        }
-        w.finish(RunOutcome::finished())?;
-        Ok(())
+        write_sample_run(dir.path(), None, format!("w{attempt}"), args.steps)
     })?;
     let (baseline_best, _) = time_best_and_median(args.repeats, || {
         let file = std::fs::File::create(dir.path().join("baseline.jsonl"))?;
