@@ -282,3 +282,31 @@ fn read_only_root_is_listed_without_an_index() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..400 {
+        let id = format!("run{i:04}");
+        write_run(
+            root.path(),
+            &format!("runs/many/{id}"),
+            json!({"id": id}),
+            json!({"status": "finished"}),
+            "",
+        );
+    }
+    let mut child = agent()
+        .args(["ls", "--json", "--root"])
+        .arg(root.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "like `ls | head`: {}", describe(&out));
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+}
