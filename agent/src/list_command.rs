@@ -165,6 +165,7 @@ fn is_permission_problem(err: &IndexError) -> bool {
                     | rusqlite::ErrorCode::PermissionDenied
             )
         ),
+        IndexError::Schema { .. } => false,
     }
 }
 

@@ -310,3 +310,40 @@ fn a_reader_that_goes_away_is_not_an_error() {
     assert!(out.status.success(), "like `ls | head`: {}", describe(&out));
     assert!(out.stderr.is_empty(), "{}", describe(&out));
 }
+
+#[test]
+fn concurrent_listings_of_a_fresh_root_all_succeed_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        let id = format!("run{i:03}");
+        write_run(
+            root.path(),
+            &format!("runs/p/{id}"),
+            json!({"id": id}),
+            json!({"status": "finished"}),
+            "",
+        );
+    }
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            agent()
+                .args(["ls", "--json", "--root"])
+                .arg(root.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(
+            out.stderr.is_empty(),
+            "no index warnings when listings race: {}",
+            describe(&out)
+        );
+        let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(runs.len(), 50);
+    }
+}

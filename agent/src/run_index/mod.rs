@@ -41,6 +41,11 @@ pub enum IndexError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("index {path}: {cause}")]
+    Schema {
+        path: PathBuf,
+        cause: schema::MigrateError,
+    },
 }
 
 /// One run's cached state.
@@ -101,7 +106,16 @@ impl RunIndex {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        schema::migrate(&mut conn).map_err(err)?;
+        schema::migrate(&mut conn).map_err(|cause| match cause {
+            schema::MigrateError::Sqlite(cause) => IndexError::Sqlite {
+                path: path.to_owned(),
+                cause,
+            },
+            newer => IndexError::Schema {
+                path: path.to_owned(),
+                cause: newer,
+            },
+        })?;
         let epoch: Option<String> = conn
             .query_row(
                 "SELECT value FROM index_info WHERE key = 'epoch'",
@@ -114,7 +128,7 @@ impl RunIndex {
             // A new epoch tells a peer that remembered the old index to compare afresh.
             let value = format!("{:016x}", fastrand::u64(..));
             conn.execute(
-                "INSERT INTO index_info(key, value) VALUES ('epoch', ?1)",
+                "INSERT OR IGNORE INTO index_info(key, value) VALUES ('epoch', ?1)",
                 [value],
             )
             .map_err(err)?;

@@ -1,7 +1,7 @@
 //! The index database's schema and its migrations. Migrations are only ever added, never
 //! edited: `user_version` says how many have run.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Each entry upgrades the schema by one version.
 const MIGRATIONS: &[&str] = &[
@@ -26,23 +26,57 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;",
 ];
 
-/// Brings a database up to the current schema. A database from a newer agent is refused.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?
-        .try_into()
-        .unwrap_or(0);
-    if version > MIGRATIONS.len() {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "index schema version {version} is newer than this agent knows ({}); upgrade runicorn-agent",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("it was written by a newer runicorn-agent (schema {found}; this one knows {known}); upgrade the agent")]
+    Newer { found: usize, known: usize },
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<usize> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(usize::try_from(v).unwrap_or(0))
+}
+
+/// Brings a database up to the current schema. Several agents may open a new index at once:
+/// each step runs in an immediate (write-locked) transaction that re-reads the version, so a
+/// step another process already applied is skipped rather than applied twice.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let known = MIGRATIONS.len();
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = user_version(&tx)?;
+        if version > known {
+            return Err(MigrateError::Newer {
+                found: version,
+                known,
+            });
+        }
+        let Some(sql) = MIGRATIONS.get(version) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_newer_schemas_are_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), MIGRATIONS.len());
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrateError::Newer { found: 99, .. })
+        ));
+    }
 }
