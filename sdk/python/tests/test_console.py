@@ -118,3 +118,77 @@ def test_console_capture_in_a_real_process_keeps_terminal_bytes(tmp_path, root):
              for line in read_lines(out[3] + "/logs.txt")]
     assert lines[:3] == ["hello", "step 2", "\x1b[1mbold\x1b[0m"]
     assert lines[3].endswith("| from log_text") and len(lines) == 4
+
+
+@pytest.mark.parametrize("mode", ["smart", "all", "none"])
+def test_carriage_return_at_the_end_of_a_write(root, mode):
+    # print(..., end="\r") writes the text, then "\r" on its own; a later print() or a "\r\n"
+    # split over two writes ends that line: its last state must not be lost.
+    out = io.StringIO()
+    saved = sys.stdout
+    sys.stdout = out
+    try:
+        run = rn.init(storage=str(root), capture_console=True, tqdm_mode=mode)
+        for pct in (50, 100):
+            print("epoch 1 %d%%" % pct, end="\r")
+        print()
+        sys.stdout.write("dos line\r")
+        sys.stdout.write("\n")
+        sys.stdout.write("old\r")
+        sys.stdout.write("new\n")
+        sys.stdout.write("left open\r")
+        run.finish()
+    finally:
+        sys.stdout = saved
+    lines = [STAMP.sub("", line) for line in read_lines(run.dir / "logs.txt")]
+    expected = {
+        "smart": ["epoch 1 100%", "dos line", "new", "left open"],
+        "all": ["epoch 1 50%", "epoch 1 100%", "dos line", "old", "new", "left open"],
+        "none": ["dos line", "left open"],
+    }[mode]
+    assert lines == expected
+
+
+def test_bytes_written_to_a_stream_that_takes_them_are_logged_as_text(root):
+    class AnyStream(io.StringIO):
+        def write(self, text):
+            if isinstance(text, bytes):
+                text = text.decode("utf-8")
+            return super().write(text)
+
+    saved = sys.stdout
+    sys.stdout = AnyStream()
+    try:
+        run = rn.init(storage=str(root), capture_console=True)
+        sys.stdout.write("café ".encode("utf-8"))
+        sys.stdout.write("text\n")
+        run.finish()
+    finally:
+        sys.stdout = saved
+    assert [STAMP.sub("", line) for line in read_lines(run.dir / "logs.txt")] == ["café text"]
+
+
+def test_finish_from_another_thread_while_threads_print_does_not_crash(tmp_path, root):
+    # print() holds a borrowed reference to sys.stdout while it writes (CPython 3.11 and
+    # earlier): when finish() restores the streams from another thread, the tee it replaces
+    # must stay alive, or that print() uses freed memory and the process segfaults.
+    done = run_script(tmp_path, """
+        import sys, threading, time, runicorn as rn
+        for _ in range(10):
+            run = rn.init(storage=%r, capture_console=True)
+            stop = []
+            def printer():
+                while not stop:
+                    print("line")
+            t = threading.Thread(target=printer)
+            t.start()
+            time.sleep(0.03)
+            ender = threading.Thread(target=run.finish)
+            ender.start()
+            ender.join()
+            stop.append(1)
+            t.join()
+        print("survived", file=sys.stderr)
+    """ % str(root), timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "survived" in done.stderr

@@ -208,3 +208,66 @@ def test_no_line_lost_or_doubled_while_the_flusher_drains(root, monkeypatch):
     lines = (run.dir / "events.jsonl").read_text().splitlines()
     assert [json.loads(line)["data"]["global_step"] for line in lines] == list(range(1, n + 1))
     assert len((run.dir / "logs.txt").read_text().splitlines()) == n // 5000
+
+
+def test_lone_surrogates_give_lines_every_reader_accepts(root):
+    # Lone surrogates (e.g. from file names decoded with surrogateescape) must not make a line
+    # that a strict JSON reader (ours, in Rust) rejects: they become U+FFFD; a surrogate pair
+    # stays the character it encodes.
+    from conftest import agent_ls, expected_listing
+
+    run = rn.init(storage=str(root))
+    run.log({"ok": 1})
+    run.log({"bad\udc80": 1.0, "pair\ud83d\ude00": 2.0})
+    run.log({"x": 2.0}, stage="st\udcff")
+    run.log_text("text \udc80")
+    run.summary({"k\udc80": "v\ud800"})
+    run.finish()
+    raw = (run.dir / "events.jsonl").read_bytes().decode("utf-8")  # strict UTF-8
+    assert "\\ud" not in raw.lower()
+    data = [e["data"] for e in read_events(run.dir)]
+    assert "bad\ufffd" in data[1] and "pair\U0001f600" in data[1]
+    assert data[2]["stage"] == "st\ufffd"
+    assert (run.dir / "logs.txt").read_bytes().decode("utf-8").endswith("| text \ufffd\n")
+    assert json.loads((run.dir / "summary.json").read_bytes().decode("utf-8")) == {
+        "k\ufffd": "v\ufffd"}
+    entry = agent_ls(root)[run.id]
+    assert entry.get("corrupt_lines", 0) == 0, entry
+    expected = expected_listing(run.dir)
+    assert entry["points"] == expected["points"] == 4 and entry["last_step"] == 3
+
+
+def test_stage_cache_is_consistent_when_another_thread_logs_in_between():
+    # Two threads logging with different stages share the encoder's one-entry stage cache; a
+    # thread switch between its updates must never pair one stage with another's text.
+    class Switching(MetricsEncoder):
+        __slots__ = ("nested",)
+
+        def __setattr__(self, name, value):
+            object.__setattr__(self, name, value)
+            if name.startswith("_stage") and getattr(self, "nested", False) is None:
+                # another thread runs right after this single store
+                self.nested = self.metrics_line(1.0, 1, {"a": 1}, "train")
+
+    train, val = "train", "v" + "al"
+    encoder = Switching()
+    encoder.metrics_line(1.0, 1, {"a": 1}, val)   # cache holds "val"
+    encoder.nested = None
+    encoder.metrics_line(1.0, 2, {"a": 1}, train)  # cache switches to "train"
+    assert json.loads(encoder.nested)["data"]["stage"] == "train"
+
+
+def test_odd_objects_never_make_log_raise(root):
+    class SelfItem:  # .item() gives the object back (json would call it a circular reference)
+        def item(self):
+            return self
+
+        def __str__(self):
+            return "self-item"
+
+    run = rn.init(storage=str(root))
+    run.log({"w": SelfItem(), "loss": 0.5})
+    run.summary({"w": SelfItem()})
+    run.finish()
+    assert read_events(run.dir)[0]["data"]["w"] == "self-item"
+    assert json.loads((run.dir / "summary.json").read_text()) == {"w": "self-item"}

@@ -186,3 +186,75 @@ def test_forked_child_does_not_end_the_parents_run(tmp_path, root):
     assert first == "running"
     assert [e["data"].get("parent") for e in read_events(run_dir)] == [1, 2]
     assert read_json(run_dir + "/status.json")["status"] == "finished"
+
+
+@pytest.mark.parametrize("error, status, reason", [
+    ("ValueError('x')", "failed", "exception: ValueError"),
+    ("KeyboardInterrupt()", "interrupted", "exception: KeyboardInterrupt"),
+])
+def test_uncaught_exception_after_the_excepthook_was_replaced(tmp_path, root, error, status,
+                                                              reason):
+    # Libraries such as rich.traceback.install() replace sys.excepthook without chaining to
+    # ours; an uncaught exception must still not be recorded as "finished".
+    done = run_script(tmp_path, """
+        import sys, runicorn as rn
+        run = rn.init(storage=%r)
+        print(run.dir, flush=True)
+        sys.excepthook = lambda t, v, tb: print("pretty", t.__name__, file=sys.stderr)
+        run.log({"a": 1})
+        raise %s
+    """ % (str(root), error))
+    assert done.returncode != 0 and "pretty" in done.stderr
+    run_dir = done.stdout.strip()
+    found = read_json(run_dir + "/status.json")
+    assert (found["status"], found.get("exit_reason")) == (status, reason)
+    assert len(read_events(run_dir)) == 1
+
+
+def test_exception_shown_by_a_replaced_hook_but_survived_is_not_a_failure(tmp_path, root):
+    # sys.last_value is also set when an exception is only shown (code.interact, IPython) and
+    # the program goes on: only an exception that ended the program fails the run.
+    done = run_script(tmp_path, """
+        import code, sys, runicorn as rn
+        run = rn.init(storage=%r)
+        sys.excepthook = lambda t, v, tb: None
+        code.InteractiveInterpreter().runsource("1 / 0")
+        assert sys.last_type is ZeroDivisionError
+        print(run.dir, flush=True)
+    """ % str(root))
+    assert done.returncode == 0, done.stderr
+    assert read_json(done.stdout.strip() + "/status.json")["status"] == "finished"
+
+
+def test_sigterm_handler_that_chains_to_ours_keeps_its_graceful_stop(tmp_path, root):
+    # PyTorch Lightning installs its own SIGTERM handler in trainer.fit() and also calls the
+    # handler that was there before (ours) so that it can stop gracefully. Without the SDK
+    # the previous handler is SIG_DFL, which it does not call, and the program goes on: calling
+    # ours must not kill it either. The run then ends as interrupted when the program exits.
+    code = """
+    import signal, time, runicorn as rn
+    run = rn.init(storage=%r)
+    stop = []
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def composed(signum, frame):
+        stop.append(signum)
+        if previous not in (None, signal.SIG_DFL, signal.SIG_IGN):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, composed)
+    print("ready", run.dir, flush=True)
+    while not stop:
+        run.log({"x": 1})
+        time.sleep(0.01)
+    run.log({"checkpoint": 1})
+    print("graceful stop", flush=True)
+    """ % str(root)
+    proc = start_script(tmp_path, code, **FAST)
+    run_dir = wait_ready(proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0, proc.stderr.read()
+    assert "graceful stop" in proc.stdout.read()
+    status = read_json(run_dir + "/status.json")
+    assert status["status"] == "interrupted" and status["exit_reason"] == "signal: SIGTERM"
+    assert read_events(run_dir)[-1]["data"]["checkpoint"] == 1

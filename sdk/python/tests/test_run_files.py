@@ -409,3 +409,102 @@ def test_upstream_only_init_arguments(root, tmp_path):
     assert read_json(run.dir / "meta.json")["workspace_root"] == str(tmp_path)
     with pytest.warns(RuntimeWarning, match="snapshot_code is not supported"):
         rn.init(storage=str(root), snapshot_code=True).finish()
+
+
+def test_summary_records_values_as_they_were_at_the_call(root):
+    # Like upstream (which writes summary.json during the call), a later change to an object
+    # passed to summary() must not change what is recorded.
+    run = rn.init(storage=str(root))
+    best = {"acc": 0.9, "epochs": [1, 2]}
+    run.summary({"best": best}, last=best["epochs"])
+    best["acc"] = 0.1
+    best["epochs"].append(3)
+    run.finish()
+    assert read_json(run.dir / "summary.json") == {"best": {"acc": 0.9, "epochs": [1, 2]},
+                                                   "last": [1, 2]}
+
+
+def test_logging_handler_on_a_disabled_run_never_raises(root, monkeypatch):
+    monkeypatch.setenv("RUNICORN_ON", "0")
+    run = rn.init(storage=str(root))
+    handler = rn.RunicornLoggingHandler(run=run)
+    logger = logging.getLogger("rn.test.noop")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        logger.info("training goes on")  # must not raise into the caller
+    finally:
+        logger.removeHandler(handler)
+    run.finish()
+    assert not root.exists()
+
+
+def test_log_config_keeps_nested_mapping_types_as_objects(root):
+    # Config objects such as OmegaConf's DictConfig/ListConfig (used by Hydra) are Mappings and
+    # Sequences without being dicts and lists; their nested sections must stay JSON objects.
+    from collections.abc import Mapping, Sequence
+
+    class Config(Mapping):
+        def __init__(self, **items):
+            self._items = items
+
+        def __getitem__(self, key):
+            return self._items[key]
+
+        def __iter__(self):
+            return iter(self._items)
+
+        def __len__(self):
+            return len(self._items)
+
+    class Items(Sequence):
+        def __init__(self, *items):
+            self._items = items
+
+        def __getitem__(self, index):
+            return self._items[index]
+
+        def __len__(self):
+            return len(self._items)
+
+    class Missing(Config):  # OmegaConf raises on reading a "???" value
+        def __getitem__(self, key):
+            raise LookupError("missing mandatory value")
+
+        def __str__(self):
+            return "{'lr': '???'}"
+
+    cfg = Config(model=Config(name="resnet", depth=50), data=Config(sizes=Items(224, 256)))
+    run = rn.init(storage=str(root))
+    run.log_config(args=cfg, extra={"optim": Config(lr=0.1), "sched": Missing(lr=1)})
+    run.summary({"cfg": Config(a=Items(1))})
+    run.log({"loss": 0.5, "cfg": Config(a=1)})
+    run.finish()
+    config = read_json(run.dir / "assets.json")["config"]
+    assert config["args"] == {"model": {"name": "resnet", "depth": 50},
+                              "data": {"sizes": [224, 256]}}
+    assert config["extra"] == {"optim": {"lr": 0.1}, "sched": "{'lr': '???'}"}
+    assert read_json(run.dir / "summary.json") == {"cfg": {"a": [1]}}
+    assert read_events(run.dir)[0]["data"]["cfg"] == {"a": 1}
+
+
+def test_init_takes_upstreams_positional_arguments(root, tmp_path):
+    # upstream: init(path, storage, run_id, alias, capture_env, snapshot_code, workspace_root,
+    #                snapshot_format, force_snapshot, capture_console, tqdm_mode)
+    from runicorn.console import TeeStream
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    saved = sys.stdout
+    try:
+        run = rn.init("p", str(root), "pos", "a", False, False, str(workspace), "zip", False,
+                      True, "all")
+        assert isinstance(sys.stdout, TeeStream)
+        print("captured")
+        run.finish()
+    finally:
+        sys.stdout = saved
+    meta = read_json(run.dir / "meta.json")
+    assert (meta["path"], meta["id"], meta["alias"]) == ("p", "pos", "a")
+    assert meta["workspace_root"] == str(workspace)
+    assert read_lines(run.dir / "logs.txt")[0].endswith("] captured")

@@ -164,3 +164,21 @@ def test_strict_mode_raises_background_errors_at_the_next_call(root):
             time.sleep(0.01)
     with pytest.raises(OSError):
         run.finish()
+
+
+def test_reopened_run_does_not_glue_its_first_line_to_a_torn_tail(root):
+    # A writer killed in the middle of a write (OOM killer, full disk at exit) leaves a last
+    # line without its newline; resuming the run with the same id must start on a new line.
+    first = rn.init(storage=str(root), run_id="resume")
+    first.log({"a": 1})
+    first.finish()
+    events = first.dir / "events.jsonl"
+    with open(str(events), "ab") as f:
+        f.write(b'{"ts": 1795696136.31, "type": "metr')
+    again = rn.init(storage=str(root), run_id="resume")
+    again.log({"a": 2})
+    again.finish()
+    lines = events.read_bytes().split(b"\n")
+    assert lines[1] == b'{"ts": 1795696136.31, "type": "metr'  # now a complete, corrupt line
+    assert json.loads(lines[2].decode())["data"]["a"] == 2
+    assert lines[3:] == [b""]

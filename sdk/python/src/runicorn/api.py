@@ -22,12 +22,14 @@ from .switch import env_flag, is_enabled
 
 
 def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Optional[str] = None,
-         alias: Optional[str] = None, capture_env: bool = False, capture_console: bool = False,
-         tqdm_mode: str = "smart", strict: bool = False,
-         heartbeat_interval: Optional[float] = None, workspace_root: Optional[str] = None,
-         snapshot_code: bool = False, snapshot_format: str = "zip",
-         force_snapshot: bool = False) -> Union[Run, NoOpRun]:
+         alias: Optional[str] = None, capture_env: bool = False, snapshot_code: bool = False,
+         workspace_root: Optional[str] = None, snapshot_format: str = "zip",
+         force_snapshot: bool = False, capture_console: bool = False, tqdm_mode: str = "smart",
+         strict: bool = False, heartbeat_interval: Optional[float] = None) -> Union[Run, NoOpRun]:
     """Start a run and make it the active run.
+
+    The parameters up to ``tqdm_mode`` are upstream's, in upstream's order (calls that pass them
+    by position keep working); ``strict`` and ``heartbeat_interval`` are ours.
 
     ``path`` is the run's place in the tree (``"cv/resnet"``; None is ``"default"``, ``""`` the
     root); the run lives in ``<root>/runs/<path>/<run_id>/`` where the root is ``storage``, else

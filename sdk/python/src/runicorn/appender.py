@@ -6,6 +6,10 @@ progress is known: after a short write or an error (disk full, file too large, d
 the bytes that did not reach the file are kept and written first on the next attempt. A line cut
 in half by a failure is therefore completed later, never duplicated. What is kept is bounded;
 past the bound whole lines are dropped (and counted).
+
+On request (``events.jsonl``), a file that already ends inside a line when it is first opened (a
+previous writer of a reopened run was killed mid-write) gets a ``\\n`` first, so our first line
+is not glued to that torn tail.
 """
 
 import errno
@@ -20,11 +24,12 @@ _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 
 class Appender:
     """One append-only file of a run."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, end_torn_tail: bool = False) -> None:
         self.path = Path(path)
         self._fd = -1
         self._pending = b""
         self._mid_line = False  # the file currently ends inside a line we still hold the rest of
+        self._check_tail = end_torn_tail  # until the first open: end a line left open by others
         self.dropped_bytes = 0
 
     @property
@@ -42,6 +47,19 @@ class Appender:
             self._fd = os.open(str(self.path), _OPEN_FLAGS, 0o644)
         return self._fd
 
+    def _ends_inside_line(self) -> bool:
+        """Whether the file, as we first find it, ends with a line that has no ``\\n``."""
+        self._check_tail = False
+        try:
+            with open(str(self.path), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return False
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) != b"\n"
+        except OSError:
+            return False
+
     def write(self, data: bytes) -> None:
         """Append ``data`` after anything held back from earlier failures. Raises OSError."""
         if self._pending:
@@ -52,6 +70,8 @@ class Appender:
         done = 0
         try:
             fd = self._descriptor()
+            if self._check_tail and self._ends_inside_line():
+                data = b"\n" + data
             view = memoryview(data)
             while done < len(data):
                 written = os.write(fd, view[done:])

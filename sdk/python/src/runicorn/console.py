@@ -8,7 +8,14 @@ The terminal gets exactly what the program wrote. The log gets complete lines, e
 - ``"all"``: every ``\\r``-terminated state becomes a line of its own.
 - ``"none"``: lines that were redrawn with ``\\r`` are left out.
 
-``\\r\\n`` counts as a plain line end. A line still open when capture stops is written as is.
+``\\r\\n`` counts as a plain line end, also when the ``\\r`` ends one write and the ``\\n`` starts
+the next (``print(..., end="\\r")`` then ``print()``): a ``\\r`` that ends a write is held until the
+next write tells which it is. A line still open when capture stops is written as is. Bytes
+written to a stream that accepts them are logged as UTF-8 text.
+
+A tee taken off ``sys.stdout``/``sys.stderr`` is kept alive for the life of the process:
+``print()`` in another thread may still be writing to it through a borrowed reference (CPython
+3.11 and earlier), and freeing it under that ``print()`` would crash the interpreter.
 """
 
 import re
@@ -20,6 +27,20 @@ from typing import Callable, List
 TQDM_MODES = ("smart", "all", "none")
 
 _LINE_BREAKS = re.compile(r"[\r\n]")
+
+# Tees taken off sys.stdout/sys.stderr: never freed (see the module docstring). They no longer
+# hold their run.
+_retired = []  # type: List[TeeStream]
+
+
+def _ignore(text: str) -> None:
+    return None
+
+
+def _as_text(data) -> str:
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data).decode("utf-8", errors="replace")
+    return str(data)
 
 
 class _Clock:
@@ -49,6 +70,7 @@ class TeeStream:
         self._lock = threading.RLock()
         self._current = ""  # the line being built
         self._redrawn = False  # "none" mode: the current line contained a \r
+        self._cr = False  # the last write ended with a \r not yet applied
         self.active = True
 
     @property
@@ -60,7 +82,7 @@ class TeeStream:
         if self.active and text:
             try:
                 with self._lock:
-                    self._capture(text if isinstance(text, str) else str(text))
+                    self._capture(text if isinstance(text, str) else _as_text(text))
             except Exception:
                 pass
         return result
@@ -77,6 +99,14 @@ class TeeStream:
             self._emit("[%s] %s\n" % (self._clock.text(), line))
 
     def _capture(self, text: str) -> None:
+        if self._cr:
+            self._cr = False
+            text = "\r" + text
+        if text.endswith("\r"):  # a line end if the next write starts with \n, else a redraw
+            self._cr = True
+            text = text[:-1]
+            if not text:
+                return
         if "\r\n" in text:
             text = text.replace("\r\n", "\n")
         mode = self._mode
@@ -107,6 +137,7 @@ class TeeStream:
     def close_line(self) -> None:
         """Log the line still open, if any (called when capture stops)."""
         with self._lock:
+            self._cr = False  # the line ended with \r: it stays on the terminal as it is
             if self._current and not (self._mode == "none" and self._redrawn):
                 self._line(self._current)
             self._current = ""
@@ -165,18 +196,16 @@ class ConsoleCapture:
         ours stays in their chain as a plain pass-through)."""
         for tee in self._tees:
             tee.close_line()
-            tee.active = False
-            for name in ("stdout", "stderr"):
-                if getattr(sys, name) is tee:
-                    setattr(sys, name, tee.original)
-        self._tees = []
+        self.detach()
 
     def detach(self) -> None:
         """Stop logging and restore the streams without touching any lock (after a fork)."""
         for tee in self._tees:
             tee.active = False
+            _retired.append(tee)  # before it leaves sys: a print() may still be using it
             for name in ("stdout", "stderr"):
                 if getattr(sys, name) is tee:
                     setattr(sys, name, tee.original)
+            tee._emit = _ignore
         self._tees = []
 

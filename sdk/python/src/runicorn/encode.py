@@ -45,12 +45,13 @@ def _general_metrics_line(ts: float, step: int, data: Any, stage: Any) -> str:
 class MetricsEncoder:
     """Builds metrics lines; one per run (it caches templates for the keys it has seen)."""
 
-    __slots__ = ("_templates", "_stage_obj", "_stage_text")
+    __slots__ = ("_templates", "_stage_cache")
 
     def __init__(self) -> None:
         self._templates = {}  # type: Dict[Tuple[Any, ...], Optional[str]]
-        self._stage_obj = None  # type: Any
-        self._stage_text = ""
+        # (last str stage, its text): one attribute, so threads logging with different stages
+        # never see one stage paired with another's text.
+        self._stage_cache = (None, "")  # type: Tuple[Any, str]
 
     def _template(self, keys: Tuple[Any, ...]) -> Optional[str]:
         """The %-template for ``keys``, or None when they need the general path."""
@@ -70,12 +71,12 @@ class MetricsEncoder:
         return template
 
     def _stage_suffix(self, stage: Any) -> str:
-        if stage is self._stage_obj:
-            return self._stage_text
+        cached, text = self._stage_cache
+        if stage is cached:
+            return text
         text = ', "stage": ' + dumps(stage)
         if type(stage) is str:
-            self._stage_obj = stage
-            self._stage_text = text
+            self._stage_cache = (stage, text)
         return text
 
     def metrics_line(self, ts: float, step: int, data: Any, stage: Any) -> str:

@@ -2,8 +2,10 @@
 replacement of whole JSON files, and tolerant reading.
 
 Encoding rules: ``ensure_ascii=False`` (UTF-8 files), non-finite floats as ``NaN``/``Infinity``
-like :func:`json.dumps`, numpy/torch scalars through ``.item()``, anything else unknown as its
-``str()``. Lone surrogates are written as ``\\udXXX`` escapes so every file stays valid UTF-8.
+like :func:`json.dumps`, numpy/torch scalars through ``.item()``, other mappings and sequences
+(e.g. OmegaConf's ``DictConfig``/``ListConfig``) as objects and arrays, anything else unknown as
+its ``str()``. Lone surrogates (which strict JSON readers reject, even escaped) are written as
+U+FFFD, so every file stays valid UTF-8 and valid JSON.
 """
 
 import datetime
@@ -11,6 +13,7 @@ import enum
 import json
 import os
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any, Dict, Optional
 
@@ -27,6 +30,11 @@ def _default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, (bytes, bytearray)):
         return bytes(obj).decode("utf-8", errors="replace")
+    if isinstance(obj, (Mapping, Sequence)) and not isinstance(obj, memoryview):
+        try:  # a lazy config may fail to produce a value (OmegaConf's "???")
+            return dict(obj) if isinstance(obj, Mapping) else list(obj)
+        except Exception:
+            return str(obj)
     for method in ("item", "tolist"):  # numpy / torch scalars and arrays
         fn = getattr(obj, method, None)
         if callable(fn):
@@ -52,7 +60,9 @@ def json_safe(obj: Any, _depth: int = 0) -> Any:
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [json_safe(v, _depth + 1) for v in obj]
     converted = _default(obj)
-    if converted is obj or isinstance(converted, str):
+    if converted is obj:  # e.g. an .item() that returns the object itself
+        return str(obj)
+    if isinstance(converted, str):
         return converted
     return json_safe(converted, _depth + 1)
 
@@ -67,8 +77,12 @@ def dumps(obj: Any, pretty: bool = False) -> str:
 
 
 def to_bytes(text: str) -> bytes:
-    """UTF-8 bytes of ``text``; lone surrogates become ``\\udXXX`` escapes."""
-    return text.encode("utf-8", "backslashreplace")
+    """UTF-8 bytes of ``text``; a surrogate pair becomes its character, a lone surrogate U+FFFD."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (text.encode("utf-16-le", "surrogatepass")
+                .decode("utf-16-le", "replace").encode("utf-8"))
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -5,9 +5,14 @@ that end those runs when the process ends.
   it was open, e.g. a KeyboardInterrupt the script caught before exiting).
 - ``sys.excepthook`` (chained): an uncaught exception ends open runs as ``failed`` with
   ``exit_reason`` ``"exception: <TypeName>"`` (``interrupted`` for KeyboardInterrupt), after the
-  previous hook printed the traceback (so console capture keeps it).
+  previous hook printed the traceback (so console capture keeps it). If a library replaced our
+  hook without chaining (``rich.traceback.install()``...), ``atexit`` finds the exception that
+  ended the program in ``sys.last_value`` and ends the runs the same way.
 - SIGTERM: open runs end ``interrupted`` / ``"signal: SIGTERM"``, then the original disposition is
   restored and the signal raised again, so the process dies of SIGTERM as it would have.
+  When our handler is called by a handler installed after it (PyTorch Lightning chains the
+  previous handler to stop gracefully), the signal is only noted: the program goes on as it
+  would without us, and its runs end ``interrupted`` / ``"signal: SIGTERM"`` at exit.
 - SIGINT: noted, then handed to the original handler (Python's raises KeyboardInterrupt).
 
 Signal handlers are installed only from the main thread and only over the default handler,
@@ -28,6 +33,7 @@ _active_run = None  # type: Optional[Any]
 _process_hooks_installed = False
 _previous_excepthook = None
 _saved_handlers = {}  # type: Dict[int, Any]
+_hooked_exception = None  # type: Optional[BaseException]  # the last one _excepthook handled
 
 
 def get_active_run() -> Optional[Any]:
@@ -91,10 +97,33 @@ def _install_process_hooks() -> None:
 
 
 def _at_exit() -> None:
-    end_open_runs(None, None)
+    exc = _fatal_exception_not_hooked()
+    if exc is None:
+        end_open_runs(None, None)
+    elif isinstance(exc, KeyboardInterrupt):
+        end_open_runs("interrupted", None)
+    else:
+        end_open_runs("failed", "exception: " + type(exc).__name__)
+
+
+def _fatal_exception_not_hooked() -> Optional[BaseException]:
+    """The uncaught exception that ended the program when our excepthook was not called for it
+    (another hook replaced ours), else None. Python stores it in ``sys.last_value`` before
+    calling whatever hook is installed; it ended the program if it went up to the outermost
+    frame (code.interact and IPython also set it, for exceptions caught in inner frames)."""
+    exc = getattr(sys, "last_value", None)
+    if not isinstance(exc, BaseException) or exc is _hooked_exception \
+            or sys.excepthook is _excepthook or hasattr(sys, "ps1"):
+        return None
+    tb = exc.__traceback__
+    if tb is None or tb.tb_frame.f_back is not None:
+        return None
+    return exc
 
 
 def _excepthook(exc_type, exc, tb) -> None:
+    global _hooked_exception
+    _hooked_exception = exc
     try:
         previous = _previous_excepthook or sys.__excepthook__
         previous(exc_type, exc, tb)
@@ -165,20 +194,37 @@ def _die_as_before(signum: int) -> None:
         os.kill(os.getpid(), signum)
 
 
+def _note_signal(attribute: str) -> None:
+    with _lock:
+        for run in _open_runs:
+            setattr(run, attribute, True)
+
+
+def _chained(signum: int, ours: Any) -> bool:
+    """Whether our handler runs because a later handler called it (it is not installed)."""
+    try:
+        return signal.getsignal(signum) is not ours
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
 def _on_sigterm(signum, frame) -> None:
+    if _chained(signum, _on_sigterm):
+        _note_signal("_saw_sigterm")
+        return
     end_open_runs("interrupted", "signal: SIGTERM")
     _die_as_before(signum)
 
 
 def _on_sigint(signum, frame) -> None:
-    with _lock:
-        for run in _open_runs:
-            run._saw_sigint = True
+    _note_signal("_saw_sigint")
     previous = _saved_handlers.get(signum, signal.default_int_handler)
     if previous is not signal.SIG_DFL:
         # Python's own behaviour: KeyboardInterrupt, which the context manager, the excepthook
         # or atexit turn into an "interrupted" run.
         signal.default_int_handler(signum, frame)
+        return
+    if _chained(signum, _on_sigint):  # SIG_DFL cannot be chained: without us nothing happens
         return
     end_open_runs("interrupted", "signal: SIGINT")
     _die_as_before(signum)

@@ -40,8 +40,6 @@ class RunicornLoggingHandler(logging.Handler):
         if run is None:
             return
         try:
-            message = self.format(record)
-        except Exception:
+            run._append_log(self.format(record) + "\n")
+        except Exception:  # a handler never raises into the code that logs
             self.handleError(record)
-            return
-        run._append_log(message + "\n")

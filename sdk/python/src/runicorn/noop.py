@@ -51,6 +51,10 @@ class NoOpRun:
     def flush(self) -> None:
         return None
 
+    def _append_log(self, text: str) -> None:
+        """What :class:`~runicorn.RunicornLoggingHandler` calls; nothing is recorded."""
+        return None
+
     def finish(self, status: str = "finished") -> None:
         self._finished = True
 

@@ -89,6 +89,7 @@ class Run:
         self._workspace = workspace or workspace_root()
         self._warned_after_finish = False
         self._saw_sigint = False  # set by the SIGINT handler while this run is open
+        self._saw_sigterm = False  # set by our SIGTERM handler when another handler chained it
         self.joined = joined_dir is not None
         self.storage_root = root
 
@@ -278,7 +279,9 @@ class Run:
             merged.update(update)
         merged.update(kwargs)
         if merged:
-            self._writer.update_summary(merged)
+            # A copy made of JSON types now: what is recorded is the value at this call, even if
+            # the caller changes the objects before the flusher writes them.
+            self._writer.update_summary(json_safe(merged))
 
     # ---- text and images ----------------------------------------------------------------------
     def log_text(self, text: str) -> None:
@@ -377,8 +380,12 @@ class Run:
     def _end_from_hook(self, status: Optional[str], exit_reason: Optional[str]) -> None:
         """End the run from a process hook; ``status`` None means the interpreter exits normally."""
         if status is None:
-            status, exit_reason = ("interrupted", "signal: SIGINT") if self._saw_sigint \
-                else ("finished", None)
+            if self._saw_sigterm:
+                status, exit_reason = "interrupted", "signal: SIGTERM"
+            elif self._saw_sigint:
+                status, exit_reason = "interrupted", "signal: SIGINT"
+            else:
+                status, exit_reason = "finished", None
         elif status == "interrupted" and exit_reason is None:
             exit_reason = self._interrupt_reason()
         self._end(status, exit_reason, from_hook=True)

@@ -31,7 +31,7 @@ class RunWriter:
         # appended to and trimmed from the front, so no lock is needed to append.
         self.event_lines = []  # type: List[str]
         self.log_lines = []  # type: List[str]
-        self._events = Appender(run_dir / "events.jsonl")
+        self._events = Appender(run_dir / "events.jsonl", end_torn_tail=True)
         self._logs = Appender(run_dir / "logs.txt")
         self._summary = {}  # type: Dict[str, Any]
         self._summary_dirty = False
