@@ -283,26 +283,36 @@ fn read_only_root_is_listed_without_an_index() {
     }
 }
 
-#[test]
-fn a_reader_that_goes_away_is_not_an_error() {
-    let root = tempfile::tempdir().unwrap();
-    for i in 0..400 {
+/// `count` finished runs with no events under `runs/<group>/`.
+fn write_finished_runs(root: &Path, group: &str, count: usize) {
+    for i in 0..count {
         let id = format!("run{i:04}");
         write_run(
-            root.path(),
-            &format!("runs/many/{id}"),
+            root,
+            &format!("runs/{group}/{id}"),
             json!({"id": id}),
             json!({"status": "finished"}),
             "",
         );
     }
-    let mut child = agent()
+}
+
+/// `runicorn-agent ls --json --root ROOT`, started with its output piped.
+fn spawn_ls_json(root: &Path) -> std::process::Child {
+    agent()
         .args(["ls", "--json", "--root"])
-        .arg(root.path())
+        .arg(root)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    write_finished_runs(root.path(), "many", 400);
+    let mut child = spawn_ls_json(root.path());
     let mut first = [0u8; 1];
     std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
     drop(child.stdout.take());
@@ -314,27 +324,8 @@ fn a_reader_that_goes_away_is_not_an_error() {
 #[test]
 fn concurrent_listings_of_a_fresh_root_all_succeed_quietly() {
     let root = tempfile::tempdir().unwrap();
-    for i in 0..50 {
-        let id = format!("run{i:03}");
-        write_run(
-            root.path(),
-            &format!("runs/p/{id}"),
-            json!({"id": id}),
-            json!({"status": "finished"}),
-            "",
-        );
-    }
-    let children: Vec<_> = (0..6)
-        .map(|_| {
-            agent()
-                .args(["ls", "--json", "--root"])
-                .arg(root.path())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    write_finished_runs(root.path(), "p", 50);
+    let children: Vec<_> = (0..6).map(|_| spawn_ls_json(root.path())).collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", describe(&out));
