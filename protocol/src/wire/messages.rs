@@ -1,0 +1,420 @@
+//! The messages of the agent protocol (`docs/protocol.md` is their specification).
+//!
+//! Every frame holds one [`Envelope`]: a request id chosen by the hub, echoed by the agent in
+//! its answer, and a [`Body`]. Id 0 is reserved for messages nobody asked for (the agent's
+//! change [`Notice`]s). Bodies are externally tagged (`{"changes": {...}}`) so that a reader
+//! never buffers a large batch to find its type.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::float;
+
+/// One frame's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Request id; answers carry the id of their request, notices carry 0.
+    pub id: u64,
+    pub body: Body,
+}
+
+/// What a frame says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// First frame in each direction (the hub's first, then the agent's answer).
+    Hello(Hello),
+    /// Hub → agent: which runs changed since a cursor.
+    Changes(ChangesRequest),
+    /// Hub → agent: metric points of some runs after byte offsets of their `events.jsonl`.
+    Points(PointsRequest),
+    /// Hub → agent: bytes of some runs' `logs.txt`.
+    Log(LogRequest),
+    /// Hub → agent: push a [`Notice`] whenever the change sequence moves on.
+    Subscribe {},
+    /// Agent → hub: the answer to `changes`.
+    ChangeBatch(ChangeBatch),
+    /// Agent → hub: the answer to `points`.
+    PointBatch(PointBatch),
+    /// Agent → hub: the answer to `log`.
+    LogBatch(LogBatch),
+    /// Agent → hub: the answer to `subscribe`.
+    Subscribed {},
+    /// Agent → hub, unasked (id 0): something changed.
+    Notice(Notice),
+    /// Either way: the request with this id failed (id 0: the connection is unusable).
+    Error(ErrorBody),
+}
+
+impl Body {
+    /// Short name of the message type, for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Hello(_) => "hello",
+            Body::Changes(_) => "changes",
+            Body::Points(_) => "points",
+            Body::Log(_) => "log",
+            Body::Subscribe {} => "subscribe",
+            Body::ChangeBatch(_) => "change_batch",
+            Body::PointBatch(_) => "point_batch",
+            Body::LogBatch(_) => "log_batch",
+            Body::Subscribed {} => "subscribed",
+            Body::Notice(_) => "notice",
+            Body::Error(_) => "error",
+        }
+    }
+}
+
+/// The first message of each peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`super::PROTOCOL_NAME`].
+    pub protocol: String,
+    /// Protocol versions this peer speaks; the agent answers with the one chosen.
+    pub versions: Vec<u32>,
+    /// Optional features (see [`super::CAPABILITIES`]).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Program and version, e.g. `runicorn-agent/0.1.0`.
+    pub software: String,
+    /// Largest frame payload this peer accepts; the other side never sends more.
+    pub max_frame_bytes: u32,
+    /// Agent only: its storage root (absolute path on its machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Agent only: the hostname of its machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Agent only: the current epoch of its index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+}
+
+/// A position in an agent's change feed. The epoch names one life of the agent's index: a
+/// cursor from another epoch means nothing and is answered with a full listing (`reset`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cursor {
+    pub epoch: String,
+    pub seq: u64,
+}
+
+/// Hub → agent: runs changed after `since` (all runs when `since` is absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangesRequest {
+    pub since: Option<Cursor>,
+    /// At most this many runs in the answer; `more` says when others wait.
+    pub max_runs: u32,
+}
+
+/// Agent → hub: one batch of the change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeBatch {
+    /// True when `since` was absent or of another epoch: this batch and the ones after it (until
+    /// `more` is false) list every run, and runs not listed are gone.
+    pub reset: bool,
+    /// Runs whose state changed, in change order, each with its whole current state.
+    pub runs: Vec<RunChange>,
+    /// Run directories that no longer exist under the root.
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Where the next `changes` request starts.
+    pub cursor: Cursor,
+    /// True when more changes are waiting: ask again at once.
+    pub more: bool,
+}
+
+/// The current state of one run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunChange {
+    /// The run directory relative to the storage root (`runs/cv/resnet/20261126_...`): the
+    /// run's key on this remote. Never absolute, never with `..`.
+    pub dir: String,
+    /// Change sequence number of this state.
+    pub seq: u64,
+    pub id: String,
+    pub path: String,
+    /// `current` or `legacy` (see `docs/run-format.md`).
+    pub layout: String,
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Effective status as judged on the agent's machine (`crashed` and `unreadable` included).
+    pub status: String,
+    /// Why the run is `unreadable` or `crashed`, when it is.
+    pub reason: Option<String>,
+    pub created_at: Option<f64>,
+    pub ended_at: Option<f64>,
+    pub hostname: Option<String>,
+    /// The run carries upstream's soft-delete marker `.deleted`.
+    #[serde(default)]
+    pub deleted: bool,
+    /// `meta.json`, `status.json`, `summary.json`, the run's configuration (`assets.json`'s
+    /// `config.args` merged with `config.extra`) and `environment.json`, as JSON values. Each is
+    /// absent when the file is; a value too large to send is replaced by
+    /// `{"_runicorn_truncated": <bytes>}`.
+    pub meta: Option<Value>,
+    pub status_record: Option<Value>,
+    pub summary: Option<Value>,
+    pub config: Option<Value>,
+    pub environment: Option<Value>,
+    /// How far `events.jsonl` holds complete lines, and what is in them.
+    pub events: EventsState,
+    /// Size of `logs.txt` in bytes (0 when absent).
+    pub log_bytes: u64,
+    /// Every regular file of the run directory (recursively; links are not followed).
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+}
+
+/// What the agent knows of a run's `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventsState {
+    /// Bytes of complete lines (a torn last line is not counted).
+    pub bytes: u64,
+    /// Complete lines.
+    pub lines: u64,
+    pub points: u64,
+    #[serde(default)]
+    pub keys: Vec<String>,
+    pub last_step: Option<i64>,
+    pub last_event_at: Option<f64>,
+    pub corrupt_lines: u64,
+}
+
+/// One file of a run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the run directory, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: f64,
+    /// Lowercase hex SHA-256 of the content, when the agent has computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Hub → agent: points of several runs, each from a byte offset that begins a line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointsRequest {
+    pub runs: Vec<PointsWanted>,
+    /// Budget for the answer: the agent stops reading once this many bytes of event lines were
+    /// read (always at least one line of the first run, so reading progresses).
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointsWanted {
+    pub dir: String,
+    /// Byte offset in `events.jsonl` where the hub's copy ends (0 at first).
+    pub offset: u64,
+    /// 1-based number of the line that starts at `offset`.
+    pub next_line: u64,
+}
+
+/// Agent → hub: points read from event files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointBatch {
+    pub runs: Vec<RunPoints>,
+}
+
+/// The metric points of the complete lines of `events.jsonl` from byte `from` to byte `to`.
+/// Rows are metrics events in file order; each series holds one key's values.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunPoints {
+    pub dir: String,
+    /// Where reading began. Differs from the requested offset only when `truncated`.
+    pub from: u64,
+    /// Where reading stopped (the start of the next unread line).
+    pub to: u64,
+    /// 1-based number of the line that starts at `to`.
+    pub next_line: u64,
+    /// The file was shorter than the requested offset (replaced or truncated): reading began
+    /// again at 0 and the hub must drop what it held for this run.
+    #[serde(default)]
+    pub truncated: bool,
+    /// True when `to` is the end of the complete lines at the time of reading.
+    pub eof: bool,
+    /// The run directory is gone.
+    #[serde(default)]
+    pub missing: bool,
+    /// Step of each row. A metrics event without `global_step` takes its line number.
+    pub steps: Vec<i64>,
+    /// Time of each row (epoch seconds; `NaN` when the event had none).
+    #[serde(with = "float::values")]
+    pub times: Vec<f64>,
+    pub series: Vec<Series>,
+    /// Corrupt lines met in this range (at most the first 100).
+    #[serde(default)]
+    pub corrupt: Vec<WireCorruptLine>,
+}
+
+/// One metric key's values within a [`RunPoints`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Series {
+    pub key: String,
+    /// Row index of each value; absent when the key has a value in every row (the usual case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<u32>>,
+    #[serde(with = "float::values")]
+    pub values: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireCorruptLine {
+    pub line: u64,
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// Hub → agent: bytes of `logs.txt` of several runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRequest {
+    pub runs: Vec<LogWanted>,
+    /// Budget for the answer, in bytes of log text.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogWanted {
+    pub dir: String,
+    /// Where the hub's copy ends; absent: only the tail (the last whole lines within the
+    /// per-run budget).
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub runs: Vec<LogChunk>,
+}
+
+/// Bytes `from..to` of a run's `logs.txt` (whole lines only, unless one line exceeds the budget),
+/// as text (invalid UTF-8 replaced).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub dir: String,
+    pub from: u64,
+    pub to: u64,
+    pub text: String,
+    /// The file was shorter than the requested offset: the hub must drop its copy.
+    #[serde(default)]
+    pub truncated: bool,
+    pub eof: bool,
+}
+
+/// Agent → hub, unasked: the change feed reached `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub cursor: Cursor,
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Kinds of failure, so a peer can act without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No common protocol version, or a `hello` from something else.
+    Incompatible,
+    /// A message the receiver cannot act on (unknown type, missing field, wrong order).
+    BadRequest,
+    /// A run directory or file that does not exist.
+    NotFound,
+    /// A path that is absolute or climbs out of the storage root.
+    OutsideRoot,
+    /// An answer would exceed the frame limit.
+    TooLarge,
+    /// The receiver failed (its index, its disk).
+    Internal,
+    /// An error code from a newer peer.
+    #[serde(other)]
+    Unknown,
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            ErrorCode::Incompatible => "incompatible",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::OutsideRoot => "outside_root",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Checks a run directory or file path received from a peer: relative, `/`-separated, no `..`,
+/// no empty or `.` segment, no NUL or backslash, at most 4096 bytes. Both sides call it on every
+/// path they receive, so a broken peer can never name a place outside a root.
+pub fn check_wire_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.len() > 4096 {
+        return Err(format!("path of {} bytes (limit 4096)", path.len()));
+    }
+    if path.starts_with('/') {
+        return Err(format!("absolute path {path:?}"));
+    }
+    if path.contains('\0') || path.contains('\\') {
+        return Err(format!("path {path:?} holds a NUL or a backslash"));
+    }
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => return Err(format!("path {path:?} has an empty or '.' segment")),
+            ".." => return Err(format!("path {path:?} climbs out with '..'")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_externally_tagged_snake_case() {
+        let e = Envelope {
+            id: 3,
+            body: Body::Changes(ChangesRequest {
+                since: None,
+                max_runs: 10,
+            }),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":3,"body":{"changes":{"since":null,"max_runs":10}}}"#
+        );
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
+        let sub: Envelope = serde_json::from_str(r#"{"id":1,"body":{"subscribe":{}}}"#).unwrap();
+        assert_eq!(sub.body, Body::Subscribe {});
+    }
+
+    #[test]
+    fn unknown_error_codes_still_parse() {
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"code":"quota_exceeded","message":"x"}"#).unwrap();
+        assert_eq!(e.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn wire_paths_never_leave_the_root() {
+        for good in ["runs/a/b", "runs/x/20261126_000000_abcdef", "media/img.png"] {
+            assert!(check_wire_path(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/etc/passwd", "runs/../../x", "..", "a//b", "a/./b", "a\\b", "a\0b"] {
+            assert!(check_wire_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}
