@@ -1,0 +1,1 @@
+//! The SSH client of the hub (being written).
