@@ -1,12 +1,14 @@
 //! `runicorn-agent`, the program that lives on each GPU server.
 //!
 //! The binary is glue: it parses the command line and hands each command to its module
-//! (`run_command` wraps a training command, `list_command` lists runs). Errors get their context
+//! (`run_command` wraps a training command, `list_command` lists runs, `serve_command` answers
+//! the hub). Errors get their context
 //! here, at the edge, and become a message and a non-zero exit.
 
 mod list_command;
 mod run_command;
 mod run_index;
+mod serve_command;
 mod terminal;
 
 use std::path::PathBuf;
@@ -44,6 +46,17 @@ enum Command {
     /// host or its heartbeat stopped. A run whose files cannot be read is shown as unreadable
     /// with the reason; it never makes the listing fail.
     Ls(list_command::LsArgs),
+    /// Serve the runs under the storage root to a Runicorn hub, speaking the sync protocol on
+    /// stdin/stdout.
+    ///
+    /// The hub starts this itself, over SSH (`ssh gpu-01 runicorn-agent serve --stdio`) or as a
+    /// local child process; it is not meant to be typed. Stdout carries protocol frames only;
+    /// diagnostics go to stderr. The agent keeps a change feed in the index under
+    /// <root>/.runicorn-agent (in memory when the root is read-only), watches the root for
+    /// writes, and rescans it every --poll seconds. It reads runs and writes nothing but its
+    /// index. Exit code 0 when the hub closes the connection, 2 for an incompatible or broken
+    /// peer.
+    Serve(serve_command::ServeArgs),
 }
 
 /// Options every command that reads or writes runs shares.
@@ -65,6 +78,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_command::wrap_command(args),
         Command::Ls(args) => list_command::list_runs(args).map(|()| 0),
+        Command::Serve(args) => serve_command::serve(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,19 +1,74 @@
-//! `runicorn-hub`, the laptop side. Its commands (connect, sync, ls, ui, demo) arrive with the
-//! sync and dashboard issues; today it only explains that.
+//! `runicorn-hub`, the laptop side. The binary is glue: it parses the command line, opens the
+//! store and hands each command to its module under `cli/`. Errors get their context here and
+//! become a message and exit code 2.
 
-use clap::Parser;
+mod cli;
 
-/// Runicorn hub: mirrors the runs of your GPU servers onto this machine and serves the dashboard.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runicorn hub: mirrors the runs of your GPU servers onto this machine, live, over the SSH you
+/// already use.
 ///
-/// Not built yet. Until it is, run `runicorn-agent run -- <command>` on the machine that trains
-/// and `runicorn-agent ls` to list its runs.
+/// `connect` pulls every run of a server (run metadata eagerly, metric points and log tails as
+/// they grow) into a local store and keeps following it; `sync` brings remembered servers up to
+/// date again; `ls` and `remotes` list what the store holds, also when the servers are gone.
+/// The store lives in --hub-dir, else $RUNICORN_HUB_DIR, else ~/.local/share/runicorn-hub.
 #[derive(Parser, Debug)]
-#[command(name = "runicorn-hub", version)]
-struct Cli {}
+#[command(name = "runicorn-hub", version, propagate_version = true)]
+struct Cli {
+    /// Directory of the hub's store [default: $RUNICORN_HUB_DIR, else the platform's data
+    /// directory, ~/.local/share/runicorn-hub on Linux]
+    #[arg(long, global = true, value_name = "DIR")]
+    hub_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!(
-        "runicorn-hub has no commands yet; use `runicorn-agent ls` on the training machine for now"
-    )
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Connect to a server over SSH (or a local root), sync all its runs, then follow live.
+    ///
+    /// TARGET is [user@]host[:port], a Host alias from ~/.ssh/config, or local:DIR for a storage
+    /// root on this machine. The server needs `runicorn-agent` on its PATH, in
+    /// ~/.runicorn/bin, or at --agent PATH. Host keys are checked against ~/.ssh/known_hosts;
+    /// authentication uses ssh-agent, then key files. The remote is remembered under --name (by
+    /// default the host name) for `runicorn-hub sync`. Ctrl-C stops following.
+    ///
+    /// Example: runicorn-hub connect me@gpu-01 --root /data/runicorn
+    Connect(cli::connect::ConnectArgs),
+    /// Sync remembered remotes once (all of them, or the ones named) and exit.
+    ///
+    /// Exits with 2 when any remote failed; the others are still synced.
+    Sync(cli::sync_command::SyncArgs),
+    /// List the runs in the store, from every remote (oldest first).
+    Ls(cli::list::LsArgs),
+    /// List the remembered remotes: address, whether a hub follows it now, last sync, runs.
+    Remotes(cli::remotes::RemotesArgs),
+    /// Write sample runs (one of them still training) into a temporary root, start a local
+    /// agent on it and sync it into a temporary store, then follow it live.
+    Demo(cli::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli::logging::init();
+    let hub_dir = cli.hub_dir.clone();
+    let result = match cli.command {
+        Command::Connect(args) => cli::connect::run(hub_dir, args),
+        Command::Sync(args) => cli::sync_command::run(hub_dir, args),
+        Command::Ls(args) => cli::list::run(hub_dir, args),
+        Command::Remotes(args) => cli::remotes::run(hub_dir, args),
+        Command::Demo(args) => cli::demo::run(hub_dir, args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}: {err:#}", cli::terminal::error_label());
+            ExitCode::from(2)
+        }
+    }
 }

@@ -155,3 +155,8 @@ pub fn agent_run(root: &Path, options: &[&str], command: &[&str]) -> Command {
         .args(command);
     cmd
 }
+
+pub mod relay;
+pub mod sshd;
+pub mod agent_pipe;
+pub mod hub;

@@ -6,8 +6,13 @@
 //! changed: a finished run costs four `stat` calls, a live run only its new event lines.
 //! Liveness is never cached (it depends on now). The index is a cache: a damaged one is
 //! rebuilt, and a root the agent may not write to is read without one.
+//!
+//! `feed` adds the change feed of `serve` on top of the same cache (a sequence value per run,
+//! tombstones, file manifests from `manifest`).
 
+pub mod feed;
 mod fingerprint;
+pub mod manifest;
 mod schema;
 
 use std::collections::HashMap;
@@ -95,17 +100,43 @@ impl RunIndex {
         }
     }
 
+    /// An index that lives in memory only (for a root the agent may not write to): it starts
+    /// empty, with a fresh epoch, and is gone when the process ends.
+    pub fn open_in_memory(root: &Path) -> Result<RunIndex, IndexError> {
+        let path = PathBuf::from(":memory:");
+        let err = |cause| IndexError::Sqlite {
+            path: path.clone(),
+            cause,
+        };
+        let conn = Connection::open_in_memory().map_err(err)?;
+        let conn = Self::prepare(conn, &path)?;
+        Ok(RunIndex {
+            conn,
+            root: root.to_owned(),
+            path,
+        })
+    }
+
     fn open_file(path: &Path) -> Result<Connection, IndexError> {
         let err = |cause| IndexError::Sqlite {
             path: path.to_owned(),
             cause,
         };
-        let mut conn = Connection::open(path).map_err(err)?;
+        let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        Self::prepare(conn, path)
+    }
+
+    /// Migrates the schema and makes sure an epoch exists.
+    fn prepare(mut conn: Connection, path: &Path) -> Result<Connection, IndexError> {
+        let err = |cause| IndexError::Sqlite {
+            path: path.to_owned(),
+            cause,
+        };
         schema::migrate(&mut conn).map_err(|cause| match cause {
             schema::MigrateError::Sqlite(cause) => IndexError::Sqlite {
                 path: path.to_owned(),
@@ -137,8 +168,6 @@ impl RunIndex {
     }
 
     /// The epoch of this index: a new one after the index was deleted or rebuilt.
-    // The change feed of `serve` (the sync issue) hands it to the hub; today only tests read it.
-    #[allow(dead_code)]
     pub fn epoch(&self) -> Result<String, IndexError> {
         self.conn
             .query_row(
@@ -245,45 +274,9 @@ impl RunIndex {
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut upsert = tx.prepare(
-                "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,
-                    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
+            let mut upsert = tx.prepare(UPSERT_CACHED_SQL)?;
             for (dir, c) in changed {
-                let to_json = |v: Option<String>| v;
-                upsert.execute(params![
-                    dir,
-                    c.records_fp,
-                    to_json(
-                        c.records
-                            .meta
-                            .as_ref()
-                            .and_then(|m| serde_json::to_string(m).ok())
-                    ),
-                    to_json(
-                        c.records
-                            .status
-                            .as_ref()
-                            .and_then(|s| serde_json::to_string(s).ok())
-                    ),
-                    to_json(
-                        c.records
-                            .deleted
-                            .as_ref()
-                            .and_then(|d| serde_json::to_string(d).ok())
-                    ),
-                    c.records.problem,
-                    c.events_fp,
-                    i64::try_from(c.progress.offset).unwrap_or(i64::MAX),
-                    i64::try_from(c.progress.next_line).unwrap_or(i64::MAX),
-                    i64::try_from(c.progress.totals.points).unwrap_or(i64::MAX),
-                    serde_json::to_string(&c.progress.totals.keys).unwrap_or_else(|_| "[]".into()),
-                    c.progress.totals.last_step,
-                    c.progress.totals.last_event_at,
-                    i64::try_from(c.progress.corrupt_lines).unwrap_or(i64::MAX),
-                    i64::try_from(c.progress.pending_tail_bytes).unwrap_or(i64::MAX),
-                ])?;
+                upsert_cached(&mut upsert, dir, c)?;
             }
             let mut delete = tx.prepare("DELETE FROM run_cache WHERE dir = ?1")?;
             for dir in gone {
@@ -292,6 +285,38 @@ impl RunIndex {
         }
         tx.commit()
     }
+}
+
+const UPSERT_CACHED_SQL: &str = "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,
+    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+/// Writes one run's cached state with a statement prepared from [`UPSERT_CACHED_SQL`].
+fn upsert_cached(
+    upsert: &mut rusqlite::Statement<'_>,
+    dir: &str,
+    c: &CachedRun,
+) -> rusqlite::Result<()> {
+    let as_json = |v: Option<Result<String, serde_json::Error>>| v.and_then(Result::ok);
+    let big = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    upsert.execute(params![
+        dir,
+        c.records_fp,
+        as_json(c.records.meta.as_ref().map(serde_json::to_string)),
+        as_json(c.records.status.as_ref().map(serde_json::to_string)),
+        as_json(c.records.deleted.as_ref().map(serde_json::to_string)),
+        c.records.problem,
+        c.events_fp,
+        big(c.progress.offset),
+        big(c.progress.next_line),
+        big(c.progress.totals.points),
+        serde_json::to_string(&c.progress.totals.keys).unwrap_or_else(|_| "[]".into()),
+        c.progress.totals.last_step,
+        c.progress.totals.last_event_at,
+        big(c.progress.corrupt_lines),
+        big(c.progress.pending_tail_bytes),
+    ])?;
+    Ok(())
 }
 
 fn is_damaged(e: &rusqlite::Error) -> bool {
@@ -306,6 +331,16 @@ fn update_one(loc: &RunLocation, cached: Option<&CachedRun>) -> (CachedRun, bool
     let files = RunFiles::new(&loc.dir);
     let records_fp = records_fingerprint(&files);
     let events_fp = file_fingerprint(&files.events());
+    update_with(loc, cached, records_fp, events_fp)
+}
+
+/// [`update_one`] with the fingerprints already known (the feed takes them from its manifest).
+fn update_with(
+    loc: &RunLocation,
+    cached: Option<&CachedRun>,
+    records_fp: String,
+    events_fp: String,
+) -> (CachedRun, bool) {
     if let Some(c) = cached {
         if c.records_fp == records_fp && c.events_fp == events_fp {
             return (c.clone(), false);

@@ -24,6 +24,25 @@ const MIGRATIONS: &[&str] = &[
         corrupt_lines INTEGER NOT NULL,
         pending_tail_bytes INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 2: the change feed of `serve`: a sequence value per run directory (tombstones for removed
+    // ones), the state announced at that value, and each run's file manifest with cached hashes.
+    "CREATE TABLE feed_run(
+        dir TEXT PRIMARY KEY,          -- run directory, relative to the storage root
+        seq INTEGER NOT NULL,          -- change sequence value of its last change
+        removed INTEGER NOT NULL,      -- 1: the directory is gone (a tombstone)
+        state_fp TEXT NOT NULL,        -- fingerprint of the announced state ('' for tombstones)
+        head TEXT NOT NULL             -- the announced state (a wire RunChange without records or files), JSON
+     ) WITHOUT ROWID;
+     CREATE INDEX feed_run_by_seq ON feed_run(seq);
+     CREATE TABLE feed_file(
+        dir TEXT NOT NULL,
+        path TEXT NOT NULL,            -- relative to the run directory, '/'-separated
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,     -- nanoseconds since the Unix epoch
+        sha256 TEXT,                   -- lowercase hex; NULL for append-only or large files
+        PRIMARY KEY (dir, path)
+     ) WITHOUT ROWID;
+     INSERT OR IGNORE INTO index_info(key, value) VALUES ('seq', '0');",
 ];
 
 /// Why the schema could not be brought up to date.

@@ -1,0 +1,134 @@
+//! The handshake: the hub's `hello` must come first and speak a protocol version this agent
+//! knows. The answer names the version chosen and what the hub needs to know of this agent
+//! (its root, host, index epoch and frame limit). Refusals say which side to upgrade.
+
+use runicorn_protocol::wire::{
+    ErrorBody, ErrorCode, Hello, CAPABILITIES, MIN_MAX_FRAME_BYTES, PROTOCOL_NAME,
+    PROTOCOL_VERSION,
+};
+
+/// What this agent announces.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub root: String,
+    pub host: String,
+    pub epoch: String,
+    /// Largest frame this agent accepts.
+    pub max_frame_bytes: u32,
+}
+
+/// This agent's program name and version.
+pub fn software() -> String {
+    format!("runicorn-agent/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The agreed session: the answer to send and the hub's frame limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    pub answer: Hello,
+    pub hub_max_frame_bytes: u32,
+}
+
+/// Checks the hub's `hello` and builds the answer, or the error to send before exiting.
+pub fn negotiate(hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody> {
+    let ours = format!("{} (protocol {PROTOCOL_NAME}, versions [{PROTOCOL_VERSION}])", software());
+    let theirs = format!(
+        "{} (protocol {}, versions {:?})",
+        hub.software, hub.protocol, hub.versions
+    );
+    if hub.protocol != PROTOCOL_NAME {
+        return Err(ErrorBody {
+            code: ErrorCode::Incompatible,
+            message: format!(
+                "this is {ours}; the peer {theirs} speaks another protocol: connect with runicorn-hub"
+            ),
+        });
+    }
+    if !hub.versions.contains(&PROTOCOL_VERSION) {
+        let advice = if hub.versions.iter().all(|&v| v > PROTOCOL_VERSION) && !hub.versions.is_empty() {
+            "upgrade runicorn-agent on this host"
+        } else {
+            "upgrade runicorn-hub"
+        };
+        return Err(ErrorBody {
+            code: ErrorCode::Incompatible,
+            message: format!("no common protocol version: this is {ours}, the hub is {theirs}; {advice}"),
+        });
+    }
+    if hub.max_frame_bytes < MIN_MAX_FRAME_BYTES {
+        return Err(ErrorBody {
+            code: ErrorCode::BadRequest,
+            message: format!(
+                "the hub {theirs} announces max_frame_bytes {} below the protocol's minimum {MIN_MAX_FRAME_BYTES}",
+                hub.max_frame_bytes
+            ),
+        });
+    }
+    Ok(Agreement {
+        answer: Hello {
+            protocol: PROTOCOL_NAME.to_owned(),
+            versions: vec![PROTOCOL_VERSION],
+            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            software: software(),
+            max_frame_bytes: me.max_frame_bytes,
+            root: Some(me.root.clone()),
+            host: Some(me.host.clone()),
+            epoch: Some(me.epoch.clone()),
+        },
+        hub_max_frame_bytes: hub.max_frame_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> AgentIdentity {
+        AgentIdentity {
+            root: "/data/runicorn".into(),
+            host: "gpu-01".into(),
+            epoch: "e1".into(),
+            max_frame_bytes: 16 << 20,
+        }
+    }
+
+    fn hub(versions: Vec<u32>) -> Hello {
+        Hello {
+            protocol: PROTOCOL_NAME.into(),
+            versions,
+            capabilities: vec![],
+            software: "runicorn-hub/9.9.9".into(),
+            max_frame_bytes: 4 << 20,
+            root: None,
+            host: None,
+            epoch: None,
+        }
+    }
+
+    #[test]
+    fn a_common_version_is_chosen_and_the_answer_is_complete() {
+        let a = negotiate(&hub(vec![1, 2]), &me()).unwrap();
+        assert_eq!(a.answer.versions, vec![PROTOCOL_VERSION]);
+        assert_eq!(a.hub_max_frame_bytes, 4 << 20);
+        assert_eq!(a.answer.epoch.as_deref(), Some("e1"));
+        assert_eq!(a.answer.root.as_deref(), Some("/data/runicorn"));
+        assert!(a.answer.capabilities.iter().any(|c| c == "changes"));
+        assert!(a.answer.software.starts_with("runicorn-agent/"));
+    }
+
+    #[test]
+    fn refusals_name_both_sides_and_what_to_upgrade() {
+        let newer = negotiate(&hub(vec![7, 8]), &me()).unwrap_err();
+        assert_eq!(newer.code, ErrorCode::Incompatible);
+        assert!(newer.message.contains("[7, 8]") && newer.message.contains("[1]"));
+        assert!(newer.message.contains("upgrade runicorn-agent"), "{}", newer.message);
+        let older = negotiate(&hub(vec![0]), &me()).unwrap_err();
+        assert!(older.message.contains("upgrade runicorn-hub"), "{}", older.message);
+        let mut other = hub(vec![1]);
+        other.protocol = "ftp".into();
+        assert_eq!(negotiate(&other, &me()).unwrap_err().code, ErrorCode::Incompatible);
+        let mut tiny = hub(vec![1]);
+        tiny.max_frame_bytes = 100;
+        assert_eq!(negotiate(&tiny, &me()).unwrap_err().code, ErrorCode::BadRequest);
+    }
+}

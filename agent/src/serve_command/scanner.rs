@@ -1,0 +1,192 @@
+//! The scanner thread: a full scan when the session starts and every `--poll` seconds (what
+//! makes the feed correct: missed events, network file systems, writers that died), and quick
+//! scans of just the runs the file watcher saw written (what makes it fast). After each scan
+//! that moved the change counter a notice goes to a subscribed hub.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runicorn_protocol::run_format::LivenessContext;
+
+use super::output::SendError;
+use super::shared::Shared;
+use crate::run_index::feed::{Feed, ScanScope};
+
+/// How long writes are gathered after the first one before the scan of their runs.
+const GATHER: Duration = Duration::from_millis(50);
+
+/// Why the scanner should look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Something was written at these paths (relative to the root).
+    Paths(Vec<PathBuf>),
+    /// Events were lost: look at everything.
+    Rescan,
+}
+
+/// Starts the scanner thread.
+pub fn spawn_scanner(
+    shared: Arc<Shared>,
+    poll: Duration,
+    triggers: Receiver<Trigger>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("scanner".into())
+        .spawn(move || Scanner::new(shared).run(poll, &triggers))
+        .map(|_| ())
+}
+
+struct Scanner {
+    shared: Arc<Shared>,
+    feed: Feed,
+    last_error: Option<String>,
+}
+
+impl Scanner {
+    fn new(shared: Arc<Shared>) -> Scanner {
+        let feed = Feed::new(&shared.root);
+        Scanner {
+            shared,
+            feed,
+            last_error: None,
+        }
+    }
+
+    fn run(mut self, poll: Duration, triggers: &Receiver<Trigger>) {
+        self.scan(ScanScope::All);
+        // Even a failed first scan must not leave `changes` waiting forever.
+        self.shared.mark_ready();
+        let mut next_full = Instant::now() + poll;
+        let mut watching = true;
+        loop {
+            let now = Instant::now();
+            if now >= next_full {
+                self.scan(ScanScope::All);
+                next_full = Instant::now() + poll;
+                continue;
+            }
+            if !watching {
+                std::thread::sleep(next_full - now);
+                continue;
+            }
+            let first = match triggers.recv_timeout(next_full - now) {
+                Ok(t) => t,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    watching = false;
+                    continue;
+                }
+            };
+            let mut burst = vec![first];
+            let until = Instant::now() + GATHER;
+            while let Ok(t) = triggers.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                burst.push(t);
+            }
+            match scope_for(&self.feed, burst) {
+                Some(ScanScope::All) => {
+                    self.scan(ScanScope::All);
+                    next_full = Instant::now() + poll;
+                }
+                Some(scope) => self.scan(scope),
+                None => {}
+            }
+        }
+    }
+
+    fn scan(&mut self, scope: ScanScope) {
+        let ctx = LivenessContext::here_and_now();
+        let t0 = Instant::now(); // TIMING
+        let r = self.feed.scan(self.shared.index_mutex(), scope.clone(), &ctx); // TIMING
+        eprintln!("TIMING scan {:?} {:?}", t0.elapsed(), r.as_ref().map(|r| (r.scanned, r.bumped))); // TIMING
+        match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
+            Ok(report) => {
+                self.last_error = None;
+                for p in &report.new_problems {
+                    eprintln!(
+                        "runicorn-agent serve: {}: {}",
+                        p.path.display(),
+                        p.reason
+                    );
+                }
+                match self.shared.notify_if_moved(report.counter) {
+                    Ok(()) => {}
+                    Err(SendError::Closed) => std::process::exit(0),
+                    Err(e) => {
+                        eprintln!("runicorn-agent serve: {e}; ending the session");
+                        std::process::exit(2);
+                    }
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    eprintln!("runicorn-agent serve: scanning the runs failed: {text}; retrying at the next scan");
+                    self.last_error = Some(text);
+                }
+            }
+        }
+    }
+}
+
+/// What to scan for a burst of triggers: the known runs written to, or everything when a path
+/// may belong to a run not known yet (or events were lost). `None`: nothing of interest.
+fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
+    let mut dirs = BTreeSet::new();
+    for trigger in burst {
+        match trigger {
+            Trigger::Rescan => return Some(ScanScope::All),
+            Trigger::Paths(paths) => {
+                for p in paths {
+                    match feed.run_holding(&p) {
+                        Some(dir) => {
+                            dirs.insert(dir);
+                        }
+                        None if could_hold_runs(&p) => return Some(ScanScope::All),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+    (!dirs.is_empty()).then(|| ScanScope::Dirs(dirs.into_iter().collect()))
+}
+
+/// Whether a path (relative to the root) lies where a new run can appear: below `runs/` (current
+/// layout) or `<project>/<name>/runs/` (legacy).
+fn could_hold_runs(rel: &Path) -> bool {
+    let parts: Vec<_> = rel.components().collect();
+    let is = |i: usize, name: &str| parts.get(i).is_some_and(|c| c.as_os_str() == name);
+    (is(0, "runs") && parts.len() >= 2) || (parts.len() >= 4 && is(2, "runs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_may_hold_new_runs() {
+        for yes in ["runs/p/id", "runs/id/meta.json", "proj/exp/runs/id"] {
+            assert!(could_hold_runs(Path::new(yes)), "{yes}");
+        }
+        for no in ["runs", "runicorn.db", "index/x", "proj/exp", "proj/exp/runs", "archive/a"] {
+            assert!(!could_hold_runs(Path::new(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn bursts_become_targeted_or_full_scans() {
+        let feed = Feed::new(Path::new("/nowhere"));
+        assert_eq!(
+            scope_for(&feed, vec![Trigger::Paths(vec!["runicorn.db".into()])]),
+            None
+        );
+        assert_eq!(
+            scope_for(&feed, vec![Trigger::Paths(vec!["runs/p/new/meta.json".into()])]),
+            Some(ScanScope::All)
+        );
+        assert_eq!(scope_for(&feed, vec![Trigger::Rescan]), Some(ScanScope::All));
+    }
+}

@@ -1,0 +1,292 @@
+//! Benchmark: the hub store's point ingest against the cheapest equivalent.
+//!
+//! Builds `PointBatch`es in memory (default 1,000 runs × 1,000 steps × 3 keys, 50 runs per
+//! batch, as the agent answers a `points` request), then times `Store::ingest_points` of all
+//! of them into a fresh store on disk. The baseline, in the same run, is what a program would do
+//! by hand: one `INSERT` per point into a plain table (no key, no index; not idempotent) inside
+//! one transaction, with the same WAL and `synchronous=NORMAL` settings. Prints points/s of both
+//! and the ratio. Goal: ≥ 2,000,000 points/s.
+//!
+//! Usage: cargo build --release --bins && target/release/hub_ingest [--runs 1000] [--quick]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use runicorn_bench::machine_description;
+use runicorn_protocol::wire::{
+    ChangeBatch, Cursor, EventsState, PointBatch, RunChange, RunPoints, Series,
+};
+use runicorn_store::{RemoteSpec, Store};
+
+#[derive(Parser)]
+struct Args {
+    /// Runs to ingest
+    #[arg(long, default_value_t = 1000)]
+    runs: usize,
+    /// Steps per run
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Metric keys per step
+    #[arg(long, default_value_t = 3)]
+    keys: usize,
+    /// Runs per PointBatch (one transaction each)
+    #[arg(long, default_value_t = 50)]
+    runs_per_batch: usize,
+    /// Timed repetitions of each side (each into a fresh database)
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Folder for the databases (default: a temporary folder)
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Small sizes and one repetition: a smoke test for CI
+    #[arg(long)]
+    quick: bool,
+    /// Time the store only (for profiling)
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+const KEY_NAMES: [&str; 8] = [
+    "loss",
+    "acc",
+    "lr",
+    "val_loss",
+    "val_acc",
+    "grad_norm",
+    "tokens",
+    "mfu",
+];
+
+fn dir_of(run: usize) -> String {
+    format!("runs/bench/exp/{run:06}")
+}
+
+fn key_name(k: usize) -> String {
+    KEY_NAMES
+        .get(k)
+        .map_or_else(|| format!("metric_{k}"), |s| (*s).to_owned())
+}
+
+/// 100 bytes per event line, as the agent would count them.
+const LINE_BYTES: u64 = 100;
+
+fn run_points(run: usize, steps: usize, keys: usize) -> RunPoints {
+    let step_list: Vec<i64> = (1..=steps as i64).collect();
+    let times: Vec<f64> = step_list.iter().map(|&s| 1.7e9 + s as f64 * 0.1).collect();
+    let series = (0..keys)
+        .map(|k| Series {
+            key: key_name(k),
+            rows: None,
+            values: step_list
+                .iter()
+                .map(|&s| (k as f64 + 1.0) / (s as f64 + run as f64))
+                .collect(),
+        })
+        .collect();
+    RunPoints {
+        dir: dir_of(run),
+        from: 0,
+        to: steps as u64 * LINE_BYTES,
+        next_line: steps as u64 + 1,
+        eof: true,
+        steps: step_list,
+        times,
+        series,
+        ..RunPoints::default()
+    }
+}
+
+fn run_change(run: usize, steps: usize) -> RunChange {
+    RunChange {
+        dir: dir_of(run),
+        seq: run as u64 + 1,
+        id: format!("{run:06}"),
+        path: "bench/exp".into(),
+        layout: "current".into(),
+        alias: None,
+        tags: vec![],
+        status: "finished".into(),
+        reason: None,
+        created_at: Some(1.7e9),
+        ended_at: Some(1.7e9 + 100.0),
+        hostname: Some("bench".into()),
+        deleted: false,
+        meta: None,
+        status_record: None,
+        summary: None,
+        config: None,
+        environment: None,
+        events: EventsState {
+            bytes: steps as u64 * LINE_BYTES,
+            lines: steps as u64,
+            ..EventsState::default()
+        },
+        log_bytes: 0,
+        files: vec![],
+    }
+}
+
+/// Times `ingest_points` of every batch into a fresh store in `dir`.
+fn time_store(dir: &Path, args: &Args, batches: &[PointBatch]) -> anyhow::Result<(Duration, u64)> {
+    let mut store = Store::open(dir)?;
+    let remote = store.upsert_remote(&RemoteSpec {
+        name: "bench".into(),
+        address: "bench".into(),
+        transport: serde_json::Value::Null,
+    })?;
+    let listing = ChangeBatch {
+        reset: true,
+        runs: (0..args.runs).map(|r| run_change(r, args.steps)).collect(),
+        removed: vec![],
+        cursor: Cursor {
+            epoch: "bench".into(),
+            seq: args.runs as u64,
+        },
+        more: false,
+    };
+    store.apply_change_batch(remote, &listing)?;
+    let start = Instant::now();
+    let mut points = 0;
+    for batch in batches {
+        points += store.ingest_points(remote, batch)?.points;
+    }
+    let elapsed = start.elapsed();
+    let stored = store.total_points(remote)?;
+    anyhow::ensure!(
+        stored == points && store.pending_points(remote, 1)?.is_empty(),
+        "the store holds {stored} points after ingesting {points}"
+    );
+    Ok((elapsed, points))
+}
+
+/// Times the baseline: one INSERT per point into a plain table, one transaction.
+fn time_baseline(dir: &Path, batches: &[PointBatch]) -> anyhow::Result<(Duration, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let mut conn = rusqlite::Connection::open(dir.join("baseline.sqlite"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(
+        "CREATE TABLE points(run TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL,
+            time REAL, value REAL)",
+    )?;
+    let start = Instant::now();
+    let mut points = 0u64;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO points(run, key, step, time, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for batch in batches {
+            for rp in &batch.runs {
+                for s in &rp.series {
+                    for (i, v) in s.values.iter().enumerate() {
+                        insert.execute(rusqlite::params![
+                            rp.dir,
+                            s.key,
+                            rp.steps[i],
+                            rp.times[i],
+                            v
+                        ])?;
+                        points += 1;
+                    }
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok((start.elapsed(), points))
+}
+
+fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
+    times.sort();
+    (times[0], times[times.len() / 2])
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.runs = args.runs.min(40);
+        args.steps = args.steps.min(500);
+        args.repeats = 1;
+    }
+    let per_batch = args.runs_per_batch.max(1);
+    let batches: Vec<PointBatch> = (0..args.runs)
+        .collect::<Vec<_>>()
+        .chunks(per_batch)
+        .map(|runs| PointBatch {
+            runs: runs
+                .iter()
+                .map(|&r| run_points(r, args.steps, args.keys))
+                .collect(),
+        })
+        .collect();
+    let tmp = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+
+    let (mut store_times, mut base_times) = (Vec::new(), Vec::new());
+    let mut points = 0;
+    // Interleaved, so both sides meet the same machine load.
+    for rep in 0..args.repeats.max(1) {
+        let (t, n) = time_store(&tmp.path().join(format!("store{rep}")), &args, &batches)?;
+        store_times.push(t);
+        points = n;
+        if args.no_baseline {
+            continue;
+        }
+        let (t, n) = time_baseline(&tmp.path().join(format!("base{rep}")), &batches)?;
+        anyhow::ensure!(n == points, "baseline wrote {n} points, the store {points}");
+        base_times.push(t);
+    }
+    let (store_best, store_median) = best_and_median(store_times);
+    let base_times_empty = base_times.is_empty();
+    let (base_best, base_median) = if base_times_empty {
+        (Duration::ZERO, Duration::ZERO)
+    } else {
+        best_and_median(base_times)
+    };
+    let rate = |d: Duration| points as f64 / d.as_secs_f64();
+
+    println!("machine: {}", machine_description());
+    println!(
+        "{} runs x {} steps x {} keys = {} points, {} runs per batch ({} batches), best/median of {}",
+        args.runs,
+        args.steps,
+        args.keys,
+        points,
+        per_batch,
+        batches.len(),
+        args.repeats.max(1)
+    );
+    println!(
+        "Store::ingest_points                 best {:.3}s {:>10.0} points/s   median {:.3}s {:>10.0} points/s",
+        store_best.as_secs_f64(),
+        rate(store_best),
+        store_median.as_secs_f64(),
+        rate(store_median)
+    );
+    let verdict = if args.quick {
+        "not judged (--quick)"
+    } else if rate(store_best) >= 2e6 {
+        "met"
+    } else {
+        "NOT met"
+    };
+    if !base_times_empty {
+        println!(
+            "baseline: INSERT per point, 1 tx     best {:.3}s {:>10.0} points/s   median {:.3}s {:>10.0} points/s",
+            base_best.as_secs_f64(),
+            rate(base_best),
+            base_median.as_secs_f64(),
+            rate(base_median)
+        );
+        println!(
+            "ratio store/baseline time (best): {:.2}",
+            store_best.as_secs_f64() / base_best.as_secs_f64()
+        );
+    }
+    println!("goal >= 2,000,000 points/s (best): {verdict}");
+    Ok(())
+}

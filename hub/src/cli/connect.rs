@@ -1,0 +1,145 @@
+//! `runicorn-hub connect TARGET`: remember the remote, sync it, follow it live.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use runicorn_hub::open_link::OpenOptions;
+use runicorn_hub::remote_address::{check_remote_name, RemoteAddress};
+use runicorn_hub::store_thread::StoreHandle;
+use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
+use runicorn_store::RemoteSpec;
+
+use super::terminal::SyncReporter;
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// [user@]host[:port], a Host alias from ~/.ssh/config, or local:DIR
+    pub target: String,
+    /// SSH port (overrides ~/.ssh/config and TARGET's :port)
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Private key file to authenticate with (tried after ssh-agent's keys)
+    #[arg(short = 'i', long = "identity", value_name = "KEY")]
+    pub identity: Option<PathBuf>,
+    /// Jump host(s) to connect through, as for `ssh -J` (comma-separated)
+    #[arg(short = 'J', long = "jump", value_name = "JUMP")]
+    pub jump: Option<String>,
+    /// Path of runicorn-agent on the server [default: `runicorn-agent` on its PATH, else
+    /// ~/.runicorn/bin/runicorn-agent]; for local:DIR, the agent binary on this machine
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<String>,
+    /// Storage root on the server [default: the agent's: $RUNICORN_DIR, else ~/.runicorn]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<String>,
+    /// Name to remember the remote by [default: the host name, or `local`]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Sync once and exit instead of following live
+    #[arg(long)]
+    pub once: bool,
+    /// Record the server's host key in ~/.ssh/known_hosts when it is not known yet (a changed
+    /// key is always refused)
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Do not serve the dashboard (accepted now so scripts keep working; the dashboard arrives
+    /// in a later version)
+    #[arg(long)]
+    pub no_ui: bool,
+    /// Seconds between the agent's full rescans of the root (it also watches for changes)
+    #[arg(long, value_name = "SECS")]
+    pub poll: Option<f64>,
+    /// Print only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Builds the address from the target and the options.
+pub fn address_of(args: &ConnectArgs) -> anyhow::Result<RemoteAddress> {
+    let mut address = RemoteAddress::parse(&args.target).map_err(anyhow::Error::msg)?;
+    match &mut address {
+        RemoteAddress::Ssh {
+            port,
+            identity,
+            jump,
+            agent,
+            root,
+            ..
+        } => {
+            *port = args.port;
+            identity.clone_from(&args.identity);
+            jump.clone_from(&args.jump);
+            agent.clone_from(&args.agent);
+            root.clone_from(&args.root);
+        }
+        RemoteAddress::Local { agent, .. } => {
+            if args.port.is_some() || args.identity.is_some() || args.jump.is_some() {
+                anyhow::bail!("-p, -i and -J apply to SSH targets, not to {}", args.target);
+            }
+            if args.root.is_some() {
+                anyhow::bail!("for local:DIR the root is DIR; drop --root");
+            }
+            *agent = args.agent.as_ref().map(PathBuf::from);
+        }
+    }
+    Ok(address)
+}
+
+/// Remembers a remote under `name` and returns its id.
+pub async fn remember(
+    store: &StoreHandle,
+    name: &str,
+    address: &RemoteAddress,
+) -> anyhow::Result<runicorn_store::RemoteId> {
+    check_remote_name(name).map_err(anyhow::Error::msg)?;
+    let spec = RemoteSpec {
+        name: name.to_owned(),
+        address: address.display(),
+        transport: serde_json::to_value(address)?,
+    };
+    store
+        .call(move |s| s.upsert_remote(&spec))
+        .await?
+        .with_context(|| format!("cannot remember remote {name}"))
+}
+
+pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
+    let address = address_of(&args)?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| address.default_name());
+    let (store, _dir) = super::open_store(hub_dir)?;
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let id = remember(&store, &name, &address).await?;
+        let mut agent_args = Vec::new();
+        if let Some(poll) = args.poll {
+            agent_args.extend(["--poll".to_owned(), poll.to_string()]);
+        }
+        let job = RemoteJob {
+            name: name.clone(),
+            id,
+            address,
+            open: OpenOptions {
+                accept_new_host_key: args.accept_new_host_key,
+                agent_args,
+            },
+            mode: if args.once { Mode::Once } else { Mode::Follow },
+            safety_interval: Duration::from_secs(30),
+        };
+        let reporter = SyncReporter::new(args.quiet);
+        if !args.once && !args.quiet {
+            eprintln!("{name}: following live; Ctrl-C stops");
+        }
+        run_remote(&job, &store, &reporter, ctrl_c()).await?;
+        Ok(0)
+    })
+}
+
+/// Resolves on Ctrl-C (or never, when the handler cannot be installed).
+pub async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,102 @@
+//! `runicorn-hub demo`: sample runs in a temporary root, a local agent serving them, a sync into
+//! a temporary store, then live follow of the run that is still training.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use runicorn_hub::demo_runs::{spawn_live_run, write_sample_runs};
+use runicorn_hub::open_link::OpenOptions;
+use runicorn_hub::remote_address::RemoteAddress;
+use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
+
+use super::terminal::SyncReporter;
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Write the sample runs here instead of a temporary directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Sync once, print the runs and exit instead of following the live run
+    #[arg(long)]
+    pub once: bool,
+    /// Do not serve the dashboard (accepted now; the dashboard arrives in a later version)
+    #[arg(long)]
+    pub no_ui: bool,
+    /// Path of the runicorn-agent binary [default: beside runicorn-hub, else on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
+}
+
+pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
+    let scratch = tempfile::Builder::new()
+        .prefix("runicorn-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo")?;
+    let root = args.dir.clone().unwrap_or_else(|| scratch.path().join("server-root"));
+    // The demo keeps its own store unless one was asked for, so it never mixes sample runs
+    // into the user's real store.
+    let hub_dir = hub_dir
+        .or_else(|| std::env::var_os("RUNICORN_HUB_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| scratch.path().join("hub"));
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let written = write_sample_runs(&root)
+        .with_context(|| format!("cannot write the sample runs into {}", root.display()))?;
+    let stop_live = Arc::new(AtomicBool::new(false));
+    let live = spawn_live_run(&root, Duration::from_millis(500), Arc::clone(&stop_live))
+        .context("cannot start the live sample run")?;
+    eprintln!(
+        "demo: wrote {} sample runs (+1 still training) into {}; store in {}",
+        written,
+        root.display(),
+        hub_dir.display()
+    );
+    let (store, _) = super::open_store(Some(hub_dir.clone()))?;
+    let rt = super::runtime()?;
+    let address = RemoteAddress::Local {
+        dir: root.clone(),
+        agent: args.agent.clone(),
+    };
+    let result = rt.block_on(async {
+        let id = super::connect::remember(&store, "demo", &address).await?;
+        let reporter = SyncReporter::new(false);
+        let once = RemoteJob {
+            name: "demo".into(),
+            id,
+            address: address.clone(),
+            open: OpenOptions {
+                accept_new_host_key: false,
+                agent_args: vec!["--poll".into(), "1".into()],
+            },
+            mode: Mode::Once,
+            safety_interval: Duration::from_secs(5),
+        };
+        run_remote(&once, &store, &reporter, std::future::pending()).await?;
+        let hub_arg = hub_dir.display().to_string();
+        super::list::print(
+            &store,
+            &super::list::LsArgs {
+                remote: None,
+                path: None,
+                status: vec![],
+                all: false,
+                json: false,
+            },
+        )
+        .await?;
+        if args.once {
+            return Ok::<_, anyhow::Error>(0);
+        }
+        eprintln!(
+            "demo: following the live run; Ctrl-C stops. In another terminal: runicorn-hub --hub-dir {hub_arg} ls"
+        );
+        let follow = RemoteJob { mode: Mode::Follow, ..once };
+        run_remote(&follow, &store, &reporter, super::connect::ctrl_c()).await?;
+        Ok(0)
+    });
+    stop_live.store(true, Ordering::Relaxed);
+    let _ = live.join();
+    result
+}

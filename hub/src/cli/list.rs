@@ -1,0 +1,149 @@
+//! `runicorn-hub ls`: the runs in the store, from every remote, as a table or JSON.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use runicorn_hub::store_thread::StoreHandle;
+use runicorn_store::{RunFilter, RunRow};
+use serde_json::json;
+
+use super::terminal::{color_stdout, figure, paint};
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Only runs of this remote
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Only runs under this path (whole segments: `cv` matches cv/resnet, not cvx)
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Only runs with these statuses (comma-separated)
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(
+        ["running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable"]))]
+    pub status: Vec<String>,
+    /// Include soft-deleted runs and runs gone from their server
+    #[arg(long)]
+    pub all: bool,
+    /// Print a JSON array of objects instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(hub_dir: Option<PathBuf>, args: LsArgs) -> anyhow::Result<u8> {
+    let (store, _dir) = super::open_store(hub_dir)?;
+    let rt = super::runtime()?;
+    rt.block_on(print(&store, &args))?;
+    Ok(0)
+}
+
+/// Prints the runs `args` selects.
+pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
+    let filter = RunFilter {
+        remote: args.remote.clone(),
+        path_prefix: args.path.clone(),
+        status: (!args.status.is_empty()).then(|| args.status.clone()),
+        include_deleted: args.all,
+        include_removed: args.all,
+        ..RunFilter::default()
+    };
+    let runs = store.call(move |s| s.list_runs(&filter)).await??;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let rows: Vec<_> = runs.iter().map(run_json).collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, &runs)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The JSON object of one run (`--json`).
+pub fn run_json(r: &RunRow) -> serde_json::Value {
+    json!({
+        "remote": r.remote,
+        "id": r.id,
+        "path": r.path,
+        "alias": r.alias,
+        "status": r.status,
+        "points": r.points,
+        "last_step": r.last_step,
+        "keys": r.keys,
+        "tags": r.tags,
+        "host": r.hostname,
+        "created_at": r.created_at,
+        "ended_at": r.ended_at,
+        "dir": r.dir,
+        "deleted": r.deleted,
+        "removed": r.removed,
+        "summary": r.summary,
+    })
+}
+
+fn status_colour(status: &str) -> &'static str {
+    match status {
+        "running" => "1;34",
+        "finished" => "32",
+        "failed" | "crashed" | "unreadable" => "1;31",
+        _ => "33",
+    }
+}
+
+fn print_table(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        writeln!(out, "no runs in the store; add a server with `runicorn-hub connect HOST`")?;
+        return Ok(());
+    }
+    let color = color_stdout();
+    let headers = ["REMOTE", "PATH", "ID", "ALIAS", "STATUS", "POINTS", "LAST STEP"];
+    let rows: Vec<[String; 7]> = runs
+        .iter()
+        .map(|r| {
+            let mut status = r.status.clone();
+            if r.removed {
+                status.push_str(" (gone)");
+            } else if r.deleted {
+                status.push_str(" (deleted)");
+            }
+            [
+                r.remote.clone(),
+                r.path.clone(),
+                r.id.clone(),
+                r.alias.clone().unwrap_or_default(),
+                status,
+                figure(r.points),
+                r.last_step.map(|s| s.to_string()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header_line: Vec<String> = headers
+        .iter()
+        .zip(widths)
+        .map(|(h, w)| format!("{h:<w$}"))
+        .collect();
+    writeln!(out, "{}", paint(color, "1", header_line.join("  ").trim_end()))?;
+    for (row, run) in rows.iter().zip(runs) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                let padded = format!("{cell:<w$}");
+                if i == 4 {
+                    paint(color, status_colour(&run.status), &padded)
+                } else {
+                    padded
+                }
+            })
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}

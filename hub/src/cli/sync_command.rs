@@ -1,0 +1,143 @@
+//! `runicorn-hub sync [NAME…]`: one round for each remembered remote, concurrently.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use runicorn_hub::open_link::OpenOptions;
+use runicorn_hub::remote_address::RemoteAddress;
+use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use runicorn_hub::supervisor::SessionEvents;
+use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
+use runicorn_protocol::wire::Hello;
+use serde_json::json;
+
+use super::terminal::{error_label, SyncReporter};
+
+#[derive(clap::Args, Debug)]
+pub struct SyncArgs {
+    /// Remotes to sync [default: all remembered remotes]
+    pub names: Vec<String>,
+    /// Print only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print one JSON object per remote (what moved, how long it took, the error if any) as a
+    /// JSON array on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Collects each remote's first round for `--json`, passing events on to the terminal.
+struct Collector {
+    terminal: SyncReporter,
+    rounds: Mutex<HashMap<String, (RoundStats, Duration)>>,
+}
+
+impl RoundObserver for Collector {
+    fn progress(&self, stats: &RoundStats, bytes_received: u64) {
+        self.terminal.progress(stats, bytes_received);
+    }
+}
+
+impl SessionEvents for Collector {
+    fn connected(&self, remote: &str, agent: &Hello) {
+        self.terminal.connected(remote, agent);
+    }
+    fn round_done(&self, remote: &str, stats: &RoundStats, elapsed: Duration, first: bool) {
+        if let Ok(mut r) = self.rounds.lock() {
+            r.insert(remote.to_owned(), (*stats, elapsed));
+        }
+        self.terminal.round_done(remote, stats, elapsed, first);
+    }
+    fn reconnecting(&self, remote: &str, error: &SyncError, delay: Duration) {
+        self.terminal.reconnecting(remote, error, delay);
+    }
+}
+
+pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
+    let (store, dir) = super::open_store(hub_dir)?;
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let remotes = store.call(|s| s.remotes()).await??;
+        if remotes.is_empty() {
+            anyhow::bail!(
+                "no remotes are remembered in {}; add one with `runicorn-hub connect HOST`",
+                dir.display()
+            );
+        }
+        for wanted in &args.names {
+            if !remotes.iter().any(|r| &r.name == wanted) {
+                let known: Vec<_> = remotes.iter().map(|r| r.name.as_str()).collect();
+                anyhow::bail!("no remote named {wanted:?}; known: {}", known.join(", "));
+            }
+        }
+        let mut jobs = Vec::new();
+        for r in remotes
+            .iter()
+            .filter(|r| args.names.is_empty() || args.names.contains(&r.name))
+        {
+            let address: RemoteAddress = serde_json::from_value(r.transport.clone())
+                .with_context(|| format!("the stored address of remote {} is unreadable", r.name))?;
+            jobs.push(RemoteJob {
+                name: r.name.clone(),
+                id: r.id,
+                address,
+                open: OpenOptions::default(),
+                mode: Mode::Once,
+                safety_interval: Duration::from_secs(30),
+            });
+        }
+        let reporter = Collector {
+            terminal: SyncReporter::new(args.quiet),
+            rounds: Mutex::default(),
+        };
+        let results = futures_join(&jobs, &store, &reporter).await;
+        let mut failed = Vec::new();
+        let mut rows = Vec::new();
+        let rounds = reporter.rounds.lock().map(|r| r.clone()).unwrap_or_default();
+        for (job, result) in jobs.iter().zip(results) {
+            let (stats, elapsed) = rounds.get(&job.name).copied().unwrap_or_default();
+            let error = result.as_ref().err().map(ToString::to_string);
+            if let Some(e) = &error {
+                eprintln!("{}: {}: {e}", error_label(), job.name);
+                failed.push(job.name.clone());
+            }
+            rows.push(json!({
+                "remote": job.name,
+                "ok": error.is_none(),
+                "error": error,
+                "runs": stats.runs,
+                "points": stats.points,
+                "log_bytes": stats.log_bytes,
+                "requests": stats.requests,
+                "seconds": elapsed.as_secs_f64(),
+            }));
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        if failed.is_empty() {
+            Ok(0)
+        } else {
+            eprintln!("{}: {} of {} remotes failed: {}", error_label(), failed.len(), jobs.len(), failed.join(", "));
+            Ok(2)
+        }
+    })
+}
+
+async fn futures_join(
+    jobs: &[RemoteJob],
+    store: &runicorn_hub::store_thread::StoreHandle,
+    reporter: &Collector,
+) -> Vec<Result<(), runicorn_hub::sync::SyncError>> {
+    // Each remote's round runs concurrently; the store thread serializes their writes.
+    futures::future::join_all(
+        jobs.iter()
+            .map(|job| run_remote(job, store, reporter, std::future::pending())),
+    )
+    .await
+}

@@ -1,0 +1,108 @@
+//! Opens the link to a remote's agent, whatever its address: an SSH connection and an exec
+//! channel, or a local child process. The SSH session is returned beside the link because the
+//! link lives only as long as its connection.
+
+use std::time::Duration;
+
+use crate::link::{AgentLink, LinkDiagnostics};
+use crate::local_transport::{local_agent_program, spawn_local_agent};
+use crate::remote_address::RemoteAddress;
+use crate::ssh;
+use crate::sync::SyncError;
+
+/// An open link and what keeps it alive.
+pub struct OpenLink {
+    pub link: AgentLink,
+    /// The SSH connection under the link (none for a local agent).
+    pub ssh: Option<ssh::SshSession>,
+}
+
+/// Options that apply to opening, not to the remembered address.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Record an unknown host key in known_hosts instead of refusing it.
+    pub accept_new_host_key: bool,
+    /// Extra arguments for `runicorn-agent serve` (e.g. `--poll 0.5`).
+    pub agent_args: Vec<String>,
+}
+
+/// Opens a link to `address`.
+pub async fn open_link(
+    address: &RemoteAddress,
+    name: &str,
+    opts: &OpenOptions,
+) -> Result<OpenLink, SyncError> {
+    match address {
+        RemoteAddress::Local { dir, agent } => {
+            let program = local_agent_program(agent.as_deref());
+            let link = spawn_local_agent(&program, dir, &opts.agent_args).map_err(|e| {
+                SyncError::Transport {
+                    remote: name.to_owned(),
+                    message: e.to_string(),
+                    transient: false,
+                }
+            })?;
+            Ok(OpenLink { link, ssh: None })
+        }
+        RemoteAddress::Ssh {
+            target,
+            port,
+            identity,
+            jump,
+            agent,
+            root,
+        } => {
+            let connect_opts = ssh::ConnectOptions {
+                port: *port,
+                identity: identity.clone(),
+                jump: jump.clone(),
+                accept_new_host_key: opts.accept_new_host_key,
+                ..ssh::ConnectOptions::default()
+            };
+            let transport_err = |e: ssh::SshError| SyncError::Transport {
+                remote: name.to_owned(),
+                transient: e.is_transient(),
+                message: e.to_string(),
+            };
+            let resolved = ssh::resolve_target(target, &connect_opts).map_err(transport_err)?;
+            let session = ssh::connect(&resolved, &connect_opts)
+                .await
+                .map_err(transport_err)?;
+            let mut args = vec!["serve".to_owned(), "--stdio".to_owned()];
+            if let Some(root) = root {
+                args.push("--root".into());
+                args.push(root.clone());
+            }
+            args.extend(opts.agent_args.iter().cloned());
+            let channel = session
+                .start_agent(agent.as_deref(), &args)
+                .await
+                .map_err(transport_err)?;
+            let (reader, writer, diagnostics) = channel.into_parts();
+            Ok(OpenLink {
+                link: AgentLink {
+                    reader: Box::new(reader),
+                    writer: Box::new(writer),
+                    diagnostics: Box::new(SshDiagnostics(diagnostics)),
+                    describe: name.to_owned(),
+                },
+                ssh: Some(session),
+            })
+        }
+    }
+}
+
+struct SshDiagnostics(ssh::AgentMonitor);
+
+impl LinkDiagnostics for SshDiagnostics {
+    fn stderr_tail(&self) -> String {
+        self.0.stderr_tail()
+    }
+
+    fn exit_status(
+        &self,
+        wait: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<u32>> + Send + '_>> {
+        Box::pin(self.0.exit_status(wait))
+    }
+}

@@ -1,0 +1,241 @@
+//! One sync round and live follow. A round asks the agent what changed since the stored cursor,
+//! stores that, then fetches the metric points and log bytes the store lacks, several requests
+//! in flight at once. Every step is resumable: the cursor and each run's copy offsets are stored
+//! with the data they describe, so a round cut anywhere starts again where it stopped, with no
+//! point lost or stored twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runicorn_protocol::wire::{LogWanted, PointsWanted};
+use runicorn_store::RemoteId;
+use tokio::task::JoinSet;
+
+use super::client::AgentClient;
+use super::error::SyncError;
+use crate::store_thread::StoreHandle;
+
+/// Runs per `changes` answer.
+pub const CHANGES_PER_REQUEST: u32 = 2000;
+/// Runs per `points` or `log` request.
+pub const RUNS_PER_REQUEST: usize = 256;
+/// Byte budget of one `points` answer (event-line bytes read by the agent).
+pub const POINT_BYTES_PER_REQUEST: u64 = 6 * 1024 * 1024;
+/// Byte budget of one `log` answer.
+pub const LOG_BYTES_PER_REQUEST: u64 = 2 * 1024 * 1024;
+/// Requests in flight at once.
+pub const REQUESTS_IN_FLIGHT: usize = 4;
+
+/// What a round moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Runs whose state was listed as changed.
+    pub runs: u64,
+    /// Metric points stored.
+    pub points: u64,
+    /// Log bytes stored.
+    pub log_bytes: u64,
+    /// Requests sent (round trips, when not pipelined).
+    pub requests: u64,
+}
+
+/// Receives progress while a round runs.
+pub trait RoundObserver: Send + Sync {
+    fn progress(&self, stats: &RoundStats, bytes_received: u64);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl RoundObserver for Quiet {
+    fn progress(&self, _: &RoundStats, _: u64) {}
+}
+
+fn store_err(e: impl std::fmt::Display) -> SyncError {
+    SyncError::Store(e.to_string())
+}
+
+/// Brings the store's copy of `remote` up to date with the agent.
+pub async fn sync_round(
+    client: &Arc<AgentClient>,
+    store: &StoreHandle,
+    remote: RemoteId,
+    observer: &dyn RoundObserver,
+) -> Result<RoundStats, SyncError> {
+    let mut stats = RoundStats::default();
+    let requests_before = client.requests_sent();
+    let mut cursor = store
+        .call(move |s| s.cursor(remote))
+        .await
+        .map_err(store_err)?
+        .map_err(store_err)?;
+    loop {
+        let batch = client.changes(cursor.clone(), CHANGES_PER_REQUEST).await?;
+        stats.runs += batch.runs.len() as u64;
+        let more = batch.more;
+        let next = batch.cursor.clone();
+        store
+            .call(move |s| s.apply_change_batch(remote, &batch))
+            .await
+            .map_err(store_err)?
+            .map_err(store_err)?;
+        cursor = Some(next);
+        observer.progress(&stats, client.bytes_received());
+        if !more {
+            break;
+        }
+    }
+    fetch_points(client, store, remote, &mut stats, observer).await?;
+    fetch_logs(client, store, remote, &mut stats, observer).await?;
+    stats.requests = client.requests_sent() - requests_before;
+    observer.progress(&stats, client.bytes_received());
+    Ok(stats)
+}
+
+async fn fetch_points(
+    client: &Arc<AgentClient>,
+    store: &StoreHandle,
+    remote: RemoteId,
+    stats: &mut RoundStats,
+    observer: &dyn RoundObserver,
+) -> Result<(), SyncError> {
+    loop {
+        let pending: Vec<PointsWanted> = store
+            .call(move |s| s.pending_points(remote, 1_000_000))
+            .await
+            .map_err(store_err)?
+            .map_err(store_err)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let before: u64 = pending.iter().map(|p| p.offset).sum();
+        let mut tasks = JoinSet::new();
+        let mut groups = pending.chunks(RUNS_PER_REQUEST).map(<[_]>::to_vec);
+        let mut progressed = false;
+        loop {
+            while tasks.len() < REQUESTS_IN_FLIGHT {
+                let Some(group) = groups.next() else { break };
+                let client = Arc::clone(client);
+                let store = store.clone();
+                tasks.spawn(async move {
+                    let batch = client.points(group, POINT_BYTES_PER_REQUEST).await?;
+                    let moved: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
+                    let truncated = batch.runs.iter().any(|r| r.truncated);
+                    let ingested = store
+                        .call(move |s| s.ingest_points(remote, &batch))
+                        .await
+                        .map_err(store_err)?
+                        .map_err(store_err)?;
+                    Ok::<_, SyncError>((ingested.points, moved > 0 || truncated))
+                });
+            }
+            let Some(done) = tasks.join_next().await else { break };
+            let (points, moved) = done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
+            stats.points += points;
+            progressed |= moved;
+            observer.progress(stats, client.bytes_received());
+        }
+        if !progressed {
+            // The agent had nothing more to give for what the store still lacks (a run whose
+            // events file shrank between listing and reading): the next round settles it.
+            tracing::debug!(before, "no progress on pending points; stopping this round");
+            return Ok(());
+        }
+    }
+}
+
+async fn fetch_logs(
+    client: &Arc<AgentClient>,
+    store: &StoreHandle,
+    remote: RemoteId,
+    stats: &mut RoundStats,
+    observer: &dyn RoundObserver,
+) -> Result<(), SyncError> {
+    loop {
+        let pending: Vec<LogWanted> = store
+            .call(move |s| s.pending_logs(remote, 1_000_000))
+            .await
+            .map_err(store_err)?
+            .map_err(store_err)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut tasks = JoinSet::new();
+        let mut groups = pending.chunks(RUNS_PER_REQUEST).map(<[_]>::to_vec);
+        let mut progressed = false;
+        loop {
+            while tasks.len() < REQUESTS_IN_FLIGHT {
+                let Some(group) = groups.next() else { break };
+                let client = Arc::clone(client);
+                let store = store.clone();
+                tasks.spawn(async move {
+                    let batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
+                    let moved: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
+                    let progressed = moved > 0 || batch.runs.iter().any(|r| r.truncated || r.from > 0);
+                    store
+                        .call(move |s| s.ingest_logs(remote, &batch))
+                        .await
+                        .map_err(store_err)?
+                        .map_err(store_err)?;
+                    Ok::<_, SyncError>((moved, progressed))
+                });
+            }
+            let Some(done) = tasks.join_next().await else { break };
+            let (moved, p) = done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
+            stats.log_bytes += moved;
+            progressed |= p;
+            observer.progress(stats, client.bytes_received());
+        }
+        if !progressed {
+            return Ok(());
+        }
+    }
+}
+
+/// After a first round: subscribe and run a round whenever the agent says something changed
+/// (and every `safety_interval` regardless), until the link dies or `stop` resolves.
+pub async fn follow(
+    client: &Arc<AgentClient>,
+    store: &StoreHandle,
+    remote: RemoteId,
+    safety_interval: Duration,
+    observer: &dyn RoundObserver,
+    mut on_round: impl FnMut(&RoundStats, Duration),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), SyncError> {
+    client.subscribe().await?;
+    tokio::pin!(stop);
+    // A change may have landed between the first round and the subscription.
+    let started = std::time::Instant::now();
+    let stats = sync_round(client, store, remote, observer).await?;
+    record_sync(store, remote).await?;
+    on_round(&stats, started.elapsed());
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            notice = client.next_notice() => {
+                if notice.is_none() {
+                    return Err(SyncError::ConnectionLost {
+                        remote: client.remote().to_owned(),
+                        cause: "the agent closed the connection".into(),
+                    });
+                }
+            }
+            _ = tokio::time::sleep(safety_interval) => {}
+        }
+        client.drain_notices().await;
+        let started = std::time::Instant::now();
+        let stats = sync_round(client, store, remote, observer).await?;
+        record_sync(store, remote).await?;
+        on_round(&stats, started.elapsed());
+    }
+}
+
+/// Records a successful round on the remote.
+pub async fn record_sync(store: &StoreHandle, remote: RemoteId) -> Result<(), SyncError> {
+    let now = runicorn_protocol::run_format::unix_now();
+    store
+        .call(move |s| s.record_sync(remote, now, None))
+        .await
+        .map_err(store_err)?
+        .map_err(store_err)
+}

@@ -1,0 +1,759 @@
+//! Ingesting metric points: one [`PointBatch`] is one transaction. Each [`RunPoints`] covers the
+//! bytes `from..to` of a run's `events.jsonl`; the run's copy offset says how far the store
+//! holds it, which makes ingest idempotent:
+//!
+//! - `from == offset`: the next range, stored and the offset moved to `to`;
+//! - `to <= offset` (and `from != offset`): already stored, skipped;
+//! - `from < offset < to`: overlaps; rows are upserted by (run, key, step), later value wins;
+//! - `from > offset`: a gap the store cannot fill, skipped (the run stays pending from its offset);
+//! - `truncated`: the file was replaced; the run's points are dropped first;
+//! - `missing`: the run directory is gone; nothing changes (the change feed says so).
+//!
+//! This is the hub's hottest path (goal ≥ 2 M points/s, `bench/src/bin/hub_ingest.rs`): rows go
+//! into the `WITHOUT ROWID` table keyed by integer (run, key, step) through cached multi-row
+//! `INSERT` statements (512 rows each, run and key bound once), and per-key totals are kept
+//! without reading the table back when steps only grow.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use runicorn_protocol::wire::{check_wire_path, PointBatch, RunPoints, Series};
+
+use crate::changes::run_id_of;
+use crate::error::{SqliteContext, StoreError};
+use crate::remotes::RemoteId;
+use crate::store::{from_sql_int, to_sql_int, Store};
+
+/// What one point batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Point values written (inserted or replaced).
+    pub points: u64,
+    /// Runs whose copy moved on.
+    pub runs: u64,
+    /// Runs not applied: already stored, unknown to the store, or a gap after the copy.
+    pub skipped: u64,
+    /// Runs whose stored points were dropped because their file was replaced.
+    pub truncated: u64,
+}
+
+/// Rows per multi-row `INSERT`, largest first; a series is written with as few statements as
+/// these sizes allow. 512 rows bind 2 + 1,536 parameters (SQLite allows 32,766). Fewer, larger
+/// statements also copy the last leaf page into the statement journal less often.
+const CHUNKS: [usize; 4] = [512, 64, 8, 1];
+/// Corrupt lines kept per run (the agent reports the first 100 of each range).
+const MAX_CORRUPT_LINES: i64 = 1000;
+/// Longest metric key accepted.
+const MAX_KEY_BYTES: usize = 1024;
+
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        CHUNKS
+            .iter()
+            .map(|&n| {
+                let mut sql = String::from(
+                    "INSERT OR REPLACE INTO points(run, key, step, time, value) VALUES ",
+                );
+                for i in 0..n {
+                    let b = 3 + 3 * i;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("(?1,?2,?{},?{},?{})", b, b + 1, b + 2));
+                }
+                sql
+            })
+            .collect()
+    });
+    let at = CHUNKS
+        .iter()
+        .position(|&n| n == rows)
+        .unwrap_or(CHUNKS.len() - 1);
+    // `at` indexes CHUNKS, and `all` has one entry per chunk size.
+    all.get(at).map_or("", String::as_str)
+}
+
+/// Refuses a `RunPoints` whose parts do not fit together, before anything is written.
+fn check_run_points(remote: &str, rp: &RunPoints) -> Result<(), StoreError> {
+    check_wire_path(&rp.dir).map_err(|reason| StoreError::BadPath {
+        remote: remote.to_owned(),
+        path: rp.dir.clone(),
+        reason,
+    })?;
+    let bad = |reason: String| StoreError::BadBatch {
+        remote: remote.to_owned(),
+        dir: rp.dir.clone(),
+        reason,
+    };
+    if rp.missing {
+        return Ok(());
+    }
+    if rp.from > rp.to {
+        return Err(bad(format!(
+            "range {}..{} ends before it begins",
+            rp.from, rp.to
+        )));
+    }
+    if rp.steps.len() != rp.times.len() {
+        return Err(bad(format!(
+            "{} steps but {} times",
+            rp.steps.len(),
+            rp.times.len()
+        )));
+    }
+    let rows = rp.steps.len();
+    for s in &rp.series {
+        if s.key.is_empty() || s.key.len() > MAX_KEY_BYTES {
+            return Err(bad(format!("a metric key of {} bytes", s.key.len())));
+        }
+        match &s.rows {
+            None if s.values.len() != rows => {
+                return Err(bad(format!(
+                    "series {:?} has {} values for {rows} rows",
+                    s.key,
+                    s.values.len()
+                )))
+            }
+            Some(idx) if idx.len() != s.values.len() => {
+                return Err(bad(format!(
+                    "series {:?} has {} values but {} row indexes",
+                    s.key,
+                    s.values.len(),
+                    idx.len()
+                )))
+            }
+            Some(idx) if idx.iter().any(|&i| i as usize >= rows) => {
+                return Err(bad(format!("series {:?} names a row beyond {rows}", s.key)))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The store's copy of one run's `events.jsonl`.
+struct Copy {
+    run: i64,
+    offset: u64,
+}
+
+/// Totals of one (run, key) as kept in `run_keys`.
+#[derive(Clone, Copy)]
+struct KeyTotals {
+    points: i64,
+    first_step: i64,
+    last_step: i64,
+}
+
+impl Store {
+    /// Stores the points of one batch in one transaction (see the module doc for which ranges
+    /// are applied). The same batch twice leaves the same rows.
+    pub fn ingest_points(
+        &mut self,
+        remote: RemoteId,
+        batch: &PointBatch,
+    ) -> Result<IngestStats, StoreError> {
+        let name = self.remote_name(remote)?;
+        for rp in &batch.runs {
+            check_run_points(&name, rp)?;
+        }
+        let Store {
+            conn,
+            db_path,
+            key_ids,
+            ..
+        } = self;
+        let p = db_path.as_path();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(p)?;
+        let mut new_keys: HashMap<String, i64> = HashMap::new();
+        let mut stats = IngestStats::default();
+        for rp in &batch.runs {
+            if rp.missing {
+                continue;
+            }
+            let Some(copy) = copy_of(&tx, remote, &rp.dir).at(p)? else {
+                tracing::warn!(
+                    remote = name,
+                    dir = rp.dir,
+                    "points for a run the store does not know; skipped"
+                );
+                stats.skipped += 1;
+                continue;
+            };
+            if rp.truncated {
+                drop_points(&tx, copy.run).at(p)?;
+                stats.truncated += 1;
+            } else if rp.from != copy.offset {
+                if rp.to <= copy.offset {
+                    stats.skipped += 1;
+                    continue;
+                }
+                if rp.from > copy.offset {
+                    tracing::warn!(remote = name, dir = rp.dir, from = rp.from, offset = copy.offset,
+                        "points begin after the stored copy ends; skipped, asked again from the copy");
+                    stats.skipped += 1;
+                    continue;
+                }
+            }
+            for series in &rp.series {
+                let key = intern_key(&tx, key_ids, &mut new_keys, &series.key).at(p)?;
+                stats.points += write_series(&tx, copy.run, key, rp, series).at(p)?;
+            }
+            store_corrupt_lines(&tx, copy.run, rp).at(p)?;
+            tx.prepare_cached(
+                "UPDATE runs SET copy_offset = ?2, copy_next_line = ?3,
+                    stored_points = (SELECT coalesce(sum(points), 0) FROM run_keys WHERE run = ?1),
+                    stored_last_step = (SELECT max(last_step) FROM run_keys WHERE run = ?1)
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    copy.run,
+                    to_sql_int(rp.to),
+                    to_sql_int(rp.next_line)
+                ])
+            })
+            .at(p)?;
+            stats.runs += 1;
+        }
+        tx.commit().at(p)?;
+        // Only ids that were committed may be remembered.
+        key_ids.extend(new_keys);
+        Ok(stats)
+    }
+}
+
+fn copy_of(tx: &Transaction, remote: RemoteId, dir: &str) -> rusqlite::Result<Option<Copy>> {
+    let Some(run) = run_id_of(tx, remote, dir)? else {
+        return Ok(None);
+    };
+    let offset: i64 = tx
+        .prepare_cached("SELECT copy_offset FROM runs WHERE id = ?1")?
+        .query_row([run], |r| r.get(0))?;
+    Ok(Some(Copy {
+        run,
+        offset: from_sql_int(offset),
+    }))
+}
+
+fn drop_points(tx: &Transaction, run: i64) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM points WHERE run = ?1", [run])?;
+    tx.execute("DELETE FROM run_keys WHERE run = ?1", [run])?;
+    tx.execute("DELETE FROM corrupt_lines WHERE run = ?1", [run])?;
+    tx.execute(
+        "UPDATE runs SET copy_offset = 0, copy_next_line = 1, stored_points = 0,
+            stored_last_step = NULL WHERE id = ?1",
+        [run],
+    )?;
+    Ok(())
+}
+
+/// The id of a metric key, interning it if new. `new` collects ids created in this
+/// transaction; they join the connection's cache only once it commits.
+fn intern_key(
+    tx: &Transaction,
+    cache: &HashMap<String, i64>,
+    new: &mut HashMap<String, i64>,
+    name: &str,
+) -> rusqlite::Result<i64> {
+    if let Some(&id) = cache.get(name).or_else(|| new.get(name)) {
+        return Ok(id);
+    }
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM metric_keys WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => tx
+            .prepare_cached("INSERT INTO metric_keys(name) VALUES (?1) RETURNING id")?
+            .query_row([name], |r| r.get(0))?,
+    };
+    new.insert(name.to_owned(), id);
+    Ok(id)
+}
+
+/// Writes one series and updates its (run, key) totals; returns the values written.
+fn write_series(
+    tx: &Transaction,
+    run: i64,
+    key: i64,
+    rp: &RunPoints,
+    series: &Series,
+) -> rusqlite::Result<u64> {
+    let n = series.values.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let row_of = |i: usize| -> usize {
+        match &series.rows {
+            // Checked by `check_run_points`: every index is below the row count.
+            Some(rows) => rows[i] as usize,
+            None => i,
+        }
+    };
+    // Steps in order and above everything stored: every value is a new point, so the totals
+    // follow without reading the table (the usual case: a run's file read front to back).
+    let mut increasing = true;
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut prev = None;
+    for i in 0..n {
+        let step = rp.steps[row_of(i)];
+        increasing &= prev.is_none_or(|p| step > p);
+        prev = Some(step);
+        lo = lo.min(step);
+        hi = hi.max(step);
+    }
+    let before: Option<KeyTotals> = tx
+        .prepare_cached(
+            "SELECT points, first_step, last_step FROM run_keys WHERE run = ?1 AND key = ?2",
+        )?
+        .query_row([run, key], |r| {
+            Ok(KeyTotals {
+                points: r.get(0)?,
+                first_step: r.get(1)?,
+                last_step: r.get(2)?,
+            })
+        })
+        .optional()?;
+    let appends = increasing && before.is_none_or(|b| lo > b.last_step);
+    let count_range = |tx: &Transaction| -> rusqlite::Result<i64> {
+        tx.prepare_cached(
+            "SELECT count(*) FROM points WHERE run = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
+        )?
+        .query_row([run, key, lo, hi], |r| r.get(0))
+    };
+    let held_before = if appends { 0 } else { count_range(tx)? };
+
+    let mut i = 0;
+    for &chunk in &CHUNKS {
+        if n - i < chunk {
+            continue;
+        }
+        let mut stmt = tx.prepare_cached(insert_sql(chunk))?;
+        stmt.raw_bind_parameter(1, run)?;
+        stmt.raw_bind_parameter(2, key)?;
+        while n - i >= chunk {
+            for j in 0..chunk {
+                let row = row_of(i + j);
+                let b = 3 + 3 * j;
+                // A NaN binds as NULL, which the schema reads back as NaN.
+                stmt.raw_bind_parameter(b, rp.steps[row])?;
+                stmt.raw_bind_parameter(b + 1, rp.times[row])?;
+                stmt.raw_bind_parameter(b + 2, series.values[i + j])?;
+            }
+            stmt.raw_execute()?;
+            i += chunk;
+        }
+    }
+
+    let added = if appends {
+        n as i64
+    } else {
+        count_range(tx)? - held_before
+    };
+    let totals = match before {
+        Some(b) => KeyTotals {
+            points: b.points + added,
+            first_step: b.first_step.min(lo),
+            last_step: b.last_step.max(hi),
+        },
+        None => KeyTotals {
+            points: added,
+            first_step: lo,
+            last_step: hi,
+        },
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO run_keys(run, key, points, first_step, last_step)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        run,
+        key,
+        totals.points,
+        totals.first_step,
+        totals.last_step
+    ])?;
+    Ok(n as u64)
+}
+
+fn store_corrupt_lines(tx: &Transaction, run: i64, rp: &RunPoints) -> rusqlite::Result<()> {
+    if rp.corrupt.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO corrupt_lines(run, line, offset, reason)
+         SELECT ?1, ?2, ?3, ?4 WHERE (SELECT count(*) FROM corrupt_lines WHERE run = ?1) < ?5",
+    )?;
+    for c in &rp.corrupt {
+        let reason: String = c.reason.chars().take(500).collect();
+        stmt.execute(params![
+            run,
+            to_sql_int(c.line),
+            to_sql_int(c.offset),
+            reason,
+            MAX_CORRUPT_LINES
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use runicorn_protocol::wire::{PointBatch, RunPoints, Series, WireCorruptLine};
+
+    use crate::testkit::*;
+    use crate::*;
+
+    fn one_run(store: &mut Store, events_bytes: u64) -> (RemoteId, RunKey) {
+        let r = add_remote(store, "gpu");
+        store
+            .apply_change_batch(
+                r,
+                &change_batch(
+                    true,
+                    vec![run_change("runs/a/1", 1, events_bytes)],
+                    "e",
+                    1,
+                    false,
+                ),
+            )
+            .unwrap();
+        let key = store.run(r, "runs/a/1").unwrap().unwrap().key;
+        (r, key)
+    }
+
+    #[test]
+    fn the_same_point_batch_twice_leaves_the_same_rows() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 200);
+        let first = point_batch("runs/a/1", 0, 100, 0..10);
+        let second = point_batch("runs/a/1", 100, 200, 10..20);
+        let stats = store.ingest_points(r, &first).unwrap();
+        assert_eq!(
+            stats,
+            IngestStats {
+                points: 20,
+                runs: 1,
+                ..IngestStats::default()
+            }
+        );
+        store.ingest_points(r, &second).unwrap();
+        let once = dump(&store);
+        for batch in [&first, &second, &second] {
+            let stats = store.ingest_points(r, batch).unwrap();
+            assert_eq!(stats.skipped, 1);
+        }
+        assert_eq!(dump(&store), once);
+        let row = store.run(r, "runs/a/1").unwrap().unwrap();
+        assert_eq!(
+            (row.points, row.last_step, row.synced_bytes),
+            (40, Some(19), 200)
+        );
+        assert_eq!(store.points(key, "k1").unwrap().len(), 20);
+        assert!(store.pending_points(r, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn overlapping_ranges_are_upserted_and_later_values_win() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 300);
+        store
+            .ingest_points(r, &point_batch("runs/a/1", 0, 100, 0..10))
+            .unwrap();
+        // An overlapping answer (from < offset < to) re-sends steps 5..10 with new values.
+        let mut overlap = point_batch("runs/a/1", 50, 150, 5..15);
+        for s in &mut overlap.runs[0].series {
+            for v in &mut s.values {
+                *v += 1000.0;
+            }
+        }
+        store.ingest_points(r, &overlap).unwrap();
+        let pts = store.points(key, "k0").unwrap();
+        assert_eq!(pts.len(), 15);
+        assert_eq!(pts[4].2, 4.0);
+        assert_eq!(pts[5].2, 1005.0);
+        let keys = store.metric_keys(key).unwrap();
+        assert_eq!(
+            (keys[0].points, keys[0].first_step, keys[0].last_step),
+            (15, 0, 14)
+        );
+        assert_eq!(store.run(r, "runs/a/1").unwrap().unwrap().points, 30);
+    }
+
+    #[test]
+    fn repeated_steps_in_one_range_are_counted_once() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 100);
+        // A resumed training run logs steps 0..5 and then 3..8 again in the same file.
+        let steps: Vec<i64> = (0..5).chain(3..8).collect();
+        let batch = PointBatch {
+            runs: vec![RunPoints {
+                dir: "runs/a/1".into(),
+                from: 0,
+                to: 100,
+                next_line: 11,
+                eof: true,
+                times: vec![1.0; steps.len()],
+                series: vec![Series {
+                    key: "loss".into(),
+                    rows: None,
+                    values: (0..steps.len()).map(|i| i as f64).collect(),
+                }],
+                steps,
+                ..RunPoints::default()
+            }],
+        };
+        store.ingest_points(r, &batch).unwrap();
+        let pts = store.points(key, "loss").unwrap();
+        assert_eq!(
+            pts.iter().map(|p| p.0).collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert_eq!(pts[3].2, 5.0, "the later value of step 3 wins");
+        assert_eq!(store.metric_keys(key).unwrap()[0].points, 8);
+    }
+
+    #[test]
+    fn sparse_series_use_their_row_indexes() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 100);
+        let batch = PointBatch {
+            runs: vec![RunPoints {
+                dir: "runs/a/1".into(),
+                from: 0,
+                to: 100,
+                next_line: 5,
+                steps: vec![10, 20, 30, 40],
+                times: vec![1.0, 2.0, 3.0, 4.0],
+                series: vec![Series {
+                    key: "val_acc".into(),
+                    rows: Some(vec![1, 3]),
+                    values: vec![0.5, 0.75],
+                }],
+                ..RunPoints::default()
+            }],
+        };
+        store.ingest_points(r, &batch).unwrap();
+        assert_eq!(
+            store.points(key, "val_acc").unwrap(),
+            [(20, 2.0, 0.5), (40, 4.0, 0.75)]
+        );
+    }
+
+    #[test]
+    fn non_finite_values_and_missing_times_survive() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 100);
+        let values = vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            1e-300,
+            f64::MAX,
+        ];
+        let batch = PointBatch {
+            runs: vec![RunPoints {
+                dir: "runs/a/1".into(),
+                from: 0,
+                to: 100,
+                next_line: 7,
+                steps: (1..=6).collect(),
+                times: vec![f64::NAN, 1.0, 2.0, 3.0, 4.0, 5.0],
+                series: vec![Series {
+                    key: "loss".into(),
+                    rows: None,
+                    values: values.clone(),
+                }],
+                ..RunPoints::default()
+            }],
+        };
+        store.ingest_points(r, &batch).unwrap();
+        // Also through a fresh read-only connection, as the dashboard reads.
+        let reader = Store::open_read_only(store.dir()).unwrap();
+        for s in [&store, &reader] {
+            let pts = s.points(key, "loss").unwrap();
+            assert!(pts[0].1.is_nan() && pts[0].2.is_nan());
+            for (p, v) in pts.iter().zip(&values).skip(1) {
+                // Bit for bit, except that SQLite reads -0.0 back as 0.0.
+                assert!(
+                    p.2 == *v && (p.2.to_bits() == v.to_bits() || *v == 0.0),
+                    "{v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_file_replaces_the_stored_points() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 200);
+        let mut first = point_batch("runs/a/1", 0, 200, 0..20);
+        first.runs[0].corrupt.push(WireCorruptLine {
+            line: 3,
+            offset: 30,
+            reason: "bad".into(),
+        });
+        store.ingest_points(r, &first).unwrap();
+        assert_eq!(store.corrupt_lines(key).unwrap().len(), 1);
+        // The file was rewritten shorter; the agent read again from 0.
+        store
+            .apply_change_batch(
+                r,
+                &change_batch(false, vec![run_change("runs/a/1", 2, 50)], "e", 2, false),
+            )
+            .unwrap();
+        let wanted = store.pending_points(r, 10).unwrap();
+        assert_eq!((wanted[0].offset, wanted[0].next_line), (200, 21));
+        let mut again = point_batch("runs/a/1", 0, 50, 100..105);
+        again.runs[0].truncated = true;
+        let stats = store.ingest_points(r, &again).unwrap();
+        assert_eq!(stats.truncated, 1);
+        let steps: Vec<i64> = store
+            .points(key, "k0")
+            .unwrap()
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(steps, (100..105).collect::<Vec<_>>());
+        let row = store.run(r, "runs/a/1").unwrap().unwrap();
+        assert_eq!(
+            (row.points, row.last_step, row.synced_bytes),
+            (10, Some(104), 50)
+        );
+        assert!(store.corrupt_lines(key).unwrap().is_empty());
+        // Replaying the truncated answer drops and rewrites the same rows.
+        let once = dump(&store);
+        store.ingest_points(r, &again).unwrap();
+        assert_eq!(dump(&store), once);
+    }
+
+    #[test]
+    fn gaps_unknown_runs_and_missing_runs_change_nothing() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, _) = one_run(&mut store, 300);
+        let before = dump(&store);
+        let mut missing = point_batch("runs/a/1", 0, 100, 0..10);
+        missing.runs[0].missing = true;
+        for batch in [
+            point_batch("runs/a/1", 100, 200, 10..20),
+            point_batch("runs/zzz/1", 0, 100, 0..10),
+            missing,
+        ] {
+            store.ingest_points(r, &batch).unwrap();
+            assert_eq!(dump(&store), before);
+        }
+    }
+
+    #[test]
+    fn inconsistent_batches_are_refused_whole() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, _) = one_run(&mut store, 300);
+        let before = dump(&store);
+        let good = point_batch("runs/a/1", 0, 100, 0..10).runs.remove(0);
+        let mut short = good.clone();
+        short.series[0].values.pop();
+        let mut beyond = good.clone();
+        beyond.series[0].rows = Some(vec![99; 10]);
+        let mut bad_dir = good.clone();
+        bad_dir.dir = "runs/../../etc".into();
+        let mut backwards = good.clone();
+        backwards.from = 500;
+        for bad in [short, beyond, bad_dir, backwards] {
+            let err = store
+                .ingest_points(
+                    r,
+                    &PointBatch {
+                        runs: vec![good.clone(), bad],
+                    },
+                )
+                .unwrap_err();
+            assert!(err.is_bad_input(), "{err}");
+            assert_eq!(dump(&store), before);
+        }
+    }
+
+    /// Points of one run as the agent would send them for `range` of its lines, one line per
+    /// step, 10 bytes per line; key "b" is logged every other step.
+    fn answer(values: &[(i64, f64)], lines: std::ops::Range<usize>) -> RunPoints {
+        let rows = &values[lines.clone()];
+        let sparse: Vec<u32> = (0..rows.len() as u32)
+            .filter(|i| (lines.start as u32 + i).is_multiple_of(2))
+            .collect();
+        RunPoints {
+            dir: "runs/a/1".into(),
+            from: lines.start as u64 * 10,
+            to: lines.end as u64 * 10,
+            next_line: lines.end as u64 + 1,
+            eof: lines.end == values.len(),
+            steps: rows.iter().map(|r| r.0).collect(),
+            times: rows.iter().map(|r| r.1).collect(),
+            series: vec![
+                Series {
+                    key: "a".into(),
+                    rows: None,
+                    values: rows.iter().map(|r| r.1 * 2.0).collect(),
+                },
+                Series {
+                    key: "b".into(),
+                    values: sparse.iter().map(|&i| rows[i as usize].1).collect(),
+                    rows: Some(sparse),
+                },
+            ],
+            ..RunPoints::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// However a run's lines are split into answers, and whichever answers arrive twice,
+        /// the stored series are those of one answer holding every line.
+        #[test]
+        fn any_split_and_replay_gives_the_same_series(
+            steps in proptest::collection::vec(0i64..40, 1..120),
+            cuts in proptest::collection::vec(0usize..120, 0..8),
+            replays in proptest::collection::vec(0usize..16, 0..6),
+        ) {
+            let values: Vec<(i64, f64)> = steps.iter().enumerate().map(|(i, &s)| (s, i as f64)).collect();
+            let n = values.len();
+            let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c % (n + 1)).collect();
+            bounds.extend([0, n]);
+            bounds.sort_unstable();
+            bounds.dedup();
+            let answers: Vec<RunPoints> = bounds.windows(2).map(|w| answer(&values, w[0]..w[1])).collect();
+
+            let (_t1, mut whole) = fresh_store();
+            let (r1, k1) = one_run(&mut whole, n as u64 * 10);
+            whole.ingest_points(r1, &PointBatch { runs: vec![answer(&values, 0..n)] }).unwrap();
+
+            let (_t2, mut split) = fresh_store();
+            let (r2, k2) = one_run(&mut split, n as u64 * 10);
+            for (i, a) in answers.iter().enumerate() {
+                split.ingest_points(r2, &PointBatch { runs: vec![a.clone()] }).unwrap();
+                for &j in &replays {
+                    if j <= i {
+                        split.ingest_points(r2, &PointBatch { runs: vec![answers[j].clone()] }).unwrap();
+                    }
+                }
+            }
+            for key in ["a", "b"] {
+                let w = whole.points(k1, key).unwrap();
+                let s = split.points(k2, key).unwrap();
+                prop_assert_eq!(format!("{w:?}"), format!("{s:?}"));
+            }
+            prop_assert_eq!(format!("{:?}", whole.metric_keys(k1).unwrap()), format!("{:?}", split.metric_keys(k2).unwrap()));
+            let (a, b) = (whole.run(r1, "runs/a/1").unwrap().unwrap(), split.run(r2, "runs/a/1").unwrap().unwrap());
+            prop_assert_eq!((a.points, a.last_step, a.synced_bytes), (b.points, b.last_step, b.synced_bytes));
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Remotes: the servers the hub syncs from, their connection state, what their agent said about
+//! itself, and the change-feed cursor (stored in the same transaction as each batch, see
+//! `changes.rs`). Removing a remote removes everything the hub holds of it.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde_json::Value;
+
+use runicorn_protocol::wire::Cursor;
+
+use crate::error::{SqliteContext, StoreError};
+use crate::store::{from_sql_int, unix_now, Store};
+
+/// A remote's id in this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteId(pub i64);
+
+/// What the user configured for a remote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSpec {
+    /// Unique name the user knows the remote by.
+    pub name: String,
+    /// `user@host:port` or an `~/.ssh/config` alias: the hub's business.
+    pub address: String,
+    /// Transport settings (the hub's business; stored as JSON).
+    pub transport: Value,
+}
+
+/// A remote with its state and totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteRow {
+    pub id: RemoteId,
+    pub name: String,
+    pub address: String,
+    pub transport: Value,
+    pub connected: bool,
+    /// When the last sync succeeded.
+    pub last_sync_at: Option<f64>,
+    /// When the last sync ended, successful or not.
+    pub last_attempt_at: Option<f64>,
+    /// Why the last sync failed; `None` after a success.
+    pub last_error: Option<String>,
+    pub agent_host: Option<String>,
+    pub agent_root: Option<String>,
+    pub agent_software: Option<String>,
+    pub cursor: Option<Cursor>,
+    /// A full listing (reset) began and has not ended yet.
+    pub reset_in_progress: bool,
+    /// Runs present on the remote (not removed).
+    pub runs: u64,
+    /// Runs gone from the remote whose data the hub keeps.
+    pub removed_runs: u64,
+    /// Metric points stored for this remote's runs.
+    pub points: u64,
+    pub created_at: f64,
+}
+
+const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected, r.last_sync_at,
+    r.last_attempt_at, r.last_error, r.agent_host, r.agent_root, r.agent_software,
+    r.cursor_epoch, r.cursor_seq, r.reset_open, r.created_at,
+    (SELECT count(*) FROM runs WHERE remote = r.id AND removed = 0),
+    (SELECT count(*) FROM runs WHERE remote = r.id AND removed = 1),
+    (SELECT coalesce(sum(stored_points), 0) FROM runs WHERE remote = r.id)";
+
+fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
+    let transport: String = row.get(3)?;
+    let epoch: Option<String> = row.get(11)?;
+    let seq: Option<i64> = row.get(12)?;
+    Ok(RemoteRow {
+        id: RemoteId(row.get(0)?),
+        name: row.get(1)?,
+        address: row.get(2)?,
+        transport: serde_json::from_str(&transport).unwrap_or(Value::Null),
+        connected: row.get(4)?,
+        last_sync_at: row.get(5)?,
+        last_attempt_at: row.get(6)?,
+        last_error: row.get(7)?,
+        agent_host: row.get(8)?,
+        agent_root: row.get(9)?,
+        agent_software: row.get(10)?,
+        cursor: epoch.zip(seq).map(|(epoch, seq)| Cursor {
+            epoch,
+            seq: from_sql_int(seq),
+        }),
+        reset_in_progress: row.get(13)?,
+        created_at: row.get(14)?,
+        runs: from_sql_int(row.get(15)?),
+        removed_runs: from_sql_int(row.get(16)?),
+        points: from_sql_int(row.get(17)?),
+    })
+}
+
+impl Store {
+    /// Adds a remote, or updates the address and transport of the one with this name.
+    pub fn upsert_remote(&mut self, spec: &RemoteSpec) -> Result<RemoteId, StoreError> {
+        let id = self
+            .conn
+            .query_row(
+                "INSERT INTO remotes(name, address, transport, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET address = excluded.address,
+                    transport = excluded.transport
+                 RETURNING id",
+                params![
+                    spec.name,
+                    spec.address,
+                    spec.transport.to_string(),
+                    unix_now()
+                ],
+                |r| r.get(0),
+            )
+            .at(&self.db_path)?;
+        Ok(RemoteId(id))
+    }
+
+    /// The remote with this name.
+    pub fn remote(&self, name: &str) -> Result<Option<RemoteRow>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {REMOTE_COLUMNS} FROM remotes r WHERE r.name = ?1"),
+                [name],
+                remote_row,
+            )
+            .optional()
+            .at(&self.db_path)
+    }
+
+    /// The remote with this id.
+    pub fn remote_by_id(&self, id: RemoteId) -> Result<Option<RemoteRow>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {REMOTE_COLUMNS} FROM remotes r WHERE r.id = ?1"),
+                [id.0],
+                remote_row,
+            )
+            .optional()
+            .at(&self.db_path)
+    }
+
+    /// Every remote, by name.
+    pub fn remotes(&self) -> Result<Vec<RemoteRow>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {REMOTE_COLUMNS} FROM remotes r ORDER BY r.name"
+            ))
+            .at(p)?;
+        let rows = stmt.query_map([], remote_row).at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    fn update_remote(
+        &mut self,
+        id: RemoteId,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<(), StoreError> {
+        let changed = self.conn.execute(sql, params).at(&self.db_path)?;
+        if changed == 0 {
+            return Err(StoreError::UnknownRemote {
+                path: self.db_path.clone(),
+                id: id.0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records whether the hub holds a connection to the remote now.
+    pub fn set_remote_connected(
+        &mut self,
+        id: RemoteId,
+        connected: bool,
+    ) -> Result<(), StoreError> {
+        self.update_remote(
+            id,
+            "UPDATE remotes SET connected = ?2 WHERE id = ?1",
+            params![id.0, connected],
+        )
+    }
+
+    /// Records the end of a sync at `at` (seconds since the epoch): a success when `error` is
+    /// `None`, else a failure with its message (the last success time is kept).
+    pub fn record_sync(
+        &mut self,
+        id: RemoteId,
+        at: f64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_remote(
+            id,
+            "UPDATE remotes SET last_attempt_at = ?2, last_error = ?3,
+                last_sync_at = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_sync_at END
+             WHERE id = ?1",
+            params![id.0, at, error],
+        )
+    }
+
+    /// Records what the remote's agent said about itself in its `hello`.
+    pub fn set_agent_info(
+        &mut self,
+        id: RemoteId,
+        host: Option<&str>,
+        root: Option<&str>,
+        software: &str,
+    ) -> Result<(), StoreError> {
+        self.update_remote(
+            id,
+            "UPDATE remotes SET agent_host = ?2, agent_root = ?3, agent_software = ?4 WHERE id = ?1",
+            params![id.0, host, root, software],
+        )
+    }
+
+    /// Where the remote's change feed resumes; `None`: ask for a full listing.
+    pub fn cursor(&self, id: RemoteId) -> Result<Option<Cursor>, StoreError> {
+        let row: Option<(Option<String>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT cursor_epoch, cursor_seq FROM remotes WHERE id = ?1",
+                [id.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .at(&self.db_path)?;
+        let (epoch, seq) = row.ok_or(StoreError::UnknownRemote {
+            path: self.db_path.clone(),
+            id: id.0,
+        })?;
+        Ok(epoch.zip(seq).map(|(epoch, seq)| Cursor {
+            epoch,
+            seq: from_sql_int(seq),
+        }))
+    }
+
+    /// Forgets the cursor, so the next sync asks for a full listing (which also finds runs
+    /// that vanished while nobody watched). Stored data is kept.
+    pub fn forget_cursor(&mut self, id: RemoteId) -> Result<(), StoreError> {
+        self.update_remote(
+            id,
+            "UPDATE remotes SET cursor_epoch = NULL, cursor_seq = NULL WHERE id = ?1",
+            params![id.0],
+        )
+    }
+
+    /// Removes a remote and everything stored of its runs. Returns whether it existed.
+    /// Cached file contents stay in `files/` (they are shared by hash).
+    pub fn remove_remote(&mut self, name: &str) -> Result<bool, StoreError> {
+        let p = self.db_path.clone();
+        let tx = self.conn.transaction().at(&p)?;
+        // `points` has no foreign key (see schema.rs): delete them explicitly.
+        tx.execute(
+            "DELETE FROM points WHERE run IN
+                (SELECT runs.id FROM runs JOIN remotes ON remotes.id = runs.remote
+                 WHERE remotes.name = ?1)",
+            [name],
+        )
+        .at(&p)?;
+        let removed = tx
+            .execute("DELETE FROM remotes WHERE name = ?1", [name])
+            .at(&p)?;
+        tx.commit().at(&p)?;
+        Ok(removed > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+    use crate::*;
+
+    #[test]
+    fn remotes_are_upserted_by_name_and_record_their_state() {
+        let (_tmp, mut store) = fresh_store();
+        let spec = RemoteSpec {
+            name: "gpu1".into(),
+            address: "me@gpu1".into(),
+            transport: serde_json::json!({"port": 22}),
+        };
+        let id = store.upsert_remote(&spec).unwrap();
+        let again = store
+            .upsert_remote(&RemoteSpec {
+                address: "me@gpu1.lab".into(),
+                ..spec.clone()
+            })
+            .unwrap();
+        assert_eq!(id, again);
+        store.set_remote_connected(id, true).unwrap();
+        store
+            .set_agent_info(
+                id,
+                Some("gpu1"),
+                Some("/data/runicorn"),
+                "runicorn-agent/0.1.0",
+            )
+            .unwrap();
+        store.record_sync(id, 100.0, None).unwrap();
+        store
+            .record_sync(id, 200.0, Some("connection reset"))
+            .unwrap();
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!(row.address, "me@gpu1.lab");
+        assert_eq!(row.transport["port"], 22);
+        assert!(row.connected);
+        assert_eq!(row.last_sync_at, Some(100.0));
+        assert_eq!(row.last_attempt_at, Some(200.0));
+        assert_eq!(row.last_error.as_deref(), Some("connection reset"));
+        assert_eq!(row.agent_root.as_deref(), Some("/data/runicorn"));
+        assert_eq!(row.cursor, None);
+        assert_eq!(store.remotes().unwrap().len(), 1);
+        assert!(matches!(
+            store.set_remote_connected(RemoteId(999), true),
+            Err(StoreError::UnknownRemote { id: 999, .. })
+        ));
+    }
+
+    #[test]
+    fn removing_a_remote_removes_its_runs_and_points() {
+        let (_tmp, mut store) = fresh_store();
+        let a = add_remote(&mut store, "a");
+        let b = add_remote(&mut store, "b");
+        for r in [a, b] {
+            store
+                .apply_change_batch(
+                    r,
+                    &change_batch(true, vec![run_change("runs/x/1", 1, 30)], "e", 1, false),
+                )
+                .unwrap();
+            store
+                .ingest_points(r, &point_batch("runs/x/1", 0, 30, 0..3))
+                .unwrap();
+        }
+        assert!(store.remove_remote("a").unwrap());
+        assert!(!store.remove_remote("a").unwrap());
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM points", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 6);
+        assert_eq!(store.total_points(b).unwrap(), 6);
+        assert_eq!(store.list_runs(&RunFilter::default()).unwrap().len(), 1);
+    }
+}

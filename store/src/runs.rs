@@ -1,0 +1,787 @@
+//! The read side: what the dashboard and the CLI show. Runs are listed with filters, sorting
+//! and paging done in SQL (a page of a 100,000-run table costs the page, not the table);
+//! metric series are read by (run, key) in step order straight off the primary key; logs by
+//! offset (`logs.rs`); file manifests and corrupt lines per run. Nothing here writes.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+use serde_json::Value;
+
+use runicorn_protocol::wire::{EventsState, WireCorruptLine};
+
+use crate::error::{SqliteContext, StoreError};
+use crate::remotes::RemoteId;
+use crate::store::{from_sql_int, Store};
+
+/// A run's id in this store (stable for the life of the store; a run that vanishes from its
+/// remote and comes back keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunKey(pub i64);
+
+/// One run as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub key: RunKey,
+    pub remote_id: RemoteId,
+    /// The remote's name.
+    pub remote: String,
+    /// Run directory relative to the agent's root: the run's key on its remote.
+    pub dir: String,
+    /// The run id (`20261126_...`).
+    pub id: String,
+    pub path: String,
+    pub layout: String,
+    pub alias: Option<String>,
+    pub tags: Vec<String>,
+    /// Effective status as judged on the remote (`running`, `finished`, `crashed`, …).
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: Option<f64>,
+    pub ended_at: Option<f64>,
+    pub hostname: Option<String>,
+    /// Upstream's soft-delete marker is present.
+    pub deleted: bool,
+    /// Gone from the remote; the hub keeps its data.
+    pub removed: bool,
+    pub removed_at: Option<f64>,
+    /// When this hub first saw the run.
+    pub first_seen_at: f64,
+    pub summary: Option<Value>,
+    pub config: Option<Value>,
+    /// `events.jsonl` as the agent last reported it.
+    pub remote_events: EventsState,
+    /// Size of `logs.txt` on the remote.
+    pub log_bytes: u64,
+    /// Metric points stored (distinct (key, step) pairs).
+    pub points: u64,
+    /// Largest step stored.
+    pub last_step: Option<i64>,
+    /// Metric keys stored, by name.
+    pub keys: Vec<String>,
+    /// Bytes of `events.jsonl` the store holds.
+    pub synced_bytes: u64,
+    /// Byte range of `logs.txt` the store holds; `None` before the first fetch.
+    pub log_synced: Option<(u64, u64)>,
+}
+
+impl RunRow {
+    /// True while the store lacks points the remote has.
+    pub fn points_pending(&self) -> bool {
+        !self.removed && self.synced_bytes != self.remote_events.bytes
+    }
+}
+
+/// The records of a run that listings leave out (they can be large).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunRecords {
+    pub meta: Option<Value>,
+    pub status_record: Option<Value>,
+    pub environment: Option<Value>,
+}
+
+/// One metric key of a run with its stored totals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricKey {
+    pub name: String,
+    pub points: u64,
+    pub first_step: i64,
+    pub last_step: i64,
+}
+
+/// One file of a run's manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    /// Relative to the run directory.
+    pub path: String,
+    pub size: u64,
+    pub mtime: f64,
+    /// As the agent reported it.
+    pub sha256: Option<String>,
+    /// The content in the hub's file cache (see `Store::file_path`), for this size and mtime.
+    pub cached_sha256: Option<String>,
+}
+
+/// What a run listing sorts by.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RunOrder {
+    #[default]
+    CreatedAt,
+    EndedAt,
+    Path,
+    Alias,
+    Status,
+    Remote,
+    LastStep,
+    Points,
+    /// A top-level key of `summary.json` (numbers sort before text).
+    Summary(String),
+}
+
+/// Sort order of a run listing; ties are broken by the store's run order, so pages are stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSort {
+    pub by: RunOrder,
+    pub descending: bool,
+}
+
+impl Default for RunSort {
+    /// Newest first.
+    fn default() -> Self {
+        RunSort {
+            by: RunOrder::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+/// Which runs to list. The default lists every present, not soft-deleted run, newest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunFilter {
+    /// Remote name.
+    pub remote: Option<String>,
+    /// Run path or a parent of it, by whole segments (`cv` matches `cv/resnet`, not `cvx`).
+    pub path_prefix: Option<String>,
+    /// Any of these statuses.
+    pub status: Option<Vec<String>>,
+    /// Runs carrying this tag.
+    pub tag: Option<String>,
+    /// Case-insensitive substring of the path, alias or run id.
+    pub text: Option<String>,
+    /// Also runs gone from their remote.
+    pub include_removed: bool,
+    /// Also runs carrying upstream's soft-delete marker.
+    pub include_deleted: bool,
+    /// At most this many rows (all when `None`).
+    pub limit: Option<u32>,
+    pub offset: u32,
+    pub sort: RunSort,
+}
+
+const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r.path, r.layout, r.alias,
+    r.tags, r.status, r.reason, r.created_at, r.ended_at, r.hostname, r.deleted, r.removed,
+    r.removed_at, r.first_seen_at, r.summary, r.config, r.events_bytes, r.events_lines,
+    r.events_points, r.events_keys, r.events_last_step, r.events_last_event_at,
+    r.events_corrupt_lines, r.log_bytes, r.stored_points, r.stored_last_step,
+    (SELECT json_group_array(name) FROM (SELECT k.name FROM run_keys rk
+        JOIN metric_keys k ON k.id = rk.key WHERE rk.run = r.id ORDER BY k.name)),
+    r.copy_offset, r.log_start, r.log_end";
+
+const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
+
+fn json_opt(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn strings(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
+    let log_start: Option<i64> = row.get(32)?;
+    let log_end: Option<i64> = row.get(33)?;
+    Ok(RunRow {
+        key: RunKey(row.get(0)?),
+        remote_id: RemoteId(row.get(1)?),
+        remote: row.get(2)?,
+        dir: row.get(3)?,
+        id: row.get(4)?,
+        path: row.get(5)?,
+        layout: row.get(6)?,
+        alias: row.get(7)?,
+        tags: strings(&row.get::<_, String>(8)?),
+        status: row.get(9)?,
+        reason: row.get(10)?,
+        created_at: row.get(11)?,
+        ended_at: row.get(12)?,
+        hostname: row.get(13)?,
+        deleted: row.get(14)?,
+        removed: row.get(15)?,
+        removed_at: row.get(16)?,
+        first_seen_at: row.get(17)?,
+        summary: json_opt(row.get(18)?),
+        config: json_opt(row.get(19)?),
+        remote_events: EventsState {
+            bytes: from_sql_int(row.get(20)?),
+            lines: from_sql_int(row.get(21)?),
+            points: from_sql_int(row.get(22)?),
+            keys: strings(&row.get::<_, String>(23)?),
+            last_step: row.get(24)?,
+            last_event_at: row.get(25)?,
+            corrupt_lines: from_sql_int(row.get(26)?),
+        },
+        log_bytes: from_sql_int(row.get(27)?),
+        points: from_sql_int(row.get(28)?),
+        last_step: row.get(29)?,
+        keys: strings(&row.get::<_, String>(30)?),
+        synced_bytes: from_sql_int(row.get(31)?),
+        log_synced: log_start
+            .zip(log_end)
+            .map(|(s, e)| (from_sql_int(s), from_sql_int(e))),
+    })
+}
+
+/// The `WHERE` clause of a filter and its parameters, in order.
+fn where_clause(f: &RunFilter) -> (String, Vec<SqlValue>) {
+    let mut terms: Vec<String> = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(remote) = &f.remote {
+        terms.push("m.name = ?".into());
+        args.push(remote.clone().into());
+    }
+    if let Some(prefix) = f.path_prefix.as_deref().map(|p| p.trim_matches('/')) {
+        if !prefix.is_empty() {
+            // `p/` ≤ path < `p0` ('0' follows '/'): the paths under p, as an index range.
+            terms.push("(r.path = ? OR (r.path >= ? AND r.path < ?))".into());
+            args.push(prefix.to_owned().into());
+            args.push(format!("{prefix}/").into());
+            args.push(format!("{prefix}0").into());
+        }
+    }
+    if let Some(statuses) = &f.status {
+        if statuses.is_empty() {
+            terms.push("0".into());
+        } else {
+            let marks = vec!["?"; statuses.len()].join(", ");
+            terms.push(format!("r.status IN ({marks})"));
+            args.extend(statuses.iter().map(|s| SqlValue::from(s.clone())));
+        }
+    }
+    if let Some(tag) = &f.tag {
+        terms.push("EXISTS (SELECT 1 FROM json_each(r.tags) WHERE json_each.value = ?)".into());
+        args.push(tag.clone().into());
+    }
+    if let Some(text) = f.text.as_deref().filter(|t| !t.is_empty()) {
+        terms.push(
+            "(instr(lower(r.path), lower(?)) > 0 OR instr(lower(coalesce(r.alias, '')), lower(?)) > 0
+              OR instr(lower(r.run_id), lower(?)) > 0)"
+                .into(),
+        );
+        for _ in 0..3 {
+            args.push(text.to_owned().into());
+        }
+    }
+    if !f.include_removed {
+        terms.push("r.removed = 0".into());
+    }
+    if !f.include_deleted {
+        terms.push("r.deleted = 0".into());
+    }
+    if terms.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!("WHERE {}", terms.join(" AND ")), args)
+    }
+}
+
+/// The `ORDER BY` expression of a sort and its parameter, if any.
+fn order_clause(sort: &RunSort) -> (String, Option<SqlValue>) {
+    let dir = if sort.descending { "DESC" } else { "ASC" };
+    let (expr, arg) = match &sort.by {
+        RunOrder::CreatedAt => ("r.created_at", None),
+        RunOrder::EndedAt => ("r.ended_at", None),
+        RunOrder::Path => ("r.path", None),
+        RunOrder::Alias => ("r.alias", None),
+        RunOrder::Status => ("r.status", None),
+        RunOrder::Remote => ("m.name", None),
+        RunOrder::LastStep => ("r.stored_last_step", None),
+        RunOrder::Points => ("r.stored_points", None),
+        RunOrder::Summary(key) => (
+            // Not a JSON path: any key (with dots, quotes, a leading `$`) is matched as is.
+            "(SELECT value FROM json_each(r.summary) WHERE key = ?)",
+            Some(SqlValue::from(key.clone())),
+        ),
+    };
+    (
+        format!("ORDER BY {expr} IS NULL, {expr} {dir}, r.id {dir}"),
+        arg,
+    )
+}
+
+impl Store {
+    /// Runs matching `filter`, sorted and paged in SQL.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let p = &self.db_path;
+        let (wh, mut args) = where_clause(filter);
+        let (order, order_arg) = order_clause(&filter.sort);
+        // The sort key appears twice in ORDER BY (null check and value).
+        if let Some(a) = order_arg {
+            args.push(a.clone());
+            args.push(a);
+        }
+        let limit = filter.limit.map_or(-1, i64::from);
+        args.push(limit.into());
+        args.push(i64::from(filter.offset).into());
+        let sql = format!("SELECT {RUN_COLUMNS} {RUN_FROM} {wh} {order} LIMIT ? OFFSET ?");
+        let mut stmt = self.conn.prepare_cached(&sql).at(p)?;
+        let rows = stmt.query_map(params_from_iter(args), run_row).at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// How many runs match `filter` (its limit, offset and sort ignored): for paging.
+    pub fn count_runs(&self, filter: &RunFilter) -> Result<u64, StoreError> {
+        let (wh, args) = where_clause(filter);
+        let n: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT count(*) {RUN_FROM} {wh}"))
+            .and_then(|mut s| s.query_row(params_from_iter(args), |r| r.get(0)))
+            .at(&self.db_path)?;
+        Ok(from_sql_int(n))
+    }
+
+    /// One run by its remote and directory, removed or not.
+    pub fn run(&self, remote: RemoteId, dir: &str) -> Result<Option<RunRow>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} {RUN_FROM} WHERE r.remote = ?1 AND r.dir = ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![remote.0, dir], run_row).optional())
+            .at(&self.db_path)
+    }
+
+    /// One run by its key.
+    pub fn run_by_key(&self, run: RunKey) -> Result<Option<RunRow>, StoreError> {
+        self.conn
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} {RUN_FROM} WHERE r.id = ?1"))
+            .and_then(|mut s| s.query_row([run.0], run_row).optional())
+            .at(&self.db_path)
+    }
+
+    /// `meta.json`, `status.json` and `environment.json` of a run, as last reported.
+    pub fn run_records(&self, run: RunKey) -> Result<Option<RunRecords>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT meta, status_record, environment FROM runs WHERE id = ?1",
+                [run.0],
+                |r| {
+                    Ok(RunRecords {
+                        meta: json_opt(r.get(0)?),
+                        status_record: json_opt(r.get(1)?),
+                        environment: json_opt(r.get(2)?),
+                    })
+                },
+            )
+            .optional()
+            .at(&self.db_path)
+    }
+
+    /// The metric keys stored for a run, by name.
+    pub fn metric_keys(&self, run: RunKey) -> Result<Vec<MetricKey>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT k.name, rk.points, rk.first_step, rk.last_step FROM run_keys rk
+                 JOIN metric_keys k ON k.id = rk.key WHERE rk.run = ?1 ORDER BY k.name",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map([run.0], |r| {
+                Ok(MetricKey {
+                    name: r.get(0)?,
+                    points: from_sql_int(r.get(1)?),
+                    first_step: r.get(2)?,
+                    last_step: r.get(3)?,
+                })
+            })
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// A run's series of one key as (step, time, value) in step order. NaN values and missing
+    /// times come back as NaN.
+    pub fn points(&self, run: RunKey, key: &str) -> Result<Vec<(i64, f64, f64)>, StoreError> {
+        self.points_between(run, key, None, None)
+    }
+
+    /// Like [`Store::points`], for steps within `from..=to` (either end open): what a live
+    /// chart appends, or a zoomed view reads.
+    pub fn points_between(
+        &self,
+        run: RunKey,
+        key: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Vec<(i64, f64, f64)>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT step, time, value FROM points
+                 WHERE run = ?1 AND key = (SELECT id FROM metric_keys WHERE name = ?2)
+                   AND step BETWEEN ?3 AND ?4
+                 ORDER BY step",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map(
+                params![run.0, key, from.unwrap_or(i64::MIN), to.unwrap_or(i64::MAX)],
+                |r| {
+                    let time: Option<f64> = r.get(1)?;
+                    let value: Option<f64> = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        time.unwrap_or(f64::NAN),
+                        value.unwrap_or(f64::NAN),
+                    ))
+                },
+            )
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// The manifest of a run, by path.
+    pub fn files(&self, run: RunKey) -> Result<Vec<FileRow>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT path, size, mtime, sha256, cached_sha256 FROM files WHERE run = ?1
+                 ORDER BY path",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map([run.0], |r| {
+                Ok(FileRow {
+                    path: r.get(0)?,
+                    size: from_sql_int(r.get(1)?),
+                    mtime: r.get(2)?,
+                    sha256: r.get(3)?,
+                    cached_sha256: r.get(4)?,
+                })
+            })
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// The corrupt lines of a run's `events.jsonl` met while fetching (at most the first 1000).
+    pub fn corrupt_lines(&self, run: RunKey) -> Result<Vec<WireCorruptLine>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT line, offset, reason FROM corrupt_lines WHERE run = ?1 ORDER BY line",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map([run.0], |r| {
+                Ok(WireCorruptLine {
+                    line: from_sql_int(r.get(0)?),
+                    offset: from_sql_int(r.get(1)?),
+                    reason: r.get(2)?,
+                })
+            })
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// Metric points stored for a remote's runs.
+    pub fn total_points(&self, remote: RemoteId) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce(sum(stored_points), 0) FROM runs WHERE remote = ?1",
+                [remote.0],
+                |r| r.get(0),
+            )
+            .at(&self.db_path)?;
+        Ok(from_sql_int(n))
+    }
+
+    /// Bytes of the present runs' `events.jsonl` on `remote` not stored yet (for progress).
+    pub fn points_bytes_pending(&self, remote: RemoteId) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce(sum(max(events_bytes - copy_offset, 0)), 0) FROM runs
+                 WHERE remote = ?1 AND removed = 0",
+                [remote.0],
+                |r| r.get(0),
+            )
+            .at(&self.db_path)?;
+        Ok(from_sql_int(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+    use crate::*;
+
+    /// Three remotes' worth of runs with different paths, statuses, tags and summaries.
+    fn sample() -> (tempfile::TempDir, Store, RemoteId) {
+        let (tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let mut runs = Vec::new();
+        for (i, (dir, status, acc)) in [
+            ("runs/cv/resnet/1", "finished", serde_json::json!(0.9)),
+            ("runs/cv/resnet/2", "running", serde_json::json!(0.7)),
+            ("runs/cv/vit/1", "crashed", serde_json::json!(null)),
+            ("runs/cvx/1", "finished", serde_json::json!(0.8)),
+            ("runs/nlp/gpt/1", "finished", serde_json::json!("n/a")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut run = run_change(dir, i as u64 + 1, 0);
+            run.status = status.into();
+            run.summary = Some(serde_json::json!({"val.acc": acc, "$x": i, "say \"hi\"": i}));
+            if i == 1 {
+                run.tags = vec!["best".into()];
+                run.alias = Some("Baseline-ResNet".into());
+            }
+            if i == 4 {
+                run.deleted = true;
+            }
+            runs.push(run);
+        }
+        store
+            .apply_change_batch(r, &change_batch(true, runs, "e", 5, false))
+            .unwrap();
+        (tmp, store, r)
+    }
+
+    fn dirs(store: &Store, f: &RunFilter) -> Vec<String> {
+        store
+            .list_runs(f)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.dir)
+            .collect()
+    }
+
+    #[test]
+    fn filters_select_by_remote_path_segment_status_tag_and_text() {
+        let (_tmp, store, _) = sample();
+        let all = RunFilter::default();
+        assert_eq!(
+            dirs(&store, &all).len(),
+            4,
+            "soft-deleted runs are left out"
+        );
+        let with_deleted = RunFilter {
+            include_deleted: true,
+            ..all.clone()
+        };
+        assert_eq!(store.count_runs(&with_deleted).unwrap(), 5);
+        let cv = RunFilter {
+            path_prefix: Some("cv/".into()),
+            ..all.clone()
+        };
+        assert_eq!(
+            dirs(&store, &cv),
+            ["runs/cv/vit/1", "runs/cv/resnet/2", "runs/cv/resnet/1"]
+        );
+        let resnet = RunFilter {
+            path_prefix: Some("cv/resnet".into()),
+            ..all.clone()
+        };
+        assert_eq!(store.count_runs(&resnet).unwrap(), 2);
+        let status = RunFilter {
+            status: Some(vec!["running".into(), "crashed".into()]),
+            ..all.clone()
+        };
+        assert_eq!(dirs(&store, &status), ["runs/cv/vit/1", "runs/cv/resnet/2"]);
+        let none = RunFilter {
+            status: Some(vec![]),
+            ..all.clone()
+        };
+        assert!(dirs(&store, &none).is_empty());
+        let tag = RunFilter {
+            tag: Some("best".into()),
+            ..all.clone()
+        };
+        assert_eq!(dirs(&store, &tag), ["runs/cv/resnet/2"]);
+        let text = RunFilter {
+            text: Some("baseline".into()),
+            ..all.clone()
+        };
+        assert_eq!(dirs(&store, &text), ["runs/cv/resnet/2"]);
+        let other = RunFilter {
+            remote: Some("elsewhere".into()),
+            ..all.clone()
+        };
+        assert!(dirs(&store, &other).is_empty());
+        let gpu = RunFilter {
+            remote: Some("gpu".into()),
+            ..all
+        };
+        assert_eq!(dirs(&store, &gpu).len(), 4);
+    }
+
+    #[test]
+    fn sorting_and_paging_are_stable() {
+        let (_tmp, store, _) = sample();
+        let by_path = RunFilter {
+            sort: RunSort {
+                by: RunOrder::Path,
+                descending: false,
+            },
+            ..RunFilter::default()
+        };
+        let all = dirs(&store, &by_path);
+        assert_eq!(
+            all,
+            [
+                "runs/cv/resnet/1",
+                "runs/cv/resnet/2",
+                "runs/cv/vit/1",
+                "runs/cvx/1"
+            ]
+        );
+        let mut paged = Vec::new();
+        for page in 0..3 {
+            paged.extend(dirs(
+                &store,
+                &RunFilter {
+                    limit: Some(2),
+                    offset: page * 2,
+                    ..by_path.clone()
+                },
+            ));
+        }
+        assert_eq!(paged, all);
+        // Numbers sort before text; absent values last either way.
+        for (key, descending, want) in [
+            (
+                "val.acc",
+                true,
+                vec![
+                    "runs/cv/resnet/1",
+                    "runs/cvx/1",
+                    "runs/cv/resnet/2",
+                    "runs/cv/vit/1",
+                ],
+            ),
+            (
+                "val.acc",
+                false,
+                vec![
+                    "runs/cv/resnet/2",
+                    "runs/cvx/1",
+                    "runs/cv/resnet/1",
+                    "runs/cv/vit/1",
+                ],
+            ),
+            (
+                "$x",
+                true,
+                vec![
+                    "runs/cvx/1",
+                    "runs/cv/vit/1",
+                    "runs/cv/resnet/2",
+                    "runs/cv/resnet/1",
+                ],
+            ),
+            (
+                "say \"hi\"",
+                false,
+                vec![
+                    "runs/cv/resnet/1",
+                    "runs/cv/resnet/2",
+                    "runs/cv/vit/1",
+                    "runs/cvx/1",
+                ],
+            ),
+        ] {
+            let f = RunFilter {
+                sort: RunSort {
+                    by: RunOrder::Summary(key.into()),
+                    descending,
+                },
+                ..RunFilter::default()
+            };
+            assert_eq!(dirs(&store, &f), want, "{key} {descending}");
+        }
+    }
+
+    #[test]
+    fn rows_carry_records_and_stored_totals() {
+        let (_tmp, mut store, r) = sample();
+        let row = store.run(r, "runs/cv/resnet/2").unwrap().unwrap();
+        assert_eq!((row.id.as_str(), row.path.as_str()), ("2", "cv/resnet"));
+        assert_eq!(row.alias.as_deref(), Some("Baseline-ResNet"));
+        assert_eq!(row.tags, ["best"]);
+        assert_eq!(row.remote, "gpu");
+        assert_eq!(row.config.as_ref().unwrap()["lr"], 0.1);
+        assert_eq!(row.summary.as_ref().unwrap()["val.acc"], 0.7);
+        assert_eq!(row.points, 0);
+        assert!(row.keys.is_empty());
+        assert_eq!(store.run_by_key(row.key).unwrap().unwrap(), row);
+        let records = store.run_records(row.key).unwrap().unwrap();
+        assert_eq!(records.meta.unwrap()["run_id"], "runs/cv/resnet/2");
+
+        let mut change = run_change("runs/cv/resnet/2", 9, 100);
+        change.alias = row.alias.clone();
+        store
+            .apply_change_batch(r, &change_batch(false, vec![change], "e", 9, false))
+            .unwrap();
+        assert!(store
+            .run(r, "runs/cv/resnet/2")
+            .unwrap()
+            .unwrap()
+            .points_pending());
+        store
+            .ingest_points(r, &point_batch("runs/cv/resnet/2", 0, 100, 0..10))
+            .unwrap();
+        let row = store.run(r, "runs/cv/resnet/2").unwrap().unwrap();
+        assert_eq!((row.points, row.last_step), (20, Some(9)));
+        assert_eq!(row.keys, ["k0", "k1"]);
+        assert!(!row.points_pending());
+        assert_eq!(
+            store
+                .points_between(row.key, "k1", Some(3), Some(5))
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(store.points(row.key, "nope").unwrap().is_empty());
+        assert_eq!(store.total_points(r).unwrap(), 20);
+        assert_eq!(store.remote("gpu").unwrap().unwrap().points, 20);
+    }
+
+    #[test]
+    fn a_reader_reads_committed_state_while_the_writer_ingests() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let batches = 20;
+        store
+            .apply_change_batch(
+                r,
+                &change_batch(
+                    true,
+                    vec![run_change("runs/a/1", 1, batches * 1000)],
+                    "e",
+                    1,
+                    false,
+                ),
+            )
+            .unwrap();
+        let key = store.run(r, "runs/a/1").unwrap().unwrap().key;
+        let dir = store.dir().to_owned();
+        let reader = std::thread::spawn(move || {
+            let reader = Store::open_read_only(&dir).unwrap();
+            let mut seen = Vec::new();
+            loop {
+                // One read transaction: the row and the series agree with each other.
+                reader.conn.execute_batch("BEGIN").unwrap();
+                let row = reader.run_by_key(key).unwrap().unwrap();
+                let n = reader.points(key, "k0").unwrap().len() as u64;
+                reader.conn.execute_batch("COMMIT").unwrap();
+                assert_eq!(row.points, 2 * n, "a reader never sees half a batch");
+                assert_eq!(n % 100, 0);
+                seen.push(n);
+                if n == batches * 100 {
+                    return seen;
+                }
+            }
+        });
+        for b in 0..batches {
+            let steps = (b * 100) as i64..((b + 1) * 100) as i64;
+            store
+                .ingest_points(r, &point_batch("runs/a/1", b * 1000, (b + 1) * 1000, steps))
+                .unwrap();
+        }
+        let seen = reader.join().unwrap();
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    }
+}

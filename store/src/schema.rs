@@ -1,0 +1,251 @@
+//! The store's schema and its migrations. Migrations are only ever added, never edited:
+//! `user_version` says how many have run. Each runs in an immediate (write-locked) transaction
+//! that re-reads the version, so two hubs opening one new store never apply a step twice.
+//!
+//! Conventions the other modules rely on:
+//! - ids: `remotes.id`, `runs.id` and `metric_keys.id` are integers, so the large `points`
+//!   table is keyed by three integers (compact, fast to compare);
+//! - floats: SQLite turns a bound NaN into NULL, so in `points.value` and `points.time` NULL
+//!   *means* NaN (values are never absent on the wire); ±Infinity are stored as REAL as is
+//!   (and -0.0 reads back as 0.0);
+//! - JSON documents (`meta`, `config`, …) are TEXT holding JSON; NULL when the agent sent none;
+//! - `points` has no foreign key (it would cost a lookup per row on the hottest path): whoever
+//!   deletes a run deletes its points first.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{SqliteContext, StoreError};
+
+/// Each entry upgrades the schema by one version.
+const MIGRATIONS: &[&str] = &[
+    // 1: remotes, runs, metric points, logs, manifests, cursors.
+    "CREATE TABLE remotes(
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL,
+        transport TEXT NOT NULL,        -- JSON, the hub's business
+        connected INTEGER NOT NULL DEFAULT 0,
+        last_sync_at REAL,              -- last sync that succeeded
+        last_attempt_at REAL,           -- last sync, successful or not
+        last_error TEXT,                -- NULL after a success
+        agent_host TEXT,
+        agent_root TEXT,
+        agent_software TEXT,
+        cursor_epoch TEXT,              -- where the change feed resumes; NULL: from scratch
+        cursor_seq INTEGER,
+        reset_epoch TEXT,               -- agent epoch of the last full listing (reset)
+        reset_open INTEGER NOT NULL DEFAULT 0, -- 1 while that listing is not complete
+        created_at REAL NOT NULL
+     );
+     CREATE TABLE runs(
+        id INTEGER PRIMARY KEY,
+        remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
+        dir TEXT NOT NULL,              -- run directory relative to the agent's root
+        seq INTEGER NOT NULL,           -- change sequence number of the state below
+        run_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        layout TEXT NOT NULL,
+        alias TEXT,
+        tags TEXT NOT NULL,             -- JSON array of strings
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_at REAL,
+        ended_at REAL,
+        hostname TEXT,
+        deleted INTEGER NOT NULL,       -- upstream's soft-delete marker
+        meta TEXT,
+        status_record TEXT,
+        summary TEXT,
+        config TEXT,
+        environment TEXT,
+        -- events.jsonl as the agent last reported it
+        events_bytes INTEGER NOT NULL,
+        events_lines INTEGER NOT NULL,
+        events_points INTEGER NOT NULL,
+        events_keys TEXT NOT NULL,      -- JSON array
+        events_last_step INTEGER,
+        events_last_event_at REAL,
+        events_corrupt_lines INTEGER NOT NULL,
+        log_bytes INTEGER NOT NULL,     -- size of logs.txt as reported
+        -- presence on the remote
+        removed INTEGER NOT NULL DEFAULT 0, -- gone from the server; its data is kept
+        removed_at REAL,
+        seen_epoch TEXT,                -- listed during the full listing of this agent epoch
+        first_seen_at REAL NOT NULL,
+        -- the hub's copy of events.jsonl
+        copy_offset INTEGER NOT NULL DEFAULT 0,
+        copy_next_line INTEGER NOT NULL DEFAULT 1,
+        stored_points INTEGER NOT NULL DEFAULT 0,
+        stored_last_step INTEGER,
+        -- the hub's copy of logs.txt: bytes log_start..log_end; NULL: nothing fetched yet
+        log_start INTEGER,
+        log_end INTEGER,
+        UNIQUE(remote, dir)
+     );
+     CREATE INDEX runs_by_created ON runs(created_at);
+     CREATE INDEX runs_by_path ON runs(path);
+     CREATE INDEX runs_points_pending ON runs(remote)
+        WHERE removed = 0 AND events_bytes != copy_offset;
+     CREATE INDEX runs_log_pending ON runs(remote)
+        WHERE removed = 0 AND log_bytes IS NOT log_end AND (log_end IS NOT NULL OR log_bytes > 0);
+     CREATE TABLE metric_keys(
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+     );
+     CREATE TABLE run_keys(
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        key INTEGER NOT NULL REFERENCES metric_keys(id),
+        points INTEGER NOT NULL,        -- distinct steps stored
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        PRIMARY KEY(run, key)
+     ) WITHOUT ROWID;
+     CREATE TABLE points(
+        run INTEGER NOT NULL,           -- runs.id (no foreign key: see the module doc)
+        key INTEGER NOT NULL,           -- metric_keys.id
+        step INTEGER NOT NULL,
+        time REAL,                      -- NULL: NaN (the event had no time)
+        value REAL,                     -- NULL: NaN
+        PRIMARY KEY(run, key, step)
+     ) WITHOUT ROWID;
+     CREATE TABLE corrupt_lines(
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        line INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY(run, line)
+     ) WITHOUT ROWID;
+     CREATE TABLE log_chunks(
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        start INTEGER NOT NULL,         -- byte range of logs.txt
+        end INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY(run, start)
+     ) WITHOUT ROWID;
+     CREATE TABLE files(
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,             -- relative to the run directory
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        sha256 TEXT,                    -- as the agent reported it
+        cached_sha256 TEXT,             -- content in the file cache, for this size and mtime
+        PRIMARY KEY(run, path)
+     ) WITHOUT ROWID;",
+];
+
+/// The schema version this build writes.
+pub(crate) fn current_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// Brings the store at `path` up to the current schema.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let known = current_version();
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
+        let version = user_version(&tx).at(path)?;
+        if version > known {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found: version,
+                known,
+            });
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql).at(path)?;
+        tx.pragma_update(None, "user_version", i64::from(version) + 1)
+            .at(path)?;
+        tx.commit().at(path)?;
+        tracing::info!(store = %path.display(), version = version + 1, "store schema migrated");
+    }
+}
+
+/// For a read-only connection: the schema must be exactly the current one.
+pub(crate) fn check_current(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let known = current_version();
+    let found = user_version(conn).at(path)?;
+    if found > known {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    if found < known {
+        return Err(StoreError::OlderSchema {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_newer_schemas_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), current_version());
+        check_current(&conn, &path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        let err = migrate(&mut conn, &path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("store.sqlite"), "{err}");
+        assert!(err.to_string().contains("upgrade runicorn-hub"), "{err}");
+        assert!(matches!(
+            check_current(&conn, &path),
+            Err(StoreError::NewerSchema { .. })
+        ));
+    }
+
+    #[test]
+    fn the_pending_indexes_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let plan: String = conn
+            .query_row(
+                &format!(
+                    "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE remote = 1 AND {}",
+                    crate::pending::POINTS_PENDING
+                ),
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("runs_points_pending"), "{plan}");
+        let plan: String = conn
+            .query_row(
+                &format!(
+                    "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE remote = 1 AND {}",
+                    crate::pending::LOG_PENDING
+                ),
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("runs_log_pending"), "{plan}");
+    }
+}

@@ -1,0 +1,245 @@
+//! Opening the store: the folder, the SQLite file and its settings, the file cache beside it.
+//!
+//! One [`Store`] holds one connection. The hub keeps one writing store (on a dedicated thread or
+//! in `spawn_blocking`) and opens read-only ones for readers: in WAL mode readers see the last
+//! committed state and never wait for the writer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{SqliteContext, StoreError};
+use crate::files::FileCache;
+use crate::remotes::RemoteId;
+use crate::schema;
+
+/// Name of the SQLite file inside the store folder.
+pub const STORE_FILE: &str = "store.sqlite";
+/// Name of the content-addressed file cache inside the store folder.
+pub const FILES_DIR: &str = "files";
+/// Environment variable naming the store folder.
+pub const HUB_DIR_ENV: &str = "RUNICORN_HUB_DIR";
+
+/// Page size of a new store. Bulk point inserts measured ~2.3 M rows/s with the default 4 KiB
+/// pages, ~2.7 M with 16 KiB and ~3.1 M with 32 KiB (fewer B-tree splits); see
+/// `docs/PERFORMANCE.md`.
+const PAGE_SIZE: i64 = 32 * 1024;
+/// Page cache per connection, in KiB (negative `cache_size` is KiB in SQLite).
+const CACHE_KIB: i64 = 64 * 1024;
+/// How long a statement waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection (ingest alone uses about a dozen).
+const STATEMENT_CACHE: usize = 64;
+
+/// The store folder: `$RUNICORN_HUB_DIR` when set, else the platform's data directory
+/// (`~/.local/share/runicorn-hub` on Linux, `~/Library/Application Support/runicorn-hub` on
+/// macOS, `%APPDATA%\runicorn-hub` on Windows).
+pub fn default_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(HUB_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    match directories::BaseDirs::new() {
+        Some(base) => base.data_dir().join("runicorn-hub"),
+        // No home directory at all (a bare container): the working directory is the only
+        // place left that the user chose.
+        None => PathBuf::from(".runicorn-hub"),
+    }
+}
+
+/// The hub's store: SQLite for everything that is queried, a file cache beside it.
+pub struct Store {
+    pub(crate) conn: Connection,
+    pub(crate) db_path: PathBuf,
+    dir: PathBuf,
+    pub(crate) cache: FileCache,
+    /// Metric key name → `metric_keys.id`, for keys committed by this connection or read by it.
+    pub(crate) key_ids: HashMap<String, i64>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`: the folder, `store.sqlite` in WAL mode
+    /// brought up to the current schema, and `files/`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let db_path = dir.join(STORE_FILE);
+        let p = db_path.as_path();
+        let mut conn = Connection::open(p).at(p)?;
+        conn.busy_timeout(BUSY_TIMEOUT).at(p)?;
+        // Only takes effect while the file is new (before WAL is switched on).
+        conn.pragma_update(None, "page_size", PAGE_SIZE).at(p)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .at(p)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(store = %p.display(), mode, "the store's file system refused WAL mode; readers will wait for the writer");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").at(p)?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .at(p)?;
+        Self::tune(&conn, p)?;
+        schema::migrate(&mut conn, p)?;
+        let cache = FileCache::open(&dir.join(FILES_DIR), true)?;
+        Ok(Store {
+            conn,
+            db_path,
+            dir: dir.to_owned(),
+            cache,
+            key_ids: HashMap::new(),
+        })
+    }
+
+    /// Opens an existing store for reading only (the dashboard's connections). It never
+    /// migrates: a store of another schema version is refused with a typed error.
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let db_path = dir.join(STORE_FILE);
+        let p = db_path.as_path();
+        if !p.exists() {
+            return Err(StoreError::Missing {
+                path: db_path.clone(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(p, flags).at(p)?;
+        conn.busy_timeout(BUSY_TIMEOUT).at(p)?;
+        Self::tune(&conn, p)?;
+        schema::check_current(&conn, p)?;
+        let cache = FileCache::open(&dir.join(FILES_DIR), false)?;
+        Ok(Store {
+            conn,
+            db_path,
+            dir: dir.to_owned(),
+            cache,
+            key_ids: HashMap::new(),
+        })
+    }
+
+    fn tune(conn: &Connection, p: &Path) -> Result<(), StoreError> {
+        conn.pragma_update(None, "foreign_keys", "ON").at(p)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB).at(p)?;
+        conn.pragma_update(None, "temp_store", "MEMORY").at(p)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(())
+    }
+
+    /// The store folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Name of a remote, for error messages; refuses an unknown id.
+    pub(crate) fn remote_name(&self, remote: RemoteId) -> Result<String, StoreError> {
+        self.conn
+            .query_row("SELECT name FROM remotes WHERE id = ?1", [remote.0], |r| {
+                r.get(0)
+            })
+            .optional()
+            .at(&self.db_path)?
+            .ok_or(StoreError::UnknownRemote {
+                path: self.db_path.clone(),
+                id: remote.0,
+            })
+    }
+}
+
+/// Seconds since the Unix epoch, as the run format writes times.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A wire `u64` (offset, size, count) as SQLite's `i64`. Nothing real reaches 2^63; a peer that
+/// sends more gets the largest value instead of a wrapped negative one.
+pub(crate) fn to_sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The reverse of [`to_sql_int`] for columns that are never negative.
+pub(crate) fn from_sql_int(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Store>();
+    }
+
+    #[test]
+    fn open_creates_the_folder_in_wal_mode_and_reopens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("hub");
+        {
+            let s = Store::open(&dir).unwrap();
+            let mode: String = s
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let page: i64 = s
+                .conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(page, PAGE_SIZE);
+            assert!(dir.join(FILES_DIR).is_dir());
+        }
+        Store::open(&dir).unwrap();
+        Store::open_read_only(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_only_open_of_a_missing_store_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Store::open_read_only(tmp.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_newer_store_is_refused_with_its_file_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(Store::open(tmp.path()).unwrap());
+        let conn = Connection::open(tmp.path().join(STORE_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 1000).unwrap();
+        drop(conn);
+        for err in [
+            Store::open(tmp.path()).err().unwrap(),
+            Store::open_read_only(tmp.path()).err().unwrap(),
+        ] {
+            assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(STORE_FILE) && text.contains("upgrade runicorn-hub"));
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_reported_as_damaged() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(STORE_FILE), vec![b'x'; 8192]).unwrap();
+        let err = Store::open(tmp.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("move it away"));
+    }
+
+    #[test]
+    fn default_dir_follows_the_environment() {
+        // The only test touching this variable; others use explicit folders.
+        std::env::set_var(HUB_DIR_ENV, "/some/where");
+        assert_eq!(default_dir(), PathBuf::from("/some/where"));
+        std::env::remove_var(HUB_DIR_ENV);
+        let d = default_dir();
+        assert!(d.ends_with("runicorn-hub") || d.ends_with(".runicorn-hub"));
+    }
+}

@@ -1,0 +1,590 @@
+//! `runicorn-agent serve --stdio` driven as the hub drives it: the real binary, frames on its
+//! pipes, real run directories (written by the Rust writer, by hand, and by upstream).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
+use runicorn_protocol::wire::{
+    Body, ChangeBatch, Cursor, Envelope, ErrorCode, LogWanted, PointsWanted, RunChange,
+    PROTOCOL_VERSION,
+};
+use runicorn_tests::agent_pipe::{hub_hello, AgentPipe};
+use runicorn_tests::fixture_copy;
+use serde_json::json;
+
+fn write_run(root: &Path, rel: &str, status: &str, events: &str) {
+    let dir = root.join(rel);
+    fs::create_dir_all(&dir).unwrap();
+    let id = rel.rsplit('/').next().unwrap();
+    fs::write(
+        dir.join("meta.json"),
+        json!({"id": id, "created_at": 1.0}).to_string(),
+    )
+    .unwrap();
+    fs::write(dir.join("status.json"), json!({"status": status}).to_string()).unwrap();
+    fs::write(dir.join("events.jsonl"), events).unwrap();
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn metrics_line(step: u64, loss: f64) -> String {
+    format!("{{\"ts\": {step}.5, \"type\": \"metrics\", \"data\": {{\"loss\": {loss}, \"global_step\": {step}, \"time\": {step}.5}}}}\n")
+}
+
+fn error_of(body: Body) -> (ErrorCode, String) {
+    match body {
+        Body::Error(e) => (e.code, e.message),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn run_named<'a>(batch: &'a ChangeBatch, dir: &str) -> &'a RunChange {
+    batch
+        .runs
+        .iter()
+        .find(|r| r.dir == dir)
+        .unwrap_or_else(|| panic!("{dir} not listed: {:?}", batch.runs))
+}
+
+/// Asks for changes after `since` until some arrive (the watcher or the poll picks them up).
+fn changes_after(agent: &mut AgentPipe, since: &Cursor, secs: f64) -> ChangeBatch {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        let batch = agent.changes(Some(since.clone()), 100);
+        if !batch.runs.is_empty() || !batch.removed.is_empty() || Instant::now() > deadline {
+            return batch;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn handshake_names_the_agent_and_refuses_what_it_cannot_speak() {
+    let root = tempfile::tempdir().unwrap();
+    let agent = AgentPipe::start(root.path(), &[], &[]);
+    let hello = agent.hello.clone().unwrap();
+    assert_eq!(hello.versions, vec![PROTOCOL_VERSION]);
+    assert!(hello.software.starts_with("runicorn-agent/"));
+    assert!(hello.capabilities.iter().any(|c| c == "points"));
+    let canonical = fs::canonicalize(root.path()).unwrap();
+    assert_eq!(hello.root.as_deref(), Some(canonical.to_str().unwrap()));
+    assert!(hello.host.is_some_and(|h| !h.is_empty()));
+    assert!(!agent.epoch().is_empty());
+    drop(agent);
+
+    // A hub that only speaks newer versions.
+    let mut newer = AgentPipe::spawn(root.path(), &[], &[]);
+    let (code, message) = error_of(newer.request(Body::Hello(hub_hello(vec![99, 100]))));
+    assert_eq!(code, ErrorCode::Incompatible);
+    assert!(
+        message.contains("[99, 100]") && message.contains("[1]"),
+        "both sides' versions: {message}"
+    );
+    assert!(message.contains("upgrade runicorn-agent"), "{message}");
+    assert_eq!(newer.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+    assert!(newer.stderr().contains("upgrade"), "{}", newer.stderr());
+
+    // Anything but hello first.
+    let mut rude = AgentPipe::spawn(root.path(), &[], &[]);
+    let (code, message) = error_of(rude.request(Body::Subscribe {}));
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(message.contains("hello"), "{message}");
+    assert_eq!(rude.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+}
+
+#[test]
+fn serve_without_stdio_says_only_stdio_is_supported() {
+    let root = tempfile::tempdir().unwrap();
+    let out = runicorn_tests::agent()
+        .args(["serve", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stdio"));
+}
+
+#[test]
+fn a_full_listing_pages_by_max_runs_and_an_incremental_one_lists_only_changes() {
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..300 {
+        write_run(
+            root.path(),
+            &format!("runs/sweep/r{i:03}"),
+            "finished",
+            &metrics_line(1, 0.5),
+        );
+    }
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let batches = agent.changes_all(None, 64);
+    assert_eq!(batches.len(), 5);
+    assert!(batches[0].reset, "no cursor: a reset listing");
+    assert!(batches[1..].iter().all(|b| !b.reset));
+    assert_eq!(
+        batches.iter().map(|b| b.more).collect::<Vec<_>>(),
+        [true, true, true, true, false]
+    );
+    let mut dirs: Vec<&str> = Vec::new();
+    let mut last_seq = 0;
+    for b in &batches {
+        assert!(b.runs.len() <= 64);
+        assert!(b.removed.is_empty());
+        for r in &b.runs {
+            assert!(r.seq > last_seq, "change order");
+            last_seq = r.seq;
+            dirs.push(&r.dir);
+        }
+        if b.more {
+            assert_eq!(b.cursor.seq, b.runs.last().unwrap().seq);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    assert_eq!(dirs.len(), 300);
+    let cursor = batches.last().unwrap().cursor.clone();
+    assert_eq!(cursor.seq, 300);
+    let r = run_named(&batches[0], "runs/sweep/r000");
+    assert_eq!((r.id.as_str(), r.path.as_str()), ("r000", "sweep"));
+    assert_eq!((r.layout.as_str(), r.status.as_str()), ("current", "finished"));
+    assert_eq!(r.events.points, 1);
+
+    // Nothing changed: nothing listed, and the cursor stays.
+    let quiet = agent.changes(Some(cursor.clone()), 64);
+    assert!(quiet.runs.is_empty() && !quiet.more && !quiet.reset);
+    assert_eq!(quiet.cursor, cursor);
+
+    let events = root.path().join("runs/sweep/r123/events.jsonl");
+    append(&events, &metrics_line(2, 0.25));
+    let batch = changes_after(&mut agent, &cursor, 10.0);
+    assert_eq!(batch.runs.len(), 1, "{:?}", batch.runs);
+    let r = &batch.runs[0];
+    assert_eq!(r.dir, "runs/sweep/r123");
+    assert_eq!((r.events.points, r.events.lines), (2, 2));
+    assert_eq!(r.events.bytes, fs::metadata(&events).unwrap().len());
+    assert_eq!(r.seq, 301);
+    assert_eq!(batch.cursor.seq, 301);
+}
+
+#[test]
+fn a_run_change_carries_records_config_files_and_hashes() {
+    let root = fixture_copy("upstream-0.7.2");
+    let dir = "runs/cv/resnet/20261126_122856_0e66f9";
+    fs::write(
+        root.path().join(dir).join("assets.json"),
+        json!({"config": {"args": {"lr": 0.1, "bs": 8}, "extra": {"bs": 16}}}).to_string(),
+    )
+    .unwrap();
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let batch = agent.changes(None, 10);
+    let r = run_named(&batch, dir);
+    assert_eq!(
+        (r.id.as_str(), r.path.as_str(), r.alias.as_deref()),
+        ("20261126_122856_0e66f9", "cv/resnet", Some("first"))
+    );
+    assert_eq!(r.status, "finished");
+    assert_eq!((r.events.points, r.events.last_step), (11, Some(10)));
+    assert_eq!(r.events.keys, vec!["acc", "loss"]);
+    assert_eq!(r.meta.as_ref().unwrap()["alias"], "first");
+    assert_eq!(r.status_record.as_ref().unwrap()["status"], "finished");
+    assert_eq!(r.config, Some(json!({"lr": 0.1, "bs": 16})));
+    let meta = r.files.iter().find(|f| f.path == "meta.json").unwrap();
+    assert_eq!(meta.sha256.as_ref().map(String::len), Some(64));
+    let events = r.files.iter().find(|f| f.path == "events.jsonl").unwrap();
+    assert!(events.sha256.is_none(), "append-only files are not hashed");
+    for f in &r.files {
+        let on_disk = fs::metadata(root.path().join(dir).join(&f.path)).unwrap();
+        assert_eq!(f.size, on_disk.len(), "{}", f.path);
+    }
+}
+
+const EVENTS: &str = concat!(
+    "{\"ts\": 1.5, \"type\": \"metrics\", \"data\": {\"loss\": 1.0, \"acc\": NaN, \"global_step\": 1, \"time\": 1.5}}\n",
+    "{\"ts\": 2.5, \"type\": \"metrics\", \"data\": {\"loss\": Infinity, \"global_step\": 2}}\n",
+    "{\"ts\": 3.5, \"type\": \"image\", \"data\": {\"key\": \"img\", \"path\": \"media/x.png\", \"step\": 3}}\n",
+    "garbage\n",
+    "{\"type\": \"metrics\", \"data\": {\"lr\": 0.1, \"loss\": -Infinity, \"global_step\": 7}}\n",
+);
+const TORN: &str = "{\"ts\": 9, \"type\": \"metrics\", \"data\": {\"loss\": 0.25, \"global_step\": 9";
+
+/// (step, time, key → value) rows of a point batch, flattened.
+fn rows_of(batch: &runicorn_protocol::wire::PointBatch) -> Vec<(i64, f64, Vec<(String, f64)>)> {
+    let mut rows = Vec::new();
+    for run in &batch.runs {
+        let mut these: Vec<(i64, f64, Vec<(String, f64)>)> = run
+            .steps
+            .iter()
+            .zip(&run.times)
+            .map(|(s, t)| (*s, *t, Vec::new()))
+            .collect();
+        for series in &run.series {
+            for (i, v) in series.values.iter().enumerate() {
+                let row = series.rows.as_ref().map_or(i, |r| r[i] as usize);
+                these[row].2.push((series.key.clone(), *v));
+            }
+        }
+        rows.extend(these);
+    }
+    rows
+}
+
+fn same_float(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b
+}
+
+#[test]
+fn points_equal_the_file_point_for_point_and_a_torn_tail_waits() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = "runs/p/pts";
+    write_run(root.path(), dir, "running", &format!("{EVENTS}{TORN}"));
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    agent.changes(None, 10);
+    let want = |offset, next_line| PointsWanted {
+        dir: dir.into(),
+        offset,
+        next_line,
+    };
+    let whole = agent.point_batch(vec![want(0, 1)], 1 << 20);
+    let run = &whole.runs[0];
+    assert_eq!((run.from, run.to), (0, EVENTS.len() as u64), "the torn line is not consumed");
+    assert_eq!((run.next_line, run.eof, run.truncated, run.missing), (6, true, false, false));
+    assert_eq!(run.steps, vec![1, 2, 7]);
+    assert_eq!(run.corrupt.len(), 1);
+    assert_eq!(run.corrupt[0].line, 4);
+    let loss = run.series.iter().find(|s| s.key == "loss").unwrap();
+    assert!(loss.rows.is_none(), "loss is in every row");
+    let acc = run.series.iter().find(|s| s.key == "acc").unwrap();
+    assert_eq!(acc.rows, Some(vec![0]), "a sparse key names its rows");
+    let expected: Vec<(i64, f64, Vec<(&str, f64)>)> = vec![
+        (1, 1.5, vec![("loss", 1.0), ("acc", f64::NAN)]),
+        (2, 2.5, vec![("loss", f64::INFINITY)]),
+        (7, f64::NAN, vec![("loss", f64::NEG_INFINITY), ("lr", 0.1)]),
+    ];
+    let got = rows_of(&whole);
+    assert_eq!(got.len(), expected.len());
+    for ((s, t, vals), (es, et, evals)) in got.iter().zip(&expected) {
+        assert_eq!(s, es);
+        assert!(same_float(*t, *et), "{t} vs {et}");
+        let mut vals = vals.clone();
+        vals.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut evals = evals.clone();
+        evals.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(vals.len(), evals.len());
+        for ((k, v), (ek, ev)) in vals.iter().zip(&evals) {
+            assert_eq!(k, ek);
+            assert!(same_float(*v, *ev), "{k}: {v} vs {ev}");
+        }
+    }
+
+    // A budget of one byte still reads one line per request; together they are the whole.
+    let (mut offset, mut next_line, mut paged) = (0, 1, Vec::new());
+    for _ in 0..10 {
+        let b = agent.point_batch(vec![want(offset, next_line)], 1);
+        let r = &b.runs[0];
+        assert!(r.to > r.from || r.eof);
+        paged.extend(rows_of(&b));
+        (offset, next_line) = (r.to, r.next_line);
+        if r.eof {
+            break;
+        }
+    }
+    assert_eq!(offset, EVENTS.len() as u64);
+    assert_eq!(paged.len(), got.len());
+
+    // The torn line, once completed, is read from where reading stopped.
+    append(&root.path().join(dir).join("events.jsonl"), "}}\n");
+    let more = agent.point_batch(vec![want(offset, next_line)], 1 << 20);
+    assert_eq!(more.runs[0].steps, vec![9]);
+    assert_eq!(more.runs[0].series[0].values, vec![0.25]);
+    assert_eq!(more.runs[0].next_line, 7);
+
+    // An offset beyond the file: it was replaced; reading starts again.
+    let again = agent.point_batch(vec![want(1 << 20, 99)], 1 << 20);
+    assert!(again.runs[0].truncated);
+    assert_eq!(again.runs[0].steps.len(), 4);
+}
+
+#[test]
+fn logs_come_as_whole_lines_from_offsets_or_as_a_tail() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = "runs/p/logged";
+    write_run(root.path(), dir, "running", "");
+    let lines: String = (0..20_000).map(|i| format!("[12:00:00] step {i}\n")).collect();
+    fs::write(root.path().join(dir).join("logs.txt"), format!("{lines}[12:00:01] half")).unwrap();
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let batch = agent.changes(None, 10);
+    assert_eq!(batch.runs[0].log_bytes, lines.len() as u64 + 15);
+    let want = |offset| LogWanted {
+        dir: dir.into(),
+        offset,
+    };
+    let tail = match agent.log(vec![want(None)], 1 << 20) {
+        Body::LogBatch(b) => b.runs.into_iter().next().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(tail.text.ends_with("step 19999\n") && tail.text.starts_with("[12:00:00]"));
+    assert!(tail.text.len() <= 64 * 1024);
+    assert_eq!(tail.to, lines.len() as u64);
+    let mut offset = 0;
+    let mut text = String::new();
+    loop {
+        let b = agent.log_batch(vec![want(Some(offset))], 100_000);
+        let c = &b.runs[0];
+        assert_eq!(c.from, offset);
+        text.push_str(&c.text);
+        offset = c.to;
+        if c.eof {
+            break;
+        }
+    }
+    assert_eq!(text, lines, "whole lines; the unfinished last line waits");
+    let shrunk = agent.log_batch(vec![want(Some(1 << 30))], 100);
+    assert!(shrunk.runs[0].truncated);
+}
+
+#[test]
+fn a_subscriber_hears_of_an_appended_point_within_a_second() {
+    let root = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new(root.path(), "tests");
+    spec.path = Some("live".into());
+    let mut writer = RunWriter::create(&spec).unwrap();
+    writer.log_metrics(&[("loss", 1.0)], None, None).unwrap();
+    writer.flush().unwrap();
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let cursor = agent.changes(None, 10).cursor;
+    assert!(matches!(agent.request(Body::Subscribe {}), Body::Subscribed {}));
+    // Heartbeats may announce the run again; drain what is already there.
+    while agent.wait_notice(Duration::from_millis(300)).is_some() {}
+    let started = Instant::now();
+    writer.log_metrics(&[("loss", 0.5)], None, None).unwrap();
+    writer.flush().unwrap();
+    let notice = agent
+        .wait_notice(Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("no notice\n{}", agent.stderr()));
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(1), "notice after {waited:?}");
+    assert_eq!(notice.epoch, cursor.epoch);
+    assert!(notice.seq > cursor.seq);
+    let batch = agent.changes(Some(cursor), 10);
+    assert_eq!(batch.runs[0].events.points, 2);
+    writer.finish(RunOutcome::finished()).unwrap();
+}
+
+#[test]
+fn without_the_watcher_the_periodic_scan_still_sends_notices() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = "runs/p/polled";
+    write_run(root.path(), dir, "finished", &metrics_line(1, 1.0));
+    let mut agent = AgentPipe::start(
+        root.path(),
+        &["--poll", "0.2"],
+        &[("RUNICORN_AGENT_NO_WATCH", "1")],
+    );
+    let cursor = agent.changes(None, 10).cursor;
+    assert!(matches!(agent.request(Body::Subscribe {}), Body::Subscribed {}));
+    append(&root.path().join(dir).join("events.jsonl"), &metrics_line(2, 0.5));
+    let notice = agent
+        .wait_notice(Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("no notice\n{}", agent.stderr()));
+    assert!(notice.seq > cursor.seq);
+    let batch = agent.changes(Some(cursor), 10);
+    assert_eq!(batch.runs[0].events.points, 2);
+}
+
+#[test]
+fn a_deleted_index_means_a_new_epoch_and_a_reset_listing() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(root.path(), "runs/p/a", "finished", "");
+    write_run(root.path(), "runs/p/b", "finished", "");
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let cursor = agent.changes(None, 10).cursor;
+    drop(agent);
+
+    // Restarted with its index: same epoch, nothing new.
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    assert_eq!(agent.epoch(), cursor.epoch);
+    let same = agent.changes(Some(cursor.clone()), 10);
+    assert!(!same.reset && same.runs.is_empty(), "{same:?}");
+    drop(agent);
+
+    fs::remove_dir_all(root.path().join(".runicorn-agent")).unwrap();
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    assert_ne!(agent.epoch(), cursor.epoch);
+    let fresh = agent.changes(Some(cursor), 10);
+    assert!(fresh.reset);
+    assert_eq!(fresh.runs.len(), 2);
+    assert_eq!(fresh.cursor.epoch, agent.epoch());
+}
+
+#[test]
+fn a_removed_run_is_listed_as_removed_and_its_points_as_missing() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(root.path(), "runs/p/keep", "finished", "");
+    write_run(root.path(), "runs/p/gone", "finished", &metrics_line(1, 1.0));
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let cursor = agent.changes(None, 10).cursor;
+    fs::remove_dir_all(root.path().join("runs/p/gone")).unwrap();
+    let batch = changes_after(&mut agent, &cursor, 10.0);
+    assert_eq!(batch.removed, vec!["runs/p/gone"]);
+    assert!(batch.runs.is_empty());
+    let points = agent.point_batch(
+        vec![PointsWanted {
+            dir: "runs/p/gone".into(),
+            offset: 10,
+            next_line: 2,
+        }],
+        1000,
+    );
+    assert!(points.runs[0].missing);
+    // A reset listing leaves tombstones out.
+    let reset = agent.changes(None, 10);
+    assert!(reset.removed.is_empty());
+    assert_eq!(reset.runs.len(), 1);
+}
+
+#[test]
+fn paths_outside_the_root_are_refused_and_serving_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(root.path(), "runs/p/a", "finished", "");
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    agent.changes(None, 10);
+    let points = |dir: &str| PointsWanted {
+        dir: dir.into(),
+        offset: 0,
+        next_line: 1,
+    };
+    for bad in ["../etc", "runs/../../etc", "/etc/passwd"] {
+        let (code, message) = error_of(agent.points(vec![points("runs/p/a"), points(bad)], 100));
+        assert_eq!(code, ErrorCode::OutsideRoot, "{bad}: {message}");
+        let (code, _) = error_of(agent.log(
+            vec![LogWanted {
+                dir: bad.into(),
+                offset: None,
+            }],
+            100,
+        ));
+        assert_eq!(code, ErrorCode::OutsideRoot);
+    }
+    let (code, message) = error_of(agent.points(vec![points("runs/p/nope")], 100));
+    assert_eq!(code, ErrorCode::NotFound, "{message}");
+    // A link inside the root to somewhere else is no run either.
+    std::os::unix::fs::symlink("/etc", root.path().join("runs/p/link")).unwrap();
+    let (code, _) = error_of(agent.points(vec![points("runs/p/link")], 100));
+    assert_eq!(code, ErrorCode::NotFound);
+    // Still serving.
+    assert_eq!(agent.changes(None, 10).runs.len(), 1);
+    assert!(agent.child.try_wait().unwrap().is_none());
+}
+
+#[test]
+fn an_oversized_or_broken_frame_from_the_hub_ends_the_session_with_exit_2() {
+    let root = tempfile::tempdir().unwrap();
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    agent.send_raw(&(64u32 << 20).to_be_bytes());
+    let answer = agent.recv(Duration::from_secs(10)).expect("an error answer");
+    assert_eq!(answer.id, 0);
+    assert_eq!(error_of(answer.body).0, ErrorCode::TooLarge);
+    assert_eq!(agent.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let unknown = br#"{"id":41,"body":{"teleport":{}}}"#;
+    let mut frame = (unknown.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(unknown);
+    agent.send_raw(&frame);
+    let answer = agent.recv(Duration::from_secs(10)).expect("an error answer");
+    assert_eq!(answer.id, 41, "the id of an unknown message is still answered");
+    assert_eq!(error_of(answer.body).0, ErrorCode::BadRequest);
+    assert_eq!(agent.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+    // The stream carried frames only.
+    assert!(agent.recv(Duration::from_millis(100)).is_none());
+}
+
+#[test]
+fn closing_stdin_ends_the_agent_promptly_with_exit_0() {
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        write_run(root.path(), &format!("runs/p/r{i}"), "finished", "");
+    }
+    let mut agent = AgentPipe::start(root.path(), &["--poll", "0.1"], &[]);
+    agent.changes(None, 10);
+    let started = Instant::now();
+    agent.close_stdin();
+    let status = agent.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", agent.stderr());
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+
+    let mut idle = AgentPipe::spawn(root.path(), &[], &[]);
+    idle.close_stdin();
+    assert_eq!(idle.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_root_that_cannot_hold_the_index_is_served_from_memory() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(root.path(), "runs/p/a", "finished", "");
+    // A file where the index folder belongs: the index cannot be created, whoever we are.
+    fs::write(root.path().join(".runicorn-agent"), "not a folder").unwrap();
+    let mut first = AgentPipe::start(root.path(), &[], &[]);
+    assert_eq!(first.changes(None, 10).runs.len(), 1);
+    assert!(first.stderr().contains("memory"), "{}", first.stderr());
+    let epoch = first.epoch();
+    drop(first);
+    let second = AgentPipe::start(root.path(), &[], &[]);
+    assert_ne!(second.epoch(), epoch, "an index in memory is a new epoch each time");
+    drop(second);
+    assert_eq!(
+        fs::read_to_string(root.path().join(".runicorn-agent")).unwrap(),
+        "not a folder"
+    );
+
+    // A read-only root (only testable when permissions apply to us).
+    let ro = tempfile::tempdir().unwrap();
+    write_run(ro.path(), "runs/p/a", "finished", "");
+    let mut perms = fs::metadata(ro.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    fs::set_permissions(ro.path(), perms.clone()).unwrap();
+    let is_root_user = fs::write(ro.path().join("probe"), "").is_ok();
+    if !is_root_user {
+        let mut agent = AgentPipe::start(ro.path(), &[], &[]);
+        assert_eq!(agent.changes(None, 10).runs.len(), 1);
+        assert!(agent.stderr().contains("memory"), "{}", agent.stderr());
+        assert!(!ro.path().join(".runicorn-agent").exists());
+    }
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(ro.path(), perms).unwrap();
+}
+
+#[test]
+fn requests_keep_their_ids_and_frames_never_mix() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(root.path(), "runs/p/a", "finished", &metrics_line(1, 1.0));
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    agent.changes(None, 10);
+    let ids: Vec<u64> = (0..20)
+        .map(|_| {
+            agent.send(Body::Points(runicorn_protocol::wire::PointsRequest {
+                runs: vec![PointsWanted {
+                    dir: "runs/p/a".into(),
+                    offset: 0,
+                    next_line: 1,
+                }],
+                max_bytes: 1000,
+            }))
+        })
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let Envelope { id, body } = agent.recv(Duration::from_secs(10)).expect("answers");
+        if let Body::PointBatch(b) = body {
+            assert_eq!(b.runs[0].steps, vec![1]);
+            got.push(id);
+        }
+    }
+    assert_eq!(got, ids, "answered in order, each with its id");
+}
