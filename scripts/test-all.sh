@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, clippy, the Rust unit and end-to-end tests, the
+# Runs every test of the project: formatting, clippy, the Rust unit and end-to-end tests (the
+# sync tests start their own OpenSSH servers on 127.0.0.1), the
 # Python SDK's pytest suite (including the upstream-compatibility tests against the PyPI
 # `runicorn` 0.7.2 package) and a smoke run of each benchmark.
 #
@@ -19,6 +20,10 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# The sync tests and benchmarks run a real OpenSSH server on loopback and compare with rsync.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing ${need[*]}"
@@ -68,5 +73,7 @@ cargo build --release --bins --quiet
 "$repo/target/release/ls_many_runs" --runs 200 --repeats 1 >/dev/null
 "$repo/target/release/writer_throughput" --steps 10000 --repeats 1 >/dev/null
 "$venv/bin/python" "$repo/bench/sdk_log_bench.py" --steps 2000 >/dev/null
+"$repo/target/release/wire_encoding" --runs 50 --steps 50 --repeats 1 >/dev/null
+"$repo/target/release/hub_ingest" --quick >/dev/null
 
 step "all tests passed"

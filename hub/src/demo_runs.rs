@@ -32,18 +32,55 @@ fn failed() -> RunOutcome {
 }
 
 const RECIPES: &[Recipe] = &[
-    Recipe { path: "cv/resnet50", alias: "baseline", lr: 0.1, steps: 400, outcome: RunOutcome::finished },
-    Recipe { path: "cv/resnet50", alias: "lr-0.03", lr: 0.03, steps: 400, outcome: RunOutcome::finished },
-    Recipe { path: "cv/resnet50", alias: "lr-0.3", lr: 0.3, steps: 150, outcome: failed },
-    Recipe { path: "nlp/bert-base", alias: "warmup-1k", lr: 0.0001, steps: 600, outcome: RunOutcome::finished },
-    Recipe { path: "rl/ppo", alias: "seed-1", lr: 0.0003, steps: 300, outcome: RunOutcome::finished },
+    Recipe {
+        path: "cv/resnet50",
+        alias: "baseline",
+        lr: 0.1,
+        steps: 400,
+        outcome: RunOutcome::finished,
+    },
+    Recipe {
+        path: "cv/resnet50",
+        alias: "lr-0.03",
+        lr: 0.03,
+        steps: 400,
+        outcome: RunOutcome::finished,
+    },
+    Recipe {
+        path: "cv/resnet50",
+        alias: "lr-0.3",
+        lr: 0.3,
+        steps: 150,
+        outcome: failed,
+    },
+    Recipe {
+        path: "nlp/bert-base",
+        alias: "warmup-1k",
+        lr: 0.0001,
+        steps: 600,
+        outcome: RunOutcome::finished,
+    },
+    Recipe {
+        path: "rl/ppo",
+        alias: "seed-1",
+        lr: 0.0003,
+        steps: 300,
+        outcome: RunOutcome::finished,
+    },
 ];
 
 fn config(lr: f64, path: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("lr".into(), json!(lr));
     m.insert("batch_size".into(), json!(128));
-    m.insert("optimizer".into(), json!(if path.starts_with("nlp") { "adamw" } else { "sgd" }));
+    m.insert(
+        "optimizer".into(),
+        json!(if path.starts_with("nlp") {
+            "adamw"
+        } else {
+            "sgd"
+        }),
+    );
     m
 }
 
@@ -73,7 +110,11 @@ pub fn write_sample_runs(root: &Path) -> Result<usize, WriteError> {
         let mut w = start(root, r.path, r.alias, r.lr)?;
         for step in 1..=r.steps {
             let (loss, acc) = curve(step, r.lr);
-            w.log_metrics(&[("train_loss", loss), ("lr", r.lr)], Some(step), Some("train"))?;
+            w.log_metrics(
+                &[("train_loss", loss), ("lr", r.lr)],
+                Some(step),
+                Some("train"),
+            )?;
             if step % 10 == 0 {
                 w.log_metrics(&[("val_acc", acc)], Some(step), Some("val"))?;
                 w.log_text(&format!("step {step}: loss {loss:.4} val_acc {acc:.4}"))?;

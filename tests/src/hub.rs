@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use runicorn_protocol::run_format::{discover_runs, scan_events, Event, RunOutcome, RunSpec, RunWriter};
+use runicorn_protocol::run_format::{
+    discover_runs, scan_events, Event, RunOutcome, RunSpec, RunWriter,
+};
 use runicorn_store::{RunFilter, Store};
 use serde_json::Value;
 

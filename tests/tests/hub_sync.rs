@@ -98,12 +98,25 @@ fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
     let listed = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json"]));
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 300);
-    for field in ["remote", "id", "path", "alias", "status", "points", "last_step"] {
+    for field in [
+        "remote",
+        "id",
+        "path",
+        "alias",
+        "status",
+        "points",
+        "last_step",
+    ] {
         assert!(listed[0].get(field).is_some(), "ls --json lacks {field}");
     }
-    assert!(listed.iter().all(|r| r["remote"] == "gpu" && r["status"] == "finished"));
+    assert!(listed
+        .iter()
+        .all(|r| r["remote"] == "gpu" && r["status"] == "finished"));
     let g3 = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json", "--path", "exp/g3"]));
-    assert_eq!(g3.as_array().unwrap().len(), 300 / 7 + usize::from(300 % 7 > 3));
+    assert_eq!(
+        g3.as_array().unwrap().len(),
+        300 / 7 + usize::from(300 % 7 > 3)
+    );
 
     let again = s.sync_json();
     assert_eq!(again["ok"], true, "{again}");
@@ -117,7 +130,10 @@ fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
     assert_eq!(gpu["runs"], 300);
     assert_eq!(gpu["connected"], false);
     assert!(gpu["last_sync"].as_f64().is_some(), "{gpu}");
-    assert!(gpu["address"].as_str().unwrap().contains("127.0.0.1"), "{gpu}");
+    assert!(
+        gpu["address"].as_str().unwrap().contains("127.0.0.1"),
+        "{gpu}"
+    );
 }
 
 #[test]
@@ -147,28 +163,43 @@ fn a_point_logged_during_live_follow_is_stored_within_a_second() {
     writer.flush().unwrap();
     let child = s.follow();
     assert!(
-        wait_until(20.0, || stored_total(s.hub_dir()) == count(&source_points(s.root()))),
+        wait_until(20.0, || stored_total(s.hub_dir())
+            == count(&source_points(s.root()))),
         "the first sync did not finish"
     );
     let mut worst = Duration::ZERO;
     for step in 2..=6 {
-        writer.log_metrics(&[("loss", 1.0 / step as f64)], Some(step), None).unwrap();
+        writer
+            .log_metrics(&[("loss", 1.0 / step as f64)], Some(step), None)
+            .unwrap();
         writer.flush().unwrap();
         let logged = Instant::now();
         let arrived = wait_until(5.0, || {
             let store = Store::open_read_only(s.hub_dir()).unwrap();
             let run = store
-                .list_runs(&RunFilter { path_prefix: Some("live".into()), ..RunFilter::default() })
+                .list_runs(&RunFilter {
+                    path_prefix: Some("live".into()),
+                    ..RunFilter::default()
+                })
                 .unwrap();
             run.first()
-                .map(|r| store.points(r.key, "loss").unwrap().iter().any(|p| p.0 == step))
+                .map(|r| {
+                    store
+                        .points(r.key, "loss")
+                        .unwrap()
+                        .iter()
+                        .any(|p| p.0 == step)
+                })
                 .unwrap_or(false)
         });
         assert!(arrived, "step {step} never arrived");
         worst = worst.max(logged.elapsed());
     }
     let stderr = stop(child);
-    assert!(worst < Duration::from_secs(1), "slowest point took {worst:?}\n{stderr}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "slowest point took {worst:?}\n{stderr}"
+    );
 }
 
 #[test]
@@ -187,8 +218,14 @@ fn a_connection_cut_mid_sync_resumes_with_no_duplicate_and_no_missing_point() {
     assert!(killed > 0, "no sshd session to kill");
     let converged = wait_until(90.0, || stored_total(s.hub_dir()) == total);
     let stderr = stop(child);
-    assert!(converged, "the store never caught up after the cut\n{stderr}");
-    assert!(before_cut < total, "the sync finished before the cut; make the source bigger");
+    assert!(
+        converged,
+        "the store never caught up after the cut\n{stderr}"
+    );
+    assert!(
+        before_cut < total,
+        "the sync finished before the cut; make the source bigger"
+    );
     assert!(stderr.contains("reconnecting"), "{stderr}");
     assert_same_points(s.root(), s.hub_dir(), "gpu");
 }
@@ -205,7 +242,10 @@ fn a_deleted_agent_index_converges_without_downloading_points_again() {
     let again = s.sync_json();
     assert_eq!(again["ok"], true, "{again}");
     assert_eq!(again["points"], 0, "{again}");
-    assert_eq!(again["runs"], 39, "a new epoch lists every run again: {again}");
+    assert_eq!(
+        again["runs"], 39,
+        "a new epoch lists every run again: {again}"
+    );
     let visible = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json"]));
     assert_eq!(visible.as_array().unwrap().len(), 39);
     let all = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json", "--all"]));
@@ -216,5 +256,8 @@ fn a_deleted_agent_index_converges_without_downloading_points_again() {
         .filter(|r| r["removed"] == true)
         .collect();
     assert_eq!(gone.len(), 1, "the vanished run is kept and marked gone");
-    assert!(gone[0]["points"].as_u64().unwrap() > 0, "its points are kept");
+    assert!(
+        gone[0]["points"].as_u64().unwrap() > 0,
+        "its points are kept"
+    );
 }

@@ -20,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::{
@@ -30,7 +31,7 @@ use runicorn_protocol::wire::{EventsState, FileEntry, RunChange};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use super::manifest::{self, is_append_only, ManifestFile};
+use super::manifest::{self, is_append_only, Manifest, ManifestFile};
 use super::{update_with, upsert_cached, CachedRun, IndexError, RunIndex, UPSERT_CACHED_SQL};
 
 /// What a scan looks at.
@@ -84,7 +85,7 @@ pub enum Presence {
 struct KnownRun {
     location: RunLocation,
     cache: CachedRun,
-    files: Vec<ManifestFile>,
+    manifest: Manifest,
     state_fp: String,
     /// The derived status last computed, and whether it can change without a file changing
     /// (the written status is `running`).
@@ -97,8 +98,18 @@ struct KnownRun {
 struct Prior {
     caches: HashMap<String, CachedRun>,
     /// Live rows: fingerprint and manifest.
-    live: HashMap<String, (String, Vec<ManifestFile>)>,
+    live: HashMap<String, (String, Manifest)>,
 }
+
+/// The manifest of a run never seen.
+static NO_MANIFEST: Manifest = Manifest {
+    files: Vec::new(),
+    dirs: Vec::new(),
+};
+
+/// Seconds between scans that list every folder again instead of trusting unchanged folder
+/// mtimes (a safety net for file systems with coarse or skewed times).
+const DEEP_SCAN_EVERY: Duration = Duration::from_secs(60);
 
 /// One process's memory of the feed between scans.
 pub struct Feed {
@@ -110,6 +121,7 @@ pub struct Feed {
     /// The counter as this process last left it.
     counter_seen: u64,
     reported_problems: HashSet<String>,
+    last_deep_scan: Option<Instant>,
 }
 
 /// What one scan found of one run.
@@ -127,7 +139,7 @@ struct Scanned {
     location: RunLocation,
     cache: CachedRun,
     cache_changed: bool,
-    files: Vec<ManifestFile>,
+    manifest: Manifest,
     head: RunChange,
     state_fp: String,
 }
@@ -142,6 +154,7 @@ impl Feed {
             loaded: false,
             counter_seen: 0,
             reported_problems: HashSet::new(),
+            last_deep_scan: None,
         }
     }
 
@@ -184,12 +197,21 @@ impl Feed {
             let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
             idx.feed_counter()? != self.counter_seen
         };
+        let deep = scope == ScanScope::All
+            && self
+                .last_deep_scan
+                .is_none_or(|t| t.elapsed() >= DEEP_SCAN_EVERY);
+        if deep {
+            self.last_deep_scan = Some(Instant::now());
+        }
+        let t0 = Instant::now(); // TIMING
         let (locations, mut gone) = self.targets(&scope, &mut report);
+        eprintln!("TIMING targets {:?}", t0.elapsed()); // TIMING
         let keys: Vec<String> = locations.iter().map(|l| self.key_of(&l.dir)).collect();
         let outcomes: Vec<Outcome> = map_in_order(&locations, io_workers(), |i, loc| {
             let known = self.runs.get(&keys[i]).filter(|_| !reconcile);
-            let (cache, files) = self.previous(&keys[i]);
-            scan_one(&keys[i], loc, known, cache, files, ctx)
+            let (cache, manifest) = self.previous(&keys[i]);
+            scan_one(&keys[i], loc, known, cache, manifest, !deep, ctx)
         });
         report.scanned = outcomes.len();
         let mut found = Vec::new();
@@ -232,7 +254,7 @@ impl Feed {
                 KnownRun {
                     location: s.location,
                     cache: s.cache,
-                    files: s.files,
+                    manifest: s.manifest,
                     state_fp: s.state_fp,
                     status: s.head.status,
                     may_crash,
@@ -299,16 +321,16 @@ impl Feed {
             .into_owned()
     }
 
-    fn previous(&self, key: &str) -> (Option<&CachedRun>, &[ManifestFile]) {
+    fn previous(&self, key: &str) -> (Option<&CachedRun>, &Manifest) {
         if let Some(run) = self.runs.get(key) {
-            return (Some(&run.cache), &run.files);
+            return (Some(&run.cache), &run.manifest);
         }
         match &self.prior {
             Some(p) => (
                 p.caches.get(key),
-                p.live.get(key).map_or(&[][..], |(_, f)| f.as_slice()),
+                p.live.get(key).map_or(&NO_MANIFEST, |(_, m)| m),
             ),
-            None => (None, &[]),
+            None => (None, &NO_MANIFEST),
         }
     }
 
@@ -346,16 +368,18 @@ fn scan_one(
     loc: &RunLocation,
     known: Option<&KnownRun>,
     cache: Option<&CachedRun>,
-    previous_files: &[ManifestFile],
+    previous: &Manifest,
+    reuse_listings: bool,
     ctx: &LivenessContext,
 ) -> Outcome {
-    let files = match manifest::walk(&loc.dir, previous_files) {
-        Ok(files) => files,
+    let manifest = match manifest::walk(&loc.dir, previous, reuse_listings) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
         // An unlistable run is still a run: its records will say why it cannot be read.
-        Err(_) => Vec::new(),
+        Err(_) => Manifest::default(),
     };
-    if let Some(k) = known.filter(|k| k.files == files) {
+    let files = &manifest.files;
+    if let Some(k) = known.filter(|k| k.manifest.files == *files) {
         // The common case of a rescan: no file changed. Only a running run can change (its
         // writer may have died), and only its liveness is judged again.
         if !k.may_crash || derived_status(&k.location, &k.cache, ctx) == k.status {
@@ -375,14 +399,14 @@ fn scan_one(
     );
     let events_fp = fp("events.jsonl");
     let (cache, cache_changed) = update_with(loc, cache, records_fp, events_fp);
-    let head = head_of(key, loc, &cache, &files, ctx);
-    let state_fp = state_fingerprint(&head, &files);
+    let head = head_of(key, loc, &cache, files, ctx);
+    let state_fp = state_fingerprint(&head, files);
     Outcome::Scanned(Box::new(Scanned {
         key: key.to_owned(),
         location: loc.clone(),
         cache,
         cache_changed,
-        files,
+        manifest,
         head,
         state_fp,
     }))
@@ -604,7 +628,7 @@ impl RunIndex {
     /// What the index holds for the feed, to start a process's memory from.
     fn load_prior(&self) -> rusqlite::Result<Prior> {
         let caches = self.load()?;
-        let mut live: HashMap<String, (String, Vec<ManifestFile>)> = HashMap::new();
+        let mut live: HashMap<String, (String, Manifest)> = HashMap::new();
         {
             let mut stmt = self
                 .conn
@@ -612,7 +636,7 @@ impl RunIndex {
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
             for row in rows {
                 let (dir, fp) = row?;
-                live.insert(dir, (fp, Vec::new()));
+                live.insert(dir, (fp, Manifest::default()));
             }
         }
         let mut stmt = self
@@ -633,8 +657,8 @@ impl RunIndex {
         })?;
         for row in rows {
             let (dir, file) = row?;
-            if let Some((_, files)) = live.get_mut(&dir) {
-                files.push(file);
+            if let Some((_, manifest)) = live.get_mut(&dir) {
+                manifest.files.push(file);
             }
         }
         Ok(Prior { caches, live })
@@ -681,7 +705,7 @@ impl RunIndex {
                 let head = serde_json::to_string(&s.head)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                 upsert_run.execute(params![s.key, to_i64(counter), s.state_fp, head])?;
-                replace_files(&tx, &s.key, &s.files)?;
+                replace_files(&tx, &s.key, &s.manifest.files)?;
             }
             let mut tombstone = tx.prepare_cached(
                 "UPDATE feed_run SET removed = 1, seq = ?2, state_fp = '' WHERE dir = ?1 AND removed = 0",

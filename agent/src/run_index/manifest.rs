@@ -1,13 +1,15 @@
 //! The file manifest of one run directory: every regular file below it (symbolic links are
 //! never followed), with size, modification time and, for files that are replaced rather than
 //! appended to, a SHA-256 of the content. A hash is computed once per (path, size, mtime): a
-//! walk is handed the previous manifest and reuses its hashes, so re-walking an unchanged run
-//! costs one `stat` per file.
+//! walk is handed the previous manifest and reuses its hashes and, for folders whose mtime did
+//! not move, their listings, so re-walking an unchanged run costs one `stat` per file and
+//! folder.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -61,53 +63,162 @@ pub fn is_append_only(path: &str) -> bool {
     APPEND_ONLY.contains(&path)
 }
 
-/// Lists the run directory `dir`. `previous` is the last manifest of the same run, sorted by
-/// path (as this function returns it). Fails only when `dir` itself cannot be listed; deeper
-/// folders that cannot be listed are skipped.
-pub fn walk(dir: &Path, previous: &[ManifestFile]) -> io::Result<Vec<ManifestFile>> {
-    let mut out = Vec::new();
-    let top = fs::read_dir(dir)?;
-    let mut pending: Vec<(fs::ReadDir, String, usize)> = vec![(top, String::new(), 0)];
-    while let Some((entries, prefix, depth)) = pending.pop() {
-        for entry in entries.flatten() {
-            if out.len() >= MAX_FILES {
-                break;
-            }
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            // Hidden names are temp files of atomic writes (and our own folder); the soft-delete
-            // marker is the one hidden file that belongs to the run.
-            if name.starts_with('.') && !(depth == 0 && name == ".deleted") {
-                continue;
-            }
-            // `file_type` does not follow links: a link is neither a file nor a folder here.
-            let Ok(kind) = entry.file_type() else { continue };
-            let rel = if prefix.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if kind.is_dir() {
-                if depth + 1 < MAX_DEPTH {
-                    if let Ok(sub) = fs::read_dir(entry.path()) {
-                        pending.push((sub, rel, depth + 1));
-                    }
-                }
-                continue;
-            }
-            if !kind.is_file() {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            let old = previous
-                .binary_search_by(|f| f.path.as_str().cmp(&rel))
-                .ok()
-                .map(|i| &previous[i]);
-            out.push(describe(&entry.path(), rel, &meta, old));
+/// A folder of a run as last listed: its mtime then, and whether that mtime was old enough
+/// to trust (a change within the same clock tick as the listing would not move it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDir {
+    /// Relative to the run directory (`""` for the run directory itself).
+    pub rel: String,
+    pub mtime_s: i64,
+    pub mtime_nsec: i64,
+    pub settled: bool,
+}
+
+/// A run directory's files, and the folders they were listed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Sorted by path.
+    pub files: Vec<ManifestFile>,
+    pub dirs: Vec<ListedDir>,
+}
+
+/// A folder whose mtime is older than this at listing time is trusted not to have changed
+/// while its mtime stays the same.
+const SETTLED_AFTER: Duration = Duration::from_secs(3);
+
+/// Lists the run directory `dir`. `previous` is the last manifest of the same run. With
+/// `reuse_listings`, a folder whose mtime is unchanged (and was settled when listed) is not
+/// read again: its files are only `stat`ed, so an unchanged run costs one `stat` per file and
+/// folder. Fails only when `dir` itself cannot be listed; deeper folders that cannot be listed
+/// are skipped.
+pub fn walk(dir: &Path, previous: &Manifest, reuse_listings: bool) -> io::Result<Manifest> {
+    let mut out = Manifest::default();
+    let mut pending: Vec<(PathBuf, String, usize)> = vec![(dir.to_owned(), String::new(), 0)];
+    while let Some((abs, rel, depth)) = pending.pop() {
+        let meta = match fs::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => m,
+            Ok(_) if depth == 0 => return Err(io::ErrorKind::NotFound.into()),
+            Err(e) if depth == 0 => return Err(e),
+            _ => continue,
+        };
+        let (mtime_s, mtime_nsec) = (meta.mtime(), meta.mtime_nsec());
+        let known = previous.dirs.iter().find(|d| d.rel == rel).filter(|d| {
+            reuse_listings && d.settled && d.mtime_s == mtime_s && d.mtime_nsec == mtime_nsec
+        });
+        let reused = match known {
+            Some(listed) => reuse_listing(&abs, listed, previous, depth, &mut out, &mut pending),
+            None => false,
+        };
+        if !reused {
+            list_folder(&abs, &rel, depth, previous, &mut out, &mut pending)?;
+            let age = SystemTime::now()
+                .duration_since(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+                .unwrap_or_default();
+            out.dirs.push(ListedDir {
+                rel,
+                mtime_s,
+                mtime_nsec,
+                settled: age > SETTLED_AFTER,
+            });
         }
     }
-    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    out.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Stats the files a folder held when it was listed; `false` (nothing added) when one of them
+/// is no longer a regular file, so the folder is listed after all.
+fn reuse_listing(
+    abs: &Path,
+    listed: &ListedDir,
+    previous: &Manifest,
+    depth: usize,
+    out: &mut Manifest,
+    pending: &mut Vec<(PathBuf, String, usize)>,
+) -> bool {
+    let child_of = |path: &str| -> Option<String> {
+        let name = if listed.rel.is_empty() {
+            path
+        } else {
+            path.strip_prefix(listed.rel.as_str())?.strip_prefix('/')?
+        };
+        (!name.contains('/')).then(|| name.to_owned())
+    };
+    let mut files = Vec::new();
+    for old in &previous.files {
+        let Some(name) = child_of(&old.path) else {
+            continue;
+        };
+        match fs::symlink_metadata(abs.join(&name)) {
+            Ok(meta) if meta.is_file() => files.push(describe(
+                &abs.join(&name),
+                old.path.clone(),
+                &meta,
+                Some(old),
+            )),
+            _ => return false,
+        }
+    }
+    out.files.extend(files);
+    for d in &previous.dirs {
+        if let Some(name) = child_of(&d.rel).filter(|_| !d.rel.is_empty()) {
+            pending.push((abs.join(name), d.rel.clone(), depth + 1));
+        }
+    }
+    out.dirs.push(listed.clone());
+    true
+}
+
+/// Reads a folder: its regular files are described, its folders queued.
+fn list_folder(
+    abs: &Path,
+    rel: &str,
+    depth: usize,
+    previous: &Manifest,
+    out: &mut Manifest,
+    pending: &mut Vec<(PathBuf, String, usize)>,
+) -> io::Result<()> {
+    let entries = match fs::read_dir(abs) {
+        Ok(e) => e,
+        Err(e) if depth == 0 => return Err(e),
+        Err(_) => return Ok(()),
+    };
+    for entry in entries.flatten() {
+        if out.files.len() >= MAX_FILES {
+            break;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // Hidden names are temp files of atomic writes (and our own folder); the soft-delete
+        // marker is the one hidden file that belongs to the run.
+        if name.starts_with('.') && !(depth == 0 && name == ".deleted") {
+            continue;
+        }
+        // `file_type` does not follow links: a link is neither a file nor a folder here.
+        let Ok(kind) = entry.file_type() else { continue };
+        let child = if rel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if kind.is_dir() {
+            if depth + 1 < MAX_DEPTH {
+                pending.push((entry.path(), child, depth + 1));
+            }
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = previous
+            .files
+            .binary_search_by(|f| f.path.as_str().cmp(&child))
+            .ok()
+            .map(|i| &previous.files[i]);
+        out.files.push(describe(&entry.path(), child, &meta, old));
+    }
+    Ok(())
 }
 
 /// Describes one file, reusing the previous hash when size and mtime are unchanged.
@@ -198,7 +309,7 @@ mod tests {
         fs::write(d.join("media/sub/a.png"), "png").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.join("media/link")).unwrap();
         std::os::unix::fs::symlink("/etc", d.join("etc")).unwrap();
-        let files = walk(d, &[]).unwrap();
+        let files = walk(d, &Manifest::default(), true).unwrap().files;
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -216,16 +327,55 @@ mod tests {
     fn hashes_are_reused_for_unchanged_files_and_recomputed_for_changed_ones() {
         let t = tempfile::tempdir().unwrap();
         fs::write(t.path().join("summary.json"), "{\"a\":1}").unwrap();
-        let mut first = walk(t.path(), &[]).unwrap();
+        let mut first = walk(t.path(), &Manifest::default(), true).unwrap();
         // A planted hash proves reuse: an unchanged file is not read again.
-        first[0].sha256 = Some("planted".into());
-        let second = walk(t.path(), &first).unwrap();
-        assert_eq!(second[0].sha256.as_deref(), Some("planted"));
+        first.files[0].sha256 = Some("planted".into());
+        let second = walk(t.path(), &first, true).unwrap();
+        assert_eq!(second.files[0].sha256.as_deref(), Some("planted"));
         std::thread::sleep(std::time::Duration::from_millis(10));
         fs::write(t.path().join("summary.json"), "{\"a\":2}").unwrap();
-        let third = walk(t.path(), &second).unwrap();
-        assert_ne!(third[0].sha256.as_deref(), Some("planted"));
-        assert_eq!(third[0].sha256.as_ref().map(String::len), Some(64));
+        let third = walk(t.path(), &second, true).unwrap();
+        assert_ne!(third.files[0].sha256.as_deref(), Some("planted"));
+        assert_eq!(third.files[0].sha256.as_ref().map(String::len), Some(64));
+    }
+
+    /// Sets a path's mtime to long ago, so its listing counts as settled.
+    fn age(path: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::open(path).unwrap().set_modified(old).unwrap();
+    }
+
+    #[test]
+    fn settled_folders_are_not_listed_again_until_their_mtime_moves() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("media/empty")).unwrap();
+        fs::write(d.join("meta.json"), "{}").unwrap();
+        fs::write(d.join("media/a.png"), "a").unwrap();
+        for p in [d.join("media/empty"), d.join("media"), d.to_owned()] {
+            age(&p);
+        }
+        let first = walk(d, &Manifest::default(), true).unwrap();
+        assert_eq!(first.dirs.len(), 3);
+        assert!(first.dirs.iter().all(|l| l.settled));
+        // Proof of reuse: a file planted into the remembered listing is stat'ed, not listed.
+        let mut planted = first.clone();
+        planted.files.retain(|f| f.path != "media/a.png");
+        let second = walk(d, &planted, true).unwrap();
+        assert_eq!(second.files.len(), 1, "media was not read again");
+        assert_eq!(walk(d, &planted, false).unwrap().files, first.files);
+        // A new file moves the folder's mtime: it is listed again (and is not settled).
+        fs::write(d.join("media/b.png"), "b").unwrap();
+        let third = walk(d, &first, true).unwrap();
+        assert_eq!(third.files.len(), 3);
+        assert!(third.dirs.iter().any(|l| l.rel == "media" && !l.settled));
+        // A file replaced by a folder is noticed even through a reused listing.
+        let fourth = walk(d, &third, true).unwrap();
+        assert_eq!(fourth.files, third.files);
+        assert!(matches!(
+            walk(&d.join("nope"), &Manifest::default(), true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound
+        ));
     }
 
     #[test]

@@ -31,7 +31,9 @@ fn batch(runs: usize, steps: usize) -> PointBatch {
         runs: (0..runs)
             .map(|r| {
                 let steps_col: Vec<i64> = (1..=steps as i64).collect();
-                let times: Vec<f64> = (0..steps).map(|s| t0 + r as f64 + s as f64 * 0.0131).collect();
+                let times: Vec<f64> = (0..steps)
+                    .map(|s| t0 + r as f64 + s as f64 * 0.0131)
+                    .collect();
                 let series = ["loss", "acc", "lr"]
                     .iter()
                     .enumerate()
@@ -123,21 +125,39 @@ impl Reader<'_> {
 fn decode_binary(bytes: &[u8]) -> anyhow::Result<PointBatch> {
     let mut r = Reader(bytes);
     let runs = r.u32()?;
-    let mut out = PointBatch { runs: Vec::with_capacity(runs) };
+    let mut out = PointBatch {
+        runs: Vec::with_capacity(runs),
+    };
     for _ in 0..runs {
         let dir = r.string()?;
         let (from, to, next_line) = (r.u64()?, r.u64()?, r.u64()?);
         let rows = r.u32()?;
-        let steps = (0..rows).map(|_| r.u64().map(|v| v as i64)).collect::<Result<Vec<_>, _>>()?;
+        let steps = (0..rows)
+            .map(|_| r.u64().map(|v| v as i64))
+            .collect::<Result<Vec<_>, _>>()?;
         let times = (0..rows).map(|_| r.f64()).collect::<Result<Vec<_>, _>>()?;
         let n_series = r.u16()?;
         let mut series = Vec::with_capacity(n_series);
         for _ in 0..n_series {
             let key = r.string()?;
             let values = (0..rows).map(|_| r.f64()).collect::<Result<Vec<_>, _>>()?;
-            series.push(Series { key, rows: None, values });
+            series.push(Series {
+                key,
+                rows: None,
+                values,
+            });
         }
-        out.runs.push(RunPoints { dir, from, to, next_line, eof: true, steps, times, series, ..RunPoints::default() });
+        out.runs.push(RunPoints {
+            dir,
+            from,
+            to,
+            next_line,
+            eof: true,
+            steps,
+            times,
+            series,
+            ..RunPoints::default()
+        });
     }
     Ok(out)
 }
@@ -153,7 +173,15 @@ fn events_bytes(runs: usize, steps: usize) -> anyhow::Result<u64> {
         let mut w = runicorn_protocol::run_format::RunWriter::create(&spec)?;
         for s in 0..steps {
             let x = s as f64;
-            w.log_metrics(&[("loss", 1.0 / (x + 1.0)), ("acc", x / steps as f64), ("lr", 0.001)], None, None)?;
+            w.log_metrics(
+                &[
+                    ("loss", 1.0 / (x + 1.0)),
+                    ("acc", x / steps as f64),
+                    ("lr", 0.001),
+                ],
+                None,
+                None,
+            )?;
         }
         w.flush()?;
         total += std::fs::metadata(w.files().events())?.len();
@@ -169,7 +197,10 @@ fn main() -> anyhow::Result<()> {
     let binary = encode_binary(&b);
     let back: PointBatch = serde_json::from_slice(&json)?;
     anyhow::ensure!(back == b, "JSON round trip changed the batch");
-    anyhow::ensure!(decode_binary(&binary)? == b, "binary round trip changed the batch");
+    anyhow::ensure!(
+        decode_binary(&binary)? == b,
+        "binary round trip changed the batch"
+    );
     let (json_enc, _) = time_best_and_median(args.repeats, || Ok(drop(serde_json::to_vec(&b)?)))?;
     let (json_dec, _) = time_best_and_median(args.repeats, || {
         Ok(drop(serde_json::from_slice::<PointBatch>(&json)?))
@@ -178,8 +209,15 @@ fn main() -> anyhow::Result<()> {
     let (bin_dec, _) = time_best_and_median(args.repeats, || Ok(drop(decode_binary(&binary)?)))?;
     let events = events_bytes(args.runs, args.steps)?;
     println!("machine: {}", machine_description());
-    println!("batch: {} runs x {} steps x 3 metrics = {} points", args.runs, args.steps, points);
-    println!("events.jsonl on disk: {:>10} bytes ({:.1} B/point)", events, events as f64 / points);
+    println!(
+        "batch: {} runs x {} steps x 3 metrics = {} points",
+        args.runs, args.steps, points
+    );
+    println!(
+        "events.jsonl on disk: {:>10} bytes ({:.1} B/point)",
+        events,
+        events as f64 / points
+    );
     println!("JSON columnar:        {:>10} bytes ({:.1} B/point), encode {:.1} M points/s, decode {:.1} M points/s",
         json.len(), json.len() as f64 / points,
         points / json_enc.as_secs_f64() / 1e6, points / json_dec.as_secs_f64() / 1e6);

@@ -105,10 +105,7 @@ pub async fn remember(
 
 pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
     let address = address_of(&args)?;
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| address.default_name());
+    let name = args.name.clone().unwrap_or_else(|| address.default_name());
     let (store, _dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
     rt.block_on(async {

@@ -35,7 +35,10 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         .prefix("runicorn-demo-")
         .tempdir()
         .context("cannot create a temporary directory for the demo")?;
-    let root = args.dir.clone().unwrap_or_else(|| scratch.path().join("server-root"));
+    let root = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| scratch.path().join("server-root"));
     // The demo keeps its own store unless one was asked for, so it never mixes sample runs
     // into the user's real store.
     let hub_dir = hub_dir

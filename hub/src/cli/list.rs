@@ -92,11 +92,22 @@ fn status_colour(status: &str) -> &'static str {
 
 fn print_table(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
     if runs.is_empty() {
-        writeln!(out, "no runs in the store; add a server with `runicorn-hub connect HOST`")?;
+        writeln!(
+            out,
+            "no runs in the store; add a server with `runicorn-hub connect HOST`"
+        )?;
         return Ok(());
     }
     let color = color_stdout();
-    let headers = ["REMOTE", "PATH", "ID", "ALIAS", "STATUS", "POINTS", "LAST STEP"];
+    let headers = [
+        "REMOTE",
+        "PATH",
+        "ID",
+        "ALIAS",
+        "STATUS",
+        "POINTS",
+        "LAST STEP",
+    ];
     let rows: Vec<[String; 7]> = runs
         .iter()
         .map(|r| {
@@ -128,7 +139,11 @@ fn print_table(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
         .zip(widths)
         .map(|(h, w)| format!("{h:<w$}"))
         .collect();
-    writeln!(out, "{}", paint(color, "1", header_line.join("  ").trim_end()))?;
+    writeln!(
+        out,
+        "{}",
+        paint(color, "1", header_line.join("  ").trim_end())
+    )?;
     for (row, run) in rows.iter().zip(runs) {
         let cells: Vec<String> = row
             .iter()

@@ -51,14 +51,24 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if remotes.is_empty() {
-        writeln!(out, "no remotes yet; add one with `runicorn-hub connect HOST`")?;
+        writeln!(
+            out,
+            "no remotes yet; add one with `runicorn-hub connect HOST`"
+        )?;
         return Ok(0);
     }
     let color = color_stdout();
     writeln!(
         out,
         "{}",
-        paint(color, "1", &format!("{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}", "NAME", "ADDRESS", "CONNECTED", "LAST SYNC", "RUNS", "POINTS"))
+        paint(
+            color,
+            "1",
+            &format!(
+                "{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}",
+                "NAME", "ADDRESS", "CONNECTED", "LAST SYNC", "RUNS", "POINTS"
+            )
+        )
     )?;
     for r in &remotes {
         writeln!(

@@ -80,8 +80,10 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
             .iter()
             .filter(|r| args.names.is_empty() || args.names.contains(&r.name))
         {
-            let address: RemoteAddress = serde_json::from_value(r.transport.clone())
-                .with_context(|| format!("the stored address of remote {} is unreadable", r.name))?;
+            let address: RemoteAddress =
+                serde_json::from_value(r.transport.clone()).with_context(|| {
+                    format!("the stored address of remote {} is unreadable", r.name)
+                })?;
             jobs.push(RemoteJob {
                 name: r.name.clone(),
                 id: r.id,
@@ -98,7 +100,11 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
         let results = futures_join(&jobs, &store, &reporter).await;
         let mut failed = Vec::new();
         let mut rows = Vec::new();
-        let rounds = reporter.rounds.lock().map(|r| r.clone()).unwrap_or_default();
+        let rounds = reporter
+            .rounds
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         for (job, result) in jobs.iter().zip(results) {
             let (stats, elapsed) = rounds.get(&job.name).copied().unwrap_or_default();
             let error = result.as_ref().err().map(ToString::to_string);
@@ -123,7 +129,13 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
         if failed.is_empty() {
             Ok(0)
         } else {
-            eprintln!("{}: {} of {} remotes failed: {}", error_label(), failed.len(), jobs.len(), failed.join(", "));
+            eprintln!(
+                "{}: {} of {} remotes failed: {}",
+                error_label(),
+                failed.len(),
+                jobs.len(),
+                failed.join(", ")
+            );
             Ok(2)
         }
     })

@@ -66,6 +66,8 @@ pub struct SyncReporter {
     quiet: bool,
     /// Points and rounds seen while following.
     live_totals: Mutex<(u64, u64)>,
+    /// The first round is done: what follows are live updates.
+    following: std::sync::atomic::AtomicBool,
 }
 
 impl SyncReporter {
@@ -75,6 +77,7 @@ impl SyncReporter {
             on_terminal: std::io::stderr().is_terminal(),
             quiet,
             live_totals: Mutex::new((0, 0)),
+            following: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -82,10 +85,14 @@ impl SyncReporter {
         if !self.on_terminal || self.quiet {
             return;
         }
-        let Ok(mut slot) = self.bar.lock() else { return };
+        let Ok(mut slot) = self.bar.lock() else {
+            return;
+        };
         let bar = slot.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new_spinner();
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -113,7 +120,21 @@ impl SyncReporter {
 
 impl RoundObserver for SyncReporter {
     fn progress(&self, stats: &RoundStats, bytes_received: u64) {
+        if self.following.load(std::sync::atomic::Ordering::Relaxed) {
+            // Live rounds are small; the status line says enough.
+            return;
+        }
         self.with_bar(|bar| {
+            if stats.event_bytes_total > 0 && bar.length().is_none() {
+                // The listing is done and the size of what is missing is known: a real bar.
+                bar.set_length(stats.event_bytes_total);
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ({eta})")
+                {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+            }
+            bar.set_position(stats.event_bytes_done.min(stats.event_bytes_total));
             bar.set_message(format!(
                 "syncing: {} runs · {} points · {} received",
                 figure(stats.runs),
@@ -136,6 +157,8 @@ impl SessionEvents for SyncReporter {
 
     fn round_done(&self, remote: &str, stats: &RoundStats, elapsed: Duration, first: bool) {
         if first {
+            self.following
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             self.line(&format!(
                 "{remote}: synced {} runs, {} points, {} of logs in {:.2} s ({} requests)",
                 figure(stats.runs),

@@ -93,9 +93,7 @@ impl AgentClient {
             Ok(Err(e @ (wire::FrameError::Closed | wire::FrameError::Truncated { .. }))) => {
                 return Err(dead_link_error(&remote, &*diagnostics, e.to_string()).await)
             }
-            Ok(Err(e)) => {
-                return Err(SyncError::from_frame(&remote, e, diagnostics.stderr_tail()))
-            }
+            Ok(Err(e)) => return Err(SyncError::from_frame(&remote, e, diagnostics.stderr_tail())),
             Ok(Ok(frame)) => frame,
         };
         let peer = match first.body {
@@ -212,7 +210,11 @@ impl AgentClient {
     }
 
     /// `changes`: runs changed since `since`.
-    pub async fn changes(&self, since: Option<Cursor>, max_runs: u32) -> Result<ChangeBatch, SyncError> {
+    pub async fn changes(
+        &self,
+        since: Option<Cursor>,
+        max_runs: u32,
+    ) -> Result<ChangeBatch, SyncError> {
         match self
             .request(Body::Changes(ChangesRequest { since, max_runs }))
             .await?
@@ -226,7 +228,11 @@ impl AgentClient {
     }
 
     /// `points`: metric points after the given offsets.
-    pub async fn points(&self, runs: Vec<PointsWanted>, max_bytes: u64) -> Result<PointBatch, SyncError> {
+    pub async fn points(
+        &self,
+        runs: Vec<PointsWanted>,
+        max_bytes: u64,
+    ) -> Result<PointBatch, SyncError> {
         match self
             .request(Body::Points(PointsRequest { runs, max_bytes }))
             .await?
@@ -241,7 +247,10 @@ impl AgentClient {
 
     /// `log`: log bytes after the given offsets (or tails).
     pub async fn log(&self, runs: Vec<LogWanted>, max_bytes: u64) -> Result<LogBatch, SyncError> {
-        match self.request(Body::Log(LogRequest { runs, max_bytes })).await? {
+        match self
+            .request(Body::Log(LogRequest { runs, max_bytes }))
+            .await?
+        {
             Body::LogBatch(b) => {
                 validate::log_batch(&b).map_err(|d| self.broken(d))?;
                 Ok(b)
@@ -299,14 +308,14 @@ async fn read_answers(
     diagnostics: Arc<dyn LinkDiagnostics>,
 ) {
     let failure = loop {
-        let payload =
-            match async_io::read_frame_payload(&mut reader, DEFAULT_MAX_FRAME_BYTES).await {
-                Ok(p) => p,
-                Err(e @ (wire::FrameError::Closed | wire::FrameError::Truncated { .. })) => {
-                    break dead_link_error(&remote, &*diagnostics, e.to_string()).await
-                }
-                Err(e) => break SyncError::from_frame(&remote, e, diagnostics.stderr_tail()),
-            };
+        let payload = match async_io::read_frame_payload(&mut reader, DEFAULT_MAX_FRAME_BYTES).await
+        {
+            Ok(p) => p,
+            Err(e @ (wire::FrameError::Closed | wire::FrameError::Truncated { .. })) => {
+                break dead_link_error(&remote, &*diagnostics, e.to_string()).await
+            }
+            Err(e) => break SyncError::from_frame(&remote, e, diagnostics.stderr_tail()),
+        };
         bytes_received.fetch_add(payload.len() as u64 + 4, Ordering::Relaxed);
         let frame = match wire::decode_payload(&payload) {
             Ok(f) => f,
@@ -372,7 +381,11 @@ fn refusal(remote: &str, code: ErrorCode, message: String) -> SyncError {
 }
 
 /// The error for a link that closed: a missing agent, an agent that died, or a dropped link.
-async fn dead_link_error(remote: &str, diagnostics: &dyn LinkDiagnostics, cause: String) -> SyncError {
+async fn dead_link_error(
+    remote: &str,
+    diagnostics: &dyn LinkDiagnostics,
+    cause: String,
+) -> SyncError {
     let status = diagnostics.exit_status(Duration::from_secs(2)).await;
     let stderr = diagnostics.stderr_tail();
     if status == Some(127) {

@@ -37,6 +37,10 @@ pub struct RoundStats {
     pub log_bytes: u64,
     /// Requests sent (round trips, when not pipelined).
     pub requests: u64,
+    /// Bytes of `events.jsonl` lines the store lacked after the change listing.
+    pub event_bytes_total: u64,
+    /// Of those, the bytes whose points are stored now.
+    pub event_bytes_done: u64,
 }
 
 /// Receives progress while a round runs.
@@ -84,6 +88,12 @@ pub async fn sync_round(
             break;
         }
     }
+    stats.event_bytes_total = store
+        .call(move |s| s.points_bytes_pending(remote))
+        .await
+        .map_err(store_err)?
+        .map_err(store_err)?;
+    observer.progress(&stats, client.bytes_received());
     fetch_points(client, store, remote, &mut stats, observer).await?;
     fetch_logs(client, store, remote, &mut stats, observer).await?;
     stats.requests = client.requests_sent() - requests_before;
@@ -128,8 +138,11 @@ async fn fetch_points(
                     Ok::<_, SyncError>((ingested.points, moved > 0 || truncated))
                 });
             }
-            let Some(done) = tasks.join_next().await else { break };
-            let (points, moved) = done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
+            let Some(done) = tasks.join_next().await else {
+                break;
+            };
+            let (points, moved) =
+                done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
             stats.points += points;
             progressed |= moved;
             observer.progress(stats, client.bytes_received());
@@ -170,7 +183,8 @@ async fn fetch_logs(
                 tasks.spawn(async move {
                     let batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
                     let moved: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
-                    let progressed = moved > 0 || batch.runs.iter().any(|r| r.truncated || r.from > 0);
+                    let progressed =
+                        moved > 0 || batch.runs.iter().any(|r| r.truncated || r.from > 0);
                     store
                         .call(move |s| s.ingest_logs(remote, &batch))
                         .await
@@ -179,7 +193,9 @@ async fn fetch_logs(
                     Ok::<_, SyncError>((moved, progressed))
                 });
             }
-            let Some(done) = tasks.join_next().await else { break };
+            let Some(done) = tasks.join_next().await else {
+                break;
+            };
             let (moved, p) = done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
             stats.log_bytes += moved;
             progressed |= p;

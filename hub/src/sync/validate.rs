@@ -9,8 +9,7 @@ pub fn change_batch(batch: &ChangeBatch) -> Result<(), String> {
     for run in &batch.runs {
         check_wire_path(&run.dir).map_err(|e| format!("run directory: {e}"))?;
         for file in &run.files {
-            check_wire_path(&file.path)
-                .map_err(|e| format!("file of run {:?}: {e}", run.dir))?;
+            check_wire_path(&file.path).map_err(|e| format!("file of run {:?}: {e}", run.dir))?;
         }
     }
     for dir in &batch.removed {

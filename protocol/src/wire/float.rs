@@ -111,7 +111,10 @@ mod tests {
             v: vec![1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.25, 3.0],
         };
         let text = serde_json::to_string(&h).unwrap();
-        assert_eq!(text, r#"{"v":[1.5,"NaN","Infinity","-Infinity",-0.25,3.0]}"#);
+        assert_eq!(
+            text,
+            r#"{"v":[1.5,"NaN","Infinity","-Infinity",-0.25,3.0]}"#
+        );
         let back: Holder = serde_json::from_str(&text).unwrap();
         assert_eq!(back.v[0], 1.5);
         assert!(back.v[1].is_nan());

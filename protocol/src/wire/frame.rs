@@ -66,7 +66,10 @@ pub fn decode_payload(payload: &[u8]) -> Result<Envelope, FrameError> {
 }
 
 /// Checks a length prefix against the limit.
-pub fn check_length(prefix: [u8; LENGTH_PREFIX_BYTES], max_bytes: u32) -> Result<usize, FrameError> {
+pub fn check_length(
+    prefix: [u8; LENGTH_PREFIX_BYTES],
+    max_bytes: u32,
+) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(prefix);
     if len > max_bytes {
         return Err(FrameError::Oversized {
@@ -292,7 +295,9 @@ mod tests {
     #[tokio::test]
     async fn async_frames_round_trip() {
         let mut buf = Vec::new();
-        async_io::write_frame(&mut buf, &ping(9), 1024).await.unwrap();
+        async_io::write_frame(&mut buf, &ping(9), 1024)
+            .await
+            .unwrap();
         let mut r = buf.as_slice();
         assert_eq!(async_io::read_frame(&mut r, 1024).await.unwrap().id, 9);
     }

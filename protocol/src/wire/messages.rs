@@ -413,7 +413,16 @@ mod tests {
         for good in ["runs/a/b", "runs/x/20261126_000000_abcdef", "media/img.png"] {
             assert!(check_wire_path(good).is_ok(), "{good}");
         }
-        for bad in ["", "/etc/passwd", "runs/../../x", "..", "a//b", "a/./b", "a\\b", "a\0b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "runs/../../x",
+            "..",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a\0b",
+        ] {
             assert!(check_wire_path(bad).is_err(), "{bad:?}");
         }
     }
