@@ -261,3 +261,43 @@ fn a_deleted_agent_index_converges_without_downloading_points_again() {
         "its points are kept"
     );
 }
+
+#[test]
+fn a_log_line_still_being_written_neither_stalls_the_sync_nor_is_lost() {
+    let home = ClientHome::empty();
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    write_runs(root.path(), 2, |_| 5);
+    let run_dir = root.path().join("runs/exp/g1/run00001");
+    let log = run_dir.join("logs.txt");
+    let append = |text: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append("epoch 3: still wri");
+    let sync = || {
+        let out = hub(home.path(), hub_dir.path())
+            .arg("connect")
+            .arg(format!("local:{}", root.path().display()))
+            .arg("--agent")
+            .arg(agent_path())
+            .args(["--once", "--name", "here"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    };
+    sync();
+    append("ting\n");
+    sync();
+    let store = Store::open_read_only(hub_dir.path()).unwrap();
+    let runs = store
+        .list_runs(&RunFilter {
+            path_prefix: Some("exp/g1".into()),
+            ..RunFilter::default()
+        })
+        .unwrap();
+    let run = runs.iter().find(|r| r.id == "run00001").unwrap();
+    let (_, text) = store.log_text(run.key).unwrap().unwrap();
+    assert!(text.ends_with("epoch 3: still writing\n"), "{text:?}");
+}

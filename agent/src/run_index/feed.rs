@@ -214,6 +214,7 @@ impl Feed {
             scan_one(&keys[i], loc, known, cache, manifest, !deep, ctx)
         });
         report.scanned = outcomes.len();
+        eprintln!("TIMING scanned {:?}", t0.elapsed()); // TIMING
         let mut found = Vec::new();
         for (key, outcome) in keys.into_iter().zip(outcomes) {
             match outcome {

@@ -101,6 +101,44 @@ pub async fn sync_round(
     Ok(stats)
 }
 
+/// What one `points` or `log` request moved.
+struct Fetched {
+    /// Points stored (0 for logs).
+    points: u64,
+    /// Bytes of the source file covered.
+    bytes: u64,
+    /// Whether the store's copy moved at all.
+    progressed: bool,
+}
+
+/// Sends one request per group of `pending`, at most [`REQUESTS_IN_FLIGHT`] at once, each
+/// storing its own answer; calls `on_done` as each finishes. Returns whether any moved.
+async fn pipelined<W, Fut>(
+    pending: Vec<W>,
+    fetch: impl Fn(Vec<W>) -> Fut,
+    mut on_done: impl FnMut(&Fetched),
+) -> Result<bool, SyncError>
+where
+    W: Clone,
+    Fut: std::future::Future<Output = Result<Fetched, SyncError>> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut groups = pending.chunks(RUNS_PER_REQUEST).map(<[W]>::to_vec);
+    let mut progressed = false;
+    loop {
+        while tasks.len() < REQUESTS_IN_FLIGHT {
+            let Some(group) = groups.next() else { break };
+            tasks.spawn(fetch(group));
+        }
+        let Some(done) = tasks.join_next().await else {
+            return Ok(progressed);
+        };
+        let fetched = done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
+        progressed |= fetched.progressed;
+        on_done(&fetched);
+    }
+}
+
 async fn fetch_points(
     client: &Arc<AgentClient>,
     store: &StoreHandle,
@@ -117,40 +155,35 @@ async fn fetch_points(
         if pending.is_empty() {
             return Ok(());
         }
-        let before: u64 = pending.iter().map(|p| p.offset).sum();
-        let mut tasks = JoinSet::new();
-        let mut groups = pending.chunks(RUNS_PER_REQUEST).map(<[_]>::to_vec);
-        let mut progressed = false;
-        loop {
-            while tasks.len() < REQUESTS_IN_FLIGHT {
-                let Some(group) = groups.next() else { break };
-                let client = Arc::clone(client);
-                let store = store.clone();
-                tasks.spawn(async move {
-                    let batch = client.points(group, POINT_BYTES_PER_REQUEST).await?;
-                    let moved: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
-                    let truncated = batch.runs.iter().any(|r| r.truncated);
-                    let ingested = store
-                        .call(move |s| s.ingest_points(remote, &batch))
-                        .await
-                        .map_err(store_err)?
-                        .map_err(store_err)?;
-                    Ok::<_, SyncError>((ingested.points, moved > 0 || truncated))
-                });
+        let fetch = |group: Vec<PointsWanted>| {
+            let client = Arc::clone(client);
+            let store = store.clone();
+            async move {
+                let batch = client.points(group, POINT_BYTES_PER_REQUEST).await?;
+                let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
+                let truncated = batch.runs.iter().any(|r| r.truncated);
+                let ingested = store
+                    .call(move |s| s.ingest_points(remote, &batch))
+                    .await
+                    .map_err(store_err)?
+                    .map_err(store_err)?;
+                Ok(Fetched {
+                    points: ingested.points,
+                    bytes,
+                    progressed: bytes > 0 || truncated,
+                })
             }
-            let Some(done) = tasks.join_next().await else {
-                break;
-            };
-            let (points, moved) =
-                done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
-            stats.points += points;
-            progressed |= moved;
+        };
+        let progressed = pipelined(pending, fetch, |f| {
+            stats.points += f.points;
+            stats.event_bytes_done += f.bytes;
             observer.progress(stats, client.bytes_received());
-        }
+        })
+        .await?;
         if !progressed {
             // The agent had nothing more to give for what the store still lacks (a run whose
             // events file shrank between listing and reading): the next round settles it.
-            tracing::debug!(before, "no progress on pending points; stopping this round");
+            tracing::debug!("no progress on pending points; stopping this round");
             return Ok(());
         }
     }
@@ -172,35 +205,33 @@ async fn fetch_logs(
         if pending.is_empty() {
             return Ok(());
         }
-        let mut tasks = JoinSet::new();
-        let mut groups = pending.chunks(RUNS_PER_REQUEST).map(<[_]>::to_vec);
-        let mut progressed = false;
-        loop {
-            while tasks.len() < REQUESTS_IN_FLIGHT {
-                let Some(group) = groups.next() else { break };
-                let client = Arc::clone(client);
-                let store = store.clone();
-                tasks.spawn(async move {
-                    let batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
-                    let moved: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
-                    let progressed =
-                        moved > 0 || batch.runs.iter().any(|r| r.truncated || r.from > 0);
-                    store
-                        .call(move |s| s.ingest_logs(remote, &batch))
-                        .await
-                        .map_err(store_err)?
-                        .map_err(store_err)?;
-                    Ok::<_, SyncError>((moved, progressed))
-                });
+        let fetch = |group: Vec<LogWanted>| {
+            let client = Arc::clone(client);
+            let store = store.clone();
+            // A first tail starts the copy even when it is empty; after that only new bytes
+            // count (a last line still being written is not sent, and must not loop).
+            let first_tail = group.iter().any(|w| w.offset.is_none());
+            async move {
+                let batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
+                let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
+                let progressed = bytes > 0 || first_tail || batch.runs.iter().any(|r| r.truncated);
+                store
+                    .call(move |s| s.ingest_logs(remote, &batch))
+                    .await
+                    .map_err(store_err)?
+                    .map_err(store_err)?;
+                Ok(Fetched {
+                    points: 0,
+                    bytes,
+                    progressed,
+                })
             }
-            let Some(done) = tasks.join_next().await else {
-                break;
-            };
-            let (moved, p) = done.map_err(|e| store_err(format!("a sync task failed: {e}")))??;
-            stats.log_bytes += moved;
-            progressed |= p;
+        };
+        let progressed = pipelined(pending, fetch, |f| {
+            stats.log_bytes += f.bytes;
             observer.progress(stats, client.bytes_received());
-        }
+        })
+        .await?;
         if !progressed {
             return Ok(());
         }

@@ -81,6 +81,26 @@ pub fn check_length(
     Ok(len as usize)
 }
 
+/// An oversized-frame error showing the prefix and the bytes read after it.
+fn with_more_preview(
+    err: FrameError,
+    prefix: [u8; LENGTH_PREFIX_BYTES],
+    more: &[u8],
+) -> FrameError {
+    match err {
+        FrameError::Oversized { len, max, .. } => {
+            let mut shown = prefix.to_vec();
+            shown.extend_from_slice(more);
+            FrameError::Oversized {
+                len,
+                max,
+                preview: preview(&shown),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Reads one frame's payload from a blocking stream.
 pub fn read_frame_payload(reader: &mut impl Read, max_bytes: u32) -> Result<Vec<u8>, FrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
@@ -96,19 +116,12 @@ pub fn read_frame_payload(reader: &mut impl Read, max_bytes: u32) -> Result<Vec<
     }
     let len = match check_length(prefix, max_bytes) {
         Ok(len) => len,
-        Err(FrameError::Oversized { len, max, .. }) => {
+        Err(e) => {
             // Show a little more of what the peer sent: it is usually text.
             let mut more = [0u8; 56];
             let n = read_full(reader, &mut more).unwrap_or(0);
-            let mut shown = prefix.to_vec();
-            shown.extend_from_slice(&more[..n]);
-            return Err(FrameError::Oversized {
-                len,
-                max,
-                preview: preview(&shown),
-            });
+            return Err(with_more_preview(e, prefix, &more[..n]));
         }
-        Err(e) => return Err(e),
     };
     let mut payload = vec![0u8; len];
     let got = read_full(reader, &mut payload)?;
@@ -171,7 +184,7 @@ pub mod async_io {
         }
         let len = match check_length(prefix, max_bytes) {
             Ok(len) => len,
-            Err(FrameError::Oversized { len, max, .. }) => {
+            Err(e) => {
                 let mut more = [0u8; 56];
                 let n = tokio::time::timeout(
                     std::time::Duration::from_millis(200),
@@ -181,15 +194,8 @@ pub mod async_io {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or(0);
-                let mut shown = prefix.to_vec();
-                shown.extend_from_slice(&more[..n]);
-                return Err(FrameError::Oversized {
-                    len,
-                    max,
-                    preview: preview(&shown),
-                });
+                return Err(with_more_preview(e, prefix, &more[..n]));
             }
-            Err(e) => return Err(e),
         };
         let mut payload = vec![0u8; len];
         let got = read_full(reader, &mut payload).await?;
