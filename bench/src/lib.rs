@@ -1,5 +1,7 @@
 //! Shared pieces of the benchmarks: timing, and locating the workspace's release binaries.
 
+pub mod sync_setup;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -6,13 +6,13 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use runicorn_protocol::wire::{
-    read_frame, write_frame, Body, ChangeBatch, ChangesRequest, Cursor, Envelope, Hello,
-    LogBatch, LogRequest, LogWanted, PointBatch, PointsRequest, PointsWanted, DEFAULT_MAX_FRAME_BYTES,
+    read_frame, write_frame, Body, ChangeBatch, ChangesRequest, Cursor, Envelope, Hello, LogBatch,
+    LogRequest, LogWanted, PointBatch, PointsRequest, PointsWanted, DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_NAME, PROTOCOL_VERSION,
 };
 
@@ -135,10 +135,7 @@ impl AgentPipe {
 
     /// The next frame from the agent, if one comes within `timeout`.
     pub fn recv(&mut self, timeout: Duration) -> Option<Envelope> {
-        match self.frames.recv_timeout(timeout) {
-            Ok(env) => Some(env),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.frames.recv_timeout(timeout).ok()
     }
 
     /// Sends a request and waits for the answer carrying its id (notices are kept aside).
@@ -168,13 +165,9 @@ impl AgentPipe {
                 return Some(n.cursor);
             }
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let env = self.recv(deadline.saturating_duration_since(Instant::now()))?;
-            match env.body {
-                Body::Notice(n) => return Some(n.cursor),
-                other => panic!("unexpected frame while waiting for a notice: {other:?}"),
-            }
+        match self.recv(timeout)?.body {
+            Body::Notice(n) => Some(n.cursor),
+            other => panic!("unexpected frame while waiting for a notice: {other:?}"),
         }
     }
 

@@ -156,7 +156,7 @@ pub fn agent_run(root: &Path, options: &[&str], command: &[&str]) -> Command {
     cmd
 }
 
-pub mod relay;
-pub mod sshd;
 pub mod agent_pipe;
 pub mod hub;
+pub mod relay;
+pub mod sshd;

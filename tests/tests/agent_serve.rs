@@ -24,7 +24,11 @@ fn write_run(root: &Path, rel: &str, status: &str, events: &str) {
         json!({"id": id, "created_at": 1.0}).to_string(),
     )
     .unwrap();
-    fs::write(dir.join("status.json"), json!({"status": status}).to_string()).unwrap();
+    fs::write(
+        dir.join("status.json"),
+        json!({"status": status}).to_string(),
+    )
+    .unwrap();
     fs::write(dir.join("events.jsonl"), events).unwrap();
 }
 
@@ -87,7 +91,10 @@ fn handshake_names_the_agent_and_refuses_what_it_cannot_speak() {
         "both sides' versions: {message}"
     );
     assert!(message.contains("upgrade runicorn-agent"), "{message}");
-    assert_eq!(newer.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+    assert_eq!(
+        newer.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(2)
+    );
     assert!(newer.stderr().contains("upgrade"), "{}", newer.stderr());
 
     // Anything but hello first.
@@ -95,7 +102,10 @@ fn handshake_names_the_agent_and_refuses_what_it_cannot_speak() {
     let (code, message) = error_of(rude.request(Body::Subscribe {}));
     assert_eq!(code, ErrorCode::BadRequest);
     assert!(message.contains("hello"), "{message}");
-    assert_eq!(rude.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+    assert_eq!(
+        rude.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -152,7 +162,10 @@ fn a_full_listing_pages_by_max_runs_and_an_incremental_one_lists_only_changes() 
     assert_eq!(cursor.seq, 300);
     let r = run_named(&batches[0], "runs/sweep/r000");
     assert_eq!((r.id.as_str(), r.path.as_str()), ("r000", "sweep"));
-    assert_eq!((r.layout.as_str(), r.status.as_str()), ("current", "finished"));
+    assert_eq!(
+        (r.layout.as_str(), r.status.as_str()),
+        ("current", "finished")
+    );
     assert_eq!(r.events.points, 1);
 
     // Nothing changed: nothing listed, and the cursor stays.
@@ -211,13 +224,17 @@ const EVENTS: &str = concat!(
     "garbage\n",
     "{\"type\": \"metrics\", \"data\": {\"lr\": 0.1, \"loss\": -Infinity, \"global_step\": 7}}\n",
 );
-const TORN: &str = "{\"ts\": 9, \"type\": \"metrics\", \"data\": {\"loss\": 0.25, \"global_step\": 9";
+const TORN: &str =
+    "{\"ts\": 9, \"type\": \"metrics\", \"data\": {\"loss\": 0.25, \"global_step\": 9";
 
-/// (step, time, key → value) rows of a point batch, flattened.
-fn rows_of(batch: &runicorn_protocol::wire::PointBatch) -> Vec<(i64, f64, Vec<(String, f64)>)> {
+/// One row of points: step, time, and each key's value.
+type Row<K> = (i64, f64, Vec<(K, f64)>);
+
+/// The rows of a point batch, flattened.
+fn rows_of(batch: &runicorn_protocol::wire::PointBatch) -> Vec<Row<String>> {
     let mut rows = Vec::new();
     for run in &batch.runs {
-        let mut these: Vec<(i64, f64, Vec<(String, f64)>)> = run
+        let mut these: Vec<Row<String>> = run
             .steps
             .iter()
             .zip(&run.times)
@@ -252,8 +269,15 @@ fn points_equal_the_file_point_for_point_and_a_torn_tail_waits() {
     };
     let whole = agent.point_batch(vec![want(0, 1)], 1 << 20);
     let run = &whole.runs[0];
-    assert_eq!((run.from, run.to), (0, EVENTS.len() as u64), "the torn line is not consumed");
-    assert_eq!((run.next_line, run.eof, run.truncated, run.missing), (6, true, false, false));
+    assert_eq!(
+        (run.from, run.to),
+        (0, EVENTS.len() as u64),
+        "the torn line is not consumed"
+    );
+    assert_eq!(
+        (run.next_line, run.eof, run.truncated, run.missing),
+        (6, true, false, false)
+    );
     assert_eq!(run.steps, vec![1, 2, 7]);
     assert_eq!(run.corrupt.len(), 1);
     assert_eq!(run.corrupt[0].line, 4);
@@ -261,7 +285,7 @@ fn points_equal_the_file_point_for_point_and_a_torn_tail_waits() {
     assert!(loss.rows.is_none(), "loss is in every row");
     let acc = run.series.iter().find(|s| s.key == "acc").unwrap();
     assert_eq!(acc.rows, Some(vec![0]), "a sparse key names its rows");
-    let expected: Vec<(i64, f64, Vec<(&str, f64)>)> = vec![
+    let expected: Vec<Row<&str>> = vec![
         (1, 1.5, vec![("loss", 1.0), ("acc", f64::NAN)]),
         (2, 2.5, vec![("loss", f64::INFINITY)]),
         (7, f64::NAN, vec![("loss", f64::NEG_INFINITY), ("lr", 0.1)]),
@@ -315,8 +339,14 @@ fn logs_come_as_whole_lines_from_offsets_or_as_a_tail() {
     let root = tempfile::tempdir().unwrap();
     let dir = "runs/p/logged";
     write_run(root.path(), dir, "running", "");
-    let lines: String = (0..20_000).map(|i| format!("[12:00:00] step {i}\n")).collect();
-    fs::write(root.path().join(dir).join("logs.txt"), format!("{lines}[12:00:01] half")).unwrap();
+    let lines: String = (0..20_000)
+        .map(|i| format!("[12:00:00] step {i}\n"))
+        .collect();
+    fs::write(
+        root.path().join(dir).join("logs.txt"),
+        format!("{lines}[12:00:01] half"),
+    )
+    .unwrap();
     let mut agent = AgentPipe::start(root.path(), &[], &[]);
     let batch = agent.changes(None, 10);
     assert_eq!(batch.runs[0].log_bytes, lines.len() as u64 + 15);
@@ -358,7 +388,10 @@ fn a_subscriber_hears_of_an_appended_point_within_a_second() {
     writer.flush().unwrap();
     let mut agent = AgentPipe::start(root.path(), &[], &[]);
     let cursor = agent.changes(None, 10).cursor;
-    assert!(matches!(agent.request(Body::Subscribe {}), Body::Subscribed {}));
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
     // Heartbeats may announce the run again; drain what is already there.
     while agent.wait_notice(Duration::from_millis(300)).is_some() {}
     let started = Instant::now();
@@ -387,8 +420,14 @@ fn without_the_watcher_the_periodic_scan_still_sends_notices() {
         &[("RUNICORN_AGENT_NO_WATCH", "1")],
     );
     let cursor = agent.changes(None, 10).cursor;
-    assert!(matches!(agent.request(Body::Subscribe {}), Body::Subscribed {}));
-    append(&root.path().join(dir).join("events.jsonl"), &metrics_line(2, 0.5));
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+    append(
+        &root.path().join(dir).join("events.jsonl"),
+        &metrics_line(2, 0.5),
+    );
     let notice = agent
         .wait_notice(Duration::from_secs(3))
         .unwrap_or_else(|| panic!("no notice\n{}", agent.stderr()));
@@ -426,7 +465,12 @@ fn a_deleted_index_means_a_new_epoch_and_a_reset_listing() {
 fn a_removed_run_is_listed_as_removed_and_its_points_as_missing() {
     let root = tempfile::tempdir().unwrap();
     write_run(root.path(), "runs/p/keep", "finished", "");
-    write_run(root.path(), "runs/p/gone", "finished", &metrics_line(1, 1.0));
+    write_run(
+        root.path(),
+        "runs/p/gone",
+        "finished",
+        &metrics_line(1, 1.0),
+    );
     let mut agent = AgentPipe::start(root.path(), &[], &[]);
     let cursor = agent.changes(None, 10).cursor;
     fs::remove_dir_all(root.path().join("runs/p/gone")).unwrap();
@@ -487,20 +531,33 @@ fn an_oversized_or_broken_frame_from_the_hub_ends_the_session_with_exit_2() {
     let root = tempfile::tempdir().unwrap();
     let mut agent = AgentPipe::start(root.path(), &[], &[]);
     agent.send_raw(&(64u32 << 20).to_be_bytes());
-    let answer = agent.recv(Duration::from_secs(10)).expect("an error answer");
+    let answer = agent
+        .recv(Duration::from_secs(10))
+        .expect("an error answer");
     assert_eq!(answer.id, 0);
     assert_eq!(error_of(answer.body).0, ErrorCode::TooLarge);
-    assert_eq!(agent.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(2)
+    );
 
     let mut agent = AgentPipe::start(root.path(), &[], &[]);
     let unknown = br#"{"id":41,"body":{"teleport":{}}}"#;
     let mut frame = (unknown.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(unknown);
     agent.send_raw(&frame);
-    let answer = agent.recv(Duration::from_secs(10)).expect("an error answer");
-    assert_eq!(answer.id, 41, "the id of an unknown message is still answered");
+    let answer = agent
+        .recv(Duration::from_secs(10))
+        .expect("an error answer");
+    assert_eq!(
+        answer.id, 41,
+        "the id of an unknown message is still answered"
+    );
     assert_eq!(error_of(answer.body).0, ErrorCode::BadRequest);
-    assert_eq!(agent.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(2));
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(2)
+    );
     // The stream carried frames only.
     assert!(agent.recv(Duration::from_millis(100)).is_none());
 }
@@ -517,11 +574,18 @@ fn closing_stdin_ends_the_agent_promptly_with_exit_0() {
     agent.close_stdin();
     let status = agent.wait_exit(Duration::from_secs(5)).expect("exits");
     assert_eq!(status.code(), Some(0), "{}", agent.stderr());
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 
     let mut idle = AgentPipe::spawn(root.path(), &[], &[]);
     idle.close_stdin();
-    assert_eq!(idle.wait_exit(Duration::from_secs(5)).unwrap().code(), Some(0));
+    assert_eq!(
+        idle.wait_exit(Duration::from_secs(5)).unwrap().code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -536,7 +600,11 @@ fn a_root_that_cannot_hold_the_index_is_served_from_memory() {
     let epoch = first.epoch();
     drop(first);
     let second = AgentPipe::start(root.path(), &[], &[]);
-    assert_ne!(second.epoch(), epoch, "an index in memory is a new epoch each time");
+    assert_ne!(
+        second.epoch(),
+        epoch,
+        "an index in memory is a new epoch each time"
+    );
     drop(second);
     assert_eq!(
         fs::read_to_string(root.path().join(".runicorn-agent")).unwrap(),

@@ -23,16 +23,18 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use runicorn_protocol::parallel::{io_workers, map_in_order};
-use runicorn_protocol::run_format::{
-    build_overview, discover_runs, Layout, LivenessContext, RunLocation,
-};
 use runicorn_protocol::run_format::discovery::DiscoveryProblem;
-use runicorn_protocol::wire::{EventsState, FileEntry, RunChange};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use runicorn_protocol::run_format::{
+    build_overview, discover_runs, Layout, LivenessContext, RunLocation, RunStatus,
+};
+use runicorn_protocol::wire::{EventsState, RunChange};
 use sha2::{Digest, Sha256};
 
+mod store;
+
 use super::manifest::{self, is_append_only, Manifest, ManifestFile};
-use super::{update_with, upsert_cached, CachedRun, IndexError, RunIndex, UPSERT_CACHED_SQL};
+use super::records::{read_records, StoredRecords};
+use super::{update_with, CachedRun, IndexError, RunIndex};
 
 /// What a scan looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,40 +86,43 @@ pub enum Presence {
 #[derive(Debug, Clone)]
 struct KnownRun {
     location: RunLocation,
-    cache: CachedRun,
+    /// Cached records and event progress; loaded from the index when first needed (runs taken
+    /// over from the index's rows at start have none yet).
+    cache: Option<CachedRun>,
     manifest: Manifest,
     state_fp: String,
-    /// The derived status last computed, and whether it can change without a file changing
-    /// (the written status is `running`).
+    /// The derived status last announced.
     status: String,
-    may_crash: bool,
 }
 
-/// The index's view, loaded once before the first full scan.
-#[derive(Debug, Default)]
-struct Prior {
-    caches: HashMap<String, CachedRun>,
-    /// Live rows: fingerprint and manifest.
-    live: HashMap<String, (String, Manifest)>,
+impl KnownRun {
+    /// Whether the run's status can change without a file changing (its writer may die).
+    fn may_crash(&self) -> bool {
+        self.status == RunStatus::Running.as_str()
+    }
 }
 
 /// The manifest of a run never seen.
 static NO_MANIFEST: Manifest = Manifest {
     files: Vec::new(),
     dirs: Vec::new(),
+    captured: Vec::new(),
 };
 
 /// Seconds between scans that list every folder again instead of trusting unchanged folder
 /// mtimes (a safety net for file systems with coarse or skewed times).
 const DEEP_SCAN_EVERY: Duration = Duration::from_secs(60);
 
+/// Above this many runs to load, the whole `run_cache` table is read at once.
+const LOAD_ALL_ABOVE: usize = 2000;
+
 /// One process's memory of the feed between scans.
 pub struct Feed {
     root: PathBuf,
     runs: HashMap<String, KnownRun>,
-    /// Consumed by the first full scan.
-    prior: Option<Prior>,
     loaded: bool,
+    /// Whether a full scan ran (until then, runs known from the index may be gone).
+    scanned_all: bool,
     /// The counter as this process last left it.
     counter_seen: u64,
     reported_problems: HashSet<String>,
@@ -128,6 +133,8 @@ pub struct Feed {
 enum Outcome {
     /// Same files, same derived status: nothing to do.
     Unchanged,
+    /// Something changed: its state must be computed, with its cached records.
+    NeedsCache(Box<Manifest>),
     Scanned(Box<Scanned>),
     /// The directory is gone.
     Gone,
@@ -141,6 +148,8 @@ struct Scanned {
     cache_changed: bool,
     manifest: Manifest,
     head: RunChange,
+    /// Read only when the state differs from the one remembered (it will be stored).
+    records: Option<StoredRecords>,
     state_fp: String,
 }
 
@@ -150,8 +159,8 @@ impl Feed {
         Feed {
             root: root.to_owned(),
             runs: HashMap::new(),
-            prior: None,
             loaded: false,
+            scanned_all: false,
             counter_seen: 0,
             reported_problems: HashSet::new(),
             last_deep_scan: None,
@@ -179,24 +188,24 @@ impl Feed {
         scope: ScanScope,
         ctx: &LivenessContext,
     ) -> Result<ScanReport, IndexError> {
-        if !self.loaded {
-            let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
-            let prior = idx.load_prior().map_err(|cause| idx.sqlite_err(cause))?;
-            self.counter_seen = idx.feed_counter()?;
-            self.prior = Some(prior);
-            self.loaded = true;
-        }
-        let scope = if self.prior.is_some() {
-            ScanScope::All
-        } else {
-            scope
-        };
-        let mut report = ScanReport::default();
         // Another process moved the counter: compare every run scanned with what is stored.
         let reconcile = {
             let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
+            if !self.loaded {
+                self.runs = idx
+                    .load_known(&self.root)
+                    .map_err(|cause| idx.sqlite_err(cause))?;
+                self.counter_seen = idx.feed_counter()?;
+                self.loaded = true;
+            }
             idx.feed_counter()? != self.counter_seen
         };
+        let scope = if self.scanned_all {
+            scope
+        } else {
+            ScanScope::All
+        };
+        let mut report = ScanReport::default();
         let deep = scope == ScanScope::All
             && self
                 .last_deep_scan
@@ -204,31 +213,58 @@ impl Feed {
         if deep {
             self.last_deep_scan = Some(Instant::now());
         }
-        let t0 = Instant::now(); // TIMING
         let (locations, mut gone) = self.targets(&scope, &mut report);
-        eprintln!("TIMING targets {:?}", t0.elapsed()); // TIMING
         let keys: Vec<String> = locations.iter().map(|l| self.key_of(&l.dir)).collect();
+        let remembered = |key: &str| self.runs.get(key).map(|k| k.state_fp.as_str());
         let outcomes: Vec<Outcome> = map_in_order(&locations, io_workers(), |i, loc| {
-            let known = self.runs.get(&keys[i]).filter(|_| !reconcile);
-            let (cache, manifest) = self.previous(&keys[i]);
-            scan_one(&keys[i], loc, known, cache, manifest, !deep, ctx)
+            scan_one(
+                &keys[i],
+                loc,
+                self.runs.get(&keys[i]),
+                reconcile,
+                !deep,
+                ctx,
+            )
         });
         report.scanned = outcomes.len();
-        eprintln!("TIMING scanned {:?}", t0.elapsed()); // TIMING
         let mut found = Vec::new();
-        for (key, outcome) in keys.into_iter().zip(outcomes) {
+        let mut pending = Vec::new();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Outcome::Unchanged => {}
                 Outcome::Scanned(s) => found.push(*s),
-                Outcome::Gone => gone.push(key),
+                Outcome::NeedsCache(m) => pending.push((i, *m)),
+                Outcome::Gone => gone.push(keys[i].clone()),
             }
+        }
+        if !pending.is_empty() {
+            let caches = {
+                let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
+                let wanted: Vec<&str> = pending.iter().map(|(i, _)| keys[*i].as_str()).collect();
+                if wanted.len() > LOAD_ALL_ABOVE {
+                    idx.load()
+                } else {
+                    idx.load_some(&wanted)
+                }
+                .map_err(|cause| idx.sqlite_err(cause))?
+            };
+            found.extend(map_in_order(&pending, io_workers(), |_, (i, manifest)| {
+                let key = &keys[*i];
+                let previous_fp = remembered(key).filter(|_| !reconcile);
+                let cache = self
+                    .runs
+                    .get(key)
+                    .and_then(|k| k.cache.as_ref())
+                    .or_else(|| caches.get(key));
+                finish(key, &locations[*i], manifest, cache, previous_fp, ctx)
+            }));
         }
         let changed: Vec<bool> = found
             .iter()
-            .map(|s| self.previous_fp(&s.key) != Some(s.state_fp.as_str()))
+            .map(|s| remembered(&s.key) != Some(s.state_fp.as_str()))
             .collect();
         let any_cache_change = found.iter().any(|s| s.cache_changed);
-        let any_gone = gone.iter().any(|k| self.is_live(k));
+        let any_gone = gone.iter().any(|k| self.runs.contains_key(k));
 
         {
             let mut idx = index.lock().unwrap_or_else(PoisonError::into_inner);
@@ -236,7 +272,7 @@ impl Feed {
             let reconcile = reconcile || counter_now != self.counter_seen;
             if reconcile || any_cache_change || any_gone || changed.contains(&true) {
                 let (counter, bumped) = idx
-                    .write_scan(&found, &changed, &gone, reconcile)
+                    .write_scan(&found, &changed, &gone, reconcile, self.counter_seen)
                     .map_err(|cause| idx.sqlite_err(cause))?;
                 report.counter = counter;
                 report.bumped = bumped;
@@ -249,21 +285,19 @@ impl Feed {
             self.runs.remove(key);
         }
         for s in found {
-            let may_crash = s.head.status == "running";
             self.runs.insert(
                 s.key,
                 KnownRun {
                     location: s.location,
-                    cache: s.cache,
+                    cache: Some(s.cache),
                     manifest: s.manifest,
                     state_fp: s.state_fp,
                     status: s.head.status,
-                    may_crash,
                 },
             );
         }
         if scope == ScanScope::All {
-            self.prior = None;
+            self.scanned_all = true;
         }
         Ok(report)
     }
@@ -288,12 +322,10 @@ impl Feed {
                 let mut gone: Vec<String> = self
                     .runs
                     .keys()
-                    .chain(self.prior.iter().flat_map(|p| p.live.keys()))
                     .filter(|k| !found.contains(*k))
                     .cloned()
                     .collect();
                 gone.sort();
-                gone.dedup();
                 (discovery.runs, gone)
             }
             ScanScope::Dirs(dirs) => {
@@ -321,37 +353,6 @@ impl Feed {
             .to_string_lossy()
             .into_owned()
     }
-
-    fn previous(&self, key: &str) -> (Option<&CachedRun>, &Manifest) {
-        if let Some(run) = self.runs.get(key) {
-            return (Some(&run.cache), &run.manifest);
-        }
-        match &self.prior {
-            Some(p) => (
-                p.caches.get(key),
-                p.live.get(key).map_or(&NO_MANIFEST, |(_, m)| m),
-            ),
-            None => (None, &NO_MANIFEST),
-        }
-    }
-
-    fn previous_fp(&self, key: &str) -> Option<&str> {
-        if let Some(run) = self.runs.get(key) {
-            return Some(&run.state_fp);
-        }
-        self.prior
-            .as_ref()
-            .and_then(|p| p.live.get(key))
-            .map(|(fp, _)| fp.as_str())
-    }
-
-    fn is_live(&self, key: &str) -> bool {
-        self.runs.contains_key(key)
-            || self
-                .prior
-                .as_ref()
-                .is_some_and(|p| p.live.contains_key(key))
-    }
 }
 
 /// Whether a directory (not a link) still holds a run's records.
@@ -362,31 +363,60 @@ fn is_run_dir(dir: &Path) -> bool {
             .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
 }
 
-/// Scans one run: its manifest (a `stat` per file), then whatever changed. `None` when the
-/// directory is gone.
+/// Scans one run: its manifest (a `stat` per file); when nothing changed, that is all. With
+/// `reconcile`, the state is computed in any case.
 fn scan_one(
     key: &str,
     loc: &RunLocation,
     known: Option<&KnownRun>,
-    cache: Option<&CachedRun>,
-    previous: &Manifest,
+    reconcile: bool,
     reuse_listings: bool,
     ctx: &LivenessContext,
 ) -> Outcome {
+    let previous = known.map_or(&NO_MANIFEST, |k| &k.manifest);
     let manifest = match manifest::walk(&loc.dir, previous, reuse_listings) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
         // An unlistable run is still a run: its records will say why it cannot be read.
         Err(_) => Manifest::default(),
     };
-    let files = &manifest.files;
-    if let Some(k) = known.filter(|k| k.manifest.files == *files) {
+    let cache = known.and_then(|k| k.cache.as_ref());
+    if let Some(k) = known.filter(|k| !reconcile && k.manifest.files == manifest.files) {
         // The common case of a rescan: no file changed. Only a running run can change (its
         // writer may have died), and only its liveness is judged again.
-        if !k.may_crash || derived_status(&k.location, &k.cache, ctx) == k.status {
-            return Outcome::Unchanged;
+        match cache {
+            _ if !k.may_crash() => return Outcome::Unchanged,
+            Some(c) if derived_status(loc, c, ctx) == k.status => return Outcome::Unchanged,
+            _ => {}
         }
     }
+    match cache {
+        Some(c) => {
+            let previous_fp = known.map(|k| k.state_fp.as_str()).filter(|_| !reconcile);
+            Outcome::Scanned(Box::new(finish(
+                key,
+                loc,
+                &manifest,
+                Some(c),
+                previous_fp,
+                ctx,
+            )))
+        }
+        None => Outcome::NeedsCache(Box::new(manifest)),
+    }
+}
+
+/// Computes a run's state from its manifest and cached records (reading what changed), and
+/// its records' values when the state differs from `previous_fp`.
+fn finish(
+    key: &str,
+    loc: &RunLocation,
+    manifest: &Manifest,
+    cache: Option<&CachedRun>,
+    previous_fp: Option<&str>,
+    ctx: &LivenessContext,
+) -> Scanned {
+    let files = &manifest.files;
     let fp = |name: &str| {
         files
             .binary_search_by(|f| f.path.as_str().cmp(name))
@@ -402,15 +432,22 @@ fn scan_one(
     let (cache, cache_changed) = update_with(loc, cache, records_fp, events_fp);
     let head = head_of(key, loc, &cache, files, ctx);
     let state_fp = state_fingerprint(&head, files);
-    Outcome::Scanned(Box::new(Scanned {
+    let records =
+        (previous_fp != Some(state_fp.as_str())).then(|| read_records(&loc.dir, manifest));
+    Scanned {
         key: key.to_owned(),
         location: loc.clone(),
         cache,
         cache_changed,
-        manifest,
+        manifest: Manifest {
+            files: manifest.files.clone(),
+            dirs: manifest.dirs.clone(),
+            captured: Vec::new(),
+        },
         head,
         state_fp,
-    }))
+        records,
+    }
 }
 
 /// A run's derived status now, from its cached records.
@@ -497,252 +534,6 @@ fn state_fingerprint(head: &RunChange, files: &[ManifestFile]) -> String {
     manifest::hex(&hasher.finalize()[..16])
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn read_counter(tx: &rusqlite::Connection) -> rusqlite::Result<u64> {
-    let text: Option<String> = tx
-        .query_row("SELECT value FROM index_info WHERE key = 'seq'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(text.and_then(|t| t.parse().ok()).unwrap_or(0))
-}
-
-impl RunIndex {
-    fn sqlite_err(&self, cause: rusqlite::Error) -> IndexError {
-        IndexError::Sqlite {
-            path: self.path.clone(),
-            cause,
-        }
-    }
-
-    /// The feed's counter: the largest sequence value given out.
-    pub fn feed_counter(&self) -> Result<u64, IndexError> {
-        read_counter(&self.conn).map_err(|cause| self.sqlite_err(cause))
-    }
-
-    /// Whether the feed knows `dir` (a relative run directory), live or removed.
-    pub fn feed_presence(&self, dir: &str) -> Result<Option<Presence>, IndexError> {
-        self.conn
-            .query_row(
-                "SELECT removed FROM feed_run WHERE dir = ?1",
-                [dir],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|row| {
-                row.map(|removed| {
-                    if removed != 0 {
-                        Presence::Removed
-                    } else {
-                        Presence::Live
-                    }
-                })
-            })
-            .map_err(|cause| self.sqlite_err(cause))
-    }
-
-    /// Up to `limit` rows with a sequence value above `after`, in sequence order (tombstones
-    /// only when `with_removed`), and the counter, as of one moment.
-    pub fn feed_page(
-        &mut self,
-        after: u64,
-        limit: usize,
-        with_removed: bool,
-    ) -> Result<FeedPage, IndexError> {
-        let path = self.path.clone();
-        let err = |cause| IndexError::Sqlite {
-            path: path.clone(),
-            cause,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        let counter = read_counter(&tx).map_err(err)?;
-        let mut entries = Vec::new();
-        {
-            let mut rows = tx
-                .prepare_cached(
-                    "SELECT dir, seq, removed, head FROM feed_run
-                     WHERE seq > ?1 AND (?2 OR removed = 0) ORDER BY seq LIMIT ?3",
-                )
-                .map_err(err)?;
-            let mut files = tx
-                .prepare_cached(
-                    "SELECT path, size, mtime_ns, sha256 FROM feed_file WHERE dir = ?1 ORDER BY path",
-                )
-                .map_err(err)?;
-            let raw: Vec<(String, i64, i64, String)> = rows
-                .query_map(
-                    params![to_i64(after), with_removed, to_i64(limit as u64)],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .map_err(err)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(err)?;
-            for (dir, seq, removed, head) in raw {
-                let seq = to_u64(seq);
-                if removed != 0 {
-                    entries.push(FeedEntry {
-                        seq,
-                        dir,
-                        state: None,
-                    });
-                    continue;
-                }
-                let mut state: RunChange = serde_json::from_str(&head).map_err(|e| {
-                    err(rusqlite::Error::FromSqlConversionFailure(
-                        3,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    ))
-                })?;
-                state.seq = seq;
-                state.files = files
-                    .query_map([&dir], |r| {
-                        let (s, ns) = ManifestFile::split_mtime_ns(r.get(2)?);
-                        Ok(FileEntry {
-                            path: r.get(0)?,
-                            size: to_u64(r.get(1)?),
-                            mtime: s as f64 + ns as f64 / 1e9,
-                            sha256: r.get(3)?,
-                        })
-                    })
-                    .map_err(err)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(err)?;
-                entries.push(FeedEntry {
-                    seq,
-                    dir,
-                    state: Some(state),
-                });
-            }
-        }
-        tx.commit().map_err(err)?;
-        Ok(FeedPage { entries, counter })
-    }
-
-    /// What the index holds for the feed, to start a process's memory from.
-    fn load_prior(&self) -> rusqlite::Result<Prior> {
-        let caches = self.load()?;
-        let mut live: HashMap<String, (String, Manifest)> = HashMap::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT dir, state_fp FROM feed_run WHERE removed = 0")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
-            for row in rows {
-                let (dir, fp) = row?;
-                live.insert(dir, (fp, Manifest::default()));
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT dir, path, size, mtime_ns, sha256 FROM feed_file ORDER BY dir, path")?;
-        let rows = stmt.query_map([], |r| {
-            let (mtime_s, mtime_nsec) = ManifestFile::split_mtime_ns(r.get(3)?);
-            Ok((
-                r.get::<_, String>(0)?,
-                ManifestFile {
-                    path: r.get(1)?,
-                    size: to_u64(r.get(2)?),
-                    mtime_s,
-                    mtime_nsec,
-                    sha256: r.get(4)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (dir, file) = row?;
-            if let Some((_, manifest)) = live.get_mut(&dir) {
-                manifest.files.push(file);
-            }
-        }
-        Ok(Prior { caches, live })
-    }
-
-    /// Writes one scan's results in one write-locked transaction; returns the counter and how
-    /// many runs got a new sequence value.
-    fn write_scan(
-        &mut self,
-        found: &[Scanned],
-        changed: &[bool],
-        gone: &[String],
-        reconcile: bool,
-    ) -> rusqlite::Result<(u64, usize)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut counter = read_counter(&tx)?;
-        let mut bumped = 0;
-        {
-            let mut stored = tx.prepare_cached(
-                "SELECT state_fp, removed FROM feed_run WHERE dir = ?1",
-            )?;
-            let mut upsert_run = tx.prepare_cached(
-                "INSERT OR REPLACE INTO feed_run(dir, seq, removed, state_fp, head) VALUES (?1, ?2, 0, ?3, ?4)",
-            )?;
-            let mut upsert_cache = tx.prepare_cached(UPSERT_CACHED_SQL)?;
-            for (s, &changed) in found.iter().zip(changed) {
-                if s.cache_changed {
-                    upsert_cached(&mut upsert_cache, &s.key, &s.cache)?;
-                }
-                if !changed && !reconcile {
-                    continue;
-                }
-                let row: Option<(String, i64)> = stored
-                    .query_row([&s.key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if matches!(&row, Some((fp, 0)) if *fp == s.state_fp) {
-                    // Already announced (by another agent serving this root).
-                    continue;
-                }
-                counter += 1;
-                bumped += 1;
-                let head = serde_json::to_string(&s.head)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                upsert_run.execute(params![s.key, to_i64(counter), s.state_fp, head])?;
-                replace_files(&tx, &s.key, &s.manifest.files)?;
-            }
-            let mut tombstone = tx.prepare_cached(
-                "UPDATE feed_run SET removed = 1, seq = ?2, state_fp = '' WHERE dir = ?1 AND removed = 0",
-            )?;
-            let mut forget_cache = tx.prepare_cached("DELETE FROM run_cache WHERE dir = ?1")?;
-            for key in gone {
-                if tombstone.execute(params![key, to_i64(counter + 1)])? > 0 {
-                    counter += 1;
-                    bumped += 1;
-                    replace_files(&tx, key, &[])?;
-                }
-                forget_cache.execute([key])?;
-            }
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO index_info(key, value) VALUES ('seq', ?1)",
-            [counter.to_string()],
-        )?;
-        tx.commit()?;
-        Ok((counter, bumped))
-    }
-}
-
-/// Replaces the stored manifest of one run.
-fn replace_files(tx: &Transaction<'_>, dir: &str, files: &[ManifestFile]) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM feed_file WHERE dir = ?1")?
-        .execute([dir])?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO feed_file(dir, path, size, mtime_ns, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for f in files {
-        insert.execute(params![dir, f.path, to_i64(f.size), f.mtime_ns(), f.sha256])?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,7 +558,11 @@ mod tests {
         }
         fn scan(&mut self) -> ScanReport {
             self.feed
-                .scan(&self.index, ScanScope::All, &LivenessContext::here_and_now())
+                .scan(
+                    &self.index,
+                    ScanScope::All,
+                    &LivenessContext::here_and_now(),
+                )
                 .unwrap()
         }
         fn scan_dirs(&mut self, dirs: &[&str]) -> ScanReport {
@@ -819,7 +614,10 @@ mod tests {
         assert_eq!(dirs(&page), [("runs/p/a", true), ("runs/p/b", true)]);
         assert_eq!(page.counter, 2);
         let a = page.entries[0].state.as_ref().unwrap();
-        assert_eq!((a.seq, a.id.as_str(), a.status.as_str()), (1, "a", "finished"));
+        assert_eq!(
+            (a.seq, a.id.as_str(), a.status.as_str()),
+            (1, "a", "finished")
+        );
         assert_eq!(a.files.len(), 2);
         assert!(a.files.iter().all(|f| f.sha256.is_some()));
 
@@ -898,7 +696,10 @@ mod tests {
         )
         .unwrap();
         f.scan();
-        assert_eq!(f.page(0, true).entries[0].state.as_ref().unwrap().status, "running");
+        assert_eq!(
+            f.page(0, true).entries[0].state.as_ref().unwrap().status,
+            "running"
+        );
         assert_eq!(f.scan().bumped, 0);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -929,10 +730,17 @@ mod tests {
         let before = f.feed.counter_seen;
         assert_eq!(f.scan_dirs(&[key]).bumped, 1);
         let state = f.page(before, true).entries[0].state.clone().unwrap();
-        assert_eq!((state.events.points, state.status.as_str()), (2, "finished"));
+        assert_eq!(
+            (state.events.points, state.status.as_str()),
+            (2, "finished")
+        );
         fs::remove_dir_all(f.root().join(key)).unwrap();
         assert_eq!(f.scan_dirs(&[key]).bumped, 1);
-        assert!(f.page(0, true).entries.iter().any(|e| e.dir == key && e.state.is_none()));
+        assert!(f
+            .page(0, true)
+            .entries
+            .iter()
+            .any(|e| e.dir == key && e.state.is_none()));
     }
 
     #[test]

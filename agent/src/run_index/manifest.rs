@@ -17,6 +17,17 @@ use sha2::{Digest, Sha256};
 pub const HASH_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// Append-only files of a run (relative paths): listed without a hash, since they grow.
 pub const APPEND_ONLY: [&str; 2] = ["events.jsonl", "logs.txt"];
+/// The run's JSON records: their bytes are kept when they are hashed, so that the feed can
+/// store their values without reading them twice.
+pub const RECORD_FILES: [&str; 5] = [
+    "meta.json",
+    "status.json",
+    "summary.json",
+    "assets.json",
+    "environment.json",
+];
+/// Largest record whose bytes are kept.
+const CAPTURE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 /// Deepest folder level below a run directory that is listed.
 const MAX_DEPTH: usize = 16;
 /// Most files listed for one run (a runaway output folder must not stall the feed).
@@ -80,6 +91,8 @@ pub struct Manifest {
     /// Sorted by path.
     pub files: Vec<ManifestFile>,
     pub dirs: Vec<ListedDir>,
+    /// Bytes of the record files (`RECORD_FILES`) hashed by this walk, as they were hashed.
+    pub captured: Vec<(String, Vec<u8>)>,
 }
 
 /// A folder whose mtime is older than this at listing time is trusted not to have changed
@@ -155,6 +168,7 @@ fn reuse_listing(
                 old.path.clone(),
                 &meta,
                 Some(old),
+                &mut out.captured,
             )),
             _ => return false,
         }
@@ -195,7 +209,9 @@ fn list_folder(
             continue;
         }
         // `file_type` does not follow links: a link is neither a file nor a folder here.
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let child = if rel.is_empty() {
             name.to_owned()
         } else {
@@ -216,7 +232,8 @@ fn list_folder(
             .binary_search_by(|f| f.path.as_str().cmp(&child))
             .ok()
             .map(|i| &previous.files[i]);
-        out.files.push(describe(&entry.path(), child, &meta, old));
+        let file = describe(&entry.path(), child, &meta, old, &mut out.captured);
+        out.files.push(file);
     }
     Ok(())
 }
@@ -227,6 +244,7 @@ fn describe(
     rel: String,
     meta: &fs::Metadata,
     old: Option<&ManifestFile>,
+    captured: &mut Vec<(String, Vec<u8>)>,
 ) -> ManifestFile {
     let mut file = ManifestFile {
         path: rel,
@@ -244,18 +262,26 @@ fn describe(
             return file;
         }
     }
-    if let Ok(Some((meta, sha))) = hash_file(path) {
+    let keep = RECORD_FILES.contains(&file.path.as_str()) && file.size <= CAPTURE_LIMIT_BYTES;
+    if let Ok(Some((meta, sha, bytes))) = hash_file(path, keep) {
         // Describe the version that was hashed (it may have been replaced since the listing).
         file.size = meta.len();
         file.mtime_s = meta.mtime();
         file.mtime_nsec = meta.mtime_nsec();
         file.sha256 = Some(sha);
+        if let Some(bytes) = bytes {
+            captured.push((file.path.clone(), bytes));
+        }
     }
     file
 }
 
-/// Hashes a file; `None` when it changed while being read (hashed again on a later walk).
-fn hash_file(path: &Path) -> io::Result<Option<(fs::Metadata, String)>> {
+/// What hashing a file gives: its metadata, the hex hash, and its bytes when asked for.
+type Hashed = (fs::Metadata, String, Option<Vec<u8>>);
+
+/// Hashes a file (keeping its bytes when asked); `None` when it changed while being read
+/// (hashed again on a later walk).
+fn hash_file(path: &Path, keep: bool) -> io::Result<Option<Hashed>> {
     let mut f = File::open(path)?;
     let before = f.metadata()?;
     if !before.is_file() || before.len() > HASH_LIMIT_BYTES {
@@ -263,6 +289,7 @@ fn hash_file(path: &Path) -> io::Result<Option<(fs::Metadata, String)>> {
     }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut kept = keep.then(|| Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0)));
     loop {
         let n = match f.read(&mut buf) {
             Ok(0) => break,
@@ -271,6 +298,9 @@ fn hash_file(path: &Path) -> io::Result<Option<(fs::Metadata, String)>> {
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        if let Some(k) = kept.as_mut() {
+            k.extend_from_slice(&buf[..n]);
+        }
     }
     let after = f.metadata()?;
     if after.len() != before.len()
@@ -279,7 +309,7 @@ fn hash_file(path: &Path) -> io::Result<Option<(fs::Metadata, String)>> {
     {
         return Ok(None);
     }
-    Ok(Some((after, hex(&hasher.finalize()))))
+    Ok(Some((after, hex(&hasher.finalize()), kept)))
 }
 
 /// Lowercase hex of some bytes.
@@ -320,7 +350,10 @@ mod tests {
             meta.sha256.as_deref(),
             Some("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
         );
-        assert!(files[1].sha256.is_none(), "append-only files are not hashed");
+        assert!(
+            files[1].sha256.is_none(),
+            "append-only files are not hashed"
+        );
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! Liveness is never cached (it depends on now). The index is a cache: a damaged one is
 //! rebuilt, and a root the agent may not write to is read without one.
 //!
-//! `feed` adds the change feed of `serve` on top of the same cache (a sequence value per run,
-//! tombstones, file manifests from `manifest`).
+//! `feed` adds the change feed of `serve` on top of the same cache: a sequence value per run,
+//! tombstones, and each announced state (its records from `records`, its file manifest with
+//! cached hashes from `manifest`), stored by `feed::store`.
 
 pub mod feed;
 mod fingerprint;
 pub mod manifest;
+pub mod records;
 mod schema;
 
 use std::collections::HashMap;
@@ -230,41 +232,25 @@ impl RunIndex {
     }
 
     fn load(&self) -> rusqlite::Result<HashMap<String, CachedRun>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT dir, records_fp, meta, status, deleted, problem, events_fp, events_offset, events_next_line,
-                    points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes FROM run_cache",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let json_of = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
-            let records = RunRecords {
-                meta: json_of(2)?.and_then(|t| serde_json::from_str::<Meta>(&t).ok()),
-                status: json_of(3)?.and_then(|t| serde_json::from_str::<StatusRecord>(&t).ok()),
-                deleted: json_of(4)?.and_then(|t| serde_json::from_str::<DeletedMarker>(&t).ok()),
-                problem: r.get(5)?,
-            };
-            let keys: String = r.get(10)?;
-            let progress = EventProgress {
-                offset: r.get::<_, i64>(7)?.try_into().unwrap_or(0),
-                next_line: r.get::<_, i64>(8)?.try_into().unwrap_or(1),
-                totals: MetricTotals {
-                    points: r.get::<_, i64>(9)?.try_into().unwrap_or(0),
-                    keys: serde_json::from_str(&keys).unwrap_or_default(),
-                    last_step: r.get(11)?,
-                    events: 0,
-                    last_event_at: r.get(12)?,
-                },
-                corrupt_lines: r.get::<_, i64>(13)?.try_into().unwrap_or(0),
-                pending_tail_bytes: r.get::<_, i64>(14)?.try_into().unwrap_or(0),
-            };
-            let cached = CachedRun {
-                records_fp: r.get(1)?,
-                records,
-                events_fp: r.get(6)?,
-                progress,
-            };
-            Ok((r.get::<_, String>(0)?, cached))
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {CACHED_COLUMNS} FROM run_cache"))?;
+        let rows = stmt.query_map([], cached_from_row)?;
         rows.collect()
+    }
+
+    /// The cached state of some runs (those the index has).
+    fn load_some(&self, dirs: &[&str]) -> rusqlite::Result<HashMap<String, CachedRun>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CACHED_COLUMNS} FROM run_cache WHERE dir = ?1"
+        ))?;
+        let mut out = HashMap::new();
+        for dir in dirs {
+            if let Some((key, cached)) = stmt.query_row([dir], cached_from_row).optional()? {
+                out.insert(key, cached);
+            }
+        }
+        Ok(out)
     }
 
     fn store<'a>(
@@ -285,6 +271,43 @@ impl RunIndex {
         }
         tx.commit()
     }
+}
+
+/// The columns [`cached_from_row`] reads, in its order.
+const CACHED_COLUMNS: &str =
+    "dir, records_fp, meta, status, deleted, problem, events_fp, events_offset, \
+    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes";
+
+/// One `run_cache` row (selected as [`CACHED_COLUMNS`]).
+fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun)> {
+    let json_of = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
+    let records = RunRecords {
+        meta: json_of(2)?.and_then(|t| serde_json::from_str::<Meta>(&t).ok()),
+        status: json_of(3)?.and_then(|t| serde_json::from_str::<StatusRecord>(&t).ok()),
+        deleted: json_of(4)?.and_then(|t| serde_json::from_str::<DeletedMarker>(&t).ok()),
+        problem: r.get(5)?,
+    };
+    let keys: String = r.get(10)?;
+    let progress = EventProgress {
+        offset: r.get::<_, i64>(7)?.try_into().unwrap_or(0),
+        next_line: r.get::<_, i64>(8)?.try_into().unwrap_or(1),
+        totals: MetricTotals {
+            points: r.get::<_, i64>(9)?.try_into().unwrap_or(0),
+            keys: serde_json::from_str(&keys).unwrap_or_default(),
+            last_step: r.get(11)?,
+            events: 0,
+            last_event_at: r.get(12)?,
+        },
+        corrupt_lines: r.get::<_, i64>(13)?.try_into().unwrap_or(0),
+        pending_tail_bytes: r.get::<_, i64>(14)?.try_into().unwrap_or(0),
+    };
+    let cached = CachedRun {
+        records_fp: r.get(1)?,
+        records,
+        events_fp: r.get(6)?,
+        progress,
+    };
+    Ok((r.get::<_, String>(0)?, cached))
 }
 
 const UPSERT_CACHED_SQL: &str = "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,

@@ -43,6 +43,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (dir, path)
      ) WITHOUT ROWID;
      INSERT OR IGNORE INTO index_info(key, value) VALUES ('seq', '0');",
+    // 3: the feed keeps each announced state whole (records and manifest in the row, so a
+    // listing reads no files); the feed of version 2 is dropped and, since its sequence values
+    // are gone with it, the index starts a new epoch.
+    "DROP TABLE feed_file;
+     DROP TABLE feed_run;
+     CREATE TABLE feed_run(
+        dir TEXT PRIMARY KEY,          -- run directory, relative to the storage root
+        seq INTEGER NOT NULL,          -- change sequence value of its last change
+        removed INTEGER NOT NULL,      -- 1: the directory is gone (a tombstone)
+        state_fp TEXT NOT NULL,        -- fingerprint of the announced state ('' for tombstones)
+        head TEXT NOT NULL,            -- the announced RunChange without records and files, JSON
+        records TEXT NOT NULL,         -- {meta, status, summary, config, environment}, JSON
+        files TEXT NOT NULL            -- [[path, size, mtime_ns, sha256 or null], ...], JSON
+     );
+     CREATE INDEX feed_run_by_seq ON feed_run(seq);
+     DELETE FROM index_info WHERE key = 'epoch';
+     INSERT OR REPLACE INTO index_info(key, value) VALUES ('seq', '0');",
 ];
 
 /// Why the schema could not be brought up to date.
@@ -85,6 +102,35 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_2_feed_is_replaced_and_its_epoch_dropped() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO index_info VALUES ('epoch', 'old');
+             INSERT INTO feed_run VALUES ('runs/a', 7, 0, 'fp', '{}');
+             UPDATE index_info SET value = '7' WHERE key = 'seq';",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let epoch: Option<String> = conn
+            .query_row(
+                "SELECT value FROM index_info WHERE key = 'epoch'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        assert_eq!(epoch, None, "the opener makes a new epoch");
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM feed_run", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
 
     #[test]
     fn migrating_twice_is_a_no_op_and_newer_schemas_are_refused() {

@@ -3,8 +3,7 @@
 //! (its root, host, index epoch and frame limit). Refusals say which side to upgrade.
 
 use runicorn_protocol::wire::{
-    ErrorBody, ErrorCode, Hello, CAPABILITIES, MIN_MAX_FRAME_BYTES, PROTOCOL_NAME,
-    PROTOCOL_VERSION,
+    ErrorBody, ErrorCode, Hello, CAPABILITIES, MIN_MAX_FRAME_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
 };
 
 /// What this agent announces.
@@ -31,7 +30,10 @@ pub struct Agreement {
 
 /// Checks the hub's `hello` and builds the answer, or the error to send before exiting.
 pub fn negotiate(hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody> {
-    let ours = format!("{} (protocol {PROTOCOL_NAME}, versions [{PROTOCOL_VERSION}])", software());
+    let ours = format!(
+        "{} (protocol {PROTOCOL_NAME}, versions [{PROTOCOL_VERSION}])",
+        software()
+    );
     let theirs = format!(
         "{} (protocol {}, versions {:?})",
         hub.software, hub.protocol, hub.versions
@@ -45,14 +47,17 @@ pub fn negotiate(hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody
         });
     }
     if !hub.versions.contains(&PROTOCOL_VERSION) {
-        let advice = if hub.versions.iter().all(|&v| v > PROTOCOL_VERSION) && !hub.versions.is_empty() {
-            "upgrade runicorn-agent on this host"
-        } else {
-            "upgrade runicorn-hub"
-        };
+        let advice =
+            if hub.versions.iter().all(|&v| v > PROTOCOL_VERSION) && !hub.versions.is_empty() {
+                "upgrade runicorn-agent on this host"
+            } else {
+                "upgrade runicorn-hub"
+            };
         return Err(ErrorBody {
             code: ErrorCode::Incompatible,
-            message: format!("no common protocol version: this is {ours}, the hub is {theirs}; {advice}"),
+            message: format!(
+                "no common protocol version: this is {ours}, the hub is {theirs}; {advice}"
+            ),
         });
     }
     if hub.max_frame_bytes < MIN_MAX_FRAME_BYTES {
@@ -121,14 +126,28 @@ mod tests {
         let newer = negotiate(&hub(vec![7, 8]), &me()).unwrap_err();
         assert_eq!(newer.code, ErrorCode::Incompatible);
         assert!(newer.message.contains("[7, 8]") && newer.message.contains("[1]"));
-        assert!(newer.message.contains("upgrade runicorn-agent"), "{}", newer.message);
+        assert!(
+            newer.message.contains("upgrade runicorn-agent"),
+            "{}",
+            newer.message
+        );
         let older = negotiate(&hub(vec![0]), &me()).unwrap_err();
-        assert!(older.message.contains("upgrade runicorn-hub"), "{}", older.message);
+        assert!(
+            older.message.contains("upgrade runicorn-hub"),
+            "{}",
+            older.message
+        );
         let mut other = hub(vec![1]);
         other.protocol = "ftp".into();
-        assert_eq!(negotiate(&other, &me()).unwrap_err().code, ErrorCode::Incompatible);
+        assert_eq!(
+            negotiate(&other, &me()).unwrap_err().code,
+            ErrorCode::Incompatible
+        );
         let mut tiny = hub(vec![1]);
         tiny.max_frame_bytes = 100;
-        assert_eq!(negotiate(&tiny, &me()).unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            negotiate(&tiny, &me()).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 }

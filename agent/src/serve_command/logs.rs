@@ -223,7 +223,10 @@ mod tests {
         let p = t.path().join("logs.txt");
         fs::write(&p, "one\ntwo\nthr").unwrap();
         let c = read_chunk(&want(Some(0)), &p, 1 << 20);
-        assert_eq!((c.text.as_str(), c.from, c.to, c.eof), ("one\ntwo\n", 0, 8, true));
+        assert_eq!(
+            (c.text.as_str(), c.from, c.to, c.eof),
+            ("one\ntwo\n", 0, 8, true)
+        );
         let c = read_chunk(&want(Some(0)), &p, 6);
         assert_eq!((c.text.as_str(), c.to, c.eof), ("one\n", 4, false));
         let c = read_chunk(&want(Some(4)), &p, 1 << 20);

@@ -139,15 +139,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let (to_worker, incoming) = mpsc::channel();
     spawn_reader(stdin, args.max_frame_bytes, to_worker).context("starting the reader")?;
     let (triggers_tx, triggers_rx) = mpsc::channel();
-    if watcher::disabled_by_env() {
-        drop(triggers_tx);
-    } else {
-        watcher::spawn_watcher(root, triggers_tx, args.poll).context("starting the watcher")?;
-    }
+    let watcher = (!watcher::disabled_by_env()).then_some(triggers_tx);
     scanner::spawn_scanner(
         Arc::clone(&shared),
         Duration::from_secs_f64(args.poll),
         triggers_rx,
+        watcher,
     )
     .context("starting the scanner")?;
     Ok(session::serve_requests(&shared, &incoming))

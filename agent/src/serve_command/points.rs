@@ -127,7 +127,10 @@ pub fn read_run(w: &PointsWanted, events: &Path, budget: u64) -> RunPoints {
         Ok(_) => return as_empty(result, w),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return as_empty(result, w),
         Err(e) => {
-            eprintln!("runicorn-agent serve: cannot read {}: {e}", events.display());
+            eprintln!(
+                "runicorn-agent serve: cannot read {}: {e}",
+                events.display()
+            );
             result.eof = true;
             return result;
         }
@@ -334,7 +337,11 @@ mod tests {
         let path = t.path().join("events.jsonl");
         fs::write(&path, FILE).unwrap();
         let p = read_run(&wanted(0, 1), &path, 1 << 20);
-        assert_eq!(p.steps, vec![1, 2, 5], "a metrics line without a step takes its line number");
+        assert_eq!(
+            p.steps,
+            vec![1, 2, 5],
+            "a metrics line without a step takes its line number"
+        );
         assert_eq!(p.times[..2], [1.5, 2.5]);
         assert!(p.times[2].is_nan());
         assert_eq!(p.series.len(), 3);

@@ -1,67 +1,12 @@
-//! The records of a run as JSON values for a `RunChange`: `meta.json`, `status.json`,
-//! `summary.json`, the configuration (`assets.json`'s `config.args` merged with `config.extra`)
-//! and `environment.json`. They are read when a `changes` answer is built (only files the
-//! manifest lists as regular files), and when one run alone would not fit in a frame its
-//! largest values are replaced by `{"_runicorn_truncated": <bytes>}`.
+//! Fitting one run into a frame: when a run's `RunChange` alone is larger than the hub's frame
+//! limit, its largest record values are replaced by `{"_runicorn_truncated": <bytes>}` (as
+//! `messages.rs` documents), then, for a run with a huge number of files, its file list is cut.
 
-use std::path::Path;
-
-use runicorn_protocol::run_format::json_file::{read_json, RecordError};
 use runicorn_protocol::wire::RunChange;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::sizing::json_len;
-
-/// The key of the stand-in for a value too large to send.
-pub const TRUNCATED_KEY: &str = "_runicorn_truncated";
-
-/// Fills in the JSON values of `run` from its directory under `root`.
-pub fn fill_records(root: &Path, run: &mut RunChange) {
-    let dir = root.join(&run.dir);
-    let listed = |name: &str| run.files.iter().any(|f| f.path == name);
-    let read = |name: &str| listed(name).then(|| read_value(&dir.join(name))).flatten();
-    run.meta = read("meta.json");
-    run.status_record = read("status.json");
-    run.summary = read("summary.json");
-    run.config = read("assets.json").and_then(config_of);
-    run.environment = read("environment.json");
-}
-
-fn read_value(path: &Path) -> Option<Value> {
-    match read_json::<Value>(path) {
-        Ok(v) => Some(v),
-        Err(RecordError::TooLarge { .. }) => {
-            let size = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
-            Some(truncated(size as usize))
-        }
-        // Absent since the scan, or malformed (the run's status then says why).
-        Err(_) => None,
-    }
-}
-
-fn truncated(bytes: usize) -> Value {
-    json!({ TRUNCATED_KEY: bytes })
-}
-
-/// The run's configuration: `config.args` merged with `config.extra` (extra wins).
-pub fn config_of(assets: Value) -> Option<Value> {
-    if assets.get(TRUNCATED_KEY).is_some() {
-        return Some(assets);
-    }
-    let Value::Object(mut assets) = assets else {
-        return None;
-    };
-    let Some(Value::Object(config)) = assets.remove("config") else {
-        return None;
-    };
-    let mut merged = Map::new();
-    for part in ["args", "extra"] {
-        if let Some(Value::Object(values)) = config.get(part) {
-            merged.extend(values.clone());
-        }
-    }
-    Some(Value::Object(merged))
-}
+use crate::run_index::records::truncated;
 
 /// Makes one run's JSON fit in `budget` bytes: its largest record values are replaced by
 /// truncation markers, then (a run with a huge number of files) its file list is cut. Returns
@@ -80,12 +25,12 @@ pub fn shrink_to_fit(run: &mut RunChange, budget: usize) -> Vec<String> {
             .into_iter()
             .filter_map(|(name, slot)| {
                 let len = slot.as_ref().map(json_len)?;
-                (len > json_len(&truncated(len))).then_some((len, name, slot))
+                (len > json_len(&truncated(len as u64))).then_some((len, name, slot))
             })
             .max_by_key(|(len, _, _)| *len);
         match largest {
             Some((len, name, slot)) => {
-                *slot = Some(truncated(len));
+                *slot = Some(truncated(len as u64));
                 done.push(format!("{name} ({len} bytes) truncated"));
             }
             None => break,
@@ -106,7 +51,9 @@ pub fn shrink_to_fit(run: &mut RunChange, budget: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run_index::records::TRUNCATED_KEY;
     use runicorn_protocol::wire::{EventsState, FileEntry};
+    use serde_json::json;
 
     fn run() -> RunChange {
         RunChange {
@@ -132,35 +79,6 @@ mod tests {
             log_bytes: 0,
             files: vec![],
         }
-    }
-
-    #[test]
-    fn config_merges_args_and_extra() {
-        let assets = json!({"config": {"args": {"lr": 0.1, "bs": 8}, "extra": {"bs": 16, "opt": "adam"}, "config_files": []}});
-        assert_eq!(
-            config_of(assets),
-            Some(json!({"lr": 0.1, "bs": 16, "opt": "adam"}))
-        );
-        assert_eq!(config_of(json!({"code": {}})), None);
-    }
-
-    #[test]
-    fn records_are_read_only_when_listed_and_nan_becomes_null() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("runs/p/a");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("summary.json"), "{\"loss\": NaN}").unwrap();
-        std::fs::write(dir.join("meta.json"), "{\"id\": \"a\"}").unwrap();
-        let mut r = run();
-        r.files = vec![FileEntry {
-            path: "summary.json".into(),
-            size: 1,
-            mtime: 0.0,
-            sha256: None,
-        }];
-        fill_records(t.path(), &mut r);
-        assert_eq!(r.summary, Some(json!({"loss": null})));
-        assert_eq!(r.meta, None, "not in the manifest, not read");
     }
 
     #[test]

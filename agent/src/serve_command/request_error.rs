@@ -10,7 +10,9 @@ use crate::run_index::IndexError;
 pub enum RequestError {
     #[error("run directory {dir:?} is refused: {reason}; the agent only serves paths inside its storage root")]
     OutsideRoot { dir: String, reason: String },
-    #[error("no run directory {dir:?} is known under the storage root {root}; ask for `changes` first")]
+    #[error(
+        "no run directory {dir:?} is known under the storage root {root}; ask for `changes` first"
+    )]
     NotFound { dir: String, root: String },
     #[error("a {kind} message is not a request this agent answers")]
     NotARequest { kind: &'static str },

@@ -1,11 +1,12 @@
 //! The scanner thread: a full scan when the session starts and every `--poll` seconds (what
 //! makes the feed correct: missed events, network file systems, writers that died), and quick
-//! scans of just the runs the file watcher saw written (what makes it fast). After each scan
+//! scans of just the runs the file watcher saw written (what makes it fast). The watcher is
+//! started after the first scan, which the first `changes` answer waits for. After each scan
 //! that moved the change counter a notice goes to a subscribed hub.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use runicorn_protocol::run_format::LivenessContext;
 
 use super::output::SendError;
 use super::shared::Shared;
+use super::watcher::spawn_watcher;
 use crate::run_index::feed::{Feed, ScanScope};
 
 /// How long writes are gathered after the first one before the scan of their runs.
@@ -28,14 +30,18 @@ pub enum Trigger {
 }
 
 /// Starts the scanner thread.
+/// `watcher` is the sender the file watcher gets: it is started after the first full scan, so
+/// that setting it up (a walk of the whole tree) does not slow the first answer down (`None`:
+/// no watcher, polling only).
 pub fn spawn_scanner(
     shared: Arc<Shared>,
     poll: Duration,
     triggers: Receiver<Trigger>,
+    watcher: Option<Sender<Trigger>>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("scanner".into())
-        .spawn(move || Scanner::new(shared).run(poll, &triggers))
+        .spawn(move || Scanner::new(shared).run(poll, &triggers, watcher))
         .map(|_| ())
 }
 
@@ -55,10 +61,23 @@ impl Scanner {
         }
     }
 
-    fn run(mut self, poll: Duration, triggers: &Receiver<Trigger>) {
+    fn run(
+        mut self,
+        poll: Duration,
+        triggers: &Receiver<Trigger>,
+        watcher: Option<Sender<Trigger>>,
+    ) {
         self.scan(ScanScope::All);
         // Even a failed first scan must not leave `changes` waiting forever.
         self.shared.mark_ready();
+        if let Some(sender) = watcher {
+            let root = self.shared.root.clone();
+            if let Err(e) = spawn_watcher(root, sender, poll.as_secs_f64()) {
+                eprintln!(
+                    "runicorn-agent serve: cannot start the file watcher ({e}); polling only"
+                );
+            }
+        }
         let mut next_full = Instant::now() + poll;
         let mut watching = true;
         loop {
@@ -82,7 +101,8 @@ impl Scanner {
             };
             let mut burst = vec![first];
             let until = Instant::now() + GATHER;
-            while let Ok(t) = triggers.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            while let Ok(t) = triggers.recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
                 burst.push(t);
             }
             match scope_for(&self.feed, burst) {
@@ -98,18 +118,11 @@ impl Scanner {
 
     fn scan(&mut self, scope: ScanScope) {
         let ctx = LivenessContext::here_and_now();
-        let t0 = Instant::now(); // TIMING
-        let r = self.feed.scan(self.shared.index_mutex(), scope.clone(), &ctx); // TIMING
-        eprintln!("TIMING scan {:?} {:?}", t0.elapsed(), r.as_ref().map(|r| (r.scanned, r.bumped))); // TIMING
         match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
             Ok(report) => {
                 self.last_error = None;
                 for p in &report.new_problems {
-                    eprintln!(
-                        "runicorn-agent serve: {}: {}",
-                        p.path.display(),
-                        p.reason
-                    );
+                    eprintln!("runicorn-agent serve: {}: {}", p.path.display(), p.reason);
                 }
                 match self.shared.notify_if_moved(report.counter) {
                     Ok(()) => {}
@@ -171,7 +184,14 @@ mod tests {
         for yes in ["runs/p/id", "runs/id/meta.json", "proj/exp/runs/id"] {
             assert!(could_hold_runs(Path::new(yes)), "{yes}");
         }
-        for no in ["runs", "runicorn.db", "index/x", "proj/exp", "proj/exp/runs", "archive/a"] {
+        for no in [
+            "runs",
+            "runicorn.db",
+            "index/x",
+            "proj/exp",
+            "proj/exp/runs",
+            "archive/a",
+        ] {
             assert!(!could_hold_runs(Path::new(no)), "{no}");
         }
     }
@@ -184,9 +204,15 @@ mod tests {
             None
         );
         assert_eq!(
-            scope_for(&feed, vec![Trigger::Paths(vec!["runs/p/new/meta.json".into()])]),
+            scope_for(
+                &feed,
+                vec![Trigger::Paths(vec!["runs/p/new/meta.json".into()])]
+            ),
             Some(ScanScope::All)
         );
-        assert_eq!(scope_for(&feed, vec![Trigger::Rescan]), Some(ScanScope::All));
+        assert_eq!(
+            scope_for(&feed, vec![Trigger::Rescan]),
+            Some(ScanScope::All)
+        );
     }
 }

@@ -1,13 +1,13 @@
-//! The file watcher: a latency shortcut, never the source of truth. `notify` watches the root
-//! recursively (links not followed) and every write under it is handed to the scanner as a
-//! path relative to the root, so a point appended to `events.jsonl` is announced in well under a
+//! The file watcher: a latency shortcut, never the source of truth. `notify` watches the root's
+//! visible folders recursively (links not followed; the agent's own index folder is left out)
+//! and every write under them is handed to the scanner as a path relative to the root, so a point appended to `events.jsonl` is announced in well under a
 //! second. Reads (our own scans open files too) and hidden files (temp files of atomic writes,
 //! the agent's own index) are ignored. When the watcher cannot be set up (inotify limits, a
 //! missing root) one line goes to stderr and the periodic scan does all the work.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 
 use notify::event::{AccessKind, AccessMode};
@@ -26,21 +26,22 @@ pub fn disabled_by_env() -> bool {
 /// Starts the watcher on its own thread (setting up a recursive watch walks the whole tree).
 /// The thread keeps the watcher alive for the life of the process; when setup fails it ends,
 /// dropping `triggers`, which tells the scanner to rely on polling.
-pub fn spawn_watcher(root: PathBuf, triggers: Sender<Trigger>, poll_secs: f64) -> std::io::Result<()> {
+pub fn spawn_watcher(
+    root: PathBuf,
+    triggers: Sender<Trigger>,
+    poll_secs: f64,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("file-watcher".into())
-        .spawn(move || {
-            let Some(_watcher) = start(&root, triggers, poll_secs) else {
-                return;
-            };
-            loop {
-                std::thread::park();
-            }
-        })
+        .spawn(move || watch(&root, triggers, poll_secs))
         .map(|_| ())
 }
 
-fn start(root: &Path, triggers: Sender<Trigger>, poll_secs: f64) -> Option<RecommendedWatcher> {
+/// Watches the root itself (not recursively) and each of its visible folders recursively, so
+/// the agent's own index folder is never watched (its writes would wake the watcher for
+/// nothing). A folder created at the top later is added when its creation is seen.
+fn watch(root: &Path, triggers: Sender<Trigger>, poll_secs: f64) {
+    let (new_folders, added) = mpsc::channel::<PathBuf>();
     let handler_root = root.to_owned();
     let complained = Arc::new(AtomicBool::new(false));
     let handler = move |res: notify::Result<Event>| match res {
@@ -51,6 +52,13 @@ fn start(root: &Path, triggers: Sender<Trigger>, poll_secs: f64) -> Option<Recom
             }
             if !is_write(&event.kind) {
                 return;
+            }
+            if matches!(event.kind, EventKind::Create(_)) {
+                for p in &event.paths {
+                    if is_top_folder(&handler_root, p) {
+                        let _ = new_folders.send(p.clone());
+                    }
+                }
             }
             let paths: Vec<PathBuf> = event
                 .paths
@@ -69,22 +77,61 @@ fn start(root: &Path, triggers: Sender<Trigger>, poll_secs: f64) -> Option<Recom
             }
         }
     };
+    let unavailable = |what: String| {
+        eprintln!(
+            "runicorn-agent serve: cannot watch {what}; changes are found by the scan every {poll_secs}s (raising fs.inotify.max_user_watches makes updates faster)"
+        );
+    };
     let config = Config::default().with_follow_symlinks(false);
     let mut watcher = match RecommendedWatcher::new(handler, config) {
         Ok(w) => w,
-        Err(e) => {
-            eprintln!("runicorn-agent serve: cannot watch files ({e}); changes are found by the scan every {poll_secs}s");
-            return None;
-        }
+        Err(e) => return unavailable(format!("files ({e})")),
     };
-    if let Err(e) = watcher.watch(root, RecursiveMode::Recursive) {
-        eprintln!(
-            "runicorn-agent serve: cannot watch {} ({e}); changes are found by the scan every {poll_secs}s (raise fs.inotify.max_user_watches for faster updates)",
-            root.display()
-        );
-        return None;
+    if let Err(e) = watcher.watch(root, RecursiveMode::NonRecursive) {
+        return unavailable(format!("{} ({e})", root.display()));
     }
-    Some(watcher)
+    let folders: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| is_top_folder(root, p))
+                .collect()
+        })
+        .unwrap_or_default();
+    for folder in folders {
+        if let Err(e) = add_folder(&mut watcher, &folder) {
+            return unavailable(format!("{} ({e})", folder.display()));
+        }
+    }
+    // Keeps the watcher alive; its handler holds the sender, so this waits forever.
+    while let Ok(folder) = added.recv() {
+        if let Err(e) = add_folder(&mut watcher, &folder) {
+            return unavailable(format!("{} ({e})", folder.display()));
+        }
+    }
+}
+
+/// Watches a top folder recursively. A folder that vanished meanwhile is no error; running out
+/// of inotify watches is.
+fn add_folder(watcher: &mut RecommendedWatcher, folder: &Path) -> Result<(), notify::Error> {
+    match watcher.watch(folder, RecursiveMode::Recursive) {
+        Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => Ok(()),
+        Err(e) if matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A visible folder (not a link) directly under the root.
+fn is_top_folder(root: &Path, path: &Path) -> bool {
+    path.parent() == Some(root)
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
 /// Whether an event may mean that something was written (opening or reading does not).
@@ -127,7 +174,10 @@ mod tests {
             rel("/r/runs/a/1/events.jsonl"),
             Some(PathBuf::from("runs/a/1/events.jsonl"))
         );
-        assert_eq!(rel("/r/runs/a/1/.deleted"), Some(PathBuf::from("runs/a/1/.deleted")));
+        assert_eq!(
+            rel("/r/runs/a/1/.deleted"),
+            Some(PathBuf::from("runs/a/1/.deleted"))
+        );
         assert_eq!(rel("/r/.runicorn-agent/index.sqlite-wal"), None);
         assert_eq!(rel("/r/runs/a/1/.status.json.tmp-1-2"), None);
         assert_eq!(rel("/elsewhere/x"), None);
@@ -135,7 +185,9 @@ mod tests {
         assert!(!is_write(&EventKind::Access(AccessKind::Open(
             notify::event::AccessMode::Any
         ))));
-        assert!(is_write(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(is_write(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
         assert!(is_write(&EventKind::Modify(notify::event::ModifyKind::Any)));
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! Builds the point batches of R runs × S steps × 3 metrics, as the agent sends them, and in the
 //! same run measures:
-//!   - the `events.jsonl` bytes those points occupy on the server (what `rsync` would move);
-//!   - our encoding (JSON, columnar `RunPoints`): size, encode and decode time;
-//!   - a compact binary encoding of the same columns (little-endian arrays with a small header),
-//!     the alternative the protocol issue asked to weigh.
+//! - the `events.jsonl` bytes those points occupy on the server (what `rsync` would move);
+//! - our encoding (JSON, columnar `RunPoints`): size, encode and decode time;
+//! - a compact binary encoding of the same columns (little-endian arrays with a small header),
+//!   the alternative the protocol issue asked to weigh.
+//!
 //! Prints sizes, throughput and the ratios JSON/binary, so the choice stays checked.
 //!
 //! Usage: cargo build --release --bins && target/release/wire_encoding [--runs 1000 --steps 100]
@@ -201,12 +202,22 @@ fn main() -> anyhow::Result<()> {
         decode_binary(&binary)? == b,
         "binary round trip changed the batch"
     );
-    let (json_enc, _) = time_best_and_median(args.repeats, || Ok(drop(serde_json::to_vec(&b)?)))?;
-    let (json_dec, _) = time_best_and_median(args.repeats, || {
-        Ok(drop(serde_json::from_slice::<PointBatch>(&json)?))
+    let (json_enc, _) = time_best_and_median(args.repeats, || {
+        std::hint::black_box(serde_json::to_vec(&b)?);
+        Ok(())
     })?;
-    let (bin_enc, _) = time_best_and_median(args.repeats, || Ok(drop(encode_binary(&b))))?;
-    let (bin_dec, _) = time_best_and_median(args.repeats, || Ok(drop(decode_binary(&binary)?)))?;
+    let (json_dec, _) = time_best_and_median(args.repeats, || {
+        std::hint::black_box(serde_json::from_slice::<PointBatch>(&json)?);
+        Ok(())
+    })?;
+    let (bin_enc, _) = time_best_and_median(args.repeats, || {
+        std::hint::black_box(encode_binary(&b));
+        Ok(())
+    })?;
+    let (bin_dec, _) = time_best_and_median(args.repeats, || {
+        std::hint::black_box(decode_binary(&binary)?);
+        Ok(())
+    })?;
     let events = events_bytes(args.runs, args.steps)?;
     println!("machine: {}", machine_description());
     println!(

@@ -114,15 +114,9 @@ pub fn read_frame_payload(reader: &mut impl Read, max_bytes: u32) -> Result<Vec<
             expected: LENGTH_PREFIX_BYTES,
         });
     }
-    let len = match check_length(prefix, max_bytes) {
-        Ok(len) => len,
-        Err(e) => {
-            // Show a little more of what the peer sent: it is usually text.
-            let mut more = [0u8; 56];
-            let n = read_full(reader, &mut more).unwrap_or(0);
-            return Err(with_more_preview(e, prefix, &more[..n]));
-        }
-    };
+    // A blocking reader shows only the prefix: reading on for a longer preview could wait
+    // forever on a peer that sent a bad length and then waits itself.
+    let len = check_length(prefix, max_bytes)?;
     let mut payload = vec![0u8; len];
     let got = read_full(reader, &mut payload)?;
     if got < len {
@@ -266,6 +260,15 @@ mod tests {
     fn a_text_greeting_is_refused_by_size_and_shown() {
         let mut r: &[u8] = b"Welcome to gpu-01! Last login: yesterday\n";
         match read_frame(&mut r, 16 << 20) {
+            Err(FrameError::Oversized { preview, .. }) => assert_eq!(preview, "Welc"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_async_reader_shows_more_of_a_greeting() {
+        let mut r: &[u8] = b"Welcome to gpu-01! Last login: yesterday\n";
+        match async_io::read_frame(&mut r, 16 << 20).await {
             Err(FrameError::Oversized { preview, .. }) => {
                 assert!(preview.starts_with("Welcome to gpu-01"), "{preview}")
             }
