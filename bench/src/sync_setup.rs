@@ -243,14 +243,44 @@ pub fn hub_command(hub: &Path, home: &Path, hub_dir: &Path) -> Command {
     cmd
 }
 
-/// Runs `cmd` to the end and returns how long it took; fails with its output when it fails.
-pub fn time_command(cmd: &mut Command) -> anyhow::Result<(Duration, Vec<u8>)> {
+/// One finished command: its wall time, the CPU time the whole machine spent meanwhile (both
+/// ends of the link: hub or rsync, ssh, sshd, agent), and what it printed.
+pub struct Timed {
+    pub wall: Duration,
+    /// Busy CPU seconds of every core during the command (from `/proc/stat`).
+    pub cpu: f64,
+    pub stdout: Vec<u8>,
+}
+
+/// Busy CPU seconds of the machine so far (user, nice, system, irq, softirq, steal).
+pub fn machine_cpu_seconds() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().next() else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    busy / 100.0
+}
+
+/// Runs `cmd` to the end and times it; fails with its output when it fails.
+pub fn time_command(cmd: &mut Command) -> anyhow::Result<Timed> {
+    let cpu_before = machine_cpu_seconds();
     let start = Instant::now();
     let out = cmd
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {cmd:?}"))?;
-    let elapsed = start.elapsed();
+    let wall = start.elapsed();
+    let cpu = machine_cpu_seconds() - cpu_before;
     anyhow::ensure!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}\n{}",
@@ -258,7 +288,18 @@ pub fn time_command(cmd: &mut Command) -> anyhow::Result<(Duration, Vec<u8>)> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok((elapsed, out.stdout))
+    Ok(Timed {
+        wall,
+        cpu,
+        stdout: out.stdout,
+    })
+}
+
+/// The machine's load averages, for the record.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// What `runicorn-hub sync --json` printed for one remote.

@@ -24,7 +24,7 @@ use anyhow::Context;
 use clap::Parser;
 use runicorn_bench::machine_description;
 use runicorn_bench::sync_setup::{
-    percentile, private_binaries, show, store_totals, tree_size, write_tree, Server,
+    load_average, percentile, private_binaries, show, store_totals, tree_size, write_tree, Server,
 };
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, Store};
@@ -367,7 +367,10 @@ fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the file poller panicked"))?;
     let hub_stderr = follow.stop();
 
-    println!("latency from log() until a poller sees the point:");
+    println!(
+        "latency from log() until a poller sees the point (load average now: {}):",
+        load_average()
+    );
     let mut worst_p95: f64 = 0.0;
     let mut all_arrived = true;
     for (who, logged, dir) in [
@@ -386,6 +389,11 @@ fn main() -> anyhow::Result<()> {
         println!(
             "  {who:<15} baseline, events.jsonl here: {}",
             summary(&file, file_missing)
+        );
+        println!(
+            "  {who:<15} ratio hub / baseline: p50 {:.1}, p95 {:.1}",
+            percentile(&store, 50.0) / percentile(&file, 50.0),
+            percentile(&store, 95.0) / percentile(&file, 95.0)
         );
         worst_p95 = worst_p95.max(percentile(&store, 95.0));
         all_arrived &= missing == 0;

@@ -8,7 +8,9 @@
 //!   --once` command (SSH handshake, agent start, listing, every point into a fresh store),
 //!   with a fresh agent index and with one the agent built before, against `rsync -a` of the
 //!   root (its index left out) into an empty folder. "Cold" drops the page cache before each
-//!   command, for both sides alike;
+//!   command and reads the programs back (cold data, warm programs; `--cold-programs` leaves
+//!   them cold), for both sides alike. Every store and copy is kept until the end (deleting a
+//!   big tree slows the next file creations down on some disks);
 //! - the incremental sync: one run gains 10 steps, then `runicorn-hub sync --json` end to end
 //!   (and the `seconds` and `requests` it prints), against `rsync -a` into the synced copy;
 //! - both again through a relay that adds `--rtt-ms` of round-trip time (both sides use it);
@@ -25,9 +27,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use runicorn_bench::sync_setup::{
-    agent_alone, append_steps, best_median, private_binaries, program_files, remove_agent_index,
-    run_rel_dir, show, store_totals, time_command, tree_size, warm_programs, write_tree,
-    AgentBreakdown, Link, Server, SyncReport, METRICS_PER_STEP,
+    agent_alone, append_steps, best_median, load_average, private_binaries, program_files,
+    remove_agent_index, run_rel_dir, show, store_totals, time_command, tree_size, warm_programs,
+    write_tree, AgentBreakdown, Link, Server, SyncReport, METRICS_PER_STEP,
 };
 use runicorn_bench::{drop_page_cache, machine_description};
 use tempfile::TempDir;
@@ -94,12 +96,26 @@ struct Bench {
 }
 
 /// One side's timings in a table row.
-fn row(label: &str, times: &[Duration]) -> String {
-    let (best, median) = best_median(times);
+/// Wall times and the machine's CPU seconds of some repetitions.
+type Samples = Vec<(Duration, f64)>;
+
+fn walls(samples: &[(Duration, f64)]) -> Vec<Duration> {
+    samples.iter().map(|s| s.0).collect()
+}
+
+fn median_wall(samples: &[(Duration, f64)]) -> Duration {
+    best_median(&walls(samples)).1
+}
+
+fn row(label: &str, samples: &[(Duration, f64)]) -> String {
+    let (best, median) = best_median(&walls(samples));
+    let mut cpu: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    cpu.sort_by(f64::total_cmp);
     format!(
-        "  {label:<52} best {:>8}  median {:>8}",
+        "  {label:<52} best {:>8}  median {:>8}  (CPU {:.2} s)",
         show(best),
-        show(median)
+        show(median),
+        cpu.get(cpu.len() / 2).copied().unwrap_or(f64::NAN)
     )
 }
 
@@ -135,7 +151,12 @@ impl Bench {
     }
 
     /// One whole `connect --once` into a fresh store; checks the store got every point.
-    fn hub_first(&self, link: &Link, fresh_index: bool, cold: bool) -> anyhow::Result<Duration> {
+    fn hub_first(
+        &self,
+        link: &Link,
+        fresh_index: bool,
+        cold: bool,
+    ) -> anyhow::Result<(Duration, f64)> {
         let hub_dir = &self.scratch("store-")?;
         if fresh_index {
             remove_agent_index(&self.root)?;
@@ -144,7 +165,7 @@ impl Bench {
         let mut cmd = self
             .server
             .connect(&self.hub, hub_dir, link, &self.agent, &self.root);
-        let (took, _) = time_command(cmd.args(["--once", "--quiet"]))?;
+        let took = time_command(cmd.args(["--once", "--quiet"]))?;
         let (runs, points) = store_totals(hub_dir)?;
         anyhow::ensure!(
             runs == self.runs as u64 && points == self.points,
@@ -152,22 +173,22 @@ impl Bench {
             self.runs,
             self.points
         );
-        Ok(took)
+        Ok((took.wall, took.cpu))
     }
 
     /// One `rsync -a` into an empty folder; checks every file arrived.
-    fn rsync_first(&self, link: &Link, cold: bool) -> anyhow::Result<Duration> {
+    fn rsync_first(&self, link: &Link, cold: bool) -> anyhow::Result<(Duration, f64)> {
         let dest = &self.scratch("rsync-")?;
         self.settle(cold);
-        let (took, _) = time_command(&mut self.server.rsync(link, &self.root, dest))?;
+        let took = time_command(&mut self.server.rsync(link, &self.root, dest))?;
         let (want, _) = tree_size(&self.root);
         let (got, _) = tree_size(dest);
         anyhow::ensure!(got == want, "rsync copied {got} of {want} files");
-        Ok(took)
+        Ok((took.wall, took.cpu))
     }
 
     fn first_sync(&self, link: &Link, cold: bool, repeats: usize) -> anyhow::Result<(f64, f64)> {
-        let (mut fresh, mut built, mut rsync) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut fresh, mut built, mut rsync) = (Samples::new(), Samples::new(), Samples::new());
         for _ in 0..repeats {
             fresh.push(self.hub_first(link, true, cold)?);
             built.push(self.hub_first(link, false, cold)?);
@@ -184,9 +205,9 @@ impl Bench {
             row("hub connect --once, agent index already built", &built)
         );
         println!("{}", row("rsync -a into an empty folder", &rsync));
-        let r = best_median(&rsync).1.as_secs_f64();
-        let ratio_fresh = best_median(&fresh).1.as_secs_f64() / r;
-        let ratio_built = best_median(&built).1.as_secs_f64() / r;
+        let r = median_wall(&rsync).as_secs_f64();
+        let ratio_fresh = median_wall(&fresh).as_secs_f64() / r;
+        let ratio_built = median_wall(&built).as_secs_f64() / r;
         println!(
             "  ratio hub / rsync (medians): fresh index {ratio_fresh:.2}, built index {ratio_built:.2}"
         );
@@ -218,21 +239,22 @@ impl Bench {
             if cold && !self.can_drop {
                 continue;
             }
-            let (mut hub, mut rsync, mut reports) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut hub, mut rsync, mut reports) = (Samples::new(), Samples::new(), Vec::new());
             for _ in 0..changes {
                 self.change_a_run(steps)?;
                 self.settle(cold);
                 let mut sync = self.server.hub(&self.hub, hub_dir);
-                let (took, out) = time_command(sync.args(["sync", "--json"]))?;
-                let report = SyncReport::parse(&out)?;
+                let took = time_command(sync.args(["sync", "--json"]))?;
+                let report = SyncReport::parse(&took.stdout)?;
                 anyhow::ensure!(
                     report.points == (steps * METRICS_PER_STEP) as u64 && report.runs == 1,
                     "the incremental sync moved {report:?}"
                 );
-                hub.push(took);
+                hub.push((took.wall, took.cpu));
                 reports.push(report);
                 self.settle(cold);
-                rsync.push(time_command(&mut self.server.rsync(link, &self.root, dest))?.0);
+                let r = time_command(&mut self.server.rsync(link, &self.root, dest))?;
+                rsync.push((r.wall, r.cpu));
             }
             let (_, store_points) = store_totals(hub_dir)?;
             anyhow::ensure!(store_points == self.points, "the store missed points");
@@ -250,8 +272,8 @@ impl Bench {
                 secs[secs.len() / 2] * 1e3
             );
             println!("{}", row("rsync -a into the synced copy", &rsync));
-            let (_, hub_median) = best_median(&hub);
-            let ratio = hub_median.as_secs_f64() / best_median(&rsync).1.as_secs_f64();
+            let hub_median = median_wall(&hub);
+            let ratio = hub_median.as_secs_f64() / median_wall(&rsync).as_secs_f64();
             println!("  ratio hub / rsync (medians): {ratio:.2}");
             results.push((cold, hub_median, requests));
         }
@@ -263,12 +285,14 @@ impl Bench {
 
     fn breakdown(&self, link: &Link, warm_ratio: Option<f64>) -> anyhow::Result<()> {
         println!("breakdown of the first sync (warm page cache, fresh agent index, best of 3):");
-        let best = |f: &mut dyn FnMut() -> anyhow::Result<Duration>| -> anyhow::Result<Duration> {
+        // The fastest of three, with the CPU it took.
+        let best = |f: &mut dyn FnMut() -> anyhow::Result<(Duration, f64)>| {
             let mut t = Vec::new();
             for _ in 0..3 {
                 t.push(f()?);
             }
-            Ok(best_median(&t).0)
+            t.sort_by_key(|s| s.0);
+            anyhow::Ok(t[0])
         };
         let empty = &self.scratch("empty-root-")?;
         let fixed = best(&mut || {
@@ -276,7 +300,8 @@ impl Bench {
             let mut cmd = self
                 .server
                 .connect(&self.hub, hub_dir, link, &self.agent, empty);
-            Ok(time_command(cmd.args(["--once", "--quiet"]))?.0)
+            let t = time_command(cmd.args(["--once", "--quiet"]))?;
+            Ok((t.wall, t.cpu))
         })?;
         println!(
             "{}",
@@ -331,7 +356,8 @@ impl Bench {
                 .arg("--agent")
                 .arg(&self.agent)
                 .args(["--name", "gpu", "--no-ui", "--once", "--quiet"]);
-            Ok(time_command(&mut cmd)?.0)
+            let t = time_command(&mut cmd)?;
+            Ok((t.wall, t.cpu))
         })?;
         println!(
             "{}",
@@ -346,9 +372,9 @@ impl Bench {
             row("hub connect over SSH --once, fresh index", &[ssh])
         );
         println!(
-            "  ⇒ SSH transport {}, hub decode + store (local minus agent alone) {}, agent {}",
-            show(ssh.saturating_sub(local)),
-            show(local.saturating_sub(best_fresh)),
+            "  ⇒ over SSH minus local: {:+.2} s; local minus agent alone (hub decode + store, where they do not overlap the agent): {:+.2} s; agent alone {}",
+            ssh.0.as_secs_f64() - local.0.as_secs_f64(),
+            local.0.as_secs_f64() - best_fresh.as_secs_f64(),
             show(best_fresh)
         );
         if let Some(r) = warm_ratio {
@@ -418,6 +444,10 @@ fn main() -> anyhow::Result<()> {
         }
     );
     println!("remote sessions: HOME is an empty folder (no ~/.bashrc runs on the server side)");
+    println!(
+        "CPU: busy seconds of the whole machine during each command (both ends); load average at start: {}",
+        load_average()
+    );
 
     let mut bench = Bench {
         hub,
@@ -455,6 +485,7 @@ fn main() -> anyhow::Result<()> {
         goals.push((link.describe(), cold_fresh, cold_built, incremental));
     }
     println!();
+    println!("load average at the end: {}", load_average());
     for (link, fresh, built, incremental) in goals {
         println!(
             "goal first sync ≤ 1.0 × rsync ({link}, {}): fresh index {fresh:.2} -> {}; built index {built:.2} -> {}",

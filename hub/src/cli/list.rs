@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use runicorn_hub::store_thread::StoreHandle;
-use runicorn_store::{RunFilter, RunRow};
+use runicorn_store::{RunFilter, RunOrder, RunRow, RunSort};
 use serde_json::json;
 
 use super::terminal::{color_stdout, figure, paint};
@@ -44,6 +44,11 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
         status: (!args.status.is_empty()).then(|| args.status.clone()),
         include_deleted: args.all,
         include_removed: args.all,
+        // Oldest first, as `runicorn-agent ls`: the newest runs end up next to the prompt.
+        sort: RunSort {
+            by: RunOrder::CreatedAt,
+            descending: false,
+        },
         ..RunFilter::default()
     };
     let runs = store.call(move |s| s.list_runs(&filter)).await??;
