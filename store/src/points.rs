@@ -9,19 +9,20 @@
 //! - `truncated`: the file was replaced; the run's points are dropped first;
 //! - `missing`: the run directory is gone; nothing changes (the change feed says so).
 //!
-//! This is the hub's hottest path (goal ≥ 2 M points/s, `bench/src/bin/hub_ingest.rs`): rows go
-//! into the `WITHOUT ROWID` table keyed by integer (run, key, step) through cached multi-row
-//! `INSERT` statements (512 rows each, run and key bound once), and per-key totals are kept
-//! without reading the table back when steps only grow.
+//! This is the hub's hottest path (goal ≥ 2 M points/s, `bench/src/bin/hub_ingest.rs`, for
+//! both few long runs and many short ones): a batch looks up all its runs' copies and per-key
+//! totals with one query each, its rows (across every run and key) go into the `WITHOUT ROWID`
+//! table keyed by integer (run, key, step) through 1,000-row `INSERT` statements, and the
+//! totals are computed in memory (without reading the table back when steps only grow) and
+//! written once per batch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Statement, Transaction};
 
 use runicorn_protocol::wire::{check_wire_path, PointBatch, RunPoints, Series};
 
-use crate::changes::run_id_of;
 use crate::error::{SqliteContext, StoreError};
 use crate::remotes::RemoteId;
 use crate::store::{from_sql_int, to_sql_int, Store};
@@ -39,41 +40,44 @@ pub struct IngestStats {
     pub truncated: u64,
 }
 
-/// Rows per multi-row `INSERT`, largest first; a series is written with as few statements as
-/// these sizes allow. 512 rows bind 2 + 1,536 parameters (SQLite allows 32,766). Fewer, larger
-/// statements also copy the last leaf page into the statement journal less often.
-const CHUNKS: [usize; 4] = [512, 64, 8, 1];
+/// Rows per multi-row `INSERT INTO points`: 1,000 rows bind 5,000 parameters (SQLite allows
+/// 32,766). A batch's rows, across all its runs and keys, go out in statements of this size
+/// (one cached statement) and one statement for the remainder. Fewer, larger statements also
+/// copy the last leaf page into the statement journal less often.
+const CHUNK_ROWS: usize = 1000;
+/// Rows per multi-row upsert of `run_keys` totals (5 parameters each).
+const TOTALS_CHUNK: usize = 200;
 /// Corrupt lines kept per run (the agent reports the first 100 of each range).
 const MAX_CORRUPT_LINES: i64 = 1000;
 /// Longest metric key accepted.
 const MAX_KEY_BYTES: usize = 1024;
 
-fn insert_sql(rows: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        CHUNKS
-            .iter()
-            .map(|&n| {
-                let mut sql = String::from(
-                    "INSERT OR REPLACE INTO points(run, key, step, time, value) VALUES ",
-                );
-                for i in 0..n {
-                    let b = 3 + 3 * i;
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&format!("(?1,?2,?{},?{},?{})", b, b + 1, b + 2));
-                }
-                sql
-            })
-            .collect()
-    });
-    let at = CHUNKS
-        .iter()
-        .position(|&n| n == rows)
-        .unwrap_or(CHUNKS.len() - 1);
-    // `at` indexes CHUNKS, and `all` has one entry per chunk size.
-    all.get(at).map_or("", String::as_str)
+const INSERT_POINTS: &str = "INSERT OR REPLACE INTO points(run, key, step, time, value) VALUES ";
+const UPSERT_TOTALS: &str =
+    "INSERT OR REPLACE INTO run_keys(run, key, points, first_step, last_step) VALUES ";
+
+/// `head` followed by `rows` groups of five anonymous parameters.
+fn values_sql(head: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * 12);
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?)");
+    }
+    sql
+}
+
+/// The full-size statements, built once per process.
+fn full_insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| values_sql(INSERT_POINTS, CHUNK_ROWS))
+}
+
+fn full_totals_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| values_sql(UPSERT_TOTALS, TOTALS_CHUNK))
 }
 
 /// Refuses a `RunPoints` whose parts do not fit together, before anything is written.
@@ -134,7 +138,8 @@ fn check_run_points(remote: &str, rp: &RunPoints) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The store's copy of one run's `events.jsonl`.
+/// The store's copy of one run's `events.jsonl`, as this batch has left it so far.
+#[derive(Clone, Copy)]
 struct Copy {
     run: i64,
     offset: u64,
@@ -146,6 +151,112 @@ struct KeyTotals {
     points: i64,
     first_step: i64,
     last_step: i64,
+}
+
+/// One row of `points`.
+#[derive(Clone, Copy)]
+struct Row {
+    run: i64,
+    key: i64,
+    step: i64,
+    time: f64,
+    value: f64,
+}
+
+/// What one batch writes besides the points: the totals of every (run, key) of its runs
+/// (read once, kept in memory, written back once) and where each applied run's copy ends.
+#[derive(Default)]
+struct Pending {
+    /// Rows not yet inserted (fewer than `CHUNK_ROWS`).
+    rows: Vec<Row>,
+    /// `run_keys` of every run of the batch, as the batch has changed them.
+    totals: BTreeMap<(i64, i64), KeyTotals>,
+    /// The (run, key) totals this batch changed.
+    dirty: BTreeSet<(i64, i64)>,
+    /// Applied runs: run → (copy offset, next line).
+    copies: BTreeMap<i64, (u64, u64)>,
+}
+
+impl Pending {
+    fn push(&mut self, tx: &Transaction, row: Row) -> rusqlite::Result<()> {
+        self.rows.push(row);
+        if self.rows.len() >= CHUNK_ROWS {
+            self.flush(tx)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts every buffered row.
+    fn flush(&mut self, tx: &Transaction) -> rusqlite::Result<()> {
+        for chunk in self.rows.chunks(CHUNK_ROWS) {
+            if chunk.len() == CHUNK_ROWS {
+                insert_rows(&mut *tx.prepare_cached(full_insert_sql())?, chunk)?;
+            } else {
+                insert_rows(
+                    &mut tx.prepare(&values_sql(INSERT_POINTS, chunk.len()))?,
+                    chunk,
+                )?;
+            }
+        }
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Sum of points and last step over every key of `run`.
+    fn run_totals(&self, run: i64) -> (i64, Option<i64>) {
+        self.totals.range((run, i64::MIN)..=(run, i64::MAX)).fold(
+            (0, None),
+            |(points, last), (_, t)| {
+                (
+                    points + t.points,
+                    Some(last.map_or(t.last_step, |l: i64| l.max(t.last_step))),
+                )
+            },
+        )
+    }
+
+    /// Forgets the totals of a run whose points were dropped.
+    fn forget_run(&mut self, run: i64) {
+        let range = (run, i64::MIN)..=(run, i64::MAX);
+        let keys: Vec<(i64, i64)> = self.totals.range(range.clone()).map(|(k, _)| *k).collect();
+        for k in keys {
+            self.totals.remove(&k);
+        }
+        let dirty: Vec<(i64, i64)> = self.dirty.range(range).copied().collect();
+        for k in dirty {
+            self.dirty.remove(&k);
+        }
+    }
+}
+
+fn insert_rows(stmt: &mut Statement<'_>, rows: &[Row]) -> rusqlite::Result<()> {
+    for (j, r) in rows.iter().enumerate() {
+        let b = 1 + 5 * j;
+        stmt.raw_bind_parameter(b, r.run)?;
+        stmt.raw_bind_parameter(b + 1, r.key)?;
+        stmt.raw_bind_parameter(b + 2, r.step)?;
+        // A NaN binds as NULL, which the schema reads back as NaN.
+        stmt.raw_bind_parameter(b + 3, r.time)?;
+        stmt.raw_bind_parameter(b + 4, r.value)?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+fn upsert_totals(
+    stmt: &mut Statement<'_>,
+    rows: &[((i64, i64), KeyTotals)],
+) -> rusqlite::Result<()> {
+    for (j, ((run, key), t)) in rows.iter().enumerate() {
+        let b = 1 + 5 * j;
+        stmt.raw_bind_parameter(b, *run)?;
+        stmt.raw_bind_parameter(b + 1, *key)?;
+        stmt.raw_bind_parameter(b + 2, t.points)?;
+        stmt.raw_bind_parameter(b + 3, t.first_step)?;
+        stmt.raw_bind_parameter(b + 4, t.last_step)?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
 }
 
 impl Store {
@@ -170,13 +281,18 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .at(p)?;
+        let mut copies = copies_of(&tx, remote, batch).at(p)?;
+        let mut pending = Pending {
+            totals: totals_of(&tx, copies.values().map(|c| c.run)).at(p)?,
+            ..Pending::default()
+        };
         let mut new_keys: HashMap<String, i64> = HashMap::new();
         let mut stats = IngestStats::default();
         for rp in &batch.runs {
             if rp.missing {
                 continue;
             }
-            let Some(copy) = copy_of(&tx, remote, &rp.dir).at(p)? else {
+            let Some(copy) = copies.get_mut(rp.dir.as_str()) else {
                 tracing::warn!(
                     remote = name,
                     dir = rp.dir,
@@ -186,7 +302,11 @@ impl Store {
                 continue;
             };
             if rp.truncated {
+                // Rows of this run buffered earlier in the batch are inserted, then dropped.
+                pending.flush(&tx).at(p)?;
                 drop_points(&tx, copy.run).at(p)?;
+                pending.forget_run(copy.run);
+                copy.offset = 0;
                 stats.truncated += 1;
             } else if rp.from != copy.offset {
                 if rp.to <= copy.offset {
@@ -200,27 +320,18 @@ impl Store {
                     continue;
                 }
             }
+            let run = copy.run;
+            copy.offset = rp.to;
             for series in &rp.series {
                 let key = intern_key(&tx, key_ids, &mut new_keys, &series.key).at(p)?;
-                stats.points += write_series(&tx, copy.run, key, rp, series).at(p)?;
+                stats.points += write_series(&tx, &mut pending, run, key, rp, series).at(p)?;
             }
-            store_corrupt_lines(&tx, copy.run, rp).at(p)?;
-            tx.prepare_cached(
-                "UPDATE runs SET copy_offset = ?2, copy_next_line = ?3,
-                    stored_points = (SELECT coalesce(sum(points), 0) FROM run_keys WHERE run = ?1),
-                    stored_last_step = (SELECT max(last_step) FROM run_keys WHERE run = ?1)
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    copy.run,
-                    to_sql_int(rp.to),
-                    to_sql_int(rp.next_line)
-                ])
-            })
-            .at(p)?;
+            store_corrupt_lines(&tx, run, rp).at(p)?;
+            pending.copies.insert(run, (rp.to, rp.next_line));
             stats.runs += 1;
         }
+        pending.flush(&tx).at(p)?;
+        write_totals(&tx, &pending).at(p)?;
         tx.commit().at(p)?;
         // Only ids that were committed may be remembered.
         key_ids.extend(new_keys);
@@ -228,17 +339,106 @@ impl Store {
     }
 }
 
-fn copy_of(tx: &Transaction, remote: RemoteId, dir: &str) -> rusqlite::Result<Option<Copy>> {
-    let Some(run) = run_id_of(tx, remote, dir)? else {
-        return Ok(None);
-    };
-    let offset: i64 = tx
-        .prepare_cached("SELECT copy_offset FROM runs WHERE id = ?1")?
-        .query_row([run], |r| r.get(0))?;
-    Ok(Some(Copy {
-        run,
-        offset: from_sql_int(offset),
-    }))
+/// The copies of every run the batch names (missing runs aside), by directory, in one query.
+fn copies_of<'b>(
+    tx: &Transaction,
+    remote: RemoteId,
+    batch: &'b PointBatch,
+) -> rusqlite::Result<HashMap<&'b str, Copy>> {
+    let dirs: Vec<&str> = batch
+        .runs
+        .iter()
+        .filter(|rp| !rp.missing)
+        .map(|rp| rp.dir.as_str())
+        .collect();
+    let mut out = HashMap::with_capacity(dirs.len());
+    if dirs.is_empty() {
+        return Ok(out);
+    }
+    let json = serde_json::to_string(&dirs)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT dir, id, copy_offset FROM runs
+         WHERE remote = ?1 AND dir IN (SELECT value FROM json_each(?2))",
+    )?;
+    let mut rows = stmt.query(params![remote.0, json])?;
+    while let Some(r) = rows.next()? {
+        let dir: String = r.get(0)?;
+        let copy = Copy {
+            run: r.get(1)?,
+            offset: from_sql_int(r.get(2)?),
+        };
+        // The batch names this directory, so one of its strings can be borrowed.
+        if let Some(rp) = batch.runs.iter().find(|rp| rp.dir == dir) {
+            out.insert(rp.dir.as_str(), copy);
+        }
+    }
+    Ok(out)
+}
+
+/// The `run_keys` rows of `runs`, in one query.
+fn totals_of(
+    tx: &Transaction,
+    runs: impl Iterator<Item = i64>,
+) -> rusqlite::Result<BTreeMap<(i64, i64), KeyTotals>> {
+    let mut out = BTreeMap::new();
+    let ids: Vec<i64> = runs.collect();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let json = serde_json::to_string(&ids)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT run, key, points, first_step, last_step FROM run_keys
+         WHERE run IN (SELECT value FROM json_each(?1))",
+    )?;
+    let mut rows = stmt.query([json])?;
+    while let Some(r) = rows.next()? {
+        out.insert(
+            (r.get(0)?, r.get(1)?),
+            KeyTotals {
+                points: r.get(2)?,
+                first_step: r.get(3)?,
+                last_step: r.get(4)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Writes the changed (run, key) totals and moves every applied run's copy on.
+fn write_totals(tx: &Transaction, pending: &Pending) -> rusqlite::Result<()> {
+    let changed: Vec<((i64, i64), KeyTotals)> = pending
+        .dirty
+        .iter()
+        .filter_map(|k| pending.totals.get(k).map(|t| (*k, *t)))
+        .collect();
+    for chunk in changed.chunks(TOTALS_CHUNK) {
+        if chunk.len() == TOTALS_CHUNK {
+            upsert_totals(&mut *tx.prepare_cached(full_totals_sql())?, chunk)?;
+        } else {
+            upsert_totals(
+                &mut tx.prepare(&values_sql(UPSERT_TOTALS, chunk.len()))?,
+                chunk,
+            )?;
+        }
+    }
+    let mut stmt = tx.prepare_cached(
+        "UPDATE runs SET copy_offset = ?2, copy_next_line = ?3, stored_points = ?4,
+            stored_last_step = ?5
+         WHERE id = ?1",
+    )?;
+    for (&run, &(offset, next_line)) in &pending.copies {
+        let (points, last_step) = pending.run_totals(run);
+        stmt.execute(params![
+            run,
+            to_sql_int(offset),
+            to_sql_int(next_line),
+            points,
+            last_step
+        ])?;
+    }
+    Ok(())
 }
 
 fn drop_points(tx: &Transaction, run: i64) -> rusqlite::Result<()> {
@@ -278,9 +478,11 @@ fn intern_key(
     Ok(id)
 }
 
-/// Writes one series and updates its (run, key) totals; returns the values written.
+/// Queues one series' rows and updates its (run, key) totals in `pending`; returns the values
+/// written.
 fn write_series(
     tx: &Transaction,
+    pending: &mut Pending,
     run: i64,
     key: i64,
     rp: &RunPoints,
@@ -309,18 +511,7 @@ fn write_series(
         lo = lo.min(step);
         hi = hi.max(step);
     }
-    let before: Option<KeyTotals> = tx
-        .prepare_cached(
-            "SELECT points, first_step, last_step FROM run_keys WHERE run = ?1 AND key = ?2",
-        )?
-        .query_row([run, key], |r| {
-            Ok(KeyTotals {
-                points: r.get(0)?,
-                first_step: r.get(1)?,
-                last_step: r.get(2)?,
-            })
-        })
-        .optional()?;
+    let before = pending.totals.get(&(run, key)).copied();
     let appends = increasing && before.is_none_or(|b| lo > b.last_step);
     let count_range = |tx: &Transaction| -> rusqlite::Result<i64> {
         tx.prepare_cached(
@@ -328,33 +519,30 @@ fn write_series(
         )?
         .query_row([run, key, lo, hi], |r| r.get(0))
     };
-    let held_before = if appends { 0 } else { count_range(tx)? };
-
-    let mut i = 0;
-    for &chunk in &CHUNKS {
-        if n - i < chunk {
-            continue;
-        }
-        let mut stmt = tx.prepare_cached(insert_sql(chunk))?;
-        stmt.raw_bind_parameter(1, run)?;
-        stmt.raw_bind_parameter(2, key)?;
-        while n - i >= chunk {
-            for j in 0..chunk {
-                let row = row_of(i + j);
-                let b = 3 + 3 * j;
-                // A NaN binds as NULL, which the schema reads back as NaN.
-                stmt.raw_bind_parameter(b, rp.steps[row])?;
-                stmt.raw_bind_parameter(b + 1, rp.times[row])?;
-                stmt.raw_bind_parameter(b + 2, series.values[i + j])?;
-            }
-            stmt.raw_execute()?;
-            i += chunk;
-        }
+    let held_before = if appends {
+        0
+    } else {
+        // Counting needs the table to hold every row queued so far.
+        pending.flush(tx)?;
+        count_range(tx)?
+    };
+    for i in 0..n {
+        let row = row_of(i);
+        pending.push(
+            tx,
+            Row {
+                run,
+                key,
+                step: rp.steps[row],
+                time: rp.times[row],
+                value: series.values[i],
+            },
+        )?;
     }
-
     let added = if appends {
         n as i64
     } else {
+        pending.flush(tx)?;
         count_range(tx)? - held_before
     };
     let totals = match before {
@@ -369,17 +557,8 @@ fn write_series(
             last_step: hi,
         },
     };
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO run_keys(run, key, points, first_step, last_step)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        run,
-        key,
-        totals.points,
-        totals.first_step,
-        totals.last_step
-    ])?;
+    pending.totals.insert((run, key), totals);
+    pending.dirty.insert((run, key));
     Ok(n as u64)
 }
 
@@ -635,6 +814,57 @@ mod tests {
         let once = dump(&store);
         store.ingest_points(r, &again).unwrap();
         assert_eq!(dump(&store), once);
+    }
+
+    #[test]
+    fn one_batch_naming_a_run_several_times_equals_one_batch_each() {
+        let parts = |truncate_last: bool| {
+            let mut runs: Vec<RunPoints> = [(0, 100, 0..10), (100, 200, 10..20), (50, 200, 5..20)]
+                .into_iter()
+                .map(|(from, to, steps)| point_batch("runs/a/1", from, to, steps).runs.remove(0))
+                .collect();
+            // 700 rows per key: the batch's rows cross a full-size INSERT.
+            runs.push(point_batch("runs/a/1", 200, 300, 20..720).runs.remove(0));
+            if truncate_last {
+                let mut again = point_batch("runs/a/1", 0, 100, 100..105).runs.remove(0);
+                again.truncated = true;
+                runs.push(again);
+            }
+            runs
+        };
+        for truncate_last in [false, true] {
+            let (_t1, mut one) = fresh_store();
+            let (r1, _) = one_run(&mut one, 300);
+            let stats = one
+                .ingest_points(
+                    r1,
+                    &PointBatch {
+                        runs: parts(truncate_last),
+                    },
+                )
+                .unwrap();
+            assert_eq!(stats.runs, 3 + u64::from(truncate_last));
+            let (_t2, mut each) = fresh_store();
+            let (r2, _) = one_run(&mut each, 300);
+            for rp in parts(truncate_last) {
+                each.ingest_points(r2, &PointBatch { runs: vec![rp] })
+                    .unwrap();
+            }
+            // Every table but those holding the wall-clock time each store was filled at.
+            let tables = |store: &Store| {
+                dump(store)
+                    .split("== ")
+                    .filter(|t| !t.starts_with("remotes") && !t.starts_with("runs"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(tables(&one), tables(&each));
+            let copy = |store: &Store, r| {
+                let row = store.run(r, "runs/a/1").unwrap().unwrap();
+                (row.points, row.last_step, row.synced_bytes)
+            };
+            assert_eq!(copy(&one, r1), copy(&each, r2));
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 mod store;
 
-use super::manifest::{self, is_append_only, Manifest, ManifestFile};
+use super::manifest::{self, is_append_only, ListedDir, Manifest, ManifestFile};
 use super::records::{read_records, StoredRecords};
 use super::{update_with, CachedRun, IndexError, RunIndex};
 
@@ -131,8 +131,9 @@ pub struct Feed {
 
 /// What one scan found of one run.
 enum Outcome {
-    /// Same files, same derived status: nothing to do.
-    Unchanged,
+    /// Same files, same derived status: nothing to do but remember the folder listings when
+    /// some folder was listed again (`Some`).
+    Unchanged(Option<Vec<ListedDir>>),
     /// Something changed: its state must be computed, with its cached records.
     NeedsCache(Box<Manifest>),
     Scanned(Box<Scanned>),
@@ -206,10 +207,14 @@ impl Feed {
             ScanScope::All
         };
         let mut report = ScanReport::default();
+        // The first scan of a process trusts the listings stored with each manifest as later
+        // scans trust their own (a session that lasts lists every folder after a while).
         let deep = scope == ScanScope::All
             && self
                 .last_deep_scan
-                .is_none_or(|t| t.elapsed() >= DEEP_SCAN_EVERY);
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+                >= DEEP_SCAN_EVERY;
         if deep {
             self.last_deep_scan = Some(Instant::now());
         }
@@ -229,9 +234,11 @@ impl Feed {
         report.scanned = outcomes.len();
         let mut found = Vec::new();
         let mut pending = Vec::new();
+        let mut relisted = Vec::new();
         for (i, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
-                Outcome::Unchanged => {}
+                Outcome::Unchanged(None) => {}
+                Outcome::Unchanged(Some(dirs)) => relisted.push((keys[i].clone(), dirs)),
                 Outcome::Scanned(s) => found.push(*s),
                 Outcome::NeedsCache(m) => pending.push((i, *m)),
                 Outcome::Gone => gone.push(keys[i].clone()),
@@ -265,6 +272,14 @@ impl Feed {
             .collect();
         let any_cache_change = found.iter().any(|s| s.cache_changed);
         let any_gone = gone.iter().any(|k| self.runs.contains_key(k));
+        let relisted: Vec<(String, Manifest)> = relisted
+            .into_iter()
+            .filter_map(|(key, dirs)| {
+                let run = self.runs.get_mut(&key)?;
+                run.manifest.dirs = dirs;
+                Some((key, run.manifest.clone()))
+            })
+            .collect();
 
         {
             let mut idx = index.lock().unwrap_or_else(PoisonError::into_inner);
@@ -278,6 +293,10 @@ impl Feed {
                 report.bumped = bumped;
             } else {
                 report.counter = counter_now;
+            }
+            if !relisted.is_empty() {
+                idx.write_listings(&relisted)
+                    .map_err(|cause| idx.sqlite_err(cause))?;
             }
         }
         self.counter_seen = report.counter;
@@ -384,9 +403,12 @@ fn scan_one(
     if let Some(k) = known.filter(|k| !reconcile && k.manifest.files == manifest.files) {
         // The common case of a rescan: no file changed. Only a running run can change (its
         // writer may have died), and only its liveness is judged again.
+        let unchanged = || {
+            Outcome::Unchanged((manifest.dirs != k.manifest.dirs).then(|| manifest.dirs.clone()))
+        };
         match cache {
-            _ if !k.may_crash() => return Outcome::Unchanged,
-            Some(c) if derived_status(loc, c, ctx) == k.status => return Outcome::Unchanged,
+            _ if !k.may_crash() => return unchanged(),
+            Some(c) if derived_status(loc, c, ctx) == k.status => return unchanged(),
             _ => {}
         }
     }

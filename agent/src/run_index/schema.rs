@@ -91,12 +91,31 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
             });
         }
         let Some(sql) = MIGRATIONS.get(version) else {
+            add_columns(&tx)?;
+            tx.commit()?;
             return Ok(());
         };
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
+}
+
+/// Columns added without a new schema version, so that older agents keep using the index:
+/// they never name them, and a row they replace gets the column's default.
+/// `feed_run.listed`: the folders of the run as listed by the walk that gave `files`
+/// (`[[rel, mtime_s, mtime_nsec, settled], ...]`, JSON), so that the first scan of a session
+/// trusts an unchanged folder as later scans do; `'[]'` (list every folder) when unknown.
+fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
+    let has_listed: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('feed_run') WHERE name = 'listed'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_listed {
+        tx.execute_batch("ALTER TABLE feed_run ADD COLUMN listed TEXT NOT NULL DEFAULT '[]'")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

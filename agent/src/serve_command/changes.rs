@@ -24,6 +24,13 @@ pub const MAX_RUNS_PER_BATCH: u32 = 2000;
 /// Builds the encoded answer frame for a `changes` request.
 pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>, RequestError> {
     shared.wait_ready();
+    // A hub that caught up asks what is new: before it subscribed, no scan runs by itself.
+    // (Pages of a listing still being sent need none: what changes meanwhile comes after.)
+    if let Some(since) = req.since.as_ref().filter(|c| c.epoch == shared.epoch) {
+        if since.seq >= shared.index().feed_counter()? {
+            shared.rescan_if_stale();
+        }
+    }
     let limit = shared.out.limit();
     let max_runs = req.max_runs.clamp(1, MAX_RUNS_PER_BATCH) as usize;
     let (reset, page) = {
@@ -191,7 +198,8 @@ mod tests {
         let index = RunIndex::open(root).unwrap();
         let epoch = index.epoch().unwrap();
         let out = FrameWriter::new(Box::new(std::io::sink()), limit);
-        let shared = Shared::new(root.to_owned(), epoch, index, out);
+        let poll = std::time::Duration::from_secs(3600);
+        let shared = Shared::new(root.to_owned(), epoch, index, out, poll);
         Feed::new(root)
             .scan(
                 shared.index_mutex(),

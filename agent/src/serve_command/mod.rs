@@ -59,8 +59,9 @@ pub struct ServeArgs {
     pub stdio: bool,
     #[command(flatten)]
     pub root: RootArgs,
-    /// Seconds between full scans of the root (they find what file events miss: network file
-    /// systems, writers on other hosts, runs whose writer died)
+    /// Seconds between full scans of the root once the hub subscribed (they find what file
+    /// events miss: network file systems, writers on other hosts, runs whose writer died);
+    /// before that, how old a scan a `changes` request accepts
     #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = positive_seconds)]
     pub poll: f64,
     /// Largest frame accepted from the hub, in bytes (at least 1 MiB)
@@ -135,18 +136,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let shared = Arc::new(Shared::new(root.clone(), epoch, index, out));
+    let poll = Duration::from_secs_f64(args.poll);
+    let shared = Arc::new(Shared::new(root.clone(), epoch, index, out, poll));
     let (to_worker, incoming) = mpsc::channel();
     spawn_reader(stdin, args.max_frame_bytes, to_worker).context("starting the reader")?;
     let (triggers_tx, triggers_rx) = mpsc::channel();
     let watcher = (!watcher::disabled_by_env()).then_some(triggers_tx);
-    scanner::spawn_scanner(
-        Arc::clone(&shared),
-        Duration::from_secs_f64(args.poll),
-        triggers_rx,
-        watcher,
-    )
-    .context("starting the scanner")?;
+    scanner::spawn_scanner(Arc::clone(&shared), poll, triggers_rx, watcher)
+        .context("starting the scanner")?;
     Ok(session::serve_requests(&shared, &incoming))
 }
 

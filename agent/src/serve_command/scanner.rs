@@ -1,8 +1,10 @@
-//! The scanner thread: a full scan when the session starts and every `--poll` seconds (what
-//! makes the feed correct: missed events, network file systems, writers that died), and quick
-//! scans of just the runs the file watcher saw written (what makes it fast). The watcher is
-//! started after the first scan, which the first `changes` answer waits for. After each scan
-//! that moved the change counter a notice goes to a subscribed hub.
+//! The scanner thread: a full scan when the session starts, which the first `changes` answer
+//! waits for. Until the hub subscribes, nothing else runs but the full scans a `changes`
+//! request asks for (a hub that only lists and reads, `sync --once`, costs one scan). Once it
+//! subscribed: a full scan every `--poll` seconds (what makes the feed correct: missed events,
+//! network file systems, writers that died), and quick scans of just the runs the file watcher
+//! saw written (what makes it fast). After each scan that moved the change counter a notice
+//! goes to a subscribed hub.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,9 +32,9 @@ pub enum Trigger {
 }
 
 /// Starts the scanner thread.
-/// `watcher` is the sender the file watcher gets: it is started after the first full scan, so
-/// that setting it up (a walk of the whole tree) does not slow the first answer down (`None`:
-/// no watcher, polling only).
+/// `watcher` is the sender the file watcher gets: it is started once the hub subscribed, so
+/// that setting it up (a walk of the whole tree) does not slow a sync down (`None`: no
+/// watcher, polling only).
 pub fn spawn_scanner(
     shared: Arc<Shared>,
     poll: Duration,
@@ -70,6 +72,10 @@ impl Scanner {
         self.scan(ScanScope::All);
         // Even a failed first scan must not leave `changes` waiting forever.
         self.shared.mark_ready();
+        while self.shared.wait_scan_wanted() {
+            self.scan(ScanScope::All);
+            self.shared.mark_ready();
+        }
         if let Some(sender) = watcher {
             let root = self.shared.root.clone();
             if let Err(e) = spawn_watcher(root, sender, poll.as_secs_f64()) {

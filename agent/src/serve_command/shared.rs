@@ -1,6 +1,6 @@
 //! What the agent's threads share during one session: the index (behind a mutex, so one
-//! thread at a time uses its connection), the frame writer, whether the first full scan is
-//! done, and the state of change notices.
+//! thread at a time uses its connection), the frame writer, the full scans done and asked
+//! for, and the state of change notices.
 
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -21,27 +21,51 @@ struct Notices {
     last_sent: Option<Instant>,
 }
 
+/// Full scans: how many finished, when the last one did, and whether the worker waits for one.
+/// Until the hub subscribes the scanner scans only when asked (a hub that only lists and reads
+/// costs one scan); from then on it keeps the feed current on its own.
+struct Scans {
+    done: u64,
+    last: Option<Instant>,
+    wanted: bool,
+    subscribed: bool,
+}
+
 /// State shared by the worker, the scanner and the notice sender.
 pub struct Shared {
     /// The storage root (absolute).
     pub root: PathBuf,
     pub epoch: String,
     pub out: FrameWriter,
+    /// `--poll`: how old the last full scan may be before a listing asks for another.
+    pub poll: Duration,
     index: Mutex<RunIndex>,
-    ready: Mutex<bool>,
-    ready_changed: Condvar,
+    scans: Mutex<Scans>,
+    scans_changed: Condvar,
     notices: Mutex<Notices>,
 }
 
 impl Shared {
-    pub fn new(root: PathBuf, epoch: String, index: RunIndex, out: FrameWriter) -> Shared {
+    pub fn new(
+        root: PathBuf,
+        epoch: String,
+        index: RunIndex,
+        out: FrameWriter,
+        poll: Duration,
+    ) -> Shared {
         Shared {
             root,
             epoch,
             out,
+            poll,
             index: Mutex::new(index),
-            ready: Mutex::new(false),
-            ready_changed: Condvar::new(),
+            scans: Mutex::new(Scans {
+                done: 0,
+                last: None,
+                wanted: false,
+                subscribed: false,
+            }),
+            scans_changed: Condvar::new(),
             notices: Mutex::new(Notices {
                 subscribed: false,
                 told: 0,
@@ -61,20 +85,62 @@ impl Shared {
         self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Called by the scanner once the first full scan is in the index.
+    fn scans(&self) -> MutexGuard<'_, Scans> {
+        self.scans.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait_scans<'a>(&self, guard: MutexGuard<'a, Scans>) -> MutexGuard<'a, Scans> {
+        self.scans_changed
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called by the scanner after a full scan (the first one, and those asked for before the
+    /// hub subscribed) is in the index, failed or not.
     pub fn mark_ready(&self) {
-        *self.ready.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.ready_changed.notify_all();
+        let mut scans = self.scans();
+        scans.done += 1;
+        scans.last = Some(Instant::now());
+        scans.wanted = false;
+        self.scans_changed.notify_all();
     }
 
     /// Waits until the first full scan is in the index, so a listing is never partial.
     pub fn wait_ready(&self) {
-        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*ready {
-            ready = self
-                .ready_changed
-                .wait(ready)
-                .unwrap_or_else(PoisonError::into_inner);
+        let mut scans = self.scans();
+        while scans.done == 0 {
+            scans = self.wait_scans(scans);
+        }
+    }
+
+    /// Before the hub subscribed: when the last full scan is older than `--poll`, asks the
+    /// scanner for one and waits until it is in the index (after subscribing the scanner keeps
+    /// the feed current by itself).
+    pub fn rescan_if_stale(&self) {
+        let mut scans = self.scans();
+        if scans.subscribed || scans.last.is_some_and(|t| t.elapsed() < self.poll) {
+            return;
+        }
+        let target = scans.done + 1;
+        scans.wanted = true;
+        self.scans_changed.notify_all();
+        while scans.done < target {
+            scans = self.wait_scans(scans);
+        }
+    }
+
+    /// For the scanner before the hub subscribed: waits until a full scan is asked for
+    /// (`true`) or the hub subscribed (`false`).
+    pub fn wait_scan_wanted(&self) -> bool {
+        let mut scans = self.scans();
+        loop {
+            if scans.subscribed {
+                return false;
+            }
+            if scans.wanted {
+                return true;
+            }
+            scans = self.wait_scans(scans);
         }
     }
 
@@ -84,12 +150,15 @@ impl Shared {
         n.told = n.told.max(seq);
     }
 
-    /// Starts notices (after `subscribed` was sent).
+    /// Starts notices (after `subscribed` was sent), and the scanner's periodic scans and
+    /// file watcher.
     pub fn subscribe(&self) {
         self.notices
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .subscribed = true;
+        self.scans().subscribed = true;
+        self.scans_changed.notify_all();
     }
 
     /// Sends a notice when subscribed and the counter moved past what the hub was told.

@@ -4,11 +4,12 @@
 //! with the data they describe, so a round cut anywhere starts again where it stopped, with no
 //! point lost or stored twice.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runicorn_protocol::wire::{LogWanted, PointsWanted};
 use runicorn_store::RemoteId;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::client::AgentClient;
@@ -17,6 +18,17 @@ use crate::store_thread::StoreHandle;
 
 /// Runs per `changes` answer.
 pub const CHANGES_PER_REQUEST: u32 = 2000;
+/// Environment variable that lowers the runs per `changes` answer (tests use it to make a
+/// listing span many pages).
+pub const ENV_PAGE_RUNS: &str = "RUNICORN_SYNC_PAGE_RUNS";
+
+fn runs_per_page() -> u32 {
+    std::env::var(ENV_PAGE_RUNS)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=CHANGES_PER_REQUEST).contains(n))
+        .unwrap_or(CHANGES_PER_REQUEST)
+}
 /// Runs per `points` or `log` request.
 pub const RUNS_PER_REQUEST: usize = 256;
 /// Byte budget of one `points` answer (event-line bytes read by the agent).
@@ -59,46 +71,91 @@ fn store_err(e: impl std::fmt::Display) -> SyncError {
 }
 
 /// Brings the store's copy of `remote` up to date with the agent.
+///
+/// The change listing and the point fetching overlap: while the listing's next page is on its
+/// way, the points of runs already stored are fetched, so neither the agent nor the store waits
+/// for the other. Logs follow once both are done.
 pub async fn sync_round(
     client: &Arc<AgentClient>,
     store: &StoreHandle,
     remote: RemoteId,
     observer: &dyn RoundObserver,
 ) -> Result<RoundStats, SyncError> {
-    let mut stats = RoundStats::default();
+    let stats = Mutex::new(RoundStats::default());
     let requests_before = client.requests_sent();
-    let mut cursor = store
+    let cursor = store
         .call(move |s| s.cursor(remote))
         .await
         .map_err(store_err)?
         .map_err(store_err)?;
-    loop {
-        let batch = client.changes(cursor.clone(), CHANGES_PER_REQUEST).await?;
-        stats.runs += batch.runs.len() as u64;
-        let more = batch.more;
-        let next = batch.cursor.clone();
-        store
-            .call(move |s| s.apply_change_batch(remote, &batch))
-            .await
-            .map_err(store_err)?
-            .map_err(store_err)?;
-        cursor = Some(next);
-        observer.progress(&stats, client.bytes_received());
-        if !more {
-            break;
-        }
-    }
-    stats.event_bytes_total = store
-        .call(move |s| s.points_bytes_pending(remote))
-        .await
-        .map_err(store_err)?
-        .map_err(store_err)?;
-    observer.progress(&stats, client.bytes_received());
-    fetch_points(client, store, remote, &mut stats, observer).await?;
-    fetch_logs(client, store, remote, &mut stats, observer).await?;
+    let (listing_tx, listing_rx) = watch::channel(false);
+    let listing = list_changes(client, store, remote, cursor, &stats, observer, listing_tx);
+    let points = fetch_points(client, store, remote, &stats, observer, listing_rx);
+    tokio::try_join!(listing, points)?;
+    fetch_logs(client, store, remote, &stats, observer).await?;
+    let mut stats = snapshot(&stats);
     stats.requests = client.requests_sent() - requests_before;
     observer.progress(&stats, client.bytes_received());
     Ok(stats)
+}
+
+fn snapshot(stats: &Mutex<RoundStats>) -> RoundStats {
+    stats.lock().map(|s| *s).unwrap_or_default()
+}
+
+fn update(stats: &Mutex<RoundStats>, f: impl FnOnce(&mut RoundStats)) -> RoundStats {
+    match stats.lock() {
+        Ok(mut s) => {
+            f(&mut s);
+            *s
+        }
+        Err(_) => RoundStats::default(),
+    }
+}
+
+/// Pages through the change feed from `cursor`, storing each page; the next page is requested
+/// before the current one is stored. Sets `done` to true at the end.
+async fn list_changes(
+    client: &Arc<AgentClient>,
+    store: &StoreHandle,
+    remote: RemoteId,
+    cursor: Option<runicorn_protocol::wire::Cursor>,
+    stats: &Mutex<RoundStats>,
+    observer: &dyn RoundObserver,
+    done: watch::Sender<bool>,
+) -> Result<(), SyncError> {
+    let page = runs_per_page();
+    let request = |cursor| {
+        let client = Arc::clone(client);
+        tokio::spawn(async move { client.changes(cursor, page).await })
+    };
+    let mut in_flight = Some(request(cursor));
+    while let Some(answer) = in_flight.take() {
+        let batch = answer
+            .await
+            .map_err(|e| store_err(format!("a sync task failed: {e}")))??;
+        let more = batch.more;
+        if more {
+            in_flight = Some(request(Some(batch.cursor.clone())));
+        }
+        let listed = batch.runs.len() as u64;
+        let missing = store
+            .call(move |s| {
+                s.apply_change_batch(remote, &batch)?;
+                s.points_bytes_pending(remote)
+            })
+            .await
+            .map_err(store_err)?
+            .map_err(store_err)?;
+        let now = update(stats, |s| {
+            s.runs += listed;
+            s.event_bytes_total = s.event_bytes_done + missing;
+        });
+        observer.progress(&now, client.bytes_received());
+        // Wake the point fetcher: this page's runs are pending now.
+        done.send_replace(!more);
+    }
+    Ok(())
 }
 
 /// What one `points` or `log` request moved.
@@ -143,48 +200,61 @@ async fn fetch_points(
     client: &Arc<AgentClient>,
     store: &StoreHandle,
     remote: RemoteId,
-    stats: &mut RoundStats,
+    stats: &Mutex<RoundStats>,
     observer: &dyn RoundObserver,
+    mut listing_done: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
     loop {
+        // Read the listing's state before asking what is pending, so a page stored in between
+        // is never missed.
+        let listed_all = *listing_done.borrow_and_update();
         let pending: Vec<PointsWanted> = store
             .call(move |s| s.pending_points(remote, 1_000_000))
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let fetch = |group: Vec<PointsWanted>| {
-            let client = Arc::clone(client);
-            let store = store.clone();
-            async move {
-                let batch = client.points(group, POINT_BYTES_PER_REQUEST).await?;
-                let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
-                let truncated = batch.runs.iter().any(|r| r.truncated);
-                let ingested = store
-                    .call(move |s| s.ingest_points(remote, &batch))
-                    .await
-                    .map_err(store_err)?
-                    .map_err(store_err)?;
-                Ok(Fetched {
-                    points: ingested.points,
-                    bytes,
-                    progressed: bytes > 0 || truncated,
-                })
-            }
+        let progressed = if pending.is_empty() {
+            false
+        } else {
+            let fetch = |group: Vec<PointsWanted>| {
+                let client = Arc::clone(client);
+                let store = store.clone();
+                async move {
+                    let batch = client.points(group, POINT_BYTES_PER_REQUEST).await?;
+                    let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
+                    let truncated = batch.runs.iter().any(|r| r.truncated);
+                    let ingested = store
+                        .call(move |s| s.ingest_points(remote, &batch))
+                        .await
+                        .map_err(store_err)?
+                        .map_err(store_err)?;
+                    Ok(Fetched {
+                        points: ingested.points,
+                        bytes,
+                        progressed: bytes > 0 || truncated,
+                    })
+                }
+            };
+            pipelined(pending, fetch, |f| {
+                let now = update(stats, |s| {
+                    s.points += f.points;
+                    s.event_bytes_done += f.bytes;
+                });
+                observer.progress(&now, client.bytes_received());
+            })
+            .await?
         };
-        let progressed = pipelined(pending, fetch, |f| {
-            stats.points += f.points;
-            stats.event_bytes_done += f.bytes;
-            observer.progress(stats, client.bytes_received());
-        })
-        .await?;
         if !progressed {
-            // The agent had nothing more to give for what the store still lacks (a run whose
-            // events file shrank between listing and reading): the next round settles it.
-            tracing::debug!("no progress on pending points; stopping this round");
-            return Ok(());
+            if listed_all {
+                // Nothing more to fetch, or the agent had nothing more to give for what the
+                // store still lacks (a file that shrank between listing and reading): the next
+                // round settles it.
+                return Ok(());
+            }
+            // Wait for the listing's next page (an error there ends the round anyway).
+            if listing_done.changed().await.is_err() {
+                return Ok(());
+            }
         }
     }
 }
@@ -193,7 +263,7 @@ async fn fetch_logs(
     client: &Arc<AgentClient>,
     store: &StoreHandle,
     remote: RemoteId,
-    stats: &mut RoundStats,
+    stats: &Mutex<RoundStats>,
     observer: &dyn RoundObserver,
 ) -> Result<(), SyncError> {
     loop {
@@ -228,8 +298,8 @@ async fn fetch_logs(
             }
         };
         let progressed = pipelined(pending, fetch, |f| {
-            stats.log_bytes += f.bytes;
-            observer.progress(stats, client.bytes_received());
+            let now = update(stats, |s| s.log_bytes += f.bytes);
+            observer.progress(&now, client.bytes_received());
         })
         .await?;
         if !progressed {

@@ -11,7 +11,7 @@ use runicorn_protocol::run_format::{Layout, RunLocation};
 use runicorn_protocol::wire::{FileEntry, RunChange};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::super::manifest::{Manifest, ManifestFile};
+use super::super::manifest::{ListedDir, Manifest, ManifestFile};
 use super::super::records::StoredRecords;
 use super::super::{upsert_cached, IndexError, RunIndex, UPSERT_CACHED_SQL};
 use super::{FeedEntry, FeedPage, KnownRun, Presence, Scanned};
@@ -141,59 +141,75 @@ impl RunIndex {
     }
 
     /// The live runs of the feed as stored, to start a process's memory from (without their
-    /// cached records, loaded when needed).
+    /// cached records, loaded when needed), with the folder listings their manifests came from.
     pub(super) fn load_known(&self, root: &Path) -> rusqlite::Result<HashMap<String, KnownRun>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT dir, state_fp, files, json_extract(head, '$.status'), json_extract(head, '$.path'),
-                    json_extract(head, '$.id'), json_extract(head, '$.layout')
-             FROM feed_run WHERE removed = 0",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-            ))
-        })?;
-        let mut known = HashMap::new();
-        for row in rows {
-            let (dir, state_fp, files, status, run_path, id, layout) = row?;
-            let layout = match layout.as_deref() {
-                Some("current") => Layout::Current,
-                Some("legacy") => Layout::Legacy,
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dir, state_fp, files, head, listed FROM feed_run WHERE removed = 0")?;
+        let rows: Vec<(String, String, String, String, String)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        // Parsing needs no database: do it on several threads.
+        let known = map_in_order(
+            &rows,
+            io_workers(),
+            |_, (dir, state_fp, files, head, listed)| {
                 // A row this agent cannot read is simply scanned as a new run.
-                _ => continue,
-            };
-            let (Some(status), Some(run_path), Some(dir_name)) = (status, run_path, id) else {
-                continue;
-            };
-            // An unreadable manifest only costs hashing the run's files again.
-            let files = parse_files(&files).unwrap_or_default();
-            let location = RunLocation {
-                dir: root.join(&dir),
-                run_path,
-                dir_name,
-                layout,
-            };
-            known.insert(
-                dir,
-                KnownRun {
-                    location,
-                    cache: None,
-                    manifest: Manifest {
-                        files,
-                        ..Manifest::default()
+                let head: StoredHead = serde_json::from_str(head).ok()?;
+                let layout = match head.layout.as_str() {
+                    "current" => Layout::Current,
+                    "legacy" => Layout::Legacy,
+                    _ => return None,
+                };
+                // An unreadable manifest only costs hashing the run's files again; unreadable
+                // listings only cost listing its folders.
+                let files = parse_files(files).unwrap_or_default();
+                let dirs = parse_listed(listed).unwrap_or_default();
+                let location = RunLocation {
+                    dir: root.join(dir),
+                    run_path: head.path,
+                    dir_name: head.id,
+                    layout,
+                };
+                Some((
+                    dir.clone(),
+                    KnownRun {
+                        location,
+                        cache: None,
+                        manifest: Manifest {
+                            files,
+                            dirs,
+                            captured: Vec::new(),
+                        },
+                        state_fp: state_fp.clone(),
+                        status: head.status,
                     },
-                    state_fp,
-                    status,
-                },
-            );
+                ))
+            },
+        );
+        Ok(known.into_iter().flatten().collect())
+    }
+
+    /// Stores the folder listings of runs whose files did not change, where the stored
+    /// manifest is the one those listings gave (else they describe another manifest and are
+    /// left out: the next process lists those folders again).
+    pub(super) fn write_listings(&mut self, runs: &[(String, Manifest)]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE feed_run SET listed = ?2 WHERE dir = ?1 AND removed = 0 AND files = ?3",
+            )?;
+            let to_text =
+                |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+            for (key, manifest) in runs {
+                let files = files_json(&manifest.files).map_err(to_text)?;
+                let listed = listed_json(&manifest.dirs).map_err(to_text)?;
+                update.execute(params![key, listed, files])?;
+            }
         }
-        Ok(known)
+        tx.commit()
     }
 
     /// Writes one scan's results in one write-locked transaction; returns the counter and how
@@ -218,8 +234,8 @@ impl RunIndex {
             let mut stored =
                 tx.prepare_cached("SELECT state_fp, removed FROM feed_run WHERE dir = ?1")?;
             let mut upsert_run = tx.prepare_cached(
-                "INSERT OR REPLACE INTO feed_run(dir, seq, removed, state_fp, head, records, files)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO feed_run(dir, seq, removed, state_fp, head, records, files, listed)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut upsert_cache = tx.prepare_cached(UPSERT_CACHED_SQL)?;
             let to_text =
@@ -248,17 +264,21 @@ impl RunIndex {
                 let records = serde_json::to_string(&s.records.clone().unwrap_or_default())
                     .map_err(to_text)?;
                 let files = files_json(&s.manifest.files).map_err(to_text)?;
+                // The listings of the same walk as `files`: stored together or not at all, so
+                // a folder trusted as unchanged never hides a file the stored manifest lacks.
+                let listed = listed_json(&s.manifest.dirs).map_err(to_text)?;
                 upsert_run.execute(params![
                     s.key,
                     to_i64(counter),
                     s.state_fp,
                     head,
                     records,
-                    files
+                    files,
+                    listed
                 ])?;
             }
             let mut tombstone = tx.prepare_cached(
-                "UPDATE feed_run SET removed = 1, seq = ?2, state_fp = '', records = '{}', files = '[]'
+                "UPDATE feed_run SET removed = 1, seq = ?2, state_fp = '', records = '{}', files = '[]', listed = '[]'
                  WHERE dir = ?1 AND removed = 0",
             )?;
             let mut forget_cache = tx.prepare_cached("DELETE FROM run_cache WHERE dir = ?1")?;
@@ -288,6 +308,39 @@ fn files_json(files: &[ManifestFile]) -> Result<String, serde_json::Error> {
         .map(|f| (f.path.as_str(), f.size, f.mtime_ns(), f.sha256.as_deref()))
         .collect();
     serde_json::to_string(&rows)
+}
+
+/// One stored folder listing: path below the run directory, mtime (s, ns), settled.
+type StoredListing = (String, i64, i64, bool);
+
+fn listed_json(dirs: &[ListedDir]) -> Result<String, serde_json::Error> {
+    let rows: Vec<(&str, i64, i64, bool)> = dirs
+        .iter()
+        .map(|d| (d.rel.as_str(), d.mtime_s, d.mtime_nsec, d.settled))
+        .collect();
+    serde_json::to_string(&rows)
+}
+
+fn parse_listed(text: &str) -> Result<Vec<ListedDir>, serde_json::Error> {
+    let rows: Vec<StoredListing> = serde_json::from_str(text)?;
+    Ok(rows
+        .into_iter()
+        .map(|(rel, mtime_s, mtime_nsec, settled)| ListedDir {
+            rel,
+            mtime_s,
+            mtime_nsec,
+            settled,
+        })
+        .collect())
+}
+
+/// What a process needs of a stored head to know the run again.
+#[derive(serde::Deserialize)]
+struct StoredHead {
+    status: String,
+    path: String,
+    id: String,
+    layout: String,
 }
 
 fn parse_files(text: &str) -> Result<Vec<ManifestFile>, serde_json::Error> {
