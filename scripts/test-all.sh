@@ -75,5 +75,7 @@ cargo build --release --bins --quiet
 "$venv/bin/python" "$repo/bench/sdk_log_bench.py" --steps 2000 >/dev/null
 "$repo/target/release/wire_encoding" --runs 50 --steps 50 --repeats 1 >/dev/null
 "$repo/target/release/hub_ingest" --quick >/dev/null
+"$repo/target/release/sync_vs_rsync" --quick >/dev/null
+"$repo/target/release/live_latency" --quick >/dev/null
 
 step "all tests passed"
