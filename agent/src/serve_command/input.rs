@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use runicorn_protocol::wire::frame::{check_length, LENGTH_PREFIX_BYTES};
+use runicorn_protocol::wire::frame::read_frame_payload;
 use runicorn_protocol::wire::{decode_payload, Envelope, ErrorCode, FrameError};
 
 /// How long the reader lets the worker finish after the hub closed stdin, before it ends the
@@ -29,7 +29,7 @@ pub enum Incoming {
 
 /// Reads and decodes one frame.
 pub fn read_one(reader: &mut impl Read, max_bytes: u32) -> Incoming {
-    let payload = match read_payload(reader, max_bytes) {
+    let payload = match read_frame_payload(reader, max_bytes) {
         Ok(p) => p,
         Err(FrameError::Closed) => return Incoming::Closed,
         Err(e @ FrameError::Truncated { .. }) | Err(e @ FrameError::Io(_)) => {
@@ -63,43 +63,6 @@ pub fn read_one(reader: &mut impl Read, max_bytes: u32) -> Incoming {
             ),
         },
     }
-}
-
-/// Reads one frame's payload. Unlike `frame::read_frame_payload`, an oversized length is
-/// refused at once, without waiting for more bytes to show: a hub that sent a bad prefix and
-/// waits for the answer must get it.
-fn read_payload(reader: &mut impl Read, max_bytes: u32) -> Result<Vec<u8>, FrameError> {
-    let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
-    let got = read_full(reader, &mut prefix)?;
-    if got == 0 {
-        return Err(FrameError::Closed);
-    }
-    if got < LENGTH_PREFIX_BYTES {
-        return Err(FrameError::Truncated {
-            got,
-            expected: LENGTH_PREFIX_BYTES,
-        });
-    }
-    let len = check_length(prefix, max_bytes)?;
-    let mut payload = vec![0u8; len];
-    let got = read_full(reader, &mut payload)?;
-    if got < len {
-        return Err(FrameError::Truncated { got, expected: len });
-    }
-    Ok(payload)
-}
-
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 fn request_id(payload: &[u8]) -> Option<u64> {
