@@ -2,6 +2,7 @@
 //! live; after a dropped link it reconnects with exponential backoff and resumes from the
 //! stored cursor. Failures the user must fix (a host key, a missing agent) end it at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,10 +59,11 @@ pub async fn run_remote(
     tokio::pin!(stop);
     let mut delay = Duration::from_secs(1);
     let mut attempts = 0u32;
+    let connected_once = AtomicBool::new(false);
     loop {
         attempts += 1;
         let attempt = tokio::select! {
-            r = session(job, store, events) => r,
+            r = session(job, store, events, &connected_once) => r,
             _ = &mut stop => Ok(()),
         };
         let id = job.id;
@@ -78,7 +80,11 @@ pub async fn run_remote(
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        let retry = err.is_transient() && (job.mode == Mode::Follow || attempts < ONCE_ATTEMPTS);
+        // Follow mode retries forever once the remote has answered; a remote that never did
+        // (a wrong port, a host that is down) gets the same few attempts as `--once`, so a
+        // mistake is reported instead of retried in silence.
+        let following = job.mode == Mode::Follow && connected_once.load(Ordering::Relaxed);
+        let retry = err.is_transient() && (following || attempts < ONCE_ATTEMPTS);
         if !retry {
             return Err(err);
         }
@@ -96,10 +102,12 @@ async fn session(
     job: &RemoteJob,
     store: &StoreHandle,
     events: &dyn SessionEvents,
+    connected_once: &AtomicBool,
 ) -> Result<(), SyncError> {
     let opened = open_link(&job.address, &job.name, &job.open).await?;
     let _ssh = opened.ssh;
     let client = Arc::new(AgentClient::handshake(opened.link).await?);
+    connected_once.store(true, Ordering::Relaxed);
     events.connected(&job.name, client.peer());
     let id = job.id;
     let hello = client.peer().clone();

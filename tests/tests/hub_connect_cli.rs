@@ -272,3 +272,28 @@ fn broken_agents_are_refused_with_a_clear_error_and_nothing_stored() {
         assert_eq!(dump(), before, "{mode}: the store changed");
     }
 }
+
+#[test]
+fn a_server_that_never_answers_is_reported_not_retried_forever() {
+    // A port nothing listens on: following live must still end with the reason.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = ClientHome::empty();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = hub(home.path(), hub_dir.path())
+        .args(["connect", &format!("me@127.0.0.1:{port}"), "--no-ui"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&port.to_string()), "names the address: {err}");
+    assert!(
+        err.contains("reconnecting"),
+        "a network failure is retried a few times: {err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
