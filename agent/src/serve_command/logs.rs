@@ -18,7 +18,7 @@ use runicorn_protocol::wire::{
 
 use super::request_error::RequestError;
 use super::shared::Shared;
-use super::targets::{open_run_file, resolve_all, Target};
+use super::targets::{open_run_file, read_within_budget, resolve_all, Target};
 
 /// Most bytes of a tail.
 pub const TAIL_BYTES: u64 = 64 * 1024;
@@ -54,21 +54,16 @@ pub fn answer(shared: &Shared, id: u64, req: &LogRequest) -> Result<Vec<u8>, Req
 }
 
 fn read_logs(wanted: &[LogWanted], targets: &[Target], budget: u64) -> Vec<LogChunk> {
-    let mut out = Vec::new();
-    let mut used = 0u64;
-    for (w, target) in wanted.iter().zip(targets) {
-        if used >= budget && !out.is_empty() {
-            break;
-        }
-        let left = budget.saturating_sub(used).max(1);
-        let chunk = match target {
+    read_within_budget(
+        wanted,
+        targets,
+        budget,
+        |w, target, left| match target {
             Target::Missing => empty(w),
             Target::Present(dir) => read_chunk(w, &dir.join("logs.txt"), left),
-        };
-        used += chunk.to - chunk.from;
-        out.push(chunk);
-    }
-    out
+        },
+        |chunk| chunk.to.saturating_sub(chunk.from),
+    )
 }
 
 /// The chunk of a file that is not there.

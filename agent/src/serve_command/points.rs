@@ -21,7 +21,7 @@ use runicorn_protocol::wire::{
 
 use super::request_error::RequestError;
 use super::shared::Shared;
-use super::targets::{resolve_all, Target};
+use super::targets::{read_within_budget, resolve_all, Target};
 
 /// Smallest budget tried before giving up on fitting a frame.
 const MIN_BUDGET: u64 = 4096;
@@ -81,21 +81,16 @@ fn skip_as_too_large(r: &mut RunPoints) {
 
 /// Reads the runs in order until `budget` bytes of event lines were read.
 fn read_runs(wanted: &[PointsWanted], targets: &[Target], budget: u64) -> Vec<RunPoints> {
-    let mut out = Vec::new();
-    let mut used = 0u64;
-    for (w, target) in wanted.iter().zip(targets) {
-        if used >= budget && !out.is_empty() {
-            break;
-        }
-        let left = budget.saturating_sub(used).max(1);
-        let points = match target {
+    read_within_budget(
+        wanted,
+        targets,
+        budget,
+        |w, target, left| match target {
             Target::Missing => missing(w),
             Target::Present(dir) => read_run(w, &dir.join("events.jsonl"), left),
-        };
-        used += points.to.saturating_sub(points.from);
-        out.push(points);
-    }
-    out
+        },
+        |points| points.to.saturating_sub(points.from),
+    )
 }
 
 fn missing(w: &PointsWanted) -> RunPoints {

@@ -68,3 +68,26 @@ pub fn open_run_file(path: &std::path::Path) -> std::io::Result<Option<std::fs::
         Err(e) => Err(e),
     }
 }
+
+/// Reads the requested runs in order until `budget` bytes were read, always at least one run so
+/// reading progresses; runs left over are not in the answer (the hub asks again). `read` gets
+/// the bytes still allowed; `bytes_read` says how many an answer used.
+pub fn read_within_budget<W, T>(
+    wanted: &[W],
+    targets: &[Target],
+    budget: u64,
+    mut read: impl FnMut(&W, &Target, u64) -> T,
+    bytes_read: impl Fn(&T) -> u64,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    let mut used = 0u64;
+    for (w, target) in wanted.iter().zip(targets) {
+        if used >= budget && !out.is_empty() {
+            break;
+        }
+        let answer = read(w, target, budget.saturating_sub(used).max(1));
+        used += bytes_read(&answer);
+        out.push(answer);
+    }
+    out
+}

@@ -12,8 +12,8 @@
 //! Usage: cargo build --release --bins && target/release/wire_encoding [--runs 1000 --steps 100]
 
 use clap::Parser;
-use runicorn_bench::{machine_description, time_best_and_median};
-use runicorn_protocol::run_format::RunSpec;
+use runicorn_bench::{machine_description, time_best_and_median, write_sample_run};
+use runicorn_protocol::run_format::discover_runs;
 use runicorn_protocol::wire::{PointBatch, RunPoints, Series};
 
 #[derive(Parser)]
@@ -163,29 +163,17 @@ fn decode_binary(bytes: &[u8]) -> anyhow::Result<PointBatch> {
     Ok(out)
 }
 
-/// Bytes the same points take in `events.jsonl`, written by the Rust writer.
+/// Bytes the same points take in `events.jsonl`, written by the Rust writer (a sample of the
+/// runs, scaled up).
 fn events_bytes(runs: usize, steps: usize) -> anyhow::Result<u64> {
     let dir = tempfile::tempdir()?;
     let sample = runs.min(20);
-    let mut total = 0;
     for r in 0..sample {
-        let mut spec = RunSpec::new(dir.path(), "bench");
-        spec.run_id = Some(format!("r{r}"));
-        let mut w = runicorn_protocol::run_format::RunWriter::create(&spec)?;
-        for s in 0..steps {
-            let x = s as f64;
-            w.log_metrics(
-                &[
-                    ("loss", 1.0 / (x + 1.0)),
-                    ("acc", x / steps as f64),
-                    ("lr", 0.001),
-                ],
-                None,
-                None,
-            )?;
-        }
-        w.flush()?;
-        total += std::fs::metadata(w.files().events())?.len();
+        write_sample_run(dir.path(), Some("bench".into()), format!("r{r}"), steps)?;
+    }
+    let mut total = 0;
+    for run in discover_runs(dir.path()).runs {
+        total += std::fs::metadata(run.dir.join("events.jsonl"))?.len();
     }
     Ok(total * runs as u64 / sample as u64)
 }
