@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting, clippy, the Rust unit and end-to-end tests (the
-# sync tests start their own OpenSSH servers on 127.0.0.1), the
+# sync tests start their own OpenSSH servers on 127.0.0.1), the dashboard's unit tests and its
+# browser tests in headless Chromium (screenshots in web/ui/test-results/screenshots), the
 # Python SDK's pytest suite (including the upstream-compatibility tests against the PyPI
 # `runicorn` 0.7.2 package) and a smoke run of each benchmark.
 #
@@ -24,6 +25,10 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+# The dashboard is TypeScript built by npm into the binary (Node.js is not needed to run it);
+# the browser tests drive Debian's Chromium.
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     step "installing ${need[*]}"
@@ -63,6 +68,14 @@ export RUNICORN_AGENT_BIN="$repo/target/debug/runicorn-agent"
 step "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$cache/cargo-test.log"
 
+# --- dashboard (web/ui) -------------------------------------------------------------------------
+# `cargo build` above already ran `npm ci` and the production build (web/build.rs).
+step "dashboard unit tests (vitest)"
+(cd "$repo/web/ui" && npm test --silent)
+step "dashboard browser tests (headless Chromium)"
+(cd "$repo/web/ui" && RUNICORN_HUB_BIN="$repo/target/debug/runicorn-hub" \
+  RUNICORN_SCREENSHOTS="$repo/web/ui/test-results/screenshots" npm run --silent test:browser)
+
 # --- Python SDK --------------------------------------------------------------------------------
 step "pytest sdk/python/tests"
 "$venv/bin/python" -m pytest -q "$repo/sdk/python/tests"
@@ -77,5 +90,7 @@ cargo build --release --bins --quiet
 "$repo/target/release/hub_ingest" --quick >/dev/null
 "$repo/target/release/sync_vs_rsync" --quick >/dev/null
 "$repo/target/release/live_latency" --quick >/dev/null
+"$repo/target/release/dashboard_queries" --quick >/dev/null
+RUNICORN_HUB_BIN="$repo/target/release/runicorn-hub" node "$repo/bench/browser/compare_pan.mjs" --quick >/dev/null
 
 step "all tests passed"

@@ -104,6 +104,38 @@ fn start(root: &Path, path: &str, alias: &str, lr: f64) -> Result<RunWriter, Wri
     Ok(w)
 }
 
+/// A small PNG (a smooth pattern that changes with the step and learning rate) standing in for
+/// a model's prediction, so the run page has images to show.
+fn sample_image(step: i64, lr: f64) -> Vec<u8> {
+    const SIZE: u32 = 64;
+    let mut pixels = Vec::with_capacity((SIZE * SIZE * 3) as usize);
+    let phase = step as f64 / 100.0 + lr * 10.0;
+    for y in 0..SIZE {
+        for x in 0..SIZE {
+            let (fx, fy) = (f64::from(x) / 8.0, f64::from(y) / 8.0);
+            let v = ((fx + phase).sin() * (fy - phase).cos() + 1.0) / 2.0;
+            // Truncation to a byte is the intent: v is in [0, 1].
+            pixels.extend_from_slice(&[
+                (v * 255.0) as u8,
+                (fx * 30.0) as u8,
+                ((1.0 - v) * 200.0) as u8,
+            ]);
+        }
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, SIZE, SIZE);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Encoding a well-formed in-memory RGB buffer into a Vec cannot fail; an empty image would
+    // only mean a missing thumbnail in the demo.
+    if let Ok(mut writer) = encoder.write_header() {
+        if writer.write_image_data(&pixels).is_err() {
+            return Vec::new();
+        }
+    }
+    out
+}
+
 /// Writes the finished and failed sample runs under `root`. Returns how many.
 pub fn write_sample_runs(root: &Path) -> Result<usize, WriteError> {
     for r in RECIPES {
@@ -118,6 +150,16 @@ pub fn write_sample_runs(root: &Path) -> Result<usize, WriteError> {
             if step % 10 == 0 {
                 w.log_metrics(&[("val_acc", acc)], Some(step), Some("val"))?;
                 w.log_text(&format!("step {step}: loss {loss:.4} val_acc {acc:.4}"))?;
+            }
+            if step % 100 == 0 {
+                let png = sample_image(step, r.lr);
+                w.log_image(
+                    "prediction",
+                    &png,
+                    "png",
+                    Some(step),
+                    Some("pretend prediction"),
+                )?;
             }
         }
         let mut summary = Map::new();
@@ -141,8 +183,12 @@ pub fn spawn_live_run(
             step += 1;
             let (loss, acc) = curve(step, 0.05);
             w.log_metrics(&[("train_loss", loss), ("val_acc", acc)], Some(step), None)?;
-            if step % 5 == 0 {
-                w.log_text(&format!("step {step}: loss {loss:.4}"))?;
+            // Coloured like a real training log, so the log viewer shows its ANSI support.
+            w.log_text(&format!(
+                "\x1b[32mstep {step}\x1b[0m loss \x1b[1m{loss:.4}\x1b[0m val_acc \x1b[36m{acc:.4}\x1b[0m"
+            ))?;
+            if step % 20 == 0 {
+                w.log_text("\x1b[33mwarning:\x1b[0m pretend checkpoint skipped (demo)")?;
             }
             w.flush()?;
             std::thread::sleep(interval);

@@ -12,9 +12,11 @@
 //! | `sync` | the protocol client, answer validation, sync rounds and live follow |
 //! | `supervisor` | one remote kept in sync: reconnects with backoff |
 //! | `store_thread` | the store on a thread of its own, called from async code |
+//! | `file_fetch` | file bytes on demand (SFTP or a local read) into the store's cache, for the dashboard |
 //! | `demo_runs` | the sample runs of `runicorn-hub demo` |
 
 pub mod demo_runs;
+pub mod file_fetch;
 pub mod link;
 pub mod local_transport;
 pub mod open_link;

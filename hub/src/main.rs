@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 ///
 /// `connect` pulls every run of a server (run metadata eagerly, metric points and log tails as
 /// they grow) into a local store and keeps following it; `sync` brings remembered servers up to
-/// date again; `ls` and `remotes` list what the store holds, also when the servers are gone.
+/// date again; `ui` serves the dashboard and follows them all; `ls` and `remotes` list what the
+/// store holds, also when the servers are gone.
 /// The store lives in --hub-dir, else $RUNICORN_HUB_DIR, else ~/.local/share/runicorn-hub.
 #[derive(Parser, Debug)]
 #[command(name = "runicorn-hub", version, propagate_version = true)]
@@ -47,8 +48,16 @@ enum Command {
     Ls(cli::list::LsArgs),
     /// List the remembered remotes: address, whether a hub follows it now, last sync, runs.
     Remotes(cli::remotes::RemotesArgs),
+    /// Serve the dashboard on http://127.0.0.1:23300/ and keep every remembered remote syncing
+    /// live.
+    ///
+    /// The dashboard reads the local store, so every run stays on show when servers are
+    /// disconnected or gone. It listens on 127.0.0.1 only, unless --bind says otherwise.
+    ///
+    /// Example: runicorn-hub ui --open
+    Ui(cli::ui::UiArgs),
     /// Write sample runs (one of them still training) into a temporary root, start a local
-    /// agent on it and sync it into a temporary store, then follow it live.
+    /// agent on it, sync it into a temporary store, serve the dashboard and follow it live.
     Demo(cli::demo::DemoArgs),
 }
 
@@ -61,6 +70,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => cli::sync_command::run(hub_dir, args),
         Command::Ls(args) => cli::list::run(hub_dir, args),
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
+        Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
     };
     match result {

@@ -21,6 +21,7 @@ use runicorn_protocol::wire::{check_wire_path, ChangeBatch, FileEntry, RunChange
 use crate::error::{SqliteContext, StoreError};
 use crate::files::is_sha256_hex;
 use crate::remotes::RemoteId;
+use crate::run_values::{RunValueRows, SOURCE_CONFIG, SOURCE_SUMMARY};
 use crate::runs::RunKey;
 use crate::store::{to_sql_int, unix_now, Store};
 
@@ -126,11 +127,16 @@ impl Store {
                 .at(&p)? as u64;
         }
         // A run listed in the same batch as removed is present: its state is the newer news.
+        let mut values = RunValueRows::default();
         for run in &batch.runs {
-            let id = upsert_run(&tx, remote, run, seen, now).at(&p)?;
+            let records = SortedRecords::of(run);
+            let before = sorted_records_of(&tx, remote, &run.dir).at(&p)?;
+            let id = upsert_run(&tx, remote, run, &records, seen, now).at(&p)?;
+            records.changes(&mut values, id, before.as_ref());
             sync_manifest(&tx, id, &run.files).at(&p)?;
             out.runs += 1;
         }
+        values.write(&tx).at(&p)?;
 
         let still_open = open && batch.more;
         if open && !batch.more {
@@ -170,6 +176,7 @@ impl Store {
         // `points` has no foreign key (see schema.rs): delete them explicitly.
         tx.execute("DELETE FROM points WHERE run = ?1", [run.0])
             .at(&p)?;
+        crate::tiles::drop_run(&tx, run.0).at(&p)?;
         let n = tx
             .execute("DELETE FROM runs WHERE id = ?1", [run.0])
             .at(&p)?;
@@ -178,11 +185,62 @@ impl Store {
     }
 }
 
-/// Inserts or updates one run with its whole reported state; returns its id.
+/// A run's summary and config as stored (JSON text): what `run_values` is derived from.
+#[derive(PartialEq)]
+struct SortedRecords {
+    summary: Option<String>,
+    config: Option<String>,
+}
+
+impl SortedRecords {
+    fn of(run: &RunChange) -> SortedRecords {
+        SortedRecords {
+            summary: json_text(&run.summary),
+            config: json_text(&run.config),
+        }
+    }
+
+    /// Queues new `run_values` rows for whichever of summary and config differ from `before`
+    /// (a live run is listed again at every flush, mostly unchanged).
+    fn changes(&self, values: &mut RunValueRows, run: i64, before: Option<&SortedRecords>) {
+        for (source, now, was) in [
+            (SOURCE_SUMMARY, &self.summary, before.map(|b| &b.summary)),
+            (SOURCE_CONFIG, &self.config, before.map(|b| &b.config)),
+        ] {
+            if was == Some(now) || (was.is_none() && now.is_none()) {
+                continue;
+            }
+            let value = now
+                .as_deref()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+            values.replace(run, source, value.as_ref(), before.is_some());
+        }
+    }
+}
+
+/// The stored summary and config of a run, if the store knows it.
+fn sorted_records_of(
+    tx: &Transaction,
+    remote: RemoteId,
+    dir: &str,
+) -> rusqlite::Result<Option<SortedRecords>> {
+    tx.prepare_cached("SELECT summary, config FROM runs WHERE remote = ?1 AND dir = ?2")?
+        .query_row(params![remote.0, dir], |r| {
+            Ok(SortedRecords {
+                summary: r.get(0)?,
+                config: r.get(1)?,
+            })
+        })
+        .optional()
+}
+
+/// Inserts or updates one run with its whole reported state; returns its id. The hub's own
+/// columns (annotations, recycle bin) are left as they are.
 fn upsert_run(
     tx: &Transaction,
     remote: RemoteId,
     run: &RunChange,
+    records: &SortedRecords,
     seen: Option<&str>,
     now: f64,
 ) -> rusqlite::Result<i64> {
@@ -231,8 +289,8 @@ fn upsert_run(
             run.deleted,
             json_text(&run.meta),
             json_text(&run.status_record),
-            json_text(&run.summary),
-            json_text(&run.config),
+            records.summary,
+            records.config,
             json_text(&run.environment),
             to_sql_int(ev.bytes),
             to_sql_int(ev.lines),

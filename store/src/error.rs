@@ -84,6 +84,12 @@ pub enum StoreError {
     #[error("hub store {path}: no remote with id {id} (was it removed meanwhile?)")]
     UnknownRemote { path: PathBuf, id: i64 },
 
+    #[error(
+        "series {key:?} has {total} points in the range, more than the {limit} a raw read may \
+         return; narrow the range or ask for a downsampled series"
+    )]
+    RawTooLarge { key: String, total: u64, limit: u64 },
+
     #[error("file of {size} bytes exceeds the cache's limit of {limit} bytes; it was not stored")]
     FileTooLarge { size: u64, limit: u64 },
 }

@@ -17,27 +17,43 @@
 //! | `points` | ingesting metric points (the hot path) |
 //! | `logs` | the copy of each run's `logs.txt` |
 //! | `pending` | what to fetch next |
-//! | `runs` | the read side: run listings, series, manifests |
+//! | `runs` | the read side's types and per-run reads: records, metric keys, manifests |
+//! | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
+//! | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
+//! | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
+//! | `tiles` | the point tile pyramid and its upkeep during ingest |
+//! | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
 //! | `files` | the content-addressed file cache |
 
+mod annotations;
 mod changes;
 mod error;
 mod files;
+mod listing;
 mod logs;
 mod pending;
 mod points;
 mod remotes;
+mod run_values;
 mod runs;
 mod schema;
+mod series;
 mod store;
 #[cfg(test)]
 mod testkit;
+mod tiles;
 
+pub use annotations::RunAnnotation;
 pub use changes::ChangeOutcome;
 pub use error::StoreError;
 pub use files::{is_sha256_hex, MAX_BYTES_IN_MEMORY};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use remotes::{RemoteId, RemoteRow, RemoteSpec};
-pub use runs::{FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunRecords, RunRow, RunSort};
+pub use run_values::flatten_config;
+pub use runs::{
+    ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunRecords, RunRow, RunSort,
+    TrashView,
+};
+pub use series::{SeriesAxis, SeriesPoints, SeriesQuery};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};

@@ -26,6 +26,7 @@ use runicorn_protocol::wire::{check_wire_path, PointBatch, RunPoints, Series};
 use crate::error::{SqliteContext, StoreError};
 use crate::remotes::RemoteId;
 use crate::store::{from_sql_int, to_sql_int, Store};
+use crate::tiles::{self, TileBuffer};
 
 /// What one point batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -175,6 +176,8 @@ struct Pending {
     dirty: BTreeSet<(i64, i64)>,
     /// Applied runs: run → (copy offset, next line).
     copies: BTreeMap<i64, (u64, u64)>,
+    /// Point tiles this batch changed.
+    tiles: TileBuffer,
 }
 
 impl Pending {
@@ -226,6 +229,7 @@ impl Pending {
         for k in dirty {
             self.dirty.remove(&k);
         }
+        self.tiles.forget_run(run);
     }
 }
 
@@ -332,6 +336,7 @@ impl Store {
         }
         pending.flush(&tx).at(p)?;
         write_totals(&tx, &pending).at(p)?;
+        pending.tiles.write(&tx).at(p)?;
         tx.commit().at(p)?;
         // Only ids that were committed may be remembered.
         key_ids.extend(new_keys);
@@ -443,6 +448,7 @@ fn write_totals(tx: &Transaction, pending: &Pending) -> rusqlite::Result<()> {
 
 fn drop_points(tx: &Transaction, run: i64) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM points WHERE run = ?1", [run])?;
+    tiles::drop_run(tx, run)?;
     tx.execute("DELETE FROM run_keys WHERE run = ?1", [run])?;
     tx.execute("DELETE FROM corrupt_lines WHERE run = ?1", [run])?;
     tx.execute(
@@ -559,6 +565,26 @@ fn write_series(
     };
     pending.totals.insert((run, key), totals);
     pending.dirty.insert((run, key));
+    let before = before.map(|b| (b.first_step, b.last_step));
+    let after = (totals.first_step, totals.last_step);
+    if appends {
+        if TileBuffer::needs_points(true, before, after) {
+            pending.flush(tx)?;
+        }
+        let points = (0..n).map(|i| {
+            let row = row_of(i);
+            (rp.steps[row], rp.times[row], series.values[i])
+        });
+        pending
+            .tiles
+            .append(tx, (run, key), before, after, points)?;
+    } else {
+        // Every row of the series is in the table (flushed above for the count).
+        let steps: BTreeSet<i64> = (0..n).map(|i| rp.steps[row_of(i)]).collect();
+        pending
+            .tiles
+            .recompute(tx, (run, key), before, after, &steps)?;
+    }
     Ok(n as u64)
 }
 

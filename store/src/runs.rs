@@ -1,10 +1,8 @@
-//! The read side: what the dashboard and the CLI show. Runs are listed with filters, sorting
-//! and paging done in SQL (a page of a 100,000-run table costs the page, not the table);
-//! metric series are read by (run, key) in step order straight off the primary key; logs by
-//! offset (`logs.rs`); file manifests and corrupt lines per run. Nothing here writes.
+//! The read side's types and per-run reads: a run as listed ([`RunRow`]), the filters and sorts
+//! of listings (their SQL is in `listing.rs`), one run by key, its records, metric keys, plain
+//! series in step order, file manifest and corrupt lines. Nothing here writes.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde_json::Value;
 
 use runicorn_protocol::wire::{EventsState, WireCorruptLine};
@@ -31,8 +29,18 @@ pub struct RunRow {
     pub id: String,
     pub path: String,
     pub layout: String,
+    /// The effective alias: the hub's annotation when set, else the run's own.
     pub alias: Option<String>,
+    /// The effective tags: the hub's annotation when set, else the run's own.
     pub tags: Vec<String>,
+    /// The run's own alias, as its remote reports it.
+    pub remote_alias: Option<String>,
+    /// The run's own tags, as its remote reports them.
+    pub remote_tags: Vec<String>,
+    /// The hub's notes on the run.
+    pub notes: Option<String>,
+    /// In the hub's recycle bin since (Unix seconds); `None`: not trashed.
+    pub trashed_at: Option<f64>,
     /// Effective status as judged on the remote (`running`, `finished`, `crashed`, …).
     pub status: String,
     pub reason: Option<String>,
@@ -113,8 +121,33 @@ pub enum RunOrder {
     Remote,
     LastStep,
     Points,
-    /// A top-level key of `summary.json` (numbers sort before text).
+    /// The run's hostname.
+    Host,
+    /// The run's own id.
+    RunId,
+    /// A top-level key of `summary.json` (numbers before text; runs without it last).
     Summary(String),
+    /// A flattened config key, dotted for nested objects (`optim.lr`); as for `Summary`.
+    Config(String),
+}
+
+/// Which runs a listing shows with respect to the hub's recycle bin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrashView {
+    /// Runs not in the recycle bin.
+    #[default]
+    Hide,
+    /// Only runs in the recycle bin.
+    Only,
+    /// Both.
+    Include,
+}
+
+/// Distinct summary and flattened config keys across runs, each sorted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ColumnKeys {
+    pub summary: Vec<String>,
+    pub config: Vec<String>,
 }
 
 /// Sort order of a run listing; ties are broken by the store's run order, so pages are stable.
@@ -145,28 +178,31 @@ pub struct RunFilter {
     pub status: Option<Vec<String>>,
     /// Runs carrying this tag.
     pub tag: Option<String>,
-    /// Case-insensitive substring of the path, alias or run id.
+    /// Case-insensitive substring of the path, (effective) alias, run id, hostname, (effective)
+    /// tags or notes.
     pub text: Option<String>,
     /// Also runs gone from their remote.
     pub include_removed: bool,
     /// Also runs carrying upstream's soft-delete marker.
     pub include_deleted: bool,
+    /// The hub's recycle bin: hidden, only, or both.
+    pub trash: TrashView,
     /// At most this many rows (all when `None`).
     pub limit: Option<u32>,
     pub offset: u32,
     pub sort: RunSort,
 }
 
-const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r.path, r.layout, r.alias,
-    r.tags, r.status, r.reason, r.created_at, r.ended_at, r.hostname, r.deleted, r.removed,
+pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r.path, r.layout,
+    coalesce(r.user_alias, r.alias), coalesce(r.user_tags, r.tags), r.status, r.reason, r.created_at, r.ended_at, r.hostname, r.deleted, r.removed,
     r.removed_at, r.first_seen_at, r.summary, r.config, r.events_bytes, r.events_lines,
     r.events_points, r.events_keys, r.events_last_step, r.events_last_event_at,
     r.events_corrupt_lines, r.log_bytes, r.stored_points, r.stored_last_step,
     (SELECT json_group_array(name) FROM (SELECT k.name FROM run_keys rk
         JOIN metric_keys k ON k.id = rk.key WHERE rk.run = r.id ORDER BY k.name)),
-    r.copy_offset, r.log_start, r.log_end";
+    r.copy_offset, r.log_start, r.log_end, r.alias, r.tags, r.notes, r.trashed_at";
 
-const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
+pub(crate) const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
 
 fn json_opt(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -176,7 +212,7 @@ fn strings(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
+pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
     let log_start: Option<i64> = row.get(32)?;
     let log_end: Option<i64> = row.get(33)?;
     Ok(RunRow {
@@ -217,117 +253,14 @@ fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
         log_synced: log_start
             .zip(log_end)
             .map(|(s, e)| (from_sql_int(s), from_sql_int(e))),
+        remote_alias: row.get(34)?,
+        remote_tags: strings(&row.get::<_, String>(35)?),
+        notes: row.get(36)?,
+        trashed_at: row.get(37)?,
     })
 }
 
-/// The `WHERE` clause of a filter and its parameters, in order.
-fn where_clause(f: &RunFilter) -> (String, Vec<SqlValue>) {
-    let mut terms: Vec<String> = Vec::new();
-    let mut args: Vec<SqlValue> = Vec::new();
-    if let Some(remote) = &f.remote {
-        terms.push("m.name = ?".into());
-        args.push(remote.clone().into());
-    }
-    if let Some(prefix) = f.path_prefix.as_deref().map(|p| p.trim_matches('/')) {
-        if !prefix.is_empty() {
-            // `p/` ≤ path < `p0` ('0' follows '/'): the paths under p, as an index range.
-            terms.push("(r.path = ? OR (r.path >= ? AND r.path < ?))".into());
-            args.push(prefix.to_owned().into());
-            args.push(format!("{prefix}/").into());
-            args.push(format!("{prefix}0").into());
-        }
-    }
-    if let Some(statuses) = &f.status {
-        if statuses.is_empty() {
-            terms.push("0".into());
-        } else {
-            let marks = vec!["?"; statuses.len()].join(", ");
-            terms.push(format!("r.status IN ({marks})"));
-            args.extend(statuses.iter().map(|s| SqlValue::from(s.clone())));
-        }
-    }
-    if let Some(tag) = &f.tag {
-        terms.push("EXISTS (SELECT 1 FROM json_each(r.tags) WHERE json_each.value = ?)".into());
-        args.push(tag.clone().into());
-    }
-    if let Some(text) = f.text.as_deref().filter(|t| !t.is_empty()) {
-        terms.push(
-            "(instr(lower(r.path), lower(?)) > 0 OR instr(lower(coalesce(r.alias, '')), lower(?)) > 0
-              OR instr(lower(r.run_id), lower(?)) > 0)"
-                .into(),
-        );
-        for _ in 0..3 {
-            args.push(text.to_owned().into());
-        }
-    }
-    if !f.include_removed {
-        terms.push("r.removed = 0".into());
-    }
-    if !f.include_deleted {
-        terms.push("r.deleted = 0".into());
-    }
-    if terms.is_empty() {
-        (String::new(), args)
-    } else {
-        (format!("WHERE {}", terms.join(" AND ")), args)
-    }
-}
-
-/// The `ORDER BY` expression of a sort and its parameter, if any.
-fn order_clause(sort: &RunSort) -> (String, Option<SqlValue>) {
-    let dir = if sort.descending { "DESC" } else { "ASC" };
-    let (expr, arg) = match &sort.by {
-        RunOrder::CreatedAt => ("r.created_at", None),
-        RunOrder::EndedAt => ("r.ended_at", None),
-        RunOrder::Path => ("r.path", None),
-        RunOrder::Alias => ("r.alias", None),
-        RunOrder::Status => ("r.status", None),
-        RunOrder::Remote => ("m.name", None),
-        RunOrder::LastStep => ("r.stored_last_step", None),
-        RunOrder::Points => ("r.stored_points", None),
-        RunOrder::Summary(key) => (
-            // Not a JSON path: any key (with dots, quotes, a leading `$`) is matched as is.
-            "(SELECT value FROM json_each(r.summary) WHERE key = ?)",
-            Some(SqlValue::from(key.clone())),
-        ),
-    };
-    (
-        format!("ORDER BY {expr} IS NULL, {expr} {dir}, r.id {dir}"),
-        arg,
-    )
-}
-
 impl Store {
-    /// Runs matching `filter`, sorted and paged in SQL.
-    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
-        let p = &self.db_path;
-        let (wh, mut args) = where_clause(filter);
-        let (order, order_arg) = order_clause(&filter.sort);
-        // The sort key appears twice in ORDER BY (null check and value).
-        if let Some(a) = order_arg {
-            args.push(a.clone());
-            args.push(a);
-        }
-        let limit = filter.limit.map_or(-1, i64::from);
-        args.push(limit.into());
-        args.push(i64::from(filter.offset).into());
-        let sql = format!("SELECT {RUN_COLUMNS} {RUN_FROM} {wh} {order} LIMIT ? OFFSET ?");
-        let mut stmt = self.conn.prepare_cached(&sql).at(p)?;
-        let rows = stmt.query_map(params_from_iter(args), run_row).at(p)?;
-        rows.collect::<Result<Vec<_>, _>>().at(p)
-    }
-
-    /// How many runs match `filter` (its limit, offset and sort ignored): for paging.
-    pub fn count_runs(&self, filter: &RunFilter) -> Result<u64, StoreError> {
-        let (wh, args) = where_clause(filter);
-        let n: i64 = self
-            .conn
-            .prepare_cached(&format!("SELECT count(*) {RUN_FROM} {wh}"))
-            .and_then(|mut s| s.query_row(params_from_iter(args), |r| r.get(0)))
-            .at(&self.db_path)?;
-        Ok(from_sql_int(n))
-    }
-
     /// One run by its remote and directory, removed or not.
     pub fn run(&self, remote: RemoteId, dir: &str) -> Result<Option<RunRow>, StoreError> {
         self.conn

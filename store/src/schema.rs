@@ -9,8 +9,8 @@
 //!   *means* NaN (values are never absent on the wire); ±Infinity are stored as REAL as is
 //!   (and -0.0 reads back as 0.0);
 //! - JSON documents (`meta`, `config`, …) are TEXT holding JSON; NULL when the agent sent none;
-//! - `points` has no foreign key (it would cost a lookup per row on the hottest path): whoever
-//!   deletes a run deletes its points first.
+//! - `points` and `point_tiles` have no foreign key (it would cost a lookup per row on the
+//!   hottest path): whoever deletes a run deletes its points and tiles first.
 
 use std::path::Path;
 
@@ -133,7 +133,64 @@ const MIGRATIONS: &[&str] = &[
         cached_sha256 TEXT,             -- content in the file cache, for this size and mtime
         PRIMARY KEY(run, path)
      ) WITHOUT ROWID;",
+    // 2: the dashboard: the hub's annotations and recycle bin, sortable summary and config
+    // values, and the point tiles that downsampled series are read from. `run_values` and
+    // `point_tiles` are filled for existing runs by `after_migration`.
+    "ALTER TABLE runs ADD COLUMN user_alias TEXT;   -- NULL: the run's own alias shows
+     ALTER TABLE runs ADD COLUMN user_tags TEXT;    -- JSON array; NULL: the run's own tags
+     ALTER TABLE runs ADD COLUMN notes TEXT;
+     ALTER TABLE runs ADD COLUMN trashed_at REAL;   -- in the hub's recycle bin since; NULL: not
+     -- Covers every listing filter but text and tags, and the sorts by columns a sync rarely
+     -- changes: counts, path trees and those sorts read no run row (rows hold JSON records).
+     CREATE INDEX runs_listing ON runs(path, remote, status, removed, deleted, trashed_at,
+        created_at, ended_at, hostname, run_id, alias, user_alias);
+     -- The per-remote totals of `remotes()` (runs present, gone, points) from the index alone:
+     -- without it they read every run row (0.8 s at 100,000 runs; 25 ms with it). `removed`
+     -- comes last so the sync's pending queries keep their partial indexes.
+     CREATE INDEX runs_by_remote ON runs(remote, stored_points, removed);
+     -- One row per summary key (source 0) and flattened config key (source 1) of a run.
+     CREATE TABLE run_values(
+        run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        source INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        num REAL,                       -- numbers
+        text TEXT,                      -- strings as is, bools, arrays and objects as JSON
+        PRIMARY KEY(run, source, key)
+     ) WITHOUT ROWID;
+     -- Sorted walks by key (the primary key's `run` is appended: ties in run order).
+     CREATE INDEX run_values_sorted ON run_values(source, key, num, text);
+     -- Downsampling pyramid (see tiles.rs): tile `tile` of level `level` covers the steps
+     -- whose `step >> shift(level)` is `tile`. NULL min/max: every value in it is NaN.
+     CREATE TABLE point_tiles(
+        run INTEGER NOT NULL,           -- runs.id (no foreign key, like points)
+        key INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        tile INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        untimed INTEGER NOT NULL,       -- points without a time
+        first_step INTEGER NOT NULL,
+        first_time REAL,
+        last_step INTEGER NOT NULL,
+        last_time REAL,
+        min_value REAL,
+        min_step INTEGER,
+        min_time REAL,
+        max_value REAL,
+        max_step INTEGER,
+        max_time REAL,
+        PRIMARY KEY(run, key, level, tile)
+     ) WITHOUT ROWID;",
 ];
+
+/// Work a migration needs beyond its SQL, in the same transaction: `version` is the version it
+/// brings the schema to.
+fn after_migration(tx: &Connection, version: u32) -> rusqlite::Result<()> {
+    if version == 2 {
+        crate::run_values::backfill(tx)?;
+        crate::tiles::backfill(tx)?;
+    }
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub(crate) fn current_version() -> u32 {
@@ -164,6 +221,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             return Ok(());
         };
         tx.execute_batch(sql).at(path)?;
+        after_migration(&tx, version + 1).at(path)?;
         tx.pragma_update(None, "user_version", i64::from(version) + 1)
             .at(path)?;
         tx.commit().at(path)?;
@@ -217,6 +275,70 @@ mod tests {
             check_current(&conn, &path),
             Err(StoreError::NewerSchema { .. })
         ));
+    }
+
+    #[test]
+    fn a_store_of_schema_1_is_upgraded_with_its_values_and_tiles_filled() {
+        use crate::{RunFilter, RunKey, RunOrder, RunSort, SeriesQuery, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::STORE_FILE);
+        {
+            // A store as the previous release left it: schema 1, one run with 10,000 points.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO remotes(id, name, address, transport, created_at)
+                    VALUES (1, 'gpu', 'me@gpu', '{}', 0);
+                 INSERT INTO runs(id, remote, dir, seq, run_id, path, layout, tags, status,
+                    deleted, summary, config, events_bytes, events_lines, events_points,
+                    events_keys, events_corrupt_lines, log_bytes, first_seen_at,
+                    stored_points, stored_last_step)
+                 VALUES (7, 1, 'runs/a/1', 1, '1', 'a', 'current', '[]', 'finished', 0,
+                    '{\"acc\": 0.5}', '{\"optim\": {\"lr\": 0.1}}', 0, 0, 0, '[]', 0, 0, 0,
+                    10000, 9999);
+                 INSERT INTO metric_keys(id, name) VALUES (3, 'loss');
+                 INSERT INTO run_keys(run, key, points, first_step, last_step)
+                    VALUES (7, 3, 10000, 0, 9999);
+                 WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < 9999)
+                 INSERT INTO points(run, key, step, time, value)
+                    SELECT 7, 3, i, i * 1.0, (i * 7919) % 1000 FROM s;",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(user_version(&store.conn).unwrap(), current_version());
+        let f = RunFilter {
+            sort: RunSort {
+                by: RunOrder::Config("optim.lr".into()),
+                descending: true,
+            },
+            ..RunFilter::default()
+        };
+        let rows = store.list_runs(&f).unwrap();
+        assert_eq!(rows[0].key, RunKey(7));
+        assert_eq!(store.column_keys(10).unwrap().summary, ["acc"]);
+        let got = store
+            .series(
+                RunKey(7),
+                "loss",
+                &SeriesQuery {
+                    max_points: 100,
+                    ..SeriesQuery::default()
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert!(got.downsampled);
+        assert_eq!(got.total, 10_000);
+        let tiles: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM point_tiles", [], |r| r.get(0))
+            .unwrap();
+        assert!(tiles > 300, "{tiles}");
+        // The values cycle through 0..1000: the extremes of the whole run are among the points.
+        assert!(got.values.contains(&0.0) && got.values.contains(&999.0));
+        assert!(got.steps.len() <= 100);
     }
 
     #[test]

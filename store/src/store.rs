@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{SqliteContext, StoreError};
@@ -118,6 +119,12 @@ impl Store {
     }
 
     fn tune(conn: &Connection, p: &Path) -> Result<(), StoreError> {
+        // Plans never depend on bound values. Without this, SQLite (3.54) marks parameters
+        // such as `key = ?` or `LIMIT ?` "re-plan when rebound", and since the statement cache
+        // clears the bindings of every statement it takes back, each cached statement was
+        // parsed and planned again at every use: a third of the time of a downsampled series.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .at(p)?;
         conn.pragma_update(None, "foreign_keys", "ON").at(p)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB).at(p)?;
         conn.pragma_update(None, "temp_store", "MEMORY").at(p)?;

@@ -1,2 +1,37 @@
-//! The dashboard: an axum HTTP API over the store's read side and the embedded browser UI.
-//! Not built yet: it arrives with the web dashboard issue.
+//! The dashboard: an axum HTTP API over the hub's store (`docs/api.md`) and the embedded
+//! browser UI. The hub builds a [`DashboardConfig`], calls [`Dashboard::bind`] (which reports a
+//! port in use) and runs [`Dashboard::serve`] beside its sync tasks.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `config` | [`DashboardConfig`] and the [`FileFetcher`] the hub may give |
+//! | `server` | binding, serving, graceful shutdown |
+//! | `security` | Host allow-list, token and Origin checks, security headers |
+//! | `assets` | the embedded UI, `index.html` with the token |
+//! | `content_type` | content types of UI assets and of run files |
+//! | `store_pool` | read-only store connections and the writer, on the blocking pool |
+//! | `ticks` | the `data_version` poller behind live updates |
+//! | `query` | query-string parsing, the run filter |
+//! | `tree` | the path tree with counts |
+//! | `dto` | the JSON shapes of the API |
+//! | `routes/*` | one module per resource |
+//! | `error` | [`WebError`] and the API's JSON errors |
+
+mod assets;
+mod config;
+mod content_type;
+mod dto;
+mod error;
+mod query;
+mod routes;
+mod security;
+mod server;
+mod state;
+mod store_pool;
+mod ticks;
+mod tree;
+
+pub use config::{DashboardConfig, FileFetcher, DEFAULT_PORT};
+pub use error::WebError;
+pub use security::TOKEN_HEADER;
+pub use server::Dashboard;

@@ -42,10 +42,16 @@ pub struct ConnectArgs {
     /// key is always refused)
     #[arg(long)]
     pub accept_new_host_key: bool,
-    /// Do not serve the dashboard (accepted now so scripts keep working; the dashboard arrives
-    /// in a later version)
+    /// Do not serve the dashboard while following
     #[arg(long)]
     pub no_ui: bool,
+    /// Port of the dashboard served while following (0: any free port). When it is taken,
+    /// another hub is probably serving the same store there, and this one only syncs
+    #[arg(long, value_name = "PORT", default_value_t = super::dashboard::DEFAULT_PORT)]
+    pub ui_port: u16,
+    /// Open the dashboard in the default browser
+    #[arg(long)]
+    pub open: bool,
     /// Seconds between the agent's full rescans of the root (it also watches for changes)
     #[arg(long, value_name = "SECS")]
     pub poll: Option<f64>,
@@ -106,7 +112,7 @@ pub async fn remember(
 pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
     let address = address_of(&args)?;
     let name = args.name.clone().unwrap_or_else(|| address.default_name());
-    let (store, _dir) = super::open_store(hub_dir)?;
+    let (store, dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
     rt.block_on(async {
         let id = remember(&store, &name, &address).await?;
@@ -126,10 +132,33 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
             safety_interval: Duration::from_secs(30),
         };
         let reporter = SyncReporter::new(args.quiet);
+        let dashboard = if args.once || args.no_ui {
+            None
+        } else {
+            let serve = super::dashboard::ServeArgs {
+                port: args.ui_port,
+                bind: std::net::IpAddr::from([127, 0, 0, 1]),
+                open: args.open,
+            };
+            match super::dashboard::start(&dir, &store, &serve).await {
+                Ok(running) => Some(running),
+                Err(e) => {
+                    // Syncing matters more than a second view of the same store.
+                    eprintln!(
+                        "note: the dashboard is not served ({e:#}); syncing goes on. Use --ui-port to pick another port, or --no-ui"
+                    );
+                    None
+                }
+            }
+        };
         if !args.once && !args.quiet {
             eprintln!("{name}: following live; Ctrl-C stops");
         }
-        run_remote(&job, &store, &reporter, ctrl_c()).await?;
+        let result = run_remote(&job, &store, &reporter, ctrl_c()).await;
+        if let Some(d) = dashboard {
+            d.stop().await;
+        }
+        result?;
         Ok(0)
     })
 }

@@ -22,9 +22,11 @@ pub struct DemoArgs {
     /// Sync once, print the runs and exit instead of following the live run
     #[arg(long)]
     pub once: bool,
-    /// Do not serve the dashboard (accepted now; the dashboard arrives in a later version)
+    /// Do not serve the dashboard
     #[arg(long)]
     pub no_ui: bool,
+    #[command(flatten)]
+    pub serve: super::dashboard::ServeArgs,
     /// Path of the runicorn-agent binary [default: beside runicorn-hub, else on PATH]
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,
@@ -56,7 +58,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         root.display(),
         hub_dir.display()
     );
-    let (store, _) = super::open_store(Some(hub_dir.clone()))?;
+    let (store, store_dir) = super::open_store(Some(hub_dir.clone()))?;
     let rt = super::runtime()?;
     let address = RemoteAddress::Local {
         dir: root.clone(),
@@ -64,6 +66,12 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
     };
     let result = rt.block_on(async {
         let id = super::connect::remember(&store, "demo", &address).await?;
+        // Served before the first sync: the page is up at once and fills as runs arrive.
+        let dashboard = if args.once || args.no_ui {
+            None
+        } else {
+            Some(start_dashboard(&store_dir, &store, &args.serve).await?)
+        };
         let reporter = SyncReporter::new(false);
         let once = RemoteJob {
             name: "demo".into(),
@@ -76,7 +84,26 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
             mode: Mode::Once,
             safety_interval: Duration::from_secs(5),
         };
-        run_remote(&once, &store, &reporter, std::future::pending()).await?;
+        // Ctrl-C ends the demo in either phase, the first sync included.
+        let (interrupted_tx, interrupted) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            super::connect::ctrl_c().await;
+            let _ = interrupted_tx.send(true);
+        });
+        let until_interrupted = || {
+            let mut rx = interrupted.clone();
+            async move {
+                let _ = rx.wait_for(|i| *i).await;
+            }
+        };
+        let first = run_remote(&once, &store, &reporter, until_interrupted()).await;
+        if *interrupted.borrow() {
+            if let Some(d) = dashboard {
+                d.stop().await;
+            }
+            return Ok(0);
+        }
+        first?;
         let hub_arg = hub_dir.display().to_string();
         super::list::print(
             &store,
@@ -96,10 +123,35 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
             "demo: following the live run; Ctrl-C stops. In another terminal: runicorn-hub --hub-dir {hub_arg} ls"
         );
         let follow = RemoteJob { mode: Mode::Follow, ..once };
-        run_remote(&follow, &store, &reporter, super::connect::ctrl_c()).await?;
+        let followed = run_remote(&follow, &store, &reporter, until_interrupted()).await;
+        if let Some(d) = dashboard {
+            d.stop().await;
+        }
+        followed?;
         Ok(0)
     });
     stop_live.store(true, Ordering::Relaxed);
     let _ = live.join();
     result
+}
+
+/// Starts the demo's dashboard; when the default port is taken (another hub is running), any
+/// free port will do for a demo.
+async fn start_dashboard(
+    store_dir: &std::path::Path,
+    store: &runicorn_hub::store_thread::StoreHandle,
+    serve: &super::dashboard::ServeArgs,
+) -> anyhow::Result<super::dashboard::Running> {
+    match super::dashboard::start(store_dir, store, serve).await {
+        Ok(running) => Ok(running),
+        Err(e) if serve.port == super::dashboard::DEFAULT_PORT => {
+            eprintln!("note: {e:#}; using another port");
+            let any_port = super::dashboard::ServeArgs {
+                port: 0,
+                ..serve.clone()
+            };
+            super::dashboard::start(store_dir, store, &any_port).await
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -2,12 +2,14 @@
 //! (`store_dir`), the terminal (`terminal`), diagnostics (`logging`).
 
 pub mod connect;
+pub mod dashboard;
 pub mod demo;
 pub mod list;
 pub mod logging;
 pub mod remotes;
 pub mod sync_command;
 pub mod terminal;
+pub mod ui;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,248 @@
+//! The JSON shapes of `docs/api.md`, built from the store's rows (which are not serde types):
+//! what the dashboard promises its page, field for field.
+
+use runicorn_store::{FileRow, MetricKey, RemoteRow, RunRow, SeriesPoints};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A run as listed (`Run` in docs/api.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunDto {
+    pub id: i64,
+    pub run_id: String,
+    pub remote: String,
+    pub host: Option<String>,
+    pub dir: String,
+    pub path: String,
+    pub alias: Option<String>,
+    pub tags: Vec<String>,
+    pub notes: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: Option<f64>,
+    pub ended_at: Option<f64>,
+    pub last_step: Option<i64>,
+    pub points: u64,
+    pub keys: Vec<String>,
+    pub summary: Value,
+    pub config: Value,
+    pub log_bytes: u64,
+    pub deleted: bool,
+    pub removed: bool,
+    pub trashed_at: Option<f64>,
+}
+
+impl From<&RunRow> for RunDto {
+    fn from(r: &RunRow) -> RunDto {
+        RunDto {
+            id: r.key.0,
+            run_id: r.id.clone(),
+            remote: r.remote.clone(),
+            host: r.hostname.clone(),
+            dir: r.dir.clone(),
+            path: r.path.clone(),
+            alias: r.alias.clone(),
+            tags: r.tags.clone(),
+            notes: r.notes.clone(),
+            status: r.status.clone(),
+            reason: r.reason.clone(),
+            created_at: r.created_at,
+            ended_at: r.ended_at,
+            last_step: r.last_step,
+            points: r.points,
+            keys: r.keys.clone(),
+            summary: r.summary.clone().unwrap_or(Value::Null),
+            config: r.config.clone().unwrap_or(Value::Null),
+            log_bytes: r.log_bytes,
+            deleted: r.deleted,
+            removed: r.removed,
+            trashed_at: r.trashed_at,
+        }
+    }
+}
+
+/// `{"runs": [...], "total": N}`.
+#[derive(Debug, Serialize)]
+pub struct RunPage {
+    pub runs: Vec<RunDto>,
+    pub total: u64,
+}
+
+/// One metric key of a run's detail.
+#[derive(Debug, Serialize)]
+pub struct MetricDto {
+    pub name: String,
+    pub points: u64,
+    pub first_step: i64,
+    pub last_step: i64,
+}
+
+impl From<&MetricKey> for MetricDto {
+    fn from(k: &MetricKey) -> MetricDto {
+        MetricDto {
+            name: k.name.clone(),
+            points: k.points,
+            first_step: k.first_step,
+            last_step: k.last_step,
+        }
+    }
+}
+
+/// One file of a run's manifest.
+#[derive(Debug, Serialize)]
+pub struct FileDto {
+    pub path: String,
+    pub size: u64,
+    pub mtime: f64,
+    pub cached: bool,
+    pub url: String,
+}
+
+impl FileDto {
+    pub fn new(run: i64, f: &FileRow) -> FileDto {
+        FileDto {
+            path: f.path.clone(),
+            size: f.size,
+            mtime: f.mtime,
+            cached: f.cached_sha256.is_some(),
+            url: file_url(run, &f.path),
+        }
+    }
+}
+
+/// `/api/runs/{run}/files/{path}`, each path segment percent-encoded.
+pub fn file_url(run: i64, path: &str) -> String {
+    let mut url = format!("/api/runs/{run}/files");
+    for segment in path.split('/') {
+        url.push('/');
+        for b in segment.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                url.push(b as char);
+            } else {
+                url.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    url
+}
+
+/// `GET /api/runs/{id}`: the run and what only its page shows.
+#[derive(Debug, Serialize)]
+pub struct RunDetailDto {
+    #[serde(flatten)]
+    pub run: RunDto,
+    pub meta: Value,
+    pub status_record: Value,
+    pub environment: Value,
+    pub metrics: Vec<MetricDto>,
+    pub files: Vec<FileDto>,
+    pub corrupt_lines: u64,
+    pub remote_alias: Option<String>,
+    pub remote_tags: Vec<String>,
+}
+
+/// One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
+#[derive(Debug, Serialize)]
+pub struct SeriesDto {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<i64>,
+    pub key: String,
+    pub total: u64,
+    pub downsampled: bool,
+    pub steps: Vec<i64>,
+    pub times: Vec<Option<f64>>,
+    /// Non-finite values are written as `null` by serde_json: a chart gap.
+    pub values: Vec<f64>,
+}
+
+impl SeriesDto {
+    pub fn new(run: Option<i64>, s: SeriesPoints) -> SeriesDto {
+        SeriesDto {
+            run,
+            key: s.key,
+            total: s.total,
+            downsampled: s.downsampled,
+            steps: s.steps,
+            times: s.times,
+            values: s.values,
+        }
+    }
+}
+
+/// New points of one key, as `event: metrics` sends them.
+#[derive(Debug, Serialize)]
+pub struct LivePointsDto {
+    pub key: String,
+    pub steps: Vec<i64>,
+    pub times: Vec<Option<f64>>,
+    pub values: Vec<f64>,
+}
+
+/// A remote as `GET /api/remotes` lists it; its transport settings are never included.
+#[derive(Debug, Serialize)]
+pub struct RemoteDto {
+    pub name: String,
+    pub address: String,
+    pub connected: bool,
+    pub last_sync_at: Option<f64>,
+    pub lag_seconds: Option<f64>,
+    pub last_error: Option<String>,
+    pub agent_host: Option<String>,
+    pub agent_root: Option<String>,
+    pub runs: u64,
+    pub points: u64,
+}
+
+impl RemoteDto {
+    pub fn new(r: &RemoteRow, now: f64) -> RemoteDto {
+        RemoteDto {
+            name: r.name.clone(),
+            address: r.address.clone(),
+            connected: r.connected,
+            last_sync_at: r.last_sync_at,
+            lag_seconds: r.last_sync_at.map(|t| (now - t).max(0.0)),
+            last_error: r.last_error.clone(),
+            agent_host: r.agent_host.clone(),
+            agent_root: r.agent_root.clone(),
+            runs: r.runs,
+            points: r.points,
+        }
+    }
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_encode_each_segment() {
+        assert_eq!(
+            file_url(4, "media/a b#1.png"),
+            "/api/runs/4/files/media/a%20b%231.png"
+        );
+    }
+
+    #[test]
+    fn non_finite_values_are_null() {
+        let s = SeriesDto {
+            run: None,
+            key: "loss".into(),
+            total: 2,
+            downsampled: false,
+            steps: vec![0, 1],
+            times: vec![None, Some(1.5)],
+            values: vec![f64::NAN, f64::INFINITY],
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["values"], serde_json::json!([null, null]));
+        assert!(v.get("run").is_none());
+    }
+}

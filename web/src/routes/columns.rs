@@ -1,0 +1,31 @@
+//! `GET /api/columns`: the summary and config keys found across runs, for the column chooser.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most keys of each kind listed.
+pub const MAX_COLUMN_KEYS: usize = 500;
+
+#[derive(Debug, Serialize)]
+pub struct ColumnsDto {
+    pub summary: Vec<String>,
+    pub config: Vec<String>,
+}
+
+/// `GET /api/columns`.
+pub async fn get(State(state): State<Arc<AppState>>) -> Result<Json<ColumnsDto>, ApiError> {
+    let keys = state
+        .pool
+        .read(|store| Ok(store.column_keys(MAX_COLUMN_KEYS)?))
+        .await?;
+    Ok(Json(ColumnsDto {
+        summary: keys.summary,
+        config: keys.config,
+    }))
+}

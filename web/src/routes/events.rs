@@ -1,0 +1,72 @@
+//! `GET /api/events`: one Server-Sent Event `changed` at most once a second while the store
+//! changes, so the runs table and the remotes page refresh. Also the helpers both event
+//! streams use.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::dto::now;
+use crate::state::{closed, AppState};
+
+/// How often a comment keeps a quiet stream open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Least time between two `changed` events.
+pub const CHANGED_EVERY: Duration = Duration::from_secs(1);
+
+/// An SSE response fed by a channel: the producer task ends when the client goes away (its
+/// sends fail) or the server shuts down.
+pub fn sse_from(rx: mpsc::Receiver<Event>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|event| (Ok(event), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// An event named `name` carrying `data` as JSON.
+pub fn json_event(name: &str, data: &impl Serialize) -> Event {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    Event::default().event(name).data(json)
+}
+
+#[derive(Serialize)]
+struct Changed {
+    at: f64,
+}
+
+/// `GET /api/events`.
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (tx, rx) = mpsc::channel(4);
+    let mut ticks = state.ticks.clone();
+    ticks.mark_unchanged();
+    let closing = state.closing.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = ticks.changed() => if changed.is_err() { break },
+                _ = closed(closing.clone()) => break,
+                _ = tx.closed() => break,
+            }
+            if tx
+                .send(json_event("changed", &Changed { at: now() }))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(CHANGED_EVERY) => {}
+                _ = closed(closing.clone()) => break,
+            }
+        }
+    });
+    sse_from(rx)
+}

@@ -1,0 +1,97 @@
+//! The API's routes, one module per resource of `docs/api.md`, and the router that joins them
+//! with the embedded UI and the security layer.
+
+pub mod columns;
+pub mod compare;
+pub mod events;
+pub mod files;
+pub mod live;
+pub mod logs;
+pub mod metrics;
+pub mod paths;
+pub mod remotes;
+pub mod runs;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use runicorn_store::RunKey;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{Method, Uri};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::security::{guard_layer, Guard};
+use crate::state::AppState;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Every route, the UI as the fallback, and the security layer around all of it.
+pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
+    Router::new()
+        .route("/api/runs", get(runs::list))
+        .route(
+            "/api/runs/{id}",
+            get(runs::detail).patch(runs::annotate).delete(runs::trash),
+        )
+        .route("/api/runs/{id}/restore", post(runs::restore))
+        .route("/api/runs/{id}/metrics", get(metrics::get))
+        .route("/api/runs/{id}/logs", get(logs::get))
+        .route("/api/runs/{id}/live", get(live::stream))
+        .route("/api/runs/{id}/files/{*path}", get(files::get))
+        .route("/api/paths", get(paths::get))
+        .route("/api/columns", get(columns::get))
+        .route("/api/remotes", get(remotes::get))
+        .route("/api/compare", get(compare::get))
+        .route("/api/events", get(events::stream))
+        .route("/", get(crate::assets::index))
+        .fallback(crate::assets::fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(guard, guard_layer))
+        .with_state(state)
+}
+
+/// A route that exists, asked with a method it does not take.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// Path parameters, refused with the JSON error (axum's own `Path` answers in plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| ApiPath(t))
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "unusable path {}: {}",
+                    parts.uri.path(),
+                    e.body_text()
+                ))
+            })
+    }
+}
+
+/// A run id from the URL.
+pub fn run_key(id: &str) -> Result<RunKey, ApiError> {
+    id.parse::<i64>()
+        .map(RunKey)
+        .map_err(|_| ApiError::bad_request(format!("run id {id:?} is not a number")))
+}

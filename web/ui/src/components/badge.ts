@@ -1,0 +1,19 @@
+/** The run status badge: one colour per status, a pulsing dot while running. */
+import { h } from "../lib/dom";
+
+const KNOWN = new Set(["running", "finished", "failed", "crashed", "interrupted", "unknown"]);
+
+export function statusBadge(status: string, reason?: string | null): HTMLElement {
+  const s = KNOWN.has(status) ? status : "unknown";
+  return h(
+    "span",
+    { class: `badge status-${s}`, title: reason ? `${status}: ${reason}` : status, dataset: { status: s } },
+    s === "running" ? h("span", { class: "pulse", attrs: { "aria-hidden": "true" } }) : null,
+    status,
+  );
+}
+
+/** A small coloured dot (connected / disconnected). */
+export function dot(on: boolean, label: string): HTMLElement {
+  return h("span", { class: `dot ${on ? "dot-on" : "dot-off"}`, title: label, attrs: { "aria-label": label } });
+}

@@ -1,0 +1,82 @@
+/**
+ * The dashboard's entry point: the top bar (navigation, theme toggle, live indicator), the
+ * router that swaps pages, and the store-changed stream that pages refresh on.
+ */
+import "./styles.css";
+import { openChanges } from "./api";
+import { h, message, replace } from "./lib/dom";
+import { initTheme, toggleTheme, currentTheme } from "./lib/theme";
+import { comparePage } from "./pages/compare";
+import type { Page } from "./pages/page";
+import { remotesPage } from "./pages/remotes";
+import { runPage } from "./pages/run";
+import { runsPage } from "./pages/runs";
+import { onRouteChange, type Route } from "./router";
+
+initTheme();
+
+const nav = (href: string, label: string, page: string) => h("a", { href, class: "nav-link", dataset: { page } }, label);
+const themeBtn = h("button", { type: "button", class: "btn theme-toggle", title: "Toggle dark mode" });
+const setThemeLabel = () => {
+  const dark = currentTheme() === "dark";
+  themeBtn.textContent = dark ? "☀ Light" : "☾ Dark";
+  themeBtn.setAttribute("aria-pressed", String(dark));
+};
+themeBtn.addEventListener("click", () => {
+  toggleTheme();
+  setThemeLabel();
+});
+setThemeLabel();
+
+const liveDot = h("span", { class: "live-dot", title: "Connecting to the hub…" });
+const links = [nav("#/runs", "Runs", "runs"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
+const bar = h(
+  "header",
+  { class: "topbar" },
+  h("a", { href: "#/runs", class: "brand" }, "Runicorn"),
+  h("nav", { class: "nav" }, ...links),
+  h("span", { class: "spacer" }),
+  liveDot,
+  themeBtn,
+);
+const main = h("main", { id: "content" });
+const app = document.getElementById("app") ?? document.body;
+replace(app, bar, main);
+
+let current: Page | null = null;
+
+function pageFor(route: Route): Page {
+  switch (route.page) {
+    case "runs":
+      return runsPage(route.params, false);
+    case "trash":
+      return runsPage(route.params, true);
+    case "run":
+      return runPage(route.id, route.params);
+    case "compare":
+      return comparePage(route.runs, route.params);
+    case "remotes":
+      return remotesPage();
+    default:
+      return { el: message("error", "No such page. ", h("a", { href: "#/runs" }, "Go to the runs table.")), destroy: () => {} };
+  }
+}
+
+onRouteChange((route) => {
+  current?.destroy();
+  window.__runicornRendered = undefined;
+  current = pageFor(route);
+  replace(main, current.el);
+  const active = route.page === "run" || route.page === "compare" ? "runs" : route.page;
+  for (const l of links) l.classList.toggle("active", l.dataset.page === active);
+  document.title = `Runicorn — ${route.page === "run" ? `run ${route.id}` : route.page}`;
+});
+
+// Store changes (a sync wrote something): pages listening refresh.
+openChanges(
+  () => window.dispatchEvent(new Event("runicorn:changed")),
+  (connected) => {
+    liveDot.classList.toggle("on", connected);
+    liveDot.title = connected ? "Live: updates arrive as the hub syncs" : "Not connected to the hub; retrying…";
+  },
+);

@@ -1,0 +1,215 @@
+/**
+ * A run's page (`#/run/<id>?tab=…`): the header with the editable alias, tags and notes, and
+ * the tabs Charts | Logs | Summary | Config | Environment | Files. While the run runs, its live
+ * stream feeds the charts, the log and the header.
+ */
+import { api, openLive, type Run, type RunDetail } from "../api";
+import { statusBadge } from "../components/badge";
+import { h, message, replace } from "../lib/dom";
+import { formatDuration, formatNumber, formatTime, runDuration } from "../lib/format";
+import { replaceHash, runHash } from "../router";
+import type { Page } from "./page";
+import { RunCharts } from "./run_charts";
+import { filesTab, keyValueTable } from "./run_info";
+import { RunLogs } from "./run_logs";
+import { runHost, runName } from "./runs";
+
+const TABS = [
+  ["charts", "Charts"],
+  ["logs", "Logs"],
+  ["summary", "Summary"],
+  ["config", "Config"],
+  ["environment", "Environment"],
+  ["files", "Files/Images"],
+] as const;
+type Tab = (typeof TABS)[number][0];
+
+export function runPage(id: number, params: URLSearchParams): Page {
+  const el = h("div", { class: "page run-page" }, message("loading", "Loading run…"));
+  let closeLive: (() => void) | null = null;
+  let charts: RunCharts | null = null;
+  let destroyed = false;
+
+  void (async () => {
+    let detail: RunDetail;
+    try {
+      detail = await api.run(id);
+    } catch (e) {
+      replace(el, message("error", `Could not load run ${id}: ${(e as Error).message}`), h("a", { href: "#/runs" }, "Back to runs"));
+      return;
+    }
+    if (destroyed) return;
+    const header = h("header", { class: "run-header" });
+    const tabBar = h("nav", { class: "tabs", attrs: { role: "tablist" } });
+    const panel = h("div", { class: "tab-panel" });
+    replace(el, header, tabBar, panel);
+
+    charts = new RunCharts(detail);
+    const logs = new RunLogs(id);
+    const panels = new Map<Tab, HTMLElement>();
+    const panelFor = (t: Tab): HTMLElement => {
+      let p = panels.get(t);
+      if (p) return p;
+      if (t === "charts") p = charts!.el;
+      else if (t === "logs") p = logs.el;
+      else if (t === "summary") p = keyValueTable(detail.summary, "No summary values.");
+      else if (t === "config") p = keyValueTable(detail.config, "No config.");
+      else if (t === "environment") p = keyValueTable(detail.environment, "No environment was recorded.");
+      else p = filesTab(detail);
+      panels.set(t, p);
+      return p;
+    };
+    let tab: Tab = (TABS.find(([t]) => t === params.get("tab"))?.[0] ?? "charts") as Tab;
+    const showTab = (t: Tab) => {
+      tab = t;
+      replaceHash(runHash(id, t));
+      for (const b of tabBar.querySelectorAll<HTMLButtonElement>("button")) {
+        const on = b.dataset.tab === t;
+        b.classList.toggle("active", on);
+        b.setAttribute("aria-selected", String(on));
+      }
+      replace(panel, panelFor(t));
+      if (t === "charts") charts!.show();
+      if (t === "logs") logs.show();
+    };
+    for (const [t, label] of TABS) {
+      const b = h("button", { type: "button", class: "tab", dataset: { tab: t }, attrs: { role: "tab" } }, label);
+      b.addEventListener("click", () => showTab(t));
+      tabBar.appendChild(b);
+    }
+
+    const renderHeader = () => renderRunHeader(header, detail, (run) => {
+      detail = { ...detail, ...run };
+      charts?.setDetail(detail);
+      renderHeader();
+    });
+    renderHeader();
+    showTab(tab);
+
+    if (detail.status === "running") {
+      closeLive = openLive(
+        id,
+        { after_step: detail.last_step ?? undefined, log_offset: detail.log_bytes ?? undefined },
+        {
+          metrics: (m) => {
+            charts?.appendLive(m.series);
+            // Keep the header's last step current without re-rendering it (an edit may be open).
+            let last = detail.last_step ?? -Infinity;
+            for (const s of m.series) for (const st of s.steps) if (st > last) last = st;
+            if (Number.isFinite(last) && last !== detail.last_step) {
+              detail = { ...detail, last_step: last };
+              const cell = header.querySelector('[data-fact="last_step"] .fact-value');
+              if (cell) cell.textContent = formatNumber(last);
+            }
+          },
+          log: (l) => logs.live(l),
+          run: (r) => {
+            detail = { ...detail, ...r };
+            charts?.setDetail(detail);
+            renderHeader();
+          },
+        },
+      );
+    }
+  })();
+
+  return {
+    el,
+    destroy: () => {
+      destroyed = true;
+      closeLive?.();
+      charts?.destroy();
+    },
+  };
+}
+
+/** The header: name (editable), status, where and when, tags and notes (editable). */
+function renderRunHeader(header: HTMLElement, d: RunDetail, onSaved: (r: Run) => void): void {
+  const errorBox = h("div", { class: "header-error" });
+  const fail = (e: unknown) => replace(errorBox, message("error", `Not saved: ${(e as Error).message}`));
+  const save = async (body: Parameters<typeof api.patchRun>[1]) => {
+    try {
+      onSaved(await api.patchRun(d.id, body));
+    } catch (e) {
+      fail(e);
+    }
+  };
+
+  // Alias: text with an edit button; an input while editing (Enter saves, Escape cancels).
+  const title = h("h1", { class: "run-title" });
+  const showTitle = () => {
+    const edit = h("button", { type: "button", class: "btn small alias-edit", title: "Rename" }, "✎ Rename");
+    edit.addEventListener("click", editTitle);
+    replace(title, h("span", { class: "run-name" }, runName(d)), edit);
+  };
+  const editTitle = () => {
+    const input = h("input", { type: "text", value: d.alias ?? "", class: "alias-input", maxLength: 200, placeholder: d.run_id, attrs: { "aria-label": "Alias" } });
+    let done = false;
+    const commit = async () => {
+      if (done) return;
+      done = true;
+      const v = input.value.trim();
+      if (v === (d.alias ?? "")) return showTitle();
+      await save({ alias: v === "" ? null : v });
+    };
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") void commit();
+      if (ev.key === "Escape") {
+        done = true;
+        showTitle();
+      }
+    });
+    input.addEventListener("blur", () => void commit());
+    replace(title, input);
+    input.focus();
+    input.select();
+  };
+  showTitle();
+
+  // Tags: chips with a remove button, and an input that adds one on Enter.
+  const tags = h("div", { class: "tags" });
+  for (const t of d.tags) {
+    const rm = h("button", { type: "button", class: "chip-x", title: `Remove tag ${t}`, attrs: { "aria-label": `Remove tag ${t}` } }, "×");
+    rm.addEventListener("click", () => void save({ tags: d.tags.filter((x) => x !== t) }));
+    tags.appendChild(h("span", { class: "tag chip" }, t, rm));
+  }
+  const addTag = h("input", { type: "text", class: "tag-input", placeholder: "add tag", maxLength: 100, attrs: { "aria-label": "Add tag" } });
+  addTag.addEventListener("keydown", (ev) => {
+    const v = addTag.value.trim();
+    if (ev.key === "Enter" && v && !d.tags.includes(v)) void save({ tags: [...d.tags, v] });
+  });
+  tags.appendChild(addTag);
+
+  // Notes: a textarea with a save button that wakes up on change.
+  const notes = h("textarea", { class: "notes", value: d.notes ?? "", placeholder: "Notes", rows: 2, attrs: { "aria-label": "Notes" } });
+  const saveNotes = h("button", { type: "button", class: "btn small", disabled: true }, "Save notes");
+  notes.addEventListener("input", () => (saveNotes.disabled = notes.value === (d.notes ?? "")));
+  saveNotes.addEventListener("click", () => void save({ notes: notes.value === "" ? null : notes.value }));
+
+  const fact = (label: string, value: Node | string, id = "") =>
+    h("div", { class: "fact", dataset: { fact: id } }, h("span", { class: "fact-label" }, label), h("span", { class: "fact-value" }, value));
+  replace(
+    header,
+    h("div", { class: "crumbs small" }, h("a", { href: "#/runs" }, "Runs"), " / ", d.path ?? "", " / ", d.run_id),
+    h("div", { class: "title-row" }, title, statusBadge(d.status, d.reason)),
+    h(
+      "div",
+      { class: "facts" },
+      fact("Run id", d.run_id),
+      fact("Path", d.path ?? "–"),
+      fact("Host", runHost(d)),
+      fact("Started", formatTime(d.created_at)),
+      fact("Ended", formatTime(d.ended_at)),
+      fact("Duration", formatDuration(runDuration(d))),
+      fact("Last step", formatNumber(d.last_step), "last_step"),
+      fact("Points", formatNumber(d.points)),
+      d.reason ? fact("Reason", d.reason) : null,
+      d.removed ? fact("Server", "gone from its server (kept by the hub)") : null,
+      d.trashed_at ? fact("Recycle bin", `since ${formatTime(d.trashed_at)}`) : null,
+      d.corrupt_lines ? fact("Corrupt lines", formatNumber(d.corrupt_lines)) : null,
+    ),
+    tags,
+    h("div", { class: "notes-row" }, notes, saveNotes),
+    errorBox,
+  );
+}

@@ -1,0 +1,70 @@
+/** The Summary, Config, Environment and Files/Images tabs of a run: read-only views. */
+import type { RunDetail } from "../api";
+import { h, message } from "../lib/dom";
+import { flatten, formatBytes, formatTime, formatValue } from "../lib/format";
+
+/** A two-column table of an object's flattened keys. */
+export function keyValueTable(obj: Record<string, unknown> | null | undefined, empty: string): HTMLElement {
+  const flat = flatten(obj ?? {});
+  const keys = Object.keys(flat).sort((a, b) => a.localeCompare(b));
+  if (keys.length === 0) return message("empty", empty);
+  return h(
+    "table",
+    { class: "data kv" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Key"), h("th", {}, "Value"))),
+    h(
+      "tbody",
+      {},
+      ...keys.map((k) => h("tr", {}, h("td", { class: "key" }, k), h("td", { class: "value" }, formatValue(flat[k])))),
+    ),
+  );
+}
+
+const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
+
+/** An image linked to its full size; a fetch that fails (server gone, file too large) says so. */
+function thumbnail(url: string, path: string): HTMLElement {
+  const img = h("img", { src: url, alt: path, loading: "lazy" }) as HTMLImageElement;
+  const link = h("a", { href: url, target: "_blank", attrs: { rel: "noopener" } }, img);
+  img.addEventListener("error", () => {
+    link.replaceWith(h("div", { class: "thumb-missing muted" }, "not available: its server is unreachable and the hub has no copy"));
+  });
+  return link;
+}
+
+export function filesTab(d: RunDetail): HTMLElement {
+  if (d.files.length === 0) return message("empty", "This run has no files.");
+  const images = d.files.filter((f) => IMAGE.test(f.path));
+  const grid = h(
+    "div",
+    { class: "thumbs" },
+    ...images.map((f) =>
+      h(
+        "figure",
+        { class: "thumb" },
+        // The hub fetches a file from its server the first time it is asked for (lazy bytes).
+        thumbnail(f.url, f.path),
+        h("figcaption", { class: "small" }, f.path),
+      ),
+    ),
+  );
+  const list = h(
+    "table",
+    { class: "data" },
+    h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", { class: "num" }, "Size"), h("th", {}, "Modified"))),
+    h(
+      "tbody",
+      {},
+      ...d.files.map((f) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, h("a", { href: f.url, target: "_blank", attrs: { rel: "noopener" } }, f.path)),
+          h("td", { class: "num" }, formatBytes(f.size)),
+          h("td", {}, formatTime(f.mtime)),
+        ),
+      ),
+    ),
+  );
+  return h("div", { class: "tab-files" }, images.length ? h("h3", {}, "Images") : null, images.length ? grid : null, h("h3", {}, "Files"), list);
+}
