@@ -5,11 +5,11 @@ pub mod sync_setup;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Runs `f` `repeats` times and returns the fastest and median durations.
-pub fn time_best_and_median(
+/// Runs `f` `repeats` times (at least once) and returns the durations, shortest first.
+pub fn sorted_times(
     repeats: usize,
     mut f: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(repeats);
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
@@ -17,7 +17,30 @@ pub fn time_best_and_median(
         times.push(start.elapsed());
     }
     times.sort();
+    Ok(times)
+}
+
+/// Runs `f` `repeats` times and returns the fastest and median durations.
+pub fn time_best_and_median(
+    repeats: usize,
+    f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(Duration, Duration)> {
+    let times = sorted_times(repeats, f)?;
     Ok((times[0], times[times.len() / 2]))
+}
+
+/// A store in `dir` with one remote named `bench` (no address: nothing syncs it), for the
+/// benchmarks that fill a store directly.
+pub fn store_with_bench_remote(
+    dir: &Path,
+) -> anyhow::Result<(runicorn_store::Store, runicorn_store::RemoteId)> {
+    let mut store = runicorn_store::Store::open(dir)?;
+    let remote = store.upsert_remote(&runicorn_store::RemoteSpec {
+        name: "bench".into(),
+        address: "bench".into(),
+        transport: serde_json::Value::Null,
+    })?;
+    Ok((store, remote))
 }
 
 /// A binary built beside this benchmark (same profile), e.g. `runicorn-agent`.

@@ -31,7 +31,7 @@ use runicorn_protocol::wire::{
     ChangeBatch, Cursor, EventsState, PointBatch, RunChange, RunPoints, Series,
 };
 use runicorn_store::{
-    RemoteId, RemoteSpec, RunFilter, RunKey, RunOrder, RunSort, SeriesAxis, SeriesQuery, Store,
+    RemoteId, RunFilter, RunKey, RunOrder, RunSort, SeriesAxis, SeriesQuery, Store,
 };
 use serde_json::json;
 
@@ -243,19 +243,9 @@ fn series_run(dir: &str, path: &str, points: usize) -> RunChange {
     }
 }
 
-fn open_with_remote(dir: &Path) -> anyhow::Result<(Store, RemoteId)> {
-    let mut store = Store::open(dir)?;
-    let remote = store.upsert_remote(&RemoteSpec {
-        name: "bench".into(),
-        address: "bench".into(),
-        transport: serde_json::Value::Null,
-    })?;
-    Ok((store, remote))
-}
-
 /// Fills `dir` with the listing runs and the two series runs, unless it already holds them.
 fn build(dir: &Path, runs: usize, points: usize) -> anyhow::Result<()> {
-    let (mut store, remote) = open_with_remote(dir)?;
+    let (mut store, remote) = runicorn_bench::store_with_bench_remote(dir)?;
     let long = "runs/series/long/r10m";
     if store
         .run(remote, long)?
@@ -317,13 +307,7 @@ fn measure(
     mut f: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<(Duration, Duration)> {
     f()?;
-    let mut times = Vec::with_capacity(repeats);
-    for _ in 0..repeats.max(1) {
-        let start = Instant::now();
-        f()?;
-        times.push(start.elapsed());
-    }
-    times.sort();
+    let times = runicorn_bench::sorted_times(repeats, f)?;
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     Ok((at(0.5), at(0.95)))
 }
@@ -433,7 +417,7 @@ fn page_filter(prefix: &str) -> RunFilter {
 }
 
 fn write_compare_store(dir: &Path) -> anyhow::Result<()> {
-    let (mut store, remote) = open_with_remote(dir)?;
+    let (mut store, remote) = runicorn_bench::store_with_bench_remote(dir)?;
     let dirs: Vec<String> = (0..20)
         .map(|i| format!("runs/bench/compare/cmp{i:02}"))
         .collect();

@@ -22,7 +22,6 @@ use runicorn_bench::machine_description;
 use runicorn_protocol::wire::{
     ChangeBatch, Cursor, EventsState, PointBatch, RunChange, RunPoints, Series,
 };
-use runicorn_store::{RemoteSpec, Store};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Shape {
@@ -180,12 +179,7 @@ impl Case {
 
 /// Times `ingest_points` of every batch into a fresh store in `dir`.
 fn time_store(dir: &Path, args: &Case, batches: &[PointBatch]) -> anyhow::Result<(Duration, u64)> {
-    let mut store = Store::open(dir)?;
-    let remote = store.upsert_remote(&RemoteSpec {
-        name: "bench".into(),
-        address: "bench".into(),
-        transport: serde_json::Value::Null,
-    })?;
+    let (mut store, remote) = runicorn_bench::store_with_bench_remote(dir)?;
     let listing = ChangeBatch {
         reset: true,
         runs: (0..args.runs).map(|r| run_change(r, args.steps)).collect(),

@@ -103,7 +103,7 @@ pub async fn get(
         )));
     }
     let query = series_query(&params, 1_000)?;
-    let answer = state
+    let (rows, keys) = state
         .pool
         .read(move |store| {
             let mut rows = Vec::with_capacity(run_keys.len());
@@ -116,26 +116,37 @@ pub async fn get(
                 shared.truncate(MAX_COMPARE);
                 shared
             });
-            let mut series = Vec::new();
-            for row in &rows {
-                for name in &keys {
-                    if let Some(points) = store.series(row.key, name, &query)? {
-                        series.push(SeriesDto::new(Some(row.key.0), points));
-                    }
-                }
-            }
-            let configs: Vec<Vec<(String, Value)>> = rows
-                .iter()
-                .map(|r| r.config.as_ref().map(flatten_config).unwrap_or_default())
-                .collect();
-            Ok(CompareDto {
-                runs: rows.iter().map(RunDto::from).collect(),
-                keys,
-                series,
-                config_diff: config_diff(&configs),
-            })
+            Ok((rows, keys))
         })
         .await?;
+    // One read per run, side by side on the pool's connections: the series are independent.
+    let reads = rows.iter().map(|row| {
+        let (run, names, query) = (row.key, keys.clone(), query.clone());
+        state.pool.read(move |store| {
+            let mut series = Vec::with_capacity(names.len());
+            for name in &names {
+                if let Some(points) = store.series(run, name, &query)? {
+                    series.push(SeriesDto::new(Some(run.0), points));
+                }
+            }
+            Ok(series)
+        })
+    });
+    let series = futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let configs: Vec<Vec<(String, Value)>> = rows
+        .iter()
+        .map(|r| r.config.as_ref().map(flatten_config).unwrap_or_default())
+        .collect();
+    let answer = CompareDto {
+        runs: rows.iter().map(RunDto::from).collect(),
+        keys,
+        series,
+        config_diff: config_diff(&configs),
+    };
     Ok(Json(answer))
 }
 

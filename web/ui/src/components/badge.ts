@@ -1,7 +1,8 @@
 /** The run status badge: one colour per status, a pulsing dot while running. */
 import { h } from "../lib/dom";
 
-const KNOWN = new Set(["running", "finished", "failed", "crashed", "interrupted", "unknown"]);
+// The agent's status vocabulary (protocol/src/run_format/records.rs) plus `unknown`.
+const KNOWN = new Set(["running", "finished", "failed", "crashed", "killed", "interrupted", "unreadable", "unknown"]);
 
 export function statusBadge(status: string, reason?: string | null): HTMLElement {
   const s = KNOWN.has(status) ? status : "unknown";

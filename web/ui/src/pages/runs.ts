@@ -15,7 +15,7 @@ import { onStoreChanged, type Page } from "./page";
 
 const PAGE_SIZE = 50;
 const COLUMNS_KEY = "runicorn.columns";
-const STATUSES = ["running", "finished", "failed", "crashed", "interrupted", "unknown"];
+const STATUSES = ["running", "finished", "failed", "crashed", "killed", "interrupted", "unreadable", "unknown"];
 
 function savedColumns(): string[] {
   try {
