@@ -19,6 +19,10 @@ struct Recipe {
     alias: &'static str,
     lr: f64,
     steps: i64,
+    /// When the run started, and how long a step took: the sample runs are written in a
+    /// moment but dated as if they had trained for real.
+    hours_ago: f64,
+    seconds_per_step: f64,
     outcome: fn() -> RunOutcome,
 }
 
@@ -35,6 +39,8 @@ const RECIPES: &[Recipe] = &[
     Recipe {
         path: "cv/resnet50",
         alias: "baseline",
+        hours_ago: 26.0,
+        seconds_per_step: 3.0,
         lr: 0.1,
         steps: 400,
         outcome: RunOutcome::finished,
@@ -42,6 +48,8 @@ const RECIPES: &[Recipe] = &[
     Recipe {
         path: "cv/resnet50",
         alias: "lr-0.03",
+        hours_ago: 25.5,
+        seconds_per_step: 3.0,
         lr: 0.03,
         steps: 400,
         outcome: RunOutcome::finished,
@@ -49,6 +57,8 @@ const RECIPES: &[Recipe] = &[
     Recipe {
         path: "cv/resnet50",
         alias: "lr-0.3",
+        hours_ago: 25.0,
+        seconds_per_step: 3.0,
         lr: 0.3,
         steps: 150,
         outcome: failed,
@@ -56,6 +66,8 @@ const RECIPES: &[Recipe] = &[
     Recipe {
         path: "nlp/bert-base",
         alias: "warmup-1k",
+        hours_ago: 7.0,
+        seconds_per_step: 6.0,
         lr: 0.0001,
         steps: 600,
         outcome: RunOutcome::finished,
@@ -63,6 +75,8 @@ const RECIPES: &[Recipe] = &[
     Recipe {
         path: "rl/ppo",
         alias: "seed-1",
+        hours_ago: 2.5,
+        seconds_per_step: 2.0,
         lr: 0.0003,
         steps: 300,
         outcome: RunOutcome::finished,
@@ -93,8 +107,15 @@ fn curve(step: i64, lr: f64) -> (f64, f64) {
     (loss, acc)
 }
 
-fn start(root: &Path, path: &str, alias: &str, lr: f64) -> Result<RunWriter, WriteError> {
+fn start(
+    root: &Path,
+    path: &str,
+    alias: &str,
+    lr: f64,
+    hours_ago: f64,
+) -> Result<RunWriter, WriteError> {
     let mut spec = RunSpec::new(root, WRITER);
+    spec.clock_offset = -hours_ago * 3600.0;
     spec.path = Some(path.to_owned());
     spec.alias = Some(alias.to_owned());
     let mut w = RunWriter::create(&spec)?;
@@ -139,8 +160,9 @@ fn sample_image(step: i64, lr: f64) -> Vec<u8> {
 /// Writes the finished and failed sample runs under `root`. Returns how many.
 pub fn write_sample_runs(root: &Path) -> Result<usize, WriteError> {
     for r in RECIPES {
-        let mut w = start(root, r.path, r.alias, r.lr)?;
+        let mut w = start(root, r.path, r.alias, r.lr, r.hours_ago)?;
         for step in 1..=r.steps {
+            w.advance_clock(r.seconds_per_step);
             let (loss, acc) = curve(step, r.lr);
             w.log_metrics(
                 &[("train_loss", loss), ("lr", r.lr)],
@@ -176,7 +198,7 @@ pub fn spawn_live_run(
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<Result<(), WriteError>>, WriteError> {
-    let mut w = start(root, "cv/vit-small", "live", 0.05)?;
+    let mut w = start(root, "cv/vit-small", "live", 0.05, 0.0)?;
     Ok(std::thread::spawn(move || {
         let mut step = 0;
         while !stop.load(Ordering::Relaxed) {

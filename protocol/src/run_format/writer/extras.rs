@@ -8,7 +8,6 @@ use serde_json::{json, Map, Value};
 
 use super::{io_at, write_f64, write_json_str, RunWriter, WriteError};
 use crate::run_format::json_file::{read_json_if_exists, write_atomic, write_json_atomic};
-use crate::run_format::liveness::unix_now;
 use crate::run_format::names::{check_file_name_for_write, sanitize_file_fragment};
 
 /// Which way a primary metric improves.
@@ -92,7 +91,7 @@ impl RunWriter {
         step: Option<i64>,
         caption: Option<&str>,
     ) -> Result<String, WriteError> {
-        let now = unix_now();
+        let now = self.now();
         let file_name = format!(
             "{}_{:06x}_{}.{}",
             (now * 1000.0) as u64,

@@ -57,6 +57,9 @@ pub struct RunSpec {
     pub owner_pid: u32,
     /// Extra `meta.json` fields (e.g. `python`, `workspace_root`).
     pub extra_meta: Map<String, Value>,
+    /// Seconds added to the wall clock for every time the writer records (0 for real runs;
+    /// negative to write a run that happened in the past, as the demo's sample runs do).
+    pub clock_offset: f64,
 }
 
 impl RunSpec {
@@ -70,6 +73,7 @@ impl RunSpec {
             heartbeat_interval: super::DEFAULT_HEARTBEAT_INTERVAL,
             owner_pid: std::process::id(),
             extra_meta: Map::new(),
+            clock_offset: 0.0,
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct RunWriter {
     last_flush: Instant,
     last_heartbeat: Instant,
     primary: Option<PrimaryMetric>,
+    /// See [`RunSpec::clock_offset`]; [`RunWriter::advance_clock`] moves it.
+    clock_offset: f64,
 }
 
 /// Buffered lines reach the files at least this often while the writer is used.
@@ -143,7 +149,7 @@ impl RunWriter {
             }
         }
         let files = RunFiles::new(&dir);
-        let now = unix_now();
+        let now = unix_now() + spec.clock_offset;
         let host = process::local_hostname();
         let meta = Meta {
             id: Some(run_id),
@@ -184,6 +190,7 @@ impl RunWriter {
             last_flush: Instant::now(),
             last_heartbeat: Instant::now(),
             primary: None,
+            clock_offset: spec.clock_offset,
         })
     }
 
@@ -203,6 +210,25 @@ impl RunWriter {
         &self.status
     }
 
+    /// The time the writer records now: the wall clock plus the clock offset.
+    pub(crate) fn now(&self) -> f64 {
+        unix_now() + self.clock_offset
+    }
+
+    /// [`now`](Self::now) as local time, for log line stamps.
+    fn local_now(&self) -> chrono::DateTime<chrono::Local> {
+        let offset = chrono::Duration::milliseconds((self.clock_offset * 1000.0) as i64);
+        chrono::Local::now() + offset
+    }
+
+    /// Moves the recorded clock forward by `seconds` without waiting: a replay or a sample run
+    /// spreads its steps over the hours they would have taken.
+    pub fn advance_clock(&mut self, seconds: f64) {
+        if seconds.is_finite() {
+            self.clock_offset += seconds;
+        }
+    }
+
     /// Appends one `metrics` event. `step` sets the step counter; without it the counter goes up
     /// by one. Returns the step used. The line reaches the file at the next [`flush`](Self::flush).
     pub fn log_metrics(
@@ -212,7 +238,7 @@ impl RunWriter {
         stage: Option<&str>,
     ) -> Result<i64, WriteError> {
         self.global_step = step.unwrap_or(self.global_step + 1);
-        let t = unix_now();
+        let t = self.now();
         let line = &mut self.line;
         line.clear();
         line.extend_from_slice(b"{\"ts\": ");
@@ -252,7 +278,7 @@ impl RunWriter {
 
     /// Appends a `HH:MM:SS | text` line to `logs.txt` (as `run.log_text` does).
     pub fn log_text(&mut self, text: &str) -> Result<(), WriteError> {
-        let stamp = chrono::Local::now().format("%H:%M:%S");
+        let stamp = self.local_now().format("%H:%M:%S");
         let mut out = String::with_capacity(text.len() + 12);
         for line in text.split('\n') {
             out.push_str(&format!("{stamp} | {line}\n"));
@@ -322,7 +348,7 @@ impl RunWriter {
         if self.ended {
             return Ok(());
         }
-        self.status.heartbeat_at = Some(unix_now());
+        self.status.heartbeat_at = Some(self.now());
         self.last_heartbeat = Instant::now();
         self.write_status()
     }
@@ -338,7 +364,7 @@ impl RunWriter {
             .and_then(PrimaryMetric::summary_update);
         let summarized = best.map_or(Ok(()), |update| self.update_summary(update));
         let flushed = self.flush().and(summarized);
-        let now = unix_now();
+        let now = self.now();
         self.status.status = outcome.status.as_str().to_owned();
         self.status.ended_at = Some(now);
         self.status.heartbeat_at = Some(now);
@@ -473,6 +499,42 @@ mod tests {
         let logs = fs::read_to_string(w.files().logs()).unwrap();
         assert_eq!(logs.lines().count(), 2);
         assert!(logs.lines().all(|l| l.len() > 11 && &l[8..11] == " | "));
+    }
+
+    #[test]
+    fn a_clock_offset_places_the_run_in_the_past_and_advances_with_it() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec::new(t.path(), "test/1");
+        spec.clock_offset = -7200.0;
+        let before = unix_now();
+        let mut w = RunWriter::create(&spec).unwrap();
+        w.log_metrics(&[("loss", 1.0)], Some(1), None).unwrap();
+        w.advance_clock(1800.0);
+        w.log_metrics(&[("loss", 0.5)], Some(2), None).unwrap();
+        w.finish(RunOutcome::finished()).unwrap();
+
+        let found = discover_runs(t.path());
+        let ov = read_run_overview(&found.runs[0], &LivenessContext::here_and_now());
+        let created = ov.created_at.unwrap();
+        let ended = ov.ended_at.unwrap();
+        assert!(
+            (created - (before - 7200.0)).abs() < 60.0,
+            "{created} vs {before}"
+        );
+        assert!(
+            (ended - created - 1800.0).abs() < 60.0,
+            "{ended} - {created}"
+        );
+        let events = fs::read_to_string(w.files().events()).unwrap();
+        let times: Vec<f64> = events
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["ts"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        assert!((times[1] - times[0] - 1800.0).abs() < 60.0, "{times:?}");
     }
 
     #[test]

@@ -10,10 +10,14 @@ export interface TreeOptions {
   open: Set<string>;
 }
 
+/** Children drawn per folder; the rest are reached through the filter box. */
+export const MAX_CHILDREN_SHOWN = 500;
+
 export function pathTree(o: TreeOptions): HTMLElement {
   const list = (nodes: PathNode[], depth: number): HTMLElement => {
     const ul = h("ul", { class: "tree-list", attrs: { role: depth === 0 ? "tree" : "group" } });
-    for (const n of nodes) {
+    const shown = nodes.length > MAX_CHILDREN_SHOWN ? nodes.slice(0, MAX_CHILDREN_SHOWN) : nodes;
+    for (const n of shown) {
       const isOpen = o.open.has(n.path) || o.selected === n.path || o.selected.startsWith(`${n.path}/`);
       const hasKids = n.children.length > 0;
       const toggle = h(
@@ -42,6 +46,10 @@ export function pathTree(o: TreeOptions): HTMLElement {
       const li = h("li", { attrs: { role: "treeitem" } }, h("div", { class: "tree-row" }, toggle, label));
       if (hasKids && isOpen) li.appendChild(list(n.children, depth + 1));
       ul.appendChild(li);
+    }
+    if (shown.length < nodes.length) {
+      const rest = nodes.length - shown.length;
+      ul.appendChild(h("li", { class: "tree-more muted small" }, `… ${rest} more: type a path in the filter box`));
     }
     return ul;
   };
