@@ -59,13 +59,20 @@ const UPSERT_TOTALS: &str =
 
 /// `head` followed by `rows` groups of five anonymous parameters.
 fn values_sql(head: &str, rows: usize) -> String {
-    let mut sql = String::with_capacity(head.len() + rows * 12);
+    multi_row_sql(head, rows, 5)
+}
+
+/// `head` followed by `rows` groups of `columns` anonymous parameters: one multi-row
+/// `INSERT … VALUES` (points, totals, tiles).
+pub(crate) fn multi_row_sql(head: &str, rows: usize, columns: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(","));
+    let mut sql = String::with_capacity(head.len() + rows * (group.len() + 1));
     sql.push_str(head);
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str("(?,?,?,?,?)");
+        sql.push_str(&group);
     }
     sql
 }

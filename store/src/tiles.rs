@@ -462,18 +462,13 @@ impl TileBuffer {
 }
 
 fn upsert_sql(rows: usize) -> String {
-    let mut sql = String::from(
+    crate::points::multi_row_sql(
         "INSERT OR REPLACE INTO point_tiles(run, key, level, tile, count, untimed, first_step,
             first_time, last_step, last_time, min_value, min_step, min_time, max_value, max_step,
             max_time) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    }
-    sql
+        rows,
+        16,
+    )
 }
 
 fn full_upsert_sql() -> &'static str {
