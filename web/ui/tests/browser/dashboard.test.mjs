@@ -120,6 +120,52 @@ test("a run's images are fetched on demand and shown", async () => {
   await page.close();
 });
 
+test("drag-to-zoom fetches the zoomed range; a double click resets it", async () => {
+  const page = await open("#/runs");
+  await waitForRuns(page);
+  const id = await rowIdByAlias(page, "baseline");
+  await page.goto(`${hub.url}#/run/${id}?tab=charts`);
+  const chart = '.chart[data-key="train_loss"]';
+  await page.waitForSelector(`${chart}[data-rendered='1'][data-points='400']`, { timeout: 30_000 });
+  const zoomed = page.waitForRequest((r) => /\/metrics\?.*from=.*to=/.test(r.url()), { timeout: 15_000 });
+  const box = await page.locator(`${chart} .u-over`).boundingBox();
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width * 0.25, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.4, y, { steps: 5 });
+  await page.mouse.move(box.x + box.width * 0.5, y, { steps: 5 });
+  await page.mouse.up();
+  const request = new URL((await zoomed).url());
+  const from = Number(request.searchParams.get("from"));
+  const to = Number(request.searchParams.get("to"));
+  assert.ok(from > 50 && to < 300 && from < to, `zoomed to ${from}..${to}`);
+  // The reloaded chart holds only the steps of the range (about a quarter of 400).
+  await page.waitForFunction(
+    (sel) => {
+      const n = Number(document.querySelector(sel)?.dataset.points ?? 0);
+      return n > 0 && n < 200;
+    },
+    chart,
+    { timeout: 15_000 },
+  );
+  await screenshot(page, "run-detail-zoomed-train-loss");
+  await page.dblclick(`${chart} .u-over`);
+  await page.waitForSelector(`${chart}[data-points='400']`, { timeout: 15_000 });
+  await page.close();
+});
+
+test("log search highlights matches", async () => {
+  const page = await open("#/runs");
+  await waitForRuns(page);
+  const id = await rowIdByAlias(page, "baseline");
+  await page.goto(`${hub.url}#/run/${id}?tab=logs`);
+  await page.waitForFunction(() => Number(document.querySelector(".log-body")?.dataset.lines ?? 0) > 10, null, { timeout: 30_000 });
+  await page.fill(".log-search", "step 100:");
+  await page.waitForFunction(() => document.querySelectorAll(".log-body mark").length === 1, null, { timeout: 10_000 });
+  assert.equal(await page.$eval(".log-body mark", (m) => m.textContent), "step 100:");
+  await page.close();
+});
+
 test("two runs selected: compare shows both and the lr diff", async () => {
   const page = await open("#/runs");
   await waitForRuns(page);
