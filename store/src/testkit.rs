@@ -63,6 +63,8 @@ pub fn run_change(dir: &str, seq: u64, events_bytes: u64) -> RunChange {
         },
         log_bytes: 0,
         files: vec![file_entry("meta.json", 100, None)],
+        skipped_files: vec![],
+        skipped_files_total: 0,
     }
 }
 
@@ -91,6 +93,7 @@ pub fn change_batch(
             seq,
         },
         more,
+        skipped: vec![],
     }
 }
 

@@ -527,6 +527,8 @@ fn head_of(
             .find(|f| f.path == "logs.txt")
             .map_or(0, |f| f.size),
         files: Vec::new(),
+        skipped_files: vec![],
+        skipped_files_total: 0,
     }
 }
 

@@ -60,6 +60,7 @@ pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>,
             seq: u64::MAX,
         },
         more: true,
+        skipped: vec![],
     };
     // Bytes of the answer without entries (the cursor at its widest), plus a little slack.
     let base = json_len(&BatchEnvelope::new(id, &batch)) + 8;
@@ -303,6 +304,7 @@ mod tests {
                 seq: 3,
             },
             more: false,
+            skipped: vec![],
         };
         let owned = Envelope {
             id: 5,

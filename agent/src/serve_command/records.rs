@@ -78,6 +78,8 @@ mod tests {
             events: EventsState::default(),
             log_bytes: 0,
             files: vec![],
+            skipped_files: vec![],
+            skipped_files_total: 0,
         }
     }
 

@@ -169,6 +169,8 @@ fn listing_run(i: usize) -> RunChange {
         events: events(0),
         log_bytes: 0,
         files: vec![],
+        skipped_files: vec![],
+        skipped_files_total: 0,
     }
 }
 
@@ -276,6 +278,7 @@ fn build(dir: &Path, runs: usize, points: usize) -> anyhow::Result<()> {
                     seq: (i as u64 + 1) * 2000,
                 },
                 more: i + 1 < pages,
+                skipped: vec![],
             },
         )?;
     }
@@ -445,6 +448,7 @@ fn write_compare_store(dir: &Path) -> anyhow::Result<()> {
                 seq: 20,
             },
             more: false,
+            skipped: vec![],
         },
     )?;
     let mut keys = Vec::new();

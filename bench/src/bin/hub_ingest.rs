@@ -141,6 +141,8 @@ fn run_change(run: usize, steps: usize) -> RunChange {
         },
         log_bytes: 0,
         files: vec![],
+        skipped_files: vec![],
+        skipped_files_total: 0,
     }
 }
 
@@ -189,6 +191,7 @@ fn time_store(dir: &Path, args: &Case, batches: &[PointBatch]) -> anyhow::Result
             seq: args.runs as u64,
         },
         more: false,
+        skipped: vec![],
     };
     store.apply_change_batch(remote, &listing)?;
     let start = Instant::now();

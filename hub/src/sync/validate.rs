@@ -100,6 +100,7 @@ mod tests {
                 seq: 1,
             },
             more: false,
+            skipped: vec![],
         };
         assert!(change_batch(&batch).unwrap_err().contains(".."));
         let points = PointBatch {

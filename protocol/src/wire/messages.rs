@@ -121,6 +121,20 @@ pub struct ChangeBatch {
     pub cursor: Cursor,
     /// True when more changes are waiting: ask again at once.
     pub more: bool,
+    /// Entries under the root that look like runs but cannot be sent, because their directory
+    /// cannot be named on the wire (a backslash, a control character, a name that is not
+    /// UTF-8, ...). Listed in a reset listing's first batch and whenever the set changes, so the
+    /// hub can show them; the rest of the root syncs as usual.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedEntry>,
+}
+
+/// Something an agent left out of an answer, and why. `name` is for people only: a lossy,
+/// escaped rendering (never a path to act on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedEntry {
+    pub name: String,
+    pub reason: String,
 }
 
 /// The current state of one run directory.
@@ -164,6 +178,16 @@ pub struct RunChange {
     /// Every regular file of the run directory (recursively; links are not followed).
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// Files of the run left out of `files` because they cannot be named on the wire or read
+    /// (at most 100 listed; `skipped_files_total` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<SkippedEntry>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_files_total: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the agent knows of a run's `events.jsonl`.
