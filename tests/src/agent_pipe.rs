@@ -202,9 +202,13 @@ impl AgentPipe {
         }
     }
 
-    /// One `log` request.
+    /// One `log` request, for exact bytes (as the hub asks).
     pub fn log(&mut self, runs: Vec<LogWanted>, max_bytes: u64) -> Body {
-        self.request(Body::Log(LogRequest { runs, max_bytes }))
+        self.request(Body::Log(LogRequest {
+            runs,
+            max_bytes,
+            exact: true,
+        }))
     }
 
     /// One `log` request that must succeed.

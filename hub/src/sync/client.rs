@@ -153,6 +153,14 @@ impl AgentClient {
         &self.peer
     }
 
+    /// Whether the agent answers `log` with exact bytes (older agents send lossy text).
+    pub fn sends_exact_logs(&self) -> bool {
+        self.peer
+            .capabilities
+            .iter()
+            .any(|c| c == wire::LOG_BYTES_CAPABILITY)
+    }
+
     /// Name of the remote, for messages.
     pub fn remote(&self) -> &str {
         &self.remote
@@ -248,11 +256,15 @@ impl AgentClient {
     /// `log`: log bytes after the given offsets (or tails).
     pub async fn log(&self, runs: Vec<LogWanted>, max_bytes: u64) -> Result<LogBatch, SyncError> {
         match self
-            .request(Body::Log(LogRequest { runs, max_bytes }))
+            .request(Body::Log(LogRequest {
+                runs,
+                max_bytes,
+                exact: true,
+            }))
             .await?
         {
             Body::LogBatch(b) => {
-                validate::log_batch(&b).map_err(|d| self.broken(d))?;
+                validate::log_batch(&b, self.sends_exact_logs()).map_err(|d| self.broken(d))?;
                 Ok(b)
             }
             other => Err(self.unexpected("log_batch", &other)),

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runicorn_protocol::wire::{LogWanted, PointsWanted};
+use runicorn_protocol::wire::{LogBatch, LogWanted, PointsWanted};
 use runicorn_store::RemoteId;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -282,7 +282,10 @@ async fn fetch_logs(
             // count (a last line still being written is not sent, and must not loop).
             let first_tail = group.iter().any(|w| w.offset.is_none());
             async move {
-                let batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
+                let mut batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
+                if !client.sends_exact_logs() {
+                    keep_exact_chunks(&mut batch, client.remote());
+                }
                 let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
                 let progressed = bytes > 0 || first_tail || batch.runs.iter().any(|r| r.truncated);
                 store
@@ -306,6 +309,25 @@ async fn fetch_logs(
             return Ok(());
         }
     }
+}
+
+/// Drops the chunks of an older agent whose lossy text does not hold exactly the bytes of its
+/// range (the log held bytes that are not UTF-8): storing them would shift every later offset.
+/// That run's copy stops there until the agent is upgraded; the other runs go on.
+fn keep_exact_chunks(batch: &mut LogBatch, remote: &str) {
+    batch.runs.retain(|c| {
+        let exact = c.to.checked_sub(c.from) == Some(c.bytes.len() as u64);
+        if !exact {
+            tracing::warn!(
+                remote,
+                dir = c.dir,
+                from = c.from,
+                "the log holds bytes that are not UTF-8 and this runicorn-agent is too old to \
+                 send them exactly; upgrade runicorn-agent on the remote to sync the rest of it"
+            );
+        }
+        exact
+    });
 }
 
 /// After a first round: subscribe and run a round whenever the agent says something changed
@@ -355,4 +377,31 @@ pub async fn record_sync(store: &StoreHandle, remote: RemoteId) -> Result<(), Sy
         .await
         .map_err(store_err)?
         .map_err(store_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_protocol::wire::LogChunk;
+
+    #[test]
+    fn an_older_agents_inexact_chunks_are_dropped_and_the_rest_kept() {
+        let chunk = |dir: &str, text: &str, len: u64| LogChunk {
+            dir: dir.into(),
+            from: 0,
+            to: len,
+            bytes: text.as_bytes().to_vec(),
+            truncated: false,
+            eof: true,
+        };
+        let mut batch = LogBatch {
+            runs: vec![
+                chunk("runs/a/1", "ok\n", 3),
+                chunk("runs/a/2", "\u{FFFD}\n", 2),
+            ],
+        };
+        keep_exact_chunks(&mut batch, "gpu");
+        assert_eq!(batch.runs.len(), 1);
+        assert_eq!(batch.runs[0].dir, "runs/a/1");
+    }
 }

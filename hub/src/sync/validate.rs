@@ -70,14 +70,26 @@ pub fn point_batch(batch: &PointBatch) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks a log batch.
-pub fn log_batch(batch: &LogBatch) -> Result<(), String> {
+/// Checks a log batch. From an agent that sends exact bytes (`exact`), each chunk must hold
+/// exactly `to - from` bytes; an older agent's lossy text is let through here and sorted out by
+/// the engine.
+pub fn log_batch(batch: &LogBatch, exact: bool) -> Result<(), String> {
     for chunk in &batch.runs {
         check_wire_path(&chunk.dir).map_err(|e| format!("log of a run: {e}"))?;
         if chunk.to < chunk.from {
             return Err(format!(
                 "log of {:?}: range ends ({}) before it starts ({})",
                 chunk.dir, chunk.to, chunk.from
+            ));
+        }
+        let len = chunk.bytes.len() as u64;
+        if exact && chunk.to - chunk.from != len {
+            return Err(format!(
+                "log of {:?}: range {}..{} covers {} bytes but the chunk holds {len}",
+                chunk.dir,
+                chunk.from,
+                chunk.to,
+                chunk.to - chunk.from
             ));
         }
     }
@@ -87,7 +99,7 @@ pub fn log_batch(batch: &LogBatch) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runicorn_protocol::wire::{Cursor, RunPoints, Series};
+    use runicorn_protocol::wire::{Cursor, LogChunk, RunPoints, Series};
 
     #[test]
     fn climbing_paths_and_ragged_columns_are_refused() {
@@ -117,5 +129,25 @@ mod tests {
             }],
         };
         assert!(point_batch(&points).unwrap_err().contains("beyond"));
+    }
+
+    #[test]
+    fn a_log_chunk_must_hold_exactly_its_range() {
+        let chunk = |from: u64, to: u64, bytes: &[u8]| LogBatch {
+            runs: vec![LogChunk {
+                dir: "runs/a/1".into(),
+                from,
+                to,
+                bytes: bytes.to_vec(),
+                truncated: false,
+                eof: true,
+            }],
+        };
+        assert!(log_batch(&chunk(10, 14, b"a\xFF\xFE\n"), true).is_ok());
+        let lossy = chunk(10, 14, "a\u{FFFD}\u{FFFD}\n".as_bytes());
+        let err = log_batch(&lossy, true).unwrap_err();
+        assert!(err.contains("10..14") && err.contains("holds 8"), "{err}");
+        assert!(log_batch(&lossy, false).is_ok(), "an older agent's text");
+        assert!(log_batch(&chunk(10, 9, b""), false).is_err());
     }
 }

@@ -5,6 +5,7 @@
 //! change [`Notice`]s). Bodies are externally tagged (`{"changes": {...}}`) so that a reader
 //! never buffers a large batch to find its type.
 
+use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -295,8 +296,13 @@ pub struct WireCorruptLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRequest {
     pub runs: Vec<LogWanted>,
-    /// Budget for the answer, in bytes of log text.
+    /// Budget for the answer, in bytes of the log files.
     pub max_bytes: u64,
+    /// The hub stores exact bytes: each chunk's content is exactly the file's bytes `from..to`
+    /// (`bytes_b64` where they are not UTF-8). Without it an agent sends lossy text, as agents
+    /// before the `log-bytes` capability always did (an older hub cannot read `bytes_b64`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,18 +318,88 @@ pub struct LogBatch {
     pub runs: Vec<LogChunk>,
 }
 
-/// Bytes `from..to` of a run's `logs.txt` (whole lines only, unless one line exceeds the budget),
-/// as text (invalid UTF-8 replaced).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Bytes `from..to` of a run's `logs.txt` (whole lines only, unless one line exceeds the
+/// budget). On the wire the bytes travel as `text` when they are valid UTF-8 (the usual case,
+/// and what every version understands) and as `bytes_b64` (standard base64, padded) when they
+/// are not; exactly one of the two is present. In an answer to an `exact` request
+/// `bytes.len() == to - from`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "LogChunkWire<String>")]
 pub struct LogChunk {
     pub dir: String,
     pub from: u64,
     pub to: u64,
-    pub text: String,
+    /// The file's bytes `from..to` (lossy text when the request was not `exact`).
+    pub bytes: Vec<u8>,
     /// The file was shorter than the requested offset: the hub must drop its copy.
-    #[serde(default)]
     pub truncated: bool,
     pub eof: bool,
+}
+
+/// [`LogChunk`] as it travels.
+#[derive(Serialize, Deserialize)]
+struct LogChunkWire<S> {
+    dir: S,
+    from: u64,
+    to: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes_b64: Option<String>,
+    #[serde(default)]
+    truncated: bool,
+    eof: bool,
+}
+
+impl Serialize for LogChunk {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (text, bytes_b64) = match std::str::from_utf8(&self.bytes) {
+            Ok(text) => (Some(text), None),
+            Err(_) => (None, Some(Base64::encode_string(&self.bytes))),
+        };
+        LogChunkWire {
+            dir: self.dir.as_str(),
+            from: self.from,
+            to: self.to,
+            text,
+            bytes_b64,
+            truncated: self.truncated,
+            eof: self.eof,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl TryFrom<LogChunkWire<String>> for LogChunk {
+    type Error = String;
+
+    fn try_from(w: LogChunkWire<String>) -> Result<LogChunk, String> {
+        let bytes = match (w.text, w.bytes_b64) {
+            (Some(text), None) => text.into_bytes(),
+            (None, Some(b64)) => Base64::decode_vec(&b64)
+                .map_err(|e| format!("log chunk of {:?}: bytes_b64 is not base64 ({e})", w.dir))?,
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "log chunk of {:?} holds both text and bytes_b64",
+                    w.dir
+                ))
+            }
+            (None, None) => {
+                return Err(format!(
+                    "log chunk of {:?} holds neither text nor bytes_b64",
+                    w.dir
+                ))
+            }
+        };
+        Ok(LogChunk {
+            dir: w.dir,
+            from: w.from,
+            to: w.to,
+            bytes,
+            truncated: w.truncated,
+            eof: w.eof,
+        })
+    }
 }
 
 /// Agent → hub, unasked: the change feed reached `seq`.
@@ -430,6 +506,78 @@ mod tests {
         let e: ErrorBody =
             serde_json::from_str(r#"{"code":"quota_exceeded","message":"x"}"#).unwrap();
         assert_eq!(e.code, ErrorCode::Unknown);
+    }
+
+    fn chunk(bytes: &[u8]) -> LogChunk {
+        LogChunk {
+            dir: "runs/a/1".into(),
+            from: 10,
+            to: 10 + bytes.len() as u64,
+            bytes: bytes.to_vec(),
+            truncated: false,
+            eof: true,
+        }
+    }
+
+    #[test]
+    fn log_chunks_travel_as_text_when_utf8_and_base64_otherwise() {
+        let utf8 = chunk("héllo \u{1b}[31mred\n".as_bytes());
+        let json = serde_json::to_string(&utf8).unwrap();
+        assert!(
+            json.contains(r#""text":"h"#) && !json.contains("bytes_b64"),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<LogChunk>(&json).unwrap(), utf8);
+
+        // Invalid bytes, a lone continuation byte, CR, and a character cut in half at the end.
+        let raw = [b'a', 0xFF, 0xFE, b'\r', 0x80, b'\n', 0xE2, 0x82];
+        let odd = chunk(&raw);
+        let json = serde_json::to_string(&odd).unwrap();
+        assert!(
+            json.contains("bytes_b64") && !json.contains(r#""text""#),
+            "{json}"
+        );
+        let back: LogChunk = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.bytes, raw);
+        assert_eq!(back.to - back.from, back.bytes.len() as u64);
+        assert_eq!(
+            serde_json::from_str::<LogChunk>(&serde_json::to_string(&chunk(b"")).unwrap())
+                .unwrap()
+                .bytes,
+            b""
+        );
+    }
+
+    #[test]
+    fn a_character_split_across_two_chunks_survives_both() {
+        let text = "€uro\n".as_bytes(); // € is E2 82 AC
+        let (a, b) = text.split_at(2);
+        let mut joined = Vec::new();
+        for part in [a, b] {
+            let json = serde_json::to_string(&chunk(part)).unwrap();
+            assert!(
+                json.contains("bytes_b64"),
+                "half a character is not UTF-8: {json}"
+            );
+            joined.extend(serde_json::from_str::<LogChunk>(&json).unwrap().bytes);
+        }
+        assert_eq!(joined, text);
+    }
+
+    #[test]
+    fn an_older_agents_text_chunk_still_reads_and_bad_ones_are_refused() {
+        let old = r#"{"dir":"runs/a/1","from":0,"to":3,"text":"ab\n","eof":true}"#;
+        let c: LogChunk = serde_json::from_str(old).unwrap();
+        assert_eq!((c.bytes.as_slice(), c.truncated), (&b"ab\n"[..], false));
+        for bad in [
+            r#"{"dir":"d","from":0,"to":1,"eof":true}"#,
+            r#"{"dir":"d","from":0,"to":1,"text":"a","bytes_b64":"YQ==","eof":true}"#,
+            r#"{"dir":"d","from":0,"to":1,"bytes_b64":"not base64!","eof":true}"#,
+        ] {
+            assert!(serde_json::from_str::<LogChunk>(bad).is_err(), "{bad}");
+        }
+        let req: LogRequest = serde_json::from_str(r#"{"runs":[],"max_bytes":5}"#).unwrap();
+        assert!(!req.exact, "an older hub asks for text");
     }
 
     #[test]

@@ -22,4 +22,14 @@ pub const DEFAULT_MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024;
 /// Smallest `max_frame_bytes` a peer may announce (so batches always fit one run's records).
 pub const MIN_MAX_FRAME_BYTES: u32 = 1024 * 1024;
 /// Capabilities of this build, announced in `hello`.
-pub const CAPABILITIES: &[&str] = &["changes", "points", "log", "subscribe", "manifest-sha256"];
+pub const CAPABILITIES: &[&str] = &[
+    "changes",
+    "points",
+    "log",
+    "subscribe",
+    "manifest-sha256",
+    LOG_BYTES_CAPABILITY,
+];
+/// The capability of an agent that answers a `log` request marked `exact` with the file's exact
+/// bytes (`text` or `bytes_b64`, see [`LogChunk`]). Older agents send lossy text.
+pub const LOG_BYTES_CAPABILITY: &str = "log-bytes";
