@@ -395,6 +395,7 @@ mod tests {
         let r = add_remote(&mut store, "gpu");
         let mut runs = vec![run_change("runs/a/1", 1, 0), run_change("runs/a/2", 2, 0)];
         runs[1].dir = "runs/a/2".into();
+        (runs[0].log_bytes, runs[1].log_bytes) = (5, 4);
         store
             .apply_change_batch(r, &change_batch(true, runs, "e", 2, false))
             .unwrap();
