@@ -303,6 +303,7 @@ fn a_log_line_still_being_written_neither_stalls_the_sync_nor_is_lost() {
         })
         .unwrap();
     let run = runs.iter().find(|r| r.id == "run00001").unwrap();
-    let (_, text) = store.log_text(run.key).unwrap().unwrap();
+    let (_, bytes) = store.log_text(run.key).unwrap().unwrap();
+    let text = String::from_utf8_lossy(&bytes);
     assert!(text.ends_with("epoch 3: still writing\n"), "{text:?}");
 }

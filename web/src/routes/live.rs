@@ -17,6 +17,7 @@ use crate::dto::{LivePointsDto, RunDto};
 use crate::error::ApiError;
 use crate::query::Params;
 use crate::routes::events::{json_event, sse_from};
+use crate::routes::logs;
 use crate::routes::{run_key, ApiPath};
 use crate::state::{closed, AppState};
 
@@ -117,40 +118,20 @@ impl LiveCursor {
         Ok(Some(events))
     }
 
+    /// The stored log bytes after the ones sent, cut like a page of `GET /logs` (after a
+    /// newline, or without splitting a valid character); `text` is their lossy decoding and
+    /// `offset`/`next` byte offsets of the remote file.
     fn new_log_text(&mut self, store: &Store) -> Result<Option<LogEvent>, ApiError> {
-        let chunks = store.log_chunks_since(self.run, self.log_offset)?;
-        let mut text = String::new();
-        let mut offset = self.log_offset;
-        let mut pos = self.log_offset;
-        for chunk in &chunks {
-            if chunk.to <= pos {
-                continue;
-            }
-            if chunk.from > pos {
-                if !text.is_empty() {
-                    break;
-                }
-                pos = chunk.from; // the stored copy starts later (the log was cut)
-                offset = pos;
-            }
-            let mut skip = ((pos - chunk.from) as usize).min(chunk.text.len());
-            while !chunk.text.is_char_boundary(skip) {
-                skip += 1;
-            }
-            if text.is_empty() {
-                offset = chunk.from + skip as u64;
-            }
-            text.push_str(&chunk.text[skip..]);
-            pos = chunk.to;
-            if text.len() >= LOG_BYTES_PER_EVENT {
-                break;
-            }
-        }
-        if text.is_empty() {
+        let limit = LOG_BYTES_PER_EVENT as u64;
+        let chunks = store.log_chunks_since(self.run, self.log_offset, limit + 4)?;
+        let (offset, mut bytes) = logs::read_from(&chunks, self.log_offset, limit + 4);
+        bytes.truncate(logs::page_end(&bytes, limit));
+        if bytes.is_empty() {
             return Ok(None);
         }
-        let next = offset + text.len() as u64;
+        let next = offset + bytes.len() as u64;
         self.log_offset = next;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         Ok(Some(LogEvent { offset, next, text }))
     }
 }
