@@ -1,18 +1,24 @@
 /**
  * The Logs tab of a run: the last 64 KiB first, older text a page at a time, and live text
- * from the run's stream appended in byte order (duplicates and overlaps cut by byte offset,
- * a gap fetched before appending).
+ * from the run's stream appended in byte order. Every position is a byte offset of the run's
+ * `logs.txt` given by the server (`offset`/`next`); the text is the server's lossy decoding of
+ * those bytes, so its JavaScript length says nothing about them and is never used as an offset.
+ * An event that continues the shown bytes exactly is appended; one that overlaps them or leaves
+ * a gap is replaced by pages read from the shown end.
  */
 import { api } from "../api";
 import { LogView } from "../components/logview";
 
 const PAGE = 65_536;
 
-/** The part of `text` (which starts at byte `offset`) from byte `from` on. */
-export function bytesFrom(text: string, offset: number, from: number): string {
-  if (from <= offset) return text;
-  const bytes = new TextEncoder().encode(text);
-  return new TextDecoder().decode(bytes.subarray(Math.min(bytes.length, from - offset)));
+/** What to do with a live log event, given the byte offset where the shown log ends. */
+export type LiveStep = { kind: "skip" } | { kind: "append" } | { kind: "fetch"; from: number; to: number };
+
+export function liveStep(end: number, ev: { offset: number; next: number }): LiveStep {
+  if (ev.next <= end) return { kind: "skip" };
+  if (ev.offset === end) return { kind: "append" };
+  // Missed bytes (a reconnect) or an overlap: read the pages from the shown end instead.
+  return { kind: "fetch", from: end, to: ev.next };
 }
 
 export class RunLogs {
@@ -75,20 +81,20 @@ export class RunLogs {
     if (!this.loaded) return;
     this.queue = this.queue.then(async () => {
       if (!this.ready) return;
-      if (ev.next <= this.end) return;
-      if (ev.offset > this.end) {
-        // missed bytes (a reconnect): fetch them first
-        let at = this.end;
-        while (at < ev.offset) {
-          const page = await api.logs(this.runId, { offset: at, limit: Math.min(ev.offset - at, 1 << 20) });
+      const step = liveStep(this.end, ev);
+      if (step.kind === "append") {
+        this.appendText(ev.text);
+        this.end = ev.next;
+      } else if (step.kind === "fetch") {
+        let at = step.from;
+        while (at < step.to) {
+          const page = await api.logs(this.runId, { offset: at, limit: Math.min(step.to - at, 1 << 20) });
           if (page.next <= at) break;
           this.appendText(page.text);
           at = page.next;
         }
         this.end = at;
       }
-      this.appendText(bytesFrom(ev.text, ev.offset, this.end));
-      this.end = ev.next;
     });
   }
 

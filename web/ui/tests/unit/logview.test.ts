@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { PLAIN } from "../../src/lib/ansi";
 import { findMatches, splitLines } from "../../src/components/logview";
-import { bytesFrom } from "../../src/pages/run_logs";
+import { liveStep } from "../../src/pages/run_logs";
 
 describe("log helpers", () => {
   it("finds matches case-insensitively", () => {
@@ -16,9 +16,11 @@ describe("log helpers", () => {
     ]);
     expect(lines).toEqual([[{ text: "a", style: PLAIN }], [{ text: "b", style: PLAIN }, { text: "c", style: red }], []]);
   });
-  it("cuts text at a byte offset", () => {
-    expect(bytesFrom("héllo", 10, 10)).toBe("héllo");
-    expect(bytesFrom("héllo", 10, 13)).toBe("llo");
-    expect(bytesFrom("abc", 10, 20)).toBe("");
+  it("places live log events by the server's byte offsets only", () => {
+    // An event's text may be longer than its bytes (U+FFFD per invalid byte): only offsets count.
+    expect(liveStep(10, { offset: 10, next: 14 })).toEqual({ kind: "append" });
+    expect(liveStep(14, { offset: 10, next: 14 })).toEqual({ kind: "skip" });
+    expect(liveStep(12, { offset: 10, next: 14 })).toEqual({ kind: "fetch", from: 12, to: 14 });
+    expect(liveStep(8, { offset: 10, next: 14 })).toEqual({ kind: "fetch", from: 8, to: 14 });
   });
 });
