@@ -56,6 +56,8 @@ struct LiveCursor {
     after_step: i64,
     steps: HashMap<String, i64>,
     log_offset: u64,
+    /// The last log event was cut short: more stored bytes wait (poll again without a change).
+    log_behind: bool,
     shown: Option<RunFingerprint>,
 }
 
@@ -125,7 +127,9 @@ impl LiveCursor {
         let limit = LOG_BYTES_PER_EVENT as u64;
         let chunks = store.log_chunks_since(self.run, self.log_offset, limit + 4)?;
         let (offset, mut bytes) = logs::read_from(&chunks, self.log_offset, limit + 4);
+        let read = bytes.len();
         bytes.truncate(logs::page_end(&bytes, limit));
+        self.log_behind = bytes.len() < read;
         if bytes.is_empty() {
             return Ok(None);
         }
@@ -174,6 +178,7 @@ pub async fn stream(
         log_offset: log_offset
             .map(|o| o as u64)
             .unwrap_or(run.log_synced.map_or(0, |(_, end)| end)),
+        log_behind: false,
         shown: Some(LiveCursor::fingerprint(&run)),
     };
     let (tx, rx) = mpsc::channel::<Event>(16);
@@ -209,6 +214,9 @@ pub async fn stream(
                 }
                 Ok(None) => return, // the run was forgotten
                 Err(e) => tracing::warn!(run = key.0, error = %e.message, "live update failed"),
+            }
+            if std::mem::take(&mut cursor.log_behind) {
+                continue; // the rest of a long log burst, without waiting for another change
             }
             tokio::select! {
                 changed = ticks.changed() => if changed.is_err() { return },
