@@ -42,6 +42,8 @@ export function findMatches(text: string, query: string): [number, number][] {
 export interface LogViewOptions {
   /** Loads older text; resolves to whether even older text remains. */
   loadOlder: () => Promise<boolean>;
+  /** Where the whole log can be downloaded, byte for byte (a "Download" link when set). */
+  downloadUrl?: string;
 }
 
 export class LogView {
@@ -78,6 +80,19 @@ export class LogView {
         this.count,
         h("label", { class: "check" }, this.follow, " Follow"),
         this.olderBtn,
+        opts.downloadUrl
+          ? h(
+              "a",
+              {
+                class: "btn log-download",
+                href: opts.downloadUrl,
+                title: "The log exactly as the hub holds it",
+                style: { textDecoration: "none" },
+                attrs: { download: "" },
+              },
+              "Download",
+            )
+          : null,
       ),
       this.body,
     );

@@ -33,7 +33,10 @@ export class RunLogs {
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly runId: number) {
-    this.view = new LogView({ loadOlder: () => this.loadOlder() });
+    this.view = new LogView({
+      loadOlder: () => this.loadOlder(),
+      downloadUrl: `/api/runs/${runId}/logs?format=raw`,
+    });
     this.el = this.view.el;
   }
 
