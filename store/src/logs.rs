@@ -425,7 +425,9 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(store.log_text(bad).unwrap(), None);
         let pending = store.pending_logs(r, 10).unwrap();
-        assert!(pending.iter().any(|w| w.dir == "runs/a/2" && w.offset.is_none()));
+        assert!(pending
+            .iter()
+            .any(|w| w.dir == "runs/a/2" && w.offset.is_none()));
         assert_eq!(
             text_of(store.log_text(good).unwrap()),
             Some((0, "good\n".into()))
