@@ -163,6 +163,15 @@ test("log search highlights matches", async () => {
   await page.fill(".log-search", "step 100:");
   await page.waitForFunction(() => document.querySelectorAll(".log-body mark").length === 1, null, { timeout: 10_000 });
   assert.equal(await page.$eval(".log-body mark", (m) => m.textContent), "step 100:");
+  // The Download link gives the stored log's bytes.
+  const href = await page.$eval(".log-download", (a) => a.getAttribute("href"));
+  const raw = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    return { status: r.status, type: r.headers.get("content-type"), text: await r.text() };
+  }, href);
+  assert.equal(raw.status, 200);
+  assert.equal(raw.type, "application/octet-stream");
+  assert.match(raw.text, /step 100:/);
   await page.close();
 });
 
