@@ -132,7 +132,13 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT start, end, text FROM log_chunks WHERE run = ?1 AND end > ?2 ORDER BY start",
+                // Seek to the chunk holding `offset` through the primary key, so a page near
+                // the end of a long log does not scan the chunks before it.
+                "SELECT start, end, text FROM log_chunks
+                 WHERE run = ?1 AND end > ?2 AND start >= coalesce(
+                   (SELECT start FROM log_chunks WHERE run = ?1 AND start <= ?2
+                    ORDER BY start DESC LIMIT 1), 0)
+                 ORDER BY start",
             )
             .at(p)?;
         let mut rows = stmt.query(params![run.0, to_sql_int(offset)]).at(p)?;
