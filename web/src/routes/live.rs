@@ -125,8 +125,9 @@ impl LiveCursor {
     /// `offset`/`next` byte offsets of the remote file.
     fn new_log_text(&mut self, store: &Store) -> Result<Option<LogEvent>, ApiError> {
         let limit = LOG_BYTES_PER_EVENT as u64;
-        let chunks = store.log_chunks_since(self.run, self.log_offset, limit + 4)?;
-        let (offset, mut bytes) = logs::read_from(&chunks, self.log_offset, limit + 4);
+        let want = limit + logs::MAX_CHAR_BYTES;
+        let chunks = store.log_chunks_since(self.run, self.log_offset, want)?;
+        let (offset, mut bytes) = logs::read_from(&chunks, self.log_offset, want);
         let read = bytes.len();
         bytes.truncate(logs::page_end(&bytes, limit));
         self.log_behind = bytes.len() < read;

@@ -27,7 +27,7 @@ pub const DEFAULT_PAGE_BYTES: u64 = 64 * 1024;
 /// Bytes read from the store per step of a raw download.
 const RAW_READ_BYTES: u64 = 1024 * 1024;
 /// A UTF-8 character is at most this long: bytes read past a cut to see whether it splits one.
-const MAX_CHAR_BYTES: u64 = 4;
+pub(crate) const MAX_CHAR_BYTES: u64 = 4;
 
 /// One page of a log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
