@@ -180,6 +180,22 @@ const MIGRATIONS: &[&str] = &[
         max_time REAL,
         PRIMARY KEY(run, key, level, tile)
      ) WITHOUT ROWID;",
+    // 3: what could not be synced, and why: run directories the agent could not name and items
+    // of its answers the hub refused (per remote), and the files left out of each run's
+    // manifest. Shown by `runicorn-hub remotes`, `ls` and the dashboard (see skipped.rs).
+    "CREATE TABLE skipped(
+        remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,             -- 'run' (change feed), 'points' or 'log' (answers)
+        name TEXT NOT NULL,             -- for people only: never a path to act on
+        reason TEXT NOT NULL,
+        by_hub INTEGER NOT NULL,        -- 1: the hub refused it; 0: the agent left it out
+        at REAL NOT NULL,
+        PRIMARY KEY(remote, kind, name)
+     ) WITHOUT ROWID;
+     ALTER TABLE runs ADD COLUMN skipped_files INTEGER NOT NULL DEFAULT 0; -- left out of files
+     ALTER TABLE runs ADD COLUMN skipped_files_list TEXT; -- JSON [{name, reason}], at most 100
+     -- The per-remote count of skipped files reads only the runs that have some.
+     CREATE INDEX runs_skipping ON runs(remote, removed, skipped_files) WHERE skipped_files > 0;",
 ];
 
 /// Work a migration needs beyond its SQL, in the same transaction: `version` is the version it
