@@ -1,73 +1,128 @@
 //! Checks every answer of an agent before anything of it reaches the store: paths stay inside
-//! the run, columns have matching lengths, offsets move forward. An agent that breaks a rule is
-//! treated as broken, not trusted a little.
+//! the run, columns have matching lengths, offsets move forward.
+//!
+//! One bad item is the run's problem, not the remote's: an item that breaks a rule (one run of
+//! a change batch, one run's points, one run's log chunk) is refused alone, with its reason, and
+//! the rest of the answer is stored; the refusals are recorded on the remote and shown by
+//! `runicorn-hub remotes` and the dashboard. The items of a change batch are sorted out by the
+//! store itself (`runicorn_store`'s `apply_change_batch`, in the batch's transaction), points
+//! and log chunks here. An answer that is not the protocol at all (a frame that does not
+//! decode, the wrong answer type) never gets this far: the client refuses the agent as broken.
 
-use runicorn_protocol::wire::{check_wire_path, ChangeBatch, LogBatch, PointBatch};
+use runicorn_protocol::wire::{check_wire_path, ChangeBatch, LogBatch, PointBatch, SkippedEntry};
 
-/// Checks a change batch.
+/// An answer that passed the checks, and the items of it the hub refused.
+#[derive(Debug)]
+pub struct Checked<T> {
+    pub batch: T,
+    pub refused: Vec<SkippedEntry>,
+}
+
+/// Longest cursor epoch accepted (an epoch names one life of the agent's index).
+const MAX_EPOCH_BYTES: usize = 256;
+
+/// Checks what a change batch must hold as a whole: a usable cursor. Its runs, files and
+/// removed directories are checked item by item by the store, which leaves out and records
+/// the ones that break the path rule.
 pub fn change_batch(batch: &ChangeBatch) -> Result<(), String> {
-    for run in &batch.runs {
-        check_wire_path(&run.dir).map_err(|e| format!("run directory: {e}"))?;
-        for file in &run.files {
-            check_wire_path(&file.path).map_err(|e| format!("file of run {:?}: {e}", run.dir))?;
-        }
-    }
-    for dir in &batch.removed {
-        check_wire_path(dir).map_err(|e| format!("removed run directory: {e}"))?;
+    let epoch = &batch.cursor.epoch;
+    if epoch.is_empty() || epoch.len() > MAX_EPOCH_BYTES || epoch.chars().any(char::is_control) {
+        return Err(format!(
+            "the cursor's epoch {:?} is not a usable name (1 to {MAX_EPOCH_BYTES} bytes, no control characters)",
+            epoch.chars().take(64).collect::<String>()
+        ));
     }
     Ok(())
 }
 
-/// Checks a point batch.
-pub fn point_batch(batch: &PointBatch) -> Result<(), String> {
-    for run in &batch.runs {
-        check_wire_path(&run.dir).map_err(|e| format!("points of a run: {e}"))?;
-        let rows = run.steps.len();
-        if run.times.len() != rows {
-            return Err(format!(
-                "points of {:?}: {} steps but {} times",
-                run.dir,
-                rows,
-                run.times.len()
-            ));
-        }
-        if run.to < run.from {
-            return Err(format!(
-                "points of {:?}: range ends ({}) before it starts ({})",
-                run.dir, run.to, run.from
-            ));
-        }
-        for series in &run.series {
-            match &series.rows {
-                None if series.values.len() != rows => {
-                    return Err(format!(
-                        "points of {:?}, key {:?}: {} values for {} rows",
-                        run.dir,
-                        series.key,
-                        series.values.len(),
-                        rows
-                    ))
-                }
-                Some(idx) if idx.len() != series.values.len() => {
-                    return Err(format!(
-                        "points of {:?}, key {:?}: {} row indexes for {} values",
-                        run.dir,
-                        series.key,
-                        idx.len(),
-                        series.values.len()
-                    ))
-                }
-                Some(idx) if idx.iter().any(|&i| i as usize >= rows) => {
-                    return Err(format!(
-                        "points of {:?}, key {:?}: a row index beyond the {} rows",
-                        run.dir, series.key, rows
-                    ))
-                }
-                _ => {}
+/// Why one run's points cannot be stored, if they cannot.
+fn run_points(run: &runicorn_protocol::wire::RunPoints) -> Result<(), String> {
+    check_wire_path(&run.dir).map_err(|e| format!("points of a run: {e}"))?;
+    let rows = run.steps.len();
+    if run.times.len() != rows {
+        return Err(format!(
+            "points of {:?}: {} steps but {} times",
+            run.dir,
+            rows,
+            run.times.len()
+        ));
+    }
+    if run.to < run.from {
+        return Err(format!(
+            "points of {:?}: range ends ({}) before it starts ({})",
+            run.dir, run.to, run.from
+        ));
+    }
+    for series in &run.series {
+        match &series.rows {
+            None if series.values.len() != rows => {
+                return Err(format!(
+                    "points of {:?}, key {:?}: {} values for {} rows",
+                    run.dir,
+                    series.key,
+                    series.values.len(),
+                    rows
+                ))
             }
+            Some(idx) if idx.len() != series.values.len() => {
+                return Err(format!(
+                    "points of {:?}, key {:?}: {} row indexes for {} values",
+                    run.dir,
+                    series.key,
+                    idx.len(),
+                    series.values.len()
+                ))
+            }
+            Some(idx) if idx.iter().any(|&i| i as usize >= rows) => {
+                return Err(format!(
+                    "points of {:?}, key {:?}: a row index beyond the {} rows",
+                    run.dir, series.key, rows
+                ))
+            }
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// Checks a point batch: each run's points that break a rule are taken out and refused alone.
+pub fn point_batch(mut batch: PointBatch) -> Checked<PointBatch> {
+    let mut refused = Vec::new();
+    batch.runs.retain(|run| match run_points(run) {
+        Ok(()) => true,
+        Err(reason) => {
+            refused.push(SkippedEntry {
+                name: run.dir.clone(),
+                reason: format!("refused by the hub: {reason}"),
+            });
+            false
+        }
+    });
+    Checked { batch, refused }
+}
+
+/// Checks a log batch chunk by chunk with [`log_batch`]'s rules: a chunk that breaks one is
+/// taken out and refused alone.
+pub fn log_batch_items(batch: LogBatch) -> Checked<LogBatch> {
+    let mut kept = LogBatch {
+        runs: Vec::with_capacity(batch.runs.len()),
+    };
+    let mut refused = Vec::new();
+    for chunk in batch.runs {
+        // Each chunk is checked as a batch of its own (moved, not copied).
+        let one = LogBatch { runs: vec![chunk] };
+        match log_batch(&one) {
+            Ok(()) => kept.runs.extend(one.runs),
+            Err(reason) => refused.push(SkippedEntry {
+                name: one.runs.first().map(|c| c.dir.clone()).unwrap_or_default(),
+                reason: format!("refused by the hub: {reason}"),
+            }),
+        }
+    }
+    Checked {
+        batch: kept,
+        refused,
+    }
 }
 
 /// Checks a log batch.
@@ -87,11 +142,11 @@ pub fn log_batch(batch: &LogBatch) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runicorn_protocol::wire::{Cursor, RunPoints, Series};
+    use runicorn_protocol::wire::{Cursor, LogChunk, RunPoints, Series};
 
     #[test]
-    fn climbing_paths_and_ragged_columns_are_refused() {
-        let batch = ChangeBatch {
+    fn a_change_batch_needs_a_usable_cursor() {
+        let mut batch = ChangeBatch {
             reset: true,
             runs: vec![],
             removed: vec!["runs/../../etc".into()],
@@ -102,20 +157,61 @@ mod tests {
             more: false,
             skipped: vec![],
         };
-        assert!(change_batch(&batch).unwrap_err().contains(".."));
-        let points = PointBatch {
-            runs: vec![RunPoints {
-                dir: "runs/a/1".into(),
-                steps: vec![1, 2],
-                times: vec![0.0, 1.0],
-                series: vec![Series {
-                    key: "loss".into(),
-                    rows: Some(vec![0, 5]),
-                    values: vec![1.0, 2.0],
-                }],
-                ..Default::default()
+        // Bad items are the store's to leave out, not a reason to refuse the batch.
+        assert!(change_batch(&batch).is_ok());
+        batch.cursor.epoch = String::new();
+        assert!(change_batch(&batch).unwrap_err().contains("epoch"));
+    }
+
+    #[test]
+    fn bad_points_and_log_chunks_are_refused_alone() {
+        let good = RunPoints {
+            dir: "runs/a/1".into(),
+            steps: vec![1, 2],
+            times: vec![0.0, 1.0],
+            to: 20,
+            series: vec![Series {
+                key: "loss".into(),
+                rows: None,
+                values: vec![1.0, 2.0],
             }],
+            ..Default::default()
         };
-        assert!(point_batch(&points).unwrap_err().contains("beyond"));
+        let mut beyond = good.clone();
+        beyond.dir = "runs/b/1".into();
+        beyond.series[0].rows = Some(vec![0, 5]);
+        let mut ragged = good.clone();
+        ragged.dir = "runs/c/1".into();
+        ragged.times.pop();
+        let mut climbing = good.clone();
+        climbing.dir = "runs/../../etc".into();
+        let checked = point_batch(PointBatch {
+            runs: vec![beyond, good.clone(), ragged, climbing],
+        });
+        assert_eq!(checked.batch.runs, [good]);
+        let reasons: Vec<_> = checked.refused.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].contains("beyond"), "{reasons:?}");
+        assert!(reasons[1].contains("times"), "{reasons:?}");
+        assert!(reasons[2].contains(".."), "{reasons:?}");
+        assert_eq!(checked.refused[1].name, "runs/c/1");
+
+        let chunk = |dir: &str, from: u64, to: u64| LogChunk {
+            dir: dir.into(),
+            from,
+            to,
+            text: "x\n".into(),
+            truncated: false,
+            eof: true,
+        };
+        let checked = log_batch_items(LogBatch {
+            runs: vec![
+                chunk("runs/a/1", 0, 2),
+                chunk("runs/x\\y", 0, 2),
+                chunk("runs/b/1", 5, 2),
+            ],
+        });
+        assert_eq!(checked.batch.runs.len(), 1);
+        assert_eq!(checked.refused.len(), 2);
+        assert!(checked.refused[0].reason.contains("backslash"));
     }
 }
