@@ -15,6 +15,7 @@ It answers the hub's hello correctly, then misbehaves in the way BROKEN_AGENT_MO
                 levels deep, and the agent's own lists of skipped runs and files (the hub must
                 store the good items and record the bad ones with their reasons)
 It accepts and ignores the agent's usual arguments (serve --stdio --root DIR ...).
+BROKEN_AGENT_STDERR, when set, is written to stderr first (terminal-safety tests).
 """
 import json
 import os
@@ -22,6 +23,9 @@ import struct
 import sys
 
 MODE = os.environ.get("BROKEN_AGENT_MODE", "invalid")
+if os.environ.get("BROKEN_AGENT_STDERR"):
+    sys.stderr.write(os.environ["BROKEN_AGENT_STDERR"] + "\n")
+    sys.stderr.flush()
 out = sys.stdout.buffer
 inp = sys.stdin.buffer
 
@@ -92,7 +96,9 @@ if MODE == "mixed":
     bad_dir = run_state("runs/x\\y/1")
     batch = {"reset": True, "runs": [good, bad_dir, ragged, deep], "removed": [],
              "cursor": {"epoch": "e1", "seq": 4}, "more": False,
-             "skipped": [{"name": "runs/odd\\xff", "reason": "the name is not UTF-8"}]}
+             "skipped": [{"name": "runs/odd\\xff", "reason": "the name is not UTF-8"},
+                         {"name": "runs/\x1b]0;owned\x07bell\u202e",
+                          "reason": "a control character \x1b[2J"}]}
     while True:
         req = read()
         rid = req["id"]

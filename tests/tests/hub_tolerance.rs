@@ -142,13 +142,13 @@ fn one_bad_item_is_refused_alone_and_the_rest_is_stored() {
         has("log", "runs/ragged/1", true, "before it starts"),
         "{odd}"
     );
-    assert_eq!(odd["skipped_items"], 4);
+    assert_eq!(odd["skipped_items"], 5);
 
     // The table shows the warning and the reasons; `ls` shows the skipped files.
     let table = run(hub(home.path(), hub_dir.path()).arg("remotes"));
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
-        text.contains("warning: 4 items and 2 files could not be synced"),
+        text.contains("warning: 5 items and 2 files could not be synced"),
         "{text}"
     );
     assert!(text.contains("runs/x\\y/1 (hub)"), "{text}");
