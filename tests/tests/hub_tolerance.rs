@@ -5,7 +5,7 @@
 //! `ls` and the dashboard API; the cursor moves on and a later sync goes on from there.
 //! Against a deliberately odd agent (`tests/support/broken_agent.py` mode `mixed`, so the hub's
 //! own checks are exercised whatever the real agent leaves out) and the real agent on a root
-//! holding hostile names next to good runs.
+//! holding hostile names next to good runs, over `local:` and over a real sshd.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::hub::{agent_path, hub, show, source_points, store_points, write_runs};
-use runicorn_tests::sshd::ClientHome;
+use runicorn_tests::sshd::{ClientHome, Sshd};
 use runicorn_tests::workspace_root;
 use serde_json::Value;
 
@@ -191,7 +191,30 @@ fn nested(depth: usize) -> String {
 }
 
 #[test]
-fn a_root_with_hostile_names_and_deep_records_syncs_the_good_runs_complete() {
+fn a_root_with_hostile_names_and_deep_records_syncs_the_good_runs_complete_over_local() {
+    let home = ClientHome::empty();
+    hostile_root_syncs(home.path(), |root| {
+        let mut cmd = Command::new("unused");
+        cmd.arg(format!("local:{}", root.display()));
+        cmd
+    });
+}
+
+#[test]
+fn a_root_with_hostile_names_and_deep_records_syncs_the_good_runs_complete_over_sshd() {
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    hostile_root_syncs(home.path(), |root| {
+        let mut cmd = Command::new("unused");
+        cmd.arg(sshd.spec()).arg("--root").arg(root);
+        cmd
+    });
+}
+
+/// Syncs a root holding hostile names and deep records next to good runs through the target
+/// that `target(root)` names (its arguments are what `connect` takes before `--agent`).
+fn hostile_root_syncs(home: &Path, target: impl Fn(&Path) -> Command) {
     let root = tempfile::tempdir().unwrap();
     write_runs(root.path(), 4, |i| 40 + i * 10);
     let runs_dir = root.path().join("runs/exp");
@@ -203,11 +226,11 @@ fn a_root_with_hostile_names_and_deep_records_syncs_the_good_runs_complete() {
     std::fs::write(runs_dir.join("g2/run00002/summary.json"), nested(60)).unwrap();
     std::fs::write(runs_dir.join("g3/run00003/summary.json"), nested(100)).unwrap();
 
-    let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
-    let out = run(hub(home.path(), hub_dir.path())
+    let target = target(root.path());
+    let out = run(hub(home, hub_dir.path())
         .arg("connect")
-        .arg(format!("local:{}", root.path().display()))
+        .args(target.get_args())
         .arg("--agent")
         .arg(agent_path())
         .args(["--name", "gpu", "--once", "--no-ui"]));
@@ -241,13 +264,13 @@ fn a_root_with_hostile_names_and_deep_records_syncs_the_good_runs_complete() {
 
     // The bad run and the bad file are reported, as a warning.
     let remotes = json(&run(
-        hub(home.path(), hub_dir.path()).args(["remotes", "--json"])
+        hub(home, hub_dir.path()).args(["remotes", "--json"])
     ));
     let gpu = &remotes[0];
     assert_eq!(gpu["last_error"], Value::Null, "{gpu}");
     assert!(gpu["warning"].is_string(), "{gpu}");
     assert!(gpu["skipped_files"].as_u64().unwrap() >= 1, "{gpu}");
-    let ls = json(&run(hub(home.path(), hub_dir.path()).args(["ls", "--json"])));
+    let ls = json(&run(hub(home, hub_dir.path()).args(["ls", "--json"])));
     let g1 = ls
         .as_array()
         .unwrap()
@@ -271,7 +294,7 @@ fn a_root_with_hostile_names_and_deep_records_syncs_the_good_runs_complete() {
 
     // A follow-up sync goes on from the stored cursor.
     let again = json(&run(
-        hub(home.path(), hub_dir.path()).args(["sync", "--json"])
+        hub(home, hub_dir.path()).args(["sync", "--json"])
     ));
     assert_eq!(again[0]["ok"], true, "{again}");
 }
