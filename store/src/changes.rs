@@ -819,6 +819,29 @@ mod tests {
     }
 
     #[test]
+    fn very_large_records_are_stored_whole() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let mut run = run_change("runs/big/1", 1, 0);
+        let keys: serde_json::Map<String, serde_json::Value> = (0..100_000)
+            .map(|i| (format!("k{i:06}"), serde_json::json!(i)))
+            .collect();
+        run.summary = Some(serde_json::Value::Object(keys));
+        run.config = Some(serde_json::json!({ "blob": "x".repeat(8 << 20), "lr": 0.1 }));
+        run.environment = Some(serde_json::json!(vec![0u8; 1 << 20]));
+        let started = std::time::Instant::now();
+        let outcome = store
+            .apply_change_batch(r, &change_batch(true, vec![run], "e", 1, false))
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(outcome.runs, 1);
+        let row = store.run(r, "runs/big/1").unwrap().unwrap();
+        assert_eq!(row.summary.unwrap().as_object().unwrap().len(), 100_000);
+        assert_eq!(row.config.unwrap()["blob"].as_str().unwrap().len(), 8 << 20);
+        eprintln!("a run with 100,000 summary keys and an 8 MiB config stored in {took:?}");
+    }
+
+    #[test]
     fn records_nested_past_the_limit_are_stored_as_a_placeholder() {
         let (_tmp, mut store) = fresh_store();
         let r = add_remote(&mut store, "gpu");

@@ -144,6 +144,84 @@ mod tests {
     use super::*;
     use runicorn_protocol::wire::{Cursor, LogChunk, RunPoints, Series};
 
+    /// A change batch whose one run has a summary nested `depth` levels deep.
+    fn deep_batch(depth: usize) -> ChangeBatch {
+        let mut summary = serde_json::json!(1);
+        for _ in 0..depth {
+            summary = serde_json::json!({ "a": summary });
+        }
+        let run: runicorn_protocol::wire::RunChange = serde_json::from_value(serde_json::json!({
+            "dir": "runs/d/1", "seq": 1, "id": "1", "path": "d", "layout": "current",
+            "alias": null, "tags": [], "status": "finished", "reason": null,
+            "created_at": 1.0, "ended_at": 2.0, "hostname": "h", "deleted": false,
+            "meta": {}, "status_record": {}, "summary": summary, "config": null,
+            "environment": null,
+            "events": {"bytes": 0, "lines": 0, "points": 0, "keys": [], "last_step": null,
+                       "last_event_at": null, "corrupt_lines": 0},
+            "log_bytes": 0, "files": []
+        }))
+        .unwrap();
+        ChangeBatch {
+            reset: true,
+            runs: vec![run],
+            removed: vec![],
+            cursor: Cursor {
+                epoch: "e".into(),
+                seq: 1,
+            },
+            more: false,
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn depth_limits_agree_from_frame_to_store() {
+        use runicorn_protocol::wire::{decode_payload, encode_frame, Body, Envelope};
+        let through_frame = |depth: usize| {
+            let envelope = Envelope {
+                id: 2,
+                body: Body::ChangeBatch(deep_batch(depth)),
+            };
+            let frame = encode_frame(&envelope, 16 << 20).unwrap();
+            decode_payload(&frame[4..]).map(|e| match e.body {
+                Body::ChangeBatch(b) => b,
+                other => panic!("{}", other.kind()),
+            })
+        };
+        // The deepest record a frame carries: well past what the store keeps, so a record an
+        // agent cut to the store's limit always travels.
+        let carried = (60..200)
+            .take_while(|&d| through_frame(d).is_ok())
+            .last()
+            .unwrap();
+        assert!(
+            carried >= runicorn_store::MAX_RECORD_DEPTH + 32,
+            "frames carry records {carried} levels deep"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = runicorn_store::Store::open(dir.path()).unwrap();
+        let remote = store
+            .upsert_remote(&runicorn_store::RemoteSpec {
+                name: "gpu".into(),
+                address: "gpu".into(),
+                transport: serde_json::json!({}),
+            })
+            .unwrap();
+        for depth in [60, 64, 65, 100, carried] {
+            let batch = through_frame(depth).unwrap();
+            assert!(change_batch(&batch).is_ok());
+            let outcome = store.apply_change_batch(remote, &batch).unwrap();
+            assert_eq!(outcome.runs, 1, "{depth}");
+            let run = store.run(remote, "runs/d/1").unwrap().unwrap();
+            let stored = run.summary.unwrap();
+            if depth <= runicorn_store::MAX_RECORD_DEPTH {
+                assert!(stored.is_object(), "{depth}");
+            } else {
+                assert!(stored.as_str().unwrap().contains("deeper than"), "{depth}");
+            }
+        }
+    }
+
     #[test]
     fn a_change_batch_needs_a_usable_cursor() {
         let mut batch = ChangeBatch {
