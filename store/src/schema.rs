@@ -385,5 +385,15 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("runs_log_pending"), "{plan}");
+        // The per-remote count of skipped files reads the partial index, not every run.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT coalesce(sum(skipped_files), 0) FROM runs
+                 WHERE remote = 1 AND removed = 0 AND skipped_files > 0",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("runs_skipping"), "{plan}");
     }
 }

@@ -263,9 +263,7 @@ fn hostile_root_syncs(home: &Path, target: impl Fn(&Path) -> Command) {
     assert_ne!(cut, serde_json::from_str::<Value>(&nested(100)).unwrap());
 
     // The bad run and the bad file are reported, as a warning.
-    let remotes = json(&run(
-        hub(home, hub_dir.path()).args(["remotes", "--json"])
-    ));
+    let remotes = json(&run(hub(home, hub_dir.path()).args(["remotes", "--json"])));
     let gpu = &remotes[0];
     assert_eq!(gpu["last_error"], Value::Null, "{gpu}");
     assert!(gpu["warning"].is_string(), "{gpu}");
@@ -293,8 +291,39 @@ fn hostile_root_syncs(home: &Path, target: impl Fn(&Path) -> Command) {
     assert!(named || unreadable, "{gpu}\n{ls}");
 
     // A follow-up sync goes on from the stored cursor.
-    let again = json(&run(
-        hub(home, hub_dir.path()).args(["sync", "--json"])
-    ));
+    let again = json(&run(hub(home, hub_dir.path()).args(["sync", "--json"])));
     assert_eq!(again[0]["ok"], true, "{again}");
+}
+
+#[test]
+fn a_climbing_run_directory_or_an_absolute_file_path_is_refused_alone() {
+    // These used to refuse the whole batch (tests/tests/hub_connect_cli.rs): now only the item.
+    for (mode, stored_runs, reason) in [("dotdot", 0, ".."), ("abs-file", 1, "absolute")] {
+        let home = ClientHome::empty();
+        let hub_dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let out = run(hub(home.path(), hub_dir.path())
+            .arg("connect")
+            .arg(format!("local:{}", root.path().display()))
+            .arg("--agent")
+            .arg(workspace_root().join("tests/support/broken_agent.py"))
+            .args(["--name", "odd", "--once", "--no-ui"])
+            .env("BROKEN_AGENT_MODE", mode));
+        assert!(out.status.success(), "{mode}: {}", show(&out));
+        let runs = all_runs(hub_dir.path());
+        assert_eq!(runs.len(), stored_runs, "{mode}");
+        let remotes = json(&run(
+            hub(home.path(), hub_dir.path()).args(["remotes", "--json"])
+        ));
+        let mut text = remotes[0].to_string();
+        assert!(remotes[0]["warning"].is_string(), "{mode}: {text}");
+        if let Some(run) = runs.first() {
+            let store = Store::open_read_only(hub_dir.path()).unwrap();
+            assert!(store.files(run.key).unwrap().is_empty(), "{mode}");
+            let skipped = store.skipped_files(run.key).unwrap();
+            assert_eq!(skipped.listed[0].name, "/etc/passwd");
+            text = skipped.listed[0].reason.clone();
+        }
+        assert!(text.contains(reason), "{mode}: {text}");
+    }
 }
