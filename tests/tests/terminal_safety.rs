@@ -56,7 +56,11 @@ fn raw_controls(bytes: &[u8]) -> Vec<String> {
 fn assert_terminal_safe(what: &str, out: &Output) {
     for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
         let found = raw_controls(bytes);
-        assert!(found.is_empty(), "{what} {stream}: raw {found:?}\n{}", show(out));
+        assert!(
+            found.is_empty(),
+            "{what} {stream}: raw {found:?}\n{}",
+            show(out)
+        );
     }
 }
 
@@ -98,7 +102,12 @@ fn hostile_root(root: &Path) {
     let from = root.join("runs/plain");
     let to = root.join("runs").join(evil);
     copy_dir(&from, &to);
-    let run_dir = std::fs::read_dir(&to).unwrap().next().unwrap().unwrap().path();
+    let run_dir = std::fs::read_dir(&to)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let new_dir = to.join("run9");
     std::fs::rename(&run_dir, &new_dir).unwrap();
     set_json(&new_dir.join("meta.json"), |m| {
@@ -138,7 +147,10 @@ fn ls_of_agent_and_hub_prints_no_raw_control_sequences() {
         assert!(table.contains(visible), "{visible:?} in:\n{table}");
     }
     // --json stays JSON: serde escapes the control characters, the values are intact.
-    let out = run(agent().args(["ls", "--json"]).arg("--root").arg(root.path()));
+    let out = run(agent()
+        .args(["ls", "--json"])
+        .arg("--root")
+        .arg(root.path()));
     assert!(!out.stdout.contains(&0x1b), "{}", show(&out));
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(rows
@@ -221,7 +233,10 @@ fn remotes_and_sync_messages_print_no_raw_control_sequences() {
         .arg(workspace_root().join("tests/support/broken_agent.py"))
         .args(["--name", "noisy", "--once", "--no-ui"])
         .env("BROKEN_AGENT_MODE", "invalid")
-        .env("BROKEN_AGENT_STDERR", "\u{1b}]0;pwned\u{7}\u{1b}[2Jnoise\u{9b}1m"));
+        .env(
+            "BROKEN_AGENT_STDERR",
+            "\u{1b}]0;pwned\u{7}\u{1b}[2Jnoise\u{9b}1m",
+        ));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert_terminal_safe("runicorn-hub connect (broken agent)", &out);
     let err = String::from_utf8_lossy(&out.stderr);
