@@ -76,7 +76,10 @@ fn one_bad_item_is_refused_alone_and_the_rest_is_stored() {
     let out = connect_mixed(home.path(), hub_dir.path());
     assert!(out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("left out"), "the summary says so: {err}");
+    assert!(
+        err.contains("7 left out (4 refused by the hub, 3 skipped by the agent"),
+        "the summary says so: {err}"
+    );
 
     // The good runs are stored; the run whose directory holds a backslash is not.
     let runs = all_runs(hub_dir.path());
@@ -168,6 +171,9 @@ fn one_bad_item_is_refused_alone_and_the_rest_is_stored() {
         .args(["sync", "--json"])
         .env("BROKEN_AGENT_MODE", "mixed")));
     assert_eq!(again[0]["ok"], true, "{again}");
+    // The ragged run's points and log are asked once a round, and refused again.
+    assert_eq!(again[0]["refused"], 2, "{again}");
+    assert_eq!(again[0]["requests"], 3, "{again}");
     assert_eq!(all_runs(hub_dir.path()).len(), 3);
 }
 

@@ -4,6 +4,7 @@
 //! with the data they describe, so a round cut anywhere starts again where it stopped, with no
 //! point lost or stored twice.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -187,8 +188,8 @@ async fn list_changes(
 struct Fetched {
     /// Points stored (0 for logs).
     points: u64,
-    /// Items of the answer the hub refused.
-    refused: u64,
+    /// Run directories whose item the hub refused: not asked again this round.
+    refused: Vec<String>,
     /// Bytes of the source file covered.
     bytes: u64,
     /// Whether the store's copy moved at all.
@@ -231,15 +232,18 @@ async fn fetch_points(
     observer: &dyn RoundObserver,
     mut listing_done: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
+    // Runs whose points the hub refused are not asked again this round (the next asks again).
+    let mut refused_dirs: HashSet<String> = HashSet::new();
     loop {
         // Read the listing's state before asking what is pending, so a page stored in between
         // is never missed.
         let listed_all = *listing_done.borrow_and_update();
-        let pending: Vec<PointsWanted> = store
+        let mut pending: Vec<PointsWanted> = store
             .call(move |s| s.pending_points(remote, 1_000_000))
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
+        pending.retain(|w| !refused_dirs.contains(&w.dir));
         let progressed = if pending.is_empty() {
             false
         } else {
@@ -251,7 +255,7 @@ async fn fetch_points(
                     let (batch, refused) = (checked.batch, checked.refused);
                     let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
                     let truncated = batch.runs.iter().any(|r| r.truncated);
-                    let refused_count = refused.len() as u64;
+                    let refused_dirs = refused.iter().map(|e| e.name.clone()).collect();
                     let ingested = store
                         .call(move |s| {
                             let ingested = s.ingest_points(remote, &batch)?;
@@ -263,16 +267,17 @@ async fn fetch_points(
                         .map_err(store_err)?;
                     Ok(Fetched {
                         points: ingested.points,
-                        refused: refused_count,
+                        refused: refused_dirs,
                         bytes,
                         progressed: bytes > 0 || truncated,
                     })
                 }
             };
             pipelined(pending, fetch, |f| {
+                refused_dirs.extend(f.refused.iter().cloned());
                 let now = update(stats, |s| {
                     s.points += f.points;
-                    s.refused += f.refused;
+                    s.refused += f.refused.len() as u64;
                     s.event_bytes_done += f.bytes;
                 });
                 observer.progress(&now, client.bytes_received());
@@ -301,12 +306,15 @@ async fn fetch_logs(
     stats: &Mutex<RoundStats>,
     observer: &dyn RoundObserver,
 ) -> Result<(), SyncError> {
+    // Runs whose log chunk the hub refused are not asked again this round.
+    let mut refused_dirs: HashSet<String> = HashSet::new();
     loop {
-        let pending: Vec<LogWanted> = store
+        let mut pending: Vec<LogWanted> = store
             .call(move |s| s.pending_logs(remote, 1_000_000))
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
+        pending.retain(|w| !refused_dirs.contains(&w.dir));
         if pending.is_empty() {
             return Ok(());
         }
@@ -324,7 +332,7 @@ async fn fetch_logs(
                 // would be asked again at once, for ever.
                 let first_tail = first_tail && !batch.runs.is_empty();
                 let progressed = bytes > 0 || first_tail || batch.runs.iter().any(|r| r.truncated);
-                let refused_count = refused.len() as u64;
+                let refused_dirs = refused.iter().map(|e| e.name.clone()).collect();
                 store
                     .call(move |s| {
                         s.ingest_logs(remote, &batch)?;
@@ -335,16 +343,17 @@ async fn fetch_logs(
                     .map_err(store_err)?;
                 Ok(Fetched {
                     points: 0,
-                    refused: refused_count,
+                    refused: refused_dirs,
                     bytes,
                     progressed,
                 })
             }
         };
         let progressed = pipelined(pending, fetch, |f| {
+            refused_dirs.extend(f.refused.iter().cloned());
             let now = update(stats, |s| {
                 s.log_bytes += f.bytes;
-                s.refused += f.refused;
+                s.refused += f.refused.len() as u64;
             });
             observer.progress(&now, client.bytes_received());
         })
