@@ -194,3 +194,48 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().at(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::*;
+
+    fn entry(name: &str) -> SkippedEntry {
+        SkippedEntry {
+            name: name.into(),
+            reason: "refused by the hub: 2 steps but 1 times".into(),
+        }
+    }
+
+    #[test]
+    fn answer_refusals_show_until_the_next_round_clears_them() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        store
+            .record_refusals(r, KIND_POINTS, &[entry("runs/a/1"), entry("runs/b/1")])
+            .unwrap();
+        store
+            .record_refusals(r, KIND_LOG, &[entry("runs/a/1")])
+            .unwrap();
+        // The same refusal again is one row.
+        store
+            .record_refusals(r, KIND_LOG, &[entry("runs/a/1")])
+            .unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert_eq!(row.skipped_items, 3);
+        assert_eq!(row.skipped.len(), 3);
+        assert!(row.skipped.iter().all(|s| s.by_hub));
+        store.clear_answer_refusals(r).unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert_eq!((row.skipped_items, row.skipped_warning()), (0, None));
+    }
+
+    #[test]
+    fn long_names_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(1000);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_TEXT_BYTES && cut.len() >= MAX_TEXT_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(bounded("short"), "short");
+    }
+}
