@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use chrono::{Local, TimeZone};
+use runicorn_cli::safe;
 use runicorn_protocol::run_format::{
     discover_runs, read_run_overview, LivenessContext, RunLocation, RunOverview, RunStatus,
 };
@@ -49,8 +50,8 @@ pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
         eprintln!(
             "{}: {}: {}",
             warning_label(),
-            problem.path.display(),
-            problem.reason
+            safe(&problem.path.to_string_lossy()),
+            safe(&problem.reason)
         );
     }
     let prefix = args.path.as_deref().map(|p| p.trim_matches('/').to_owned());
@@ -92,9 +93,9 @@ pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
             eprintln!(
                 "{}: run {} ({}): {}",
                 warning_label(),
-                run.id,
-                run.dir.display(),
-                run.reason.as_deref().unwrap_or("unreadable")
+                safe(&run.id),
+                safe(&run.dir.to_string_lossy()),
+                safe(run.reason.as_deref().unwrap_or("unreadable"))
             );
         }
     }
@@ -136,7 +137,11 @@ fn read_overviews(
             }
             Err(err) => {
                 if !is_permission_problem(&err) {
-                    eprintln!("{}: {err}; listing without the index", warning_label());
+                    eprintln!(
+                        "{}: {}; listing without the index",
+                        warning_label(),
+                        safe(&err.to_string())
+                    );
                 }
             }
         }
@@ -211,7 +216,7 @@ fn format_time(t: Option<f64>) -> String {
 
 fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyhow::Result<()> {
     if runs.is_empty() {
-        writeln!(out, "no runs under {}", root.display())?;
+        writeln!(out, "no runs under {}", safe(&root.to_string_lossy()))?;
         return Ok(());
     }
     let color = color_stdout();
@@ -219,15 +224,18 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
     let rows: Vec<[String; 7]> = runs
         .iter()
         .map(|r| {
+            // Every cell from the run directory is made terminal-safe (see runicorn_cli).
             [
-                r.id.clone(),
+                safe(&r.id).into_owned(),
                 if r.path.is_empty() {
                     "/".to_owned()
                 } else {
-                    r.path.clone()
+                    safe(&r.path).into_owned()
                 },
-                r.alias.clone().unwrap_or_else(|| "-".into()),
-                r.status.as_str().to_owned(),
+                r.alias
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |a| safe(a).into_owned()),
+                safe(r.status.as_str()).into_owned(),
                 r.last_step.map_or_else(|| "-".into(), |s| s.to_string()),
                 r.points.to_string(),
                 format_time(r.created_at),
@@ -285,7 +293,7 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
     if unreadable > 0 {
         footer.push_str(&format!(", {unreadable} unreadable (reasons on stderr)"));
     }
-    writeln!(out, "{footer} under {}", root.display())?;
+    writeln!(out, "{footer} under {}", safe(&root.to_string_lossy()))?;
     Ok(())
 }
 

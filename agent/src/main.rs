@@ -85,7 +85,12 @@ fn main() -> ExitCode {
         // A reader that went away (`runicorn-agent ls | head`) is not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{}: {err:#}", terminal::error_label());
+            // An error may quote a run path: control characters made visible.
+            eprintln!(
+                "{}: {}",
+                terminal::error_label(),
+                runicorn_cli::safe_lines(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

@@ -77,7 +77,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{}: {err:#}", cli::terminal::error_label());
+            // An error may quote a run path or an agent's stderr: control characters made visible.
+            eprintln!(
+                "{}: {}",
+                cli::terminal::error_label(),
+                runicorn_cli::safe_lines(&format!("{err:#}"))
+            );
             ExitCode::from(2)
         }
     }

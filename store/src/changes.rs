@@ -9,20 +9,26 @@
 //! epoch) and closes the same way. Removed runs keep all their data: the user keeps the runs of
 //! a server that is gone.
 //!
-//! Nothing here trusts the peer: every path is checked before the transaction begins, and one
-//! bad path refuses the whole batch.
+//! Nothing here trusts the peer: every path is checked before it is written. One bad item is
+//! the run's problem, not the remote's: a run whose directory breaks the path rule is left out
+//! and recorded as skipped with the reason, a file entry that breaks it is left out of its
+//! run's manifest and counted; the rest of the batch is stored and the cursor moves on. The
+//! agent's own `skipped` lists (runs and files it could not name) are stored the same way
+//! (`skipped.rs`). A record nested deeper than [`MAX_RECORD_DEPTH`] is stored as a placeholder.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use runicorn_protocol::wire::{check_wire_path, ChangeBatch, FileEntry, RunChange};
+use runicorn_protocol::wire::{check_wire_path, ChangeBatch, FileEntry, RunChange, SkippedEntry};
 
 use crate::error::{SqliteContext, StoreError};
 use crate::files::is_sha256_hex;
 use crate::remotes::RemoteId;
 use crate::run_values::{RunValueRows, SOURCE_CONFIG, SOURCE_SUMMARY};
 use crate::runs::RunKey;
+use crate::skipped::{self, bounded, SkippedFiles, KIND_RUN, MAX_FILES_LISTED};
 use crate::store::{to_sql_int, unix_now, Store};
 
 /// What one change batch did.
@@ -36,40 +42,128 @@ pub struct ChangeOutcome {
     pub reset_started: bool,
     /// This batch completed a full listing.
     pub reset_finished: bool,
+    /// Runs of the batch the store refused (their directory breaks the path rule).
+    pub refused_runs: u64,
+    /// File entries the store refused (left out of their run's manifest).
+    pub refused_files: u64,
 }
 
-/// Refuses a batch holding a path that could name a place outside the remote's root, or a
-/// hash that could name one outside the file cache.
-fn check_batch(remote: &str, batch: &ChangeBatch) -> Result<(), StoreError> {
-    let bad_path = |path: &str, reason: String| StoreError::BadPath {
-        remote: remote.to_owned(),
-        path: path.to_owned(),
-        reason,
-    };
-    for dir in &batch.removed {
-        check_wire_path(dir).map_err(|reason| bad_path(dir, reason))?;
-    }
-    for run in &batch.runs {
-        check_wire_path(&run.dir).map_err(|reason| bad_path(&run.dir, reason))?;
-        for file in &run.files {
-            check_wire_path(&file.path)
-                .map_err(|reason| bad_path(&format!("{}/{}", run.dir, file.path), reason))?;
-            if let Some(sha) = &file.sha256 {
-                if !is_sha256_hex(sha) {
-                    return Err(StoreError::BadBatch {
-                        remote: remote.to_owned(),
-                        dir: run.dir.clone(),
-                        reason: format!("file {:?} has a malformed sha256 {sha:?}", file.path),
-                    });
-                }
-            }
+/// Deepest nesting of a record value the store keeps (objects and arrays count one level
+/// each). Agents cut deeper values when they read a record; a deeper one that arrives anyway is
+/// stored as a placeholder string, and the run with it.
+pub const MAX_RECORD_DEPTH: usize = 64;
+
+/// What the store refuses of one change batch, item by item: the rest is stored.
+#[derive(Default)]
+struct Screened {
+    /// Runs (by index in `batch.runs`) whose directory breaks the path rule, with the reason.
+    runs: HashMap<usize, String>,
+    /// Per run index: the files (by index in its `files`) refused, with the reasons.
+    files: HashMap<usize, Vec<(usize, String)>>,
+    /// `removed` entries (by index) that break the path rule.
+    removed: HashSet<usize>,
+}
+
+/// Checks every path and hash of a batch: a path that could name a place outside the remote's
+/// root, or a hash that could name one outside the file cache, refuses its item only.
+fn screen(batch: &ChangeBatch) -> Screened {
+    let mut out = Screened::default();
+    for (i, dir) in batch.removed.iter().enumerate() {
+        if check_wire_path(dir).is_err() {
+            out.removed.insert(i);
         }
     }
-    Ok(())
+    for (i, run) in batch.runs.iter().enumerate() {
+        if let Err(reason) = check_wire_path(&run.dir) {
+            out.runs
+                .insert(i, format!("refused by the hub: run directory {reason}"));
+            continue;
+        }
+        for (j, file) in run.files.iter().enumerate() {
+            let refused = match (check_wire_path(&file.path), &file.sha256) {
+                (Err(reason), _) => format!("refused by the hub: {reason}"),
+                (Ok(()), Some(sha)) if !is_sha256_hex(sha) => {
+                    format!("refused by the hub: malformed sha256 {:?}", bounded(sha))
+                }
+                _ => continue,
+            };
+            out.files.entry(i).or_default().push((j, refused));
+        }
+    }
+    out
 }
 
-fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
-    v.as_ref().map(|v| v.to_string())
+/// How deeply `value` nests (a scalar is 0, `[]` and `{}` are 1), counting no further than
+/// `limit + 1`; without recursion, so no value can exhaust the stack.
+fn depth_beyond(value: &serde_json::Value, limit: usize) -> bool {
+    let mut stack: Vec<(&serde_json::Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth + 1 > limit {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+/// A record as stored: its JSON text, or a placeholder string when it nests deeper than
+/// [`MAX_RECORD_DEPTH`].
+fn record_text(v: &Option<serde_json::Value>, what: &str) -> Option<String> {
+    v.as_ref().map(|v| {
+        if depth_beyond(v, MAX_RECORD_DEPTH) {
+            serde_json::Value::String(format!(
+                "<runicorn: {what} not stored: nested deeper than {MAX_RECORD_DEPTH} levels>"
+            ))
+            .to_string()
+        } else {
+            v.to_string()
+        }
+    })
+}
+
+/// The files of a run the store keeps, and the ones left out (the agent's and the hub's).
+fn kept_files<'r>(
+    run: &'r RunChange,
+    refused: Option<&Vec<(usize, String)>>,
+) -> (Cow<'r, [FileEntry]>, SkippedFiles) {
+    let mut skipped = SkippedFiles {
+        total: run.skipped_files_total.max(run.skipped_files.len() as u64),
+        listed: run
+            .skipped_files
+            .iter()
+            .take(MAX_FILES_LISTED)
+            .map(|e| SkippedEntry {
+                name: bounded(&e.name).to_owned(),
+                reason: bounded(&e.reason).to_owned(),
+            })
+            .collect(),
+    };
+    let Some(refused) = refused else {
+        return (Cow::Borrowed(&run.files), skipped);
+    };
+    let out: HashSet<usize> = refused.iter().map(|(j, _)| *j).collect();
+    for (j, reason) in refused {
+        skipped.total += 1;
+        if skipped.listed.len() < MAX_FILES_LISTED {
+            skipped.listed.push(SkippedEntry {
+                name: bounded(&run.files[*j].path).to_owned(),
+                reason: reason.clone(),
+            });
+        }
+    }
+    let files = run
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| !out.contains(j))
+        .map(|(_, f)| f.clone())
+        .collect();
+    (Cow::Owned(files), skipped)
 }
 
 impl Store {
@@ -81,7 +175,7 @@ impl Store {
         batch: &ChangeBatch,
     ) -> Result<ChangeOutcome, StoreError> {
         let name = self.remote_name(remote)?;
-        check_batch(&name, batch)?;
+        let screened = screen(batch);
         let p = self.db_path.clone();
         let now = unix_now();
         let tx = self
@@ -108,6 +202,13 @@ impl Store {
             )
             .at(&p)?;
             out.reset_started = true;
+            skipped::clear(&tx, remote, KIND_RUN, None).at(&p)?;
+        }
+        // The agent lists what it could not send whenever that set changes: the new set
+        // replaces the old.
+        if !batch.skipped.is_empty() {
+            skipped::clear(&tx, remote, KIND_RUN, Some(false)).at(&p)?;
+            skipped::record(&tx, remote, KIND_RUN, &batch.skipped, false, now).at(&p)?;
         }
         let open = batch.reset || reset_open;
         let listing_epoch = if batch.reset {
@@ -117,7 +218,17 @@ impl Store {
         };
         let seen = if open { listing_epoch } else { None };
 
-        for dir in &batch.removed {
+        for (i, dir) in batch.removed.iter().enumerate() {
+            if screened.removed.contains(&i) {
+                // A directory that cannot be named was never stored: at most a skipped entry
+                // of it goes.
+                tx.execute(
+                    "DELETE FROM skipped WHERE remote = ?1 AND kind = ?2 AND name = ?3",
+                    params![remote.0, KIND_RUN, bounded(dir)],
+                )
+                .at(&p)?;
+                continue;
+            }
             out.removed += tx
                 .execute(
                     "UPDATE runs SET removed = 1, removed_at = coalesce(removed_at, ?3)
@@ -128,14 +239,33 @@ impl Store {
         }
         // A run listed in the same batch as removed is present: its state is the newer news.
         let mut values = RunValueRows::default();
-        for run in &batch.runs {
+        let mut refused_runs = Vec::new();
+        for (i, run) in batch.runs.iter().enumerate() {
+            if let Some(reason) = screened.runs.get(&i) {
+                tracing::warn!(
+                    remote = name,
+                    dir = run.dir,
+                    reason,
+                    "run refused; the rest is stored"
+                );
+                refused_runs.push(SkippedEntry {
+                    name: run.dir.clone(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            let refused_files = screened.files.get(&i);
+            out.refused_files += refused_files.map_or(0, |r| r.len() as u64);
+            let (files, skipped_files) = kept_files(run, refused_files);
             let records = SortedRecords::of(run);
             let before = sorted_records_of(&tx, remote, &run.dir).at(&p)?;
-            let id = upsert_run(&tx, remote, run, &records, seen, now).at(&p)?;
+            let id = upsert_run(&tx, remote, run, &records, &skipped_files, seen, now).at(&p)?;
             records.changes(&mut values, id, before.as_ref());
-            sync_manifest(&tx, id, &run.files).at(&p)?;
+            sync_manifest(&tx, id, &files).at(&p)?;
             out.runs += 1;
         }
+        out.refused_runs = refused_runs.len() as u64;
+        skipped::record(&tx, remote, KIND_RUN, &refused_runs, true, now).at(&p)?;
         values.write(&tx).at(&p)?;
 
         let still_open = open && batch.more;
@@ -195,8 +325,8 @@ struct SortedRecords {
 impl SortedRecords {
     fn of(run: &RunChange) -> SortedRecords {
         SortedRecords {
-            summary: json_text(&run.summary),
-            config: json_text(&run.config),
+            summary: record_text(&run.summary, "summary"),
+            config: record_text(&run.config, "config"),
         }
     }
 
@@ -241,6 +371,7 @@ fn upsert_run(
     remote: RemoteId,
     run: &RunChange,
     records: &SortedRecords,
+    skipped_files: &SkippedFiles,
     seen: Option<&str>,
     now: f64,
 ) -> rusqlite::Result<i64> {
@@ -252,9 +383,9 @@ fn upsert_run(
             created_at, ended_at, hostname, deleted, meta, status_record, summary, config,
             environment, events_bytes, events_lines, events_points, events_keys,
             events_last_step, events_last_event_at, events_corrupt_lines, log_bytes,
-            seen_epoch, first_seen_at)
+            seen_epoch, first_seen_at, skipped_files, skipped_files_list)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
          ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id,
             path = excluded.path, layout = excluded.layout, alias = excluded.alias,
             tags = excluded.tags, status = excluded.status, reason = excluded.reason,
@@ -268,7 +399,9 @@ fn upsert_run(
             events_last_event_at = excluded.events_last_event_at,
             events_corrupt_lines = excluded.events_corrupt_lines,
             log_bytes = excluded.log_bytes, removed = 0, removed_at = NULL,
-            seen_epoch = coalesce(excluded.seen_epoch, runs.seen_epoch)
+            seen_epoch = coalesce(excluded.seen_epoch, runs.seen_epoch),
+            skipped_files = excluded.skipped_files,
+            skipped_files_list = excluded.skipped_files_list
          RETURNING id",
     )?;
     stmt.query_row(
@@ -287,11 +420,11 @@ fn upsert_run(
             run.ended_at,
             run.hostname,
             run.deleted,
-            json_text(&run.meta),
-            json_text(&run.status_record),
+            record_text(&run.meta, "meta.json"),
+            record_text(&run.status_record, "status.json"),
             records.summary,
             records.config,
-            json_text(&run.environment),
+            record_text(&run.environment, "environment.json"),
             to_sql_int(ev.bytes),
             to_sql_int(ev.lines),
             to_sql_int(ev.points),
@@ -302,6 +435,10 @@ fn upsert_run(
             to_sql_int(run.log_bytes),
             seen,
             now,
+            to_sql_int(skipped_files.total),
+            (!skipped_files.listed.is_empty())
+                .then(|| serde_json::to_string(&skipped_files.listed).ok())
+                .flatten(),
         ],
         |r| r.get(0),
     )
@@ -366,6 +503,7 @@ pub(crate) fn run_id_of(
 mod tests {
     use crate::testkit::*;
     use crate::*;
+    use runicorn_protocol::wire::SkippedEntry;
 
     fn present(store: &Store) -> Vec<(String, bool)> {
         let mut runs: Vec<_> = store
@@ -562,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_path_refuses_the_whole_batch_and_writes_nothing() {
+    fn a_bad_path_refuses_only_its_item_and_the_rest_is_stored() {
         let (_tmp, mut store) = fresh_store();
         let r = add_remote(&mut store, "gpu");
         store
@@ -571,40 +709,175 @@ mod tests {
                 &change_batch(true, vec![run_change("runs/a/1", 1, 0)], "e1", 1, false),
             )
             .unwrap();
-        let before = dump(&store);
-        let mut evil_file = run_change("runs/b/1", 2, 0);
-        evil_file
+        let mut files = run_change("runs/b/1", 2, 0);
+        files
             .files
             .push(file_entry("../../../.ssh/authorized_keys", 1, None));
-        let mut bad_hash = run_change("runs/b/1", 2, 0);
-        bad_hash.files.push(file_entry("x", 1, Some("../../etc")));
-        let mut bad_removed =
-            change_batch(false, vec![run_change("runs/c/1", 3, 0)], "e1", 3, false);
-        bad_removed.removed.push("/etc".into());
-        for batch in [
-            change_batch(
-                false,
-                vec![run_change("runs/ok/1", 2, 0), run_change("runs/../x", 3, 0)],
-                "e1",
-                3,
-                false,
-            ),
-            change_batch(false, vec![evil_file], "e1", 2, false),
-            change_batch(false, vec![bad_hash], "e1", 2, false),
-            bad_removed,
-        ] {
-            let err = store.apply_change_batch(r, &batch).unwrap_err();
-            assert!(err.is_bad_input(), "{err}");
-            assert!(err.to_string().contains("gpu"), "{err}");
-            assert_eq!(dump(&store), before);
-        }
-        let err = store
+        files.files.push(file_entry("a\\b.txt", 1, None));
+        files.files.push(file_entry("x", 1, Some("../../etc")));
+        files.files.push(file_entry("ok.txt", 1, None));
+        let mut batch = change_batch(
+            false,
+            vec![
+                run_change("runs/ok/1", 2, 0),
+                run_change("runs/../x", 3, 0),
+                run_change("runs/x\\y/1", 4, 0),
+                files,
+            ],
+            "e1",
+            5,
+            false,
+        );
+        batch.removed.push("/etc".into());
+        let outcome = store.apply_change_batch(r, &batch).unwrap();
+        assert_eq!(
+            (outcome.runs, outcome.refused_runs, outcome.refused_files),
+            (2, 2, 3)
+        );
+        assert_eq!(
+            store.cursor(r).unwrap().unwrap().seq,
+            5,
+            "the cursor moves on"
+        );
+        assert_eq!(
+            present(&store),
+            [
+                ("runs/a/1".into(), false),
+                ("runs/b/1".into(), false),
+                ("runs/ok/1".into(), false)
+            ]
+        );
+        let b = store.run(r, "runs/b/1").unwrap().unwrap();
+        let kept: Vec<_> = store
+            .files(b.key)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(kept, ["meta.json", "ok.txt"]);
+        let skipped = store.skipped_files(b.key).unwrap();
+        assert_eq!(skipped.total, 3);
+        assert!(skipped
+            .listed
+            .iter()
+            .any(|e| e.name == "a\\b.txt" && e.reason.contains("backslash")));
+        let remote = store.remote("gpu").unwrap().unwrap();
+        assert_eq!((remote.skipped_items, remote.skipped_files), (2, 3));
+        assert!(remote.skipped.iter().all(|s| s.by_hub && s.kind == "run"));
+        assert!(remote
+            .skipped
+            .iter()
+            .any(|s| s.name == "runs/../x" && s.reason.contains("..")));
+        assert!(remote
+            .skipped_warning()
+            .unwrap()
+            .contains("2 items and 3 files"));
+        // The same batch twice leaves the same rows.
+        let once = dump(&store);
+        store.apply_change_batch(r, &batch).unwrap();
+        assert_eq!(dump(&store), once);
+        // A later state of the run without bad files clears its count.
+        store
             .apply_change_batch(
                 r,
-                &change_batch(false, vec![run_change("runs/../x", 3, 0)], "e1", 3, false),
+                &change_batch(false, vec![run_change("runs/b/1", 6, 0)], "e1", 6, false),
             )
-            .unwrap_err();
-        assert!(err.to_string().contains("runs/../x"), "{err}");
+            .unwrap();
+        assert_eq!(store.skipped_files(b.key).unwrap(), SkippedFiles::default());
+    }
+
+    #[test]
+    fn the_agents_skipped_lists_are_stored_and_replaced() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let entry = |name: &str| SkippedEntry {
+            name: name.into(),
+            reason: "cannot be named on the wire".into(),
+        };
+        let mut run = run_change("runs/a/1", 1, 0);
+        run.skipped_files = vec![entry("bad\\name.png")];
+        run.skipped_files_total = 250;
+        let mut batch = change_batch(true, vec![run], "e1", 1, false);
+        batch.skipped = vec![entry("runs/x\\y"), entry("runs/\\x1b]0;t")];
+        store.apply_change_batch(r, &batch).unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert_eq!((row.skipped_items, row.skipped_files), (2, 250));
+        assert!(row.skipped.iter().all(|s| !s.by_hub));
+        let key = store.run(r, "runs/a/1").unwrap().unwrap().key;
+        assert_eq!(store.runs_with_skipped_files().unwrap(), [(key, 250)]);
+        // A changed set replaces the old one; a new full listing starts from nothing.
+        let mut next = change_batch(false, vec![], "e1", 2, false);
+        next.skipped = vec![entry("runs/z\\z")];
+        store.apply_change_batch(r, &next).unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert_eq!(row.skipped.len(), 1);
+        assert_eq!(row.skipped[0].name, "runs/z\\z");
+        store
+            .apply_change_batch(r, &change_batch(true, vec![], "e2", 1, false))
+            .unwrap();
+        assert_eq!(store.remote("gpu").unwrap().unwrap().skipped_items, 0);
+    }
+
+    #[test]
+    fn very_large_records_are_stored_whole() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let mut run = run_change("runs/big/1", 1, 0);
+        let keys: serde_json::Map<String, serde_json::Value> = (0..100_000)
+            .map(|i| (format!("k{i:06}"), serde_json::json!(i)))
+            .collect();
+        run.summary = Some(serde_json::Value::Object(keys));
+        run.config = Some(serde_json::json!({ "blob": "x".repeat(8 << 20), "lr": 0.1 }));
+        run.environment = Some(serde_json::json!(vec![0u8; 1 << 20]));
+        let started = std::time::Instant::now();
+        let outcome = store
+            .apply_change_batch(r, &change_batch(true, vec![run], "e", 1, false))
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(outcome.runs, 1);
+        let row = store.run(r, "runs/big/1").unwrap().unwrap();
+        assert_eq!(row.summary.unwrap().as_object().unwrap().len(), 100_000);
+        assert_eq!(row.config.unwrap()["blob"].as_str().unwrap().len(), 8 << 20);
+        eprintln!("a run with 100,000 summary keys and an 8 MiB config stored in {took:?}");
+    }
+
+    #[test]
+    fn records_nested_past_the_limit_are_stored_as_a_placeholder() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let nested = |depth: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..depth {
+                v = serde_json::json!({ "a": v });
+            }
+            v
+        };
+        let mut runs = Vec::new();
+        for (i, depth) in [60usize, 64, 65, 100, 127].into_iter().enumerate() {
+            let mut run = run_change(&format!("runs/d/{depth}"), i as u64 + 1, 0);
+            run.summary = Some(nested(depth));
+            run.config = Some(nested(depth));
+            run.meta = Some(serde_json::json!([nested(depth)]));
+            runs.push(run);
+        }
+        store
+            .apply_change_batch(r, &change_batch(true, runs, "e", 5, false))
+            .unwrap();
+        for depth in [60usize, 64, 65, 100, 127] {
+            let row = store.run(r, &format!("runs/d/{depth}")).unwrap().unwrap();
+            let rec = store.run_records(row.key).unwrap().unwrap();
+            let summary = row.summary.unwrap();
+            if depth <= MAX_RECORD_DEPTH {
+                assert_eq!(summary, nested(depth), "{depth}");
+            } else {
+                let text = summary.as_str().unwrap().to_owned();
+                assert!(text.contains("deeper than 64 levels"), "{depth}: {text}");
+                assert!(rec.meta.unwrap().as_str().unwrap().contains("meta.json"));
+            }
+        }
+        assert!(!super::depth_beyond(&nested(64), 64));
+        assert!(super::depth_beyond(&nested(65), 64));
+        assert!(!super::depth_beyond(&serde_json::json!(3), 0));
     }
 
     #[test]

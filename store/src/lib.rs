@@ -23,6 +23,7 @@
 //! | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
 //! | `tiles` | the point tile pyramid and its upkeep during ingest |
 //! | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
+//! | `skipped` | what could not be synced and why: skipped runs per remote, skipped files per run |
 //! | `files` | the content-addressed file cache |
 
 mod annotations;
@@ -38,22 +39,24 @@ mod run_values;
 mod runs;
 mod schema;
 mod series;
+mod skipped;
 mod store;
 #[cfg(test)]
 mod testkit;
 mod tiles;
 
 pub use annotations::RunAnnotation;
-pub use changes::ChangeOutcome;
+pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
 pub use error::StoreError;
 pub use files::{is_sha256_hex, MAX_BYTES_IN_MEMORY};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
-pub use remotes::{RemoteId, RemoteRow, RemoteSpec};
+pub use remotes::{RemoteId, RemoteRow, RemoteSpec, SKIPPED_SHOWN};
 pub use run_values::flatten_config;
 pub use runs::{
     ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunRecords, RunRow, RunSort,
     TrashView,
 };
 pub use series::{SeriesAxis, SeriesPoints, SeriesQuery};
+pub use skipped::{SkippedFiles, SkippedItem, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};

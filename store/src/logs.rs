@@ -168,26 +168,6 @@ fn stored_bytes(v: ValueRef<'_>) -> Vec<u8> {
     }
 }
 
-/// For a schema migration (not called yet): drops every run's log copy that holds a chunk whose
-/// stored length differs from its byte range (lossy text stored by a hub before logs were
-/// bytes), so the next sync fetches those logs again, exactly. Returns the runs reset.
-#[allow(dead_code)] // to be called by the migration that moves logs to bytes
-pub(crate) fn drop_inexact_log_copies(tx: &Transaction) -> rusqlite::Result<usize> {
-    tx.execute_batch(
-        "CREATE TEMP TABLE inexact_log_runs AS
-           SELECT DISTINCT run FROM log_chunks
-           WHERE length(CAST(text AS BLOB)) != end - start;
-         DELETE FROM log_chunks WHERE run IN (SELECT run FROM inexact_log_runs);",
-    )?;
-    let reset = tx.execute(
-        "UPDATE runs SET log_start = NULL, log_end = NULL
-         WHERE id IN (SELECT run FROM inexact_log_runs)",
-        [],
-    )?;
-    tx.execute_batch("DROP TABLE temp.inexact_log_runs;")?;
-    Ok(reset)
-}
-
 /// Applies one chunk; returns whether it was stored.
 fn apply_chunk(tx: &Transaction, remote: RemoteId, c: &LogChunk) -> rusqlite::Result<bool> {
     let Some(run) = run_id_of(tx, remote, &c.dir)? else {
@@ -426,9 +406,10 @@ mod tests {
             text_of(store.log_text(bad).unwrap()),
             Some((0, "b\u{FFFD}d\n".into()))
         );
-        let tx = store.conn.transaction().unwrap();
-        assert_eq!(super::drop_inexact_log_copies(&tx).unwrap(), 1);
-        tx.commit().unwrap();
+        store
+            .conn
+            .execute_batch(crate::schema::DROP_INEXACT_LOG_COPIES)
+            .unwrap();
         assert_eq!(store.log_text(bad).unwrap(), None);
         let pending = store.pending_logs(r, 10).unwrap();
         assert!(pending

@@ -88,13 +88,10 @@ fn full_totals_sql() -> &'static str {
     SQL.get_or_init(|| values_sql(UPSERT_TOTALS, TOTALS_CHUNK))
 }
 
-/// Refuses a `RunPoints` whose parts do not fit together, before anything is written.
+/// Refuses a `RunPoints` whose parts do not fit together, before anything is written. (One
+/// whose directory breaks the path rule is not refused here: it names no stored run, and is
+/// left out alone.)
 fn check_run_points(remote: &str, rp: &RunPoints) -> Result<(), StoreError> {
-    check_wire_path(&rp.dir).map_err(|reason| StoreError::BadPath {
-        remote: remote.to_owned(),
-        path: rp.dir.clone(),
-        reason,
-    })?;
     let bad = |reason: String| StoreError::BadBatch {
         remote: remote.to_owned(),
         dir: rp.dir.clone(),
@@ -279,7 +276,11 @@ impl Store {
         batch: &PointBatch,
     ) -> Result<IngestStats, StoreError> {
         let name = self.remote_name(remote)?;
-        for rp in &batch.runs {
+        for rp in batch
+            .runs
+            .iter()
+            .filter(|rp| check_wire_path(&rp.dir).is_ok())
+        {
             check_run_points(&name, rp)?;
         }
         let Store {
@@ -301,6 +302,15 @@ impl Store {
         let mut stats = IngestStats::default();
         for rp in &batch.runs {
             if rp.missing {
+                continue;
+            }
+            if let Err(reason) = check_wire_path(&rp.dir) {
+                tracing::warn!(
+                    remote = name,
+                    reason,
+                    "points of a run directory that breaks the path rule; skipped"
+                );
+                stats.skipped += 1;
                 continue;
             }
             let Some(copy) = copies.get_mut(rp.dir.as_str()) else {
@@ -927,11 +937,9 @@ mod tests {
         short.series[0].values.pop();
         let mut beyond = good.clone();
         beyond.series[0].rows = Some(vec![99; 10]);
-        let mut bad_dir = good.clone();
-        bad_dir.dir = "runs/../../etc".into();
         let mut backwards = good.clone();
         backwards.from = 500;
-        for bad in [short, beyond, bad_dir, backwards] {
+        for bad in [short, beyond, backwards] {
             let err = store
                 .ingest_points(
                     r,
@@ -943,6 +951,25 @@ mod tests {
             assert!(err.is_bad_input(), "{err}");
             assert_eq!(dump(&store), before);
         }
+    }
+
+    #[test]
+    fn a_run_directory_that_breaks_the_path_rule_is_left_out_alone() {
+        let (_tmp, mut store) = fresh_store();
+        let (r, key) = one_run(&mut store, 300);
+        let good = point_batch("runs/a/1", 0, 100, 0..10).runs.remove(0);
+        let mut bad_dir = good.clone();
+        bad_dir.dir = "runs/../../etc".into();
+        let stats = store
+            .ingest_points(
+                r,
+                &PointBatch {
+                    runs: vec![bad_dir, good],
+                },
+            )
+            .unwrap();
+        assert_eq!((stats.runs, stats.skipped), (1, 1));
+        assert_eq!(store.points(key, "k0").unwrap().len(), 10);
     }
 
     /// Points of one run as the agent would send them for `range` of its lines, one line per

@@ -8,6 +8,7 @@ use serde_json::Value;
 use runicorn_protocol::wire::Cursor;
 
 use crate::error::{SqliteContext, StoreError};
+use crate::skipped::SkippedItem;
 use crate::store::{from_sql_int, unix_now, Store};
 
 /// A remote's id in this store.
@@ -52,6 +53,38 @@ pub struct RemoteRow {
     /// Metric points stored for this remote's runs.
     pub points: u64,
     pub created_at: f64,
+    /// Things left out of its sync (skipped run directories and refused answer items).
+    pub skipped_items: u64,
+    /// Files left out of the manifests of its present runs.
+    pub skipped_files: u64,
+    /// The first [`SKIPPED_SHOWN`] of the skipped items, with reasons.
+    pub skipped: Vec<SkippedItem>,
+}
+
+/// Skipped items a [`RemoteRow`] carries (the count covers them all).
+pub const SKIPPED_SHOWN: usize = 20;
+
+impl RemoteRow {
+    /// A warning for a remote whose sync left something out (it is not an error: the rest is
+    /// stored), e.g. `2 runs or answers and 3 files could not be synced`.
+    pub fn skipped_warning(&self) -> Option<String> {
+        if self.skipped_items == 0 && self.skipped_files == 0 {
+            return None;
+        }
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut parts = Vec::new();
+        if self.skipped_items > 0 {
+            parts.push(plural(self.skipped_items, "item", "items"));
+        }
+        if self.skipped_files > 0 {
+            parts.push(plural(self.skipped_files, "file", "files"));
+        }
+        Some(format!(
+            "{} could not be synced (the rest is stored)",
+            parts.join(" and ")
+        ))
+    }
 }
 
 const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected, r.last_sync_at,
@@ -59,7 +92,10 @@ const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected,
     r.cursor_epoch, r.cursor_seq, r.reset_open, r.created_at,
     (SELECT count(*) FROM runs WHERE remote = r.id AND removed = 0),
     (SELECT count(*) FROM runs WHERE remote = r.id AND removed = 1),
-    (SELECT coalesce(sum(stored_points), 0) FROM runs WHERE remote = r.id)";
+    (SELECT coalesce(sum(stored_points), 0) FROM runs WHERE remote = r.id),
+    (SELECT count(*) FROM skipped WHERE remote = r.id),
+    (SELECT coalesce(sum(skipped_files), 0) FROM runs
+        WHERE remote = r.id AND removed = 0 AND skipped_files > 0)";
 
 fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
     let transport: String = row.get(3)?;
@@ -86,6 +122,9 @@ fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
         runs: from_sql_int(row.get(15)?),
         removed_runs: from_sql_int(row.get(16)?),
         points: from_sql_int(row.get(17)?),
+        skipped_items: from_sql_int(row.get(18)?),
+        skipped_files: from_sql_int(row.get(19)?),
+        skipped: Vec::new(),
     })
 }
 
@@ -113,26 +152,38 @@ impl Store {
 
     /// The remote with this name.
     pub fn remote(&self, name: &str) -> Result<Option<RemoteRow>, StoreError> {
-        self.conn
+        let row = self
+            .conn
             .query_row(
                 &format!("SELECT {REMOTE_COLUMNS} FROM remotes r WHERE r.name = ?1"),
                 [name],
                 remote_row,
             )
             .optional()
-            .at(&self.db_path)
+            .at(&self.db_path)?;
+        row.map(|r| self.with_skipped(r)).transpose()
     }
 
     /// The remote with this id.
     pub fn remote_by_id(&self, id: RemoteId) -> Result<Option<RemoteRow>, StoreError> {
-        self.conn
+        let row = self
+            .conn
             .query_row(
                 &format!("SELECT {REMOTE_COLUMNS} FROM remotes r WHERE r.id = ?1"),
                 [id.0],
                 remote_row,
             )
             .optional()
-            .at(&self.db_path)
+            .at(&self.db_path)?;
+        row.map(|r| self.with_skipped(r)).transpose()
+    }
+
+    /// Fills in the first skipped items (only remotes that have some cost a query).
+    fn with_skipped(&self, mut row: RemoteRow) -> Result<RemoteRow, StoreError> {
+        if row.skipped_items > 0 {
+            row.skipped = self.skipped(row.id, SKIPPED_SHOWN)?;
+        }
+        Ok(row)
     }
 
     /// Every remote, by name.
@@ -145,7 +196,8 @@ impl Store {
             ))
             .at(p)?;
         let rows = stmt.query_map([], remote_row).at(p)?;
-        rows.collect::<Result<Vec<_>, _>>().at(p)
+        let rows = rows.collect::<Result<Vec<_>, _>>().at(p)?;
+        rows.into_iter().map(|r| self.with_skipped(r)).collect()
     }
 
     fn update_remote(

@@ -180,7 +180,31 @@ const MIGRATIONS: &[&str] = &[
         max_time REAL,
         PRIMARY KEY(run, key, level, tile)
      ) WITHOUT ROWID;",
+    // 3: what could not be synced, and why: run directories the agent could not name and items
+    // of its answers the hub refused (per remote), and the files left out of each run's
+    // manifest. Shown by `runicorn-hub remotes`, `ls` and the dashboard (see skipped.rs).
+    "CREATE TABLE skipped(
+        remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,             -- 'run' (change feed), 'points' or 'log' (answers)
+        name TEXT NOT NULL,             -- for people only: never a path to act on
+        reason TEXT NOT NULL,
+        by_hub INTEGER NOT NULL,        -- 1: the hub refused it; 0: the agent left it out
+        at REAL NOT NULL,
+        PRIMARY KEY(remote, kind, name)
+     ) WITHOUT ROWID;
+     ALTER TABLE runs ADD COLUMN skipped_files INTEGER NOT NULL DEFAULT 0; -- left out of files
+     ALTER TABLE runs ADD COLUMN skipped_files_list TEXT; -- JSON [{name, reason}], at most 100
+     -- The per-remote count of skipped files reads only the runs that have some.
+     CREATE INDEX runs_skipping ON runs(remote, removed, skipped_files) WHERE skipped_files > 0;",
 ];
+
+/// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk
+/// whose stored length differs from its byte range (the lossy text older hubs stored), so the
+/// next sync fetches those logs again, exactly. Self-contained SQL, like every migration.
+pub(crate) const DROP_INEXACT_LOG_COPIES: &str = "
+    UPDATE runs SET log_start = NULL, log_end = NULL
+     WHERE id IN (SELECT run FROM log_chunks WHERE length(CAST(text AS BLOB)) != end - start);
+    DELETE FROM log_chunks WHERE run IN (SELECT id FROM runs WHERE log_start IS NULL);";
 
 /// Work a migration needs beyond its SQL, in the same transaction: `version` is the version it
 /// brings the schema to.
@@ -188,6 +212,9 @@ fn after_migration(tx: &Connection, version: u32) -> rusqlite::Result<()> {
     if version == 2 {
         crate::run_values::backfill(tx)?;
         crate::tiles::backfill(tx)?;
+    }
+    if version == 3 {
+        tx.execute_batch(DROP_INEXACT_LOG_COPIES)?;
     }
     Ok(())
 }
@@ -369,5 +396,15 @@ mod tests {
             )
             .unwrap();
         assert!(plan.contains("runs_log_pending"), "{plan}");
+        // The per-remote count of skipped files reads the partial index, not every run.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT coalesce(sum(skipped_files), 0) FROM runs
+                 WHERE remote = 1 AND removed = 0 AND skipped_files > 0",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("runs_skipping"), "{plan}");
     }
 }

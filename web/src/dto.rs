@@ -1,7 +1,9 @@
 //! The JSON shapes of `docs/api.md`, built from the store's rows (which are not serde types):
 //! what the dashboard promises its page, field for field.
 
-use runicorn_store::{FileRow, MetricKey, RemoteRow, RunRow, SeriesPoints};
+use runicorn_store::{
+    FileRow, MetricKey, RemoteRow, RunRow, SeriesPoints, SkippedFiles, SkippedItem,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -139,6 +141,9 @@ pub struct RunDetailDto {
     pub corrupt_lines: u64,
     pub remote_alias: Option<String>,
     pub remote_tags: Vec<String>,
+    /// Files left out of `files` (the agent could not name or read them, or the hub refused
+    /// them), with the first of them and why.
+    pub skipped_files: SkippedFiles,
 }
 
 /// One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
@@ -191,6 +196,12 @@ pub struct RemoteDto {
     pub agent_root: Option<String>,
     pub runs: u64,
     pub points: u64,
+    /// Set when the sync left items out (a warning: the rest is stored).
+    pub warning: Option<String>,
+    pub skipped_items: u64,
+    pub skipped_files: u64,
+    /// The first skipped items, with reasons.
+    pub skipped: Vec<SkippedItem>,
 }
 
 impl RemoteDto {
@@ -206,6 +217,10 @@ impl RemoteDto {
             agent_root: r.agent_root.clone(),
             runs: r.runs,
             points: r.points,
+            warning: r.skipped_warning(),
+            skipped_items: r.skipped_items,
+            skipped_files: r.skipped_files,
+            skipped: r.skipped.clone(),
         }
     }
 }

@@ -10,6 +10,8 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 use runicorn_store::RemoteSpec;
 
+use runicorn_cli::safe;
+
 use super::terminal::SyncReporter;
 
 #[derive(clap::Args, Debug)]
@@ -152,7 +154,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
             }
         };
         if !args.once && !args.quiet {
-            eprintln!("{name}: following live; Ctrl-C stops");
+            eprintln!("{}: following live; Ctrl-C stops", safe(&name));
         }
         let result = run_remote(&job, &store, &reporter, ctrl_c()).await;
         if let Some(d) = dashboard {

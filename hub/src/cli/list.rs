@@ -3,8 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use std::collections::HashMap;
+
+use runicorn_cli::safe;
 use runicorn_hub::store_thread::StoreHandle;
-use runicorn_store::{RunFilter, RunOrder, RunRow, RunSort};
+use runicorn_store::{RunFilter, RunKey, RunOrder, RunRow, RunSort};
 use serde_json::json;
 
 use super::terminal::{color_stdout, figure, paint};
@@ -51,14 +54,28 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
         },
         ..RunFilter::default()
     };
-    let runs = store.call(move |s| s.list_runs(&filter)).await??;
+    let (runs, skipped) = store
+        .call(move |s| {
+            let runs = s.list_runs(&filter)?;
+            let skipped: HashMap<RunKey, u64> = s.runs_with_skipped_files()?.into_iter().collect();
+            Ok::<_, runicorn_store::StoreError>((runs, skipped))
+        })
+        .await??;
     let mut out = std::io::stdout().lock();
+    let skipped_files = |r: &RunRow| skipped.get(&r.key).copied().unwrap_or(0);
     if args.json {
-        let rows: Vec<_> = runs.iter().map(run_json).collect();
+        let rows: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                let mut v = run_json(r);
+                v["skipped_files"] = skipped_files(r).into();
+                v
+            })
+            .collect();
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
     } else {
-        print_table(&mut out, &runs)?;
+        print_table(&mut out, &runs, skipped_files)?;
     }
     out.flush()?;
     Ok(())
@@ -95,7 +112,11 @@ fn status_colour(status: &str) -> &'static str {
     }
 }
 
-fn print_table(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
+fn print_table(
+    out: &mut impl Write,
+    runs: &[RunRow],
+    skipped_files: impl Fn(&RunRow) -> u64,
+) -> anyhow::Result<()> {
     if runs.is_empty() {
         writeln!(
             out,
@@ -116,17 +137,27 @@ fn print_table(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
     let rows: Vec<[String; 7]> = runs
         .iter()
         .map(|r| {
-            let mut status = r.status.clone();
+            // Every cell from a remote is made terminal-safe (see runicorn_cli).
+            let mut status = safe(&r.status).into_owned();
             if r.removed {
                 status.push_str(" (gone)");
             } else if r.deleted {
                 status.push_str(" (deleted)");
             }
+            match skipped_files(r) {
+                0 => {}
+                1 => status.push_str(" (1 file skipped)"),
+                n => status.push_str(&format!(" ({} files skipped)", figure(n))),
+            }
             [
-                r.remote.clone(),
-                r.path.clone(),
-                r.id.clone(),
-                r.alias.clone().unwrap_or_default(),
+                safe(&r.remote).into_owned(),
+                safe(&r.path).into_owned(),
+                safe(&r.id).into_owned(),
+                r.alias
+                    .as_deref()
+                    .map(safe)
+                    .unwrap_or_default()
+                    .into_owned(),
                 status,
                 figure(r.points),
                 r.last_step.map(|s| s.to_string()).unwrap_or_default(),

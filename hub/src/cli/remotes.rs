@@ -3,9 +3,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use runicorn_cli::{safe, safe_lines};
+use runicorn_store::RemoteRow;
 use serde_json::json;
 
 use super::terminal::{color_stdout, figure, paint};
+
+/// Skipped items listed per remote in the table (`--json` lists what the store returns).
+const SKIPPED_LINES: usize = 10;
 
 #[derive(clap::Args, Debug)]
 pub struct RemotesArgs {
@@ -43,6 +48,10 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
                     "points": r.points,
                     "agent_host": r.agent_host,
                     "agent_root": r.agent_root,
+                    "warning": r.skipped_warning(),
+                    "skipped_items": r.skipped_items,
+                    "skipped_files": r.skipped_files,
+                    "skipped": r.skipped,
                 })
             })
             .collect();
@@ -71,19 +80,51 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
         )
     )?;
     for r in &remotes {
+        // Names, addresses and errors are made terminal-safe (see runicorn_cli).
         writeln!(
             out,
             "{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}",
-            r.name,
-            r.address,
+            safe(&r.name),
+            safe(&r.address),
             if r.connected { "yes" } else { "no" },
             when(r.last_sync_at),
             r.runs,
             figure(r.points)
         )?;
         if let Some(e) = &r.last_error {
-            writeln!(out, "  last error: {e}")?;
+            writeln!(out, "  last error: {}", safe_lines(e))?;
         }
+        write_skipped(&mut out, color, r)?;
     }
     Ok(0)
+}
+
+/// The warning of a remote whose sync left items out, and a line per item (capped).
+fn write_skipped(out: &mut impl Write, color: bool, r: &RemoteRow) -> std::io::Result<()> {
+    let Some(warning) = r.skipped_warning() else {
+        return Ok(());
+    };
+    writeln!(out, "  {}: {warning}", paint(color, "1;33", "warning"))?;
+    for item in r.skipped.iter().take(SKIPPED_LINES) {
+        let who = if item.by_hub { "hub" } else { "agent" };
+        writeln!(
+            out,
+            "    {} {} ({who}): {}",
+            item.kind,
+            safe(&item.name),
+            safe(&item.reason)
+        )?;
+    }
+    let listed = r.skipped.len().min(SKIPPED_LINES) as u64;
+    if r.skipped_items > listed {
+        writeln!(out, "    … and {} more", r.skipped_items - listed)?;
+    }
+    if r.skipped_files > 0 {
+        writeln!(
+            out,
+            "    {} files left out of run manifests (`runicorn-hub ls` shows which runs)",
+            figure(r.skipped_files)
+        )?;
+    }
+    Ok(())
 }

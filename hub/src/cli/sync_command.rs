@@ -11,6 +11,7 @@ use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use runicorn_cli::{safe, safe_lines};
 use runicorn_hub::supervisor::SessionEvents;
 use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
 use runicorn_protocol::wire::Hello;
@@ -109,7 +110,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
             let (stats, elapsed) = rounds.get(&job.name).copied().unwrap_or_default();
             let error = result.as_ref().err().map(ToString::to_string);
             if let Some(e) = &error {
-                eprintln!("{}: {}: {e}", error_label(), job.name);
+                eprintln!("{}: {}: {}", error_label(), safe(&job.name), safe_lines(e));
                 failed.push(job.name.clone());
             }
             rows.push(json!({
@@ -120,6 +121,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
                 "points": stats.points,
                 "log_bytes": stats.log_bytes,
                 "requests": stats.requests,
+                "refused": stats.refused,
+                "agent_skipped": stats.agent_skipped,
                 "seconds": elapsed.as_secs_f64(),
             }));
         }
@@ -134,7 +137,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
                 error_label(),
                 failed.len(),
                 jobs.len(),
-                failed.join(", ")
+                safe(&failed.join(", "))
             );
             Ok(2)
         }

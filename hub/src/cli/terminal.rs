@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use runicorn_cli::{safe, safe_lines};
 use runicorn_protocol::wire::Hello;
 
 use runicorn_hub::supervisor::SessionEvents;
@@ -56,6 +57,20 @@ pub fn bytes(n: u64) -> String {
         1_048_576..=1_073_741_823 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
         _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
     }
+}
+
+/// What a round left out, for its summary line (empty when nothing was).
+fn skipped_note(stats: &RoundStats) -> String {
+    let left_out = stats.refused + stats.agent_skipped;
+    if left_out == 0 {
+        return String::new();
+    }
+    format!(
+        "; {} left out ({} refused by the hub, {} skipped by the agent; reasons: `runicorn-hub remotes`)",
+        figure(left_out),
+        figure(stats.refused),
+        figure(stats.agent_skipped)
+    )
 }
 
 /// Progress of sync sessions on stderr: a spinner line with runs, points and bytes while a
@@ -147,11 +162,13 @@ impl RoundObserver for SyncReporter {
 
 impl SessionEvents for SyncReporter {
     fn connected(&self, remote: &str, agent: &Hello) {
+        // Everything here is the agent's word: made terminal-safe.
         self.line(&format!(
-            "{remote}: connected to {} on {} (root {})",
-            agent.software,
-            agent.host.as_deref().unwrap_or("?"),
-            agent.root.as_deref().unwrap_or("?")
+            "{}: connected to {} on {} (root {})",
+            safe(remote),
+            safe(&agent.software),
+            safe(agent.host.as_deref().unwrap_or("?")),
+            safe(agent.root.as_deref().unwrap_or("?"))
         ));
     }
 
@@ -160,12 +177,14 @@ impl SessionEvents for SyncReporter {
             self.following
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             self.line(&format!(
-                "{remote}: synced {} runs, {} points, {} of logs in {:.2} s ({} requests)",
+                "{}: synced {} runs, {} points, {} of logs in {:.2} s ({} requests){}",
+                safe(remote),
                 figure(stats.runs),
                 figure(stats.points),
                 bytes(stats.log_bytes),
                 elapsed.as_secs_f64(),
-                stats.requests
+                stats.requests,
+                skipped_note(stats)
             ));
             return;
         }
@@ -177,7 +196,8 @@ impl SessionEvents for SyncReporter {
             let (points, rounds) = *totals;
             self.with_bar(|bar| {
                 bar.set_message(format!(
-                    "{remote}: live · last change {now} · {} points in {} updates since connecting",
+                    "{}: live · last change {now} · {} points in {} updates since connecting",
+                    safe(remote),
                     figure(points),
                     figure(rounds)
                 ))
@@ -187,8 +207,10 @@ impl SessionEvents for SyncReporter {
 
     fn reconnecting(&self, remote: &str, error: &SyncError, delay: Duration) {
         self.line(&format!(
-            "{}: {remote}: {error}; reconnecting in {} s",
+            "{}: {}: {}; reconnecting in {} s",
             warning_label(),
+            safe(remote),
+            safe_lines(&error.to_string()),
             delay.as_secs()
         ));
     }

@@ -2,6 +2,7 @@
 //! syncing live beside it, each with its own reconnecting supervisor. A remote that fails for
 //! good (a changed host key, say) is reported and the others go on; its runs stay on show.
 
+use runicorn_cli::{safe, safe_lines};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
             );
         } else if !args.quiet {
             let names: Vec<_> = jobs.iter().map(|j| j.name.as_str()).collect();
-            eprintln!("following {} live; Ctrl-C stops", names.join(", "));
+            eprintln!("following {} live; Ctrl-C stops", safe(&names.join(", ")));
         }
         let reporter = SyncReporter::new(args.quiet);
         let follow_all = futures::future::join_all(jobs.iter().map(|job| {
@@ -58,7 +59,12 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
             async move {
                 if let Err(e) = run_remote(job, store, reporter, super::connect::ctrl_c()).await {
                     // The store recorded the error; the dashboard shows it on the remotes page.
-                    eprintln!("{}: {}: {e}", error_label(), job.name);
+                    eprintln!(
+                        "{}: {}: {}",
+                        error_label(),
+                        safe(&job.name),
+                        safe_lines(&e.to_string())
+                    );
                 }
             }
         }));
@@ -86,7 +92,7 @@ async fn remembered_jobs(store: &StoreHandle) -> anyhow::Result<Vec<RemoteJob>> 
             }),
             Err(e) => eprintln!(
                 "warning: remote {} is not synced: its stored address is unreadable ({e}); `runicorn-hub connect` it again to fix it",
-                r.name
+                safe(&r.name)
             ),
         }
     }

@@ -240,21 +240,22 @@ impl AgentClient {
         &self,
         runs: Vec<PointsWanted>,
         max_bytes: u64,
-    ) -> Result<PointBatch, SyncError> {
+    ) -> Result<validate::Checked<PointBatch>, SyncError> {
         match self
             .request(Body::Points(PointsRequest { runs, max_bytes }))
             .await?
         {
-            Body::PointBatch(b) => {
-                validate::point_batch(&b).map_err(|d| self.broken(d))?;
-                Ok(b)
-            }
+            Body::PointBatch(b) => Ok(validate::point_batch(b)),
             other => Err(self.unexpected("point_batch", &other)),
         }
     }
 
     /// `log`: log bytes after the given offsets (or tails).
-    pub async fn log(&self, runs: Vec<LogWanted>, max_bytes: u64) -> Result<LogBatch, SyncError> {
+    pub async fn log(
+        &self,
+        runs: Vec<LogWanted>,
+        max_bytes: u64,
+    ) -> Result<validate::Checked<LogBatch>, SyncError> {
         match self
             .request(Body::Log(LogRequest {
                 runs,
@@ -263,10 +264,7 @@ impl AgentClient {
             }))
             .await?
         {
-            Body::LogBatch(b) => {
-                validate::log_batch(&b, self.sends_exact_logs()).map_err(|d| self.broken(d))?;
-                Ok(b)
-            }
+            Body::LogBatch(b) => Ok(validate::log_batch_items(b, self.sends_exact_logs())),
             other => Err(self.unexpected("log_batch", &other)),
         }
     }

@@ -4,6 +4,7 @@
 //! with the data they describe, so a round cut anywhere starts again where it stopped, with no
 //! point lost or stored twice.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +54,11 @@ pub struct RoundStats {
     pub event_bytes_total: u64,
     /// Of those, the bytes whose points are stored now.
     pub event_bytes_done: u64,
+    /// Items of the agent's answers the hub refused alone (runs, files, one run's points or
+    /// log chunk); the rest was stored. Recorded on the remote with the reasons.
+    pub refused: u64,
+    /// Runs and files the agent itself reported it could not send.
+    pub agent_skipped: u64,
 }
 
 /// Receives progress while a round runs.
@@ -83,8 +89,12 @@ pub async fn sync_round(
 ) -> Result<RoundStats, SyncError> {
     let stats = Mutex::new(RoundStats::default());
     let requests_before = client.requests_sent();
+    // What shows as refused is what this round refuses.
     let cursor = store
-        .call(move |s| s.cursor(remote))
+        .call(move |s| {
+            s.clear_answer_refusals(remote)?;
+            s.cursor(remote)
+        })
         .await
         .map_err(store_err)?
         .map_err(store_err)?;
@@ -138,17 +148,33 @@ async fn list_changes(
         if more {
             in_flight = Some(request(Some(batch.cursor.clone())));
         }
-        let listed = batch.runs.len() as u64;
-        let missing = store
+        let agent_skipped = batch.skipped.len() as u64
+            + batch
+                .runs
+                .iter()
+                .map(|r| r.skipped_files_total.max(r.skipped_files.len() as u64))
+                .sum::<u64>();
+        // The store leaves out (and records) the runs and files that break the path rule.
+        let (outcome, missing) = store
             .call(move |s| {
-                s.apply_change_batch(remote, &batch)?;
-                s.points_bytes_pending(remote)
+                let outcome = s.apply_change_batch(remote, &batch)?;
+                Ok::<_, runicorn_store::StoreError>((outcome, s.points_bytes_pending(remote)?))
             })
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
+        if outcome.refused_runs + outcome.refused_files > 0 {
+            tracing::warn!(
+                remote = client.remote(),
+                runs = outcome.refused_runs,
+                files = outcome.refused_files,
+                "items of a change batch refused; the rest is stored"
+            );
+        }
         let now = update(stats, |s| {
-            s.runs += listed;
+            s.runs += outcome.runs;
+            s.refused += outcome.refused_runs + outcome.refused_files;
+            s.agent_skipped += agent_skipped;
             s.event_bytes_total = s.event_bytes_done + missing;
         });
         observer.progress(&now, client.bytes_received());
@@ -162,6 +188,8 @@ async fn list_changes(
 struct Fetched {
     /// Points stored (0 for logs).
     points: u64,
+    /// Run directories whose item the hub refused: not asked again this round.
+    refused: Vec<String>,
     /// Bytes of the source file covered.
     bytes: u64,
     /// Whether the store's copy moved at all.
@@ -204,15 +232,18 @@ async fn fetch_points(
     observer: &dyn RoundObserver,
     mut listing_done: watch::Receiver<bool>,
 ) -> Result<(), SyncError> {
+    // Runs whose points the hub refused are not asked again this round (the next asks again).
+    let mut refused_dirs: HashSet<String> = HashSet::new();
     loop {
         // Read the listing's state before asking what is pending, so a page stored in between
         // is never missed.
         let listed_all = *listing_done.borrow_and_update();
-        let pending: Vec<PointsWanted> = store
+        let mut pending: Vec<PointsWanted> = store
             .call(move |s| s.pending_points(remote, 1_000_000))
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
+        pending.retain(|w| !refused_dirs.contains(&w.dir));
         let progressed = if pending.is_empty() {
             false
         } else {
@@ -220,24 +251,33 @@ async fn fetch_points(
                 let client = Arc::clone(client);
                 let store = store.clone();
                 async move {
-                    let batch = client.points(group, POINT_BYTES_PER_REQUEST).await?;
+                    let checked = client.points(group, POINT_BYTES_PER_REQUEST).await?;
+                    let (batch, refused) = (checked.batch, checked.refused);
                     let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
                     let truncated = batch.runs.iter().any(|r| r.truncated);
+                    let refused_dirs = refused.iter().map(|e| e.name.clone()).collect();
                     let ingested = store
-                        .call(move |s| s.ingest_points(remote, &batch))
+                        .call(move |s| {
+                            let ingested = s.ingest_points(remote, &batch)?;
+                            s.record_refusals(remote, runicorn_store::KIND_POINTS, &refused)?;
+                            Ok::<_, runicorn_store::StoreError>(ingested)
+                        })
                         .await
                         .map_err(store_err)?
                         .map_err(store_err)?;
                     Ok(Fetched {
                         points: ingested.points,
+                        refused: refused_dirs,
                         bytes,
                         progressed: bytes > 0 || truncated,
                     })
                 }
             };
             pipelined(pending, fetch, |f| {
+                refused_dirs.extend(f.refused.iter().cloned());
                 let now = update(stats, |s| {
                     s.points += f.points;
+                    s.refused += f.refused.len() as u64;
                     s.event_bytes_done += f.bytes;
                 });
                 observer.progress(&now, client.bytes_received());
@@ -266,12 +306,15 @@ async fn fetch_logs(
     stats: &Mutex<RoundStats>,
     observer: &dyn RoundObserver,
 ) -> Result<(), SyncError> {
+    // Runs whose log chunk the hub refused are not asked again this round.
+    let mut refused_dirs: HashSet<String> = HashSet::new();
     loop {
-        let pending: Vec<LogWanted> = store
+        let mut pending: Vec<LogWanted> = store
             .call(move |s| s.pending_logs(remote, 1_000_000))
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
+        pending.retain(|w| !refused_dirs.contains(&w.dir));
         if pending.is_empty() {
             return Ok(());
         }
@@ -282,26 +325,39 @@ async fn fetch_logs(
             // count (a last line still being written is not sent, and must not loop).
             let first_tail = group.iter().any(|w| w.offset.is_none());
             async move {
-                let mut batch = client.log(group, LOG_BYTES_PER_REQUEST).await?;
+                let checked = client.log(group, LOG_BYTES_PER_REQUEST).await?;
+                let (mut batch, refused) = (checked.batch, checked.refused);
                 if !client.sends_exact_logs() {
                     keep_exact_chunks(&mut batch, client.remote());
                 }
                 let bytes: u64 = batch.runs.iter().map(|r| r.to.saturating_sub(r.from)).sum();
+                // A group whose every chunk was refused does not count as a first tail: it
+                // would be asked again at once, for ever.
+                let first_tail = first_tail && !batch.runs.is_empty();
                 let progressed = bytes > 0 || first_tail || batch.runs.iter().any(|r| r.truncated);
+                let refused_dirs = refused.iter().map(|e| e.name.clone()).collect();
                 store
-                    .call(move |s| s.ingest_logs(remote, &batch))
+                    .call(move |s| {
+                        s.ingest_logs(remote, &batch)?;
+                        s.record_refusals(remote, runicorn_store::KIND_LOG, &refused)
+                    })
                     .await
                     .map_err(store_err)?
                     .map_err(store_err)?;
                 Ok(Fetched {
                     points: 0,
+                    refused: refused_dirs,
                     bytes,
                     progressed,
                 })
             }
         };
         let progressed = pipelined(pending, fetch, |f| {
-            let now = update(stats, |s| s.log_bytes += f.bytes);
+            refused_dirs.extend(f.refused.iter().cloned());
+            let now = update(stats, |s| {
+                s.log_bytes += f.bytes;
+                s.refused += f.refused.len() as u64;
+            });
             observer.progress(&now, client.bytes_received());
         })
         .await?;

@@ -1,73 +1,128 @@
 //! Checks every answer of an agent before anything of it reaches the store: paths stay inside
-//! the run, columns have matching lengths, offsets move forward. An agent that breaks a rule is
-//! treated as broken, not trusted a little.
+//! the run, columns have matching lengths, offsets move forward.
+//!
+//! One bad item is the run's problem, not the remote's: an item that breaks a rule (one run of
+//! a change batch, one run's points, one run's log chunk) is refused alone, with its reason, and
+//! the rest of the answer is stored; the refusals are recorded on the remote and shown by
+//! `runicorn-hub remotes` and the dashboard. The items of a change batch are sorted out by the
+//! store itself (`runicorn_store`'s `apply_change_batch`, in the batch's transaction), points
+//! and log chunks here. An answer that is not the protocol at all (a frame that does not
+//! decode, the wrong answer type) never gets this far: the client refuses the agent as broken.
 
-use runicorn_protocol::wire::{check_wire_path, ChangeBatch, LogBatch, PointBatch};
+use runicorn_protocol::wire::{check_wire_path, ChangeBatch, LogBatch, PointBatch, SkippedEntry};
 
-/// Checks a change batch.
+/// An answer that passed the checks, and the items of it the hub refused.
+#[derive(Debug)]
+pub struct Checked<T> {
+    pub batch: T,
+    pub refused: Vec<SkippedEntry>,
+}
+
+/// Longest cursor epoch accepted (an epoch names one life of the agent's index).
+const MAX_EPOCH_BYTES: usize = 256;
+
+/// Checks what a change batch must hold as a whole: a usable cursor. Its runs, files and
+/// removed directories are checked item by item by the store, which leaves out and records
+/// the ones that break the path rule.
 pub fn change_batch(batch: &ChangeBatch) -> Result<(), String> {
-    for run in &batch.runs {
-        check_wire_path(&run.dir).map_err(|e| format!("run directory: {e}"))?;
-        for file in &run.files {
-            check_wire_path(&file.path).map_err(|e| format!("file of run {:?}: {e}", run.dir))?;
-        }
-    }
-    for dir in &batch.removed {
-        check_wire_path(dir).map_err(|e| format!("removed run directory: {e}"))?;
+    let epoch = &batch.cursor.epoch;
+    if epoch.is_empty() || epoch.len() > MAX_EPOCH_BYTES || epoch.chars().any(char::is_control) {
+        return Err(format!(
+            "the cursor's epoch {:?} is not a usable name (1 to {MAX_EPOCH_BYTES} bytes, no control characters)",
+            epoch.chars().take(64).collect::<String>()
+        ));
     }
     Ok(())
 }
 
-/// Checks a point batch.
-pub fn point_batch(batch: &PointBatch) -> Result<(), String> {
-    for run in &batch.runs {
-        check_wire_path(&run.dir).map_err(|e| format!("points of a run: {e}"))?;
-        let rows = run.steps.len();
-        if run.times.len() != rows {
-            return Err(format!(
-                "points of {:?}: {} steps but {} times",
-                run.dir,
-                rows,
-                run.times.len()
-            ));
-        }
-        if run.to < run.from {
-            return Err(format!(
-                "points of {:?}: range ends ({}) before it starts ({})",
-                run.dir, run.to, run.from
-            ));
-        }
-        for series in &run.series {
-            match &series.rows {
-                None if series.values.len() != rows => {
-                    return Err(format!(
-                        "points of {:?}, key {:?}: {} values for {} rows",
-                        run.dir,
-                        series.key,
-                        series.values.len(),
-                        rows
-                    ))
-                }
-                Some(idx) if idx.len() != series.values.len() => {
-                    return Err(format!(
-                        "points of {:?}, key {:?}: {} row indexes for {} values",
-                        run.dir,
-                        series.key,
-                        idx.len(),
-                        series.values.len()
-                    ))
-                }
-                Some(idx) if idx.iter().any(|&i| i as usize >= rows) => {
-                    return Err(format!(
-                        "points of {:?}, key {:?}: a row index beyond the {} rows",
-                        run.dir, series.key, rows
-                    ))
-                }
-                _ => {}
+/// Why one run's points cannot be stored, if they cannot.
+fn run_points(run: &runicorn_protocol::wire::RunPoints) -> Result<(), String> {
+    check_wire_path(&run.dir).map_err(|e| format!("points of a run: {e}"))?;
+    let rows = run.steps.len();
+    if run.times.len() != rows {
+        return Err(format!(
+            "points of {:?}: {} steps but {} times",
+            run.dir,
+            rows,
+            run.times.len()
+        ));
+    }
+    if run.to < run.from {
+        return Err(format!(
+            "points of {:?}: range ends ({}) before it starts ({})",
+            run.dir, run.to, run.from
+        ));
+    }
+    for series in &run.series {
+        match &series.rows {
+            None if series.values.len() != rows => {
+                return Err(format!(
+                    "points of {:?}, key {:?}: {} values for {} rows",
+                    run.dir,
+                    series.key,
+                    series.values.len(),
+                    rows
+                ))
             }
+            Some(idx) if idx.len() != series.values.len() => {
+                return Err(format!(
+                    "points of {:?}, key {:?}: {} row indexes for {} values",
+                    run.dir,
+                    series.key,
+                    idx.len(),
+                    series.values.len()
+                ))
+            }
+            Some(idx) if idx.iter().any(|&i| i as usize >= rows) => {
+                return Err(format!(
+                    "points of {:?}, key {:?}: a row index beyond the {} rows",
+                    run.dir, series.key, rows
+                ))
+            }
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// Checks a point batch: each run's points that break a rule are taken out and refused alone.
+pub fn point_batch(mut batch: PointBatch) -> Checked<PointBatch> {
+    let mut refused = Vec::new();
+    batch.runs.retain(|run| match run_points(run) {
+        Ok(()) => true,
+        Err(reason) => {
+            refused.push(SkippedEntry {
+                name: run.dir.clone(),
+                reason: format!("refused by the hub: {reason}"),
+            });
+            false
+        }
+    });
+    Checked { batch, refused }
+}
+
+/// Checks a log batch chunk by chunk with [`log_batch`]'s rules: a chunk that breaks one is
+/// taken out and refused alone.
+pub fn log_batch_items(batch: LogBatch, exact: bool) -> Checked<LogBatch> {
+    let mut kept = LogBatch {
+        runs: Vec::with_capacity(batch.runs.len()),
+    };
+    let mut refused = Vec::new();
+    for chunk in batch.runs {
+        // Each chunk is checked as a batch of its own (moved, not copied).
+        let one = LogBatch { runs: vec![chunk] };
+        match log_batch(&one, exact) {
+            Ok(()) => kept.runs.extend(one.runs),
+            Err(reason) => refused.push(SkippedEntry {
+                name: one.runs.first().map(|c| c.dir.clone()).unwrap_or_default(),
+                reason: format!("refused by the hub: {reason}"),
+            }),
+        }
+    }
+    Checked {
+        batch: kept,
+        refused,
+    }
 }
 
 /// Checks a log batch. From an agent that sends exact bytes (`exact`), each chunk must hold
@@ -101,9 +156,87 @@ mod tests {
     use super::*;
     use runicorn_protocol::wire::{Cursor, LogChunk, RunPoints, Series};
 
+    /// A change batch whose one run has a summary nested `depth` levels deep.
+    fn deep_batch(depth: usize) -> ChangeBatch {
+        let mut summary = serde_json::json!(1);
+        for _ in 0..depth {
+            summary = serde_json::json!({ "a": summary });
+        }
+        let run: runicorn_protocol::wire::RunChange = serde_json::from_value(serde_json::json!({
+            "dir": "runs/d/1", "seq": 1, "id": "1", "path": "d", "layout": "current",
+            "alias": null, "tags": [], "status": "finished", "reason": null,
+            "created_at": 1.0, "ended_at": 2.0, "hostname": "h", "deleted": false,
+            "meta": {}, "status_record": {}, "summary": summary, "config": null,
+            "environment": null,
+            "events": {"bytes": 0, "lines": 0, "points": 0, "keys": [], "last_step": null,
+                       "last_event_at": null, "corrupt_lines": 0},
+            "log_bytes": 0, "files": []
+        }))
+        .unwrap();
+        ChangeBatch {
+            reset: true,
+            runs: vec![run],
+            removed: vec![],
+            cursor: Cursor {
+                epoch: "e".into(),
+                seq: 1,
+            },
+            more: false,
+            skipped: vec![],
+        }
+    }
+
     #[test]
-    fn climbing_paths_and_ragged_columns_are_refused() {
-        let batch = ChangeBatch {
+    fn depth_limits_agree_from_frame_to_store() {
+        use runicorn_protocol::wire::{decode_payload, encode_frame, Body, Envelope};
+        let through_frame = |depth: usize| {
+            let envelope = Envelope {
+                id: 2,
+                body: Body::ChangeBatch(deep_batch(depth)),
+            };
+            let frame = encode_frame(&envelope, 16 << 20).unwrap();
+            decode_payload(&frame[4..]).map(|e| match e.body {
+                Body::ChangeBatch(b) => b,
+                other => panic!("{}", other.kind()),
+            })
+        };
+        // The deepest record a frame carries: well past what the store keeps, so a record an
+        // agent cut to the store's limit always travels.
+        let carried = (60..200)
+            .take_while(|&d| through_frame(d).is_ok())
+            .last()
+            .unwrap();
+        assert!(
+            carried >= runicorn_store::MAX_RECORD_DEPTH + 32,
+            "frames carry records {carried} levels deep"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = runicorn_store::Store::open(dir.path()).unwrap();
+        let remote = store
+            .upsert_remote(&runicorn_store::RemoteSpec {
+                name: "gpu".into(),
+                address: "gpu".into(),
+                transport: serde_json::json!({}),
+            })
+            .unwrap();
+        for depth in [60, 64, 65, 100, carried] {
+            let batch = through_frame(depth).unwrap();
+            assert!(change_batch(&batch).is_ok());
+            let outcome = store.apply_change_batch(remote, &batch).unwrap();
+            assert_eq!(outcome.runs, 1, "{depth}");
+            let run = store.run(remote, "runs/d/1").unwrap().unwrap();
+            let stored = run.summary.unwrap();
+            if depth <= runicorn_store::MAX_RECORD_DEPTH {
+                assert!(stored.is_object(), "{depth}");
+            } else {
+                assert!(stored.as_str().unwrap().contains("deeper than"), "{depth}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_batch_needs_a_usable_cursor() {
+        let mut batch = ChangeBatch {
             reset: true,
             runs: vec![],
             removed: vec!["runs/../../etc".into()],
@@ -114,21 +247,65 @@ mod tests {
             more: false,
             skipped: vec![],
         };
-        assert!(change_batch(&batch).unwrap_err().contains(".."));
-        let points = PointBatch {
-            runs: vec![RunPoints {
-                dir: "runs/a/1".into(),
-                steps: vec![1, 2],
-                times: vec![0.0, 1.0],
-                series: vec![Series {
-                    key: "loss".into(),
-                    rows: Some(vec![0, 5]),
-                    values: vec![1.0, 2.0],
-                }],
-                ..Default::default()
+        // Bad items are the store's to leave out, not a reason to refuse the batch.
+        assert!(change_batch(&batch).is_ok());
+        batch.cursor.epoch = String::new();
+        assert!(change_batch(&batch).unwrap_err().contains("epoch"));
+    }
+
+    #[test]
+    fn bad_points_and_log_chunks_are_refused_alone() {
+        let good = RunPoints {
+            dir: "runs/a/1".into(),
+            steps: vec![1, 2],
+            times: vec![0.0, 1.0],
+            to: 20,
+            series: vec![Series {
+                key: "loss".into(),
+                rows: None,
+                values: vec![1.0, 2.0],
             }],
+            ..Default::default()
         };
-        assert!(point_batch(&points).unwrap_err().contains("beyond"));
+        let mut beyond = good.clone();
+        beyond.dir = "runs/b/1".into();
+        beyond.series[0].rows = Some(vec![0, 5]);
+        let mut ragged = good.clone();
+        ragged.dir = "runs/c/1".into();
+        ragged.times.pop();
+        let mut climbing = good.clone();
+        climbing.dir = "runs/../../etc".into();
+        let checked = point_batch(PointBatch {
+            runs: vec![beyond, good.clone(), ragged, climbing],
+        });
+        assert_eq!(checked.batch.runs, [good]);
+        let reasons: Vec<_> = checked.refused.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].contains("beyond"), "{reasons:?}");
+        assert!(reasons[1].contains("times"), "{reasons:?}");
+        assert!(reasons[2].contains(".."), "{reasons:?}");
+        assert_eq!(checked.refused[1].name, "runs/c/1");
+
+        let chunk = |dir: &str, from: u64, to: u64| LogChunk {
+            dir: dir.into(),
+            from,
+            to,
+            bytes: b"x\n".to_vec(),
+            truncated: false,
+            eof: true,
+        };
+        let checked = log_batch_items(
+            LogBatch {
+                runs: vec![
+                    chunk("runs/a/1", 0, 2),
+                    chunk("runs/x\\y", 0, 2),
+                    chunk("runs/b/1", 5, 2),
+                ],
+            },
+            true,
+        );
+        assert_eq!(checked.batch.runs.len(), 1);
+        assert_eq!(checked.refused.len(), 2);
+        assert!(checked.refused[0].reason.contains("backslash"));
     }
 
     #[test]

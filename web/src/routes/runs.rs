@@ -56,6 +56,7 @@ pub async fn detail(
             let metrics = store.metric_keys(key)?;
             let files = store.files(key)?;
             let corrupt = store.corrupt_lines(key)?;
+            let skipped_files = store.skipped_files(key)?;
             Ok(RunDetailDto {
                 run: RunDto::from(&run),
                 meta: records.meta.unwrap_or(Value::Null),
@@ -66,6 +67,7 @@ pub async fn detail(
                 corrupt_lines: corrupt.len() as u64,
                 remote_alias: run.remote_alias.clone(),
                 remote_tags: run.remote_tags.clone(),
+                skipped_files,
             })
         })
         .await?;

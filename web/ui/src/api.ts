@@ -54,6 +54,8 @@ export interface RunDetail extends Run {
   corrupt_lines: number;
   remote_alias: string | null;
   remote_tags: string[];
+  /** Files left out of `files` (their names cannot be sent or stored), the first with reasons. */
+  skipped_files: { total: number; listed: { name: string; reason: string }[] };
 }
 
 export interface RunsPage {
@@ -113,6 +115,12 @@ export interface Remote {
   agent_root: string | null;
   runs: number;
   points: number;
+  /** Set when the sync left items out (the rest is stored): a warning, not an error. */
+  warning: string | null;
+  skipped_items: number;
+  skipped_files: number;
+  /** The first skipped items, with reasons (names are for people, never paths). */
+  skipped: { kind: string; name: string; reason: string; by_hub: boolean; at: number }[];
 }
 
 export interface CompareSeries extends Series {

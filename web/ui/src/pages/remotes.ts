@@ -22,8 +22,31 @@ export function remotesPage(): Page {
       h("td", { class: "num" }, r.lag_seconds === null ? "–" : formatDuration(r.lag_seconds)),
       h("td", { class: "num" }, formatNumber(r.runs)),
       h("td", { class: "num" }, formatNumber(r.points)),
-      h("td", { class: r.last_error ? "error-text" : "muted" }, r.last_error ?? "none"),
+      problems(r),
     );
+
+  // An error, else the warning of a sync that left items out (each with its reason).
+  const problems = (r: Remote) => {
+    if (r.last_error) return h("td", { class: "error-text" }, r.last_error);
+    if (!r.warning) return h("td", { class: "muted" }, "none");
+    const more = r.skipped_items - r.skipped.length;
+    return h(
+      "td",
+      { class: "warning-text" },
+      h(
+        "details",
+        {},
+        h("summary", {}, r.warning),
+        h(
+          "ul",
+          { class: "small" },
+          ...r.skipped.map((s) => h("li", {}, `${s.kind} ${s.name} (${s.by_hub ? "hub" : "agent"}): ${s.reason}`)),
+          more > 0 ? h("li", {}, `… and ${formatNumber(more)} more`) : null,
+          r.skipped_files > 0 ? h("li", {}, `${formatNumber(r.skipped_files)} files left out of run manifests`) : null,
+        ),
+      ),
+    );
+  };
 
   const load = async () => {
     try {
@@ -43,7 +66,7 @@ export function remotesPage(): Page {
             h(
               "tr",
               {},
-              ...["State", "Name", "Address", "Agent", "Last sync", "Lag", "Runs", "Points", "Last error"].map((t) =>
+              ...["State", "Name", "Address", "Agent", "Last sync", "Lag", "Runs", "Points", "Problems"].map((t) =>
                 h("th", { class: ["Lag", "Runs", "Points"].includes(t) ? "num" : "" }, t),
               ),
             ),

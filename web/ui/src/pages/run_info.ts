@@ -1,7 +1,7 @@
 /** The Summary, Config, Environment and Files/Images tabs of a run: read-only views. */
 import type { RunDetail } from "../api";
 import { h, message } from "../lib/dom";
-import { flatten, formatBytes, formatTime, formatValue } from "../lib/format";
+import { flatten, formatBytes, formatNumber, formatTime, formatValue } from "../lib/format";
 
 /** A two-column table of an object's flattened keys. */
 export function keyValueTable(obj: Record<string, unknown> | null | undefined, empty: string): HTMLElement {
@@ -32,8 +32,26 @@ function thumbnail(url: string, path: string): HTMLElement {
   return link;
 }
 
+/** The files left out of the run's manifest, with why (a warning; names are for people only). */
+function skippedFiles(d: RunDetail): HTMLElement | null {
+  const s = d.skipped_files;
+  if (!s || s.total === 0) return null;
+  const more = s.total - s.listed.length;
+  return h(
+    "details",
+    { class: "warning-text" },
+    h("summary", {}, `${formatNumber(s.total)} file${s.total === 1 ? "" : "s"} left out (cannot be synced)`),
+    h(
+      "ul",
+      { class: "small" },
+      ...s.listed.map((e) => h("li", {}, `${e.name}: ${e.reason}`)),
+      more > 0 ? h("li", {}, `… and ${formatNumber(more)} more`) : null,
+    ),
+  );
+}
+
 export function filesTab(d: RunDetail): HTMLElement {
-  if (d.files.length === 0) return message("empty", "This run has no files.");
+  if (d.files.length === 0) return h("div", { class: "tab-files" }, message("empty", "This run has no files."), skippedFiles(d));
   const images = d.files.filter((f) => IMAGE.test(f.path));
   const grid = h(
     "div",
@@ -66,5 +84,13 @@ export function filesTab(d: RunDetail): HTMLElement {
       ),
     ),
   );
-  return h("div", { class: "tab-files" }, images.length ? h("h3", {}, "Images") : null, images.length ? grid : null, h("h3", {}, "Files"), list);
+  return h(
+    "div",
+    { class: "tab-files" },
+    images.length ? h("h3", {}, "Images") : null,
+    images.length ? grid : null,
+    h("h3", {}, "Files"),
+    skippedFiles(d),
+    list,
+  );
 }
