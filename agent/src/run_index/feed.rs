@@ -24,14 +24,16 @@ use std::time::{Duration, Instant};
 
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::discovery::DiscoveryProblem;
+use runicorn_protocol::run_format::names::{escaped_name, wire_name_problem};
 use runicorn_protocol::run_format::{
     build_overview, discover_runs, Layout, LivenessContext, RunLocation, RunStatus,
 };
-use runicorn_protocol::wire::{EventsState, RunChange};
+use runicorn_protocol::wire::{EventsState, RunChange, SkippedEntry};
 use sha2::{Digest, Sha256};
 
 mod store;
 
+use super::fingerprint::file_fingerprint;
 use super::manifest::{self, is_append_only, ListedDir, Manifest, ManifestFile};
 use super::records::{read_records, StoredRecords};
 use super::{update_with, CachedRun, IndexError, RunIndex};
@@ -56,6 +58,9 @@ pub struct ScanReport {
     pub counter: u64,
     /// Discovery problems not reported by an earlier scan of this process.
     pub new_problems: Vec<DiscoveryProblem>,
+    /// After a full scan: every entry under the root that looks like a run but is not in the
+    /// feed, because its directory cannot be named on the wire or walked (sorted by name).
+    pub skipped_runs: Option<Vec<SkippedEntry>>,
 }
 
 /// One entry of a listing.
@@ -107,6 +112,8 @@ static NO_MANIFEST: Manifest = Manifest {
     files: Vec::new(),
     dirs: Vec::new(),
     captured: Vec::new(),
+    skipped: Vec::new(),
+    skipped_total: 0,
 };
 
 /// Seconds between scans that list every folder again instead of trusting unchanged folder
@@ -329,13 +336,42 @@ impl Feed {
     ) -> (Vec<RunLocation>, Vec<String>) {
         match scope {
             ScanScope::All => {
-                let discovery = discover_runs(&self.root);
+                let mut discovery = discover_runs(&self.root);
+                let mut skipped = Vec::new();
                 for p in discovery.problems {
+                    skipped.push(SkippedEntry {
+                        name: escaped_name(
+                            p.path
+                                .strip_prefix(&self.root)
+                                .unwrap_or(&p.path)
+                                .as_os_str(),
+                        ),
+                        reason: p.reason.clone(),
+                    });
                     let text = format!("{}: {}", p.path.display(), p.reason);
                     if self.reported_problems.insert(text) {
                         report.new_problems.push(p);
                     }
                 }
+                // A run whose directory cannot be named on the wire is never sent: the hub
+                // would refuse it. It is reported instead.
+                discovery.runs.retain(|l| {
+                    let key = self.key_of(&l.dir);
+                    match wire_name_problem(&key) {
+                        None => true,
+                        Some(problem) => {
+                            skipped.push(SkippedEntry {
+                                name: escaped_name(key.as_ref()),
+                                reason: format!(
+                                    "the run directory's name cannot be sent to the hub ({problem}); rename the directory"
+                                ),
+                            });
+                            false
+                        }
+                    }
+                });
+                skipped.sort_by(|a, b| a.name.cmp(&b.name));
+                report.skipped_runs = Some(skipped);
                 let found: HashSet<String> =
                     discovery.runs.iter().map(|l| self.key_of(&l.dir)).collect();
                 let mut gone: Vec<String> = self
@@ -400,7 +436,12 @@ fn scan_one(
         Err(_) => Manifest::default(),
     };
     let cache = known.and_then(|k| k.cache.as_ref());
-    if let Some(k) = known.filter(|k| !reconcile && k.manifest.files == manifest.files) {
+    if let Some(k) = known.filter(|k| {
+        !reconcile
+            && k.manifest.files == manifest.files
+            && k.manifest.skipped == manifest.skipped
+            && k.manifest.skipped_total == manifest.skipped_total
+    }) {
         // The common case of a rescan: no file changed. Only a running run can change (its
         // writer may have died), and only its liveness is judged again.
         let unchanged = || {
@@ -439,10 +480,15 @@ fn finish(
     ctx: &LivenessContext,
 ) -> Scanned {
     let files = &manifest.files;
+    // Files the manifest lists are regular; any other (absent, a link, a FIFO) is told apart by
+    // a `stat` of its own, so that it turning into or out of a regular file is a change.
     let fp = |name: &str| {
         files
             .binary_search_by(|f| f.path.as_str().cmp(name))
-            .map_or_else(|_| "absent".to_owned(), |i| files[i].fingerprint())
+            .map_or_else(
+                |_| file_fingerprint(&loc.dir.join(name)),
+                |i| files[i].fingerprint(),
+            )
     };
     let records_fp = format!(
         "m={} s={} d={}",
@@ -452,7 +498,9 @@ fn finish(
     );
     let events_fp = fp("events.jsonl");
     let (cache, cache_changed) = update_with(loc, cache, records_fp, events_fp);
-    let head = head_of(key, loc, &cache, files, ctx);
+    let mut head = head_of(key, loc, &cache, files, ctx);
+    head.skipped_files = manifest.skipped.clone();
+    head.skipped_files_total = manifest.skipped_total;
     let state_fp = state_fingerprint(&head, files);
     let records =
         (previous_fp != Some(state_fp.as_str())).then(|| read_records(&loc.dir, manifest));
@@ -465,6 +513,8 @@ fn finish(
             files: manifest.files.clone(),
             dirs: manifest.dirs.clone(),
             captured: Vec::new(),
+            skipped: manifest.skipped.clone(),
+            skipped_total: manifest.skipped_total,
         },
         head,
         state_fp,

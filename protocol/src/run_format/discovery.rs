@@ -33,6 +33,20 @@ pub struct RunLocation {
     pub layout: Layout,
 }
 
+impl RunLocation {
+    /// The storage root this run was found under: `dir` climbed by the run path's segments and
+    /// two more (`runs/` and the id in the current layout, `runs/` and the id below
+    /// `<project>/<name>` in the legacy one).
+    pub fn root(&self) -> PathBuf {
+        let segments = self.run_path.split('/').filter(|s| !s.is_empty()).count();
+        let mut root = self.dir.as_path();
+        for _ in 0..segments + 2 {
+            root = root.parent().unwrap_or(root);
+        }
+        root.to_owned()
+    }
+}
+
 /// Something under the root that could not be walked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryProblem {
@@ -235,6 +249,9 @@ mod tests {
             ]
         );
         assert!(d.problems.is_empty(), "{:?}", d.problems);
+        for run in &d.runs {
+            assert_eq!(run.root(), root, "{run:?}");
+        }
     }
 
     #[test]

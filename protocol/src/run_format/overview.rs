@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::discovery::{Layout, RunLocation};
 use super::events::{EventTail, MetricTotals};
-use super::json_file::{read_json, read_json_if_exists};
+use super::json_file::{read_json_in, read_json_in_if_exists, RecordError};
 use super::liveness::{effective_status, LivenessContext};
 use super::names::{check_run_id, check_run_path_for_read};
 use super::records::{DeletedMarker, Meta, RunStatus, StatusRecord};
@@ -64,6 +64,9 @@ pub struct EventProgress {
     pub totals: MetricTotals,
     pub corrupt_lines: u64,
     pub pending_tail_bytes: u64,
+    /// Why `events.jsonl` cannot be read (not a regular file, an I/O error); the run is then
+    /// `unreadable` with this reason.
+    pub problem: Option<String>,
 }
 
 /// Reads one run from scratch.
@@ -87,17 +90,26 @@ pub fn read_run_records(loc: &RunLocation) -> RunRecords {
         records.problem = Some(e.to_string());
         return records;
     }
-    match read_json_if_exists::<Meta>(&files.meta()) {
+    let root = loc.root();
+    match read_json_in_if_exists::<Meta>(&files.meta(), &root) {
         Ok(m) => records.meta = m,
         Err(e) => records.problem = Some(e.to_string()),
     }
-    match read_json_if_exists::<StatusRecord>(&files.status()) {
+    match read_json_in_if_exists::<StatusRecord>(&files.status(), &root) {
         Ok(s) => records.status = s,
         Err(e) => records.problem = records.problem.take().or(Some(e.to_string())),
     }
-    if files.deleted_marker().exists() {
-        // An unreadable marker still marks the run deleted.
-        records.deleted = Some(read_json(&files.deleted_marker()).unwrap_or_default());
+    match read_json_in::<DeletedMarker>(&files.deleted_marker(), &root) {
+        Ok(marker) => records.deleted = Some(marker),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            // A marker that cannot be parsed still marks the run deleted; one that is not a
+            // file at all (or cannot be read) also makes the run unreadable.
+            records.deleted = Some(DeletedMarker::default());
+            if let RecordError::Read(_) = e {
+                records.problem = records.problem.take().or(Some(e.to_string()));
+            }
+        }
     }
     records
 }
@@ -105,7 +117,10 @@ pub fn read_run_records(loc: &RunLocation) -> RunRecords {
 /// Reads `events.jsonl` on from `progress`. A file that shrank is read again from the start.
 pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> EventProgress {
     let files = RunFiles::new(&loc.dir);
-    let mut tail = EventTail::resume(files.events(), progress.offset, progress.next_line.max(1));
+    let root = loc.root();
+    let mut tail = EventTail::resume(files.events(), progress.offset, progress.next_line.max(1))
+        .within_root(&root);
+    progress.problem = None;
     loop {
         let totals = &mut progress.totals;
         match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
@@ -113,11 +128,15 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
                 if read.truncated {
                     // The file was replaced: what was counted no longer exists.
                     let mut fresh = EventProgress::default();
-                    tail = EventTail::new(files.events());
+                    tail = EventTail::new(files.events()).within_root(&root);
                     let totals = &mut fresh.totals;
                     let read = match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
                         Ok(r) => r,
-                        Err(_) => break,
+                        Err(e) => {
+                            fresh.problem = Some(e.to_string());
+                            progress = fresh;
+                            break;
+                        }
                     };
                     fresh.corrupt_lines = read.scan.corrupt_count;
                     fresh.pending_tail_bytes = read.pending_tail_bytes;
@@ -133,8 +152,11 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
                     break;
                 }
             }
-            // An unreadable events file leaves the totals where they were.
-            Err(_) => break,
+            // An unreadable events file leaves the totals where they were, and says why.
+            Err(e) => {
+                progress.problem = Some(e.to_string());
+                break;
+            }
         }
     }
     progress.offset = tail.offset();
@@ -169,7 +191,7 @@ pub fn build_overview(
         pending_tail_bytes: progress.pending_tail_bytes,
         deleted: records.deleted.is_some(),
     };
-    if let Some(problem) = &records.problem {
+    if let Some(problem) = records.problem.as_ref().or(progress.problem.as_ref()) {
         ov.status = RunStatus::Unreadable;
         ov.reason = Some(problem.clone());
         return ov;
@@ -180,10 +202,26 @@ pub fn build_overview(
         ov.created_at = meta.created_at;
         ov.hostname = meta.hostname.clone();
     }
-    let default_status = StatusRecord::default();
-    let status = records.status.as_ref().unwrap_or(&default_status);
+    let Some(status) = records.status.as_ref() else {
+        // Nothing says what state the run is in.
+        ov.status = RunStatus::Unknown;
+        ov.reason = Some("no status.json: nothing says whether the run is running or ended".into());
+        if let Some(marker) = &records.deleted {
+            ov.reason = marker.reason.clone().or(ov.reason.take());
+        }
+        return ov;
+    };
     ov.created_at = ov.created_at.or(status.started_at);
     ov.ended_at = status.ended_at;
+    if RunStatus::from_name(&status.status).is_none() {
+        ov.status = RunStatus::Unknown;
+        ov.reason = Some(format!(
+            "status.json says {:?}, which is not a known status ({})",
+            status.status,
+            RunStatus::ALL.map(|s| s.as_str()).join(", ")
+        ));
+        return ov;
+    }
     let (effective, evidence) = effective_status(status, records.meta.as_ref(), ctx);
     ov.status = effective;
     ov.reason = evidence
