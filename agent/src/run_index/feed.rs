@@ -613,6 +613,7 @@ mod tests {
     use super::*;
     use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
     use std::fs;
+    use std::os::unix::ffi::OsStrExt;
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -882,5 +883,102 @@ mod tests {
         assert_eq!(r.bumped, 1);
         assert!(!t.path().join(super::super::AGENT_DIR).exists());
         assert_eq!(index.lock().unwrap().path, Path::new(":memory:"));
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+
+    #[test]
+    fn files_and_runs_that_cannot_be_named_are_skipped_with_a_reason() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        fs::write(dir.join("a\\b.txt"), "x").unwrap();
+        fs::write(dir.join("bell\u{7}.txt"), "x").unwrap();
+        fs::write(dir.join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), "x").unwrap();
+        mkfifo(&dir.join("pipe"));
+        let bad_run = f.write_run("x\\y", "finished");
+        let report = f.scan();
+        let skipped_runs = report.skipped_runs.unwrap();
+        assert_eq!(skipped_runs.len(), 1, "{skipped_runs:?}");
+        assert_eq!(skipped_runs[0].name, "runs/p/x\\\\y");
+        assert!(skipped_runs[0].reason.contains("backslash"));
+        let page = f.page(0, true);
+        assert_eq!(
+            dirs(&page),
+            [("runs/p/a", true)],
+            "the bad run is not in the feed"
+        );
+        let a = page.entries[0].state.clone().unwrap();
+        assert_eq!(a.status, "finished");
+        assert_eq!(a.skipped_files_total, 4);
+        let names: Vec<&str> = a.skipped_files.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a\\\\b.txt", "bad\u{fffd}.txt", "bell\\u{7}.txt", "pipe"]
+        );
+        assert!(a.skipped_files[3].reason.contains("a FIFO"));
+        for file in &a.files {
+            assert!(runicorn_protocol::wire::check_wire_path(&file.path).is_ok());
+        }
+        assert_eq!(a.files.len(), 2, "meta.json and status.json");
+        assert_eq!(f.scan().bumped, 0, "skipped entries are stable");
+        // Removing the odd files is a change.
+        fs::remove_file(dir.join("pipe")).unwrap();
+        assert_eq!(f.scan().bumped, 1);
+        let a = f.page(1, true).entries[0].state.clone().unwrap();
+        assert_eq!(a.skipped_files_total, 3);
+        fs::remove_dir_all(bad_run).unwrap();
+        assert_eq!(f.scan().skipped_runs.unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_fifo_meta_is_unreadable_and_a_fixed_one_readable_again() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        fs::remove_file(dir.join("meta.json")).unwrap();
+        mkfifo(&dir.join("meta.json"));
+        f.scan();
+        let a = f.page(0, true).entries[0].state.clone().unwrap();
+        assert_eq!(a.status, "unreadable");
+        assert!(a.reason.unwrap().contains("meta.json is a FIFO"));
+        fs::remove_file(dir.join("meta.json")).unwrap();
+        fs::write(dir.join("meta.json"), "{\"id\":\"a\"}").unwrap();
+        assert_eq!(f.scan().bumped, 1);
+        let a = f.page(1, true).entries[0].state.clone().unwrap();
+        assert_eq!((a.status.as_str(), a.reason), ("finished", None));
+    }
+
+    #[test]
+    fn deep_records_are_stored_and_read_back_and_fit_a_frame() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        fs::write(dir.join("summary.json"), format!("{{\"x\":{deep}}}")).unwrap();
+        f.scan();
+        // A new process reads the stored state back.
+        let a = f.page(0, true).entries[0].state.clone().unwrap();
+        let summary = serde_json::to_string(a.summary.as_ref().unwrap()).unwrap();
+        assert!(summary.contains("<cut: nested deeper than 64 levels>"));
+        let envelope = runicorn_protocol::wire::Envelope {
+            id: 1,
+            body: runicorn_protocol::wire::Body::ChangeBatch(
+                runicorn_protocol::wire::ChangeBatch {
+                    reset: true,
+                    runs: vec![a],
+                    removed: vec![],
+                    cursor: runicorn_protocol::wire::Cursor {
+                        epoch: "e".into(),
+                        seq: 1,
+                    },
+                    more: false,
+                    skipped: vec![],
+                },
+            ),
+        };
+        let text = serde_json::to_string(&envelope).unwrap();
+        let back: runicorn_protocol::wire::Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, envelope);
     }
 }

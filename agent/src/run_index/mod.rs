@@ -469,4 +469,26 @@ mod tests {
         let again = RunIndex::open(t.path()).unwrap();
         assert_ne!(again.epoch().unwrap(), first);
     }
+
+    #[test]
+    fn an_unreadable_events_file_stays_unreadable_through_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("runs/p/a");
+        std::fs::create_dir_all(dir.join("events.jsonl")).unwrap();
+        std::fs::write(dir.join("meta.json"), r#"{"id":"a"}"#).unwrap();
+        std::fs::write(dir.join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        for _ in 0..2 {
+            // The second listing comes from the index's cache, in a new process's index.
+            let listed = overviews(t.path());
+            assert_eq!(listed[0].status.as_str(), "unreadable");
+            assert!(listed[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("events.jsonl is a directory"));
+        }
+        assert_eq!(overviews(t.path()), scratch(t.path()));
+        std::fs::remove_dir(dir.join("events.jsonl")).unwrap();
+        assert_eq!(overviews(t.path())[0].status.as_str(), "finished");
+    }
 }

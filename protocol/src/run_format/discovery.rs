@@ -95,10 +95,14 @@ fn list_dir(dir: &Path) -> Result<Listing, DiscoveryProblem> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
-            listing.problems.push(DiscoveryProblem {
-                path: entry.path(),
-                reason: "name is not UTF-8; skipped".into(),
-            });
+            // A folder that may hold runs cannot be named; a file is its run's business (the
+            // agent's manifest reports it).
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                listing.problems.push(DiscoveryProblem {
+                    path: entry.path(),
+                    reason: "the folder's name is not UTF-8; skipped (rename it)".into(),
+                });
+            }
             continue;
         };
         if name == "meta.json" || name == "status.json" {

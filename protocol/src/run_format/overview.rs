@@ -311,4 +311,89 @@ mod tests {
         let after_truncation = continue_event_totals(&l, resumed);
         assert_eq!(after_truncation.totals.points, 1);
     }
+
+    fn mkfifo(path: &std::path::Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+
+    fn good_run(dir: &std::path::Path) {
+        fs::write(dir.join("meta.json"), r#"{"id":"r1"}"#).unwrap();
+        fs::write(dir.join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        fs::write(
+            dir.join("events.jsonl"),
+            "{\"type\":\"metrics\",\"data\":{\"a\":1}}\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_any_run_file_makes_the_run_unreadable_without_blocking() {
+        for name in ["meta.json", "status.json", ".deleted", "events.jsonl"] {
+            let t = tempfile::tempdir().unwrap();
+            good_run(t.path());
+            let _ = fs::remove_file(t.path().join(name));
+            mkfifo(&t.path().join(name));
+            let started = std::time::Instant::now();
+            let ov = read_run_overview(&loc(t.path().to_owned()), &LivenessContext::here_and_now());
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            assert_eq!(ov.status, RunStatus::Unreadable, "{name}");
+            let reason = ov.reason.unwrap();
+            assert!(
+                reason.contains(&format!("{name} is a FIFO, not a regular file")),
+                "{name}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_events_file_that_is_a_directory_is_unreadable_not_finished() {
+        let t = tempfile::tempdir().unwrap();
+        good_run(t.path());
+        fs::remove_file(t.path().join("events.jsonl")).unwrap();
+        fs::create_dir(t.path().join("events.jsonl")).unwrap();
+        let ov = read_run_overview(&loc(t.path().to_owned()), &LivenessContext::here_and_now());
+        assert_eq!(ov.status, RunStatus::Unreadable);
+        assert!(ov.reason.unwrap().contains("events.jsonl is a directory"));
+    }
+
+    #[test]
+    fn no_status_or_an_unknown_value_is_unknown_with_a_reason() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("meta.json"), r#"{"id":"r1"}"#).unwrap();
+        let ctx = LivenessContext::here_and_now();
+        let ov = read_run_overview(&loc(t.path().to_owned()), &ctx);
+        assert_eq!(ov.status, RunStatus::Unknown);
+        assert!(ov.reason.unwrap().contains("no status.json"));
+        fs::write(t.path().join("status.json"), r#"{"status":"paused"}"#).unwrap();
+        let ov = read_run_overview(&loc(t.path().to_owned()), &ctx);
+        assert_eq!(ov.status.as_str(), "unknown");
+        assert!(ov.reason.unwrap().contains("\"paused\""));
+    }
+
+    #[test]
+    fn deep_records_are_cut_and_links_out_of_the_root_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        fs::write(
+            t.path().join("meta.json"),
+            format!(r#"{{"id":"r1","extra":{deep}}}"#),
+        )
+        .unwrap();
+        fs::write(t.path().join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        let records = read_run_records(&loc(t.path().to_owned()));
+        assert_eq!(records.problem, None);
+        let text = serde_json::to_string(&records.meta.unwrap()).unwrap();
+        assert!(text.contains("<cut: nested deeper than 64 levels>"));
+        // In a real root, a link to a device is a link out of the root.
+        let dir = t.path().join("runs/p/r1");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("meta.json")).unwrap();
+        let l = loc(dir);
+        assert_eq!(l.root(), t.path());
+        let ov = read_run_overview(&l, &LivenessContext::here_and_now());
+        assert_eq!(ov.status, RunStatus::Unreadable);
+        assert!(ov.reason.unwrap().contains("outside the storage root"));
+    }
 }
