@@ -102,14 +102,11 @@ pub fn read_run_records(loc: &RunLocation) -> RunRecords {
     match read_json_in::<DeletedMarker>(&files.deleted_marker(), &root) {
         Ok(marker) => records.deleted = Some(marker),
         Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            // A marker that cannot be parsed still marks the run deleted; one that is not a
-            // file at all (or cannot be read) also makes the run unreadable.
-            records.deleted = Some(DeletedMarker::default());
-            if let RecordError::Read(_) = e {
-                records.problem = records.problem.take().or(Some(e.to_string()));
-            }
-        }
+        // A marker that cannot be parsed still marks the run deleted.
+        Err(RecordError::Malformed { .. }) => records.deleted = Some(DeletedMarker::default()),
+        // One that is not a file at all (or cannot be read) makes the run unreadable: it is
+        // shown, with the reason, rather than hidden as deleted.
+        Err(e) => records.problem = records.problem.take().or(Some(e.to_string())),
     }
     records
 }
