@@ -2,7 +2,10 @@
 //! place of run files, links out of the root, names the wire cannot carry, a summary nested
 //! 126 levels deep, missing and unknown statuses) next to good ones. `runicorn-agent ls`
 //! finishes and reports each bad run with its reason; `runicorn-hub connect` over `local:` and
-//! over a real sshd stores the good runs point for point and the bad ones with their reason.
+//! over a real sshd stores the good runs point for point and the bad ones with their reason;
+//! `serve --stdio` never puts a forbidden name on the wire, reports the run folder it cannot
+//! name in `skipped` and odd files in `skipped_files`, and fits a run too large for the
+//! smallest frame.
 //! The agent runs under a 1 GiB address-space limit and every command under a deadline, so an
 //! unbounded read or a hang fails the test.
 
@@ -220,4 +223,93 @@ fn links_to_dev_zero_for_meta_and_events_are_refused_within_the_memory_limit() {
     let rows = ls_json_limited(root.path(), scratch.path(), &["--no-index"]);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "unreadable", "{}", rows[0]);
+}
+
+#[test]
+fn serve_never_sends_a_forbidden_name_reports_skipped_entries_and_fits_huge_runs_in_a_frame() {
+    use runicorn_protocol::run_format::RunStatus;
+    use runicorn_protocol::wire::{check_wire_path, Body, PointsWanted, MIN_MAX_FRAME_BYTES};
+    use runicorn_tests::agent_pipe::{hub_hello, AgentPipe};
+
+    let (root, hostile) = hostile_root();
+    // A run whose records and head alone are larger than the smallest frame a hub may ask for.
+    let big = root.path().join("runs/big/r1");
+    std::fs::create_dir_all(&big).unwrap();
+    let alias = "a".repeat(2 << 20);
+    std::fs::write(
+        big.join("meta.json"),
+        serde_json::json!({"id": "r1", "alias": alias}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(big.join("status.json"), "{\"status\":\"finished\"}").unwrap();
+    let summary: serde_json::Map<String, Value> = (0..150_000)
+        .map(|i| (format!("k{i}"), Value::from(i)))
+        .collect();
+    std::fs::write(big.join("summary.json"), Value::Object(summary).to_string()).unwrap();
+
+    let mut agent = AgentPipe::spawn(root.path(), &[], &[]);
+    let mut hello = hub_hello(vec![runicorn_protocol::wire::PROTOCOL_VERSION]);
+    hello.max_frame_bytes = MIN_MAX_FRAME_BYTES;
+    match agent.request(Body::Hello(hello)) {
+        Body::Hello(h) => agent.hello = Some(h),
+        other => panic!("{other:?}"),
+    }
+    let batches = agent.changes_all(None, 1000);
+    let first = &batches[0];
+    assert!(first.reset);
+    assert_eq!(first.skipped.len(), 1, "{:?}", first.skipped);
+    assert_eq!(first.skipped[0].name, "runs/bad/x\\\\y");
+    assert!(
+        first.skipped[0].reason.contains("backslash"),
+        "{:?}",
+        first.skipped
+    );
+    assert!(batches[1..].iter().all(|b| b.skipped.is_empty()));
+    let runs: BTreeMap<String, _> = batches
+        .iter()
+        .flat_map(|b| b.runs.iter())
+        .map(|r| (r.dir.clone(), r.clone()))
+        .collect();
+    // The good runs, every hostile run but the one the wire cannot name, and the big one.
+    assert_eq!(runs.len(), 6 + (hostile.len() - 1) + 1, "{:?}", runs.keys());
+    for run in runs.values() {
+        assert!(check_wire_path(&run.dir).is_ok(), "{}", run.dir);
+        assert!(
+            RunStatus::from_name(&run.status).is_some(),
+            "{}",
+            run.status
+        );
+        for f in &run.files {
+            assert!(check_wire_path(&f.path).is_ok() && !f.path.chars().any(char::is_control));
+        }
+    }
+    let odd = &runs["runs/bad/odd-names"];
+    assert_eq!(odd.skipped_files_total, 4, "{:?}", odd.skipped_files);
+    assert!(odd
+        .skipped_files
+        .iter()
+        .any(|e| e.name == "esc\\u{1b}[31m.txt"));
+    let big = &runs["runs/big/r1"];
+    assert_eq!(big.status, "finished");
+    assert!(big
+        .summary
+        .as_ref()
+        .unwrap()
+        .get("_runicorn_truncated")
+        .is_some());
+    assert!(big.alias.as_ref().unwrap().len() < 2048);
+
+    // Unchanged: the next answer does not repeat the skipped list.
+    let cursor = batches.last().unwrap().cursor.clone();
+    assert!(agent.changes(Some(cursor), 10).skipped.is_empty());
+    // Points of a run whose events file is a FIFO: an answer, at once.
+    let points = agent.point_batch(
+        vec![PointsWanted {
+            dir: "runs/bad/fifo-events".into(),
+            offset: 0,
+            next_line: 1,
+        }],
+        1 << 20,
+    );
+    assert_eq!(points.runs[0].steps.len(), 0);
 }
