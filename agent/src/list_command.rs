@@ -204,7 +204,7 @@ fn status_color(status: &RunStatus) -> &'static str {
         RunStatus::Failed | RunStatus::Unreadable => "31",
         RunStatus::Crashed => "1;35",
         RunStatus::Interrupted | RunStatus::Killed => "33",
-        RunStatus::Other(_) => "0",
+        RunStatus::Unknown => "0",
     }
 }
 

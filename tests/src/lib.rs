@@ -157,6 +157,7 @@ pub fn agent_run(root: &Path, options: &[&str], command: &[&str]) -> Command {
 }
 
 pub mod agent_pipe;
+pub mod hostile;
 pub mod http;
 pub mod hub;
 pub mod relay;

@@ -24,14 +24,16 @@ use std::time::{Duration, Instant};
 
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::discovery::DiscoveryProblem;
+use runicorn_protocol::run_format::names::{escaped_name, wire_name_problem};
 use runicorn_protocol::run_format::{
     build_overview, discover_runs, Layout, LivenessContext, RunLocation, RunStatus,
 };
-use runicorn_protocol::wire::{EventsState, RunChange};
+use runicorn_protocol::wire::{EventsState, RunChange, SkippedEntry};
 use sha2::{Digest, Sha256};
 
 mod store;
 
+use super::fingerprint::file_fingerprint;
 use super::manifest::{self, is_append_only, ListedDir, Manifest, ManifestFile};
 use super::records::{read_records, StoredRecords};
 use super::{update_with, CachedRun, IndexError, RunIndex};
@@ -56,6 +58,9 @@ pub struct ScanReport {
     pub counter: u64,
     /// Discovery problems not reported by an earlier scan of this process.
     pub new_problems: Vec<DiscoveryProblem>,
+    /// After a full scan: every entry under the root that looks like a run but is not in the
+    /// feed, because its directory cannot be named on the wire or walked (sorted by name).
+    pub skipped_runs: Option<Vec<SkippedEntry>>,
 }
 
 /// One entry of a listing.
@@ -107,6 +112,8 @@ static NO_MANIFEST: Manifest = Manifest {
     files: Vec::new(),
     dirs: Vec::new(),
     captured: Vec::new(),
+    skipped: Vec::new(),
+    skipped_total: 0,
 };
 
 /// Seconds between scans that list every folder again instead of trusting unchanged folder
@@ -329,13 +336,42 @@ impl Feed {
     ) -> (Vec<RunLocation>, Vec<String>) {
         match scope {
             ScanScope::All => {
-                let discovery = discover_runs(&self.root);
+                let mut discovery = discover_runs(&self.root);
+                let mut skipped = Vec::new();
                 for p in discovery.problems {
+                    skipped.push(SkippedEntry {
+                        name: escaped_name(
+                            p.path
+                                .strip_prefix(&self.root)
+                                .unwrap_or(&p.path)
+                                .as_os_str(),
+                        ),
+                        reason: p.reason.clone(),
+                    });
                     let text = format!("{}: {}", p.path.display(), p.reason);
                     if self.reported_problems.insert(text) {
                         report.new_problems.push(p);
                     }
                 }
+                // A run whose directory cannot be named on the wire is never sent: the hub
+                // would refuse it. It is reported instead.
+                discovery.runs.retain(|l| {
+                    let key = self.key_of(&l.dir);
+                    match wire_name_problem(&key) {
+                        None => true,
+                        Some(problem) => {
+                            skipped.push(SkippedEntry {
+                                name: escaped_name(key.as_ref()),
+                                reason: format!(
+                                    "the run directory's name cannot be sent to the hub ({problem}); rename the directory"
+                                ),
+                            });
+                            false
+                        }
+                    }
+                });
+                skipped.sort_by(|a, b| a.name.cmp(&b.name));
+                report.skipped_runs = Some(skipped);
                 let found: HashSet<String> =
                     discovery.runs.iter().map(|l| self.key_of(&l.dir)).collect();
                 let mut gone: Vec<String> = self
@@ -400,7 +436,12 @@ fn scan_one(
         Err(_) => Manifest::default(),
     };
     let cache = known.and_then(|k| k.cache.as_ref());
-    if let Some(k) = known.filter(|k| !reconcile && k.manifest.files == manifest.files) {
+    if let Some(k) = known.filter(|k| {
+        !reconcile
+            && k.manifest.files == manifest.files
+            && k.manifest.skipped == manifest.skipped
+            && k.manifest.skipped_total == manifest.skipped_total
+    }) {
         // The common case of a rescan: no file changed. Only a running run can change (its
         // writer may have died), and only its liveness is judged again.
         let unchanged = || {
@@ -439,10 +480,15 @@ fn finish(
     ctx: &LivenessContext,
 ) -> Scanned {
     let files = &manifest.files;
+    // Files the manifest lists are regular; any other (absent, a link, a FIFO) is told apart by
+    // a `stat` of its own, so that it turning into or out of a regular file is a change.
     let fp = |name: &str| {
         files
             .binary_search_by(|f| f.path.as_str().cmp(name))
-            .map_or_else(|_| "absent".to_owned(), |i| files[i].fingerprint())
+            .map_or_else(
+                |_| file_fingerprint(&loc.dir.join(name)),
+                |i| files[i].fingerprint(),
+            )
     };
     let records_fp = format!(
         "m={} s={} d={}",
@@ -452,7 +498,9 @@ fn finish(
     );
     let events_fp = fp("events.jsonl");
     let (cache, cache_changed) = update_with(loc, cache, records_fp, events_fp);
-    let head = head_of(key, loc, &cache, files, ctx);
+    let mut head = head_of(key, loc, &cache, files, ctx);
+    head.skipped_files = manifest.skipped.clone();
+    head.skipped_files_total = manifest.skipped_total;
     let state_fp = state_fingerprint(&head, files);
     let records =
         (previous_fp != Some(state_fp.as_str())).then(|| read_records(&loc.dir, manifest));
@@ -465,6 +513,8 @@ fn finish(
             files: manifest.files.clone(),
             dirs: manifest.dirs.clone(),
             captured: Vec::new(),
+            skipped: manifest.skipped.clone(),
+            skipped_total: manifest.skipped_total,
         },
         head,
         state_fp,
@@ -563,6 +613,7 @@ mod tests {
     use super::*;
     use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
     use std::fs;
+    use std::os::unix::ffi::OsStrExt;
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -832,5 +883,102 @@ mod tests {
         assert_eq!(r.bumped, 1);
         assert!(!t.path().join(super::super::AGENT_DIR).exists());
         assert_eq!(index.lock().unwrap().path, Path::new(":memory:"));
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+
+    #[test]
+    fn files_and_runs_that_cannot_be_named_are_skipped_with_a_reason() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        fs::write(dir.join("a\\b.txt"), "x").unwrap();
+        fs::write(dir.join("bell\u{7}.txt"), "x").unwrap();
+        fs::write(dir.join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), "x").unwrap();
+        mkfifo(&dir.join("pipe"));
+        let bad_run = f.write_run("x\\y", "finished");
+        let report = f.scan();
+        let skipped_runs = report.skipped_runs.unwrap();
+        assert_eq!(skipped_runs.len(), 1, "{skipped_runs:?}");
+        assert_eq!(skipped_runs[0].name, "runs/p/x\\\\y");
+        assert!(skipped_runs[0].reason.contains("backslash"));
+        let page = f.page(0, true);
+        assert_eq!(
+            dirs(&page),
+            [("runs/p/a", true)],
+            "the bad run is not in the feed"
+        );
+        let a = page.entries[0].state.clone().unwrap();
+        assert_eq!(a.status, "finished");
+        assert_eq!(a.skipped_files_total, 4);
+        let names: Vec<&str> = a.skipped_files.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["a\\\\b.txt", "bad\u{fffd}.txt", "bell\\u{7}.txt", "pipe"]
+        );
+        assert!(a.skipped_files[3].reason.contains("a FIFO"));
+        for file in &a.files {
+            assert!(runicorn_protocol::wire::check_wire_path(&file.path).is_ok());
+        }
+        assert_eq!(a.files.len(), 2, "meta.json and status.json");
+        assert_eq!(f.scan().bumped, 0, "skipped entries are stable");
+        // Removing the odd files is a change.
+        fs::remove_file(dir.join("pipe")).unwrap();
+        assert_eq!(f.scan().bumped, 1);
+        let a = f.page(1, true).entries[0].state.clone().unwrap();
+        assert_eq!(a.skipped_files_total, 3);
+        fs::remove_dir_all(bad_run).unwrap();
+        assert_eq!(f.scan().skipped_runs.unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_fifo_meta_is_unreadable_and_a_fixed_one_readable_again() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        fs::remove_file(dir.join("meta.json")).unwrap();
+        mkfifo(&dir.join("meta.json"));
+        f.scan();
+        let a = f.page(0, true).entries[0].state.clone().unwrap();
+        assert_eq!(a.status, "unreadable");
+        assert!(a.reason.unwrap().contains("meta.json is a FIFO"));
+        fs::remove_file(dir.join("meta.json")).unwrap();
+        fs::write(dir.join("meta.json"), "{\"id\":\"a\"}").unwrap();
+        assert_eq!(f.scan().bumped, 1);
+        let a = f.page(1, true).entries[0].state.clone().unwrap();
+        assert_eq!((a.status.as_str(), a.reason), ("finished", None));
+    }
+
+    #[test]
+    fn deep_records_are_stored_and_read_back_and_fit_a_frame() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        fs::write(dir.join("summary.json"), format!("{{\"x\":{deep}}}")).unwrap();
+        f.scan();
+        // A new process reads the stored state back.
+        let a = f.page(0, true).entries[0].state.clone().unwrap();
+        let summary = serde_json::to_string(a.summary.as_ref().unwrap()).unwrap();
+        assert!(summary.contains("<cut: nested deeper than 64 levels>"));
+        let envelope = runicorn_protocol::wire::Envelope {
+            id: 1,
+            body: runicorn_protocol::wire::Body::ChangeBatch(
+                runicorn_protocol::wire::ChangeBatch {
+                    reset: true,
+                    runs: vec![a],
+                    removed: vec![],
+                    cursor: runicorn_protocol::wire::Cursor {
+                        epoch: "e".into(),
+                        seq: 1,
+                    },
+                    more: false,
+                    skipped: vec![],
+                },
+            ),
+        };
+        let text = serde_json::to_string(&envelope).unwrap();
+        let back: runicorn_protocol::wire::Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, envelope);
     }
 }

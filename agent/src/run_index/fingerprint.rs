@@ -5,12 +5,26 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use runicorn_protocol::run_format::safe_read::kind_of;
 use runicorn_protocol::run_format::RunFiles;
 
-/// Size and mtime (ns) of one file, or `absent`.
+/// Size and mtime (ns) of one regular file, or `absent`. Anything else is told apart by its
+/// kind (a FIFO, a link, ...), so that a file becoming or ceasing to be one is a change. Only a
+/// change detector: the size here never bounds a read.
 pub fn file_fingerprint(path: &Path) -> String {
-    match fs::metadata(path) {
-        Ok(m) => format!("{}:{}.{}", m.len(), m.mtime(), m.mtime_nsec()),
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => format!("{}:{}.{}", m.len(), m.mtime(), m.mtime_nsec()),
+        Ok(m) if m.file_type().is_symlink() => match fs::metadata(path) {
+            Ok(t) => format!(
+                "link:{}:{}:{}.{}",
+                kind_of(&t),
+                t.len(),
+                t.mtime(),
+                t.mtime_nsec()
+            ),
+            Err(_) => format!("link:dangling:{}.{}", m.mtime(), m.mtime_nsec()),
+        },
+        Ok(m) => format!("{}:{}.{}", kind_of(&m), m.mtime(), m.mtime_nsec()),
         Err(_) => "absent".to_owned(),
     }
 }

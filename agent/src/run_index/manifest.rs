@@ -5,12 +5,15 @@
 //! not move, their listings, so re-walking an unchanged run costs one `stat` per file and
 //! folder.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use runicorn_protocol::run_format::names::{escaped_name, wire_name_problem};
+use runicorn_protocol::run_format::safe_read::{kind_of, open_regular};
+use runicorn_protocol::wire::SkippedEntry;
 use sha2::{Digest, Sha256};
 
 /// Files larger than this are listed without a hash.
@@ -32,6 +35,8 @@ const CAPTURE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_DEPTH: usize = 16;
 /// Most files listed for one run (a runaway output folder must not stall the feed).
 const MAX_FILES: usize = 100_000;
+/// Most skipped entries described for one run (all are counted).
+pub const MAX_SKIPPED_LISTED: usize = 100;
 
 /// One regular file of a run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +98,20 @@ pub struct Manifest {
     pub dirs: Vec<ListedDir>,
     /// Bytes of the record files (`RECORD_FILES`) hashed by this walk, as they were hashed.
     pub captured: Vec<(String, Vec<u8>)>,
+    /// Entries left out of `files`: names that cannot be put on the wire, and things that are
+    /// not regular files (FIFOs, sockets, devices). At most [`MAX_SKIPPED_LISTED`], sorted.
+    pub skipped: Vec<SkippedEntry>,
+    /// All entries left out (`skipped` lists the first ones).
+    pub skipped_total: u64,
+}
+
+impl Manifest {
+    fn skip(&mut self, name: String, reason: String) {
+        self.skipped_total += 1;
+        if self.skipped.len() < MAX_SKIPPED_LISTED {
+            self.skipped.push(SkippedEntry { name, reason });
+        }
+    }
 }
 
 /// A folder whose mtime is older than this at listing time is trusted not to have changed
@@ -123,7 +142,11 @@ pub fn walk(dir: &Path, previous: &Manifest, reuse_listings: bool) -> io::Result
             None => false,
         };
         if !reused {
+            let skipped_before = out.skipped_total;
             list_folder(&abs, &rel, depth, previous, &mut out, &mut pending)?;
+            // A folder with skipped entries is listed again each time (they are not remembered
+            // per folder).
+            let clean = out.skipped_total == skipped_before;
             let age = SystemTime::now()
                 .duration_since(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
                 .unwrap_or_default();
@@ -131,11 +154,12 @@ pub fn walk(dir: &Path, previous: &Manifest, reuse_listings: bool) -> io::Result
                 rel,
                 mtime_s,
                 mtime_nsec,
-                settled: age > SETTLED_AFTER,
+                settled: clean && age > SETTLED_AFTER,
             });
         }
     }
     out.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    out.skipped.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
@@ -201,8 +225,19 @@ fn list_folder(
         if out.files.len() >= MAX_FILES {
             break;
         }
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+        let raw_name = entry.file_name();
+        let shown = || {
+            let name = escaped_name(&raw_name);
+            if rel.is_empty() {
+                name
+            } else {
+                format!("{}/{name}", escaped_name(rel.as_ref()))
+            }
+        };
+        let Some(name) = raw_name.to_str() else {
+            out.skip(shown(), "the name is not UTF-8; left out".into());
+            continue;
+        };
         // Hidden names are temp files of atomic writes (and our own folder); the soft-delete
         // marker is the one hidden file that belongs to the run.
         if name.starts_with('.') && !(depth == 0 && name == ".deleted") {
@@ -217,6 +252,13 @@ fn list_folder(
         } else {
             format!("{rel}/{name}")
         };
+        if kind.is_symlink() {
+            continue;
+        }
+        if let Some(problem) = wire_name_problem(&child) {
+            out.skip(shown(), format!("{problem}; left out"));
+            continue;
+        }
         if kind.is_dir() {
             if depth + 1 < MAX_DEPTH {
                 pending.push((entry.path(), child, depth + 1));
@@ -224,6 +266,13 @@ fn list_folder(
             continue;
         }
         if !kind.is_file() {
+            let what = entry
+                .metadata()
+                .map_or("not a regular file", |m| kind_of(&m));
+            out.skip(
+                shown(),
+                format!("{what}, not a regular file; left out (remove or replace it)"),
+            );
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -282,28 +331,43 @@ type Hashed = (fs::Metadata, String, Option<Vec<u8>>);
 /// Hashes a file (keeping its bytes when asked); `None` when it changed while being read
 /// (hashed again on a later walk).
 fn hash_file(path: &Path, keep: bool) -> io::Result<Option<Hashed>> {
-    let mut f = File::open(path)?;
+    // The walk saw a regular file; the safe opener makes sure it still is one (a FIFO put in
+    // its place would block) and never follows a link out of the run.
+    let root = path.parent().unwrap_or(path);
+    let f = match open_regular(path, root) {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
     let before = f.metadata()?;
-    if !before.is_file() || before.len() > HASH_LIMIT_BYTES {
+    if before.len() > HASH_LIMIT_BYTES {
         return Ok(None);
     }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let keep = keep && before.len() <= CAPTURE_LIMIT_BYTES;
     let mut kept = keep.then(|| Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0)));
+    // Bounded while reading: a file that grows past what its size said changed anyway.
+    let mut limited = (&f).take(before.len().saturating_add(1));
+    let mut total = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match limited.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        total += n as u64;
+        if total > before.len() {
+            return Ok(None);
+        }
         hasher.update(&buf[..n]);
         if let Some(k) = kept.as_mut() {
             k.extend_from_slice(&buf[..n]);
         }
     }
     let after = f.metadata()?;
-    if after.len() != before.len()
+    if total != before.len()
+        || after.len() != before.len()
         || after.mtime() != before.mtime()
         || after.mtime_nsec() != before.mtime_nsec()
     {

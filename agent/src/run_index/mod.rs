@@ -276,7 +276,8 @@ impl RunIndex {
 /// The columns [`cached_from_row`] reads, in its order.
 const CACHED_COLUMNS: &str =
     "dir, records_fp, meta, status, deleted, problem, events_fp, events_offset, \
-    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes";
+    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, \
+    events_problem";
 
 /// One `run_cache` row (selected as [`CACHED_COLUMNS`]).
 fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun)> {
@@ -300,6 +301,7 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
         },
         corrupt_lines: r.get::<_, i64>(13)?.try_into().unwrap_or(0),
         pending_tail_bytes: r.get::<_, i64>(14)?.try_into().unwrap_or(0),
+        problem: r.get(15)?,
     };
     let cached = CachedRun {
         records_fp: r.get(1)?,
@@ -311,8 +313,8 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
 }
 
 const UPSERT_CACHED_SQL: &str = "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,
-    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes)
- VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, events_problem)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /// Writes one run's cached state with a statement prepared from [`UPSERT_CACHED_SQL`].
 fn upsert_cached(
@@ -338,6 +340,7 @@ fn upsert_cached(
         c.progress.totals.last_event_at,
         big(c.progress.corrupt_lines),
         big(c.progress.pending_tail_bytes),
+        c.progress.problem,
     ])?;
     Ok(())
 }
@@ -465,5 +468,27 @@ mod tests {
         .unwrap();
         let again = RunIndex::open(t.path()).unwrap();
         assert_ne!(again.epoch().unwrap(), first);
+    }
+
+    #[test]
+    fn an_unreadable_events_file_stays_unreadable_through_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("runs/p/a");
+        std::fs::create_dir_all(dir.join("events.jsonl")).unwrap();
+        std::fs::write(dir.join("meta.json"), r#"{"id":"a"}"#).unwrap();
+        std::fs::write(dir.join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        for _ in 0..2 {
+            // The second listing comes from the index's cache, in a new process's index.
+            let listed = overviews(t.path());
+            assert_eq!(listed[0].status.as_str(), "unreadable");
+            assert!(listed[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("events.jsonl is a directory"));
+        }
+        assert_eq!(overviews(t.path()), scratch(t.path()));
+        std::fs::remove_dir(dir.join("events.jsonl")).unwrap();
+        assert_eq!(overviews(t.path())[0].status.as_str(), "finished");
     }
 }

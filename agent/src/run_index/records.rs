@@ -3,12 +3,16 @@
 //! merged with `config.extra`) and `environment.json`. They are read when a run's state changes
 //! (from the bytes the manifest just hashed when it can), so what the hub gets matches the
 //! sequence value and the file hashes it comes with. Python's bare `NaN`/`Infinity` become
-//! `null`; a record too large to read whole becomes `{"_runicorn_truncated": <bytes>}`.
+//! `null`; a record too large to read whole becomes `{"_runicorn_truncated": <bytes>}`; values
+//! nested deeper than `record_depth::MAX_RECORD_DEPTH` are cut to a placeholder string, so
+//! whatever is read here can be stored, framed and read back.
 
 use std::path::Path;
 
-use runicorn_protocol::run_format::json_file::{read_json, RecordError, MAX_RECORD_BYTES};
-use runicorn_protocol::run_format::nonfinite::replace_nonfinite_tokens;
+use runicorn_protocol::run_format::json_file::{
+    parse_record_value, read_json_in, RecordError, MAX_RECORD_BYTES,
+};
+use runicorn_protocol::run_format::safe_read::ReadError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -45,14 +49,14 @@ pub fn read_records(dir: &Path, manifest: &Manifest) -> StoredRecords {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, b)| b);
-        if let Some(v) = bytes.and_then(|b| parse_lenient(b)) {
+        if let Some(v) = bytes.and_then(|b| parse_record_value(b).ok()) {
             return Some(v);
         }
         // Not captured (unchanged since it was hashed) or caught mid-write: read it, with the
-        // reader's one retry.
-        match read_json::<Value>(&dir.join(name)) {
+        // reader's one retry (bounded while reading, a regular file only).
+        match read_json_in::<Value>(&dir.join(name), dir) {
             Ok(v) => Some(v),
-            Err(RecordError::TooLarge { .. }) => Some(truncated(listed.size)),
+            Err(RecordError::Read(ReadError::TooLarge { .. })) => Some(truncated(listed.size)),
             Err(_) => None,
         }
     };
@@ -63,13 +67,6 @@ pub fn read_records(dir: &Path, manifest: &Manifest) -> StoredRecords {
         config: value("assets.json").and_then(config_of),
         environment: value("environment.json"),
     }
-}
-
-/// Parses JSON, reading Python's non-finite tokens as `null` (as `json_file::read_json` does).
-fn parse_lenient(bytes: &[u8]) -> Option<Value> {
-    serde_json::from_slice(bytes).ok().or_else(|| {
-        replace_nonfinite_tokens(bytes, b"null").and_then(|b| serde_json::from_slice(&b).ok())
-    })
 }
 
 /// The run's configuration: `config.args` merged with `config.extra` (extra wins); `None` when

@@ -106,7 +106,17 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 /// `feed_run.listed`: the folders of the run as listed by the walk that gave `files`
 /// (`[[rel, mtime_s, mtime_nsec, settled], ...]`, JSON), so that the first scan of a session
 /// trusts an unchanged folder as later scans do; `'[]'` (list every folder) when unknown.
+/// `run_cache.events_problem`: why `events.jsonl` could not be read (NULL when it could); a row
+/// an older agent replaced has none, and its run is read again when its files change.
 fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
+    let has_events_problem: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('run_cache') WHERE name = 'events_problem'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_events_problem {
+        tx.execute_batch("ALTER TABLE run_cache ADD COLUMN events_problem TEXT")?;
+    }
     let has_listed: bool = tx.query_row(
         "SELECT count(*) > 0 FROM pragma_table_info('feed_run') WHERE name = 'listed'",
         [],

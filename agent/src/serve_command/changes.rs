@@ -60,7 +60,7 @@ pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>,
             seq: u64::MAX,
         },
         more: true,
-        skipped: vec![],
+        skipped: shared.skipped_runs_to_send(reset),
     };
     // Bytes of the answer without entries (the cursor at its widest), plus a little slack.
     let base = json_len(&BatchEnvelope::new(id, &batch)) + 8;

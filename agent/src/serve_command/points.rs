@@ -8,11 +8,11 @@
 //! fit.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use runicorn_protocol::run_format::events::{scan_events, MAX_EVENT_LINE_BYTES};
+use runicorn_protocol::run_format::safe_read::open_regular;
 use runicorn_protocol::run_format::{Event, EventTail, MetricsEvent};
 use runicorn_protocol::wire::{
     encode_frame, Body, Envelope, FrameError, PointBatch, PointsRequest, PointsWanted, RunPoints,
@@ -32,7 +32,7 @@ pub fn answer(shared: &Shared, id: u64, req: &PointsRequest) -> Result<Vec<u8>, 
     let limit = shared.out.limit();
     let mut budget = req.max_bytes.clamp(1, u64::from(limit / 2));
     loop {
-        let runs = read_runs(&req.runs, &targets, budget);
+        let runs = read_runs(&req.runs, &targets, &shared.root, budget);
         let envelope = Envelope {
             id,
             body: Body::PointBatch(PointBatch { runs }),
@@ -42,7 +42,7 @@ pub fn answer(shared: &Shared, id: u64, req: &PointsRequest) -> Result<Vec<u8>, 
             Err(FrameError::Oversized { .. }) if budget > MIN_BUDGET => budget /= 2,
             Err(FrameError::Oversized { .. }) => {
                 // One line whose points alone do not fit: skip it as corrupt so reading goes on.
-                let mut first = read_runs(&req.runs[..1], &targets[..1], 1);
+                let mut first = read_runs(&req.runs[..1], &targets[..1], &shared.root, 1);
                 for r in &mut first {
                     skip_as_too_large(r);
                 }
@@ -80,14 +80,19 @@ fn skip_as_too_large(r: &mut RunPoints) {
 }
 
 /// Reads the runs in order until `budget` bytes of event lines were read.
-fn read_runs(wanted: &[PointsWanted], targets: &[Target], budget: u64) -> Vec<RunPoints> {
+fn read_runs(
+    wanted: &[PointsWanted],
+    targets: &[Target],
+    root: &Path,
+    budget: u64,
+) -> Vec<RunPoints> {
     read_within_budget(
         wanted,
         targets,
         budget,
         |w, target, left| match target {
             Target::Missing => missing(w),
-            Target::Present(dir) => read_run(w, &dir.join("events.jsonl"), left),
+            Target::Present(dir) => read_run(w, &dir.join("events.jsonl"), root, left),
         },
         |points| points.to.saturating_sub(points.from),
     )
@@ -107,7 +112,9 @@ fn missing(w: &PointsWanted) -> RunPoints {
 
 /// Reads one run's points from its offset, at most `budget` bytes (whole lines; one line more
 /// when the first is longer).
-pub fn read_run(w: &PointsWanted, events: &Path, budget: u64) -> RunPoints {
+/// Links are followed only inside `root`; a file that is not a regular file reads as empty
+/// (the feed lists its run as `unreadable`).
+pub fn read_run(w: &PointsWanted, events: &Path, root: &Path, budget: u64) -> RunPoints {
     let first_line = w.next_line.max(1);
     let mut result = RunPoints {
         dir: w.dir.clone(),
@@ -117,9 +124,7 @@ pub fn read_run(w: &PointsWanted, events: &Path, budget: u64) -> RunPoints {
         ..Default::default()
     };
     match std::fs::symlink_metadata(events) {
-        Ok(m) if m.is_file() => {}
-        // Absent, or not a regular file (a link is never followed): an empty file.
-        Ok(_) => return as_empty(result, w),
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return as_empty(result, w),
         Err(e) => {
             eprintln!(
@@ -130,10 +135,12 @@ pub fn read_run(w: &PointsWanted, events: &Path, budget: u64) -> RunPoints {
             return result;
         }
     }
-    let mut tail = EventTail::resume(events, w.offset, first_line);
+    let mut tail = EventTail::resume(events, w.offset, first_line).within_root(root);
     let mut columns = Columns::default();
     let read = match tail.read_available(budget, |e| columns.push(e)) {
         Ok(r) => r,
+        // Not a regular file, a link out of the root, or absent after all: nothing to read.
+        Err(e) if e.is_refused() || e.is_not_found() => return as_empty(result, w),
         Err(e) => {
             eprintln!(
                 "runicorn-agent serve: cannot read {}: {e}",
@@ -166,7 +173,7 @@ pub fn read_run(w: &PointsWanted, events: &Path, budget: u64) -> RunPoints {
         })
         .collect();
     let lines = if columns.steps.contains(&None) {
-        metric_line_numbers(events, result.from, result.to, from_line).unwrap_or_default()
+        metric_line_numbers(events, root, result.from, result.to, from_line).unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -262,8 +269,14 @@ impl Columns {
 
 /// The line number of every metrics event between `from` and `to` (complete lines), for events
 /// without a step. Lines longer than the reader's limit are skipped, as the reader skips them.
-fn metric_line_numbers(path: &Path, from: u64, to: u64, first_line: u64) -> io::Result<Vec<u64>> {
-    let mut file = File::open(path)?;
+fn metric_line_numbers(
+    path: &Path,
+    root: &Path,
+    from: u64,
+    to: u64,
+    first_line: u64,
+) -> io::Result<Vec<u64>> {
+    let mut file = open_regular(path, root).map_err(io::Error::other)?;
     file.seek(SeekFrom::Start(from))?;
     let mut reader = io::BufReader::with_capacity(256 * 1024, file.take(to.saturating_sub(from)));
     let mut out = Vec::new();
@@ -331,7 +344,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("events.jsonl");
         fs::write(&path, FILE).unwrap();
-        let p = read_run(&wanted(0, 1), &path, 1 << 20);
+        let p = read_run(&wanted(0, 1), &path, t.path(), 1 << 20);
         assert_eq!(
             p.steps,
             vec![1, 2, 5],
@@ -363,18 +376,18 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("events.jsonl");
         fs::write(&path, FILE).unwrap();
-        let first = read_run(&wanted(0, 1), &path, 10);
+        let first = read_run(&wanted(0, 1), &path, t.path(), 10);
         assert_eq!(first.steps, vec![1], "always at least one line");
         assert!(!first.eof);
-        let rest = read_run(&wanted(first.to, first.next_line), &path, 1 << 20);
+        let rest = read_run(&wanted(first.to, first.next_line), &path, t.path(), 1 << 20);
         assert_eq!(rest.steps, vec![2, 5]);
         assert!(rest.eof);
-        let gone = read_run(&wanted(1 << 30, 99), &path, 1 << 20);
+        let gone = read_run(&wanted(1 << 30, 99), &path, t.path(), 1 << 20);
         assert!(gone.truncated);
         assert_eq!((gone.from, gone.steps.len()), (0, 3));
-        let absent = read_run(&wanted(0, 1), &t.path().join("nope.jsonl"), 100);
+        let absent = read_run(&wanted(0, 1), &t.path().join("nope.jsonl"), t.path(), 100);
         assert_eq!((absent.to, absent.eof, absent.truncated), (0, true, false));
-        let absent_after = read_run(&wanted(50, 2), &t.path().join("nope.jsonl"), 100);
+        let absent_after = read_run(&wanted(50, 2), &t.path().join("nope.jsonl"), t.path(), 100);
         assert!(absent_after.truncated);
     }
 
@@ -385,11 +398,11 @@ mod tests {
         fs::write(&path, FILE).unwrap();
         let targets = vec![Target::Present(t.path().to_owned()); 3];
         let wants = vec![wanted(0, 1), wanted(0, 1), wanted(0, 1)];
-        let runs = read_runs(&wants, &targets, 5);
+        let runs = read_runs(&wants, &targets, t.path(), 5);
         assert_eq!(runs.len(), 1, "the budget was spent on the first run");
-        let runs = read_runs(&wants, &targets, 1 << 20);
+        let runs = read_runs(&wants, &targets, t.path(), 1 << 20);
         assert_eq!(runs.len(), 3);
-        let missing = read_runs(&wants[..1], &[Target::Missing], 100);
+        let missing = read_runs(&wants[..1], &[Target::Missing], t.path(), 100);
         assert!(missing[0].missing && missing[0].eof);
     }
 }

@@ -1,6 +1,8 @@
 //! Fitting one run into a frame: when a run's `RunChange` alone is larger than the hub's frame
 //! limit, its largest record values are replaced by `{"_runicorn_truncated": <bytes>}` (as
-//! `messages.rs` documents), then, for a run with a huge number of files, its file list is cut.
+//! `messages.rs` documents), then, for a run with a huge number of files, its file list is cut,
+//! and as a last resort its free-text fields are shortened and its key and tag lists cut: an
+//! answer always goes out.
 
 use runicorn_protocol::wire::RunChange;
 use serde_json::Value;
@@ -45,7 +47,56 @@ pub fn shrink_to_fit(run: &mut RunChange, budget: usize) -> Vec<String> {
     if cut > 0 {
         done.push(format!("{cut} entries of its file list left out"));
     }
+    if json_len(run) > budget {
+        shrink_head(run, budget, &mut done);
+    }
     done
+}
+
+/// Longest text kept of a free-text field of a run (alias, hostname, reason) when the run does
+/// not fit in a frame otherwise.
+const MAX_TEXT_WHEN_SHRUNK: usize = 1024;
+
+/// The last resort for a run that still does not fit: its free-text fields are shortened, then
+/// its skipped entries, tags and metric key names are cut from the end.
+fn shrink_head(run: &mut RunChange, budget: usize, done: &mut Vec<String>) {
+    for (name, text) in [
+        ("alias", run.alias.as_mut()),
+        ("hostname", run.hostname.as_mut()),
+        ("reason", run.reason.as_mut()),
+    ] {
+        if let Some(text) = text.filter(|t| t.len() > MAX_TEXT_WHEN_SHRUNK) {
+            let mut end = MAX_TEXT_WHEN_SHRUNK;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            done.push(format!("{name} of {} bytes shortened", text.len()));
+            text.truncate(end);
+            text.push('…');
+        }
+    }
+    if json_len(run) > budget && !run.skipped_files.is_empty() {
+        run.skipped_files.clear();
+        done.push("its list of skipped files left out".into());
+    }
+    let mut keys_cut = 0;
+    while json_len(run) > budget && !run.events.keys.is_empty() {
+        let drop = (run.events.keys.len() / 2).max(1);
+        run.events.keys.truncate(run.events.keys.len() - drop);
+        keys_cut += drop;
+    }
+    if keys_cut > 0 {
+        done.push(format!("{keys_cut} metric names left out of its key list"));
+    }
+    let mut tags_cut = 0;
+    while json_len(run) > budget && !run.tags.is_empty() {
+        let drop = (run.tags.len() / 2).max(1);
+        run.tags.truncate(run.tags.len() - drop);
+        tags_cut += drop;
+    }
+    if tags_cut > 0 {
+        done.push(format!("{tags_cut} tags left out"));
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +155,18 @@ mod tests {
         assert!(json_len(&r) <= 5_000);
         shrink_to_fit(&mut r, 600);
         assert!(json_len(&r) <= 600 && r.files.len() < 10);
+    }
+
+    #[test]
+    fn a_run_whose_head_alone_is_too_large_is_shortened_not_refused() {
+        let mut r = run();
+        r.alias = Some("é".repeat(100_000));
+        r.events.keys = (0..20_000).map(|i| format!("metric/{i}")).collect();
+        r.tags = (0..1000).map(|i| format!("tag{i}")).collect();
+        let done = shrink_to_fit(&mut r, 8_000);
+        assert!(json_len(&r) <= 8_000, "{}", json_len(&r));
+        assert!(r.alias.as_ref().unwrap().ends_with('…'));
+        assert!(r.events.keys.len() < 20_000);
+        assert!(done.iter().any(|d| d.contains("alias")), "{done:?}");
     }
 }

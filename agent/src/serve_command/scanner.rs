@@ -127,6 +127,9 @@ impl Scanner {
         match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
             Ok(report) => {
                 self.last_error = None;
+                if let Some(skipped) = report.skipped_runs {
+                    self.shared.set_skipped_runs(skipped);
+                }
                 for p in &report.new_problems {
                     eprintln!("runicorn-agent serve: {}: {}", p.path.display(), p.reason);
                 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use runicorn_protocol::wire::{Body, Cursor, Envelope, Notice};
+use runicorn_protocol::wire::{Body, Cursor, Envelope, Notice, SkippedEntry};
 
 use super::output::{FrameWriter, SendError};
 use crate::run_index::RunIndex;
@@ -31,6 +31,17 @@ struct Scans {
     subscribed: bool,
 }
 
+/// Most skipped runs listed in one answer; more are summed up in one last entry.
+pub const MAX_SKIPPED_RUNS_LISTED: usize = 100;
+
+/// The runs the feed leaves out (their directory cannot be named on the wire), as the last full
+/// scan found them, and what the hub was last told.
+#[derive(Default)]
+struct SkippedRuns {
+    current: Vec<SkippedEntry>,
+    sent: Option<Vec<SkippedEntry>>,
+}
+
 /// State shared by the worker, the scanner and the notice sender.
 pub struct Shared {
     /// The storage root (absolute).
@@ -43,6 +54,7 @@ pub struct Shared {
     scans: Mutex<Scans>,
     scans_changed: Condvar,
     notices: Mutex<Notices>,
+    skipped_runs: Mutex<SkippedRuns>,
 }
 
 impl Shared {
@@ -71,7 +83,38 @@ impl Shared {
                 told: 0,
                 last_sent: None,
             }),
+            skipped_runs: Mutex::new(SkippedRuns::default()),
         }
+    }
+
+    /// Records the skipped runs a full scan found.
+    pub fn set_skipped_runs(&self, mut runs: Vec<SkippedEntry>) {
+        if runs.len() > MAX_SKIPPED_RUNS_LISTED {
+            let more = runs.len() - (MAX_SKIPPED_RUNS_LISTED - 1);
+            runs.truncate(MAX_SKIPPED_RUNS_LISTED - 1);
+            runs.push(SkippedEntry {
+                name: "…".into(),
+                reason: format!("{more} more entries cannot be sent"),
+            });
+        }
+        self.skipped_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current = runs;
+    }
+
+    /// The skipped runs to put in a `changes` answer: the whole set in the first batch of a
+    /// reset listing and whenever it differs from what was last sent; else none.
+    pub fn skipped_runs_to_send(&self, reset: bool) -> Vec<SkippedEntry> {
+        let mut s = self
+            .skipped_runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if reset || s.sent.as_ref() != Some(&s.current) {
+            s.sent = Some(s.current.clone());
+            return s.current.clone();
+        }
+        Vec::new()
     }
 
     /// The index mutex (for the scanner, which locks it only to write).

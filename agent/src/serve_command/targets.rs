@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use runicorn_protocol::run_format::safe_read::open_regular;
 use runicorn_protocol::wire::check_wire_path;
 
 use super::request_error::RequestError;
@@ -59,13 +60,21 @@ pub fn resolve_all<'a>(
         .collect()
 }
 
-/// Opens a file of a run for reading, refusing a symbolic link (treated as absent).
+/// Opens a file of a run for reading through `safe_read` (never blocks; never a FIFO, device
+/// or directory): a symbolic link or anything that is not a regular file is treated as absent.
 pub fn open_run_file(path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() => std::fs::File::open(path).map(Some),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    // Checked again on the open descriptor: it may have been replaced since.
+    let root = path.parent().unwrap_or(path);
+    match open_regular(path, root) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.is_refused() || e.is_not_found() => Ok(None),
+        Err(e) => Err(std::io::Error::other(e)),
     }
 }
 

@@ -33,6 +33,20 @@ pub struct RunLocation {
     pub layout: Layout,
 }
 
+impl RunLocation {
+    /// The storage root this run was found under: `dir` climbed by the run path's segments and
+    /// two more (`runs/` and the id in the current layout, `runs/` and the id below
+    /// `<project>/<name>` in the legacy one).
+    pub fn root(&self) -> PathBuf {
+        let segments = self.run_path.split('/').filter(|s| !s.is_empty()).count();
+        let mut root = self.dir.as_path();
+        for _ in 0..segments + 2 {
+            root = root.parent().unwrap_or(root);
+        }
+        root.to_owned()
+    }
+}
+
 /// Something under the root that could not be walked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryProblem {
@@ -81,10 +95,14 @@ fn list_dir(dir: &Path) -> Result<Listing, DiscoveryProblem> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
-            listing.problems.push(DiscoveryProblem {
-                path: entry.path(),
-                reason: "name is not UTF-8; skipped".into(),
-            });
+            // A folder that may hold runs cannot be named; a file is its run's business (the
+            // agent's manifest reports it).
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                listing.problems.push(DiscoveryProblem {
+                    path: entry.path(),
+                    reason: "the folder's name is not UTF-8; skipped (rename it)".into(),
+                });
+            }
             continue;
         };
         if name == "meta.json" || name == "status.json" {
@@ -235,6 +253,9 @@ mod tests {
             ]
         );
         assert!(d.problems.is_empty(), "{:?}", d.problems);
+        for run in &d.runs {
+            assert_eq!(run.root(), root, "{run:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::nonfinite;
+use super::safe_read::{open_regular, ReadError};
 
 /// Data keys that are bookkeeping, not metrics.
 pub const RESERVED_DATA_KEYS: [&str; 4] = ["global_step", "time", "stage", "step"];
@@ -157,6 +158,9 @@ fn parse_line(line: &[u8]) -> Result<Event<'_>, String> {
 #[derive(Debug, Clone)]
 pub struct EventTail {
     path: PathBuf,
+    /// Links are followed only inside this folder (the storage root); `None`: the file's own
+    /// folder.
+    root: Option<PathBuf>,
     offset: u64,
     next_line: u64,
 }
@@ -175,6 +179,7 @@ impl EventTail {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         EventTail {
             path: path.into(),
+            root: None,
             offset: 0,
             next_line: 1,
         }
@@ -184,9 +189,16 @@ impl EventTail {
     pub fn resume(path: impl Into<PathBuf>, offset: u64, next_line: u64) -> Self {
         EventTail {
             path: path.into(),
+            root: None,
             offset,
             next_line,
         }
+    }
+
+    /// Follows a link only when it resolves inside `root` (the storage root).
+    pub fn within_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -200,17 +212,38 @@ impl EventTail {
     }
 
     /// Reads what was appended since the last call, up to `max_bytes` (whole lines only; a single
-    /// line longer than `max_bytes` is read whole). A missing file reads as empty.
+    /// line longer than `max_bytes` is read whole, up to [`MAX_EVENT_LINE_BYTES`]). A missing
+    /// file reads as empty; a file that is not a regular file (a FIFO, a device, a link out of
+    /// the root) is refused without blocking (see `safe_read`).
     pub fn read_available(
         &mut self,
         max_bytes: u64,
         on_event: impl FnMut(Event<'_>),
-    ) -> io::Result<TailRead> {
-        let mut file = match File::open(&self.path) {
+    ) -> Result<TailRead, ReadError> {
+        let root = match &self.root {
+            Some(r) => r.clone(),
+            None => self
+                .path
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_owned),
+        };
+        let file = match open_regular(&self.path, &root) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TailRead::default()),
+            Err(e) if e.is_not_found() => return Ok(TailRead::default()),
             Err(e) => return Err(e),
         };
+        let path = self.path.clone();
+        self.read_open(file, max_bytes, on_event)
+            .map_err(|cause| ReadError::Io { path, cause })
+    }
+
+    fn read_open(
+        &mut self,
+        mut file: File,
+        max_bytes: u64,
+        on_event: impl FnMut(Event<'_>),
+    ) -> io::Result<TailRead> {
+        // The size says how much to read now; reading itself is bounded by `take` below.
         let len = file.metadata()?.len();
         let mut result = TailRead::default();
         if len < self.offset {
@@ -222,7 +255,7 @@ impl EventTail {
         let available = len - self.offset;
         let want = available.min(max_bytes.max(1));
         file.seek(SeekFrom::Start(self.offset))?;
-        let mut buf = Vec::with_capacity(want as usize);
+        let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
         (&mut file).take(want).read_to_end(&mut buf)?;
         if want < available && !buf.contains(&b'\n') {
             // One line longer than the budget: read on to its end so the tail always progresses,

@@ -3,7 +3,8 @@
 //! Writers replace a file atomically (temp file in the same directory, fsync, rename), so a
 //! reader sees the old or the new version, never half of one. Other writers (upstream's) rewrite
 //! in place, so a reader that cannot parse a file waits a moment and reads it once more before
-//! calling it malformed.
+//! calling it malformed. Reading goes through `safe_read` (regular files only, bounded while
+//! reading) and cuts values nested too deep (`record_depth`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -12,6 +13,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
+
+use super::record_depth::cut_deep_values;
+use super::safe_read::{read_bounded, ReadError};
 
 /// Largest JSON record we read whole (a summary or config can be large, not unbounded).
 pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
@@ -22,10 +27,9 @@ const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Why a record could not be read. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{path}: cannot read: {cause}")]
-    Io { path: PathBuf, cause: io::Error },
-    #[error("{path}: larger than {max} bytes; refusing to read it whole")]
-    TooLarge { path: PathBuf, max: u64 },
+    /// Absent, not a regular file, a link out of the root, too large, or an I/O error.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: malformed JSON ({cause}); fix or remove the file")]
     Malformed {
         path: PathBuf,
@@ -35,33 +39,28 @@ pub enum RecordError {
 
 impl RecordError {
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RecordError::Io { cause, .. } if cause.kind() == io::ErrorKind::NotFound)
+        matches!(self, RecordError::Read(e) if e.is_not_found())
     }
-}
-
-fn read_bounded(path: &Path) -> Result<Vec<u8>, RecordError> {
-    let io_err = |cause| RecordError::Io {
-        path: path.to_owned(),
-        cause,
-    };
-    let meta = fs::metadata(path).map_err(io_err)?;
-    if meta.len() > MAX_RECORD_BYTES {
-        return Err(RecordError::TooLarge {
-            path: path.to_owned(),
-            max: MAX_RECORD_BYTES,
-        });
-    }
-    fs::read(path).map_err(io_err)
 }
 
 /// Reads and parses a JSON record, retrying once after a short pause if it does not parse.
+/// A link is followed only within the record's own folder (see [`read_json_in`]).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RecordError> {
-    let bytes = read_bounded(path)?;
+    let root = path.parent().unwrap_or_else(|| Path::new("/"));
+    read_json_in(path, root)
+}
+
+/// Reads and parses a JSON record of a run under the storage root `root` (links are followed
+/// only inside it, see [`super::safe_read`]), at most [`MAX_RECORD_BYTES`], retrying once after
+/// a short pause if it does not parse. Values nested deeper than
+/// [`super::record_depth::MAX_RECORD_DEPTH`] are cut to a placeholder.
+pub fn read_json_in<T: DeserializeOwned>(path: &Path, root: &Path) -> Result<T, RecordError> {
+    let bytes = read_bounded(path, root, MAX_RECORD_BYTES)?;
     match parse_lenient(&bytes) {
         Ok(value) => Ok(value),
         Err(_) => {
             std::thread::sleep(RETRY_DELAY);
-            let bytes = read_bounded(path)?;
+            let bytes = read_bounded(path, root, MAX_RECORD_BYTES)?;
             parse_lenient(&bytes).map_err(|cause| RecordError::Malformed {
                 path: path.to_owned(),
                 cause,
@@ -72,23 +71,42 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, RecordError> {
 
 /// Reads a JSON record that may be absent: `Ok(None)` when the file does not exist.
 pub fn read_json_if_exists<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, RecordError> {
-    match read_json(path) {
+    absent_is_none(read_json(path))
+}
+
+/// [`read_json_in`] for a record that may be absent: `Ok(None)` when the file does not exist.
+pub fn read_json_in_if_exists<T: DeserializeOwned>(
+    path: &Path,
+    root: &Path,
+) -> Result<Option<T>, RecordError> {
+    absent_is_none(read_json_in(path, root))
+}
+
+fn absent_is_none<T>(read: Result<T, RecordError>) -> Result<Option<T>, RecordError> {
+    match read {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// Parses JSON, accepting the bare `NaN`, `Infinity` and `-Infinity` tokens Python writes, which
-/// become `null` (whole-file records never need them as numbers).
-fn parse_lenient<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    match serde_json::from_slice(bytes) {
-        Ok(v) => Ok(v),
+/// Parses a record: JSON, accepting the bare `NaN`, `Infinity` and `-Infinity` tokens Python
+/// writes, which become `null` (whole-file records never need them as numbers), with values
+/// nested deeper than the record depth limit cut to a placeholder.
+pub fn parse_record_value(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
         Err(first) => match super::nonfinite::replace_nonfinite_tokens(bytes, b"null") {
-            Some(fixed) => serde_json::from_slice(&fixed).map_err(|_| first),
-            None => Err(first),
+            Some(fixed) => serde_json::from_slice(&fixed).map_err(|_| first)?,
+            None => return Err(first),
         },
-    }
+    };
+    cut_deep_values(&mut value);
+    Ok(value)
+}
+
+fn parse_lenient<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_value(parse_record_value(bytes)?)
 }
 
 /// Replaces `path` with `bytes` atomically: a reader sees the old or the new content, and a crash
@@ -132,7 +150,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn atomic_write_then_read() {

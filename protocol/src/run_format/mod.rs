@@ -2,7 +2,8 @@
 //!
 //! This module owns the format's rules: where runs live, which names are allowed, how each file
 //! is read tolerantly and written atomically, and how liveness is judged. It reads and writes
-//! only inside the storage root it is given.
+//! only inside the storage root it is given. Every file of a run is read through `safe_read`:
+//! regular files only, links only within the root, never blocking, bounded while reading.
 
 pub mod discovery;
 pub mod events;
@@ -12,7 +13,9 @@ pub mod names;
 pub mod nonfinite;
 pub mod overview;
 pub mod process;
+pub mod record_depth;
 pub mod records;
+pub mod safe_read;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

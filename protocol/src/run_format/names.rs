@@ -60,6 +60,40 @@ fn check_common(kind: &'static str, name: &str, max: usize) -> Result<(), NameEr
     Ok(())
 }
 
+/// Longest rendering [`escaped_name`] gives (in characters, before the ellipsis).
+const MAX_ESCAPED_CHARS: usize = 200;
+
+/// A name as people may see it, never to act on: lossy UTF-8 (invalid bytes become U+FFFD),
+/// control characters and backslashes escaped (`\u{1b}`, `\\`), at most 200 characters.
+pub fn escaped_name(raw: &std::ffi::OsStr) -> String {
+    let text = raw.to_string_lossy();
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_ESCAPED_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Why a path relative to the storage root (or to a run directory) cannot be put on the wire:
+/// the rules of `wire::check_wire_path`, and no control characters (which a peer would show
+/// raw). `None` when it can.
+pub fn wire_name_problem(path: &str) -> Option<String> {
+    if let Err(reason) = crate::wire::check_wire_path(path) {
+        return Some(reason);
+    }
+    path.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("the name holds the control character {c:?}"))
+}
+
 fn truncate_for_message(name: &str) -> String {
     name.chars().take(64).collect::<String>() + "…"
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use super::discovery::{Layout, RunLocation};
 use super::events::{EventTail, MetricTotals};
-use super::json_file::{read_json, read_json_if_exists};
+use super::json_file::{read_json_in, read_json_in_if_exists, RecordError};
 use super::liveness::{effective_status, LivenessContext};
 use super::names::{check_run_id, check_run_path_for_read};
 use super::records::{DeletedMarker, Meta, RunStatus, StatusRecord};
@@ -64,6 +64,9 @@ pub struct EventProgress {
     pub totals: MetricTotals,
     pub corrupt_lines: u64,
     pub pending_tail_bytes: u64,
+    /// Why `events.jsonl` cannot be read (not a regular file, an I/O error); the run is then
+    /// `unreadable` with this reason.
+    pub problem: Option<String>,
 }
 
 /// Reads one run from scratch.
@@ -87,17 +90,23 @@ pub fn read_run_records(loc: &RunLocation) -> RunRecords {
         records.problem = Some(e.to_string());
         return records;
     }
-    match read_json_if_exists::<Meta>(&files.meta()) {
+    let root = loc.root();
+    match read_json_in_if_exists::<Meta>(&files.meta(), &root) {
         Ok(m) => records.meta = m,
         Err(e) => records.problem = Some(e.to_string()),
     }
-    match read_json_if_exists::<StatusRecord>(&files.status()) {
+    match read_json_in_if_exists::<StatusRecord>(&files.status(), &root) {
         Ok(s) => records.status = s,
         Err(e) => records.problem = records.problem.take().or(Some(e.to_string())),
     }
-    if files.deleted_marker().exists() {
-        // An unreadable marker still marks the run deleted.
-        records.deleted = Some(read_json(&files.deleted_marker()).unwrap_or_default());
+    match read_json_in::<DeletedMarker>(&files.deleted_marker(), &root) {
+        Ok(marker) => records.deleted = Some(marker),
+        Err(e) if e.is_not_found() => {}
+        // A marker that cannot be parsed still marks the run deleted.
+        Err(RecordError::Malformed { .. }) => records.deleted = Some(DeletedMarker::default()),
+        // One that is not a file at all (or cannot be read) makes the run unreadable: it is
+        // shown, with the reason, rather than hidden as deleted.
+        Err(e) => records.problem = records.problem.take().or(Some(e.to_string())),
     }
     records
 }
@@ -105,7 +114,10 @@ pub fn read_run_records(loc: &RunLocation) -> RunRecords {
 /// Reads `events.jsonl` on from `progress`. A file that shrank is read again from the start.
 pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> EventProgress {
     let files = RunFiles::new(&loc.dir);
-    let mut tail = EventTail::resume(files.events(), progress.offset, progress.next_line.max(1));
+    let root = loc.root();
+    let mut tail = EventTail::resume(files.events(), progress.offset, progress.next_line.max(1))
+        .within_root(&root);
+    progress.problem = None;
     loop {
         let totals = &mut progress.totals;
         match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
@@ -113,11 +125,15 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
                 if read.truncated {
                     // The file was replaced: what was counted no longer exists.
                     let mut fresh = EventProgress::default();
-                    tail = EventTail::new(files.events());
+                    tail = EventTail::new(files.events()).within_root(&root);
                     let totals = &mut fresh.totals;
                     let read = match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
                         Ok(r) => r,
-                        Err(_) => break,
+                        Err(e) => {
+                            fresh.problem = Some(e.to_string());
+                            progress = fresh;
+                            break;
+                        }
                     };
                     fresh.corrupt_lines = read.scan.corrupt_count;
                     fresh.pending_tail_bytes = read.pending_tail_bytes;
@@ -133,8 +149,11 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
                     break;
                 }
             }
-            // An unreadable events file leaves the totals where they were.
-            Err(_) => break,
+            // An unreadable events file leaves the totals where they were, and says why.
+            Err(e) => {
+                progress.problem = Some(e.to_string());
+                break;
+            }
         }
     }
     progress.offset = tail.offset();
@@ -169,7 +188,7 @@ pub fn build_overview(
         pending_tail_bytes: progress.pending_tail_bytes,
         deleted: records.deleted.is_some(),
     };
-    if let Some(problem) = &records.problem {
+    if let Some(problem) = records.problem.as_ref().or(progress.problem.as_ref()) {
         ov.status = RunStatus::Unreadable;
         ov.reason = Some(problem.clone());
         return ov;
@@ -180,10 +199,26 @@ pub fn build_overview(
         ov.created_at = meta.created_at;
         ov.hostname = meta.hostname.clone();
     }
-    let default_status = StatusRecord::default();
-    let status = records.status.as_ref().unwrap_or(&default_status);
+    let Some(status) = records.status.as_ref() else {
+        // Nothing says what state the run is in.
+        ov.status = RunStatus::Unknown;
+        ov.reason = Some("no status.json: nothing says whether the run is running or ended".into());
+        if let Some(marker) = &records.deleted {
+            ov.reason = marker.reason.clone().or(ov.reason.take());
+        }
+        return ov;
+    };
     ov.created_at = ov.created_at.or(status.started_at);
     ov.ended_at = status.ended_at;
+    if RunStatus::from_name(&status.status).is_none() {
+        ov.status = RunStatus::Unknown;
+        ov.reason = Some(format!(
+            "status.json says {:?}, which is not a known status ({})",
+            status.status,
+            RunStatus::ALL.map(|s| s.as_str()).join(", ")
+        ));
+        return ov;
+    }
     let (effective, evidence) = effective_status(status, records.meta.as_ref(), ctx);
     ov.status = effective;
     ov.reason = evidence
@@ -272,5 +307,90 @@ mod tests {
         fs::write(t.path().join("events.jsonl"), line(1)).unwrap();
         let after_truncation = continue_event_totals(&l, resumed);
         assert_eq!(after_truncation.totals.points, 1);
+    }
+
+    fn mkfifo(path: &std::path::Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    }
+
+    fn good_run(dir: &std::path::Path) {
+        fs::write(dir.join("meta.json"), r#"{"id":"r1"}"#).unwrap();
+        fs::write(dir.join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        fs::write(
+            dir.join("events.jsonl"),
+            "{\"type\":\"metrics\",\"data\":{\"a\":1}}\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_any_run_file_makes_the_run_unreadable_without_blocking() {
+        for name in ["meta.json", "status.json", ".deleted", "events.jsonl"] {
+            let t = tempfile::tempdir().unwrap();
+            good_run(t.path());
+            let _ = fs::remove_file(t.path().join(name));
+            mkfifo(&t.path().join(name));
+            let started = std::time::Instant::now();
+            let ov = read_run_overview(&loc(t.path().to_owned()), &LivenessContext::here_and_now());
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            assert_eq!(ov.status, RunStatus::Unreadable, "{name}");
+            let reason = ov.reason.unwrap();
+            assert!(
+                reason.contains(&format!("{name} is a FIFO, not a regular file")),
+                "{name}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_events_file_that_is_a_directory_is_unreadable_not_finished() {
+        let t = tempfile::tempdir().unwrap();
+        good_run(t.path());
+        fs::remove_file(t.path().join("events.jsonl")).unwrap();
+        fs::create_dir(t.path().join("events.jsonl")).unwrap();
+        let ov = read_run_overview(&loc(t.path().to_owned()), &LivenessContext::here_and_now());
+        assert_eq!(ov.status, RunStatus::Unreadable);
+        assert!(ov.reason.unwrap().contains("events.jsonl is a directory"));
+    }
+
+    #[test]
+    fn no_status_or_an_unknown_value_is_unknown_with_a_reason() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("meta.json"), r#"{"id":"r1"}"#).unwrap();
+        let ctx = LivenessContext::here_and_now();
+        let ov = read_run_overview(&loc(t.path().to_owned()), &ctx);
+        assert_eq!(ov.status, RunStatus::Unknown);
+        assert!(ov.reason.unwrap().contains("no status.json"));
+        fs::write(t.path().join("status.json"), r#"{"status":"paused"}"#).unwrap();
+        let ov = read_run_overview(&loc(t.path().to_owned()), &ctx);
+        assert_eq!(ov.status.as_str(), "unknown");
+        assert!(ov.reason.unwrap().contains("\"paused\""));
+    }
+
+    #[test]
+    fn deep_records_are_cut_and_links_out_of_the_root_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        fs::write(
+            t.path().join("meta.json"),
+            format!(r#"{{"id":"r1","extra":{deep}}}"#),
+        )
+        .unwrap();
+        fs::write(t.path().join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        let records = read_run_records(&loc(t.path().to_owned()));
+        assert_eq!(records.problem, None);
+        let text = serde_json::to_string(&records.meta.unwrap()).unwrap();
+        assert!(text.contains("<cut: nested deeper than 64 levels>"));
+        // In a real root, a link to a device is a link out of the root.
+        let dir = t.path().join("runs/p/r1");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("status.json"), r#"{"status":"finished"}"#).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("meta.json")).unwrap();
+        let l = loc(dir);
+        assert_eq!(l.root(), t.path());
+        let ov = read_run_overview(&l, &LivenessContext::here_and_now());
+        assert_eq!(ov.status, RunStatus::Unreadable);
+        assert!(ov.reason.unwrap().contains("outside the storage root"));
     }
 }

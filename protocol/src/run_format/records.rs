@@ -91,7 +91,9 @@ pub struct DeletedMarker {
     pub extra: Map<String, Value>,
 }
 
-/// A run's status as readers report it: the written values plus the two derived ones.
+/// A run's status as readers report it: the written values plus the derived ones. This is the
+/// one source of the status vocabulary ([`RunStatus::ALL`]); every status a reader reports,
+/// the agent sends or the hub stores is one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RunStatus {
     Running,
@@ -101,28 +103,40 @@ pub enum RunStatus {
     Killed,
     /// Derived: the file says running, but the writer is gone.
     Crashed,
-    /// Derived: the run's records cannot be read.
+    /// Derived: the run's files cannot be read (the reason says which and why).
     Unreadable,
-    /// A value some other writer used; kept verbatim.
-    Other(String),
+    /// Nothing says what the run's state is: no `status.json`, or a value outside this
+    /// vocabulary (the reason quotes it).
+    Unknown,
 }
 
 impl RunStatus {
-    /// Parses a written status value (case-insensitive for the known ones).
-    pub fn parse(text: &str) -> RunStatus {
-        match text.to_ascii_lowercase().as_str() {
-            "running" => RunStatus::Running,
-            "finished" => RunStatus::Finished,
-            "failed" => RunStatus::Failed,
-            "interrupted" => RunStatus::Interrupted,
-            "killed" => RunStatus::Killed,
-            "crashed" => RunStatus::Crashed,
-            "unreadable" => RunStatus::Unreadable,
-            _ => RunStatus::Other(text.to_owned()),
-        }
+    /// Every status, in the order documented in `docs/run-format.md`.
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Running,
+        RunStatus::Finished,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
+        RunStatus::Killed,
+        RunStatus::Crashed,
+        RunStatus::Unreadable,
+        RunStatus::Unknown,
+    ];
+
+    /// The status a written value names (case-insensitive), or `None` when it is outside the
+    /// vocabulary.
+    pub fn from_name(text: &str) -> Option<RunStatus> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
 
-    pub fn as_str(&self) -> &str {
+    /// Parses a written status value: [`RunStatus::Unknown`] when it is outside the vocabulary.
+    pub fn parse(text: &str) -> RunStatus {
+        RunStatus::from_name(text).unwrap_or(RunStatus::Unknown)
+    }
+
+    pub fn as_str(&self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Finished => "finished",
@@ -131,7 +145,7 @@ impl RunStatus {
             RunStatus::Killed => "killed",
             RunStatus::Crashed => "crashed",
             RunStatus::Unreadable => "unreadable",
-            RunStatus::Other(s) => s,
+            RunStatus::Unknown => "unknown",
         }
     }
 
@@ -173,14 +187,16 @@ mod tests {
             "killed",
             "crashed",
             "unreadable",
+            "unknown",
         ] {
             assert_eq!(RunStatus::parse(s).as_str(), s);
+            assert!(RunStatus::ALL.iter().any(|a| a.as_str() == s));
         }
+        assert_eq!(RunStatus::ALL.len(), 8);
         assert_eq!(RunStatus::parse("RUNNING"), RunStatus::Running);
-        assert_eq!(
-            RunStatus::parse("paused"),
-            RunStatus::Other("paused".into())
-        );
+        assert_eq!(RunStatus::parse("paused"), RunStatus::Unknown);
+        assert_eq!(RunStatus::from_name("paused"), None);
+        assert_eq!(RunStatus::from_name(""), None);
         let st: StatusRecord = serde_json::from_str("{}").unwrap();
         assert_eq!(st.status, "running");
     }

@@ -181,7 +181,7 @@ impl RunIndex {
                         manifest: Manifest {
                             files,
                             dirs,
-                            captured: Vec::new(),
+                            ..Manifest::default()
                         },
                         state_fp: state_fp.clone(),
                         status: head.status,
