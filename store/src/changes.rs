@@ -48,10 +48,10 @@ pub struct ChangeOutcome {
     pub refused_files: u64,
 }
 
-/// Deepest nesting of a record value the store keeps (objects and arrays count one level
-/// each). Agents cut deeper values when they read a record; a deeper one that arrives anyway is
-/// stored as a placeholder string, and the run with it.
-pub const MAX_RECORD_DEPTH: usize = 64;
+/// Deepest nesting of a record value the store keeps: the same limit agents cut records to when
+/// they read them (`record_depth` in the protocol). A deeper one that arrives anyway (an older
+/// or foreign agent) is stored as a placeholder string, and the run with it.
+pub use runicorn_protocol::run_format::record_depth::MAX_RECORD_DEPTH;
 
 /// What the store refuses of one change batch, item by item: the rest is stored.
 #[derive(Default)]
