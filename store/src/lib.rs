@@ -52,8 +52,8 @@ pub use points::IngestStats;
 pub use remotes::{RemoteId, RemoteRow, RemoteSpec};
 pub use run_values::flatten_config;
 pub use runs::{
-    ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunRecords, RunRow, RunSort,
-    TrashView,
+    ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunProgress, RunRecords, RunRow,
+    RunSort, TrashView, ROW_KEYS,
 };
-pub use series::{SeriesAxis, SeriesPoints, SeriesQuery};
+pub use series::{KeyExtent, SeriesAxis, SeriesPoints, SeriesQuery};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};

@@ -1,6 +1,7 @@
 //! `GET /api/runs/{id}/live`: one run's new points, log text and state as Server-Sent Events.
 //! Each stream keeps a cursor (the last step sent per key, the log offset sent, the run as last
-//! sent) and, at every store change, reads what lies past it.
+//! sent) and, at every store change, reads what lies past it: a few statements per change
+//! whatever the number of keys (see [`LiveCursor::poll`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,9 +9,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use futures::Stream;
-use runicorn_store::{RunKey, RunRow, Store};
+use runicorn_store::{RunKey, Store};
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::dto::{LivePointsDto, RunDto};
@@ -20,9 +20,7 @@ use crate::routes::events::{json_event, sse_from};
 use crate::routes::{run_key, ApiPath};
 use crate::state::{closed, AppState};
 
-/// Points read per key and query.
-const POINTS_PER_READ: usize = 10_000;
-/// Most points sent per key at one change (the rest follow at the next).
+/// Most points sent at one change (the rest follow at once, in further events).
 const POINTS_PER_EVENT: usize = 200_000;
 /// Most log bytes sent at one change.
 const LOG_BYTES_PER_EVENT: usize = 1024 * 1024;
@@ -39,82 +37,147 @@ struct LogEvent {
     text: String,
 }
 
-/// What a `run` event reports a change of: status, alias, summary, notes, tags.
-type RunFingerprint = (
-    String,
-    Option<String>,
-    Option<Value>,
-    Option<String>,
-    Vec<String>,
-);
+/// Where one key's stream stands: the last step sent, and how many points the key had
+/// stored when that was sent (so the points stored since bound what a read can return).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyCursor {
+    after: i64,
+    seen: u64,
+}
 
 /// What one stream has sent so far.
 struct LiveCursor {
     run: RunKey,
-    /// Where a key not in `steps` starts.
+    /// Where a key not in `keys` starts.
     after_step: i64,
-    steps: HashMap<String, i64>,
+    /// Per key id.
+    keys: HashMap<i64, KeyCursor>,
+    /// The run's stored point count at the last metrics read: unchanged, nothing to read.
+    points_read: Option<u64>,
+    /// The last read stopped at [`POINTS_PER_EVENT`]: read again without waiting.
+    more: bool,
     log_offset: u64,
-    shown: Option<RunFingerprint>,
+    /// The run's fingerprint as last sent (`RunProgress::shown`).
+    shown: String,
+}
+
+/// What one poll found.
+struct Polled {
+    events: Vec<Event>,
+    /// Points are left to send: poll again at once.
+    more: bool,
 }
 
 impl LiveCursor {
-    fn fingerprint(run: &RunRow) -> RunFingerprint {
-        (
-            run.status.clone(),
-            run.alias.clone(),
-            run.summary.clone(),
-            run.notes.clone(),
-            run.tags.clone(),
-        )
-    }
-
-    /// Reads what is new since the last call, as events; `None` when the run is gone.
-    fn poll(&mut self, store: &Store) -> Result<Option<Vec<Event>>, ApiError> {
-        let Some(run) = store.run_by_key(self.run)? else {
+    /// Reads what is new since the last call, as events; `None` when the run is gone. The
+    /// cost is a few statements whatever the number of keys: the run's point count (unchanged:
+    /// done), the keys' stored totals (one index range), and the new points of the keys that
+    /// grew (one statement).
+    fn poll(&mut self, store: &Store) -> Result<Option<Polled>, ApiError> {
+        let Some(progress) = store.run_progress(self.run)? else {
             return Ok(None);
         };
         let mut events = Vec::new();
-        let mut series = Vec::new();
-        for key in &run.keys {
-            let mut after = *self.steps.get(key).unwrap_or(&self.after_step);
-            let mut points = LivePointsDto {
-                key: key.clone(),
-                steps: Vec::new(),
-                times: Vec::new(),
-                values: Vec::new(),
-            };
-            while points.steps.len() < POINTS_PER_EVENT {
-                let got = store.series_after(self.run, key, after, POINTS_PER_READ)?;
-                let Some(&last) = got.steps.last() else { break };
-                let full = got.steps.len() >= POINTS_PER_READ;
-                after = last;
-                points.steps.extend(got.steps);
-                points.times.extend(got.times);
-                points.values.extend(got.values);
-                if !full {
-                    break;
-                }
+        if self.more || self.points_read != Some(progress.points) {
+            let series = self.new_points(store)?;
+            self.points_read = Some(progress.points);
+            if !series.is_empty() {
+                events.push(json_event("metrics", &MetricsEvent { series }));
             }
-            self.steps.insert(key.clone(), after);
-            if !points.steps.is_empty() {
-                series.push(points);
-            }
-        }
-        if !series.is_empty() {
-            events.push(json_event("metrics", &MetricsEvent { series }));
         }
         if let Some(log) = self.new_log_text(store)? {
             events.push(json_event("log", &log));
         }
-        let fingerprint = Self::fingerprint(&run);
-        if self.shown.as_ref() != Some(&fingerprint) {
-            if self.shown.is_some() {
+        if progress.shown != self.shown {
+            if let Some(run) = store.run_by_key(self.run)? {
                 events.push(json_event("run", &RunDto::from(&run)));
             }
-            self.shown = Some(fingerprint);
+            self.shown = progress.shown;
         }
-        Ok(Some(events))
+        Ok(Some(Polled {
+            events,
+            more: self.more,
+        }))
+    }
+
+    /// The new points of the keys that grew, at most about [`POINTS_PER_EVENT`]; sets
+    /// `more` when some are left.
+    fn new_points(&mut self, store: &Store) -> Result<Vec<LivePointsDto>, ApiError> {
+        let extents = store.key_extents(self.run)?;
+        let default = KeyCursor {
+            after: self.after_step,
+            seen: 0,
+        };
+        // Keys with a point past their cursor, and an upper bound of how many: the points
+        // stored since the cursor was set (a point can only add one).
+        let mut batch: Vec<(i64, i64)> = Vec::new();
+        let mut budget = 0usize;
+        let mut single: Option<(i64, KeyCursor)> = None;
+        self.more = false;
+        for extent in &extents {
+            let cursor = self.keys.get(&extent.key).copied().unwrap_or(default);
+            if extent.last_step <= cursor.after {
+                if extent.points != cursor.seen {
+                    // Points rewritten or added before the cursor: none to send.
+                    self.keys.insert(
+                        extent.key,
+                        KeyCursor {
+                            seen: extent.points,
+                            ..cursor
+                        },
+                    );
+                }
+                continue;
+            }
+            let bound = usize::try_from(extent.points.saturating_sub(cursor.seen))
+                .unwrap_or(usize::MAX)
+                .max(1);
+            if budget + bound > POINTS_PER_EVENT {
+                if batch.is_empty() && single.is_none() {
+                    single = Some((extent.key, cursor)); // alone too big: read in parts
+                }
+                self.more = true;
+                break;
+            }
+            budget += bound;
+            batch.push((extent.key, cursor.after));
+        }
+        let mut series = Vec::new();
+        if let Some((key, cursor)) = single {
+            let got = store.key_points_after(self.run, key, cursor.after, POINTS_PER_EVENT)?;
+            if let Some(&last) = got.steps.last() {
+                self.keys.insert(
+                    key,
+                    KeyCursor {
+                        after: last,
+                        seen: cursor.seen + got.steps.len() as u64,
+                    },
+                );
+                series.push(live_dto(got));
+            }
+            return Ok(series);
+        }
+        batch.sort_unstable_by_key(|&(k, _)| k);
+        let extents_by_key: HashMap<i64, u64> = extents.iter().map(|e| (e.key, e.points)).collect();
+        let mut got = store
+            .points_after_keys(self.run, &batch)?
+            .into_iter()
+            .peekable();
+        for &(key, after) in &batch {
+            // Every new point of these keys was read: the cursor moves to the key's end.
+            let seen = extents_by_key.get(&key).copied().unwrap_or(0);
+            let mut cursor = KeyCursor { after, seen };
+            if got.peek().is_some_and(|(k, _)| *k == key) {
+                if let Some((_, points)) = got.next() {
+                    if let Some(&last) = points.steps.last() {
+                        cursor.after = last;
+                    }
+                    series.push(live_dto(points));
+                }
+            }
+            self.keys.insert(key, cursor);
+        }
+        Ok(series)
     }
 
     fn new_log_text(&mut self, store: &Store) -> Result<Option<LogEvent>, ApiError> {
@@ -155,6 +218,15 @@ impl LiveCursor {
     }
 }
 
+fn live_dto(points: runicorn_store::SeriesPoints) -> LivePointsDto {
+    LivePointsDto {
+        key: points.key,
+        steps: points.steps,
+        times: points.times,
+        values: points.values,
+    }
+}
+
 /// `GET /api/runs/{id}/live`.
 pub async fn stream(
     State(state): State<Arc<AppState>>,
@@ -169,31 +241,40 @@ pub async fn stream(
             "parameter log_offset must not be negative",
         ));
     }
-    let (run, key_steps) = state
+    let (run, progress, extents) = state
         .pool
         .read(move |store| {
             let run = store.run_by_key(key)?.ok_or(ApiError::no_run(key.0))?;
-            let keys = store.metric_keys(key)?;
-            Ok((run, keys))
+            let progress = store.run_progress(key)?.ok_or(ApiError::no_run(key.0))?;
+            // Without `after_step`, each key starts after its own last step now (a key may
+            // lag behind the run's last step), and a key that appears later is sent whole.
+            let extents = match after_step {
+                Some(_) => Vec::new(),
+                None => store.key_extents(key)?,
+            };
+            Ok((run, progress, extents))
         })
         .await?;
-    // Without `after_step`, each key starts after its own last step now (a key may lag
-    // behind the run's last step), and a key that appears later is sent whole.
-    let steps = match after_step {
-        Some(_) => HashMap::new(),
-        None => key_steps
-            .into_iter()
-            .map(|k| (k.name, k.last_step))
-            .collect(),
-    };
+    let keys = extents
+        .into_iter()
+        .map(|e| {
+            let cursor = KeyCursor {
+                after: e.last_step,
+                seen: e.points,
+            };
+            (e.key, cursor)
+        })
+        .collect();
     let mut cursor = LiveCursor {
         run: key,
         after_step: after_step.unwrap_or(i64::MIN),
-        steps,
+        keys,
+        points_read: after_step.is_none().then_some(progress.points),
+        more: false,
         log_offset: log_offset
             .map(|o| o as u64)
             .unwrap_or(run.log_synced.map_or(0, |(_, end)| end)),
-        shown: Some(LiveCursor::fingerprint(&run)),
+        shown: progress.shown,
     };
     let (tx, rx) = mpsc::channel::<Event>(16);
     let mut ticks = state.ticks.clone();
@@ -218,9 +299,11 @@ pub async fn stream(
                     return;
                 }
             };
+            let mut more = false;
             match events {
-                Ok(Some(events)) => {
-                    for event in events {
+                Ok(Some(polled)) => {
+                    more = polled.more;
+                    for event in polled.events {
                         if tx.send(event).await.is_err() {
                             return;
                         }
@@ -228,6 +311,9 @@ pub async fn stream(
                 }
                 Ok(None) => return, // the run was forgotten
                 Err(e) => tracing::warn!(run = key.0, error = %e.message, "live update failed"),
+            }
+            if more {
+                continue;
             }
             tokio::select! {
                 changed = ticks.changed() => if changed.is_err() { return },
