@@ -3,7 +3,6 @@
 //! sent) and, at every store change, reads what lies past it: a few statements per change
 //! whatever the number of keys (see [`LiveCursor::poll`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -50,8 +49,8 @@ struct LiveCursor {
     run: RunKey,
     /// Where a key not in `keys` starts.
     after_step: i64,
-    /// Per key id.
-    keys: HashMap<i64, KeyCursor>,
+    /// Per key id, in key-id order.
+    keys: Vec<(i64, KeyCursor)>,
     /// The run's stored point count at the last metrics read: unchanged, nothing to read.
     points_read: Option<u64>,
     /// The last read stopped at [`POINTS_PER_EVENT`]: read again without waiting.
@@ -101,82 +100,88 @@ impl LiveCursor {
     }
 
     /// The new points of the keys that grew, at most about [`POINTS_PER_EVENT`]; sets
-    /// `more` when some are left.
+    /// `more` when some are left. The keys' stored totals come in key-id order, as the
+    /// cursors are kept: one merge, no lookups.
     fn new_points(&mut self, store: &Store) -> Result<Vec<LivePointsDto>, ApiError> {
-        let extents = store.key_extents(self.run)?;
+        let mut extents = store.key_extents(self.run)?;
+        if !extents.is_sorted_by_key(|e| e.key) {
+            extents.sort_unstable_by_key(|e| e.key);
+        }
         let default = KeyCursor {
             after: self.after_step,
             seen: 0,
         };
-        // Keys with a point past their cursor, and an upper bound of how many: the points
-        // stored since the cursor was set (a point can only add one).
-        let mut batch: Vec<(i64, i64)> = Vec::new();
+        let mut old = std::mem::take(&mut self.keys).into_iter().peekable();
+        let mut keys: Vec<(i64, KeyCursor)> = Vec::with_capacity(extents.len());
+        // Keys with a point past their cursor (by index into `keys`), while the upper bound of
+        // their new points (the points stored since the cursor was set) fits the budget.
+        let mut batch: Vec<usize> = Vec::new();
         let mut budget = 0usize;
-        let mut single: Option<(i64, KeyCursor)> = None;
+        let mut single: Option<usize> = None;
         self.more = false;
         for extent in &extents {
-            let cursor = self.keys.get(&extent.key).copied().unwrap_or(default);
+            while old.next_if(|(k, _)| *k < extent.key).is_some() {}
+            let cursor = old
+                .next_if(|(k, _)| *k == extent.key)
+                .map_or(default, |(_, c)| c);
+            keys.push((extent.key, cursor));
             if extent.last_step <= cursor.after {
-                if extent.points != cursor.seen {
-                    // Points rewritten or added before the cursor: none to send.
-                    self.keys.insert(
-                        extent.key,
-                        KeyCursor {
-                            seen: extent.points,
-                            ..cursor
-                        },
-                    );
+                // Nothing past the cursor (points rewritten or added before it).
+                if let Some(last) = keys.last_mut() {
+                    last.1.seen = extent.points;
                 }
                 continue;
+            }
+            if self.more {
+                continue; // over budget: read at the next poll
             }
             let bound = usize::try_from(extent.points.saturating_sub(cursor.seen))
                 .unwrap_or(usize::MAX)
                 .max(1);
             if budget + bound > POINTS_PER_EVENT {
-                if batch.is_empty() && single.is_none() {
-                    single = Some((extent.key, cursor)); // alone too big: read in parts
+                if batch.is_empty() {
+                    single = Some(keys.len() - 1); // alone too big: read in parts
                 }
                 self.more = true;
-                break;
+                continue;
             }
             budget += bound;
-            batch.push((extent.key, cursor.after));
+            batch.push(keys.len() - 1);
         }
         let mut series = Vec::new();
-        if let Some((key, cursor)) = single {
+        if let Some(i) = single {
+            let (key, cursor) = keys[i];
             let got = store.key_points_after(self.run, key, cursor.after, POINTS_PER_EVENT)?;
             if let Some(&last) = got.steps.last() {
-                self.keys.insert(
-                    key,
-                    KeyCursor {
-                        after: last,
-                        seen: cursor.seen + got.steps.len() as u64,
-                    },
-                );
+                keys[i].1 = KeyCursor {
+                    after: last,
+                    seen: cursor.seen + got.steps.len() as u64,
+                };
                 series.push(live_dto(got));
             }
+            self.keys = keys;
             return Ok(series);
         }
-        batch.sort_unstable_by_key(|&(k, _)| k);
-        let extents_by_key: HashMap<i64, u64> = extents.iter().map(|e| (e.key, e.points)).collect();
+        let asked: Vec<(i64, i64)> = batch
+            .iter()
+            .map(|&i| (keys[i].0, keys[i].1.after))
+            .collect();
         let mut got = store
-            .points_after_keys(self.run, &batch)?
+            .points_after_keys(self.run, &asked)?
             .into_iter()
             .peekable();
-        for &(key, after) in &batch {
-            // Every new point of these keys was read: the cursor moves to the key's end.
-            let seen = extents_by_key.get(&key).copied().unwrap_or(0);
-            let mut cursor = KeyCursor { after, seen };
-            if got.peek().is_some_and(|(k, _)| *k == key) {
-                if let Some((_, points)) = got.next() {
-                    if let Some(&last) = points.steps.last() {
-                        cursor.after = last;
-                    }
-                    series.push(live_dto(points));
+        for &i in &batch {
+            // Every new point of this key was read: its cursor moves to the key's end.
+            let key = keys[i].0;
+            keys[i].1.seen = extents[i].points;
+            if let Some((_, points)) = got.next_if(|(k, _)| *k == key) {
+                if let Some(&last) = points.steps.last() {
+                    keys[i].1.after = last;
                 }
+                series.push(live_dto(points));
             }
-            self.keys.insert(key, cursor);
         }
+        self.keys = keys;
         Ok(series)
     }
 
@@ -255,7 +260,7 @@ pub async fn stream(
             Ok((run, progress, extents))
         })
         .await?;
-    let keys = extents
+    let mut keys: Vec<(i64, KeyCursor)> = extents
         .into_iter()
         .map(|e| {
             let cursor = KeyCursor {
@@ -265,6 +270,7 @@ pub async fn stream(
             (e.key, cursor)
         })
         .collect();
+    keys.sort_unstable_by_key(|&(k, _)| k);
     let mut cursor = LiveCursor {
         run: key,
         after_step: after_step.unwrap_or(i64::MIN),
