@@ -106,8 +106,10 @@ pub struct MetricKey {
 /// A run's progress as a live reader polls it ([`Store::run_progress`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunProgress {
-    /// Metric points stored.
+    /// Metric points stored (the sum of the keys' `points`).
     pub points: u64,
+    /// Largest step stored.
+    pub last_step: Option<i64>,
     /// Changes exactly when the status, alias, summary, notes or tags change.
     pub shown: String,
 }
@@ -429,14 +431,16 @@ impl Store {
     pub fn run_progress(&self, run: RunKey) -> Result<Option<RunProgress>, StoreError> {
         self.conn
             .prepare_cached(
-                "SELECT stored_points, json_array(status, coalesce(user_alias, alias), summary,
-                    notes, coalesce(user_tags, tags)) FROM runs WHERE id = ?1",
+                "SELECT stored_points, stored_last_step, json_array(status,
+                    coalesce(user_alias, alias), summary, notes, coalesce(user_tags, tags))
+                 FROM runs WHERE id = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([run.0], |r| {
                     Ok(RunProgress {
                         points: from_sql_int(r.get(0)?),
-                        shown: r.get(1)?,
+                        last_step: r.get(1)?,
+                        shown: r.get(2)?,
                     })
                 })
                 .optional()

@@ -570,6 +570,28 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().at(p)
     }
 
+    /// The keys of a run whose last step is past `step`, in key-id order: one statement whose
+    /// filter runs in SQLite, so a run of many keys costs little when few grew.
+    pub fn key_extents_after(&self, run: RunKey, step: i64) -> Result<Vec<KeyExtent>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, points, last_step FROM run_keys WHERE run = ?1 AND last_step > ?2",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map(params![run.0, step], |r| {
+                Ok(KeyExtent {
+                    key: r.get(0)?,
+                    points: crate::store::from_sql_int(r.get(1)?),
+                    last_step: r.get(2)?,
+                })
+            })
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
     /// Live updates of several keys in one statement: for each `(key id, after)`, every point
     /// of that key with a step above `after`, in step order. No limit: the caller bounds the
     /// answer by the keys it asks for (see [`KeyExtent::points`]). Keys without new points are

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};
 use futures::Stream;
-use runicorn_store::{RunKey, Store};
+use runicorn_store::{KeyExtent, RunKey, RunProgress, Store};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -53,6 +53,8 @@ struct LiveCursor {
     keys: Vec<(i64, KeyCursor)>,
     /// The run's stored point count at the last metrics read: unchanged, nothing to read.
     points_read: Option<u64>,
+    /// The run's last step at the last metrics read.
+    last_step_read: Option<i64>,
     /// The last read stopped at [`POINTS_PER_EVENT`]: read again without waiting.
     more: bool,
     log_offset: u64,
@@ -78,8 +80,9 @@ impl LiveCursor {
         };
         let mut events = Vec::new();
         if self.more || self.points_read != Some(progress.points) {
-            let series = self.new_points(store)?;
+            let series = self.new_points(store, &progress)?;
             self.points_read = Some(progress.points);
+            self.last_step_read = progress.last_step;
             if !series.is_empty() {
                 events.push(json_event("metrics", &MetricsEvent { series }));
             }
@@ -100,10 +103,70 @@ impl LiveCursor {
     }
 
     /// The new points of the keys that grew, at most about [`POINTS_PER_EVENT`]; sets
-    /// `more` when some are left. The keys' stored totals come in key-id order, as the
-    /// cursors are kept: one merge, no lookups.
-    fn new_points(&mut self, store: &Store) -> Result<Vec<LivePointsDto>, ApiError> {
-        let mut extents = store.key_extents(self.run)?;
+    /// `more` when some are left.
+    ///
+    /// Finding the keys that grew: usually new points lie past the run's last step at the
+    /// previous read, so the keys past it (one filtered statement, the filter in SQLite) are
+    /// taken, and when the points they gained add up to all the points the run gained, no
+    /// other key changed. Otherwise (a lagging key, a new key, points left over) every key's
+    /// totals are read and merged with the cursors, both in key-id order.
+    fn new_points(
+        &mut self,
+        store: &Store,
+        progress: &RunProgress,
+    ) -> Result<Vec<LivePointsDto>, ApiError> {
+        let quick = match (self.more, self.points_read, self.last_step_read) {
+            (false, Some(before), Some(last)) if progress.points >= before => {
+                let grown = store.key_extents_after(self.run, last)?;
+                let gained: u64 = grown
+                    .iter()
+                    .map(|e| e.points.saturating_sub(self.cursor_of(e.key).seen))
+                    .sum();
+                // Both reads must see the same commit: the run's count is read again.
+                let same = store
+                    .run_progress(self.run)?
+                    .is_some_and(|now| now.points == progress.points);
+                (same && gained == progress.points - before).then_some(grown)
+            }
+            _ => None,
+        };
+        let candidates: Vec<(usize, KeyExtent)> = match quick {
+            Some(grown) => {
+                for e in &grown {
+                    if let Err(at) = self.keys.binary_search_by_key(&e.key, |&(k, _)| k) {
+                        let start = KeyCursor {
+                            after: self.after_step,
+                            seen: 0,
+                        };
+                        self.keys.insert(at, (e.key, start));
+                    }
+                }
+                grown
+                    .into_iter()
+                    .filter_map(|e| {
+                        let i = self.keys.binary_search_by_key(&e.key, |&(k, _)| k).ok()?;
+                        Some((i, e))
+                    })
+                    .collect()
+            }
+            None => self.merge_all(store.key_extents(self.run)?),
+        };
+        self.read_grown(store, candidates)
+    }
+
+    fn cursor_of(&self, key: i64) -> KeyCursor {
+        match self.keys.binary_search_by_key(&key, |&(k, _)| k) {
+            Ok(i) => self.keys[i].1,
+            Err(_) => KeyCursor {
+                after: self.after_step,
+                seen: 0,
+            },
+        }
+    }
+
+    /// Rebuilds the cursors from every key's totals (keys gone are dropped, new ones start at
+    /// `after_step`); the keys with points past their cursor, as (index, totals).
+    fn merge_all(&mut self, mut extents: Vec<KeyExtent>) -> Vec<(usize, KeyExtent)> {
         if !extents.is_sorted_by_key(|e| e.key) {
             extents.sort_unstable_by_key(|e| e.key);
         }
@@ -113,76 +176,84 @@ impl LiveCursor {
         };
         let mut old = std::mem::take(&mut self.keys).into_iter().peekable();
         let mut keys: Vec<(i64, KeyCursor)> = Vec::with_capacity(extents.len());
-        // Keys with a point past their cursor (by index into `keys`), while the upper bound of
-        // their new points (the points stored since the cursor was set) fits the budget.
-        let mut batch: Vec<usize> = Vec::new();
-        let mut budget = 0usize;
-        let mut single: Option<usize> = None;
-        self.more = false;
-        for extent in &extents {
+        let mut grown = Vec::new();
+        for extent in extents {
             while old.next_if(|(k, _)| *k < extent.key).is_some() {}
-            let cursor = old
+            let mut cursor = old
                 .next_if(|(k, _)| *k == extent.key)
                 .map_or(default, |(_, c)| c);
-            keys.push((extent.key, cursor));
-            if extent.last_step <= cursor.after {
+            if extent.last_step > cursor.after {
+                grown.push((keys.len(), extent));
+            } else {
                 // Nothing past the cursor (points rewritten or added before it).
-                if let Some(last) = keys.last_mut() {
-                    last.1.seen = extent.points;
-                }
-                continue;
+                cursor.seen = extent.points;
             }
-            if self.more {
-                continue; // over budget: read at the next poll
-            }
-            let bound = usize::try_from(extent.points.saturating_sub(cursor.seen))
+            keys.push((extent.key, cursor));
+        }
+        self.keys = keys;
+        grown
+    }
+
+    /// Reads the new points of `grown` (indexes into the cursors, in key order) while the
+    /// upper bound of their count (the points stored since each cursor was set) fits the
+    /// budget: in one statement, or a key alone too big in parts.
+    fn read_grown(
+        &mut self,
+        store: &Store,
+        grown: Vec<(usize, KeyExtent)>,
+    ) -> Result<Vec<LivePointsDto>, ApiError> {
+        self.more = false;
+        let mut batch: Vec<(usize, KeyExtent)> = Vec::new();
+        let mut budget = 0usize;
+        for (i, extent) in grown {
+            let bound = usize::try_from(extent.points.saturating_sub(self.keys[i].1.seen))
                 .unwrap_or(usize::MAX)
                 .max(1);
             if budget + bound > POINTS_PER_EVENT {
-                if batch.is_empty() {
-                    single = Some(keys.len() - 1); // alone too big: read in parts
-                }
                 self.more = true;
-                continue;
+                if batch.is_empty() {
+                    return self.read_in_parts(store, i);
+                }
+                break;
             }
             budget += bound;
-            batch.push(keys.len() - 1);
-        }
-        let mut series = Vec::new();
-        if let Some(i) = single {
-            let (key, cursor) = keys[i];
-            let got = store.key_points_after(self.run, key, cursor.after, POINTS_PER_EVENT)?;
-            if let Some(&last) = got.steps.last() {
-                keys[i].1 = KeyCursor {
-                    after: last,
-                    seen: cursor.seen + got.steps.len() as u64,
-                };
-                series.push(live_dto(got));
-            }
-            self.keys = keys;
-            return Ok(series);
+            batch.push((i, extent));
         }
         let asked: Vec<(i64, i64)> = batch
             .iter()
-            .map(|&i| (keys[i].0, keys[i].1.after))
+            .map(|&(i, _)| (self.keys[i].0, self.keys[i].1.after))
             .collect();
         let mut got = store
             .points_after_keys(self.run, &asked)?
             .into_iter()
             .peekable();
-        for &i in &batch {
+        let mut series = Vec::new();
+        for (i, extent) in batch {
             // Every new point of this key was read: its cursor moves to the key's end.
-            let key = keys[i].0;
-            keys[i].1.seen = extents[i].points;
+            let key = self.keys[i].0;
+            self.keys[i].1.seen = extent.points;
             if let Some((_, points)) = got.next_if(|(k, _)| *k == key) {
                 if let Some(&last) = points.steps.last() {
-                    keys[i].1.after = last;
+                    self.keys[i].1.after = last;
                 }
                 series.push(live_dto(points));
             }
         }
-        self.keys = keys;
         Ok(series)
+    }
+
+    /// The first [`POINTS_PER_EVENT`] new points of the key at index `i`.
+    fn read_in_parts(&mut self, store: &Store, i: usize) -> Result<Vec<LivePointsDto>, ApiError> {
+        let (key, cursor) = self.keys[i];
+        let got = store.key_points_after(self.run, key, cursor.after, POINTS_PER_EVENT)?;
+        let Some(&last) = got.steps.last() else {
+            return Ok(Vec::new());
+        };
+        self.keys[i].1 = KeyCursor {
+            after: last,
+            seen: cursor.seen + got.steps.len() as u64,
+        };
+        Ok(vec![live_dto(got)])
     }
 
     fn new_log_text(&mut self, store: &Store) -> Result<Option<LogEvent>, ApiError> {
@@ -276,6 +347,7 @@ pub async fn stream(
         after_step: after_step.unwrap_or(i64::MIN),
         keys,
         points_read: after_step.is_none().then_some(progress.points),
+        last_step_read: progress.last_step,
         more: false,
         log_offset: log_offset
             .map(|o| o as u64)
