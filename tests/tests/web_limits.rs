@@ -189,9 +189,10 @@ fn run_id_of(served: &Served, run_id: &str) -> i64 {
         .unwrap()
 }
 
-/// Measured on the 2-core test machine (debug build, other builds running): compare ≈ 0.5 s,
-/// the live event after a sync ≈ 0.3 s; the old compare took 21 s. The bounds are far above
-/// the first and far below the second.
+/// Measured on the 2-core test machine (debug build, other builds running): each page
+/// 0.2–0.3 s, compare 0.7 s, ten live streams' events 0.5 s after the sync; the old compare
+/// took 21 s (the issue) to 330 s (`bench/src/bin/many_keys.rs`, two 200,000-key runs). The
+/// bounds are ten times the figures and far below the old ones.
 const COMPARE_BOUND: Duration = Duration::from_secs(8);
 const LIVE_BOUND: Duration = Duration::from_secs(8);
 const PAGE_BOUND: Duration = Duration::from_secs(8);
