@@ -155,22 +155,18 @@ fn build(dir: &Path, keys: usize) -> anyhow::Result<(Store, RemoteId, RunKey, Ru
     Ok((store, remote, a, b))
 }
 
-/// User + system CPU time of this process.
+/// User + system CPU time of this process (all threads), to the microsecond.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
+    // SAFETY: getrusage only writes the struct it is given, which is zeroed and ours.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
     };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
 /// A dashboard on its own runtime and thread.
@@ -359,7 +355,7 @@ fn main() -> anyhow::Result<()> {
         ms(old_one),
         ms(old_all),
         args.streams,
-        old_all.as_secs_f64() / live_cpu.as_secs_f64().max(0.01)
+        old_all.as_secs_f64() / live_cpu.as_secs_f64().max(1e-4)
     );
     println!(
         "live, commit to another run: {} CPU over the next second for {} streams | old poll {} \
@@ -367,7 +363,7 @@ fn main() -> anyhow::Result<()> {
         ms(idle_cpu),
         args.streams,
         ms(old_all),
-        old_all.as_secs_f64() / idle_cpu.as_secs_f64().max(0.01)
+        old_all.as_secs_f64() / idle_cpu.as_secs_f64().max(1e-4)
     );
     drop(streams);
     let _ = stop.send(());

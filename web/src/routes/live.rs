@@ -402,3 +402,171 @@ pub async fn stream(
     });
     Ok(sse_from(rx))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_protocol::wire::{
+        ChangeBatch, Cursor, EventsState, PointBatch, RunChange, RunPoints, Series,
+    };
+    use runicorn_store::{RemoteId, RemoteSpec};
+
+    const DIR: &str = "runs/p/r1";
+
+    fn store() -> (tempfile::TempDir, Store, RemoteId, RunKey) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::open(tmp.path()).unwrap();
+        let remote = store
+            .upsert_remote(&RemoteSpec {
+                name: "gpu".into(),
+                address: "gpu".into(),
+                transport: serde_json::Value::Null,
+            })
+            .unwrap();
+        let run = RunChange {
+            dir: DIR.into(),
+            seq: 1,
+            id: "r1".into(),
+            path: "p".into(),
+            layout: "current".into(),
+            alias: None,
+            tags: vec![],
+            status: "running".into(),
+            reason: None,
+            created_at: None,
+            ended_at: None,
+            hostname: None,
+            deleted: false,
+            meta: None,
+            status_record: None,
+            summary: None,
+            config: None,
+            environment: None,
+            events: EventsState {
+                bytes: 1 << 30,
+                ..EventsState::default()
+            },
+            log_bytes: 0,
+            files: vec![],
+            skipped_files: vec![],
+            skipped_files_total: 0,
+        };
+        let batch = ChangeBatch {
+            reset: true,
+            runs: vec![run],
+            removed: vec![],
+            cursor: Cursor {
+                epoch: "e".into(),
+                seq: 1,
+            },
+            more: false,
+            skipped: vec![],
+        };
+        store.apply_change_batch(remote, &batch).unwrap();
+        let key = store.run(remote, DIR).unwrap().unwrap().key;
+        (tmp, store, remote, key)
+    }
+
+    /// Appends `steps` of `key` as the next 100 bytes of the run's events.
+    fn add(store: &mut Store, remote: RemoteId, at: &mut u64, key: &str, steps: &[i64]) {
+        let batch = PointBatch {
+            runs: vec![RunPoints {
+                dir: DIR.into(),
+                from: *at,
+                to: *at + 100,
+                next_line: *at + 101,
+                times: steps.iter().map(|&s| s as f64).collect(),
+                series: vec![Series {
+                    key: key.into(),
+                    rows: None,
+                    values: steps.iter().map(|&s| s as f64 * 2.0).collect(),
+                }],
+                steps: steps.to_vec(),
+                ..RunPoints::default()
+            }],
+        };
+        store.ingest_points(remote, &batch).unwrap();
+        *at += 100;
+    }
+
+    /// A cursor as a stream without `after_step` starts it.
+    fn cursor(store: &Store, run: RunKey) -> LiveCursor {
+        let progress = store.run_progress(run).unwrap().unwrap();
+        let mut keys: Vec<(i64, KeyCursor)> = store
+            .key_extents(run)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let c = KeyCursor {
+                    after: e.last_step,
+                    seen: e.points,
+                };
+                (e.key, c)
+            })
+            .collect();
+        keys.sort_unstable_by_key(|&(k, _)| k);
+        LiveCursor {
+            run,
+            after_step: i64::MIN,
+            keys,
+            points_read: Some(progress.points),
+            last_step_read: progress.last_step,
+            more: false,
+            log_offset: 0,
+            shown: progress.shown,
+        }
+    }
+
+    fn poll(c: &mut LiveCursor, store: &Store) -> Vec<(String, Vec<i64>)> {
+        let progress = store.run_progress(c.run).unwrap().unwrap();
+        let got = c.new_points(store, &progress).unwrap();
+        c.points_read = Some(progress.points);
+        c.last_step_read = progress.last_step;
+        got.into_iter().map(|s| (s.key, s.steps)).collect()
+    }
+
+    #[test]
+    fn grown_lagging_and_new_keys_are_each_sent_once() {
+        let (_tmp, mut store, remote, run) = store();
+        let mut at = 0;
+        add(&mut store, remote, &mut at, "a", &[0, 1, 2, 3, 4]);
+        add(&mut store, remote, &mut at, "b", &[0, 1, 2]);
+        let mut c = cursor(&store, run);
+        assert!(poll(&mut c, &store).is_empty());
+        // Past the run's last step: found by the filtered read.
+        add(&mut store, remote, &mut at, "a", &[5, 6]);
+        assert_eq!(poll(&mut c, &store), [("a".to_owned(), vec![5, 6])]);
+        // A lagging key (its new step is below the run's last step): the full merge.
+        add(&mut store, remote, &mut at, "b", &[3]);
+        assert_eq!(poll(&mut c, &store), [("b".to_owned(), vec![3])]);
+        // A key that appears later is sent whole.
+        add(&mut store, remote, &mut at, "c", &[0, 1]);
+        assert_eq!(poll(&mut c, &store), [("c".to_owned(), vec![0, 1])]);
+        // Both at once, then nothing more.
+        add(&mut store, remote, &mut at, "a", &[7]);
+        add(&mut store, remote, &mut at, "c", &[2]);
+        assert_eq!(
+            poll(&mut c, &store),
+            [("a".to_owned(), vec![7]), ("c".to_owned(), vec![2])]
+        );
+        assert!(poll(&mut c, &store).is_empty());
+        assert!(!c.more);
+    }
+
+    #[test]
+    fn after_step_sends_every_key_past_it() {
+        let (_tmp, mut store, remote, run) = store();
+        let mut at = 0;
+        add(&mut store, remote, &mut at, "a", &[0, 1, 2, 3]);
+        add(&mut store, remote, &mut at, "b", &[0, 1]);
+        let mut c = cursor(&store, run);
+        c.keys.clear();
+        c.after_step = 0;
+        c.points_read = None;
+        assert_eq!(
+            poll(&mut c, &store),
+            [("a".to_owned(), vec![1, 2, 3]), ("b".to_owned(), vec![1])]
+        );
+        assert!(poll(&mut c, &store).is_empty());
+    }
+}
