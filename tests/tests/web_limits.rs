@@ -369,6 +369,37 @@ fn slow_header_clients_are_cut_off_while_others_are_served_beyond_the_cap() {
 }
 
 #[test]
+fn event_streams_cannot_take_every_connection() {
+    under_timeout(120, || {
+        let (world, _w) = small_world();
+        let served = Served::start(world.hub_dir.path());
+        // Half the connection cap (256) may be event streams; the next one is refused.
+        let mut streams: Vec<EventStream> = (0..128)
+            .map(|_| EventStream::open(served.addr, "/api/events"))
+            .collect();
+        assert!(streams.iter().all(|s| s.status == 200));
+        let refused = served.get("/api/events");
+        assert_eq!(refused.status, 503, "{}", refused.text());
+        assert!(
+            refused.text().contains("event streams"),
+            "{}",
+            refused.text()
+        );
+        // Plain requests are served meanwhile.
+        assert_eq!(served.get("/api/runs").status, 200);
+        // A closed stream gives its place back (once the server notices: at the latest at
+        // its next keep-alive comment, 15 s).
+        streams.pop();
+        let reopened = runicorn_tests::wait_until(30.0, || {
+            EventStream::open(served.addr, "/api/events").status == 200
+        });
+        assert!(reopened);
+        drop(streams);
+        assert!(served.stop(Duration::from_secs(10)));
+    });
+}
+
+#[test]
 fn parameters_out_of_bounds_are_400_naming_them() {
     under_timeout(120, || {
         let (world, _w) = small_world();

@@ -71,6 +71,7 @@ impl Dashboard {
             ticks: ticks_rx,
             closing: closing_rx,
             index: IndexPage::new(&token),
+            streams: Arc::new(tokio::sync::Semaphore::new(crate::state::MAX_STREAMS)),
         });
         let guard = Arc::new(Guard {
             hosts: HostPolicy::new(addr.ip(), addr.port()),

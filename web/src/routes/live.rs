@@ -310,6 +310,7 @@ pub async fn stream(
     params: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
     let key = run_key(&id)?;
+    let place = state.stream_place()?;
     let after_step = params.integer("after_step")?;
     let log_offset = params.integer("log_offset")?;
     if log_offset.is_some_and(|o| o < 0) {
@@ -359,6 +360,7 @@ pub async fn stream(
     let pool = Arc::clone(&state.pool);
     let closing = state.closing.clone();
     tokio::spawn(async move {
+        let _place = place; // held while the stream is open
         loop {
             ticks.mark_unchanged();
             let polled = pool
