@@ -54,9 +54,9 @@ pub use points::IngestStats;
 pub use remotes::{RemoteId, RemoteRow, RemoteSpec, SKIPPED_SHOWN};
 pub use run_values::flatten_config;
 pub use runs::{
-    ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunRecords, RunRow, RunSort,
-    TrashView,
+    ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunProgress, RunRecords, RunRow,
+    RunSort, TrashView, ROW_KEYS,
 };
-pub use series::{SeriesAxis, SeriesPoints, SeriesQuery};
+pub use series::{KeyExtent, SeriesAxis, SeriesPoints, SeriesQuery};
 pub use skipped::{SkippedFiles, SkippedItem, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};

@@ -64,8 +64,10 @@ pub struct RunRow {
     pub points: u64,
     /// Largest step stored.
     pub last_step: Option<i64>,
-    /// Metric keys stored, by name.
+    /// Metric keys stored, by name: the first [`ROW_KEYS`] of them (see `key_count`).
     pub keys: Vec<String>,
+    /// How many metric keys are stored.
+    pub key_count: u64,
     /// Bytes of `events.jsonl` the store holds.
     pub synced_bytes: u64,
     /// Byte range of `logs.txt` the store holds; `None` before the first fetch.
@@ -78,6 +80,11 @@ impl RunRow {
         !self.removed && self.synced_bytes != self.remote_events.bytes
     }
 }
+
+/// Most metric keys a [`RunRow`] lists (`keys`; `key_count` says how many there are), and
+/// most of the agent's reported keys it keeps (`remote_events.keys`): a row stays small for a
+/// run with hundreds of thousands of keys.
+pub const ROW_KEYS: usize = 100;
 
 /// The records of a run that listings leave out (they can be large).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -94,6 +101,17 @@ pub struct MetricKey {
     pub points: u64,
     pub first_step: i64,
     pub last_step: i64,
+}
+
+/// A run's progress as a live reader polls it ([`Store::run_progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Metric points stored (the sum of the keys' `points`).
+    pub points: u64,
+    /// Largest step stored.
+    pub last_step: Option<i64>,
+    /// Changes exactly when the status, alias, summary, notes or tags change.
+    pub shown: String,
 }
 
 /// One file of a run's manifest.
@@ -199,8 +217,9 @@ pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r
     r.events_points, r.events_keys, r.events_last_step, r.events_last_event_at,
     r.events_corrupt_lines, r.log_bytes, r.stored_points, r.stored_last_step,
     (SELECT json_group_array(name) FROM (SELECT k.name FROM run_keys rk
-        JOIN metric_keys k ON k.id = rk.key WHERE rk.run = r.id ORDER BY k.name)),
-    r.copy_offset, r.log_start, r.log_end, r.alias, r.tags, r.notes, r.trashed_at";
+        JOIN metric_keys k ON k.id = rk.key WHERE rk.run = r.id ORDER BY k.name LIMIT 100)),
+    r.copy_offset, r.log_start, r.log_end, r.alias, r.tags, r.notes, r.trashed_at,
+    (SELECT count(*) FROM run_keys rk WHERE rk.run = r.id)";
 
 pub(crate) const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
 
@@ -210,6 +229,32 @@ fn json_opt(text: Option<String>) -> Option<Value> {
 
 fn strings(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
+}
+
+/// The first `n` strings of a JSON array (the rest skipped unbuilt); empty when unreadable.
+fn first_strings(text: &str, n: usize) -> Vec<String> {
+    use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+    struct First(usize);
+    impl<'de> Visitor<'de> for First {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of strings")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while out.len() < self.0 {
+                match seq.next_element::<String>()? {
+                    Some(s) => out.push(s),
+                    None => return Ok(out),
+                }
+            }
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(out)
+        }
+    }
+    serde_json::Deserializer::from_str(text)
+        .deserialize_seq(First(n))
+        .unwrap_or_default()
 }
 
 pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
@@ -240,7 +285,7 @@ pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
             bytes: from_sql_int(row.get(20)?),
             lines: from_sql_int(row.get(21)?),
             points: from_sql_int(row.get(22)?),
-            keys: strings(&row.get::<_, String>(23)?),
+            keys: first_strings(&row.get::<_, String>(23)?, ROW_KEYS),
             last_step: row.get(24)?,
             last_event_at: row.get(25)?,
             corrupt_lines: from_sql_int(row.get(26)?),
@@ -257,6 +302,7 @@ pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
         remote_tags: strings(&row.get::<_, String>(35)?),
         notes: row.get(36)?,
         trashed_at: row.get(37)?,
+        key_count: from_sql_int(row.get(38)?),
     })
 }
 
@@ -299,16 +345,29 @@ impl Store {
 
     /// The metric keys stored for a run, by name.
     pub fn metric_keys(&self, run: RunKey) -> Result<Vec<MetricKey>, StoreError> {
+        self.metric_keys_page(run, 0, None)
+    }
+
+    /// The metric keys of a run by name, from the `offset`-th, at most `limit` of them.
+    pub fn metric_keys_page(
+        &self,
+        run: RunKey,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<Vec<MetricKey>, StoreError> {
         let p = &self.db_path;
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT k.name, rk.points, rk.first_step, rk.last_step FROM run_keys rk
-                 JOIN metric_keys k ON k.id = rk.key WHERE rk.run = ?1 ORDER BY k.name",
+                 JOIN metric_keys k ON k.id = rk.key WHERE rk.run = ?1 ORDER BY k.name
+                 LIMIT ?2 OFFSET ?3",
             )
             .at(p)?;
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([run.0], |r| {
+            .query_map(params![run.0, limit, offset], |r| {
                 Ok(MetricKey {
                     name: r.get(0)?,
                     points: from_sql_int(r.get(1)?),
@@ -318,6 +377,75 @@ impl Store {
             })
             .at(p)?;
         rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// The metric keys every one of `runs` has, by name, at most `limit`. One statement: the
+    /// keys of the run with the fewest are looked up in the others (index seeks), so the cost
+    /// is that run's key count, never a product of key counts.
+    pub fn shared_metric_keys(
+        &self,
+        runs: &[RunKey],
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let p = &self.db_path;
+        let Some(first) = runs.first() else {
+            return Ok(Vec::new());
+        };
+        let mut smallest = (*first, u64::MAX);
+        for run in runs {
+            let n: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM run_keys WHERE run = ?1")
+                .and_then(|mut s| s.query_row([run.0], |r| r.get(0)))
+                .at(p)?;
+            if from_sql_int(n) < smallest.1 {
+                smallest = (*run, from_sql_int(n));
+            }
+        }
+        let others: Vec<i64> = runs
+            .iter()
+            .filter(|r| **r != smallest.0)
+            .map(|r| r.0)
+            .collect();
+        let others = serde_json::Value::from(others).to_string();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT k.name FROM run_keys rk JOIN metric_keys k ON k.id = rk.key
+                 WHERE rk.run = ?1 AND NOT EXISTS (
+                    SELECT 1 FROM json_each(?2) o WHERE NOT EXISTS (
+                        SELECT 1 FROM run_keys x WHERE x.run = o.value AND x.key = rk.key))
+                 ORDER BY k.name LIMIT ?3",
+            )
+            .at(p)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![smallest.0 .0, others, limit], |r| r.get(0))
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// What a live reader polls at every store change: the run's stored point count and a
+    /// fingerprint of what a `run` event reports (status, alias, summary, notes, tags).
+    /// `None` when the run is gone.
+    pub fn run_progress(&self, run: RunKey) -> Result<Option<RunProgress>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT stored_points, stored_last_step, json_array(status,
+                    coalesce(user_alias, alias), summary, notes, coalesce(user_tags, tags))
+                 FROM runs WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([run.0], |r| {
+                    Ok(RunProgress {
+                        points: from_sql_int(r.get(0)?),
+                        last_step: r.get(1)?,
+                        shown: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
+            .at(&self.db_path)
     }
 
     /// A run's series of one key as (step, time, value) in step order. NaN values and missing
@@ -670,6 +798,101 @@ mod tests {
         assert!(store.points(row.key, "nope").unwrap().is_empty());
         assert_eq!(store.total_points(r).unwrap(), 20);
         assert_eq!(store.remote("gpu").unwrap().unwrap().points, 20);
+    }
+
+    /// A batch of `steps` for `keys` keys named `m000000`, `m000001`, …
+    fn wide_batch(
+        dir: &str,
+        from: u64,
+        to: u64,
+        steps: std::ops::Range<i64>,
+        keys: usize,
+    ) -> runicorn_protocol::wire::PointBatch {
+        let mut batch = point_batch(dir, from, to, steps);
+        let run = &mut batch.runs[0];
+        let values: Vec<f64> = run.steps.iter().map(|&s| s as f64).collect();
+        run.series = (0..keys)
+            .map(|k| runicorn_protocol::wire::Series {
+                key: format!("m{k:06}"),
+                rows: None,
+                values: values.clone(),
+            })
+            .collect();
+        batch
+    }
+
+    #[test]
+    fn many_keys_are_listed_capped_shared_and_read_live_in_one_statement() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let runs = vec![
+            run_change("runs/a/1", 1, 3000),
+            run_change("runs/a/2", 2, 3000),
+        ];
+        store
+            .apply_change_batch(r, &change_batch(true, runs, "e", 2, false))
+            .unwrap();
+        store
+            .ingest_points(r, &wide_batch("runs/a/1", 0, 1000, 0..2, 300))
+            .unwrap();
+        store
+            .ingest_points(r, &wide_batch("runs/a/2", 0, 1000, 0..2, 250))
+            .unwrap();
+        let a = store.run(r, "runs/a/1").unwrap().unwrap();
+        let b = store.run(r, "runs/a/2").unwrap().unwrap();
+        assert_eq!((a.keys.len(), a.key_count), (ROW_KEYS, 300));
+        assert_eq!(a.keys[0], "m000000");
+        let page = store.metric_keys_page(a.key, 290, Some(20)).unwrap();
+        assert_eq!(page.len(), 10);
+        assert_eq!(page[0].name, "m000290");
+        let shared = store.shared_metric_keys(&[a.key, b.key], 1000).unwrap();
+        assert_eq!(shared.len(), 250);
+        assert_eq!(shared[249], "m000249");
+        assert_eq!(
+            store.shared_metric_keys(&[a.key, b.key], 5).unwrap().len(),
+            5
+        );
+
+        // Live: the extents say which keys grew; one statement reads their new points.
+        let before = store.run_progress(a.key).unwrap().unwrap();
+        let extents = store.key_extents(a.key).unwrap();
+        assert_eq!(extents.len(), 300);
+        assert!(extents.iter().all(|e| e.points == 2 && e.last_step == 1));
+        store
+            .ingest_points(r, &wide_batch("runs/a/1", 1000, 2000, 2..4, 3))
+            .unwrap();
+        let after = store.run_progress(a.key).unwrap().unwrap();
+        assert_eq!(after.points, before.points + 6);
+        assert_eq!(after.shown, before.shown);
+        let grown: Vec<(i64, i64)> = store
+            .key_extents(a.key)
+            .unwrap()
+            .iter()
+            .filter(|e| e.last_step > 1)
+            .map(|e| (e.key, 1))
+            .collect();
+        assert_eq!(grown.len(), 3);
+        let got = store.points_after_keys(a.key, &grown).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].1.key, "m000000");
+        assert_eq!(got[0].1.steps, [2, 3]);
+        let one = store.key_points_after(a.key, grown[0].0, 2, 10).unwrap();
+        assert_eq!(one.steps, [3]);
+        store
+            .annotate_run(
+                a.key,
+                &crate::RunAnnotation {
+                    alias: Some(Some("new".into())),
+                    tags: None,
+                    notes: None,
+                },
+            )
+            .unwrap();
+        assert_ne!(
+            store.run_progress(a.key).unwrap().unwrap().shown,
+            after.shown
+        );
+        assert!(store.run_progress(RunKey(999)).unwrap().is_none());
     }
 
     #[test]

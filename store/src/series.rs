@@ -541,6 +541,150 @@ impl Store {
     }
 }
 
+/// One metric key of a run as live readers see it: its id, stored point count and last step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyExtent {
+    pub key: i64,
+    pub points: u64,
+    pub last_step: i64,
+}
+
+impl Store {
+    /// Every metric key of a run with its stored totals, in key-id order: one index range,
+    /// no join (names are read only for the keys whose points are then read).
+    pub fn key_extents(&self, run: RunKey) -> Result<Vec<KeyExtent>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, points, last_step FROM run_keys WHERE run = ?1")
+            .at(p)?;
+        let rows = stmt
+            .query_map([run.0], |r| {
+                Ok(KeyExtent {
+                    key: r.get(0)?,
+                    points: crate::store::from_sql_int(r.get(1)?),
+                    last_step: r.get(2)?,
+                })
+            })
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// The keys of a run whose last step is past `step`, in key-id order: one statement whose
+    /// filter runs in SQLite, so a run of many keys costs little when few grew.
+    pub fn key_extents_after(&self, run: RunKey, step: i64) -> Result<Vec<KeyExtent>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, points, last_step FROM run_keys WHERE run = ?1 AND last_step > ?2",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map(params![run.0, step], |r| {
+                Ok(KeyExtent {
+                    key: r.get(0)?,
+                    points: crate::store::from_sql_int(r.get(1)?),
+                    last_step: r.get(2)?,
+                })
+            })
+            .at(p)?;
+        rows.collect::<Result<Vec<_>, _>>().at(p)
+    }
+
+    /// Live updates of several keys in one statement: for each `(key id, after)`, every point
+    /// of that key with a step above `after`, in step order. No limit: the caller bounds the
+    /// answer by the keys it asks for (see [`KeyExtent::points`]). Keys without new points are
+    /// left out.
+    pub fn points_after_keys(
+        &self,
+        run: RunKey,
+        cursors: &[(i64, i64)],
+    ) -> Result<Vec<(i64, SeriesPoints)>, StoreError> {
+        let p = &self.db_path;
+        if cursors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json = serde_json::Value::from(
+            cursors
+                .iter()
+                .map(|&(k, a)| serde_json::json!([k, a]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "WITH c(key, after) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?2))
+                 SELECT c.key, k.name, p.step, p.time, p.value FROM c
+                 JOIN metric_keys k ON k.id = c.key
+                 JOIN points p ON p.run = ?1 AND p.key = c.key AND p.step > c.after",
+            )
+            .at(p)?;
+        let rows = stmt
+            .query_map(params![run.0, json], |r| {
+                let time: Option<f64> = r.get(3)?;
+                let value: Option<f64> = r.get(4)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    time,
+                    value.unwrap_or(f64::NAN),
+                ))
+            })
+            .at(p)?;
+        let mut by_key: std::collections::HashMap<i64, Vec<(i64, Option<f64>, f64)>> =
+            std::collections::HashMap::new();
+        let mut names: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+        for row in rows {
+            let (key, name, step, time, value) = row.at(p)?;
+            names.entry(key).or_insert(name);
+            by_key.entry(key).or_default().push((step, time, value));
+        }
+        let mut out: Vec<(i64, SeriesPoints)> = by_key
+            .into_iter()
+            .map(|(key, mut points)| {
+                points.sort_unstable_by_key(|p| p.0);
+                let mut s = SeriesPoints {
+                    key: names.remove(&key).unwrap_or_default(),
+                    ..SeriesPoints::default()
+                };
+                for (step, time, value) in points {
+                    s.steps.push(step);
+                    s.times.push(time);
+                    s.values.push(value);
+                }
+                s.total = s.steps.len() as u64;
+                (key, s)
+            })
+            .collect();
+        out.sort_unstable_by_key(|(k, _)| *k);
+        Ok(out)
+    }
+
+    /// Live updates of one key by id: points with a step above `after`, in step order, at
+    /// most `limit`.
+    pub fn key_points_after(
+        &self,
+        run: RunKey,
+        key: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<SeriesPoints, StoreError> {
+        let p = &self.db_path;
+        let name: Option<String> = self
+            .conn
+            .prepare_cached("SELECT name FROM metric_keys WHERE id = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .at(p)?;
+        let Some(name) = name else {
+            return Ok(SeriesPoints::default());
+        };
+        self.series_after(run, &name, after, limit)
+    }
+}
+
 fn push_extreme(out: &mut SeriesPoints, e: Extreme) {
     out.push(e.step, e.time, e.value);
 }

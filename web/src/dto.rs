@@ -25,7 +25,10 @@ pub struct RunDto {
     pub ended_at: Option<f64>,
     pub last_step: Option<i64>,
     pub points: u64,
+    /// The first [`runicorn_store::ROW_KEYS`] metric keys by name.
     pub keys: Vec<String>,
+    /// How many metric keys the run has.
+    pub key_count: u64,
     pub summary: Value,
     pub config: Value,
     pub log_bytes: u64,
@@ -53,6 +56,7 @@ impl From<&RunRow> for RunDto {
             last_step: r.last_step,
             points: r.points,
             keys: r.keys.clone(),
+            key_count: r.key_count,
             summary: r.summary.clone().unwrap_or(Value::Null),
             config: r.config.clone().unwrap_or(Value::Null),
             log_bytes: r.log_bytes,
@@ -136,6 +140,8 @@ pub struct RunDetailDto {
     pub meta: Value,
     pub status_record: Value,
     pub environment: Value,
+    /// The first [`crate::routes::runs::MAX_DETAIL_METRICS`] metric keys by name (all of them
+    /// are `key_count`; `/metrics` pages through them).
     pub metrics: Vec<MetricDto>,
     pub files: Vec<FileDto>,
     pub corrupt_lines: u64,

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `config` | [`DashboardConfig`] and the [`FileFetcher`] the hub may give |
 //! | `server` | binding, serving, graceful shutdown |
+//! | `connections` | the accept loop: header-read and stall timeouts, the connection cap |
 //! | `security` | Host allow-list, token and Origin checks, security headers |
 //! | `assets` | the embedded UI, `index.html` with the token |
 //! | `content_type` | content types of UI assets and of run files |
@@ -19,6 +20,7 @@
 
 mod assets;
 mod config;
+mod connections;
 mod content_type;
 mod dto;
 mod error;

@@ -6,12 +6,16 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, RawQuery};
 use axum::http::request::Parts;
+use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{RunFilter, RunOrder, RunSort, TrashView};
 
 use crate::error::ApiError;
 
 /// Most runs a page may hold.
 pub const MAX_RUN_LIMIT: u32 = 1_000;
+
+/// Longest text parameter (`remote`, `path`, `tag`, `q`, one metric key), in bytes.
+pub const MAX_TEXT_BYTES: usize = 1024;
 
 /// A request's query parameters (the last value of a repeated one wins).
 #[derive(Debug, Clone, Default)]
@@ -43,6 +47,17 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// A non-empty value of at most [`MAX_TEXT_BYTES`].
+    pub fn short_text(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.text(name) {
+            Some(v) if v.len() > MAX_TEXT_BYTES => Err(ApiError::bad_request(format!(
+                "parameter {name} is {} bytes long; at most {MAX_TEXT_BYTES}",
+                v.len()
+            ))),
+            v => Ok(v),
+        }
+    }
+
     /// A comma-separated list (empty items dropped); `None` when absent or empty.
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
         let items: Vec<String> = self
@@ -53,6 +68,38 @@ impl Params {
             .map(str::to_owned)
             .collect();
         (!items.is_empty()).then_some(items)
+    }
+
+    /// Like [`Params::list`], refusing more than `max` items or an item longer than
+    /// [`MAX_TEXT_BYTES`].
+    pub fn bounded_list(&self, name: &str, max: usize) -> Result<Option<Vec<String>>, ApiError> {
+        let Some(items) = self.list(name) else {
+            return Ok(None);
+        };
+        if items.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "parameter {name} has {} items; at most {max}",
+                items.len()
+            )));
+        }
+        if let Some(long) = items.iter().find(|i| i.len() > MAX_TEXT_BYTES) {
+            return Err(ApiError::bad_request(format!(
+                "parameter {name}: an item of {} bytes; at most {MAX_TEXT_BYTES} each",
+                long.len()
+            )));
+        }
+        Ok(Some(items))
+    }
+
+    /// A whole number in `min..=max`, or `default` when absent.
+    pub fn number_in(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+        let n = self.number(name, default, max)?;
+        if n < min {
+            return Err(ApiError::bad_request(format!(
+                "parameter {name}={n} is too small (at least {min})"
+            )));
+        }
+        Ok(n)
     }
 
     /// A whole number in `0..=max`, or `default` when absent.
@@ -170,16 +217,28 @@ pub fn parse_sort(sort: &str) -> Result<RunOrder, ApiError> {
 /// The filter part shared by `/api/runs` and `/api/paths` (no paging, no sort).
 pub fn run_filter(params: &Params) -> Result<RunFilter, ApiError> {
     let view = params.choice("view", &["active", "trash", "all"], "active")?;
-    let status = params.list("status");
+    // The vocabulary is `RunStatus::ALL` (protocol/src/run_format/records.rs), exactly as written.
+    let status = params.bounded_list("status", RunStatus::ALL.len())?;
+    if let Some(bad) = status.iter().flatten().find(|s| {
+        !RunStatus::ALL
+            .iter()
+            .any(|known| known.as_str() == s.as_str())
+    }) {
+        let known: Vec<&str> = RunStatus::ALL.iter().map(RunStatus::as_str).collect();
+        return Err(ApiError::bad_request(format!(
+            "parameter status: {bad:?} is not a status; use one or more of {}",
+            known.join(", ")
+        )));
+    }
     Ok(RunFilter {
-        remote: params.text("remote").map(str::to_owned),
+        remote: params.short_text("remote")?.map(str::to_owned),
         path_prefix: params
-            .text("path")
+            .short_text("path")?
             .map(|p| p.trim_matches('/').to_owned())
             .filter(|p| !p.is_empty()),
         status,
-        tag: params.text("tag").map(str::to_owned),
-        text: params.text("q").map(str::to_owned),
+        tag: params.short_text("tag")?.map(str::to_owned),
+        text: params.short_text("q")?.map(str::to_owned),
         include_removed: params.flag("removed", true)?,
         include_deleted: view == "all",
         trash: match view {
@@ -194,10 +253,10 @@ pub fn run_filter(params: &Params) -> Result<RunFilter, ApiError> {
 /// The whole `GET /api/runs` query: filter, sort and page.
 pub fn run_listing(params: &Params) -> Result<RunFilter, ApiError> {
     let mut filter = run_filter(params)?;
-    let by = parse_sort(params.text("sort").unwrap_or("created_at"))?;
+    let by = parse_sort(params.short_text("sort")?.unwrap_or("created_at"))?;
     let descending = params.choice("order", &["desc", "asc"], "desc")? == "desc";
     filter.sort = RunSort { by, descending };
-    filter.limit = Some(params.number("limit", 50, u64::from(MAX_RUN_LIMIT))? as u32);
+    filter.limit = Some(params.number_in("limit", 50, 1, u64::from(MAX_RUN_LIMIT))? as u32);
     filter.offset = params.number("offset", 0, u64::from(u32::MAX))? as u32;
     Ok(filter)
 }
@@ -262,5 +321,22 @@ mod tests {
         assert!(e.message.contains("view"), "{}", e.message);
         let e = p("from=abc").float("from").unwrap_err();
         assert!(e.message.contains("from"), "{}", e.message);
+        let e = run_listing(&p("limit=0")).unwrap_err();
+        assert!(e.message.contains("limit"), "{}", e.message);
+        let e = run_listing(&p("offset=-1")).unwrap_err();
+        assert!(e.message.contains("offset"), "{}", e.message);
+        let e = run_listing(&p(&format!("q={}", "x".repeat(2000)))).unwrap_err();
+        assert!(e.message.contains("parameter q"), "{}", e.message);
+    }
+
+    #[test]
+    fn statuses_outside_the_vocabulary_are_refused() {
+        let e = run_filter(&p("status=running,evil")).unwrap_err();
+        assert!(e.message.contains("parameter status"), "{}", e.message);
+        assert!(e.message.contains("evil"), "{}", e.message);
+        assert!(run_filter(&p("status=RUNNING")).is_err());
+        let all: Vec<&str> = RunStatus::ALL.iter().map(RunStatus::as_str).collect();
+        let f = run_filter(&p(&format!("status={}", all.join(",")))).unwrap();
+        assert_eq!(f.status.unwrap().len(), RunStatus::ALL.len());
     }
 }

@@ -1,6 +1,7 @@
 //! Binding and serving: [`Dashboard::bind`] opens the store and the port (so a port in use is
 //! reported before anything else starts), [`Dashboard::serve`] runs the API and the UI until
 //! the shutdown future resolves, ending open event streams so shutdown does not wait on them.
+//! The connections themselves (timeouts, the cap) are `connections.rs`.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::assets::IndexPage;
 use crate::config::DashboardConfig;
+use crate::connections::Limits;
 use crate::error::WebError;
 use crate::security::{new_token, Guard, HostPolicy};
 use crate::state::AppState;
@@ -69,6 +71,7 @@ impl Dashboard {
             ticks: ticks_rx,
             closing: closing_rx,
             index: IndexPage::new(&token),
+            streams: Arc::new(tokio::sync::Semaphore::new(crate::state::MAX_STREAMS)),
         });
         let guard = Arc::new(Guard {
             hosts: HostPolicy::new(addr.ip(), addr.port()),
@@ -120,14 +123,15 @@ impl Dashboard {
             closing,
         } = self;
         crate::ticks::spawn_poller(poller_store, ticks, state.closing.clone());
+        let state_closing = state.closing.clone();
         let router = crate::routes::router(state, guard);
         tracing::info!(%addr, "dashboard listening");
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = closing.send(true);
-            })
-            .await
-            .map_err(|source| WebError::Serve { addr, source })
+        let closing_rx = state_closing;
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        });
+        crate::connections::serve(listener, router, Limits::default(), closing_rx).await;
+        Ok(())
     }
 }

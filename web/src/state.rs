@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
 
 use crate::assets::IndexPage;
 use crate::config::FileFetcher;
@@ -19,6 +21,24 @@ pub struct AppState {
     pub closing: watch::Receiver<bool>,
     /// `index.html` with this process's token.
     pub index: IndexPage,
+    /// Places for open event streams ([`MAX_STREAMS`]), so streams alone never fill the
+    /// connection cap.
+    pub streams: Arc<Semaphore>,
+}
+
+/// Most event streams (`/live` and `/api/events` together) open at once: half the connection
+/// cap, so the other half always serves plain requests.
+pub const MAX_STREAMS: usize = crate::connections::MAX_CONNECTIONS / 2;
+
+impl AppState {
+    /// A place for one more event stream, held until the stream ends; `503` when all are taken.
+    pub fn stream_place(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!(
+                "{MAX_STREAMS} event streams are open already; close some dashboard tabs"
+            ))
+        })
+    }
 }
 
 /// Resolves when the server is shutting down (or its state is gone).

@@ -92,6 +92,7 @@ pub fn run_json(r: &RunRow) -> serde_json::Value {
         "points": r.points,
         "last_step": r.last_step,
         "keys": r.keys,
+        "key_count": r.key_count,
         "tags": r.tags,
         "host": r.hostname,
         "created_at": r.created_at,

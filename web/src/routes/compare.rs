@@ -1,6 +1,7 @@
 //! `GET /api/compare`: several runs' series of the same keys on one x axis, and the table of
 //! their flattened configs with the differing keys first.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -17,6 +18,10 @@ use crate::state::AppState;
 
 /// Most runs and keys one comparison may hold.
 pub const MAX_COMPARE: usize = 50;
+/// Most points one comparison may return: `points` × runs × keys.
+pub const MAX_COMPARE_POINTS: u64 = 2_500_000;
+/// Most rows of `config_diff` (the differing keys first); `config_keys` counts them all.
+pub const MAX_CONFIG_DIFF: usize = 1_000;
 
 #[derive(Debug, Serialize)]
 pub struct CompareDto {
@@ -24,6 +29,8 @@ pub struct CompareDto {
     pub keys: Vec<String>,
     pub series: Vec<SeriesDto>,
     pub config_diff: Vec<ConfigDiffRow>,
+    /// Flattened config keys across the runs (`config_diff` holds at most [`MAX_CONFIG_DIFF`]).
+    pub config_keys: u64,
 }
 
 /// One flattened config key across the compared runs.
@@ -35,10 +42,11 @@ pub struct ConfigDiffRow {
 }
 
 /// Every key of the flattened configs (first seen first), values in run order (`null` where
-/// a run lacks the key), the differing keys before the equal ones.
-pub fn config_diff(configs: &[Vec<(String, Value)>]) -> Vec<ConfigDiffRow> {
+/// a run lacks the key), the differing keys before the equal ones; at most `limit` rows, and
+/// how many keys there are. Linear in the configs' sizes (one map per config).
+pub fn config_diff(configs: &[Vec<(String, Value)>], limit: usize) -> (Vec<ConfigDiffRow>, u64) {
     let mut keys: Vec<&str> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for config in configs {
         for (key, _) in config {
             if seen.insert(key.as_str()) {
@@ -46,43 +54,47 @@ pub fn config_diff(configs: &[Vec<(String, Value)>]) -> Vec<ConfigDiffRow> {
             }
         }
     }
-    let mut rows: Vec<ConfigDiffRow> = keys
+    let maps: Vec<HashMap<&str, &Value>> = configs
+        .iter()
+        .map(|c| c.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .collect();
+    let value_of =
+        |m: &HashMap<&str, &Value>, key: &str| m.get(key).map_or(Value::Null, |v| (*v).clone());
+    fn value_in<'v>(m: &HashMap<&str, &'v Value>, key: &str) -> &'v Value {
+        static NULL: Value = Value::Null;
+        m.get(key).copied().unwrap_or(&NULL)
+    }
+    let differs = |key: &str| {
+        let first = maps.first().map(|m| value_in(m, key));
+        maps.iter().any(|m| Some(value_in(m, key)) != first)
+    };
+    let total = keys.len() as u64;
+    // Differing keys first (in first-seen order), then the equal ones, up to the limit; values
+    // are cloned only for the rows kept.
+    let (diff, same): (Vec<&str>, Vec<&str>) = keys.into_iter().partition(|k| differs(k));
+    let rows = diff
         .into_iter()
-        .map(|key| {
-            let values: Vec<Value> = configs
-                .iter()
-                .map(|c| {
-                    c.iter()
-                        .find(|(k, _)| k == key)
-                        .map_or(Value::Null, |(_, v)| v.clone())
-                })
-                .collect();
-            let differs = values.iter().any(|v| v != &values[0]);
-            ConfigDiffRow {
-                key: key.to_owned(),
-                values,
-                differs,
-            }
+        .map(|k| (k, true))
+        .chain(same.into_iter().map(|k| (k, false)))
+        .take(limit)
+        .map(|(key, differs)| ConfigDiffRow {
+            key: key.to_owned(),
+            values: maps.iter().map(|m| value_of(m, key)).collect(),
+            differs,
         })
         .collect();
-    rows.sort_by_key(|r| !r.differs);
-    rows
+    (rows, total)
 }
 
 /// The run ids of `runs=`.
 fn run_keys(params: &Params) -> Result<Vec<RunKey>, ApiError> {
     let ids = params
-        .list("runs")
+        .bounded_list("runs", MAX_COMPARE)?
         .ok_or_else(|| ApiError::bad_request("parameter runs is required: runs=1,2"))?;
-    if ids.len() > MAX_COMPARE {
-        return Err(ApiError::bad_request(format!(
-            "{} runs given; compare takes at most {MAX_COMPARE}",
-            ids.len()
-        )));
-    }
     let mut keys = Vec::with_capacity(ids.len());
     for id in ids {
-        let key = crate::routes::run_key(&id)?;
+        let key = crate::routes::run_key(&id)
+            .map_err(|e| ApiError::bad_request(format!("parameter runs: {}", e.message)))?;
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -96,11 +108,12 @@ pub async fn get(
     params: Params,
 ) -> Result<Json<CompareDto>, ApiError> {
     let run_keys = run_keys(&params)?;
-    let asked = params.list("keys");
-    if asked.as_ref().is_some_and(|k| k.len() > MAX_COMPARE) {
-        return Err(ApiError::bad_request(format!(
-            "too many keys; compare takes at most {MAX_COMPARE}"
-        )));
+    let asked = params.bounded_list("keys", MAX_COMPARE)?;
+    if params.flag("raw", false)? {
+        return Err(ApiError::bad_request(
+            "parameter raw is not taken by /api/compare (it downsamples); \
+             read raw series from /api/runs/{id}/metrics?raw=1",
+        ));
     }
     let query = series_query(&params, 1_000)?;
     let (rows, keys) = state
@@ -110,15 +123,23 @@ pub async fn get(
             for key in &run_keys {
                 rows.push(store.run_by_key(*key)?.ok_or(ApiError::no_run(key.0))?);
             }
-            let keys = asked.unwrap_or_else(|| {
-                let mut shared: Vec<String> = rows[0].keys.clone();
-                shared.retain(|k| rows.iter().all(|r| r.keys.contains(k)));
-                shared.truncate(MAX_COMPARE);
-                shared
-            });
+            let keys = match asked {
+                Some(keys) => keys,
+                None => store.shared_metric_keys(&run_keys, MAX_COMPARE)?,
+            };
             Ok((rows, keys))
         })
         .await?;
+    let wanted = u64::from(query.max_points) * rows.len() as u64 * keys.len() as u64;
+    if wanted > MAX_COMPARE_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "parameter points={} for {} runs × {} keys asks for {wanted} points; at most \
+             {MAX_COMPARE_POINTS}: lower points or compare fewer runs or keys",
+            query.max_points,
+            rows.len(),
+            keys.len()
+        )));
+    }
     // One read per run, side by side on the pool's connections: the series are independent.
     let reads = rows.iter().map(|row| {
         let (run, names, query) = (row.key, keys.clone(), query.clone());
@@ -141,11 +162,13 @@ pub async fn get(
         .iter()
         .map(|r| r.config.as_ref().map(flatten_config).unwrap_or_default())
         .collect();
+    let (config_diff, config_keys) = config_diff(&configs, MAX_CONFIG_DIFF);
     let answer = CompareDto {
         runs: rows.iter().map(RunDto::from).collect(),
         keys,
         series,
-        config_diff: config_diff(&configs),
+        config_diff,
+        config_keys,
     };
     Ok(Json(answer))
 }
@@ -164,20 +187,39 @@ mod tests {
 
     #[test]
     fn differing_keys_come_first_and_missing_values_are_null() {
-        let diff = config_diff(&[
-            flat(&[("batch", json!(32)), ("lr", json!(0.1))]),
-            flat(&[
-                ("batch", json!(32)),
-                ("lr", json!(0.03)),
-                ("optim.name", json!("sgd")),
-            ]),
-        ]);
+        let (diff, total) = config_diff(
+            &[
+                flat(&[("batch", json!(32)), ("lr", json!(0.1))]),
+                flat(&[
+                    ("batch", json!(32)),
+                    ("lr", json!(0.03)),
+                    ("optim.name", json!("sgd")),
+                ]),
+            ],
+            10,
+        );
+        assert_eq!(total, 3);
         let keys: Vec<&str> = diff.iter().map(|r| r.key.as_str()).collect();
         assert_eq!(keys, ["lr", "optim.name", "batch"]);
         assert_eq!(diff[0].values, vec![json!(0.1), json!(0.03)]);
         assert_eq!(diff[1].values, vec![Value::Null, json!("sgd")]);
         assert!(diff[1].differs);
         assert!(!diff[2].differs);
+    }
+
+    #[test]
+    fn a_large_config_diff_is_linear_and_capped() {
+        let n = 200_000;
+        let a: Vec<(String, Value)> = (0..n).map(|i| (format!("k{i}"), json!(i))).collect();
+        let mut b = a.clone();
+        b[n - 1].1 = json!("changed");
+        let start = std::time::Instant::now();
+        let (rows, total) = config_diff(&[a, b], 100);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(total, n as u64);
+        assert_eq!(rows.len(), 100);
+        assert_eq!(rows[0].key, format!("k{}", n - 1));
+        assert!(rows[0].differs && !rows[1].differs);
     }
 
     #[test]

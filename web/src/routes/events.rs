@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::dto::now;
+use crate::error::ApiError;
 use crate::state::{closed, AppState};
 
 /// How often a comment keeps a quiet stream open.
@@ -43,12 +44,14 @@ struct Changed {
 /// `GET /api/events`.
 pub async fn stream(
     State(state): State<Arc<AppState>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let place = state.stream_place()?;
     let (tx, rx) = mpsc::channel(4);
     let mut ticks = state.ticks.clone();
     ticks.mark_unchanged();
     let closing = state.closing.clone();
     tokio::spawn(async move {
+        let _place = place; // held while the stream is open
         loop {
             tokio::select! {
                 changed = ticks.changed() => if changed.is_err() { break },
@@ -68,5 +71,5 @@ pub async fn stream(
             }
         }
     });
-    sse_from(rx)
+    Ok(sse_from(rx))
 }

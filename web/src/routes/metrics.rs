@@ -16,14 +16,21 @@ use crate::state::AppState;
 
 /// Most points per series a request may ask for.
 pub const MAX_POINTS: u64 = 20_000;
-/// Most points a raw series may hold (413 beyond).
+/// Most points the raw series of one request may hold together (413 beyond).
 pub const MAX_RAW_POINTS: u64 = 1_000_000;
+/// Most series (keys) one answer holds: `keys` may name this many, and without `keys` the
+/// run's keys come in pages of at most this many (`key_offset`, `key_limit`).
+pub const MAX_METRIC_KEYS: u64 = 200;
 
 #[derive(Debug, Serialize)]
 pub struct MetricsDto {
     pub run: i64,
     pub x: &'static str,
     pub series: Vec<SeriesDto>,
+    /// How many metric keys the run has.
+    pub key_count: u64,
+    /// Without `keys`: the `key_offset` of the next page; `null` after the last.
+    pub next_key_offset: Option<u64>,
 }
 
 /// The range and resolution part of a series request (`x`, `points`, `from`, `to`, `raw`).
@@ -71,27 +78,50 @@ pub async fn get(
     params: Params,
 ) -> Result<Json<MetricsDto>, ApiError> {
     let key = run_key(&id)?;
-    let query = series_query(&params, 2_000)?;
-    let asked = params.list("keys");
+    let mut query = series_query(&params, 2_000)?;
+    let asked = params.bounded_list("keys", MAX_METRIC_KEYS as usize)?;
+    let key_offset = params.number("key_offset", 0, u64::from(u32::MAX))?;
+    let key_limit = params.number_in("key_limit", MAX_METRIC_KEYS, 1, MAX_METRIC_KEYS)?;
+    if asked.is_some()
+        && (params.text("key_offset").is_some() || params.text("key_limit").is_some())
+    {
+        return Err(ApiError::bad_request(
+            "parameters key_offset and key_limit page through all keys; they cannot go with keys",
+        ));
+    }
     let x = axis_name(query.axis);
-    let series = state
+    let (series, key_count, next_key_offset) = state
         .pool
         .read(move |store| {
             let run = store.run_by_key(key)?.ok_or(ApiError::no_run(key.0))?;
-            let keys = asked.unwrap_or_else(|| run.keys.clone());
-            let mut series = Vec::with_capacity(keys.len());
-            for name in keys {
+            let (names, next) = match asked {
+                Some(keys) => (keys, None),
+                None => {
+                    let page = store.metric_keys_page(key, key_offset, Some(key_limit))?;
+                    let end = key_offset + page.len() as u64;
+                    let next = (end < run.key_count).then_some(end);
+                    (page.into_iter().map(|k| k.name).collect(), next)
+                }
+            };
+            // The raw bound is for the whole answer: each raw series gets what is left.
+            let mut raw_left = MAX_RAW_POINTS;
+            let mut series = Vec::with_capacity(names.len());
+            for name in names {
+                query.raw_limit = raw_left;
                 let points = store.series(key, &name, &query)?.ok_or_else(|| {
                     ApiError::not_found(format!("run {} has no metric {name:?}", key.0))
                 })?;
+                raw_left = raw_left.saturating_sub(points.total);
                 series.push(SeriesDto::new(None, points));
             }
-            Ok(series)
+            Ok((series, run.key_count, next))
         })
         .await?;
     Ok(Json(MetricsDto {
         run: key.0,
         x,
         series,
+        key_count,
+        next_key_offset,
     }))
 }

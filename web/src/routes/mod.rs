@@ -13,8 +13,11 @@ pub mod remotes;
 pub mod runs;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use runicorn_store::RunKey;
@@ -30,6 +33,10 @@ use crate::state::AppState;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest a request may take until its answer starts (an event stream starts at once; a file
+/// fetched from a remote gives up after 30 s).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Every route, the UI as the fallback, and the security layer around all of it.
 pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
@@ -53,8 +60,22 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .fallback(crate::assets::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(time_limit))
         .layer(axum::middleware::from_fn_with_state(guard, guard_layer))
         .with_state(state)
+}
+
+/// Answers `503` when a request's answer has not started within [`REQUEST_TIMEOUT`].
+async fn time_limit(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(format!(
+            "{path} took longer than {} s; try again, or ask for less",
+            REQUEST_TIMEOUT.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 /// A route that exists, asked with a method it does not take.

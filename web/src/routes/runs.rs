@@ -21,6 +21,8 @@ pub const MAX_ALIAS_CHARS: usize = 200;
 pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG_CHARS: usize = 100;
 pub const MAX_NOTES_BYTES: usize = 64 * 1024;
+/// Most metric keys a run's detail lists (`key_count` says how many there are).
+pub const MAX_DETAIL_METRICS: u64 = 1_000;
 
 /// `GET /api/runs`.
 pub async fn list(
@@ -53,7 +55,7 @@ pub async fn detail(
         .read(move |store| {
             let run = store.run_by_key(key)?.ok_or(ApiError::no_run(key.0))?;
             let records = store.run_records(key)?.unwrap_or_default();
-            let metrics = store.metric_keys(key)?;
+            let metrics = store.metric_keys_page(key, 0, Some(MAX_DETAIL_METRICS))?;
             let files = store.files(key)?;
             let corrupt = store.corrupt_lines(key)?;
             let skipped_files = store.skipped_files(key)?;

@@ -75,6 +75,10 @@ export interface Series {
 export interface MetricsAnswer {
   run: number;
   x: "step" | "time";
+  /** How many metric keys the run has. */
+  key_count: number;
+  /** The `key_offset` of the next page of keys, or null after the last page. */
+  next_key_offset: number | null;
   series: Series[];
 }
 
@@ -224,7 +228,16 @@ export const api = {
   restoreRun: (id: number) => request<Run>("POST", `/api/runs/${id}/restore`),
   metrics: (
     id: number,
-    q: { keys?: string; x?: "step" | "time"; points?: number; from?: number; to?: number; raw?: boolean },
+    q: {
+      keys?: string;
+      key_offset?: number;
+      key_limit?: number;
+      x?: "step" | "time";
+      points?: number;
+      from?: number;
+      to?: number;
+      raw?: boolean;
+    },
     signal?: AbortSignal,
   ) => request<MetricsAnswer>("GET", apiUrl(`/api/runs/${id}/metrics`, q), undefined, signal),
   logs: (id: number, q: { offset?: number; limit?: number }, signal?: AbortSignal) =>

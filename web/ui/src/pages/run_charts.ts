@@ -12,6 +12,8 @@ import { seriesColour } from "../lib/theme";
 
 /** Points asked per series: enough for a wide chart (min and max per bucket). */
 const POINTS = 2000;
+/** Charts shown at first, and added by each "show more": the API pages keys by this many. */
+const KEYS_PER_PAGE = 200;
 
 export interface LiveSeries {
   key: string;
@@ -29,6 +31,9 @@ export class RunCharts {
   private xRange: [number, number] | null = null;
   private loaded = false;
   private generation = 0;
+  /** How many of the run's keys (by name) have charts: a run may log very many. */
+  private keysWanted = KEYS_PER_PAGE;
+  private readonly more = h("div");
   private readonly onTheme = () => this.render(true);
 
   constructor(private detail: RunDetail) {
@@ -45,6 +50,7 @@ export class RunCharts {
       }),
       this.status,
       this.grid.el,
+      this.more,
     );
     window.addEventListener("runicorn:theme", this.onTheme);
   }
@@ -79,20 +85,61 @@ export class RunCharts {
     const x = this.settings.x === "step" ? "step" : "time";
     const shift = this.settings.x === "relative" ? this.t0() : 0;
     try {
-      const ans = await api.metrics(this.detail.id, {
-        x,
-        points: POINTS,
-        from: this.xRange ? this.xRange[0] + shift : undefined,
-        to: this.xRange ? this.xRange[1] + shift : undefined,
-      });
-      if (gen !== this.generation) return;
-      this.series = new Map(ans.series.map((s) => [s.key, s]));
-      replace(this.status, ans.series.length === 0 ? message("empty", "This run has logged no metrics yet.") : null);
+      const series: Series[] = [];
+      let keyOffset: number | null = 0;
+      let keyCount = 0;
+      while (keyOffset !== null && keyOffset < this.keysWanted) {
+        const ans = await api.metrics(this.detail.id, {
+          x,
+          points: POINTS,
+          from: this.xRange ? this.xRange[0] + shift : undefined,
+          to: this.xRange ? this.xRange[1] + shift : undefined,
+          key_offset: keyOffset,
+          key_limit: KEYS_PER_PAGE,
+        });
+        if (gen !== this.generation) return;
+        series.push(...ans.series);
+        keyCount = ans.key_count;
+        keyOffset = ans.next_key_offset;
+      }
+      this.series = new Map(series.map((s) => [s.key, s]));
+      replace(this.status, series.length === 0 ? message("empty", "This run has logged no metrics yet.") : null);
+      this.showMore(keyOffset === null ? 0 : keyCount - keyOffset, keyCount);
       this.render(false);
     } catch (e) {
       if (gen !== this.generation) return;
       replace(this.status, message("error", `Could not load metrics: ${(e as Error).message}`));
     }
+  }
+
+  /** Says how many keys have no chart yet, with a button for the next page of them. */
+  private showMore(left: number, total: number): void {
+    if (left <= 0) {
+      replace(this.more);
+      return;
+    }
+    const next = Math.min(left, KEYS_PER_PAGE);
+    replace(
+      this.more,
+      message(
+        "empty",
+        `Charts for ${total - left} of ${total} metrics. `,
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn charts-more",
+            on: {
+              click: () => {
+                this.keysWanted += KEYS_PER_PAGE;
+                void this.load();
+              },
+            },
+          },
+          `Show ${next} more`,
+        ),
+      ),
+    );
   }
 
   private loadTimer: ReturnType<typeof setTimeout> | undefined;
