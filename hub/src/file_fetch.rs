@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use runicorn_protocol::run_format::safe_read;
 use runicorn_store::{RemoteId, RunRow};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Mutex;
@@ -166,21 +167,32 @@ fn confined_relative(run_dir: &str, path: &str) -> Result<PathBuf, String> {
 }
 
 async fn read_local(root: &Path, relative: &Path) -> Result<Vec<u8>, String> {
+    let root = root.to_owned();
     let full = root.join(relative);
+    tokio::task::spawn_blocking(move || read_local_blocking(&root, &full))
+        .await
+        .map_err(|e| format!("reading a local file failed: {e}"))?
+}
+
+/// The local read, by the agent's reading rules: the resolved path must stay inside the root
+/// (links included), and only a regular file is read (a FIFO would block for ever), at most
+/// [`MAX_FETCH_BYTES`] of it whatever its metadata says.
+fn read_local_blocking(root: &Path, full: &Path) -> Result<Vec<u8>, String> {
     let shown = full.display().to_string();
-    // Symlinks could still point out of the root: compare the resolved paths.
-    let (canonical_root, canonical) = tokio::try_join!(
-        tokio::fs::canonicalize(root),
-        tokio::fs::canonicalize(&full)
-    )
-    .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let canonical_root =
+        std::fs::canonicalize(root).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let canonical = std::fs::canonicalize(full).map_err(|e| format!("cannot open {shown}: {e}"))?;
     if !canonical.starts_with(&canonical_root) {
         return Err(format!("{shown} leads outside the remote's root"));
     }
-    let file = tokio::fs::File::open(&canonical)
-        .await
-        .map_err(|e| format!("cannot open {shown}: {e}"))?;
-    read_bounded(file, &shown).await
+    match safe_read::read_bounded(&canonical, &canonical_root, MAX_FETCH_BYTES) {
+        Ok(bytes) => Ok(bytes),
+        Err(safe_read::ReadError::TooLarge { .. }) => Err(format!(
+            "{shown} is larger than {} MiB; the dashboard does not fetch files that large",
+            MAX_FETCH_BYTES / (1024 * 1024)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn read_sftp(session: &SshSession, full: &str) -> Result<Vec<u8>, String> {
@@ -241,5 +253,27 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("outside"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_fifo_or_device_link_is_refused_without_blocking() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("run")).unwrap();
+        let fifo = std::ffi::CString::new(
+            root.path()
+                .join("run/pipe.png")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read_local(root.path(), Path::new("run/pipe.png")),
+        )
+        .await
+        .expect("a FIFO must not block the read");
+        assert!(read.unwrap_err().contains("FIFO"));
     }
 }
