@@ -39,7 +39,10 @@ echo "==> building the fuzz targets"
 cargo +nightly fuzz build
 
 # The targets that write files put them in a temp folder of their own; so do new corpus inputs.
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/runicorn-fuzz.XXXXXX")
+# In memory when the machine has /dev/shm: the record target fsyncs what it writes back.
+tmp_base=${TMPDIR:-/tmp}
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then tmp_base=/dev/shm; fi
+scratch=$(mktemp -d "$tmp_base/runicorn-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export TMPDIR="$scratch"
 
@@ -47,8 +50,9 @@ failed=()
 for target in $(cargo +nightly fuzz list); do
   echo "==> fuzzing $target for ${seconds}s"
   mkdir -p "artifacts/$target" "$scratch/new/$target"
-  before=$(ls "artifacts/$target" | wc -l)
   log="$scratch/$target.log"
+  started="$scratch/$target.started"
+  touch "$started"
   # -timeout: one input taking longer is a hang; -rss_limit_mb: memory is bounded.
   if cargo +nightly fuzz run "$target" "$scratch/new/$target" "corpus/$target" -- \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
@@ -58,8 +62,7 @@ for target in $(cargo +nightly fuzz list); do
     failed+=("$target")
     tail -n 60 "$log"
     echo "!!! $target failed; crashing input(s):"
-    ls -t "artifacts/$target" | head -n $(( $(ls "artifacts/$target" | wc -l) - before )) |
-      sed "s|^|    $repo/fuzz/artifacts/$target/|"
+    find "artifacts/$target" -type f -newer "$started" | sed "s|^|    $repo/fuzz/|" || true
     echo "    reproduce: (cd fuzz && cargo +nightly fuzz run $target artifacts/$target/<file>)"
   fi
 done

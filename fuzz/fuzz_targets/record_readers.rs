@@ -136,10 +136,10 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&path, data).expect("write the record file");
     // Input-determined choices keep the slow checks (a write is an fsync, a refusal costs
     // read_json's retry pause) to some inputs: one record type is written back per input, and
-    // one input in 32 has its refusal checked.
+    // one input in 64 has its refusal checked.
     let hash = data.iter().fold(0u8, |a, &b| a.wrapping_mul(31) ^ b);
     let write_back = usize::from(hash % 4);
-    let check_refusal = hash / 4 % 32 == 0;
+    let check_refusal = hash / 4 % 64 == 0;
     check_record::<Value>(data, &path, write_back == 0, check_refusal);
     check_record::<Meta>(data, &path, write_back == 1, false);
     check_record::<StatusRecord>(data, &path, write_back == 2, false);
