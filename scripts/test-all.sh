@@ -3,7 +3,8 @@
 # sync tests start their own OpenSSH servers on 127.0.0.1), the dashboard's unit tests and its
 # browser tests in headless Chromium (screenshots in web/ui/test-results/screenshots), the
 # Python SDK's pytest suite (including the upstream-compatibility tests against the PyPI
-# `runicorn` 0.7.2 package) and a smoke run of each benchmark.
+# `runicorn` 0.7.2 package), a short pass of every fuzz target (cargo-fuzz on nightly) and a
+# smoke run of each benchmark.
 #
 # On a fresh Debian machine (as root) it first installs what the tests need. Everything it
 # creates lives in .ci-cache/ (ignored by git), so a second run starts faster.
@@ -67,6 +68,10 @@ cargo build --workspace --bins --quiet
 export RUNICORN_AGENT_BIN="$repo/target/debug/runicorn-agent"
 step "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$cache/cargo-test.log"
+
+# --- fuzzing (docs/FUZZING.md): every cargo-fuzz target briefly, from the committed corpus -----
+step "fuzzing (every target 20 s from fuzz/corpus)"
+bash scripts/fuzz.sh 20
 
 # --- dashboard (web/ui) -------------------------------------------------------------------------
 # `cargo build` above already ran `npm ci` and the production build (web/build.rs).
