@@ -14,12 +14,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use runicorn_store::{RunFilter, Store};
-use runicorn_tests::hostile::{
-    limited_agent, output_within, readable_source_points, write_hostile_runs, Hostile,
-};
+use runicorn_tests::hostile::{limited_agent, readable_source_points, write_hostile_runs, Hostile};
 use runicorn_tests::hub::{count, hub, show, store_points, write_runs};
 use runicorn_tests::sshd::{ClientHome, Sshd};
-use runicorn_tests::{agent, describe};
+use runicorn_tests::{agent, describe, output_within};
 use serde_json::Value;
 
 /// Longest any one command may take here (a hang fails the test).
@@ -41,7 +39,7 @@ fn ls_json_limited(root: &Path, scratch: &Path, extra: &[&str]) -> Vec<Value> {
         .arg(root)
         .arg("--json")
         .args(extra);
-    let out = output_within(cmd, DEADLINE);
+    let out = output_within(&mut cmd, DEADLINE);
     assert!(out.status.success(), "{}", describe(&out));
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
@@ -100,7 +98,7 @@ fn ls_lists_good_runs_and_each_hostile_one_with_its_reason_without_hanging() {
     // The table finishes too, and its warnings name the unreadable runs.
     let mut cmd = agent();
     cmd.arg("ls").arg("--root").arg(root.path());
-    let out = output_within(cmd, DEADLINE);
+    let out = output_within(&mut cmd, DEADLINE);
     assert!(out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("meta.json is a FIFO"), "{stderr}");
@@ -185,7 +183,7 @@ fn a_local_sync_stores_the_good_runs_whole_and_the_hostile_ones_with_their_reaso
         .arg("--agent")
         .arg(limited_agent(scratch.path()))
         .args(["--once", "--no-ui", "--name", "here"]);
-    let out = output_within(cmd, DEADLINE);
+    let out = output_within(&mut cmd, DEADLINE);
     assert!(out.status.success(), "{}", show(&out));
     check_store(root.path(), hub_dir.path(), "here", &hostile);
 }
@@ -206,7 +204,7 @@ fn a_sync_over_sshd_stores_the_good_runs_whole_and_the_hostile_ones_with_their_r
         .arg("--root")
         .arg(root.path())
         .args(["--once", "--no-ui", "--name", "gpu"]);
-    let out = output_within(cmd, DEADLINE);
+    let out = output_within(&mut cmd, DEADLINE);
     assert!(out.status.success(), "{}", show(&out));
     check_store(root.path(), hub_dir.path(), "gpu", &hostile);
 }

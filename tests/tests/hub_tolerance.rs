@@ -8,8 +8,8 @@
 //! holding hostile names next to good runs, over `local:` and over a real sshd.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::hub::{agent_path, hub, show, source_points, store_points, write_runs};
@@ -22,24 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `cmd` to its end, killing it (and failing) past [`TIMEOUT`].
 fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("timed out after {TIMEOUT:?}:\n{}", show(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    runicorn_tests::output_within(cmd, TIMEOUT)
 }
 
 fn json(out: &Output) -> Value {

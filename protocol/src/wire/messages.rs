@@ -139,7 +139,7 @@ pub struct SkippedEntry {
 }
 
 /// The current state of one run directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunChange {
     /// The run directory relative to the storage root (`runs/cv/resnet/20261126_...`): the
     /// run's key on this remote. Never absolute, never with `..`.
