@@ -187,6 +187,7 @@ fn check_travels(mut value: Value) {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         }),
     };
     let frame = encode_frame(&envelope, u32::MAX).expect("a cut record encodes");

@@ -191,6 +191,7 @@ fn change_batch_of(path: BoxedStrategy<String>) -> impl Strategy<Value = ChangeB
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         })
 }
 

@@ -205,8 +205,8 @@ impl Store {
             skipped::clear(&tx, remote, KIND_RUN, None).at(&p)?;
         }
         // The agent lists what it could not send whenever that set changes: the new set
-        // replaces the old.
-        if !batch.skipped.is_empty() {
+        // replaces the old (an empty one too, when the agent says it is its whole list).
+        if batch.skipped_listed || !batch.skipped.is_empty() {
             skipped::clear(&tx, remote, KIND_RUN, Some(false)).at(&p)?;
             skipped::record(&tx, remote, KIND_RUN, &batch.skipped, false, now).at(&p)?;
         }
@@ -812,6 +812,18 @@ mod tests {
         let row = store.remote("gpu").unwrap().unwrap();
         assert_eq!(row.skipped.len(), 1);
         assert_eq!(row.skipped[0].name, "runs/z\\z");
+        // An empty batch without news keeps the list; an empty whole list clears it.
+        store
+            .apply_change_batch(r, &change_batch(false, vec![], "e1", 3, false))
+            .unwrap();
+        assert_eq!(store.remote("gpu").unwrap().unwrap().skipped.len(), 1);
+        let mut cleared = change_batch(false, vec![], "e1", 4, false);
+        cleared.skipped_listed = true;
+        store.apply_change_batch(r, &cleared).unwrap();
+        assert!(store.remote("gpu").unwrap().unwrap().skipped.is_empty());
+        let mut again = change_batch(false, vec![], "e1", 5, false);
+        again.skipped = vec![entry("runs/z\\z")];
+        store.apply_change_batch(r, &again).unwrap();
         store
             .apply_change_batch(r, &change_batch(true, vec![], "e2", 1, false))
             .unwrap();

@@ -94,6 +94,7 @@ pub fn change_batch(
         },
         more,
         skipped: vec![],
+        skipped_listed: false,
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::hostile::{limited_agent, readable_source_points, write_hostile_runs, Hostile};
@@ -297,9 +297,11 @@ fn serve_never_sends_a_forbidden_name_reports_skipped_entries_and_fits_huge_runs
         .is_some());
     assert!(big.alias.as_ref().unwrap().len() < 2048);
 
+    assert!(first.skipped_listed);
     // Unchanged: the next answer does not repeat the skipped list.
     let cursor = batches.last().unwrap().cursor.clone();
-    assert!(agent.changes(Some(cursor), 10).skipped.is_empty());
+    let next = agent.changes(Some(cursor.clone()), 10);
+    assert!(next.skipped.is_empty() && !next.skipped_listed);
     // Points of a run whose events file is a FIFO: an answer, at once.
     let points = agent.point_batch(
         vec![PointsWanted {
@@ -310,4 +312,26 @@ fn serve_never_sends_a_forbidden_name_reports_skipped_entries_and_fits_huge_runs
         1 << 20,
     );
     assert_eq!(points.runs[0].steps.len(), 0);
+
+    // Once the unnamable folder is renamed, the agent says its list is now empty.
+    std::fs::rename(
+        root.path().join("runs/bad/x\\y"),
+        root.path().join("runs/bad/xy"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut cursor = next.cursor;
+    loop {
+        let batch = agent.changes(Some(cursor.clone()), 100);
+        if batch.skipped_listed {
+            assert!(batch.skipped.is_empty(), "{:?}", batch.skipped);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the emptied skipped list was never sent"
+        );
+        cursor = batch.cursor;
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -974,6 +974,7 @@ mod tests {
                     },
                     more: false,
                     skipped: vec![],
+                    skipped_listed: false,
                 },
             ),
         };

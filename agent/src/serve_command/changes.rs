@@ -51,6 +51,7 @@ pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>,
     let waiting = entries.len() > max_runs;
     entries.truncate(max_runs);
 
+    let skipped_now = shared.skipped_runs_to_send(reset);
     let mut batch = ChangeBatch {
         reset,
         runs: Vec::new(),
@@ -60,7 +61,8 @@ pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>,
             seq: u64::MAX,
         },
         more: true,
-        skipped: shared.skipped_runs_to_send(reset),
+        skipped_listed: skipped_now.is_some(),
+        skipped: skipped_now.unwrap_or_default(),
     };
     // Bytes of the answer without entries (the cursor at its widest), plus a little slack.
     let base = json_len(&BatchEnvelope::new(id, &batch)) + 8;
@@ -305,6 +307,7 @@ mod tests {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         };
         let owned = Envelope {
             id: 5,

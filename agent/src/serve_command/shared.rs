@@ -103,18 +103,19 @@ impl Shared {
             .current = runs;
     }
 
-    /// The skipped runs to put in a `changes` answer: the whole set in the first batch of a
-    /// reset listing and whenever it differs from what was last sent; else none.
-    pub fn skipped_runs_to_send(&self, reset: bool) -> Vec<SkippedEntry> {
+    /// The skipped runs to put in a `changes` answer: the whole set (possibly empty) in the
+    /// first batch of a reset listing and whenever it differs from what was last sent; else
+    /// `None` (nothing to say).
+    pub fn skipped_runs_to_send(&self, reset: bool) -> Option<Vec<SkippedEntry>> {
         let mut s = self
             .skipped_runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if reset || s.sent.as_ref() != Some(&s.current) {
             s.sent = Some(s.current.clone());
-            return s.current.clone();
+            return Some(s.current.clone());
         }
-        Vec::new()
+        None
     }
 
     /// The index mutex (for the scanner, which locks it only to write).

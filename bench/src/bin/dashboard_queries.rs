@@ -279,6 +279,7 @@ fn build(dir: &Path, runs: usize, points: usize) -> anyhow::Result<()> {
                 },
                 more: i + 1 < pages,
                 skipped: vec![],
+                skipped_listed: false,
             },
         )?;
     }
@@ -449,6 +450,7 @@ fn write_compare_store(dir: &Path) -> anyhow::Result<()> {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         },
     )?;
     let mut keys = Vec::new();

@@ -192,6 +192,7 @@ fn time_store(dir: &Path, args: &Case, batches: &[PointBatch]) -> anyhow::Result
         },
         more: false,
         skipped: vec![],
+        skipped_listed: false,
     };
     store.apply_change_batch(remote, &listing)?;
     let start = Instant::now();

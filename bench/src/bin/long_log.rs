@@ -128,6 +128,7 @@ fn fill_store(dir: &Path, args: &Args) -> anyhow::Result<RunKey> {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         },
     )?;
     let mut line = vec![b'x'; args.chunk_bytes as usize];

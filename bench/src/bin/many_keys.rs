@@ -145,6 +145,7 @@ fn build(dir: &Path, keys: usize) -> anyhow::Result<(Store, RemoteId, RunKey, Ru
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         },
     )?;
     for d in [DIR_A, DIR_B] {

@@ -183,6 +183,7 @@ mod tests {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         }
     }
 
@@ -246,6 +247,7 @@ mod tests {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         };
         // Bad items are the store's to leave out, not a reason to refuse the batch.
         assert!(change_batch(&batch).is_ok());

@@ -128,6 +128,11 @@ pub struct ChangeBatch {
     /// hub can show them; the rest of the root syncs as usual.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedEntry>,
+    /// True when `skipped` is the agent's whole current list, to replace what the hub holds
+    /// even when it is empty (the last unnamable run was renamed or removed). Without it, an
+    /// empty `skipped` means "no news" (older agents).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped_listed: bool,
 }
 
 /// Something an agent left out of an answer, and why. `name` is for people only: a lossy,

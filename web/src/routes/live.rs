@@ -450,6 +450,7 @@ mod tests {
             },
             more: false,
             skipped: vec![],
+            skipped_listed: false,
         };
         store.apply_change_batch(remote, &batch).unwrap();
         let key = store.run(remote, DIR).unwrap().unwrap().key;
