@@ -10,6 +10,9 @@
 //! (The fuzz targets in `fuzz/` cover the protocol's readers; the hub links too much to be built
 //! with the fuzzer's instrumentation, so its validation is covered here.)
 
+// Test code: a failed setup step is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Component, Path};
 
 use proptest::prelude::*;
