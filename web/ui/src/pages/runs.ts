@@ -51,6 +51,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   let extraColumns = savedColumns();
   let columns: Columns = { summary: [], config: [] };
   let generation = 0;
+  let destroyed = false;
   let lastRuns: Run[] = [];
 
   const search = h("input", {
@@ -265,6 +266,9 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   };
 
   const load = async (quiet = false) => {
+    // A reload scheduled before the page was left (a debounced store change) must neither
+    // rewrite the new page's URL nor fetch for nothing.
+    if (destroyed) return;
     syncUrl();
     const gen = ++generation;
     if (!quiet) tableBox.classList.add("loading");
@@ -342,5 +346,11 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   void load();
   const refresh = debounce(() => void load(true), 300);
   const stop = onStoreChanged(refresh);
-  return { el, destroy: stop };
+  return {
+    el,
+    destroy: () => {
+      destroyed = true;
+      stop();
+    },
+  };
 }
