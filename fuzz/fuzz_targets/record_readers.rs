@@ -27,7 +27,7 @@ use runicorn_protocol::run_format::nonfinite::{
 use runicorn_protocol::run_format::record_depth::cut_deep_values;
 use runicorn_protocol::run_format::{DeletedMarker, Meta, StatusRecord};
 use runicorn_protocol::wire::{
-    decode_payload, encode_frame, Body, ChangeBatch, Cursor, Envelope, EventsState, RunChange,
+    decode_payload, encode_frame, Body, ChangeBatch, Cursor, Envelope, RunChange,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -156,24 +156,9 @@ fn check_travels(mut value: Value) {
         id: "1".into(),
         path: "a".into(),
         layout: "current".into(),
-        alias: None,
-        tags: vec![],
         status: "finished".into(),
-        reason: None,
-        created_at: None,
-        ended_at: None,
-        hostname: None,
-        deleted: false,
-        meta: None,
-        status_record: None,
         summary: Some(value),
-        config: None,
-        environment: None,
-        events: EventsState::default(),
-        log_bytes: 0,
-        files: vec![],
-        skipped_files: vec![],
-        skipped_files_total: 0,
+        ..RunChange::default()
     };
     let envelope = Envelope {
         id: 7,

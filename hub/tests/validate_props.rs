@@ -18,8 +18,8 @@ use std::path::{Component, Path};
 use proptest::prelude::*;
 use runicorn_hub::sync::validate;
 use runicorn_protocol::wire::{
-    check_wire_path, ChangeBatch, Cursor, EventsState, FileEntry, LogBatch, LogChunk, PointBatch,
-    RunChange, RunPoints, Series,
+    check_wire_path, ChangeBatch, Cursor, FileEntry, LogBatch, LogChunk, PointBatch, RunChange,
+    RunPoints, Series,
 };
 use runicorn_store::{RemoteSpec, RunFilter, Store};
 
@@ -148,21 +148,8 @@ fn run_change(dir: String, files: Vec<String>) -> RunChange {
         id: "20261126_122856_0e66f9".into(),
         path: "cv/resnet".into(),
         layout: "current".into(),
-        alias: None,
-        tags: vec![],
         status: "finished".into(),
-        reason: None,
         created_at: Some(1.0),
-        ended_at: None,
-        hostname: None,
-        deleted: false,
-        meta: None,
-        status_record: None,
-        summary: None,
-        config: None,
-        environment: None,
-        events: EventsState::default(),
-        log_bytes: 0,
         files: files
             .into_iter()
             .map(|path| FileEntry {
@@ -172,8 +159,7 @@ fn run_change(dir: String, files: Vec<String>) -> RunChange {
                 sha256: None,
             })
             .collect(),
-        skipped_files: vec![],
-        skipped_files_total: 0,
+        ..RunChange::default()
     }
 }
 

@@ -418,27 +418,12 @@ mod tests {
             id: "r1".into(),
             path: "p".into(),
             layout: "current".into(),
-            alias: None,
-            tags: vec![],
             status: "running".into(),
-            reason: None,
-            created_at: None,
-            ended_at: None,
-            hostname: None,
-            deleted: false,
-            meta: None,
-            status_record: None,
-            summary: None,
-            config: None,
-            environment: None,
             events: EventsState {
                 bytes: 1 << 30,
                 ..EventsState::default()
             },
-            log_bytes: 0,
-            files: vec![],
-            skipped_files: vec![],
-            skipped_files_total: 0,
+            ..RunChange::default()
         };
         let batch = ChangeBatch {
             reset: true,
