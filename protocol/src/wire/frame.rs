@@ -81,7 +81,9 @@ pub fn check_length(
     Ok(len as usize)
 }
 
-/// An oversized-frame error showing the prefix and the bytes read after it.
+/// An oversized-frame error showing the prefix and the bytes read after it (the async reader
+/// waits briefly for them; the blocking one cannot).
+#[cfg(feature = "async-frames")]
 fn with_more_preview(
     err: FrameError,
     prefix: [u8; LENGTH_PREFIX_BYTES],
@@ -155,7 +157,8 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// The same frame format on tokio streams (the hub's side).
+/// The same frame format on tokio streams (the hub's side; feature `async-frames`).
+#[cfg(feature = "async-frames")]
 pub mod async_io {
     use super::*;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -265,6 +268,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "async-frames")]
     #[tokio::test]
     async fn the_async_reader_shows_more_of_a_greeting() {
         let mut r: &[u8] = b"Welcome to gpu-01! Last login: yesterday\n";
@@ -301,6 +305,7 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "async-frames")]
     #[tokio::test]
     async fn async_frames_round_trip() {
         let mut buf = Vec::new();
