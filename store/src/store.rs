@@ -12,8 +12,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::files::FileCache;
-use crate::remotes::RemoteId;
+use crate::file_cache::FileCache;
+use crate::ids::RemoteId;
 use crate::schema;
 
 /// Name of the SQLite file inside the store folder.
@@ -155,24 +155,6 @@ impl Store {
                 id: remote.0,
             })
     }
-}
-
-/// Seconds since the Unix epoch, as the run format writes times.
-pub(crate) fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// A wire `u64` (offset, size, count) as SQLite's `i64`. Nothing real reaches 2^63; a peer that
-/// sends more gets the largest value instead of a wrapped negative one.
-pub(crate) fn to_sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// The reverse of [`to_sql_int`] for columns that are never negative.
-pub(crate) fn from_sql_int(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 #[cfg(test)]
