@@ -1,4 +1,7 @@
-//! Opening the store: the folder, the SQLite file and its settings, the file cache beside it.
+//! The [`Store`] facade and opening it: the folder, the SQLite file and its settings (the schema
+//! brought up to date by `schema.rs`), the file cache beside it. The struct lives here; the
+//! table modules (`remotes`, `runs`, `changes`, `points`, …) each add its methods in their own
+//! `impl Store` block and import this module, never the other way round.
 //!
 //! One [`Store`] holds one connection. The hub keeps one writing store (on a dedicated thread or
 //! in `spawn_blocking`) and opens read-only ones for readers: in WAL mode readers see the last
