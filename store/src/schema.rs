@@ -384,6 +384,29 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_upgrade_leaves_the_store_at_its_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0][0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        // Migration 3 cannot create its table: migration 2, run before it in the same
+        // transaction, must be undone too.
+        conn.execute_batch("CREATE TABLE skipped(x)").unwrap();
+        let err = migrate(&mut conn, &path).unwrap_err();
+        assert!(err.to_string().contains("store.sqlite"), "{err}");
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('run_values', 'point_tiles')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+
+    #[test]
     fn the_pending_indexes_are_used() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.sqlite");
