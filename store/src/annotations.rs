@@ -7,7 +7,8 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{SqliteContext, StoreError};
-use crate::runs::{RunKey, RunRow};
+use crate::ids::RunKey;
+use crate::runs::RunRow;
 use crate::store::Store;
 
 /// Hub annotations. `None` leaves a field as is; `Some(None)` clears it (the run's own shows

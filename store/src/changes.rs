@@ -24,12 +24,12 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use runicorn_protocol::wire::{check_wire_path, ChangeBatch, FileEntry, RunChange, SkippedEntry};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::files::is_sha256_hex;
-use crate::remotes::RemoteId;
+use crate::file_cache::is_sha256_hex;
+use crate::ids::{RemoteId, RunKey};
 use crate::run_values::{RunValueRows, SOURCE_CONFIG, SOURCE_SUMMARY};
-use crate::runs::RunKey;
 use crate::skipped::{self, bounded, SkippedFiles, KIND_RUN, MAX_FILES_LISTED};
-use crate::store::{to_sql_int, unix_now, Store};
+use crate::sql::{to_sql_int, unix_now};
+use crate::store::Store;
 
 /// What one change batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -486,17 +486,6 @@ fn sync_manifest(tx: &Transaction, run: i64, files: &[FileEntry]) -> rusqlite::R
         }
     }
     Ok(())
-}
-
-/// The id of a run, if the store knows it.
-pub(crate) fn run_id_of(
-    tx: &Transaction,
-    remote: RemoteId,
-    dir: &str,
-) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached("SELECT id FROM runs WHERE remote = ?1 AND dir = ?2")?
-        .query_row(params![remote.0, dir], |r| r.get(0))
-        .optional()
 }
 
 #[cfg(test)]

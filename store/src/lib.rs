@@ -7,29 +7,40 @@
 //! path the peer sent. The dashboard reads through stores opened with
 //! [`Store::open_read_only`]; WAL lets them read while the sync writes.
 //!
-//! | module | owns |
-//! |---|---|
-//! | `store` | opening: folder, SQLite settings, `default_dir` |
-//! | `schema` | tables, indexes and migrations |
-//! | `error` | [`StoreError`]: messages that name the file and what to do |
-//! | `remotes` | remotes, their state and cursor |
-//! | `changes` | applying change batches: runs, manifests, removals, full listings |
-//! | `points` | ingesting metric points (the hot path) |
-//! | `logs` | the copy of each run's `logs.txt` |
-//! | `pending` | what to fetch next |
-//! | `runs` | the read side's types and per-run reads: records, metric keys, manifests |
-//! | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
-//! | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
-//! | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
-//! | `tiles` | the point tile pyramid and its upkeep during ingest |
-//! | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
-//! | `skipped` | what could not be synced and why: skipped runs per remote, skipped files per run |
-//! | `files` | the content-addressed file cache |
+//! Modules form layers; each imports only from the layers above it (no cycles):
+//!
+//! | layer | module | owns |
+//! |---|---|---|
+//! | plain | `error` | [`StoreError`]: messages that name the file and what to do |
+//! | plain | `ids` | [`RemoteId`], [`RunKey`]: the typed integer keys |
+//! | plain | `sql` | SQL conversions: the clock, wire integers, multi-row `INSERT` text |
+//! | plain | `file_cache` | the content-addressed file cache on disk (no SQLite) |
+//! | derived | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
+//! | derived | `tiles` | the point tile pyramid and its upkeep during ingest |
+//! | schema | `schema` | tables, indexes, SQL-only migrations, `rebuild_derived` after them |
+//! | facade | `store` | [`Store`]: opening, folder, SQLite settings, `default_dir` |
+//! | tables | `remotes` | remotes, their state and cursor |
+//! | tables | `runs` | the read side's types and per-run reads: records, metric keys, manifests |
+//! | tables | `skipped` | what could not be synced and why: skipped runs per remote, skipped files per run |
+//! | tables | `files` | a run's files in the file cache |
+//! | tables | `changes` | applying change batches: runs, manifests, removals, full listings |
+//! | tables | `points` | ingesting metric points (the hot path) |
+//! | tables | `logs` | the copy of each run's `logs.txt` |
+//! | tables | `pending` | what to fetch next |
+//! | tables | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
+//! | tables | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
+//! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
+//!
+//! The `tables` modules each add methods to [`Store`] (`impl Store` blocks) and may use the
+//! free functions of the layers above them, and of each other without cycles (`changes` uses
+//! `skipped`, `remotes` uses `skipped`'s row type, `listing` and `annotations` use `runs`).
 
 mod annotations;
 mod changes;
 mod error;
+mod file_cache;
 mod files;
+mod ids;
 mod listing;
 mod logs;
 mod pending;
@@ -40,6 +51,7 @@ mod runs;
 mod schema;
 mod series;
 mod skipped;
+mod sql;
 mod store;
 #[cfg(test)]
 mod testkit;
@@ -48,14 +60,16 @@ mod tiles;
 pub use annotations::RunAnnotation;
 pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
 pub use error::StoreError;
-pub use files::{is_sha256_hex, MAX_BYTES_IN_MEMORY};
+pub use file_cache::is_sha256_hex;
+pub use files::MAX_BYTES_IN_MEMORY;
+pub use ids::{RemoteId, RunKey};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
-pub use remotes::{RemoteId, RemoteRow, RemoteSpec, SKIPPED_SHOWN};
+pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
 pub use run_values::flatten_config;
 pub use runs::{
-    ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunProgress, RunRecords, RunRow,
-    RunSort, TrashView, ROW_KEYS,
+    ColumnKeys, FileRow, MetricKey, RunFilter, RunOrder, RunProgress, RunRecords, RunRow, RunSort,
+    TrashView, ROW_KEYS,
 };
 pub use series::{KeyExtent, SeriesAxis, SeriesPoints, SeriesQuery};
 pub use skipped::{SkippedFiles, SkippedItem, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED};

@@ -22,7 +22,8 @@ use crate::run_values::{SOURCE_CONFIG, SOURCE_SUMMARY};
 use crate::runs::{
     run_row, ColumnKeys, RunFilter, RunOrder, RunRow, TrashView, RUN_COLUMNS, RUN_FROM,
 };
-use crate::store::{from_sql_int, Store};
+use crate::sql::from_sql_int;
+use crate::store::Store;
 
 /// A filter keeping fewer runs than this is sorted directly; more are walked in sort order.
 const FEW_RUNS: i64 = 5000;

@@ -9,11 +9,11 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use runicorn_protocol::wire::{check_wire_path, LogBatch, LogChunk};
 
-use crate::changes::run_id_of;
 use crate::error::{SqliteContext, StoreError};
-use crate::remotes::RemoteId;
-use crate::runs::RunKey;
-use crate::store::{from_sql_int, to_sql_int, Store};
+use crate::ids::{RemoteId, RunKey};
+use crate::runs::run_id_of;
+use crate::sql::{from_sql_int, to_sql_int};
+use crate::store::Store;
 
 /// What one log batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use rusqlite::params;
 use runicorn_protocol::wire::{LogWanted, PointsWanted};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::remotes::RemoteId;
-use crate::store::{from_sql_int, Store};
+use crate::ids::RemoteId;
+use crate::sql::from_sql_int;
+use crate::store::Store;
 
 /// Must match the `WHERE` of index `runs_points_pending` for SQLite to use it.
 pub(crate) const POINTS_PENDING: &str = "removed = 0 AND events_bytes != copy_offset";

@@ -24,8 +24,9 @@ use rusqlite::{params, OptionalExtension, Statement, Transaction};
 use runicorn_protocol::wire::{check_wire_path, PointBatch, RunPoints, Series};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::remotes::RemoteId;
-use crate::store::{from_sql_int, to_sql_int, Store};
+use crate::ids::RemoteId;
+use crate::sql::{from_sql_int, multi_row_sql, to_sql_int};
+use crate::store::Store;
 use crate::tiles::{self, TileBuffer};
 
 /// What one point batch did.
@@ -60,21 +61,6 @@ const UPSERT_TOTALS: &str =
 /// `head` followed by `rows` groups of five anonymous parameters.
 fn values_sql(head: &str, rows: usize) -> String {
     multi_row_sql(head, rows, 5)
-}
-
-/// `head` followed by `rows` groups of `columns` anonymous parameters: one multi-row
-/// `INSERT … VALUES` (points, totals, tiles).
-pub(crate) fn multi_row_sql(head: &str, rows: usize, columns: usize) -> String {
-    let group = format!("({})", vec!["?"; columns].join(","));
-    let mut sql = String::with_capacity(head.len() + rows * (group.len() + 1));
-    sql.push_str(head);
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&group);
-    }
-    sql
 }
 
 /// The full-size statements, built once per process.

@@ -8,12 +8,10 @@ use serde_json::Value;
 use runicorn_protocol::wire::Cursor;
 
 use crate::error::{SqliteContext, StoreError};
+use crate::ids::RemoteId;
 use crate::skipped::SkippedItem;
-use crate::store::{from_sql_int, unix_now, Store};
-
-/// A remote's id in this store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RemoteId(pub i64);
+use crate::sql::{from_sql_int, unix_now};
+use crate::store::Store;
 
 /// What the user configured for a remote.
 #[derive(Debug, Clone, PartialEq)]

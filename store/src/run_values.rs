@@ -124,8 +124,9 @@ impl RunValueRows {
     }
 }
 
-/// Fills `run_values` for every run (the migration that adds the table; safe to run again).
-pub(crate) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
+/// Rebuilds `run_values` for every run from scratch (see `schema::rebuild_derived`).
+pub(crate) fn rebuild_all(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM run_values", [])?;
     let runs: Vec<(i64, Option<String>, Option<String>)> = conn
         .prepare("SELECT id, summary, config FROM runs")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -137,7 +138,7 @@ pub(crate) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
                 let value = text
                     .as_deref()
                     .and_then(|t| serde_json::from_str::<Value>(t).ok());
-                rows.replace(*run, source, value.as_ref(), true);
+                rows.replace(*run, source, value.as_ref(), false);
             }
         }
         rows.write(conn)?;

@@ -1,20 +1,17 @@
 //! The read side's types and per-run reads: a run as listed ([`RunRow`]), the filters and sorts
 //! of listings (their SQL is in `listing.rs`), one run by key, its records, metric keys, plain
-//! series in step order, file manifest and corrupt lines. Nothing here writes.
+//! series in step order, file manifest and corrupt lines, and the writers' lookup of a run's key
+//! ([`run_id_of`]). Nothing here writes. Ids are in `ids.rs`.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde_json::Value;
 
 use runicorn_protocol::wire::{EventsState, WireCorruptLine};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::remotes::RemoteId;
-use crate::store::{from_sql_int, Store};
-
-/// A run's id in this store (stable for the life of the store; a run that vanishes from its
-/// remote and comes back keeps it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RunKey(pub i64);
+use crate::ids::{RemoteId, RunKey};
+use crate::sql::from_sql_int;
+use crate::store::Store;
 
 /// One run as listed.
 #[derive(Debug, Clone, PartialEq)]
@@ -561,6 +558,17 @@ impl Store {
             .at(&self.db_path)?;
         Ok(from_sql_int(n))
     }
+}
+
+/// The id of a run, if the store knows it (inside a writer's transaction).
+pub(crate) fn run_id_of(
+    tx: &Transaction,
+    remote: RemoteId,
+    dir: &str,
+) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached("SELECT id FROM runs WHERE remote = ?1 AND dir = ?2")?
+        .query_row(params![remote.0, dir], |r| r.get(0))
+        .optional()
 }
 
 #[cfg(test)]

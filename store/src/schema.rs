@@ -1,6 +1,14 @@
 //! The store's schema and its migrations. Migrations are only ever added, never edited:
-//! `user_version` says how many have run. Each runs in an immediate (write-locked) transaction
-//! that re-reads the version, so two hubs opening one new store never apply a step twice.
+//! `user_version` says how many have run. Every migration is plain SQL that never calls the
+//! crate's Rust code, so a later change to a table module cannot change what upgrading an old
+//! store does. Tables that are purely derived from others (`run_values`, `point_tiles`) are
+//! filled by one named step, [`rebuild_derived`], after the last migration: today's code on
+//! today's schema. All pending migrations and that rebuild run in one immediate (write-locked)
+//! transaction that re-reads the version first, so two hubs opening one old store never apply a
+//! step twice, and a crash leaves the store at its old version, untouched.
+//!
+//! To change how a derived table is computed, add a migration (if need be one that only empties
+//! the table): any migration that runs triggers the rebuild.
 //!
 //! Conventions the other modules rely on:
 //! - ids: `remotes.id`, `runs.id` and `metric_keys.id` are integers, so the large `points`
@@ -18,10 +26,10 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{SqliteContext, StoreError};
 
-/// Each entry upgrades the schema by one version.
-const MIGRATIONS: &[&str] = &[
+/// Each entry upgrades the schema by one version: SQL scripts run in order.
+const MIGRATIONS: &[&[&str]] = &[
     // 1: remotes, runs, metric points, logs, manifests, cursors.
-    "CREATE TABLE remotes(
+    &["CREATE TABLE remotes(
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         address TEXT NOT NULL,
@@ -132,11 +140,12 @@ const MIGRATIONS: &[&str] = &[
         sha256 TEXT,                    -- as the agent reported it
         cached_sha256 TEXT,             -- content in the file cache, for this size and mtime
         PRIMARY KEY(run, path)
-     ) WITHOUT ROWID;",
+     ) WITHOUT ROWID;"],
     // 2: the dashboard: the hub's annotations and recycle bin, sortable summary and config
     // values, and the point tiles that downsampled series are read from. `run_values` and
-    // `point_tiles` are filled for existing runs by `after_migration`.
-    "ALTER TABLE runs ADD COLUMN user_alias TEXT;   -- NULL: the run's own alias shows
+    // `point_tiles` are derived: `rebuild_derived` fills them.
+    &[
+        "ALTER TABLE runs ADD COLUMN user_alias TEXT;   -- NULL: the run's own alias shows
      ALTER TABLE runs ADD COLUMN user_tags TEXT;    -- JSON array; NULL: the run's own tags
      ALTER TABLE runs ADD COLUMN notes TEXT;
      ALTER TABLE runs ADD COLUMN trashed_at REAL;   -- in the hub's recycle bin since; NULL: not
@@ -180,10 +189,13 @@ const MIGRATIONS: &[&str] = &[
         max_time REAL,
         PRIMARY KEY(run, key, level, tile)
      ) WITHOUT ROWID;",
+    ],
     // 3: what could not be synced, and why: run directories the agent could not name and items
     // of its answers the hub refused (per remote), and the files left out of each run's
-    // manifest. Shown by `runicorn-hub remotes`, `ls` and the dashboard (see skipped.rs).
-    "CREATE TABLE skipped(
+    // manifest. Shown by `runicorn-hub remotes`, `ls` and the dashboard (see skipped.rs). Logs
+    // also became exact bytes: copies older hubs stored lossily are dropped.
+    &[
+        "CREATE TABLE skipped(
         remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
         kind TEXT NOT NULL,             -- 'run' (change feed), 'points' or 'log' (answers)
         name TEXT NOT NULL,             -- for people only: never a path to act on
@@ -196,26 +208,25 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN skipped_files_list TEXT; -- JSON [{name, reason}], at most 100
      -- The per-remote count of skipped files reads only the runs that have some.
      CREATE INDEX runs_skipping ON runs(remote, removed, skipped_files) WHERE skipped_files > 0;",
+        DROP_INEXACT_LOG_COPIES,
+    ],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk
 /// whose stored length differs from its byte range (the lossy text older hubs stored), so the
-/// next sync fetches those logs again, exactly. Self-contained SQL, like every migration.
+/// next sync fetches those logs again, exactly.
 pub(crate) const DROP_INEXACT_LOG_COPIES: &str = "
     UPDATE runs SET log_start = NULL, log_end = NULL
      WHERE id IN (SELECT run FROM log_chunks WHERE length(CAST(text AS BLOB)) != end - start);
     DELETE FROM log_chunks WHERE run IN (SELECT id FROM runs WHERE log_start IS NULL);";
 
-/// Work a migration needs beyond its SQL, in the same transaction: `version` is the version it
-/// brings the schema to.
-fn after_migration(tx: &Connection, version: u32) -> rusqlite::Result<()> {
-    if version == 2 {
-        crate::run_values::backfill(tx)?;
-        crate::tiles::backfill(tx)?;
-    }
-    if version == 3 {
-        tx.execute_batch(DROP_INEXACT_LOG_COPIES)?;
-    }
+/// Rebuilds every table that is purely derived from others, from scratch, with today's code:
+/// `run_values` (from the runs' summary and config) and `point_tiles` (from `points` and
+/// `run_keys`). Runs after the last migration, in its transaction. `run_keys` is not among
+/// them: the sync keeps it with the points it counts, and every schema has had it.
+pub(crate) fn rebuild_derived(tx: &Connection) -> rusqlite::Result<()> {
+    crate::run_values::rebuild_all(tx)?;
+    crate::tiles::rebuild_all(tx)?;
     Ok(())
 }
 
@@ -229,31 +240,35 @@ pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
     Ok(u32::try_from(v).unwrap_or(u32::MAX))
 }
 
-/// Brings the store at `path` up to the current schema.
+/// Brings the store at `path` up to the current schema: every pending migration, then
+/// [`rebuild_derived`], in one transaction.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let known = current_version();
-    loop {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .at(path)?;
-        let version = user_version(&tx).at(path)?;
-        if version > known {
-            return Err(StoreError::NewerSchema {
-                path: path.to_owned(),
-                found: version,
-                known,
-            });
-        }
-        let Some(sql) = MIGRATIONS.get(version as usize) else {
-            return Ok(());
-        };
-        tx.execute_batch(sql).at(path)?;
-        after_migration(&tx, version + 1).at(path)?;
-        tx.pragma_update(None, "user_version", i64::from(version) + 1)
-            .at(path)?;
-        tx.commit().at(path)?;
-        tracing::info!(store = %path.display(), version = version + 1, "store schema migrated");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .at(path)?;
+    let found = user_version(&tx).at(path)?;
+    if found > known {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known,
+        });
     }
+    if found == known {
+        return Ok(());
+    }
+    for scripts in &MIGRATIONS[found as usize..] {
+        for sql in *scripts {
+            tx.execute_batch(sql).at(path)?;
+        }
+    }
+    rebuild_derived(&tx).at(path)?;
+    tx.pragma_update(None, "user_version", i64::from(known))
+        .at(path)?;
+    tx.commit().at(path)?;
+    tracing::info!(store = %path.display(), from = found, to = known, "store schema migrated");
+    Ok(())
 }
 
 /// For a read-only connection: the schema must be exactly the current one.
@@ -312,7 +327,7 @@ mod tests {
         {
             // A store as the previous release left it: schema 1, one run with 10,000 points.
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[0][0]).unwrap();
             conn.execute_batch(
                 "PRAGMA user_version = 1;
                  INSERT INTO remotes(id, name, address, transport, created_at)
@@ -366,6 +381,29 @@ mod tests {
         // The values cycle through 0..1000: the extremes of the whole run are among the points.
         assert!(got.values.contains(&0.0) && got.values.contains(&999.0));
         assert!(got.steps.len() <= 100);
+    }
+
+    #[test]
+    fn a_failed_upgrade_leaves_the_store_at_its_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0][0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        // Migration 3 cannot create its table: migration 2, run before it in the same
+        // transaction, must be undone too.
+        conn.execute_batch("CREATE TABLE skipped(x)").unwrap();
+        let err = migrate(&mut conn, &path).unwrap_err();
+        assert!(err.to_string().contains("store.sqlite"), "{err}");
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('run_values', 'point_tiles')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::runs::RunKey;
+use crate::ids::RunKey;
 use crate::store::Store;
 use crate::tiles::{
     active_levels, fold, read_points, read_tiles, tile_bounds, tile_of, tile_steps, Extreme, Tile,
@@ -562,7 +562,7 @@ impl Store {
             .query_map([run.0], |r| {
                 Ok(KeyExtent {
                     key: r.get(0)?,
-                    points: crate::store::from_sql_int(r.get(1)?),
+                    points: crate::sql::from_sql_int(r.get(1)?),
                     last_step: r.get(2)?,
                 })
             })
@@ -584,7 +584,7 @@ impl Store {
             .query_map(params![run.0, step], |r| {
                 Ok(KeyExtent {
                     key: r.get(0)?,
-                    points: crate::store::from_sql_int(r.get(1)?),
+                    points: crate::sql::from_sql_int(r.get(1)?),
                     last_step: r.get(2)?,
                 })
             })

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use runicorn_protocol::wire::SkippedEntry;
 
 use crate::error::{SqliteContext, StoreError};
-use crate::remotes::RemoteId;
-use crate::runs::RunKey;
-use crate::store::{from_sql_int, unix_now, Store};
+use crate::ids::{RemoteId, RunKey};
+use crate::sql::{from_sql_int, unix_now};
+use crate::store::Store;
 
 /// `skipped.kind` of a run directory left out of the change feed.
 pub(crate) const KIND_RUN: &str = "run";

@@ -1,4 +1,7 @@
-//! Opening the store: the folder, the SQLite file and its settings, the file cache beside it.
+//! The [`Store`] facade and opening it: the folder, the SQLite file and its settings (the schema
+//! brought up to date by `schema.rs`), the file cache beside it. The struct lives here; the
+//! table modules (`remotes`, `runs`, `changes`, `points`, …) each add its methods in their own
+//! `impl Store` block and import this module, never the other way round.
 //!
 //! One [`Store`] holds one connection. The hub keeps one writing store (on a dedicated thread or
 //! in `spawn_blocking`) and opens read-only ones for readers: in WAL mode readers see the last
@@ -12,8 +15,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::files::FileCache;
-use crate::remotes::RemoteId;
+use crate::file_cache::FileCache;
+use crate::ids::RemoteId;
 use crate::schema;
 
 /// Name of the SQLite file inside the store folder.
@@ -155,24 +158,6 @@ impl Store {
                 id: remote.0,
             })
     }
-}
-
-/// Seconds since the Unix epoch, as the run format writes times.
-pub(crate) fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// A wire `u64` (offset, size, count) as SQLite's `i64`. Nothing real reaches 2^63; a peer that
-/// sends more gets the largest value instead of a wrapped negative one.
-pub(crate) fn to_sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// The reverse of [`to_sql_int`] for columns that are never negative.
-pub(crate) fn from_sql_int(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -462,7 +462,7 @@ impl TileBuffer {
 }
 
 fn upsert_sql(rows: usize) -> String {
-    crate::points::multi_row_sql(
+    crate::sql::multi_row_sql(
         "INSERT OR REPLACE INTO point_tiles(run, key, level, tile, count, untimed, first_step,
             first_time, last_step, last_time, min_value, min_step, min_time, max_value, max_step,
             max_time) VALUES ",
@@ -507,8 +507,8 @@ pub(crate) fn drop_run(conn: &Connection, run: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Builds the tiles of every stored series (the migration that adds them; safe to repeat).
-pub(crate) fn backfill(conn: &Connection) -> rusqlite::Result<()> {
+/// Rebuilds the tiles of every stored series from scratch (see `schema::rebuild_derived`).
+pub(crate) fn rebuild_all(conn: &Connection) -> rusqlite::Result<()> {
     let series: Vec<(i64, i64, i64, i64)> = conn
         .prepare("SELECT run, key, first_step, last_step FROM run_keys")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
