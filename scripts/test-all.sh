@@ -63,6 +63,15 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "generated TypeScript (web/ui/src/generated/api.ts) is current"
+fresh_ts=$(mktemp)
+scripts/gen-ts.sh "$fresh_ts"
+if ! cmp -s "$fresh_ts" web/ui/src/generated/api.ts; then
+  diff -u web/ui/src/generated/api.ts "$fresh_ts" | head -40 >&2 || true
+  echo "web/ui/src/generated/api.ts is stale: run scripts/gen-ts.sh and commit it" >&2
+  exit 1
+fi
+rm -f "$fresh_ts"
 step "cargo build"
 cargo build --workspace --bins --quiet
 export RUNICORN_AGENT_BIN="$repo/target/debug/runicorn-agent"

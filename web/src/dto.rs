@@ -1,6 +1,7 @@
 //! The JSON shapes of `docs/api.md`, built from the store's rows (which are not serde types):
 //! what the dashboard promises its page, field for field.
 
+use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{
     FileRow, MetricKey, RemoteRow, RunRow, SeriesPoints, SkippedFiles, SkippedItem,
 };
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 /// A run as listed (`Run` in docs/api.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Run"))]
 pub struct RunDto {
     pub id: i64,
     pub run_id: String,
@@ -19,7 +21,8 @@ pub struct RunDto {
     pub alias: Option<String>,
     pub tags: Vec<String>,
     pub notes: Option<String>,
-    pub status: String,
+    #[cfg_attr(test, ts(type = "RunStatus"))]
+    pub status: RunStatus,
     pub reason: Option<String>,
     pub created_at: Option<f64>,
     pub ended_at: Option<f64>,
@@ -29,7 +32,9 @@ pub struct RunDto {
     pub keys: Vec<String>,
     /// How many metric keys the run has.
     pub key_count: u64,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub summary: Value,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub config: Value,
     pub log_bytes: u64,
     pub deleted: bool,
@@ -49,7 +54,7 @@ impl From<&RunRow> for RunDto {
             alias: r.alias.clone(),
             tags: r.tags.clone(),
             notes: r.notes.clone(),
-            status: r.status.clone(),
+            status: RunStatus::parse(&r.status),
             reason: r.reason.clone(),
             created_at: r.created_at,
             ended_at: r.ended_at,
@@ -69,6 +74,7 @@ impl From<&RunRow> for RunDto {
 
 /// `{"runs": [...], "total": N}`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunsPage"))]
 pub struct RunPage {
     pub runs: Vec<RunDto>,
     pub total: u64,
@@ -76,6 +82,7 @@ pub struct RunPage {
 
 /// One metric key of a run's detail.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "MetricInfo"))]
 pub struct MetricDto {
     pub name: String,
     pub points: u64,
@@ -96,6 +103,7 @@ impl From<&MetricKey> for MetricDto {
 
 /// One file of a run's manifest.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunFile"))]
 pub struct FileDto {
     pub path: String,
     pub size: u64,
@@ -134,11 +142,15 @@ pub fn file_url(run: i64, path: &str) -> String {
 
 /// `GET /api/runs/{id}`: the run and what only its page shows.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunDetail"))]
 pub struct RunDetailDto {
     #[serde(flatten)]
     pub run: RunDto,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub meta: Value,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub status_record: Value,
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub environment: Value,
     /// The first [`crate::routes::runs::MAX_DETAIL_METRICS`] metric keys by name (all of them
     /// are `key_count`; `/metrics` pages through them).
@@ -149,13 +161,16 @@ pub struct RunDetailDto {
     pub remote_tags: Vec<String>,
     /// Files left out of `files` (the agent could not name or read them, or the hub refused
     /// them), with the first of them and why.
+    #[cfg_attr(test, ts(as = "crate::typescript::SkippedFilesShape"))]
     pub skipped_files: SkippedFiles,
 }
 
 /// One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Series"))]
 pub struct SeriesDto {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub run: Option<i64>,
     pub key: String,
     pub total: u64,
@@ -163,6 +178,7 @@ pub struct SeriesDto {
     pub steps: Vec<i64>,
     pub times: Vec<Option<f64>>,
     /// Non-finite values are written as `null` by serde_json: a chart gap.
+    #[cfg_attr(test, ts(type = "Array<number | null>"))]
     pub values: Vec<f64>,
 }
 
@@ -182,15 +198,19 @@ impl SeriesDto {
 
 /// New points of one key, as `event: metrics` sends them.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "LivePoints"))]
 pub struct LivePointsDto {
     pub key: String,
     pub steps: Vec<i64>,
     pub times: Vec<Option<f64>>,
+    /// Non-finite values are `null`, as in [`SeriesDto`].
+    #[cfg_attr(test, ts(type = "Array<number | null>"))]
     pub values: Vec<f64>,
 }
 
 /// A remote as `GET /api/remotes` lists it; its transport settings are never included.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Remote"))]
 pub struct RemoteDto {
     pub name: String,
     pub address: String,
@@ -207,6 +227,7 @@ pub struct RemoteDto {
     pub skipped_items: u64,
     pub skipped_files: u64,
     /// The first skipped items, with reasons.
+    #[cfg_attr(test, ts(as = "Vec<crate::typescript::SkippedItemShape>"))]
     pub skipped: Vec<SkippedItem>,
 }
 

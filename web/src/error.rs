@@ -121,12 +121,14 @@ impl ApiError {
 }
 
 #[derive(Serialize)]
-struct ErrorBody<'a> {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ApiErrorBody"))]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
 #[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ApiErrorDetail"))]
+pub(crate) struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
 }

@@ -17,6 +17,7 @@
 //! | `dto` | the JSON shapes of the API |
 //! | `routes/*` | one module per resource |
 //! | `error` | [`WebError`] and the API's JSON errors |
+//! | `typescript` | (tests) the generated TypeScript declarations of the API, `web/ui/src/generated/api.ts` |
 
 mod assets;
 mod config;
@@ -32,6 +33,8 @@ mod state;
 mod store_pool;
 mod ticks;
 mod tree;
+#[cfg(test)]
+mod typescript;
 
 pub use config::{DashboardConfig, FileFetcher, DEFAULT_PORT};
 pub use error::WebError;

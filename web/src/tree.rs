@@ -8,6 +8,7 @@ use serde::Serialize;
 
 /// One node of the path tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct PathNode {
     pub name: String,
     pub path: String,

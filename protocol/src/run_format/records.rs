@@ -155,6 +155,13 @@ impl RunStatus {
     }
 }
 
+/// Written as its name (`"running"`): how the dashboard's API sends a run's status.
+impl Serialize for RunStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -197,6 +204,10 @@ mod tests {
         assert_eq!(RunStatus::parse("paused"), RunStatus::Unknown);
         assert_eq!(RunStatus::from_name("paused"), None);
         assert_eq!(RunStatus::from_name(""), None);
+        assert_eq!(
+            serde_json::to_value(RunStatus::Unreadable).unwrap(),
+            serde_json::json!("unreadable")
+        );
         let st: StatusRecord = serde_json::from_str("{}").unwrap();
         assert_eq!(st.status, "running");
     }

@@ -13,6 +13,7 @@ use crate::state::AppState;
 pub const MAX_COLUMN_KEYS: usize = 500;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Columns"))]
 pub struct ColumnsDto {
     pub summary: Vec<String>,
     pub config: Vec<String>,

@@ -24,9 +24,12 @@ pub const MAX_COMPARE_POINTS: u64 = 2_500_000;
 pub const MAX_CONFIG_DIFF: usize = 1_000;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "CompareAnswer"))]
 pub struct CompareDto {
     pub runs: Vec<RunDto>,
     pub keys: Vec<String>,
+    /// Each series names its run.
+    #[cfg_attr(test, ts(type = "Array<Series & { run: number }>"))]
     pub series: Vec<SeriesDto>,
     pub config_diff: Vec<ConfigDiffRow>,
     /// Flattened config keys across the runs (`config_diff` holds at most [`MAX_CONFIG_DIFF`]).
@@ -35,8 +38,10 @@ pub struct CompareDto {
 
 /// One flattened config key across the compared runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ConfigDiffRow {
     pub key: String,
+    #[cfg_attr(test, ts(type = "Array<unknown>"))]
     pub values: Vec<Value>,
     pub differs: bool,
 }

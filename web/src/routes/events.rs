@@ -37,7 +37,8 @@ pub fn json_event(name: &str, data: &impl Serialize) -> Event {
 }
 
 #[derive(Serialize)]
-struct Changed {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ChangedEvent"))]
+pub(crate) struct Changed {
     at: f64,
 }
 

@@ -26,12 +26,14 @@ const POINTS_PER_EVENT: usize = 200_000;
 const LOG_BYTES_PER_EVENT: usize = 1024 * 1024;
 
 #[derive(Serialize)]
-struct MetricsEvent {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "LiveMetricsEvent"))]
+pub(crate) struct MetricsEvent {
     series: Vec<LivePointsDto>,
 }
 
 #[derive(Serialize)]
-struct LogEvent {
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "LiveLogEvent"))]
+pub(crate) struct LogEvent {
     offset: u64,
     next: u64,
     text: String,

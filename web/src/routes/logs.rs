@@ -31,6 +31,7 @@ pub(crate) const MAX_CHAR_BYTES: u64 = 4;
 
 /// One page of a log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LogPage {
     pub start: u64,
     pub offset: u64,

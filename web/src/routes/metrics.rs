@@ -23,8 +23,10 @@ pub const MAX_RAW_POINTS: u64 = 1_000_000;
 pub const MAX_METRIC_KEYS: u64 = 200;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "MetricsAnswer"))]
 pub struct MetricsDto {
     pub run: i64,
+    #[cfg_attr(test, ts(type = "\"step\" | \"time\""))]
     pub x: &'static str,
     pub series: Vec<SeriesDto>,
     /// How many metric keys the run has.

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use crate::tree::{build_tree, PathNode};
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "PathsAnswer"))]
 pub struct PathsDto {
     pub total: u64,
     pub tree: PathNode,

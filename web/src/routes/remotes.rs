@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RemotesAnswer"))]
 pub struct RemotesDto {
     pub remotes: Vec<RemoteDto>,
 }

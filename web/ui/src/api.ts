@@ -3,146 +3,25 @@
  * the per-process token that the server put into index.html's `runicorn-token` meta tag.
  */
 
-export type Status = "running" | "finished" | "failed" | "crashed" | "interrupted" | "unknown";
+// The shapes the API answers with are generated from the Rust types (web/src/typescript.rs);
+// after changing one there, run `scripts/gen-ts.sh` and commit generated/api.ts.
+export * from "./generated/api";
+import type {
+  Columns,
+  CompareAnswer,
+  LiveLogEvent,
+  LiveMetricsEvent,
+  LogPage,
+  MetricsAnswer,
+  PathsAnswer,
+  RemotesAnswer,
+  Run,
+  RunDetail,
+  RunsPage,
+} from "./generated/api";
 
-export interface Run {
-  id: number;
-  run_id: string;
-  remote: string | null;
-  host: string | null;
-  dir: string | null;
-  path: string | null;
-  alias: string | null;
-  tags: string[];
-  notes: string | null;
-  status: Status;
-  reason: string | null;
-  created_at: number | null;
-  ended_at: number | null;
-  last_step: number | null;
-  points: number | null;
-  keys: string[];
-  summary: Record<string, unknown> | null;
-  config: Record<string, unknown> | null;
-  log_bytes: number | null;
-  deleted: boolean;
-  removed: boolean;
-  trashed_at: number | null;
-}
-
-export interface MetricInfo {
-  name: string;
-  points: number;
-  first_step: number | null;
-  last_step: number | null;
-}
-
-export interface RunFile {
-  path: string;
-  size: number;
-  mtime: number | null;
-  cached: boolean;
-  url: string;
-}
-
-export interface RunDetail extends Run {
-  meta: Record<string, unknown> | null;
-  status_record: Record<string, unknown> | null;
-  environment: Record<string, unknown> | null;
-  metrics: MetricInfo[];
-  files: RunFile[];
-  corrupt_lines: number;
-  remote_alias: string | null;
-  remote_tags: string[];
-  /** Files left out of `files` (their names cannot be sent or stored), the first with reasons. */
-  skipped_files: { total: number; listed: { name: string; reason: string }[] };
-}
-
-export interface RunsPage {
-  runs: Run[];
-  total: number;
-}
-
-export interface Series {
-  key: string;
-  total: number;
-  downsampled: boolean;
-  steps: number[];
-  times: (number | null)[];
-  values: (number | null)[];
-}
-
-export interface MetricsAnswer {
-  run: number;
-  x: "step" | "time";
-  /** How many metric keys the run has. */
-  key_count: number;
-  /** The `key_offset` of the next page of keys, or null after the last page. */
-  next_key_offset: number | null;
-  series: Series[];
-}
-
-export interface LogPage {
-  start: number;
-  offset: number;
-  next: number;
-  end: number;
-  text: string;
-  eof: boolean;
-}
-
-export interface PathNode {
-  name: string;
-  path: string;
-  count: number;
-  children: PathNode[];
-}
-
-export interface PathsAnswer {
-  total: number;
-  tree: PathNode;
-}
-
-export interface Columns {
-  summary: string[];
-  config: string[];
-}
-
-export interface Remote {
-  name: string;
-  address: string | null;
-  connected: boolean;
-  last_sync_at: number | null;
-  lag_seconds: number | null;
-  last_error: string | null;
-  agent_host: string | null;
-  agent_root: string | null;
-  runs: number;
-  points: number;
-  /** Set when the sync left items out (the rest is stored): a warning, not an error. */
-  warning: string | null;
-  skipped_items: number;
-  skipped_files: number;
-  /** The first skipped items, with reasons (names are for people, never paths). */
-  skipped: { kind: string; name: string; reason: string; by_hub: boolean; at: number }[];
-}
-
-export interface CompareSeries extends Series {
-  run: number;
-}
-
-export interface ConfigDiffRow {
-  key: string;
-  values: unknown[];
-  differs: boolean;
-}
-
-export interface CompareAnswer {
-  runs: Run[];
-  keys: string[];
-  series: CompareSeries[];
-  config_diff: ConfigDiffRow[];
-}
+/** A series of `/api/compare`, where `run` is always set. */
+export type CompareSeries = CompareAnswer["series"][number];
 
 /** A failed request: the API's error code and message, or a network failure. */
 export class ApiError extends Error {
@@ -245,7 +124,7 @@ export const api = {
   paths: (q: { remote?: string; view?: string; status?: string; q?: string }, signal?: AbortSignal) =>
     request<PathsAnswer>("GET", apiUrl("/api/paths", q), undefined, signal),
   columns: (signal?: AbortSignal) => request<Columns>("GET", "/api/columns", undefined, signal),
-  remotes: (signal?: AbortSignal) => request<{ remotes: Remote[] }>("GET", "/api/remotes", undefined, signal),
+  remotes: (signal?: AbortSignal) => request<RemotesAnswer>("GET", "/api/remotes", undefined, signal),
   compare: (
     q: { runs: string; keys?: string; x?: "step" | "time"; points?: number; from?: number; to?: number; raw?: boolean },
     signal?: AbortSignal,
@@ -254,8 +133,8 @@ export const api = {
 
 /** Live updates of one run (`/api/runs/{id}/live`). */
 export interface LiveHandlers {
-  metrics?: (data: { series: { key: string; steps: number[]; times: (number | null)[]; values: (number | null)[] }[] }) => void;
-  log?: (data: { offset: number; next: number; text: string }) => void;
+  metrics?: (data: LiveMetricsEvent) => void;
+  log?: (data: LiveLogEvent) => void;
   run?: (run: Run) => void;
 }
 

@@ -3,8 +3,8 @@ import type { RunDetail } from "../api";
 import { h, message } from "../lib/dom";
 import { flatten, formatBytes, formatNumber, formatTime, formatValue } from "../lib/format";
 
-/** A two-column table of an object's flattened keys. */
-export function keyValueTable(obj: Record<string, unknown> | null | undefined, empty: string): HTMLElement {
+/** A two-column table of an object's flattened keys (anything else shows `empty`). */
+export function keyValueTable(obj: unknown, empty: string): HTMLElement {
   const flat = flatten(obj ?? {});
   const keys = Object.keys(flat).sort((a, b) => a.localeCompare(b));
   if (keys.length === 0) return message("empty", empty);

@@ -4,7 +4,7 @@
  * Move to recycle bin / Restore. Filters live in the URL; everything is fetched a page at a
  * time, so 100,000 runs cost the same as 10.
  */
-import { api, ApiError, type Columns, type Remote, type Run, type RunsQuery } from "../api";
+import { api, ApiError, RUN_STATUSES, type Columns, type Remote, type Run, type RunsQuery } from "../api";
 import { statusBadge } from "../components/badge";
 import { dataTable, type Column, type SortState } from "../components/table";
 import { pathTree } from "../components/tree";
@@ -15,7 +15,6 @@ import { onStoreChanged, type Page } from "./page";
 
 const PAGE_SIZE = 50;
 const COLUMNS_KEY = "runicorn.columns";
-const STATUSES = ["running", "finished", "failed", "crashed", "killed", "interrupted", "unreadable", "unknown"];
 
 function savedColumns(): string[] {
   try {
@@ -65,7 +64,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     "select",
     { attrs: { "aria-label": "Status" }, class: "status-filter" },
     h("option", { value: "" }, "All statuses"),
-    ...STATUSES.map((s) => h("option", { value: s, selected: state.status === s }, s)),
+    ...RUN_STATUSES.map((s) => h("option", { value: s, selected: state.status === s }, s)),
   );
   const remoteSel = h("select", { attrs: { "aria-label": "Remote" }, class: "remote-filter" }, h("option", { value: "" }, "All remotes"));
   const compareBtn = h("button", { type: "button", class: "btn primary compare-btn" }, "Compare");

@@ -1,0 +1,323 @@
+// GENERATED FILE, do not edit. Written by `scripts/gen-ts.sh` from the Rust types the
+// dashboard's API sends (web/src/dto.rs, web/src/routes/*.rs, the store's skipped items)
+// and protocol's `RunStatus::ALL`; see web/src/typescript.rs. Change the Rust types, run
+// the command and commit this file: `cargo test -p runicorn-web` fails while it is stale.
+
+/** A run's status: the vocabulary of `RunStatus` (protocol/src/run_format/records.rs). */
+export type RunStatus = "running" | "finished" | "failed" | "interrupted" | "killed" | "crashed" | "unreadable" | "unknown";
+
+/** Every status, in the order of `RunStatus::ALL` (docs/run-format.md). */
+export const RUN_STATUSES: readonly RunStatus[] = ["running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable", "unknown"];
+
+/**
+ * A run as listed (`Run` in docs/api.md).
+ */
+export type Run = {
+  id: number,
+  run_id: string,
+  remote: string,
+  host: string | null,
+  dir: string,
+  path: string,
+  alias: string | null,
+  tags: Array<string>,
+  notes: string | null,
+  status: RunStatus,
+  reason: string | null,
+  created_at: number | null,
+  ended_at: number | null,
+  last_step: number | null,
+  points: number,
+  /**
+   * The first [`runicorn_store::ROW_KEYS`] metric keys by name.
+   */
+  keys: Array<string>,
+  /**
+   * How many metric keys the run has.
+   */
+  key_count: number,
+  summary: unknown,
+  config: unknown,
+  log_bytes: number,
+  deleted: boolean,
+  removed: boolean,
+  trashed_at: number | null,
+};
+
+/**
+ * `{"runs": [...], "total": N}`.
+ */
+export type RunsPage = {
+  runs: Array<Run>,
+  total: number,
+};
+
+/**
+ * `GET /api/runs/{id}`: the run and what only its page shows.
+ */
+export type RunDetail = {
+  meta: unknown,
+  status_record: unknown,
+  environment: unknown,
+  /**
+   * The first [`crate::routes::runs::MAX_DETAIL_METRICS`] metric keys by name (all of them
+   * are `key_count`; `/metrics` pages through them).
+   */
+  metrics: Array<MetricInfo>,
+  files: Array<RunFile>,
+  corrupt_lines: number,
+  remote_alias: string | null,
+  remote_tags: Array<string>,
+  /**
+   * Files left out of `files` (the agent could not name or read them, or the hub refused
+   * them), with the first of them and why.
+   */
+  skipped_files: SkippedFiles,
+  id: number,
+  run_id: string,
+  remote: string,
+  host: string | null,
+  dir: string,
+  path: string,
+  alias: string | null,
+  tags: Array<string>,
+  notes: string | null,
+  status: RunStatus,
+  reason: string | null,
+  created_at: number | null,
+  ended_at: number | null,
+  last_step: number | null,
+  points: number,
+  /**
+   * The first [`runicorn_store::ROW_KEYS`] metric keys by name.
+   */
+  keys: Array<string>,
+  /**
+   * How many metric keys the run has.
+   */
+  key_count: number,
+  summary: unknown,
+  config: unknown,
+  log_bytes: number,
+  deleted: boolean,
+  removed: boolean,
+  trashed_at: number | null,
+};
+
+/**
+ * One metric key of a run's detail.
+ */
+export type MetricInfo = {
+  name: string,
+  points: number,
+  first_step: number,
+  last_step: number,
+};
+
+/**
+ * One file of a run's manifest.
+ */
+export type RunFile = {
+  path: string,
+  size: number,
+  mtime: number,
+  cached: boolean,
+  url: string,
+};
+
+/**
+ * The files left out of one run's manifest (`runicorn_store::SkippedFiles`).
+ */
+export type SkippedFiles = {
+  /**
+   * How many (the list may be shorter).
+   */
+  total: number,
+  /**
+   * The first of them, with reasons.
+   */
+  listed: Array<SkippedEntry>,
+};
+
+/**
+ * Something left out, and why (`runicorn_protocol::wire::SkippedEntry`). `name` is for people
+ * only: a lossy, escaped rendering, never a path to act on.
+ */
+export type SkippedEntry = {
+  name: string,
+  reason: string,
+};
+
+export type MetricsAnswer = {
+  run: number,
+  x: "step" | "time",
+  series: Array<Series>,
+  /**
+   * How many metric keys the run has.
+   */
+  key_count: number,
+  /**
+   * Without `keys`: the `key_offset` of the next page; `null` after the last.
+   */
+  next_key_offset: number | null,
+};
+
+/**
+ * One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
+ */
+export type Series = {
+  run?: number,
+  key: string,
+  total: number,
+  downsampled: boolean,
+  steps: Array<number>,
+  times: Array<number | null>,
+  /**
+   * Non-finite values are written as `null` by serde_json: a chart gap.
+   */
+  values: Array<number | null>,
+};
+
+/**
+ * One page of a log.
+ */
+export type LogPage = {
+  start: number,
+  offset: number,
+  next: number,
+  end: number,
+  text: string,
+  eof: boolean,
+};
+
+export type LiveMetricsEvent = {
+  series: Array<LivePoints>,
+};
+
+/**
+ * New points of one key, as `event: metrics` sends them.
+ */
+export type LivePoints = {
+  key: string,
+  steps: Array<number>,
+  times: Array<number | null>,
+  /**
+   * Non-finite values are `null`, as in [`SeriesDto`].
+   */
+  values: Array<number | null>,
+};
+
+export type LiveLogEvent = {
+  offset: number,
+  next: number,
+  text: string,
+};
+
+export type ChangedEvent = {
+  at: number,
+};
+
+export type PathsAnswer = {
+  total: number,
+  tree: PathNode,
+};
+
+/**
+ * One node of the path tree.
+ */
+export type PathNode = {
+  name: string,
+  path: string,
+  count: number,
+  children: Array<PathNode>,
+};
+
+export type Columns = {
+  summary: Array<string>,
+  config: Array<string>,
+};
+
+export type RemotesAnswer = {
+  remotes: Array<Remote>,
+};
+
+/**
+ * A remote as `GET /api/remotes` lists it; its transport settings are never included.
+ */
+export type Remote = {
+  name: string,
+  address: string,
+  connected: boolean,
+  last_sync_at: number | null,
+  lag_seconds: number | null,
+  last_error: string | null,
+  agent_host: string | null,
+  agent_root: string | null,
+  runs: number,
+  points: number,
+  /**
+   * Set when the sync left items out (a warning: the rest is stored).
+   */
+  warning: string | null,
+  skipped_items: number,
+  skipped_files: number,
+  /**
+   * The first skipped items, with reasons.
+   */
+  skipped: Array<SkippedItem>,
+};
+
+/**
+ * One thing a sync left out (`runicorn_store::SkippedItem`).
+ */
+export type SkippedItem = {
+  /**
+   * `run`, `points` or `log`.
+   */
+  kind: string,
+  /**
+   * What was left out, for people (not a path to act on).
+   */
+  name: string,
+  reason: string,
+  /**
+   * True when the hub refused it; false when the agent left it out itself.
+   */
+  by_hub: boolean,
+  /**
+   * When it was first recorded (seconds since the epoch).
+   */
+  at: number,
+};
+
+export type CompareAnswer = {
+  runs: Array<Run>,
+  keys: Array<string>,
+  /**
+   * Each series names its run.
+   */
+  series: Array<Series & { run: number }>,
+  config_diff: Array<ConfigDiffRow>,
+  /**
+   * Flattened config keys across the runs (`config_diff` holds at most [`MAX_CONFIG_DIFF`]).
+   */
+  config_keys: number,
+};
+
+/**
+ * One flattened config key across the compared runs.
+ */
+export type ConfigDiffRow = {
+  key: string,
+  values: Array<unknown>,
+  differs: boolean,
+};
+
+export type ApiErrorBody = {
+  error: ApiErrorDetail,
+};
+
+export type ApiErrorDetail = {
+  code: string,
+  message: string,
+};
