@@ -7,7 +7,7 @@ use runicorn_cli::{safe, safe_lines};
 use runicorn_store::RemoteRow;
 use serde_json::json;
 
-use super::terminal::{color_stdout, figure, paint};
+use runicorn_cli::{color_stdout, human::figure, paint, time};
 
 /// Skipped items listed per remote in the table (`--json` lists what the store returns).
 const SKIPPED_LINES: usize = 10;
@@ -20,13 +20,7 @@ pub struct RemotesArgs {
 }
 
 fn when(t: Option<f64>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
-        .map(|d| {
-            d.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "never".into())
+    time::local_second(t).unwrap_or_else(|| "never".into())
 }
 
 pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {

@@ -427,7 +427,7 @@ pub async fn follow(
 
 /// Records a successful round on the remote.
 pub async fn record_sync(store: &StoreHandle, remote: RemoteId) -> Result<(), SyncError> {
-    let now = runicorn_protocol::run_format::unix_now();
+    let now = runicorn_cli::now();
     store
         .call(move |s| s.record_sync(remote, now, None))
         .await
