@@ -14,8 +14,9 @@ use crate::open_link::open_link;
 pub use crate::open_link::OpenOptions;
 use crate::remote_address::RemoteAddress;
 use crate::store_thread::StoreHandle;
-use crate::sync::engine::record_sync;
-use crate::sync::{follow, sync_round, AgentClient, RoundObserver, RoundStats, SyncError};
+use crate::sync::{
+    follow, record_sync, sync_round, AgentClient, RoundObserver, RoundStats, SyncError,
+};
 
 /// Whether to stop after the first round or keep following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,12 +66,6 @@ pub trait RoundObserver: Send + Sync {
     fn progress(&self, stats: &RoundStats, bytes_received: u64);
 }
 
-/// An observer that ignores everything.
-pub struct Quiet;
-impl RoundObserver for Quiet {
-    fn progress(&self, _: &RoundStats, _: u64) {}
-}
-
 fn store_err(e: impl std::fmt::Display) -> SyncError {
     SyncError::Store(e.to_string())
 }
