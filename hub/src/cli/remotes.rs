@@ -7,6 +7,8 @@ use runicorn_cli::{safe, safe_lines};
 use runicorn_store::RemoteRow;
 use serde_json::json;
 
+use runicorn_cli::color::BOLD;
+use runicorn_cli::labels::{label, Label};
 use runicorn_cli::{color_stdout, human::figure, paint, time};
 
 /// Skipped items listed per remote in the table (`--json` lists what the store returns).
@@ -66,7 +68,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
         "{}",
         paint(
             color,
-            "1",
+            BOLD,
             &format!(
                 "{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}",
                 "NAME", "ADDRESS", "CONNECTED", "LAST SYNC", "RUNS", "POINTS"
@@ -98,7 +100,7 @@ fn write_skipped(out: &mut impl Write, color: bool, r: &RemoteRow) -> std::io::R
     let Some(warning) = r.skipped_warning() else {
         return Ok(());
     };
-    writeln!(out, "  {}: {warning}", paint(color, "1;33", "warning"))?;
+    writeln!(out, "  {}: {warning}", label(color, Label::Warning))?;
     for item in r.skipped.iter().take(SKIPPED_LINES) {
         let who = if item.by_hub { "hub" } else { "agent" };
         writeln!(
