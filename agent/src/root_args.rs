@@ -17,3 +17,24 @@ impl RootArgs {
         runicorn_protocol::run_format::resolve_storage_root(self.root.as_deref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        root: RootArgs,
+    }
+
+    #[test]
+    fn an_explicit_root_wins() {
+        let cmd = Command::try_parse_from(["agent", "--root", "/data/runs"]).unwrap();
+        assert_eq!(cmd.root.resolve(), PathBuf::from("/data/runs"));
+        let cmd = Command::try_parse_from(["agent"]).unwrap();
+        assert_eq!(cmd.root.root, None);
+    }
+}

@@ -157,3 +157,26 @@ impl SessionEvents for SyncReporter {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_that_left_nothing_out_has_no_note() {
+        assert_eq!(skipped_note(&RoundStats::default()), "");
+    }
+
+    #[test]
+    fn the_note_counts_both_sides() {
+        let stats = RoundStats {
+            refused: 2,
+            agent_skipped: 12_000,
+            ..RoundStats::default()
+        };
+        assert_eq!(
+            skipped_note(&stats),
+            "; 12.0k left out (2 refused by the hub, 12.0k skipped by the agent; reasons: `runicorn-hub remotes`)"
+        );
+    }
+}
