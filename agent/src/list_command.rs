@@ -7,16 +7,16 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use chrono::{Local, TimeZone};
-use runicorn_cli::safe;
+use runicorn_cli::progress::DelayedProgress;
+use runicorn_cli::table::{Align, Cell, Table};
+use runicorn_cli::{color_stdout, safe, time, warning_label};
 use runicorn_protocol::run_format::{
     discover_runs, read_run_overview, LivenessContext, RunLocation, RunOverview, RunStatus,
 };
 use serde_json::{json, Value};
 
+use crate::root_args::RootArgs;
 use crate::run_index::{IndexError, RunIndex};
-use crate::terminal::{color_stdout, paint_if, warning_label, DelayedProgress};
-use crate::RootArgs;
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 
 #[derive(clap::Args, Debug)]
@@ -208,72 +208,42 @@ fn status_color(status: &RunStatus) -> &'static str {
     }
 }
 
-fn format_time(t: Option<f64>) -> String {
-    t.and_then(|t| Local.timestamp_opt(t as i64, 0).single())
-        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".to_owned())
-}
-
 fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyhow::Result<()> {
     if runs.is_empty() {
         writeln!(out, "no runs under {}", safe(&root.to_string_lossy()))?;
         return Ok(());
     }
-    let color = color_stdout();
-    let headers = ["ID", "PATH", "ALIAS", "STATUS", "STEP", "POINTS", "CREATED"];
-    let rows: Vec<[String; 7]> = runs
-        .iter()
-        .map(|r| {
-            // Every cell from the run directory is made terminal-safe (see runicorn_cli).
-            [
-                safe(&r.id).into_owned(),
-                if r.path.is_empty() {
-                    "/".to_owned()
-                } else {
-                    safe(&r.path).into_owned()
-                },
-                r.alias
-                    .as_deref()
-                    .map_or_else(|| "-".into(), |a| safe(a).into_owned()),
-                safe(r.status.as_str()).into_owned(),
-                r.last_step.map_or_else(|| "-".into(), |s| s.to_string()),
-                r.points.to_string(),
-                format_time(r.created_at),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header_line: Vec<String> = headers
-        .iter()
-        .zip(widths)
-        .map(|(h, w)| format!("{h:<w$}"))
-        .collect();
-    writeln!(
-        out,
-        "{}",
-        paint_if(color, "1", header_line.join("  ").trim_end())
-    )?;
-    for (row, run) in rows.iter().zip(runs) {
-        let mut cells = Vec::with_capacity(row.len());
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            let padded = if i == 4 || i == 5 {
-                format!("{cell:>w$}")
+    let mut table = Table::new(&[
+        ("ID", Align::Left),
+        ("PATH", Align::Left),
+        ("ALIAS", Align::Left),
+        ("STATUS", Align::Left),
+        ("STEP", Align::Right),
+        ("POINTS", Align::Right),
+        ("CREATED", Align::Left),
+    ]);
+    for r in runs {
+        // Every cell from the run directory is made terminal-safe (see runicorn_cli).
+        table.push([
+            safe(&r.id).into_owned().into(),
+            if r.path.is_empty() {
+                "/".into()
             } else {
-                format!("{cell:<w$}")
-            };
-            cells.push(if i == 3 {
-                paint_if(color, status_color(&run.status), &padded)
-            } else {
-                padded
-            });
-        }
-        writeln!(out, "{}", cells.join("  ").trim_end())?;
+                safe(&r.path).into_owned().into()
+            },
+            r.alias
+                .as_deref()
+                .map_or_else(|| "-".into(), |a| safe(a).into_owned().into()),
+            Cell::painted(safe(r.status.as_str()), status_color(&r.status)),
+            r.last_step
+                .map_or_else(|| "-".into(), |s| s.to_string().into()),
+            r.points.to_string().into(),
+            time::local_minute(r.created_at)
+                .unwrap_or_else(|| "-".to_owned())
+                .into(),
+        ]);
     }
+    table.write(out, color_stdout())?;
     let unreadable = runs
         .iter()
         .filter(|r| r.status == RunStatus::Unreadable)

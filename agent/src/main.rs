@@ -2,16 +2,16 @@
 //!
 //! The binary is glue: it parses the command line and hands each command to its module
 //! (`run_command` wraps a training command, `list_command` lists runs, `serve_command` answers
-//! the hub). Errors get their context
-//! here, at the edge, and become a message and a non-zero exit.
+//! the hub; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
+//! through). Terminal helpers (colour, labels, tables, progress) come from `runicorn_cli`.
+//! Errors get their context here, at the edge, and become a message and a non-zero exit.
 
 mod list_command;
+mod root_args;
 mod run_command;
 mod run_index;
 mod serve_command;
-mod terminal;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -59,20 +59,6 @@ enum Command {
     Serve(serve_command::ServeArgs),
 }
 
-/// Options every command that reads or writes runs shares.
-#[derive(clap::Args, Debug, Clone)]
-pub struct RootArgs {
-    /// Storage root holding the runs [default: $RUNICORN_DIR, else ~/.runicorn]
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-}
-
-impl RootArgs {
-    pub fn resolve(&self) -> PathBuf {
-        runicorn_protocol::run_format::resolve_storage_root(self.root.as_deref())
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -83,27 +69,15 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         // A reader that went away (`runicorn-agent ls | head`) is not an error.
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if runicorn_cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // An error may quote a run path: control characters made visible.
             eprintln!(
                 "{}: {}",
-                terminal::error_label(),
+                runicorn_cli::error_label(),
                 runicorn_cli::safe_lines(&format!("{err:#}"))
             );
             ExitCode::from(2)
         }
     }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        let io = cause
-            .downcast_ref::<std::io::Error>()
-            .map(std::io::Error::kind);
-        let json = cause
-            .downcast_ref::<serde_json::Error>()
-            .and_then(serde_json::Error::io_error_kind);
-        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
-    })
 }

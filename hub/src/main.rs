@@ -75,12 +75,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if runicorn_cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // An error may quote a run path or an agent's stderr: control characters made visible.
             eprintln!(
                 "{}: {}",
-                cli::terminal::error_label(),
+                runicorn_cli::error_label(),
                 runicorn_cli::safe_lines(&format!("{err:#}"))
             );
             ExitCode::from(2)

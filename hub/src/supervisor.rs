@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::wire::Hello;
 use runicorn_store::RemoteId;
 
-use crate::open_link::{open_link, OpenOptions};
+use crate::open_link::open_link;
+/// How to open a remote's link: part of each [`RemoteJob`].
+pub use crate::open_link::OpenOptions;
 use crate::remote_address::RemoteAddress;
 use crate::store_thread::StoreHandle;
-use crate::sync::engine::record_sync;
-use crate::sync::{follow, sync_round, AgentClient, RoundObserver, RoundStats, SyncError};
+use crate::sync::{
+    follow, record_sync, sync_round, AgentClient, RoundObserver, RoundStats, SyncError,
+};
 
 /// Whether to stop after the first round or keep following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +48,6 @@ pub struct RemoteJob {
     pub safety_interval: Duration,
 }
 
-fn now() -> f64 {
-    runicorn_protocol::run_format::unix_now()
-}
-
 /// Runs `job` until it is done (`Once`), `stop` resolves, or an error the user must fix.
 pub async fn run_remote(
     job: &RemoteJob,
@@ -72,7 +71,7 @@ pub async fn run_remote(
             .call(move |s| {
                 let _ = s.set_remote_connected(id, false);
                 if let Some(e) = error_text {
-                    let _ = s.record_sync(id, now(), Some(&e));
+                    let _ = s.record_sync(id, runicorn_cli::now(), Some(&e));
                 }
             })
             .await;

@@ -26,9 +26,9 @@ use runicorn_protocol::run_format::{
     ENV_STORAGE_ROOT,
 };
 
-use crate::terminal::warning_label;
-use crate::RootArgs;
+use crate::root_args::RootArgs;
 use console_lines::ConsoleLines;
+use runicorn_cli::warning_label;
 use signals::{signal_name, SignalForwarder};
 
 /// How long the agent waits for output still buffered in the pipes after the command exits (a
@@ -123,7 +123,7 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
             tracking.report(lock(&writer).finish(outcome));
             eprintln!(
                 "{}: {reason} (is it installed and on PATH?); the run {run_label} is recorded as failed",
-                crate::terminal::error_label()
+                runicorn_cli::error_label()
             );
             // 127 is what shells and `env` exit with when a command cannot be found.
             return Ok(127);

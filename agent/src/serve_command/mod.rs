@@ -44,8 +44,8 @@ use runicorn_protocol::wire::{
     Body, Envelope, ErrorCode, DEFAULT_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES,
 };
 
+use crate::root_args::RootArgs;
 use crate::run_index::RunIndex;
-use crate::RootArgs;
 use handshake::{negotiate, AgentIdentity};
 use input::{read_one, spawn_reader, Incoming};
 use output::{FrameWriter, SendError};

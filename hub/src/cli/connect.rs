@@ -4,15 +4,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use runicorn_hub::open_link::OpenOptions;
 use runicorn_hub::remote_address::{check_remote_name, RemoteAddress};
 use runicorn_hub::store_thread::StoreHandle;
+use runicorn_hub::supervisor::OpenOptions;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 use runicorn_store::RemoteSpec;
 
 use runicorn_cli::safe;
 
-use super::terminal::SyncReporter;
+use super::ctrl_c::ctrl_c;
+use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
@@ -163,11 +164,4 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
         result?;
         Ok(0)
     })
-}
-
-/// Resolves on Ctrl-C (or never, when the handler cannot be installed).
-pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }

@@ -73,7 +73,7 @@ pub async fn start(
         if let Err(e) = dashboard.serve(shutdown).await {
             eprintln!(
                 "{}: the dashboard stopped: {e}",
-                super::terminal::error_label()
+                runicorn_cli::error_label()
             );
         }
     });

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use runicorn_hub::demo_runs::{spawn_live_run, write_sample_runs};
-use runicorn_hub::open_link::OpenOptions;
 use runicorn_hub::remote_address::RemoteAddress;
+use runicorn_hub::supervisor::OpenOptions;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 
-use super::terminal::SyncReporter;
+use super::ctrl_c::ctrl_c;
+use super::demo_runs::{spawn_live_run, write_sample_runs};
+use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -87,7 +88,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         // Ctrl-C ends the demo in either phase, the first sync included.
         let (interrupted_tx, interrupted) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            super::connect::ctrl_c().await;
+            ctrl_c().await;
             let _ = interrupted_tx.send(true);
         });
         let until_interrupted = || {

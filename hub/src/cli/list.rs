@@ -10,7 +10,7 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_store::{RunFilter, RunKey, RunOrder, RunRow, RunSort};
 use serde_json::json;
 
-use super::terminal::{color_stdout, figure, paint};
+use runicorn_cli::{color_stdout, human::figure, paint};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {

@@ -1,14 +1,18 @@
 //! The commands of `runicorn-hub`, one module each, and what they share: opening the store
-//! (`store_dir`), the terminal (`terminal`), diagnostics (`logging`).
+//! (`store_dir`), the sync progress on stderr (`sync_reporter`), stopping on Ctrl-C (`ctrl_c`),
+//! diagnostics (`logging`). Terminal helpers (colour, labels, tables, progress bars, time) come
+//! from `runicorn_cli`.
 
 pub mod connect;
+pub mod ctrl_c;
 pub mod dashboard;
 pub mod demo;
+pub mod demo_runs;
 pub mod list;
 pub mod logging;
 pub mod remotes;
 pub mod sync_command;
-pub mod terminal;
+pub mod sync_reporter;
 pub mod ui;
 
 use std::path::PathBuf;
@@ -35,17 +39,4 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-/// True when the error is a closed stdout (`runicorn-hub ls | head`), which is not a failure.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        let io = cause
-            .downcast_ref::<std::io::Error>()
-            .map(std::io::Error::kind);
-        let json = cause
-            .downcast_ref::<serde_json::Error>()
-            .and_then(serde_json::Error::io_error_kind);
-        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
-    })
 }

@@ -7,7 +7,9 @@ use runicorn_cli::{safe, safe_lines};
 use runicorn_store::RemoteRow;
 use serde_json::json;
 
-use super::terminal::{color_stdout, figure, paint};
+use runicorn_cli::color::BOLD;
+use runicorn_cli::labels::{label, Label};
+use runicorn_cli::{color_stdout, human::figure, paint, time};
 
 /// Skipped items listed per remote in the table (`--json` lists what the store returns).
 const SKIPPED_LINES: usize = 10;
@@ -20,13 +22,7 @@ pub struct RemotesArgs {
 }
 
 fn when(t: Option<f64>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
-        .map(|d| {
-            d.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "never".into())
+    time::local_second(t).unwrap_or_else(|| "never".into())
 }
 
 pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
@@ -72,7 +68,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
         "{}",
         paint(
             color,
-            "1",
+            BOLD,
             &format!(
                 "{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}",
                 "NAME", "ADDRESS", "CONNECTED", "LAST SYNC", "RUNS", "POINTS"
@@ -104,7 +100,7 @@ fn write_skipped(out: &mut impl Write, color: bool, r: &RemoteRow) -> std::io::R
     let Some(warning) = r.skipped_warning() else {
         return Ok(());
     };
-    writeln!(out, "  {}: {warning}", paint(color, "1;33", "warning"))?;
+    writeln!(out, "  {}: {warning}", label(color, Label::Warning))?;
     for item in r.skipped.iter().take(SKIPPED_LINES) {
         let who = if item.by_hub { "hub" } else { "agent" };
         writeln!(

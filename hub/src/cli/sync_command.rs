@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use runicorn_hub::open_link::OpenOptions;
 use runicorn_hub::remote_address::RemoteAddress;
+use runicorn_hub::supervisor::OpenOptions;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 
 use std::collections::HashMap;
@@ -17,7 +17,9 @@ use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
 use runicorn_protocol::wire::Hello;
 use serde_json::json;
 
-use super::terminal::{error_label, SyncReporter};
+use runicorn_cli::error_label;
+
+use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
 pub struct SyncArgs {

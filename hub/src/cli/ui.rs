@@ -6,13 +6,16 @@ use runicorn_cli::{safe, safe_lines};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use runicorn_hub::open_link::OpenOptions;
 use runicorn_hub::remote_address::RemoteAddress;
 use runicorn_hub::store_thread::StoreHandle;
+use runicorn_hub::supervisor::OpenOptions;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 
 use super::dashboard::{self, ServeArgs};
-use super::terminal::{error_label, SyncReporter};
+use runicorn_cli::error_label;
+
+use super::ctrl_c::ctrl_c;
+use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
 pub struct UiArgs {
@@ -57,7 +60,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
             let store = &store;
             let reporter = &reporter;
             async move {
-                if let Err(e) = run_remote(job, store, reporter, super::connect::ctrl_c()).await {
+                if let Err(e) = run_remote(job, store, reporter, ctrl_c()).await {
                     // The store recorded the error; the dashboard shows it on the remotes page.
                     eprintln!(
                         "{}: {}: {}",
@@ -69,7 +72,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
             }
         }));
         // Serve until Ctrl-C even when every remote has stopped.
-        tokio::join!(follow_all, super::connect::ctrl_c());
+        tokio::join!(follow_all, ctrl_c());
         running.stop().await;
         Ok(0)
     })

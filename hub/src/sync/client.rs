@@ -176,11 +176,6 @@ impl AgentClient {
         self.requests_sent.load(Ordering::Relaxed)
     }
 
-    /// The agent's stderr, for messages.
-    pub fn stderr_tail(&self) -> String {
-        self.diagnostics.stderr_tail()
-    }
-
     /// Sends a request and waits for its answer.
     pub async fn request(&self, body: Body) -> Result<Body, SyncError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

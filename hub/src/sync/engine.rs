@@ -66,12 +66,6 @@ pub trait RoundObserver: Send + Sync {
     fn progress(&self, stats: &RoundStats, bytes_received: u64);
 }
 
-/// An observer that ignores everything.
-pub struct Quiet;
-impl RoundObserver for Quiet {
-    fn progress(&self, _: &RoundStats, _: u64) {}
-}
-
 fn store_err(e: impl std::fmt::Display) -> SyncError {
     SyncError::Store(e.to_string())
 }
@@ -427,7 +421,7 @@ pub async fn follow(
 
 /// Records a successful round on the remote.
 pub async fn record_sync(store: &StoreHandle, remote: RemoteId) -> Result<(), SyncError> {
-    let now = runicorn_protocol::run_format::unix_now();
+    let now = runicorn_cli::now();
     store
         .call(move |s| s.record_sync(remote, now, None))
         .await

@@ -1,11 +1,15 @@
 //! Syncing with agents: the protocol client (`client`), the checks every answer passes before it
 //! is stored (`validate`), sync rounds and live follow (`engine`), and the errors (`error`).
+//!
+//! Other crates see the errors, a round's figures and its observer (what the binary reports),
+//! and `validate` (its property tests); the client and the rounds are driven by `supervisor`.
 
-pub mod client;
-pub mod engine;
-pub mod error;
+mod client;
+mod engine;
+mod error;
 pub mod validate;
 
-pub use client::AgentClient;
-pub use engine::{follow, sync_round, Quiet, RoundObserver, RoundStats};
+pub(crate) use client::AgentClient;
+pub(crate) use engine::{follow, record_sync, sync_round};
+pub use engine::{RoundObserver, RoundStats};
 pub use error::SyncError;

@@ -1,63 +1,16 @@
-//! How the hub talks to a terminal: colour only on a terminal without `NO_COLOR`, labels for
-//! messages, and the sync progress line (an indicatif bar drawn only on a terminal).
+//! What sync sessions show on stderr: a progress line while a round runs (an indicatif spinner,
+//! then a bar once the size is known; on a terminal only), one summary line per round, and the
+//! live status line while following. Shared by `connect`, `sync`, `ui` and `demo`.
 
-use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use runicorn_cli::{safe, safe_lines};
+use runicorn_cli::human::{bytes, figure};
+use runicorn_cli::{progress, safe, safe_lines, time, warning_label};
 use runicorn_protocol::wire::Hello;
 
 use runicorn_hub::supervisor::SessionEvents;
 use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
-
-fn color_on(stream_is_terminal: bool) -> bool {
-    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// `error` (red on a terminal).
-pub fn error_label() -> String {
-    paint(color_on(std::io::stderr().is_terminal()), "1;31", "error")
-}
-
-/// `warning` (yellow on a terminal).
-pub fn warning_label() -> String {
-    paint(color_on(std::io::stderr().is_terminal()), "1;33", "warning")
-}
-
-/// True when stdout wants colour.
-pub fn color_stdout() -> bool {
-    color_on(std::io::stdout().is_terminal())
-}
-
-/// Wraps `text` in an ANSI colour when `on`.
-pub fn paint(on: bool, sgr: &str, text: &str) -> String {
-    if on {
-        format!("\x1b[{sgr}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
-}
-
-/// Human figures: 1234567 → "1.23M".
-pub fn figure(n: u64) -> String {
-    match n {
-        0..=9_999 => n.to_string(),
-        10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.2}M", n as f64 / 1e6),
-        _ => format!("{:.2}G", n as f64 / 1e9),
-    }
-}
-
-/// Human byte sizes.
-pub fn bytes(n: u64) -> String {
-    match n {
-        0..=1023 => format!("{n} B"),
-        1024..=1_048_575 => format!("{:.1} KiB", n as f64 / 1024.0),
-        1_048_576..=1_073_741_823 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
-        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
-    }
-}
 
 /// What a round left out, for its summary line (empty when nothing was).
 fn skipped_note(stats: &RoundStats) -> String {
@@ -89,7 +42,7 @@ impl SyncReporter {
     pub fn new(quiet: bool) -> SyncReporter {
         SyncReporter {
             bar: Mutex::new(None),
-            on_terminal: std::io::stderr().is_terminal(),
+            on_terminal: progress::stderr_is_terminal(),
             quiet,
             live_totals: Mutex::new((0, 0)),
             following: std::sync::atomic::AtomicBool::new(false),
@@ -103,16 +56,7 @@ impl SyncReporter {
         let Ok(mut slot) = self.bar.lock() else {
             return;
         };
-        let bar = slot.get_or_insert_with(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+        let bar = slot.get_or_insert_with(|| progress::spinner("{spinner} {msg} ({elapsed})"));
         f(bar);
     }
 
@@ -143,10 +87,8 @@ impl RoundObserver for SyncReporter {
             if stats.event_bytes_total > 0 && bar.length().is_none() {
                 // The listing is done and the size of what is missing is known: a real bar.
                 bar.set_length(stats.event_bytes_total);
-                if let Ok(style) =
-                    indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ({eta})")
-                {
-                    bar.set_style(style.progress_chars("=> "));
+                if let Some(style) = progress::bar_style("{msg} [{bar:30}] {percent}% ({eta})") {
+                    bar.set_style(style);
                 }
             }
             bar.set_position(stats.event_bytes_done.min(stats.event_bytes_total));
@@ -189,7 +131,7 @@ impl SessionEvents for SyncReporter {
             return;
         }
         // Live updates keep one status line on a terminal and stay quiet elsewhere.
-        let now = chrono::Local::now().format("%H:%M:%S");
+        let now = time::clock_now();
         if let Ok(mut totals) = self.live_totals.lock() {
             totals.0 += stats.points;
             totals.1 += 1;
@@ -213,5 +155,28 @@ impl SessionEvents for SyncReporter {
             safe_lines(&error.to_string()),
             delay.as_secs()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_that_left_nothing_out_has_no_note() {
+        assert_eq!(skipped_note(&RoundStats::default()), "");
+    }
+
+    #[test]
+    fn the_note_counts_both_sides() {
+        let stats = RoundStats {
+            refused: 2,
+            agent_skipped: 12_000,
+            ..RoundStats::default()
+        };
+        assert_eq!(
+            skipped_note(&stats),
+            "; 12.0k left out (2 refused by the hub, 12.0k skipped by the agent; reasons: `runicorn-hub remotes`)"
+        );
     }
 }
