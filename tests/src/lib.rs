@@ -207,3 +207,19 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
         stderr: err_reader.join().unwrap_or_default(),
     }
 }
+
+/// Checks every case of a table-driven test, then fails once, naming each case that failed
+/// (by its `Debug` form) with what went wrong, so one broken case does not hide the others.
+pub fn check_cases<C: std::fmt::Debug>(cases: &[C], check: impl Fn(&C) -> Result<(), String>) {
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| check(case).err().map(|why| format!("{case:?}: {why}")))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

@@ -2,7 +2,7 @@
 in-process with its test client) and prints, as one JSON line, what its API returns for every
 run: the listing entry, the metrics and the status. Run it with a Python that has the PyPI
 package: `python upstream_viewer.py ROOT`. Used by the compatibility tests of both the Python
-SDK (sdk/python/tests/test_upstream.py) and the Rust writer (tests/tests/upstream_compat.rs).
+SDK (sdk/python/tests/test_upstream.py) and the Rust writer (tests/tests/e2e/upstream_compat.rs).
 """
 
 import json, sys, warnings

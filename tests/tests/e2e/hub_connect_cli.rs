@@ -254,7 +254,7 @@ fn broken_agents_are_refused_with_a_clear_error_and_nothing_stored() {
         ("oversized", "larger than the limit"),
         ("invalid", "not a valid message"),
         // `dotdot` and `abs-file` (one bad run directory, one bad file path) are no longer
-        // refused whole: the bad item is left out alone (tests/tests/hub_tolerance.rs).
+        // refused whole: the bad item is left out alone (`hub_tolerance`).
         ("wrong-type", "subscribed"),
         ("greeting", "Welcome to gpu-01"),
         ("old-version", "not compatible"),

@@ -286,7 +286,7 @@ fn hostile_root_syncs(home: &Path, target: impl Fn(&Path) -> Command) {
 
 #[test]
 fn a_climbing_run_directory_or_an_absolute_file_path_is_refused_alone() {
-    // These used to refuse the whole batch (tests/tests/hub_connect_cli.rs): now only the item.
+    // These used to refuse the whole batch (`hub_connect_cli`): now only the item.
     for (mode, stored_runs, reason) in [("dotdot", 0, ".."), ("abs-file", 1, "absolute")] {
         let home = ClientHome::empty();
         let hub_dir = tempfile::tempdir().unwrap();
