@@ -23,6 +23,7 @@
 //! | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
 //! | `tiles` | the point tile pyramid and its upkeep during ingest |
 //! | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
+//! | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
 //! | `skipped` | what could not be synced and why: skipped runs per remote, skipped files per run |
 //! | `files` | the content-addressed file cache |
 
@@ -35,6 +36,7 @@ mod logs;
 mod pending;
 mod points;
 mod remotes;
+mod run_ref;
 mod run_values;
 mod runs;
 mod schema;
@@ -52,6 +54,7 @@ pub use files::{is_sha256_hex, MAX_BYTES_IN_MEMORY};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use remotes::{RemoteId, RemoteRow, RemoteSpec, SKIPPED_SHOWN};
+pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;
 pub use runs::{
     ColumnKeys, FileRow, MetricKey, RunFilter, RunKey, RunOrder, RunProgress, RunRecords, RunRow,
