@@ -10,7 +10,8 @@ use serde_json::Value;
 /// A run as listed (`Run` in docs/api.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunDto {
-    pub id: i64,
+    /// The hub's key of the run (what `/api/runs/{run}` takes, beside the other references).
+    pub key: i64,
     pub run_id: String,
     pub remote: String,
     pub host: Option<String>,
@@ -40,7 +41,7 @@ pub struct RunDto {
 impl From<&RunRow> for RunDto {
     fn from(r: &RunRow) -> RunDto {
         RunDto {
-            id: r.key.0,
+            key: r.key.0,
             run_id: r.id.clone(),
             remote: r.remote.clone(),
             host: r.hostname.clone(),
@@ -132,7 +133,7 @@ pub fn file_url(run: i64, path: &str) -> String {
     url
 }
 
-/// `GET /api/runs/{id}`: the run and what only its page shows.
+/// `GET /api/runs/{run}`: the run and what only its page shows.
 #[derive(Debug, Serialize)]
 pub struct RunDetailDto {
     #[serde(flatten)]
@@ -152,7 +153,8 @@ pub struct RunDetailDto {
     pub skipped_files: SkippedFiles,
 }
 
-/// One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
+/// One series of `GET /api/runs/{run}/metrics` and `/api/compare` (`run`, the run's key, only in
+/// the latter).
 #[derive(Debug, Serialize)]
 pub struct SeriesDto {
     #[serde(skip_serializing_if = "Option::is_none")]
