@@ -243,7 +243,11 @@ mod tests {
         assert!(e.message.contains("\"gpu1/\""), "{}", e.message);
         assert!(run_refs(&Params::parse("").unwrap()).is_err());
         let p = Params::parse("runs=3,3,x,gpu1/x").unwrap();
-        let texts: Vec<String> = run_refs(&p).unwrap().iter().map(|r| r.to_string()).collect();
+        let texts: Vec<String> = run_refs(&p)
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
         assert_eq!(texts, ["3", "x", "gpu1/x"]);
     }
 }
