@@ -74,15 +74,22 @@ pub enum RunRefError {
 }
 
 fn not_found_message(reference: &RunRef, remote_known: bool) -> String {
-    let what = match reference {
-        RunRef::Key { key, text } => format!("no run has key {} or run id {text:?}", key.0),
-        RunRef::RunId(run_id) => format!("no run has run id {run_id:?}"),
-        RunRef::OnRemote { remote, run_id } if remote_known => {
-            format!("remote {remote:?} has no run with run id {run_id:?}")
-        }
-        RunRef::OnRemote { remote, .. } => format!("there is no remote named {remote:?}"),
+    let (named, why) = match reference {
+        RunRef::Key { key, .. } => (
+            key.0.to_string(),
+            "no run has that key or run id".to_owned(),
+        ),
+        RunRef::RunId(run_id) => (format!("{run_id:?}"), "no run has that run id".to_owned()),
+        RunRef::OnRemote { remote, .. } if remote_known => (
+            format!("{:?}", reference.to_string()),
+            format!("remote {remote:?} has no run with that run id"),
+        ),
+        RunRef::OnRemote { remote, .. } => (
+            format!("{:?}", reference.to_string()),
+            format!("there is no remote named {remote:?}"),
+        ),
     };
-    format!("{what} in the hub's store; list the runs with `runicorn-hub ls`")
+    format!("no run {named} in the hub's store ({why}); list the runs with `runicorn-hub ls`")
 }
 
 fn ambiguous_message(reference: &RunRef, candidates: &[RunCandidate]) -> String {
@@ -377,13 +384,16 @@ mod tests {
     fn an_unknown_reference_says_how_to_list_runs() {
         let (_tmp, store, _keys) = two_remotes();
         for (text, says) in [
-            ("nope", "no run has run id \"nope\""),
-            ("424242", "no run has key 424242 or run id \"424242\""),
             (
-                "gpu1/nope",
-                "remote \"gpu1\" has no run with run id \"nope\"",
+                "nope",
+                "no run \"nope\" in the hub's store (no run has that run id)",
             ),
-            ("gpu9/only1", "there is no remote named \"gpu9\""),
+            (
+                "424242",
+                "no run 424242 in the hub's store (no run has that key or run id)",
+            ),
+            ("gpu1/nope", "(remote \"gpu1\" has no run with that run id)"),
+            ("gpu9/only1", "(there is no remote named \"gpu9\")"),
         ] {
             let e = resolve(&store, text).unwrap_err();
             assert!(matches!(e, RunRefError::NotFound { .. }), "{text}: {e}");
