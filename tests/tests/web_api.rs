@@ -315,7 +315,7 @@ fn runs_are_listed_filtered_sorted_and_paged() {
         .find(|r| r["run_id"] == "runa")
         .unwrap();
     for field in [
-        "id",
+        "key",
         "run_id",
         "remote",
         "host",
@@ -424,7 +424,7 @@ fn runs_are_listed_filtered_sorted_and_paged() {
     assert!(error_message(&r).contains("limit"), "{}", r.text());
 
     // The run's page.
-    let id = a["id"].as_i64().unwrap();
+    let id = a["key"].as_i64().unwrap();
     let detail = served.json(&format!("/api/runs/{id}"));
     assert_eq!(detail["run_id"], "runa");
     assert!(detail["meta"].is_object(), "{detail}");
@@ -449,7 +449,7 @@ fn runs_are_listed_filtered_sorted_and_paged() {
     assert_eq!(r.json()["error"]["code"], "not_found");
     assert!(error_message(&r).contains("run 999999"), "{}", r.text());
     let r = served.get("/api/runs/abc");
-    assert_eq!(r.status, 400);
+    assert_eq!(r.status, 404);
     assert!(error_message(&r).contains("abc"), "{}", r.text());
 }
 
@@ -458,7 +458,7 @@ fn annotations_and_the_recycle_bin_survive_a_later_sync() {
     let world = World::new();
     let served = world.serve();
     let b = run_by_run_id(&served, "runb");
-    let id = b["id"].as_i64().unwrap();
+    let id = b["key"].as_i64().unwrap();
 
     let r = served.write(
         "PATCH",
@@ -548,7 +548,7 @@ fn append_text(root: &Path, run: &str, text: &str) {
 fn metrics_are_downsampled_keeping_spikes_or_sent_raw() {
     let world = World::new();
     let served = world.serve();
-    let id = run_by_run_id(&served, "rune")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "rune")["key"].as_i64().unwrap();
 
     let m = served.json(&format!("/api/runs/{id}/metrics?keys=loss&points=200"));
     assert_eq!(m["run"], id);
@@ -596,7 +596,7 @@ fn metrics_are_downsampled_keeping_spikes_or_sent_raw() {
     assert!(m["series"][0]["times"][0].is_f64());
 
     // All keys by default; NaN is a null.
-    let a = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let a = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
     let m = served.json(&format!("/api/runs/{a}/metrics"));
     let keys: Vec<&str> = m["series"]
         .as_array()
@@ -628,7 +628,7 @@ fn metrics_are_downsampled_keeping_spikes_or_sent_raw() {
 fn logs_are_paged_by_byte_offset_at_line_boundaries() {
     let world = World::new();
     let served = world.serve();
-    let id = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
     let full = served.json(&format!("/api/runs/{id}/logs?offset=0&limit=1048576"));
     let text = full["text"].as_str().unwrap().to_owned();
     assert_eq!(full["eof"], true);
@@ -690,7 +690,7 @@ fn live_streams_deliver_new_points_log_lines_and_changes() {
     let served = world.serve();
     let run = run_by_run_id(&served, "runlive");
     assert_eq!(run["status"], "running");
-    let id = run["id"].as_i64().unwrap();
+    let id = run["key"].as_i64().unwrap();
 
     let mut live = EventStream::open(served.addr, &format!("/api/runs/{id}/live"));
     assert_eq!(live.status, 200);
@@ -861,15 +861,15 @@ fn paths_remotes_columns_and_compare() {
         "{columns}"
     );
 
-    let a = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
-    let b = run_by_run_id(&served, "runb")["id"].as_i64().unwrap();
-    let d = run_by_run_id(&served, "rund")["id"].as_i64().unwrap();
+    let a = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
+    let b = run_by_run_id(&served, "runb")["key"].as_i64().unwrap();
+    let d = run_by_run_id(&served, "rund")["key"].as_i64().unwrap();
     let cmp = served.json(&format!("/api/compare?runs={a},{b},{d}"));
     let runs: Vec<i64> = cmp["runs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["id"].as_i64().unwrap())
+        .map(|r| r["key"].as_i64().unwrap())
         .collect();
     assert_eq!(runs, [a, b, d]);
     let mut keys: Vec<&str> = cmp["keys"]
@@ -945,7 +945,7 @@ fn files_are_served_from_the_cache_only_by_the_manifest() {
             hub_dir: world.hub_dir.path().to_owned(),
         })),
     );
-    let id = run_by_run_id(&cache_only, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&cache_only, "runa")["key"].as_i64().unwrap();
     let detail = cache_only.json(&format!("/api/runs/{id}"));
     let file = |ext: &str| {
         detail["files"]
@@ -1017,7 +1017,7 @@ fn foreign_hosts_and_cross_site_writes_are_refused() {
     let served = world.serve();
     let port = served.addr.port();
     assert_eq!(served.url, format!("http://127.0.0.1:{port}/"));
-    let id = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
 
     // DNS rebinding: a foreign Host is refused, loopback names pass.
     let r = Request::get("/api/runs")

@@ -184,7 +184,7 @@ fn run_id_of(served: &Served, run_id: &str) -> i64 {
         .unwrap()
         .iter()
         .find(|r| r["run_id"] == run_id)
-        .unwrap_or_else(|| panic!("{run_id} not listed: {page}"))["id"]
+        .unwrap_or_else(|| panic!("{run_id} not listed: {page}"))["key"]
         .as_i64()
         .unwrap()
 }
