@@ -54,12 +54,9 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       detail = await api.run(ref);
     } catch (e) {
       if (destroyed) return;
-      replace(
-        el,
-        message("error", `Could not load run ${ref}: ${(e as Error).message}`),
-        candidateLinks(e),
-        h("a", { href: "#/runs" }, "Back to runs"),
-      );
+      const candidates = candidateLinks(e);
+      const why = candidates ? `${ref} names more than one run.` : `Could not load run ${ref}: ${(e as Error).message}`;
+      replace(el, message("error", why), candidates, h("a", { href: "#/runs" }, "Back to runs"));
       return;
     }
     if (destroyed) return;
