@@ -446,7 +446,7 @@ fn parameters_out_of_bounds_are_400_naming_them() {
                 format!("/api/compare?runs={}", many_runs.join(",")),
                 "parameter runs",
             ),
-            ("/api/compare?runs=1,x".into(), "parameter runs"),
+            ("/api/compare?runs=1,x/".into(), "parameter runs"),
             (format!("/api/compare?runs={id}&raw=1"), "parameter raw"),
             (
                 format!("/api/compare?runs={id}&keys={}", many_keys[..51].join(",")),
