@@ -176,7 +176,7 @@ fn is_permission_problem(err: &IndexError) -> bool {
 
 fn overview_json(r: &RunOverview) -> Value {
     let mut v = json!({
-        "id": r.id,
+        "run_id": r.id,
         "path": r.path,
         "alias": r.alias,
         "status": r.status.as_str(),
@@ -214,7 +214,7 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
         return Ok(());
     }
     let mut table = Table::new(&[
-        ("ID", Align::Left),
+        ("RUN ID", Align::Left),
         ("PATH", Align::Left),
         ("ALIAS", Align::Left),
         ("STATUS", Align::Left),

@@ -29,6 +29,7 @@
 //! | tables | `pending` | what to fetch next |
 //! | tables | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
 //! | tables | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
+//! | tables | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
 //! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
 //!
 //! The `tables` modules each add methods to [`Store`] (`impl Store` blocks) and may use the
@@ -46,6 +47,7 @@ mod logs;
 mod pending;
 mod points;
 mod remotes;
+mod run_ref;
 mod run_values;
 mod runs;
 mod schema;
@@ -66,6 +68,7 @@ pub use ids::{RemoteId, RunKey};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
+pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;
 pub use runs::{
     ColumnKeys, FileRow, MetricKey, RunFilter, RunOrder, RunProgress, RunRecords, RunRow, RunSort,

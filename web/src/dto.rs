@@ -12,7 +12,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Run"))]
 pub struct RunDto {
-    pub id: i64,
+    /// The hub's key of the run (what `/api/runs/{run}` takes, beside the other references).
+    pub key: i64,
     pub run_id: String,
     pub remote: String,
     pub host: Option<String>,
@@ -45,7 +46,7 @@ pub struct RunDto {
 impl From<&RunRow> for RunDto {
     fn from(r: &RunRow) -> RunDto {
         RunDto {
-            id: r.key.0,
+            key: r.key.0,
             run_id: r.id.clone(),
             remote: r.remote.clone(),
             host: r.hostname.clone(),
@@ -140,7 +141,7 @@ pub fn file_url(run: i64, path: &str) -> String {
     url
 }
 
-/// `GET /api/runs/{id}`: the run and what only its page shows.
+/// `GET /api/runs/{run}`: the run and what only its page shows.
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunDetail"))]
 pub struct RunDetailDto {
@@ -165,7 +166,8 @@ pub struct RunDetailDto {
     pub skipped_files: SkippedFiles,
 }
 
-/// One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
+/// One series of `GET /api/runs/{run}/metrics` and `/api/compare` (`run`, the run's key, only in
+/// the latter).
 #[derive(Debug, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "Series"))]
 pub struct SeriesDto {

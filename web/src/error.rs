@@ -1,13 +1,14 @@
 //! The dashboard's errors: [`WebError`] for the hub (binding, serving, opening the store) and
 //! [`ApiError`], what a route answers when it cannot: a status and the JSON error body of
-//! `docs/api.md` (`{"error": {"code": …, "message": …}}`), whose message names the thing.
+//! `docs/api.md` (`{"error": {"code": …, "message": …}}`, and `"candidates"` beside it when a run
+//! reference is ambiguous), whose message names the thing.
 
 use std::net::SocketAddr;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use runicorn_store::StoreError;
+use runicorn_store::{RunCandidate, RunRefError, StoreError};
 use serde::Serialize;
 
 /// Why the dashboard could not start or stopped.
@@ -44,6 +45,7 @@ pub enum ErrorCode {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    Conflict,
     PayloadTooLarge,
     Internal,
     Unavailable,
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,6 +71,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
@@ -75,11 +79,33 @@ impl ErrorCode {
     }
 }
 
-/// A failed API request: answered as `{"error": {"code", "message"}}` with the code's status.
+/// A failed API request: answered as `{"error": {"code", "message"}}` with the code's status,
+/// and `"candidates"` beside `"error"` when there are any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// The runs an ambiguous run reference may mean (empty otherwise).
+    pub candidates: Vec<CandidateDto>,
+}
+
+/// One run an ambiguous reference may mean: `{"key", "remote", "run_id"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunCandidate"))]
+pub struct CandidateDto {
+    pub key: i64,
+    pub remote: String,
+    pub run_id: String,
+}
+
+impl From<&RunCandidate> for CandidateDto {
+    fn from(c: &RunCandidate) -> CandidateDto {
+        CandidateDto {
+            key: c.key.0,
+            remote: c.remote.clone(),
+            run_id: c.run_id.clone(),
+        }
+    }
 }
 
 impl ApiError {
@@ -87,6 +113,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            candidates: Vec::new(),
         }
     }
 
@@ -124,6 +151,9 @@ impl ApiError {
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "ApiErrorBody"))]
 pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[cfg_attr(test, ts(as = "Option<Vec<CandidateDto>>", optional))]
+    candidates: &'a [CandidateDto],
 }
 
 #[derive(Serialize)]
@@ -140,6 +170,7 @@ impl IntoResponse for ApiError {
                 code: self.code.as_str(),
                 message: &self.message,
             },
+            candidates: &self.candidates,
         };
         (self.code.status(), Json(body)).into_response()
     }
@@ -158,8 +189,63 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Malformed: `400`; unknown: `404`; ambiguous: `409` with the candidates.
+impl From<RunRefError> for ApiError {
+    fn from(e: RunRefError) -> ApiError {
+        match e {
+            RunRefError::Malformed { .. } => ApiError::bad_request(e.to_string()),
+            RunRefError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            RunRefError::Ambiguous { ref candidates, .. } => ApiError {
+                code: ErrorCode::Conflict,
+                message: e.to_string(),
+                candidates: candidates.iter().map(CandidateDto::from).collect(),
+            },
+            RunRefError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> ApiError {
         ApiError::internal(format!("a store task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_store::{RunKey, RunRef};
+
+    #[tokio::test]
+    async fn an_ambiguous_reference_is_a_409_listing_the_candidates() {
+        let candidate = |key, remote: &str| RunCandidate {
+            key: RunKey(key),
+            remote: remote.into(),
+            run_id: "r1".into(),
+        };
+        let e = ApiError::from(RunRefError::Ambiguous {
+            reference: RunRef::parse("r1").unwrap(),
+            candidates: vec![candidate(3, "gpu1"), candidate(9, "gpu2")],
+        });
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "conflict");
+        assert_eq!(
+            body["candidates"],
+            serde_json::json!([
+                {"key": 3, "remote": "gpu1", "run_id": "r1"},
+                {"key": 9, "remote": "gpu2", "run_id": "r1"}
+            ])
+        );
+        let plain = ApiError::not_found("x").into_response();
+        let body = axum::body::to_bytes(plain.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body.get("candidates").is_none(), "{body}");
     }
 }

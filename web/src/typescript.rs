@@ -99,6 +99,7 @@ pub fn generated_file() -> String {
     out.add::<ConfigDiffRow>();
     out.add::<ErrorBody<'static>>();
     out.add::<ErrorDetail<'static>>();
+    out.add::<crate::error::CandidateDto>();
 
     let missing: Vec<&String> = out.referenced.difference(&out.declared).collect();
     assert!(

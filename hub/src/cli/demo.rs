@@ -109,6 +109,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         super::list::print(
             &store,
             &super::list::LsArgs {
+                runs: vec![],
                 remote: None,
                 path: None,
                 status: vec![],

@@ -1,19 +1,26 @@
-//! `runicorn-hub ls`: the runs in the store, from every remote, as a table or JSON.
+//! `runicorn-hub ls`: the runs in the store, from every remote, as a table or JSON; all of them
+//! under the filters, or the runs named by run references (`runicorn_store::RunRef`).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use std::collections::HashMap;
 
+use anyhow::Context;
 use runicorn_cli::safe;
 use runicorn_hub::store_thread::StoreHandle;
-use runicorn_store::{RunFilter, RunKey, RunOrder, RunRow, RunSort};
+use runicorn_store::{RunFilter, RunKey, RunOrder, RunRef, RunRow, RunSort, Store};
 use serde_json::json;
 
 use runicorn_cli::{color_stdout, human::figure, paint};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
+    /// Only these runs, whatever their state: each a key (42), a run id
+    /// (20261202_150537_a4f9e9) or REMOTE/RUN_ID
+    #[arg(value_name = "RUN", value_parser = parse_run_ref,
+          conflicts_with_all = ["remote", "path", "status"])]
+    pub runs: Vec<RunRef>,
     /// Only runs of this remote
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
@@ -39,8 +46,35 @@ pub fn run(hub_dir: Option<PathBuf>, args: LsArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// A run reference as clap reads it (the store's one parser).
+fn parse_run_ref(text: &str) -> Result<RunRef, String> {
+    RunRef::parse(text).map_err(|e| e.to_string())
+}
+
+/// The runs `refs` name, in their order, each once. A reference that names no run, or several,
+/// is an error saying so (with the candidates).
+fn named_runs(s: &Store, refs: &[RunRef]) -> anyhow::Result<Vec<RunRow>> {
+    let mut keys: Vec<RunKey> = Vec::with_capacity(refs.len());
+    for reference in refs {
+        let key = s.resolve_run(reference)?;
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let mut runs = Vec::with_capacity(keys.len());
+    for key in keys {
+        // Resolved a moment ago in this same connection: only a concurrent removal loses it.
+        let run = s
+            .run_by_key(key)?
+            .with_context(|| format!("run {} left the store while being listed", key.0))?;
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
 /// Prints the runs `args` selects.
 pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
+    let refs = args.runs.clone();
     let filter = RunFilter {
         remote: args.remote.clone(),
         path_prefix: args.path.clone(),
@@ -56,9 +90,13 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
     };
     let (runs, skipped) = store
         .call(move |s| {
-            let runs = s.list_runs(&filter)?;
+            let runs = if refs.is_empty() {
+                s.list_runs(&filter)?
+            } else {
+                named_runs(s, &refs)?
+            };
             let skipped: HashMap<RunKey, u64> = s.runs_with_skipped_files()?.into_iter().collect();
-            Ok::<_, runicorn_store::StoreError>((runs, skipped))
+            Ok::<_, anyhow::Error>((runs, skipped))
         })
         .await??;
     let mut out = std::io::stdout().lock();
@@ -81,11 +119,13 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The JSON object of one run (`--json`).
+/// The JSON object of one run (`--json`): `key` is the hub's key of the run (as the API's),
+/// `run_id` the run's own id.
 pub fn run_json(r: &RunRow) -> serde_json::Value {
     json!({
+        "key": r.key.0,
         "remote": r.remote,
-        "id": r.id,
+        "run_id": r.id,
         "path": r.path,
         "alias": r.alias,
         "status": r.status,
@@ -113,6 +153,9 @@ fn status_colour(status: &str) -> &'static str {
     }
 }
 
+/// The column of `print_table` that is coloured by status.
+const STATUS_COLUMN: usize = 5;
+
 fn print_table(
     out: &mut impl Write,
     runs: &[RunRow],
@@ -127,15 +170,16 @@ fn print_table(
     }
     let color = color_stdout();
     let headers = [
+        "KEY",
         "REMOTE",
         "PATH",
-        "ID",
+        "RUN ID",
         "ALIAS",
         "STATUS",
         "POINTS",
         "LAST STEP",
     ];
-    let rows: Vec<[String; 7]> = runs
+    let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|r| {
             // Every cell from a remote is made terminal-safe (see runicorn_cli).
@@ -151,6 +195,7 @@ fn print_table(
                 n => status.push_str(&format!(" ({} files skipped)", figure(n))),
             }
             [
+                r.key.0.to_string(),
                 safe(&r.remote).into_owned(),
                 safe(&r.path).into_owned(),
                 safe(&r.id).into_owned(),
@@ -188,7 +233,7 @@ fn print_table(
             .enumerate()
             .map(|(i, (cell, w))| {
                 let padded = format!("{cell:<w$}");
-                if i == 4 {
+                if i == STATUS_COLUMN {
                     paint(color, status_colour(&run.status), &padded)
                 } else {
                     padded

@@ -137,7 +137,7 @@ def agent_ls(root, *args):
     assert done.returncode == 0, "agent ls failed (%d): %s" % (done.returncode, done.stderr)
     entries = json.loads(done.stdout)
     assert isinstance(entries, list), done.stdout
-    return {entry["id"]: entry for entry in entries}
+    return {entry["run_id"]: entry for entry in entries}
 
 
 def expected_listing(run_dir):

@@ -16,7 +16,7 @@ fn write_run(root: &Path, rel: &str, meta: Value, status: Value, events: &str) {
 
 fn by_id<'a>(runs: &'a [Value], id: &str) -> &'a Value {
     runs.iter()
-        .find(|r| r["id"] == id)
+        .find(|r| r["run_id"] == id)
         .unwrap_or_else(|| panic!("run {id} not listed: {runs:?}"))
 }
 
@@ -26,7 +26,7 @@ fn reads_runs_written_by_upstream_0_7_and_0_4() {
     let runs = ls_json(upstream.path(), &[]);
     assert_eq!(runs.len(), 1);
     let r = &runs[0];
-    assert_eq!(r["id"], "20261126_122856_0e66f9");
+    assert_eq!(r["run_id"], "20261126_122856_0e66f9");
     assert_eq!(r["path"], "cv/resnet");
     assert_eq!(r["alias"], "first");
     assert_eq!(r["status"], "finished");
@@ -155,7 +155,7 @@ fn stale_heartbeat_from_another_host_is_crashed_and_filters_work() {
     .unwrap();
 
     let runs = ls_json(root.path(), &[]);
-    let ids: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = runs.iter().map(|r| r["run_id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
         ["stale", "fresh", "other"],

@@ -364,7 +364,7 @@ fn check_tree(tree: &Tree) -> Result<(), TestCaseError> {
     for want in &expected {
         let got = runs
             .iter()
-            .find(|r| r["id"] == want.id.as_str())
+            .find(|r| r["run_id"] == want.id.as_str())
             .ok_or_else(|| {
                 TestCaseError::fail(format!("good run {} not listed: {listing}", want.id))
             })?;

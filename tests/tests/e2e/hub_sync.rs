@@ -105,7 +105,8 @@ fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
     assert_eq!(listed.len(), 300);
     for field in [
         "remote",
-        "id",
+        "key",
+        "run_id",
         "path",
         "alias",
         "status",

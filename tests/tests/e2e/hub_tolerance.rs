@@ -262,7 +262,7 @@ fn hostile_root_syncs(home: &Path, target: impl Fn(&Path) -> Command) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["id"] == "run00001")
+        .find(|r| r["run_id"] == "run00001")
         .unwrap();
     assert!(g1["skipped_files"].as_u64().unwrap() >= 1, "{g1}");
     // (The run folder with a backslash is refused by the hub, or left out by an agent that

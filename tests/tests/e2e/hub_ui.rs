@@ -109,7 +109,7 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\nnot really an image, but bytes to compare"
 
 /// The first file of a run's detail, fetched through its `url`.
 fn fetch_first_file(s: &Serving, run: &Value) -> runicorn_tests::http::Response {
-    let id = run["id"].as_i64().unwrap();
+    let id = run["key"].as_i64().unwrap();
     let detail = s.json(&format!("/api/runs/{id}"));
     let file = detail["files"]
         .as_array()

@@ -324,7 +324,7 @@ fn pages_live_events_and_raw_downloads_agree_with_the_file_byte_for_byte() {
             wait_until(60.0, || {
                 let page = f.json("/api/runs?q=runbytes");
                 if let Some(run) = page["runs"].get(0) {
-                    id = run["id"].as_i64().unwrap();
+                    id = run["key"].as_i64().unwrap();
                     f.stored_end(id) == first.len() as u64
                 } else {
                     false

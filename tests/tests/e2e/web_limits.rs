@@ -184,7 +184,7 @@ fn run_id_of(served: &Served, run_id: &str) -> i64 {
         .unwrap()
         .iter()
         .find(|r| r["run_id"] == run_id)
-        .unwrap_or_else(|| panic!("{run_id} not listed: {page}"))["id"]
+        .unwrap_or_else(|| panic!("{run_id} not listed: {page}"))["key"]
         .as_i64()
         .unwrap()
 }
@@ -446,7 +446,7 @@ fn parameters_out_of_bounds_are_400_naming_them() {
                 format!("/api/compare?runs={}", many_runs.join(",")),
                 "parameter runs",
             ),
-            ("/api/compare?runs=1,x".into(), "parameter runs"),
+            ("/api/compare?runs=1,x/".into(), "parameter runs"),
             (format!("/api/compare?runs={id}&raw=1"), "parameter raw"),
             (
                 format!("/api/compare?runs={id}&keys={}", many_keys[..51].join(",")),

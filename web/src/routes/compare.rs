@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use runicorn_store::{flatten_config, RunKey};
+use runicorn_store::{flatten_config, RunKey, RunRef, Store};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -91,15 +91,27 @@ pub fn config_diff(configs: &[Vec<(String, Value)>], limit: usize) -> (Vec<Confi
     (rows, total)
 }
 
-/// The run ids of `runs=`.
-fn run_keys(params: &Params) -> Result<Vec<RunKey>, ApiError> {
-    let ids = params
-        .bounded_list("runs", MAX_COMPARE)?
-        .ok_or_else(|| ApiError::bad_request("parameter runs is required: runs=1,2"))?;
-    let mut keys = Vec::with_capacity(ids.len());
-    for id in ids {
-        let key = crate::routes::run_key(&id)
-            .map_err(|e| ApiError::bad_request(format!("parameter runs: {}", e.message)))?;
+/// The run references of `runs=` (keys, run ids or `REMOTE/RUN_ID`), each once.
+fn run_refs(params: &Params) -> Result<Vec<RunRef>, ApiError> {
+    let texts = params.bounded_list("runs", MAX_COMPARE)?.ok_or_else(|| {
+        ApiError::bad_request("parameter runs is required: runs=42,20261202_150537_a4f9e9")
+    })?;
+    let mut refs = Vec::with_capacity(texts.len());
+    for text in texts {
+        let reference = RunRef::parse(&text)
+            .map_err(|e| ApiError::bad_request(format!("parameter runs: {e}")))?;
+        if !refs.contains(&reference) {
+            refs.push(reference);
+        }
+    }
+    Ok(refs)
+}
+
+/// The keys of the runs `refs` name, in their order, each run once.
+fn resolve_all(store: &Store, refs: &[RunRef]) -> Result<Vec<RunKey>, ApiError> {
+    let mut keys = Vec::with_capacity(refs.len());
+    for reference in refs {
+        let key = store.resolve_run(reference)?;
         if !keys.contains(&key) {
             keys.push(key);
         }
@@ -112,18 +124,19 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     params: Params,
 ) -> Result<Json<CompareDto>, ApiError> {
-    let run_keys = run_keys(&params)?;
+    let run_refs = run_refs(&params)?;
     let asked = params.bounded_list("keys", MAX_COMPARE)?;
     if params.flag("raw", false)? {
         return Err(ApiError::bad_request(
             "parameter raw is not taken by /api/compare (it downsamples); \
-             read raw series from /api/runs/{id}/metrics?raw=1",
+             read raw series from /api/runs/{run}/metrics?raw=1",
         ));
     }
     let query = series_query(&params, 1_000)?;
     let (rows, keys) = state
         .pool
         .read(move |store| {
+            let run_keys = resolve_all(store, &run_refs)?;
             let mut rows = Vec::with_capacity(run_keys.len());
             for key in &run_keys {
                 rows.push(store.run_by_key(*key)?.ok_or(ApiError::no_run(key.0))?);
@@ -228,11 +241,18 @@ mod tests {
     }
 
     #[test]
-    fn run_ids_are_checked() {
-        let p = Params::parse("runs=1,x").unwrap();
-        assert!(run_keys(&p).unwrap_err().message.contains("\"x\""));
-        assert!(run_keys(&Params::parse("").unwrap()).is_err());
-        let p = Params::parse("runs=3,3,4").unwrap();
-        assert_eq!(run_keys(&p).unwrap(), vec![RunKey(3), RunKey(4)]);
+    fn run_references_are_checked() {
+        let p = Params::parse("runs=1,gpu1/").unwrap();
+        let e = run_refs(&p).unwrap_err();
+        assert!(e.message.contains("parameter runs"), "{}", e.message);
+        assert!(e.message.contains("\"gpu1/\""), "{}", e.message);
+        assert!(run_refs(&Params::parse("").unwrap()).is_err());
+        let p = Params::parse("runs=3,3,x,gpu1/x").unwrap();
+        let texts: Vec<String> = run_refs(&p)
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(texts, ["3", "x", "gpu1/x"]);
     }
 }

@@ -1,4 +1,4 @@
-//! `GET /api/runs/{id}/files/{path}`: one file of a run's manifest, served only out of the
+//! `GET /api/runs/{run}/files/{path}`: one file of a run's manifest, served only out of the
 //! store's content-addressed cache (manifest path → cached SHA-256 → `Store::file_path`), so
 //! no request can name a file outside it. A file not cached yet is fetched from its remote
 //! first when the hub gave a fetcher (bounded in size and time).
@@ -14,7 +14,7 @@ use runicorn_store::{RunKey, RunRow};
 
 use crate::content_type;
 use crate::error::ApiError;
-use crate::routes::{run_key, ApiPath};
+use crate::routes::{resolve_run, ApiPath};
 use crate::state::AppState;
 
 /// Largest file fetched and served.
@@ -76,13 +76,13 @@ async fn lookup(state: &AppState, key: RunKey, path: String) -> Result<Lookup, A
         .await
 }
 
-/// `GET /api/runs/{id}/files/{*path}`.
+/// `GET /api/runs/{run}/files/{*path}`.
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    ApiPath((id, path)): ApiPath<(String, String)>,
+    ApiPath((reference, path)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     check_run_file_path(&path)?;
     let mut found = lookup(&state, key, path.clone()).await?;
     if let Lookup::NotCached { run, size } = found {

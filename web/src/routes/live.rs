@@ -1,4 +1,4 @@
-//! `GET /api/runs/{id}/live`: one run's new points, log text and state as Server-Sent Events.
+//! `GET /api/runs/{run}/live`: one run's new points, log text and state as Server-Sent Events.
 //! Each stream keeps a cursor (the last step sent per key, the log offset sent, the run as last
 //! sent) and, at every store change, reads what lies past it: a few statements per change
 //! whatever the number of keys (see [`LiveCursor::poll`]).
@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::query::Params;
 use crate::routes::events::{json_event, sse_from};
 use crate::routes::logs;
-use crate::routes::{run_key, ApiPath};
+use crate::routes::{resolve_run, ApiPath};
 use crate::state::{closed, AppState};
 
 /// Most points sent at one change (the rest follow at once, in further events).
@@ -291,13 +291,13 @@ fn live_dto(points: runicorn_store::SeriesPoints) -> LivePointsDto {
     }
 }
 
-/// `GET /api/runs/{id}/live`.
+/// `GET /api/runs/{run}/live`.
 pub async fn stream(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
     params: Params,
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     let place = state.stream_place()?;
     let after_step = params.integer("after_step")?;
     let log_offset = params.integer("log_offset")?;

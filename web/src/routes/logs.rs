@@ -1,4 +1,4 @@
-//! `GET /api/runs/{id}/logs`: a page of the run's `logs.txt` as the store holds it, by byte
+//! `GET /api/runs/{run}/logs`: a page of the run's `logs.txt` as the store holds it, by byte
 //! offset into the remote file. The store keeps the file's exact bytes; a page is the bytes
 //! `offset..next`, cut after a newline (or, for one line longer than the page, where no valid
 //! UTF-8 character is split), and its `text` is their lossy decoding: invalid bytes show as
@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::query::Params;
-use crate::routes::{run_key, ApiPath};
+use crate::routes::{resolve_run, ApiPath};
 use crate::state::AppState;
 use crate::store_pool::StorePool;
 
@@ -48,13 +48,13 @@ enum Format {
     Raw,
 }
 
-/// `GET /api/runs/{id}/logs`.
+/// `GET /api/runs/{run}/logs`.
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     let format = match params.text("format") {
         None | Some("json") => Format::Json,
         Some("raw") => Format::Raw,

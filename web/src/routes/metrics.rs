@@ -1,4 +1,4 @@
-//! `GET /api/runs/{id}/metrics`: a run's series, downsampled by the store (each bucket keeps
+//! `GET /api/runs/{run}/metrics`: a run's series, downsampled by the store (each bucket keeps
 //! its smallest and largest value, so spikes survive) or raw within the bound.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::dto::SeriesDto;
 use crate::error::ApiError;
 use crate::query::Params;
-use crate::routes::{run_key, ApiPath};
+use crate::routes::{resolve_run, ApiPath};
 use crate::state::AppState;
 
 /// Most points per series a request may ask for.
@@ -73,13 +73,13 @@ pub fn axis_name(axis: SeriesAxis) -> &'static str {
     }
 }
 
-/// `GET /api/runs/{id}/metrics`.
+/// `GET /api/runs/{run}/metrics`.
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
     params: Params,
 ) -> Result<Json<MetricsDto>, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     let mut query = series_query(&params, 2_000)?;
     let asked = params.bounded_list("keys", MAX_METRIC_KEYS as usize)?;
     let key_offset = params.number("key_offset", 0, u64::from(u32::MAX))?;

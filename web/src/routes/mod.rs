@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use runicorn_store::RunKey;
+use runicorn_store::{RunKey, RunRef};
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -43,14 +43,14 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
     Router::new()
         .route("/api/runs", get(runs::list))
         .route(
-            "/api/runs/{id}",
+            "/api/runs/{run}",
             get(runs::detail).patch(runs::annotate).delete(runs::trash),
         )
-        .route("/api/runs/{id}/restore", post(runs::restore))
-        .route("/api/runs/{id}/metrics", get(metrics::get))
-        .route("/api/runs/{id}/logs", get(logs::get))
-        .route("/api/runs/{id}/live", get(live::stream))
-        .route("/api/runs/{id}/files/{*path}", get(files::get))
+        .route("/api/runs/{run}/restore", post(runs::restore))
+        .route("/api/runs/{run}/metrics", get(metrics::get))
+        .route("/api/runs/{run}/logs", get(logs::get))
+        .route("/api/runs/{run}/live", get(live::stream))
+        .route("/api/runs/{run}/files/{*path}", get(files::get))
         .route("/api/paths", get(paths::get))
         .route("/api/columns", get(columns::get))
         .route("/api/remotes", get(remotes::get))
@@ -110,9 +110,13 @@ where
     }
 }
 
-/// A run id from the URL.
-pub fn run_key(id: &str) -> Result<RunKey, ApiError> {
-    id.parse::<i64>()
-        .map(RunKey)
-        .map_err(|_| ApiError::bad_request(format!("run id {id:?} is not a number")))
+/// The key of the run a reference from the URL names (a key, a run id or `REMOTE/RUN_ID`, see
+/// `runicorn_store::RunRef`), resolved on the store pool: a malformed reference is a `400`, an
+/// unknown one a `404`, an ambiguous one a `409` listing the candidates.
+pub async fn resolve_run(state: &AppState, reference: &str) -> Result<RunKey, ApiError> {
+    let reference = RunRef::parse(reference)?;
+    state
+        .pool
+        .read(move |store| Ok(store.resolve_run(&reference)?))
+        .await
 }

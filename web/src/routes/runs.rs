@@ -1,4 +1,4 @@
-//! `GET /api/runs` (the table), `GET /api/runs/{id}` (a run's page), `PATCH` (the hub's
+//! `GET /api/runs` (the table), `GET /api/runs/{run}` (a run's page), `PATCH` (the hub's
 //! alias, tags and notes), `DELETE` and `POST …/restore` (the hub's recycle bin).
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::dto::{now, FileDto, MetricDto, RunDetailDto, RunDto, RunPage};
 use crate::error::{ApiError, ErrorCode};
 use crate::query::{run_listing, Params};
-use crate::routes::{run_key, ApiPath};
+use crate::routes::{resolve_run, ApiPath};
 use crate::state::AppState;
 
 pub const MAX_ALIAS_CHARS: usize = 200;
@@ -44,12 +44,12 @@ pub async fn list(
     Ok(Json(page))
 }
 
-/// `GET /api/runs/{id}`.
+/// `GET /api/runs/{run}`.
 pub async fn detail(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> Result<Json<RunDetailDto>, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     let detail = state
         .pool
         .read(move |store| {
@@ -76,7 +76,7 @@ pub async fn detail(
     Ok(Json(detail))
 }
 
-/// The body of `PATCH /api/runs/{id}`: an absent field is left alone, `null` clears it.
+/// The body of `PATCH /api/runs/{run}`: an absent field is left alone, `null` clears it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnnotationBody {
@@ -168,13 +168,13 @@ fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-/// `PATCH /api/runs/{id}`.
+/// `PATCH /api/runs/{run}`.
 pub async fn annotate(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RunDto>, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     let annotation = AnnotationBody::parse(&body_of(body)?)?;
     write_run(&state, key, move |store| {
         store.annotate_run(key, &annotation)
@@ -182,22 +182,22 @@ pub async fn annotate(
     .await
 }
 
-/// `DELETE /api/runs/{id}`: into the recycle bin.
+/// `DELETE /api/runs/{run}`: into the recycle bin.
 pub async fn trash(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> Result<Json<RunDto>, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     let at = now();
     write_run(&state, key, move |store| store.trash_run(key, at)).await
 }
 
-/// `POST /api/runs/{id}/restore`: out of the recycle bin.
+/// `POST /api/runs/{run}/restore`: out of the recycle bin.
 pub async fn restore(
     State(state): State<Arc<AppState>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> Result<Json<RunDto>, ApiError> {
-    let key = run_key(&id)?;
+    let key = resolve_run(&state, &reference).await?;
     write_run(&state, key, move |store| store.restore_run(key)).await
 }
 

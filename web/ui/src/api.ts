@@ -17,22 +17,30 @@ import type {
   RemotesAnswer,
   Run,
   RunDetail,
+  RunCandidate,
   RunsPage,
 } from "./generated/api";
 
 /** A series of `/api/compare`, where `run` is always set. */
 export type CompareSeries = CompareAnswer["series"][number];
 
-/** A failed request: the API's error code and message, or a network failure. */
+/** A failed request: the API's error code and message (and, for an ambiguous run reference,
+ * the runs it may mean), or a network failure. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly candidates: RunCandidate[] = [],
   ) {
     super(message);
     this.name = "ApiError";
   }
+}
+
+/** `/api/runs/{ref}`: a key, a run id or `REMOTE/RUN_ID`, as one path segment. */
+export function runUrl(ref: number | string, rest = ""): string {
+  return `/api/runs/${encodeURIComponent(String(ref))}${rest}`;
 }
 
 type Query = Record<string, string | number | boolean | null | undefined>;
@@ -79,8 +87,14 @@ async function request<T>(method: string, url: string, body?: unknown, signal?: 
     data = null;
   }
   if (!res.ok) {
-    const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ApiError(res.status, err?.code ?? "http", err?.message ?? `${res.status} ${res.statusText}`);
+    const body = data as { error?: { code?: string; message?: string }; candidates?: RunCandidate[] } | null;
+    const err = body?.error;
+    throw new ApiError(
+      res.status,
+      err?.code ?? "http",
+      err?.message ?? `${res.status} ${res.statusText}`,
+      Array.isArray(body?.candidates) ? body.candidates : [],
+    );
   }
   return data as T;
 }
@@ -100,13 +114,14 @@ export interface RunsQuery {
 
 export const api = {
   runs: (q: RunsQuery, signal?: AbortSignal) => request<RunsPage>("GET", apiUrl("/api/runs", { ...q }), undefined, signal),
-  run: (id: number, signal?: AbortSignal) => request<RunDetail>("GET", `/api/runs/${id}`, undefined, signal),
-  patchRun: (id: number, body: { alias?: string | null; tags?: string[]; notes?: string | null }) =>
-    request<Run>("PATCH", `/api/runs/${id}`, body),
-  trashRun: (id: number) => request<Run>("DELETE", `/api/runs/${id}`),
-  restoreRun: (id: number) => request<Run>("POST", `/api/runs/${id}/restore`),
+  /** A run's detail by any run reference (its `key` names it from then on). */
+  run: (ref: number | string, signal?: AbortSignal) => request<RunDetail>("GET", runUrl(ref), undefined, signal),
+  patchRun: (key: number, body: { alias?: string | null; tags?: string[]; notes?: string | null }) =>
+    request<Run>("PATCH", runUrl(key), body),
+  trashRun: (key: number) => request<Run>("DELETE", runUrl(key)),
+  restoreRun: (key: number) => request<Run>("POST", runUrl(key, "/restore")),
   metrics: (
-    id: number,
+    key: number,
     q: {
       keys?: string;
       key_offset?: number;
@@ -118,9 +133,9 @@ export const api = {
       raw?: boolean;
     },
     signal?: AbortSignal,
-  ) => request<MetricsAnswer>("GET", apiUrl(`/api/runs/${id}/metrics`, q), undefined, signal),
-  logs: (id: number, q: { offset?: number; limit?: number }, signal?: AbortSignal) =>
-    request<LogPage>("GET", apiUrl(`/api/runs/${id}/logs`, q), undefined, signal),
+  ) => request<MetricsAnswer>("GET", apiUrl(runUrl(key, "/metrics"), q), undefined, signal),
+  logs: (key: number, q: { offset?: number; limit?: number }, signal?: AbortSignal) =>
+    request<LogPage>("GET", apiUrl(runUrl(key, "/logs"), q), undefined, signal),
   paths: (q: { remote?: string; view?: string; status?: string; q?: string }, signal?: AbortSignal) =>
     request<PathsAnswer>("GET", apiUrl("/api/paths", q), undefined, signal),
   columns: (signal?: AbortSignal) => request<Columns>("GET", "/api/columns", undefined, signal),
@@ -131,7 +146,7 @@ export const api = {
   ) => request<CompareAnswer>("GET", apiUrl("/api/compare", q), undefined, signal),
 };
 
-/** Live updates of one run (`/api/runs/{id}/live`). */
+/** Live updates of one run (`/api/runs/{run}/live`). */
 export interface LiveHandlers {
   metrics?: (data: LiveMetricsEvent) => void;
   log?: (data: LiveLogEvent) => void;
@@ -148,11 +163,11 @@ function parseEvent<T>(ev: MessageEvent): T | null {
 
 /** Opens the live stream of a run; returns a function that closes it. */
 export function openLive(
-  id: number,
+  key: number,
   q: { after_step?: number | null; log_offset?: number | null },
   handlers: LiveHandlers,
 ): () => void {
-  const es = new EventSource(apiUrl(`/api/runs/${id}/live`, q));
+  const es = new EventSource(apiUrl(runUrl(key, "/live"), q));
   if (handlers.metrics) {
     const h = handlers.metrics;
     es.addEventListener("metrics", (ev) => {

@@ -52,7 +52,7 @@ function pageFor(route: Route): Page {
     case "trash":
       return runsPage(route.params, true);
     case "run":
-      return runPage(route.id, route.params);
+      return runPage(route.ref, route.params);
     case "compare":
       return comparePage(route.runs, route.params);
     case "remotes":
@@ -69,7 +69,7 @@ onRouteChange((route) => {
   replace(main, current.el);
   const active = route.page === "run" || route.page === "compare" ? "runs" : route.page;
   for (const l of links) l.classList.toggle("active", l.dataset.page === active);
-  document.title = `Runicorn — ${route.page === "run" ? `run ${route.id}` : route.page}`;
+  document.title = `Runicorn — ${route.page === "run" ? `run ${route.ref}` : route.page}`;
 });
 
 // Store changes (a sync wrote something): pages listening refresh.

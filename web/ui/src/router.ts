@@ -1,14 +1,16 @@
 /**
  * Hash routing and the state kept in the URL: `#/runs?q=…`, `#/run/42?tab=logs`,
- * `#/compare?runs=1,2`, `#/remotes`, `#/trash`. Parsing and building are pure so they can be
+ * `#/compare?runs=1,2`, `#/remotes`, `#/trash`. A run is named by a run reference, as the API
+ * takes it: its key (`#/run/42`), its run id (`#/run/20261202_150537_a4f9e9`) or its remote and
+ * run id (`#/run/gpu1/20261202_150537_a4f9e9`, or the same as one segment, `gpu1%2F…`). Parsing and building are pure so they can be
  * unit-tested; `onRouteChange` wires them to the window.
  */
 
 export type Route =
   | { page: "runs"; params: URLSearchParams }
   | { page: "trash"; params: URLSearchParams }
-  | { page: "run"; id: number; params: URLSearchParams }
-  | { page: "compare"; runs: number[]; params: URLSearchParams }
+  | { page: "run"; ref: string; params: URLSearchParams }
+  | { page: "compare"; runs: string[]; params: URLSearchParams }
   | { page: "remotes"; params: URLSearchParams }
   | { page: "not_found"; path: string; params: URLSearchParams };
 
@@ -28,21 +30,29 @@ export function splitHash(hash: string): { segments: string[]; params: URLSearch
   return { segments, params };
 }
 
-/** Parses a comma-separated id list, keeping positive integers once each, in order. */
-export function parseIds(text: string | null): number[] {
+/** True for text the API may take as a run reference (the server has the last word). */
+function usableRef(text: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return text.length > 0 && !/[\u0000-\u001f\u007f]/.test(text) && !text.startsWith("/") && !text.endsWith("/");
+}
+
+/** Parses a comma-separated list of run references, keeping each once, in order. */
+export function parseRefs(text: string | null): string[] {
   if (!text) return [];
-  const seen = new Set<number>();
-  const out: number[] = [];
+  const out: string[] = [];
   for (const part of text.split(",")) {
     const t = part.trim();
-    if (!/^\d+$/.test(t)) continue;
-    const n = Number(t);
-    if (n > 0 && Number.isSafeInteger(n) && !seen.has(n)) {
-      seen.add(n);
-      out.push(n);
-    }
+    if (usableRef(t) && !out.includes(t)) out.push(t);
   }
   return out;
+}
+
+/** The run reference of `#/run/…`: one segment (a key, a run id, or `REMOTE/RUN_ID` encoded as
+ * one) or two (`REMOTE` and `RUN_ID`). */
+function runRef(segments: string[]): string | null {
+  if (segments.length === 1) return usableRef(segments[0]!) ? segments[0]! : null;
+  if (segments.length === 2 && segments.every((s) => !s.includes("/") && usableRef(s))) return segments.join("/");
+  return null;
 }
 
 /** The route a location hash names. An empty hash is the runs table. */
@@ -52,9 +62,10 @@ export function parseRoute(hash: string): Route {
   if (first === undefined || first === "runs") return { page: "runs", params };
   if (first === "trash") return { page: "trash", params };
   if (first === "remotes") return { page: "remotes", params };
-  if (first === "compare") return { page: "compare", runs: parseIds(params.get("runs")), params };
-  if (first === "run" && second !== undefined && /^\d+$/.test(second)) {
-    return { page: "run", id: Number(second), params };
+  if (first === "compare") return { page: "compare", runs: parseRefs(params.get("runs")), params };
+  if (first === "run" && second !== undefined) {
+    const ref = runRef(segments.slice(1));
+    if (ref !== null) return { page: "run", ref, params };
   }
   return { page: "not_found", path: segments.join("/"), params };
 }
@@ -73,14 +84,16 @@ export function buildHash(
   return `#/${path}${qs ? `?${qs}` : ""}`;
 }
 
-/** The compare page for these runs. */
-export function compareHash(ids: readonly number[]): string {
-  return buildHash("compare", { runs: ids.join(",") });
+/** The compare page for these runs (keys or other run references). */
+export function compareHash(refs: readonly (number | string)[]): string {
+  return buildHash("compare", { runs: refs.join(",") });
 }
 
-/** The detail page of one run, optionally on a tab. */
-export function runHash(id: number, tab?: string): string {
-  return buildHash(`run/${id}`, { tab: tab && tab !== "charts" ? tab : undefined });
+/** The detail page of one run (a key or another run reference), optionally on a tab.
+ * `REMOTE/RUN_ID` becomes two segments. */
+export function runHash(ref: number | string, tab?: string): string {
+  const path = String(ref).split("/").map(encodeURIComponent).join("/");
+  return buildHash(`run/${path}`, { tab: tab && tab !== "charts" ? tab : undefined });
 }
 
 /** The same params with some keys changed (null removes a key). */

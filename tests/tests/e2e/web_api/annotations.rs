@@ -13,7 +13,7 @@ fn annotations_and_the_recycle_bin_survive_a_later_sync() {
     let world = World::new();
     let served = world.serve();
     let b = run_by_run_id(&served, "runb");
-    let id = b["id"].as_i64().unwrap();
+    let id = b["key"].as_i64().unwrap();
 
     let r = served.write(
         "PATCH",

@@ -10,15 +10,15 @@ fn compare_lines_up_runs_series_and_config() {
     let world = World::new();
     let served = world.serve();
 
-    let a = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
-    let b = run_by_run_id(&served, "runb")["id"].as_i64().unwrap();
-    let d = run_by_run_id(&served, "rund")["id"].as_i64().unwrap();
+    let a = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
+    let b = run_by_run_id(&served, "runb")["key"].as_i64().unwrap();
+    let d = run_by_run_id(&served, "rund")["key"].as_i64().unwrap();
     let cmp = served.json(&format!("/api/compare?runs={a},{b},{d}"));
     let runs: Vec<i64> = cmp["runs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["id"].as_i64().unwrap())
+        .map(|r| r["key"].as_i64().unwrap())
         .collect();
     assert_eq!(runs, [a, b, d]);
     let mut keys: Vec<&str> = cmp["keys"]

@@ -48,7 +48,7 @@ fn files_are_served_from_the_cache_only_by_the_manifest() {
             hub_dir: world.hub_dir.path().to_owned(),
         })),
     );
-    let id = run_by_run_id(&cache_only, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&cache_only, "runa")["key"].as_i64().unwrap();
     let detail = cache_only.json(&format!("/api/runs/{id}"));
     let file = |ext: &str| {
         detail["files"]

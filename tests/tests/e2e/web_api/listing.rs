@@ -31,7 +31,7 @@ fn a_listed_run_carries_every_field() {
         .find(|r| r["run_id"] == "runa")
         .unwrap();
     for field in [
-        "id",
+        "key",
         "run_id",
         "remote",
         "host",

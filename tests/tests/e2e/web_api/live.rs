@@ -27,7 +27,7 @@ fn live_streams_deliver_new_points_log_lines_and_changes() {
     let served = world.serve();
     let run = run_by_run_id(&served, "runlive");
     assert_eq!(run["status"], "running");
-    let id = run["id"].as_i64().unwrap();
+    let id = run["key"].as_i64().unwrap();
 
     let mut live = EventStream::open(served.addr, &format!("/api/runs/{id}/live"));
     assert_eq!(live.status, 200);

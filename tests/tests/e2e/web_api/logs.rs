@@ -7,7 +7,7 @@ use super::world::{run_by_run_id, World};
 fn logs_are_paged_by_byte_offset_at_line_boundaries() {
     let world = World::new();
     let served = world.serve();
-    let id = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
     let full = served.json(&format!("/api/runs/{id}/logs?offset=0&limit=1048576"));
     let text = full["text"].as_str().unwrap().to_owned();
     assert_eq!(full["eof"], true);

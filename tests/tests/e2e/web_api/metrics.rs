@@ -7,7 +7,7 @@ use super::world::{error_message, run_by_run_id, World, LONG_STEPS, SPIKE_STEP};
 fn metrics_are_downsampled_keeping_spikes_or_sent_raw() {
     let world = World::new();
     let served = world.serve();
-    let id = run_by_run_id(&served, "rune")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "rune")["key"].as_i64().unwrap();
 
     let m = served.json(&format!("/api/runs/{id}/metrics?keys=loss&points=200"));
     assert_eq!(m["run"], id);
@@ -55,7 +55,7 @@ fn metrics_are_downsampled_keeping_spikes_or_sent_raw() {
     assert!(m["series"][0]["times"][0].is_f64());
 
     // All keys by default; NaN is a null.
-    let a = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let a = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
     let m = served.json(&format!("/api/runs/{a}/metrics"));
     let keys: Vec<&str> = m["series"]
         .as_array()

@@ -10,7 +10,7 @@ use super::world::{error_message, run_by_run_id, World};
 fn a_run_page_holds_its_records_metrics_and_files() {
     let world = World::new();
     let served = world.serve();
-    let id = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
     let detail = served.json(&format!("/api/runs/{id}"));
     assert_eq!(detail["run_id"], "runa");
     assert!(detail["meta"].is_object(), "{detail}");
@@ -50,9 +50,15 @@ const BAD_RUNS: &[BadRun] = &[
     },
     BadRun {
         target: "/api/runs/abc",
+        status: 404,
+        code: "not_found",
+        names: "\"abc\"",
+    },
+    BadRun {
+        target: "/api/runs/cv%2F",
         status: 400,
         code: "bad_request",
-        names: "abc",
+        names: "run reference \"cv/\"",
     },
 ];
 

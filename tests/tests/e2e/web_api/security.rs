@@ -13,7 +13,7 @@ fn foreign_hosts_and_cross_site_writes_are_refused() {
     let served = world.serve();
     let port = served.addr.port();
     assert_eq!(served.url, format!("http://127.0.0.1:{port}/"));
-    let id = run_by_run_id(&served, "runa")["id"].as_i64().unwrap();
+    let id = run_by_run_id(&served, "runa")["key"].as_i64().unwrap();
 
     // DNS rebinding: a foreign Host is refused, loopback names pass.
     let r = Request::get("/api/runs")

@@ -13,7 +13,10 @@ export const RUN_STATUSES: readonly RunStatus[] = ["running", "finished", "faile
  * A run as listed (`Run` in docs/api.md).
  */
 export type Run = {
-  id: number,
+  /**
+   * The hub's key of the run (what `/api/runs/{run}` takes, beside the other references).
+   */
+  key: number,
   run_id: string,
   remote: string,
   host: string | null,
@@ -53,7 +56,7 @@ export type RunsPage = {
 };
 
 /**
- * `GET /api/runs/{id}`: the run and what only its page shows.
+ * `GET /api/runs/{run}`: the run and what only its page shows.
  */
 export type RunDetail = {
   meta: unknown,
@@ -73,7 +76,10 @@ export type RunDetail = {
    * them), with the first of them and why.
    */
   skipped_files: SkippedFiles,
-  id: number,
+  /**
+   * The hub's key of the run (what `/api/runs/{run}` takes, beside the other references).
+   */
+  key: number,
   run_id: string,
   remote: string,
   host: string | null,
@@ -163,7 +169,8 @@ export type MetricsAnswer = {
 };
 
 /**
- * One series of `GET /api/runs/{id}/metrics` and `/api/compare` (`run` only in the latter).
+ * One series of `GET /api/runs/{run}/metrics` and `/api/compare` (`run`, the run's key, only in
+ * the latter).
  */
 export type Series = {
   run?: number,
@@ -315,9 +322,19 @@ export type ConfigDiffRow = {
 
 export type ApiErrorBody = {
   error: ApiErrorDetail,
+  candidates?: Array<RunCandidate>,
 };
 
 export type ApiErrorDetail = {
   code: string,
   message: string,
+};
+
+/**
+ * One run an ambiguous reference may mean: `{"key", "remote", "run_id"}`.
+ */
+export type RunCandidate = {
+  key: number,
+  remote: string,
+  run_id: string,
 };

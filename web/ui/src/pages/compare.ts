@@ -1,10 +1,11 @@
 /**
- * The compare view (`#/compare?runs=1,2`): the selected runs' curves overlaid, one chart per
+ * The compare view (`#/compare?runs=1,2`, or any run references: `runs=gpu1/…,20261202_…`): the
+ * selected runs' curves overlaid, one chart per
  * shared key, a legend naming each run (alias, remote and host) in its colour, the same
  * controls as a run's charts, and the config diff table. `raw=1` in the URL asks every stored
  * point instead of the downsampled series (the browser benchmark's baseline).
  */
-import { api, type CompareAnswer, type CompareSeries, type Run } from "../api";
+import { api, type CompareAnswer, type CompareSeries, type Run, type RunCandidate } from "../api";
 import { statusBadge } from "../components/badge";
 import type { ChartSpec } from "../components/chart";
 import { chartControls, loadSettings, type ChartSettings } from "../components/chartcontrols";
@@ -12,16 +13,17 @@ import { ChartGrid } from "../components/chartgrid";
 import { h, message, replace } from "../lib/dom";
 import { formatValue } from "../lib/format";
 import { seriesColour } from "../lib/theme";
-import { runHash } from "../router";
+import { compareHash, runHash } from "../router";
 import type { Page } from "./page";
+import { candidateLinks } from "./run";
 import { runHost, runName } from "./runs";
 
 const POINTS = 1000;
 
-export function comparePage(ids: number[], params: URLSearchParams): Page {
+export function comparePage(refs: string[], params: URLSearchParams): Page {
   const raw = params.get("raw") === "1";
   const el = h("div", { class: "page compare-page" }, h("h1", {}, "Compare runs"));
-  if (ids.length === 0) {
+  if (refs.length === 0) {
     el.appendChild(message("empty", "No runs to compare. Select two or more runs in the ", h("a", { href: "#/runs" }, "runs table"), "."));
     return { el, destroy: () => {} };
   }
@@ -44,7 +46,7 @@ export function comparePage(ids: number[], params: URLSearchParams): Page {
   });
   el.append(legend, controls, status, grid.el, diffBox);
 
-  const runIndex = () => new Map((answer?.runs ?? []).map((r, i) => [r.id, i]));
+  const runIndex = () => new Map((answer?.runs ?? []).map((r, i) => [r.key, i]));
 
   const t0 = (r: Run | undefined, s: CompareSeries): number => {
     if (r?.created_at !== null && r?.created_at !== undefined) return r.created_at;
@@ -111,7 +113,7 @@ export function comparePage(ids: number[], params: URLSearchParams): Page {
       ...answer!.runs.map((r, i) =>
         h(
           "a",
-          { class: "legend-item", href: runHash(r.id), dataset: { run: String(r.id) } },
+          { class: "legend-item", href: runHash(r.key), dataset: { run: String(r.key) } },
           h("span", { class: "swatch", style: { background: seriesColour(i) } }),
           h("span", { class: "legend-name" }, runName(r)),
           h("span", { class: "muted small" }, runHost(r)),
@@ -174,14 +176,14 @@ export function comparePage(ids: number[], params: URLSearchParams): Page {
       let ans: CompareAnswer;
       if (raw) {
         // Baseline: every stored point, one raw request per run.
-        const head = await api.compare({ runs: ids.join(","), x, points: 2 });
+        const head = await api.compare({ runs: refs.join(","), x, points: 2 });
         const per = await Promise.all(
-          head.runs.map((r) => api.metrics(r.id, { keys: head.keys.join(","), x, raw: true })),
+          head.runs.map((r) => api.metrics(r.key, { keys: head.keys.join(","), x, raw: true })),
         );
         ans = { ...head, series: per.flatMap((m) => m.series.map((s) => ({ ...s, run: m.run }))) };
       } else {
         ans = await api.compare({
-          runs: ids.join(","),
+          runs: refs.join(","),
           x,
           points: POINTS,
           from: xRange && settings.x !== "relative" ? xRange[0] : undefined,
@@ -199,7 +201,10 @@ export function comparePage(ids: number[], params: URLSearchParams): Page {
       render();
     } catch (e) {
       if (gen !== generation) return;
-      replace(status, message("error", `Could not compare: ${(e as Error).message}`));
+      // An ambiguous reference: each candidate's link takes its place in the comparison.
+      const choose = (ref: string, c: RunCandidate) =>
+        compareHash(refs.map((r) => (r === c.run_id || r === `${c.remote}/${c.run_id}` ? ref : r)));
+      replace(status, message("error", `Could not compare: ${(e as Error).message}`), candidateLinks(e, choose));
     }
   }
 

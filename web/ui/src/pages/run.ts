@@ -1,9 +1,10 @@
 /**
- * A run's page (`#/run/<id>?tab=…`): the header with the editable alias, tags and notes, and
+ * A run's page (`#/run/<ref>?tab=…`, where `<ref>` is a run reference: a key, a run id or
+ * `REMOTE/RUN_ID`): the header with the editable alias, tags and notes, and
  * the tabs Charts | Logs | Summary | Config | Environment | Files. While the run runs, its live
  * stream feeds the charts, the log and the header.
  */
-import { api, openLive, type Run, type RunDetail } from "../api";
+import { api, ApiError, openLive, type RunCandidate, type Run, type RunDetail } from "../api";
 import { statusBadge } from "../components/badge";
 import { h, message, replace } from "../lib/dom";
 import { formatDuration, formatNumber, formatTime, runDuration } from "../lib/format";
@@ -24,7 +25,24 @@ const TABS = [
 ] as const;
 type Tab = (typeof TABS)[number][0];
 
-export function runPage(id: number, params: URLSearchParams): Page {
+/** The runs an ambiguous run reference may mean, as links (`null` for any other error). Each
+ * is named `REMOTE/RUN_ID`, or by its key where that is not enough (one remote holding the run id
+ * twice); `href` says where a link goes (default: the run's page). */
+export function candidateLinks(
+  e: unknown,
+  href: (ref: string, candidate: RunCandidate) => string = (ref) => runHash(ref),
+): HTMLElement | null {
+  if (!(e instanceof ApiError) || e.candidates.length === 0) return null;
+  const name = (c: RunCandidate) => `${c.remote}/${c.run_id}`;
+  const items = e.candidates.map((c) => {
+    const unique = e.candidates.filter((o) => name(o) === name(c)).length === 1;
+    const ref = unique ? name(c) : String(c.key);
+    return h("li", {}, h("a", { href: href(ref, c), class: "candidate", dataset: { key: String(c.key) } }, name(c)), ` (key ${c.key})`);
+  });
+  return h("div", { class: "candidates" }, h("p", {}, "Which run? The reference names several:"), h("ul", {}, ...items));
+}
+
+export function runPage(ref: string, params: URLSearchParams): Page {
   const el = h("div", { class: "page run-page" }, message("loading", "Loading run…"));
   let closeLive: (() => void) | null = null;
   let charts: RunCharts | null = null;
@@ -33,12 +51,17 @@ export function runPage(id: number, params: URLSearchParams): Page {
   void (async () => {
     let detail: RunDetail;
     try {
-      detail = await api.run(id);
+      detail = await api.run(ref);
     } catch (e) {
-      replace(el, message("error", `Could not load run ${id}: ${(e as Error).message}`), h("a", { href: "#/runs" }, "Back to runs"));
+      if (destroyed) return;
+      const candidates = candidateLinks(e);
+      const why = candidates ? `${ref} names more than one run.` : `Could not load run ${ref}: ${(e as Error).message}`;
+      replace(el, message("error", why), candidates, h("a", { href: "#/runs" }, "Back to runs"));
       return;
     }
     if (destroyed) return;
+    // From here on the run is named by its key; the URL keeps the reference it was opened by.
+    const id = detail.key;
     const header = h("header", { class: "run-header" });
     const tabBar = h("nav", { class: "tabs", attrs: { role: "tablist" } });
     const panel = h("div", { class: "tab-panel" });
@@ -62,7 +85,7 @@ export function runPage(id: number, params: URLSearchParams): Page {
     let tab: Tab = (TABS.find(([t]) => t === params.get("tab"))?.[0] ?? "charts") as Tab;
     const showTab = (t: Tab) => {
       tab = t;
-      replaceHash(runHash(id, t));
+      replaceHash(runHash(ref, t));
       for (const b of tabBar.querySelectorAll<HTMLButtonElement>("button")) {
         const on = b.dataset.tab === t;
         b.classList.toggle("active", on);
@@ -129,7 +152,7 @@ function renderRunHeader(header: HTMLElement, d: RunDetail, onSaved: (r: Run) =>
   const fail = (e: unknown) => replace(errorBox, message("error", `Not saved: ${(e as Error).message}`));
   const save = async (body: Parameters<typeof api.patchRun>[1]) => {
     try {
-      onSaved(await api.patchRun(d.id, body));
+      onSaved(await api.patchRun(d.key, body));
     } catch (e) {
       fail(e);
     }

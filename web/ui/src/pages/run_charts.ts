@@ -89,7 +89,7 @@ export class RunCharts {
       let keyOffset: number | null = 0;
       let keyCount = 0;
       while (keyOffset !== null && keyOffset < this.keysWanted) {
-        const ans = await api.metrics(this.detail.id, {
+        const ans = await api.metrics(this.detail.key, {
           x,
           points: POINTS,
           from: this.xRange ? this.xRange[0] + shift : undefined,

@@ -135,7 +135,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
         h(
           "div",
           {},
-          h("a", { href: runHash(r.id), class: "run-link" }, runName(r)),
+          h("a", { href: runHash(r.key), class: "run-link" }, runName(r)),
           r.alias ? h("div", { class: "muted small" }, r.run_id) : null,
           r.removed ? h("span", { class: "tag warn", title: "Gone from its server; the hub keeps its data" }, "removed") : null,
           ...r.tags.map((t) => h("span", { class: "tag" }, t)),
@@ -208,7 +208,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     const table = dataTable<Run>({
       columns: [...baseColumns(), ...userColumns()],
       rows: runs,
-      rowKey: (r) => r.id,
+      rowKey: (r) => r.key,
       sort,
       onSort: (s) => {
         state.sort = s.key;
@@ -218,7 +218,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       },
       selected,
       onSelect: updateSelection,
-      onRowClick: (r) => (window.location.hash = runHash(r.id)),
+      onRowClick: (r) => (window.location.hash = runHash(r.key)),
       rowClass: (r) => `run-row${r.removed ? " removed" : ""}`,
     });
     replace(tableBox, table);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildHash, compareHash, parseIds, parseRoute, runHash, splitHash, withParams } from "../../src/router";
+import { buildHash, compareHash, parseRefs, parseRoute, runHash, splitHash, withParams } from "../../src/router";
 
 describe("URL state", () => {
   it("routes every page", () => {
@@ -8,10 +8,10 @@ describe("URL state", () => {
     expect(parseRoute("#/trash").page).toBe("trash");
     expect(parseRoute("#/remotes").page).toBe("remotes");
     const run = parseRoute("#/run/42?tab=logs");
-    expect(run).toMatchObject({ page: "run", id: 42 });
+    expect(run).toMatchObject({ page: "run", ref: "42" });
     expect(run.params.get("tab")).toBe("logs");
-    expect(parseRoute("#/compare?runs=1,2,2,x,-3,5")).toMatchObject({ page: "compare", runs: [1, 2, 5] });
-    expect(parseRoute("#/run/abc").page).toBe("not_found");
+    expect(parseRoute("#/compare?runs=1,2,2,x,-3,5")).toMatchObject({ page: "compare", runs: ["1", "2", "x", "-3", "5"] });
+    expect(parseRoute("#/run/a/b/c").page).toBe("not_found");
     expect(parseRoute("#/nope").page).toBe("not_found");
   });
   it("splits and decodes", () => {
@@ -20,9 +20,9 @@ describe("URL state", () => {
     expect(params.get("q")).toBe("a b");
     expect(params.get("path")).toBe("cv/resnet");
   });
-  it("parses id lists", () => {
-    expect(parseIds(null)).toEqual([]);
-    expect(parseIds(" 3, 1 ,3,0,9007199254740993")).toEqual([3, 1]);
+  it("parses run reference lists", () => {
+    expect(parseRefs(null)).toEqual([]);
+    expect(parseRefs(" 3, 1 ,3,,gpu1/")).toEqual(["3", "1"]);
   });
   it("builds hashes that parse back", () => {
     const h = buildHash("runs", { q: "a&b=c", path: "cv/resnet50", status: "", offset: 0, order: null, sort: "summary.loss" });
