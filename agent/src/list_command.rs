@@ -198,14 +198,7 @@ fn overview_json(r: &RunOverview) -> Value {
 }
 
 fn status_color(status: &RunStatus) -> &'static str {
-    match status {
-        RunStatus::Running => "36",
-        RunStatus::Finished => "32",
-        RunStatus::Failed | RunStatus::Unreadable => "31",
-        RunStatus::Crashed => "1;35",
-        RunStatus::Interrupted | RunStatus::Killed => "33",
-        RunStatus::Unknown => "0",
-    }
+    runicorn_cli::color::status_sgr(status.as_str())
 }
 
 fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyhow::Result<()> {

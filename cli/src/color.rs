@@ -12,6 +12,21 @@ pub const BOLD_RED: &str = "1;31";
 /// SGR code for the `warning` label.
 pub const BOLD_YELLOW: &str = "1;33";
 
+/// The colour of a run status in both binaries' tables, by the status's name (the names of the
+/// protocol's `RunStatus::ALL`; this crate knows only the words): running cyan, finished green,
+/// failed and unreadable red, crashed bold magenta, interrupted and killed yellow; anything else
+/// (`unknown`) plain.
+pub fn status_sgr(status: &str) -> &'static str {
+    match status {
+        "running" => "36",
+        "finished" => "32",
+        "failed" | "unreadable" => "31",
+        "crashed" => "1;35",
+        "interrupted" | "killed" => "33",
+        _ => "0",
+    }
+}
+
 /// The decision itself: a terminal, and `NO_COLOR` unset or empty.
 pub fn wants_color(stream_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stream_is_terminal && no_color.is_none_or(OsStr::is_empty)
@@ -55,6 +70,14 @@ mod tests {
         assert!(!wants_color(true, Some(OsStr::new("false"))), "any value");
         assert!(!wants_color(false, None));
         assert!(!wants_color(false, Some(OsStr::new(""))));
+    }
+
+    #[test]
+    fn statuses_have_their_colours_and_other_words_none() {
+        assert_eq!(status_sgr("finished"), "32");
+        assert_eq!(status_sgr("crashed"), "1;35");
+        assert_eq!(status_sgr("unknown"), "0");
+        assert_eq!(status_sgr("\x1b[31m"), "0");
     }
 
     #[test]

@@ -2,12 +2,8 @@
 //! clock as the run format writes it, wire integers to and from SQLite's `i64`, and the text of
 //! multi-row `INSERT … VALUES` statements. Depends on nothing else in the crate.
 
-/// Seconds since the Unix epoch, as the run format writes times.
-pub(crate) fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+/// Seconds since the Unix epoch, as the run format writes times (the protocol's clock).
+pub(crate) use runicorn_protocol::run_format::unix_now;
 
 /// A wire `u64` (offset, size, count) as SQLite's `i64`. Nothing real reaches 2^63; a peer that
 /// sends more gets the largest value instead of a wrapped negative one.

@@ -254,13 +254,8 @@ impl RemoteDto {
     }
 }
 
-/// Now, in Unix seconds.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+/// Now, in Unix seconds (the protocol's clock, as the store's times).
+pub use runicorn_protocol::run_format::unix_now as now;
 
 #[cfg(test)]
 mod tests {

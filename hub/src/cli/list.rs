@@ -12,7 +12,9 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_store::{RunFilter, RunKey, RunOrder, RunRef, RunRow, RunSort, Store};
 use serde_json::json;
 
-use runicorn_cli::{color_stdout, human::figure, paint};
+use runicorn_cli::color::status_sgr;
+use runicorn_cli::table::{Align, Cell, Table};
+use runicorn_cli::{color_stdout, human::figure};
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
@@ -144,18 +146,6 @@ pub fn run_json(r: &RunRow) -> serde_json::Value {
     })
 }
 
-fn status_colour(status: &str) -> &'static str {
-    match status {
-        "running" => "1;34",
-        "finished" => "32",
-        "failed" | "crashed" | "unreadable" => "1;31",
-        _ => "33",
-    }
-}
-
-/// The column of `print_table` that is coloured by status.
-const STATUS_COLUMN: usize = 5;
-
 fn print_table(
     out: &mut impl Write,
     runs: &[RunRow],
@@ -168,79 +158,48 @@ fn print_table(
         )?;
         return Ok(());
     }
-    let color = color_stdout();
-    let headers = [
-        "KEY",
-        "REMOTE",
-        "PATH",
-        "RUN ID",
-        "ALIAS",
-        "STATUS",
-        "POINTS",
-        "LAST STEP",
-    ];
-    let rows: Vec<[String; 8]> = runs
-        .iter()
-        .map(|r| {
-            // Every cell from a remote is made terminal-safe (see runicorn_cli).
-            let mut status = safe(&r.status).into_owned();
-            if r.removed {
-                status.push_str(" (gone)");
-            } else if r.deleted {
-                status.push_str(" (deleted)");
-            }
-            match skipped_files(r) {
-                0 => {}
-                1 => status.push_str(" (1 file skipped)"),
-                n => status.push_str(&format!(" ({} files skipped)", figure(n))),
-            }
-            [
-                r.key.0.to_string(),
-                safe(&r.remote).into_owned(),
-                safe(&r.path).into_owned(),
-                safe(&r.id).into_owned(),
-                r.alias
-                    .as_deref()
-                    .map(safe)
-                    .unwrap_or_default()
-                    .into_owned(),
-                status,
-                figure(r.points),
-                r.last_step.map(|s| s.to_string()).unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    let mut table = Table::new(&[
+        ("KEY", Align::Left),
+        ("REMOTE", Align::Left),
+        ("PATH", Align::Left),
+        ("RUN ID", Align::Left),
+        ("ALIAS", Align::Left),
+        ("STATUS", Align::Left),
+        ("POINTS", Align::Left),
+        ("LAST STEP", Align::Left),
+    ]);
+    for r in runs {
+        // Every cell from a remote is made terminal-safe (see runicorn_cli).
+        let mut status = safe(&r.status).into_owned();
+        if r.removed {
+            status.push_str(" (gone)");
+        } else if r.deleted {
+            status.push_str(" (deleted)");
         }
+        match skipped_files(r) {
+            0 => {}
+            1 => status.push_str(" (1 file skipped)"),
+            n => status.push_str(&format!(" ({} files skipped)", figure(n))),
+        }
+        table.push([
+            Cell::from(r.key.0.to_string()),
+            safe(&r.remote).into_owned().into(),
+            safe(&r.path).into_owned().into(),
+            safe(&r.id).into_owned().into(),
+            r.alias
+                .as_deref()
+                .map(safe)
+                .unwrap_or_default()
+                .into_owned()
+                .into(),
+            Cell::painted(status, status_sgr(&r.status)),
+            figure(r.points).into(),
+            r.last_step
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+                .into(),
+        ]);
     }
-    let header_line: Vec<String> = headers
-        .iter()
-        .zip(widths)
-        .map(|(h, w)| format!("{h:<w$}"))
-        .collect();
-    writeln!(
-        out,
-        "{}",
-        paint(color, "1", header_line.join("  ").trim_end())
-    )?;
-    for (row, run) in rows.iter().zip(runs) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (cell, w))| {
-                let padded = format!("{cell:<w$}");
-                if i == STATUS_COLUMN {
-                    paint(color, status_colour(&run.status), &padded)
-                } else {
-                    padded
-                }
-            })
-            .collect();
-        writeln!(out, "{}", cells.join("  ").trim_end())?;
-    }
+    table.write(out, color_stdout())?;
     Ok(())
 }
