@@ -27,14 +27,13 @@ pub struct LsArgs {
     #[arg(long, value_name = "PREFIX")]
     pub path: Option<String>,
     /// Only runs with this status
-    #[arg(long, value_name = "S", value_parser = [
-        "running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable",
-    ])]
+    #[arg(long, value_name = "S", value_parser = clap::builder::PossibleValuesParser::new(
+        RunStatus::ALL.map(|s| s.as_str())))]
     pub status: Option<String>,
     /// Also list soft-deleted runs (those holding a .deleted marker)
     #[arg(long)]
     pub all: bool,
-    /// Print a JSON array of objects (id, path, alias, status, created_at, ended_at, points,
+    /// Print a JSON array of objects (run_id, path, alias, status, created_at, ended_at, points,
     /// keys, last_step, …) instead of a table
     #[arg(long)]
     pub json: bool,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use runicorn_cli::safe;
 use runicorn_hub::store_thread::StoreHandle;
+use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{RunFilter, RunKey, RunOrder, RunRef, RunRow, RunSort, Store};
 use serde_json::json;
 
@@ -31,7 +32,7 @@ pub struct LsArgs {
     pub path: Option<String>,
     /// Only runs with these statuses (comma-separated)
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(
-        ["running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable"]))]
+        RunStatus::ALL.map(|s| s.as_str())))]
     pub status: Vec<String>,
     /// Include soft-deleted runs and runs gone from their server
     #[arg(long)]
