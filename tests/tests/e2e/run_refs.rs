@@ -3,18 +3,17 @@
 //! filled by real syncs of two local remotes (`gpu1` and `gpu2`, both holding a run `shared`)
 //! and served by the real dashboard on loopback.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, Store};
-use runicorn_tests::http::{get, EventStream, Request, Response};
+use runicorn_tests::dashboard::ServedDashboard;
+use runicorn_tests::http::EventStream;
 use runicorn_tests::hub::{agent_path, hub, show};
 use runicorn_tests::output_within;
 use runicorn_tests::sshd::ClientHome;
-use runicorn_web::{Dashboard, DashboardConfig};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -123,90 +122,20 @@ impl World {
     }
 }
 
-/// A dashboard over the world's store, on its own runtime and thread.
-struct Served {
-    addr: SocketAddr,
-    token: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+/// The real dashboard over the world's store.
+fn serve(world: &World) -> ServedDashboard {
+    ServedDashboard::start(world.hub_dir.path(), None)
 }
 
-impl Served {
-    fn start(world: &World) -> Served {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = DashboardConfig {
-            store_dir: world.hub_dir.path().to_owned(),
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            files: None,
-        };
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let dashboard = Dashboard::bind(config).await.unwrap();
-                ready_tx.send(dashboard.local_addr()).unwrap();
-                dashboard
-                    .serve(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = ready_rx.recv_timeout(COMMAND_LIMIT).unwrap();
-        let html = get(addr, "/").text();
-        let marker = r#"<meta name="runicorn-token" content=""#;
-        let rest = &html[html.find(marker).expect("the token meta tag") + marker.len()..];
-        let token = rest[..rest.find('"').unwrap()].to_owned();
-        Served {
-            addr,
-            token,
-            stop: Some(stop),
-        }
-    }
-
-    fn get(&self, target: &str) -> Response {
-        get(self.addr, target)
-    }
-
-    fn json(&self, target: &str) -> Value {
-        let r = self.get(target);
-        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
-        r.json()
-    }
-
-    fn write(&self, method: &str, target: &str, body: Option<Value>) -> Response {
-        let mut req = Request::new(method, target)
-            .header("X-Runicorn-Token", &self.token)
-            .header("Origin", &format!("http://{}", self.addr));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        req.send(self.addr)
-    }
-
-    /// The first event of `/live` (after step -1, from log byte 0) named `event`.
-    fn first_live_event(&self, reference: &str, event: &str) -> Value {
-        let target = format!("/api/runs/{reference}/live?after_step=-1&log_offset=0");
-        let mut stream = EventStream::open(self.addr, &target);
-        assert_eq!(stream.status, 200, "{target}");
-        stream
-            .until(EVENT_LIMIT, |e| e.event == event)
-            .unwrap_or_else(|| panic!("no {event} event from {target}"))
-            .json()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+/// The first event of `/live` (after step -1, from log byte 0) named `event`.
+fn first_live_event(served: &ServedDashboard, reference: &str, event: &str) -> Value {
+    let target = format!("/api/runs/{reference}/live?after_step=-1&log_offset=0");
+    let mut stream = EventStream::open(served.addr, &target);
+    assert_eq!(stream.status, 200, "{target}");
+    stream
+        .until(EVENT_LIMIT, |e| e.event == event)
+        .unwrap_or_else(|| panic!("no {event} event from {target}"))
+        .json()
 }
 
 /// A reference as one path segment (`gpu1/x` → `gpu1%2Fx`).
@@ -310,7 +239,7 @@ fn hub_ls_takes_each_kind_of_reference() {
 #[test]
 fn every_run_route_answers_the_same_for_each_kind_of_reference() {
     let world = World::new();
-    let served = Served::start(&world);
+    let served = serve(&world);
     let key = world.key("gpu1", "only1");
     let by_key = served.json(&format!("/api/runs/{key}"));
     assert_eq!(by_key["key"], key);
@@ -337,8 +266,8 @@ fn every_run_route_answers_the_same_for_each_kind_of_reference() {
         logs["text"].as_str().unwrap().contains("only1 line 19"),
         "{logs}"
     );
-    let live_metrics = served.first_live_event(&key.to_string(), "metrics");
-    let live_log = served.first_live_event(&key.to_string(), "log");
+    let live_metrics = first_live_event(&served, &key.to_string(), "metrics");
+    let live_log = first_live_event(&served, &key.to_string(), "log");
 
     for reference in [key.to_string(), "only1".into(), "gpu1/only1".into()] {
         let r = segment(&reference);
@@ -364,11 +293,15 @@ fn every_run_route_answers_the_same_for_each_kind_of_reference() {
         assert_eq!(file.status, 200, "{reference}: {}", file.text());
         assert_eq!(file.body, PNG, "{reference}");
         assert_eq!(
-            served.first_live_event(&r, "metrics"),
+            first_live_event(&served, &r, "metrics"),
             live_metrics,
             "{reference}"
         );
-        assert_eq!(served.first_live_event(&r, "log"), live_log, "{reference}");
+        assert_eq!(
+            first_live_event(&served, &r, "log"),
+            live_log,
+            "{reference}"
+        );
 
         // The writes: annotate, into the recycle bin (still found by reference), and back.
         let alias = format!("via {reference}");
@@ -413,7 +346,7 @@ fn every_run_route_answers_the_same_for_each_kind_of_reference() {
 #[test]
 fn an_ambiguous_reference_is_a_409_listing_the_candidates_on_every_route() {
     let world = World::new();
-    let served = Served::start(&world);
+    let served = serve(&world);
     let want = json!([
         {"key": world.key("gpu1", "shared"), "remote": "gpu1", "run_id": "shared"},
         {"key": world.key("gpu2", "shared"), "remote": "gpu2", "run_id": "shared"},
@@ -449,7 +382,7 @@ fn an_ambiguous_reference_is_a_409_listing_the_candidates_on_every_route() {
 #[test]
 fn unknown_references_are_404_and_malformed_ones_400() {
     let world = World::new();
-    let served = Served::start(&world);
+    let served = serve(&world);
     let routes = every_run_route("media/x.png");
     for (reference, status, says) in [
         ("nope", 404, "runicorn-hub ls"),
@@ -482,7 +415,7 @@ fn unknown_references_are_404_and_malformed_ones_400() {
 #[test]
 fn compare_takes_references_and_counts_each_run_once() {
     let world = World::new();
-    let served = Served::start(&world);
+    let served = serve(&world);
     let only1 = world.key("gpu1", "only1");
     let gpu2 = world.key("gpu2", "shared");
     let by_key = served.json(&format!("/api/compare?runs={only1},{gpu2}&keys=loss"));

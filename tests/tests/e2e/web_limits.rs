@@ -8,15 +8,14 @@
 //! - every parameter out of its documented bounds is a 400 naming it.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
-use runicorn_tests::http::{get, EventStream, Response};
+use runicorn_tests::http::EventStream;
 use runicorn_tests::hub::{agent_path, hub, show};
 use runicorn_tests::sshd::ClientHome;
-use runicorn_web::{Dashboard, DashboardConfig};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -98,76 +97,8 @@ fn log_wide(w: &mut RunWriter, step: i64, keys: std::ops::Range<usize>) {
     w.flush().unwrap();
 }
 
-/// A dashboard on its own tokio runtime and thread.
-struct Served {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    ended: std::sync::mpsc::Receiver<()>,
-}
-
-impl Served {
-    fn start(hub_dir: &Path) -> Served {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (ended_tx, ended) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = DashboardConfig {
-            store_dir: hub_dir.to_owned(),
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            files: None,
-        };
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let dashboard = Dashboard::bind(config).await.unwrap();
-                ready_tx.send(dashboard.local_addr()).unwrap();
-                dashboard
-                    .serve(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-            let _ = ended_tx.send(());
-        });
-        let addr = ready_rx.recv().unwrap();
-        Served {
-            addr,
-            stop: Some(stop),
-            ended,
-        }
-    }
-
-    fn get(&self, target: &str) -> Response {
-        get(self.addr, target)
-    }
-
-    fn json(&self, target: &str) -> Value {
-        let r = self.get(target);
-        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
-        r.json()
-    }
-
-    /// Stops the server; true when `serve` returned within `timeout`.
-    fn stop(mut self, timeout: Duration) -> bool {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.ended.recv_timeout(timeout).is_ok()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+/// The real dashboard over a store (`runicorn_tests::dashboard`).
+use runicorn_tests::dashboard::ServedDashboard as Served;
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
@@ -212,7 +143,7 @@ fn a_run_with_200000_keys_answers_compare_metrics_and_live_within_bounds() {
         b.finish(RunOutcome::finished()).unwrap();
         let (_, took) = timed("sync of 2 × 200,000 keys", || world.sync());
         eprintln!("(sync {took:?})");
-        let served = Served::start(world.hub_dir.path());
+        let served = Served::start(world.hub_dir.path(), None);
         let ida = run_id_of(&served, "widea");
         let idb = run_id_of(&served, "wideb");
 
@@ -323,7 +254,7 @@ fn small_world() -> (World, RunWriter) {
 fn slow_header_clients_are_cut_off_while_others_are_served_beyond_the_cap() {
     under_timeout(120, || {
         let (world, mut w) = small_world();
-        let served = Served::start(world.hub_dir.path());
+        let served = Served::start(world.hub_dir.path(), None);
         let id = run_id_of(&served, "smalla");
         // An event stream opened before the flood outlives the header timeout.
         let mut live = EventStream::open(served.addr, &format!("/api/runs/{id}/live"));
@@ -372,7 +303,7 @@ fn slow_header_clients_are_cut_off_while_others_are_served_beyond_the_cap() {
 fn event_streams_cannot_take_every_connection() {
     under_timeout(120, || {
         let (world, _w) = small_world();
-        let served = Served::start(world.hub_dir.path());
+        let served = Served::start(world.hub_dir.path(), None);
         // Half the connection cap (256) may be event streams; the next one is refused.
         let mut streams: Vec<EventStream> = (0..128)
             .map(|_| EventStream::open(served.addr, "/api/events"))
@@ -403,7 +334,7 @@ fn event_streams_cannot_take_every_connection() {
 fn parameters_out_of_bounds_are_400_naming_them() {
     under_timeout(120, || {
         let (world, _w) = small_world();
-        let served = Served::start(world.hub_dir.path());
+        let served = Served::start(world.hub_dir.path(), None);
         let id = run_id_of(&served, "smalla");
         let long = "x".repeat(2000);
         let many_runs: Vec<String> = (0..51).map(|i| i.to_string()).collect();

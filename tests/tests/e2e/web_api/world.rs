@@ -2,16 +2,12 @@
 //! Rust writer, a hub store filled from it by a real `runicorn-hub connect local:DIR --once`,
 //! and the real `runicorn_web::Dashboard` serving that store on loopback.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunStatus, RunWriter};
-use runicorn_tests::http::{get, Request, Response};
+use runicorn_tests::http::Response;
 use runicorn_tests::hub::{agent_path, hub, show};
 use runicorn_tests::sshd::ClientHome;
-use runicorn_web::{Dashboard, DashboardConfig, FileFetcher};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -176,101 +172,8 @@ impl World {
     }
 }
 
-/// A dashboard on its own tokio runtime and thread.
-pub(super) struct Served {
-    pub(super) addr: SocketAddr,
-    pub(super) url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    ended: std::sync::mpsc::Receiver<()>,
-}
-
-impl Served {
-    pub(super) fn start(hub_dir: &Path, files: Option<Arc<dyn FileFetcher>>) -> Served {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (ended_tx, ended) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = DashboardConfig {
-            store_dir: hub_dir.to_owned(),
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            files,
-        };
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let dashboard = Dashboard::bind(config).await.unwrap();
-                ready_tx
-                    .send((dashboard.local_addr(), dashboard.url()))
-                    .unwrap();
-                dashboard
-                    .serve(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-            let _ = ended_tx.send(());
-        });
-        let (addr, url) = ready_rx.recv().unwrap();
-        Served {
-            addr,
-            url,
-            stop: Some(stop),
-            ended,
-        }
-    }
-
-    pub(super) fn get(&self, target: &str) -> Response {
-        get(self.addr, target)
-    }
-
-    pub(super) fn json(&self, target: &str) -> Value {
-        let r = self.get(target);
-        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
-        r.json()
-    }
-
-    /// The token from `index.html`.
-    pub(super) fn token(&self) -> String {
-        let html = self.get("/").text();
-        let at = html
-            .find(r#"<meta name="runicorn-token" content=""#)
-            .expect("the token meta tag");
-        let rest = &html[at + r#"<meta name="runicorn-token" content=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-
-    /// A state-changing request with the token and our own origin.
-    pub(super) fn write(&self, method: &str, target: &str, body: Option<Value>) -> Response {
-        let mut req = Request::new(method, target)
-            .header("X-Runicorn-Token", &self.token())
-            .header("Origin", &format!("http://{}", self.addr));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        req.send(self.addr)
-    }
-
-    /// Stops the server; true when `serve` returned within `timeout`.
-    pub(super) fn stop(mut self, timeout: Duration) -> bool {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.ended.recv_timeout(timeout).is_ok()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+/// The real dashboard serving a store (`runicorn_tests::dashboard`).
+pub(super) use runicorn_tests::dashboard::ServedDashboard as Served;
 
 /// The run ids of a listing page, in its order.
 pub(super) fn ids_of(page: &Value) -> Vec<String> {
