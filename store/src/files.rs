@@ -96,7 +96,11 @@ impl Store {
         let end = prefix_end(prefix);
         // Without an end the upper bound is left out rather than written as `?3 IS NULL OR …`,
         // which SQLite could not use as a range.
-        let upper = if end.is_some() { "AND path < ?3" } else { "AND ?3 IS NULL" };
+        let upper = if end.is_some() {
+            "AND path < ?3"
+        } else {
+            "AND ?3 IS NULL"
+        };
         let total: i64 = self
             .conn
             .prepare_cached(&format!(
@@ -229,9 +233,7 @@ mod tests {
             .apply_change_batch(r, &change_batch(true, vec![change, other], "e", 2, false))
             .unwrap();
         let key = store.run(r, "runs/p/a").unwrap().unwrap().key;
-        assert!(store
-            .record_cached_file(key, "ckpt/2.pt", SHA_A)
-            .unwrap());
+        assert!(store.record_cached_file(key, "ckpt/2.pt", SHA_A).unwrap());
         let page = |prefix: &str, limit: u64, offset: u64| {
             let (files, total) = store.files_page(key, prefix, limit, offset).unwrap();
             let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
@@ -242,13 +244,28 @@ mod tests {
         assert_eq!(
             all,
             [
-                "ckpt.txt", "ckpt/1.pt", "ckpt/2.pt", "ckpt/3.pt", "ckpt0", "ckpts/x", "logs.txt",
+                "ckpt.txt",
+                "ckpt/1.pt",
+                "ckpt/2.pt",
+                "ckpt/3.pt",
+                "ckpt0",
+                "ckpts/x",
+                "logs.txt",
                 "meta.json"
             ]
         );
-        assert_eq!(page("", 3, 2), (vec!["ckpt/2.pt".into(), "ckpt/3.pt".into(), "ckpt0".into()], 8));
+        assert_eq!(
+            page("", 3, 2),
+            (
+                vec!["ckpt/2.pt".into(), "ckpt/3.pt".into(), "ckpt0".into()],
+                8
+            )
+        );
         assert_eq!(page("", 3, 8), (vec![], 8));
-        assert_eq!(page("ckpt/", 2, 0), (vec!["ckpt/1.pt".into(), "ckpt/2.pt".into()], 3));
+        assert_eq!(
+            page("ckpt/", 2, 0),
+            (vec!["ckpt/1.pt".into(), "ckpt/2.pt".into()], 3)
+        );
         assert_eq!(page("ckpt/", 2, 2), (vec!["ckpt/3.pt".into()], 3));
         assert_eq!(page("ckpt", 100, 0).1, 6);
         assert_eq!(page("nothing", 100, 0), (vec![], 0));
@@ -274,7 +291,10 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         let plan = plan.join("; ");
-        assert!(plan.contains("SEARCH files USING PRIMARY KEY (run=? AND path>? AND path<?)"), "{plan}");
+        assert!(
+            plan.contains("SEARCH files USING PRIMARY KEY (run=? AND path>? AND path<?)"),
+            "{plan}"
+        );
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

@@ -107,7 +107,10 @@ fn a_runs_files_are_listed_by_page_and_prefix() {
             assert_eq!(f["sha256"].as_str().unwrap(), sha256sum(&on_disk), "{f}");
         }
         assert_eq!(f["cached"], path == "notes.txt", "{f}");
-        assert!(f["url"].as_str().unwrap().starts_with(&format!("/api/runs/{k}/files/")));
+        assert!(f["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("/api/runs/{k}/files/")));
     }
     let checkpoint = all["files"]
         .as_array()
