@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use crate::error::{SqliteContext, StoreError};
 use crate::file_cache::is_sha256_hex;
@@ -80,6 +80,28 @@ fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 impl Store {
+    /// One file of a run's manifest, by its path (a lookup of the primary key).
+    pub fn file(&self, run: RunKey, path: &str) -> Result<Option<FileRow>, StoreError> {
+        let p = &self.db_path;
+        self.conn
+            .prepare_cached(
+                "SELECT path, size, mtime, sha256, cached_sha256 FROM files
+                 WHERE run = ?1 AND path = ?2",
+            )
+            .at(p)?
+            .query_row(params![run.0, path], |r| {
+                Ok(FileRow {
+                    path: r.get(0)?,
+                    size: from_sql_int(r.get(1)?),
+                    mtime: r.get(2)?,
+                    sha256: r.get(3)?,
+                    cached_sha256: r.get(4)?,
+                })
+            })
+            .optional()
+            .at(p)
+    }
+
     /// One page of a run's manifest: the files whose path starts with `prefix` (a plain string
     /// prefix: `ckpt/` is that folder, `ckpt` also matches `ckpt.txt`; empty is every file),
     /// sorted by path, `offset` skipped, at most `limit`; and how many files match in all.
@@ -274,6 +296,11 @@ mod tests {
         assert_eq!(files[1].sha256.as_deref(), Some(SHA_A));
         assert_eq!(files[1].cached_sha256.as_deref(), Some(SHA_A));
         assert_eq!(files[0].cached_sha256, None);
+        assert_eq!(
+            store.file(key, "ckpt/2.pt").unwrap().as_ref(),
+            Some(&files[1])
+        );
+        assert_eq!(store.file(key, "ckpt/9.pt").unwrap(), None);
     }
 
     #[test]

@@ -100,13 +100,9 @@ async fn lookup(state: &AppState, key: RunKey, path: String) -> Result<Lookup, A
         .pool
         .read(move |store| {
             let run = store.run_by_key(key)?.ok_or(ApiError::no_run(key.0))?;
-            let file = store
-                .files(key)?
-                .into_iter()
-                .find(|f| f.path == path)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("run {} has no file {path:?}", key.0))
-                })?;
+            let file = store.file(key, &path)?.ok_or_else(|| {
+                ApiError::not_found(format!("run {} has no file {path:?}", key.0))
+            })?;
             Ok(match file.cached_sha256 {
                 Some(sha256) => Lookup::Cached {
                     sha256,
