@@ -109,6 +109,8 @@ pub struct FileDto {
     pub path: String,
     pub size: u64,
     pub mtime: f64,
+    /// As the agent reported it (lowercase hex); `null` when it gave none.
+    pub sha256: Option<String>,
     pub cached: bool,
     pub url: String,
 }
@@ -119,6 +121,7 @@ impl FileDto {
             path: f.path.clone(),
             size: f.size,
             mtime: f.mtime,
+            sha256: f.sha256.clone(),
             cached: f.cached_sha256.is_some(),
             url: file_url(run, &f.path),
         }

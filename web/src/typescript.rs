@@ -19,6 +19,7 @@ use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::columns::ColumnsDto;
 use crate::routes::compare::{CompareDto, ConfigDiffRow};
 use crate::routes::events::Changed;
+use crate::routes::files::FilesPage;
 use crate::routes::live::{LogEvent, MetricsEvent};
 use crate::routes::logs::LogPage;
 use crate::routes::metrics::MetricsDto;
@@ -78,6 +79,7 @@ pub fn generated_file() -> String {
     out.add::<RunDetailDto>();
     out.add::<MetricDto>();
     out.add::<FileDto>();
+    out.add::<FilesPage>();
     out.add::<SkippedFilesShape>();
     out.add::<SkippedEntryShape>();
     // Series, logs, live events.

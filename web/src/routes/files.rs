@@ -1,3 +1,4 @@
+//! `GET /api/runs/{run}/files`: a page of a run's manifest, by path, within a path prefix.
 //! `GET /api/runs/{run}/files/{path}`: one file of a run's manifest, served only out of the
 //! store's content-addressed cache (manifest path → cached SHA-256 → `Store::file_path`), so
 //! no request can name a file outside it. A file not cached yet is fetched from its remote
@@ -10,10 +11,14 @@ use axum::extract::State;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use runicorn_store::{RunKey, RunRow};
+use serde::Serialize;
 
 use crate::content_type;
+use crate::dto::FileDto;
 use crate::error::ApiError;
+use crate::query::Params;
 use crate::routes::{resolve_run, ApiPath};
 use crate::state::AppState;
 
@@ -25,6 +30,46 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Files are shown, never run: a stricter policy than the page's.
 const FILE_CSP: &str =
     "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
+
+/// Files a page lists when `limit` is not given.
+pub const DEFAULT_FILES_LIMIT: u64 = 1_000;
+/// Most files a page lists.
+pub const MAX_FILES_LIMIT: u64 = 10_000;
+
+/// One page of `GET /api/runs/{run}/files`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunFilesPage"))]
+pub struct FilesPage {
+    /// Sorted by path.
+    pub files: Vec<FileDto>,
+    /// Files matching `prefix` in all (the page may hold fewer).
+    pub total: u64,
+}
+
+/// `GET /api/runs/{run}/files?prefix=&limit=&offset=`: the run's files whose path starts with
+/// `prefix` (a plain string prefix), sorted by path.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    ApiPath(reference): ApiPath<String>,
+    params: Params,
+) -> Result<Json<FilesPage>, ApiError> {
+    let key = resolve_run(&state, &reference).await?;
+    let prefix = params.short_text("prefix")?.unwrap_or("").to_owned();
+    let limit = params.number_in("limit", DEFAULT_FILES_LIMIT, 1, MAX_FILES_LIMIT)?;
+    let offset = params.number("offset", 0, u64::from(u32::MAX))?;
+    let page = state
+        .pool
+        .read(move |store| {
+            store.run_by_key(key)?.ok_or(ApiError::no_run(key.0))?;
+            let (files, total) = store.files_page(key, &prefix, limit, offset)?;
+            Ok(FilesPage {
+                files: files.iter().map(|f| FileDto::new(key.0, f)).collect(),
+                total,
+            })
+        })
+        .await?;
+    Ok(Json(page))
+}
 
 /// Refuses a path that is not a plain relative path inside a run (`..`, absolute, empty
 /// segments, backslashes, control characters).
@@ -55,13 +100,9 @@ async fn lookup(state: &AppState, key: RunKey, path: String) -> Result<Lookup, A
         .pool
         .read(move |store| {
             let run = store.run_by_key(key)?.ok_or(ApiError::no_run(key.0))?;
-            let file = store
-                .files(key)?
-                .into_iter()
-                .find(|f| f.path == path)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("run {} has no file {path:?}", key.0))
-                })?;
+            let file = store.file(key, &path)?.ok_or_else(|| {
+                ApiError::not_found(format!("run {} has no file {path:?}", key.0))
+            })?;
             Ok(match file.cached_sha256 {
                 Some(sha256) => Lookup::Cached {
                     sha256,

@@ -50,6 +50,7 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .route("/api/runs/{run}/metrics", get(metrics::get))
         .route("/api/runs/{run}/logs", get(logs::get))
         .route("/api/runs/{run}/live", get(live::stream))
+        .route("/api/runs/{run}/files", get(files::list))
         .route("/api/runs/{run}/files/{*path}", get(files::get))
         .route("/api/paths", get(paths::get))
         .route("/api/columns", get(columns::get))

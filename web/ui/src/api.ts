@@ -18,6 +18,7 @@ import type {
   Run,
   RunDetail,
   RunCandidate,
+  RunFilesPage,
   RunsPage,
 } from "./generated/api";
 
@@ -136,6 +137,9 @@ export const api = {
   ) => request<MetricsAnswer>("GET", apiUrl(runUrl(key, "/metrics"), q), undefined, signal),
   logs: (key: number, q: { offset?: number; limit?: number }, signal?: AbortSignal) =>
     request<LogPage>("GET", apiUrl(runUrl(key, "/logs"), q), undefined, signal),
+  /** A page of a run's files, by path (`prefix` is a plain string prefix of the path). */
+  files: (key: number, q: { prefix?: string; limit?: number; offset?: number }, signal?: AbortSignal) =>
+    request<RunFilesPage>("GET", apiUrl(runUrl(key, "/files"), q), undefined, signal),
   paths: (q: { remote?: string; view?: string; status?: string; q?: string }, signal?: AbortSignal) =>
     request<PathsAnswer>("GET", apiUrl("/api/paths", q), undefined, signal),
   columns: (signal?: AbortSignal) => request<Columns>("GET", "/api/columns", undefined, signal),

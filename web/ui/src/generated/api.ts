@@ -127,8 +127,26 @@ export type RunFile = {
   path: string,
   size: number,
   mtime: number,
+  /**
+   * As the agent reported it (lowercase hex); `null` when it gave none.
+   */
+  sha256: string | null,
   cached: boolean,
   url: string,
+};
+
+/**
+ * One page of `GET /api/runs/{run}/files`.
+ */
+export type RunFilesPage = {
+  /**
+   * Sorted by path.
+   */
+  files: Array<RunFile>,
+  /**
+   * Files matching `prefix` in all (the page may hold fewer).
+   */
+  total: number,
 };
 
 /**

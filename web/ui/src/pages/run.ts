@@ -11,7 +11,8 @@ import { formatDuration, formatNumber, formatTime, runDuration } from "../lib/fo
 import { replaceHash, runHash } from "../router";
 import type { Page } from "./page";
 import { RunCharts } from "./run_charts";
-import { filesTab, keyValueTable } from "./run_info";
+import { filesTab } from "./run_files";
+import { keyValueTable } from "./run_info";
 import { RunLogs } from "./run_logs";
 import { runHost, runName } from "./runs";
 

@@ -1,7 +1,8 @@
-/** The Summary, Config, Environment and Files/Images tabs of a run: read-only views. */
-import type { RunDetail } from "../api";
+/** The Summary, Config and Environment tabs of a run (read-only views), and the image grid and
+ * skipped-files note the Files/Images tab (`run_files.ts`) shows. */
+import type { RunDetail, RunFile } from "../api";
 import { h, message } from "../lib/dom";
-import { flatten, formatBytes, formatNumber, formatTime, formatValue } from "../lib/format";
+import { flatten, formatNumber, formatValue } from "../lib/format";
 
 /** A two-column table of an object's flattened keys (anything else shows `empty`). */
 export function keyValueTable(obj: unknown, empty: string): HTMLElement {
@@ -20,7 +21,7 @@ export function keyValueTable(obj: unknown, empty: string): HTMLElement {
   );
 }
 
-const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
+export const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
 
 /** An image linked to its full size; a fetch that fails (server gone, file too large) says so. */
 function thumbnail(url: string, path: string): HTMLElement {
@@ -33,7 +34,7 @@ function thumbnail(url: string, path: string): HTMLElement {
 }
 
 /** The files left out of the run's manifest, with why (a warning; names are for people only). */
-function skippedFiles(d: RunDetail): HTMLElement | null {
+export function skippedFiles(d: RunDetail): HTMLElement | null {
   const s = d.skipped_files;
   if (!s || s.total === 0) return null;
   const more = s.total - s.listed.length;
@@ -50,10 +51,9 @@ function skippedFiles(d: RunDetail): HTMLElement | null {
   );
 }
 
-export function filesTab(d: RunDetail): HTMLElement {
-  if (d.files.length === 0) return h("div", { class: "tab-files" }, message("empty", "This run has no files."), skippedFiles(d));
-  const images = d.files.filter((f) => IMAGE.test(f.path));
-  const grid = h(
+/** The thumbnails of a run's images, each linked to its full size. */
+export function imageGrid(images: readonly RunFile[]): HTMLElement {
+  return h(
     "div",
     { class: "thumbs" },
     ...images.map((f) =>
@@ -65,32 +65,5 @@ export function filesTab(d: RunDetail): HTMLElement {
         h("figcaption", { class: "small" }, f.path),
       ),
     ),
-  );
-  const list = h(
-    "table",
-    { class: "data" },
-    h("thead", {}, h("tr", {}, h("th", {}, "File"), h("th", { class: "num" }, "Size"), h("th", {}, "Modified"))),
-    h(
-      "tbody",
-      {},
-      ...d.files.map((f) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, h("a", { href: f.url, target: "_blank", attrs: { rel: "noopener" } }, f.path)),
-          h("td", { class: "num" }, formatBytes(f.size)),
-          h("td", {}, formatTime(f.mtime)),
-        ),
-      ),
-    ),
-  );
-  return h(
-    "div",
-    { class: "tab-files" },
-    images.length ? h("h3", {}, "Images") : null,
-    images.length ? grid : null,
-    h("h3", {}, "Files"),
-    skippedFiles(d),
-    list,
   );
 }

@@ -120,6 +120,45 @@ test("a run's images are fetched on demand and shown", async () => {
   await page.close();
 });
 
+test("the Files tab lists the run's files as a tree, opens a text file and offers a download", async () => {
+  const page = await open("#/runs");
+  await waitForRuns(page);
+  const id = await rowIdByAlias(page, "baseline");
+  await page.goto(`${hub.url}#/run/${id}?tab=files`);
+  // The tree comes from /api/runs/{run}/files: the run's own files and its media folder.
+  await page.waitForSelector('.file-tree .file-row[data-path="logs.txt"]', { timeout: 30_000 });
+  const count = await page.textContent(".file-tree .file-count");
+  assert.match(count, /^\d+ files, /);
+  const media = page.locator(".file-tree details.file-folder").first();
+  if (!(await media.evaluate((d) => d.open))) await media.locator("summary").click();
+  const png = page.locator('.file-tree .file-row[data-path$=".png"]').first();
+  await png.waitFor({ timeout: 10_000 });
+  const pngPath = await png.getAttribute("data-path");
+  const link = png.locator("a.file-download");
+  assert.equal(await link.getAttribute("download"), pngPath.split("/").pop());
+  const href = await link.getAttribute("href");
+  assert.ok(href.startsWith(`/api/runs/${id}/files/`), href);
+  const download = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    const b = new Uint8Array(await r.arrayBuffer());
+    return { status: r.status, type: r.headers.get("content-type"), head: [...b.slice(0, 4)] };
+  }, href);
+  assert.deepEqual(download, { status: 200, type: "image/png", head: [0x89, 0x50, 0x4e, 0x47] });
+  // logs.txt opens inline, as text, with the lines the run logged.
+  await page.click('.file-tree .file-row[data-path="logs.txt"] button.file-open');
+  await page.waitForFunction(() => /step 10: loss/.test(document.querySelector(".file-view pre.file-text")?.textContent ?? ""), null, {
+    timeout: 30_000,
+  });
+  assert.equal(await page.textContent(".file-view .file-view-title"), "logs.txt");
+  // Opened, it is cached: the mark says so once the tab is drawn again.
+  await page.reload();
+  await page.waitForSelector('.file-tree .file-row[data-path="logs.txt"] .file-cached.is-cached', { timeout: 30_000 });
+  // The images are shown as before.
+  assert.ok((await page.locator(".thumb img").count()) >= 4);
+  await screenshot(page, "run-detail-files-tree");
+  await page.close();
+});
+
 test("drag-to-zoom fetches the zoomed range; a double click resets it", async () => {
   const page = await open("#/runs");
   await waitForRuns(page);
