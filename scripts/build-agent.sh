@@ -8,14 +8,19 @@
 # installed once into .ci-cache/ (ignored by git). Needs python3 with venv, cargo and readelf
 # (Debian: binutils).
 #
-#   scripts/build-agent.sh            # -> target/portable/runicorn-agent
+#   scripts/build-agent.sh            # -> target/portable/runicorn-agent (x86_64)
+#   scripts/build-agent.sh aarch64    # -> target/portable/aarch64/runicorn-agent (ARM servers;
+#                                     #    not built by CI, and not run here: no ARM machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 cache="$repo/.ci-cache"
 max_glibc="2.17"
-target="x86_64-unknown-linux-gnu"
-out_dir="$repo/target/portable"
+case "${1:-x86_64}" in
+  x86_64) target="x86_64-unknown-linux-gnu"; out_dir="$repo/target/portable" ;;
+  aarch64) target="aarch64-unknown-linux-gnu"; out_dir="$repo/target/portable/aarch64" ;;
+  *) echo "usage: scripts/build-agent.sh [x86_64|aarch64] (got '$1')" >&2; exit 2 ;;
+esac
 mkdir -p "$cache" "$out_dir"
 
 # zig, from PyPI, in its own venv.
@@ -33,7 +38,8 @@ if [ ! -x "$zigbuild_root/bin/cargo-zigbuild" ]; then
   cargo install --quiet --locked --root "$zigbuild_root" cargo-zigbuild
 fi
 
-# The target's standard library (the host's on an x86_64 machine, so usually present).
+# The target's standard library (x86_64: the host's, so usually present; aarch64: rustup
+# downloads it once).
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
   rustup target add "$target"
 fi
