@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the portable runicorn-agent for servers: x86_64 Linux, needing at most glibc 2.17
-# (CentOS 7 and everything newer), stripped and size-optimised (the `agent-release` profile of
+# (CentOS 7 and everything newer), stripped, with LTO (the `agent-release` profile of
 # the root Cargo.toml). Prints the path of the binary, its size and the highest GLIBC symbol
 # version it needs, and fails if that is above 2.17.
 #
