@@ -26,6 +26,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+# The portable agent's glibc check reads its symbol versions with readelf.
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
 # The dashboard is TypeScript built by npm into the binary (Node.js is not needed to run it);
 # the browser tests drive Debian's Chromium.
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
@@ -75,6 +77,11 @@ rm -f "$fresh_ts"
 step "cargo build"
 cargo build --workspace --bins --quiet
 export RUNICORN_AGENT_BIN="$repo/target/debug/runicorn-agent"
+# The portable agent for servers (x86_64, glibc <= 2.17, via zig; tools cached in .ci-cache/):
+# the script fails if the binary needs a newer glibc, and tests/tests/e2e/portable_agent.rs runs it.
+step "portable agent (scripts/build-agent.sh)"
+scripts/build-agent.sh
+export RUNICORN_PORTABLE_AGENT="$repo/target/portable/runicorn-agent"
 step "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$cache/cargo-test.log"
 

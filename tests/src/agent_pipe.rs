@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,7 +49,16 @@ pub fn hub_hello(versions: Vec<u32>) -> Hello {
 impl AgentPipe {
     /// Starts the agent on `root` with extra arguments and environment, without a handshake.
     pub fn spawn(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> AgentPipe {
-        let mut cmd = crate::agent();
+        AgentPipe::spawn_command(crate::agent(), root, extra, env)
+    }
+
+    /// Like [`AgentPipe::spawn`], with the agent's command given (another build of the agent).
+    pub fn spawn_command(
+        mut cmd: Command,
+        root: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> AgentPipe {
         cmd.args(["serve", "--stdio", "--root"])
             .arg(root)
             .args(extra)
@@ -96,7 +105,12 @@ impl AgentPipe {
 
     /// Starts the agent and completes the handshake.
     pub fn start(root: &Path, extra: &[&str], env: &[(&str, &str)]) -> AgentPipe {
-        let mut pipe = AgentPipe::spawn(root, extra, env);
+        AgentPipe::handshake(AgentPipe::spawn(root, extra, env))
+    }
+
+    /// Completes the handshake of an agent started with [`AgentPipe::spawn`] or
+    /// [`AgentPipe::spawn_command`].
+    pub fn handshake(mut pipe: AgentPipe) -> AgentPipe {
         match pipe.request(Body::Hello(hub_hello(vec![PROTOCOL_VERSION]))) {
             Body::Hello(h) => pipe.hello = Some(h),
             other => panic!("expected hello, got {other:?}\n{}", pipe.stderr()),

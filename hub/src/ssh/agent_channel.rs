@@ -116,9 +116,9 @@ pub fn missing_agent_message(
         format!("runicorn-agent is not installed on {}{detail}", target.host)
     };
     Some(format!(
-        "{problem}. Install it: build it for the server (`cargo build --release -p \
-         runicorn-agent`) and copy it to ~/{AGENT_HOME_PATH} there: \
-         `ssh {port_ssh}{ssh_dest} mkdir -p .runicorn/bin && scp {port_scp}target/release/runicorn-agent \
+        "{problem}. Install it: build the portable agent (`bash scripts/build-agent.sh`: x86_64 \
+         Linux, glibc 2.17 or newer) and copy it to ~/{AGENT_HOME_PATH} there: \
+         `ssh {port_ssh}{ssh_dest} mkdir -p .runicorn/bin && scp {port_scp}target/portable/runicorn-agent \
          {scp_dest}:.runicorn/bin/`; or put it on the PATH of non-interactive shells on the \
          server; or pass --agent PATH to name where it is."
     ))
@@ -561,7 +561,7 @@ mod tests {
         };
         let msg = missing_agent_message(&target, Some(127), "runicorn-agent: not found\n").unwrap();
         assert!(
-            msg.contains("scp target/release/runicorn-agent gpu:.runicorn/bin/"),
+            msg.contains("scp target/portable/runicorn-agent gpu:.runicorn/bin/"),
             "{msg}"
         );
         assert!(msg.contains("--agent PATH"), "{msg}");
@@ -571,7 +571,7 @@ mod tests {
         };
         let msg = missing_agent_message(&direct, Some(127), "").unwrap();
         assert!(
-            msg.contains("scp -P 2222 target/release/runicorn-agent me@10.0.0.5:"),
+            msg.contains("scp -P 2222 target/portable/runicorn-agent me@10.0.0.5:"),
             "{msg}"
         );
         assert!(missing_agent_message(&target, Some(0), "").is_none());

@@ -22,6 +22,7 @@ mod hub_sync;
 mod hub_tolerance;
 mod hub_ui;
 mod log_bytes;
+mod portable_agent;
 mod run_files;
 mod run_refs;
 mod ssh_transport;
