@@ -21,6 +21,39 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Reads a byte size as people write it: `1048576`, `500M`, `1.5G`, `2GiB`, `10 KB`. The
+/// units K, M, G and T are powers of 1024 whether written `K`, `KB` or `KiB` (as `bytes` shows
+/// them), case-insensitive.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let power = match unit.as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 1,
+        "m" | "mb" | "mib" => 2,
+        "g" | "gb" | "gib" => 3,
+        "t" | "tb" | "tib" => 4,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size: use a number with an optional unit K, M, G or T (e.g. 500M, 2G)"
+            ))
+        }
+    };
+    let value: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a size: use a number with an optional unit K, M, G or T (e.g. 500M, 2G)")
+    })?;
+    let bytes = value * 1024f64.powi(power);
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too large a size"));
+    }
+    // Rounded down to a whole byte: 1.5K is 1536.
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +87,24 @@ mod tests {
             (1_073_741_824, "1.00 GiB"),
         ] {
             assert_eq!(bytes(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_read_in_binary_units() {
+        for (text, want) in [
+            ("0", 0),
+            ("1048576", 1_048_576),
+            ("500M", 500 * 1_048_576),
+            ("1.5K", 1536),
+            ("2GiB", 2 * 1_073_741_824),
+            ("10 kb", 10_240),
+            ("1t", 1_099_511_627_776),
+        ] {
+            assert_eq!(parse_bytes(text), Ok(want), "{text}");
+        }
+        for bad in ["", "M", "12X", "-1", "1..2G", "1e400"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
         }
     }
 }

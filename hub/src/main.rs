@@ -56,6 +56,13 @@ enum Command {
     ///
     /// Example: runicorn-hub ui --open
     Ui(cli::ui::UiArgs),
+    /// Show what the file cache holds (in all and per remote), or trim it with `cache gc`.
+    ///
+    /// Run files (images, checkpoints, …) come into the cache when the dashboard shows them, a
+    /// prefetch brings them, or `runicorn-hub fetch` asks; the same bytes are stored once.
+    ///
+    /// Example: runicorn-hub cache gc --max-size 20G
+    Cache(cli::cache::CacheArgs),
     /// Write sample runs (one of them still training) into a temporary root, start a local
     /// agent on it, sync it into a temporary store, serve the dashboard and follow it live.
     Demo(cli::demo::DemoArgs),
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
+        Command::Cache(args) => cli::cache::run(hub_dir, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

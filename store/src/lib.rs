@@ -23,10 +23,12 @@
 //! | tables | `runs` | the read side's types and per-run reads: records, metric keys, manifests |
 //! | tables | `skipped` | what could not be synced and why: skipped runs per remote, skipped files per run |
 //! | tables | `files` | a run's files in the file cache |
+//! | tables | `cache_gc` | what the file cache holds (in all, per remote) and trimming it, least recently used first |
 //! | tables | `changes` | applying change batches: runs, manifests, removals, full listings |
 //! | tables | `points` | ingesting metric points (the hot path) |
 //! | tables | `logs` | the copy of each run's `logs.txt` |
 //! | tables | `pending` | what to fetch next |
+//! | tables | `prefetch` | which uncached files a prefetch policy wants, within a per-run budget |
 //! | tables | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
 //! | tables | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
 //! | tables | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
@@ -37,6 +39,7 @@
 //! `skipped`, `remotes` uses `skipped`'s row type, `listing` and `annotations` use `runs`).
 
 mod annotations;
+mod cache_gc;
 mod changes;
 mod error;
 mod file_cache;
@@ -46,6 +49,7 @@ mod listing;
 mod logs;
 mod pending;
 mod points;
+mod prefetch;
 mod remotes;
 mod run_ref;
 mod run_values;
@@ -60,6 +64,7 @@ mod testkit;
 mod tiles;
 
 pub use annotations::RunAnnotation;
+pub use cache_gc::{CacheGcReport, CacheUsage, CachedContent, RemoteCacheUsage};
 pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
 pub use error::StoreError;
 pub use file_cache::is_sha256_hex;
@@ -67,6 +72,7 @@ pub use files::MAX_BYTES_IN_MEMORY;
 pub use ids::{RemoteId, RunKey};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
+pub use prefetch::PrefetchCandidate;
 pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;
