@@ -12,6 +12,7 @@
 //! | `supervisor` | one remote kept in sync: opens its link, reconnects with backoff |
 //! | `store_thread` | the store on a thread of its own, called from async code |
 //! | `file_fetch` | file bytes on demand (SFTP or a local read) into the store's cache, for the dashboard |
+//! | `prefetch` | which files to bring before anyone asks (small media by default), fetched in the background after sync rounds |
 //!
 //! Private:
 //!
@@ -25,6 +26,7 @@ pub mod file_fetch;
 mod link;
 mod local_transport;
 mod open_link;
+pub mod prefetch;
 pub mod remote_address;
 pub mod ssh;
 pub mod store_thread;

@@ -56,6 +56,16 @@ enum Command {
     ///
     /// Example: runicorn-hub ui --open
     Ui(cli::ui::UiArgs),
+    /// Copy a run's files (all, or those --files matches) into a directory, fetching from the
+    /// run's server what the cache does not hold yet.
+    ///
+    /// Each file is verified against the SHA-256 the agent reported and kept in the cache (the
+    /// same bytes once, whatever run or server they come from), so a second fetch is local; a
+    /// cut transfer resumes where it stopped. RUN is a key, a run id or REMOTE/RUN_ID, as
+    /// `runicorn-hub ls` shows them.
+    ///
+    /// Example: runicorn-hub fetch gpu-01/20261204_101500_a1b2c3 --files 'ckpt/*.pt' -o ./ckpt
+    Fetch(cli::fetch::FetchArgs),
     /// Show what the file cache holds (in all and per remote), or trim it with `cache gc`.
     ///
     /// Run files (images, checkpoints, …) come into the cache when the dashboard shows them, a
@@ -79,6 +89,7 @@ fn main() -> ExitCode {
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
+        Command::Fetch(args) => cli::fetch::run(hub_dir, args),
         Command::Cache(args) => cli::cache::run(hub_dir, args),
     };
     match result {

@@ -19,9 +19,8 @@ pub struct PrefetchCandidate {
 }
 
 impl Store {
-    /// The uncached files of `remote`'s present runs for which `wanted(path, size)` holds and
-    /// whose hash the agent reported (only verifiable bytes are fetched), newest run first, by
-    /// path within a run. With `run_budget`, a run's wanted files (cached ones included) stop
+    /// The uncached files of `remote`'s present runs for which `wanted(path, size)` holds,
+    /// newest run first, by path within a run. With `run_budget`, a run's wanted files (cached ones included) stop
     /// being listed once they would pass it: a file that does not fit is left out, a smaller one
     /// after it may still fit.
     pub fn prefetch_candidates(
@@ -36,7 +35,7 @@ impl Store {
             .prepare(
                 "SELECT f.run, f.path, f.size, f.cached_sha256 IS NOT NULL FROM files f
                  JOIN runs r ON r.id = f.run
-                 WHERE r.remote = ?1 AND r.removed = 0 AND f.sha256 IS NOT NULL
+                 WHERE r.remote = ?1 AND r.removed = 0
                  ORDER BY f.run DESC, f.path",
             )
             .at(p)?;
@@ -112,10 +111,17 @@ mod tests {
             .into_iter()
             .map(|c| (c.path, c.size))
             .collect();
-        // a.png (40, cached) counts; b.png (50) does not fit; c.png (30) does; d.png has no hash.
-        assert_eq!(listed, [("c.png".to_owned(), 30), ("a.png".to_owned(), 10)]);
+        // a.png (40, cached) counts; b.png (50) does not fit; c.png (30) and d.png (5) do.
+        assert_eq!(
+            listed,
+            [
+                ("c.png".to_owned(), 30),
+                ("d.png".to_owned(), 5),
+                ("a.png".to_owned(), 10)
+            ]
+        );
         let unlimited = store.prefetch_candidates(r, &|_, _| true, None).unwrap();
-        assert_eq!(unlimited.len(), 4);
+        assert_eq!(unlimited.len(), 5);
         assert_eq!(unlimited[0].run, new_key);
     }
 }

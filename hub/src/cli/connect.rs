@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::remote_address::{check_remote_name, RemoteAddress};
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_hub::supervisor::OpenOptions;
@@ -13,6 +14,7 @@ use runicorn_store::RemoteSpec;
 use runicorn_cli::safe;
 
 use super::ctrl_c::ctrl_c;
+use super::prefetch_args::PrefetchArgs;
 use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +60,8 @@ pub struct ConnectArgs {
     /// Seconds between the agent's full rescans of the root (it also watches for changes)
     #[arg(long, value_name = "SECS")]
     pub poll: Option<f64>,
+    #[command(flatten)]
+    pub prefetch: PrefetchArgs,
     /// Print only errors
     #[arg(short, long)]
     pub quiet: bool,
@@ -134,7 +138,10 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
             mode: if args.once { Mode::Once } else { Mode::Follow },
             safety_interval: Duration::from_secs(30),
         };
-        let reporter = SyncReporter::new(args.quiet);
+        let files = RemoteFiles::new(store.clone());
+        let prefetcher = args.prefetch.start(&store, &files);
+        let reporter = SyncReporter::new(args.quiet)
+            .with_prefetch(prefetcher.clone(), [(name.clone(), id)].into());
         let dashboard = if args.once || args.no_ui {
             None
         } else {
@@ -143,7 +150,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
                 bind: std::net::IpAddr::from([127, 0, 0, 1]),
                 open: args.open,
             };
-            match super::dashboard::start(&dir, &store, &serve).await {
+            match super::dashboard::start(&dir, &files, &serve).await {
                 Ok(running) => Some(running),
                 Err(e) => {
                     // Syncing matters more than a second view of the same store.
@@ -158,6 +165,13 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
             eprintln!("{}: following live; Ctrl-C stops", safe(&name));
         }
         let result = run_remote(&job, &store, &reporter, ctrl_c()).await;
+        if args.once && result.is_ok() {
+            // `--once` leaves with the run pages complete: the prefetch ends first.
+            tokio::select! {
+                _ = prefetcher.wait_idle() => {}
+                _ = ctrl_c() => {}
+            }
+        }
         if let Some(d) = dashboard {
             d.stop().await;
         }

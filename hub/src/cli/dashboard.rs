@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use runicorn_hub::file_fetch::RemoteFiles;
-use runicorn_hub::store_thread::StoreHandle;
 use runicorn_web::{Dashboard, DashboardConfig};
 use tokio::sync::watch;
 
@@ -43,17 +42,18 @@ impl Running {
 }
 
 /// Binds the dashboard over the store in `store_dir` and serves it on a task. Fetches files of
-/// any remembered remote on demand through `store`.
+/// any remembered remote on demand through `files` (shared with the prefetcher, so both use
+/// the same connections and transfer slots).
 pub async fn start(
     store_dir: &Path,
-    store: &StoreHandle,
+    files: &RemoteFiles,
     serve: &ServeArgs,
 ) -> anyhow::Result<Running> {
     let config = DashboardConfig {
         store_dir: store_dir.to_owned(),
         bind: serve.bind,
         port: serve.port,
-        files: Some(Arc::new(RemoteFiles::new(store.clone()))),
+        files: Some(Arc::new(files.clone())),
     };
     let dashboard = Dashboard::bind(config)
         .await

@@ -144,7 +144,8 @@ async fn start_dashboard(
     store: &runicorn_hub::store_thread::StoreHandle,
     serve: &super::dashboard::ServeArgs,
 ) -> anyhow::Result<super::dashboard::Running> {
-    match super::dashboard::start(store_dir, store, serve).await {
+    let files = runicorn_hub::file_fetch::RemoteFiles::new(store.clone());
+    match super::dashboard::start(store_dir, &files, serve).await {
         Ok(running) => Ok(running),
         Err(e) if serve.port == super::dashboard::DEFAULT_PORT => {
             eprintln!("note: {e:#}; using another port");
@@ -152,7 +153,7 @@ async fn start_dashboard(
                 port: 0,
                 ..serve.clone()
             };
-            super::dashboard::start(store_dir, store, &any_port).await
+            super::dashboard::start(store_dir, &files, &any_port).await
         }
         Err(e) => Err(e),
     }

@@ -50,7 +50,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: LsArgs) -> anyhow::Result<u8> {
 }
 
 /// A run reference as clap reads it (the store's one parser).
-fn parse_run_ref(text: &str) -> Result<RunRef, String> {
+pub fn parse_run_ref(text: &str) -> Result<RunRef, String> {
     RunRef::parse(text).map_err(|e| e.to_string())
 }
 

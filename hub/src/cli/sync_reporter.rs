@@ -2,6 +2,7 @@
 //! then a bar once the size is known; on a terminal only), one summary line per round, and the
 //! live status line while following. Shared by `connect`, `sync`, `ui` and `demo`.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -9,8 +10,10 @@ use runicorn_cli::human::{bytes, figure};
 use runicorn_cli::{progress, safe, safe_lines, time, warning_label};
 use runicorn_protocol::wire::Hello;
 
+use runicorn_hub::prefetch::Prefetcher;
 use runicorn_hub::supervisor::SessionEvents;
 use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
+use runicorn_store::RemoteId;
 
 /// What a round left out, for its summary line (empty when nothing was).
 fn skipped_note(stats: &RoundStats) -> String {
@@ -36,6 +39,8 @@ pub struct SyncReporter {
     live_totals: Mutex<(u64, u64)>,
     /// The first round is done: what follows are live updates.
     following: std::sync::atomic::AtomicBool,
+    /// Told after each round that brought runs, with the remotes' ids by name.
+    prefetch: Option<(Prefetcher, HashMap<String, RemoteId>)>,
 }
 
 impl SyncReporter {
@@ -46,6 +51,26 @@ impl SyncReporter {
             quiet,
             live_totals: Mutex::new((0, 0)),
             following: std::sync::atomic::AtomicBool::new(false),
+            prefetch: None,
+        }
+    }
+
+    /// Queues a prefetch of each remote in `remotes` (name → id) after its first round and
+    /// after every round that changed runs.
+    pub fn with_prefetch(
+        mut self,
+        prefetcher: Prefetcher,
+        remotes: HashMap<String, RemoteId>,
+    ) -> SyncReporter {
+        self.prefetch = Some((prefetcher, remotes));
+        self
+    }
+
+    fn queue_prefetch(&self, remote: &str, stats: &RoundStats, first: bool) {
+        if let Some((prefetcher, ids)) = &self.prefetch {
+            if let Some(&id) = ids.get(remote).filter(|_| first || stats.runs > 0) {
+                prefetcher.remote_synced(id);
+            }
         }
     }
 
@@ -115,6 +140,7 @@ impl SessionEvents for SyncReporter {
     }
 
     fn round_done(&self, remote: &str, stats: &RoundStats, elapsed: Duration, first: bool) {
+        self.queue_prefetch(remote, stats, first);
         if first {
             self.following
                 .store(true, std::sync::atomic::Ordering::Relaxed);

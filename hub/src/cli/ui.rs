@@ -6,6 +6,7 @@ use runicorn_cli::{safe, safe_lines};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::remote_address::RemoteAddress;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_hub::supervisor::OpenOptions;
@@ -15,6 +16,7 @@ use super::dashboard::{self, ServeArgs};
 use runicorn_cli::error_label;
 
 use super::ctrl_c::ctrl_c;
+use super::prefetch_args::PrefetchArgs;
 use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
@@ -24,6 +26,8 @@ pub struct UiArgs {
     /// Serve what the store holds without syncing any remote
     #[arg(long)]
     pub offline: bool,
+    #[command(flatten)]
+    pub prefetch: PrefetchArgs,
     /// Print only errors
     #[arg(short, long)]
     pub quiet: bool,
@@ -33,7 +37,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
     let (store, dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let running = dashboard::start(&dir, &store, &args.serve).await?;
+        let files = RemoteFiles::new(store.clone());
+        let running = dashboard::start(&dir, &files, &args.serve).await?;
         let jobs = if args.offline {
             Vec::new()
         } else {
@@ -55,7 +60,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
             let names: Vec<_> = jobs.iter().map(|j| j.name.as_str()).collect();
             eprintln!("following {} live; Ctrl-C stops", safe(&names.join(", ")));
         }
-        let reporter = SyncReporter::new(args.quiet);
+        let ids = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
+        let reporter =
+            SyncReporter::new(args.quiet).with_prefetch(args.prefetch.start(&store, &files), ids);
         let follow_all = futures::future::join_all(jobs.iter().map(|job| {
             let store = &store;
             let reporter = &reporter;

@@ -18,6 +18,7 @@ mod hostile_runs;
 mod hostile_tree_props;
 mod hub_connect_cli;
 mod hub_demo;
+mod hub_fetch_cache;
 mod hub_sync;
 mod hub_tolerance;
 mod hub_ui;

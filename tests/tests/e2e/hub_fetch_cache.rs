@@ -1,0 +1,415 @@
+//! `runicorn-hub fetch`, `cache`, `cache gc` and the background prefetch, as a user runs them:
+//! runs written on a "server" (a real OpenSSH sshd on loopback, or a local root), synced by the
+//! real `runicorn-hub connect`, files copied out by the real `fetch` (byte-identical, checked by
+//! `sha256sum`), then the server stopped (sshd and every session killed) to prove what the cache
+//! holds and what it does not.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use runicorn_hub::file_fetch::RemoteFiles;
+use runicorn_hub::store_thread::StoreHandle;
+use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
+use runicorn_tests::dashboard::ServedDashboard;
+use runicorn_tests::hub::{agent_path, hub, json_of, show};
+use runicorn_tests::output_within;
+use runicorn_tests::sshd::{ClientHome, Sshd};
+use serde_json::Value;
+
+/// Longest any one command may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(180);
+
+fn sha256sum(file: &Path) -> String {
+    let out = Command::new("sha256sum").arg(file).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", file.display());
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// Bytes that differ from file to file and do not compress.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A finished run `run_id` under `root` with `files` (relative path, bytes) of its own.
+fn write_run(root: &Path, run_id: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let mut spec = RunSpec::new(root, "runicorn-tests");
+    spec.path = Some("fetch".to_owned());
+    spec.run_id = Some(run_id.to_owned());
+    let mut w = RunWriter::create(&spec).unwrap();
+    w.log_metrics(&[("loss", 1.0)], Some(0), None).unwrap();
+    let dir = w.dir().to_owned();
+    for (path, bytes) in files {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
+    }
+    w.finish(RunOutcome::finished()).unwrap();
+    dir
+}
+
+fn connect_ssh(home: &ClientHome, hub_dir: &Path, sshd: &Sshd, root: &Path, extra: &[&str]) {
+    let out = output_within(
+        hub(home.path(), hub_dir)
+            .arg("connect")
+            .arg(sshd.spec())
+            .arg("--agent")
+            .arg(agent_path())
+            .arg("--root")
+            .arg(root)
+            .args(["--once", "--no-ui", "--name", "gpu"])
+            .args(extra),
+        COMMAND_LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+fn fetch(home: &ClientHome, hub_dir: &Path, args: &[&str]) -> Output {
+    output_within(
+        hub(home.path(), hub_dir).arg("fetch").args(args),
+        COMMAND_LIMIT,
+    )
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_gone() {
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    let run_dir = write_run(
+        root.path(),
+        "fetchme",
+        &[
+            ("ckpt/epoch1.pt", noise(3 << 20, 1)),
+            ("ckpt/epoch2.pt", noise(700_000, 2)),
+            ("ckpt/old/epoch0.pt", noise(1000, 3)),
+            ("media/sample.png", noise(5000, 4)),
+            (
+                "notes.txt",
+                b"not fetched while the server was up\n".to_vec(),
+            ),
+        ],
+    );
+    let hub_dir = tempfile::tempdir().unwrap();
+    connect_ssh(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+
+    // `*` stays within its folder: ckpt/old/ is not matched.
+    let first = out_dir.path().join("first");
+    let out = fetch(
+        &home,
+        hub_dir.path(),
+        &[
+            "gpu/fetchme",
+            "--files",
+            "ckpt/*.pt",
+            "-o",
+            first.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("fetched 2 of 2 files"),
+        "{}",
+        show(&out)
+    );
+    for name in ["ckpt/epoch1.pt", "ckpt/epoch2.pt"] {
+        assert_eq!(
+            sha256sum(&first.join(name)),
+            sha256sum(&run_dir.join(name)),
+            "{name}"
+        );
+    }
+    assert!(!first.join("ckpt/old").exists());
+    assert!(!first.join("media").exists());
+
+    // A glob that matches nothing says so and how many files there are.
+    let out = fetch(&home, hub_dir.path(), &["fetchme", "--files", "*.bin"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("no file of run gpu/fetchme matches"),
+        "{}",
+        show(&out)
+    );
+
+    // The server goes away, sessions and all: what was fetched comes from the cache.
+    drop(sshd);
+    let second = out_dir.path().join("second");
+    let out = fetch(
+        &home,
+        hub_dir.path(),
+        &[
+            "fetchme",
+            "--files",
+            "ckpt/*.pt",
+            "-o",
+            second.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stderr(&out).contains("0 B from gpu"), "{}", show(&out));
+    for name in ["ckpt/epoch1.pt", "ckpt/epoch2.pt"] {
+        assert_eq!(
+            sha256sum(&second.join(name)),
+            sha256sum(&run_dir.join(name))
+        );
+    }
+    // What was never fetched is not there, and the error says why, naming the file.
+    let third = out_dir.path().join("third");
+    let out = fetch(
+        &home,
+        hub_dir.path(),
+        &[
+            "fetchme",
+            "--files",
+            "notes.txt",
+            "-o",
+            third.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains("notes.txt"), "{err}");
+    assert!(err.to_lowercase().contains("offline"), "{err}");
+    assert!(!third.join("notes.txt").exists());
+}
+
+/// The cache folder's content files, by hash.
+fn cached_files(hub_dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    for shard in std::fs::read_dir(hub_dir.join("files")).unwrap().flatten() {
+        let prefix = shard.file_name().to_string_lossy().into_owned();
+        if prefix.len() != 2 {
+            continue;
+        }
+        for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
+            found.push((
+                format!("{prefix}{}", f.file_name().to_string_lossy()),
+                f.path(),
+            ));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn touch(path: &Path, age: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - age)
+        .unwrap();
+}
+
+#[test]
+fn cache_gc_removes_least_recently_used_files_first_and_keeps_files_in_use() {
+    let root = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let sizes = [100_000usize, 200_000, 300_000, 400_000];
+    let files: Vec<(String, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("ckpt/{i}.pt"), noise(n, 10 + i as u64)))
+        .collect();
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let run_dir = write_run(root.path(), "gcrun", &borrowed);
+    // The same bytes in a second run are stored once.
+    write_run(root.path(), "twin", &borrowed[..1]);
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .arg("connect")
+            .arg(format!("local:{}", root.path().display()))
+            .arg("--agent")
+            .arg(agent_path())
+            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "all"]),
+        COMMAND_LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+
+    let usage = json_of(hub(home.path(), hub_dir.path()).args(["cache", "--json"]));
+    let total: u64 = sizes.iter().map(|&n| n as u64).sum();
+    // `--prefetch all` brought every file of both runs (records included), each content once.
+    assert!(usage["bytes"].as_u64().unwrap() >= total, "{usage}");
+    let remotes = usage["remotes"].as_array().unwrap();
+    assert_eq!(remotes.len(), 1, "{usage}");
+    assert_eq!(remotes[0]["remote"], "box");
+
+    // Ages by size: the smallest checkpoint was used last; the largest is held open.
+    let by_sha: Vec<(String, PathBuf)> = cached_files(hub_dir.path());
+    let sha_of = |i: usize| sha256sum(&run_dir.join(format!("ckpt/{i}.pt")));
+    let path_of = |sha: &str| {
+        by_sha
+            .iter()
+            .find(|(s, _)| s == sha)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("{sha} is not cached"))
+    };
+    for (sha, path) in &by_sha {
+        let _ = sha;
+        touch(path, Duration::from_secs(10_000));
+    }
+    for (i, age) in [(0usize, 10), (1, 400), (2, 300), (3, 500)] {
+        touch(&path_of(&sha_of(i)), Duration::from_secs(age));
+    }
+    // A reader holds the largest one (as the dashboard does while it streams a file).
+    let held = std::fs::File::open(path_of(&sha_of(3))).unwrap();
+    held.try_lock_shared().unwrap();
+
+    let limit = (sizes[0] + sizes[3] + 1000).to_string();
+    let dry = json_of(hub(home.path(), hub_dir.path()).args([
+        "cache",
+        "gc",
+        "--max-size",
+        &limit,
+        "--dry-run",
+        "--json",
+    ]));
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        cached_files(hub_dir.path()).len(),
+        by_sha.len(),
+        "a dry run removes nothing"
+    );
+
+    let done = json_of(hub(home.path(), hub_dir.path()).args([
+        "cache",
+        "gc",
+        "--max-size",
+        &limit,
+        "--json",
+    ]));
+    assert_eq!(
+        done["removed"], dry["removed"],
+        "the dry run said what gc does"
+    );
+    let removed: Vec<&str> = done["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha256"].as_str().unwrap())
+        .collect();
+    // The records (oldest) went first, then checkpoints 1 and 2; 3 is in use, 0 was used last.
+    assert!(removed.contains(&sha_of(1).as_str()), "{done}");
+    assert!(removed.contains(&sha_of(2).as_str()), "{done}");
+    assert!(!removed.contains(&sha_of(0).as_str()), "{done}");
+    let kept: Vec<&str> = done["kept_in_use"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, [sha_of(3).as_str()], "{done}");
+    assert!(done["bytes_after"].as_u64().unwrap() <= limit.parse::<u64>().unwrap());
+    let left: Vec<String> = cached_files(hub_dir.path())
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(left, {
+        let mut l = vec![sha_of(0), sha_of(3)];
+        l.sort();
+        l
+    });
+    drop(held);
+
+    // The listing no longer claims the removed files are cached; fetching brings one back.
+    let served = ServedDashboard::start(hub_dir.path(), None);
+    let page = served.json("/api/runs/gcrun/files?prefix=ckpt%2F");
+    let cached: Vec<(String, bool)> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_owned(), f["cached"] == true))
+        .collect();
+    assert_eq!(
+        cached,
+        [
+            ("ckpt/0.pt".to_owned(), true),
+            ("ckpt/1.pt".to_owned(), false),
+            ("ckpt/2.pt".to_owned(), false),
+            ("ckpt/3.pt".to_owned(), true),
+        ]
+    );
+    served.stop(Duration::from_secs(10));
+    let again = tempfile::tempdir().unwrap();
+    let out = fetch(
+        &home,
+        hub_dir.path(),
+        &[
+            "gcrun",
+            "--files",
+            "ckpt/1.pt",
+            "-o",
+            again.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(sha256sum(&again.path().join("ckpt/1.pt")), sha_of(1));
+}
+
+#[test]
+fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoint() {
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    let images: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("media/step{i}.png"),
+                noise(20_000 + i * 1000, 40 + i as u64),
+            )
+        })
+        .collect();
+    let mut files: Vec<(&str, Vec<u8>)> = images
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.clone()))
+        .collect();
+    // A 200 MB checkpoint: far over the media threshold, and not media.
+    files.push(("ckpt/model.pt", noise(200 << 20, 99)));
+    let run_dir = write_run(root.path(), "pictures", &files);
+    drop(files);
+    let hub_dir = tempfile::tempdir().unwrap();
+    // Default prefetch; `--once` returns when the prefetch is done.
+    connect_ssh(&home, hub_dir.path(), &sshd, root.path(), &[]);
+    drop(sshd);
+
+    let store = StoreHandle::open(hub_dir.path()).unwrap();
+    let fetcher: Arc<dyn runicorn_web::FileFetcher> = Arc::new(RemoteFiles::new(store));
+    let served = ServedDashboard::start(hub_dir.path(), Some(fetcher));
+    for (path, bytes) in &images {
+        let r = served.get(&format!("/api/runs/pictures/files/{path}"));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(&r.body, bytes, "{path}");
+    }
+    let big = served.get("/api/runs/pictures/files/ckpt/model.pt");
+    assert_eq!(big.status, 503, "{}", big.text());
+    let page = served.json("/api/runs/pictures/files?prefix=ckpt%2F");
+    assert_eq!(page["files"][0]["cached"], false, "{page}");
+    served.stop(Duration::from_secs(10));
+    let usage: Value = json_of(hub(home.path(), hub_dir.path()).args(["cache", "--json"]));
+    assert!(usage["bytes"].as_u64().unwrap() < 10 << 20, "{usage}");
+    let _ = std::fs::remove_file(run_dir.join("ckpt/model.pt"));
+}
