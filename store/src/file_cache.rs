@@ -418,7 +418,10 @@ mod tests {
         let (_dir, cache) = cache();
         let p = cache.open_partial("busy", 5).unwrap();
         let other = File::options().read(true).open(p.path()).unwrap();
-        assert!(other.try_lock().is_err(), "the partial must be locked while written");
+        assert!(
+            other.try_lock().is_err(),
+            "the partial must be locked while written"
+        );
         drop(p);
         assert!(other.try_lock().is_ok());
     }
