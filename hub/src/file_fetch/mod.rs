@@ -67,6 +67,9 @@ pub struct RemoteFiles {
 
 struct Inner {
     store: StoreHandle,
+    /// How SSH connects (the SSH directory, agent, timeouts); each remote's stored address
+    /// sets the port, identity and jump hosts.
+    connect_options: ssh::ConnectOptions,
     /// SFTP connections by remote, reused across transfers and reopened when closed.
     connections: Mutex<HashMap<RemoteId, Arc<SftpRemote>>>,
     transfers: Semaphore,
@@ -90,9 +93,18 @@ struct Known {
 
 impl RemoteFiles {
     pub fn new(store: StoreHandle) -> RemoteFiles {
+        RemoteFiles::with_connect_options(store, ssh::ConnectOptions::default())
+    }
+
+    /// Connecting with these options (tests point them at their own `~/.ssh`).
+    pub fn with_connect_options(
+        store: StoreHandle,
+        connect_options: ssh::ConnectOptions,
+    ) -> RemoteFiles {
         RemoteFiles {
             inner: Arc::new(Inner {
                 store,
+                connect_options,
                 connections: Mutex::new(HashMap::new()),
                 transfers: Semaphore::new(MAX_TRANSFERS),
             }),
@@ -337,7 +349,7 @@ impl RemoteFiles {
             port: *port,
             identity: identity.clone(),
             jump: jump.clone(),
-            ..ssh::ConnectOptions::default()
+            ..self.inner.connect_options.clone()
         };
         let resolved = ssh::resolve_target(target, &opts).map_err(|e| e.to_string())?;
         let session = ssh::connect(&resolved, &opts)
