@@ -352,7 +352,7 @@ fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() 
     let left = partials(hub_dir.path());
     assert_eq!(left.len(), 1, "{left:?}");
     let kept = left[0].1;
-    assert!(kept >= SIZE / 2 && kept < SIZE, "kept {kept} of {SIZE}");
+    assert!((SIZE / 2..SIZE).contains(&kept), "kept {kept} of {SIZE}");
 
     // The next attempt starts from the partial's length and verifies the whole.
     let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
