@@ -3,6 +3,13 @@
 //! path always holds complete, verified content; the same content is stored once. Paths are
 //! only ever built from a validated hash, never from anything a peer sent. Knows nothing of
 //! SQLite: `files.rs` ties cached content to runs' manifests.
+//!
+//! A transfer from a remote writes a [`Partial`]: `files/tmp/<hash of the source>.partial`,
+//! locked (flock) while written, hashed as it grows. A cut transfer leaves it behind, and the
+//! next attempt for the same source resumes from its length; a verified one is moved into place
+//! by [`Partial::commit`]. Cached files are touched (mtime = now) when served or fetched, so
+//! their mtime orders them for a least-recently-used clean-up, which skips files it cannot lock
+//! exclusively (a reader holds a shared lock while it streams one).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -24,8 +31,9 @@ pub fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The cache folder.
-pub(crate) struct FileCache {
+/// The cache folder (`<store>/files`). Cheap to clone; every method is blocking file I/O.
+#[derive(Debug, Clone)]
+pub struct FileCache {
     root: PathBuf,
 }
 
@@ -52,6 +60,20 @@ impl FileCache {
             cache.clear_stale_temps();
         }
         Ok(cache)
+    }
+
+    /// The cache of the store in `store_dir` (`<store_dir>/files`), without creating anything.
+    pub fn of_store_dir(store_dir: &Path) -> FileCache {
+        FileCache {
+            // `store::FILES_DIR`, written out: this plain module imports no layer above it
+            // (`files.rs` checks the two agree).
+            root: store_dir.join("files"),
+        }
+    }
+
+    /// The cache folder.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -84,7 +106,8 @@ impl FileCache {
         Some(self.root.join(dir).join(rest))
     }
 
-    pub(crate) fn path_of(&self, sha256: &str) -> Option<PathBuf> {
+    /// The cached file with this hash, if it is there.
+    pub fn path_of(&self, sha256: &str) -> Option<PathBuf> {
         self.slot(sha256).filter(|p| p.is_file())
     }
 
@@ -149,6 +172,66 @@ impl FileCache {
         Ok((hex(&hasher.finalize()), size))
     }
 
+    /// Where the partial transfer of the source named `source` (any string that identifies the
+    /// remote file and its version) is kept.
+    pub fn partial_path(&self, source: &str) -> PathBuf {
+        let name = hex(&Sha256::digest(source.as_bytes()));
+        self.tmp_dir().join(format!("{name}.partial"))
+    }
+
+    /// Opens (or creates) the partial transfer of `source`, waiting for the exclusive lock when
+    /// another transfer (in this process or another) holds it. Bytes already there are hashed
+    /// again so the transfer can go on from its end; a partial longer than `expected_size` is
+    /// emptied.
+    pub fn open_partial(&self, source: &str, expected_size: u64) -> Result<Partial, StoreError> {
+        let tmp = self.tmp_dir();
+        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let path = self.partial_path(source);
+        let io = |e| StoreError::io(&path, e);
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let mut partial = Partial {
+            file: None,
+            path: path.clone(),
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let on_disk = file.metadata().map_err(io)?.len();
+        if on_disk > expected_size {
+            file.set_len(0).map_err(io)?;
+        } else if on_disk > 0 {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io(e)),
+                };
+                partial.hasher.update(&buf[..n]);
+                partial.len += n as u64;
+            }
+        }
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(partial.len))
+            .map_err(io)?;
+        partial.file = Some(file);
+        Ok(partial)
+    }
+
+    /// Sets a cached file's mtime to now: it was just used (the LRU order of a clean-up).
+    pub fn touch(path: &Path) {
+        if let Ok(f) = File::options().write(true).open(path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
     fn move_into_place(&self, tmp: &Path, sha: &str) -> Result<(), StoreError> {
         let Some(dest) = self.slot(sha) else {
             // `sha` comes from our own hasher as 64 lowercase hex digits.
@@ -170,5 +253,176 @@ impl FileCache {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+/// A transfer into the cache, not verified yet: a locked file in `files/tmp/` and the SHA-256
+/// of what it holds so far. Dropped without [`Partial::commit`] or [`Partial::discard`], it
+/// stays on disk (unlocked) for the next attempt to resume.
+#[derive(Debug)]
+pub struct Partial {
+    /// `None` only once committed or discarded.
+    file: Option<File>,
+    path: PathBuf,
+    hasher: Sha256,
+    len: u64,
+}
+
+/// What a committed transfer became: content in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedContent {
+    pub sha256: String,
+    pub size: u64,
+    /// The cached file (`files/ab/cdef…`).
+    pub path: PathBuf,
+}
+
+impl Partial {
+    /// Bytes held so far (where the transfer goes on from).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing is held yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends the next bytes of the source.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(StoreError::io(
+                &self.path,
+                std::io::Error::other("internal: the partial transfer was already closed"),
+            ));
+        };
+        file.write_all(bytes)
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Empties it, to start the transfer again from the first byte.
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        use std::io::Seek;
+        if let Some(file) = self.file.as_mut() {
+            let io = |e| StoreError::io(&self.path, e);
+            file.set_len(0).map_err(io)?;
+            file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        }
+        self.hasher = Sha256::new();
+        self.len = 0;
+        Ok(())
+    }
+
+    /// The SHA-256 of what it holds (lowercase hex).
+    pub fn sha256(&self) -> String {
+        hex(&self.hasher.clone().finalize())
+    }
+
+    /// Moves the content into the cache under its hash (or drops it when the cache holds
+    /// those bytes already) and touches the cached file. Call only once the content is
+    /// verified.
+    pub fn commit(mut self, cache: &FileCache) -> Result<CachedContent, StoreError> {
+        let sha256 = self.sha256();
+        let io = |e| StoreError::io(&self.path, e);
+        if let Some(file) = self.file.as_ref() {
+            file.sync_all().map_err(io)?;
+        }
+        cache.move_into_place(&self.path, &sha256)?;
+        // Unlocks only after the rename: a waiting transfer then finds the content in place.
+        self.file = None;
+        let path = cache.slot(&sha256).ok_or_else(|| {
+            StoreError::io(&self.path, std::io::Error::other("internal: bad hash"))
+        })?;
+        FileCache::touch(&path);
+        Ok(CachedContent {
+            sha256,
+            size: self.len,
+            path,
+        })
+    }
+
+    /// Removes it (its bytes are not what was expected).
+    pub fn discard(mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        self.file = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> (tempfile::TempDir, FileCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::open(&dir.path().join("files"), true).unwrap();
+        (dir, cache)
+    }
+
+    #[test]
+    fn a_partial_resumes_from_its_length_and_commits_under_its_hash() {
+        let (_dir, cache) = cache();
+        let mut first = cache.open_partial("gpu:/r/a.bin@11", 11).unwrap();
+        assert_eq!(first.len(), 0);
+        first.append(b"hello ").unwrap();
+        drop(first); // cut
+        let mut again = cache.open_partial("gpu:/r/a.bin@11", 11).unwrap();
+        assert_eq!(again.len(), 6);
+        again.append(b"world").unwrap();
+        let sha = again.sha256();
+        assert_eq!(sha, hex(&Sha256::digest(b"hello world")));
+        let partial = again.path().to_owned();
+        let done = again.commit(&cache).unwrap();
+        assert_eq!(done.size, 11);
+        assert_eq!(std::fs::read(&done.path).unwrap(), b"hello world");
+        assert_eq!(cache.path_of(&sha), Some(done.path));
+        assert!(!partial.exists());
+    }
+
+    #[test]
+    fn a_partial_longer_than_its_source_starts_again_and_discard_removes_it() {
+        let (_dir, cache) = cache();
+        let mut p = cache.open_partial("x", 100).unwrap();
+        p.append(&[1; 50]).unwrap();
+        drop(p);
+        let p = cache.open_partial("x", 10).unwrap();
+        assert_eq!(p.len(), 0);
+        let path = p.path().to_owned();
+        p.discard();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_same_bytes_twice_are_stored_once() {
+        let (_dir, cache) = cache();
+        let mut a = cache.open_partial("a", 3).unwrap();
+        a.append(b"abc").unwrap();
+        let first = a.commit(&cache).unwrap();
+        let mut b = cache.open_partial("b", 3).unwrap();
+        b.append(b"abc").unwrap();
+        let b_path = b.path().to_owned();
+        let second = b.commit(&cache).unwrap();
+        assert_eq!(first, second);
+        assert!(!b_path.exists());
+    }
+
+    #[test]
+    fn a_partial_in_use_is_locked() {
+        let (_dir, cache) = cache();
+        let p = cache.open_partial("busy", 5).unwrap();
+        let other = File::options().read(true).open(p.path()).unwrap();
+        assert!(
+            other.try_lock().is_err(),
+            "the partial must be locked while written"
+        );
+        drop(p);
+        assert!(other.try_lock().is_ok());
     }
 }

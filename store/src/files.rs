@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rusqlite::{params, OptionalExtension};
 
 use crate::error::{SqliteContext, StoreError};
-use crate::file_cache::is_sha256_hex;
+use crate::file_cache::{is_sha256_hex, FileCache};
 use crate::ids::RunKey;
 use crate::runs::FileRow;
 use crate::sql::{from_sql_int, to_sql_int};
@@ -32,6 +32,11 @@ impl Store {
     /// nothing is kept); returns the SHA-256 and the size.
     pub fn put_file(&self, reader: impl Read, limit: u64) -> Result<(String, u64), StoreError> {
         self.cache.put(reader, limit)
+    }
+
+    /// The file cache (for transfers written outside the store thread).
+    pub fn file_cache(&self) -> FileCache {
+        self.cache.clone()
     }
 
     /// The cached file with this SHA-256, if it is there. Anything but 64 lowercase hex digits
@@ -181,6 +186,15 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn the_cache_of_a_store_dir_is_the_stores_cache() {
+        let (_tmp, store) = fresh_store();
+        assert_eq!(
+            FileCache::of_store_dir(store.dir()).root(),
+            store.file_cache().root()
         );
     }
 

@@ -67,7 +67,7 @@ pub use annotations::RunAnnotation;
 pub use cache_gc::{CacheGcReport, CacheUsage, CachedContent, RemoteCacheUsage};
 pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
 pub use error::StoreError;
-pub use file_cache::is_sha256_hex;
+pub use file_cache::{is_sha256_hex, CachedContent, FileCache, Partial};
 pub use files::MAX_BYTES_IN_MEMORY;
 pub use ids::{RemoteId, RunKey};
 pub use logs::{LogChunkRow, LogStats};

@@ -11,12 +11,53 @@ use runicorn_store::RunRow;
 /// The dashboard's default port.
 pub const DEFAULT_PORT: u16 = 23300;
 
-/// Brings a file of a run's manifest into the store's file cache (`Store::put_file` +
-/// `Store::record_cached_file`), from the run's remote.
+/// Bytes of a file held so far (resumed bytes included), reported as they are written.
+pub type FetchProgress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Told once a transfer has begun, with a handle on the file it writes: bytes up to the last
+/// reported progress can be read from it (at their offsets) while the transfer goes on.
+pub type FetchStarted = Box<dyn FnOnce(std::fs::File) + Send>;
+
+/// A file of a run, in the store's cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedFile {
+    pub sha256: String,
+    pub size: u64,
+    /// The cached copy.
+    pub path: PathBuf,
+}
+
+/// What kind of failure a fetch met, for the status the route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFailureKind {
+    /// The remote could not be reached: `503`, code `remote_offline`.
+    Offline,
+    /// The run's manifest has no such file: `404`.
+    NotFound,
+    /// The path or the file is refused (outside the root, not a regular file): `403`.
+    Refused,
+    /// Anything else (a cut link, bytes that do not match, a full disk): `503`.
+    Failed,
+}
+
+/// Why a fetch failed; the message names the file and the remote and says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFailure {
+    pub kind: FetchFailureKind,
+    pub message: String,
+}
+
+/// Brings a file of a run's manifest into the store's file cache, from the run's remote.
 pub trait FileFetcher: Send + Sync + 'static {
-    /// Fetch `path` of `run` from its remote into the store's file cache. The error says why
-    /// it could not (the remote is disconnected, the file is gone, …).
-    fn fetch(&self, run: RunRow, path: String) -> BoxFuture<'static, Result<(), String>>;
+    /// Fetch `path` of `run` into the store's file cache (at once when it is there already),
+    /// reporting progress and the start of a transfer.
+    fn fetch(
+        &self,
+        run: RunRow,
+        path: String,
+        progress: Option<FetchProgress>,
+        started: Option<FetchStarted>,
+    ) -> BoxFuture<'static, Result<FetchedFile, FetchFailure>>;
 }
 
 /// How to serve the dashboard.

@@ -49,6 +49,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     Internal,
     Unavailable,
+    /// A file is not cached and its remote cannot be reached (503).
+    RemoteOffline,
 }
 
 impl ErrorCode {
@@ -61,7 +63,7 @@ impl ErrorCode {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::RemoteOffline => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -75,6 +77,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RemoteOffline => "remote_offline",
         }
     }
 }

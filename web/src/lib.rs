@@ -36,7 +36,10 @@ mod tree;
 #[cfg(test)]
 mod typescript;
 
-pub use config::{DashboardConfig, FileFetcher, DEFAULT_PORT};
+pub use config::{
+    DashboardConfig, FetchFailure, FetchFailureKind, FetchProgress, FetchStarted, FetchedFile,
+    FileFetcher, DEFAULT_PORT,
+};
 pub use error::WebError;
 pub use security::TOKEN_HEADER;
 pub use server::Dashboard;

@@ -14,6 +14,7 @@ mod agent_ls;
 mod agent_run;
 mod agent_serve;
 mod agent_terminal;
+mod file_transfer;
 mod hostile_runs;
 mod hostile_tree_props;
 mod hub_connect_cli;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use runicorn_store::{RunRow, Store};
-use runicorn_web::FileFetcher;
+use runicorn_web::{
+    FetchFailure, FetchFailureKind, FetchProgress, FetchStarted, FetchedFile, FileFetcher,
+};
 
 use super::world::{error_message, run_by_run_id, Served, World, PNG};
 
@@ -18,21 +20,38 @@ struct LocalFetcher {
 }
 
 impl FileFetcher for LocalFetcher {
-    fn fetch(&self, run: RunRow, path: String) -> BoxFuture<'static, Result<(), String>> {
+    fn fetch(
+        &self,
+        run: RunRow,
+        path: String,
+        _progress: Option<FetchProgress>,
+        _started: Option<FetchStarted>,
+    ) -> BoxFuture<'static, Result<FetchedFile, FetchFailure>> {
         let file = self.root.join(&run.dir).join(&path);
         let hub_dir = self.hub_dir.clone();
+        let failed = |e: String| FetchFailure {
+            kind: FetchFailureKind::Failed,
+            message: e,
+        };
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut store = Store::open(&hub_dir).map_err(|e| e.to_string())?;
                 let f = std::fs::File::open(&file).map_err(|e| e.to_string())?;
-                let (sha, _) = store.put_file(f, 50 << 20).map_err(|e| e.to_string())?;
+                let (sha, size) = store.put_file(f, 50 << 20).map_err(|e| e.to_string())?;
                 store
                     .record_cached_file(run.key, &path, &sha)
                     .map_err(|e| e.to_string())?;
-                Ok(())
+                let path = store.file_path(&sha).ok_or("not cached")?;
+                Ok(FetchedFile {
+                    sha256: sha,
+                    size,
+                    path,
+                })
             })
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+            .and_then(|r: Result<FetchedFile, String>| r)
+            .map_err(failed)
         })
     }
 }

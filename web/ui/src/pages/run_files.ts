@@ -180,10 +180,15 @@ function fileRow(f: RunFile, viewer: HTMLElement): HTMLElement {
   );
 }
 
+/** What the Files tab says when a file is not cached and its server cannot be reached. */
+export const OFFLINE_NOT_CACHED =
+  "Not available offline: this run's server cannot be reached and the hub has no copy of this file. It opens once the server is back.";
+
 /** The error message of an API answer, or its status. */
 async function failure(res: Response): Promise<string> {
   try {
-    const body = (await res.json()) as { error?: { message?: string } };
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (body?.error?.code === "remote_offline") return OFFLINE_NOT_CACHED;
     if (body?.error?.message) return body.error.message;
   } catch {
     // not JSON: the status says enough
@@ -212,7 +217,7 @@ async function showFile(f: RunFile, kind: "image" | "text" | "none", viewer: HTM
   const title = h("h4", { class: "file-view-title" }, f.path);
   if (kind === "image") {
     const img = h("img", { src: f.url, alt: f.path, class: "file-view-image" });
-    img.addEventListener("error", () => replace(viewer, title, message("error", "Not available: its server is unreachable and the hub has no copy.")));
+    img.addEventListener("error", () => replace(viewer, title, message("error", f.cached ? "Could not show this image." : OFFLINE_NOT_CACHED)));
     replace(viewer, title, img);
     return;
   }
@@ -222,6 +227,11 @@ async function showFile(f: RunFile, kind: "image" | "text" | "none", viewer: HTM
     res = await fetch(f.url, { credentials: "same-origin" });
   } catch {
     replace(viewer, title, message("error", "Could not reach the hub. Is `runicorn-hub` still running?"));
+    return;
+  }
+  if (res.status === 503) {
+    const why = await failure(res);
+    replace(viewer, title, message("error", why === OFFLINE_NOT_CACHED ? why : `Could not open ${f.path}: ${why}`));
     return;
   }
   if (!res.ok) {

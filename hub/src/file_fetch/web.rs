@@ -1,0 +1,49 @@
+//! The dashboard's [`runicorn_web::FileFetcher`] over [`RemoteFiles`]: failures sorted into
+//! the kinds the file route answers with.
+
+use futures::future::BoxFuture;
+use runicorn_store::RunRow;
+use runicorn_web::{
+    FetchFailure, FetchFailureKind, FetchProgress, FetchStarted, FetchedFile, FileFetcher,
+};
+
+use super::{FetchError, RemoteFiles};
+
+impl FileFetcher for RemoteFiles {
+    fn fetch(
+        &self,
+        run: RunRow,
+        path: String,
+        progress: Option<FetchProgress>,
+        started: Option<FetchStarted>,
+    ) -> BoxFuture<'static, Result<FetchedFile, FetchFailure>> {
+        let this = self.clone();
+        Box::pin(async move {
+            match this
+                .ensure_cached_observed(run, path, progress, started)
+                .await
+            {
+                Ok(f) => Ok(FetchedFile {
+                    sha256: f.sha256,
+                    size: f.size,
+                    path: f.path,
+                }),
+                Err(e) => Err(FetchFailure {
+                    kind: kind_of(&e),
+                    message: e.to_string(),
+                }),
+            }
+        })
+    }
+}
+
+fn kind_of(e: &FetchError) -> FetchFailureKind {
+    match e {
+        FetchError::Offline { .. } => FetchFailureKind::Offline,
+        FetchError::NotInManifest { .. } => FetchFailureKind::NotFound,
+        FetchError::BadPath { .. }
+        | FetchError::OutsideRoot { .. }
+        | FetchError::NotRegular { .. } => FetchFailureKind::Refused,
+        _ => FetchFailureKind::Failed,
+    }
+}

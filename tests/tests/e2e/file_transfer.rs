@@ -1,0 +1,410 @@
+//! File bytes on demand over a real OpenSSH sshd: a 200 MiB file streamed back byte-identical
+//! through the real `runicorn-hub ui`, `Range` answered from the cache, paths out of the run
+//! refused (`..`, absolute, a symlink out of the root), the cached file still served once the
+//! server and its sessions are gone while an uncached one answers `503 remote_offline`; and,
+//! through the hub's library, a transfer cut half-way by the TCP relay resuming from its
+//! partial and verifying, and bytes changed on the server after the manifest was read refused
+//! and never cached.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use runicorn_hub::file_fetch::{FetchError, RemoteFiles, TransferProgress};
+use runicorn_hub::store_thread::StoreHandle;
+use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
+use runicorn_store::{RunFilter, RunRow, Store};
+use runicorn_tests::http::{get, Request, Response};
+use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::output_within;
+use runicorn_tests::relay::Relay;
+use runicorn_tests::sshd::{current_user, ClientHome, Sshd};
+
+/// Longest a sync or a transfer may take.
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// Writes `size` bytes that differ block by block (a 1 MiB pseudo-random block, each copy
+/// stamped with its index), so a misplaced block is seen.
+fn write_big(path: &Path, size: u64) {
+    use std::io::Write;
+    let mut block = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < size {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        let n = (size - written).min(block.len() as u64) as usize;
+        out.write_all(&block[..n]).unwrap();
+        written += n as u64;
+        i += 1;
+    }
+    out.flush().unwrap();
+}
+
+/// True when `body` equals the file at `path`, compared a chunk at a time.
+fn same_as_file(body: &[u8], path: &Path) -> bool {
+    let mut f = std::fs::File::open(path).unwrap();
+    if f.metadata().unwrap().len() != body.len() as u64 {
+        return false;
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return at == body.len();
+        }
+        if buf[..n] != body[at..at + n] {
+            return false;
+        }
+        at += n;
+    }
+}
+
+/// The SHA-256 of a file, by `sha256sum`.
+fn sha256sum(file: &Path) -> String {
+    let out = Command::new("sha256sum").arg(file).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", file.display());
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// A run `RUN_ID` under `root` with the given extra files; returns its directory.
+fn write_run(root: &Path, run_id: &str, files: &[(&str, u64)]) -> PathBuf {
+    let mut spec = RunSpec::new(root, "runicorn-tests");
+    spec.path = Some("transfer".to_owned());
+    spec.run_id = Some(run_id.to_owned());
+    let mut w = RunWriter::create(&spec).unwrap();
+    w.log_metrics(&[("loss", 1.0)], Some(0), None).unwrap();
+    let dir = w.dir().to_owned();
+    for (name, size) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_big(&path, *size);
+    }
+    w.finish(RunOutcome::finished()).unwrap();
+    dir
+}
+
+/// `runicorn-hub connect TARGET --once` remembering the remote as `gpu`.
+fn sync_once(home: &ClientHome, hub_dir: &Path, target: &str, root: &Path) {
+    let out = output_within(
+        hub(home.path(), hub_dir)
+            .args(["connect", target, "--once", "--no-ui", "--name", "gpu"])
+            .arg("--agent")
+            .arg(agent_path())
+            .arg("--root")
+            .arg(root),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+}
+
+/// `runicorn-hub ui --offline` (no sync: only the dashboard and its on-demand fetches).
+struct Ui {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Ui {
+    fn start(home: &ClientHome, hub_dir: &Path) -> Ui {
+        let mut child = hub(home.path(), hub_dir)
+            .args(["ui", "--offline", "--port", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let collected = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("dashboard: ") {
+                    let _ = tx.send(url.to_owned());
+                }
+                collected.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no dashboard line:\n{}", stderr.lock().unwrap()));
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        Ui {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn get(&self, target: &str) -> Response {
+        get(self.addr, target)
+    }
+
+    fn range(&self, target: &str, range: &str) -> Response {
+        Request::get(target).header("Range", range).send(self.addr)
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_200_mib_file_streams_back_identical_and_stays_served_when_the_server_is_gone() {
+    const BIG: u64 = 200 << 20;
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let run_dir = write_run(
+        root.path(),
+        "bigrun",
+        &[
+            ("ckpt/big.bin", BIG),
+            ("other.bin", 4096),
+            ("media/note.txt", 64),
+        ],
+    );
+    sync_once(&home, hub_dir.path(), &sshd.spec(), root.path());
+    let ui = Ui::start(&home, hub_dir.path());
+    let big = "/api/runs/bigrun/files/ckpt/big.bin";
+
+    // Fetched on demand and streamed while it arrives, byte for byte.
+    let started = Instant::now();
+    let r = ui.get(big);
+    let elapsed = started.elapsed();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), ui.stderr.lock().unwrap());
+    assert!(
+        same_as_file(&r.body, &run_dir.join("ckpt/big.bin")),
+        "{} bytes differ from the source",
+        r.body.len()
+    );
+    eprintln!(
+        "200 MiB over SFTP through the API in {elapsed:?} ({:.0} MiB/s)",
+        200.0 / elapsed.as_secs_f64()
+    );
+    let listed = ui.get("/api/runs/bigrun/files?prefix=ckpt%2F").json();
+    assert_eq!(listed["files"][0]["cached"], true, "{listed}");
+
+    // Ranges of the cached copy.
+    let r = ui.range(big, "bytes=1048570-1048589");
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 1048570-1048589/{BIG}").as_str())
+    );
+    let source = std::fs::read(run_dir.join("ckpt/big.bin")).unwrap();
+    assert_eq!(r.body, &source[1_048_570..1_048_590]);
+    let r = ui.range(big, "bytes=-100");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &source[source.len() - 100..]);
+    drop(source);
+    let r = ui.range(big, &format!("bytes={BIG}-"));
+    assert_eq!(r.status, 416, "{}", r.text());
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes */{BIG}").as_str())
+    );
+    assert_eq!(ui.get(big).header("accept-ranges"), Some("bytes"));
+
+    // Out of the run: `..`, an absolute path, a listed file swapped for a link out of the root.
+    for target in [
+        "/api/runs/bigrun/files/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/api/runs/bigrun/files/%2Fetc%2Fpasswd",
+    ] {
+        let r = ui.get(target);
+        assert!(r.status == 400 || r.status == 404, "{target}: {}", r.status);
+        assert!(!r.text().contains("root:"), "{target}");
+    }
+    std::fs::write(
+        outside.path().join("secret.txt"),
+        "secret bytes outside the root\n",
+    )
+    .unwrap();
+    std::fs::remove_file(run_dir.join("media/note.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        run_dir.join("media/note.txt"),
+    )
+    .unwrap();
+    let r = ui.get("/api/runs/bigrun/files/media/note.txt");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("outside"), "{}", r.text());
+    assert!(!r.text().contains("secret bytes"));
+
+    // The server and every session gone: cached is served, uncached is a plain 503.
+    sshd.kill_connections();
+    drop(sshd);
+    let r = ui.get(big);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len() as u64, BIG);
+    assert!(same_as_file(&r.body, &run_dir.join("ckpt/big.bin")));
+    let r = ui.get("/api/runs/bigrun/files/other.bin");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["error"]["code"], "remote_offline", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("offline") && message.contains("not in the hub's cache"),
+        "{message}"
+    );
+}
+
+/// The run `run_id` as the store has it.
+fn run_row(hub_dir: &Path, run_id: &str) -> RunRow {
+    Store::open_read_only(hub_dir)
+        .unwrap()
+        .list_runs(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == run_id)
+        .unwrap_or_else(|| panic!("run {run_id} is not synced"))
+}
+
+/// `*.partial` files under the cache's tmp/, with their lengths.
+fn partials(hub_dir: &Path) -> Vec<(PathBuf, u64)> {
+    let tmp = hub_dir.join("files/tmp");
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "partial"))
+        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        .collect()
+}
+
+#[test]
+fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() {
+    const SIZE: u64 = 48 << 20; // Under the agent's hashing limit: the manifest has its SHA-256.
+    let sshd = Sshd::start();
+    let relay = Arc::new(Relay::start(sshd.addr(), Duration::from_millis(2)));
+    let home = sshd.client_home();
+    home.trust_as(
+        &format!("[127.0.0.1]:{}", relay.addr.port()),
+        sshd.host_public_key(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let run_dir = write_run(
+        root.path(),
+        "cutrun",
+        &[("ckpt.bin", SIZE), ("changed.bin", 1 << 20)],
+    );
+    let target = format!("{}@127.0.0.1:{}", current_user(), relay.addr.port());
+    sync_once(&home, hub_dir.path(), &target, root.path());
+    let run = run_row(hub_dir.path(), "cutrun");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let files = RemoteFiles::with_connect_options(
+        StoreHandle::open(hub_dir.path()).unwrap(),
+        home.options(),
+    );
+    let fetch = |path: &str, progress: Option<TransferProgress>| {
+        let (files, run, path) = (files.clone(), run.clone(), path.to_owned());
+        rt.block_on(async move {
+            tokio::time::timeout(LIMIT, files.ensure_cached(run, path, progress))
+                .await
+                .expect("the transfer ends in time")
+        })
+    };
+
+    // Cut every connection once half the file is on disk.
+    let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let progress: TransferProgress = {
+        let (seen, relay) = (Arc::clone(&seen), Arc::clone(&relay));
+        Arc::new(move |n| {
+            let mut seen = seen.lock().unwrap();
+            if n >= SIZE / 2 && seen.last().is_none_or(|&l| l < SIZE / 2) {
+                relay.cut_all();
+            }
+            seen.push(n);
+        })
+    };
+    let err = fetch("ckpt.bin", Some(progress)).unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    assert!(err.to_string().contains("resumes"), "{err}");
+    let left = partials(hub_dir.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    let kept = left[0].1;
+    assert!((SIZE / 2..SIZE).contains(&kept), "kept {kept} of {SIZE}");
+
+    // The next attempt starts from the partial's length and verifies the whole.
+    let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let progress: TransferProgress = {
+        let seen = Arc::clone(&seen);
+        Arc::new(move |n| seen.lock().unwrap().push(n))
+    };
+    let cached = fetch("ckpt.bin", Some(progress)).unwrap();
+    let first = seen.lock().unwrap()[0];
+    assert_eq!(
+        first, kept,
+        "the second attempt began at {first}, not at {kept}"
+    );
+    assert_eq!(cached.size, SIZE);
+    assert_eq!(cached.sha256, sha256sum(&run_dir.join("ckpt.bin")));
+    assert_eq!(sha256sum(&cached.path), cached.sha256);
+    assert!(partials(hub_dir.path()).is_empty());
+
+    // Bytes changed on the server after the manifest was read: refused, reported, not cached.
+    write_big(&run_dir.join("changed.bin"), 1 << 20);
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(run_dir.join("changed.bin"))
+            .unwrap();
+        f.seek(std::io::SeekFrom::Start(4096)).unwrap();
+        f.write_all(b"tampered").unwrap();
+    }
+    let err = fetch("changed.bin", None).unwrap_err();
+    assert!(matches!(err, FetchError::HashMismatch { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("changed.bin")
+            && message.contains("gpu")
+            && message.contains("not cached"),
+        "{message}"
+    );
+    let store = Store::open_read_only(hub_dir.path()).unwrap();
+    let row = store.file(run.key, "changed.bin").unwrap().unwrap();
+    assert_eq!(row.cached_sha256, None);
+    assert_eq!(
+        store.file_path(&sha256sum(&run_dir.join("changed.bin"))),
+        None,
+        "the changed bytes must not be in the cache"
+    );
+    assert!(partials(hub_dir.path()).is_empty());
+
+    // Once cached, nothing is asked of the server: it works with the server gone.
+    drop(relay);
+    sshd.kill_connections();
+    drop(sshd);
+    let again = fetch("ckpt.bin", None).unwrap();
+    assert_eq!(again, cached);
+}
