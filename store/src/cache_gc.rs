@@ -21,7 +21,7 @@ use crate::store::{Store, FILES_DIR};
 
 /// One content in the cache.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CachedContent {
+pub struct CacheEntry {
     pub sha256: String,
     pub size: u64,
     /// Last fetched or served (the file's modification time), seconds since the epoch.
@@ -57,9 +57,9 @@ pub struct CacheGcReport {
     pub bytes_before: u64,
     pub bytes_after: u64,
     /// Oldest first.
-    pub removed: Vec<CachedContent>,
+    pub removed: Vec<CacheEntry>,
     /// Contents that would have gone but were in use (locked by a reader), kept.
-    pub kept_in_use: Vec<CachedContent>,
+    pub kept_in_use: Vec<CacheEntry>,
     pub dry_run: bool,
 }
 
@@ -69,7 +69,7 @@ impl Store {
     }
 
     /// Every content in the cache folder, by hash.
-    fn cached_contents(&self) -> Result<Vec<CachedContent>, StoreError> {
+    fn cached_contents(&self) -> Result<Vec<CacheEntry>, StoreError> {
         let root = self.cache_dir();
         let mut found = Vec::new();
         let shards = match std::fs::read_dir(&root) {
@@ -101,7 +101,7 @@ impl Store {
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map_or(0.0, |d| d.as_secs_f64());
-                found.push(CachedContent {
+                found.push(CacheEntry {
                     sha256,
                     size: meta.len(),
                     last_used,
@@ -155,7 +155,7 @@ impl Store {
             usage.bytes += size;
             referenced.insert(sha);
         }
-        let unreferenced: Vec<&CachedContent> = contents
+        let unreferenced: Vec<&CacheEntry> = contents
             .iter()
             .filter(|c| !referenced.contains(&c.sha256))
             .collect();
@@ -210,7 +210,7 @@ impl Store {
     }
 
     /// Manifest entries that pointed at removed contents no longer claim to be cached.
-    fn forget_cached(&mut self, removed: &[CachedContent]) -> Result<(), StoreError> {
+    fn forget_cached(&mut self, removed: &[CacheEntry]) -> Result<(), StoreError> {
         let p = self.db_path.clone();
         let tx = self.conn.transaction().at(&p)?;
         {

@@ -64,7 +64,7 @@ mod testkit;
 mod tiles;
 
 pub use annotations::RunAnnotation;
-pub use cache_gc::{CacheGcReport, CacheUsage, CachedContent, RemoteCacheUsage};
+pub use cache_gc::{CacheEntry, CacheGcReport, CacheUsage, RemoteCacheUsage};
 pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
 pub use error::StoreError;
 pub use file_cache::{is_sha256_hex, CachedContent, FileCache, Partial};

@@ -141,7 +141,7 @@ fn write_usage(out: &mut impl Write, u: &CacheUsage) -> std::io::Result<()> {
 }
 
 fn gc_json(r: &CacheGcReport, max: u64) -> serde_json::Value {
-    let list = |items: &[runicorn_store::CachedContent]| {
+    let list = |items: &[runicorn_store::CacheEntry]| {
         items
             .iter()
             .map(|c| json!({"sha256": c.sha256, "bytes": c.size, "last_used": c.last_used}))

@@ -94,7 +94,7 @@ async fn selected_files(
 async fn fetch(store: StoreHandle, args: FetchArgs, globs: Option<GlobSet>) -> anyhow::Result<u8> {
     let shown_ref = args.run.to_string();
     let (run, files, total) = selected_files(&store, args.run, globs).await?;
-    let run_name = format!("{}/{}", run.remote, run.run_id);
+    let run_name = format!("{}/{}", run.remote, run.id);
     if files.is_empty() {
         if total == 0 {
             anyhow::bail!("run {} lists no files", safe(&run_name));
@@ -112,7 +112,7 @@ async fn fetch(store: StoreHandle, args: FetchArgs, globs: Option<GlobSet>) -> a
     let out_dir = args
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(&run.run_id));
+        .unwrap_or_else(|| PathBuf::from(&run.id));
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
