@@ -112,34 +112,32 @@ pub fn choose(
             platform.os, platform.arch
         )));
     };
-    let mut header = [0u8; 20];
-    let read = std::fs::File::open(&path)
-        .and_then(|mut f| f.read_exact(&mut header))
+    let mut header = Vec::with_capacity(ELF_HEADER_CHECKED);
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(ELF_HEADER_CHECKED as u64).read_to_end(&mut header))
         .map_err(|source| InstallError::LocalRead {
             path: path.clone(),
             source,
-        });
-    if let Err(e) = read {
-        if let InstallError::LocalRead { source, .. } = &e {
-            if source.kind() == std::io::ErrorKind::UnexpectedEof {
-                return Err(wrong("it is too short to be an executable".to_owned()));
-            }
-        }
-        return Err(e);
-    }
+        })?;
     check_elf_header(&header, want).map_err(wrong)?;
     Ok(path)
 }
 
-/// Checks the first 20 bytes of a file: a 64-bit little-endian ELF executable for `machine`.
-fn check_elf_header(header: &[u8; 20], machine: u16) -> Result<(), String> {
-    if &header[..4] != b"\x7fELF" {
+/// Bytes of the ELF header read: identification (16), type (2), machine (2).
+const ELF_HEADER_CHECKED: usize = 20;
+
+/// Checks the start of a file: a 64-bit little-endian ELF executable for `machine`.
+fn check_elf_header(header: &[u8], machine: u16) -> Result<(), String> {
+    if !header.starts_with(b"\x7fELF") {
         let what = if header.starts_with(b"#!") {
             "a script"
         } else {
             "not an ELF file"
         };
         return Err(format!("it is {what}, not a runicorn-agent executable"));
+    }
+    if header.len() < ELF_HEADER_CHECKED {
+        return Err("it is too short to be an executable".to_owned());
     }
     if header[4] != 2 || header[5] != 1 {
         return Err("it is not a 64-bit little-endian ELF executable".to_owned());
@@ -233,7 +231,7 @@ mod tests {
         let err = choose(Some(&file), &hub, &linux("x86_64"), "gpu").unwrap_err();
         assert!(matches!(err, InstallError::WrongBinary { .. }), "{err}");
         assert!(choose(Some(&file), &hub, &linux("aarch64"), "gpu").is_ok());
-        std::fs::write(&file, b"\x7fEL").unwrap();
+        std::fs::write(&file, b"\x7fELF\x02\x01").unwrap();
         let err = choose(Some(&file), &hub, &linux("aarch64"), "gpu").unwrap_err();
         assert!(err.to_string().contains("too short"), "{err}");
     }

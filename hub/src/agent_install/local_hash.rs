@@ -20,6 +20,12 @@ pub fn sha256_of_file(path: &Path) -> std::io::Result<[u8; 32]> {
     }
 }
 
+/// The size and hex SHA-256 of the file at `path` (blocking).
+pub fn size_and_sha256(path: &Path) -> std::io::Result<(u64, String)> {
+    let size = std::fs::metadata(path)?.len();
+    Ok((size, hex(&sha256_of_file(path)?)))
+}
+
 /// Lowercase hex, as `sha256sum` prints.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

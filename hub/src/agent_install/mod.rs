@@ -156,14 +156,25 @@ async fn install_agent(
         path: PathBuf::from("/proc/self/exe"),
         source,
     })?;
-    let local = binary::choose(
-        install.agent_binary.as_deref(),
-        &hub_exe,
-        &facts.platform,
-        remote,
-    )?;
-    let sha256 = remote::local_sha256(&local).await?;
-    let size = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
+    // Stats, a header and a hash of a local file: off the async threads.
+    let explicit = install.agent_binary.clone();
+    let platform = facts.platform.clone();
+    let remote_name = remote.to_owned();
+    let chosen = tokio::task::spawn_blocking(move || {
+        let path = binary::choose(explicit.as_deref(), &hub_exe, &platform, &remote_name)?;
+        let (size, sha256) =
+            local_hash::size_and_sha256(&path).map_err(|source| InstallError::LocalRead {
+                path: path.clone(),
+                source,
+            })?;
+        Ok::<_, InstallError>((path, size, sha256))
+    })
+    .await
+    .map_err(|e| InstallError::LocalRead {
+        path: PathBuf::from("the agent to install"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let (local, size, sha256) = chosen?;
     if let Some(report) = &install.report {
         report(&format!(
             "{remote}: {} runicorn-agent in {} ({} {}; {} from {}, SHA-256 {})",

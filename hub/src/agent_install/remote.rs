@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::binary::Platform;
 use super::error::InstallError;
-use super::local_hash::{hex, sha256_of_file};
+use super::local_hash::hex;
 use crate::ssh::{shell_quote, SftpSession, SshSession, AGENT_HOME_PATH};
 
 /// Bytes read from the local file per SFTP write call (the SFTP client splits and pipelines).
@@ -299,22 +299,6 @@ async fn sha256_of_reader(
         }
         hasher.update(&buf[..n]);
     }
-}
-
-/// The SHA-256 of the local agent, computed off the async threads.
-pub async fn local_sha256(path: &Path) -> Result<String, InstallError> {
-    let owned = path.to_owned();
-    let digest = tokio::task::spawn_blocking(move || sha256_of_file(&owned))
-        .await
-        .map_err(|e| InstallError::LocalRead {
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(|source| InstallError::LocalRead {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(hex(&digest))
 }
 
 #[cfg(test)]
