@@ -187,10 +187,12 @@ async fn install_agent(
             &sha256[..12],
         ));
     }
+    let started = std::time::Instant::now();
     remote::install(session, remote, &facts, &local, &sha256).await?;
     if let Some(report) = &install.report {
         report(&format!(
-            "{remote}: runicorn-agent installed and verified (SHA-256 matches)"
+            "{remote}: runicorn-agent installed and verified in {:.1} s (SHA-256 matches)",
+            started.elapsed().as_secs_f64()
         ));
     }
     Ok(facts)

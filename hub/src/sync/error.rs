@@ -16,7 +16,7 @@ pub enum SyncError {
     },
     #[error("the agent on {remote} is not compatible with this hub: {message}")]
     Incompatible { remote: String, message: String },
-    #[error("the agent on {remote} ({agent}) speaks protocol versions {agent_versions:?}, this hub speaks version {}: {advice}", runicorn_protocol::wire::PROTOCOL_VERSION)]
+    #[error("the agent on {remote} ({agent}) is not compatible with this hub: it speaks protocol versions {agent_versions:?}, this hub speaks version {}; {advice}", runicorn_protocol::wire::PROTOCOL_VERSION)]
     ProtocolMismatch {
         remote: String,
         /// The agent's `software` (`runicorn-agent/0.3.0`).

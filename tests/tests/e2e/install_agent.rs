@@ -160,6 +160,8 @@ fn an_account_without_an_agent_gets_one_verified_then_synced() {
     assert!(err.contains("installed and verified"), "{err}");
     assert_installed(&server, &source);
     assert_eq!(server.runs_in_store(), 3);
+    // The figure for docs/PERFORMANCE.md (seen with --nocapture).
+    eprintln!("{}", err.trim());
 
     // Installed where the agent command looks: the next connection needs no flag, and the flag
     // on a current agent uploads nothing.
