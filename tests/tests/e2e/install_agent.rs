@@ -1,8 +1,10 @@
 //! `runicorn-hub connect --install-agent` against a real sshd whose sessions get a private
 //! `HOME` (so parallel tests never share an install directory): an account with no agent gets
 //! one, uploaded, verified and synced; an older agent is replaced, a newer one is not (the hub
-//! is named instead); without the flag the error gives the exact command; a file for another
-//! architecture, or a server platform with no agent, is refused before anything is sent.
+//! is named instead), and so is one that cannot run there (exit 126); without the flag the
+//! error gives the exact command; a file for another architecture, or a server platform with
+//! no agent, is refused before anything is sent; an older agent earlier on the PATH, which the
+//! install cannot displace, is named. Without `sha256sum` on the server the upload is read back.
 //!
 //! The agent uploaded is the portable one when `RUNICORN_PORTABLE_AGENT` names it, else the
 //! debug build. An "old" or "new" agent is that debug build speaking another protocol version
@@ -303,4 +305,54 @@ fn a_server_platform_with_no_agent_is_named() {
     assert!(err.contains("no runicorn-agent for Linux riscv64"), "{err}");
     assert!(err.contains("--agent-binary"), "{err}");
     assert!(server.bin_entries().is_empty());
+}
+
+#[test]
+fn an_agent_that_cannot_run_here_is_named_then_replaced() {
+    let server = Server::start(2, "/usr/bin:/bin");
+    let source = upload_source();
+    // An agent built for another machine: the server's shell answers exit 126.
+    let mut bytes = std::fs::read(agent_path()).unwrap();
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::create_dir_all(server.bin_dir()).unwrap();
+    std::fs::write(server.installed(), bytes).unwrap();
+    std::fs::set_permissions(server.installed(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = server.connect(&[], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot be executed"), "{err}");
+    assert!(err.contains("--install-agent"), "{err}");
+    assert!(!err.contains("reconnecting"), "not retried: {err}");
+
+    let out = server.connect(&["--install-agent"], &[("RUNICORN_AGENT_BINARY", &source)]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_installed(&server, &source);
+    assert_eq!(server.runs_in_store(), 2);
+}
+
+#[test]
+fn an_older_agent_first_on_the_path_is_named_after_the_install() {
+    let on_path = tempfile::tempdir().unwrap();
+    let old = on_path.path().join("runicorn-agent");
+    write_executable(
+        &old,
+        &format!(
+            "#!/bin/sh\nRUNICORN_AGENT_TEST_PROTOCOL_VERSION={} exec '{}' \"$@\"\n",
+            PROTOCOL_VERSION - 1,
+            agent_path().display()
+        ),
+    );
+    let path = format!("{}:/usr/bin:/bin", on_path.path().display());
+    let server = Server::start(1, &path);
+    let source = upload_source();
+    let out = server.connect(&["--install-agent"], &[("RUNICORN_AGENT_BINARY", &source)]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(old.to_str().unwrap()),
+        "names the old agent: {err}"
+    );
+    assert!(err.contains("comes first on the PATH"), "{err}");
+    assert_installed(&server, &source);
 }
