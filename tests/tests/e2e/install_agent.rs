@@ -356,3 +356,48 @@ fn an_older_agent_first_on_the_path_is_named_after_the_install() {
     assert!(err.contains("comes first on the PATH"), "{err}");
     assert_installed(&server, &source);
 }
+
+/// Links (or copies) `from` to `to`.
+fn link_or_copy(from: &Path, to: &Path) {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+#[test]
+fn the_agent_beside_the_hub_is_found_as_the_laptop_wheel_places_it() {
+    // A venv-like bin/: runicorn-hub with runicorn-agent-x86_64-linux beside it (in target/,
+    // so the 180 MB debug hub is hard-linked rather than copied).
+    let venv = tempfile::tempdir_in(runicorn_tests::workspace_root().join("target")).unwrap();
+    let bin = venv.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let hub_exe = bin.join("runicorn-hub");
+    link_or_copy(&runicorn_tests::binary("runicorn-hub"), &hub_exe);
+    let source = upload_source();
+    link_or_copy(&source, &bin.join("runicorn-agent-x86_64-linux"));
+
+    let server = Server::start(2, "/usr/bin:/bin");
+    // The environment `hub()` gives, on the linked executable.
+    let mut cmd = std::process::Command::new(&hub_exe);
+    for (key, value) in hub(server.home.path(), server.hub_dir.path()).get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env_remove("RUNICORN_AGENT_BINARY")
+        .arg("connect")
+        .arg(server.sshd.spec())
+        .arg("--root")
+        .arg(server.root.path())
+        .args(["--once", "--no-ui", "--install-agent"]);
+    let out = output_within(&mut cmd, CONNECT_LIMIT);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("runicorn-agent-x86_64-linux"),
+        "{}",
+        show(&out)
+    );
+    assert_installed(&server, &source);
+    assert_eq!(server.runs_in_store(), 2);
+}
