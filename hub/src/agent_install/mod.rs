@@ -184,7 +184,7 @@ async fn install_agent(
             facts.platform.arch,
             runicorn_cli::human::bytes(size),
             local.display(),
-            &sha256[..12],
+            sha256.get(..12).unwrap_or(&sha256),
         ));
     }
     let started = std::time::Instant::now();
