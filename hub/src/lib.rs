@@ -11,6 +11,7 @@
 //! | `sync` | the protocol client, answer validation, sync rounds and live follow |
 //! | `supervisor` | one remote kept in sync: opens its link, reconnects with backoff |
 //! | `store_thread` | the store on a thread of its own, called from async code |
+//! | `agent_install` | `connect --install-agent`: the agent uploaded over SFTP, verified, upgraded when older |
 //! | `file_fetch` | file bytes on demand (SFTP or a local read) into the store's cache, for the dashboard |
 //! | `prefetch` | which files to bring before anyone asks (small media by default), fetched in the background after sync rounds |
 //!
@@ -22,6 +23,7 @@
 //! | `local_transport` | the agent as a child process (`local:DIR`) |
 //! | `open_link` | opening a link for a remembered address, SSH or local |
 
+pub mod agent_install;
 pub mod file_fetch;
 mod link;
 mod local_transport;

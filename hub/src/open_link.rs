@@ -24,6 +24,8 @@ pub struct OpenOptions {
     pub accept_new_host_key: bool,
     /// Extra arguments for `runicorn-agent serve` (e.g. `--poll 0.5`).
     pub agent_args: Vec<String>,
+    /// Install or upgrade the agent when it is missing or older (`connect --install-agent`).
+    pub install_agent: Option<crate::agent_install::InstallAgent>,
 }
 
 /// Opens a link to `address`.

@@ -9,14 +9,12 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::wire::Hello;
 use runicorn_store::RemoteId;
 
-use crate::open_link::open_link;
+use crate::agent_install::open_client;
 /// How to open a remote's link: part of each [`RemoteJob`].
 pub use crate::open_link::OpenOptions;
 use crate::remote_address::RemoteAddress;
 use crate::store_thread::StoreHandle;
-use crate::sync::{
-    follow, record_sync, sync_round, AgentClient, RoundObserver, RoundStats, SyncError,
-};
+use crate::sync::{follow, record_sync, sync_round, RoundObserver, RoundStats, SyncError};
 
 /// Whether to stop after the first round or keep following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,9 +101,8 @@ async fn session(
     events: &dyn SessionEvents,
     connected_once: &AtomicBool,
 ) -> Result<(), SyncError> {
-    let opened = open_link(&job.address, &job.name, &job.open).await?;
-    let _ssh = opened.ssh;
-    let client = Arc::new(AgentClient::handshake(opened.link).await?);
+    let (client, _ssh) = open_client(&job.address, &job.name, &job.open).await?;
+    let client = Arc::new(client);
     connected_once.store(true, Ordering::Relaxed);
     events.connected(&job.name, client.peer());
     let id = job.id;

@@ -1,6 +1,8 @@
 //! The handshake: the hub's `hello` must come first and speak a protocol version this agent
 //! knows. The answer names the version chosen and what the hub needs to know of this agent
-//! (its root, host, index epoch and frame limit). Refusals say which side to upgrade.
+//! (its root, host, index epoch and frame limit). Refusals say which side to upgrade; their
+//! message begins `no common protocol version: this is <software> (protocol <name>, versions
+//! [<v>, …])`, which the hub reads to tell an older agent from a newer one (docs/protocol.md).
 
 use runicorn_protocol::wire::{
     ErrorBody, ErrorCode, Hello, CAPABILITIES, MIN_MAX_FRAME_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
@@ -14,6 +16,22 @@ pub struct AgentIdentity {
     pub epoch: String,
     /// Largest frame this agent accepts.
     pub max_frame_bytes: u32,
+}
+
+/// Debug builds only: `RUNICORN_AGENT_TEST_PROTOCOL_VERSION=N` makes this agent speak protocol
+/// version N instead of its own, so the tests can play an older or a newer agent.
+const TEST_VERSION_ENV: &str = "RUNICORN_AGENT_TEST_PROTOCOL_VERSION";
+
+/// The protocol version this agent speaks.
+pub fn protocol_version() -> u32 {
+    #[cfg(debug_assertions)]
+    if let Some(v) = std::env::var(TEST_VERSION_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return v;
+    }
+    PROTOCOL_VERSION
 }
 
 /// This agent's program name and version.
@@ -30,8 +48,13 @@ pub struct Agreement {
 
 /// Checks the hub's `hello` and builds the answer, or the error to send before exiting.
 pub fn negotiate(hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody> {
+    negotiate_as(protocol_version(), hub, me)
+}
+
+/// `negotiate` for an agent speaking `version`.
+fn negotiate_as(version: u32, hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody> {
     let ours = format!(
-        "{} (protocol {PROTOCOL_NAME}, versions [{PROTOCOL_VERSION}])",
+        "{} (protocol {PROTOCOL_NAME}, versions [{version}])",
         software()
     );
     let theirs = format!(
@@ -46,13 +69,13 @@ pub fn negotiate(hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody
             ),
         });
     }
-    if !hub.versions.contains(&PROTOCOL_VERSION) {
-        let advice =
-            if hub.versions.iter().all(|&v| v > PROTOCOL_VERSION) && !hub.versions.is_empty() {
-                "upgrade runicorn-agent on this host"
-            } else {
-                "upgrade runicorn-hub"
-            };
+    if !hub.versions.contains(&version) {
+        let advice = if hub.versions.iter().all(|&v| v > version) && !hub.versions.is_empty() {
+            "upgrade runicorn-agent on this host (`runicorn-hub connect HOST --install-agent` \
+             installs the hub's own)"
+        } else {
+            "upgrade runicorn-hub on the laptop"
+        };
         return Err(ErrorBody {
             code: ErrorCode::Incompatible,
             message: format!(
@@ -72,7 +95,7 @@ pub fn negotiate(hub: &Hello, me: &AgentIdentity) -> Result<Agreement, ErrorBody
     Ok(Agreement {
         answer: Hello {
             protocol: PROTOCOL_NAME.to_owned(),
-            versions: vec![PROTOCOL_VERSION],
+            versions: vec![version],
             capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
             software: software(),
             max_frame_bytes: me.max_frame_bytes,
@@ -149,5 +172,27 @@ mod tests {
             negotiate(&tiny, &me()).unwrap_err().code,
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn an_older_agent_says_so_in_the_form_the_hub_reads() {
+        let old =
+            negotiate_as(PROTOCOL_VERSION - 1, &hub(vec![PROTOCOL_VERSION]), &me()).unwrap_err();
+        let expected = format!(
+            "no common protocol version: this is {} (protocol {PROTOCOL_NAME}, versions [{}])",
+            software(),
+            PROTOCOL_VERSION - 1
+        );
+        assert!(old.message.starts_with(&expected), "{}", old.message);
+        assert!(old.message.contains("--install-agent"), "{}", old.message);
+        let agreed = negotiate_as(7, &hub(vec![7]), &me()).unwrap();
+        assert_eq!(agreed.answer.versions, vec![7]);
+    }
+
+    #[test]
+    fn the_protocol_version_is_the_crates_unless_a_debug_test_overrides_it() {
+        if std::env::var_os(TEST_VERSION_ENV).is_none() {
+            assert_eq!(protocol_version(), PROTOCOL_VERSION);
+        }
     }
 }

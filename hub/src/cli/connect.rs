@@ -1,9 +1,11 @@
 //! `runicorn-hub connect TARGET`: remember the remote, sync it, follow it live.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use runicorn_hub::agent_install::{InstallAgent, InstallReport};
 use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::remote_address::{check_remote_name, RemoteAddress};
 use runicorn_hub::store_thread::StoreHandle;
@@ -34,6 +36,19 @@ pub struct ConnectArgs {
     /// ~/.runicorn/bin/runicorn-agent]; for local:DIR, the agent binary on this machine
     #[arg(long, value_name = "PATH")]
     pub agent: Option<String>,
+    /// When the server has no runicorn-agent, or one older than this hub, upload this hub's agent
+    /// over SFTP to ~/.runicorn/bin/runicorn-agent there (verified by SHA-256), then sync
+    #[arg(long)]
+    pub install_agent: bool,
+    /// The agent file --install-agent uploads [default: runicorn-agent-<arch>-linux beside
+    /// runicorn-hub, else ../portable/runicorn-agent from its directory]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "RUNICORN_AGENT_BINARY",
+        requires = "install_agent"
+    )]
+    pub agent_binary: Option<PathBuf>,
     /// Storage root on the server [default: the agent's: $RUNICORN_DIR, else ~/.runicorn]
     #[arg(long, value_name = "DIR")]
     pub root: Option<String>,
@@ -98,6 +113,22 @@ pub fn address_of(args: &ConnectArgs) -> anyhow::Result<RemoteAddress> {
     Ok(address)
 }
 
+/// What `--install-agent` asks for; its progress lines go to stderr unless `--quiet`.
+fn install_options(args: &ConnectArgs) -> Option<InstallAgent> {
+    if !args.install_agent {
+        return None;
+    }
+    let report: Option<InstallReport> = if args.quiet {
+        None
+    } else {
+        Some(Arc::new(|line: &str| eprintln!("{}", safe(line))))
+    };
+    Some(InstallAgent {
+        agent_binary: args.agent_binary.clone(),
+        report,
+    })
+}
+
 /// Remembers a remote under `name` and returns its id.
 pub async fn remember(
     store: &StoreHandle,
@@ -134,6 +165,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
             open: OpenOptions {
                 accept_new_host_key: args.accept_new_host_key,
                 agent_args,
+                install_agent: install_options(&args),
             },
             mode: if args.once { Mode::Once } else { Mode::Follow },
             safety_interval: Duration::from_secs(30),

@@ -81,6 +81,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
             open: OpenOptions {
                 accept_new_host_key: false,
                 agent_args: vec!["--poll".into(), "1".into()],
+                ..OpenOptions::default()
             },
             mode: Mode::Once,
             safety_interval: Duration::from_secs(5),

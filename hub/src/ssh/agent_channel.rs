@@ -1,7 +1,7 @@
 //! `runicorn-agent` on the server, over an exec channel: the POSIX `sh` command that finds it
 //! (explicit path, the remote PATH, `~/.runicorn/bin`), its stdin/stdout as async streams, its
 //! stderr kept in the background (last 8 KiB), its exit status, and the message telling the
-//! user how to install it when it is missing.
+//! user how to install it when it is missing (`runicorn-hub connect HOST --install-agent`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -116,11 +116,12 @@ pub fn missing_agent_message(
         format!("runicorn-agent is not installed on {}{detail}", target.host)
     };
     Some(format!(
-        "{problem}. Install it: build the portable agent (`bash scripts/build-agent.sh`: x86_64 \
-         Linux, glibc 2.17 or newer) and copy it to ~/{AGENT_HOME_PATH} there: \
-         `ssh {port_ssh}{ssh_dest} mkdir -p .runicorn/bin && scp {port_scp}target/portable/runicorn-agent \
-         {scp_dest}:.runicorn/bin/`; or put it on the PATH of non-interactive shells on the \
-         server; or pass --agent PATH to name where it is."
+        "{problem}. Install it: `runicorn-hub connect {port_ssh}{ssh_dest} --install-agent` \
+         uploads the agent that comes with this hub to ~/{AGENT_HOME_PATH}; or by hand, copy \
+         the portable agent (`bash scripts/build-agent.sh`: x86_64 Linux, glibc 2.17 or newer) \
+         there: `ssh {port_ssh}{ssh_dest} mkdir -p .runicorn/bin && scp \
+         {port_scp}target/portable/runicorn-agent {scp_dest}:.runicorn/bin/`; or put it on the \
+         PATH of non-interactive shells on the server; or pass --agent PATH to name where it is."
     ))
 }
 
@@ -565,6 +566,10 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("--agent PATH"), "{msg}");
+        assert!(
+            msg.contains("runicorn-hub connect gpu --install-agent"),
+            "{msg}"
+        );
         let direct = SshTarget {
             alias: "10.0.0.5".into(),
             ..target.clone()
@@ -572,6 +577,10 @@ mod tests {
         let msg = missing_agent_message(&direct, Some(127), "").unwrap();
         assert!(
             msg.contains("scp -P 2222 target/portable/runicorn-agent me@10.0.0.5:"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("runicorn-hub connect -p 2222 me@10.0.0.5 --install-agent"),
             "{msg}"
         );
         assert!(missing_agent_message(&target, Some(0), "").is_none());

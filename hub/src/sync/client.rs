@@ -99,10 +99,18 @@ impl AgentClient {
         let peer = match first.body {
             Body::Hello(h) => h,
             Body::Error(e) => {
+                if let Some((agent, agent_versions)) = refused_versions(&e.message) {
+                    return Err(SyncError::ProtocolMismatch {
+                        advice: upgrade_advice(&remote, &agent_versions),
+                        remote,
+                        agent,
+                        agent_versions,
+                    });
+                }
                 return Err(SyncError::Incompatible {
                     remote,
                     message: format!("{} ({})", e.message, e.code),
-                })
+                });
             }
             other => {
                 return Err(SyncError::BrokenAgent {
@@ -112,7 +120,15 @@ impl AgentClient {
                 })
             }
         };
-        if peer.protocol != PROTOCOL_NAME || !peer.versions.contains(&PROTOCOL_VERSION) {
+        if peer.protocol == PROTOCOL_NAME && !peer.versions.contains(&PROTOCOL_VERSION) {
+            return Err(SyncError::ProtocolMismatch {
+                advice: upgrade_advice(&remote, &peer.versions),
+                remote,
+                agent: peer.software,
+                agent_versions: peer.versions,
+            });
+        }
+        if peer.protocol != PROTOCOL_NAME {
             return Err(SyncError::Incompatible {
                 remote,
                 message: format!(
@@ -377,6 +393,42 @@ async fn read_answers(
     }
 }
 
+/// The agent's software and protocol versions, read from its refusal of our `hello` (`no common
+/// protocol version: this is runicorn-agent/0.3.0 (protocol runicorn-sync, versions [1]), …`, the
+/// form docs/protocol.md fixes); `None` for any other refusal.
+pub fn refused_versions(message: &str) -> Option<(String, Vec<u32>)> {
+    let rest = message
+        .strip_prefix("no common protocol version: this is ")?
+        .trim_start();
+    let (software, rest) = rest.split_once(" (protocol ")?;
+    let list = rest.split_once("versions [")?.1.split_once(']')?.0;
+    let versions = list
+        .split(',')
+        .map(|v| v.trim().parse::<u32>().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    Some((software.to_owned(), versions))
+}
+
+/// What to do when the agent on `remote` speaks `agent_versions` and this hub does not: which
+/// side to upgrade. The supervisor replaces it with the exact command when it knows the target.
+pub fn upgrade_advice(remote: &str, agent_versions: &[u32]) -> String {
+    if agent_is_older(agent_versions) {
+        format!(
+            "upgrade the agent: `runicorn-hub connect {remote} --install-agent` installs this hub's"
+        )
+    } else {
+        format!(
+            "upgrade runicorn-hub on this machine to the agent's release (runicorn-hub/{} is older)",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+}
+
+/// True when every protocol version the agent speaks is older than this hub's.
+pub fn agent_is_older(agent_versions: &[u32]) -> bool {
+    !agent_versions.is_empty() && agent_versions.iter().all(|&v| v < PROTOCOL_VERSION)
+}
+
 fn refusal(remote: &str, code: ErrorCode, message: String) -> SyncError {
     SyncError::Refused {
         remote: remote.to_owned(),
@@ -397,7 +449,7 @@ async fn dead_link_error(
         return SyncError::AgentMissing {
             remote: remote.to_owned(),
             message: format!(
-                "runicorn-agent was not found on {remote} (looked on PATH and in ~/.runicorn/bin). Install it there: copy the binary to ~/.runicorn/bin/runicorn-agent (for example `scp target/release/runicorn-agent {remote}:.runicorn/bin/`), or pass --agent PATH{}",
+                "runicorn-agent was not found on {remote} (looked on PATH and in ~/.runicorn/bin). Install it with `runicorn-hub connect {remote} --install-agent`, or copy the portable agent to ~/.runicorn/bin/runicorn-agent there, or pass --agent PATH{}",
                 if stderr.trim().is_empty() { String::new() } else { format!(". It said: {}", stderr.trim()) }
             ),
         };
@@ -412,5 +464,37 @@ async fn dead_link_error(
     SyncError::ConnectionLost {
         remote: remote.to_owned(),
         cause,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agents_refusal_names_its_versions() {
+        let message = "no common protocol version: this is runicorn-agent/0.3.0 (protocol runicorn-sync, versions [0, 2]), the hub is runicorn-hub/0.4.0 (protocol runicorn-sync, versions [1]); upgrade runicorn-hub";
+        assert_eq!(
+            refused_versions(message),
+            Some(("runicorn-agent/0.3.0".to_owned(), vec![0, 2]))
+        );
+        assert_eq!(refused_versions("the peer speaks another protocol"), None);
+        assert_eq!(
+            refused_versions("no common protocol version: this is x (protocol p, versions [a])"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_advice_names_the_side_to_upgrade() {
+        let older = upgrade_advice("gpu", &[PROTOCOL_VERSION - 1]);
+        assert!(older.contains("--install-agent"), "{older}");
+        let newer = upgrade_advice("gpu", &[PROTOCOL_VERSION + 1]);
+        assert!(newer.contains("upgrade runicorn-hub"), "{newer}");
+        assert!(!agent_is_older(&[]));
+        assert!(!agent_is_older(&[
+            PROTOCOL_VERSION - 1,
+            PROTOCOL_VERSION + 1
+        ]));
     }
 }

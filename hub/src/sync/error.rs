@@ -16,6 +16,18 @@ pub enum SyncError {
     },
     #[error("the agent on {remote} is not compatible with this hub: {message}")]
     Incompatible { remote: String, message: String },
+    #[error("the agent on {remote} ({agent}) is not compatible with this hub: it speaks protocol versions {agent_versions:?}, this hub speaks version {}; {advice}", runicorn_protocol::wire::PROTOCOL_VERSION)]
+    ProtocolMismatch {
+        remote: String,
+        /// The agent's `software` (`runicorn-agent/0.3.0`).
+        agent: String,
+        agent_versions: Vec<u32>,
+        /// Which side to upgrade, and how.
+        advice: String,
+    },
+    /// Installing or upgrading the agent on the server failed (`connect --install-agent`).
+    #[error(transparent)]
+    Install(#[from] crate::agent_install::InstallError),
     #[error("the agent on {remote} sent a message this hub refuses: {detail}. Nothing from that message was stored; upgrade or reinstall runicorn-agent on {remote}{}", stderr_text(.stderr))]
     BrokenAgent {
         remote: String,

@@ -9,7 +9,7 @@ mod engine;
 mod error;
 pub mod validate;
 
-pub(crate) use client::AgentClient;
+pub(crate) use client::{agent_is_older, AgentClient};
 pub(crate) use engine::{follow, record_sync, sync_round};
 pub use engine::{RoundObserver, RoundStats};
 pub use error::SyncError;

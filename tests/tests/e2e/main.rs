@@ -23,6 +23,7 @@ mod hub_fetch_cache;
 mod hub_sync;
 mod hub_tolerance;
 mod hub_ui;
+mod install_agent;
 mod log_bytes;
 mod portable_agent;
 mod run_files;
