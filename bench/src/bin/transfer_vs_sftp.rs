@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use runicorn_bench::sync_setup::{private_binaries, show, time_command, Link, Server};
 use runicorn_bench::machine_description;
+use runicorn_bench::sync_setup::{private_binaries, show, time_command, Link, Server};
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 
 #[derive(Parser)]
@@ -123,8 +123,8 @@ impl Ui {
 
     /// Peak resident set of the hub so far, in MiB (VmHWM).
     fn peak_rss_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -234,7 +234,9 @@ fn main() -> anyhow::Result<()> {
     } else {
         (args.size_mib << 20, args.repeats.max(1))
     };
-    let work = tempfile::Builder::new().prefix("transfer-bench-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("transfer-bench-")
+        .tempdir()?;
     let (hub, agent) = private_binaries(work.path())?;
     let root = work.path().join("root");
     let run_dir = write_run(&root, size, repeats * 2)?;

@@ -189,10 +189,14 @@ async fn fetch_one(
     from_remote: &AtomicU64,
 ) -> anyhow::Result<()> {
     let destination = out_dir.join(relative(&file.path)?);
+    // Bytes held so far, and where this attempt started: a cached file reports its whole
+    // size at once, a resumed transfer first the bytes it already had.
     let seen = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(AtomicU64::new(u64::MAX));
     let progress: TransferProgress = {
-        let (seen, bar) = (Arc::clone(&seen), bar.clone());
+        let (seen, first, bar) = (Arc::clone(&seen), Arc::clone(&first), bar.clone());
         Arc::new(move |so_far: u64| {
+            let _ = first.compare_exchange(u64::MAX, so_far, Ordering::Relaxed, Ordering::Relaxed);
             let before = seen.swap(so_far, Ordering::Relaxed);
             bar.inc(so_far.saturating_sub(before));
         })
@@ -202,7 +206,8 @@ async fn fetch_one(
         .await?;
     // Whatever the progress calls said, the bar ends this file at its size.
     let counted = seen.load(Ordering::Relaxed);
-    from_remote.fetch_add(counted, Ordering::Relaxed);
+    let started_at = first.load(Ordering::Relaxed).min(counted);
+    from_remote.fetch_add(counted - started_at, Ordering::Relaxed);
     bar.inc(file.size.saturating_sub(counted));
     let source = cached.path.clone();
     tokio::task::spawn_blocking(move || copy_out(&source, &destination))
