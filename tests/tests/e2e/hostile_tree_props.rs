@@ -297,8 +297,13 @@ fn ls_bounded(root: &Path, no_index: bool) -> Result<LsRun, String> {
         buf
     });
     let started = Instant::now();
-    // wait4 rather than Child::try_wait: it also reports the agent's peak resident memory.
-    let (status, usage) = loop {
+    // The agent's peak resident memory, sampled from its own /proc entry while it runs. Not
+    // `ru_maxrss` from wait4: a child spawned by this (multi-threaded, posix_spawn) test process
+    // inherits the test process's peak at exec, which other tests here (200 MiB transfers)
+    // inflate far past the agent's own.
+    let mut peak_rss_bytes = 0u64;
+    let status = loop {
+        peak_rss_bytes = peak_rss_bytes.max(vm_hwm_bytes(pid).unwrap_or(0));
         let mut status = 0;
         // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -306,7 +311,7 @@ fn ls_bounded(root: &Path, no_index: bool) -> Result<LsRun, String> {
         let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         assert!(done >= 0, "wait4: {}", std::io::Error::last_os_error());
         if done == pid {
-            break (status, usage);
+            break status;
         }
         if started.elapsed() > DEADLINE {
             let _ = child.kill();
@@ -316,15 +321,23 @@ fn ls_bounded(root: &Path, no_index: bool) -> Result<LsRun, String> {
                 "runicorn-agent ls did not finish within {DEADLINE:?}; killed (stderr: {err})"
             ));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     };
     Ok(LsRun {
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         stdout: out.join().expect("stdout reader"),
         stderr: String::from_utf8_lossy(&err.join().expect("stderr reader")).into_owned(),
-        // Linux reports ru_maxrss in KiB.
-        peak_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+        peak_rss_bytes,
     })
+}
+
+/// `VmHWM` (peak resident set) of a running process, from `/proc/PID/status`; `None` once it
+/// has exited (or before its exec, when the line is still the spawner's).
+fn vm_hwm_bytes(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn check_tree(tree: &Tree) -> Result<(), TestCaseError> {

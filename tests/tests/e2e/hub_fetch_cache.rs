@@ -383,14 +383,23 @@ fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoi
             )
         })
         .collect();
-    let mut files: Vec<(&str, Vec<u8>)> = images
+    let files: Vec<(&str, Vec<u8>)> = images
         .iter()
         .map(|(p, b)| (p.as_str(), b.clone()))
         .collect();
-    // A 200 MB checkpoint: far over the media threshold, and not media.
-    files.push(("ckpt/model.pt", noise(200 << 20, 99)));
     let run_dir = write_run(root.path(), "pictures", &files);
-    drop(files);
+    // A 200 MB checkpoint: far over the media threshold, and not media. Written a block at a
+    // time, so this process's memory stays small.
+    {
+        use std::io::Write;
+        std::fs::create_dir_all(run_dir.join("ckpt")).unwrap();
+        let mut out = std::fs::File::create(run_dir.join("ckpt/model.pt")).unwrap();
+        let block = noise(1 << 20, 99);
+        for i in 0..200u8 {
+            out.write_all(&[i]).unwrap();
+            out.write_all(&block[1..]).unwrap();
+        }
+    }
     let hub_dir = tempfile::tempdir().unwrap();
     // Default prefetch; `--once` returns when the prefetch is done.
     connect_ssh(&home, hub_dir.path(), &sshd, root.path(), &[]);

@@ -154,14 +154,15 @@ impl World {
         world
     }
 
-    /// One `runicorn-hub connect local:ROOT --once`.
+    /// One `runicorn-hub connect local:ROOT --once`, prefetching nothing: these tests watch
+    /// files come into the cache on demand.
     pub(super) fn sync(&self) {
         let out = hub(self.home.path(), self.hub_dir.path())
             .arg("connect")
             .arg(format!("local:{}", self.root.path().display()))
             .arg("--agent")
             .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "here"])
+            .args(["--once", "--no-ui", "--name", "here", "--prefetch", "none"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", show(&out));
