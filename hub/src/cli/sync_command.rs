@@ -32,6 +32,8 @@ pub struct SyncArgs {
     /// JSON array on stdout
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub prefetch: super::prefetch_args::PrefetchArgs,
 }
 
 /// Collects each remote's first round for `--json`, passing events on to the terminal.
@@ -96,11 +98,19 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
                 safety_interval: Duration::from_secs(30),
             });
         }
+        // The prefetch of each remote starts after its round; the command ends when all are done.
+        let files = runicorn_hub::file_fetch::RemoteFiles::new(store.clone());
+        let prefetcher = args.prefetch.start(&store, &files);
+        let ids = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
         let reporter = Collector {
-            terminal: SyncReporter::new(args.quiet),
+            terminal: SyncReporter::new(args.quiet).with_prefetch(prefetcher.clone(), ids),
             rounds: Mutex::default(),
         };
         let results = futures_join(&jobs, &store, &reporter).await;
+        tokio::select! {
+            _ = prefetcher.wait_idle() => {}
+            _ = super::ctrl_c::ctrl_c() => {}
+        }
         let mut failed = Vec::new();
         let mut rows = Vec::new();
         let rounds = reporter
