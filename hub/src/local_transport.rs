@@ -21,15 +21,21 @@ pub enum LocalTransportError {
     },
 }
 
-/// Finds `runicorn-agent`: the given path, else the one beside this executable, else `PATH`.
+/// Finds `runicorn-agent`: the given path, else the one beside this executable, else the
+/// portable agent for this machine beside it (`runicorn-agent-x86_64-linux`, which the hub's
+/// wheel installs for `connect --install-agent`), else `PATH`.
 pub fn local_agent_program(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_owned();
     }
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            let sibling = dir.join("runicorn-agent");
-            if sibling.is_file() {
+            let mut siblings = vec![dir.join("runicorn-agent")];
+            if cfg!(target_os = "linux") {
+                let arch = std::env::consts::ARCH;
+                siblings.push(dir.join(format!("runicorn-agent-{arch}-linux")));
+            }
+            if let Some(sibling) = siblings.into_iter().find(|p| p.is_file()) {
                 return sibling;
             }
         }
