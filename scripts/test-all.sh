@@ -82,6 +82,12 @@ export RUNICORN_AGENT_BIN="$repo/target/debug/runicorn-agent"
 step "portable agent (scripts/build-agent.sh)"
 scripts/build-agent.sh
 export RUNICORN_PORTABLE_AGENT="$repo/target/portable/runicorn-agent"
+# The wheels (maturin, bindings = "bin"; manylinux2014 through zig): the agent's (the portable
+# build above, packaged again) and the hub's (a release build of the hub with the dashboard, and
+# the portable agent beside it). tests/tests/e2e/wheels.rs installs each into a fresh venv.
+step "wheels (scripts/build-wheels.sh)"
+scripts/build-wheels.sh
+export RUNICORN_WHEELS_DIR="$repo/target/wheels"
 step "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$cache/cargo-test.log"
 

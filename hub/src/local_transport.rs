@@ -21,20 +21,28 @@ pub enum LocalTransportError {
     },
 }
 
-/// Finds `runicorn-agent`: the given path, else the one beside this executable, else `PATH`.
+/// Finds `runicorn-agent`: the given path, else the one beside this executable (`agent_beside`),
+/// else `PATH`.
 pub fn local_agent_program(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_owned();
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            let sibling = dir.join("runicorn-agent");
-            if sibling.is_file() {
-                return sibling;
-            }
-        }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(agent_beside))
+        .unwrap_or_else(|| PathBuf::from("runicorn-agent"))
+}
+
+/// The agent in `dir` (the hub executable's folder): `runicorn-agent`, else, on Linux, the
+/// portable agent for this machine's architecture (`runicorn-agent-x86_64-linux`, which the
+/// hub's wheel installs beside `runicorn-hub` for `connect --install-agent`).
+fn agent_beside(dir: &Path) -> Option<PathBuf> {
+    let mut candidates = vec![dir.join("runicorn-agent")];
+    if cfg!(target_os = "linux") {
+        let arch = std::env::consts::ARCH;
+        candidates.push(dir.join(format!("runicorn-agent-{arch}-linux")));
     }
-    PathBuf::from("runicorn-agent")
+    candidates.into_iter().find(|p| p.is_file())
 }
 
 /// Starts `runicorn-agent serve --stdio --root ROOT` as a child process.
@@ -128,5 +136,30 @@ impl LinkDiagnostics for ChildDiagnostics {
                 status.signal().map(|s| 128 + s as u32)
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_beside_the_hub_is_runicorn_agent_else_the_portable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(agent_beside(dir.path()), None);
+
+        let portable = dir
+            .path()
+            .join(format!("runicorn-agent-{}-linux", std::env::consts::ARCH));
+        std::fs::write(&portable, b"").unwrap();
+        // A folder of that name is not an agent.
+        let plain = dir.path().join("runicorn-agent");
+        std::fs::create_dir(&plain).unwrap();
+        let expected = cfg!(target_os = "linux").then(|| portable.clone());
+        assert_eq!(agent_beside(dir.path()), expected);
+
+        std::fs::remove_dir(&plain).unwrap();
+        std::fs::write(&plain, b"").unwrap();
+        assert_eq!(agent_beside(dir.path()), Some(plain));
     }
 }

@@ -33,3 +33,4 @@ mod terminal_safety;
 mod upstream_compat;
 mod web_api;
 mod web_limits;
+mod wheels;
