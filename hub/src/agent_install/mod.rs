@@ -191,7 +191,9 @@ async fn install_agent(
     remote::install(session, remote, &facts, &local, &sha256).await?;
     if let Some(report) = &install.report {
         report(&format!(
-            "{remote}: runicorn-agent installed and verified in {:.1} s (SHA-256 matches)",
+            "{remote}: runicorn-agent installed and verified in {:.1} s (SHA-256 matches); \
+             to wrap training commands with `runicorn-agent run` there, put it on your PATH: \
+             ln -sf ~/.runicorn/bin/runicorn-agent ~/.local/bin/",
             started.elapsed().as_secs_f64()
         ));
     }
