@@ -408,3 +408,177 @@ fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() 
     let again = fetch("ckpt.bin", None).unwrap();
     assert_eq!(again, cached);
 }
+
+/// A fetcher that writes a file's bytes by hand, a step at a time, so the test sees what the
+/// client receives while the transfer is under way; it ends as the test says (verified or not).
+struct SteppedFetcher {
+    /// Where it writes the "partial".
+    dir: PathBuf,
+    /// The bytes it delivers.
+    bytes: Vec<u8>,
+    /// `Some(n)`: write n more bytes; `Some(0)`: end verified; `None`: end as failed.
+    steps: Mutex<Option<std::sync::mpsc::Receiver<Option<usize>>>>,
+}
+
+impl runicorn_web::FileFetcher for SteppedFetcher {
+    fn fetch(
+        &self,
+        _run: RunRow,
+        _path: String,
+        progress: Option<runicorn_web::FetchProgress>,
+        started: Option<runicorn_web::FetchStarted>,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<runicorn_web::FetchedFile, runicorn_web::FetchFailure>,
+    > {
+        let steps = self.steps.lock().unwrap().take().expect("one fetch");
+        let (dir, bytes) = (self.dir.clone(), self.bytes.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let partial = dir.join("stepped.partial");
+                let mut out = std::fs::File::create(&partial).unwrap();
+                if let Some(started) = started {
+                    started(std::fs::File::open(&partial).unwrap());
+                }
+                let mut written = 0;
+                while let Ok(step) = steps.recv() {
+                    let Some(n) = step else {
+                        return Err(runicorn_web::FetchFailure {
+                            kind: runicorn_web::FetchFailureKind::Failed,
+                            message: "the bytes do not match the manifest's SHA-256".into(),
+                        });
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    let end = (written + n).min(bytes.len());
+                    out.write_all(&bytes[written..end]).unwrap();
+                    written = end;
+                    if let Some(p) = &progress {
+                        p(written as u64);
+                    }
+                }
+                Ok(runicorn_web::FetchedFile {
+                    sha256: sha256sum(&partial),
+                    size: written as u64,
+                    path: partial,
+                })
+            })
+            .await
+            .unwrap()
+        })
+    }
+}
+
+/// Reads from `stream` until `want` bytes are in `got` or `limit` passes; returns whether the
+/// stream ended (closed) meanwhile.
+fn read_until(stream: &mut impl Read, got: &mut Vec<u8>, want: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < want && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// `GET target` on a raw connection; returns the reader positioned at the body, and the head.
+fn open_get(addr: SocketAddr, target: &str) -> (BufReader<std::net::TcpStream>, String) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !head.ends_with("\r\n\r\n") && Instant::now() < deadline {
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        head.push_str(&line);
+    }
+    (reader, head)
+}
+
+#[test]
+fn a_file_is_streamed_while_it_arrives_and_its_last_byte_waits_for_verification() {
+    const SIZE: usize = 3 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let run_dir = write_run(root.path(), "streamrun", &[("stream.bin", SIZE as u64)]);
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .arg("connect")
+            .arg(format!("local:{}", root.path().display()))
+            .arg("--agent")
+            .arg(agent_path())
+            .args(["--once", "--no-ui", "--name", "gpu"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let bytes = std::fs::read(run_dir.join("stream.bin")).unwrap();
+
+    for verified in [true, false] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fetcher = SteppedFetcher {
+            dir: scratch.path().to_owned(),
+            bytes: bytes.clone(),
+            steps: Mutex::new(Some(rx)),
+        };
+        let served = runicorn_tests::dashboard::ServedDashboard::start(
+            hub_dir.path(),
+            Some(Arc::new(fetcher)),
+        );
+        let (mut body, head) = open_get(served.addr, "/api/runs/streamrun/files/stream.bin");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-length: {SIZE}")),
+            "{head}"
+        );
+        // A first MiB arrives while the transfer is still under way.
+        let mut got = Vec::new();
+        tx.send(Some(1 << 20)).unwrap();
+        assert!(!read_until(
+            &mut body,
+            &mut got,
+            1 << 20,
+            Duration::from_secs(20)
+        ));
+        assert_eq!(got.len(), 1 << 20, "the first MiB was not streamed");
+        assert_eq!(got, &bytes[..1 << 20]);
+        // All bytes written: every one but the last goes out; the last waits for the verdict.
+        tx.send(Some(SIZE)).unwrap();
+        let ended = read_until(&mut body, &mut got, SIZE, Duration::from_secs(3));
+        assert!(!ended, "the answer ended before the verdict");
+        assert_eq!(
+            got.len(),
+            SIZE - 1,
+            "the last byte must wait for the verdict"
+        );
+        tx.send(if verified { Some(0) } else { None }).unwrap();
+        let ended = read_until(&mut body, &mut got, SIZE, Duration::from_secs(20));
+        if verified {
+            assert_eq!(got, bytes, "a verified file arrives whole");
+        } else {
+            let ended = ended || read_until(&mut body, &mut got, SIZE + 1, Duration::from_secs(20));
+            assert!(ended, "a file that failed verification must end its answer");
+            assert_eq!(got.len(), SIZE - 1, "and never complete");
+        }
+        drop(served);
+    }
+}
