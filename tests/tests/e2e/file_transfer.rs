@@ -4,7 +4,8 @@
 //! server and its sessions are gone while an uncached one answers `503 remote_offline`; and,
 //! through the hub's library, a transfer cut half-way by the TCP relay resuming from its
 //! partial and verifying, and bytes changed on the server after the manifest was read refused
-//! and never cached.
+//! and never cached; the file route streaming a file while it arrives and holding its last
+//! byte until it is verified; live follow keeping up during a large transfer.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunRow, Store};
 use runicorn_tests::http::{get, Request, Response};
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{agent_path, hub, show, store_points};
 use runicorn_tests::output_within;
 use runicorn_tests::relay::Relay;
 use runicorn_tests::sshd::{current_user, ClientHome, Sshd};
@@ -117,9 +118,15 @@ struct Ui {
 }
 
 impl Ui {
+    /// `ui --offline`: the dashboard and its fetches, no sync.
     fn start(home: &ClientHome, hub_dir: &Path) -> Ui {
+        Ui::start_with(home, hub_dir, &["--offline"])
+    }
+
+    fn start_with(home: &ClientHome, hub_dir: &Path, extra: &[&str]) -> Ui {
         let mut child = hub(home.path(), hub_dir)
-            .args(["ui", "--offline", "--port", "0"])
+            .args(["ui", "--port", "0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -581,4 +588,63 @@ fn a_file_is_streamed_while_it_arrives_and_its_last_byte_waits_for_verification(
         }
         drop(served);
     }
+}
+
+#[test]
+fn live_follow_keeps_up_while_a_large_file_transfers() {
+    const BIG: u64 = 200 << 20;
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new(root.path(), "runicorn-tests");
+    spec.path = Some("transfer".to_owned());
+    spec.run_id = Some("liverun".to_owned());
+    let mut w = RunWriter::create(&spec).unwrap();
+    w.log_metrics(&[("loss", 1.0)], Some(0), None).unwrap();
+    w.flush().unwrap();
+    write_big(&w.dir().join("big.bin"), BIG);
+    sync_once(&home, hub_dir.path(), &sshd.spec(), root.path());
+    let ui = Ui::start_with(&home, hub_dir.path(), &[]);
+    let stored_steps = || {
+        store_points(hub_dir.path(), "gpu")
+            .values()
+            .flat_map(|keys| keys.get("loss"))
+            .map(|series| series.len())
+            .sum::<usize>()
+    };
+    assert_eq!(stored_steps(), 1);
+
+    let addr = ui.addr;
+    let transfer = std::thread::spawn(move || get(addr, "/api/runs/liverun/files/big.bin"));
+    let tmp = hub_dir.path().join("files/tmp");
+    assert!(
+        runicorn_tests::wait_until(60.0, || partials(hub_dir.path())
+            .iter()
+            .any(|(_, len)| *len > 0)),
+        "the transfer never began ({})",
+        tmp.display()
+    );
+    // Points logged during the transfer reach the store while it still runs.
+    let started = Instant::now();
+    w.log_metrics(&[("loss", 0.5)], Some(1), None).unwrap();
+    w.flush().unwrap();
+    let arrived = runicorn_tests::wait_until(20.0, || stored_steps() == 2);
+    let latency = started.elapsed();
+    let still_transferring = !transfer.is_finished();
+    assert!(
+        arrived,
+        "a point logged during a transfer did not arrive\n{}",
+        ui.stderr.lock().unwrap()
+    );
+    assert!(
+        still_transferring,
+        "the transfer ended before the point arrived ({latency:?}): make the file bigger"
+    );
+    eprintln!("a point arrived {latency:?} after it was logged, during a 200 MiB transfer");
+    let r = transfer.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len() as u64, BIG);
+    w.finish(RunOutcome::finished()).unwrap();
 }
