@@ -96,17 +96,17 @@ fn write_run(root: &Path, run_id: &str, files: &[(&str, u64)]) -> PathBuf {
     dir
 }
 
-/// `runicorn-hub connect TARGET --once` remembering the remote as `gpu`.
+/// `runicorn-hub connect TARGET --once` remembering the remote as `gpu` (`--root ROOT` for an
+/// SSH target; a `local:DIR` target is its own root).
 fn sync_once(home: &ClientHome, hub_dir: &Path, target: &str, root: &Path) {
-    let out = output_within(
-        hub(home.path(), hub_dir)
-            .args(["connect", target, "--once", "--no-ui", "--name", "gpu"])
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root),
-        LIMIT,
-    );
+    let mut cmd = hub(home.path(), hub_dir);
+    cmd.args(["connect", target, "--once", "--no-ui", "--name", "gpu"])
+        .arg("--agent")
+        .arg(agent_path());
+    if !target.starts_with("local:") {
+        cmd.arg("--root").arg(root);
+    }
+    let out = output_within(&mut cmd, LIMIT);
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -647,4 +647,34 @@ fn live_follow_keeps_up_while_a_large_file_transfers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len() as u64, BIG);
     w.finish(RunOutcome::finished()).unwrap();
+}
+
+#[test]
+fn two_requests_for_one_uncached_file_both_get_it_whole_and_it_is_cached_once() {
+    const SIZE: u64 = 48 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let run_dir = write_run(root.path(), "tworun", &[("both.bin", SIZE)]);
+    sync_once(
+        &home,
+        hub_dir.path(),
+        &format!("local:{}", root.path().display()),
+        root.path(),
+    );
+    let ui = Ui::start(&home, hub_dir.path());
+    let addr = ui.addr;
+    let requests: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(addr, "/api/runs/tworun/files/both.bin")))
+        .collect();
+    for r in requests {
+        let r = r.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(same_as_file(&r.body, &run_dir.join("both.bin")));
+    }
+    // One copy in the cache, no partial left.
+    let sha = sha256sum(&run_dir.join("both.bin"));
+    let store = Store::open_read_only(hub_dir.path()).unwrap();
+    assert!(store.file_path(&sha).is_some());
+    assert!(partials(hub_dir.path()).is_empty());
 }
