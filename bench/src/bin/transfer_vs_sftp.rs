@@ -8,6 +8,9 @@
 //! handshake (a few ms at loopback, about 4 round trips through the relay); the hub's first
 //! transfer includes opening its file connection, later ones reuse it.
 //!
+//! A third figure is the transfer alone, as `runicorn-hub fetch` does it: the hub's library
+//! (`RemoteFiles::ensure_cached`) in this process, into the cache, without the HTTP hop.
+//!
 //! Also: the hub's peak RSS (VmHWM) over the whole run of transfers, and the time of a cache
 //! miss on a small file (the remote's file connection already open) in round trips.
 //!
@@ -227,6 +230,43 @@ fn batch_file(remote: &Path, local: &Path) -> PathBuf {
     path
 }
 
+/// Times `ensure_cached` of the big file `repeats` times in this process, the cache emptied
+/// before each.
+fn library_transfers(
+    server: &Server,
+    hub_dir: &Path,
+    repeats: usize,
+    size: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    use runicorn_hub::file_fetch::RemoteFiles;
+    use runicorn_hub::store_thread::StoreHandle;
+    let run = runicorn_store::Store::open_read_only(hub_dir)?
+        .list_runs(&runicorn_store::RunFilter::default())?
+        .into_iter()
+        .find(|r| r.id == RUN_ID)
+        .context("the bench run is synced")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let files =
+        RemoteFiles::with_connect_options(StoreHandle::open(hub_dir)?, server.home.options());
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        clear_cache(hub_dir)?;
+        let start = Instant::now();
+        let cached = rt.block_on(files.ensure_cached(run.clone(), BIG.to_owned(), None))?;
+        times.push(start.elapsed());
+        anyhow::ensure!(
+            cached.size == size,
+            "cached {} of {size} bytes",
+            cached.size
+        );
+    }
+    clear_cache(hub_dir)?;
+    Ok(times)
+}
+
 fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
     times.sort();
     (times[0], times[times.len() / 2])
@@ -286,6 +326,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let peak = ui.peak_rss_mib();
+        let library = library_transfers(&server, &hub_dir, repeats, size)?;
         // Small misses: the file connection is open now (the big transfers opened it).
         let mut small = Vec::new();
         for i in 0..repeats * 2 {
@@ -299,6 +340,7 @@ fn main() -> anyhow::Result<()> {
         let (sftp_best, sftp_median) = best_and_median(theirs);
         let (tuned_best, tuned_median) = best_and_median(tuned);
         let (small_best, small_median) = best_and_median(small);
+        let (lib_best, lib_median) = best_and_median(library);
         println!("\n{}:", link.describe());
         println!(
             "  hub (cache miss through the API): best {} ({:.0} MiB/s), median {}",
@@ -325,6 +367,15 @@ fn main() -> anyhow::Result<()> {
             sftp_median.as_secs_f64() / ours_median.as_secs_f64(),
             tuned_best.as_secs_f64() / ours_best.as_secs_f64(),
             tuned_median.as_secs_f64() / ours_median.as_secs_f64()
+        );
+        println!(
+            "  hub library (ensure_cached, no HTTP hop): best {} ({:.0} MiB/s), median {}; \
+             ratio to sftp {:.2}, to sftp with AES-GCM {:.2} (medians)",
+            show(lib_best),
+            mib_s(size, lib_best),
+            show(lib_median),
+            sftp_median.as_secs_f64() / lib_median.as_secs_f64(),
+            tuned_median.as_secs_f64() / lib_median.as_secs_f64()
         );
         println!("  hub peak RSS over the run: {peak:.0} MiB; goal < 100 MB");
         let rounds = if rtt.is_zero() {
