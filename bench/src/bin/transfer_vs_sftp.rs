@@ -3,6 +3,14 @@
 //! cache, verifies it and sends it on) against OpenSSH's `sftp` getting the same file over the
 //! same sshd, in the same run, at loopback and through a relay adding round-trip time.
 //!
+//! `sftp` runs twice: with its defaults (ChaCha20-Poly1305, 64 requests of 32 KiB in flight),
+//! and with the cipher the hub prefers (`-c aes256-gcm@openssh.com`). Each `sftp` time includes its SSH
+//! handshake (a few ms at loopback, about 4 round trips through the relay); the hub's first
+//! transfer includes opening its file connection, later ones reuse it.
+//!
+//! A third figure is the transfer alone, as `runicorn-hub fetch` does it: the hub's library
+//! (`RemoteFiles::ensure_cached`) in this process, into the cache, without the HTTP hop.
+//!
 //! Also: the hub's peak RSS (VmHWM) over the whole run of transfers, and the time of a cache
 //! miss on a small file (the remote's file connection already open) in round trips.
 //!
@@ -182,12 +190,16 @@ fn clear_cache(hub_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sftp -b -` getting `remote` into `local` over `link`, as OpenSSH's client.
-fn sftp_get(server: &Server, link: &Link, remote: &Path, local: &Path) -> Command {
+/// `sftp -b BATCH` getting `remote` into `local` over `link`, as OpenSSH's client, with its
+/// defaults, or `aes`: with the hub's cipher (`-c aes256-gcm@openssh.com`).
+fn sftp_get(server: &Server, link: &Link, remote: &Path, local: &Path, tuned: bool) -> Command {
     let mut cmd = Command::new("sftp");
     cmd.env("HOME", server.home.path())
-        .env_remove("SSH_AUTH_SOCK")
-        .args(["-q", "-F", "/dev/null", "-P", &link.port.to_string(), "-i"])
+        .env_remove("SSH_AUTH_SOCK");
+    if tuned {
+        cmd.args(["-c", "aes256-gcm@openssh.com"]);
+    }
+    cmd.args(["-q", "-F", "/dev/null", "-P", &link.port.to_string(), "-i"])
         .arg(server.home.ssh_dir().join("id_ed25519"))
         .arg("-o")
         .arg(format!(
@@ -216,6 +228,43 @@ fn batch_file(remote: &Path, local: &Path) -> PathBuf {
         format!("get \"{}\" \"{}\"\n", remote.display(), local.display()),
     );
     path
+}
+
+/// Times `ensure_cached` of the big file `repeats` times in this process, the cache emptied
+/// before each.
+fn library_transfers(
+    server: &Server,
+    hub_dir: &Path,
+    repeats: usize,
+    size: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    use runicorn_hub::file_fetch::RemoteFiles;
+    use runicorn_hub::store_thread::StoreHandle;
+    let run = runicorn_store::Store::open_read_only(hub_dir)?
+        .list_runs(&runicorn_store::RunFilter::default())?
+        .into_iter()
+        .find(|r| r.id == RUN_ID)
+        .context("the bench run is synced")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let files =
+        RemoteFiles::with_connect_options(StoreHandle::open(hub_dir)?, server.home.options());
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        clear_cache(hub_dir)?;
+        let start = Instant::now();
+        let cached = rt.block_on(files.ensure_cached(run.clone(), BIG.to_owned(), None))?;
+        times.push(start.elapsed());
+        anyhow::ensure!(
+            cached.size == size,
+            "cached {} of {size} bytes",
+            cached.size
+        );
+    }
+    clear_cache(hub_dir)?;
+    Ok(times)
 }
 
 fn best_and_median(mut times: Vec<Duration>) -> (Duration, Duration) {
@@ -260,7 +309,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         let ui = Ui::start(server.hub(&hub, &hub_dir))?;
         let big = format!("/api/runs/{RUN_ID}/files/{BIG}");
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut tuned) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..repeats {
             clear_cache(&hub_dir)?;
             let start = Instant::now();
@@ -268,13 +317,16 @@ fn main() -> anyhow::Result<()> {
             ours.push(start.elapsed());
             anyhow::ensure!(got == size, "the hub sent {got} of {size} bytes");
 
-            let local = work.path().join("sftp-copy.bin");
-            let timed = time_command(&mut sftp_get(&server, &link, &run_dir.join(BIG), &local))?;
-            theirs.push(timed.wall);
-            anyhow::ensure!(std::fs::metadata(&local)?.len() == size, "sftp copy size");
-            std::fs::remove_file(&local)?;
+            for (is_tuned, times) in [(false, &mut theirs), (true, &mut tuned)] {
+                let local = work.path().join("sftp-copy.bin");
+                let mut cmd = sftp_get(&server, &link, &run_dir.join(BIG), &local, is_tuned);
+                times.push(time_command(&mut cmd)?.wall);
+                anyhow::ensure!(std::fs::metadata(&local)?.len() == size, "sftp copy size");
+                std::fs::remove_file(&local)?;
+            }
         }
         let peak = ui.peak_rss_mib();
+        let library = library_transfers(&server, &hub_dir, repeats, size)?;
         // Small misses: the file connection is open now (the big transfers opened it).
         let mut small = Vec::new();
         for i in 0..repeats * 2 {
@@ -286,7 +338,9 @@ fn main() -> anyhow::Result<()> {
         clear_cache(&hub_dir)?;
         let (ours_best, ours_median) = best_and_median(ours);
         let (sftp_best, sftp_median) = best_and_median(theirs);
+        let (tuned_best, tuned_median) = best_and_median(tuned);
         let (small_best, small_median) = best_and_median(small);
+        let (lib_best, lib_median) = best_and_median(library);
         println!("\n{}:", link.describe());
         println!(
             "  hub (cache miss through the API): best {} ({:.0} MiB/s), median {}",
@@ -301,9 +355,27 @@ fn main() -> anyhow::Result<()> {
             show(sftp_median)
         );
         println!(
-            "  throughput ratio hub/sftp: {:.2} (best), {:.2} (median); goal ≥ 0.9",
+            "  sftp -c aes256-gcm@openssh.com:   best {} ({:.0} MiB/s), median {}",
+            show(tuned_best),
+            mib_s(size, tuned_best),
+            show(tuned_median)
+        );
+        println!(
+            "  throughput ratio hub/sftp: {:.2} (best), {:.2} (median); goal ≥ 0.9; \
+             hub/sftp with AES-GCM: {:.2} (best), {:.2} (median)",
             sftp_best.as_secs_f64() / ours_best.as_secs_f64(),
-            sftp_median.as_secs_f64() / ours_median.as_secs_f64()
+            sftp_median.as_secs_f64() / ours_median.as_secs_f64(),
+            tuned_best.as_secs_f64() / ours_best.as_secs_f64(),
+            tuned_median.as_secs_f64() / ours_median.as_secs_f64()
+        );
+        println!(
+            "  hub library (ensure_cached, no HTTP hop): best {} ({:.0} MiB/s), median {}; \
+             ratio to sftp {:.2}, to sftp with AES-GCM {:.2} (medians)",
+            show(lib_best),
+            mib_s(size, lib_best),
+            show(lib_median),
+            sftp_median.as_secs_f64() / lib_median.as_secs_f64(),
+            tuned_median.as_secs_f64() / lib_median.as_secs_f64()
         );
         println!("  hub peak RSS over the run: {peak:.0} MiB; goal < 100 MB");
         let rounds = if rtt.is_zero() {

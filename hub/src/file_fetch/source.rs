@@ -74,18 +74,18 @@ pub async fn open_sftp(
     offset: u64,
 ) -> Result<(SourceFile, Stat), OpenError> {
     let full = format!("{}/{relative}", root_real.trim_end_matches('/'));
-    // The server resolves every link (OpenSSH's realpath(3)); the result must stay in the root.
-    let real = sftp
-        .canonicalize(full.as_str())
-        .await
-        .map_err(|e| OpenError::Failed(e.to_string()))?;
+    // One round trip for both: the server resolves every link (OpenSSH's realpath(3)), and
+    // stat follows them too, so the stat is the resolved file's. Nothing is opened before
+    // both are known (opening a FIFO would block the server's SFTP process).
+    let (real, meta) = tokio::join!(
+        sftp.canonicalize(full.as_str()),
+        sftp.metadata(full.as_str())
+    );
+    let real = real.map_err(|e| OpenError::Failed(e.to_string()))?;
     if !is_under(&real, root_real) {
         return Err(OpenError::Outside(real));
     }
-    let meta = sftp
-        .metadata(real.as_str())
-        .await
-        .map_err(|e| OpenError::Failed(e.to_string()))?;
+    let meta = meta.map_err(|e| OpenError::Failed(e.to_string()))?;
     if !meta.file_type().is_file() {
         return Err(OpenError::NotRegular);
     }

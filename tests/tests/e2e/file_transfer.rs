@@ -4,7 +4,8 @@
 //! server and its sessions are gone while an uncached one answers `503 remote_offline`; and,
 //! through the hub's library, a transfer cut half-way by the TCP relay resuming from its
 //! partial and verifying, and bytes changed on the server after the manifest was read refused
-//! and never cached.
+//! and never cached; the file route streaming a file while it arrives and holding its last
+//! byte until it is verified; live follow keeping up during a large transfer.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunRow, Store};
 use runicorn_tests::http::{get, Request, Response};
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{agent_path, hub, show, store_points};
 use runicorn_tests::output_within;
 use runicorn_tests::relay::Relay;
 use runicorn_tests::sshd::{current_user, ClientHome, Sshd};
@@ -95,17 +96,17 @@ fn write_run(root: &Path, run_id: &str, files: &[(&str, u64)]) -> PathBuf {
     dir
 }
 
-/// `runicorn-hub connect TARGET --once` remembering the remote as `gpu`.
+/// `runicorn-hub connect TARGET --once` remembering the remote as `gpu` (`--root ROOT` for an
+/// SSH target; a `local:DIR` target is its own root).
 fn sync_once(home: &ClientHome, hub_dir: &Path, target: &str, root: &Path) {
-    let out = output_within(
-        hub(home.path(), hub_dir)
-            .args(["connect", target, "--once", "--no-ui", "--name", "gpu"])
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root),
-        LIMIT,
-    );
+    let mut cmd = hub(home.path(), hub_dir);
+    cmd.args(["connect", target, "--once", "--no-ui", "--name", "gpu"])
+        .arg("--agent")
+        .arg(agent_path());
+    if !target.starts_with("local:") {
+        cmd.arg("--root").arg(root);
+    }
+    let out = output_within(&mut cmd, LIMIT);
     assert!(out.status.success(), "{}", show(&out));
 }
 
@@ -117,9 +118,15 @@ struct Ui {
 }
 
 impl Ui {
+    /// `ui --offline`: the dashboard and its fetches, no sync.
     fn start(home: &ClientHome, hub_dir: &Path) -> Ui {
+        Ui::start_with(home, hub_dir, &["--offline"])
+    }
+
+    fn start_with(home: &ClientHome, hub_dir: &Path, extra: &[&str]) -> Ui {
         let mut child = hub(home.path(), hub_dir)
-            .args(["ui", "--offline", "--port", "0"])
+            .args(["ui", "--port", "0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -407,4 +414,267 @@ fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() 
     drop(sshd);
     let again = fetch("ckpt.bin", None).unwrap();
     assert_eq!(again, cached);
+}
+
+/// A fetcher that writes a file's bytes by hand, a step at a time, so the test sees what the
+/// client receives while the transfer is under way; it ends as the test says (verified or not).
+struct SteppedFetcher {
+    /// Where it writes the "partial".
+    dir: PathBuf,
+    /// The bytes it delivers.
+    bytes: Vec<u8>,
+    /// `Some(n)`: write n more bytes; `Some(0)`: end verified; `None`: end as failed.
+    steps: Mutex<Option<std::sync::mpsc::Receiver<Option<usize>>>>,
+}
+
+impl runicorn_web::FileFetcher for SteppedFetcher {
+    fn fetch(
+        &self,
+        _run: RunRow,
+        _path: String,
+        progress: Option<runicorn_web::FetchProgress>,
+        started: Option<runicorn_web::FetchStarted>,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<runicorn_web::FetchedFile, runicorn_web::FetchFailure>,
+    > {
+        let steps = self.steps.lock().unwrap().take().expect("one fetch");
+        let (dir, bytes) = (self.dir.clone(), self.bytes.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let partial = dir.join("stepped.partial");
+                let mut out = std::fs::File::create(&partial).unwrap();
+                if let Some(started) = started {
+                    started(std::fs::File::open(&partial).unwrap());
+                }
+                let mut written = 0;
+                while let Ok(step) = steps.recv() {
+                    let Some(n) = step else {
+                        return Err(runicorn_web::FetchFailure {
+                            kind: runicorn_web::FetchFailureKind::Failed,
+                            message: "the bytes do not match the manifest's SHA-256".into(),
+                        });
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    let end = (written + n).min(bytes.len());
+                    out.write_all(&bytes[written..end]).unwrap();
+                    written = end;
+                    if let Some(p) = &progress {
+                        p(written as u64);
+                    }
+                }
+                Ok(runicorn_web::FetchedFile {
+                    sha256: sha256sum(&partial),
+                    size: written as u64,
+                    path: partial,
+                })
+            })
+            .await
+            .unwrap()
+        })
+    }
+}
+
+/// Reads from `stream` until `want` bytes are in `got` or `limit` passes; returns whether the
+/// stream ended (closed) meanwhile.
+fn read_until(stream: &mut impl Read, got: &mut Vec<u8>, want: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < want && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// `GET target` on a raw connection; returns the reader positioned at the body, and the head.
+fn open_get(addr: SocketAddr, target: &str) -> (BufReader<std::net::TcpStream>, String) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !head.ends_with("\r\n\r\n") && Instant::now() < deadline {
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        head.push_str(&line);
+    }
+    (reader, head)
+}
+
+#[test]
+fn a_file_is_streamed_while_it_arrives_and_its_last_byte_waits_for_verification() {
+    const SIZE: usize = 3 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let run_dir = write_run(root.path(), "streamrun", &[("stream.bin", SIZE as u64)]);
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .arg("connect")
+            .arg(format!("local:{}", root.path().display()))
+            .arg("--agent")
+            .arg(agent_path())
+            .args(["--once", "--no-ui", "--name", "gpu"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let bytes = std::fs::read(run_dir.join("stream.bin")).unwrap();
+
+    for verified in [true, false] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fetcher = SteppedFetcher {
+            dir: scratch.path().to_owned(),
+            bytes: bytes.clone(),
+            steps: Mutex::new(Some(rx)),
+        };
+        let served = runicorn_tests::dashboard::ServedDashboard::start(
+            hub_dir.path(),
+            Some(Arc::new(fetcher)),
+        );
+        let (mut body, head) = open_get(served.addr, "/api/runs/streamrun/files/stream.bin");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-length: {SIZE}")),
+            "{head}"
+        );
+        // A first MiB arrives while the transfer is still under way.
+        let mut got = Vec::new();
+        tx.send(Some(1 << 20)).unwrap();
+        assert!(!read_until(
+            &mut body,
+            &mut got,
+            1 << 20,
+            Duration::from_secs(20)
+        ));
+        assert_eq!(got.len(), 1 << 20, "the first MiB was not streamed");
+        assert_eq!(got, &bytes[..1 << 20]);
+        // All bytes written: every one but the last goes out; the last waits for the verdict.
+        tx.send(Some(SIZE)).unwrap();
+        let ended = read_until(&mut body, &mut got, SIZE, Duration::from_secs(3));
+        assert!(!ended, "the answer ended before the verdict");
+        assert_eq!(
+            got.len(),
+            SIZE - 1,
+            "the last byte must wait for the verdict"
+        );
+        tx.send(if verified { Some(0) } else { None }).unwrap();
+        let ended = read_until(&mut body, &mut got, SIZE, Duration::from_secs(20));
+        if verified {
+            assert_eq!(got, bytes, "a verified file arrives whole");
+        } else {
+            let ended = ended || read_until(&mut body, &mut got, SIZE + 1, Duration::from_secs(20));
+            assert!(ended, "a file that failed verification must end its answer");
+            assert_eq!(got.len(), SIZE - 1, "and never complete");
+        }
+        drop(served);
+    }
+}
+
+#[test]
+fn live_follow_keeps_up_while_a_large_file_transfers() {
+    const BIG: u64 = 200 << 20;
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let mut spec = RunSpec::new(root.path(), "runicorn-tests");
+    spec.path = Some("transfer".to_owned());
+    spec.run_id = Some("liverun".to_owned());
+    let mut w = RunWriter::create(&spec).unwrap();
+    w.log_metrics(&[("loss", 1.0)], Some(0), None).unwrap();
+    w.flush().unwrap();
+    write_big(&w.dir().join("big.bin"), BIG);
+    sync_once(&home, hub_dir.path(), &sshd.spec(), root.path());
+    let ui = Ui::start_with(&home, hub_dir.path(), &[]);
+    let stored_steps = || {
+        store_points(hub_dir.path(), "gpu")
+            .values()
+            .flat_map(|keys| keys.get("loss"))
+            .map(|series| series.len())
+            .sum::<usize>()
+    };
+    assert_eq!(stored_steps(), 1);
+
+    let addr = ui.addr;
+    let transfer = std::thread::spawn(move || get(addr, "/api/runs/liverun/files/big.bin"));
+    let tmp = hub_dir.path().join("files/tmp");
+    assert!(
+        runicorn_tests::wait_until(60.0, || partials(hub_dir.path())
+            .iter()
+            .any(|(_, len)| *len > 0)),
+        "the transfer never began ({})",
+        tmp.display()
+    );
+    // Points logged during the transfer reach the store while it still runs.
+    let started = Instant::now();
+    w.log_metrics(&[("loss", 0.5)], Some(1), None).unwrap();
+    w.flush().unwrap();
+    let arrived = runicorn_tests::wait_until(20.0, || stored_steps() == 2);
+    let latency = started.elapsed();
+    let still_transferring = !transfer.is_finished();
+    assert!(
+        arrived,
+        "a point logged during a transfer did not arrive\n{}",
+        ui.stderr.lock().unwrap()
+    );
+    assert!(
+        still_transferring,
+        "the transfer ended before the point arrived ({latency:?}): make the file bigger"
+    );
+    eprintln!("a point arrived {latency:?} after it was logged, during a 200 MiB transfer");
+    let r = transfer.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len() as u64, BIG);
+    w.finish(RunOutcome::finished()).unwrap();
+}
+
+#[test]
+fn two_requests_for_one_uncached_file_both_get_it_whole_and_it_is_cached_once() {
+    const SIZE: u64 = 48 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let run_dir = write_run(root.path(), "tworun", &[("both.bin", SIZE)]);
+    sync_once(
+        &home,
+        hub_dir.path(),
+        &format!("local:{}", root.path().display()),
+        root.path(),
+    );
+    let ui = Ui::start(&home, hub_dir.path());
+    let addr = ui.addr;
+    let requests: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(addr, "/api/runs/tworun/files/both.bin")))
+        .collect();
+    for r in requests {
+        let r = r.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(same_as_file(&r.body, &run_dir.join("both.bin")));
+    }
+    // One copy in the cache, no partial left.
+    let sha = sha256sum(&run_dir.join("both.bin"));
+    let store = Store::open_read_only(hub_dir.path()).unwrap();
+    assert!(store.file_path(&sha).is_some());
+    assert!(partials(hub_dir.path()).is_empty());
 }
