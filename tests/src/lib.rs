@@ -103,6 +103,17 @@ pub fn only_run_dir(root: &Path, run_path: &str) -> PathBuf {
     dirs.remove(0)
 }
 
+/// The SHA-256 of a file (lowercase hex), by coreutils' `sha256sum`: an implementation the
+/// hub's own hashing is checked against.
+pub fn sha256sum(file: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .expect("sha256sum runs");
+    assert!(out.status.success(), "sha256sum {}", file.display());
+    String::from_utf8(out.stdout).expect("hex digits")[..64].to_owned()
+}
+
 /// Reads a JSON file.
 pub fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

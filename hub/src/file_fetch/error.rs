@@ -10,7 +10,7 @@ pub enum FetchError {
     NotInManifest { run: String, path: String },
 
     #[error("file path {path:?} is refused: {reason}")]
-    BadPath { path: String, reason: &'static str },
+    BadPath { path: String, reason: String },
 
     #[error(
         "remote {remote} is no longer remembered; connect it again with `runicorn-hub connect`"

@@ -1,31 +1,18 @@
-//! The one rule for the paths the hub asks a remote for: a manifest path is relative and
-//! normalised (no `..`, `.`, empty segment, leading `/`, backslash or control character), and
-//! joined under the run's directory it stays below the storage root, whatever it says.
+//! The paths the hub asks a remote for: a manifest path passes the wire's one path rule
+//! (`check_wire_path`: relative, normalised), and joined under the run's directory it stays
+//! below the storage root, whatever it says.
+
+use runicorn_protocol::wire::check_wire_path;
 
 use super::FetchError;
 
-/// Checks a path of a run's manifest.
+/// Checks a path of a run's manifest by the wire's one path rule (the rule the store checked it
+/// by when it came in): relative, no `..`, `.` or empty segment, no backslash or NUL.
 pub fn check_manifest_path(path: &str) -> Result<(), FetchError> {
-    let reason = if path.is_empty() {
-        Some("it is empty")
-    } else if path.starts_with('/') {
-        Some("it is absolute; manifest paths are relative to the run directory")
-    } else if path.contains('\\') || path.chars().any(char::is_control) {
-        Some("it holds a backslash or a control character")
-    } else if path.split('/').any(|s| s == "..") {
-        Some("it leads out of the run directory (`..`)")
-    } else if path.split('/').any(|s| s.is_empty() || s == ".") {
-        Some("it is not normalised (empty or `.` segments)")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(FetchError::BadPath {
-            path: path.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
-    }
+    check_wire_path(path).map_err(|reason| FetchError::BadPath {
+        path: path.to_owned(),
+        reason,
+    })
 }
 
 /// `run_dir/path` relative to the storage root, both checked by the same rule.
@@ -33,7 +20,7 @@ pub fn relative_to_root(run_dir: &str, path: &str) -> Result<String, FetchError>
     check_manifest_path(path)?;
     check_manifest_path(run_dir).map_err(|_| FetchError::BadPath {
         path: format!("{run_dir}/{path}"),
-        reason: "the run's directory is not a plain relative path",
+        reason: "the run's directory is not a plain relative path".into(),
     })?;
     Ok(format!("{run_dir}/{path}"))
 }

@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,9 @@ use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunRow, Store};
 use runicorn_tests::http::{get, Request, Response};
 use runicorn_tests::hub::{agent_path, hub, show, store_points};
-use runicorn_tests::output_within;
 use runicorn_tests::relay::Relay;
 use runicorn_tests::sshd::{current_user, ClientHome, Sshd};
+use runicorn_tests::{output_within, sha256sum};
 
 /// Longest a sync or a transfer may take.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -70,13 +70,6 @@ fn same_as_file(body: &[u8], path: &Path) -> bool {
         }
         at += n;
     }
-}
-
-/// The SHA-256 of a file, by `sha256sum`.
-fn sha256sum(file: &Path) -> String {
-    let out = Command::new("sha256sum").arg(file).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", file.display());
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
 
 /// A run `RUN_ID` under `root` with the given extra files; returns its directory.

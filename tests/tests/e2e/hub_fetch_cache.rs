@@ -5,7 +5,7 @@
 //! holds and what it does not.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,18 +14,12 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::hub::{agent_path, hub, json_of, show};
-use runicorn_tests::output_within;
 use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::{output_within, sha256sum};
 use serde_json::Value;
 
 /// Longest any one command may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
-
-fn sha256sum(file: &Path) -> String {
-    let out = Command::new("sha256sum").arg(file).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", file.display());
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
 
 /// Bytes that differ from file to file and do not compress.
 fn noise(len: usize, seed: u64) -> Vec<u8> {

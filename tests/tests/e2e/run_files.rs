@@ -3,16 +3,14 @@
 //! local:DIR --once`, listed by the real dashboard a page at a time, within a prefix, by key and
 //! by run id; sizes and SHA-256 checked against the files on disk (hashed by `sha256sum`).
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunKey, Store};
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::hub::{agent_path, hub, show};
-use runicorn_tests::output_within;
 use runicorn_tests::sshd::ClientHome;
+use runicorn_tests::{output_within, sha256sum};
 use serde_json::Value;
 
 /// Longest the sync may take.
@@ -20,13 +18,6 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
 /// Checkpoints written into the run's `ckpt/` folder.
 const CHECKPOINTS: usize = 25;
-
-/// The SHA-256 of a file, by `sha256sum`.
-fn sha256sum(file: &Path) -> String {
-    let out = Command::new("sha256sum").arg(file).output().unwrap();
-    assert!(out.status.success(), "sha256sum {}", file.display());
-    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
-}
 
 fn paths(page: &Value) -> Vec<String> {
     page["files"]

@@ -21,6 +21,8 @@ use runicorn_store::{FileCache, FileRow, RunKey, RunRow};
 use serde::Serialize;
 
 use crate::config::{FetchFailure, FetchFailureKind, FetchedFile, FileFetcher};
+use runicorn_protocol::wire::check_wire_path;
+
 use crate::content_type;
 use crate::dto::FileDto;
 use crate::error::{ApiError, ErrorCode};
@@ -75,22 +77,14 @@ pub async fn list(
     Ok(Json(page))
 }
 
-/// Refuses a path that is not a plain relative path inside a run (`..`, absolute, empty
-/// segments, backslashes, control characters).
+/// Refuses a path that is not a plain relative path inside a run (`..`, absolute, empty or `.`
+/// segments, backslashes, NUL): the wire's one path rule, by which the manifest was stored.
 pub fn check_run_file_path(path: &str) -> Result<(), ApiError> {
-    let bad = path.is_empty()
-        || path.starts_with('/')
-        || path.contains('\\')
-        || path.chars().any(char::is_control)
-        || path
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..");
-    if bad {
-        return Err(ApiError::bad_request(format!(
-            "file path {path:?} is not a relative path inside the run"
-        )));
-    }
-    Ok(())
+    check_wire_path(path).map_err(|why| {
+        ApiError::bad_request(format!(
+            "file path {path:?} is not a relative path inside the run: {why}"
+        ))
+    })
 }
 
 /// `GET /api/runs/{run}/files/{*path}`.
