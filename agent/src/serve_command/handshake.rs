@@ -20,6 +20,7 @@ pub struct AgentIdentity {
 
 /// Debug builds only: `RUNICORN_AGENT_TEST_PROTOCOL_VERSION=N` makes this agent speak protocol
 /// version N instead of its own, so the tests can play an older or a newer agent.
+#[cfg(debug_assertions)]
 const TEST_VERSION_ENV: &str = "RUNICORN_AGENT_TEST_PROTOCOL_VERSION";
 
 /// The protocol version this agent speaks.
@@ -190,6 +191,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(debug_assertions)]
     fn the_protocol_version_is_the_crates_unless_a_debug_test_overrides_it() {
         if std::env::var_os(TEST_VERSION_ENV).is_none() {
             assert_eq!(protocol_version(), PROTOCOL_VERSION);

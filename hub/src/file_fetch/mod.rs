@@ -473,6 +473,11 @@ fn open_error(remote: &str, path: &str, e: OpenError) -> FetchError {
             resolved,
         },
         OpenError::NotRegular => FetchError::NotRegular { remote, path },
+        OpenError::RootGone(reason) => FetchError::Offline {
+            remote,
+            path,
+            reason,
+        },
         OpenError::Failed(reason) => FetchError::Remote {
             remote,
             path,

@@ -31,6 +31,9 @@ pub enum OpenError {
     /// The real path leaves the root (a link out of it).
     Outside(String),
     NotRegular,
+    /// The root itself cannot be reached (a local root on an unmounted or removed disk): the
+    /// remote is offline.
+    RootGone(String),
     /// Any other failure, as text.
     Failed(String),
 }
@@ -128,7 +131,8 @@ pub async fn open_local(
 
 fn open_local_blocking(root: &Path, full: &PathBuf) -> Result<(std::fs::File, Stat), OpenError> {
     let failed = |e: std::io::Error| OpenError::Failed(e.to_string());
-    let root_real = std::fs::canonicalize(root).map_err(failed)?;
+    let root_real = std::fs::canonicalize(root)
+        .map_err(|e| OpenError::RootGone(format!("its root {}: {e}", root.display())))?;
     let real = std::fs::canonicalize(full).map_err(failed)?;
     if !real.starts_with(&root_real) {
         return Err(OpenError::Outside(real.display().to_string()));

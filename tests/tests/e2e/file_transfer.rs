@@ -671,3 +671,88 @@ fn two_requests_for_one_uncached_file_both_get_it_whole_and_it_is_cached_once() 
     assert!(store.file_path(&sha).is_some());
     assert!(partials(hub_dir.path()).is_empty());
 }
+
+#[test]
+fn a_range_of_a_file_not_cached_yet_is_answered_from_the_transfer_and_the_file_is_cached() {
+    const SIZE: u64 = 24 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let run_dir = write_run(root.path(), "rangerun", &[("part.bin", SIZE)]);
+    sync_once(
+        &home,
+        hub_dir.path(),
+        &format!("local:{}", root.path().display()),
+        root.path(),
+    );
+    let ui = Ui::start(&home, hub_dir.path());
+    // A browser resuming a download: the middle of the file, before the hub holds any of it.
+    let (start, end) = (5 << 20, (5 << 20) + 999_999);
+    let r = Request::new("GET", "/api/runs/rangerun/files/part.bin")
+        .header("Range", &format!("bytes={start}-{end}"))
+        .send(ui.addr);
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {start}-{end}/{SIZE}").as_str())
+    );
+    let whole = std::fs::read(run_dir.join("part.bin")).unwrap();
+    assert_eq!(r.body.len(), 1_000_000);
+    assert!(r.body == whole[start..=end], "the range's bytes");
+    drop(whole);
+    // The transfer went on to the end: the file is cached, and ranges keep working.
+    let sha = sha256sum(&run_dir.join("part.bin"));
+    assert!(runicorn_tests::wait_until(60.0, || {
+        Store::open_read_only(hub_dir.path()).is_ok_and(|s| s.file_path(&sha).is_some())
+    }));
+    let r = Request::new("GET", "/api/runs/rangerun/files/part.bin")
+        .header("Range", &format!("bytes={}-", SIZE - 10))
+        .send(ui.addr);
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert_eq!(r.body.len(), 10);
+}
+
+#[test]
+fn at_most_four_transfers_run_at_once_and_the_rest_wait_their_turn() {
+    const FILES: usize = 10;
+    const SIZE: u64 = 16 << 20;
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let names: Vec<String> = (0..FILES).map(|i| format!("shard{i}.bin")).collect();
+    let files: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), SIZE)).collect();
+    let run_dir = write_run(root.path(), "manyrun", &files);
+    sync_once(
+        &home,
+        hub_dir.path(),
+        &format!("local:{}", root.path().display()),
+        root.path(),
+    );
+    let ui = Ui::start(&home, hub_dir.path());
+    let addr = ui.addr;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let requests: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let (target, done) = (format!("/api/runs/manyrun/files/{n}"), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let r = get(addr, &target);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+        })
+        .collect();
+    // Transfers in flight are the partial files under the cache's tmp/.
+    let mut most = 0;
+    while done.load(std::sync::atomic::Ordering::Relaxed) < FILES {
+        most = most.max(partials(hub_dir.path()).len());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for (r, name) in requests.into_iter().zip(&names) {
+        let r = r.join().unwrap();
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert!(same_as_file(&r.body, &run_dir.join(name)), "{name}");
+    }
+    assert!(most <= 4, "{most} transfers at once (the limit is 4)");
+    assert!(most >= 2, "transfers ran one at a time ({most})");
+}

@@ -34,6 +34,19 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Writes `mib` MiB that differ block by block, a block at a time (this process's memory stays
+/// small), into `path`, creating its folder.
+fn write_noise_file(path: &Path, mib: u8, seed: u64) {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut out = std::fs::File::create(path).unwrap();
+    let block = noise(1 << 20, seed);
+    for i in 0..mib {
+        out.write_all(&[i]).unwrap();
+        out.write_all(&block[1..]).unwrap();
+    }
+}
+
 /// A finished run `run_id` under `root` with `files` (relative path, bytes) of its own.
 fn write_run(root: &Path, run_id: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
     let mut spec = RunSpec::new(root, "runicorn-tests");
@@ -88,7 +101,6 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
         root.path(),
         "fetchme",
         &[
-            ("ckpt/epoch1.pt", noise(3 << 20, 1)),
             ("ckpt/epoch2.pt", noise(700_000, 2)),
             ("ckpt/old/epoch0.pt", noise(1000, 3)),
             ("media/sample.png", noise(5000, 4)),
@@ -98,6 +110,8 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
             ),
         ],
     );
+    // A 200 MiB checkpoint (unhashed by the agent: over its 64 MiB hashing limit).
+    write_noise_file(&run_dir.join("ckpt/epoch1.pt"), 200, 1);
     let hub_dir = tempfile::tempdir().unwrap();
     connect_ssh(
         &home,
@@ -382,18 +396,8 @@ fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoi
         .map(|(p, b)| (p.as_str(), b.clone()))
         .collect();
     let run_dir = write_run(root.path(), "pictures", &files);
-    // A 200 MB checkpoint: far over the media threshold, and not media. Written a block at a
-    // time, so this process's memory stays small.
-    {
-        use std::io::Write;
-        std::fs::create_dir_all(run_dir.join("ckpt")).unwrap();
-        let mut out = std::fs::File::create(run_dir.join("ckpt/model.pt")).unwrap();
-        let block = noise(1 << 20, 99);
-        for i in 0..200u8 {
-            out.write_all(&[i]).unwrap();
-            out.write_all(&block[1..]).unwrap();
-        }
-    }
+    // A 200 MiB checkpoint: far over the media threshold, and not media.
+    write_noise_file(&run_dir.join("ckpt/model.pt"), 200, 99);
     let hub_dir = tempfile::tempdir().unwrap();
     // Default prefetch; `--once` returns when the prefetch is done.
     connect_ssh(&home, hub_dir.path(), &sshd, root.path(), &[]);

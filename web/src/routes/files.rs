@@ -201,6 +201,33 @@ fn parse_range(value: &str, size: u64) -> RangeAsk {
     }
 }
 
+/// `416 Range Not Satisfiable` with the file's size.
+fn unsatisfiable(path: &str, size: u64) -> Response {
+    let mut r = ApiError::new(
+        ErrorCode::BadRequest,
+        format!("the range asked of file {path:?} is outside its {size} bytes"),
+    )
+    .into_response();
+    *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// `Content-Length` and `Content-Range` of a 206 answer.
+fn set_range_headers(r: &mut Response, range: ByteRange, size: u64) {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+}
+
 /// Serves a cached file, whole or a range of it, under a shared lock, touching its mtime.
 async fn serve_cached(
     cached: PathBuf,
@@ -238,18 +265,7 @@ async fn serve_cached(
     };
     let file = Arc::new(file);
     let mut response = match ask {
-        RangeAsk::Unsatisfiable => {
-            let mut r = ApiError::new(
-                ErrorCode::BadRequest,
-                format!("the range asked of file {path:?} is outside its {size} bytes"),
-            )
-            .into_response();
-            *r.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(r);
-        }
+        RangeAsk::Unsatisfiable => return Ok(unsatisfiable(path, size)),
         RangeAsk::Whole => {
             let mut r = Response::new(Body::from_stream(read_stream(file, 0, size)));
             r.headers_mut()
@@ -259,16 +275,7 @@ async fn serve_cached(
         RangeAsk::Part(range) => {
             let mut r = Response::new(Body::from_stream(read_stream(file, range.start, range.end)));
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let h = r.headers_mut();
-            h.insert(
-                header::CONTENT_LENGTH,
-                HeaderValue::from(range.end - range.start),
-            );
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
-            {
-                h.insert(header::CONTENT_RANGE, v);
-            }
+            set_range_headers(&mut r, range, size);
             r
         }
     };
@@ -379,11 +386,36 @@ async fn fetch_and_stream(
         (Some(Ok(done)), _) => serve_cached(done.path, &done.sha256, &path, headers).await,
         (None, Some(partial)) => {
             let size = file.size;
-            let mut response = Response::new(Body::from_stream(arriving_stream(partial, rx, size)));
+            let etag = file.sha256.as_ref().map(|s| format!("\"{s}\""));
+            // A range is honoured unless `If-Range` names another version (or the manifest has
+            // no hash to compare it with): a resumed download gets its bytes as they arrive.
+            let if_range_ok = headers
+                .get(header::IF_RANGE)
+                .is_none_or(|v| etag.as_ref().is_some_and(|e| v.as_bytes() == e.as_bytes()));
+            let ask = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+                Some(v) if if_range_ok => parse_range(v, size),
+                _ => RangeAsk::Whole,
+            };
+            let mut response = match ask {
+                RangeAsk::Unsatisfiable => return Ok(unsatisfiable(&path, size)),
+                RangeAsk::Whole => {
+                    let mut r =
+                        Response::new(Body::from_stream(arriving_stream(partial, rx, 0, size)));
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                    r
+                }
+                RangeAsk::Part(range) => {
+                    let body = arriving_stream(partial, rx, range.start, range.end);
+                    let mut r = Response::new(Body::from_stream(body));
+                    *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+                    set_range_headers(&mut r, range, size);
+                    r
+                }
+            };
             response
                 .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            let etag = file.sha256.as_ref().map(|s| format!("\"{s}\""));
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             file_headers(&mut response, &path, etag.as_deref());
             Ok(response)
         }
@@ -391,28 +423,31 @@ async fn fetch_and_stream(
     }
 }
 
-/// The bytes of a transfer as they land; the last one only after the file was verified.
+/// Bytes `start..end` of a file being transferred, as they land; the answer's last byte
+/// only after the whole file was verified, so bad bytes never complete a download.
 fn arriving_stream(
     partial: Arc<std::fs::File>,
     rx: tokio::sync::watch::Receiver<Transfer>,
-    size: u64,
+    start: u64,
+    end: u64,
 ) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send {
-    futures::stream::try_unfold((rx, 0u64), move |(mut rx, sent)| {
+    futures::stream::try_unfold((rx, start), move |(mut rx, sent)| {
         let partial = Arc::clone(&partial);
         async move {
             loop {
-                if sent >= size {
+                if sent >= end {
                     // Every byte went out, so the fetch ended well (the last waited for it).
                     return Ok(None);
                 }
                 let available = {
                     let t = rx.borrow_and_update();
                     match &t.outcome {
-                        Some(Ok(_)) => size,
+                        Some(Ok(_)) => end,
                         Some(Err(failure)) => {
                             return Err(std::io::Error::other(failure.message.clone()))
                         }
-                        None => t.written.min(size.saturating_sub(1)),
+                        // The answer's last byte waits for the whole file's verification.
+                        None => t.written.min(end.saturating_sub(1)),
                     }
                 };
                 if available > sent {
