@@ -175,6 +175,7 @@ pub mod hostile;
 pub mod http;
 pub mod hub;
 pub mod relay;
+pub mod serving_hub;
 pub mod sshd;
 
 /// Runs `cmd` to its end, failing the test if it takes longer than `limit` (it is killed).

@@ -10,7 +10,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use runicorn_store::{RunFilter, RunRow, Store};
 use runicorn_tests::http::{get, Request, Response};
 use runicorn_tests::hub::{agent_path, hub, show, store_points};
 use runicorn_tests::relay::Relay;
+use runicorn_tests::serving_hub::ServingHub;
 use runicorn_tests::sshd::{current_user, ClientHome, Sshd};
 use runicorn_tests::{output_within, sha256sum};
 
@@ -103,11 +103,41 @@ fn sync_once(home: &ClientHome, hub_dir: &Path, target: &str, root: &Path) {
     assert!(out.status.success(), "{}", show(&out));
 }
 
+/// A run `run_id` holding `files` in a local root, synced once, and `ui --offline` serving it.
+/// Bind every field (`_root` by name, not `..`): the root must live as long as the test.
+struct LocalServed {
+    _root: tempfile::TempDir,
+    hub_dir: tempfile::TempDir,
+    _home: ClientHome,
+    run_dir: PathBuf,
+    ui: Ui,
+}
+
+fn local_served(run_id: &str, files: &[(&str, u64)]) -> LocalServed {
+    let root = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let run_dir = write_run(root.path(), run_id, files);
+    sync_once(
+        &home,
+        hub_dir.path(),
+        &format!("local:{}", root.path().display()),
+        root.path(),
+    );
+    let ui = Ui::start(&home, hub_dir.path());
+    LocalServed {
+        _root: root,
+        hub_dir,
+        _home: home,
+        run_dir,
+        ui,
+    }
+}
+
 /// `runicorn-hub ui --offline` (no sync: only the dashboard and its on-demand fetches).
 struct Ui {
-    child: Child,
+    hub: ServingHub,
     addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl Ui {
@@ -117,54 +147,21 @@ impl Ui {
     }
 
     fn start_with(home: &ClientHome, hub_dir: &Path, extra: &[&str]) -> Ui {
-        let mut child = hub(home.path(), hub_dir)
-            .args(["ui", "--port", "0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("dashboard: ") {
-                    let _ = tx.send(url.to_owned());
-                }
-                collected.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no dashboard line:\n{}", stderr.lock().unwrap()));
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
+        let mut cmd = hub(home.path(), hub_dir);
+        cmd.args(["ui", "--port", "0"]).args(extra);
+        let hub = ServingHub::start(cmd);
         Ui {
-            child,
-            addr,
-            stderr,
+            addr: hub.addr,
+            hub,
         }
     }
 
     fn get(&self, target: &str) -> Response {
-        get(self.addr, target)
+        self.hub.get(target)
     }
 
     fn range(&self, target: &str, range: &str) -> Response {
         Request::get(target).header("Range", range).send(self.addr)
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -194,7 +191,7 @@ fn a_200_mib_file_streams_back_identical_and_stays_served_when_the_server_is_gon
     let started = Instant::now();
     let r = ui.get(big);
     let elapsed = started.elapsed();
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), ui.stderr.lock().unwrap());
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), ui.hub.stderr());
     assert!(
         same_as_file(&r.body, &run_dir.join("ckpt/big.bin")),
         "{} bytes differ from the source",
@@ -629,7 +626,7 @@ fn live_follow_keeps_up_while_a_large_file_transfers() {
     assert!(
         arrived,
         "a point logged during a transfer did not arrive\n{}",
-        ui.stderr.lock().unwrap()
+        ui.hub.stderr()
     );
     assert!(
         still_transferring,
@@ -645,17 +642,13 @@ fn live_follow_keeps_up_while_a_large_file_transfers() {
 #[test]
 fn two_requests_for_one_uncached_file_both_get_it_whole_and_it_is_cached_once() {
     const SIZE: u64 = 48 << 20;
-    let root = tempfile::tempdir().unwrap();
-    let hub_dir = tempfile::tempdir().unwrap();
-    let home = ClientHome::empty();
-    let run_dir = write_run(root.path(), "tworun", &[("both.bin", SIZE)]);
-    sync_once(
-        &home,
-        hub_dir.path(),
-        &format!("local:{}", root.path().display()),
-        root.path(),
-    );
-    let ui = Ui::start(&home, hub_dir.path());
+    let LocalServed {
+        _root,
+        hub_dir,
+        _home,
+        run_dir,
+        ui,
+    } = local_served("tworun", &[("both.bin", SIZE)]);
     let addr = ui.addr;
     let requests: Vec<_> = (0..2)
         .map(|_| std::thread::spawn(move || get(addr, "/api/runs/tworun/files/both.bin")))
@@ -675,17 +668,13 @@ fn two_requests_for_one_uncached_file_both_get_it_whole_and_it_is_cached_once() 
 #[test]
 fn a_range_of_a_file_not_cached_yet_is_answered_from_the_transfer_and_the_file_is_cached() {
     const SIZE: u64 = 24 << 20;
-    let root = tempfile::tempdir().unwrap();
-    let hub_dir = tempfile::tempdir().unwrap();
-    let home = ClientHome::empty();
-    let run_dir = write_run(root.path(), "rangerun", &[("part.bin", SIZE)]);
-    sync_once(
-        &home,
-        hub_dir.path(),
-        &format!("local:{}", root.path().display()),
-        root.path(),
-    );
-    let ui = Ui::start(&home, hub_dir.path());
+    let LocalServed {
+        _root,
+        hub_dir,
+        _home,
+        run_dir,
+        ui,
+    } = local_served("rangerun", &[("part.bin", SIZE)]);
     // A browser resuming a download: the middle of the file, before the hub holds any of it.
     let (start, end) = (5 << 20, (5 << 20) + 999_999);
     let r = Request::new("GET", "/api/runs/rangerun/files/part.bin")
@@ -716,19 +705,15 @@ fn a_range_of_a_file_not_cached_yet_is_answered_from_the_transfer_and_the_file_i
 fn at_most_four_transfers_run_at_once_and_the_rest_wait_their_turn() {
     const FILES: usize = 10;
     const SIZE: u64 = 16 << 20;
-    let root = tempfile::tempdir().unwrap();
-    let hub_dir = tempfile::tempdir().unwrap();
-    let home = ClientHome::empty();
     let names: Vec<String> = (0..FILES).map(|i| format!("shard{i}.bin")).collect();
     let files: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), SIZE)).collect();
-    let run_dir = write_run(root.path(), "manyrun", &files);
-    sync_once(
-        &home,
-        hub_dir.path(),
-        &format!("local:{}", root.path().display()),
-        root.path(),
-    );
-    let ui = Ui::start(&home, hub_dir.path());
+    let LocalServed {
+        _root,
+        hub_dir,
+        _home,
+        run_dir,
+        ui,
+    } = local_served("manyrun", &files);
     let addr = ui.addr;
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let requests: Vec<_> = names

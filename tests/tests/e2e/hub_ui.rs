@@ -3,95 +3,23 @@
 //! over SFTP and from a local root, `connect` serving the dashboard unless `--no-ui`, `demo`
 //! serving its sample runs, and a taken port named in the error.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::http::{get, Request};
 use runicorn_tests::hub::{agent_path, hub, show, write_runs};
+use runicorn_tests::serving_hub::ServingHub;
 use runicorn_tests::sshd::{ClientHome, Sshd};
 use runicorn_tests::wait_until;
 use serde_json::Value;
 
-/// A hub process serving the dashboard; its stderr is collected on a thread.
-struct Serving {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
+type Serving = ServingHub;
 
-impl Serving {
-    /// Spawns `cmd` and waits for its `dashboard: URL` line.
-    fn start(mut cmd: std::process::Command) -> Serving {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("dashboard: ") {
-                    let _ = tx.send(url.to_owned());
-                }
-                let mut all = collected.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no dashboard line:\n{}", stderr.lock().unwrap()));
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        Serving {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn json(&self, target: &str) -> Value {
-        let r = get(self.addr, target);
-        assert_eq!(r.status, 200, "{target}: {}", r.text());
-        r.json()
-    }
-
-    fn total(&self, target: &str) -> u64 {
-        self.json(target)["total"].as_u64().unwrap()
-    }
-
-    /// Ctrl-C; the command must end cleanly.
-    fn interrupt(mut self) -> String {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("Ctrl-C did not stop it:\n{}", self.stderr.lock().unwrap());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let err = self.stderr.lock().unwrap().clone();
-        assert!(status.success(), "exit {status}:\n{err}");
-        err
-    }
+/// `total` of a listing answer.
+fn total(s: &Serving, target: &str) -> u64 {
+    s.json(target)["total"].as_u64().unwrap()
 }
 
 /// A run holding one PNG file in its manifest.
@@ -154,7 +82,7 @@ fn ui_follows_every_remembered_remote_and_fetches_files_on_demand() {
     let mut cmd = hub(home.path(), hub_dir.path());
     cmd.args(["ui", "--port", "0"]);
     let s = Serving::start(cmd);
-    assert_eq!(s.total("/api/runs"), 5);
+    assert_eq!(total(&s, "/api/runs"), 5);
     assert!(
         wait_until(30.0, || {
             let remotes = s.json("/api/remotes");
@@ -169,7 +97,7 @@ fn ui_follows_every_remembered_remote_and_fetches_files_on_demand() {
     write_run_with_image(ssh_root.path(), "img00001", PNG);
     write_run_with_image(local_root.path(), "img00002", PNG);
     assert!(
-        wait_until(30.0, || s.total("/api/runs?path=vision") == 2),
+        wait_until(30.0, || total(&s, "/api/runs?path=vision") == 2),
         "the new runs did not arrive: {}",
         s.json("/api/runs?path=vision")
     );
@@ -216,7 +144,7 @@ fn connect_serves_the_dashboard_unless_told_not_to() {
     let page = get(s.addr, "/");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("runicorn-token"), "{}", page.text());
-    assert!(wait_until(30.0, || s.total("/api/runs") == 2));
+    assert!(wait_until(30.0, || total(&s, "/api/runs") == 2));
     s.interrupt();
 
     let mut child = hub(home.path(), hub_dir.path())
@@ -247,7 +175,7 @@ fn demo_serves_its_sample_runs_with_their_images() {
     cmd.args(["demo", "--port", "0", "--dir"]).arg(root.path());
     let s = Serving::start(cmd);
     assert!(
-        wait_until(60.0, || s.total("/api/runs") == 6),
+        wait_until(60.0, || total(&s, "/api/runs") == 6),
         "{}",
         s.json("/api/runs")
     );

@@ -6,10 +6,9 @@
 //! tile the bytes appended while it is open the same way; `?format=raw` is the file byte for
 //! byte; out-of-bounds parameters are a 400 naming them; the store holds the file's bytes.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use runicorn_protocol::run_format::{RunSpec, RunWriter};
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::http::{get, EventStream, Response};
 use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::serving_hub::ServingHub;
 use runicorn_tests::sshd::{ClientHome, Sshd};
 use runicorn_tests::wait_until;
 use serde_json::Value;
@@ -132,58 +132,28 @@ fn hostile_run(root: &Path) -> (RunWriter, PathBuf) {
 
 /// `runicorn-hub connect local:ROOT` following the root and serving the dashboard.
 struct Following {
-    child: Child,
+    hub: ServingHub,
     addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl Following {
     fn start(home: &Path, hub_dir: &Path, root: &Path, pids: &Pids) -> Following {
-        let mut child = hub(home, hub_dir)
-            .arg("connect")
+        let mut cmd = hub(home, hub_dir);
+        cmd.arg("connect")
             .arg(format!("local:{}", root.display()))
             .arg("--agent")
             .arg(agent_path())
-            .args(["--name", "here", "--poll", "0.5", "--ui-port", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        pids.lock().unwrap().push(child.id());
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("dashboard: ") {
-                    let _ = tx.send(url.to_owned());
-                }
-                let mut all = collected.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no dashboard line:\n{}", stderr.lock().unwrap()));
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
+            .args(["--name", "here", "--poll", "0.5", "--ui-port", "0"]);
+        let hub = ServingHub::start(cmd);
+        pids.lock().unwrap().push(hub.pid());
         Following {
-            child,
-            addr,
-            stderr,
+            addr: hub.addr,
+            hub,
         }
     }
 
     fn json(&self, target: &str) -> Value {
-        let r = get(self.addr, target);
-        assert_eq!(r.status, 200, "{target}: {}", r.text());
-        r.json()
+        self.hub.json(target)
     }
 
     /// Where the store's copy of the run's log ends (0 before any).
@@ -193,28 +163,8 @@ impl Following {
             .unwrap()
     }
 
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGINT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "Ctrl-C did not stop the hub:\n{}",
-                    self.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Following {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) {
+        self.hub.interrupt();
     }
 }
 
@@ -331,7 +281,7 @@ fn pages_live_events_and_raw_downloads_agree_with_the_file_byte_for_byte() {
                 }
             }),
             "the first part never arrived:\n{}",
-            f.stderr.lock().unwrap()
+            f.hub.stderr()
         );
 
         // The live stream from the end of the first part, while the log grows.
@@ -352,7 +302,7 @@ fn pages_live_events_and_raw_downloads_agree_with_the_file_byte_for_byte() {
                 panic!(
                     "live log stopped at {at} of {end} (store at {}):\n{}",
                     f.stored_end(id),
-                    f.stderr.lock().unwrap()
+                    f.hub.stderr()
                 );
             };
             let ev = ev.json();
