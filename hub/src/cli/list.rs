@@ -10,7 +10,7 @@ use anyhow::Context;
 use runicorn_cli::safe;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::RunStatus;
-use runicorn_store::{RunFilter, RunKey, RunOrder, RunRef, RunRow, RunSort, Store};
+use runicorn_store::{RunFilter, RunKey, RunOrder, RunRef, RunRow, RunSort, Store, TrashView};
 use serde_json::json;
 
 use runicorn_cli::color::status_sgr;
@@ -34,7 +34,8 @@ pub struct LsArgs {
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(
         RunStatus::ALL.map(|s| s.as_str())))]
     pub status: Vec<String>,
-    /// Include soft-deleted runs and runs gone from their server
+    /// Include every run: those in the hub's recycle bin (the dashboard's delete), those
+    /// soft-deleted on the server, and those gone from their server
     #[arg(long)]
     pub all: bool,
     /// Print a JSON array of objects instead of a table
@@ -84,6 +85,11 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
         status: (!args.status.is_empty()).then(|| args.status.clone()),
         include_deleted: args.all,
         include_removed: args.all,
+        trash: if args.all {
+            TrashView::Include
+        } else {
+            TrashView::Hide
+        },
         // Oldest first, as `runicorn-agent ls`: the newest runs end up next to the prompt.
         sort: RunSort {
             by: RunOrder::CreatedAt,
@@ -91,7 +97,7 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
         },
         ..RunFilter::default()
     };
-    let (runs, skipped) = store
+    let (runs, skipped, in_store) = store
         .call(move |s| {
             let runs = if refs.is_empty() {
                 s.list_runs(&filter)?
@@ -99,7 +105,18 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
                 named_runs(s, &refs)?
             };
             let skipped: HashMap<RunKey, u64> = s.runs_with_skipped_files()?.into_iter().collect();
-            Ok::<_, anyhow::Error>((runs, skipped))
+            // Only wanted to tell "nothing matches" from "nothing at all".
+            let in_store = if runs.is_empty() {
+                s.count_runs(&RunFilter {
+                    include_deleted: true,
+                    include_removed: true,
+                    trash: TrashView::Include,
+                    ..RunFilter::default()
+                })?
+            } else {
+                0
+            };
+            Ok::<_, anyhow::Error>((runs, skipped, in_store))
         })
         .await??;
     let mut out = std::io::stdout().lock();
@@ -115,6 +132,8 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
             .collect();
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
+    } else if runs.is_empty() {
+        writeln!(out, "{}", empty_listing(args, in_store))?;
     } else {
         print_table(&mut out, &runs, skipped_files)?;
     }
@@ -143,8 +162,38 @@ pub fn run_json(r: &RunRow) -> serde_json::Value {
         "dir": r.dir,
         "deleted": r.deleted,
         "removed": r.removed,
+        "in_recycle_bin": r.trashed_at.is_some(),
         "summary": r.summary,
     })
+}
+
+/// What an empty table says: an empty store, or filters that match none of the runs it holds.
+fn empty_listing(args: &LsArgs, in_store: u64) -> String {
+    if in_store == 0 {
+        return "no runs in the store; add a server with `runicorn-hub connect HOST`".to_owned();
+    }
+    let mut asked = Vec::new();
+    if let Some(remote) = &args.remote {
+        asked.push(format!("--remote {}", safe(remote)));
+    }
+    if let Some(path) = &args.path {
+        asked.push(format!("--path {}", safe(path)));
+    }
+    if !args.status.is_empty() {
+        asked.push(format!("--status {}", args.status.join(",")));
+    }
+    let what = if asked.is_empty() {
+        "no run to show".to_owned()
+    } else {
+        format!("no run matches {}", asked.join(" "))
+    };
+    if args.all {
+        format!("{what} (the store holds {in_store} runs)")
+    } else {
+        format!(
+            "{what} (the store holds {in_store} runs; --all also lists those in the recycle bin, deleted or gone)"
+        )
+    }
 }
 
 fn print_table(
@@ -152,13 +201,6 @@ fn print_table(
     runs: &[RunRow],
     skipped_files: impl Fn(&RunRow) -> u64,
 ) -> anyhow::Result<()> {
-    if runs.is_empty() {
-        writeln!(
-            out,
-            "no runs in the store; add a server with `runicorn-hub connect HOST`"
-        )?;
-        return Ok(());
-    }
     let mut table = Table::new(&[
         ("KEY", Align::Left),
         ("REMOTE", Align::Left),
@@ -176,6 +218,9 @@ fn print_table(
             status.push_str(" (gone)");
         } else if r.deleted {
             status.push_str(" (deleted)");
+        }
+        if r.trashed_at.is_some() {
+            status.push_str(" (recycle bin)");
         }
         match skipped_files(r) {
             0 => {}

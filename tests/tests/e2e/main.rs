@@ -20,6 +20,7 @@ mod hostile_tree_props;
 mod hub_connect_cli;
 mod hub_demo;
 mod hub_fetch_cache;
+mod hub_ls;
 mod hub_sync;
 mod hub_tolerance;
 mod hub_ui;
