@@ -51,6 +51,11 @@ if [ ! -x "$venv/bin/pytest" ]; then
   # Pillow and numpy let the tests cover log_image's image and array paths.
   "$venv/bin/pip" install -q --disable-pip-version-check pytest pillow numpy
 fi
+# pandas: tests/tests/e2e/data_out.rs reads the store's SQL views with pandas.read_sql.
+if ! "$venv/bin/python" -c 'import pandas' >/dev/null 2>&1; then
+  "$venv/bin/pip" install -q --disable-pip-version-check pandas
+fi
+export RUNICORN_TEST_PYTHON="$venv/bin/python"
 "$venv/bin/pip" install -q --disable-pip-version-check -e "$repo/sdk/python"
 upstream="$cache/upstream-venv"
 if [ ! -x "$upstream/bin/python" ] || ! "$upstream/bin/python" -c 'import runicorn' >/dev/null 2>&1; then

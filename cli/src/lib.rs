@@ -10,11 +10,13 @@
 //! | [`table`] | aligned tables on stdout |
 //! | [`progress`] | indicatif bars and spinners, drawn only on a terminal |
 //! | [`human`] | counts and byte sizes for people |
+//! | [`csv`] | CSV fields and numbers for `--csv` output |
 //! | [`time`] | the current Unix time and how timestamps are shown |
 //! | [`broken_pipe`] | telling a closed stdout (`… \| head`) from a failure |
 
 pub mod broken_pipe;
 pub mod color;
+pub mod csv;
 pub mod human;
 pub mod labels;
 pub mod progress;

@@ -46,6 +46,14 @@ enum Command {
     Sync(cli::sync_command::SyncArgs),
     /// List the runs in the store, from every remote (oldest first).
     Ls(cli::list::LsArgs),
+    /// A run's metrics from the store: a table of its keys (points, last, min, max), or every
+    /// point with --csv or --json.
+    ///
+    /// Works offline: the store holds every point synced. RUN is a key, a run id or
+    /// REMOTE/RUN_ID, as `runicorn-hub ls` shows them.
+    ///
+    /// Example: runicorn-hub metrics gpu-01/20261204_101500_a1b2c3 --keys 'val/*' --csv > val.csv
+    Metrics(cli::metrics::MetricsArgs),
     /// List the remembered remotes: address, whether a hub follows it now, last sync, runs.
     Remotes(cli::remotes::RemotesArgs),
     /// Serve the dashboard on http://127.0.0.1:23300/ and keep every remembered remote syncing
@@ -73,6 +81,14 @@ enum Command {
     ///
     /// Example: runicorn-hub cache gc --max-size 20G
     Cache(cli::cache::CacheArgs),
+    /// The hub's recycle bin (what the dashboard's Delete fills): list it, put runs in, restore
+    /// them, or delete them for good with `purge` and `empty`.
+    ///
+    /// Deleting for good removes a run's data from this machine only; its server keeps it and
+    /// later syncs leave it out. It asks first (--yes skips the question).
+    ///
+    /// Example: runicorn-hub recycle-bin empty
+    RecycleBin(cli::recycle_bin::RecycleBinArgs),
     /// Write sample runs (one of them still training) into a temporary root, start a local
     /// agent on it, sync it into a temporary store, serve the dashboard and follow it live.
     Demo(cli::demo::DemoArgs),
@@ -86,11 +102,13 @@ fn main() -> ExitCode {
         Command::Connect(args) => cli::connect::run(hub_dir, args),
         Command::Sync(args) => cli::sync_command::run(hub_dir, args),
         Command::Ls(args) => cli::list::run(hub_dir, args),
+        Command::Metrics(args) => cli::metrics::run(hub_dir, args),
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
         Command::Fetch(args) => cli::fetch::run(hub_dir, args),
         Command::Cache(args) => cli::cache::run(hub_dir, args),
+        Command::RecycleBin(args) => cli::recycle_bin::run(hub_dir, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -209,6 +209,42 @@ impl Store {
         })
     }
 
+    /// Removes those of `contents` (hashes) that no manifest entry names any more, unless in
+    /// use; how many were removed.
+    pub(crate) fn drop_unreferenced_contents(
+        &mut self,
+        contents: &[String],
+    ) -> Result<u64, StoreError> {
+        let root = self.cache_dir();
+        // One pass over the manifests (there is no index by content) for all of them.
+        let named: HashSet<String> = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT cached_sha256 FROM files
+                 WHERE cached_sha256 IN (SELECT value FROM json_each(?1))",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    [serde_json::Value::from(contents.to_vec()).to_string()],
+                    |r| r.get(0),
+                )?
+                .collect()
+            })
+            .at(&self.db_path)?;
+        let mut removed = 0;
+        for sha256 in contents {
+            if !is_sha256_hex(sha256) || named.contains(sha256) {
+                continue;
+            }
+            let path = content_path(&root, sha256);
+            let gone = remove_unless_in_use(&path, false).map_err(|e| StoreError::io(&path, e))?;
+            if gone {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Manifest entries that pointed at removed contents no longer claim to be cached.
     fn forget_cached(&mut self, removed: &[CacheEntry]) -> Result<(), StoreError> {
         let p = self.db_path.clone();

@@ -46,6 +46,8 @@ pub struct ChangeOutcome {
     pub refused_runs: u64,
     /// File entries the store refused (left out of their run's manifest).
     pub refused_files: u64,
+    /// Runs left out because the user deleted them for good from the hub's recycle bin.
+    pub purged: u64,
 }
 
 /// Deepest nesting of a record value the store keeps: the same limit agents cut records to when
@@ -254,6 +256,11 @@ impl Store {
                 });
                 continue;
             }
+            if crate::purge::is_purged(&tx, remote.0, &run.dir).at(&p)? {
+                // Deleted for good from the hub's recycle bin: its server's copy stays there.
+                out.purged += 1;
+                continue;
+            }
             let refused_files = screened.files.get(&i);
             out.refused_files += refused_files.map_or(0, |r| r.len() as u64);
             let (files, skipped_files) = kept_files(run, refused_files);
@@ -303,15 +310,9 @@ impl Store {
     pub fn forget_run(&mut self, run: RunKey) -> Result<bool, StoreError> {
         let p = self.db_path.clone();
         let tx = self.conn.transaction().at(&p)?;
-        // `points` has no foreign key (see schema.rs): delete them explicitly.
-        tx.execute("DELETE FROM points WHERE run = ?1", [run.0])
-            .at(&p)?;
-        crate::tiles::drop_run(&tx, run.0).at(&p)?;
-        let n = tx
-            .execute("DELETE FROM runs WHERE id = ?1", [run.0])
-            .at(&p)?;
+        let existed = crate::purge::delete_run_rows(&tx, run.0).at(&p)?;
         tx.commit().at(&p)?;
-        Ok(n > 0)
+        Ok(existed)
     }
 }
 

@@ -31,6 +31,7 @@
 //! | tables | `prefetch` | which uncached files a prefetch policy wants, within a per-run budget |
 //! | tables | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
 //! | tables | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
+//! | tables | `purge` | deleting runs of the recycle bin for good; purged runs stay out of later syncs |
 //! | tables | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
 //! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
 //!
@@ -50,6 +51,7 @@ mod logs;
 mod pending;
 mod points;
 mod prefetch;
+mod purge;
 mod remotes;
 mod run_ref;
 mod run_values;
@@ -73,6 +75,7 @@ pub use ids::{RemoteId, RunKey};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
+pub use purge::{PurgeRefusal, PurgeReport};
 pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;

@@ -210,6 +210,51 @@ const MIGRATIONS: &[&[&str]] = &[
      CREATE INDEX runs_skipping ON runs(remote, removed, skipped_files) WHERE skipped_files > 0;",
         DROP_INEXACT_LOG_COPIES,
     ],
+    // 4: runs deleted for good from the hub's recycle bin, remembered so a later sync of their
+    // (untouched) server does not bring them back; and read-only views of the store for
+    // analysis outside the hub (`pandas.read_sql`, `sqlite3`), documented in docs/sql-views.md.
+    // Their columns use the API's words: a run is `key`, a metric's name is `key` and its run
+    // `run`.
+    &["CREATE TABLE purged_runs(
+        remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
+        dir TEXT NOT NULL,              -- run directory relative to the agent's root
+        run_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        purged_at REAL NOT NULL,
+        PRIMARY KEY(remote, dir)
+     ) WITHOUT ROWID;
+     CREATE VIEW v_runs AS
+        SELECT r.id AS key, r.run_id, m.name AS remote, r.path,
+               coalesce(r.user_alias, r.alias) AS alias,
+               coalesce(r.user_tags, r.tags) AS tags,
+               r.status, r.reason, r.hostname AS host, r.created_at, r.ended_at,
+               r.events_last_step AS last_step, r.stored_points AS points,
+               r.summary, r.config, r.notes,
+               r.deleted, r.removed, r.trashed_at IS NOT NULL AS in_recycle_bin, r.trashed_at
+          FROM runs r JOIN remotes m ON m.id = r.remote;
+     CREATE VIEW v_metrics AS
+        SELECT p.run, r.run_id, m.name AS remote, k.name AS key, p.step, p.time, p.value
+          FROM points p JOIN runs r ON r.id = p.run JOIN remotes m ON m.id = r.remote
+          JOIN metric_keys k ON k.id = p.key;
+     CREATE VIEW v_metric_summary AS
+        SELECT rk.run, r.run_id, m.name AS remote, k.name AS key, rk.points,
+               rk.first_step, rk.last_step,
+               (SELECT p.value FROM points p
+                 WHERE p.run = rk.run AND p.key = rk.key AND p.step = rk.last_step) AS last,
+               (SELECT min(p.value) FROM points p WHERE p.run = rk.run AND p.key = rk.key) AS min,
+               (SELECT max(p.value) FROM points p WHERE p.run = rk.run AND p.key = rk.key) AS max
+          FROM run_keys rk JOIN runs r ON r.id = rk.run JOIN remotes m ON m.id = r.remote
+          JOIN metric_keys k ON k.id = rk.key;
+     CREATE VIEW v_summary AS
+        SELECT v.run, v.key, coalesce(v.num, v.text) AS value FROM run_values v
+         WHERE v.source = 0;
+     CREATE VIEW v_config AS
+        SELECT v.run, v.key, coalesce(v.num, v.text) AS value FROM run_values v
+         WHERE v.source = 1;
+     CREATE VIEW v_remotes AS
+        SELECT m.name, m.address, m.agent_host, m.agent_root, m.last_sync_at, m.last_error,
+               (SELECT count(*) FROM runs r WHERE r.remote = m.id) AS runs
+          FROM remotes m;"],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk

@@ -181,3 +181,19 @@ pub fn assert_same_points(root: &Path, hub_dir: &Path, remote: &str) {
 pub fn agent_path() -> PathBuf {
     binary("runicorn-agent")
 }
+
+/// `runicorn-hub connect local:ROOT --once --no-ui --name NAME --prefetch none` with the test
+/// agent: one sync of a storage root on this machine into `hub_dir`; panics with the hub's
+/// output if it fails.
+pub fn sync_local_once(home: &Path, hub_dir: &Path, root: &Path, name: &str) {
+    let out = crate::output_within(
+        hub(home, hub_dir)
+            .arg("connect")
+            .arg(format!("local:{}", root.display()))
+            .arg("--agent")
+            .arg(agent_path())
+            .args(["--once", "--no-ui", "--name", name, "--prefetch", "none"]),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+}

@@ -97,6 +97,7 @@ pub fn generated_file() -> String {
     out.add::<RemotesDto>();
     out.add::<RemoteDto>();
     out.add::<SkippedItemShape>();
+    out.add::<crate::routes::recycle_bin::PurgedDto>();
     out.add::<CompareDto>();
     out.add::<ConfigDiffRow>();
     out.add::<ErrorBody<'static>>();

@@ -9,6 +9,7 @@ pub mod live;
 pub mod logs;
 pub mod metrics;
 pub mod paths;
+pub mod recycle_bin;
 pub mod remotes;
 pub mod runs;
 
@@ -47,6 +48,8 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
             get(runs::detail).patch(runs::annotate).delete(runs::trash),
         )
         .route("/api/runs/{run}/restore", post(runs::restore))
+        .route("/api/runs/{run}/purge", post(recycle_bin::purge))
+        .route("/api/recycle-bin/empty", post(recycle_bin::empty))
         .route("/api/runs/{run}/metrics", get(metrics::get))
         .route("/api/runs/{run}/logs", get(logs::get))
         .route("/api/runs/{run}/live", get(live::stream))

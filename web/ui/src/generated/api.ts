@@ -315,6 +315,20 @@ export type SkippedItem = {
   at: number,
 };
 
+/**
+ * What a purge did.
+ */
+export type Purged = {
+  /**
+   * Runs deleted for good.
+   */
+  purged: number,
+  /**
+   * File contents removed from the hub's file cache (no other run named them).
+   */
+  cached_files_removed: number,
+};
+
 export type CompareAnswer = {
   runs: Array<Run>,
   keys: Array<string>,
