@@ -17,6 +17,8 @@ export interface Column<T> {
   value?: (row: T) => string | number | null;
   /** Aggregated (mean, min, max) in group rows. */
   numeric?: boolean;
+  /** How an aggregate of the column is written (default: as a number). */
+  formatAggregate?: (v: number) => string;
 }
 
 /** A group of rows shown under a header row (grouped tables). */

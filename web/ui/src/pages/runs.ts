@@ -15,6 +15,7 @@ import { downloadCsv, toCsv } from "../lib/csv";
 import { code, debounce, h, message, replace, store } from "../lib/dom";
 import { formatNumber, formatValue } from "../lib/format";
 import { registerShortcuts } from "../lib/keyboard";
+import { livenessBadge, refreshLiveness } from "../lib/liveness";
 import { aggregate, GROUP_FIELDS, groupRuns } from "../lib/run_groups";
 import { joinList, rememberView, resolveView, splitList } from "../lib/view_state";
 import { buildHash, compareHash, replaceHash, runHash } from "../router";
@@ -24,13 +25,20 @@ import { baseColumns, runsCsvRows, userColumns } from "./runs_columns";
 export { runHost, runName } from "./runs_columns";
 
 const PAGE_SIZE = 50;
+/** Page sizes offered under the table (the `limit` of the view). */
+const PAGE_SIZES = [10, 25, 50, 100, 200];
 /** Runs fetched per request when all matching runs are needed (grouping, CSV). */
 const BULK_PAGE = 1000;
 /** At most this many runs are grouped (the note under the table says when there are more). */
 const GROUP_LIMIT = 5000;
 /** The column choice before views were remembered whole (still read once). */
 const OLD_COLUMNS_KEY = "runicorn.columns";
-const VIEW_KEYS = ["q", "path", "status", "remote", "sort", "order", "cols", "group"] as const;
+const VIEW_KEYS = ["q", "path", "status", "remote", "sort", "order", "cols", "group", "limit"] as const;
+
+/** A page size the API takes (`limit` 1–1,000). */
+function validLimit(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 1000;
+}
 
 function oldColumns(): string[] {
   try {
@@ -57,6 +65,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     sort: view.sort ?? "created_at",
     order: (view.order === "asc" ? "asc" : "desc") as "asc" | "desc",
     group: view.group ?? "",
+    limit: validLimit(Number(view.limit)) ? Number(view.limit) : PAGE_SIZE,
     offset: Math.max(0, Number(params.get("offset") ?? 0) || 0),
   };
   let extraColumns = view.cols !== undefined ? splitList(view.cols) : oldColumns();
@@ -140,6 +149,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     order: state.order === "desc" ? "" : state.order,
     cols: joinList(extraColumns),
     group: state.group,
+    limit: state.limit === PAGE_SIZE ? "" : String(state.limit),
   });
   const syncUrl = () => {
     const v = viewParams();
@@ -163,7 +173,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     view: trash ? "trash" : "active",
     sort: state.sort,
     order: state.order,
-    limit: PAGE_SIZE,
+    limit: state.limit,
     offset: state.offset,
   });
 
@@ -197,7 +207,11 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
 
   const shownColumns = (): Column<Run>[] => {
     const cols = [
-      ...baseColumns({ onTag: (t) => applyFilter(tagFilter(t)) }),
+      ...baseColumns({
+        onTag: (t) => applyFilter(tagFilter(t)),
+        // A hub without remote states (older API) sends none: no badge then.
+        statusExtra: (r) => (r.remote_state ? livenessBadge(r) : null),
+      }),
       ...userColumns(extraColumns),
     ];
     if (trash)
@@ -256,15 +270,16 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   /** A group row's cell: count and name in the run column, mean and range in numeric ones. */
   const groupCell = (label: string, rows: Run[]) => (c: Column<Run>): Node | string | null => {
     if (c.id === "name")
-      return h("span", { class: "group-label" }, h("span", { class: "group-caret", attrs: { "aria-hidden": "true" } }, collapsed.has(label) ? "▸ " : "▾ "), `${state.group} = ${label}`, h("span", { class: "muted group-count" }, ` · ${rows.length} run${rows.length === 1 ? "" : "s"}`));
+      return h("span", { class: "group-label" }, h("span", { class: "group-caret", attrs: { "aria-hidden": "true" } }, collapsed.has(label) ? "▸ " : "▾ "), `${state.group} = ${label}`, h("span", { class: "muted group-count" }, ` · ${rows.length} run${rows.length === 1 ? "" : "s"} · mean (min – max)`));
     if (!c.numeric || !c.value) return null;
     const s = aggregate(rows.map((r) => c.value!(r)));
     if (s.n === 0) return "–";
+    const f = c.formatAggregate ?? formatValue;
     return h(
       "div",
       { class: "agg", title: `n ${s.n} · mean ${s.mean} · std ${s.std} · min ${s.min} · max ${s.max}`, dataset: { n: String(s.n), mean: String(s.mean), min: String(s.min), max: String(s.max) } },
-      h("span", { class: "agg-mean" }, formatValue(s.mean)),
-      s.n > 1 ? h("div", { class: "muted small agg-range" }, `${formatValue(s.min)} – ${formatValue(s.max)}`) : null,
+      h("span", { class: "agg-mean" }, f(s.mean)),
+      s.n > 1 ? h("div", { class: "muted small agg-range" }, `${f(s.min)} – ${f(s.max)}`) : null,
     );
   };
 
@@ -314,7 +329,8 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       selected,
       onSelect: updateSelection,
       onRowClick: (r) => (window.location.hash = runHash(r.key)),
-      rowClass: (r) => `run-row${r.removed ? " removed" : ""}${r.key === cursorKey ? " cursor" : ""}`,
+      rowClass: (r) =>
+        `run-row${r.removed ? " removed" : ""}${r.key === cursorKey ? " cursor" : ""}${r.remote_state && r.remote_state !== "live" ? " not-live" : ""}`,
       groups,
     });
     replace(tableBox, table);
@@ -336,9 +352,19 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       void load();
       el.scrollIntoView({ block: "start" });
     };
-    prev.addEventListener("click", () => turn(Math.max(0, state.offset - PAGE_SIZE)));
-    next.addEventListener("click", () => turn(state.offset + PAGE_SIZE));
-    replace(pager, prev, h("span", { class: "muted page-info" }, `${formatNumber(first)}–${formatNumber(last)} of ${formatNumber(total)}`), next);
+    prev.addEventListener("click", () => turn(Math.max(0, state.offset - state.limit)));
+    next.addEventListener("click", () => turn(state.offset + state.limit));
+    const size = h(
+      "select",
+      { class: "page-size", attrs: { "aria-label": "Runs per page" } },
+      ...[...new Set([...PAGE_SIZES, state.limit])].sort((a, b) => a - b).map((n) => h("option", { value: String(n), selected: n === state.limit }, `${n} per page`)),
+    );
+    size.addEventListener("change", () => {
+      state.limit = Number(size.value);
+      state.offset = 0;
+      void load();
+    });
+    replace(pager, prev, h("span", { class: "muted page-info" }, `${formatNumber(first)}–${formatNumber(last)} of ${formatNumber(total)}`), next, size);
   };
 
   const loadTree = async () => {
@@ -388,7 +414,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
         const page = await api.runs(query());
         if (gen !== generation) return;
         if (page.runs.length === 0 && page.total > 0 && state.offset > 0) {
-          state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+          state.offset = Math.max(0, Math.floor((page.total - 1) / state.limit) * state.limit);
           void load(quiet);
           return;
         }
@@ -540,12 +566,15 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   void load();
   const refresh = debounce(() => void load(true), 300);
   const stop = onStoreChanged(refresh);
+  // "last heard 2 min ago" stays true while nothing else changes.
+  const ticker = setInterval(() => refreshLiveness(tableBox), 15_000);
   return {
     el,
     destroy: () => {
       destroyed = true;
       stop();
       stopKeys();
+      clearInterval(ticker);
     },
   };
 }

@@ -90,6 +90,7 @@ export function baseColumns(hooks: ColumnHooks): Column<Run>[] {
       className: "num",
       numeric: true,
       cell: (r) => formatDuration(runDuration(r)),
+      formatAggregate: formatDuration,
       value: (r) => runDuration(r),
     },
     {
