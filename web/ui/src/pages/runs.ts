@@ -270,7 +270,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   /** A group row's cell: count and name in the run column, mean and range in numeric ones. */
   const groupCell = (label: string, rows: Run[]) => (c: Column<Run>): Node | string | null => {
     if (c.id === "name")
-      return h("span", { class: "group-label" }, h("span", { class: "group-caret", attrs: { "aria-hidden": "true" } }, collapsed.has(label) ? "▸ " : "▾ "), `${state.group} = ${label}`, h("span", { class: "muted group-count" }, ` · ${rows.length} run${rows.length === 1 ? "" : "s"} · mean (min – max)`));
+      return h("span", { class: "group-label" }, h("span", { class: "group-caret", attrs: { "aria-hidden": "true" } }, collapsed.has(label) ? "▸ " : "▾ "), `${state.group} = ${label}`, h("span", { class: "muted group-count" }, ` · ${rows.length} run${rows.length === 1 ? "" : "s"}`));
     if (!c.numeric || !c.value) return null;
     const s = aggregate(rows.map((r) => c.value!(r)));
     if (s.n === 0) return "–";
@@ -340,6 +340,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
         runs.length < total
           ? `Grouped the first ${formatNumber(runs.length)} of ${formatNumber(total)} matching runs; narrow the filter to group them all.`
           : `${formatNumber(total)} runs in ${groups!.length} group${groups!.length === 1 ? "" : "s"}.`;
+      noteBox.textContent += " Group rows show the mean of each numeric column, its min – max below (hover for n and std).";
       return;
     }
     replace(noteBox);
