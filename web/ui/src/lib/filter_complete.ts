@@ -52,8 +52,25 @@ function inString(text: string, cursor: number): boolean {
   return quoted;
 }
 
+/** The statuses a run can have, offered after `status =` / `status !=`. */
+export const STATUS_VALUES = ["running", "finished", "failed", "crashed", "killed", "interrupted", "unreadable", "unknown"] as const;
+
+/** After `status =` (or `!=`): the statuses, quoted, that start with what is typed. */
+function completeStatus(text: string, cursor: number): Completion | null {
+  const m = /\bstatus\s*!?=\s*("?)([a-z]*)$/i.exec(text.slice(0, cursor));
+  if (!m) return null;
+  const typed = m[2]!.toLowerCase();
+  const from = cursor - m[1]!.length - m[2]!.length;
+  let to = cursor;
+  while (to < text.length && /[a-z"]/i.test(text[to]!)) to++;
+  const items = STATUS_VALUES.filter((s) => s.startsWith(typed) && s !== typed).map((s) => `"${s}"`);
+  return items.length ? { from, to, items } : null;
+}
+
 /** The keys to offer for the word that ends at `cursor`, or null when there is nothing to offer. */
 export function complete(text: string, cursor: number, known: KnownKeys): Completion | null {
+  const status = completeStatus(text, cursor);
+  if (status) return status;
   if (inString(text, cursor)) return null;
   let from = cursor;
   while (from > 0 && WORD_CHAR.test(text[from - 1]!)) from--;

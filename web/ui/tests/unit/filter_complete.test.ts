@@ -46,4 +46,13 @@ describe("filter completion", () => {
     const c = complete(text, 5, known)!;
     expect(applyCompletion(text, c, "config.optimizer")).toEqual({ text: "config.optimizer > 1", cursor: 16 });
   });
+
+  it("offers statuses after status = and status !=", () => {
+    const c = complete("status = ", 9, known)!;
+    expect(c.from).toBe(9);
+    expect(c.items).toContain('"crashed"');
+    const f = complete('tag:x and status != "f', 22, known)!;
+    expect(f).toEqual({ from: 20, to: 22, items: ['"finished"', '"failed"'] });
+    expect(applyCompletion('status != "f', { from: 10, to: 12, items: [] }, '"failed"').text).toBe('status != "failed" ');
+  });
 });
