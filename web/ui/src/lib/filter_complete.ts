@@ -19,18 +19,23 @@ export interface Completion {
 }
 
 /** The run fields of the language, besides `config.*`, `summary.*` and `metric.*`. */
-export const FIELDS = ["path", "alias", "tags", "host", "remote", "status", "tag:", "has:"] as const;
+export const FIELDS = ["path", "alias", "tags", "host", "remote", "status", "run_id", "tag:", "has:"] as const;
 
 /** The statistics a metric key takes: `metric.<name>.last|min|max`. */
 export const METRIC_STATS = ["last", "min", "max"] as const;
 
 const MAX_ITEMS = 12;
 const WORD_CHAR = /[A-Za-z0-9_.:\-/`]/;
-const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+/** A stretch of a key the language reads bare: no space, quote, backtick, operator or colon. */
+const BARE_SEGMENT = /^[^\s()"`=!<>~:]+$/;
 
-/** A key written so the language reads it back: in backticks when it has odd characters. */
+/** A key written so the language reads it back: `config.` then each dot-separated part bare,
+ * or in backticks (a backtick doubled) when it has a space or an operator character. */
 export function quoteKey(key: string): string {
-  return PLAIN_KEY.test(key) ? key : `\`${key.replace(/`/g, "")}\``;
+  return key
+    .split(".")
+    .map((part) => (BARE_SEGMENT.test(part) ? part : `\`${part.replace(/`/g, "``")}\``))
+    .join(".");
 }
 
 /** Every key the language takes over these known keys, in a stable order. */
@@ -40,6 +45,11 @@ export function allKeys(known: KnownKeys): string[] {
   for (const k of known.config) out.push(quoteKey(`config.${k}`));
   for (const m of known.metrics ?? []) for (const s of METRIC_STATS) out.push(quoteKey(`metric.${m}.${s}`));
   return out;
+}
+
+/** The keys `has:` takes: every key, and a metric by its name alone. */
+function hasKeys(known: KnownKeys): string[] {
+  return [...allKeys(known), ...(known.metrics ?? []).map((m) => quoteKey(`metric.${m}`))];
 }
 
 /** True when the cursor sits inside a double-quoted string (a value, not a key). */
@@ -86,8 +96,7 @@ export function complete(text: string, cursor: number, known: KnownKeys): Comple
   } else if (/^tag:/i.test(word)) return null;
   const w = word.replace(/`/g, "").toLowerCase();
   if (w.length === 0) return null;
-  const keys = allKeys(known);
-  const candidates = prefix ? keys : [...FIELDS, ...keys];
+  const candidates = prefix ? hasKeys(known) : [...FIELDS, ...allKeys(known)];
   const first: string[] = [];
   const then: string[] = [];
   for (const c of candidates) {

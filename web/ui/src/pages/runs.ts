@@ -72,7 +72,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const selected = new Set<number>();
   const openPaths = new Set<string>();
   const collapsed = new Set<string>();
-  let columns: Columns & { metrics?: string[] } = { summary: [], config: [] };
+  let columns: Columns & { metrics?: string[] } = { summary: [], config: [], metrics: [] };
   let generation = 0;
   let destroyed = false;
   let lastRuns: Run[] = [];

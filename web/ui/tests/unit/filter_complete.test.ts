@@ -11,12 +11,14 @@ describe("filter completion", () => {
       "config.lr",
       "config.optimizer",
       "config.optim.name",
-      "`config.my key`",
+      "config.`my key`",
       "metric.loss.last",
       "metric.loss.min",
       "metric.loss.max",
     ]);
-    expect(quoteKey("config.a-b")).toBe("`config.a-b`");
+    expect(quoteKey("config.a-b")).toBe("config.a-b");
+    expect(quoteKey("summary.val acc`s")).toBe("summary.`val acc``s`");
+    expect(quoteKey("config.x=y")).toBe("config.`x=y`");
   });
 
   it("completes the word under the cursor by prefix, then by a later segment", () => {
