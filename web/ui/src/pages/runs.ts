@@ -31,6 +31,8 @@ const PAGE_SIZES = [10, 25, 50, 100, 200];
 const BULK_PAGE = 1000;
 /** At most this many runs are grouped (the note under the table says when there are more). */
 const GROUP_LIMIT = 5000;
+/** Grouped, store changes reload the table at most this often. */
+const GROUPED_REFRESH_MS = 5000;
 /** The column choice before views were remembered whole (still read once). */
 const OLD_COLUMNS_KEY = "runicorn.columns";
 const VIEW_KEYS = ["q", "path", "status", "remote", "sort", "order", "cols", "group", "limit"] as const;
@@ -117,10 +119,10 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       "section",
       { class: "main" },
       h("h1", {}, trash ? "Recycle bin" : "Runs"),
+      h("div", { class: "filter-row" }, filter.el),
       h(
         "div",
         { class: "toolbar" },
-        filter.el,
         statusSel,
         remoteSel,
         groupSel,
@@ -565,7 +567,24 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   renderGroupChooser();
   updateSelection();
   void load();
-  const refresh = debounce(() => void load(true), 300);
+  // Grouped, a reload fetches every matching run: while runs train (a change a second) it
+  // happens at most every GROUPED_REFRESH_MS.
+  let lastGroupedLoad = 0;
+  let later: ReturnType<typeof setTimeout> | undefined;
+  const refresh = debounce(() => {
+    if (!state.group) return void load(true);
+    const wait = lastGroupedLoad + GROUPED_REFRESH_MS - Date.now();
+    if (wait <= 0) {
+      lastGroupedLoad = Date.now();
+      return void load(true);
+    }
+    if (later === undefined)
+      later = setTimeout(() => {
+        later = undefined;
+        lastGroupedLoad = Date.now();
+        void load(true);
+      }, wait);
+  }, 300);
   const stop = onStoreChanged(refresh);
   // "last heard 2 min ago" stays true while nothing else changes.
   const ticker = setInterval(() => refreshLiveness(tableBox), 15_000);
@@ -576,6 +595,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       stop();
       stopKeys();
       clearInterval(ticker);
+      if (later !== undefined) clearTimeout(later);
     },
   };
 }
