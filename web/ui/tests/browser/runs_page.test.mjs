@@ -329,6 +329,35 @@ test("Export CSV writes every matching run (not only the page) with the columns 
   await page.close();
 });
 
+test("the table shows when a run's remote is not live (badge with last heard, no pulse)", async (t) => {
+  const first = (await api("/api/runs?limit=1")).body.runs[0];
+  if (!("remote_state" in first)) {
+    t.skip("this hub's runs carry no remote_state yet (wip-remotes not merged)");
+    return;
+  }
+  const page = await open(DEFAULT_VIEW);
+  await waitRows(page, RUNS);
+  assert.equal(await page.locator("tr.run-row .liveness-badge").count(), 0, "a live remote shows no badge");
+  // Pause the demo's remote for real (the Remotes page's route), then resume it.
+  const pause = await page.evaluate(async (tok) => (await fetch("/api/remotes/demo/pause", { method: "POST", headers: { "X-Runicorn-Token": tok } })).status, await token(page));
+  assert.equal(pause, 200);
+  try {
+    await page.waitForFunction((n) => document.querySelectorAll("tr.run-row.not-live .liveness-badge").length === n, RUNS, { timeout: 30_000 });
+    const badge = page.locator("tr.run-row .liveness-badge").first();
+    assert.equal(await badge.getAttribute("data-remote-state"), "paused");
+    assert.match(await badge.textContent(), /^paused · last heard /);
+    const live = page.locator("tr.run-row.not-live", { has: page.locator(".badge[data-status=running]") });
+    if ((await live.count()) > 0) {
+      assert.equal(await live.first().locator(".pulse").evaluate((p) => getComputedStyle(p).animationName), "none");
+    }
+    await screenshot(page, "runs-remote-paused");
+  } finally {
+    await page.evaluate(async (tok) => fetch("/api/remotes/demo/resume", { method: "POST", headers: { "X-Runicorn-Token": tok } }), await token(page));
+  }
+  await page.waitForFunction(() => document.querySelectorAll("tr.run-row .liveness-badge").length === 0, null, { timeout: 30_000 });
+  await page.close();
+});
+
 test("the recycle bin deletes a run permanently and empties, each after a confirmation", async (t) => {
   if (!hasPurge) {
     t.skip("this hub has no POST /api/recycle-bin/empty yet (the lead's purge routes not merged)");
