@@ -138,7 +138,14 @@ export function dataTable<T>(o: TableOptions<T>): HTMLTableElement {
       });
       if (selectable) tr.appendChild(h("td", { class: "col-select" }));
       for (const c of o.columns) tr.appendChild(h("td", { class: c.className ?? "", dataset: { col: c.id } }, g.cell(c)));
+      tr.tabIndex = 0;
       tr.addEventListener("click", () => g.onToggle());
+      tr.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          g.onToggle();
+        }
+      });
       body.appendChild(tr);
       if (!g.collapsed) g.rows.forEach(addRow);
     }

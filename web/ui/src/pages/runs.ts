@@ -81,6 +81,8 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   let lastTotal = 0;
   /** The key of the run the keyboard cursor (j/k) is on. */
   let cursorKey: number | null = null;
+  /** Where the cursor goes once the page j/k turned to arrives. */
+  let cursorEdge: "first" | "last" | null = null;
 
   const filter = filterBox({
     value: state.q,
@@ -288,6 +290,10 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const renderTable = (runs: Run[], total: number) => {
     lastRuns = runs;
     lastTotal = total;
+    if (cursorEdge && runs.length > 0) {
+      cursorKey = (cursorEdge === "first" ? runs[0]! : runs[runs.length - 1]!).key;
+      cursorEdge = null;
+    }
     const filtered = Boolean(state.q || state.path || state.status || state.remote);
     emptyBtn.disabled = trash && total === 0 && !filtered;
     if (total === 0) {
@@ -514,6 +520,21 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     const list = rows();
     if (list.length === 0) return;
     const at = list.findIndex((tr) => Number(tr.dataset.id) === cursorKey);
+    // Past the page's last (first) run: on to the next (previous) page, when there is one.
+    if (!state.group && at >= 0) {
+      if (delta > 0 && at === list.length - 1 && state.offset + lastRuns.length < lastTotal) {
+        cursorEdge = "first";
+        state.offset += state.limit;
+        void load();
+        return;
+      }
+      if (delta < 0 && at === 0 && state.offset > 0) {
+        cursorEdge = "last";
+        state.offset = Math.max(0, state.offset - state.limit);
+        void load();
+        return;
+      }
+    }
     const next = at < 0 ? (delta > 0 ? 0 : list.length - 1) : Math.min(list.length - 1, Math.max(0, at + delta));
     list.forEach((tr) => tr.classList.remove("cursor"));
     const tr = list[next]!;

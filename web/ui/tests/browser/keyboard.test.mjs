@@ -82,6 +82,28 @@ test("j/k move through the runs, x and space select, c compares the selection", 
   await page.close();
 });
 
+test("j/k go on to the next or previous page past the page's last or first run", async () => {
+  const page = await browser.context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  await page.goto(`${hub.url}#/runs?sort=created_at&limit=2`);
+  await page.waitForFunction(() => document.querySelectorAll("tr.run-row").length === 2, null, { timeout: 60_000 });
+  const all = await page.evaluate(async () => (await (await fetch("/api/runs?limit=1000&sort=created_at")).json()).runs.map((r) => r.key));
+  assert.equal(all.length, RUNS);
+  await page.keyboard.press("j");
+  await page.keyboard.press("j");
+  assert.equal(await cursor(page), all[1]);
+  await page.keyboard.press("j");
+  await page.waitForFunction(() => document.querySelector(".page-info")?.textContent === "3–4 of 6");
+  await page.waitForFunction((k) => document.querySelector("tr.run-row.cursor")?.dataset.id === String(k), all[2]);
+  await page.keyboard.press("j");
+  assert.equal(await cursor(page), all[3]);
+  await page.keyboard.press("k");
+  await page.keyboard.press("k");
+  await page.waitForFunction(() => document.querySelector(".page-info")?.textContent === "1–2 of 6");
+  await page.waitForFunction((k) => document.querySelector("tr.run-row.cursor")?.dataset.id === String(k), all[1]);
+  await page.close();
+});
+
 test("Enter opens the run under the cursor", async () => {
   const page = await open("#/runs?sort=created_at");
   const keys = await rowKeys(page);
