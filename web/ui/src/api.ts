@@ -33,6 +33,9 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly candidates: RunCandidate[] = [],
+    /** For a malformed filter (`code` `bad_filter`): where in the expression, in characters. */
+    readonly position: number | null = null,
+    readonly length: number | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -88,13 +91,18 @@ async function request<T>(method: string, url: string, body?: unknown, signal?: 
     data = null;
   }
   if (!res.ok) {
-    const body = data as { error?: { code?: string; message?: string }; candidates?: RunCandidate[] } | null;
+    type Where = { position?: unknown; length?: unknown };
+    const body = data as ({ error?: { code?: string; message?: string } & Where; candidates?: RunCandidate[] } & Where) | null;
     const err = body?.error;
+    // `position`/`length` of a bad filter: in the error object, or beside it.
+    const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
     throw new ApiError(
       res.status,
       err?.code ?? "http",
       err?.message ?? `${res.status} ${res.statusText}`,
       Array.isArray(body?.candidates) ? body.candidates : [],
+      num(err?.position) ?? num(body?.position),
+      num(err?.length) ?? num(body?.length),
     );
   }
   return data as T;
@@ -121,6 +129,10 @@ export const api = {
     request<Run>("PATCH", runUrl(key), body),
   trashRun: (key: number) => request<Run>("DELETE", runUrl(key)),
   restoreRun: (key: number) => request<Run>("POST", runUrl(key, "/restore")),
+  /** Deletes a run in the recycle bin for good (409 when it is not in the recycle bin). */
+  purgeRun: (key: number) => request<unknown>("POST", runUrl(key, "/purge")),
+  /** Deletes every run in the recycle bin for good. */
+  emptyRecycleBin: () => request<{ purged: number }>("POST", "/api/recycle-bin/empty"),
   metrics: (
     key: number,
     q: {
@@ -142,7 +154,8 @@ export const api = {
     request<RunFilesPage>("GET", apiUrl(runUrl(key, "/files"), q), undefined, signal),
   paths: (q: { remote?: string; view?: string; status?: string; q?: string }, signal?: AbortSignal) =>
     request<PathsAnswer>("GET", apiUrl("/api/paths", q), undefined, signal),
-  columns: (signal?: AbortSignal) => request<Columns>("GET", "/api/columns", undefined, signal),
+  /** The keys across runs; `metrics` (metric names) where the hub gives them. */
+  columns: (signal?: AbortSignal) => request<Columns & { metrics?: string[] }>("GET", "/api/columns", undefined, signal),
   remotes: (signal?: AbortSignal) => request<RemotesAnswer>("GET", "/api/remotes", undefined, signal),
   compare: (
     q: { runs: string; keys?: string; x?: "step" | "time"; points?: number; from?: number; to?: number; raw?: boolean },

@@ -1,10 +1,12 @@
 /**
- * The dashboard's entry point: the top bar (navigation, theme toggle, live indicator), the
- * router that swaps pages, and the store-changed stream that pages refresh on.
+ * The dashboard's entry point: the top bar (navigation, theme toggle, live indicator, the
+ * shortcut list), the router that swaps pages, the keyboard listener, and the store-changed
+ * stream that pages refresh on.
  */
 import "./styles.css";
 import { openChanges } from "./api";
 import { h, message, replace } from "./lib/dom";
+import { installKeyboard, showHelp } from "./lib/keyboard";
 import { initTheme, toggleTheme, currentTheme } from "./lib/theme";
 import { comparePage } from "./pages/compare";
 import type { Page } from "./pages/page";
@@ -14,6 +16,7 @@ import { runsPage } from "./pages/runs";
 import { onRouteChange, type Route } from "./router";
 
 initTheme();
+installKeyboard();
 
 const nav = (href: string, label: string, page: string) => h("a", { href, class: "nav-link", dataset: { page } }, label);
 const themeBtn = h("button", { type: "button", class: "btn theme-toggle", title: "Toggle dark mode" });
@@ -29,6 +32,8 @@ themeBtn.addEventListener("click", () => {
 setThemeLabel();
 
 const liveDot = h("span", { class: "live-dot", title: "Connecting to the hub…" });
+const keysBtn = h("button", { type: "button", class: "btn keys-btn", title: "Keyboard shortcuts (?)", attrs: { "aria-label": "Keyboard shortcuts" } }, "?");
+keysBtn.addEventListener("click", () => showHelp());
 const links = [nav("#/runs", "Runs", "runs"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
 const bar = h(
   "header",
@@ -37,6 +42,7 @@ const bar = h(
   h("nav", { class: "nav" }, ...links),
   h("span", { class: "spacer" }),
   liveDot,
+  keysBtn,
   themeBtn,
 );
 const main = h("main", { id: "content" });

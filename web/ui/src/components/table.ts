@@ -1,7 +1,8 @@
 /**
  * A data table with server-side sorting (clicking a header asks the page to sort) and an
  * optional selection column. Cells are built by the column's `cell` function, which returns
- * DOM nodes or plain text (set as text).
+ * DOM nodes or plain text (set as text). Rows can be shown in groups, each under a header row
+ * (its aggregates) that folds it.
  */
 import { h } from "../lib/dom";
 
@@ -12,6 +13,22 @@ export interface Column<T> {
   sort?: string;
   className?: string;
   cell: (row: T) => Node | string;
+  /** The value behind the cell, for CSV export and group aggregates (numbers stay numbers). */
+  value?: (row: T) => string | number | null;
+  /** Aggregated (mean, min, max) in group rows. */
+  numeric?: boolean;
+  /** How an aggregate of the column is written (default: as a number). */
+  formatAggregate?: (v: number) => string;
+}
+
+/** A group of rows shown under a header row (grouped tables). */
+export interface TableGroup<T> {
+  id: string;
+  rows: T[];
+  /** The header row's cell of a column (null: empty). */
+  cell: (column: Column<T>) => Node | string | null;
+  collapsed: boolean;
+  onToggle: () => void;
 }
 
 export interface SortState {
@@ -29,6 +46,8 @@ export interface TableOptions<T> {
   onSelect?: (selected: Set<number>) => void;
   onRowClick?: (row: T, ev: MouseEvent) => void;
   rowClass?: (row: T) => string;
+  /** When set, rows are shown under their group's header row (and `rows` lists them all). */
+  groups?: TableGroup<T>[];
 }
 
 export function dataTable<T>(o: TableOptions<T>): HTMLTableElement {
@@ -81,7 +100,7 @@ export function dataTable<T>(o: TableOptions<T>): HTMLTableElement {
   }
 
   const body = h("tbody");
-  for (const r of o.rows) {
+  const addRow = (r: T) => {
     const key = o.rowKey(r);
     const tr = h("tr", { class: o.rowClass?.(r) ?? "", dataset: { id: String(key) } });
     if (selectable) {
@@ -109,7 +128,28 @@ export function dataTable<T>(o: TableOptions<T>): HTMLTableElement {
       tr.classList.add("clickable");
     }
     body.appendChild(tr);
-  }
+  };
+  if (o.groups) {
+    for (const g of o.groups) {
+      const tr = h("tr", {
+        class: `group-row${g.collapsed ? " collapsed" : ""}`,
+        dataset: { group: g.id },
+        attrs: { "aria-expanded": String(!g.collapsed) },
+      });
+      if (selectable) tr.appendChild(h("td", { class: "col-select" }));
+      for (const c of o.columns) tr.appendChild(h("td", { class: c.className ?? "", dataset: { col: c.id } }, g.cell(c)));
+      tr.tabIndex = 0;
+      tr.addEventListener("click", () => g.onToggle());
+      tr.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          g.onToggle();
+        }
+      });
+      body.appendChild(tr);
+      if (!g.collapsed) g.rows.forEach(addRow);
+    }
+  } else o.rows.forEach(addRow);
   syncAll();
   return h("table", { class: "data" }, h("thead", {}, h("tr", {}, ...headCells)), body);
 }
