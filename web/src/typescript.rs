@@ -17,7 +17,7 @@ use crate::dto::{
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::columns::ColumnsDto;
-use crate::routes::compare::{CompareDto, ConfigDiffRow};
+use crate::routes::compare::{CompareDto, ConfigDiffRow, SeriesStatsDto};
 use crate::routes::events::Changed;
 use crate::routes::files::FilesPage;
 use crate::routes::live::{LogEvent, MetricsEvent};
@@ -99,6 +99,7 @@ pub fn generated_file() -> String {
     out.add::<SkippedItemShape>();
     out.add::<CompareDto>();
     out.add::<ConfigDiffRow>();
+    out.add::<SeriesStatsDto>();
     out.add::<ErrorBody<'static>>();
     out.add::<ErrorDetail<'static>>();
     out.add::<crate::error::CandidateDto>();

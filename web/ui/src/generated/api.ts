@@ -322,6 +322,10 @@ export type CompareAnswer = {
    * Each series names its run.
    */
   series: Array<Series & { run: number }>,
+  /**
+   * Each series' statistics over all its points, whatever `from`/`to` asked.
+   */
+  stats: Array<SeriesStatsDto>,
   config_diff: Array<ConfigDiffRow>,
   /**
    * Flattened config keys across the runs (`config_diff` holds at most [`MAX_CONFIG_DIFF`]).
@@ -336,6 +340,20 @@ export type ConfigDiffRow = {
   key: string,
   values: Array<unknown>,
   differs: boolean,
+};
+
+/**
+ * One run's series `key` over all its points: how many, the last one, the smallest and
+ * largest value (NaN left out; `last` is `null` when the last value is NaN).
+ */
+export type SeriesStatsDto = {
+  run: number,
+  key: string,
+  count: number,
+  last_step: number,
+  last: number | null,
+  min: number | null,
+  max: number | null,
 };
 
 export type ApiErrorBody = {
