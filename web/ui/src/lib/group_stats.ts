@@ -73,14 +73,53 @@ export interface GroupSeries {
 }
 
 /**
+ * A series' values at `xs` (sorted ascending): its own value where it has a point there, the
+ * straight line between its neighbouring points inside its x range, `undefined` outside that
+ * range, and `null` next to a stored gap (a null value is never bridged).
+ */
+export function interpolateOnto(s: XY, xs: readonly number[]): (number | null | undefined)[] {
+  const out: (number | null | undefined)[] = new Array(xs.length).fill(undefined);
+  const n = s.xs.length;
+  if (n === 0) return out;
+  let j = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]!;
+    if (x < s.xs[0]! || x > s.xs[n - 1]!) continue;
+    while (j < n - 1 && s.xs[j + 1]! <= x) j++;
+    const x0 = s.xs[j]!;
+    const y0 = s.ys[j] ?? null;
+    if (x === x0) {
+      out[i] = y0;
+      continue;
+    }
+    const x1 = s.xs[j + 1]!;
+    const y1 = s.ys[j + 1] ?? null;
+    out[i] = y0 === null || y1 === null ? null : y0 + ((y1 - y0) * (x - x0)) / (x1 - x0);
+  }
+  return out;
+}
+
+/**
  * Reduces member series to per-x statistics: at each x of the union of the members' x values,
  * the statistics of the members that have a finite value there. An x where none does is `null`
- * in every curve (a gap).
+ * in every curve (a gap). With `interpolate`, each member is first placed on that union of x
+ * values by {@link interpolateOnto}, so members sampled at different steps (downsampled
+ * series) all count between their first and last point.
  */
-export function groupSeries(members: readonly XY[]): GroupSeries {
+export function groupSeries(members: readonly XY[], opts: { interpolate?: boolean } = {}): GroupSeries {
   if (members.length === 0) return { xs: [], mean: [], min: [], max: [], lo: [], hi: [], n: [] };
-  const aligned = alignSeries(members);
-  const xs = aligned[0];
+  let xs: number[];
+  let cols: (number | null | undefined)[][];
+  if (opts.interpolate) {
+    const set = new Set<number>();
+    for (const m of members) for (let i = 0; i < m.xs.length; i++) set.add(m.xs[i]!);
+    xs = Array.from(set).sort((a, b) => a - b);
+    cols = members.map((m) => interpolateOnto(m, xs));
+  } else {
+    const aligned = alignSeries(members);
+    xs = aligned[0];
+    cols = aligned.slice(1) as (number | null | undefined)[][];
+  }
   const len = xs.length;
   const out: GroupSeries = {
     xs,
@@ -91,7 +130,6 @@ export function groupSeries(members: readonly XY[]): GroupSeries {
     hi: new Array(len),
     n: new Array(len),
   };
-  const cols = aligned.slice(1) as (number | null | undefined)[][];
   for (let i = 0; i < len; i++) {
     let n = 0;
     let mean = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { groupBy, groupLabel, groupSeries, groupStats } from "../../src/lib/group_stats";
+import { groupBy, groupLabel, groupSeries, groupStats, interpolateOnto } from "../../src/lib/group_stats";
 
 /** The textbook two-pass computation the Welford update must agree with. */
 function direct(values: number[]) {
@@ -75,5 +75,24 @@ describe("groupSeries", () => {
       expect(g.mean[i]).toBeCloseTo(s.mean, 12);
       expect(g.hi[i]! - g.mean[i]!).toBeCloseTo(s.std, 12);
     });
+  });
+});
+
+describe("interpolateOnto", () => {
+  it("interpolates inside the range, leaves the outside undefined, keeps gaps", () => {
+    const out = interpolateOnto({ xs: [10, 20, 30, 40], ys: [0, 10, null, 4] }, [0, 10, 15, 20, 25, 40, 50]);
+    expect(out).toEqual([undefined, 0, 5, 10, null, 4, undefined]);
+  });
+  it("lets members sampled at different steps all count in a group", () => {
+    const g = groupSeries(
+      [
+        { xs: [0, 10], ys: [0, 10] },
+        { xs: [0, 5, 10], ys: [2, 7, 12] },
+      ],
+      { interpolate: true },
+    );
+    expect(g.xs).toEqual([0, 5, 10]);
+    expect(g.n).toEqual([2, 2, 2]);
+    expect(g.mean).toEqual([1, 6, 11]);
   });
 });
