@@ -216,11 +216,13 @@ export function comparePage(refs: string[], params: URLSearchParams): Page {
     const sgroups: SummaryGroup[] | null = grouped
       ? [...grouped].map(([label, members], g) => ({ label, colour: seriesColour(g), members }))
       : null;
+    const colourOf = new Map((sgroups ?? []).flatMap((g) => g.members.map((i) => [i, g.colour] as const)));
     replace(
       summaryBox,
       h("h2", {}, "Summary"),
       summaryTable({
-        runs: rows.map((r) => ({ index: r.index, name: runName(r.run), colour: seriesColour(r.index), href: runHash(r.run.key), key: r.run.key })),
+        // Grouped, a run wears its group's colour (as its group's curve in the charts).
+        runs: rows.map((r) => ({ index: r.index, name: runName(r.run), colour: colourOf.get(r.index) ?? seriesColour(r.index), href: runHash(r.run.key), key: r.run.key })),
         keys: a.keys,
         stat: (run, key) => stats.get(`${run}\u0000${key}`),
         groups: sgroups,
@@ -422,6 +424,8 @@ export function comparePage(refs: string[], params: URLSearchParams): Page {
       answer = ans;
       replace(status, ans.keys.length === 0 ? message("empty", "These runs share no metric key.") : null);
       if (first) {
+        // The view in use goes into the URL (a copy reproduces it) and this browser's memory.
+        saveView();
         renderGroupChoices();
         renderDiff();
         renderParcoords();
