@@ -170,10 +170,15 @@ export class ParCoords {
 
   private fit(c: HTMLCanvasElement): CanvasRenderingContext2D | null {
     const dpr = window.devicePixelRatio || 1;
-    c.width = Math.round(this.width * dpr);
-    c.height = Math.round(HEIGHT * dpr);
-    c.style.width = `${this.width}px`;
-    c.style.height = `${HEIGHT}px`;
+    const w = Math.round(this.width * dpr);
+    const hgt = Math.round(HEIGHT * dpr);
+    // Resizing reallocates the canvas: only when the size changed (not on every brush move).
+    if (c.width !== w || c.height !== hgt) {
+      c.width = w;
+      c.height = hgt;
+      c.style.width = `${this.width}px`;
+      c.style.height = `${HEIGHT}px`;
+    }
     const ctx = c.getContext("2d");
     ctx?.setTransform(dpr, 0, 0, dpr, 0, 0);
     return ctx;
