@@ -8,6 +8,7 @@
 mod annotations;
 mod catalog;
 mod compare;
+mod compare_stats;
 mod files;
 mod listing;
 mod live;
