@@ -356,6 +356,56 @@ export type SeriesStatsDto = {
   max: number | null,
 };
 
+/**
+ * `GET /api/runs/{run}/media`.
+ */
+export type MediaAnswer = {
+  run: number,
+  source: MediaSource,
+  /**
+   * Why the images come from file names (`source` is `file_names`), else null.
+   */
+  note: string | null,
+  /**
+   * Sorted by key.
+   */
+  keys: Array<MediaKey>,
+  truncated: boolean,
+};
+
+/**
+ * The images of one key, by step (images without a step last, by time).
+ */
+export type MediaKey = {
+  key: string,
+  images: Array<MediaImage>,
+};
+
+/**
+ * One logged image.
+ */
+export type MediaImage = {
+  step: number | null,
+  caption: string | null,
+  /**
+   * Unix seconds when it was logged.
+   */
+  time: number | null,
+  /**
+   * The file, relative to the run (`media/…`).
+   */
+  path: string,
+  /**
+   * Where the dashboard serves the file.
+   */
+  url: string,
+};
+
+/**
+ * Where the answer's images come from.
+ */
+export type MediaSource = "events" | "file_names";
+
 export type ApiErrorBody = {
   error: ApiErrorDetail,
   candidates?: Array<RunCandidate>,
