@@ -5,18 +5,20 @@
  * controls plus grouping (by path or any config key: each group drawn as its mean with a
  * min–max or ±std band); "Export CSV" of the compared metrics; the summary table (last, min,
  * max of each metric, best highlighted, group rows with aggregates); parallel coordinates of
- * chosen config keys and metrics whose brushes filter the runs of the charts and the table; and
- * the config diff table.
+ * chosen config keys and metrics whose brushes filter the runs of the charts and the table; the
+ * media panels (each image key side by side across the runs under one step slider); and the
+ * config diff table.
  *
  * The view settings (group, band, parcoords axes, smoothing) live in the URL and are remembered
  * per browser (`lib/compare_view`). `raw=1` in the URL asks every stored point instead of the
  * downsampled series (the browser benchmark's baseline).
  */
-import { api, type CompareAnswer, type CompareSeries, type Run, type RunCandidate, type SeriesStatsDto } from "../api";
+import { api, type CompareAnswer, type CompareSeries, type MediaAnswer, type Run, type RunCandidate, type SeriesStatsDto } from "../api";
 import { statusBadge } from "../components/badge";
 import type { ChartSeries, ChartSpec } from "../components/chart";
 import { chartControls, loadSettings, type ChartSettings } from "../components/chartcontrols";
 import { ChartGrid } from "../components/chartgrid";
+import { mediaCompare } from "../components/media_panel";
 import { ParCoords, type Brush } from "../components/parcoords";
 import { summaryTable, type SummaryGroup } from "../components/summary_table";
 import { loadCompareView, saveCompareView, viewParams, type CompareView } from "../lib/compare_view";
@@ -50,6 +52,9 @@ export function comparePage(refs: string[], params: URLSearchParams): Page {
   const summaryBox = h("section", { class: "summary" });
   const parBox = h("section", { class: "parcoords-box" });
   const diffBox = h("section", { class: "config-diff" });
+  const mediaBox = h("section", { class: "compare-media" });
+  /** Each run's images (by index in answer.runs), once loaded. */
+  let media: (MediaAnswer | null)[] | null = null;
   let answer: CompareAnswer | null = null;
   let xRange: [number, number] | null = null;
   let generation = 0;
@@ -103,7 +108,7 @@ export function comparePage(refs: string[], params: URLSearchParams): Page {
     selected = b.size === 0 ? null : sel;
     scheduleBrushRender();
   });
-  el.append(legend, controls, status, grid.el, summaryBox, parBox, diffBox);
+  el.append(legend, controls, status, grid.el, summaryBox, parBox, mediaBox, diffBox);
 
   const runIndex = () => new Map((answer?.runs ?? []).map((r, i) => [r.key, i]));
   const visible = (i: number) => selected === null || selected[i] === 1;
@@ -318,10 +323,31 @@ export function comparePage(refs: string[], params: URLSearchParams): Page {
     );
   };
 
+  const renderMedia = () => {
+    if (!answer || !media) return;
+    const shown = answer.runs
+      .map((r, i) => ({ r, i }))
+      .filter(({ i }) => visible(i) && media![i])
+      .map(({ r, i }) => ({ name: runName(r), colour: seriesColour(i), answer: media![i]! }));
+    if (media.every((m) => m === null || m.keys.length === 0)) {
+      replace(mediaBox);
+      return;
+    }
+    replace(mediaBox, h("h2", {}, "Media"), mediaCompare(shown));
+  };
+
+  const loadMedia = async () => {
+    const runs = answer!.runs;
+    // A run whose images cannot be listed is left out of the panels, not an error of the page.
+    media = await Promise.all(runs.map((r) => api.media(r.key).catch(() => null)));
+    renderMedia();
+  };
+
   const renderAll = () => {
     renderLegend();
     render();
     renderSummary();
+    renderMedia();
     brushCount();
   };
 
@@ -430,6 +456,7 @@ export function comparePage(refs: string[], params: URLSearchParams): Page {
         renderDiff();
         renderParcoords();
         renderAll();
+        void loadMedia();
       } else render();
     } catch (e) {
       if (gen !== generation) return;
