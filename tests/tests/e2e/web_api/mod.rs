@@ -13,6 +13,7 @@ mod files;
 mod listing;
 mod live;
 mod logs;
+mod media;
 mod metrics;
 mod run_detail;
 mod security;
