@@ -8,7 +8,8 @@
  *
  * A series may carry a band (a group's min–max or ±std around its mean), drawn as a filled area
  * behind its line. With `tooltip`, a box beside the cursor lists every series' value at the
- * cursor's x; charts share the cursor, so every chart of a page shows its values at that x.
+ * cursor's x (the stored value, and the smoothed one after `~` when smoothing); charts share the
+ * cursor, so every chart of a page shows its values at that x.
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -182,7 +183,7 @@ export class MetricChart {
         : { label: spec.xMode === "time" ? "time" : "step" },
     ];
     const bands: uPlot.Band[] = [];
-    // Per input series, the uPlot index of the line the tooltip reads (the smoothed one).
+    // Per input series, the uPlot index of its raw line (the smoothed one follows it).
     const shown: number[] = [];
     for (const s of spec.series) {
       if (s.band) {
@@ -190,7 +191,7 @@ export class MetricChart {
         series.push({ ...band, label: `${s.label} (low)` }, { ...band, label: `${s.label} (high)` });
         bands.push({ series: [series.length - 1, series.length - 2], fill: faint(s.colour) });
       }
-      shown.push(series.length + (smoothing ? 1 : 0));
+      shown.push(series.length);
       series.push({
         label: smoothing ? `${s.label} (raw)` : s.label,
         stroke: smoothing ? faint(s.colour) : s.colour,
@@ -283,14 +284,17 @@ export class MetricChart {
     }
     const x = u.data[0][idx]!;
     const xText = this.spec.xMode === "relative" ? relLabel(x) : this.spec.xMode === "time" ? new Date(x * 1000).toLocaleString() : formatNumber(x);
+    const smoothed = this.spec.smoothing > 0;
     const rows = this.spec.series.map((s, i) => {
       const v = nearValue(u.data[shown[i]!] as (number | null | undefined)[] | undefined, idx);
+      const sv = smoothed ? nearValue(u.data[shown[i]! + 1] as (number | null | undefined)[] | undefined, idx) : null;
       return h(
         "div",
         { class: "tip-row", dataset: { label: s.label, value: v === null ? "" : String(v) } },
         h("span", { class: "swatch", style: { background: s.colour } }),
         h("span", { class: "tip-label" }, s.label),
         h("span", { class: "num" }, v === null ? "–" : formatNumber(v)),
+        smoothed ? h("span", { class: "num muted", title: "smoothed" }, sv === null ? "" : `~${formatNumber(sv)}`) : null,
       );
     });
     tip.replaceChildren(h("div", { class: "tip-x muted" }, `${this.spec.xMode === "step" ? "step" : "time"} ${xText}`), ...rows);
