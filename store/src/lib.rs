@@ -34,6 +34,7 @@
 //! | tables | `purge` | deleting runs of the recycle bin for good; purged runs stay out of later syncs |
 //! | tables | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
 //! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
+//! | tables | `series_stats` | whole-series count, last point, min and max (from the top tile level) |
 //!
 //! The `tables` modules each add methods to [`Store`] (`impl Store` blocks) and may use the
 //! free functions of the layers above them, and of each other without cycles (`changes` uses
@@ -58,6 +59,7 @@ mod run_values;
 mod runs;
 mod schema;
 mod series;
+mod series_stats;
 mod skipped;
 mod sql;
 mod store;
@@ -84,5 +86,6 @@ pub use runs::{
     TrashView, ROW_KEYS,
 };
 pub use series::{KeyExtent, SeriesAxis, SeriesPoints, SeriesQuery};
+pub use series_stats::SeriesStats;
 pub use skipped::{SkippedFiles, SkippedItem, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};

@@ -17,11 +17,12 @@ use crate::dto::{
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::columns::ColumnsDto;
-use crate::routes::compare::{CompareDto, ConfigDiffRow};
+use crate::routes::compare::{CompareDto, ConfigDiffRow, SeriesStatsDto};
 use crate::routes::events::Changed;
 use crate::routes::files::FilesPage;
 use crate::routes::live::{LogEvent, MetricsEvent};
 use crate::routes::logs::LogPage;
+use crate::routes::media::{MediaDto, MediaImage, MediaKey, MediaSource};
 use crate::routes::metrics::MetricsDto;
 use crate::routes::paths::PathsDto;
 use crate::routes::remotes::RemotesDto;
@@ -100,6 +101,11 @@ pub fn generated_file() -> String {
     out.add::<crate::routes::recycle_bin::PurgedDto>();
     out.add::<CompareDto>();
     out.add::<ConfigDiffRow>();
+    out.add::<SeriesStatsDto>();
+    out.add::<MediaDto>();
+    out.add::<MediaKey>();
+    out.add::<MediaImage>();
+    out.add::<MediaSource>();
     out.add::<ErrorBody<'static>>();
     out.add::<ErrorDetail<'static>>();
     out.add::<crate::error::CandidateDto>();

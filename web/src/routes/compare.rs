@@ -1,12 +1,13 @@
-//! `GET /api/compare`: several runs' series of the same keys on one x axis, and the table of
-//! their flattened configs with the differing keys first.
+//! `GET /api/compare`: several runs' series of the same keys on one x axis, each series' whole
+//! statistics (count, last, min, max: the summary table), and the table of their flattened
+//! configs with the differing keys first.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use runicorn_store::{flatten_config, RunKey, RunRef, Store};
+use runicorn_store::{flatten_config, RunKey, RunRef, SeriesStats, Store};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -31,9 +32,39 @@ pub struct CompareDto {
     /// Each series names its run.
     #[cfg_attr(test, ts(type = "Array<Series & { run: number }>"))]
     pub series: Vec<SeriesDto>,
+    /// Each series' statistics over all its points, whatever `from`/`to` asked.
+    pub stats: Vec<SeriesStatsDto>,
     pub config_diff: Vec<ConfigDiffRow>,
     /// Flattened config keys across the runs (`config_diff` holds at most [`MAX_CONFIG_DIFF`]).
     pub config_keys: u64,
+}
+
+/// One run's series `key` over all its points: how many, the last one, the smallest and
+/// largest value (NaN left out; `last` is `null` when the last value is NaN).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SeriesStatsDto {
+    pub run: i64,
+    pub key: String,
+    pub count: i64,
+    pub last_step: i64,
+    pub last: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl SeriesStatsDto {
+    fn new(run: RunKey, key: &str, s: SeriesStats) -> SeriesStatsDto {
+        SeriesStatsDto {
+            run: run.0,
+            key: key.to_owned(),
+            count: s.count,
+            last_step: s.last_step,
+            last: s.last,
+            min: s.min,
+            max: s.max,
+        }
+    }
 }
 
 /// One flattened config key across the compared runs.
@@ -163,19 +194,25 @@ pub async fn get(
         let (run, names, query) = (row.key, keys.clone(), query.clone());
         state.pool.read(move |store| {
             let mut series = Vec::with_capacity(names.len());
+            let mut stats = Vec::with_capacity(names.len());
             for name in &names {
                 if let Some(points) = store.series(run, name, &query)? {
                     series.push(SeriesDto::new(Some(run.0), points));
                 }
+                if let Some(s) = store.series_stats(run, name)? {
+                    stats.push(SeriesStatsDto::new(run, name, s));
+                }
             }
-            Ok(series)
+            Ok((series, stats))
         })
     });
-    let series = futures::future::try_join_all(reads)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+    let (series, stats): (Vec<Vec<SeriesDto>>, Vec<Vec<SeriesStatsDto>>) =
+        futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .unzip();
+    let series = series.into_iter().flatten().collect();
+    let stats = stats.into_iter().flatten().collect();
     let configs: Vec<Vec<(String, Value)>> = rows
         .iter()
         .map(|r| r.config.as_ref().map(flatten_config).unwrap_or_default())
@@ -185,6 +222,7 @@ pub async fn get(
         runs: rows.iter().map(RunDto::from).collect(),
         keys,
         series,
+        stats,
         config_diff,
         config_keys,
     };

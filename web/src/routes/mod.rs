@@ -7,6 +7,7 @@ pub mod events;
 pub mod files;
 pub mod live;
 pub mod logs;
+pub mod media;
 pub mod metrics;
 pub mod paths;
 pub mod recycle_bin;
@@ -55,6 +56,7 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .route("/api/runs/{run}/live", get(live::stream))
         .route("/api/runs/{run}/files", get(files::list))
         .route("/api/runs/{run}/files/{*path}", get(files::get))
+        .route("/api/runs/{run}/media", get(media::get))
         .route("/api/paths", get(paths::get))
         .route("/api/columns", get(columns::get))
         .route("/api/remotes", get(remotes::get))

@@ -12,6 +12,7 @@ import type {
   LiveLogEvent,
   LiveMetricsEvent,
   LogPage,
+  MediaAnswer,
   MetricsAnswer,
   PathsAnswer,
   RemotesAnswer,
@@ -157,6 +158,8 @@ export const api = {
   /** The keys across runs; `metrics` (metric names) where the hub gives them. */
   columns: (signal?: AbortSignal) => request<Columns & { metrics?: string[] }>("GET", "/api/columns", undefined, signal),
   remotes: (signal?: AbortSignal) => request<RemotesAnswer>("GET", "/api/remotes", undefined, signal),
+  /** A run's images by key, with step and caption (`GET /api/runs/{run}/media`). */
+  media: (key: number, signal?: AbortSignal) => request<MediaAnswer>("GET", runUrl(key, "/media"), undefined, signal),
   compare: (
     q: { runs: string; keys?: string; x?: "step" | "time"; points?: number; from?: number; to?: number; raw?: boolean },
     signal?: AbortSignal,

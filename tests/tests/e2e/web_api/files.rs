@@ -14,9 +14,9 @@ use super::world::{error_message, run_by_run_id, Served, World, PNG};
 
 /// Brings a file of a `local:` remote's run into the store's cache by reading it where the
 /// run lives: the same job the hub's SFTP fetcher does for SSH remotes.
-struct LocalFetcher {
-    root: PathBuf,
-    hub_dir: PathBuf,
+pub(super) struct LocalFetcher {
+    pub(super) root: PathBuf,
+    pub(super) hub_dir: PathBuf,
 }
 
 impl FileFetcher for LocalFetcher {

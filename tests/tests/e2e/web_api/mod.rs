@@ -8,10 +8,12 @@
 mod annotations;
 mod catalog;
 mod compare;
+mod compare_stats;
 mod files;
 mod listing;
 mod live;
 mod logs;
+mod media;
 mod metrics;
 mod run_detail;
 mod security;

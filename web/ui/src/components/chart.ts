@@ -5,6 +5,11 @@
  * linear or log y axis and x as step, wall-clock time or time since the start. Dragging selects
  * an x range and calls `onZoom` (the page fetches that range at a higher resolution); a double
  * click calls `onReset`. The element carries `data-points` (points drawn) and `data-rendered`.
+ *
+ * A series may carry a band (a group's min–max or ±std around its mean), drawn as a filled area
+ * behind its line. With `tooltip`, a box beside the cursor lists every series' value at the
+ * cursor's x (the stored value, and the smoothed one after `~` when smoothing); charts share the
+ * cursor, so every chart of a page shows its values at that x.
  */
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -21,6 +26,8 @@ export interface ChartSeries {
   colour: string;
   xs: ArrayLike<number>;
   ys: ArrayLike<number | null>;
+  /** A filled band behind the line, on the same x values (smoothed like the line). */
+  band?: { lo: ArrayLike<number | null>; hi: ArrayLike<number | null> };
 }
 
 export interface ChartSpec {
@@ -30,6 +37,8 @@ export interface ChartSpec {
   smoothing: number;
   logY: boolean;
   legend: boolean;
+  /** A box beside the cursor with every series' value at its x. */
+  tooltip?: boolean;
   /** The zoomed x range, or null for all data. */
   xRange: [number, number] | null;
   onZoom?: (min: number, max: number) => void;
@@ -64,9 +73,14 @@ export function chartColumns(spec: Pick<ChartSpec, "series" | "smoothing" | "log
 } {
   const cols: XY[] = [];
   let points = 0;
+  const positive = (ys: ArrayLike<number | null>) => (spec.logY ? Array.from(ys, (v) => (v !== null && v > 0 ? v : null)) : ys);
+  const smooth = (ys: ArrayLike<number | null>) => (spec.smoothing > 0 ? (ema(Array.from(ys), spec.smoothing) as (number | null)[]) : ys);
   for (const s of spec.series) {
-    let ys: ArrayLike<number | null> = s.ys;
-    if (spec.logY) ys = Array.from(ys, (v) => (v !== null && v > 0 ? v : null));
+    const ys: ArrayLike<number | null> = positive(s.ys);
+    if (s.band) {
+      cols.push({ xs: s.xs, ys: smooth(positive(s.band.lo)) });
+      cols.push({ xs: s.xs, ys: smooth(positive(s.band.hi)) });
+    }
     for (let i = 0; i < ys.length; i++) if (ys[i] !== null && ys[i] !== undefined) points++;
     cols.push({ xs: s.xs, ys });
     if (spec.smoothing > 0) cols.push({ xs: s.xs, ys: ema(Array.from(ys), spec.smoothing) as (number | null)[] });
@@ -128,7 +142,10 @@ export class MetricChart {
       spec.logY === this.spec.logY &&
       spec.xMode === this.spec.xMode &&
       spec.legend === this.spec.legend &&
-      spec.series.every((s, i) => s.colour === this.spec.series[i]!.colour && s.label === this.spec.series[i]!.label);
+      spec.tooltip === this.spec.tooltip &&
+      spec.series.every(
+        (s, i) => s.colour === this.spec.series[i]!.colour && s.label === this.spec.series[i]!.label && !s.band === !this.spec.series[i]!.band,
+      );
     this.spec = spec;
     if (!sameShape || !this.plot) {
       this.build();
@@ -165,7 +182,16 @@ export class MetricChart {
         ? { label: "time", value: (_u, v) => (v === null ? "–" : relLabel(v)) }
         : { label: spec.xMode === "time" ? "time" : "step" },
     ];
+    const bands: uPlot.Band[] = [];
+    // Per input series, the uPlot index of its raw line (the smoothed one follows it).
+    const shown: number[] = [];
     for (const s of spec.series) {
+      if (s.band) {
+        const band = { stroke: "transparent", width: 0, spanGaps: false, points: { show: false } };
+        series.push({ ...band, label: `${s.label} (low)` }, { ...band, label: `${s.label} (high)` });
+        bands.push({ series: [series.length - 1, series.length - 2], fill: faint(s.colour) });
+      }
+      shown.push(series.length);
       series.push({
         label: smoothing ? `${s.label} (raw)` : s.label,
         stroke: smoothing ? faint(s.colour) : s.colour,
@@ -195,10 +221,12 @@ export class MetricChart {
       ...extra,
     });
     const xRange = spec.xRange;
+    const tip = spec.tooltip ? h("div", { class: "chart-tip", hidden: true }) : null;
     const opts: uPlot.Options = {
       width: this.width(),
       height: this.height(),
       series,
+      bands,
       scales: {
         x: { time: spec.xMode === "time" },
         y: spec.logY ? { distr: 3 } : {},
@@ -232,6 +260,7 @@ export class MetricChart {
             }
           },
         ],
+        setCursor: tip ? [(u) => this.showTip(u, tip, shown)] : [],
         draw: [
           () => {
             this.el.dataset.rendered = "1";
@@ -241,6 +270,50 @@ export class MetricChart {
       },
     };
     this.plot = new uPlot(opts, data, this.body);
+    if (tip) this.plot.over.appendChild(tip);
     if (xRange) this.plot.setScale("x", { min: xRange[0], max: xRange[1] });
   }
+
+  /** Fills and places the cursor's value box: the x, then each series' value (nearest point). */
+  private showTip(u: uPlot, tip: HTMLElement, shown: number[]): void {
+    const idx = u.cursor.idx;
+    const left = u.cursor.left ?? -1;
+    if (idx === null || idx === undefined || left < 0) {
+      tip.hidden = true;
+      return;
+    }
+    const x = u.data[0][idx]!;
+    const xText = this.spec.xMode === "relative" ? relLabel(x) : this.spec.xMode === "time" ? new Date(x * 1000).toLocaleString() : formatNumber(x);
+    const smoothed = this.spec.smoothing > 0;
+    const rows = this.spec.series.map((s, i) => {
+      const v = nearValue(u.data[shown[i]!] as (number | null | undefined)[] | undefined, idx);
+      const sv = smoothed ? nearValue(u.data[shown[i]! + 1] as (number | null | undefined)[] | undefined, idx) : null;
+      return h(
+        "div",
+        { class: "tip-row", dataset: { label: s.label, value: v === null ? "" : String(v) } },
+        h("span", { class: "swatch", style: { background: s.colour } }),
+        h("span", { class: "tip-label" }, s.label),
+        h("span", { class: "num" }, v === null ? "–" : formatNumber(v)),
+        smoothed ? h("span", { class: "num muted", title: "smoothed" }, sv === null ? "" : `~${formatNumber(sv)}`) : null,
+      );
+    });
+    tip.replaceChildren(h("div", { class: "tip-x muted" }, `${this.spec.xMode === "step" ? "step" : "time"} ${xText}`), ...rows);
+    tip.hidden = false;
+    tip.dataset.x = String(x);
+    const w = u.over.clientWidth;
+    tip.style.left = left > w / 2 ? "" : `${left + 12}px`;
+    tip.style.right = left > w / 2 ? `${w - left + 12}px` : "";
+  }
+}
+
+/** The value at `idx`, or the nearest defined one within 64 columns (aligned series have holes). */
+function nearValue(col: (number | null | undefined)[] | undefined, idx: number): number | null {
+  if (!col) return null;
+  for (let d = 0; d <= 64; d++) {
+    const a = col[idx - d];
+    if (a !== undefined && idx - d >= 0) return a;
+    const b = col[idx + d];
+    if (b !== undefined && idx + d < col.length) return b;
+  }
+  return null;
 }

@@ -391,6 +391,10 @@ export type CompareAnswer = {
    * Each series names its run.
    */
   series: Array<Series & { run: number }>,
+  /**
+   * Each series' statistics over all its points, whatever `from`/`to` asked.
+   */
+  stats: Array<SeriesStatsDto>,
   config_diff: Array<ConfigDiffRow>,
   /**
    * Flattened config keys across the runs (`config_diff` holds at most [`MAX_CONFIG_DIFF`]).
@@ -406,6 +410,70 @@ export type ConfigDiffRow = {
   values: Array<unknown>,
   differs: boolean,
 };
+
+/**
+ * One run's series `key` over all its points: how many, the last one, the smallest and
+ * largest value (NaN left out; `last` is `null` when the last value is NaN).
+ */
+export type SeriesStatsDto = {
+  run: number,
+  key: string,
+  count: number,
+  last_step: number,
+  last: number | null,
+  min: number | null,
+  max: number | null,
+};
+
+/**
+ * `GET /api/runs/{run}/media`.
+ */
+export type MediaAnswer = {
+  run: number,
+  source: MediaSource,
+  /**
+   * Why the images come from file names (`source` is `file_names`), else null.
+   */
+  note: string | null,
+  /**
+   * Sorted by key.
+   */
+  keys: Array<MediaKey>,
+  truncated: boolean,
+};
+
+/**
+ * The images of one key, by step (images without a step last, by time).
+ */
+export type MediaKey = {
+  key: string,
+  images: Array<MediaImage>,
+};
+
+/**
+ * One logged image.
+ */
+export type MediaImage = {
+  step: number | null,
+  caption: string | null,
+  /**
+   * Unix seconds when it was logged.
+   */
+  time: number | null,
+  /**
+   * The file, relative to the run (`media/…`).
+   */
+  path: string,
+  /**
+   * Where the dashboard serves the file.
+   */
+  url: string,
+};
+
+/**
+ * Where the answer's images come from.
+ */
+export type MediaSource = "events" | "file_names";
 
 export type ApiErrorBody = {
   error: ApiErrorDetail,

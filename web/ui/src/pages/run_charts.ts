@@ -1,12 +1,14 @@
 /**
  * The Charts tab of a run: one chart per metric key with the shared controls; drag-to-zoom
  * refetches the range at a higher resolution, a double click goes back to the whole run, and
- * live points are appended while the run runs.
+ * live points are appended while the run runs. "Export CSV" downloads every stored point of
+ * every key (long format: run, key, step, value; raw, numbers as the API gives them).
  */
 import { api, type RunDetail, type Series } from "../api";
 import type { ChartSpec } from "../components/chart";
 import { chartControls, loadSettings, type ChartSettings } from "../components/chartcontrols";
 import { ChartGrid } from "../components/chartgrid";
+import { downloadCsv, toCsv, type CsvCell } from "../lib/csv";
 import { h, message, replace } from "../lib/dom";
 import { seriesColour } from "../lib/theme";
 
@@ -35,8 +37,10 @@ export class RunCharts {
   private keysWanted = KEYS_PER_PAGE;
   private readonly more = h("div");
   private readonly onTheme = () => this.render(true);
+  private readonly exportButton = h("button", { type: "button", class: "export-csv" }, "Export CSV");
 
   constructor(private detail: RunDetail) {
+    this.exportButton.addEventListener("click", () => void this.exportCsv());
     this.el = h(
       "div",
       { class: "tab-charts" },
@@ -47,7 +51,7 @@ export class RunCharts {
           this.xRange = null;
           void this.load();
         } else this.render(false);
-      }),
+      }, [this.exportButton]),
       this.status,
       this.grid.el,
       this.more,
@@ -73,6 +77,26 @@ export class RunCharts {
     let min = Infinity;
     for (const s of this.series.values()) for (const t of s.times) if (t !== null && t < min) min = t;
     return Number.isFinite(min) ? min : 0;
+  }
+
+  /** Every stored point of every key, raw, as CSV (keys paged like the charts). */
+  private async exportCsv(): Promise<void> {
+    const button = this.exportButton;
+    button.disabled = true;
+    try {
+      const rows: CsvCell[][] = [["run", "key", "step", "value"]];
+      let keyOffset: number | null = 0;
+      while (keyOffset !== null) {
+        const ans = await api.metrics(this.detail.key, { x: "step", raw: true, key_offset: keyOffset, key_limit: KEYS_PER_PAGE });
+        for (const s of ans.series) s.steps.forEach((step, j) => rows.push([this.detail.run_id, s.key, step, s.values[j] ?? null]));
+        keyOffset = ans.next_key_offset;
+      }
+      downloadCsv(`${this.detail.run_id}-metrics.csv`, toCsv(rows));
+    } catch (e) {
+      replace(this.status, message("error", `Could not export: ${(e as Error).message}`));
+    } finally {
+      button.disabled = false;
+    }
   }
 
   private async load(): Promise<void> {

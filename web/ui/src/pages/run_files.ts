@@ -8,6 +8,7 @@
 import { api, type RunDetail, type RunFile } from "../api";
 import { h, message, replace } from "../lib/dom";
 import { formatBytes, formatNumber } from "../lib/format";
+import { mediaPanels } from "../components/media_panel";
 import { imageGrid, IMAGE, skippedFiles } from "./run_info";
 
 /** Files asked for per request. */
@@ -85,17 +86,24 @@ export function filesTab(d: RunDetail): HTMLElement {
   const tree = h("div", { class: "file-tree" }, message("loading", "Listing files…"));
   const viewer = h("div", { class: "file-view" });
   const images = d.files.filter((f) => IMAGE.test(f.path));
+  const media = h("div", { class: "media-box" }, message("loading", "Loading images…"));
   const el = h(
     "div",
     { class: "tab-files" },
     images.length ? h("h3", {}, "Images") : null,
-    images.length ? imageGrid(images) : null,
+    images.length ? media : null,
     h("h3", {}, "Files"),
     skippedFiles(d),
     tree,
     viewer,
   );
   void loadTree(d.key, tree, viewer);
+  // Images by key with step and caption; the plain grid when the media route cannot answer.
+  if (images.length)
+    api.media(d.key).then(
+      (a) => replace(media, mediaPanels(a)),
+      () => replace(media, imageGrid(images)),
+    );
   return el;
 }
 

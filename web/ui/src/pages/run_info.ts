@@ -51,7 +51,15 @@ export function skippedFiles(d: RunDetail): HTMLElement | null {
   );
 }
 
-/** The thumbnails of a run's images, each linked to its full size. */
+/** What a media file name says of its image: the key of `media/<epoch_ms>_<hex>_<key>.<ext>`
+ * (the SDK's naming), else the file name without its folder. */
+export function imageLabel(path: string): string {
+  const name = path.split("/").pop() ?? path;
+  const m = /^\d+_[0-9a-f]+_(.+)\.[A-Za-z]+$/.exec(name);
+  return m ? m[1]! : name;
+}
+
+/** The thumbnails of a run's images, each linked to its full size, labelled by key. */
 export function imageGrid(images: readonly RunFile[]): HTMLElement {
   return h(
     "div",
@@ -62,7 +70,7 @@ export function imageGrid(images: readonly RunFile[]): HTMLElement {
         { class: "thumb" },
         // The hub fetches a file from its server the first time it is asked for (lazy bytes).
         thumbnail(f.url, f.path),
-        h("figcaption", { class: "small" }, f.path),
+        h("figcaption", { class: "small" }, imageLabel(f.path)),
       ),
     ),
   );

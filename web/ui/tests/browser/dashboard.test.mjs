@@ -110,8 +110,10 @@ test("a run's images are fetched on demand and shown", async () => {
   // demo's root the first time the page asks.
   await page.waitForFunction(
     () => {
-      const imgs = [...document.querySelectorAll(".thumb img")];
-      return imgs.length >= 4 && imgs.every((i) => i.complete && i.naturalWidth === 64);
+      // One media panel per key (the demo's "prediction", 4 images), showing one at a time.
+      const imgs = [...document.querySelectorAll(".media-panel img")];
+      const head = document.querySelector('.media-panel[data-key="prediction"] h4')?.textContent ?? "";
+      return /4 images/.test(head) && imgs.length >= 1 && imgs.every((i) => i.complete && i.naturalWidth === 64);
     },
     null,
     { timeout: 30_000 },
@@ -154,7 +156,7 @@ test("the Files tab lists the run's files as a tree, opens a text file and offer
   await page.reload();
   await page.waitForSelector('.file-tree .file-row[data-path="logs.txt"] .file-cached.is-cached', { timeout: 30_000 });
   // The images are shown as before.
-  assert.ok((await page.locator(".thumb img").count()) >= 4);
+  assert.ok((await page.locator(".media-panel img").count()) >= 1);
   await screenshot(page, "run-detail-files-tree");
   await page.close();
 });
