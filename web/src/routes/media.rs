@@ -26,6 +26,9 @@ pub const MAX_MEDIA_IMAGES: usize = 20_000;
 /// Most `media/` files of the manifest the fallback reads.
 const MAX_MEDIA_FILES: u64 = 20_000;
 const EVENTS: &str = "events.jsonl";
+/// Largest `events.jsonl` fetched from a remote for its image events; beyond it, the images are
+/// listed from their file names (a run that long would cost its whole event log to show them).
+pub const MAX_EVENTS_FETCH: u64 = 128 * 1024 * 1024;
 
 /// Where the answer's images come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,9 +95,26 @@ pub async fn get(
             Ok((run, events, cached, media))
         })
         .await?;
+    if media.is_empty() {
+        // No image was logged: nothing to read, nothing to fetch.
+        return Ok(Json(answer(
+            key,
+            MediaSource::Events,
+            None,
+            Vec::new(),
+            false,
+        )));
+    }
     let events_file: Result<PathBuf, String> = match (cached, events, state.files.clone()) {
         (Some(path), _, _) => Ok(path),
         (None, None, _) => Err(format!("run {} has no {EVENTS} in its manifest", key.0)),
+        (None, Some(f), _) if f.size > MAX_EVENTS_FETCH => Err(format!(
+            "{EVENTS} of run {} is {} MiB, more than the {} MiB fetched for image captions;              `runicorn-hub fetch {} --files {EVENTS}` brings it, then steps and captions show",
+            key.0,
+            f.size >> 20,
+            MAX_EVENTS_FETCH >> 20,
+            key.0
+        )),
         (None, Some(_), None) => Err(format!(
             "{EVENTS} of run {} is not in the hub's cache, and this dashboard fetches no files",
             key.0
