@@ -1,6 +1,8 @@
 //! Run listings: filters, sorts and paging done in SQL, so a page of a 100,000-run table costs
 //! about the page, not the table (`bench/src/bin/dashboard_queries.rs`); counts, the per-path
-//! counts of the path tree, and the summary and config keys for column choosers.
+//! counts of the path tree, and the summary, config and metric keys for column choosers. An
+//! expression of the filter language (`RunFilter::query`, see `run_query`) is one more `WHERE`
+//! term, so every strategy below applies to it unchanged.
 //!
 //! A page is found in two steps: the ordered ids of the page, then those runs' rows. Sorting by
 //! `summary.<key>` or `config.<key>` reads the `run_values` side table, one of two ways chosen
@@ -18,6 +20,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{SqliteContext, StoreError};
+use crate::run_query::{condition, text_condition};
 use crate::run_values::{SOURCE_CONFIG, SOURCE_SUMMARY};
 use crate::runs::{
     run_row, ColumnKeys, RunFilter, RunOrder, RunRow, TrashView, RUN_COLUMNS, RUN_FROM,
@@ -64,33 +67,10 @@ fn filter_terms(f: &RunFilter, with_path: bool) -> (Vec<String>, Vec<SqlValue>) 
         args.push(tag.clone().into());
     }
     if let Some(text) = f.text.as_deref().filter(|t| !t.is_empty()) {
-        let fields = [
-            "r.path",
-            "coalesce(r.user_alias, r.alias, '')",
-            "r.run_id",
-            "coalesce(r.hostname, '')",
-            "coalesce(r.notes, '')",
-        ];
-        let mut any: Vec<String> = fields
-            .iter()
-            .map(|f| format!("instr(lower({f}), lower(?)) > 0"))
-            .collect();
-        // Text without JSON punctuation is found in a tag exactly when it is found in the
-        // tags' JSON text (tags are separated by quotes and commas; serde_json escapes only
-        // quotes, backslashes and control characters): no JSON parsed per run.
-        if text.contains(['"', '\\', ',', '[', ']']) || text.chars().any(char::is_control) {
-            any.push(
-                "EXISTS (SELECT 1 FROM json_each(coalesce(r.user_tags, r.tags))
-                         WHERE instr(lower(json_each.value), lower(?)) > 0)"
-                    .into(),
-            );
-        } else {
-            any.push("instr(lower(coalesce(r.user_tags, r.tags)), lower(?)) > 0".into());
-        }
-        terms.push(format!("({})", any.join(" OR ")));
-        for _ in 0..any.len() {
-            args.push(text.to_owned().into());
-        }
+        terms.push(text_condition(text, &mut args));
+    }
+    if let Some(query) = &f.query {
+        terms.push(condition(query, &mut args));
     }
     if !f.include_removed {
         terms.push("r.removed = 0".into());
@@ -210,9 +190,20 @@ impl Store {
                 .at(p)?;
             rows.collect::<Result<Vec<_>, _>>().at(p)
         };
+        // Names in order through their unique index; a name no run holds any more (its runs
+        // forgotten) may stay listed, and matches nothing.
+        let metrics = self
+            .conn
+            .prepare_cached("SELECT name FROM metric_keys ORDER BY name LIMIT ?1")
+            .and_then(|mut s| {
+                s.query_map([limit], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .at(p)?;
         Ok(ColumnKeys {
             summary: keys(SOURCE_SUMMARY)?,
             config: keys(SOURCE_CONFIG)?,
+            metrics,
         })
     }
 
