@@ -48,7 +48,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const selected = new Set<number>();
   const openPaths = new Set<string>();
   let extraColumns = savedColumns();
-  let columns: Columns = { summary: [], config: [] };
+  let columns: Columns = { summary: [], config: [], metrics: [] };
   let generation = 0;
   let destroyed = false;
   let lastRuns: Run[] = [];
