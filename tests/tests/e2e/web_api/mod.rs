@@ -9,6 +9,7 @@ mod annotations;
 mod catalog;
 mod compare;
 mod files;
+mod filter_language;
 mod listing;
 mod live;
 mod logs;
