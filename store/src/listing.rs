@@ -20,7 +20,8 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{SqliteContext, StoreError};
-use crate::run_query::{condition, text_condition};
+use crate::ids::RunKey;
+use crate::run_query::{aggregate, condition, text_condition, Agg};
 use crate::run_values::{SOURCE_CONFIG, SOURCE_SUMMARY};
 use crate::runs::{
     run_row, ColumnKeys, RunFilter, RunOrder, RunRow, TrashView, RUN_COLUMNS, RUN_FROM,
@@ -205,6 +206,40 @@ impl Store {
             config: keys(SOURCE_CONFIG)?,
             metrics,
         })
+    }
+
+    /// The `agg` (last value, min or max) of metric `name` of each of `runs` that has a
+    /// finite one, read as the filter language reads `metric.<name>.<agg>`.
+    pub fn metric_aggregates(
+        &self,
+        runs: &[RunKey],
+        name: &str,
+        agg: Agg,
+    ) -> Result<HashMap<RunKey, f64>, StoreError> {
+        let p = &self.db_path;
+        let json =
+            serde_json::Value::from(runs.iter().map(|k| k.0).collect::<Vec<_>>()).to_string();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT rk.run, {} FROM run_keys rk
+                 WHERE rk.run IN (SELECT value FROM json_each(?1))
+                   AND rk.key = (SELECT id FROM metric_keys WHERE name = ?2)",
+                aggregate(agg)
+            ))
+            .at(p)?;
+        let rows = stmt
+            .query_map(rusqlite::params![json, name], |r| {
+                Ok((RunKey(r.get(0)?), r.get::<_, Option<f64>>(1)?))
+            })
+            .at(p)?;
+        let mut out = HashMap::new();
+        for row in rows {
+            if let (key, Some(x)) = row.at(p)? {
+                out.insert(key, x);
+            }
+        }
+        Ok(out)
     }
 
     /// SQLite's `PRAGMA data_version`: changes when another connection commits (readers poll

@@ -24,7 +24,7 @@ mod props;
 
 use std::fmt;
 
-pub(crate) use compile::{condition, text_condition};
+pub(crate) use compile::{aggregate, condition, text_condition};
 
 /// Longest expression accepted, in characters (the API caps `q` at 1,024 bytes anyway).
 pub const MAX_FILTER_CHARS: usize = 4096;

@@ -98,7 +98,7 @@ fn source_of(key: &FilterKey) -> Option<(i64, &str)> {
 }
 
 /// The value of a metric aggregate of the series `rk` (a `run_keys` row); NULL for NaN.
-fn aggregate(agg: Agg) -> String {
+pub(crate) fn aggregate(agg: Agg) -> String {
     let last = "(SELECT p.value FROM points p
                  WHERE p.run = rk.run AND p.key = rk.key AND p.step = rk.last_step)";
     let (f, col) = match agg {

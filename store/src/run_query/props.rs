@@ -291,4 +291,10 @@ fn min_and_max_of_a_long_series_come_from_its_tiles_exactly() {
     assert_eq!(count("metric.k1.last = 20004.5"), 1);
     assert_eq!(count("metric.k0.min < 5 or metric.k0.max > 20004"), 0);
     assert_eq!(count("has:metric.k0 and not has:metric.k2"), 1);
+    let key = crate::RunKey(1);
+    let agg = |name: &str, agg| store.metric_aggregates(&[key], name, agg).unwrap();
+    assert_eq!(agg("k0", Agg::Min).get(&key), Some(&5.0));
+    assert_eq!(agg("k1", Agg::Max).get(&key), Some(&20004.5));
+    assert_eq!(agg("k1", Agg::Last).get(&key), Some(&20004.5));
+    assert!(agg("k2", Agg::Last).is_empty());
 }
