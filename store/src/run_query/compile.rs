@@ -2,9 +2,9 @@
 //! condition is 0 or 1, never NULL, so `NOT` is the plain negation and a run without a key
 //! fails every comparison on it.
 //!
-//! Config and summary comparisons are `r.id IN (…)` over `run_values`, answered from the
-//! `run_values_sorted` index (source, key, num, text): SQLite collects the matching runs once
-//! and checks each run against that set. Numbers compare with `num`, text with `text`, never
+//! Config and summary comparisons are `r.id IN (…)` over `run_values`, answered from a range
+//! of the `run_values_sorted` index (source, key, num, text): SQLite collects the matching runs
+//! once and looks those runs up by id (or checks each run against the set). Numbers compare with `num`, text with `text`, never
 //! across (a bound text against a REAL column would compare by storage class). Metric
 //! aggregates are read per candidate run: `last` at the series' last step (one primary-key
 //! seek), `min`/`max` from the top level of the point tiles, or from the points of a series
@@ -172,10 +172,12 @@ fn compare(key: &FilterKey, op: Op, value: &Literal, args: &mut Vec<SqlValue>) -
             args.push(source.into());
             args.push(k.to_owned().into());
             args.push(bound);
-            let cond = if op == Op::Ne {
-                format!("({col} IS NULL OR {col} != ?)")
-            } else {
-                test(col, op)
+            let cond = match (op, col) {
+                (Op::Ne, _) => format!("({col} IS NULL OR {col} != ?)"),
+                // Text rows have no number: saying so lets the index reach `text` (it follows
+                // `num`), so `= "sgd"` is a range of the index, not every row of the key.
+                (_, "text") => format!("num IS NULL AND {}", test(col, op)),
+                _ => test(col, op),
             };
             format!("r.id IN (SELECT run FROM run_values WHERE source = ? AND key = ? AND {cond})")
         }
