@@ -289,6 +289,31 @@ impl Store {
 
     /// The ids of the page `filter` asks for, in order.
     fn page_ids(&self, filter: &RunFilter) -> Result<Vec<i64>, StoreError> {
+        self.page_ids_with(filter, None)
+    }
+
+    /// [`Store::list_runs`] and [`Store::count_runs`] together: the count also chooses the
+    /// page's strategy, so the filter is evaluated once less (what the runs table asks for).
+    pub fn list_and_count_runs(
+        &self,
+        filter: &RunFilter,
+    ) -> Result<(Vec<RunRow>, u64), StoreError> {
+        let total = self.count_runs(filter)?;
+        let many = total >= FEW_RUNS as u64;
+        let ids = self.page_ids_with(filter, Some(many))?;
+        Ok((self.rows_of(&ids)?, total))
+    }
+
+    /// The page's ids; `many`: whether the filter keeps at least [`FEW_RUNS`] runs, when known.
+    fn page_ids_with(
+        &self,
+        filter: &RunFilter,
+        many: Option<bool>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let keeps_many = || match many {
+            Some(m) => Ok(m),
+            None => self.keeps_many(filter),
+        };
         let sort = &filter.sort;
         let dir = if sort.descending { "DESC" } else { "ASC" };
         let (sql, args) = match &sort.by {
@@ -298,13 +323,13 @@ impl Store {
                 } else {
                     SOURCE_CONFIG
                 };
-                if self.keeps_many(filter)? {
+                if keeps_many()? {
                     walk_values(filter, source, key, dir)
                 } else {
                     sort_values(filter, source, key, dir)
                 }
             }
-            RunOrder::CreatedAt if self.keeps_many(filter)? => walk_created(filter, dir),
+            RunOrder::CreatedAt if keeps_many()? => walk_created(filter, dir),
             by => {
                 // Checked just above: every other order is a column.
                 let expr = column_of(by).unwrap_or("r.id");
@@ -528,6 +553,10 @@ mod tests {
                             .map(|r| r.key.0)
                             .collect();
                         assert_eq!(listed, few);
+                        let (rows, total) = store.list_and_count_runs(&f).unwrap();
+                        let keys: Vec<i64> = rows.iter().map(|r| r.key.0).collect();
+                        assert_eq!(keys, few);
+                        assert_eq!(total, store.count_runs(&f).unwrap());
                     }
                 }
             }
