@@ -125,6 +125,7 @@ cargo build --release --bins --quiet
 "$repo/target/release/dashboard_queries" --quick >/dev/null
 "$repo/target/release/many_keys" --quick >/dev/null
 "$repo/target/release/long_log" --quick >/dev/null
+"$repo/target/release/filter_runs" --quick >/dev/null
 "$repo/target/release/transfer_vs_sftp" --quick >/dev/null
 RUNICORN_HUB_BIN="$repo/target/release/runicorn-hub" node "$repo/bench/browser/compare_pan.mjs" --quick >/dev/null
 RUNICORN_HUB_BIN="$repo/target/release/runicorn-hub" node "$repo/bench/browser/compare_grouped.mjs" --quick >/dev/null

@@ -17,6 +17,7 @@
 //! | plain | `file_cache` | the content-addressed file cache on disk (no SQLite) |
 //! | derived | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
 //! | derived | `tiles` | the point tile pyramid and its upkeep during ingest |
+//! | language | `run_query` | the filter language: [`RunQuery`], its parser ([`FilterError`] with positions), its SQL |
 //! | schema | `schema` | tables, indexes, SQL-only migrations, `rebuild_derived` after them |
 //! | facade | `store` | [`Store`]: opening, folder, SQLite settings, `default_dir` |
 //! | tables | `remotes` | remotes, their state and cursor |
@@ -54,6 +55,7 @@ mod points;
 mod prefetch;
 mod purge;
 mod remotes;
+mod run_query;
 mod run_ref;
 mod run_values;
 mod runs;
@@ -79,6 +81,7 @@ pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
 pub use purge::{PurgeRefusal, PurgeReport};
 pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
+pub use run_query::{Agg, FilterError, FilterKey, Literal, Op, RunQuery, MAX_FILTER_CHARS};
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;
 pub use runs::{

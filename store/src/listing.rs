@@ -1,6 +1,8 @@
 //! Run listings: filters, sorts and paging done in SQL, so a page of a 100,000-run table costs
 //! about the page, not the table (`bench/src/bin/dashboard_queries.rs`); counts, the per-path
-//! counts of the path tree, and the summary and config keys for column choosers.
+//! counts of the path tree, and the summary, config and metric keys for column choosers. An
+//! expression of the filter language (`RunFilter::query`, see `run_query`) is one more `WHERE`
+//! term, so every strategy below applies to it unchanged.
 //!
 //! A page is found in two steps: the ordered ids of the page, then those runs' rows. Sorting by
 //! `summary.<key>` or `config.<key>` reads the `run_values` side table, one of two ways chosen
@@ -18,6 +20,8 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{SqliteContext, StoreError};
+use crate::ids::RunKey;
+use crate::run_query::{aggregate, condition, text_condition, Agg};
 use crate::run_values::{SOURCE_CONFIG, SOURCE_SUMMARY};
 use crate::runs::{
     run_row, ColumnKeys, RunFilter, RunOrder, RunRow, TrashView, RUN_COLUMNS, RUN_FROM,
@@ -64,33 +68,10 @@ fn filter_terms(f: &RunFilter, with_path: bool) -> (Vec<String>, Vec<SqlValue>) 
         args.push(tag.clone().into());
     }
     if let Some(text) = f.text.as_deref().filter(|t| !t.is_empty()) {
-        let fields = [
-            "r.path",
-            "coalesce(r.user_alias, r.alias, '')",
-            "r.run_id",
-            "coalesce(r.hostname, '')",
-            "coalesce(r.notes, '')",
-        ];
-        let mut any: Vec<String> = fields
-            .iter()
-            .map(|f| format!("instr(lower({f}), lower(?)) > 0"))
-            .collect();
-        // Text without JSON punctuation is found in a tag exactly when it is found in the
-        // tags' JSON text (tags are separated by quotes and commas; serde_json escapes only
-        // quotes, backslashes and control characters): no JSON parsed per run.
-        if text.contains(['"', '\\', ',', '[', ']']) || text.chars().any(char::is_control) {
-            any.push(
-                "EXISTS (SELECT 1 FROM json_each(coalesce(r.user_tags, r.tags))
-                         WHERE instr(lower(json_each.value), lower(?)) > 0)"
-                    .into(),
-            );
-        } else {
-            any.push("instr(lower(coalesce(r.user_tags, r.tags)), lower(?)) > 0".into());
-        }
-        terms.push(format!("({})", any.join(" OR ")));
-        for _ in 0..any.len() {
-            args.push(text.to_owned().into());
-        }
+        terms.push(text_condition(text, &mut args));
+    }
+    if let Some(query) = &f.query {
+        terms.push(condition(query, &mut args));
     }
     if !f.include_removed {
         terms.push("r.removed = 0".into());
@@ -210,10 +191,55 @@ impl Store {
                 .at(p)?;
             rows.collect::<Result<Vec<_>, _>>().at(p)
         };
+        // Names in order through their unique index; a name no run holds any more (its runs
+        // forgotten) may stay listed, and matches nothing.
+        let metrics = self
+            .conn
+            .prepare_cached("SELECT name FROM metric_keys ORDER BY name LIMIT ?1")
+            .and_then(|mut s| {
+                s.query_map([limit], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .at(p)?;
         Ok(ColumnKeys {
             summary: keys(SOURCE_SUMMARY)?,
             config: keys(SOURCE_CONFIG)?,
+            metrics,
         })
+    }
+
+    /// The `agg` (last value, min or max) of metric `name` of each of `runs` that has a
+    /// finite one, read as the filter language reads `metric.<name>.<agg>`.
+    pub fn metric_aggregates(
+        &self,
+        runs: &[RunKey],
+        name: &str,
+        agg: Agg,
+    ) -> Result<HashMap<RunKey, f64>, StoreError> {
+        let p = &self.db_path;
+        let json =
+            serde_json::Value::from(runs.iter().map(|k| k.0).collect::<Vec<_>>()).to_string();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT rk.run, {} FROM run_keys rk
+                 WHERE rk.run IN (SELECT value FROM json_each(?1))
+                   AND rk.key = (SELECT id FROM metric_keys WHERE name = ?2)",
+                aggregate(agg)
+            ))
+            .at(p)?;
+        let rows = stmt
+            .query_map(rusqlite::params![json, name], |r| {
+                Ok((RunKey(r.get(0)?), r.get::<_, Option<f64>>(1)?))
+            })
+            .at(p)?;
+        let mut out = HashMap::new();
+        for row in rows {
+            if let (key, Some(x)) = row.at(p)? {
+                out.insert(key, x);
+            }
+        }
+        Ok(out)
     }
 
     /// SQLite's `PRAGMA data_version`: changes when another connection commits (readers poll
@@ -263,6 +289,31 @@ impl Store {
 
     /// The ids of the page `filter` asks for, in order.
     fn page_ids(&self, filter: &RunFilter) -> Result<Vec<i64>, StoreError> {
+        self.page_ids_with(filter, None)
+    }
+
+    /// [`Store::list_runs`] and [`Store::count_runs`] together: the count also chooses the
+    /// page's strategy, so the filter is evaluated once less (what the runs table asks for).
+    pub fn list_and_count_runs(
+        &self,
+        filter: &RunFilter,
+    ) -> Result<(Vec<RunRow>, u64), StoreError> {
+        let total = self.count_runs(filter)?;
+        let many = total >= FEW_RUNS as u64;
+        let ids = self.page_ids_with(filter, Some(many))?;
+        Ok((self.rows_of(&ids)?, total))
+    }
+
+    /// The page's ids; `many`: whether the filter keeps at least [`FEW_RUNS`] runs, when known.
+    fn page_ids_with(
+        &self,
+        filter: &RunFilter,
+        many: Option<bool>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let keeps_many = || match many {
+            Some(m) => Ok(m),
+            None => self.keeps_many(filter),
+        };
         let sort = &filter.sort;
         let dir = if sort.descending { "DESC" } else { "ASC" };
         let (sql, args) = match &sort.by {
@@ -272,13 +323,13 @@ impl Store {
                 } else {
                     SOURCE_CONFIG
                 };
-                if self.keeps_many(filter)? {
+                if keeps_many()? {
                     walk_values(filter, source, key, dir)
                 } else {
                     sort_values(filter, source, key, dir)
                 }
             }
-            RunOrder::CreatedAt if self.keeps_many(filter)? => walk_created(filter, dir),
+            RunOrder::CreatedAt if keeps_many()? => walk_created(filter, dir),
             by => {
                 // Checked just above: every other order is a column.
                 let expr = column_of(by).unwrap_or("r.id");
@@ -502,6 +553,10 @@ mod tests {
                             .map(|r| r.key.0)
                             .collect();
                         assert_eq!(listed, few);
+                        let (rows, total) = store.list_and_count_runs(&f).unwrap();
+                        let keys: Vec<i64> = rows.iter().map(|r| r.key.0).collect();
+                        assert_eq!(keys, few);
+                        assert_eq!(total, store.count_runs(&f).unwrap());
                     }
                 }
             }

@@ -10,6 +10,7 @@ use runicorn_protocol::wire::{EventsState, WireCorruptLine};
 
 use crate::error::{SqliteContext, StoreError};
 use crate::ids::{RemoteId, RunKey};
+use crate::run_query::RunQuery;
 use crate::sql::from_sql_int;
 use crate::store::Store;
 
@@ -158,11 +159,13 @@ pub enum TrashView {
     Include,
 }
 
-/// Distinct summary and flattened config keys across runs, each sorted.
+/// Distinct summary and flattened config keys across runs, and metric keys, each sorted.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ColumnKeys {
     pub summary: Vec<String>,
     pub config: Vec<String>,
+    /// Metric keys the store holds points of (for `metric.<key>.last|min|max`).
+    pub metrics: Vec<String>,
 }
 
 /// Sort order of a run listing; ties are broken by the store's run order, so pages are stable.
@@ -196,6 +199,8 @@ pub struct RunFilter {
     /// Case-insensitive substring of the path, (effective) alias, run id, hostname, (effective)
     /// tags or notes.
     pub text: Option<String>,
+    /// An expression of the filter language (`crate::run_query`), and-ed with the rest.
+    pub query: Option<RunQuery>,
     /// Also runs gone from their remote.
     pub include_removed: bool,
     /// Also runs carrying upstream's soft-delete marker.

@@ -93,6 +93,7 @@ fn the_plain_modules_depend_on_nothing_with_behaviour() {
         ("file_cache", &["error"]),
         ("run_values", &[]),
         ("tiles", &["sql"]),
+        ("run_query", &["run_values"]),
         ("schema", &["error", "run_values", "tiles"]),
     ] {
         let uses = &graph[module];

@@ -51,12 +51,14 @@ pub enum ErrorCode {
     Unavailable,
     /// A file is not cached and its remote cannot be reached (503).
     RemoteOffline,
+    /// A malformed filter expression (`q=`, 400), with its position.
+    BadFilter,
 }
 
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest | ErrorCode::BadFilter => StatusCode::BAD_REQUEST,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -78,6 +80,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::RemoteOffline => "remote_offline",
+            ErrorCode::BadFilter => "bad_filter",
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct ApiError {
     pub message: String,
     /// The runs an ambiguous run reference may mean (empty otherwise).
     pub candidates: Vec<CandidateDto>,
+    /// `bad_filter`: the offending token's character offset and length in the expression.
+    pub filter_span: Option<(usize, usize)>,
 }
 
 /// One run an ambiguous reference may mean: `{"key", "remote", "run_id"}`.
@@ -117,6 +122,15 @@ impl ApiError {
             code,
             message: message.into(),
             candidates: Vec::new(),
+            filter_span: None,
+        }
+    }
+
+    /// A malformed filter expression of parameter `name`: `400 bad_filter` with its place.
+    pub fn bad_filter(name: &str, e: &runicorn_store::FilterError) -> ApiError {
+        ApiError {
+            filter_span: Some((e.position, e.length)),
+            ..ApiError::new(ErrorCode::BadFilter, format!("parameter {name}: {e}"))
         }
     }
 
@@ -164,6 +178,14 @@ pub(crate) struct ErrorBody<'a> {
 pub(crate) struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
+    /// `bad_filter`: 0-based character offset of the offending token in the expression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    position: Option<usize>,
+    /// `bad_filter`: the token's length in characters (0 at the end of the expression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    length: Option<usize>,
 }
 
 impl IntoResponse for ApiError {
@@ -172,6 +194,8 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.as_str(),
                 message: &self.message,
+                position: self.filter_span.map(|s| s.0),
+                length: self.filter_span.map(|s| s.1),
             },
             candidates: &self.candidates,
         };
@@ -202,6 +226,7 @@ impl From<RunRefError> for ApiError {
                 code: ErrorCode::Conflict,
                 message: e.to_string(),
                 candidates: candidates.iter().map(CandidateDto::from).collect(),
+                filter_span: None,
             },
             RunRefError::Store(e) => ApiError::from(e),
         }

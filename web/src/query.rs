@@ -1,13 +1,14 @@
 //! Query-string parameters, read by hand so that every mistake is answered with the JSON error
 //! of `docs/api.md` naming the parameter (axum's own extractor answers in plain text), and the
-//! run-listing parameters turned into the store's [`RunFilter`].
+//! run-listing parameters turned into the store's [`RunFilter`] (`q` parsed by the filter
+//! language, [`RunQuery`]).
 
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, RawQuery};
 use axum::http::request::Parts;
 use runicorn_protocol::run_format::RunStatus;
-use runicorn_store::{RunFilter, RunOrder, RunSort, TrashView};
+use runicorn_store::{RunFilter, RunOrder, RunQuery, RunSort, TrashView};
 
 use crate::error::ApiError;
 
@@ -238,7 +239,10 @@ pub fn run_filter(params: &Params) -> Result<RunFilter, ApiError> {
             .filter(|p| !p.is_empty()),
         status,
         tag: params.short_text("tag")?.map(str::to_owned),
-        text: params.short_text("q")?.map(str::to_owned),
+        query: match params.short_text("q")? {
+            Some(q) => RunQuery::parse(q).map_err(|e| ApiError::bad_filter("q", &e))?,
+            None => None,
+        },
         include_removed: params.flag("removed", true)?,
         include_deleted: view == "all",
         trash: match view {
@@ -281,7 +285,7 @@ mod tests {
             f.status,
             Some(vec!["running".to_owned(), "crashed".to_owned()])
         );
-        assert_eq!(f.text.as_deref(), Some("res net"));
+        assert_eq!(f.query, Some(RunQuery::Text("res net".into())));
         assert_eq!(f.sort.by, RunOrder::Summary("loss".into()));
         assert!(!f.sort.descending);
         assert_eq!((f.limit, f.offset), (Some(10), 20));
@@ -327,6 +331,19 @@ mod tests {
         assert!(e.message.contains("offset"), "{}", e.message);
         let e = run_listing(&p(&format!("q={}", "x".repeat(2000)))).unwrap_err();
         assert!(e.message.contains("parameter q"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_malformed_filter_is_a_bad_filter_with_its_place() {
+        let e = run_listing(&p("q=summary.acc%20%3E")).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::BadFilter);
+        assert_eq!(e.filter_span, Some((13, 0)));
+        assert!(
+            e.message
+                .starts_with("parameter q: expected a value after \">\" at position 13"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -115,8 +115,12 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
                 path: None,
                 status: vec![],
                 all: false,
+                filter: None,
+                columns: vec![],
                 json: false,
+                csv: false,
             },
+            None,
         )
         .await?;
         if args.once {

@@ -1,5 +1,7 @@
-//! `runicorn-hub ls`: the runs in the store, from every remote, as a table or JSON; all of them
-//! under the filters, or the runs named by run references (`runicorn_store::RunRef`).
+//! `runicorn-hub ls`: the runs in the store, from every remote, as a table, JSON or CSV; all of
+//! them under the filters (`--where` takes the filter language of the dashboard's `q=`), or the
+//! runs named by run references (`runicorn_store::RunRef`). `--columns` adds summary, config
+//! and metric values (`list_columns`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +12,11 @@ use anyhow::Context;
 use runicorn_cli::safe;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::RunStatus;
-use runicorn_store::{RunFilter, RunKey, RunOrder, RunRef, RunRow, RunSort, Store, TrashView};
+use runicorn_store::{
+    FilterError, RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
+};
+
+use super::list_columns::{column_values, write_csv, ColumnValues, ExtraColumn};
 use serde_json::json;
 
 use runicorn_cli::color::status_sgr;
@@ -38,16 +44,64 @@ pub struct LsArgs {
     /// soft-deleted on the server, and those gone from their server
     #[arg(long)]
     pub all: bool,
+    /// Only runs matching this expression of the filter language, as the dashboard's filter
+    /// box (`config.optimizer = "sgd" and summary.val_acc > 0.97 and tag:best`; see docs/api.md)
+    #[arg(long = "where", value_name = "EXPR", conflicts_with = "runs")]
+    pub filter: Option<String>,
+    /// Extra columns, comma-separated: summary.KEY, config.KEY (dotted), metric.KEY.last|min|max
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', value_parser = parse_column)]
+    pub columns: Vec<ExtraColumn>,
     /// Print a JSON array of objects instead of a table
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print the table as CSV (RFC 4180), with full-precision numbers
+    #[arg(long)]
+    pub csv: bool,
 }
 
 pub fn run(hub_dir: Option<PathBuf>, args: LsArgs) -> anyhow::Result<u8> {
+    let query = match args.filter.as_deref().map(RunQuery::parse) {
+        None => None,
+        Some(Ok(query)) => query,
+        Some(Err(e)) => {
+            eprint!("{}", where_error(args.filter.as_deref().unwrap_or(""), &e));
+            return Ok(2);
+        }
+    };
     let (store, _dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
-    rt.block_on(print(&store, &args))?;
+    rt.block_on(print(&store, &args, query))?;
     Ok(0)
+}
+
+/// A malformed `--where`: the message, the expression and a caret under the mistake.
+pub fn where_error(expr: &str, e: &FilterError) -> String {
+    let shown = safe(expr);
+    // `safe` may widen characters before the mistake (escapes): measure its output.
+    let before: String = expr.chars().take(e.position).collect();
+    let pad = safe(&before).chars().count();
+    let width = safe(
+        &expr
+            .chars()
+            .skip(e.position)
+            .take(e.length.max(1))
+            .collect::<String>(),
+    )
+    .chars()
+    .count()
+    .max(1);
+    format!(
+        "{} malformed --where expression: {}\n  {shown}\n  {}{}\n",
+        runicorn_cli::labels::error_label(),
+        safe(&e.to_string()),
+        " ".repeat(pad),
+        "^".repeat(width)
+    )
+}
+
+/// An extra column as clap reads it.
+pub fn parse_column(text: &str) -> Result<ExtraColumn, String> {
+    ExtraColumn::parse(text.trim())
 }
 
 /// A run reference as clap reads it (the store's one parser).
@@ -77,9 +131,15 @@ fn named_runs(s: &Store, refs: &[RunRef]) -> anyhow::Result<Vec<RunRow>> {
 }
 
 /// Prints the runs `args` selects.
-pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
+pub async fn print(
+    store: &StoreHandle,
+    args: &LsArgs,
+    query: Option<RunQuery>,
+) -> anyhow::Result<()> {
     let refs = args.runs.clone();
+    let columns = args.columns.clone();
     let filter = RunFilter {
+        query,
         remote: args.remote.clone(),
         path_prefix: args.path.clone(),
         status: (!args.status.is_empty()).then(|| args.status.clone()),
@@ -97,7 +157,7 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
         },
         ..RunFilter::default()
     };
-    let (runs, skipped, in_store) = store
+    let (runs, skipped, in_store, extra) = store
         .call(move |s| {
             let runs = if refs.is_empty() {
                 s.list_runs(&filter)?
@@ -105,6 +165,7 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
                 named_runs(s, &refs)?
             };
             let skipped: HashMap<RunKey, u64> = s.runs_with_skipped_files()?.into_iter().collect();
+            let extra = column_values(s, &runs, &columns)?;
             // Only wanted to tell "nothing matches" from "nothing at all".
             let in_store = if runs.is_empty() {
                 s.count_runs(&RunFilter {
@@ -116,7 +177,7 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
             } else {
                 0
             };
-            Ok::<_, anyhow::Error>((runs, skipped, in_store))
+            Ok::<_, anyhow::Error>((runs, skipped, in_store, extra))
         })
         .await??;
     let mut out = std::io::stdout().lock();
@@ -127,15 +188,21 @@ pub async fn print(store: &StoreHandle, args: &LsArgs) -> anyhow::Result<()> {
             .map(|r| {
                 let mut v = run_json(r);
                 v["skipped_files"] = skipped_files(r).into();
+                if !args.columns.is_empty() {
+                    v["columns"] = extra.json_of(r.key);
+                }
                 v
             })
             .collect();
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
+    } else if args.csv {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        write_csv(&mut out, &runs, &extra, terminal)?;
     } else if runs.is_empty() {
         writeln!(out, "{}", empty_listing(args, in_store))?;
     } else {
-        print_table(&mut out, &runs, skipped_files)?;
+        print_table(&mut out, &runs, skipped_files, &extra)?;
     }
     out.flush()?;
     Ok(())
@@ -182,6 +249,9 @@ fn empty_listing(args: &LsArgs, in_store: u64) -> String {
     if !args.status.is_empty() {
         asked.push(format!("--status {}", args.status.join(",")));
     }
+    if let Some(expr) = &args.filter {
+        asked.push(format!("--where {}", safe(expr)));
+    }
     let what = if asked.is_empty() {
         "no run to show".to_owned()
     } else {
@@ -200,8 +270,14 @@ fn print_table(
     out: &mut impl Write,
     runs: &[RunRow],
     skipped_files: impl Fn(&RunRow) -> u64,
+    extra: &ColumnValues,
 ) -> anyhow::Result<()> {
-    let mut table = Table::new(&[
+    let names: Vec<String> = extra
+        .columns
+        .iter()
+        .map(|c| safe(&c.name).into_owned())
+        .collect();
+    let mut heads: Vec<(&str, Align)> = vec![
         ("KEY", Align::Left),
         ("REMOTE", Align::Left),
         ("PATH", Align::Left),
@@ -210,7 +286,10 @@ fn print_table(
         ("STATUS", Align::Left),
         ("POINTS", Align::Left),
         ("LAST STEP", Align::Left),
-    ]);
+    ];
+    // The table wants names that live for the program; `ls` prints once and exits.
+    heads.extend(names.into_iter().map(|n| (&*String::leak(n), Align::Left)));
+    let mut table = Table::new(&heads);
     for r in runs {
         // Every cell from a remote is made terminal-safe (see runicorn_cli).
         let mut status = safe(&r.status).into_owned();
@@ -227,7 +306,7 @@ fn print_table(
             1 => status.push_str(" (1 file skipped)"),
             n => status.push_str(&format!(" ({} files skipped)", figure(n))),
         }
-        table.push([
+        let mut row = vec![
             Cell::from(r.key.0.to_string()),
             safe(&r.remote).into_owned().into(),
             safe(&r.path).into_owned().into(),
@@ -244,7 +323,14 @@ fn print_table(
                 .map(|s| s.to_string())
                 .unwrap_or_default()
                 .into(),
-        ]);
+        ];
+        row.extend(
+            extra
+                .texts_of(r.key)
+                .into_iter()
+                .map(|t| Cell::from(safe(&t).into_owned())),
+        );
+        table.push(row);
     }
     table.write(out, color_stdout())?;
     Ok(())

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod demo_runs;
 pub mod fetch;
 pub mod list;
+pub mod list_columns;
 pub mod logging;
 pub mod metrics;
 pub mod prefetch_args;

@@ -1,4 +1,5 @@
-//! `GET /api/columns`: the summary and config keys found across runs, for the column chooser.
+//! `GET /api/columns`: the summary, config and metric keys found across runs, for the column
+//! chooser and the filter box's completion (`metric.<key>.last|min|max`).
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub const MAX_COLUMN_KEYS: usize = 500;
 pub struct ColumnsDto {
     pub summary: Vec<String>,
     pub config: Vec<String>,
+    /// Metric keys (at most [`MAX_COLUMN_KEYS`], sorted).
+    pub metrics: Vec<String>,
 }
 
 /// `GET /api/columns`.
@@ -28,5 +31,6 @@ pub async fn get(State(state): State<Arc<AppState>>) -> Result<Json<ColumnsDto>,
     Ok(Json(ColumnsDto {
         summary: keys.summary,
         config: keys.config,
+        metrics: keys.metrics,
     }))
 }

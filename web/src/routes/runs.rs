@@ -33,8 +33,7 @@ pub async fn list(
     let page = state
         .pool
         .read(move |store| {
-            let rows = store.list_runs(&filter)?;
-            let total = store.count_runs(&filter)?;
+            let (rows, total) = store.list_and_count_runs(&filter)?;
             Ok(RunPage {
                 runs: rows.iter().map(RunDto::from).collect(),
                 total,

@@ -10,6 +10,7 @@ mod catalog;
 mod compare;
 mod compare_stats;
 mod files;
+mod filter_language;
 mod listing;
 mod live;
 mod logs;

@@ -283,6 +283,10 @@ export type PathNode = {
 export type Columns = {
   summary: Array<string>,
   config: Array<string>,
+  /**
+   * Metric keys (at most [`MAX_COLUMN_KEYS`], sorted).
+   */
+  metrics: Array<string>,
 };
 
 export type RemotesAnswer = {
@@ -483,6 +487,14 @@ export type ApiErrorBody = {
 export type ApiErrorDetail = {
   code: string,
   message: string,
+  /**
+   * `bad_filter`: 0-based character offset of the offending token in the expression.
+   */
+  position?: number,
+  /**
+   * `bad_filter`: the token's length in characters (0 at the end of the expression).
+   */
+  length?: number,
 };
 
 /**
