@@ -4,6 +4,9 @@
 
 use std::borrow::Cow;
 
+/// The end of a record: CRLF, as RFC 4180 has it (every CSV reader takes it).
+pub const LINE_END: &str = "\r\n";
+
 /// A field: quoted (with inner quotes doubled) when it holds a comma, a quote or a line break.
 pub fn field(text: &str) -> Cow<'_, str> {
     if text.contains([',', '"', '\n', '\r']) {

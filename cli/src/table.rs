@@ -3,6 +3,7 @@
 //! colour per cell when stdout wants colour. Cells hold text already made terminal-safe by the
 //! caller ([`crate::safe`]).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use crate::color::{paint, BOLD};
@@ -46,7 +47,7 @@ impl From<&str> for Cell {
 /// A table being filled row by row, then written at once (widths need every row).
 #[derive(Debug, Clone)]
 pub struct Table {
-    columns: Vec<(&'static str, Align)>,
+    columns: Vec<(Cow<'static, str>, Align)>,
     rows: Vec<Vec<Cell>>,
 }
 
@@ -54,9 +55,17 @@ impl Table {
     /// A table with these column headers and alignments.
     pub fn new(columns: &[(&'static str, Align)]) -> Table {
         Table {
-            columns: columns.to_vec(),
+            columns: columns
+                .iter()
+                .map(|&(h, a)| (Cow::Borrowed(h), a))
+                .collect(),
             rows: Vec::new(),
         }
+    }
+
+    /// Adds a column after the others, with a header made at run time (`ls --columns`).
+    pub fn add_column(&mut self, header: impl Into<Cow<'static, str>>, align: Align) {
+        self.columns.push((header.into(), align));
     }
 
     /// Appends a row; cells past the last column are ignored.
@@ -80,7 +89,7 @@ impl Table {
             .columns
             .iter()
             .zip(&widths)
-            .map(|((h, _), &w)| format!("{h:<w$}"))
+            .map(|((h, _), &w)| format!("{:<w$}", h.as_ref()))
             .collect();
         writeln!(out, "{}", paint(color, BOLD, header.join("  ").trim_end()))?;
         for row in &self.rows {

@@ -277,7 +277,7 @@ fn print_table(
         .iter()
         .map(|c| safe(&c.name).into_owned())
         .collect();
-    let mut heads: Vec<(&str, Align)> = vec![
+    let heads: Vec<(&str, Align)> = vec![
         ("KEY", Align::Left),
         ("REMOTE", Align::Left),
         ("PATH", Align::Left),
@@ -287,9 +287,10 @@ fn print_table(
         ("POINTS", Align::Left),
         ("LAST STEP", Align::Left),
     ];
-    // The table wants names that live for the program; `ls` prints once and exits.
-    heads.extend(names.into_iter().map(|n| (&*String::leak(n), Align::Left)));
     let mut table = Table::new(&heads);
+    for name in names {
+        table.add_column(name, Align::Left);
+    }
     for r in runs {
         // Every cell from a remote is made terminal-safe (see runicorn_cli).
         let mut status = safe(&r.status).into_owned();

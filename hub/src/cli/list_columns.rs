@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use runicorn_cli::safe;
+use runicorn_cli::{csv, safe};
 use runicorn_store::{flatten_config, Agg, FilterKey, RunKey, RunQuery, RunRow, Store};
 use serde_json::Value;
 
@@ -144,15 +144,6 @@ pub fn column_values(
     })
 }
 
-/// One CSV field, quoted when it must be.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 /// The listing as CSV: the table's columns, then the extra ones. On a terminal every cell is
 /// made safe to show (`runicorn_cli::safe`); into a pipe or file the values are exact.
 pub fn write_csv(
@@ -163,9 +154,9 @@ pub fn write_csv(
 ) -> std::io::Result<()> {
     let show = |t: &str| -> String {
         if terminal {
-            field(&safe(t))
+            csv::field(&safe(t)).into_owned()
         } else {
-            field(t)
+            csv::field(t).into_owned()
         }
     };
     let mut head: Vec<String> = [
@@ -182,7 +173,7 @@ pub fn write_csv(
     .map(|h| (*h).to_owned())
     .collect();
     head.extend(extra.columns.iter().map(|c| show(&c.name)));
-    write!(out, "{}\r\n", head.join(","))?;
+    write!(out, "{}{}", head.join(","), csv::LINE_END)?;
     for r in runs {
         let mut cells = vec![
             r.key.0.to_string(),
@@ -195,7 +186,7 @@ pub fn write_csv(
             r.last_step.map(|s| s.to_string()).unwrap_or_default(),
         ];
         cells.extend(extra.texts_of(r.key).iter().map(|t| show(t)));
-        write!(out, "{}\r\n", cells.join(","))?;
+        write!(out, "{}{}", cells.join(","), csv::LINE_END)?;
     }
     Ok(())
 }
@@ -220,11 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_fields_are_quoted_as_rfc_4180_says() {
-        assert_eq!(field("plain"), "plain");
-        assert_eq!(field("a,b"), "\"a,b\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field("two\nlines"), "\"two\nlines\"");
+    fn cells_are_exact_text() {
         assert_eq!(text_of(&serde_json::json!(0.1)), "0.1");
         assert_eq!(text_of(&serde_json::json!(true)), "true");
         assert_eq!(text_of(&Value::Null), "");

@@ -100,7 +100,7 @@ async fn print(store: &StoreHandle, args: MetricsArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.csv {
-        writeln!(out, "key,step,time,value")?;
+        write!(out, "key,step,time,value{}", csv::LINE_END)?;
         for key in &chosen {
             let name = csv::field(&key.name);
             each_page(store, &run, &key.name, |page| {
@@ -108,9 +108,10 @@ async fn print(store: &StoreHandle, args: MetricsArgs) -> anyhow::Result<()> {
                     let time = page.times[i].map(number).unwrap_or_default();
                     writeln!(
                         out,
-                        "{name},{},{time},{}",
+                        "{name},{},{time},{}{}",
                         page.steps[i],
-                        number(page.values[i])
+                        number(page.values[i]),
+                        csv::LINE_END
                     )?;
                 }
                 Ok(())

@@ -80,7 +80,10 @@ fn metrics_csv_and_json_equal_the_apis_points() {
             .insert(fields[1].parse().unwrap(), csv_value(fields[3]));
     }
     assert_eq!(got, want, "CSV read back differs from the API");
-    assert!(text.contains(",NaN\n") && text.contains(",inf\n"), "{text}");
+    assert!(
+        text.contains(",NaN\r\n") && text.contains(",inf\r\n"),
+        "{text}"
+    );
 
     // --json: the API's series shape.
     let json = json_of(
