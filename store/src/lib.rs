@@ -73,7 +73,10 @@ pub use ids::{RemoteId, RunKey};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
-pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
+pub use remotes::{
+    lease_is_fresh, RemoteRow, RemoteSpec, RemoteState, RenameOutcome, FOLLOW_BEAT_SECONDS,
+    FOLLOW_LEASE_SECONDS, SKIPPED_SHOWN,
+};
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;
 pub use runs::{

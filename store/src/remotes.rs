@@ -1,6 +1,14 @@
 //! Remotes: the servers the hub syncs from, their connection state, what their agent said about
 //! itself, and the change-feed cursor (stored in the same transaction as each batch, see
-//! `changes.rs`). Removing a remote removes everything the hub holds of it.
+//! `changes.rs`). Also how they are managed: paused, renamed, retired (removed by the user with
+//! its runs kept) or forgotten (everything the hub holds of it deleted).
+//!
+//! The follow lease: one process at a time follows a remote (keeps a connection and syncs it
+//! live). It holds the lease by writing its name in `follower` and a heartbeat in
+//! `follower_beat` at least every [`FOLLOW_BEAT_SECONDS`]; a lease whose heartbeat is older than
+//! [`FOLLOW_LEASE_SECONDS`] is free (its process died). Only the lease holder writes
+//! `connected`, so a one-off sync beside it never misreports it. A "sync now" request is a time
+//! in `sync_requested_at` that the holder notices on its next heartbeat and clears.
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::Value;
@@ -57,6 +65,95 @@ pub struct RemoteRow {
     pub skipped_files: u64,
     /// The first [`SKIPPED_SHOWN`] of the skipped items, with reasons.
     pub skipped: Vec<SkippedItem>,
+    /// Removed by the user (its runs kept) since; `None`: not removed.
+    pub removed_at: Option<f64>,
+    /// Paused by the user: nobody follows it until it is resumed.
+    pub paused: bool,
+    /// The process holding the follow lease (`ui pid 12 on laptop`), fresh or stale.
+    pub follower: Option<String>,
+    /// The lease holder's last heartbeat.
+    pub follower_beat: Option<f64>,
+    /// The last time the hub heard from the remote's agent (a connection or a round).
+    pub heard_at: Option<f64>,
+    /// A "sync now" asked at this time and not yet picked up by the follower.
+    pub sync_requested_at: Option<f64>,
+}
+
+/// How often a follower renews its lease (and looks for "sync now" requests).
+pub const FOLLOW_BEAT_SECONDS: f64 = 2.0;
+/// A lease whose heartbeat is older than this is free: its process is gone.
+pub const FOLLOW_LEASE_SECONDS: f64 = 10.0;
+
+/// What a remote's runs are to the user right now (`remote_state` in docs/api.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteState {
+    /// A live process follows it and holds a connection.
+    Live,
+    /// A live process follows it but has no connection (it retries).
+    Offline,
+    /// Paused by the user.
+    Paused,
+    /// Nobody follows it (no `ui` or `connect` runs for it).
+    NotFollowed,
+    /// Removed by the user; the hub kept its runs.
+    Removed,
+}
+
+impl RemoteState {
+    /// Every state, as the API writes them.
+    pub const ALL: [RemoteState; 5] = [
+        RemoteState::Live,
+        RemoteState::Offline,
+        RemoteState::Paused,
+        RemoteState::NotFollowed,
+        RemoteState::Removed,
+    ];
+
+    /// Judges a remote from its stored columns at `now` (Unix seconds).
+    pub fn of(
+        removed: bool,
+        paused: bool,
+        connected: bool,
+        follower_beat: Option<f64>,
+        now: f64,
+    ) -> RemoteState {
+        if removed {
+            RemoteState::Removed
+        } else if paused {
+            RemoteState::Paused
+        } else if !lease_is_fresh(follower_beat, now) {
+            RemoteState::NotFollowed
+        } else if connected {
+            RemoteState::Live
+        } else {
+            RemoteState::Offline
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteState::Live => "live",
+            RemoteState::Offline => "offline",
+            RemoteState::Paused => "paused",
+            RemoteState::NotFollowed => "not_followed",
+            RemoteState::Removed => "removed",
+        }
+    }
+}
+
+/// Whether a heartbeat at `beat` still holds the lease at `now`.
+pub fn lease_is_fresh(beat: Option<f64>, now: f64) -> bool {
+    beat.is_some_and(|b| now - b < FOLLOW_LEASE_SECONDS)
+}
+
+/// What [`Store::rename_remote`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameOutcome {
+    Renamed,
+    /// No remote has the old name.
+    Unknown,
+    /// Another remote already has the new name.
+    NameTaken,
 }
 
 /// Skipped items a [`RemoteRow`] carries (the count covers them all).
@@ -83,6 +180,24 @@ impl RemoteRow {
             parts.join(" and ")
         ))
     }
+
+    /// Its state at `now` (see [`RemoteState::of`]).
+    pub fn state(&self, now: f64) -> RemoteState {
+        RemoteState::of(
+            self.removed_at.is_some(),
+            self.paused,
+            self.connected,
+            self.follower_beat,
+            now,
+        )
+    }
+
+    /// The process following it at `now`, if its lease is fresh.
+    pub fn live_follower(&self, now: f64) -> Option<&str> {
+        self.follower
+            .as_deref()
+            .filter(|_| lease_is_fresh(self.follower_beat, now))
+    }
 }
 
 const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected, r.last_sync_at,
@@ -93,7 +208,8 @@ const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected,
     (SELECT coalesce(sum(stored_points), 0) FROM runs WHERE remote = r.id),
     (SELECT count(*) FROM skipped WHERE remote = r.id),
     (SELECT coalesce(sum(skipped_files), 0) FROM runs
-        WHERE remote = r.id AND removed = 0 AND skipped_files > 0)";
+        WHERE remote = r.id AND removed = 0 AND skipped_files > 0),
+    r.removed_at, r.paused, r.follower, r.follower_beat, r.heard_at, r.sync_requested_at";
 
 fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
     let transport: String = row.get(3)?;
@@ -123,18 +239,25 @@ fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
         skipped_items: from_sql_int(row.get(18)?),
         skipped_files: from_sql_int(row.get(19)?),
         skipped: Vec::new(),
+        removed_at: row.get(20)?,
+        paused: row.get(21)?,
+        follower: row.get(22)?,
+        follower_beat: row.get(23)?,
+        heard_at: row.get(24)?,
+        sync_requested_at: row.get(25)?,
     })
 }
 
 impl Store {
-    /// Adds a remote, or updates the address and transport of the one with this name.
+    /// Adds a remote, or updates the address and transport of the one with this name (which
+    /// brings it back when it was removed or paused: adding it again asks to follow it).
     pub fn upsert_remote(&mut self, spec: &RemoteSpec) -> Result<RemoteId, StoreError> {
         let id = self
             .conn
             .query_row(
                 "INSERT INTO remotes(name, address, transport, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(name) DO UPDATE SET address = excluded.address,
-                    transport = excluded.transport
+                    transport = excluded.transport, removed_at = NULL, paused = 0
                  RETURNING id",
                 params![
                     spec.name,
@@ -214,7 +337,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records whether the hub holds a connection to the remote now.
+    /// Records whether the hub holds a connection to the remote now (a new connection is also
+    /// hearing from it). Only the lease holder calls this.
     pub fn set_remote_connected(
         &mut self,
         id: RemoteId,
@@ -222,8 +346,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.update_remote(
             id,
-            "UPDATE remotes SET connected = ?2 WHERE id = ?1",
-            params![id.0, connected],
+            "UPDATE remotes SET connected = ?2,
+                heard_at = CASE WHEN ?2 THEN ?3 ELSE heard_at END
+             WHERE id = ?1",
+            params![id.0, connected, unix_now()],
         )
     }
 
@@ -238,7 +364,8 @@ impl Store {
         self.update_remote(
             id,
             "UPDATE remotes SET last_attempt_at = ?2, last_error = ?3,
-                last_sync_at = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_sync_at END
+                last_sync_at = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_sync_at END,
+                heard_at = CASE WHEN ?3 IS NULL THEN ?2 ELSE heard_at END
              WHERE id = ?1",
             params![id.0, at, error],
         )
@@ -288,6 +415,141 @@ impl Store {
             "UPDATE remotes SET cursor_epoch = NULL, cursor_seq = NULL WHERE id = ?1",
             params![id.0],
         )
+    }
+
+    /// Marks a remote removed by the user at `at`, keeping its runs (shown as from a removed
+    /// remote); its follower lets it go on its next heartbeat. Returns whether it existed.
+    pub fn retire_remote(&mut self, name: &str, at: f64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE remotes SET removed_at = coalesce(removed_at, ?2), sync_requested_at = NULL
+                 WHERE name = ?1",
+                params![name, at],
+            )
+            .at(&self.db_path)?;
+        Ok(changed > 0)
+    }
+
+    /// Pauses (nobody follows it) or resumes a remote that is not removed. Returns whether
+    /// such a remote exists.
+    pub fn set_remote_paused(&mut self, name: &str, paused: bool) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE remotes SET paused = ?2 WHERE name = ?1 AND removed_at IS NULL",
+                params![name, paused],
+            )
+            .at(&self.db_path)?;
+        Ok(changed > 0)
+    }
+
+    /// Renames a remote (its runs follow: they refer to it by id).
+    pub fn rename_remote(&mut self, old: &str, new: &str) -> Result<RenameOutcome, StoreError> {
+        let p = self.db_path.clone();
+        let tx = self.conn.transaction().at(&p)?;
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM remotes WHERE name = ?1)",
+                [new],
+                |r| r.get(0),
+            )
+            .at(&p)?;
+        if taken && old != new {
+            return Ok(RenameOutcome::NameTaken);
+        }
+        let changed = tx
+            .execute(
+                "UPDATE remotes SET name = ?2 WHERE name = ?1",
+                params![old, new],
+            )
+            .at(&p)?;
+        tx.commit().at(&p)?;
+        Ok(if changed > 0 {
+            RenameOutcome::Renamed
+        } else {
+            RenameOutcome::Unknown
+        })
+    }
+
+    /// Takes the follow lease of a remote for `me` at `now` when it is free (no fresh heartbeat
+    /// of another process) and the remote is neither removed nor paused. Returns whether `me`
+    /// holds it now.
+    pub fn claim_follow(&mut self, id: RemoteId, me: &str, now: f64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE remotes SET follower = ?2, follower_beat = ?3,
+                    connected = CASE WHEN follower IS ?2 THEN connected ELSE 0 END
+                 WHERE id = ?1 AND removed_at IS NULL AND paused = 0
+                   AND (follower IS NULL OR follower = ?2 OR follower_beat IS NULL
+                        OR follower_beat <= ?3 - ?4)",
+                params![id.0, me, now, FOLLOW_LEASE_SECONDS],
+            )
+            .at(&self.db_path)?;
+        Ok(changed > 0)
+    }
+
+    /// Renews every lease `me` holds at `now`; returns the remotes it still holds (neither
+    /// removed nor paused: those it gives up here) and whether each has a "sync now" request,
+    /// which is cleared.
+    pub fn beat_follows(
+        &mut self,
+        me: &str,
+        now: f64,
+    ) -> Result<Vec<(RemoteId, bool)>, StoreError> {
+        let p = self.db_path.clone();
+        let tx = self.conn.transaction().at(&p)?;
+        tx.execute(
+            "UPDATE remotes SET follower = NULL, follower_beat = NULL, connected = 0
+             WHERE follower = ?1 AND (removed_at IS NOT NULL OR paused = 1)",
+            [me],
+        )
+        .at(&p)?;
+        let held = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, sync_requested_at IS NOT NULL FROM remotes WHERE follower = ?1",
+                )
+                .at(&p)?;
+            let rows = stmt
+                .query_map([me], |r| Ok((RemoteId(r.get(0)?), r.get(1)?)))
+                .at(&p)?;
+            rows.collect::<Result<Vec<_>, _>>().at(&p)?
+        };
+        tx.execute(
+            "UPDATE remotes SET follower_beat = ?2, sync_requested_at = NULL WHERE follower = ?1",
+            params![me, now],
+        )
+        .at(&p)?;
+        tx.commit().at(&p)?;
+        Ok(held)
+    }
+
+    /// Gives up `me`'s lease of a remote (a stopping follower): nobody follows it, and it is
+    /// not connected.
+    pub fn release_follow(&mut self, id: RemoteId, me: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE remotes SET follower = NULL, follower_beat = NULL, connected = 0
+                 WHERE id = ?1 AND follower = ?2",
+                params![id.0, me],
+            )
+            .at(&self.db_path)?;
+        Ok(())
+    }
+
+    /// Asks the follower of a remote to sync it now (or to retry at once when it waits to
+    /// reconnect). Returns whether the remote exists and is not removed.
+    pub fn request_sync(&mut self, name: &str, at: f64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE remotes SET sync_requested_at = ?2 WHERE name = ?1 AND removed_at IS NULL",
+                params![name, at],
+            )
+            .at(&self.db_path)?;
+        Ok(changed > 0)
     }
 
     /// Removes a remote and everything stored of its runs. Returns whether it existed.

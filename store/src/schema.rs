@@ -210,6 +210,17 @@ const MIGRATIONS: &[&[&str]] = &[
      CREATE INDEX runs_skipping ON runs(remote, removed, skipped_files) WHERE skipped_files > 0;",
         DROP_INEXACT_LOG_COPIES,
     ],
+    // 4: managing remotes (see remotes.rs): a remote the user removed while keeping its runs,
+    // a paused one, the lease of the process that follows it (whoever holds a fresh heartbeat
+    // owns its connection state), the last time the hub heard from it, and a "sync now" request
+    // its follower picks up.
+    &["ALTER TABLE remotes ADD COLUMN removed_at REAL;    -- removed by the user, runs kept; NULL: not
+     ALTER TABLE remotes ADD COLUMN paused INTEGER NOT NULL DEFAULT 0; -- 1: nobody follows it
+     ALTER TABLE remotes ADD COLUMN follower TEXT;       -- the following process, `ui pid 12 on host`
+     ALTER TABLE remotes ADD COLUMN follower_beat REAL;  -- its last heartbeat; stale: nobody follows
+     ALTER TABLE remotes ADD COLUMN heard_at REAL;       -- last answer from the remote's agent
+     ALTER TABLE remotes ADD COLUMN sync_requested_at REAL; -- sync now asked; the follower clears it
+     UPDATE remotes SET heard_at = last_sync_at;"],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk

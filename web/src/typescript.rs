@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::{Config, TS};
 
 use crate::dto::{
-    FileDto, LivePointsDto, MetricDto, RemoteDto, RunDetailDto, RunDto, RunPage, SeriesDto,
+    FileDto, LivePointsDto, MetricDto, RemoteDto, RemoteStateDto, RunDetailDto, RunDto, RunPage,
+    SeriesDto,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::columns::ColumnsDto;
@@ -74,6 +75,7 @@ pub fn generated_file() -> String {
     out.declared.insert("RunStatus".to_owned());
 
     // Runs.
+    out.add::<RemoteStateDto>();
     out.add::<RunDto>();
     out.add::<RunPage>();
     out.add::<RunDetailDto>();

@@ -10,6 +10,13 @@ export type RunStatus = "running" | "finished" | "failed" | "interrupted" | "kil
 export const RUN_STATUSES: readonly RunStatus[] = ["running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable", "unknown"];
 
 /**
+ * A remote's state as the API writes it (`RemoteState` in docs/api.md): `live` (followed,
+ * connected), `offline` (followed, connection lost: retrying), `paused`, `not_followed` (no hub
+ * process follows it) or `removed` (removed by the user; its runs kept).
+ */
+export type RemoteState = "live" | "offline" | "paused" | "not_followed" | "removed";
+
+/**
  * A run as listed (`Run` in docs/api.md).
  */
 export type Run = {
@@ -45,6 +52,14 @@ export type Run = {
   deleted: boolean,
   removed: boolean,
   trashed_at: number | null,
+  /**
+   * Whether the hub follows the run's remote right now (see `remote_heard_at`).
+   */
+  remote_state: RemoteState,
+  /**
+   * The last time the hub heard from the run's remote (Unix seconds).
+   */
+  remote_heard_at: number | null,
 };
 
 /**
@@ -108,6 +123,14 @@ export type RunDetail = {
   deleted: boolean,
   removed: boolean,
   trashed_at: number | null,
+  /**
+   * Whether the hub follows the run's remote right now (see `remote_heard_at`).
+   */
+  remote_state: RemoteState,
+  /**
+   * The last time the hub heard from the run's remote (Unix seconds).
+   */
+  remote_heard_at: number | null,
 };
 
 /**
@@ -290,6 +313,24 @@ export type Remote = {
    * The first skipped items, with reasons.
    */
   skipped: Array<SkippedItem>,
+  state: RemoteState,
+  /**
+   * Removed by the user (its runs kept) since; `null`: not removed.
+   */
+  removed_at: number | null,
+  paused: boolean,
+  /**
+   * The hub process following it (`ui pid 12 on laptop`); `null` when none does.
+   */
+  follower: string | null,
+  /**
+   * The last time the hub heard from it.
+   */
+  heard_at: number | null,
+  /**
+   * A "sync now" not yet picked up by its follower, asked at this time.
+   */
+  sync_requested_at: number | null,
 };
 
 /**

@@ -1,0 +1,88 @@
+/**
+ * Whether a run's numbers are current: the state of its remote as the API reports it
+ * (`remote_state`, `remote_heard_at` of a `Run`), as a badge ("offline · last heard 2 min ago")
+ * and as the class of a live dot (green only while the hub follows the remote and is connected).
+ * Used by the runs table and the run page header.
+ */
+import type { RemoteState, Run } from "../api";
+import { h } from "./dom";
+import { formatAgo, formatTime } from "./format";
+
+/** The fields of a run this module reads. */
+export type Liveness = Pick<Run, "remote" | "remote_state" | "remote_heard_at" | "status">;
+
+/** What each state is called on a badge. */
+export const STATE_LABELS: Record<RemoteState, string> = {
+  live: "live",
+  offline: "offline",
+  paused: "paused",
+  not_followed: "not followed",
+  removed: "remote removed",
+};
+
+/** What each state means, for the badge's tooltip. */
+function explain(run: Liveness): string {
+  const remote = run.remote;
+  switch (run.remote_state) {
+    case "live":
+      return `The hub follows ${remote} and is connected.`;
+    case "offline":
+      return `The hub lost its connection to ${remote} and keeps retrying; what is shown may be out of date.`;
+    case "paused":
+      return `${remote} is paused: the hub does not sync it until it is resumed (Remotes page, or \`runicorn-hub remotes resume ${remote}\`).`;
+    case "not_followed":
+      return `No hub process follows ${remote} now: start \`runicorn-hub ui\` (or \`runicorn-hub connect\`) to sync it live.`;
+    case "removed":
+      return `${remote} was removed from the hub; its runs are kept as they were last synced.`;
+  }
+}
+
+/** The badge's text: `offline · last heard 2 min ago` (`removed` names no time). */
+export function livenessText(run: Liveness, now: number = Date.now() / 1000): string {
+  const label = STATE_LABELS[run.remote_state] ?? run.remote_state;
+  if (run.remote_state === "removed") return label;
+  return `${label} · last heard ${formatAgo(run.remote_heard_at, now)}`;
+}
+
+/** A badge saying the run's remote is not live; `null` when it is. Its text says when the hub
+ * last heard from the remote; {@link refreshLiveness} keeps that current. */
+export function livenessBadge(run: Liveness, now: number = Date.now() / 1000): HTMLElement | null {
+  if (run.remote_state === "live") return null;
+  const heard = run.remote_heard_at;
+  return h(
+    "span",
+    {
+      class: `liveness-badge liveness-${run.remote_state}`,
+      title: `${explain(run)}${heard !== null ? ` Last heard ${formatTime(heard)}.` : ""}`,
+      dataset: {
+        remoteState: run.remote_state,
+        heardAt: heard === null ? "" : String(heard),
+        label: STATE_LABELS[run.remote_state] ?? run.remote_state,
+      },
+    },
+    livenessText(run, now),
+  );
+}
+
+/** Updates the "last heard … ago" of every liveness badge under `root` to `now`. */
+export function refreshLiveness(root: ParentNode, now: number = Date.now() / 1000): void {
+  for (const el of root.querySelectorAll<HTMLElement>(".liveness-badge")) {
+    const state = el.dataset.remoteState as RemoteState | undefined;
+    if (!state || state === "removed") continue;
+    const heardAt = el.dataset.heardAt ? Number(el.dataset.heardAt) : null;
+    el.textContent = `${el.dataset.label ?? state} · last heard ${formatAgo(heardAt, now)}`;
+  }
+}
+
+/** The class of a run's live dot: `live-dot on` (green) while its remote is live and the run
+ * runs, `live-dot` (grey) otherwise, plus `live-dot-<state>`. */
+export function liveDotClass(run: Liveness): string {
+  const on = run.remote_state === "live" && run.status === "running";
+  return `live-dot live-dot-${run.remote_state}${on ? " on" : ""}`;
+}
+
+/** A live dot element for a run (see {@link liveDotClass}), labelled for screen readers. */
+export function liveDot(run: Liveness): HTMLElement {
+  const label = run.remote_state === "live" ? `${run.remote} is live` : livenessText(run);
+  return h("span", { class: liveDotClass(run), title: label, attrs: { "aria-label": label, role: "img" } });
+}
