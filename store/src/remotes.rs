@@ -146,6 +146,16 @@ pub fn lease_is_fresh(beat: Option<f64>, now: f64) -> bool {
     beat.is_some_and(|b| now - b < FOLLOW_LEASE_SECONDS)
 }
 
+/// Whether `name` may name a remote: 1-64 ASCII letters, digits, `-`, `_` or `.` (it appears in
+/// run references `REMOTE/RUN_ID` and on command lines).
+pub fn valid_remote_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// What [`Store::rename_remote`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RenameOutcome {
@@ -351,6 +361,26 @@ impl Store {
              WHERE id = ?1",
             params![id.0, connected, unix_now()],
         )
+    }
+
+    /// Records, for the holder `me` of the remote's follow lease, whether it holds a connection
+    /// now (a new connection is also hearing from it). Nothing changes when `me` does not hold
+    /// the lease (anymore): the holder's state stands.
+    pub fn set_follower_connected(
+        &mut self,
+        id: RemoteId,
+        me: &str,
+        connected: bool,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE remotes SET connected = ?3,
+                    heard_at = CASE WHEN ?3 THEN ?4 ELSE heard_at END
+                 WHERE id = ?1 AND follower = ?2",
+                params![id.0, me, connected, unix_now()],
+            )
+            .at(&self.db_path)?;
+        Ok(())
     }
 
     /// Records the end of a sync at `at` (seconds since the epoch): a success when `error` is
