@@ -25,7 +25,7 @@ use crate::routes::live::{LogEvent, MetricsEvent};
 use crate::routes::logs::LogPage;
 use crate::routes::metrics::MetricsDto;
 use crate::routes::paths::PathsDto;
-use crate::routes::remotes::RemotesDto;
+use crate::routes::remotes::{RemotesDto, RemovedDto};
 use crate::tree::PathNode;
 
 /// The generated file, relative to the workspace root.
@@ -97,6 +97,7 @@ pub fn generated_file() -> String {
     out.add::<PathNode>();
     out.add::<ColumnsDto>();
     out.add::<RemotesDto>();
+    out.add::<RemovedDto>();
     out.add::<RemoteDto>();
     out.add::<SkippedItemShape>();
     out.add::<CompareDto>();

@@ -290,6 +290,20 @@ export type RemotesAnswer = {
 };
 
 /**
+ * What `DELETE /api/remotes/{name}` answers.
+ */
+export type RemoteRemoved = {
+  /**
+   * The remote as listed now (`state: "removed"`); `null` once forgotten.
+   */
+  remote: Remote | null,
+  /**
+   * Its runs were deleted too.
+   */
+  forgotten: boolean,
+};
+
+/**
  * A remote as `GET /api/remotes` lists it; its transport settings are never included.
  */
 export type Remote = {
