@@ -27,6 +27,7 @@ mod hub_ui;
 mod install_agent;
 mod log_bytes;
 mod portable_agent;
+mod remotes_manage;
 mod run_files;
 mod run_refs;
 mod ssh_transport;
