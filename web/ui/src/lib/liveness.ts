@@ -2,7 +2,8 @@
  * Whether a run's numbers are current: the state of its remote as the API reports it
  * (`remote_state`, `remote_heard_at` of a `Run`), as a badge ("offline · last heard 2 min ago")
  * and as the class of a live dot (green only while the hub follows the remote and is connected).
- * Used by the runs table and the run page header.
+ * Used by the runs table and the run page header. Also a run's duration as far as the hub knows
+ * it: until it ended whatever its status, else until now or until its remote was last heard.
  */
 import type { RemoteState, Run } from "../api";
 import { h } from "./dom";
@@ -85,4 +86,30 @@ export function liveDotClass(run: Liveness): string {
 export function liveDot(run: Liveness): HTMLElement {
   const label = run.remote_state === "live" ? `${run.remote} is live` : livenessText(run);
   return h("span", { class: liveDotClass(run), title: label, attrs: { "aria-label": label, role: "img" } });
+}
+
+/** The fields {@link runDurationSoFar} reads; `status_record` (a run's detail) is optional. */
+export type DurationFields = Pick<Run, "created_at" | "ended_at" | "status" | "remote_state" | "remote_heard_at"> & {
+  status_record?: unknown;
+};
+
+/** When a run ended: its `ended_at`, else (it ended without saying so: crashed, killed) the
+ * `ended_at` or last heartbeat of its `status.json`; `null` while it runs or when unknown. */
+export function runEndedAt(run: DurationFields): number | null {
+  if (run.ended_at !== null) return run.ended_at;
+  if (run.status === "running") return null;
+  const record = run.status_record as { heartbeat_at?: unknown; ended_at?: unknown } | null | undefined;
+  const t = record?.ended_at ?? record?.heartbeat_at;
+  return typeof t === "number" && Number.isFinite(t) ? t : null;
+}
+
+/** A run's duration: until it ended, whatever its status; while it runs, until `now`, or until
+ * the hub last heard from its remote when that is not live (what is known, not a guess). */
+export function runDurationSoFar(run: DurationFields, now: number = Date.now() / 1000): number | null {
+  if (run.created_at === null) return null;
+  const end = runEndedAt(run);
+  if (end !== null) return end - run.created_at;
+  if (run.status !== "running") return null;
+  const until = run.remote_state === "live" ? now : (run.remote_heard_at ?? now);
+  return Math.max(0, until - run.created_at);
 }

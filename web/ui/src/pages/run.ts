@@ -10,7 +10,7 @@ import { api, ApiError, openLive, type RunCandidate, type Run, type RunDetail } 
 import { statusBadge } from "../components/badge";
 import { h, message, replace } from "../lib/dom";
 import { formatAgo, formatDuration, formatNumber, formatTime } from "../lib/format";
-import { liveDot, livenessBadge, refreshLiveness } from "../lib/liveness";
+import { liveDot, livenessBadge, refreshLiveness, runDurationSoFar } from "../lib/liveness";
 import { replaceHash, runHash } from "../router";
 import type { Page } from "./page";
 import { RunCharts } from "./run_charts";
@@ -135,7 +135,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       setInterval(() => {
         refreshLiveness(header);
         const cell = header.querySelector('[data-fact="duration"] .fact-value');
-        if (cell) cell.textContent = formatDuration(headerDuration(detail));
+        if (cell) cell.textContent = formatDuration(runDurationSoFar(detail));
       }, 1000),
     );
 
@@ -182,27 +182,6 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       charts?.destroy();
     },
   };
-}
-
-/** When the run ended: its `ended_at`, else (it ended without saying so: crashed, killed) its
- * last heartbeat; `null` while it runs. */
-function endedAt(d: RunDetail): number | null {
-  if (d.ended_at !== null) return d.ended_at;
-  if (d.status === "running") return null;
-  const record = d.status_record as { heartbeat_at?: unknown; ended_at?: unknown } | null;
-  const t = record?.ended_at ?? record?.heartbeat_at;
-  return typeof t === "number" && Number.isFinite(t) ? t : null;
-}
-
-/** The header's duration: until the run ended whatever its status; while it runs, until now
- * (or until the hub last heard from its remote, when that is not live). */
-export function headerDuration(d: RunDetail, now: number = Date.now() / 1000): number | null {
-  if (d.created_at === null) return null;
-  const end = endedAt(d);
-  if (end !== null) return end - d.created_at;
-  if (d.status !== "running") return null;
-  const until = d.remote_state === "live" ? now : (d.remote_heard_at ?? now);
-  return Math.max(0, until - d.created_at);
 }
 
 /** Puts the run's liveness (dot, badge, "last heard" fact, status pulse) in the header. */
@@ -305,7 +284,7 @@ function renderRunHeader(header: HTMLElement, d: RunDetail, onSaved: (r: Run) =>
       fact("Host", runHost(d)),
       fact("Started", formatTime(d.created_at)),
       fact("Ended", formatTime(d.ended_at)),
-      fact("Duration", formatDuration(headerDuration(d)), "duration"),
+      fact("Duration", formatDuration(runDurationSoFar(d)), "duration"),
       fact("Last step", formatNumber(d.last_step), "last_step"),
       fact("Points", formatNumber(d.points), "points"),
       fact("Last heard", "", "heard"),

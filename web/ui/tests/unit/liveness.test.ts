@@ -1,7 +1,7 @@
 // The liveness badge's text and the live dot's class for each remote state (the badge element
 // itself is checked in Chromium: tests/browser/liveness.test.mjs).
 import { describe, expect, it } from "vitest";
-import { liveDotClass, livenessText, STATE_LABELS } from "../../src/lib/liveness";
+import { liveDotClass, livenessText, runDurationSoFar, STATE_LABELS } from "../../src/lib/liveness";
 import type { RemoteState } from "../../src/api";
 
 const run = (remote_state: RemoteState, remote_heard_at: number | null = 1000, status = "running") =>
@@ -27,5 +27,16 @@ describe("liveness", () => {
   it("labels every state", () => {
     const states: RemoteState[] = ["live", "offline", "paused", "not_followed", "removed"];
     for (const s of states) expect(STATE_LABELS[s]).toBeTruthy();
+  });
+
+  it("gives a run that ended its duration whatever its status", () => {
+    const base = { created_at: 100, ended_at: null, remote_state: "live", remote_heard_at: 150 } as const;
+    expect(runDurationSoFar({ ...base, ended_at: 160, status: "finished" }, 500)).toBe(60);
+    // Crashed without an end time: until its last heartbeat.
+    expect(runDurationSoFar({ ...base, status: "crashed", status_record: { heartbeat_at: 130 } }, 500)).toBe(30);
+    expect(runDurationSoFar({ ...base, status: "killed", status_record: null }, 500)).toBeNull();
+    // Running: until now while live, until last heard otherwise.
+    expect(runDurationSoFar({ ...base, status: "running" }, 500)).toBe(400);
+    expect(runDurationSoFar({ ...base, status: "running", remote_state: "offline" }, 500)).toBe(50);
   });
 });
