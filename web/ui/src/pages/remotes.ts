@@ -38,7 +38,15 @@ export function remotesPage(): Page {
 
   const stateCell = (r: Remote) => {
     const label = STATE_LABELS[r.state] ?? r.state;
-    const who = r.follower ? `followed by ${r.follower}` : r.state === "paused" ? "paused: nobody syncs it" : r.state === "removed" ? "removed: its runs are kept" : "no hub process follows it";
+    // A paused or removed remote's follower lets it go at its next heartbeat (2 s).
+    const who =
+      r.state === "paused"
+        ? "paused: nobody syncs it"
+        : r.state === "removed"
+          ? "removed: its runs are kept"
+          : r.follower
+            ? `followed by ${r.follower}`
+            : "no hub process follows it";
     return h(
       "td",
       { class: "remote-state", dataset: { state: r.state } },
