@@ -45,7 +45,7 @@ export function remotesPage(): Page {
         : r.state === "removed"
           ? "removed: its runs are kept"
           : r.follower
-            ? `followed by ${r.follower}`
+            ? `followed by ${r.follower} · ${r.connected ? "connected" : "connection lost, retrying"}`
             : "no hub process follows it";
     return h(
       "td",
