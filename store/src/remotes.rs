@@ -654,6 +654,135 @@ mod tests {
     }
 
     #[test]
+    fn one_process_at_a_time_holds_the_follow_lease() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu1");
+        let at = 1000.0;
+        assert!(store.claim_follow(gpu, "ui pid 1", at).unwrap());
+        // Another process cannot take a fresh lease; the holder may renew it.
+        assert!(!store.claim_follow(gpu, "connect pid 2", at + 1.0).unwrap());
+        assert!(store.claim_follow(gpu, "ui pid 1", at + 1.0).unwrap());
+        store.set_follower_connected(gpu, "ui pid 1", true).unwrap();
+        // Only the holder writes the connection state.
+        store
+            .set_follower_connected(gpu, "connect pid 2", false)
+            .unwrap();
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert!(row.connected);
+        assert_eq!(row.live_follower(at + 2.0), Some("ui pid 1"));
+        assert_eq!(row.state(at + 2.0), RemoteState::Live);
+        assert!(row.heard_at.is_some());
+        // A heartbeat keeps it; a stale one frees it for another process, which starts out
+        // disconnected (the old holder's word is void).
+        assert_eq!(
+            store.beat_follows("ui pid 1", at + 5.0).unwrap(),
+            vec![(gpu, false)]
+        );
+        assert!(!store.claim_follow(gpu, "connect pid 2", at + 14.0).unwrap());
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!(row.state(at + 16.0), RemoteState::NotFollowed);
+        assert!(store.claim_follow(gpu, "connect pid 2", at + 16.0).unwrap());
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert!(!row.connected);
+        assert_eq!(row.state(at + 16.0), RemoteState::Offline);
+        assert!(store
+            .beat_follows("ui pid 1", at + 17.0)
+            .unwrap()
+            .is_empty());
+        // Releasing frees it at once.
+        store.release_follow(gpu, "connect pid 2").unwrap();
+        assert_eq!(store.remote("gpu1").unwrap().unwrap().follower, None);
+    }
+
+    #[test]
+    fn sync_requests_reach_the_holder_once() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu1");
+        assert!(store.claim_follow(gpu, "ui", 10.0).unwrap());
+        assert!(store.request_sync("gpu1", 11.0).unwrap());
+        assert!(!store.request_sync("nope", 11.0).unwrap());
+        assert_eq!(
+            store.remote("gpu1").unwrap().unwrap().sync_requested_at,
+            Some(11.0)
+        );
+        assert_eq!(store.beat_follows("ui", 12.0).unwrap(), vec![(gpu, true)]);
+        assert_eq!(store.beat_follows("ui", 13.0).unwrap(), vec![(gpu, false)]);
+    }
+
+    #[test]
+    fn paused_and_removed_remotes_are_let_go_and_cannot_be_claimed() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu1");
+        assert!(store.claim_follow(gpu, "ui", 10.0).unwrap());
+        assert!(store.set_remote_paused("gpu1", true).unwrap());
+        assert!(store.beat_follows("ui", 11.0).unwrap().is_empty());
+        assert!(!store.claim_follow(gpu, "ui", 11.0).unwrap());
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!((row.state(11.0), row.follower), (RemoteState::Paused, None));
+        assert!(store.set_remote_paused("gpu1", false).unwrap());
+        assert!(store.claim_follow(gpu, "ui", 12.0).unwrap());
+
+        // Removed: runs kept, marked; not claimable; pausing it is refused; connecting it
+        // again (an upsert) brings it back.
+        store
+            .apply_change_batch(
+                gpu,
+                &change_batch(true, vec![run_change("runs/x/1", 1, 30)], "e", 1, false),
+            )
+            .unwrap();
+        assert!(store.retire_remote("gpu1", 13.0).unwrap());
+        assert!(!store.retire_remote("nope", 13.0).unwrap());
+        assert!(store.beat_follows("ui", 14.0).unwrap().is_empty());
+        assert!(!store.claim_follow(gpu, "ui", 14.0).unwrap());
+        assert!(!store.set_remote_paused("gpu1", true).unwrap());
+        let runs = store.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].remote_state(14.0), RemoteState::Removed);
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!(row.removed_at, Some(13.0));
+        store
+            .upsert_remote(&RemoteSpec {
+                name: "gpu1".into(),
+                address: "me@gpu1".into(),
+                transport: serde_json::json!({}),
+            })
+            .unwrap();
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!((row.removed_at, row.paused), (None, false));
+        assert_eq!(row.state(15.0), RemoteState::NotFollowed);
+    }
+
+    #[test]
+    fn renaming_keeps_the_runs_and_refuses_a_taken_name() {
+        let (_tmp, mut store) = fresh_store();
+        let a = add_remote(&mut store, "a");
+        add_remote(&mut store, "b");
+        store
+            .apply_change_batch(
+                a,
+                &change_batch(true, vec![run_change("runs/x/1", 1, 30)], "e", 1, false),
+            )
+            .unwrap();
+        assert_eq!(
+            store.rename_remote("a", "b").unwrap(),
+            RenameOutcome::NameTaken
+        );
+        assert_eq!(
+            store.rename_remote("zz", "c").unwrap(),
+            RenameOutcome::Unknown
+        );
+        assert_eq!(
+            store.rename_remote("a", "c").unwrap(),
+            RenameOutcome::Renamed
+        );
+        let runs = store.list_runs(&RunFilter::default()).unwrap();
+        assert_eq!(runs[0].remote, "c");
+        assert!(store.remote("a").unwrap().is_none());
+        assert!(valid_remote_name("gpu-1.lab_2"));
+        assert!(!valid_remote_name("a/b") && !valid_remote_name("") && !valid_remote_name("é"));
+    }
+
+    #[test]
     fn removing_a_remote_removes_its_runs_and_points() {
         let (_tmp, mut store) = fresh_store();
         let a = add_remote(&mut store, "a");
