@@ -67,6 +67,16 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
     let rt = super::runtime()?;
     rt.block_on(async {
         let mut remotes = store.call(|s| s.remotes()).await??;
+        for wanted in &args.names {
+            if remotes
+                .iter()
+                .any(|r| &r.name == wanted && r.removed_at.is_some())
+            {
+                anyhow::bail!(
+                    "remote {wanted:?} was removed (the hub keeps its runs); `runicorn-hub connect` it again to sync it"
+                );
+            }
+        }
         // A removed remote is gone for `sync` (its kept runs are not synced again).
         remotes.retain(|r| r.removed_at.is_none());
         if remotes.is_empty() {

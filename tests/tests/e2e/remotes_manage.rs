@@ -221,6 +221,12 @@ fn a_ui_and_a_connect_share_remotes_and_the_cli_manages_them() {
             .any(|l| l.starts_with("gpu") && l.contains("removed")),
         "{listed}"
     );
+    let out = output_within(
+        hub(home.path(), hub_dir.path()).args(["sync", "gpu"]),
+        COMMAND_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(show(&out).contains("was removed"), "{}", show(&out));
     let synced = run_hub(home.path(), hub_dir.path(), &["sync", "--json"]);
     let synced: Value = serde_json::from_str(&synced).unwrap();
     assert_eq!(synced.as_array().unwrap().len(), 1, "{synced}");
