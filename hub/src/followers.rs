@@ -1,6 +1,6 @@
 //! Following remotes live for as long as a command runs (`ui`: every remote; `connect` and
 //! `demo`: one). Each beat ([`FOLLOW_BEAT_SECONDS`]) it renews the follow leases it holds in
-//! the store, claims the lease of every remote in its scope that nobody follows (remotes added
+//! the store (a write only when a heartbeat is due), claims the lease of every remote in its scope that nobody follows (remotes added
 //! by other commands are picked up so), starts a supervisor for each remote it holds, and stops
 //! the supervisor of a remote that was removed, paused or taken over. A "sync now" request
 //! found at a beat wakes the remote's supervisor, or restarts one that gave up. A remote that
@@ -47,13 +47,11 @@ pub const RETRY_GIVEN_UP: Duration = Duration::from_secs(300);
 
 /// The name a process holds leases under: `ui pid 4242 on laptop`. Unique per live process.
 pub fn follower_name(command: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "this machine".to_owned());
-    format!("{command} pid {} on {host}", std::process::id())
+    format!(
+        "{command} pid {} on {}",
+        std::process::id(),
+        runicorn_store::this_host()
+    )
 }
 
 /// What the follower reports besides the sessions' own events.

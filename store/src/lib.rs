@@ -74,8 +74,8 @@ pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
 pub use remotes::{
-    lease_is_fresh, valid_remote_name, RemoteRow, RemoteSpec, RemoteState, RenameOutcome,
-    FOLLOW_BEAT_SECONDS, FOLLOW_LEASE_SECONDS, SKIPPED_SHOWN,
+    this_host, valid_remote_name, Lease, RemoteRow, RemoteSpec, RemoteState, RenameOutcome,
+    FOLLOW_BEAT_SECONDS, FOLLOW_HEARTBEAT_SECONDS, FOLLOW_LEASE_SECONDS, SKIPPED_SHOWN,
 };
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;

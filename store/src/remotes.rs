@@ -4,11 +4,14 @@
 //! its runs kept) or forgotten (everything the hub holds of it deleted).
 //!
 //! The follow lease: one process at a time follows a remote (keeps a connection and syncs it
-//! live). It holds the lease by writing its name in `follower` and a heartbeat in
-//! `follower_beat` at least every [`FOLLOW_BEAT_SECONDS`]; a lease whose heartbeat is older than
-//! [`FOLLOW_LEASE_SECONDS`] is free (its process died). Only the lease holder writes
+//! live). It holds the lease by writing its name, pid and host in `follower*` and renewing
+//! `follower_beat` every [`FOLLOW_HEARTBEAT_SECONDS`]. The lease is free when the heartbeat is
+//! older than [`FOLLOW_LEASE_SECONDS`], or at once when the holder ran on this host and its
+//! process is gone (a crash). Heartbeats are rare on purpose: every commit wakes the
+//! dashboard's change stream, so a follower polls (reads) every [`FOLLOW_BEAT_SECONDS`] and
+//! writes only when something changes or its heartbeat is due. Only the lease holder writes
 //! `connected`, so a one-off sync beside it never misreports it. A "sync now" request is a time
-//! in `sync_requested_at` that the holder notices on its next heartbeat and clears.
+//! in `sync_requested_at` that the holder notices on its next poll and clears.
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::Value;
@@ -69,20 +72,25 @@ pub struct RemoteRow {
     pub removed_at: Option<f64>,
     /// Paused by the user: nobody follows it until it is resumed.
     pub paused: bool,
-    /// The process holding the follow lease (`ui pid 12 on laptop`), fresh or stale.
+    /// The process holding the follow lease (`ui pid 12 on laptop`), alive or not.
     pub follower: Option<String>,
     /// The lease holder's last heartbeat.
     pub follower_beat: Option<f64>,
+    /// The lease holder's pid and host.
+    pub follower_pid: Option<i64>,
+    pub follower_host: Option<String>,
     /// The last time the hub heard from the remote's agent (a connection or a round).
     pub heard_at: Option<f64>,
     /// A "sync now" asked at this time and not yet picked up by the follower.
     pub sync_requested_at: Option<f64>,
 }
 
-/// How often a follower renews its lease (and looks for "sync now" requests).
+/// How often a follower looks at the store (remotes added, removed, paused; "sync now").
 pub const FOLLOW_BEAT_SECONDS: f64 = 2.0;
-/// A lease whose heartbeat is older than this is free: its process is gone.
-pub const FOLLOW_LEASE_SECONDS: f64 = 10.0;
+/// How often a follower renews its lease (a write).
+pub const FOLLOW_HEARTBEAT_SECONDS: f64 = 20.0;
+/// A lease whose heartbeat is older than this is free: its process is gone or stuck.
+pub const FOLLOW_LEASE_SECONDS: f64 = 60.0;
 
 /// What a remote's runs are to the user right now (`remote_state` in docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,19 +117,13 @@ impl RemoteState {
         RemoteState::Removed,
     ];
 
-    /// Judges a remote from its stored columns at `now` (Unix seconds).
-    pub fn of(
-        removed: bool,
-        paused: bool,
-        connected: bool,
-        follower_beat: Option<f64>,
-        now: f64,
-    ) -> RemoteState {
+    /// Judges a remote from its stored columns (`followed`: see [`Lease::is_alive`]).
+    pub fn of(removed: bool, paused: bool, connected: bool, followed: bool) -> RemoteState {
         if removed {
             RemoteState::Removed
         } else if paused {
             RemoteState::Paused
-        } else if !lease_is_fresh(follower_beat, now) {
+        } else if !followed {
             RemoteState::NotFollowed
         } else if connected {
             RemoteState::Live
@@ -141,9 +143,56 @@ impl RemoteState {
     }
 }
 
-/// Whether a heartbeat at `beat` still holds the lease at `now`.
-pub fn lease_is_fresh(beat: Option<f64>, now: f64) -> bool {
-    beat.is_some_and(|b| now - b < FOLLOW_LEASE_SECONDS)
+/// A follow lease as stored: who holds it and their last heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lease<'a> {
+    pub beat: Option<f64>,
+    pub pid: Option<i64>,
+    pub host: Option<&'a str>,
+}
+
+impl Lease<'_> {
+    /// Whether its holder still follows at `now`: a heartbeat within
+    /// [`FOLLOW_LEASE_SECONDS`], and, when the holder ran on this host, its process alive.
+    pub fn is_alive(&self, now: f64) -> bool {
+        let Some(beat) = self.beat else {
+            return false;
+        };
+        if now - beat >= FOLLOW_LEASE_SECONDS {
+            return false;
+        }
+        match (self.pid, self.host) {
+            (Some(pid), Some(host)) if host == this_host() => process_exists(pid),
+            _ => true,
+        }
+    }
+}
+
+/// This machine's host name, as leases record it.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "this machine".to_owned())
+}
+
+/// Whether a process with this pid runs (where `/proc` tells; elsewhere it is assumed, and the
+/// heartbeat decides). A zombie (dead, not yet reaped by its parent) does not run.
+fn process_exists(pid: i64) -> bool {
+    let proc = std::path::Path::new("/proc");
+    if !proc.join("self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        // "pid (comm) state …"; comm may hold spaces and parentheses.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 /// Whether `name` may name a remote: 1-64 ASCII letters, digits, `-`, `_` or `.` (it appears in
@@ -197,16 +246,24 @@ impl RemoteRow {
             self.removed_at.is_some(),
             self.paused,
             self.connected,
-            self.follower_beat,
-            now,
+            self.lease().is_alive(now),
         )
     }
 
-    /// The process following it at `now`, if its lease is fresh.
+    /// Its follow lease.
+    pub fn lease(&self) -> Lease<'_> {
+        Lease {
+            beat: self.follower_beat,
+            pid: self.follower_pid,
+            host: self.follower_host.as_deref(),
+        }
+    }
+
+    /// The process following it at `now`, if it is alive.
     pub fn live_follower(&self, now: f64) -> Option<&str> {
         self.follower
             .as_deref()
-            .filter(|_| lease_is_fresh(self.follower_beat, now))
+            .filter(|_| self.lease().is_alive(now))
     }
 }
 
@@ -219,7 +276,8 @@ const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected,
     (SELECT count(*) FROM skipped WHERE remote = r.id),
     (SELECT coalesce(sum(skipped_files), 0) FROM runs
         WHERE remote = r.id AND removed = 0 AND skipped_files > 0),
-    r.removed_at, r.paused, r.follower, r.follower_beat, r.heard_at, r.sync_requested_at";
+    r.removed_at, r.paused, r.follower, r.follower_beat, r.heard_at, r.sync_requested_at,
+    r.follower_pid, r.follower_host";
 
 fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
     let transport: String = row.get(3)?;
@@ -255,6 +313,8 @@ fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
         follower_beat: row.get(23)?,
         heard_at: row.get(24)?,
         sync_requested_at: row.get(25)?,
+        follower_pid: row.get(26)?,
+        follower_host: row.get(27)?,
     })
 }
 
@@ -502,27 +562,52 @@ impl Store {
         })
     }
 
-    /// Takes the follow lease of a remote for `me` at `now` when it is free (no fresh heartbeat
-    /// of another process) and the remote is neither removed nor paused. Returns whether `me`
-    /// holds it now.
+    /// Takes the follow lease of a remote for `me` (this process) at `now` when it is free (no
+    /// live holder, see [`Lease::is_alive`]) and the remote is neither removed nor paused.
+    /// Returns whether `me` holds it now.
     pub fn claim_follow(&mut self, id: RemoteId, me: &str, now: f64) -> Result<bool, StoreError> {
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE remotes SET follower = ?2, follower_beat = ?3,
-                    connected = CASE WHEN follower IS ?2 THEN connected ELSE 0 END
-                 WHERE id = ?1 AND removed_at IS NULL AND paused = 0
-                   AND (follower IS NULL OR follower = ?2 OR follower_beat IS NULL
-                        OR follower_beat <= ?3 - ?4)",
-                params![id.0, me, now, FOLLOW_LEASE_SECONDS],
+        let p = self.db_path.clone();
+        let tx = self.conn.transaction().at(&p)?;
+        type Holder = (Option<String>, Option<f64>, Option<i64>, Option<String>);
+        let holder: Option<Holder> = tx
+            .query_row(
+                "SELECT follower, follower_beat, follower_pid, follower_host FROM remotes
+                 WHERE id = ?1 AND removed_at IS NULL AND paused = 0",
+                [id.0],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
-            .at(&self.db_path)?;
-        Ok(changed > 0)
+            .optional()
+            .at(&p)?;
+        let Some((follower, beat, pid, host)) = holder else {
+            return Ok(false);
+        };
+        let lease = Lease {
+            beat,
+            pid,
+            host: host.as_deref(),
+        };
+        let ours = follower.as_deref() == Some(me);
+        if follower.is_some() && !ours && lease.is_alive(now) {
+            return Ok(false);
+        }
+        if ours && lease.is_alive(now) {
+            return Ok(true);
+        }
+        // Taken over: the old holder's word on the connection is void.
+        tx.execute(
+            "UPDATE remotes SET follower = ?2, follower_beat = ?3, follower_pid = ?4,
+                follower_host = ?5, connected = CASE WHEN follower IS ?2 THEN connected ELSE 0 END
+             WHERE id = ?1",
+            params![id.0, me, now, i64::from(std::process::id()), this_host()],
+        )
+        .at(&p)?;
+        tx.commit().at(&p)?;
+        Ok(true)
     }
 
-    /// Renews every lease `me` holds at `now`; returns the remotes it still holds (neither
-    /// removed nor paused: those it gives up here) and whether each has a "sync now" request,
-    /// which is cleared.
+    /// Renews every lease `me` holds at `now` when its heartbeat is due; returns the remotes it
+    /// still holds (neither removed nor paused: those it gives up here) and whether each has a
+    /// "sync now" request, which is cleared. Writes nothing when nothing is due.
     pub fn beat_follows(
         &mut self,
         me: &str,
@@ -531,7 +616,8 @@ impl Store {
         let p = self.db_path.clone();
         let tx = self.conn.transaction().at(&p)?;
         tx.execute(
-            "UPDATE remotes SET follower = NULL, follower_beat = NULL, connected = 0
+            "UPDATE remotes SET follower = NULL, follower_beat = NULL, follower_pid = NULL,
+                follower_host = NULL, connected = 0
              WHERE follower = ?1 AND (removed_at IS NOT NULL OR paused = 1)",
             [me],
         )
@@ -547,9 +633,19 @@ impl Store {
                 .at(&p)?;
             rows.collect::<Result<Vec<_>, _>>().at(&p)?
         };
+        // Writes only what is due: a commit wakes every dashboard's change stream.
+        if held.iter().any(|(_, requested)| *requested) {
+            tx.execute(
+                "UPDATE remotes SET sync_requested_at = NULL
+                 WHERE follower = ?1 AND sync_requested_at IS NOT NULL",
+                [me],
+            )
+            .at(&p)?;
+        }
         tx.execute(
-            "UPDATE remotes SET follower_beat = ?2, sync_requested_at = NULL WHERE follower = ?1",
-            params![me, now],
+            "UPDATE remotes SET follower_beat = ?2
+             WHERE follower = ?1 AND follower_beat <= ?2 - ?3",
+            params![me, now, FOLLOW_HEARTBEAT_SECONDS],
         )
         .at(&p)?;
         tx.commit().at(&p)?;
@@ -561,7 +657,8 @@ impl Store {
     pub fn release_follow(&mut self, id: RemoteId, me: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE remotes SET follower = NULL, follower_beat = NULL, connected = 0
+                "UPDATE remotes SET follower = NULL, follower_beat = NULL, follower_pid = NULL,
+                    follower_host = NULL, connected = 0
                  WHERE id = ?1 AND follower = ?2",
                 params![id.0, me],
             )
@@ -659,7 +756,7 @@ mod tests {
         let gpu = add_remote(&mut store, "gpu1");
         let at = 1000.0;
         assert!(store.claim_follow(gpu, "ui pid 1", at).unwrap());
-        // Another process cannot take a fresh lease; the holder may renew it.
+        // Another process cannot take a live lease; the holder keeps it.
         assert!(!store.claim_follow(gpu, "connect pid 2", at + 1.0).unwrap());
         assert!(store.claim_follow(gpu, "ui pid 1", at + 1.0).unwrap());
         store.set_follower_connected(gpu, "ui pid 1", true).unwrap();
@@ -671,27 +768,74 @@ mod tests {
         assert!(row.connected);
         assert_eq!(row.live_follower(at + 2.0), Some("ui pid 1"));
         assert_eq!(row.state(at + 2.0), RemoteState::Live);
+        assert_eq!(row.follower_pid, Some(i64::from(std::process::id())));
         assert!(row.heard_at.is_some());
-        // A heartbeat keeps it; a stale one frees it for another process, which starts out
-        // disconnected (the old holder's word is void).
+        // A heartbeat is written only when due, and keeps the lease; a stale one frees it for
+        // another process, which starts out disconnected (the old holder's word is void).
         assert_eq!(
             store.beat_follows("ui pid 1", at + 5.0).unwrap(),
             vec![(gpu, false)]
         );
-        assert!(!store.claim_follow(gpu, "connect pid 2", at + 14.0).unwrap());
+        let beat = |s: &Store| s.remote("gpu1").unwrap().unwrap().follower_beat;
+        assert_eq!(beat(&store), Some(at));
+        store.beat_follows("ui pid 1", at + 30.0).unwrap();
+        assert_eq!(beat(&store), Some(at + 30.0));
+        let late = at + 30.0 + FOLLOW_LEASE_SECONDS;
+        assert!(!store
+            .claim_follow(gpu, "connect pid 2", late - 1.0)
+            .unwrap());
         let row = store.remote("gpu1").unwrap().unwrap();
-        assert_eq!(row.state(at + 16.0), RemoteState::NotFollowed);
-        assert!(store.claim_follow(gpu, "connect pid 2", at + 16.0).unwrap());
+        assert_eq!(row.state(late), RemoteState::NotFollowed);
+        assert!(store.claim_follow(gpu, "connect pid 2", late).unwrap());
         let row = store.remote("gpu1").unwrap().unwrap();
         assert!(!row.connected);
-        assert_eq!(row.state(at + 16.0), RemoteState::Offline);
-        assert!(store
-            .beat_follows("ui pid 1", at + 17.0)
-            .unwrap()
-            .is_empty());
+        assert_eq!(row.state(late), RemoteState::Offline);
+        assert!(store.beat_follows("ui pid 1", late).unwrap().is_empty());
         // Releasing frees it at once.
         store.release_follow(gpu, "connect pid 2").unwrap();
         assert_eq!(store.remote("gpu1").unwrap().unwrap().follower, None);
+    }
+
+    #[test]
+    fn a_holder_on_this_host_whose_process_is_gone_frees_the_lease_at_once() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu1");
+        assert!(store.claim_follow(gpu, "ui pid 1", 10.0).unwrap());
+        // A pid above the kernel's limit never exists.
+        store
+            .conn
+            .execute("UPDATE remotes SET follower_pid = 99999999", [])
+            .unwrap();
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!(row.state(11.0), RemoteState::NotFollowed);
+        assert!(store.claim_follow(gpu, "connect pid 2", 11.0).unwrap());
+        // Another host's holder is judged by its heartbeat alone.
+        store
+            .conn
+            .execute(
+                "UPDATE remotes SET follower_pid = 99999999, follower_host = 'elsewhere'",
+                [],
+            )
+            .unwrap();
+        let row = store.remote("gpu1").unwrap().unwrap();
+        assert_eq!(row.live_follower(12.0), Some("connect pid 2"));
+    }
+
+    #[test]
+    fn a_poll_with_nothing_due_writes_nothing() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu1");
+        assert!(store.claim_follow(gpu, "ui", 10.0).unwrap());
+        let other = Store::open(store.dir()).unwrap();
+        let version = other.data_version().unwrap();
+        for t in [11.0, 13.0, 15.0] {
+            assert_eq!(store.beat_follows("ui", t).unwrap(), vec![(gpu, false)]);
+            assert!(store.claim_follow(gpu, "ui", t).unwrap());
+            assert!(!store.claim_follow(gpu, "other", t).unwrap());
+        }
+        assert_eq!(other.data_version().unwrap(), version);
+        store.request_sync("gpu1", 16.0).unwrap();
+        assert_ne!(other.data_version().unwrap(), version);
     }
 
     #[test]

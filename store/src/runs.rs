@@ -75,8 +75,10 @@ pub struct RunRow {
     pub remote_paused: bool,
     /// Its remote's follower holds a connection.
     pub remote_connected: bool,
-    /// Its remote's follow-lease heartbeat (see `remotes.rs`).
+    /// Its remote's follow-lease heartbeat, holder pid and host (see `remotes.rs`).
     pub remote_follower_beat: Option<f64>,
+    pub remote_follower_pid: Option<i64>,
+    pub remote_follower_host: Option<String>,
     /// The last time the hub heard from its remote.
     pub remote_heard_at: Option<f64>,
 }
@@ -84,12 +86,16 @@ pub struct RunRow {
 impl RunRow {
     /// Its remote's state at `now` (see [`crate::RemoteState::of`]).
     pub fn remote_state(&self, now: f64) -> crate::RemoteState {
+        let lease = crate::Lease {
+            beat: self.remote_follower_beat,
+            pid: self.remote_follower_pid,
+            host: self.remote_follower_host.as_deref(),
+        };
         crate::RemoteState::of(
             self.remote_removed,
             self.remote_paused,
             self.remote_connected,
-            self.remote_follower_beat,
-            now,
+            lease.is_alive(now),
         )
     }
 
@@ -238,7 +244,8 @@ pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r
         JOIN metric_keys k ON k.id = rk.key WHERE rk.run = r.id ORDER BY k.name LIMIT 100)),
     r.copy_offset, r.log_start, r.log_end, r.alias, r.tags, r.notes, r.trashed_at,
     (SELECT count(*) FROM run_keys rk WHERE rk.run = r.id),
-    m.removed_at IS NOT NULL, m.paused, m.connected, m.follower_beat, m.heard_at";
+    m.removed_at IS NOT NULL, m.paused, m.connected, m.follower_beat, m.heard_at,
+    m.follower_pid, m.follower_host";
 
 pub(crate) const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
 
@@ -327,6 +334,8 @@ pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
         remote_connected: row.get(41)?,
         remote_follower_beat: row.get(42)?,
         remote_heard_at: row.get(43)?,
+        remote_follower_pid: row.get(44)?,
+        remote_follower_host: row.get(45)?,
     })
 }
 

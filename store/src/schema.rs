@@ -218,6 +218,8 @@ const MIGRATIONS: &[&[&str]] = &[
      ALTER TABLE remotes ADD COLUMN paused INTEGER NOT NULL DEFAULT 0; -- 1: nobody follows it
      ALTER TABLE remotes ADD COLUMN follower TEXT;       -- the following process, `ui pid 12 on host`
      ALTER TABLE remotes ADD COLUMN follower_beat REAL;  -- its last heartbeat; stale: nobody follows
+     ALTER TABLE remotes ADD COLUMN follower_pid INTEGER; -- its pid and host: on this host, a dead
+     ALTER TABLE remotes ADD COLUMN follower_host TEXT;  -- pid frees the lease at once
      ALTER TABLE remotes ADD COLUMN heard_at REAL;       -- last answer from the remote's agent
      ALTER TABLE remotes ADD COLUMN sync_requested_at REAL; -- sync now asked; the follower clears it
      UPDATE remotes SET heard_at = last_sync_at;"],

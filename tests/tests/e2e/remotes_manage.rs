@@ -18,8 +18,7 @@ use serde_json::Value;
 
 /// Longest a CLI command of these scenarios may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
-/// How soon a change made by one process must show in another (the follow beat is 2 s; a
-/// lease goes stale after 10 s).
+/// How soon a change made by one process must show in another (followers look every 2 s).
 const NOTICE_WITHIN: f64 = 20.0;
 
 /// A hub process without a dashboard, interrupted (Ctrl-C) or killed when dropped.
@@ -181,9 +180,31 @@ fn a_ui_and_a_connect_share_remotes_and_the_cli_manages_them() {
     );
     wait_state(&ui, "lab", "live", Some(&ui_name));
 
-    // connect stops: the ui takes gpu over.
-    connect.interrupt();
+    // A second follower of lab waits instead of following it too, and stops cleanly.
+    let mut cmd = hub(home.path(), hub_dir.path());
+    cmd.args(["connect", &format!("local:{}", local_root.path().display())])
+        .args(["--name", "lab", "--no-ui", "--agent", agent]);
+    let waiting = Background::start(cmd);
+    assert!(
+        wait_until(NOTICE_WITHIN, || waiting
+            .stderr()
+            .contains("followed by ui pid")),
+        "{}",
+        waiting.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    wait_state(&ui, "lab", "live", Some(&ui_name));
+    waiting.interrupt();
+    wait_state(&ui, "lab", "live", Some(&ui_name));
+
+    // connect crashes (SIGKILL: its lease is not given up): the ui takes gpu over within
+    // seconds, as its process is gone.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(connect.child.id() as libc::pid_t, libc::SIGKILL);
+    }
     wait_state(&ui, "gpu", "live", Some(&ui_name));
+    drop(connect);
 
     // Pause and resume.
     let out = run_hub(home.path(), hub_dir.path(), &["remotes", "pause", "lab"]);
