@@ -41,6 +41,9 @@ pub struct FollowConfig {
     pub safety_interval: Duration,
 }
 
+/// Consecutive beats whose store calls failed before following ends.
+const MAX_FAILED_TICKS: u32 = 5;
+
 /// After a transient failure made a supervisor give up, it is started again after this long
 /// (or at once on "retry now").
 pub const RETRY_GIVEN_UP: Duration = Duration::from_secs(300);
@@ -95,6 +98,7 @@ pub async fn follow_remotes(
     let mut beat = tokio::time::interval(Duration::from_secs_f64(FOLLOW_BEAT_SECONDS));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut outcome = Ok(());
+    let mut failed_ticks = 0u32;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -107,12 +111,22 @@ pub async fn follow_remotes(
                 }
             }
             _ = beat.tick() => {
-                let go_on = tick(
+                match tick(
                     store, config, events, &mut following, &mut tasks,
                     &mut told_elsewhere, &mut unusable,
-                ).await.map_err(|e| SyncError::Store(e.to_string()))?;
-                if !go_on {
-                    break;
+                ).await {
+                    Ok(true) => failed_ticks = 0,
+                    Ok(false) => break,
+                    // A busy or briefly failing store is retried at the next beat; one that
+                    // keeps failing ends following (the supervisors could not store anyway).
+                    Err(e) => {
+                        failed_ticks += 1;
+                        tracing::warn!(error = %e, "following remotes: the store did not answer");
+                        if failed_ticks >= MAX_FAILED_TICKS {
+                            outcome = Err(SyncError::Store(e.to_string()));
+                            break;
+                        }
+                    }
                 }
             }
         }

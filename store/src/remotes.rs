@@ -537,7 +537,10 @@ impl Store {
     /// Renames a remote (its runs follow: they refer to it by id).
     pub fn rename_remote(&mut self, old: &str, new: &str) -> Result<RenameOutcome, StoreError> {
         let p = self.db_path.clone();
-        let tx = self.conn.transaction().at(&p)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(&p)?;
         let taken: bool = tx
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM remotes WHERE name = ?1)",
@@ -567,7 +570,12 @@ impl Store {
     /// Returns whether `me` holds it now.
     pub fn claim_follow(&mut self, id: RemoteId, me: &str, now: f64) -> Result<bool, StoreError> {
         let p = self.db_path.clone();
-        let tx = self.conn.transaction().at(&p)?;
+        // Immediate: two processes claiming at once wait for each other instead of failing to
+        // upgrade a read transaction. A transaction that writes nothing changes nothing.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(&p)?;
         type Holder = (Option<String>, Option<f64>, Option<i64>, Option<String>);
         let holder: Option<Holder> = tx
             .query_row(
@@ -614,7 +622,12 @@ impl Store {
         now: f64,
     ) -> Result<Vec<(RemoteId, bool)>, StoreError> {
         let p = self.db_path.clone();
-        let tx = self.conn.transaction().at(&p)?;
+        // Immediate: two processes claiming at once wait for each other instead of failing to
+        // upgrade a read transaction. A transaction that writes nothing changes nothing.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .at(&p)?;
         tx.execute(
             "UPDATE remotes SET follower = NULL, follower_beat = NULL, follower_pid = NULL,
                 follower_host = NULL, connected = 0
