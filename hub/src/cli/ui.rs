@@ -59,7 +59,10 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
                     dir.display()
                 );
             } else {
-                eprintln!("following {} live; Ctrl-C stops", safe(&names.join(", ")));
+                eprintln!(
+                    "following {} live (each unless another hub process follows it already); Ctrl-C stops",
+                    safe(&names.join(", "))
+                );
             }
         }
         let reporter = SyncReporter::new(args.quiet)
