@@ -163,6 +163,20 @@ fn a_ui_and_a_connect_share_remotes_and_the_cli_manages_them() {
     std::thread::sleep(Duration::from_secs(3));
     wait_state(&ui, "gpu", "live", Some(&connect_name));
 
+    // "Sync now" on the ui's dashboard reaches connect, which follows gpu: a round at once.
+    let before = remote(&ui, "gpu")["last_sync_at"].as_f64().unwrap();
+    let (status, answer) = write(&ui, "POST", "/api/remotes/gpu/sync", None);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        wait_until(NOTICE_WITHIN, || {
+            let r = remote(&ui, "gpu");
+            r["last_sync_at"].as_f64().unwrap() > before && r["sync_requested_at"].is_null()
+        }),
+        "connect did not sync on request: {}\n{}",
+        remote(&ui, "gpu"),
+        connect.stderr()
+    );
+
     // A remote added by another command is picked up by the running ui.
     run_hub(
         home.path(),
