@@ -10,6 +10,7 @@
 //! | `remote_address` | how a remote is reached, as typed and as remembered |
 //! | `sync` | the protocol client, answer validation, sync rounds and live follow |
 //! | `supervisor` | one remote kept in sync: opens its link, reconnects with backoff |
+//! | `followers` | the remotes a command follows live: their leases in the store, a supervisor each, remotes added, removed, paused or asked to sync by other processes |
 //! | `store_thread` | the store on a thread of its own, called from async code |
 //! | `agent_install` | `connect --install-agent`: the agent uploaded over SFTP, verified, upgraded when older |
 //! | `file_fetch` | file bytes on demand (SFTP or a local read) into the store's cache, for the dashboard |
@@ -25,6 +26,7 @@
 
 pub mod agent_install;
 pub mod file_fetch;
+pub mod followers;
 mod link;
 mod local_transport;
 mod open_link;

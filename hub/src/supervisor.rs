@@ -1,10 +1,16 @@
 //! Keeps one remote in sync: opens the link, handshakes, runs the first round, then follows
 //! live; after a dropped link it reconnects with exponential backoff and resumes from the
 //! stored cursor. Failures the user must fix (a host key, a missing agent) end it at once.
+//!
+//! Only the holder of a remote's follow lease (see `followers.rs` and the store's `remotes.rs`)
+//! writes whether it is connected; a one-off sync (no lease) leaves that alone, and records a
+//! failure only when no live process follows the remote (whose own state it would misreport).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use runicorn_protocol::wire::Hello;
 use runicorn_store::RemoteId;
@@ -33,6 +39,8 @@ pub trait SessionEvents: RoundObserver {
     fn connected(&self, remote: &str, agent: &Hello);
     fn round_done(&self, remote: &str, stats: &RoundStats, elapsed: Duration, first: bool);
     fn reconnecting(&self, remote: &str, error: &SyncError, delay: Duration);
+    /// A follower started following `remote` (it holds the lease now).
+    fn following(&self, _remote: &str, _id: RemoteId) {}
 }
 
 /// One remote to keep in sync.
@@ -44,6 +52,27 @@ pub struct RemoteJob {
     pub mode: Mode,
     /// Seconds between rounds when no notice came (a safety net under the notices).
     pub safety_interval: Duration,
+    /// The follower holding the remote's lease (`Follow` jobs of `followers.rs`): only then is
+    /// its connection state written. `None`: a one-off sync.
+    pub lease: Option<String>,
+    /// Notified for a "sync now": a round at once, or a reconnection without waiting.
+    pub wake: Arc<Notify>,
+}
+
+impl RemoteJob {
+    /// A job with the default link options, a 30 s safety interval and no lease.
+    pub fn new(name: &str, id: RemoteId, address: RemoteAddress, mode: Mode) -> RemoteJob {
+        RemoteJob {
+            name: name.to_owned(),
+            id,
+            address,
+            open: OpenOptions::default(),
+            mode,
+            safety_interval: Duration::from_secs(30),
+            lease: None,
+            wake: Arc::new(Notify::new()),
+        }
+    }
 }
 
 /// Runs `job` until it is done (`Once`), `stop` resolves, or an error the user must fix.
@@ -65,11 +94,23 @@ pub async fn run_remote(
         };
         let id = job.id;
         let error_text = attempt.as_ref().err().map(ToString::to_string);
+        let lease = job.lease.clone();
         let _ = store
             .call(move |s| {
-                let _ = s.set_remote_connected(id, false);
-                if let Some(e) = error_text {
-                    let _ = s.record_sync(id, runicorn_cli::now(), Some(&e));
+                let now = runicorn_cli::now();
+                let ours = match &lease {
+                    Some(me) => {
+                        let _ = s.set_follower_connected(id, me, false);
+                        true
+                    }
+                    // A one-off sync does not overwrite what a live follower reports.
+                    None => !matches!(
+                        s.remote_by_id(id),
+                        Ok(Some(r)) if r.live_follower(now).is_some()
+                    ),
+                };
+                if let Some(e) = error_text.filter(|_| ours) {
+                    let _ = s.record_sync(id, now, Some(&e));
                 }
             })
             .await;
@@ -88,6 +129,8 @@ pub async fn run_remote(
         events.reconnecting(&job.name, &err, delay);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            // "Retry now": reconnect at once, from a short delay again.
+            _ = job.wake.notified() => delay = Duration::from_secs(1),
             _ = &mut stop => return Ok(()),
         }
         delay = (delay * 2).min(MAX_BACKOFF);
@@ -107,6 +150,7 @@ async fn session(
     events.connected(&job.name, client.peer());
     let id = job.id;
     let hello = client.peer().clone();
+    let lease = job.lease.clone();
     store
         .call(move |s| {
             s.set_agent_info(
@@ -115,7 +159,10 @@ async fn session(
                 hello.root.as_deref(),
                 &hello.software,
             )?;
-            s.set_remote_connected(id, true)
+            match &lease {
+                Some(me) => s.set_follower_connected(id, me, true),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(|e| SyncError::Store(e.to_string()))?
@@ -132,6 +179,7 @@ async fn session(
         store,
         id,
         job.safety_interval,
+        &job.wake,
         events,
         |stats, elapsed| {
             if stats.runs > 0 || stats.points > 0 || stats.log_bytes > 0 {

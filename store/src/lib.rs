@@ -80,7 +80,10 @@ pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
 pub use purge::{PurgeRefusal, PurgeReport};
-pub use remotes::{RemoteRow, RemoteSpec, SKIPPED_SHOWN};
+pub use remotes::{
+    this_host, valid_remote_name, Lease, RemoteRow, RemoteSpec, RemoteState, RenameOutcome,
+    FOLLOW_BEAT_SECONDS, FOLLOW_HEARTBEAT_SECONDS, FOLLOW_LEASE_SECONDS, SKIPPED_SHOWN,
+};
 pub use run_query::{Agg, FilterError, FilterKey, Literal, Op, RunQuery, MAX_FILTER_CHARS};
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};
 pub use run_values::flatten_config;

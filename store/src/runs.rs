@@ -70,9 +70,36 @@ pub struct RunRow {
     pub synced_bytes: u64,
     /// Byte range of `logs.txt` the store holds; `None` before the first fetch.
     pub log_synced: Option<(u64, u64)>,
+    /// Its remote was removed by the user (the hub kept the run).
+    pub remote_removed: bool,
+    /// Its remote is paused.
+    pub remote_paused: bool,
+    /// Its remote's follower holds a connection.
+    pub remote_connected: bool,
+    /// Its remote's follow-lease heartbeat, holder pid and host (see `remotes.rs`).
+    pub remote_follower_beat: Option<f64>,
+    pub remote_follower_pid: Option<i64>,
+    pub remote_follower_host: Option<String>,
+    /// The last time the hub heard from its remote.
+    pub remote_heard_at: Option<f64>,
 }
 
 impl RunRow {
+    /// Its remote's state at `now` (see [`crate::RemoteState::of`]).
+    pub fn remote_state(&self, now: f64) -> crate::RemoteState {
+        let lease = crate::Lease {
+            beat: self.remote_follower_beat,
+            pid: self.remote_follower_pid,
+            host: self.remote_follower_host.as_deref(),
+        };
+        crate::RemoteState::of(
+            self.remote_removed,
+            self.remote_paused,
+            self.remote_connected,
+            lease.is_alive(now),
+        )
+    }
+
     /// True while the store lacks points the remote has.
     pub fn points_pending(&self) -> bool {
         !self.removed && self.synced_bytes != self.remote_events.bytes
@@ -221,7 +248,9 @@ pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r
     (SELECT json_group_array(name) FROM (SELECT k.name FROM run_keys rk
         JOIN metric_keys k ON k.id = rk.key WHERE rk.run = r.id ORDER BY k.name LIMIT 100)),
     r.copy_offset, r.log_start, r.log_end, r.alias, r.tags, r.notes, r.trashed_at,
-    (SELECT count(*) FROM run_keys rk WHERE rk.run = r.id)";
+    (SELECT count(*) FROM run_keys rk WHERE rk.run = r.id),
+    m.removed_at IS NOT NULL, m.paused, m.connected, m.follower_beat, m.heard_at,
+    m.follower_pid, m.follower_host";
 
 pub(crate) const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
 
@@ -305,6 +334,13 @@ pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
         notes: row.get(36)?,
         trashed_at: row.get(37)?,
         key_count: from_sql_int(row.get(38)?),
+        remote_removed: row.get(39)?,
+        remote_paused: row.get(40)?,
+        remote_connected: row.get(41)?,
+        remote_follower_beat: row.get(42)?,
+        remote_heard_at: row.get(43)?,
+        remote_follower_pid: row.get(44)?,
+        remote_follower_host: row.get(45)?,
     })
 }
 

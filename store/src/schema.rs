@@ -255,6 +255,19 @@ const MIGRATIONS: &[&[&str]] = &[
         SELECT m.name, m.address, m.agent_host, m.agent_root, m.last_sync_at, m.last_error,
                (SELECT count(*) FROM runs r WHERE r.remote = m.id) AS runs
           FROM remotes m;"],
+    // 5: managing remotes (see remotes.rs): a remote the user removed while keeping its runs,
+    // a paused one, the lease of the process that follows it (whoever holds a fresh heartbeat
+    // owns its connection state), the last time the hub heard from it, and a "sync now" request
+    // its follower picks up.
+    &["ALTER TABLE remotes ADD COLUMN removed_at REAL;    -- removed by the user, runs kept; NULL: not
+     ALTER TABLE remotes ADD COLUMN paused INTEGER NOT NULL DEFAULT 0; -- 1: nobody follows it
+     ALTER TABLE remotes ADD COLUMN follower TEXT;       -- the following process, `ui pid 12 on host`
+     ALTER TABLE remotes ADD COLUMN follower_beat REAL;  -- its last heartbeat; stale: nobody follows
+     ALTER TABLE remotes ADD COLUMN follower_pid INTEGER; -- its pid and host: on this host, a dead
+     ALTER TABLE remotes ADD COLUMN follower_host TEXT;  -- pid frees the lease at once
+     ALTER TABLE remotes ADD COLUMN heard_at REAL;       -- last answer from the remote's agent
+     ALTER TABLE remotes ADD COLUMN sync_requested_at REAL; -- sync now asked; the follower clears it
+     UPDATE remotes SET heard_at = last_sync_at;"],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk

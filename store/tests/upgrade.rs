@@ -26,19 +26,21 @@ use rusqlite::Connection;
 use serde_json::json;
 
 /// The schema version of today's store (what `PRAGMA user_version` reads after opening).
-const CURRENT: u32 = 4;
+const CURRENT: u32 = 5;
 
-const SCHEMAS: [&str; 4] = [
+const SCHEMAS: [&str; 5] = [
     include_str!("fixtures/schema_v1.sql"),
     include_str!("fixtures/schema_v2.sql"),
     include_str!("fixtures/schema_v3.sql"),
     include_str!("fixtures/schema_v4.sql"),
+    include_str!("fixtures/schema_v5.sql"),
 ];
-const DATA: [&str; 4] = [
+const DATA: [&str; 5] = [
     include_str!("fixtures/data_v1.sql"),
     include_str!("fixtures/data_v2.sql"),
     include_str!("fixtures/data_v3.sql"),
     include_str!("fixtures/data_v4.sql"),
+    include_str!("fixtures/data_v5.sql"),
 ];
 
 const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
@@ -318,6 +320,9 @@ fn fresh_store(dir: &Path, version: u32) -> Store {
     if version >= 3 {
         s.record_refusals(gpu, KIND_POINTS, &[skipped("x/y", "too many keys")])
             .unwrap();
+    }
+    if version >= 5 {
+        assert!(s.set_remote_paused("lab", true).unwrap());
     }
     s
 }

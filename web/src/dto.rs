@@ -3,7 +3,7 @@
 
 use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{
-    FileRow, MetricKey, RemoteRow, RunRow, SeriesPoints, SkippedFiles, SkippedItem,
+    FileRow, MetricKey, RemoteRow, RemoteState, RunRow, SeriesPoints, SkippedFiles, SkippedItem,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -41,11 +41,43 @@ pub struct RunDto {
     pub deleted: bool,
     pub removed: bool,
     pub trashed_at: Option<f64>,
+    /// Whether the hub follows the run's remote right now (see `remote_heard_at`).
+    pub remote_state: RemoteStateDto,
+    /// The last time the hub heard from the run's remote (Unix seconds).
+    pub remote_heard_at: Option<f64>,
+}
+
+/// A remote's state as the API writes it (`RemoteState` in docs/api.md): `live` (followed,
+/// connected), `offline` (followed, connection lost: retrying), `paused`, `not_followed` (no hub
+/// process follows it) or `removed` (removed by the user; its runs kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RemoteState"))]
+pub enum RemoteStateDto {
+    Live,
+    Offline,
+    Paused,
+    NotFollowed,
+    Removed,
+}
+
+impl From<RemoteState> for RemoteStateDto {
+    fn from(s: RemoteState) -> RemoteStateDto {
+        match s {
+            RemoteState::Live => RemoteStateDto::Live,
+            RemoteState::Offline => RemoteStateDto::Offline,
+            RemoteState::Paused => RemoteStateDto::Paused,
+            RemoteState::NotFollowed => RemoteStateDto::NotFollowed,
+            RemoteState::Removed => RemoteStateDto::Removed,
+        }
+    }
 }
 
 impl From<&RunRow> for RunDto {
     fn from(r: &RunRow) -> RunDto {
         RunDto {
+            remote_state: r.remote_state(now()).into(),
+            remote_heard_at: r.remote_heard_at,
             key: r.key.0,
             run_id: r.id.clone(),
             remote: r.remote.clone(),
@@ -234,6 +266,16 @@ pub struct RemoteDto {
     /// The first skipped items, with reasons.
     #[cfg_attr(test, ts(as = "Vec<crate::typescript::SkippedItemShape>"))]
     pub skipped: Vec<SkippedItem>,
+    pub state: RemoteStateDto,
+    /// Removed by the user (its runs kept) since; `null`: not removed.
+    pub removed_at: Option<f64>,
+    pub paused: bool,
+    /// The hub process following it (`ui pid 12 on laptop`); `null` when none does.
+    pub follower: Option<String>,
+    /// The last time the hub heard from it.
+    pub heard_at: Option<f64>,
+    /// A "sync now" not yet picked up by its follower, asked at this time.
+    pub sync_requested_at: Option<f64>,
 }
 
 impl RemoteDto {
@@ -253,6 +295,12 @@ impl RemoteDto {
             skipped_items: r.skipped_items,
             skipped_files: r.skipped_files,
             skipped: r.skipped.clone(),
+            state: r.state(now).into(),
+            removed_at: r.removed_at,
+            paused: r.paused,
+            follower: r.live_follower(now).map(str::to_owned),
+            heard_at: r.heard_at,
+            sync_requested_at: r.sync_requested_at,
         }
     }
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use ts_rs::{Config, TS};
 
 use crate::dto::{
-    FileDto, LivePointsDto, MetricDto, RemoteDto, RunDetailDto, RunDto, RunPage, SeriesDto,
+    FileDto, LivePointsDto, MetricDto, RemoteDto, RemoteStateDto, RunDetailDto, RunDto, RunPage,
+    SeriesDto,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::columns::ColumnsDto;
@@ -25,7 +26,7 @@ use crate::routes::logs::LogPage;
 use crate::routes::media::{MediaDto, MediaImage, MediaKey, MediaSource};
 use crate::routes::metrics::MetricsDto;
 use crate::routes::paths::PathsDto;
-use crate::routes::remotes::RemotesDto;
+use crate::routes::remotes::{RemotesDto, RemovedDto};
 use crate::tree::PathNode;
 
 /// The generated file, relative to the workspace root.
@@ -75,6 +76,7 @@ pub fn generated_file() -> String {
     out.declared.insert("RunStatus".to_owned());
 
     // Runs.
+    out.add::<RemoteStateDto>();
     out.add::<RunDto>();
     out.add::<RunPage>();
     out.add::<RunDetailDto>();
@@ -96,6 +98,7 @@ pub fn generated_file() -> String {
     out.add::<PathNode>();
     out.add::<ColumnsDto>();
     out.add::<RemotesDto>();
+    out.add::<RemovedDto>();
     out.add::<RemoteDto>();
     out.add::<SkippedItemShape>();
     out.add::<crate::routes::recycle_bin::PurgedDto>();

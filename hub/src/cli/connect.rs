@@ -1,4 +1,5 @@
-//! `runicorn-hub connect TARGET`: remember the remote, sync it, follow it live.
+//! `runicorn-hub connect TARGET`: remember the remote, sync it, follow it live (holding its
+//! follow lease, see `followers.rs`; `--once`: one round, no lease).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use runicorn_hub::agent_install::{InstallAgent, InstallReport};
 use runicorn_hub::file_fetch::RemoteFiles;
+use runicorn_hub::followers::{follow_remotes, follower_name, FollowConfig, Scope};
 use runicorn_hub::remote_address::{check_remote_name, RemoteAddress};
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_hub::supervisor::OpenOptions;
@@ -158,18 +160,13 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
         if let Some(poll) = args.poll {
             agent_args.extend(["--poll".to_owned(), poll.to_string()]);
         }
-        let job = RemoteJob {
-            name: name.clone(),
-            id,
-            address,
-            open: OpenOptions {
-                accept_new_host_key: args.accept_new_host_key,
-                agent_args,
-                install_agent: install_options(&args),
-            },
-            mode: if args.once { Mode::Once } else { Mode::Follow },
-            safety_interval: Duration::from_secs(30),
+        let open = OpenOptions {
+            accept_new_host_key: args.accept_new_host_key,
+            agent_args,
+            install_agent: install_options(&args),
         };
+        let mut job = RemoteJob::new(&name, id, address, Mode::Once);
+        job.open = open.clone();
         let files = RemoteFiles::new(store.clone());
         let prefetcher = args.prefetch.start(&store, &files);
         let reporter = SyncReporter::new(args.quiet)
@@ -196,7 +193,19 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
         if !args.once && !args.quiet {
             eprintln!("{}: following live; Ctrl-C stops", safe(&name));
         }
-        let result = run_remote(&job, &store, &reporter, ctrl_c()).await;
+        let result = if args.once {
+            run_remote(&job, &store, &reporter, ctrl_c()).await
+        } else {
+            // Following holds the remote's lease: when another live process (a `ui`) follows
+            // it already, this one waits and takes over if that one stops.
+            let config = FollowConfig {
+                me: follower_name("connect"),
+                scope: Scope::One(id),
+                open,
+                safety_interval: Duration::from_secs(30),
+            };
+            follow_remotes(&store, &config, &reporter, ctrl_c()).await
+        };
         if args.once && result.is_ok() {
             // `--once` leaves with the run pages complete: the prefetch ends first.
             tokio::select! {

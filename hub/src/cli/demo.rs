@@ -74,18 +74,13 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
             Some(start_dashboard(&store_dir, &store, &args.serve).await?)
         };
         let reporter = SyncReporter::new(false);
-        let once = RemoteJob {
-            name: "demo".into(),
-            id,
-            address: address.clone(),
-            open: OpenOptions {
-                accept_new_host_key: false,
-                agent_args: vec!["--poll".into(), "1".into()],
-                ..OpenOptions::default()
-            },
-            mode: Mode::Once,
-            safety_interval: Duration::from_secs(5),
+        let mut once = RemoteJob::new("demo", id, address.clone(), Mode::Once);
+        once.open = OpenOptions {
+            accept_new_host_key: false,
+            agent_args: vec!["--poll".into(), "1".into()],
+            ..OpenOptions::default()
         };
+        once.safety_interval = Duration::from_secs(5);
         // Ctrl-C ends the demo in either phase, the first sync included.
         let (interrupted_tx, interrupted) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -129,8 +124,19 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         eprintln!(
             "demo: following the live run; Ctrl-C stops. In another terminal: runicorn-hub --hub-dir {hub_arg} ls"
         );
-        let follow = RemoteJob { mode: Mode::Follow, ..once };
-        let followed = run_remote(&follow, &store, &reporter, until_interrupted()).await;
+        let follow = runicorn_hub::followers::FollowConfig {
+            me: runicorn_hub::followers::follower_name("demo"),
+            scope: runicorn_hub::followers::Scope::One(id),
+            open: once.open.clone(),
+            safety_interval: once.safety_interval,
+        };
+        let followed = runicorn_hub::followers::follow_remotes(
+            &store,
+            &follow,
+            &reporter,
+            until_interrupted(),
+        )
+        .await;
         if let Some(d) = dashboard {
             d.stop().await;
         }

@@ -1,10 +1,12 @@
-//! `runicorn-hub remotes`: the remembered remotes, as a table or JSON.
+//! `runicorn-hub remotes`: the remembered remotes, as a table or JSON, with whether a hub
+//! process follows each one; and managing them: `rm` (runs kept, or forgotten with
+//! `--forget-runs`), `rename`, `pause`, `resume`. A running `ui` notices within seconds.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use runicorn_cli::{safe, safe_lines};
-use runicorn_store::RemoteRow;
+use runicorn_store::{RemoteRow, RenameOutcome};
 use serde_json::json;
 
 use runicorn_cli::color::BOLD;
@@ -15,10 +17,34 @@ use runicorn_cli::{color_stdout, human::figure, paint, time};
 const SKIPPED_LINES: usize = 10;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RemotesArgs {
     /// Print a JSON array of objects instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<RemotesAction>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RemotesAction {
+    /// Remove a remote: nobody syncs it any more. Its runs stay in the store (shown as from a
+    /// removed remote) unless --forget-runs deletes them. `connect` brings it back.
+    Rm {
+        name: String,
+        /// Also delete everything the hub holds of its runs (metrics, logs, annotations)
+        #[arg(long)]
+        forget_runs: bool,
+        /// Do not ask for confirmation (--forget-runs asks otherwise)
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Rename a remote (its runs follow; run references become NEW/RUN_ID).
+    Rename { old: String, new: String },
+    /// Stop syncing a remote until `resume` (a running `ui` or `connect` lets it go).
+    Pause { name: String },
+    /// Sync a paused remote again (a running `ui` picks it up within seconds).
+    Resume { name: String },
 }
 
 fn when(t: Option<f64>) -> String {
@@ -26,9 +52,13 @@ fn when(t: Option<f64>) -> String {
 }
 
 pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
-    let (store, _dir) = super::open_store(hub_dir)?;
+    let (store, dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
+    if let Some(action) = args.action {
+        return rt.block_on(manage(&store, &dir, action));
+    }
     let remotes = rt.block_on(store.call(|s| s.remotes()))??;
+    let now = runicorn_cli::now();
     let mut out = std::io::stdout().lock();
     if args.json {
         let rows: Vec<_> = remotes
@@ -37,7 +67,12 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
                 json!({
                     "name": r.name,
                     "address": r.address,
+                    "state": r.state(now).as_str(),
                     "connected": r.connected,
+                    "follower": r.live_follower(now),
+                    "paused": r.paused,
+                    "removed_at": r.removed_at,
+                    "heard_at": r.heard_at,
                     "last_sync": r.last_sync_at,
                     "last_error": r.last_error,
                     "runs": r.runs,
@@ -70,8 +105,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
             color,
             BOLD,
             &format!(
-                "{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}",
-                "NAME", "ADDRESS", "CONNECTED", "LAST SYNC", "RUNS", "POINTS"
+                "{:<16}  {:<32}  {:<12}  {:<19}  {:>7}  {:>8}",
+                "NAME", "ADDRESS", "STATE", "LAST SYNC", "RUNS", "POINTS"
             )
         )
     )?;
@@ -79,20 +114,129 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
         // Names, addresses and errors are made terminal-safe (see runicorn_cli).
         writeln!(
             out,
-            "{:<16}  {:<32}  {:<9}  {:<19}  {:>7}  {:>8}",
+            "{:<16}  {:<32}  {:<12}  {:<19}  {:>7}  {:>8}",
             safe(&r.name),
             safe(&r.address),
-            if r.connected { "yes" } else { "no" },
+            r.state(now).as_str(),
             when(r.last_sync_at),
-            r.runs,
+            r.runs + r.removed_runs,
             figure(r.points)
         )?;
+        if let Some(by) = r.live_follower(now) {
+            writeln!(out, "  followed by {}", safe(by))?;
+        }
         if let Some(e) = &r.last_error {
             writeln!(out, "  last error: {}", safe_lines(e))?;
         }
         write_skipped(&mut out, color, r)?;
     }
     Ok(0)
+}
+
+/// `rm`, `rename`, `pause`, `resume`: one change in the store, said in one line.
+async fn manage(
+    store: &runicorn_hub::store_thread::StoreHandle,
+    dir: &std::path::Path,
+    action: RemotesAction,
+) -> anyhow::Result<u8> {
+    let unknown = |name: &str| {
+        anyhow::anyhow!(
+            "no remote named {name:?} in {}; `runicorn-hub remotes` lists them",
+            dir.display()
+        )
+    };
+    match action {
+        RemotesAction::Rm {
+            name,
+            forget_runs,
+            yes,
+        } => {
+            let n = name.clone();
+            let row = store
+                .call(move |s| s.remote(&n))
+                .await??
+                .ok_or_else(|| unknown(&name))?;
+            if forget_runs {
+                let runs = row.runs + row.removed_runs;
+                if !yes
+                    && !confirm(&format!(
+                        "Delete remote {} and everything the hub holds of its {runs} runs (metrics, logs, notes)? [y/N] ",
+                        safe(&name)
+                    ))?
+                {
+                    eprintln!("nothing deleted");
+                    return Ok(1);
+                }
+                let n = name.clone();
+                store.call(move |s| s.remove_remote(&n)).await??;
+                println!("removed remote {} and its {runs} runs", safe(&name));
+            } else {
+                let n = name.clone();
+                store
+                    .call(move |s| s.retire_remote(&n, runicorn_cli::now()))
+                    .await??;
+                println!(
+                    "removed remote {}; its {} runs stay in the store (`--forget-runs` deletes them; `runicorn-hub connect` brings the remote back)",
+                    safe(&name),
+                    row.runs + row.removed_runs
+                );
+            }
+        }
+        RemotesAction::Rename { old, new } => {
+            if !runicorn_store::valid_remote_name(&new) {
+                anyhow::bail!(
+                    "remote name {new:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
+                );
+            }
+            let (o, n) = (old.clone(), new.clone());
+            match store.call(move |s| s.rename_remote(&o, &n)).await?? {
+                RenameOutcome::Renamed => {
+                    println!("renamed remote {} to {}", safe(&old), safe(&new))
+                }
+                RenameOutcome::Unknown => return Err(unknown(&old)),
+                RenameOutcome::NameTaken => anyhow::bail!(
+                    "a remote named {new:?} exists already; remove or rename it first"
+                ),
+            }
+        }
+        RemotesAction::Pause { name } => {
+            let n = name.clone();
+            if !store.call(move |s| s.set_remote_paused(&n, true)).await?? {
+                return Err(unknown(&name));
+            }
+            println!(
+                "paused remote {}; nothing syncs it until `runicorn-hub remotes resume {}`",
+                safe(&name),
+                safe(&name)
+            );
+        }
+        RemotesAction::Resume { name } => {
+            let n = name.clone();
+            if !store
+                .call(move |s| s.set_remote_paused(&n, false))
+                .await??
+            {
+                return Err(unknown(&name));
+            }
+            println!(
+                "resumed remote {}; a running `runicorn-hub ui` follows it again within seconds",
+                safe(&name)
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Asks on the terminal; refuses (with what to do) when stdin is not one.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not deleting without a confirmation: stdin is not a terminal; add --yes");
+    }
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// The warning of a remote whose sync left items out, and a line per item (capped).

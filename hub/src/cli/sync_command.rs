@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use runicorn_hub::remote_address::RemoteAddress;
-use runicorn_hub::supervisor::OpenOptions;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 
 use std::collections::HashMap;
@@ -67,7 +66,19 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
     let (store, dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let remotes = store.call(|s| s.remotes()).await??;
+        let mut remotes = store.call(|s| s.remotes()).await??;
+        for wanted in &args.names {
+            if remotes
+                .iter()
+                .any(|r| &r.name == wanted && r.removed_at.is_some())
+            {
+                anyhow::bail!(
+                    "remote {wanted:?} was removed (the hub keeps its runs); `runicorn-hub connect` it again to sync it"
+                );
+            }
+        }
+        // A removed remote is gone for `sync` (its kept runs are not synced again).
+        remotes.retain(|r| r.removed_at.is_none());
         if remotes.is_empty() {
             anyhow::bail!(
                 "no remotes are remembered in {}; add one with `runicorn-hub connect HOST`",
@@ -81,22 +92,25 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
             }
         }
         let mut jobs = Vec::new();
-        for r in remotes
-            .iter()
-            .filter(|r| args.names.is_empty() || args.names.contains(&r.name))
-        {
+        for r in remotes.iter().filter(|r| {
+            // Paused remotes are synced only when named.
+            if args.names.is_empty() {
+                !r.paused
+            } else {
+                args.names.contains(&r.name)
+            }
+        }) {
             let address: RemoteAddress =
                 serde_json::from_value(r.transport.clone()).with_context(|| {
                     format!("the stored address of remote {} is unreadable", r.name)
                 })?;
-            jobs.push(RemoteJob {
-                name: r.name.clone(),
-                id: r.id,
-                address,
-                open: OpenOptions::default(),
-                mode: Mode::Once,
-                safety_interval: Duration::from_secs(30),
-            });
+            // A one-off round: no lease, so a process following the remote keeps its state.
+            jobs.push(RemoteJob::new(&r.name, r.id, address, Mode::Once));
+        }
+        if jobs.is_empty() {
+            anyhow::bail!(
+                "every remote is paused; name one to sync it anyway, or `runicorn-hub remotes resume NAME`"
+            );
         }
         // The prefetch of each remote starts after its round; the command ends when all are done.
         let files = runicorn_hub::file_fetch::RemoteFiles::new(store.clone());

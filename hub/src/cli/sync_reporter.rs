@@ -10,6 +10,8 @@ use runicorn_cli::human::{bytes, figure};
 use runicorn_cli::{progress, safe, safe_lines, time, warning_label};
 use runicorn_protocol::wire::Hello;
 
+use runicorn_cli::error_label;
+use runicorn_hub::followers::FollowerEvents;
 use runicorn_hub::prefetch::Prefetcher;
 use runicorn_hub::supervisor::SessionEvents;
 use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
@@ -39,8 +41,9 @@ pub struct SyncReporter {
     live_totals: Mutex<(u64, u64)>,
     /// The first round is done: what follows are live updates.
     following: std::sync::atomic::AtomicBool,
-    /// Told after each round that brought runs, with the remotes' ids by name.
-    prefetch: Option<(Prefetcher, HashMap<String, RemoteId>)>,
+    /// Told after each round that brought runs, with the remotes' ids by name (remotes a
+    /// follower takes on later are added).
+    prefetch: Option<(Prefetcher, Mutex<HashMap<String, RemoteId>>)>,
 }
 
 impl SyncReporter {
@@ -62,13 +65,14 @@ impl SyncReporter {
         prefetcher: Prefetcher,
         remotes: HashMap<String, RemoteId>,
     ) -> SyncReporter {
-        self.prefetch = Some((prefetcher, remotes));
+        self.prefetch = Some((prefetcher, Mutex::new(remotes)));
         self
     }
 
     fn queue_prefetch(&self, remote: &str, stats: &RoundStats, first: bool) {
         if let Some((prefetcher, ids)) = &self.prefetch {
-            if let Some(&id) = ids.get(remote).filter(|_| first || stats.runs > 0) {
+            let id = ids.lock().ok().and_then(|ids| ids.get(remote).copied());
+            if let Some(id) = id.filter(|_| first || stats.runs > 0) {
                 prefetcher.remote_synced(id);
             }
         }
@@ -180,6 +184,53 @@ impl SessionEvents for SyncReporter {
             safe(remote),
             safe_lines(&error.to_string()),
             delay.as_secs()
+        ));
+    }
+
+    fn following(&self, remote: &str, id: RemoteId) {
+        if let Some((_, ids)) = &self.prefetch {
+            if let Ok(mut ids) = ids.lock() {
+                ids.insert(remote.to_owned(), id);
+            }
+        }
+        self.line(&format!("{}: following live", safe(remote)));
+    }
+}
+
+impl FollowerEvents for SyncReporter {
+    fn followed_elsewhere(&self, remote: &str, by: &str) {
+        self.line(&format!(
+            "{}: followed by {} already; this process takes over if that one stops",
+            safe(remote),
+            safe(by)
+        ));
+    }
+
+    fn gave_up(&self, remote: &str, error: &SyncError) {
+        // An error is printed even with --quiet; the store recorded it for the dashboard.
+        self.clear_bar();
+        eprintln!(
+            "{}: {}: {}",
+            error_label(),
+            safe(remote),
+            safe_lines(&error.to_string())
+        );
+    }
+
+    fn unusable(&self, remote: &str, why: &str) {
+        self.clear_bar();
+        eprintln!(
+            "{}: remote {} is not synced: {}",
+            warning_label(),
+            safe(remote),
+            safe(why)
+        );
+    }
+
+    fn let_go(&self, remote: &str) {
+        self.line(&format!(
+            "{}: removed or paused by another command; no longer following it",
+            safe(remote)
         ));
     }
 }

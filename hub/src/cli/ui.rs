@@ -1,19 +1,18 @@
 //! `runicorn-hub ui`: serves the dashboard over the store and keeps every remembered remote
-//! syncing live beside it, each with its own reconnecting supervisor. A remote that fails for
-//! good (a changed host key, say) is reported and the others go on; its runs stay on show.
+//! syncing live beside it, each with its own reconnecting supervisor (`followers.rs`): remotes
+//! added, removed or paused by other commands are picked up within seconds, and a remote that
+//! another live process follows (`connect`) is left to it. A remote that fails for good (a
+//! changed host key, say) is reported and the others go on; its runs stay on show.
 
-use runicorn_cli::{safe, safe_lines};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use runicorn_cli::safe;
 use runicorn_hub::file_fetch::RemoteFiles;
-use runicorn_hub::remote_address::RemoteAddress;
-use runicorn_hub::store_thread::StoreHandle;
+use runicorn_hub::followers::{follow_remotes, follower_name, FollowConfig, Scope};
 use runicorn_hub::supervisor::OpenOptions;
-use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 
 use super::dashboard::{self, ServeArgs};
-use runicorn_cli::error_label;
 
 use super::ctrl_c::ctrl_c;
 use super::prefetch_args::PrefetchArgs;
@@ -39,72 +38,45 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
     rt.block_on(async {
         let files = RemoteFiles::new(store.clone());
         let running = dashboard::start(&dir, &files, &args.serve).await?;
-        let jobs = if args.offline {
-            Vec::new()
-        } else {
-            remembered_jobs(&store).await?
-        };
-        if jobs.is_empty() && !args.quiet {
-            eprintln!(
-                "no remote is synced: {}",
-                if args.offline {
-                    "--offline was given".to_owned()
-                } else {
-                    format!(
-                        "none is remembered in {}; add one with `runicorn-hub connect HOST`",
-                        dir.display()
-                    )
-                }
-            );
-        } else if !args.quiet {
-            let names: Vec<_> = jobs.iter().map(|j| j.name.as_str()).collect();
-            eprintln!("following {} live; Ctrl-C stops", safe(&names.join(", ")));
-        }
-        let ids = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
-        let reporter =
-            SyncReporter::new(args.quiet).with_prefetch(args.prefetch.start(&store, &files), ids);
-        let follow_all = futures::future::join_all(jobs.iter().map(|job| {
-            let store = &store;
-            let reporter = &reporter;
-            async move {
-                if let Err(e) = run_remote(job, store, reporter, ctrl_c()).await {
-                    // The store recorded the error; the dashboard shows it on the remotes page.
-                    eprintln!(
-                        "{}: {}: {}",
-                        error_label(),
-                        safe(&job.name),
-                        safe_lines(&e.to_string())
-                    );
-                }
+        if args.offline {
+            if !args.quiet {
+                eprintln!("no remote is synced: --offline was given");
             }
-        }));
-        // Serve until Ctrl-C even when every remote has stopped.
-        tokio::join!(follow_all, ctrl_c());
+            ctrl_c().await;
+            running.stop().await;
+            return Ok(0);
+        }
+        let remotes = store.call(|s| s.remotes()).await??;
+        let names: Vec<_> = remotes
+            .iter()
+            .filter(|r| r.removed_at.is_none() && !r.paused)
+            .map(|r| r.name.as_str())
+            .collect();
+        if !args.quiet {
+            if names.is_empty() {
+                eprintln!(
+                    "no remote to follow yet in {}; add one with `runicorn-hub connect HOST` (this dashboard picks it up)",
+                    dir.display()
+                );
+            } else {
+                eprintln!(
+                    "following {} live (each unless another hub process follows it already); Ctrl-C stops",
+                    safe(&names.join(", "))
+                );
+            }
+        }
+        let reporter = SyncReporter::new(args.quiet)
+            .with_prefetch(args.prefetch.start(&store, &files), Default::default());
+        let config = FollowConfig {
+            me: follower_name("ui"),
+            scope: Scope::All,
+            open: OpenOptions::default(),
+            safety_interval: Duration::from_secs(30),
+        };
+        // Serves until Ctrl-C, whatever the remotes do.
+        let followed = follow_remotes(&store, &config, &reporter, ctrl_c()).await;
         running.stop().await;
+        followed?;
         Ok(0)
     })
-}
-
-/// A live-follow job for every remembered remote whose address can be read. A remote with an
-/// unreadable address is left out with a warning: its runs are still shown.
-async fn remembered_jobs(store: &StoreHandle) -> anyhow::Result<Vec<RemoteJob>> {
-    let remotes = store.call(|s| s.remotes()).await??;
-    let mut jobs = Vec::new();
-    for r in remotes {
-        match serde_json::from_value::<RemoteAddress>(r.transport.clone()) {
-            Ok(address) => jobs.push(RemoteJob {
-                name: r.name,
-                id: r.id,
-                address,
-                open: OpenOptions::default(),
-                mode: Mode::Follow,
-                safety_interval: Duration::from_secs(30),
-            }),
-            Err(e) => eprintln!(
-                "warning: remote {} is not synced: its stored address is unreadable ({e}); `runicorn-hub connect` it again to fix it",
-                safe(&r.name)
-            ),
-        }
-    }
-    Ok(jobs)
 }

@@ -380,13 +380,16 @@ fn keep_exact_chunks(batch: &mut LogBatch, remote: &str) {
     });
 }
 
-/// After a first round: subscribe and run a round whenever the agent says something changed
-/// (and every `safety_interval` regardless), until the link dies or `stop` resolves.
+/// After a first round: subscribe and run a round whenever the agent says something changed,
+/// `wake` is notified (a "sync now"), or every `safety_interval` regardless, until the link dies
+/// or `stop` resolves.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the follow loop
 pub async fn follow(
     client: &Arc<AgentClient>,
     store: &StoreHandle,
     remote: RemoteId,
     safety_interval: Duration,
+    wake: &tokio::sync::Notify,
     observer: &dyn RoundObserver,
     mut on_round: impl FnMut(&RoundStats, Duration),
     stop: impl std::future::Future<Output = ()>,
@@ -410,6 +413,7 @@ pub async fn follow(
                 }
             }
             _ = tokio::time::sleep(safety_interval) => {}
+            _ = wake.notified() => {}
         }
         client.drain_notices().await;
         let started = std::time::Instant::now();

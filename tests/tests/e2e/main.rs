@@ -29,6 +29,7 @@ mod install_agent;
 mod log_bytes;
 mod portable_agent;
 mod recycle_bin;
+mod remotes_manage;
 mod run_files;
 mod run_refs;
 mod ssh_transport;

@@ -60,6 +60,14 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .route("/api/paths", get(paths::get))
         .route("/api/columns", get(columns::get))
         .route("/api/remotes", get(remotes::get))
+        .route(
+            "/api/remotes/{name}",
+            axum::routing::delete(remotes::remove),
+        )
+        .route("/api/remotes/{name}/pause", post(remotes::pause))
+        .route("/api/remotes/{name}/resume", post(remotes::resume))
+        .route("/api/remotes/{name}/sync", post(remotes::sync_now))
+        .route("/api/remotes/{name}/rename", post(remotes::rename))
         .route("/api/compare", get(compare::get))
         .route("/api/events", get(events::stream))
         .route("/", get(crate::assets::index))

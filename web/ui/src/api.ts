@@ -222,3 +222,21 @@ export function openChanges(onChanged: () => void, onState?: (connected: boolean
   }
   return () => es.close();
 }
+
+/** `/api/remotes/{name}…`. */
+function remoteUrl(name: string, rest = ""): string {
+  return `/api/remotes/${encodeURIComponent(name)}${rest}`;
+}
+
+/** Managing remotes (docs/api.md, "Remotes"): each answers with the remote as listed now. */
+export const remotesApi = {
+  pause: (name: string) => request<import("./generated/api").Remote>("POST", remoteUrl(name, "/pause")),
+  resume: (name: string) => request<import("./generated/api").Remote>("POST", remoteUrl(name, "/resume")),
+  /** "Sync now", or "retry now" for a remote whose connection is lost. */
+  syncNow: (name: string) => request<import("./generated/api").Remote>("POST", remoteUrl(name, "/sync")),
+  rename: (name: string, to: string) =>
+    request<import("./generated/api").Remote>("POST", remoteUrl(name, "/rename"), { name: to }),
+  /** Removes a remote; its runs stay unless `forgetRuns`. */
+  remove: (name: string, forgetRuns: boolean) =>
+    request<import("./generated/api").RemoteRemoved>("DELETE", remoteUrl(name, forgetRuns ? "?forget_runs=true" : "")),
+};

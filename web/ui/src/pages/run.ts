@@ -2,12 +2,15 @@
  * A run's page (`#/run/<ref>?tab=…`, where `<ref>` is a run reference: a key, a run id or
  * `REMOTE/RUN_ID`): the header with the editable alias, tags and notes, and
  * the tabs Charts | Logs | Summary | Config | Environment | Files. While the run runs, its live
- * stream feeds the charts, the log and the header.
+ * stream feeds the charts, the log and the header (points, last step, duration). Whether its
+ * remote is live shows in the header (a badge saying when the hub last heard from it, the live
+ * dot grey otherwise), polled from `/api/remotes` so an outage shows within seconds.
  */
 import { api, ApiError, openLive, type RunCandidate, type Run, type RunDetail } from "../api";
 import { statusBadge } from "../components/badge";
 import { h, message, replace } from "../lib/dom";
-import { formatDuration, formatNumber, formatTime, runDuration } from "../lib/format";
+import { formatAgo, formatDuration, formatNumber, formatTime } from "../lib/format";
+import { liveDot, livenessBadge, refreshLiveness, runDurationSoFar } from "../lib/liveness";
 import { replaceHash, runHash } from "../router";
 import type { Page } from "./page";
 import { RunCharts } from "./run_charts";
@@ -48,6 +51,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
   let closeLive: (() => void) | null = null;
   let charts: RunCharts | null = null;
   let destroyed = false;
+  const timers: ReturnType<typeof setInterval>[] = [];
 
   void (async () => {
     let detail: RunDetail;
@@ -110,6 +114,31 @@ export function runPage(ref: string, params: URLSearchParams): Page {
     renderHeader();
     showTab(tab);
 
+    // The remote's state, polled: an outage shows within seconds (the live stream says nothing
+    // when the remote goes quiet). Updated in place: an edit in the header may be open.
+    const pollRemote = async () => {
+      try {
+        const r = (await api.remotes()).remotes.find((x) => x.name === detail.remote);
+        if (destroyed) return;
+        const state = r ? r.state : "removed";
+        const heard = r ? r.heard_at : detail.remote_heard_at;
+        if (state !== detail.remote_state || heard !== detail.remote_heard_at) {
+          detail = { ...detail, remote_state: state, remote_heard_at: heard };
+          updateLiveness(header, detail);
+        }
+      } catch {
+        /* the hub is unreachable: main.ts's connection dot says so */
+      }
+    };
+    timers.push(setInterval(() => void pollRemote(), 3000));
+    timers.push(
+      setInterval(() => {
+        refreshLiveness(header);
+        const cell = header.querySelector('[data-fact="duration"] .fact-value');
+        if (cell) cell.textContent = formatDuration(runDurationSoFar(detail));
+      }, 1000),
+    );
+
     if (detail.status === "running") {
       closeLive = openLive(
         id,
@@ -117,14 +146,21 @@ export function runPage(ref: string, params: URLSearchParams): Page {
         {
           metrics: (m) => {
             charts?.appendLive(m.series);
-            // Keep the header's last step current without re-rendering it (an edit may be open).
+            // Keep the header's last step and points current without re-rendering it (an edit
+            // may be open): each live point is a new step of its key.
             let last = detail.last_step ?? -Infinity;
-            for (const s of m.series) for (const st of s.steps) if (st > last) last = st;
-            if (Number.isFinite(last) && last !== detail.last_step) {
-              detail = { ...detail, last_step: last };
-              const cell = header.querySelector('[data-fact="last_step"] .fact-value');
-              if (cell) cell.textContent = formatNumber(last);
+            let added = 0;
+            for (const s of m.series) {
+              added += s.steps.length;
+              for (const st of s.steps) if (st > last) last = st;
             }
+            detail = { ...detail, last_step: Number.isFinite(last) ? last : detail.last_step, points: detail.points + added };
+            const set = (fact: string, text: string) => {
+              const cell = header.querySelector(`[data-fact="${fact}"] .fact-value`);
+              if (cell) cell.textContent = text;
+            };
+            set("last_step", formatNumber(detail.last_step));
+            set("points", formatNumber(detail.points));
           },
           log: (l) => logs.live(l),
           run: (r) => {
@@ -141,10 +177,33 @@ export function runPage(ref: string, params: URLSearchParams): Page {
     el,
     destroy: () => {
       destroyed = true;
+      for (const t of timers) clearInterval(t);
       closeLive?.();
       charts?.destroy();
     },
   };
+}
+
+/** Puts the run's liveness (dot, badge, "last heard" fact, status pulse) in the header. */
+function updateLiveness(header: HTMLElement, d: RunDetail): void {
+  header.querySelector(".run-live-dot")?.replaceWith(runLiveDot(d));
+  const slot = header.querySelector(".run-liveness");
+  if (slot) replace(slot, livenessBadge(d));
+  const heard = header.querySelector('[data-fact="heard"]');
+  if (heard) {
+    heard.toggleAttribute("hidden", d.remote_state === "live");
+    const value = heard.querySelector(".fact-value");
+    if (value) {
+      value.textContent = d.remote_heard_at === null ? "never" : `${formatAgo(d.remote_heard_at)} (${formatTime(d.remote_heard_at)})`;
+    }
+  }
+  header.querySelector(".title-row .badge")?.classList.toggle("stale", d.remote_state !== "live");
+}
+
+function runLiveDot(d: RunDetail): HTMLElement {
+  const dot = liveDot(d);
+  dot.classList.add("run-live-dot");
+  return dot;
 }
 
 /** The header: name (editable), status, where and when, tags and notes (editable). */
@@ -215,18 +274,20 @@ function renderRunHeader(header: HTMLElement, d: RunDetail, onSaved: (r: Run) =>
   replace(
     header,
     h("div", { class: "crumbs small" }, h("a", { href: "#/runs" }, "Runs"), " / ", d.path ?? "", " / ", d.run_id),
-    h("div", { class: "title-row" }, title, statusBadge(d.status, d.reason)),
+    h("div", { class: "title-row" }, runLiveDot(d), title, statusBadge(d.status, d.reason), h("span", { class: "run-liveness" })),
     h(
       "div",
       { class: "facts" },
+      fact("Key", String(d.key), "key"),
       fact("Run id", d.run_id),
       fact("Path", d.path ?? "–"),
       fact("Host", runHost(d)),
       fact("Started", formatTime(d.created_at)),
       fact("Ended", formatTime(d.ended_at)),
-      fact("Duration", formatDuration(runDuration(d))),
+      fact("Duration", formatDuration(runDurationSoFar(d)), "duration"),
       fact("Last step", formatNumber(d.last_step), "last_step"),
-      fact("Points", formatNumber(d.points)),
+      fact("Points", formatNumber(d.points), "points"),
+      fact("Last heard", "", "heard"),
       d.reason ? fact("Reason", d.reason) : null,
       d.removed ? fact("Server", "gone from its server (kept by the hub)") : null,
       d.trashed_at ? fact("Recycle bin", `since ${formatTime(d.trashed_at)}`) : null,
@@ -236,4 +297,5 @@ function renderRunHeader(header: HTMLElement, d: RunDetail, onSaved: (r: Run) =>
     h("div", { class: "notes-row" }, notes, saveNotes),
     errorBox,
   );
+  updateLiveness(header, d);
 }

@@ -1,7 +1,7 @@
 // Shared helpers of the browser tests and the browser benchmark: the real hub as a child
 // process, headless Debian Chromium through playwright-core, and screenshots.
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,4 +97,131 @@ export async function screenshot(page, name) {
   const file = path.join(screenshotDir(), `${name}.png`);
   await page.screenshot({ path: file, fullPage: false });
   return file;
+}
+
+/** Pids of every descendant of `root` (from /proc): an sshd's per-connection processes. */
+export function descendantPids(root) {
+  const parents = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+    const after = stat.slice(stat.lastIndexOf(")") + 1).trim().split(/\s+/);
+    parents.push([Number(name), Number(after[1])]);
+  }
+  const found = [];
+  const frontier = [root];
+  while (frontier.length) {
+    const parent = frontier.pop();
+    for (const [pid, ppid] of parents) {
+      if (ppid === parent && !found.includes(pid)) {
+        found.push(pid);
+        frontier.push(pid);
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * A real OpenSSH server on 127.0.0.1 (as tests/src/sshd.rs starts one for the Rust tests): a
+ * fresh host key and client key in a temp folder, and a client HOME holding the client key as
+ * `~/.ssh/id_ed25519`. Resolves once it listens. `spec` is `user@127.0.0.1:PORT`; `stop()` kills
+ * the listener AND its live sessions (an outage); `cleanup()` also removes the folders.
+ */
+export async function startSshd() {
+  const tmp = tempDir("runicorn-sshd-");
+  const home = path.join(tmp.dir, "client-home");
+  mkdirSync(path.join(home, ".ssh"), { recursive: true, mode: 0o700 });
+  const keygen = (file) => {
+    const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", file]);
+    if (r.status !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  };
+  const hostKey = path.join(tmp.dir, "host_key");
+  keygen(hostKey);
+  const clientKey = path.join(home, ".ssh", "id_ed25519");
+  keygen(clientKey);
+  const authorized = path.join(tmp.dir, "authorized_keys");
+  writeFileSync(authorized, readFileSync(`${clientKey}.pub`));
+  mkdirSync("/run/sshd", { recursive: true });
+  const user = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 30000);
+    const config = path.join(tmp.dir, "sshd_config");
+    writeFileSync(
+      config,
+      [
+        `ListenAddress 127.0.0.1:${port}`,
+        `HostKey ${hostKey}`,
+        "PidFile none",
+        "StrictModes no",
+        "UsePAM no",
+        "PermitRootLogin prohibit-password",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        `AuthorizedKeysFile ${authorized}`,
+        "Subsystem sftp internal-sftp",
+        "UseDNS no",
+        "LogLevel VERBOSE",
+        "",
+      ].join("\n"),
+    );
+    const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    const listening = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      child.stderr.on("data", (d) => {
+        log += d;
+        if (log.includes("Server listening on")) {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      child.on("exit", () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    if (!listening) {
+      child.kill("SIGKILL");
+      continue;
+    }
+    const stop = () => {
+      for (const pid of descendantPids(child.pid)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          /* already gone */
+        }
+      }
+      if (child.exitCode === null) child.kill("SIGKILL");
+    };
+    return {
+      port,
+      spec: `${user}@127.0.0.1:${port}`,
+      home,
+      log: () => log,
+      stop,
+      cleanup: () => {
+        stop();
+        tmp.cleanup();
+      },
+    };
+  }
+  tmp.cleanup();
+  throw new Error("sshd did not start on any of 5 ports");
+}
+
+/** Runs `runicorn-hub ARGS` to its end (with `env` added); throws with its stderr on failure. */
+export function runHub(args, { env = {}, timeoutMs = 120_000 } = {}) {
+  const exe = process.env.RUNICORN_HUB_BIN ?? path.join(repoRoot, "target/debug/runicorn-hub");
+  const r = spawnSync(exe, args, { env: { ...process.env, NO_COLOR: "1", ...env }, encoding: "utf8", timeout: timeoutMs });
+  if (r.status !== 0) throw new Error(`runicorn-hub ${args.join(" ")} failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  return r.stdout;
 }

@@ -1,0 +1,42 @@
+// The liveness badge's text and the live dot's class for each remote state (the badge element
+// itself is checked in Chromium: tests/browser/liveness.test.mjs).
+import { describe, expect, it } from "vitest";
+import { liveDotClass, livenessText, runDurationSoFar, STATE_LABELS } from "../../src/lib/liveness";
+import type { RemoteState } from "../../src/api";
+
+const run = (remote_state: RemoteState, remote_heard_at: number | null = 1000, status = "running") =>
+  ({ remote: "gpu1", remote_state, remote_heard_at, status }) as const;
+
+describe("liveness", () => {
+  it("gives a green dot only to a running run of a live remote", () => {
+    expect(liveDotClass(run("live"))).toContain(" on");
+    expect(liveDotClass(run("live", 1000, "finished"))).not.toContain(" on");
+    for (const s of ["offline", "paused", "not_followed", "removed"] as const) {
+      expect(liveDotClass(run(s))).not.toContain(" on");
+      expect(liveDotClass(run(s))).toContain(`live-dot-${s}`);
+    }
+  });
+
+  it("says when the hub last heard from a remote that is not live", () => {
+    expect(livenessText(run("offline"), 1120)).toBe("offline · last heard 2 min ago");
+    expect(livenessText(run("paused"), 1010)).toBe("paused · last heard 10 s ago");
+    expect(livenessText(run("not_followed", null), 1120)).toBe("not followed · last heard never");
+    expect(livenessText(run("removed"), 1120)).toBe("remote removed");
+  });
+
+  it("labels every state", () => {
+    const states: RemoteState[] = ["live", "offline", "paused", "not_followed", "removed"];
+    for (const s of states) expect(STATE_LABELS[s]).toBeTruthy();
+  });
+
+  it("gives a run that ended its duration whatever its status", () => {
+    const base = { created_at: 100, ended_at: null, remote_state: "live", remote_heard_at: 150 } as const;
+    expect(runDurationSoFar({ ...base, ended_at: 160, status: "finished" }, 500)).toBe(60);
+    // Crashed without an end time: until its last heartbeat.
+    expect(runDurationSoFar({ ...base, status: "crashed", status_record: { heartbeat_at: 130 } }, 500)).toBe(30);
+    expect(runDurationSoFar({ ...base, status: "killed", status_record: null }, 500)).toBeNull();
+    // Running: until now while live, until last heard otherwise.
+    expect(runDurationSoFar({ ...base, status: "running" }, 500)).toBe(400);
+    expect(runDurationSoFar({ ...base, status: "running", remote_state: "offline" }, 500)).toBe(50);
+  });
+});
