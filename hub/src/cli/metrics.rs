@@ -106,7 +106,7 @@ async fn print(store: &StoreHandle, args: MetricsArgs) -> anyhow::Result<()> {
             each_page(store, &run, &key.name, |page| {
                 for i in 0..page.steps.len() {
                     let time = page.times[i].map(number).unwrap_or_default();
-                    writeln!(
+                    write!(
                         out,
                         "{name},{},{time},{}{}",
                         page.steps[i],

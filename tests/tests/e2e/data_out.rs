@@ -72,7 +72,7 @@ fn metrics_csv_and_json_equal_the_apis_points() {
     let mut got = Points::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!(fields.len(), 4, "{line}");
+        assert_eq!(fields.len(), 4, "{line:?} in {text:?}");
         let time: f64 = fields[2].parse().unwrap_or_else(|_| panic!("{line}"));
         assert!(time > 1e9, "{line}");
         got.entry(fields[0].to_owned())

@@ -109,6 +109,18 @@ test("an outage turns the run page's header offline within seconds", async () =>
   // The API the runs table reads says the same of the run, and the Remotes page of the remote.
   const { runs } = await api("/api/runs?remote=gpu");
   assert.ok(runs.every((r) => r.remote_state === "offline"), JSON.stringify(runs.map((r) => r.remote_state)));
+  // The runs table: every run of the remote wears the offline badge.
+  await page.goto(`${hub.url}#/runs?remote=gpu`);
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('tr.run-row .liveness-badge[data-remote-state="offline"]').length === n,
+    runs.length,
+    { timeout: 20_000 },
+  );
+  assert.match(
+    await page.locator("tr.run-row .liveness-badge").first().textContent(),
+    /^offline · last heard (just now|\d+ s ago|\d+ min ago)$/,
+  );
+  await screenshot(page, "liveness-runs-table-offline");
   await page.goto(`${hub.url}#/remotes`);
   const row = page.locator('tr[data-remote="gpu"]');
   await row.waitFor({ timeout: 10_000 });
