@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 ///
 /// `connect` pulls every run of a server (run metadata eagerly, metric points and log tails as
 /// they grow) into a local store and keeps following it; `sync` brings remembered servers up to
-/// date again; `ui` serves the dashboard and follows them all; `ls` and `remotes` list what the
-/// store holds, also when the servers are gone.
+/// date again; `ui` serves the dashboard and follows them all; `ls`, `metrics` and `remotes`
+/// show what the store holds, also when the servers are gone.
 /// The store lives in --hub-dir, else $RUNICORN_HUB_DIR, else ~/.local/share/runicorn-hub.
 #[derive(Parser, Debug)]
 #[command(name = "runicorn-hub", version, propagate_version = true)]
@@ -54,7 +54,10 @@ enum Command {
     ///
     /// Example: runicorn-hub metrics gpu-01/20261204_101500_a1b2c3 --keys 'val/*' --csv > val.csv
     Metrics(cli::metrics::MetricsArgs),
-    /// List the remembered remotes: address, whether a hub follows it now, last sync, runs.
+    /// List the remembered remotes (state, who follows each, last sync, runs), or manage them:
+    /// `rm`, `rename`, `pause`, `resume`.
+    ///
+    /// Example: runicorn-hub remotes rm gpu-typo
     Remotes(cli::remotes::RemotesArgs),
     /// Serve the dashboard on http://127.0.0.1:23300/ and keep every remembered remote syncing
     /// live.
