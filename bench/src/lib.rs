@@ -2,6 +2,9 @@
 
 pub mod sync_setup;
 
+use runicorn_protocol::wire::{ChangeBatch, Cursor, RunChange};
+use runicorn_store::{RemoteId, Store};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -106,5 +109,33 @@ pub fn write_sample_run(
         )?;
     }
     w.finish(runicorn_protocol::run_format::RunOutcome::finished())?;
+    Ok(())
+}
+
+/// Lists `runs` into the store as one full listing of `remote`, 2,000 runs per change batch
+/// (what a first sync of that many runs does), through the store's real API.
+pub fn list_runs_into(
+    store: &mut Store,
+    remote: RemoteId,
+    runs: &[RunChange],
+) -> anyhow::Result<()> {
+    let pages = runs.chunks(2000).count();
+    for (i, page) in runs.chunks(2000).enumerate() {
+        store.apply_change_batch(
+            remote,
+            &ChangeBatch {
+                reset: i == 0,
+                runs: page.to_vec(),
+                removed: vec![],
+                cursor: Cursor {
+                    epoch: "bench".into(),
+                    seq: (i as u64 + 1) * 2000,
+                },
+                more: i + 1 < pages,
+                skipped: vec![],
+                skipped_listed: false,
+            },
+        )?;
+    }
     Ok(())
 }

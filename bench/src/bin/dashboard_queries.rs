@@ -265,24 +265,7 @@ fn build(dir: &Path, runs: usize, points: usize) -> anyhow::Result<()> {
         "series/short",
         100_000,
     ));
-    let pages = all.chunks(2000).count();
-    for (i, page) in all.chunks(2000).enumerate() {
-        store.apply_change_batch(
-            remote,
-            &ChangeBatch {
-                reset: i == 0,
-                runs: page.to_vec(),
-                removed: vec![],
-                cursor: Cursor {
-                    epoch: "bench".into(),
-                    seq: (i as u64 + 1) * 2000,
-                },
-                more: i + 1 < pages,
-                skipped: vec![],
-                skipped_listed: false,
-            },
-        )?;
-    }
+    runicorn_bench::list_runs_into(&mut store, remote, &all)?;
     eprintln!("{} runs listed in {:.1?}", all.len(), start.elapsed());
     let start = Instant::now();
     ingest_run(&mut store, remote, long, 1, &["loss"], points)?;

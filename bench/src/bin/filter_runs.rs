@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use runicorn_bench::machine_description;
-use runicorn_protocol::wire::{ChangeBatch, Cursor, EventsState, RunChange};
+use runicorn_protocol::wire::{EventsState, RunChange};
 use runicorn_store::{flatten_config, RunFilter, Store};
 use runicorn_tests::dashboard::ServedDashboard;
 use serde_json::{json, Value};
@@ -109,24 +109,7 @@ fn build(dir: &Path, runs: usize) -> anyhow::Result<()> {
     }
     let start = Instant::now();
     let all: Vec<RunChange> = (0..runs).map(run).collect();
-    let pages = all.chunks(2000).count();
-    for (i, page) in all.chunks(2000).enumerate() {
-        store.apply_change_batch(
-            remote,
-            &ChangeBatch {
-                reset: i == 0,
-                runs: page.to_vec(),
-                removed: vec![],
-                cursor: Cursor {
-                    epoch: "bench".into(),
-                    seq: (i as u64 + 1) * 2000,
-                },
-                more: i + 1 < pages,
-                skipped: vec![],
-                skipped_listed: false,
-            },
-        )?;
-    }
+    runicorn_bench::list_runs_into(&mut store, remote, &all)?;
     eprintln!("{runs} runs listed in {:.1?}", start.elapsed());
     Ok(())
 }

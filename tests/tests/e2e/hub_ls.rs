@@ -6,7 +6,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, json_of, show, write_runs};
+use runicorn_tests::hub::{hub, json_of, show, sync_local_once, write_runs};
 use runicorn_tests::output_within;
 use runicorn_tests::sshd::ClientHome;
 use serde_json::Value;
@@ -49,16 +49,7 @@ fn all_includes_the_recycle_bin_and_an_empty_answer_says_why() {
 
     let root = tempfile::tempdir().unwrap();
     write_runs(root.path(), 3, |_| 4);
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"]),
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
     // The dashboard's delete: into the hub's recycle bin.
     let served = ServedDashboard::start(hub_dir.path(), None);
     let r = served.write("DELETE", "/api/runs/run00001", None);
@@ -142,16 +133,7 @@ fn synced_runs(home: &ClientHome) -> (tempfile::TempDir, tempfile::TempDir) {
         .unwrap();
         w.finish(RunOutcome::finished()).unwrap();
     }
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"]),
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
     (root, hub_dir)
 }
 
