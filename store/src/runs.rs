@@ -82,6 +82,9 @@ pub struct RunRow {
     pub remote_follower_host: Option<String>,
     /// The last time the hub heard from its remote.
     pub remote_heard_at: Option<f64>,
+    /// The last heartbeat its `status.json` recorded (a number there, else `None`): when a run
+    /// that ended without saying so (crashed, killed) was last alive.
+    pub heartbeat_at: Option<f64>,
 }
 
 impl RunRow {
@@ -250,7 +253,10 @@ pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r
     r.copy_offset, r.log_start, r.log_end, r.alias, r.tags, r.notes, r.trashed_at,
     (SELECT count(*) FROM run_keys rk WHERE rk.run = r.id),
     m.removed_at IS NOT NULL, m.paused, m.connected, m.follower_beat, m.heard_at,
-    m.follower_pid, m.follower_host";
+    m.follower_pid, m.follower_host,
+    CASE WHEN json_valid(r.status_record)
+          AND json_type(r.status_record, '$.heartbeat_at') IN ('integer', 'real')
+         THEN json_extract(r.status_record, '$.heartbeat_at') END";
 
 pub(crate) const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
 
@@ -341,6 +347,7 @@ pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
         remote_heard_at: row.get(43)?,
         remote_follower_pid: row.get(44)?,
         remote_follower_host: row.get(45)?,
+        heartbeat_at: row.get(46)?,
     })
 }
 
@@ -648,6 +655,41 @@ mod tests {
             .apply_change_batch(r, &change_batch(true, runs, "e", 5, false))
             .unwrap();
         (tmp, store, r)
+    }
+
+    #[test]
+    fn a_runs_last_heartbeat_lists_when_its_status_record_has_a_number() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let records = [
+            Some(serde_json::json!({"status": "running", "heartbeat_at": 1795696146.5})),
+            Some(serde_json::json!({"status": "running", "heartbeat_at": "soon"})),
+            Some(serde_json::json!(["not", "an", "object"])),
+            None,
+        ];
+        let runs = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let mut run = run_change(&format!("runs/hb/{i}"), 1, 0);
+                run.status = "crashed".into();
+                run.status_record = record.clone();
+                run
+            })
+            .collect();
+        store
+            .apply_change_batch(r, &change_batch(true, runs, "e", 1, false))
+            .unwrap();
+        let beats: Vec<Option<f64>> = (0..4)
+            .map(|i| {
+                store
+                    .run(r, &format!("runs/hb/{i}"))
+                    .unwrap()
+                    .unwrap()
+                    .heartbeat_at
+            })
+            .collect();
+        assert_eq!(beats, [Some(1795696146.5), None, None, None]);
     }
 
     fn dirs(store: &Store, f: &RunFilter) -> Vec<String> {

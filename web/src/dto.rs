@@ -45,6 +45,9 @@ pub struct RunDto {
     pub remote_state: RemoteStateDto,
     /// The last time the hub heard from the run's remote (Unix seconds).
     pub remote_heard_at: Option<f64>,
+    /// The last heartbeat the run's `status.json` recorded: when a run that ended without an
+    /// `ended_at` (crashed, killed) was last alive, so it has a duration too.
+    pub heartbeat_at: Option<f64>,
 }
 
 /// A remote's state as the API writes it (`RemoteState` in docs/api.md): `live` (followed,
@@ -78,6 +81,7 @@ impl From<&RunRow> for RunDto {
         RunDto {
             remote_state: r.remote_state(now()).into(),
             remote_heard_at: r.remote_heard_at,
+            heartbeat_at: r.heartbeat_at,
             key: r.key.0,
             run_id: r.id.clone(),
             remote: r.remote.clone(),

@@ -3,6 +3,7 @@ scripts in a subprocess, and finding the agent binary and the upstream package."
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -108,11 +109,19 @@ def run_script(tmp_path, code, timeout=30, python=None, binary=False, **env):
                           universal_newlines=not binary, cwd=str(tmp_path))
 
 
+def _default_sigint():
+    # A script started at a terminal has Ctrl-C's default action. A test run launched in the
+    # background by a non-interactive shell inherits SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt: give the child the terminal's disposition either way.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_script(tmp_path, code, **env):
     script = write_script(tmp_path, code)
     return subprocess.Popen([sys.executable, str(script)], env=child_env(**env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, cwd=str(tmp_path))
+                            universal_newlines=True, cwd=str(tmp_path),
+                            preexec_fn=_default_sigint)
 
 
 # ---- the agent binary ------------------------------------------------------------------------

@@ -60,6 +60,11 @@ export type Run = {
    * The last time the hub heard from the run's remote (Unix seconds).
    */
   remote_heard_at: number | null,
+  /**
+   * The last heartbeat the run's `status.json` recorded: when a run that ended without an
+   * `ended_at` (crashed, killed) was last alive, so it has a duration too.
+   */
+  heartbeat_at: number | null,
 };
 
 /**
@@ -131,6 +136,11 @@ export type RunDetail = {
    * The last time the hub heard from the run's remote (Unix seconds).
    */
   remote_heard_at: number | null,
+  /**
+   * The last heartbeat the run's `status.json` recorded: when a run that ended without an
+   * `ended_at` (crashed, killed) was last alive, so it has a duration too.
+   */
+  heartbeat_at: number | null,
 };
 
 /**

@@ -72,16 +72,6 @@ export function formatBytes(n: number | null | undefined): string {
   return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
 }
 
-/** A run's duration: until it ended, or until `now` while it runs. */
-export function runDuration(
-  run: { created_at: number | null; ended_at: number | null; status: string },
-  now: number = Date.now() / 1000,
-): number | null {
-  if (run.created_at === null) return null;
-  if (run.ended_at !== null) return run.ended_at - run.created_at;
-  return run.status === "running" ? now - run.created_at : null;
-}
-
 /** Flattens nested objects to dotted keys: `{optim: {lr: 1}}` → `{"optim.lr": 1}`. */
 export function flatten(obj: unknown, prefix = "", out: Record<string, unknown> = {}): Record<string, unknown> {
   if (obj !== null && typeof obj === "object" && !Array.isArray(obj)) {

@@ -91,15 +91,17 @@ export function liveDot(run: Liveness): HTMLElement {
 /** The fields {@link runDurationSoFar} reads; `status_record` (a run's detail) is optional. */
 export type DurationFields = Pick<Run, "created_at" | "ended_at" | "status" | "remote_state" | "remote_heard_at"> & {
   status_record?: unknown;
+  heartbeat_at?: number | null;
 };
 
 /** When a run ended: its `ended_at`, else (it ended without saying so: crashed, killed) the
- * `ended_at` or last heartbeat of its `status.json`; `null` while it runs or when unknown. */
+ * `ended_at` or last heartbeat of its `status.json` (from the run's detail, or the listing's
+ * `heartbeat_at`); `null` while it runs or when unknown. */
 export function runEndedAt(run: DurationFields): number | null {
   if (run.ended_at !== null) return run.ended_at;
   if (run.status === "running") return null;
   const record = run.status_record as { heartbeat_at?: unknown; ended_at?: unknown } | null | undefined;
-  const t = record?.ended_at ?? record?.heartbeat_at;
+  const t = record?.ended_at ?? record?.heartbeat_at ?? run.heartbeat_at;
   return typeof t === "number" && Number.isFinite(t) ? t : null;
 }
 

@@ -9,7 +9,8 @@ import { statusBadge } from "../components/badge";
 import type { Column } from "../components/table";
 import type { CsvCell } from "../lib/csv";
 import { h } from "../lib/dom";
-import { formatAgo, formatDuration, formatNumber, formatTime, formatValue, getPath, runDuration } from "../lib/format";
+import { formatAgo, formatDuration, formatNumber, formatTime, formatValue, getPath } from "../lib/format";
+import { runDurationSoFar } from "../lib/liveness";
 import { runHash } from "../router";
 
 /** The name a run is shown by. */
@@ -89,9 +90,9 @@ export function baseColumns(hooks: ColumnHooks): Column<Run>[] {
       label: "Duration",
       className: "num",
       numeric: true,
-      cell: (r) => formatDuration(runDuration(r)),
+      cell: (r) => formatDuration(runDurationSoFar(r)),
       formatAggregate: formatDuration,
-      value: (r) => runDuration(r),
+      value: (r) => runDurationSoFar(r),
     },
     {
       id: "last_step",

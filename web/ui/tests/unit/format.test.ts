@@ -7,7 +7,6 @@ import {
   formatNumber,
   formatValue,
   getPath,
-  runDuration,
 } from "../../src/lib/format";
 
 describe("format", () => {
@@ -43,11 +42,6 @@ describe("format", () => {
     expect(formatBytes(512)).toBe("512 B");
     expect(formatBytes(1536)).toBe("1.5 KiB");
     expect(formatBytes(50 * 1024 * 1024)).toBe("50 MiB");
-  });
-  it("run duration", () => {
-    expect(runDuration({ created_at: 10, ended_at: 70, status: "finished" })).toBe(60);
-    expect(runDuration({ created_at: 10, ended_at: null, status: "running" }, 40)).toBe(30);
-    expect(runDuration({ created_at: 10, ended_at: null, status: "crashed" }, 40)).toBeNull();
   });
   it("flatten and getPath", () => {
     const cfg = { lr: 0.1, optim: { name: "sgd", betas: [0.9, 0.99] }, empty: {} };

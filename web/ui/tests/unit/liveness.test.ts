@@ -35,6 +35,9 @@ describe("liveness", () => {
     // Crashed without an end time: until its last heartbeat.
     expect(runDurationSoFar({ ...base, status: "crashed", status_record: { heartbeat_at: 130 } }, 500)).toBe(30);
     expect(runDurationSoFar({ ...base, status: "killed", status_record: null }, 500)).toBeNull();
+    // In the table (no status_record): the listing's heartbeat_at.
+    expect(runDurationSoFar({ ...base, status: "crashed", heartbeat_at: 145 }, 500)).toBe(45);
+    expect(runDurationSoFar({ ...base, status: "crashed", heartbeat_at: null }, 500)).toBeNull();
     // Running: until now while live, until last heard otherwise.
     expect(runDurationSoFar({ ...base, status: "running" }, 500)).toBe(400);
     expect(runDurationSoFar({ ...base, status: "running", remote_state: "offline" }, 500)).toBe(50);
