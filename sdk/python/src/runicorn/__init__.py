@@ -13,6 +13,7 @@ Runs are directories in the format of ``docs/run-format.md`` (the format of the 
 
 from ._version import __version__
 from .api import init
+from .artifacts import Artifact, ArtifactVersion
 from .lifecycle import get_active_run
 from .loghandler import RunicornLoggingHandler
 from .noop import NoOpRun
@@ -22,6 +23,8 @@ from .switch import enabled, is_enabled, reset_enabled, set_enabled
 __all__ = [
     "__version__",
     "init",
+    "Artifact",
+    "ArtifactVersion",
     "get_active_run",
     "Run",
     "NoOpRun",

@@ -36,6 +36,17 @@ class NoOpRun:
     def log_text(self, text: str) -> None:
         return None
 
+    def log_artifact(self, artifact: Any, aliases: Any = None) -> None:
+        return None
+
+    def use_artifact(self, ref: str, type: Optional[str] = None) -> Any:
+        """Tracking is off: the version is still found (a script may load its model), only
+        its use is not recorded."""
+        from .artifacts import use_version
+        from .naming import storage_root
+
+        return use_version(storage_root(), ref, type, None)
+
     def log_image(self, key: str, image: Any, step: Optional[int] = None,
                   caption: Optional[str] = None, format: str = "png", quality: int = 90) -> str:
         return ""

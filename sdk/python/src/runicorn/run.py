@@ -24,7 +24,10 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .artifacts import Artifact, ArtifactVersion
 
 from . import lifecycle
 from ._version import WRITER
@@ -348,6 +351,46 @@ class Run:
             assets["config"] = config
 
         self._writer.update_json("assets.json", apply, default=default_assets())
+
+    # ---- artifacts ----------------------------------------------------------------------------
+    def _lineage_entry(self) -> Dict[str, Any]:
+        try:
+            rel = self.dir.relative_to(self.storage_root).as_posix()
+        except ValueError:
+            rel = str(self.dir)
+        return {"run_id": self.id, "dir": rel, "host": socket.gethostname()}
+
+    def log_artifact(self, artifact: "Artifact", aliases: Optional[List[str]] = None
+                     ) -> Optional["ArtifactVersion"]:
+        """Logs ``artifact`` as its next version (``v1``, ``v2``, …; ``latest`` follows the
+        newest), produced by this run, with ``aliases`` (e.g. ``["best"]``) moved onto it.
+
+        A write error warns once and returns None (raises in strict mode); a bad name raises.
+        """
+        from .artifacts import log_version, record_in_run
+
+        try:
+            version = log_version(self.storage_root, artifact, aliases or [],
+                                  self._lineage_entry())
+            record_in_run(self.dir, "produced", version)
+            return version
+        except OSError as error:
+            self._problems.report("log artifact %r" % (artifact.name,),
+                                  self.storage_root / "artifacts", error, in_caller=True)
+            return None
+
+    def use_artifact(self, ref: str, type: Optional[str] = None) -> "ArtifactVersion":
+        """The version ``ref`` names (``"name:latest"``, ``"name:v3"``, ``"name:best"``), recorded
+        as used by this run. Raises KeyError when there is no such artifact or version."""
+        from .artifacts import record_in_run, use_version
+
+        version = use_version(self.storage_root, ref, type, self._lineage_entry())
+        try:
+            record_in_run(self.dir, "used", version)
+        except OSError as error:
+            self._problems.report("record artifact use", self.dir / "artifacts.json", error,
+                                  in_caller=True)
+        return version
 
     # ---- logging ------------------------------------------------------------------------------
     def get_logging_handler(self, level: int = logging.INFO,
