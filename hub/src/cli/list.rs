@@ -208,6 +208,17 @@ pub async fn print(
     Ok(())
 }
 
+/// A run in one line for messages: `42 gpu1/20261204_101500_a1b2c3 (cv/resnet)`, terminal-safe.
+pub fn describe_run(r: &RunRow) -> String {
+    format!(
+        "{} {}/{} ({})",
+        r.key.0,
+        safe(&r.remote),
+        safe(&r.id),
+        safe(&r.path)
+    )
+}
+
 /// The JSON object of one run (`--json`): `key` is the hub's key of the run (as the API's),
 /// `run_id` the run's own id.
 pub fn run_json(r: &RunRow) -> serde_json::Value {

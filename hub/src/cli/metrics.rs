@@ -18,7 +18,7 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_store::{MetricKey, RunRef, RunRow, SeriesPoints};
 use serde_json::json;
 
-use super::list::{parse_run_ref, run_json};
+use super::list::{describe_run as describe, parse_run_ref, run_json};
 
 /// Points read from the store at a time.
 const PAGE_POINTS: usize = 50_000;
@@ -230,16 +230,6 @@ fn short_number(v: f64) -> String {
     } else {
         format!("{v:.4e}")
     }
-}
-
-fn describe(r: &RunRow) -> String {
-    format!(
-        "{} {}/{} ({})",
-        r.key.0,
-        safe(&r.remote),
-        safe(&r.id),
-        safe(&r.path)
-    )
 }
 
 #[cfg(test)]

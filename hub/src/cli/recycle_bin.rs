@@ -16,7 +16,7 @@ use runicorn_store::{
     PurgeRefusal, PurgeReport, RunFilter, RunKey, RunRef, RunRow, Store, TrashView,
 };
 
-use super::list::{parse_run_ref, run_json};
+use super::list::{describe_run as describe, parse_run_ref, run_json};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -237,17 +237,6 @@ fn confirm_or_refuse(runs: &[RunRow], yes: bool) -> anyhow::Result<()> {
     } else {
         bail!("nothing deleted (answered {:?})", answer.trim())
     }
-}
-
-/// `42 gpu1/20261204_101500_a1b2c3 (cv/resnet)`, terminal-safe.
-fn describe(r: &RunRow) -> String {
-    format!(
-        "{} {}/{} ({})",
-        r.key.0,
-        safe(&r.remote),
-        safe(&r.id),
-        safe(&r.path)
-    )
 }
 
 fn write_report(out: &mut impl Write, report: &PurgeReport) -> std::io::Result<()> {
