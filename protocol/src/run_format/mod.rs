@@ -5,6 +5,7 @@
 //! only inside the storage root it is given. Every file of a run is read through `safe_read`:
 //! regular files only, links only within the root, never blocking, bounded while reading.
 
+pub mod artifacts;
 pub mod discovery;
 pub mod events;
 pub mod json_file;
