@@ -7,6 +7,15 @@ Layout (docs/run-format.md, "Artifacts")::
     <root>/artifacts/<type>/<name>/v<N>/metadata.json  description, metadata, producing run
     <root>/artifacts/<type>/<name>/v<N>/files/...      the files, hard links into the pool
     <root>/artifacts/.pool/<sha[:2]>/<sha>              each content once
+    <root>/artifacts/.pool/<sha[:2]>/<sha>.chunks.json  or, once packed, its chunk recipe
+    <root>/artifacts/.chunks/<sha[:2]>/<sha>            the chunks recipes name
+
+The SDK puts files in the pool WHOLE. ``runicorn-agent artifacts pack`` later turns large pooled
+files into chunks (recipe + ``.chunks/``) and removes the whole file and its ``files/`` links;
+readers here assemble such files from the recipe, checking every chunk's and the whole file's
+SHA-256. Writers hold ``.pool/.lock`` SHARED (flock) from pooling a version's bytes until its
+files are linked and ``versions.json`` is written; pack and gc hold it exclusively, so they never
+see a half-logged version.
 
 A version number is claimed by creating its ``v<N>`` directory (atomic: two writers, on one
 host or several sharing the root, never get the same number); ``versions.json`` is rewritten
@@ -31,6 +40,9 @@ except ImportError:  # pragma: no cover - Windows: the v<N> claim alone keeps nu
 
 ARTIFACTS_DIR = "artifacts"
 POOL_DIR = ".pool"
+CHUNKS_DIR = ".chunks"
+POOL_LOCK = ".lock"  # inside POOL_DIR
+RECIPE_SUFFIX = ".chunks.json"
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _CHUNK = 1 << 20
 
@@ -102,16 +114,34 @@ class Artifact:
         return self
 
 
+def cache_dir() -> Path:
+    """Where packed contents are materialised for :meth:`ArtifactVersion.path`:
+    ``$RUNICORN_CACHE_DIR/artifacts``, else ``$XDG_CACHE_HOME/runicorn/artifacts``, else
+    ``~/.cache/runicorn/artifacts`` (outside the store, so pack and gc never see it)."""
+    given = os.environ.get("RUNICORN_CACHE_DIR")
+    if given:
+        return Path(os.path.expanduser(given)) / ARTIFACTS_DIR
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(os.path.expanduser(xdg)) if xdg else Path.home() / ".cache"
+    return base / "runicorn" / ARTIFACTS_DIR
+
+
 class ArtifactVersion:
-    """One logged version: its files on disk, read-only."""
+    """One logged version: its files on disk, read-only.
+
+    A file's bytes are found, in this order, at the version's ``files/<path>`` link, at the
+    pool's whole copy, or assembled from the pool's chunk recipe (a packed file); a packed file
+    is checked chunk by chunk and as a whole against the manifest's SHA-256."""
 
     def __init__(self, directory: Path, name: str, type: str, version: int,
-                 manifest: Dict[str, Any]) -> None:
+                 manifest: Dict[str, Any], root: Optional[Path] = None) -> None:
         self.dir = directory
         self.name = name
         self.type = type
         self.version = version
         self.manifest = manifest
+        # <root>/artifacts/<type>/<name>/v<N>
+        self.root = root if root is not None else directory.parents[3]
 
     @property
     def ref(self) -> str:
@@ -121,12 +151,34 @@ class ArtifactVersion:
     def files(self) -> List[str]:
         return [f["path"] for f in self.manifest.get("files", [])]
 
-    def path(self, name: str) -> Path:
-        """Where the file ``name`` of this version is on disk."""
+    def _entry(self, name: str) -> Dict[str, Any]:
         member = _check_member(name)
-        if member not in self.files:
-            raise KeyError("%s has no file %r (it has %s)" % (self.ref, name, ", ".join(self.files)))
-        return self.dir / "files" / member
+        for entry in self.manifest.get("files", []):
+            if entry.get("path") == member:
+                return entry
+        raise KeyError("%s has no file %r (it has %s)" % (self.ref, name, ", ".join(self.files)))
+
+    def _whole_sources(self, entry: Dict[str, Any]) -> List[Path]:
+        return [self.dir / "files" / entry["path"], content_path(self.root, entry["sha256"])]
+
+    def path(self, name: str) -> Path:
+        """Where the file ``name`` of this version is on disk: its link in the version, or
+        the pool's copy, or (a packed file) a copy assembled once into :func:`cache_dir`."""
+        entry = self._entry(name)
+        for source in self._whole_sources(entry):
+            if source.is_file():
+                return source
+        sha = entry["sha256"]
+        cached = cache_dir() / sha[:2] / sha
+        if cached.is_file() and cached.stat().st_size == entry.get("size"):
+            return cached
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        self._write_verified(entry, cached)
+        try:
+            os.chmod(str(cached), 0o444)
+        except OSError:
+            pass
+        return cached
 
     def download(self, target_dir: Any = None) -> Path:
         """Copies the version's files into ``target_dir`` (default ``./artifacts/<name>-v<N>``),
@@ -134,36 +186,116 @@ class ArtifactVersion:
         target = Path(target_dir) if target_dir is not None else (
             Path("artifacts") / ("%s-v%d" % (self.name, self.version)))
         for entry in self.manifest.get("files", []):
-            source = self.dir / "files" / entry["path"]
-            dest = target / entry["path"]
+            dest = target / _check_member(entry["path"])
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(str(source), str(dest))
-            if _sha256(dest) != entry["sha256"]:
+            self._write_verified(entry, dest)
+        return target
+
+    def _write_verified(self, entry: Dict[str, Any], dest: Path) -> None:
+        """Writes the bytes of ``entry`` to ``dest`` (through a temporary file beside it),
+        checking the SHA-256; raises IOError naming what is missing or damaged."""
+        tmp = dest.with_name(".%s.tmp-%d-%d" % (dest.name, os.getpid(), time.time_ns()))
+        try:
+            with open(str(tmp), "wb") as out:
+                digest = self._copy_content(entry, out)
+            if digest != entry["sha256"]:
                 raise IOError("%s: %s does not match its SHA-256 (the artifact store is damaged)"
                               % (self.ref, entry["path"]))
-        return target
+            os.replace(str(tmp), str(dest))
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+
+    def _copy_content(self, entry: Dict[str, Any], out: Any) -> str:
+        """Copies the content into ``out``; the hex SHA-256 of what was copied."""
+        for source in self._whole_sources(entry):
+            try:
+                src = open(str(source), "rb")
+            except FileNotFoundError:  # packed meanwhile: the recipe exists by now
+                continue
+            with src:
+                digest = hashlib.sha256()
+                for block in iter(lambda: src.read(_CHUNK), b""):
+                    digest.update(block)
+                    out.write(block)
+                return digest.hexdigest()
+        return assemble_chunks(self.root, entry["sha256"], out, what="%s: %s"
+                               % (self.ref, entry["path"]))
 
     def __repr__(self) -> str:
         return "ArtifactVersion(%s, type=%s, files=%d)" % (self.ref, self.type, len(self.files))
 
 
-class _Locked:
-    """An exclusive lock of an artifact's ``.lock`` file (a no-op without fcntl)."""
+def assemble_chunks(root: Path, sha: str, out: Any, what: str) -> str:
+    """Writes the packed content ``sha`` into ``out`` from its recipe, checking each chunk's
+    SHA-256 and size; returns the SHA-256 of the whole (the caller compares it)."""
+    recipe_file = recipe_path(root, sha)
+    recipe = read_json_object(recipe_file)
+    if recipe is None:
+        raise IOError("%s: its content %s is neither in the pool nor packed (%s missing); the "
+                      "artifact store is damaged" % (what, sha, content_path(root, sha)))
+    chunks = recipe.get("chunks")
+    if recipe.get("sha256") != sha or not isinstance(chunks, list):
+        raise IOError("%s: the chunk recipe %s is damaged" % (what, recipe_file))
+    digest = hashlib.sha256()
+    total = 0
+    for chunk in chunks:
+        chunk_sha = chunk.get("sha256") if isinstance(chunk, dict) else None
+        if not isinstance(chunk_sha, str) or len(chunk_sha) != 64:
+            raise IOError("%s: the chunk recipe %s is damaged" % (what, recipe_file))
+        location = chunk_path(root, chunk_sha)
+        try:
+            with open(str(location), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise IOError("%s: chunk %s is missing (%s); the artifact store is damaged"
+                          % (what, chunk_sha, location))
+        if len(data) != chunk.get("size") or hashlib.sha256(data).hexdigest() != chunk_sha:
+            raise IOError("%s: chunk %s does not match its SHA-256 or size (%s is damaged)"
+                          % (what, chunk_sha, location))
+        digest.update(data)
+        out.write(data)
+        total += len(data)
+    if total != recipe.get("size"):
+        raise IOError("%s: the chunks of %s add up to %d bytes, the recipe says %s"
+                      % (what, sha, total, recipe.get("size")))
+    return digest.hexdigest()
 
-    def __init__(self, directory: Path) -> None:
-        self._path = directory / ".lock"
+
+class _Locked:
+    """A ``flock`` of ``path`` (exclusive, or shared), created if missing; a no-op without fcntl."""
+
+    def __init__(self, path: Path, shared: bool = False) -> None:
+        self._path = path
+        self._shared = shared
         self._fd = -1
 
     def __enter__(self) -> "_Locked":
         if fcntl is not None:
             self._fd = os.open(str(self._path), os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_SH if self._shared else fcntl.LOCK_EX)
+            except BaseException:
+                os.close(self._fd)
+                self._fd = -1
+                raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._fd >= 0:
             os.close(self._fd)  # releases the lock
             self._fd = -1
+
+
+def _artifact_lock(directory: Path) -> _Locked:
+    return _Locked(directory / ".lock")
+
+
+def _pool_lock(root: Path) -> _Locked:
+    """The pool's shared lock (writers); ``.pool/`` is created if missing."""
+    pool = root / ARTIFACTS_DIR / POOL_DIR
+    pool.mkdir(parents=True, exist_ok=True)
+    return _Locked(pool / POOL_LOCK, shared=True)
 
 
 def _empty_index(name: str, type: str) -> Dict[str, Any]:
@@ -186,28 +318,58 @@ def _link_or_copy(source: Path, pooled: Path, dest: Path) -> None:
         shutil.copyfile(str(pooled), str(dest))
 
 
+def content_path(root: Path, sha: str) -> Path:
+    """A content's whole file in the pool (present unless packed or never pooled)."""
+    return root / ARTIFACTS_DIR / POOL_DIR / sha[:2] / sha
+
+
+def recipe_path(root: Path, sha: str) -> Path:
+    """A packed content's chunk recipe in the pool."""
+    return root / ARTIFACTS_DIR / POOL_DIR / sha[:2] / (sha + RECIPE_SUFFIX)
+
+
+def chunk_path(root: Path, sha: str) -> Path:
+    return root / ARTIFACTS_DIR / CHUNKS_DIR / sha[:2] / sha
+
+
 def _pool(root: Path, source: Path) -> Dict[str, Any]:
-    """Puts ``source``'s bytes into the pool (once); its size, hash and pooled path."""
+    """Puts ``source``'s bytes into the pool (once); its size, hash and pooled path (None when
+    the content is already there as chunks: the version's file then exists only as chunks).
+    The caller holds the pool's shared lock."""
     pool = root / ARTIFACTS_DIR / POOL_DIR
     tmp_dir = pool / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / ("%d-%d-%s" % (os.getpid(), time.time_ns(), source.name))
     digest = hashlib.sha256()
     size = 0
-    with open(str(source), "rb") as src, open(str(tmp), "wb") as out:
-        for block in iter(lambda: src.read(_CHUNK), b""):
-            digest.update(block)
-            out.write(block)
-            size += len(block)
+    try:
+        with open(str(source), "rb") as src, open(str(tmp), "wb") as out:
+            for block in iter(lambda: src.read(_CHUNK), b""):
+                digest.update(block)
+                out.write(block)
+                size += len(block)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
     sha = digest.hexdigest()
-    pooled = pool / sha[:2] / sha
+    pooled = content_path(root, sha)  # type: Optional[Path]
     if pooled.exists():
         tmp.unlink()
+    elif recipe_path(root, sha).exists():
+        tmp.unlink()  # packed already: the chunks hold these bytes
+        pooled = None
     else:
         pooled.parent.mkdir(parents=True, exist_ok=True)
         os.replace(str(tmp), str(pooled))
         os.chmod(str(pooled), 0o444)
     return {"sha256": sha, "size": size, "pooled": pooled}
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(str(path))
+    except OSError:
+        pass
 
 
 def _claim_version(directory: Path, index: Dict[str, Any]) -> int:
@@ -237,33 +399,35 @@ def log_version(root: Path, artifact: Artifact, aliases: Iterable[str],
     aliases = [_check_name("alias", a) for a in aliases]
     if any(a == "latest" or (a[:1] == "v" and a[1:].isdigit()) for a in aliases):
         raise ValueError("aliases 'latest' and 'v<N>' are given by the store; choose another")
-    pooled = {name: _pool(root, source) for name, source in sorted(artifact._files.items())}
-    with _Locked(directory):
-        index = _read_index(directory, artifact.name, artifact.type)
-        number = _claim_version(directory, index)
-        vdir = directory / ("v%d" % number)
-        for name, info in pooled.items():
-            _link_or_copy(artifact._files[name], info["pooled"], vdir / "files" / name)
-        files = [{"path": n, "size": i["size"], "sha256": i["sha256"]}
-                 for n, i in pooled.items()]
-        manifest = {"files": files, "references": artifact._references}
-        now = time.time()
-        write_json_atomic(vdir / "manifest.json", manifest)
-        write_json_atomic(vdir / "metadata.json", {
-            "name": artifact.name, "type": artifact.type, "version": number,
-            "description": artifact.description, "metadata": artifact.metadata,
-            "created_at": now, "produced_by": run,
-        })
-        index["versions"].append({
-            "version": number, "created_at": now, "size": sum(f["size"] for f in files),
-            "files": len(files), "produced_by": run, "used_by": [],
-        })
-        index["versions"].sort(key=lambda v: v.get("version", 0))
-        for alias in aliases:
-            index["aliases"][alias] = number
-        index["aliases"]["latest"] = max(v["version"] for v in index["versions"])
-        write_json_atomic(directory / "versions.json", index)
-    return ArtifactVersion(vdir, artifact.name, artifact.type, number, manifest)
+    with _pool_lock(root):
+        pooled = {name: _pool(root, source) for name, source in sorted(artifact._files.items())}
+        with _artifact_lock(directory):
+            index = _read_index(directory, artifact.name, artifact.type)
+            number = _claim_version(directory, index)
+            vdir = directory / ("v%d" % number)
+            for name, info in pooled.items():
+                if info["pooled"] is not None:
+                    _link_or_copy(artifact._files[name], info["pooled"], vdir / "files" / name)
+            files = [{"path": n, "size": i["size"], "sha256": i["sha256"]}
+                     for n, i in pooled.items()]
+            manifest = {"files": files, "references": artifact._references}
+            now = time.time()
+            write_json_atomic(vdir / "manifest.json", manifest)
+            write_json_atomic(vdir / "metadata.json", {
+                "name": artifact.name, "type": artifact.type, "version": number,
+                "description": artifact.description, "metadata": artifact.metadata,
+                "created_at": now, "produced_by": run,
+            })
+            index["versions"].append({
+                "version": number, "created_at": now, "size": sum(f["size"] for f in files),
+                "files": len(files), "produced_by": run, "used_by": [],
+            })
+            index["versions"].sort(key=lambda v: v.get("version", 0))
+            for alias in aliases:
+                index["aliases"][alias] = number
+            index["aliases"]["latest"] = max(v["version"] for v in index["versions"])
+            write_json_atomic(directory / "versions.json", index)
+    return ArtifactVersion(vdir, artifact.name, artifact.type, number, manifest, root)
 
 
 def _find(root: Path, name: str, type: Optional[str]) -> Path:
@@ -284,7 +448,7 @@ def use_version(root: Path, ref: str, type: Optional[str],
     name, _, which = ref.partition(":")
     which = which or "latest"
     directory = _find(root, _check_name("name", name), type)
-    with _Locked(directory):
+    with _artifact_lock(directory):
         index = _read_index(directory, name, directory.parent.name)
         if which[:1] == "v" and which[1:].isdigit():
             number = int(which[1:])
@@ -301,7 +465,7 @@ def use_version(root: Path, ref: str, type: Optional[str],
             write_json_atomic(directory / "versions.json", index)
     vdir = directory / ("v%d" % number)
     manifest = read_json_object(vdir / "manifest.json") or {"files": []}
-    return ArtifactVersion(vdir, name, directory.parent.name, number, manifest)
+    return ArtifactVersion(vdir, name, directory.parent.name, number, manifest, root)
 
 
 def record_in_run(run_dir: Path, kind: str, version: ArtifactVersion) -> None:
