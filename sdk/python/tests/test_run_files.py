@@ -407,8 +407,9 @@ def test_upstream_only_init_arguments(root, tmp_path):
                   snapshot_format="zip", force_snapshot=False)
     run.finish()
     assert read_json(run.dir / "meta.json")["workspace_root"] == str(tmp_path)
-    with pytest.warns(RuntimeWarning, match="snapshot_code is not supported"):
-        rn.init(storage=str(root), snapshot_code=True).finish()
+    assert not (run.dir / "code_snapshot.zip").exists()
+    with pytest.raises(ValueError, match="snapshot_format"):
+        rn.init(storage=str(root), snapshot_code=True, snapshot_format="tar")
 
 
 def test_summary_records_values_as_they_were_at_the_call(root):

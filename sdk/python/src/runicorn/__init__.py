@@ -18,6 +18,7 @@ from .lifecycle import get_active_run
 from .loghandler import RunicornLoggingHandler
 from .noop import NoOpRun
 from .run import Run
+from .snapshot import snapshot_workspace
 from .switch import enabled, is_enabled, reset_enabled, set_enabled
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ArtifactVersion",
     "get_active_run",
     "Run",
+    "snapshot_workspace",
     "NoOpRun",
     "RunicornLoggingHandler",
     "enabled",

@@ -37,8 +37,11 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
     tqdm_mode or heartbeat_interval; write errors only warn unless ``strict``.
 
     ``workspace_root`` (default: the enclosing git work tree, else the working directory) is
-    recorded in ``meta.json``. Upstream's ``snapshot_code``/``snapshot_format``/``force_snapshot``
-    are accepted for compatibility; code snapshots are not implemented (a warning says so).
+    recorded in ``meta.json``. ``snapshot_code=True`` zips it into the run's
+    ``code_snapshot.zip`` (honouring ``.gitignore`` and ``.rnignore``; see
+    :mod:`runicorn.snapshot`), stores that zip in the archive and records it in ``assets.json``;
+    a workspace over 500 MiB or 200,000 files is not snapshotted (a warning says why) unless
+    ``force_snapshot``. ``snapshot_format`` must be ``"zip"``.
     """
     if not is_enabled():
         set_active_run(None)
@@ -51,14 +54,14 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
     interval = heartbeat_interval_from(heartbeat_interval)
     strict = bool(strict) or env_flag("RUNICORN_STRICT") is True
     root = storage_root(storage)
-    if snapshot_code:
-        warnings.warn("runicorn: snapshot_code is not supported by this SDK; no code snapshot is "
-                      "taken", RuntimeWarning, stacklevel=2)
+    if snapshot_format != "zip":
+        raise ValueError("snapshot_format must be 'zip', got %r" % (snapshot_format,))
     workspace = Path(os.path.abspath(os.path.expanduser(workspace_root))) if workspace_root \
         else None
     common = dict(alias=alias, strict=strict, heartbeat_interval=interval,
                   capture_console=capture_console, tqdm_mode=tqdm_mode, capture_env=capture_env,
-                  workspace=workspace)
+                  workspace=workspace, snapshot_code=bool(snapshot_code),
+                  force_snapshot=bool(force_snapshot))
 
     joined = os.environ.get("RUNICORN_RUN_DIR")
     if joined:

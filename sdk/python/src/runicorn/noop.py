@@ -1,7 +1,7 @@
 """``NoOpRun``: what ``init()`` returns when tracking is off. Same calls as ``Run``, no effect."""
 
 import logging
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 
 class NoOpRun:
@@ -9,6 +9,7 @@ class NoOpRun:
 
     joined = False
     storage_root = None
+    workspace_root = None
     dir = None
     run_dir = None
 
@@ -53,6 +54,21 @@ class NoOpRun:
 
     def log_config(self, args: Any = None, extra: Optional[Mapping[str, Any]] = None,
                    config_files: Optional[Iterable[Any]] = None) -> None:
+        return None
+
+    def log_dataset(self, name: str, root_or_uri: Any, **kwargs: Any) -> None:
+        return None
+
+    def log_pretrained(self, name: str, **kwargs: Any) -> None:
+        return None
+
+    def scan_outputs_once(self, **kwargs: Any) -> Dict[str, Any]:
+        return {}
+
+    def watch_outputs(self, **kwargs: Any) -> None:
+        return None
+
+    def stop_outputs_watch(self) -> None:
         return None
 
     def get_logging_handler(self, level: int = logging.INFO,

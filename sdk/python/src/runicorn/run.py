@@ -39,6 +39,7 @@ from .jsonio import json_safe, read_json_object
 from .loghandler import RunicornLoggingHandler
 from .media import save_image
 from .naming import media_file_name, new_run_id
+from .outputs import OutputScanner
 from .problems import WriteProblems
 from .status import StatusRecord, normalize_final_status
 from .writer import RunWriter
@@ -73,6 +74,7 @@ class Run:
     def __init__(self, *, root: Path, path: str, run_id: Optional[str], alias: Optional[str],
                  strict: bool, heartbeat_interval: float, capture_console: bool, tqdm_mode: str,
                  capture_env: bool, workspace: Optional[Path] = None,
+                 snapshot_code: bool = False, force_snapshot: bool = False,
                  joined_dir: Optional[Path] = None,
                  joined_meta: Optional[Dict[str, Any]] = None) -> None:
         self._pid = os.getpid()
@@ -90,6 +92,7 @@ class Run:
         self._status = None  # type: Optional[StatusRecord]
         self._heartbeat_interval = heartbeat_interval
         self._workspace = workspace or workspace_root()
+        self._outputs = None  # type: Optional[OutputScanner]
         self._warned_after_finish = False
         self._saw_sigint = False  # set by the SIGINT handler while this run is open
         self._saw_sigterm = False  # set by our SIGTERM handler when another handler chained it
@@ -125,6 +128,8 @@ class Run:
                 self._writer.update_json("meta.json", set_alias)
         else:
             self._write_new_run_files()
+        if snapshot_code:
+            self._snapshot_code(force_snapshot)
         if capture_env:
             self._write_environment()
         if capture_console and joined_dir is None:
@@ -177,6 +182,42 @@ class Run:
         self._writer.write_status(self._status.as_json(), in_caller=True)
         if not (self.dir / "assets.json").exists():
             self._writer.write_json("assets.json", default_assets())
+
+    def _snapshot_code(self, force: bool) -> None:
+        """``code_snapshot.zip`` of the workspace, its blob in the archive and
+        ``assets.json``'s ``code.snapshot``. Never fails the run: a workspace over the limits
+        gives a warning and no snapshot; a write error follows the run's write-error policy."""
+        from . import snapshot as limits
+        from .archive import ARCHIVE_DIR, archive_file
+        from .snapshot import SnapshotTooLarge, collect_files, write_zip
+
+        zip_path = self.dir / "code_snapshot.zip"
+        try:
+            files, total = collect_files(self._workspace, max_total_bytes=limits.MAX_TOTAL_BYTES,
+                                         max_files=limits.MAX_FILES, force=force,
+                                         skip=[self.storage_root])
+            count = write_zip(files, zip_path)
+            archived = archive_file(zip_path, self.storage_root / ARCHIVE_DIR, link=True)
+        except SnapshotTooLarge as error:
+            warnings.warn("runicorn: no code snapshot: the workspace %s has %s; leave out more "
+                          "with its .rnignore (gitignore syntax) or pass force_snapshot=True"
+                          % (self._workspace, error), RuntimeWarning, stacklevel=4)
+            return
+        except OSError as error:
+            self._problems.report("write the code snapshot", zip_path, error, in_caller=True)
+            return
+        snapshot = {
+            "saved": True, "workspace_root": str(self._workspace), "format": "zip",
+            "created_at": int(_time()), "archive_path": archived["archive_path"],
+            "fingerprint_kind": archived["fingerprint_kind"],
+            "fingerprint": archived["fingerprint"], "file_count": count,
+            "total_size_bytes": total,
+        }
+
+        def apply(assets: Dict[str, Any]) -> None:
+            assets["code"] = {"snapshot": snapshot}
+
+        self._writer.update_json("assets.json", apply, default=default_assets())
 
     def _write_environment(self) -> None:
         try:
@@ -352,6 +393,134 @@ class Run:
 
         self._writer.update_json("assets.json", apply, default=default_assets())
 
+    # ---- upstream's assets: datasets, pretrained weights, outputs --------------------------
+    @property
+    def workspace_root(self) -> Path:
+        """The workspace (code snapshots; outputs inside it are named ``./<relative path>``)."""
+        return self._workspace
+
+    def _update_assets(self, apply: Any) -> None:
+        in_caller = threading.current_thread().name != "runicorn-outputs-" + self.id
+        self._writer.update_json("assets.json", apply, default=default_assets(),
+                                 in_caller=in_caller)
+
+    def _append_asset(self, section: str, entry: Dict[str, Any]) -> None:
+        def apply(assets: Dict[str, Any]) -> None:
+            listed = assets.get(section)
+            if not isinstance(listed, list):
+                listed = assets[section] = []
+            listed.append(entry)
+
+        self._update_assets(apply)
+
+    def log_dataset(self, name: str, root_or_uri: Any, *, context: str = "train",
+                    save: bool = False, description: Optional[str] = None,
+                    force_save: bool = False, max_archive_bytes: int = 5 * 1024 ** 3,
+                    max_archive_files: int = 2000000) -> None:
+        """Record a dataset the run uses in ``assets.json`` (``datasets``): a local path gets a
+        size/mtime fingerprint; ``save=True`` also archives its bytes under ``archive/``
+        (within the limits unless ``force_save``; past them it is recorded unsaved, with a
+        warning)."""
+        if self._gate is not None and self._gated("log_dataset"):
+            return
+        from .assets import dataset_entry
+
+        try:
+            entry = dataset_entry(self.storage_root, str(name), root_or_uri, context, save,
+                                  description, force_save, max_archive_bytes, max_archive_files)
+        except OSError as error:
+            self._problems.report("archive dataset %r" % (name,), Path(str(root_or_uri)), error,
+                                  in_caller=True)
+            return
+        self._append_asset("datasets", entry)
+
+    def log_pretrained(self, name: str, *, path_or_uri: Any = None, save: bool = False,
+                       source_type: str = "unknown", description: Optional[str] = None,
+                       force_save: bool = False, max_archive_bytes: int = 5 * 1024 ** 3,
+                       max_archive_files: int = 2000000) -> None:
+        """Record pretrained weights the run starts from in ``assets.json`` (``pretrained``);
+        ``save=True`` archives a local file or directory like :meth:`log_dataset`."""
+        if save and path_or_uri is None:
+            raise ValueError("log_pretrained(save=True) needs path_or_uri")
+        if self._gate is not None and self._gated("log_pretrained"):
+            return
+        from .assets import pretrained_entry
+
+        try:
+            entry = pretrained_entry(self.storage_root, str(name), path_or_uri, save,
+                                     source_type, description, force_save, max_archive_bytes,
+                                     max_archive_files)
+        except OSError as error:
+            self._problems.report("archive pretrained %r" % (name,), Path(str(path_or_uri)),
+                                  error, in_caller=True)
+            return
+        self._append_asset("pretrained", entry)
+
+    def _output_scanner(self) -> OutputScanner:
+        if self._outputs is None:
+            self._outputs = OutputScanner(self.id, self.dir, self.storage_root, self._workspace,
+                                          self._update_assets)
+        return self._outputs
+
+    def scan_outputs_once(self, *, output_dirs: List[Any], patterns: Optional[List[str]] = None,
+                          stable_required: int = 2, min_age_sec: float = 1.0,
+                          mode: str = "rolling", log_snapshot_interval_sec: float = 60.0,
+                          state_gc_after_sec: float = 7 * 24 * 3600) -> Dict[str, Any]:
+        """One pass over ``output_dirs``: archives outputs that are stable (the same size and
+        mtime for ``stable_required`` scans, ``min_age_sec`` old) into ``archive/`` and lists
+        them in ``assets.json`` (``outputs``). Returns ``{"run_id", "scanned", "archived",
+        "changed", "archived_entries"}`` (``{}`` after finish or on a write error)."""
+        if self._gate is not None and self._gated("scan_outputs_once"):
+            return {}
+        try:
+            return self._output_scanner().scan(
+                output_dirs, patterns=patterns, stable_required=stable_required,
+                min_age_sec=min_age_sec, mode=mode,
+                log_snapshot_interval_sec=log_snapshot_interval_sec,
+                state_gc_after_sec=state_gc_after_sec)
+        except OSError as error:
+            self._problems.report("archive outputs", self.storage_root / "archive", error,
+                                  in_caller=True)
+            return {}
+
+    def watch_outputs(self, *, output_dirs: List[Any], interval_sec: float = 10.0,
+                      patterns: Optional[List[str]] = None, stable_required: int = 2,
+                      min_age_sec: float = 1.0, mode: str = "rolling",
+                      log_snapshot_interval_sec: float = 60.0,
+                      state_gc_after_sec: float = 7 * 24 * 3600) -> None:
+        """:meth:`scan_outputs_once` every ``interval_sec`` on a background thread, until
+        :meth:`stop_outputs_watch` or ``finish()`` (which scans one last time: what changed
+        since is archived, stable or not). A second call while watching does nothing."""
+        if self._gate is not None and self._gated("watch_outputs"):
+            return
+        args = dict(output_dirs=list(output_dirs), patterns=patterns,
+                    stable_required=stable_required, min_age_sec=min_age_sec, mode=mode,
+                    log_snapshot_interval_sec=log_snapshot_interval_sec,
+                    state_gc_after_sec=state_gc_after_sec)
+        self._output_scanner().watch(interval_sec, args, self._watch_error)
+
+    def _watch_error(self, error: BaseException) -> None:
+        if isinstance(error, OSError):
+            self._problems.report("archive outputs", self.storage_root / "archive", error)
+        else:
+            _log.warning("runicorn: scanning outputs failed: %s", error)
+
+    def stop_outputs_watch(self) -> None:
+        """Stop the :meth:`watch_outputs` thread (no final scan)."""
+        if self._outputs is not None:
+            self._outputs.stop()
+
+    def _end_outputs_watch(self, from_hook: bool) -> None:
+        if self._outputs is None:
+            return
+        args = self._outputs.stop(timeout=5.0 if from_hook else 60.0)
+        if args is None or from_hook:
+            return
+        try:
+            self._outputs.final_scan(args)
+        except Exception as error:
+            self._watch_error(error)
+
     # ---- artifacts ----------------------------------------------------------------------------
     def _lineage_entry(self) -> Dict[str, Any]:
         try:
@@ -451,6 +620,7 @@ class Run:
             if self._console is not None:
                 self._console.stop()
                 self._console = None
+            self._end_outputs_watch(from_hook)
             if self._best_value is not None:
                 self._writer.update_summary({
                     "best_metric_value": self._best_value,
