@@ -218,9 +218,9 @@ def test_versions_packed_by_the_agent_read_back(tmp_path, root, monkeypatch):
     second = bytes(second)
     log_model(root, tmp_path, {"model.pt": first, "small.txt": b"s"})
     log_model(root, tmp_path, {"model.pt": second, "small.txt": b"s"})
-    done = subprocess.run([binary, "artifacts", "pack", "--root", str(root)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=120, env=child_env())
+    done = subprocess.run([binary, "artifacts", "pack"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                          env=child_env(RUNICORN_DIR=root))
     assert done.returncode == 0, done.stderr
     for digest in (sha(first), sha(second)):
         assert (root / "artifacts" / ".pool" / digest[:2] / (digest + ".chunks.json")).exists()

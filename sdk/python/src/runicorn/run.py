@@ -206,6 +206,11 @@ class Run:
         except OSError as error:
             self._problems.report("write the code snapshot", zip_path, error, in_caller=True)
             return
+        except Exception as error:  # never let a snapshot stop training
+            warnings.warn("runicorn: no code snapshot of %s (%s: %s)"
+                          % (self._workspace, type(error).__name__, error), RuntimeWarning,
+                          stacklevel=4)
+            return
         snapshot = {
             "saved": True, "workspace_root": str(self._workspace), "format": "zip",
             "created_at": int(_time()), "archive_path": archived["archive_path"],
