@@ -104,8 +104,8 @@ class OutputScanner:
                         result["changed"] += 1
                 if state_gc_after_sec and state_gc_after_sec > 0:
                     cutoff = now - float(state_gc_after_sec)
-                    for key in [k for k, v in items.items()
-                                if not isinstance(v, dict) or float(v.get("last_seen_at") or 0) < cutoff]:
+                    for key in [k for k, v in items.items() if not isinstance(v, dict)
+                                or float(v.get("last_seen_at") or 0) < cutoff]:
                         del items[key]
             finally:
                 write_json_atomic(self.state_path, state)
@@ -156,7 +156,8 @@ class OutputScanner:
         item["last_seen_at"] = now
         log_like = not is_dir and _is_log(path)
         if log_like:
-            if log_interval > 0 and now - float(item.get("last_log_snapshot_at") or 0) < log_interval:
+            last = float(item.get("last_log_snapshot_at") or 0)
+            if log_interval > 0 and now - last < log_interval:
                 return None
         else:
             same = (item.get("last_mtime_ns") == st.st_mtime_ns

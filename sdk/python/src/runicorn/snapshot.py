@@ -47,7 +47,8 @@ def _inside(path: Path, root: Path) -> bool:
 def collect_files(root: Path, ignore_file: str = ".rnignore",
                   extra_excludes: Optional[Iterable[str]] = None,
                   max_total_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX_FILES,
-                  force: bool = False, skip: Iterable[Path] = ()) -> Tuple[List[Tuple[Path, str]], int]:
+                  force: bool = False,
+                  skip: Iterable[Path] = ()) -> Tuple[List[Tuple[Path, str]], int]:
     """The files a snapshot of ``root`` holds (path, name in the zip) and their total bytes.
     Raises :class:`SnapshotTooLarge` past a limit unless ``force``."""
     root = Path(os.path.realpath(str(root)))
