@@ -366,3 +366,21 @@ def test_noop_run_has_the_asset_calls(tmp_path):
         run.stop_outputs_watch()
         run.finish()
     assert not (tmp_path / "r").exists()
+
+
+def test_nested_gitignore_anchors_to_its_directory_and_rnignore_wins(tmp_path):
+    ws = tmp_path / "ws"
+    write(ws / "sub" / ".gitignore", "/only_here.txt\ncache/\n")
+    write(ws / "sub" / "only_here.txt")
+    write(ws / "sub" / "deeper" / "only_here.txt")
+    write(ws / "only_here.txt")
+    write(ws / "sub" / "cache" / "c.bin")
+    write(ws / "cache" / "top.bin")  # sub/.gitignore does not reach the root's cache/
+    write(ws / ".gitignore", "wanted/\n")
+    write(ws / "wanted" / "w.py")
+    write(ws / ".rnignore", "!wanted/\n")  # .rnignore re-includes what git ignores
+    out = rn.snapshot_workspace(ws, tmp_path / "s.zip")
+    with zipfile.ZipFile(out["archive_path"]) as zf:
+        assert sorted(zf.namelist()) == [
+            ".gitignore", ".rnignore", "cache/top.bin", "only_here.txt", "sub/.gitignore",
+            "sub/deeper/only_here.txt", "wanted/w.py"]
