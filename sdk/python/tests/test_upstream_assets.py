@@ -182,3 +182,33 @@ def test_runs_written_by_us_with_assets_are_intact_too(tmp_path):
     check_archive_intact(root, Path(ours["run_dir"]), workspace)
     assert agent_ls(root)[ours["run_id"]]["status"] == "finished"
     assert os.path.exists(os.path.join(ours["run_dir"], ".outputs_state.json"))
+
+
+SIGNATURES = '''
+import inspect, json, sys
+import runicorn as rn
+targets = {"init": rn.init, "snapshot_workspace": rn.snapshot_workspace}
+for name in ("log_dataset", "log_pretrained", "scan_outputs_once", "watch_outputs",
+             "stop_outputs_watch", "log_config"):
+    targets["Run." + name] = getattr(rn.Run, name)
+out = {}
+for name, fn in targets.items():
+    out[name] = [[p.name, str(p.kind), repr(p.default)]
+                 for p in inspect.signature(fn).parameters.values()]
+print(json.dumps(out))
+'''
+
+
+def test_asset_calls_take_upstreams_arguments_and_defaults(upstream_python,  # noqa: F811
+                                                           tmp_path):
+    up = json.loads(run_upstream(upstream_python, tmp_path, SIGNATURES).splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", SIGNATURES], env=child_env(),
+                          stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
+    ours = json.loads(done.stdout.splitlines()[-1])
+    for name, params in up.items():
+        if name == "init":  # ours adds strict= and heartbeat_interval= after upstream's
+            assert ours[name][:len(params)] == params
+        elif name == "Run.log_config":  # ours also takes its arguments by position
+            assert [(p[0], p[2]) for p in ours[name]] == [(p[0], p[2]) for p in params]
+        else:
+            assert ours[name] == params, name
