@@ -82,7 +82,7 @@ def test_packed_file_downloads_and_materialises_once(tmp_path, root, monkeypatch
     assert sorted(p.name for p in out.iterdir()) == ["model.pt", "vocab.txt"]
 
     path = v1.path("model.pt")
-    assert path == tmp_path / "cache" / "artifacts" / sha(big)[:2] / sha(big)
+    assert path == tmp_path / "cache" / sha(big)[:2] / sha(big)
     assert path.read_bytes() == big
     mtime = path.stat().st_mtime_ns
     assert v1.path("model.pt") == path and path.stat().st_mtime_ns == mtime  # once

@@ -116,11 +116,12 @@ class Artifact:
 
 def cache_dir() -> Path:
     """Where packed contents are materialised for :meth:`ArtifactVersion.path`:
-    ``$RUNICORN_CACHE_DIR/artifacts``, else ``$XDG_CACHE_HOME/runicorn/artifacts``, else
-    ``~/.cache/runicorn/artifacts`` (outside the store, so pack and gc never see it)."""
+    ``$RUNICORN_CACHE_DIR``, else ``$XDG_CACHE_HOME/runicorn/artifacts``, else
+    ``~/.cache/runicorn/artifacts`` (outside the store, so pack and gc never see it; the same
+    place as the Rust reader's)."""
     given = os.environ.get("RUNICORN_CACHE_DIR")
     if given:
-        return Path(os.path.expanduser(given)) / ARTIFACTS_DIR
+        return Path(os.path.expanduser(given))
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(os.path.expanduser(xdg)) if xdg else Path.home() / ".cache"
     return base / "runicorn" / ARTIFACTS_DIR
