@@ -233,3 +233,24 @@ def test_versions_packed_by_the_agent_read_back(tmp_path, root, monkeypatch):
         assert (out / "small.txt").read_bytes() == b"s"
         assert version.path("model.pt").read_bytes() == data
     reader.finish()
+
+
+def test_a_failed_log_leaves_no_version_folder_and_releases_the_locks(tmp_path, root,
+                                                                      monkeypatch):
+    from runicorn import artifacts
+
+    calls = []
+
+    def failing_link(source, pooled, dest):
+        calls.append(dest)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return original(source, pooled, dest)
+
+    original = artifacts._link_or_copy
+    monkeypatch.setattr(artifacts, "_link_or_copy", failing_link)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        assert log_model(root, tmp_path, {"a.bin": b"a", "b.bin": b"b"}) is None
+    assert not (root / "artifacts" / "model" / "m" / "v1").exists()
+    monkeypatch.setattr(artifacts, "_link_or_copy", original)
+    assert log_model(root, tmp_path, {"a.bin": b"a"}).version == 1  # locks were released

@@ -406,28 +406,34 @@ def log_version(root: Path, artifact: Artifact, aliases: Iterable[str],
             index = _read_index(directory, artifact.name, artifact.type)
             number = _claim_version(directory, index)
             vdir = directory / ("v%d" % number)
-            for name, info in pooled.items():
-                if info["pooled"] is not None:
-                    _link_or_copy(artifact._files[name], info["pooled"], vdir / "files" / name)
-            files = [{"path": n, "size": i["size"], "sha256": i["sha256"]}
-                     for n, i in pooled.items()]
-            manifest = {"files": files, "references": artifact._references}
-            now = time.time()
-            write_json_atomic(vdir / "manifest.json", manifest)
-            write_json_atomic(vdir / "metadata.json", {
-                "name": artifact.name, "type": artifact.type, "version": number,
-                "description": artifact.description, "metadata": artifact.metadata,
-                "created_at": now, "produced_by": run,
-            })
-            index["versions"].append({
-                "version": number, "created_at": now, "size": sum(f["size"] for f in files),
-                "files": len(files), "produced_by": run, "used_by": [],
-            })
-            index["versions"].sort(key=lambda v: v.get("version", 0))
-            for alias in aliases:
-                index["aliases"][alias] = number
-            index["aliases"]["latest"] = max(v["version"] for v in index["versions"])
-            write_json_atomic(directory / "versions.json", index)
+            try:
+                for name, info in pooled.items():
+                    if info["pooled"] is not None:
+                        _link_or_copy(artifact._files[name], info["pooled"], vdir / "files" / name)
+                files = [{"path": n, "size": i["size"], "sha256": i["sha256"]}
+                         for n, i in pooled.items()]
+                manifest = {"files": files, "references": artifact._references}
+                now = time.time()
+                write_json_atomic(vdir / "manifest.json", manifest)
+                write_json_atomic(vdir / "metadata.json", {
+                    "name": artifact.name, "type": artifact.type, "version": number,
+                    "description": artifact.description, "metadata": artifact.metadata,
+                    "created_at": now, "produced_by": run,
+                })
+                index["versions"].append({
+                    "version": number, "created_at": now, "size": sum(f["size"] for f in files),
+                    "files": len(files), "produced_by": run, "used_by": [],
+                })
+                index["versions"].sort(key=lambda v: v.get("version", 0))
+                for alias in aliases:
+                    index["aliases"][alias] = number
+                index["aliases"]["latest"] = max(v["version"] for v in index["versions"])
+                write_json_atomic(directory / "versions.json", index)
+            except BaseException:
+                # Nothing names this version yet: take the claim back, so no folder without a
+                # manifest is left behind (gc would refuse to run until it is removed).
+                shutil.rmtree(str(vdir), ignore_errors=True)
+                raise
     return ArtifactVersion(vdir, artifact.name, artifact.type, number, manifest, root)
 
 
