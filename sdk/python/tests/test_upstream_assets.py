@@ -125,18 +125,25 @@ def test_upstream_viewer_shows_and_downloads_assets_written_by_us(upstream_pytho
 
 
 def check_archive_intact(root, run_dir, workspace):
-    """Every archive_path of the run's assets.json exists and holds what it claims."""
+    """Every archive_path of the run's assets.json exists (under ``root``, where the run's
+    ``storage_dir`` was when it was written) and holds what it claims."""
     assets = read_json(run_dir / "assets.json")
+    written_under = read_json(run_dir / "meta.json")["storage_dir"]
+
+    def local(path):
+        assert path.startswith(written_under + "/"), path
+        return root / path[len(written_under) + 1:]
+
     blobs = root / "archive" / "blobs"
     code = assets["code"]["snapshot"]
-    assert Path(code["archive_path"]).read_bytes() == (run_dir / "code_snapshot.zip").read_bytes()
+    assert local(code["archive_path"]).read_bytes() == \
+        (run_dir / "code_snapshot.zip").read_bytes()
     assert sha((run_dir / "code_snapshot.zip").read_bytes()) == code["fingerprint"]
     for entry in assets["datasets"] + assets["pretrained"] + assets["outputs"]:
         if not entry.get("saved"):
             assert "archive_path" not in entry
             continue
-        target = Path(entry["archive_path"])
-        assert str(target).startswith(str(root)), entry
+        target = local(entry["archive_path"])
         if entry["fingerprint_kind"] == "sha256":
             assert sha(target.read_bytes()) == entry["fingerprint"], entry
         elif entry["fingerprint_kind"] == "sha256_manifest" and target.is_file():
@@ -173,6 +180,21 @@ def test_our_tools_read_a_run_written_by_upstream_with_assets(upstream_python,  
         "best.pt", "ckpt_dir", "final.pt", "train.log"]
     # Upstream's own files beside the runs (its index, its archive) do not disturb the listing.
     assert (root / "archive").is_dir()
+
+
+def test_the_committed_upstream_assets_fixture_is_intact(tmp_path):
+    """tests/fixtures/upstream-0.7.2-assets (written by the real package elsewhere, so its
+    archive paths name another root) lists, and every archived asset is found below it."""
+    import shutil
+
+    root = tmp_path / "fixture"
+    shutil.copytree(str(REPO / "tests" / "fixtures" / "upstream-0.7.2-assets"), str(root))
+    [(run_id, entry)] = agent_ls(root).items()
+    assert (entry["path"], entry["status"], entry["alias"]) == (
+        "assets/compat", "finished", "with-assets")
+    assets = check_archive_intact(root, Path(entry["dir"]), tmp_path / "no-workspace")
+    assert [len(assets[k]) for k in ("datasets", "pretrained", "outputs")] == [3, 2, 4]
+    assert assets["code"]["snapshot"]["saved"] is True
 
 
 def test_runs_written_by_us_with_assets_are_intact_too(tmp_path):
