@@ -106,8 +106,8 @@ def test_caught_keyboardinterrupt_then_normal_exit_is_interrupted(tmp_path, root
     code = """
     import time, runicorn as rn
     run = rn.init(storage=%r)
-    print("ready", run.dir, flush=True)
-    try:
+    try:  # "ready" inside the try: a Ctrl-C right after it is caught too
+        print("ready", run.dir, flush=True)
         while True:
             time.sleep(0.01)
     except KeyboardInterrupt:
