@@ -16,6 +16,7 @@ use runicorn_protocol::run_format::record_depth::cut_deep_values;
 use runicorn_protocol::wire::{ArtifactChange, ArtifactVersionState, StoredAs};
 
 use crate::ids::RemoteId;
+use crate::skipped::{bounded, KIND_ARTIFACT};
 use crate::sql::to_sql_int;
 
 /// What the artifact part of one batch did.
@@ -65,8 +66,12 @@ pub(crate) fn apply(
             out.removed += mark.execute(params![remote.0, dir])? as u64;
         }
     }
+    let mut forget_refusal = tx.prepare_cached(
+        "DELETE FROM skipped WHERE remote = ?1 AND kind = ?2 AND name = ?3",
+    )?;
     for change in changes {
         store_one(tx, remote, change)?;
+        forget_refusal.execute(params![remote.0, KIND_ARTIFACT, bounded(&change.dir)])?;
         out.artifacts += 1;
     }
     Ok(out)

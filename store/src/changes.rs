@@ -211,6 +211,7 @@ impl Store {
             .at(&p)?;
             out.reset_started = true;
             skipped::clear(&tx, remote, KIND_RUN, None).at(&p)?;
+            skipped::clear(&tx, remote, skipped::KIND_ARTIFACT, None).at(&p)?;
             artifacts::begin_listing(&tx, remote).at(&p)?;
         }
         // The agent lists what it could not send whenever that set changes: the new set

@@ -95,5 +95,7 @@ pub use runs::{
 };
 pub use series::{KeyExtent, SeriesAxis, SeriesPoints, SeriesQuery};
 pub use series_stats::SeriesStats;
-pub use skipped::{SkippedFiles, SkippedItem, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED};
+pub use skipped::{
+    SkippedFiles, SkippedItem, KIND_ARTIFACT, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED,
+};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};
