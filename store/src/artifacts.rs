@@ -66,9 +66,8 @@ pub(crate) fn apply(
             out.removed += mark.execute(params![remote.0, dir])? as u64;
         }
     }
-    let mut forget_refusal = tx.prepare_cached(
-        "DELETE FROM skipped WHERE remote = ?1 AND kind = ?2 AND name = ?3",
-    )?;
+    let mut forget_refusal =
+        tx.prepare_cached("DELETE FROM skipped WHERE remote = ?1 AND kind = ?2 AND name = ?3")?;
     for change in changes {
         store_one(tx, remote, change)?;
         forget_refusal.execute(params![remote.0, KIND_ARTIFACT, bounded(&change.dir)])?;
@@ -140,7 +139,10 @@ fn store_one(tx: &Transaction, remote: RemoteId, a: &ArtifactChange) -> rusqlite
     )?;
     for v in &a.versions {
         let version = to_sql_int(v.version);
-        let size = v.files.iter().fold(0u64, |sum, f| sum.saturating_add(f.size));
+        let size = v
+            .files
+            .iter()
+            .fold(0u64, |sum, f| sum.saturating_add(f.size));
         let refs = serde_json::to_string(&v.references)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         let produced = v.produced_by.as_ref();

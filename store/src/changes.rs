@@ -282,8 +282,8 @@ impl Store {
         out.refused_runs = refused_runs.len() as u64;
         skipped::record(&tx, remote, KIND_RUN, &refused_runs, true, now).at(&p)?;
         values.write(&tx).at(&p)?;
-        let applied = artifacts::apply(&tx, remote, &batch.artifacts, &batch.removed_artifacts)
-            .at(&p)?;
+        let applied =
+            artifacts::apply(&tx, remote, &batch.artifacts, &batch.removed_artifacts).at(&p)?;
         out.artifacts = applied.artifacts;
         out.removed_artifacts = applied.removed;
 

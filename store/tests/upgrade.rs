@@ -16,9 +16,9 @@ use std::path::Path;
 
 use runicorn_protocol::run_format::artifacts::{Reference, RunLink};
 use runicorn_protocol::wire::{
-    ArtifactChange, ArtifactFileState, ArtifactVersionState, StoredAs,
-    ChangeBatch, Cursor, EventsState, FileEntry, LogBatch, LogChunk, PointBatch, RunChange,
-    RunPoints, Series, SkippedEntry, WireCorruptLine,
+    ArtifactChange, ArtifactFileState, ArtifactVersionState, ChangeBatch, Cursor, EventsState,
+    FileEntry, LogBatch, LogChunk, PointBatch, RunChange, RunPoints, Series, SkippedEntry,
+    StoredAs, WireCorruptLine,
 };
 use runicorn_store::{
     RemoteId, RemoteSpec, RunAnnotation, RunFilter, RunKey, RunOrder, RunSort, SeriesAxis,

@@ -126,8 +126,13 @@ fn artifact(a: &ArtifactChange) -> Result<(), String> {
                 v.used_by.len()
             ));
         }
-        if v.description.as_ref().is_some_and(|d| d.len() > MAX_TEXT_BYTES) {
-            return Err(format!("v{n}'s description is longer than {MAX_TEXT_BYTES} bytes"));
+        if v.description
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_TEXT_BYTES)
+        {
+            return Err(format!(
+                "v{n}'s description is longer than {MAX_TEXT_BYTES} bytes"
+            ));
         }
         let mut total: u64 = 0;
         for f in &v.files {
