@@ -180,3 +180,201 @@ fn store_one(tx: &Transaction, remote: RemoteId, a: &ArtifactChange) -> rusqlite
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use runicorn_protocol::run_format::artifacts::RunLink;
+    use runicorn_protocol::wire::{
+        ArtifactChange, ArtifactFileState, ArtifactVersionState, ChangeBatch, SkippedEntry,
+        StoredAs,
+    };
+
+    use crate::testkit::*;
+    use crate::*;
+
+    const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    fn artifact(name: &str, seq: u64, versions: &[u64]) -> ArtifactChange {
+        ArtifactChange {
+            dir: format!("artifacts/model/{name}"),
+            seq,
+            kind: "model".into(),
+            name: name.into(),
+            aliases: versions
+                .last()
+                .map(|v| ("latest".to_string(), *v))
+                .into_iter()
+                .collect(),
+            versions: versions
+                .iter()
+                .map(|&v| ArtifactVersionState {
+                    version: v,
+                    metadata: Some(serde_json::json!({"v": v})),
+                    produced_by: Some(RunLink {
+                        run_id: "r1".into(),
+                        dir: "runs/p/r1".into(),
+                        host: None,
+                    }),
+                    used_by: vec![RunLink {
+                        run_id: "r2".into(),
+                        dir: "runs/p/r2".into(),
+                        host: Some("gpu".into()),
+                    }],
+                    files: vec![
+                        ArtifactFileState {
+                            path: "w.bin".into(),
+                            size: 10 * v,
+                            sha256: SHA.into(),
+                            stored: StoredAs::Whole,
+                        },
+                        ArtifactFileState {
+                            path: "cfg/x.json".into(),
+                            size: 1,
+                            sha256: SHA.into(),
+                            stored: StoredAs::Chunked,
+                        },
+                    ],
+                    ..ArtifactVersionState::default()
+                })
+                .collect(),
+            problem: None,
+        }
+    }
+
+    fn batch(reset: bool, more: bool, seq: u64, artifacts: Vec<ArtifactChange>) -> ChangeBatch {
+        ChangeBatch {
+            artifacts,
+            ..change_batch(reset, vec![], "e1", seq, more)
+        }
+    }
+
+    /// (dir, removed, versions, aliases, files, usage rows) of every artifact of remote 1.
+    fn rows(s: &Store) -> Vec<(String, bool, i64, i64, i64, i64)> {
+        let mut stmt = s
+            .conn
+            .prepare(
+                "SELECT dir, removed,
+                    (SELECT count(*) FROM artifact_versions WHERE artifact = a.id),
+                    (SELECT count(*) FROM artifact_aliases WHERE artifact = a.id),
+                    (SELECT count(*) FROM artifact_files WHERE artifact = a.id),
+                    (SELECT count(*) FROM artifact_usage WHERE artifact = a.id)
+                 FROM artifacts a ORDER BY dir",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[test]
+    fn an_artifact_replaces_what_was_held_of_it_and_removals_keep_its_rows() {
+        let (_d, mut s) = fresh_store();
+        let r = add_remote(&mut s, "gpu");
+        let out = s
+            .apply_change_batch(r, &batch(false, false, 1, vec![artifact("m", 1, &[1, 2])]))
+            .unwrap();
+        assert_eq!(out.artifacts, 1);
+        assert_eq!(rows(&s), [("artifacts/model/m".into(), false, 2, 1, 4, 2)]);
+        let (size, produced, metadata, stored): (i64, String, String, String) = s
+            .conn
+            .query_row(
+                "SELECT v.size, v.produced_dir, v.metadata, f.stored FROM artifact_versions v
+                 JOIN artifact_files f ON f.artifact = v.artifact AND f.version = v.version
+                 WHERE v.version = 2 AND f.path = 'cfg/x.json'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((size, produced.as_str()), (21, "runs/p/r1"));
+        assert_eq!(
+            (metadata.as_str(), stored.as_str()),
+            ("{\"v\":2}", "chunked")
+        );
+
+        // v1 deleted on the server: the whole state replaces the old one.
+        s.apply_change_batch(r, &batch(false, false, 2, vec![artifact("m", 2, &[2])]))
+            .unwrap();
+        assert_eq!(rows(&s), [("artifacts/model/m".into(), false, 1, 1, 2, 1)]);
+
+        let mut gone = batch(false, false, 3, vec![]);
+        gone.removed_artifacts = vec!["artifacts/model/m".into()];
+        assert_eq!(s.apply_change_batch(r, &gone).unwrap().removed_artifacts, 1);
+        assert_eq!(rows(&s), [("artifacts/model/m".into(), true, 1, 1, 2, 1)]);
+        assert_eq!(
+            s.apply_change_batch(r, &gone).unwrap().removed_artifacts,
+            0,
+            "applying twice changes nothing"
+        );
+        // Back again.
+        s.apply_change_batch(r, &batch(false, false, 4, vec![artifact("m", 4, &[2, 3])]))
+            .unwrap();
+        assert_eq!(rows(&s), [("artifacts/model/m".into(), false, 2, 1, 4, 2)]);
+    }
+
+    #[test]
+    fn a_full_listing_marks_the_artifacts_it_did_not_name_removed_even_when_resumed() {
+        let (_d, mut s) = fresh_store();
+        let r = add_remote(&mut s, "gpu");
+        s.apply_change_batch(
+            r,
+            &batch(
+                false,
+                false,
+                3,
+                vec![
+                    artifact("a", 1, &[1]),
+                    artifact("b", 2, &[1]),
+                    artifact("c", 3, &[1]),
+                ],
+            ),
+        )
+        .unwrap();
+        // A new epoch lists a (first page), then the connection drops; b comes in an
+        // incremental batch of the same epoch that closes the listing; c is never named.
+        let mut first = batch(true, true, 1, vec![artifact("a", 1, &[1])]);
+        first.cursor.epoch = "e2".into();
+        let out = s.apply_change_batch(r, &first).unwrap();
+        assert_eq!(out.removed_artifacts, 0, "not before the listing ends");
+        let mut last = batch(false, false, 2, vec![artifact("b", 2, &[1, 2])]);
+        last.cursor.epoch = "e2".into();
+        let out = s.apply_change_batch(r, &last).unwrap();
+        assert_eq!(out.removed_artifacts, 1);
+        let removed: Vec<(String, bool)> = rows(&s)
+            .into_iter()
+            .map(|(d, removed, ..)| (d, removed))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                ("artifacts/model/a".to_string(), false),
+                ("artifacts/model/b".to_string(), false),
+                ("artifacts/model/c".to_string(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_artifact_shows_until_it_arrives_right() {
+        let (_d, mut s) = fresh_store();
+        let r = add_remote(&mut s, "gpu");
+        let refusal = SkippedEntry {
+            name: "artifacts/model/m".into(),
+            reason: "refused by the hub: bad".into(),
+        };
+        s.record_refusals(r, KIND_ARTIFACT, &[refusal]).unwrap();
+        assert_eq!(s.skipped(r, 10).unwrap().len(), 1);
+        s.apply_change_batch(r, &batch(false, false, 1, vec![artifact("m", 1, &[1])]))
+            .unwrap();
+        assert!(s.skipped(r, 10).unwrap().is_empty());
+    }
+}

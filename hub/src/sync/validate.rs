@@ -498,4 +498,87 @@ mod tests {
         assert!(log_batch(&lossy, false).is_ok(), "an older agent's text");
         assert!(log_batch(&chunk(10, 9, b""), false).is_err());
     }
+
+    fn good_artifact(name: &str) -> ArtifactChange {
+        serde_json::from_value(serde_json::json!({
+            "dir": format!("artifacts/model/{name}"), "seq": 4, "type": "model", "name": name,
+            "aliases": {"latest": 1, "best": 1},
+            "versions": [{
+                "version": 1, "created_at": 1.0, "description": "d", "metadata": {"a": 1},
+                "produced_by": {"run_id": "r1", "dir": "runs/p/r1", "host": "gpu"},
+                "used_by": [{"run_id": "r2", "dir": "runs/p/r2"}],
+                "files": [{"path": "sub/w.bin", "size": 5, "stored": "whole",
+                           "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}],
+                "references": [{"uri": "s3://b/k", "size": 3}]
+            }]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn bad_artifacts_are_refused_alone_with_a_reason_naming_the_rule() {
+        type Breaker = fn(&mut ArtifactChange);
+        let cases: Vec<(&str, Breaker)> = vec![
+            ("climbs out", |a| a.dir = "artifacts/model/../x".into()),
+            ("is not", |a| a.dir = "artifacts/model/other".into()),
+            ("holds a '/'", |a| {
+                a.name = "m/x".into();
+                a.dir = "artifacts/model/m/x".into();
+            }),
+            ("starts with '.'", |a| {
+                a.kind = ".pool".into();
+                a.dir = "artifacts/.pool/m".into();
+            }),
+            ("control character", |a| {
+                a.aliases.insert("be\u{7}st".into(), 1);
+            }),
+            ("malformed sha256", |a| {
+                a.versions[0].files[0].sha256 = "ABC".into()
+            }),
+            ("a file of v1", |a| {
+                a.versions[0].files[0].path = "/etc/passwd".into()
+            }),
+            ("beyond the largest", |a| {
+                a.versions[0].files[0].size = u64::MAX
+            }),
+            ("producer's run directory", |a| {
+                a.versions[0].produced_by.as_mut().unwrap().dir = "../x".into()
+            }),
+            ("run id", |a| {
+                a.versions[0].used_by[0].run_id = String::new()
+            }),
+            ("URI", |a| {
+                a.versions[0].references[0].uri = "x".repeat(70_000)
+            }),
+        ];
+        for (want, breaker) in cases {
+            let mut bad = good_artifact("m");
+            breaker(&mut bad);
+            let mut batch = deep_batch(1);
+            batch.artifacts = vec![good_artifact("ok"), bad];
+            batch.removed_artifacts = vec![
+                "artifacts/model/gone".into(),
+                "runs/../x".into(),
+                "runs/a".into(),
+            ];
+            let refused = artifact_items(&mut batch);
+            assert_eq!(refused.len(), 1, "{want}: {refused:?}");
+            assert!(
+                refused[0].reason.starts_with("refused by the hub: ")
+                    && refused[0].reason.contains(want),
+                "{want}: {}",
+                refused[0].reason
+            );
+            assert_eq!(batch.artifacts.len(), 1, "{want}: the good one stays");
+            assert_eq!(batch.artifacts[0].name, "ok");
+            assert_eq!(batch.removed_artifacts, ["artifacts/model/gone"]);
+        }
+        let mut long = good_artifact("m");
+        long.problem = Some("é".repeat(5000));
+        let mut batch = deep_batch(1);
+        batch.artifacts = vec![long];
+        assert!(artifact_items(&mut batch).is_empty());
+        let problem = batch.artifacts[0].problem.as_ref().unwrap();
+        assert!(problem.len() <= MAX_PROBLEM_BYTES + 3 && problem.ends_with('…'));
+    }
 }
