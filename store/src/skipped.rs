@@ -39,7 +39,7 @@ const MAX_TEXT_BYTES: usize = 1024;
 /// One thing that was left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkippedItem {
-    /// `run`, `points` or `log`.
+    /// `run`, `points`, `log` or `artifact`.
     pub kind: String,
     /// What was left out, for people (not a path to act on).
     pub name: String,

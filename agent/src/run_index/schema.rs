@@ -176,6 +176,38 @@ mod tests {
     }
 
     #[test]
+    fn version_4_reads_again_the_runs_that_have_an_assets_json() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            r#"INSERT INTO feed_run VALUES ('runs/up', 1, 0, 'fp1', '{}', '{}',
+                 '[["assets.json",10,1,null],["meta.json",5,1,null]]');
+               INSERT INTO feed_run VALUES ('runs/plain', 2, 0, 'fp2', '{}', '{}',
+                 '[["meta.json",5,1,null],["my_assets.json",3,1,null]]');"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, String, String)> = conn
+            .prepare("SELECT dir, state_fp, files FROM feed_run ORDER BY dir")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows[0].0, "runs/plain");
+        assert_eq!(rows[0].1, "fp2", "a run without assets.json is left alone");
+        assert_eq!((rows[1].1.as_str(), rows[1].2.as_str()), ("", "[]"));
+        let artifacts: i64 = conn
+            .query_row("SELECT count(*) FROM feed_artifact", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(artifacts, 0);
+    }
+
+    #[test]
     fn migrating_twice_is_a_no_op_and_newer_schemas_are_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();

@@ -157,6 +157,60 @@ mod tests {
     use runicorn_protocol::wire::{EventsState, FileEntry};
     use serde_json::json;
 
+    fn big_artifact() -> ArtifactChange {
+        use runicorn_protocol::wire::{ArtifactFileState, ArtifactVersionState, StoredAs};
+        ArtifactChange {
+            dir: "artifacts/model/m".into(),
+            seq: 1,
+            kind: "model".into(),
+            name: "m".into(),
+            versions: (1..=4)
+                .map(|v| ArtifactVersionState {
+                    version: v,
+                    metadata: Some(json!({"notes": "x".repeat(2000 * v as usize)})),
+                    files: (0..100)
+                        .map(|i| ArtifactFileState {
+                            path: format!("shard-{i:04}.bin"),
+                            size: i,
+                            sha256: "a".repeat(64),
+                            stored: StoredAs::Whole,
+                        })
+                        .collect(),
+                    ..ArtifactVersionState::default()
+                })
+                .collect(),
+            ..ArtifactChange::default()
+        }
+    }
+
+    #[test]
+    fn an_artifact_too_large_loses_metadata_first_then_its_oldest_file_lists() {
+        let full = json_len(&big_artifact());
+        let mut a = big_artifact();
+        let metadata_bytes: usize = 2000 * (1 + 2 + 3 + 4);
+        let done = shrink_artifact_to_fit(&mut a, full - metadata_bytes / 2);
+        assert!(json_len(&a) <= full - metadata_bytes / 2);
+        assert!(done.iter().all(|d| d.starts_with("metadata")), "{done:?}");
+        assert!(a.versions[3]
+            .metadata
+            .as_ref()
+            .unwrap()
+            .get(TRUNCATED_KEY)
+            .is_some());
+        assert!(a.versions.iter().all(|v| v.files.len() == 100));
+        assert_eq!(a.problem, None);
+
+        let mut a = big_artifact();
+        let done = shrink_artifact_to_fit(&mut a, 20_000);
+        assert!(json_len(&a) <= 20_000, "{}", json_len(&a));
+        assert!(a.versions[0].files.is_empty() && a.versions[3].files.len() == 100);
+        assert!(
+            a.problem.as_deref().unwrap().contains("left out"),
+            "{done:?}"
+        );
+        assert_eq!(a.versions.len(), 4, "every version is still named");
+    }
+
     fn run() -> RunChange {
         RunChange {
             dir: "runs/p/a".into(),
