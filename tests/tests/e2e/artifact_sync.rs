@@ -46,8 +46,9 @@ impl Setup {
         self.root.path()
     }
 
-    /// The first sync: `runicorn-hub connect --once` registers remote `gpu` and syncs it.
-    fn connect_once(&self) {
+    /// The first sync: `runicorn-hub connect --once` registers remote `gpu` and syncs it;
+    /// returns its stderr.
+    fn connect_once(&self) -> String {
         let mut cmd = hub(self.home.path(), self.hub_dir.path());
         cmd.arg("connect")
             .arg(self.sshd.spec())
@@ -58,6 +59,7 @@ impl Setup {
             .args(["--name", "gpu", "--no-ui", "--once"]);
         let out = output_within(&mut cmd, LIMIT);
         assert!(out.status.success(), "{}", show(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// `runicorn-hub sync --json`: the round's figures for remote `gpu`.
@@ -324,7 +326,8 @@ fn run_dir(s: &Setup, run_id: &str) -> String {
 fn versions_aliases_files_and_lineage_sync_and_follow_later_changes() {
     let s = Setup::new();
     s.python(LOG_THREE_VERSIONS);
-    s.connect_once();
+    let stderr = s.connect_once();
+    assert!(stderr.contains("synced 2 runs, 2 artifacts,"), "{stderr}");
 
     let m = assert_synced(&s, "model", "m");
     assert_eq!(m.problem, None);
@@ -465,7 +468,11 @@ fn an_upstream_style_runs_assets_json_fills_runs_assets() {
                      "archived_at": 1.7e9}]
     });
     fs::write(dir.join("assets.json"), assets.to_string()).unwrap();
-    s.connect_once();
+    let stderr = s.connect_once();
+    assert!(
+        stderr.contains("synced 1 runs,"),
+        "no artifacts, none named: {stderr}"
+    );
     let (stored, config): (Option<String>, Option<String>) = s
         .store()
         .query_row(
