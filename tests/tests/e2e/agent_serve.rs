@@ -791,3 +791,31 @@ fn artifacts_are_listed_bumped_by_a_new_version_or_a_lost_file_and_removed_with_
     assert_eq!(dirs, ["artifacts/model/m"]);
     assert!(again.iter().all(|b| b.removed_artifacts.is_empty()));
 }
+
+#[test]
+fn the_watcher_announces_a_new_artifact_version_without_waiting_for_the_poll() {
+    let root = tempfile::tempdir().unwrap();
+    write_artifact_version(root.path(), "model", "m", 1, &[("latest", 1)]);
+    let mut agent = AgentPipe::start(root.path(), &["--poll", "600"], &[]);
+    let cursor = agent.changes_all(None, 100).pop().unwrap().cursor;
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+    // The watcher is set up after `subscribe`; give it a moment, then drain early notices.
+    while agent.wait_notice(Duration::from_millis(500)).is_some() {}
+    let started = Instant::now();
+    write_artifact_version(root.path(), "model", "m", 2, &[("latest", 2)]);
+    let notice = agent
+        .wait_notice(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no notice\n{}", agent.stderr()));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(notice.seq > cursor.seq);
+    let batch = agent.changes(Some(cursor), 100);
+    assert_eq!(batch.artifacts.len(), 1);
+    assert_eq!(batch.artifacts[0].versions.len(), 2);
+}
