@@ -601,6 +601,43 @@ mod tests {
     }
 
     #[test]
+    fn artifacts_and_assets_are_absent_when_empty_and_optional_when_read() {
+        let batch = ChangeBatch {
+            reset: false,
+            runs: vec![RunChange::default()],
+            removed: vec![],
+            cursor: Cursor {
+                epoch: "e".into(),
+                seq: 1,
+            },
+            more: false,
+            skipped: vec![],
+            skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
+        };
+        let text = serde_json::to_string(&batch).unwrap();
+        for absent in ["artifacts", "removed_artifacts", "assets"] {
+            assert!(!text.contains(absent), "{absent}: {text}");
+        }
+        // What an older agent sends still reads; what a newer one sends round-trips.
+        assert_eq!(serde_json::from_str::<ChangeBatch>(&text).unwrap(), batch);
+        let mut newer = batch;
+        newer.runs[0].assets = Some(serde_json::json!({"datasets": []}));
+        newer.artifacts = vec![ArtifactChange {
+            dir: "artifacts/model/m".into(),
+            seq: 1,
+            kind: "model".into(),
+            name: "m".into(),
+            ..ArtifactChange::default()
+        }];
+        newer.removed_artifacts = vec!["artifacts/model/old".into()];
+        let text = serde_json::to_string(&newer).unwrap();
+        assert!(text.contains(r#""type":"model""#), "{text}");
+        assert_eq!(serde_json::from_str::<ChangeBatch>(&text).unwrap(), newer);
+    }
+
+    #[test]
     fn wire_paths_never_leave_the_root() {
         for good in ["runs/a/b", "runs/x/20261126_000000_abcdef", "media/img.png"] {
             assert!(check_wire_path(good).is_ok(), "{good}");
