@@ -9,7 +9,8 @@
 //!
 //! `feed` adds the change feed of `serve` on top of the same cache: a sequence value per run,
 //! tombstones, and each announced state (its records from `records`, its file manifest with
-//! cached hashes from `manifest`), stored by `feed::store`.
+//! cached hashes from `manifest`), stored by `feed::store`; `feed::artifacts` puts the artifact
+//! directories (`artifacts/<type>/<name>`) in the same feed, with values from the same counter.
 
 pub mod feed;
 mod fingerprint;

@@ -60,6 +60,20 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX feed_run_by_seq ON feed_run(seq);
      DELETE FROM index_info WHERE key = 'epoch';
      INSERT OR REPLACE INTO index_info(key, value) VALUES ('seq', '0');",
+    // 4: artifacts in the feed (`artifacts/<type>/<name>`, with sequence values from the same
+    // counter as the runs, and tombstones), each announced state whole; and the records now
+    // carry a run's `assets.json`: runs that have one are compared afresh by the next scan (an
+    // empty manifest and fingerprint), so the hub gets their assets.
+    "CREATE TABLE feed_artifact(
+        dir TEXT PRIMARY KEY,          -- artifacts/<type>/<name>, relative to the storage root
+        seq INTEGER NOT NULL,          -- change sequence value of its last change
+        removed INTEGER NOT NULL,      -- 1: the artifact is gone (a tombstone)
+        state_fp TEXT NOT NULL,        -- fingerprint of the announced state ('' for tombstones)
+        state TEXT NOT NULL            -- the announced ArtifactChange (seq 0), JSON ('{}' for tombstones)
+     );
+     CREATE INDEX feed_artifact_by_seq ON feed_artifact(seq);
+     UPDATE feed_run SET state_fp = '', files = '[]'
+      WHERE removed = 0 AND files LIKE '%[\"assets.json\",%';",
 ];
 
 /// Why the schema could not be brought up to date.
@@ -159,6 +173,38 @@ mod tests {
             .query_row("SELECT count(*) FROM feed_run", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn version_4_reads_again_the_runs_that_have_an_assets_json() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(
+            r#"INSERT INTO feed_run VALUES ('runs/up', 1, 0, 'fp1', '{}', '{}',
+                 '[["assets.json",10,1,null],["meta.json",5,1,null]]');
+               INSERT INTO feed_run VALUES ('runs/plain', 2, 0, 'fp2', '{}', '{}',
+                 '[["meta.json",5,1,null],["my_assets.json",3,1,null]]');"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, String, String)> = conn
+            .prepare("SELECT dir, state_fp, files FROM feed_run ORDER BY dir")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows[0].0, "runs/plain");
+        assert_eq!(rows[0].1, "fp2", "a run without assets.json is left alone");
+        assert_eq!((rows[1].1.as_str(), rows[1].2.as_str()), ("", "[]"));
+        let artifacts: i64 = conn
+            .query_row("SELECT count(*) FROM feed_artifact", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(artifacts, 0);
     }
 
     #[test]

@@ -148,8 +148,13 @@ impl SessionEvents for SyncReporter {
         if first {
             self.following
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+            let artifacts = if stats.artifacts > 0 {
+                format!(", {} artifacts", figure(stats.artifacts))
+            } else {
+                String::new()
+            };
             self.line(&format!(
-                "{}: synced {} runs, {} points, {} of logs in {:.2} s ({} requests){}",
+                "{}: synced {} runs{artifacts}, {} points, {} of logs in {:.2} s ({} requests){}",
                 safe(remote),
                 figure(stats.runs),
                 figure(stats.points),

@@ -9,6 +9,7 @@ use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::artifacts::ArtifactChange;
 use super::float;
 
 /// One frame's content.
@@ -133,6 +134,15 @@ pub struct ChangeBatch {
     /// empty `skipped` means "no news" (older agents).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped_listed: bool,
+    /// Artifacts (`artifacts/<type>/<name>`) whose state changed, each whole, in change order
+    /// with the runs (their sequence values come from the same counter). In a `reset` listing
+    /// every artifact is listed, and artifacts not listed are gone. Only from agents that
+    /// announce the `artifacts` capability; absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<ArtifactChange>,
+    /// Artifact directories that no longer exist under the root (absent when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_artifacts: Vec<String>,
 }
 
 /// Something an agent left out of an answer, and why. `name` is for people only: a lossy,
@@ -177,6 +187,11 @@ pub struct RunChange {
     pub summary: Option<Value>,
     pub config: Option<Value>,
     pub environment: Option<Value>,
+    /// The run's `assets.json` as a JSON value (upstream 0.6/0.7 assets: code snapshot,
+    /// datasets, pretrained models, archived outputs), bounded like the records above; absent
+    /// when the file is (and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assets: Option<Value>,
     /// How far `events.jsonl` holds complete lines, and what is in them.
     pub events: EventsState,
     /// Size of `logs.txt` in bytes (0 when absent).
@@ -583,6 +598,43 @@ mod tests {
         }
         let req: LogRequest = serde_json::from_str(r#"{"runs":[],"max_bytes":5}"#).unwrap();
         assert!(!req.exact, "an older hub asks for text");
+    }
+
+    #[test]
+    fn artifacts_and_assets_are_absent_when_empty_and_optional_when_read() {
+        let batch = ChangeBatch {
+            reset: false,
+            runs: vec![RunChange::default()],
+            removed: vec![],
+            cursor: Cursor {
+                epoch: "e".into(),
+                seq: 1,
+            },
+            more: false,
+            skipped: vec![],
+            skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
+        };
+        let text = serde_json::to_string(&batch).unwrap();
+        for absent in ["artifacts", "removed_artifacts", "assets"] {
+            assert!(!text.contains(absent), "{absent}: {text}");
+        }
+        // What an older agent sends still reads; what a newer one sends round-trips.
+        assert_eq!(serde_json::from_str::<ChangeBatch>(&text).unwrap(), batch);
+        let mut newer = batch;
+        newer.runs[0].assets = Some(serde_json::json!({"datasets": []}));
+        newer.artifacts = vec![ArtifactChange {
+            dir: "artifacts/model/m".into(),
+            seq: 1,
+            kind: "model".into(),
+            name: "m".into(),
+            ..ArtifactChange::default()
+        }];
+        newer.removed_artifacts = vec!["artifacts/model/old".into()];
+        let text = serde_json::to_string(&newer).unwrap();
+        assert!(text.contains(r#""type":"model""#), "{text}");
+        assert_eq!(serde_json::from_str::<ChangeBatch>(&text).unwrap(), newer);
     }
 
     #[test]
