@@ -3,3 +3,9 @@
 //! `<root>/artifacts/`. The files' shapes are `runicorn_protocol::run_format::artifacts`.
 
 pub mod chunking;
+pub mod content;
+pub mod layout;
+pub mod listing;
+
+#[cfg(test)]
+mod testing;
