@@ -1,48 +1,7 @@
-//! Unit tests of the artifact reads, over rows inserted with schema 6's SQL.
+//! Unit tests of the artifact reads, over rows inserted into schema 6's tables with plain SQL.
 
 use super::*;
 use crate::testkit::{add_remote, change_batch, fresh_store, run_change};
-
-/// Schema 6's artifact tables, for a store built before that migration exists here (the sync
-/// helper's migration adds exactly this); a no-op once the store has them.
-const SCHEMA_6: &str = "
-ALTER TABLE runs ADD COLUMN assets TEXT;
-CREATE TABLE artifacts(
-    id INTEGER PRIMARY KEY,
-    remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
-    dir TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL,
-    problem TEXT, removed INTEGER NOT NULL DEFAULT 0, UNIQUE(remote, dir));
-CREATE TABLE artifact_versions(
-    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    version INTEGER NOT NULL, created_at REAL, description TEXT, metadata TEXT,
-    size INTEGER NOT NULL, produced_run_id TEXT, produced_dir TEXT, produced_host TEXT,
-    refs TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(artifact, version)) WITHOUT ROWID;
-CREATE TABLE artifact_aliases(
-    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    alias TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY(artifact, alias)) WITHOUT ROWID;
-CREATE TABLE artifact_files(
-    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    version INTEGER NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
-    stored TEXT NOT NULL, PRIMARY KEY(artifact, version, path)) WITHOUT ROWID;
-CREATE INDEX artifact_files_sha ON artifact_files(sha256);
-CREATE TABLE artifact_usage(
-    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    version INTEGER NOT NULL, run_id TEXT NOT NULL, dir TEXT NOT NULL, host TEXT,
-    PRIMARY KEY(artifact, version, dir)) WITHOUT ROWID;";
-
-fn ensure_schema_6(store: &Store) {
-    let has: i64 = store
-        .conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'artifact_versions'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    if has == 0 {
-        store.conn.execute_batch(SCHEMA_6).unwrap();
-    }
-}
 
 fn sha(c: char) -> String {
     std::iter::repeat_n(c, 64).collect()
@@ -143,7 +102,6 @@ fn world() -> World {
             ),
         )
         .unwrap();
-    ensure_schema_6(&store);
     let producer = store.run(a, "runs/p/r1").unwrap().unwrap().key;
     let consumer = store.run(a, "runs/p/r2").unwrap().unwrap().key;
     let model = artifact(&store, a, "model", "m");
