@@ -11,9 +11,9 @@ import { formatBytes } from "../lib/format";
 import { artifactsHash, runHash } from "../router";
 
 const SVG = "http://www.w3.org/2000/svg";
-export const NODE_W = 210;
+export const NODE_W = 190;
 export const NODE_H = 52;
-const COL_GAP = 90;
+const COL_GAP = 56;
 const ROW_GAP = 22;
 const PAD = 16;
 
@@ -165,8 +165,8 @@ export function lineageGraph(g: Lineage): HTMLElement {
     title.textContent = n.kind === "run" ? `run ${line1} — ${line2}` : `${line1} — ${line2}`;
     group.appendChild(title);
     group.appendChild(svg("rect", { x, y, width: NODE_W, height: NODE_H, rx: n.kind === "run" ? 6 : 16 }));
-    group.appendChild(text(x + 12, y + 21, "lineage-title", line1, 28));
-    group.appendChild(text(x + 12, y + 39, "lineage-sub", line2, 34));
+    group.appendChild(text(x + 10, y + 21, "lineage-title", line1, 25));
+    group.appendChild(text(x + 10, y + 39, "lineage-sub", line2, 31));
     root.appendChild(group);
   }
   const legend = h(

@@ -41,6 +41,15 @@ const ASSET_COLUMNS: Record<string, string[]> = {
   outputs: ["key", "name", "kind", "path", "saved", "archived_at", "fingerprint"],
 };
 
+/** Column headers of the asset tables. */
+const ASSET_HEADERS: Record<string, string> = {
+  file_count: "files",
+  total_size_bytes: "size",
+  path_or_uri: "path or URI",
+  source_type: "source",
+  archived_at: "archived",
+};
+
 function cell(key: string, v: unknown): string {
   if (v === undefined || v === null) return "";
   if (key === "total_size_bytes" && typeof v === "number") return formatBytes(v);
@@ -54,7 +63,7 @@ function assetTable(kind: string, items: Record<string, unknown>[]): HTMLElement
   return h(
     "table",
     { class: "data assets-table", dataset: { assets: kind } },
-    h("thead", {}, h("tr", {}, ...cols.map((c) => h("th", {}, c.replace(/_/g, " "))))),
+    h("thead", {}, h("tr", {}, ...cols.map((c) => h("th", {}, ASSET_HEADERS[c] ?? c.replace(/_/g, " "))))),
     h("tbody", {}, ...items.map((i) => h("tr", {}, ...cols.map((c) => h("td", {}, cell(c, i[c])))))),
   );
 }

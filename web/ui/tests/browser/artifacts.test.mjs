@@ -92,6 +92,7 @@ test("the Artifacts page lists versions by type with aliases, sizes and bytes sa
   // The lineage graph of the newest version.
   await page.waitForSelector(".lineage-svg [data-kind=version].lineage-root");
   assert.equal(await page.locator('.lineage-svg a[data-kind="run"]', { hasText: "train01" }).count(), 1, "v3's producer");
+  await screenshot(page, "artifact-detail");
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -106,7 +107,7 @@ test("the lineage graph shows runs and versions and clicks through both ways", a
   await page.waitForSelector(".lineage-page .lineage-svg");
   // resnet:v1 with its producer and its user, and everything further out (depth 4).
   const titles = await page.locator(".lineage-svg .lineage-node .lineage-title").allTextContents();
-  for (const want of ["resnet:v1", "train01", "eval01", "preds:v1", "serve01", "resnet:v2", "resnet:v3 (latest, best)"]) {
+  for (const want of ["resnet:v1", "train01", "eval01", "preds:v1 (latest)", "serve01", "resnet:v2", "resnet:v3 (latest, best)"]) {
     assert.ok(titles.includes(want), `${want} in ${JSON.stringify(titles)}`);
   }
   assert.equal(await page.locator(".lineage-svg path.lineage-edge").count(), 6);
@@ -121,7 +122,7 @@ test("the lineage graph shows runs and versions and clicks through both ways", a
     }, title);
   assert.ok((await x("train01")) < (await x("resnet:v1")));
   assert.ok((await x("resnet:v1")) < (await x("eval01")));
-  assert.ok((await x("eval01")) < (await x("preds:v1")));
+  assert.ok((await x("eval01")) < (await x("preds:v1 (latest)")));
   await screenshot(page, "artifacts-lineage");
 
   // Version → run: the run's page opens on its Artifacts tab.
