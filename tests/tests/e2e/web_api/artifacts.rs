@@ -17,7 +17,8 @@ use tempfile::TempDir;
 
 use super::world::Served;
 
-const LIMIT: Duration = Duration::from_secs(120);
+/// Longest one command (the SDK script, a sync, the CLI) may take on a loaded machine.
+const LIMIT: Duration = Duration::from_secs(300);
 
 /// What `artifact_world.py` writes: `model.pt` of v1..v3 is 3000, 4000, 5000 bytes of `A`, `B`,
 /// `C`; `vocab.txt` the same 11,000 bytes in each.
@@ -414,4 +415,32 @@ fn the_lineage_graph_links_runs_and_versions_both_ways() {
         let r = served.get(target);
         assert_eq!(r.status, status, "{target}: {}", r.text());
     }
+}
+
+#[test]
+fn the_cli_says_when_there_are_no_artifacts() {
+    let world = artifact_world();
+    let out = output_within(
+        hub(world.home.path(), world.hub_dir.path()).args(["artifacts", "--remote", "elsewhere"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("no artifacts on remote elsewhere in the hub's store"),
+        "{text}"
+    );
+    let out = output_within(
+        hub(world.home.path(), world.hub_dir.path()).args([
+            "artifacts",
+            "--type",
+            "dataset",
+            "--json",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listing["types"], json!(["dataset"]));
+    assert_eq!(listing["artifacts"][0]["name"], "preds");
 }
