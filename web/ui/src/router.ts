@@ -101,9 +101,11 @@ export function runHash(ref: number | string, tab?: string): string {
 }
 
 /** The Artifacts page, optionally on one artifact (`REMOTE/TYPE/NAME`) and version. */
-export function artifactsHash(q: { type?: string; remote?: string; artifactType?: string; name?: string; version?: number } = {}): string {
+export function artifactsHash(
+  q: { type?: string; remote?: string; artifactType?: string; name?: string; version?: number; removed?: boolean } = {},
+): string {
   const artifact = q.remote !== undefined && q.artifactType !== undefined && q.name !== undefined ? `${q.remote}/${q.artifactType}/${q.name}` : undefined;
-  return buildHash("artifacts", { type: q.type, artifact, version: q.version });
+  return buildHash("artifacts", { type: q.type, removed: q.removed, artifact, version: q.version });
 }
 
 /** The lineage graph page around a run, or around a version (`artifact` is `REMOTE/TYPE/NAME`). */

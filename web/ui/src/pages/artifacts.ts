@@ -54,6 +54,7 @@ export function artifactsPage(params: URLSearchParams): Page {
   const controller = new AbortController();
   const selected = parseArtifactRef(params.get("artifact"));
   const type = params.get("type") ?? "";
+  const removed = params.get("removed") === "1";
   const versionParam = Number(params.get("version"));
 
   const load = async () => {
@@ -63,8 +64,8 @@ export function artifactsPage(params: URLSearchParams): Page {
         if (destroyed) return;
         await renderDetail(detail);
       } else {
-        const list = await artifactsApi.list({ type: type || undefined }, controller.signal);
-        const all = type ? await artifactsApi.list({}, controller.signal) : list;
+        const list = await artifactsApi.list({ type: type || undefined, removed }, controller.signal);
+        const all = type ? await artifactsApi.list({ removed }, controller.signal) : list;
         if (destroyed) return;
         renderList(list, all.types);
       }
@@ -79,8 +80,14 @@ export function artifactsPage(params: URLSearchParams): Page {
     const chips = h(
       "nav",
       { class: "type-chips", attrs: { "aria-label": "Artifact types" } },
-      h("a", { href: artifactsHash(), class: `type-chip${type ? "" : " active"}` }, "All types"),
-      ...types.map((t) => h("a", { href: artifactsHash({ type: t }), class: `type-chip${t === type ? " active" : ""}`, dataset: { type: t } }, t)),
+      h("a", { href: artifactsHash({ removed }), class: `type-chip${type ? "" : " active"}` }, "All types"),
+      ...types.map((t) => h("a", { href: artifactsHash({ type: t, removed }), class: `type-chip${t === type ? " active" : ""}`, dataset: { type: t } }, t)),
+      h("span", { class: "spacer" }),
+      h(
+        "a",
+        { href: artifactsHash({ type: type || undefined, removed: !removed }), class: "removed-toggle small", title: "Artifacts deleted on their servers stay in the hub, like runs" },
+        removed ? "Hide artifacts gone from their servers" : "Show artifacts gone from their servers",
+      ),
     );
     if (list.artifacts.length === 0) {
       replace(
