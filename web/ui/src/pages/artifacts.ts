@@ -56,21 +56,29 @@ export function artifactsPage(params: URLSearchParams): Page {
   const type = params.get("type") ?? "";
   const removed = params.get("removed") === "1";
   const versionParam = Number(params.get("version"));
+  // What is on show, so a store change that left the artifacts alone redraws nothing (the page
+  // keeps its scroll position and the graph does not flash).
+  let shown = "";
 
   const load = async () => {
     try {
       if (selected) {
         const detail = await artifactsApi.detail(selected.remote, selected.type, selected.name, controller.signal);
-        if (destroyed) return;
+        const text = JSON.stringify(detail);
+        if (destroyed || text === shown) return;
+        shown = text;
         await renderDetail(detail);
       } else {
         const list = await artifactsApi.list({ type: type || undefined, removed }, controller.signal);
         const all = type ? await artifactsApi.list({ removed }, controller.signal) : list;
-        if (destroyed) return;
+        const text = JSON.stringify([list, all.types]);
+        if (destroyed || text === shown) return;
+        shown = text;
         renderList(list, all.types);
       }
     } catch (e) {
       if (destroyed || (e as Error).name === "AbortError") return;
+      shown = "";
       const why = e instanceof ApiError && e.status === 404 ? e.message : `Could not load artifacts: ${(e as Error).message}`;
       replace(el, h("h1", {}, "Artifacts"), message("error", why, " ", h("a", { href: artifactsHash() }, "All artifacts")));
     }
