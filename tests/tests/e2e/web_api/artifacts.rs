@@ -444,3 +444,28 @@ fn the_cli_says_when_there_are_no_artifacts() {
     assert_eq!(listing["types"], json!(["dataset"]));
     assert_eq!(listing["artifacts"][0]["name"], "preds");
 }
+
+#[test]
+fn an_artifact_gone_from_its_server_is_kept_and_marked() {
+    let world = artifact_world();
+    let root = world._root.path();
+    std::fs::remove_dir_all(root.join("artifacts/dataset/preds")).unwrap();
+    sync(&world, root);
+    let served = Served::start(world.hub_dir.path(), None);
+    let listed = served.json("/api/artifacts");
+    assert_eq!(listed["types"], json!(["model"]));
+    let all = served.json("/api/artifacts?removed=1");
+    let preds = &all["artifacts"][0];
+    assert_eq!(
+        (&preds["name"], &preds["removed"]),
+        (&json!("preds"), &json!(true))
+    );
+    assert_eq!(versions_of(preds), [1]);
+    let detail = served.json("/api/artifacts/here/dataset/preds");
+    assert_eq!(detail["artifact"]["removed"], true);
+    // Its lineage stays: the run that logged it still lists it, marked.
+    let eval = served.json("/api/runs/eval01/artifacts");
+    assert_eq!(refs(&eval["produced"]), ["dataset/preds:v1"]);
+    assert_eq!(eval["produced"][0]["removed"], true);
+    assert_eq!(served.get("/api/artifacts?removed=maybe").status, 400);
+}
