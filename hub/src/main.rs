@@ -77,6 +77,13 @@ enum Command {
     ///
     /// Example: runicorn-hub fetch gpu-01/20261204_101500_a1b2c3 --files 'ckpt/*.pt' -o ./ckpt
     Fetch(cli::fetch::FetchArgs),
+    /// List the artifacts in the store, from every remote: one line per version (type, name,
+    /// aliases, size, files, producing run, remote and host), and the bytes dedup saves.
+    ///
+    /// Works offline: the store holds what the last sync brought.
+    ///
+    /// Example: runicorn-hub artifacts --type model --json
+    Artifacts(cli::artifacts::ArtifactsArgs),
     /// Show what the file cache holds (in all and per remote), or trim it with `cache gc`.
     ///
     /// Run files (images, checkpoints, …) come into the cache when the dashboard shows them, a
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
         Command::Fetch(args) => cli::fetch::run(hub_dir, args),
+        Command::Artifacts(args) => cli::artifacts::run(hub_dir, args),
         Command::Cache(args) => cli::cache::run(hub_dir, args),
         Command::RecycleBin(args) => cli::recycle_bin::run(hub_dir, args),
     };

@@ -33,6 +33,7 @@
 //! | tables | `prefetch` | which uncached files a prefetch policy wants, within a per-run budget |
 //! | tables | `listing` | run listings (filters, sorts, paging), counts, path counts, column keys |
 //! | tables | `annotations` | the hub's own edits of a run: alias, tags, notes, recycle bin |
+//! | tables | `artifact_reads` | artifacts, versions, files, a run's produced and used versions, lineage graphs (read only) |
 //! | tables | `purge` | deleting runs of the recycle bin for good; purged runs stay out of later syncs |
 //! | tables | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
 //! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
@@ -43,6 +44,7 @@
 //! `skipped`, `remotes` uses `skipped`'s row type, `listing` and `annotations` use `runs`).
 
 mod annotations;
+mod artifact_reads;
 mod artifacts;
 mod cache_gc;
 mod changes;
@@ -72,6 +74,11 @@ mod testkit;
 mod tiles;
 
 pub use annotations::RunAnnotation;
+pub use artifact_reads::{
+    ArtifactFileRow, ArtifactFilter, ArtifactId, ArtifactListing, ArtifactRow, ArtifactVersionRow,
+    LineageBounds, LineageEdge, LineageEdgeKind, LineageGraph, LineageNode, LineageRun,
+    LineageStart, RunArtifactRows, RunLinkRow, VersionRef,
+};
 pub use cache_gc::{CacheEntry, CacheGcReport, CacheUsage, RemoteCacheUsage};
 pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
 pub use error::StoreError;

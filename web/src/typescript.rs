@@ -109,6 +109,23 @@ pub fn generated_file() -> String {
     out.add::<MediaKey>();
     out.add::<MediaImage>();
     out.add::<MediaSource>();
+    // Artifacts.
+    {
+        use crate::routes::artifacts::*;
+        out.add::<ArtifactsDto>();
+        out.add::<ArtifactDto>();
+        out.add::<ArtifactVersionDto>();
+        out.add::<RunLinkDto>();
+        out.add::<ArtifactDetailDto>();
+        out.add::<VersionFilesDto>();
+        out.add::<ArtifactFileDto>();
+        out.add::<RunArtifactsDto>();
+        out.add::<VersionRefDto>();
+        out.add::<LineageDto>();
+        out.add::<LineageNodeDto>();
+        out.add::<LineageRunDto>();
+        out.add::<LineageEdgeDto>();
+    }
     out.add::<ErrorBody<'static>>();
     out.add::<ErrorDetail<'static>>();
     out.add::<crate::error::CandidateDto>();

@@ -3,6 +3,7 @@
 //! diagnostics (`logging`). Terminal helpers (colour, labels, tables, progress bars, time) come
 //! from `runicorn_cli`.
 
+pub mod artifacts;
 pub mod cache;
 pub mod connect;
 pub mod ctrl_c;

@@ -240,3 +240,28 @@ export const remotesApi = {
   remove: (name: string, forgetRuns: boolean) =>
     request<import("./generated/api").RemoteRemoved>("DELETE", remoteUrl(name, forgetRuns ? "?forget_runs=true" : "")),
 };
+
+/** Artifacts and lineage (docs/api.md, "Artifacts"). */
+export const artifactsApi = {
+  list: (q: { type?: string; remote?: string; removed?: boolean } = {}, signal?: AbortSignal) =>
+    request<import("./generated/api").ArtifactsAnswer>("GET", apiUrl("/api/artifacts", q), undefined, signal),
+  /** One artifact with each version's files. */
+  detail: (remote: string, type: string, name: string, signal?: AbortSignal) =>
+    request<import("./generated/api").ArtifactDetail>("GET", artifactUrl(remote, type, name), undefined, signal),
+  /** What a run produced and used, and its upstream assets. */
+  ofRun: (run: number | string, signal?: AbortSignal) =>
+    request<import("./generated/api").RunArtifactsAnswer>("GET", runUrl(run, "/artifacts"), undefined, signal),
+  /** The lineage graph around a run, or around a version (`artifact` is `REMOTE/TYPE/NAME`). */
+  lineage: (q: { run?: number | string; artifact?: string; version?: number; depth?: number }, signal?: AbortSignal) =>
+    request<import("./generated/api").Lineage>("GET", apiUrl("/api/lineage", q), undefined, signal),
+};
+
+/** `/api/artifacts/{remote}/{type}/{name}`, each part one path segment. */
+export function artifactUrl(remote: string, type: string, name: string, rest = ""): string {
+  return `/api/artifacts/${[remote, type, name].map(encodeURIComponent).join("/")}${rest}`;
+}
+
+/** Where a version's file downloads (`GET /api/artifacts/{remote}/{type}/{name}/v{N}/files/{path}`). */
+export function artifactFileUrl(remote: string, type: string, name: string, version: number, path: string): string {
+  return artifactUrl(remote, type, name, `/v${version}/files/${path.split("/").map(encodeURIComponent).join("/")}`);
+}

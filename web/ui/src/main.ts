@@ -8,6 +8,7 @@ import { openChanges } from "./api";
 import { h, message, replace } from "./lib/dom";
 import { installKeyboard, showHelp } from "./lib/keyboard";
 import { initTheme, toggleTheme, currentTheme } from "./lib/theme";
+import { artifactsPage, lineagePage } from "./pages/artifacts";
 import { comparePage } from "./pages/compare";
 import type { Page } from "./pages/page";
 import { remotesPage } from "./pages/remotes";
@@ -34,7 +35,7 @@ setThemeLabel();
 const liveDot = h("span", { class: "live-dot", title: "Connecting to the hub…" });
 const keysBtn = h("button", { type: "button", class: "btn keys-btn", title: "Keyboard shortcuts (?)", attrs: { "aria-label": "Keyboard shortcuts" } }, "?");
 keysBtn.addEventListener("click", () => showHelp());
-const links = [nav("#/runs", "Runs", "runs"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
+const links = [nav("#/runs", "Runs", "runs"), nav("#/artifacts", "Artifacts", "artifacts"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
 const bar = h(
   "header",
   { class: "topbar" },
@@ -63,6 +64,10 @@ function pageFor(route: Route): Page {
       return comparePage(route.runs, route.params);
     case "remotes":
       return remotesPage();
+    case "artifacts":
+      return artifactsPage(route.params);
+    case "lineage":
+      return lineagePage(route.params);
     default:
       return { el: message("error", "No such page. ", h("a", { href: "#/runs" }, "Go to the runs table.")), destroy: () => {} };
   }
@@ -73,7 +78,7 @@ onRouteChange((route) => {
   window.__runicornRendered = undefined;
   current = pageFor(route);
   replace(main, current.el);
-  const active = route.page === "run" || route.page === "compare" ? "runs" : route.page;
+  const active = route.page === "run" || route.page === "compare" ? "runs" : route.page === "lineage" ? "artifacts" : route.page;
   for (const l of links) l.classList.toggle("active", l.dataset.page === active);
   document.title = `Runicorn — ${route.page === "run" ? `run ${route.ref}` : route.page}`;
 });

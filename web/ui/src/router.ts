@@ -12,6 +12,8 @@ export type Route =
   | { page: "run"; ref: string; params: URLSearchParams }
   | { page: "compare"; runs: string[]; params: URLSearchParams }
   | { page: "remotes"; params: URLSearchParams }
+  | { page: "artifacts"; params: URLSearchParams }
+  | { page: "lineage"; params: URLSearchParams }
   | { page: "not_found"; path: string; params: URLSearchParams };
 
 /** Splits `#/a/b?x=1` into its path segments and query. */
@@ -62,6 +64,8 @@ export function parseRoute(hash: string): Route {
   if (first === undefined || first === "runs") return { page: "runs", params };
   if (first === "trash") return { page: "trash", params };
   if (first === "remotes") return { page: "remotes", params };
+  if (first === "artifacts") return { page: "artifacts", params };
+  if (first === "lineage") return { page: "lineage", params };
   if (first === "compare") return { page: "compare", runs: parseRefs(params.get("runs")), params };
   if (first === "run" && second !== undefined) {
     const ref = runRef(segments.slice(1));
@@ -94,6 +98,19 @@ export function compareHash(refs: readonly (number | string)[]): string {
 export function runHash(ref: number | string, tab?: string): string {
   const path = String(ref).split("/").map(encodeURIComponent).join("/");
   return buildHash(`run/${path}`, { tab: tab && tab !== "charts" ? tab : undefined });
+}
+
+/** The Artifacts page, optionally on one artifact (`REMOTE/TYPE/NAME`) and version. */
+export function artifactsHash(
+  q: { type?: string; remote?: string; artifactType?: string; name?: string; version?: number; removed?: boolean } = {},
+): string {
+  const artifact = q.remote !== undefined && q.artifactType !== undefined && q.name !== undefined ? `${q.remote}/${q.artifactType}/${q.name}` : undefined;
+  return buildHash("artifacts", { type: q.type, removed: q.removed, artifact, version: q.version });
+}
+
+/** The lineage graph page around a run, or around a version (`artifact` is `REMOTE/TYPE/NAME`). */
+export function lineageHash(q: { run?: number | string; artifact?: string; version?: number }): string {
+  return buildHash("lineage", { run: q.run, artifact: q.artifact, version: q.version });
 }
 
 /** The same params with some keys changed (null removes a key). */

@@ -6,6 +6,7 @@
 //! One module per resource; `world` builds the sample runs and serves them.
 
 mod annotations;
+mod artifacts;
 mod catalog;
 mod compare;
 mod compare_stats;

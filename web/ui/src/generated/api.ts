@@ -489,6 +489,196 @@ export type MediaImage = {
  */
 export type MediaSource = "events" | "file_names";
 
+/**
+ * `GET /api/artifacts`.
+ */
+export type ArtifactsAnswer = {
+  /**
+   * By type, name, remote.
+   */
+  artifacts: Array<Artifact>,
+  /**
+   * The types listed, sorted.
+   */
+  types: Array<string>,
+  total_bytes: number,
+  stored_bytes: number,
+  saved_bytes: number,
+};
+
+/**
+ * An artifact with its versions, newest first.
+ */
+export type Artifact = {
+  remote: string,
+  host: string | null,
+  dir: string,
+  type: string,
+  name: string,
+  problem: string | null,
+  removed: boolean,
+  /**
+   * Sum of every version's file sizes.
+   */
+  total_bytes: number,
+  /**
+   * Each distinct content once.
+   */
+  stored_bytes: number,
+  /**
+   * `total_bytes - stored_bytes`: what dedup saves.
+   */
+  saved_bytes: number,
+  versions: Array<ArtifactVersion>,
+};
+
+/**
+ * One version of an artifact.
+ */
+export type ArtifactVersion = {
+  version: number,
+  created_at: number | null,
+  description: string | null,
+  metadata: unknown,
+  size: number,
+  file_count: number,
+  aliases: Array<string>,
+  references: unknown,
+  produced_by: RunLink | null,
+  used_by: Array<RunLink>,
+};
+
+/**
+ * A run a version names: its producer or a user. `key` is the hub's run, `null` when the hub
+ * does not have it.
+ */
+export type RunLink = {
+  run_id: string,
+  dir: string,
+  host: string | null,
+  key: number | null,
+};
+
+/**
+ * `GET /api/artifacts/{remote}/{type}/{name}`.
+ */
+export type ArtifactDetail = {
+  artifact: Artifact,
+  /**
+   * One entry per version, in the order of `artifact.versions`.
+   */
+  files: Array<VersionFiles>,
+};
+
+/**
+ * The files of one version, by path; `truncated` when there were more than
+ * [`MAX_VERSION_FILES`].
+ */
+export type VersionFiles = {
+  version: number,
+  files: Array<ArtifactFile>,
+  truncated: boolean,
+};
+
+/**
+ * One file of a version.
+ */
+export type ArtifactFile = {
+  path: string,
+  size: number,
+  sha256: string,
+  /**
+   * `whole`, `chunked` or `missing` on the server.
+   */
+  stored: string,
+};
+
+/**
+ * `GET /api/runs/{run}/artifacts`.
+ */
+export type RunArtifactsAnswer = {
+  produced: Array<VersionRef>,
+  used: Array<VersionRef>,
+  /**
+   * The run's upstream `assets.json` (code snapshot, datasets, pretrained models, outputs)
+   * as its server has it; `null` when it has none.
+   */
+  assets: unknown,
+};
+
+/**
+ * A version as a run's page and the lineage graph name it.
+ */
+export type VersionRef = {
+  remote: string,
+  host: string | null,
+  type: string,
+  name: string,
+  version: number,
+  aliases: Array<string>,
+  size: number,
+  created_at: number | null,
+  removed: boolean,
+};
+
+/**
+ * `GET /api/lineage`.
+ */
+export type Lineage = {
+  /**
+   * The id of the node the graph starts from.
+   */
+  root: string,
+  nodes: Array<LineageNode>,
+  edges: Array<LineageEdge>,
+  /**
+   * True when `depth` or `max_nodes` left links out.
+   */
+  truncated: boolean,
+};
+
+/**
+ * A node of the lineage graph: `kind` says which of `run` and `version` it holds.
+ */
+export type LineageNode = {
+  /**
+   * Unique within the graph; edges name nodes by it.
+   */
+  id: string,
+  /**
+   * `run` or `version`.
+   */
+  kind: "run" | "version",
+  run: LineageRun | null,
+  version: VersionRef | null,
+};
+
+/**
+ * A run in the lineage graph; `key` is `null` for a run the hub does not have (only a
+ * version names it).
+ */
+export type LineageRun = {
+  key: number | null,
+  run_id: string,
+  remote: string,
+  dir: string,
+  host: string | null,
+  status: string | null,
+};
+
+/**
+ * An edge: a run `produced` a version (run → version), or a version was `used` by a run
+ * (version → run).
+ */
+export type LineageEdge = {
+  from: string,
+  to: string,
+  /**
+   * `produced` or `used`.
+   */
+  kind: "produced" | "used",
+};
+
 export type ApiErrorBody = {
   error: ApiErrorDetail,
   candidates?: Array<RunCandidate>,

@@ -1,7 +1,7 @@
 /**
  * A run's page (`#/run/<ref>?tab=…`, where `<ref>` is a run reference: a key, a run id or
  * `REMOTE/RUN_ID`): the header with the editable alias, tags and notes, and
- * the tabs Charts | Logs | Summary | Config | Environment | Files. While the run runs, its live
+ * the tabs Charts | Logs | Summary | Config | Environment | Files | Artifacts. While the run runs, its live
  * stream feeds the charts, the log and the header (points, last step, duration). Whether its
  * remote is live shows in the header (a badge saying when the hub last heard from it, the live
  * dot grey otherwise), polled from `/api/remotes` so an outage shows within seconds.
@@ -14,6 +14,7 @@ import { liveDot, livenessBadge, refreshLiveness, runDurationSoFar } from "../li
 import { replaceHash, runHash } from "../router";
 import type { Page } from "./page";
 import { RunCharts } from "./run_charts";
+import { runArtifactsTab } from "./run_artifacts";
 import { filesTab } from "./run_files";
 import { keyValueTable } from "./run_info";
 import { RunLogs } from "./run_logs";
@@ -26,6 +27,7 @@ const TABS = [
   ["config", "Config"],
   ["environment", "Environment"],
   ["files", "Files/Images"],
+  ["artifacts", "Artifacts"],
 ] as const;
 type Tab = (typeof TABS)[number][0];
 
@@ -83,6 +85,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       else if (t === "summary") p = keyValueTable(detail.summary, "No summary values.");
       else if (t === "config") p = keyValueTable(detail.config, "No config.");
       else if (t === "environment") p = keyValueTable(detail.environment, "No environment was recorded.");
+      else if (t === "artifacts") p = runArtifactsTab(detail);
       else p = filesTab(detail);
       panels.set(t, p);
       return p;
