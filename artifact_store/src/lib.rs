@@ -4,8 +4,14 @@
 
 pub mod chunking;
 pub mod content;
+pub mod error;
 pub mod layout;
 pub mod listing;
+pub mod locks;
+pub mod pool;
+pub mod writer;
+
+pub use error::StoreError;
 
 #[cfg(test)]
 mod testing;
