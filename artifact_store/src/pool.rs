@@ -12,7 +12,7 @@ use runicorn_protocol::run_format::artifacts::{ChunkRecipe, ChunkerParams};
 use runicorn_protocol::run_format::json_file::{read_json_in, write_json_atomic};
 use sha2::{Digest, Sha256};
 
-use crate::chunking::{cut_stream, hex, sha256_hex};
+use crate::chunking::{cut_stream, hex, sha256_hex, with_background_hash};
 use crate::error::{IoContext, StoreError};
 use crate::layout;
 
@@ -64,22 +64,25 @@ pub fn put_whole(root: &Path, source: &Path) -> Result<Pooled, StoreError> {
             .create_new(true)
             .open(&tmp)
             .at(&tmp)?;
-        let mut digest = Sha256::new();
         let mut size = 0u64;
-        let mut block = vec![0u8; COPY_BLOCK];
-        loop {
-            let n = match input.read(&mut block) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StoreError::io(source, e)),
-            };
-            digest.update(&block[..n]);
-            out.write_all(&block[..n]).at(&tmp)?;
-            size += n as u64;
-        }
+        // Hashing on a second thread while this one copies.
+        let sha256 = with_background_hash(|hash| {
+            loop {
+                let mut block = vec![0u8; COPY_BLOCK];
+                let n = match input.read(&mut block) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(StoreError::io(source, e)),
+                };
+                block.truncate(n);
+                out.write_all(&block).at(&tmp)?;
+                size += n as u64;
+                hash(block);
+            }
+            Ok(())
+        })?;
         out.sync_data().at(&tmp)?;
-        let sha256 = hex(&digest.finalize());
         if layout::recipe_file(root, &sha256).is_file() {
             // Already held as chunks.
             fs::remove_file(&tmp).at(&tmp)?;
