@@ -1,7 +1,8 @@
 //! Garbage collection of the pool (`runicorn-agent artifacts gc [--dry-run]`): under the
 //! exclusive pool lock (so no writer is between pooling and naming its bytes), the live set is
 //! every SHA-256 named by a manifest of any version; whole pool files and recipes of other
-//! contents go, then chunks no remaining recipe names, then temp files older than an hour.
+//! contents go, then chunks no remaining recipe names, then temp files older than an hour and
+//! version folders an interrupted `rm` left aside an hour ago.
 //! A version folder without a readable manifest stops it: it cannot tell what that version
 //! uses, so it deletes nothing and names the folder. Upstream's `archive/` is never touched.
 
@@ -34,6 +35,8 @@ pub struct GcReport {
     pub chunk_bytes: u64,
     pub temp_files: usize,
     pub temp_bytes: u64,
+    /// Folders of versions whose deletion was interrupted (`.removed-v<N>-…`, an hour old).
+    pub interrupted_removals: usize,
     /// What gc could not decide and so kept (a damaged recipe keeps every chunk).
     pub notes: Vec<String>,
 }
@@ -151,6 +154,33 @@ pub fn collect_garbage(root: &Path, dry_run: bool) -> Result<GcReport, StoreErro
                 report.temp_bytes += meta.len();
                 if !dry_run {
                     remove_file(&entry.path())?;
+                }
+            }
+        }
+    }
+    // Versions an interrupted `rm` left aside (already out of versions.json).
+    let now = SystemTime::now();
+    for (kind, name) in crate::listing::artifact_dirs(root) {
+        let dir = layout::artifact_dir(root, &kind, &name);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let aside = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".removed-v");
+            let old = entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_dir())
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age >= TEMP_MIN_AGE);
+            if aside && old {
+                report.interrupted_removals += 1;
+                if !dry_run {
+                    fs::remove_dir_all(entry.path()).at(&entry.path())?;
                 }
             }
         }

@@ -53,6 +53,13 @@ pub fn gc(args: GcArgs) -> anyhow::Result<u8> {
             plural(report.versions),
         );
     }
+    if report.interrupted_removals > 0 && !args.common.json {
+        println!(
+            "and {} version folder{} an interrupted `rm` left",
+            report.interrupted_removals,
+            plural(report.interrupted_removals)
+        );
+    }
     for note in &report.notes {
         eprintln!("{}: {}", warning_label(), safe(note));
     }
