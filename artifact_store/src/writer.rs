@@ -720,6 +720,49 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_and_gc_lose_no_version() {
+        let fx = Fixture::new();
+        let root = fx.root().to_owned();
+        let writers: Vec<_> = (0..3u8)
+            .map(|w| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for i in 0..8u8 {
+                        let src = root.join(format!("src-{w}-{i}"));
+                        fs::write(&src, [w, i, 7]).unwrap();
+                        let mut art = Artifact::new("shared", "model").unwrap();
+                        art.add_file(&src, Some("x")).unwrap();
+                        got.push(log_artifact(&root, &art, &[], None).unwrap().version);
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut collections = 0;
+        while !writers.iter().all(|w| w.is_finished()) {
+            crate::gc::collect_garbage(&root, false).unwrap();
+            collections += 1;
+        }
+        let mut all: Vec<u64> = writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (1..=24).collect::<Vec<_>>(),
+            "after {collections} gc runs"
+        );
+        for v in 1..=24 {
+            let version = use_artifact(&root, &format!("shared:v{v}"), None, None).unwrap();
+            let out = fx.root().join(format!("out{v}"));
+            version.download(&out).unwrap();
+            assert_eq!(fs::read(out.join("x")).unwrap().len(), 3);
+        }
+    }
+
+    #[test]
     fn bad_names_aliases_and_dirs() {
         let fx = Fixture::new();
         assert!(Artifact::new("a/b", "model").is_err());
