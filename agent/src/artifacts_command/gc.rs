@@ -6,26 +6,24 @@ use runicorn_cli::human::bytes;
 use runicorn_cli::progress::{spinner, stderr_is_terminal};
 use runicorn_cli::{safe, warning_label};
 
-use super::CommonArgs;
+use super::Common;
 
 #[derive(clap::Args, Debug)]
 pub struct GcArgs {
     /// Only say what would be deleted
     #[arg(long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub common: CommonArgs,
 }
 
-pub fn gc(args: GcArgs) -> anyhow::Result<u8> {
-    let root = args.common.root.resolve();
+pub fn gc(args: GcArgs, common: &Common) -> anyhow::Result<u8> {
+    let root = common.root.clone();
     let spin = stderr_is_terminal().then(|| spinner("{spinner} collecting garbage ({elapsed})"));
     let result = collect_garbage(&root, args.dry_run);
     if let Some(spin) = spin {
         spin.finish_and_clear();
     }
     let report = result.with_context(|| format!("artifact gc under {}", root.display()))?;
-    if args.common.json {
+    if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let verb = if args.dry_run {
@@ -53,7 +51,7 @@ pub fn gc(args: GcArgs) -> anyhow::Result<u8> {
             plural(report.versions),
         );
     }
-    if report.interrupted_removals > 0 && !args.common.json {
+    if report.interrupted_removals > 0 && !common.json {
         println!(
             "and {} version folder{} an interrupted `rm` left",
             report.interrupted_removals,

@@ -13,19 +13,17 @@ use runicorn_cli::{color_stdout, safe, time, warning_label};
 use runicorn_protocol::wire::artifacts::{ArtifactChange, StoredAs};
 use serde_json::{json, Value};
 
-use super::CommonArgs;
+use super::Common;
 
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
     /// Only artifacts of this type (model, dataset, ...)
     #[arg(long = "type", value_name = "T")]
     pub kind: Option<String>,
 }
 
-pub fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let root = args.common.root.resolve();
+pub fn list(args: ListArgs, common: &Common) -> anyhow::Result<u8> {
+    let root = common.root.clone();
     let artifacts: Vec<ArtifactChange> = artifact_dirs(&root)
         .into_iter()
         .filter(|(kind, _)| args.kind.as_deref().is_none_or(|k| k == kind))
@@ -35,7 +33,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<u8> {
     let logical: u64 = artifacts.iter().map(|a| logical_and_distinct(a).0).sum();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.common.json {
+    if common.json {
         let listing = json!({
             "root": root.to_string_lossy(),
             "artifacts": artifacts.iter().map(artifact_json).collect::<Vec<_>>(),

@@ -8,13 +8,20 @@ mod list;
 mod pack;
 mod rm;
 
+use std::path::PathBuf;
+
 use crate::root_args::RootArgs;
 
 #[derive(clap::Args, Debug)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct ArtifactsArgs {
     #[command(subcommand)]
     pub action: Option<ArtifactsAction>,
+    /// Storage root holding the runs and artifacts [default: $RUNICORN_DIR, else ~/.runicorn]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub root: Option<PathBuf>,
+    /// Print JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(flatten)]
     pub list: list::ListArgs,
 }
@@ -36,20 +43,28 @@ pub enum ArtifactsAction {
 
 /// Runs the command; the process exit code.
 pub fn artifacts(args: ArtifactsArgs) -> anyhow::Result<u8> {
+    let common = Common {
+        root: RootArgs { root: args.root }.resolve(),
+        json: args.json,
+    };
+    let kind = args.list.kind.clone();
     match args.action {
-        None => list::list(args.list),
-        Some(ArtifactsAction::Rm(args)) => rm::rm(args),
-        Some(ArtifactsAction::Pack(args)) => pack::pack(args),
-        Some(ArtifactsAction::Gc(args)) => gc::gc(args),
+        None => list::list(args.list, &common),
+        Some(ArtifactsAction::Rm(mut rm_args)) => {
+            rm_args.kind = rm_args.kind.or(kind);
+            rm::rm(rm_args, &common)
+        }
+        Some(_) if kind.is_some() => {
+            anyhow::bail!("--type applies to the listing and to `rm`, not to `pack` or `gc` (they work on the whole pool)")
+        }
+        Some(ArtifactsAction::Pack(args)) => pack::pack(args, &common),
+        Some(ArtifactsAction::Gc(args)) => gc::gc(args, &common),
     }
 }
 
-/// Options all subcommands share.
-#[derive(clap::Args, Debug)]
-pub struct CommonArgs {
-    #[command(flatten)]
-    pub root: RootArgs,
-    /// Print JSON instead of text
-    #[arg(long)]
+/// What every subcommand is given: the storage root and whether to print JSON.
+#[derive(Debug)]
+pub struct Common {
+    pub root: PathBuf,
     pub json: bool,
 }

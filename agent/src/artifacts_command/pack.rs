@@ -9,19 +9,17 @@ use runicorn_cli::human::bytes;
 use runicorn_cli::progress::{bar_style, stderr_is_terminal};
 use runicorn_cli::{safe, warning_label};
 
-use super::CommonArgs;
+use super::Common;
 
 #[derive(clap::Args, Debug)]
 pub struct PackArgs {
     /// Only say what would be packed
     #[arg(long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub common: CommonArgs,
 }
 
-pub fn pack(args: PackArgs) -> anyhow::Result<u8> {
-    let root = args.common.root.resolve();
+pub fn pack(args: PackArgs, common: &Common) -> anyhow::Result<u8> {
+    let root = common.root.clone();
     let total = if args.dry_run { 0 } else { pack_total(&root) };
     let bar = indicatif::ProgressBar::hidden();
     bar.set_length(total);
@@ -39,7 +37,7 @@ pub fn pack(args: PackArgs) -> anyhow::Result<u8> {
     })
     .with_context(|| format!("cannot pack the artifact pool under {}", root.display()))?;
     bar.finish_and_clear();
-    if args.common.json {
+    if common.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.dry_run {
         println!(

@@ -5,7 +5,7 @@ use runicorn_artifact_store::remove::remove_version;
 use runicorn_cli::safe;
 use serde_json::json;
 
-use super::CommonArgs;
+use super::Common;
 
 #[derive(clap::Args, Debug)]
 pub struct RmArgs {
@@ -15,15 +15,13 @@ pub struct RmArgs {
     /// The artifact's type, when its name exists under several types
     #[arg(long = "type", value_name = "T")]
     pub kind: Option<String>,
-    #[command(flatten)]
-    pub common: CommonArgs,
 }
 
-pub fn rm(args: RmArgs) -> anyhow::Result<u8> {
-    let root = args.common.root.resolve();
+pub fn rm(args: RmArgs, common: &Common) -> anyhow::Result<u8> {
+    let root = common.root.clone();
     let removed = remove_version(&root, &args.reference, args.kind.as_deref())
         .with_context(|| format!("cannot delete {}", args.reference))?;
-    if args.common.json {
+    if common.json {
         println!(
             "{}",
             json!({
