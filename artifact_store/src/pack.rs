@@ -133,19 +133,22 @@ fn pack_one(
         BufReader::with_capacity(1 << 20, file),
         |_, piece, bytes| {
             on_bytes(bytes.len() as u64);
-            let dest = layout::chunk_file(root, &piece.sha256);
-            if dest.is_file() {
-                report.reused_chunks += 1;
-                return Ok(());
+            match crate::pool::store_chunk(root, &piece.sha256, bytes) {
+                Ok(true) => {
+                    report.new_chunks += 1;
+                    report.new_chunk_bytes += bytes.len() as u64;
+                    Ok(())
+                }
+                Ok(false) => {
+                    report.reused_chunks += 1;
+                    Ok(())
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    failure = Some(error);
+                    Err(io::Error::other(message))
+                }
             }
-            if let Err(error) = write_chunk(root, &dest, bytes) {
-                let message = error.to_string();
-                failure = Some(error);
-                return Err(io::Error::other(message));
-            }
-            report.new_chunks += 1;
-            report.new_chunk_bytes += bytes.len() as u64;
-            Ok(())
         },
     );
     if let Some(error) = failure {
@@ -159,6 +162,8 @@ fn pack_one(
             cut.sha256
         )));
     }
+    // The chunks are on disk before the recipe names them and the whole file goes.
+    crate::pool::sync_file_system(&layout::chunks_dir(root))?;
     let recipe_path = layout::recipe_file(root, sha);
     let recipe = ChunkRecipe {
         format: 1,
@@ -169,23 +174,6 @@ fn pack_one(
     };
     write_json_atomic(&recipe_path, &recipe).at(&recipe_path)?;
     Ok(())
-}
-
-fn write_chunk(root: &Path, dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = crate::pool::temp_path(root, "chunk")?;
-    let result = (|| {
-        fs::write(&tmp, bytes).at(&tmp)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444)).at(&tmp)?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).at(parent)?;
-        }
-        fs::rename(&tmp, dest).at(dest)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -26,19 +26,24 @@ pub struct Pooled {
     pub size: u64,
 }
 
-/// A fresh temp file path in `artifacts/.pool/tmp/`.
+/// A fresh temp file path in `artifacts/.pool/tmp/` (the folder made if needed).
 pub(crate) fn temp_path(root: &Path, what: &str) -> Result<PathBuf, StoreError> {
     let dir = layout::pool_tmp_dir(root);
     fs::create_dir_all(&dir).at(&dir)?;
+    Ok(temp_path_in(&dir, what))
+}
+
+/// A fresh temp file name in `dir`: process, time and a random part.
+fn temp_path_in(dir: &Path, what: &str) -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    Ok(dir.join(format!(
+    dir.join(format!(
         "{}-{nanos}-{:08x}-{what}",
         std::process::id(),
         fastrand::u32(..)
-    )))
+    ))
 }
 
 /// Moves a finished temp file to `dest` (read-only), unless `dest` already holds it.
@@ -115,6 +120,8 @@ pub fn put_chunked<R: Read>(root: &Path, reader: R, what: &Path) -> Result<Poole
     let cut = cut.at(what)?;
     let recipe_path = layout::recipe_file(root, &cut.sha256);
     if !recipe_path.is_file() {
+        // The chunks are on disk before a recipe names them.
+        sync_file_system(&layout::chunks_dir(root))?;
         let recipe = ChunkRecipe {
             format: 1,
             sha256: cut.sha256.clone(),
@@ -133,20 +140,61 @@ pub fn put_chunked<R: Read>(root: &Path, reader: R, what: &Path) -> Result<Poole
     })
 }
 
-/// Writes one chunk to `.chunks/<sha[:2]>/<sha>` unless it is there.
-fn store_chunk(root: &Path, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
+/// Writes one chunk to `.chunks/<sha[:2]>/<sha>` unless it is there (a temp file created
+/// read-only, renamed in); whether it wrote it. Few system calls: a large file makes thousands.
+pub(crate) fn store_chunk(root: &Path, sha256: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dest = layout::chunk_file(root, sha256);
     if dest.is_file() {
-        return Ok(());
+        return Ok(false);
     }
-    let tmp = temp_path(root, "chunk")?;
-    let result = fs::write(&tmp, bytes)
-        .at(&tmp)
-        .and_then(|()| publish(&tmp, &dest));
+    let tmp = temp_path_in(&layout::pool_tmp_dir(root), "chunk");
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(&tmp)
+    };
+    let mut file = match open() {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = layout::pool_tmp_dir(root);
+            fs::create_dir_all(&dir).at(&dir)?;
+            open().at(&tmp)?
+        }
+        Err(e) => return Err(StoreError::io(&tmp, e)),
+    };
+    let result = file.write_all(bytes).at(&tmp).and_then(|()| {
+        drop(file);
+        match fs::rename(&tmp, &dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent).at(parent)?;
+                }
+                fs::rename(&tmp, &dest).at(&dest)
+            }
+            other => other.at(&dest),
+        }
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result.map(|()| true)
+}
+
+/// Flushes the file system holding `path` to disk (`syncfs`): once before a recipe names
+/// thousands of freshly written chunks, instead of one `fsync` each.
+pub(crate) fn sync_file_system(path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(path).at(path)?;
+    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
+    let status = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(StoreError::io(path, io::Error::last_os_error()))
+    }
 }
 
 /// Copies `source` into the pool: as chunks when `chunked` and it is at least
