@@ -3,11 +3,13 @@
 //! disk. A damaged artifact is listed with its problem, never fatal.
 
 use std::io::Write;
+use std::time::Instant;
 
 use anyhow::Context;
 use runicorn_artifact_store::listing::{artifact_dirs, read_artifact};
 use runicorn_artifact_store::usage::{logical_and_distinct, pool_usage};
 use runicorn_cli::human::bytes;
+use runicorn_cli::progress::DelayedProgress;
 use runicorn_cli::table::{Align, Table};
 use runicorn_cli::{color_stdout, safe, time, warning_label};
 use runicorn_protocol::wire::artifacts::{ArtifactChange, StoredAs};
@@ -24,11 +26,25 @@ pub struct ListArgs {
 
 pub fn list(args: ListArgs, common: &Common) -> anyhow::Result<u8> {
     let root = common.root.clone();
-    let artifacts: Vec<ArtifactChange> = artifact_dirs(&root)
+    let found: Vec<(String, String)> = artifact_dirs(&root)
         .into_iter()
         .filter(|(kind, _)| args.kind.as_deref().is_none_or(|k| k == kind))
-        .map(|(kind, name)| read_artifact(&root, &kind, &name))
         .collect();
+    // Shown only on a terminal, and only after a second: small stores stay quiet.
+    let bar = DelayedProgress::new(found.len(), "reading artifacts");
+    let started = Instant::now();
+    let artifacts: Vec<ArtifactChange> = found
+        .iter()
+        .map(|(kind, name)| {
+            let artifact = read_artifact(&root, kind, name);
+            bar.inc(1);
+            if started.elapsed().as_secs() >= 1 {
+                bar.show();
+            }
+            artifact
+        })
+        .collect();
+    bar.finish_and_clear();
     let usage = pool_usage(&root);
     let logical: u64 = artifacts.iter().map(|a| logical_and_distinct(a).0).sum();
     let stdout = std::io::stdout();
