@@ -2,10 +2,11 @@
 //!
 //! The binary is glue: it parses the command line and hands each command to its module
 //! (`run_command` wraps a training command, `list_command` lists runs, `serve_command` answers
-//! the hub; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
+//! the hub, `artifacts_command` lists and manages the artifact store; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
 //! through). Terminal helpers (colour, labels, tables, progress) come from `runicorn_cli`.
 //! Errors get their context here, at the edge, and become a message and a non-zero exit.
 
+mod artifacts_command;
 mod list_command;
 mod root_args;
 mod run_command;
@@ -57,6 +58,11 @@ enum Command {
     /// index. Exit code 0 when the hub closes the connection, 2 for an incompatible or broken
     /// peer.
     Serve(serve_command::ServeArgs),
+    /// List the artifacts under the storage root (versions, aliases, sizes, producing run and
+    /// host, bytes stored after dedup), or manage them: `rm NAME:vN`, `pack`, `gc [--dry-run]`.
+    ///
+    /// Example: runicorn-agent artifacts rm resnet:v2 && runicorn-agent artifacts gc
+    Artifacts(artifacts_command::ArtifactsArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command::wrap_command(args),
         Command::Ls(args) => list_command::list_runs(args).map(|()| 0),
         Command::Serve(args) => serve_command::serve(args),
+        Command::Artifacts(args) => artifacts_command::artifacts(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -79,5 +86,15 @@ fn main() -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -2,6 +2,9 @@
 //! (FastCDC 2020) at [`ChunkerParams::current`], hashing each chunk and the whole stream with
 //! SHA-256 in the same pass. The same bytes give the same chunks on every host, so successive
 //! checkpoints that change in part share most of their chunks.
+//!
+//! The whole stream's hash runs on a second thread ([`with_background_hash`]), so cutting a
+//! large file costs about one pass of chunk hashing on the caller's thread.
 
 use std::io::{self, Read};
 
@@ -34,13 +37,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Cuts `reader` into chunks; `on_chunk(offset, chunk, bytes)` sees each one as it is cut (to
-/// store it, or to skip it when it is already held).
+/// store it, or to skip it when it is already held). The whole stream's SHA-256 is computed on a
+/// second thread while this one cuts and hashes the chunks.
 pub fn cut_stream<R: Read>(
     reader: R,
     mut on_chunk: impl FnMut(u64, &ChunkRef, &[u8]) -> io::Result<()>,
 ) -> io::Result<CutStream> {
     let params = ChunkerParams::current();
-    let mut whole = Sha256::new();
     let mut chunks = Vec::new();
     let mut size = 0u64;
     let cutter = StreamCDC::new(
@@ -49,26 +52,58 @@ pub fn cut_stream<R: Read>(
         params.avg as usize,
         params.max as usize,
     );
-    for item in cutter {
-        let chunk = item.map_err(|error| match error {
-            CdcError::IoError(io) => io,
-            other => io::Error::other(other.to_string()),
-        })?;
-        whole.update(&chunk.data);
-        // A chunk is at most `ChunkerParams::MAX` (256 KiB) long, which fits a u32.
-        let length = u32::try_from(chunk.length).unwrap_or(u32::MAX);
-        let piece = ChunkRef {
-            sha256: sha256_hex(&chunk.data),
-            size: length,
-        };
-        on_chunk(chunk.offset, &piece, &chunk.data)?;
-        size += chunk.length as u64;
-        chunks.push(piece);
-    }
+    let sha256 = with_background_hash(|whole: &mut dyn FnMut(Vec<u8>)| -> io::Result<()> {
+        for item in cutter {
+            let chunk = item.map_err(|error| match error {
+                CdcError::IoError(io) => io,
+                other => io::Error::other(other.to_string()),
+            })?;
+            // A chunk is at most `ChunkerParams::MAX` (256 KiB) long, which fits a u32.
+            let length = u32::try_from(chunk.length).unwrap_or(u32::MAX);
+            let piece = ChunkRef {
+                sha256: sha256_hex(&chunk.data),
+                size: length,
+            };
+            on_chunk(chunk.offset, &piece, &chunk.data)?;
+            size += chunk.length as u64;
+            chunks.push(piece);
+            whole(chunk.data);
+        }
+        Ok(())
+    })?;
     Ok(CutStream {
-        sha256: hex(&whole.finalize()),
+        sha256,
         size,
         chunks,
+    })
+}
+
+/// Runs `work`, which hands blocks of a stream in order to the function it is given; they are
+/// hashed with SHA-256 on a second thread. The stream's hash (lowercase hex) once `work` is done.
+pub fn with_background_hash<E>(
+    work: impl FnOnce(&mut dyn FnMut(Vec<u8>)) -> Result<(), E>,
+) -> Result<String, E> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let hasher = scope.spawn(move || {
+            let mut whole = Sha256::new();
+            for block in rx {
+                whole.update(&block);
+            }
+            hex(&whole.finalize())
+        });
+        let mut send = |block: Vec<u8>| {
+            // The hasher only stops when the sender is dropped, so this cannot fail.
+            let _ = tx.send(block);
+        };
+        let outcome = work(&mut send);
+        drop(tx);
+        // The hasher thread does nothing that can panic but hash; a panic there is resumed here.
+        let digest = match hasher.join() {
+            Ok(digest) => digest,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        outcome.map(|()| digest)
     })
 }
 

@@ -244,6 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn cut_on_the_fly_and_packed_give_the_same_chunks() {
+        let fx = Fixture::new();
+        let data = noise(6 << 20, 8);
+        let sha =
+            crate::testing::write_version(fx.root(), "model", "m", 1, &[("w", &data)])[0].clone();
+        let before = content_chunks(fx.root(), &sha);
+        crate::pack::pack(fx.root(), false, &mut |_| {}).unwrap();
+        let after = content_chunks(fx.root(), &sha);
+        assert_eq!(before.error, None);
+        assert_eq!(after.error, None);
+        assert!(after.chunks[0].path.starts_with("artifacts/.chunks/"));
+        let names = |c: &ContentChunks| -> Vec<(String, u32)> {
+            c.chunks
+                .iter()
+                .map(|c| (c.sha256.clone(), c.size))
+                .collect()
+        };
+        assert_eq!(names(&before), names(&after));
+        assert_eq!(assemble(fx.root(), &after), data);
+    }
+
+    #[test]
     fn absent_damaged_and_bad_names_are_errors() {
         let fx = Fixture::new();
         let sha = sha256_hex(b"nothing here");

@@ -4,8 +4,19 @@
 
 pub mod chunking;
 pub mod content;
+pub mod error;
+pub mod gc;
 pub mod layout;
 pub mod listing;
+pub mod locks;
+pub mod pack;
+pub mod pool;
+pub mod remove;
+pub mod usage;
+pub mod versions_scan;
+pub mod writer;
+
+pub use error::StoreError;
 
 #[cfg(test)]
 mod testing;

@@ -10,6 +10,7 @@
 //! Run one area with `cargo test -p runicorn-tests --test e2e web_api::`, one scenario by its
 //! path (`… --test e2e web_api::listing::sorts_order_the_runs`).
 
+mod agent_artifacts;
 mod agent_ls;
 mod agent_run;
 mod agent_serve;

@@ -1,0 +1,221 @@
+//! Packing (`runicorn-agent artifacts pack`): under the exclusive pool lock, every whole pool
+//! file of at least `CHUNKED_MIN_FILE_BYTES` becomes chunks: the chunks the chunk store lacks
+//! are written, then the recipe (atomically), then every `v<N>/files/<path>` holding that
+//! content (found through the manifests) and the whole file are removed. A crash at any point
+//! leaves each content readable whole or from its recipe; packing again finishes the job.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+
+use runicorn_protocol::run_format::artifacts::{
+    is_sha256_hex, ChunkRecipe, ChunkerParams, CHUNKED_MIN_FILE_BYTES, VERSION_FILES_DIR,
+};
+use runicorn_protocol::run_format::json_file::write_json_atomic;
+
+use crate::chunking::cut_stream;
+use crate::error::{IoContext, StoreError};
+use crate::versions_scan::{fanout_files, scan_versions};
+use crate::{layout, locks};
+
+/// What packing did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PackReport {
+    pub dry_run: bool,
+    /// Whole files turned (or to turn) into chunks, and their bytes.
+    pub contents: usize,
+    pub bytes: u64,
+    /// Chunks written, and their bytes (the rest were already held).
+    pub new_chunks: usize,
+    pub new_chunk_bytes: u64,
+    pub reused_chunks: usize,
+    /// `files/` copies or links removed.
+    pub links_removed: usize,
+    /// What was left alone and why.
+    pub notes: Vec<String>,
+}
+
+/// The whole pool files packing would take: `(sha256, size, path)`.
+fn candidates(root: &Path) -> Vec<(String, u64, PathBuf)> {
+    fanout_files(&layout::pool_dir(root))
+        .into_iter()
+        .filter(|(name, _)| is_sha256_hex(name))
+        .filter_map(|(name, path)| {
+            let size = fs::symlink_metadata(&path).ok()?.len();
+            (size >= CHUNKED_MIN_FILE_BYTES).then_some((name, size, path))
+        })
+        .collect()
+}
+
+/// Packs the pool under `root`; `on_bytes(n)` is told of each `n` bytes read. The total to
+/// expect is [`pack_total`].
+pub fn pack(
+    root: &Path,
+    dry_run: bool,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<PackReport, StoreError> {
+    let mut report = PackReport {
+        dry_run,
+        ..PackReport::default()
+    };
+    if !layout::artifacts_dir(root).is_dir() {
+        return Ok(report);
+    }
+    let _lock = locks::pool_exclusive(root)?;
+    let todo = candidates(root);
+    if dry_run {
+        report.contents = todo.len();
+        report.bytes = todo.iter().map(|(_, size, _)| size).sum();
+        return Ok(report);
+    }
+    // Where each content is held in version folders.
+    let mut holders: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for version in scan_versions(root) {
+        match &version.manifest {
+            Ok(manifest) => {
+                for file in &manifest.files {
+                    holders
+                        .entry(file.sha256.clone())
+                        .or_default()
+                        .push(version.dir.join(VERSION_FILES_DIR).join(&file.path));
+                }
+            }
+            Err(why) => report.notes.push(format!(
+                "{}: {why}; its files/ copies of packed contents stay (they still take space)",
+                version.rel
+            )),
+        }
+    }
+    for (sha, size, path) in todo {
+        match pack_one(root, &sha, &path, on_bytes, &mut report) {
+            Ok(()) => {}
+            Err(StoreError::Damaged(why)) => {
+                report.notes.push(why);
+                continue;
+            }
+            Err(other) => return Err(other),
+        }
+        for held in holders.get(&sha).into_iter().flatten() {
+            match fs::remove_file(held) {
+                Ok(()) => report.links_removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(held, e)),
+            }
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        report.contents += 1;
+        report.bytes += size;
+    }
+    Ok(report)
+}
+
+/// Bytes [`pack`] will read.
+pub fn pack_total(root: &Path) -> u64 {
+    candidates(root).iter().map(|(_, size, _)| size).sum()
+}
+
+/// Cuts one whole file into the chunk store and writes its recipe.
+fn pack_one(
+    root: &Path,
+    sha: &str,
+    path: &Path,
+    on_bytes: &mut dyn FnMut(u64),
+    report: &mut PackReport,
+) -> Result<(), StoreError> {
+    let file = File::open(path).at(path)?;
+    let mut failure = None;
+    let cut = cut_stream(
+        BufReader::with_capacity(1 << 20, file),
+        |_, piece, bytes| {
+            on_bytes(bytes.len() as u64);
+            match crate::pool::store_chunk(root, &piece.sha256, bytes) {
+                Ok(true) => {
+                    report.new_chunks += 1;
+                    report.new_chunk_bytes += bytes.len() as u64;
+                    Ok(())
+                }
+                Ok(false) => {
+                    report.reused_chunks += 1;
+                    Ok(())
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    failure = Some(error);
+                    Err(io::Error::other(message))
+                }
+            }
+        },
+    );
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let cut = cut.at(path)?;
+    if cut.sha256 != sha {
+        return Err(StoreError::Damaged(format!(
+            "{}: its bytes hash to {}, not its name; left whole (the pool is damaged: restore it)",
+            layout::pool_rel(sha),
+            cut.sha256
+        )));
+    }
+    // The chunks are on disk before the recipe names them and the whole file goes.
+    crate::pool::sync_file_system(&layout::chunks_dir(root))?;
+    let recipe_path = layout::recipe_file(root, sha);
+    let recipe = ChunkRecipe {
+        format: 1,
+        sha256: sha.to_owned(),
+        size: cut.size,
+        chunker: ChunkerParams::current(),
+        chunks: cut.chunks,
+    };
+    write_json_atomic(&recipe_path, &recipe).at(&recipe_path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{write_version, Fixture};
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..len).map(|_| rng.u8(..)).collect()
+    }
+
+    #[test]
+    fn packing_turns_large_whole_files_into_shared_chunks() {
+        let fx = Fixture::new();
+        let root = fx.root();
+        let a = noise(5 << 20, 1);
+        let mut b = a.clone();
+        b[3 << 20..(3 << 20) + 1000].fill(0);
+        let sha_a = write_version(root, "model", "m", 1, &[("w", &a), ("s", b"small")])[0].clone();
+        let sha_b = write_version(root, "model", "m", 2, &[("w", &b)])[0].clone();
+        let dry = pack(root, true, &mut |_| {}).unwrap();
+        assert_eq!((dry.contents, dry.bytes), (2, 10 << 20));
+        let mut seen = 0;
+        let done = pack(root, false, &mut |n| seen += n).unwrap();
+        assert_eq!(seen, 10 << 20);
+        assert_eq!(done.contents, 2);
+        assert_eq!(done.links_removed, 2);
+        assert!(done.reused_chunks > done.new_chunks / 3, "{done:?}");
+        assert!(!layout::pool_file(root, &sha_a).exists());
+        assert!(!root.join("artifacts/model/m/v1/files/w").exists());
+        assert!(root.join("artifacts/model/m/v1/files/s").exists());
+        for (sha, data) in [(&sha_a, &a), (&sha_b, &b)] {
+            let mut out = Vec::new();
+            crate::pool::copy_content(root, sha, &mut out).unwrap();
+            assert_eq!(&out, data);
+        }
+        let change = crate::listing::read_artifact(root, "model", "m");
+        assert_eq!(
+            change.versions[0].files[0].stored,
+            runicorn_protocol::wire::artifacts::StoredAs::Chunked
+        );
+        assert_eq!(pack(root, false, &mut |_| {}).unwrap().contents, 0);
+    }
+}
