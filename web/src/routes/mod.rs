@@ -1,6 +1,7 @@
 //! The API's routes, one module per resource of `docs/api.md`, and the router that joins them
 //! with the embedded UI and the security layer.
 
+pub mod artifact_files;
 pub mod columns;
 pub mod compare;
 pub mod events;
@@ -68,6 +69,10 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .route("/api/remotes/{name}/resume", post(remotes::resume))
         .route("/api/remotes/{name}/sync", post(remotes::sync_now))
         .route("/api/remotes/{name}/rename", post(remotes::rename))
+        .route(
+            "/api/artifacts/{remote}/{type}/{name}/{version}/files/{*path}",
+            get(artifact_files::get),
+        )
         .route("/api/compare", get(compare::get))
         .route("/api/events", get(events::stream))
         .route("/", get(crate::assets::index))
