@@ -3,3 +3,15 @@
 //! `<root>/artifacts/`. The files' shapes are `runicorn_protocol::run_format::artifacts`.
 
 pub mod chunking;
+pub mod content;
+pub mod error;
+pub mod layout;
+pub mod listing;
+pub mod locks;
+pub mod pool;
+pub mod writer;
+
+pub use error::StoreError;
+
+#[cfg(test)]
+mod testing;
