@@ -14,6 +14,7 @@ mod agent_ls;
 mod agent_run;
 mod agent_serve;
 mod agent_terminal;
+mod artifact_fetch;
 mod data_out;
 mod file_transfer;
 mod hostile_runs;
