@@ -134,6 +134,8 @@ pub fn list_runs_into(
                 more: i + 1 < pages,
                 skipped: vec![],
                 skipped_listed: false,
+                artifacts: vec![],
+                removed_artifacts: vec![],
             },
         )?;
     }

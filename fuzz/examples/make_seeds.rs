@@ -56,6 +56,7 @@ fn run_change() -> RunChange {
         summary: Some(json!({"loss": 0.1, "best": null})),
         config: None,
         environment: None,
+        assets: None,
         events: EventsState {
             bytes: 1073,
             lines: 6,
@@ -128,6 +129,8 @@ fn messages() -> Vec<(&'static str, Envelope)> {
                         reason: "cannot be named".into(),
                     }],
                     skipped_listed: true,
+                    artifacts: vec![],
+                    removed_artifacts: vec![],
                 }),
             ),
         ),

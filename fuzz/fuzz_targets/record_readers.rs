@@ -173,6 +173,8 @@ fn check_travels(mut value: Value) {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         }),
     };
     let frame = encode_frame(&envelope, u32::MAX).expect("a cut record encodes");

@@ -181,6 +181,8 @@ fn change_batch_of(path: BoxedStrategy<String>) -> impl Strategy<Value = ChangeB
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         })
 }
 

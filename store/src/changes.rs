@@ -23,6 +23,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use runicorn_protocol::wire::{check_wire_path, ChangeBatch, FileEntry, RunChange, SkippedEntry};
 
+use crate::artifacts;
 use crate::error::{SqliteContext, StoreError};
 use crate::file_cache::is_sha256_hex;
 use crate::ids::{RemoteId, RunKey};
@@ -48,6 +49,11 @@ pub struct ChangeOutcome {
     pub refused_files: u64,
     /// Runs left out because the user deleted them for good from the hub's recycle bin.
     pub purged: u64,
+    /// Artifacts inserted or updated.
+    pub artifacts: u64,
+    /// Artifacts newly marked removed (listed in `removed_artifacts`, or not seen by a
+    /// completed listing).
+    pub removed_artifacts: u64,
 }
 
 /// Deepest nesting of a record value the store keeps: the same limit agents cut records to when
@@ -205,6 +211,8 @@ impl Store {
             .at(&p)?;
             out.reset_started = true;
             skipped::clear(&tx, remote, KIND_RUN, None).at(&p)?;
+            skipped::clear(&tx, remote, skipped::KIND_ARTIFACT, None).at(&p)?;
+            artifacts::begin_listing(&tx, remote).at(&p)?;
         }
         // The agent lists what it could not send whenever that set changes: the new set
         // replaces the old (an empty one too, when the agent says it is its whole list).
@@ -274,6 +282,10 @@ impl Store {
         out.refused_runs = refused_runs.len() as u64;
         skipped::record(&tx, remote, KIND_RUN, &refused_runs, true, now).at(&p)?;
         values.write(&tx).at(&p)?;
+        let applied =
+            artifacts::apply(&tx, remote, &batch.artifacts, &batch.removed_artifacts).at(&p)?;
+        out.artifacts = applied.artifacts;
+        out.removed_artifacts = applied.removed;
 
         let still_open = open && batch.more;
         if open && !batch.more {
@@ -284,6 +296,7 @@ impl Store {
                     params![remote.0, now, listing_epoch],
                 )
                 .at(&p)? as u64;
+            out.removed_artifacts += artifacts::end_listing(&tx, remote).at(&p)?;
             out.reset_finished = true;
         }
         tx.execute(
@@ -384,9 +397,9 @@ fn upsert_run(
             created_at, ended_at, hostname, deleted, meta, status_record, summary, config,
             environment, events_bytes, events_lines, events_points, events_keys,
             events_last_step, events_last_event_at, events_corrupt_lines, log_bytes,
-            seen_epoch, first_seen_at, skipped_files, skipped_files_list)
+            seen_epoch, first_seen_at, skipped_files, skipped_files_list, assets)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
+            ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
          ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq, run_id = excluded.run_id,
             path = excluded.path, layout = excluded.layout, alias = excluded.alias,
             tags = excluded.tags, status = excluded.status, reason = excluded.reason,
@@ -402,7 +415,7 @@ fn upsert_run(
             log_bytes = excluded.log_bytes, removed = 0, removed_at = NULL,
             seen_epoch = coalesce(excluded.seen_epoch, runs.seen_epoch),
             skipped_files = excluded.skipped_files,
-            skipped_files_list = excluded.skipped_files_list
+            skipped_files_list = excluded.skipped_files_list, assets = excluded.assets
          RETURNING id",
     )?;
     stmt.query_row(
@@ -440,6 +453,7 @@ fn upsert_run(
             (!skipped_files.listed.is_empty())
                 .then(|| serde_json::to_string(&skipped_files.listed).ok())
                 .flatten(),
+            record_text(&run.assets, "assets.json"),
         ],
         |r| r.get(0),
     )

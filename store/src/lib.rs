@@ -26,6 +26,7 @@
 //! | tables | `files` | a run's files in the file cache |
 //! | tables | `cache_gc` | what the file cache holds (in all, per remote) and trimming it, least recently used first |
 //! | tables | `changes` | applying change batches: runs, manifests, removals, full listings |
+//! | tables | `artifacts` | applying the artifacts of change batches (schema 6): versions, aliases, files, lineage |
 //! | tables | `points` | ingesting metric points (the hot path) |
 //! | tables | `logs` | the copy of each run's `logs.txt` |
 //! | tables | `pending` | what to fetch next |
@@ -45,6 +46,7 @@
 
 mod annotations;
 mod artifact_refs;
+mod artifacts;
 mod cache_gc;
 mod changes;
 mod content_chunks;
@@ -102,5 +104,7 @@ pub use runs::{
 };
 pub use series::{KeyExtent, SeriesAxis, SeriesPoints, SeriesQuery};
 pub use series_stats::SeriesStats;
-pub use skipped::{SkippedFiles, SkippedItem, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED};
+pub use skipped::{
+    SkippedFiles, SkippedItem, KIND_ARTIFACT, KIND_LOG, KIND_POINTS, MAX_FILES_LISTED,
+};
 pub use store::{default_dir, Store, FILES_DIR, HUB_DIR_ENV, STORE_FILE};

@@ -268,6 +268,68 @@ const MIGRATIONS: &[&[&str]] = &[
      ALTER TABLE remotes ADD COLUMN heard_at REAL;       -- last answer from the remote's agent
      ALTER TABLE remotes ADD COLUMN sync_requested_at REAL; -- sync now asked; the follower clears it
      UPDATE remotes SET heard_at = last_sync_at;"],
+    // 6: artifacts (issue 13): each artifact of a remote's root with its versions, aliases,
+    // files (how the server holds each content) and lineage (the run that produced a version,
+    // the runs that used it), written by the sync from the agent's change feed (artifacts.rs);
+    // the hub's cache of contents held as chunks; and each run's upstream `assets.json`.
+    &["ALTER TABLE runs ADD COLUMN assets TEXT;   -- the run's assets.json (upstream 0.6/0.7 assets), JSON; NULL when absent
+CREATE TABLE artifacts(
+    id INTEGER PRIMARY KEY,
+    remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
+    dir TEXT NOT NULL,                  -- artifacts/<type>/<name>, relative to the agent's root
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    problem TEXT,                       -- what the agent could not read
+    removed INTEGER NOT NULL DEFAULT 0, -- gone from its server; kept, like runs
+    UNIQUE(remote, dir)
+);
+CREATE TABLE artifact_versions(
+    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    created_at REAL,
+    description TEXT,
+    metadata TEXT,                      -- JSON
+    size INTEGER NOT NULL,              -- bytes of its files
+    produced_run_id TEXT,
+    produced_dir TEXT,                  -- the producing run's directory on the same remote
+    produced_host TEXT,
+    refs TEXT NOT NULL DEFAULT '[]',    -- JSON array of references
+    PRIMARY KEY(artifact, version)
+) WITHOUT ROWID;
+CREATE TABLE artifact_aliases(
+    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY(artifact, alias)
+) WITHOUT ROWID;
+CREATE TABLE artifact_files(
+    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    stored TEXT NOT NULL,               -- whole, chunked or missing (on the server)
+    PRIMARY KEY(artifact, version, path)
+) WITHOUT ROWID;
+CREATE INDEX artifact_files_sha ON artifact_files(sha256);
+CREATE TABLE artifact_usage(            -- lineage: runs that used a version
+    artifact INTEGER NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    host TEXT,
+    PRIMARY KEY(artifact, version, dir)
+) WITHOUT ROWID;
+CREATE TABLE content_chunks(            -- the hub's cache of contents held as chunks
+    content TEXT NOT NULL,              -- the whole file's sha256
+    idx INTEGER NOT NULL,
+    chunk TEXT NOT NULL,                -- the chunk's sha256: files/chunks/<sha[:2]>/<sha>
+    offset INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY(content, idx)
+) WITHOUT ROWID;
+CREATE INDEX content_chunks_chunk ON content_chunks(chunk);"],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk

@@ -24,6 +24,9 @@ pub(crate) const KIND_RUN: &str = "run";
 pub const KIND_POINTS: &str = "points";
 /// `skipped.kind` of one run's log chunk the hub refused.
 pub const KIND_LOG: &str = "log";
+/// `skipped.kind` of an artifact of a change batch the hub refused (kept until the artifact
+/// is stored or a full listing begins).
+pub const KIND_ARTIFACT: &str = "artifact";
 
 /// Entries kept from one batch (an agent that lists a million bad names gets the first ones
 /// shown, and the count of runs it did send is unaffected).

@@ -52,6 +52,7 @@ pub fn run_change(dir: &str, seq: u64, events_bytes: u64) -> RunChange {
         summary: Some(serde_json::json!({"acc": seq as f64 / 10.0})),
         config: Some(serde_json::json!({"lr": 0.1})),
         environment: None,
+        assets: None,
         events: EventsState {
             bytes: events_bytes,
             lines: events_bytes / 10,
@@ -95,6 +96,8 @@ pub fn change_batch(
         more,
         skipped: vec![],
         skipped_listed: false,
+        artifacts: vec![],
+        removed_artifacts: vec![],
     }
 }
 

@@ -14,9 +14,11 @@
 
 use std::path::Path;
 
+use runicorn_protocol::run_format::artifacts::{Reference, RunLink};
 use runicorn_protocol::wire::{
-    ChangeBatch, Cursor, EventsState, FileEntry, LogBatch, LogChunk, PointBatch, RunChange,
-    RunPoints, Series, SkippedEntry, WireCorruptLine,
+    ArtifactChange, ArtifactFileState, ArtifactVersionState, ChangeBatch, Cursor, EventsState,
+    FileEntry, LogBatch, LogChunk, PointBatch, RunChange, RunPoints, Series, SkippedEntry,
+    StoredAs, WireCorruptLine,
 };
 use runicorn_store::{
     RemoteId, RemoteSpec, RunAnnotation, RunFilter, RunKey, RunOrder, RunSort, SeriesAxis,
@@ -26,21 +28,23 @@ use rusqlite::Connection;
 use serde_json::json;
 
 /// The schema version of today's store (what `PRAGMA user_version` reads after opening).
-const CURRENT: u32 = 5;
+const CURRENT: u32 = 6;
 
-const SCHEMAS: [&str; 5] = [
+const SCHEMAS: [&str; 6] = [
     include_str!("fixtures/schema_v1.sql"),
     include_str!("fixtures/schema_v2.sql"),
     include_str!("fixtures/schema_v3.sql"),
     include_str!("fixtures/schema_v4.sql"),
     include_str!("fixtures/schema_v5.sql"),
+    include_str!("fixtures/schema_v6.sql"),
 ];
-const DATA: [&str; 5] = [
+const DATA: [&str; 6] = [
     include_str!("fixtures/data_v1.sql"),
     include_str!("fixtures/data_v2.sql"),
     include_str!("fixtures/data_v3.sql"),
     include_str!("fixtures/data_v4.sql"),
     include_str!("fixtures/data_v5.sql"),
+    include_str!("fixtures/data_v6.sql"),
 ];
 
 const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
@@ -111,6 +115,58 @@ fn batch(runs: Vec<RunChange>, removed: Vec<String>, epoch: &str, seq: u64) -> C
         more: false,
         skipped: vec![],
         skipped_listed: false,
+        artifacts: vec![],
+        removed_artifacts: vec![],
+    }
+}
+
+/// The artifact of `data_v6.sql`: two versions, the first produced by run A and used by run
+/// B, aliases, a reference and metadata.
+fn model_artifact() -> ArtifactChange {
+    let link = |id: &str, dir: &str| RunLink {
+        run_id: id.into(),
+        dir: dir.into(),
+        host: Some("gpu-box".into()),
+    };
+    let file = |path: &str, size: u64, stored: StoredAs| ArtifactFileState {
+        path: path.into(),
+        size,
+        sha256: SHA.into(),
+        stored,
+    };
+    ArtifactChange {
+        dir: "artifacts/model/m".into(),
+        seq: 2,
+        kind: "model".into(),
+        name: "m".into(),
+        aliases: [("latest".to_string(), 2), ("best".to_string(), 1)].into(),
+        versions: vec![
+            ArtifactVersionState {
+                version: 1,
+                created_at: Some(1500.0),
+                description: Some("first".into()),
+                metadata: Some(json!({"acc": 0.5})),
+                produced_by: Some(link("20261201_100000_aaaaaa", DIR_A)),
+                used_by: vec![link("20261202_110000_bbbbbb", DIR_B)],
+                files: vec![file("w.bin", 5, StoredAs::Whole)],
+                references: vec![],
+            },
+            ArtifactVersionState {
+                version: 2,
+                created_at: Some(1600.0),
+                files: vec![
+                    file("a/w.bin", 5, StoredAs::Chunked),
+                    file("b.txt", 7, StoredAs::Missing),
+                ],
+                references: vec![Reference {
+                    uri: "s3://bucket/data".into(),
+                    checksum: None,
+                    size: Some(10),
+                }],
+                ..ArtifactVersionState::default()
+            },
+        ],
+        problem: None,
     }
 }
 
@@ -140,7 +196,7 @@ fn fresh_store(dir: &Path, version: u32) -> Store {
         .unwrap();
     assert_eq!((gpu, lab), (RemoteId(1), RemoteId(2)));
 
-    let a = RunChange {
+    let mut a = RunChange {
         alias: Some("first".into()),
         tags: vec!["base".into(), "cv".into()],
         created_at: Some(1000.0),
@@ -202,11 +258,19 @@ fn fresh_store(dir: &Path, version: u32) -> Store {
         b.skipped_files = vec![skipped("huge.bin", "larger than the limit")];
         b.skipped_files_total = 3;
     }
+    if version >= 6 {
+        a.assets = Some(json!({"code": {"snapshot": "code_snapshot.zip"}, "datasets": []}));
+    }
     let mut gpu_batch = batch(vec![a, b], vec![], "ep1", 2);
     if version >= 3 {
         gpu_batch.skipped = vec![skipped("bad dir", "not a run directory name")];
     }
     s.apply_change_batch(gpu, &gpu_batch).unwrap();
+    if version >= 6 {
+        let mut artifacts = batch(vec![], vec![], "ep1", 2);
+        artifacts.artifacts = vec![model_artifact()];
+        s.apply_change_batch(gpu, &artifacts).unwrap();
+    }
 
     let c = RunChange {
         status: "running".into(),
@@ -514,6 +578,13 @@ fn derived_and_schema(dir: &Path) -> Vec<String> {
         "SELECT run, key, level, tile, count, untimed, first_step, quote(first_time), last_step,
             quote(last_time), quote(min_value), min_step, quote(min_time), quote(max_value),
             max_step, quote(max_time) FROM point_tiles ORDER BY 1, 2, 3, 4",
+        // Schema 6: rows only the sync writes yet (the read side lives elsewhere).
+        "SELECT id, assets FROM runs ORDER BY id",
+        "SELECT * FROM artifacts ORDER BY id",
+        "SELECT * FROM artifact_versions ORDER BY 1, 2",
+        "SELECT * FROM artifact_aliases ORDER BY 1, 2",
+        "SELECT * FROM artifact_files ORDER BY 1, 2, 3",
+        "SELECT * FROM artifact_usage ORDER BY 1, 2, 4",
     ] {
         let mut stmt = conn.prepare(sql).unwrap();
         let n = stmt.column_count();

@@ -28,9 +28,10 @@ use runicorn_protocol::run_format::names::{escaped_name, wire_name_problem};
 use runicorn_protocol::run_format::{
     build_overview, discover_runs, Layout, LivenessContext, RunLocation, RunStatus,
 };
-use runicorn_protocol::wire::{EventsState, RunChange, SkippedEntry};
+use runicorn_protocol::wire::{ArtifactChange, EventsState, RunChange, SkippedEntry};
 use sha2::{Digest, Sha256};
 
+mod artifacts;
 mod store;
 
 use super::fingerprint::file_fingerprint;
@@ -63,14 +64,24 @@ pub struct ScanReport {
     pub skipped_runs: Option<Vec<SkippedEntry>>,
 }
 
-/// One entry of a listing.
+/// One entry of a listing: a run, or an artifact (`artifact` set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEntry {
     pub seq: u64,
     pub dir: String,
-    /// The state announced at `seq` (records' JSON values not filled in), or `None` for a
-    /// tombstone.
+    /// A run's state announced at `seq`, or `None` for a run's tombstone (and for artifacts).
     pub state: Option<RunChange>,
+    /// Set when the entry is an artifact directory rather than a run.
+    pub artifact: Option<ArtifactEntry>,
+}
+
+/// An artifact's entry in a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArtifactEntry {
+    /// Its whole state announced at the entry's sequence value.
+    Present(Box<ArtifactChange>),
+    /// A tombstone: the artifact directory is gone.
+    Removed,
 }
 
 /// Rows of the feed after a cursor, and the counter, read in one transaction.
@@ -324,8 +335,28 @@ impl Feed {
         }
         if scope == ScanScope::All {
             self.scanned_all = true;
+            let (bumped, counter) = self.scan_artifacts(index)?;
+            report.bumped += bumped;
+            report.counter = report.counter.max(counter);
         }
         Ok(report)
+    }
+
+    /// Brings the artifacts of the feed up to date (every artifact is read again; a changed
+    /// one gets a new sequence value, a gone one a tombstone). Returns how many were bumped
+    /// and the counter after.
+    pub fn scan_artifacts(&mut self, index: &Mutex<RunIndex>) -> Result<(usize, u64), IndexError> {
+        let found = artifacts::read_all(&self.root);
+        let mut idx = index.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = idx
+            .write_artifacts(&found)
+            .map_err(|cause| idx.sqlite_err(cause))?;
+        // Only this process moved the counter since it last looked: it still knows every run
+        // state stored. Otherwise the next run scan compares with what is stored.
+        if written.counter_before == self.counter_seen {
+            self.counter_seen = written.counter;
+        }
+        Ok((written.bumped, written.counter))
     }
 
     /// The locations to scan, and the known keys that are no longer runs.
@@ -563,6 +594,7 @@ fn head_of(
         summary: None,
         config: None,
         environment: None,
+        assets: None,
         events: EventsState {
             bytes: progress.offset,
             lines: progress.next_line.saturating_sub(1),
@@ -675,6 +707,89 @@ mod tests {
             .iter()
             .map(|e| (e.dir.as_str(), e.state.is_some()))
             .collect()
+    }
+
+    /// Writes `artifacts/model/<name>` with versions `1..=n` (one file each, pooled whole).
+    fn write_artifact(root: &Path, name: &str, n: u64, aliases: &[(&str, u64)]) {
+        let dir = root.join("artifacts/model").join(name);
+        let mut versions = Vec::new();
+        for v in 1..=n {
+            let bytes = format!("weights {v}");
+            let sha = format!("{:x}", Sha256::digest(bytes.as_bytes()));
+            let pooled = root.join("artifacts/.pool").join(&sha[..2]).join(&sha);
+            fs::create_dir_all(pooled.parent().unwrap()).unwrap();
+            fs::write(&pooled, &bytes).unwrap();
+            let vdir = dir.join(format!("v{v}"));
+            fs::create_dir_all(&vdir).unwrap();
+            let manifest = serde_json::json!({"files": [{"path": "w.bin", "size": bytes.len(), "sha256": sha}]});
+            fs::write(vdir.join("manifest.json"), manifest.to_string()).unwrap();
+            versions.push(serde_json::json!({"version": v, "size": bytes.len(), "files": 1}));
+        }
+        let aliases: serde_json::Map<String, serde_json::Value> = aliases
+            .iter()
+            .map(|(a, v)| ((*a).to_owned(), (*v).into()))
+            .collect();
+        let index = serde_json::json!({"name": name, "type": "model", "versions": versions, "aliases": aliases});
+        fs::write(dir.join("versions.json"), index.to_string()).unwrap();
+    }
+
+    fn artifacts_of(page: &FeedPage) -> Vec<(&str, Option<usize>)> {
+        page.entries
+            .iter()
+            .filter_map(|e| {
+                let a = e.artifact.as_ref()?;
+                Some((
+                    e.dir.as_str(),
+                    match a {
+                        ArtifactEntry::Present(a) => Some(a.versions.len()),
+                        ArtifactEntry::Removed => None,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn artifacts_share_the_counter_bump_on_change_and_leave_tombstones() {
+        let mut f = Fixture::new();
+        f.write_run("a", "finished");
+        write_artifact(f.root(), "m", 1, &[("latest", 1)]);
+        let first = f.scan();
+        assert_eq!((first.bumped, first.counter), (2, 2));
+        let page = f.page(0, true);
+        assert_eq!(artifacts_of(&page), [("artifacts/model/m", Some(1))]);
+        let Some(ArtifactEntry::Present(m)) = &page.entries[1].artifact else {
+            panic!("{page:?}");
+        };
+        assert_eq!((m.seq, m.kind.as_str(), m.name.as_str()), (2, "model", "m"));
+        assert_eq!(m.aliases.get("latest"), Some(&1));
+        assert_eq!(f.scan().bumped, 0, "an unchanged artifact keeps its value");
+
+        write_artifact(f.root(), "m", 2, &[("latest", 2), ("best", 1)]);
+        assert_eq!(f.scan().bumped, 1, "a new version bumps");
+        assert_eq!(
+            artifacts_of(&f.page(2, true)),
+            [("artifacts/model/m", Some(2))]
+        );
+        write_artifact(f.root(), "m", 2, &[("latest", 2), ("best", 2)]);
+        assert_eq!(
+            f.feed.scan_artifacts(&f.index).unwrap().0,
+            1,
+            "a moved alias bumps"
+        );
+
+        fs::remove_dir_all(f.root().join("artifacts/model/m")).unwrap();
+        assert_eq!(f.scan().bumped, 1);
+        assert_eq!(
+            artifacts_of(&f.page(4, true)),
+            [("artifacts/model/m", None)]
+        );
+        assert_eq!(
+            artifacts_of(&f.page(0, false)),
+            [],
+            "a listing leaves tombstones out"
+        );
+        assert_eq!(f.scan().bumped, 0, "a tombstone is written once");
     }
 
     #[test]
@@ -975,6 +1090,8 @@ mod tests {
                     more: false,
                     skipped: vec![],
                     skipped_listed: false,
+                    artifacts: vec![],
+                    removed_artifacts: vec![],
                 },
             ),
         };

@@ -1,6 +1,6 @@
 //! The records of a run as the feed stores them with each announced state: the JSON values of
 //! `meta.json`, `status.json`, `summary.json`, the configuration (`assets.json`'s `config.args`
-//! merged with `config.extra`) and `environment.json`. They are read when a run's state changes
+//! merged with `config.extra`), `environment.json` and `assets.json` whole. They are read when a run's state changes
 //! (from the bytes the manifest just hashed when it can), so what the hub gets matches the
 //! sequence value and the file hashes it comes with. Python's bare `NaN`/`Infinity` become
 //! `null`; a record too large to read whole becomes `{"_runicorn_truncated": <bytes>}`; values
@@ -29,6 +29,10 @@ pub struct StoredRecords {
     pub summary: Option<Value>,
     pub config: Option<Value>,
     pub environment: Option<Value>,
+    /// `assets.json` whole (upstream's assets: code snapshot, datasets, pretrained models,
+    /// outputs). Rows stored before it existed have none.
+    #[serde(default)]
+    pub assets: Option<Value>,
 }
 
 /// The stand-in for a value of `bytes` bytes that is not sent.
@@ -60,12 +64,14 @@ pub fn read_records(dir: &Path, manifest: &Manifest) -> StoredRecords {
             Err(_) => None,
         }
     };
+    let assets = value("assets.json");
     StoredRecords {
         meta: value("meta.json"),
         status: value("status.json"),
         summary: value("summary.json"),
-        config: value("assets.json").and_then(config_of),
+        config: assets.clone().and_then(config_of),
         environment: value("environment.json"),
+        assets,
     }
 }
 

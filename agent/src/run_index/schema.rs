@@ -60,6 +60,20 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX feed_run_by_seq ON feed_run(seq);
      DELETE FROM index_info WHERE key = 'epoch';
      INSERT OR REPLACE INTO index_info(key, value) VALUES ('seq', '0');",
+    // 4: artifacts in the feed (`artifacts/<type>/<name>`, with sequence values from the same
+    // counter as the runs, and tombstones), each announced state whole; and the records now
+    // carry a run's `assets.json`: runs that have one are compared afresh by the next scan (an
+    // empty manifest and fingerprint), so the hub gets their assets.
+    "CREATE TABLE feed_artifact(
+        dir TEXT PRIMARY KEY,          -- artifacts/<type>/<name>, relative to the storage root
+        seq INTEGER NOT NULL,          -- change sequence value of its last change
+        removed INTEGER NOT NULL,      -- 1: the artifact is gone (a tombstone)
+        state_fp TEXT NOT NULL,        -- fingerprint of the announced state ('' for tombstones)
+        state TEXT NOT NULL            -- the announced ArtifactChange (seq 0), JSON ('{}' for tombstones)
+     );
+     CREATE INDEX feed_artifact_by_seq ON feed_artifact(seq);
+     UPDATE feed_run SET state_fp = '', files = '[]'
+      WHERE removed = 0 AND files LIKE '%[\"assets.json\",%';",
 ];
 
 /// Why the schema could not be brought up to date.

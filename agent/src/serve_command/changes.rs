@@ -4,19 +4,20 @@
 //! A cursor of another epoch (or none, or one ahead of the counter) is answered from the start
 //! with `reset`; tombstones are then left out (the hub drops every run not listed). Otherwise
 //! rows with a sequence value above the cursor come in sequence order, tombstones in
-//! `removed`. The cursor returned is the sequence value of the last entry sent when `more` is
+//! `removed`. Artifacts come the same way, in the same sequence order, in `artifacts` and
+//! `removed_artifacts`. The cursor returned is the sequence value of the last entry sent when `more` is
 //! true, else the counter.
 
 use runicorn_protocol::wire::{
-    encode_frame, ChangeBatch, ChangesRequest, Cursor, FrameError, RunChange,
+    encode_frame, ArtifactChange, ChangeBatch, ChangesRequest, Cursor, FrameError, RunChange,
 };
 use serde::Serialize;
 
-use super::records::shrink_to_fit;
+use super::records::{shrink_artifact_to_fit, shrink_to_fit};
 use super::request_error::RequestError;
 use super::shared::Shared;
 use super::sizing::json_len;
-use crate::run_index::feed::FeedEntry;
+use crate::run_index::feed::{ArtifactEntry, FeedEntry};
 
 /// Most runs in one answer, whatever the hub asks for.
 pub const MAX_RUNS_PER_BATCH: u32 = 2000;
@@ -62,6 +63,8 @@ pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>,
         },
         more: true,
         skipped_listed: skipped_now.is_some(),
+        artifacts: vec![],
+        removed_artifacts: vec![],
         skipped: skipped_now.unwrap_or_default(),
     };
     // Bytes of the answer without entries (the cursor at its widest), plus a little slack.
@@ -71,9 +74,13 @@ pub fn answer(shared: &Shared, id: u64, req: &ChangesRequest) -> Result<Vec<u8>,
     let mut more = waiting || cut_short;
     let mut keep = order.len();
     loop {
-        let runs_kept = order[..keep].iter().filter(|(_, is_run)| *is_run).count();
-        batch.runs.truncate(runs_kept);
-        batch.removed.truncate(keep - runs_kept);
+        let kept = |kind: Kind| order[..keep].iter().filter(|(_, k)| *k == kind).count();
+        batch.runs.truncate(kept(Kind::Run));
+        batch.removed.truncate(kept(Kind::RunRemoved));
+        batch.artifacts.truncate(kept(Kind::Artifact));
+        batch
+            .removed_artifacts
+            .truncate(kept(Kind::ArtifactRemoved));
         batch.more = more;
         batch.cursor.seq = match (more, keep.checked_sub(1)) {
             (true, Some(last)) => order[last].0,
@@ -122,18 +129,53 @@ impl<'a> BatchEnvelope<'a> {
     }
 }
 
+/// What an entry of a batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Run,
+    RunRemoved,
+    Artifact,
+    ArtifactRemoved,
+}
+
 /// Moves the entries that fit in `budget` bytes into `batch` (always at least the first).
-/// Returns each kept entry's sequence value and kind (run or tombstone) in order, and whether
-/// entries were left out.
+/// Returns each kept entry's sequence value and kind in order, and whether entries were left
+/// out.
 fn pack(
     shared: &Shared,
     entries: Vec<FeedEntry>,
     budget: usize,
     batch: &mut ChangeBatch,
-) -> (Vec<(u64, bool)>, bool) {
+) -> (Vec<(u64, Kind)>, bool) {
     let mut order = Vec::with_capacity(entries.len());
     let mut used = 0usize;
     for entry in entries {
+        if let Some(artifact) = entry.artifact {
+            match artifact {
+                ArtifactEntry::Present(mut a) => {
+                    let mut len = json_len(&a) + 1;
+                    if used + len > budget {
+                        if !order.is_empty() {
+                            return (order, true);
+                        }
+                        len = shrink_artifact_alone(shared, &mut a, budget);
+                    }
+                    used += len;
+                    order.push((entry.seq, Kind::Artifact));
+                    batch.artifacts.push(*a);
+                }
+                ArtifactEntry::Removed => {
+                    let len = json_len(&entry.dir) + 1;
+                    if used + len > budget && !order.is_empty() {
+                        return (order, true);
+                    }
+                    used += len;
+                    order.push((entry.seq, Kind::ArtifactRemoved));
+                    batch.removed_artifacts.push(entry.dir);
+                }
+            }
+            continue;
+        }
         match entry.state {
             Some(mut run) => {
                 let mut len = json_len(&run) + 1;
@@ -144,7 +186,7 @@ fn pack(
                     len = shrink_alone(shared, &mut run, budget);
                 }
                 used += len;
-                order.push((entry.seq, true));
+                order.push((entry.seq, Kind::Run));
                 batch.runs.push(run);
             }
             None => {
@@ -153,12 +195,26 @@ fn pack(
                     return (order, true);
                 }
                 used += len;
-                order.push((entry.seq, false));
+                order.push((entry.seq, Kind::RunRemoved));
                 batch.removed.push(entry.dir);
             }
         }
     }
     (order, false)
+}
+
+/// Shrinks an artifact that does not fit in a frame on its own; returns its new size.
+fn shrink_artifact_alone(shared: &Shared, a: &mut ArtifactChange, budget: usize) -> usize {
+    let done = shrink_artifact_to_fit(a, budget.saturating_sub(1));
+    if !done.is_empty() {
+        eprintln!(
+            "runicorn-agent serve: artifact {} is too large for one frame of {} bytes: {}",
+            a.dir,
+            shared.out.limit(),
+            done.join(", ")
+        );
+    }
+    json_len(a) + 1
 }
 
 /// Shrinks a run that does not fit in a frame on its own; returns its new size.
@@ -308,6 +364,8 @@ mod tests {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         };
         let owned = Envelope {
             id: 5,

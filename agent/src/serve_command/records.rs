@@ -4,7 +4,7 @@
 //! and as a last resort its free-text fields are shortened and its key and tag lists cut: an
 //! answer always goes out.
 
-use runicorn_protocol::wire::RunChange;
+use runicorn_protocol::wire::{ArtifactChange, RunChange};
 use serde_json::Value;
 
 use super::sizing::json_len;
@@ -16,12 +16,13 @@ use crate::run_index::records::truncated;
 pub fn shrink_to_fit(run: &mut RunChange, budget: usize) -> Vec<String> {
     let mut done = Vec::new();
     while json_len(run) > budget {
-        let slots: [(&str, &mut Option<Value>); 5] = [
+        let slots: [(&str, &mut Option<Value>); 6] = [
             ("meta", &mut run.meta),
             ("status", &mut run.status_record),
             ("summary", &mut run.summary),
             ("config", &mut run.config),
             ("environment", &mut run.environment),
+            ("assets", &mut run.assets),
         ];
         let largest = slots
             .into_iter()
@@ -49,6 +50,56 @@ pub fn shrink_to_fit(run: &mut RunChange, budget: usize) -> Vec<String> {
     }
     if json_len(run) > budget {
         shrink_head(run, budget, &mut done);
+    }
+    done
+}
+
+/// Makes one artifact's JSON fit in `budget` bytes: the metadata of its versions is replaced
+/// by truncation markers (largest first), then the file lists of its oldest versions are left
+/// out, and `problem` says so. Returns what had to be done, for a message on stderr.
+pub fn shrink_artifact_to_fit(a: &mut ArtifactChange, budget: usize) -> Vec<String> {
+    let mut done = Vec::new();
+    let mut sizes: Vec<(usize, usize)> = a
+        .versions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.metadata.as_ref().map(|m| (json_len(m), i)))
+        .collect();
+    sizes.sort_unstable_by(|x, y| y.cmp(x));
+    for (len, i) in sizes {
+        if json_len(a) <= budget {
+            break;
+        }
+        if len > json_len(&truncated(len as u64)) {
+            a.versions[i].metadata = Some(truncated(len as u64));
+            done.push(format!(
+                "metadata of v{} ({len} bytes) truncated",
+                a.versions[i].version
+            ));
+        }
+    }
+    let mut cut = 0;
+    for i in 0..a.versions.len() {
+        if json_len(a) <= budget {
+            break;
+        }
+        let v = &mut a.versions[i];
+        if !v.files.is_empty() || !v.references.is_empty() || !v.used_by.is_empty() {
+            v.files.clear();
+            v.references.clear();
+            v.used_by.clear();
+            cut += 1;
+        }
+    }
+    if cut > 0 {
+        let note = format!(
+            "the file lists of its {cut} oldest versions were left out: too large for one frame"
+        );
+        a.problem = Some(match a.problem.take() {
+            Some(p) => format!("{p}; {note}"),
+            None => note,
+        });
+        done.push(format!("the file lists of {cut} versions left out"));
     }
     done
 }
@@ -126,6 +177,7 @@ mod tests {
             summary: None,
             config: None,
             environment: None,
+            assets: None,
             events: EventsState::default(),
             log_bytes: 0,
             files: vec![],

@@ -3,7 +3,8 @@
 //! request asks for (a hub that only lists and reads, `sync --once`, costs one scan). Once it
 //! subscribed: a full scan every `--poll` seconds (what makes the feed correct: missed events,
 //! network file systems, writers that died), and quick scans of just the runs the file watcher
-//! saw written (what makes it fast). After each scan that moved the change counter a notice
+//! saw written (what makes it fast); a write below `artifacts/` reads the artifacts again (full
+//! scans always do). After each scan that moved the change counter a notice
 //! goes to a subscribed hub.
 
 use std::collections::BTreeSet;
@@ -111,13 +112,47 @@ impl Scanner {
             {
                 burst.push(t);
             }
+            let artifacts = touches_artifacts(&burst);
             match scope_for(&self.feed, burst) {
                 Some(ScanScope::All) => {
+                    // A full scan reads the artifacts too.
                     self.scan(ScanScope::All);
                     next_full = Instant::now() + poll;
                 }
-                Some(scope) => self.scan(scope),
+                Some(scope) => {
+                    self.scan(scope);
+                    if artifacts {
+                        self.scan_artifacts();
+                    }
+                }
+                None if artifacts => self.scan_artifacts(),
                 None => {}
+            }
+        }
+    }
+
+    /// Reads the artifacts again (the watcher saw a write under `artifacts/`).
+    fn scan_artifacts(&mut self) {
+        match self.feed.scan_artifacts(self.shared.index_mutex()) {
+            Ok((_, counter)) => self.notify(counter),
+            Err(e) => {
+                let text = e.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    eprintln!("runicorn-agent serve: scanning the artifacts failed: {text}; retrying at the next scan");
+                    self.last_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// Tells a subscribed hub that the counter moved (ends the process when it is gone).
+    fn notify(&self, counter: u64) {
+        match self.shared.notify_if_moved(counter) {
+            Ok(()) => {}
+            Err(SendError::Closed) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("runicorn-agent serve: {e}; ending the session");
+                std::process::exit(2);
             }
         }
     }
@@ -133,14 +168,7 @@ impl Scanner {
                 for p in &report.new_problems {
                     eprintln!("runicorn-agent serve: {}: {}", p.path.display(), p.reason);
                 }
-                match self.shared.notify_if_moved(report.counter) {
-                    Ok(()) => {}
-                    Err(SendError::Closed) => std::process::exit(0),
-                    Err(e) => {
-                        eprintln!("runicorn-agent serve: {e}; ending the session");
-                        std::process::exit(2);
-                    }
-                }
+                self.notify(report.counter);
             }
             Err(e) => {
                 let text = e.to_string();
@@ -176,6 +204,20 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
     (!dirs.is_empty()).then(|| ScanScope::Dirs(dirs.into_iter().collect()))
 }
 
+/// Whether a burst wrote below `artifacts/` (a new version, a moved alias, a deleted version;
+/// the watcher does not report the hidden pool, which the periodic scan covers), or lost
+/// events.
+fn touches_artifacts(burst: &[Trigger]) -> bool {
+    burst.iter().any(|t| match t {
+        Trigger::Rescan => true,
+        Trigger::Paths(paths) => paths.iter().any(|p| {
+            p.components().next().is_some_and(|c| {
+                c.as_os_str() == runicorn_protocol::run_format::artifacts::ARTIFACTS_DIR
+            })
+        }),
+    })
+}
+
 /// Whether a path (relative to the root) lies where a new run can appear: below `runs/` (current
 /// layout) or `<project>/<name>/runs/` (legacy).
 fn could_hold_runs(rel: &Path) -> bool {
@@ -203,6 +245,15 @@ mod tests {
         ] {
             assert!(!could_hold_runs(Path::new(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn writes_below_artifacts_ask_for_an_artifact_scan() {
+        let paths = |p: &str| vec![Trigger::Paths(vec![PathBuf::from(p)])];
+        assert!(touches_artifacts(&paths("artifacts/model/m/versions.json")));
+        assert!(touches_artifacts(&[Trigger::Rescan]));
+        assert!(!touches_artifacts(&paths("runs/p/id/events.jsonl")));
+        assert!(!touches_artifacts(&paths("archive/blobs/ab/x")));
     }
 
     #[test]

@@ -166,6 +166,7 @@ fn listing_run(i: usize) -> RunChange {
             "batch_size": 32 << (i % 4), "seed": i,
         })),
         environment: None,
+        assets: None,
         events: events(0),
         log_bytes: 0,
         files: vec![],
@@ -434,6 +435,8 @@ fn write_compare_store(dir: &Path) -> anyhow::Result<()> {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         },
     )?;
     let mut keys = Vec::new();

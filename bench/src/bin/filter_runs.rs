@@ -93,6 +93,7 @@ fn run(i: usize) -> RunChange {
             "seed": i,
         })),
         environment: None,
+        assets: None,
         events: EventsState::default(),
         log_bytes: 0,
         files: vec![],

@@ -134,6 +134,7 @@ fn run_change(run: usize, steps: usize) -> RunChange {
         summary: None,
         config: None,
         environment: None,
+        assets: None,
         events: EventsState {
             bytes: steps as u64 * LINE_BYTES,
             lines: steps as u64,
@@ -193,6 +194,8 @@ fn time_store(dir: &Path, args: &Case, batches: &[PointBatch]) -> anyhow::Result
         more: false,
         skipped: vec![],
         skipped_listed: false,
+        artifacts: vec![],
+        removed_artifacts: vec![],
     };
     store.apply_change_batch(remote, &listing)?;
     let start = Instant::now();

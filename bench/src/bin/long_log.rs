@@ -129,6 +129,8 @@ fn fill_store(dir: &Path, args: &Args) -> anyhow::Result<RunKey> {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         },
     )?;
     let mut line = vec![b'x'; args.chunk_bytes as usize];

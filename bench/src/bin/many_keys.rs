@@ -80,6 +80,7 @@ fn run_change(dir: &str, seq: u64, config: serde_json::Value) -> RunChange {
         summary: None,
         config: Some(config),
         environment: None,
+        assets: None,
         events: EventsState {
             bytes: 1 << 40,
             lines: 0,
@@ -146,6 +147,8 @@ fn build(dir: &Path, keys: usize) -> anyhow::Result<(Store, RemoteId, RunKey, Ru
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         },
     )?;
     for d in [DIR_A, DIR_B] {

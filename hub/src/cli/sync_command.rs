@@ -144,6 +144,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
                 "ok": error.is_none(),
                 "error": error,
                 "runs": stats.runs,
+                "artifacts": stats.artifacts,
                 "points": stats.points,
                 "log_bytes": stats.log_bytes,
                 "requests": stats.requests,

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use super::client::AgentClient;
 use super::error::SyncError;
+use super::validate;
 use crate::store_thread::StoreHandle;
 
 /// Runs per `changes` answer.
@@ -59,6 +60,8 @@ pub struct RoundStats {
     pub refused: u64,
     /// Runs and files the agent itself reported it could not send.
     pub agent_skipped: u64,
+    /// Artifacts whose state was listed as changed.
+    pub artifacts: u64,
 }
 
 /// Receives progress while a round runs.
@@ -135,9 +138,12 @@ async fn list_changes(
     };
     let mut in_flight = Some(request(cursor));
     while let Some(answer) = in_flight.take() {
-        let batch = answer
+        let mut batch = answer
             .await
             .map_err(|e| store_err(format!("a sync task failed: {e}")))??;
+        // Artifacts that break a rule are refused alone; the rest of the batch is stored.
+        let refused_artifacts = validate::artifact_items(&mut batch);
+        let artifacts_refused = refused_artifacts.len() as u64;
         let more = batch.more;
         if more {
             in_flight = Some(request(Some(batch.cursor.clone())));
@@ -151,23 +157,28 @@ async fn list_changes(
         // The store leaves out (and records) the runs and files that break the path rule.
         let (outcome, missing) = store
             .call(move |s| {
+                if !refused_artifacts.is_empty() {
+                    s.record_refusals(remote, runicorn_store::KIND_ARTIFACT, &refused_artifacts)?;
+                }
                 let outcome = s.apply_change_batch(remote, &batch)?;
                 Ok::<_, runicorn_store::StoreError>((outcome, s.points_bytes_pending(remote)?))
             })
             .await
             .map_err(store_err)?
             .map_err(store_err)?;
-        if outcome.refused_runs + outcome.refused_files > 0 {
+        if outcome.refused_runs + outcome.refused_files + artifacts_refused > 0 {
             tracing::warn!(
                 remote = client.remote(),
                 runs = outcome.refused_runs,
                 files = outcome.refused_files,
+                artifacts = artifacts_refused,
                 "items of a change batch refused; the rest is stored"
             );
         }
         let now = update(stats, |s| {
             s.runs += outcome.runs;
-            s.refused += outcome.refused_runs + outcome.refused_files;
+            s.refused += outcome.refused_runs + outcome.refused_files + artifacts_refused;
+            s.artifacts += outcome.artifacts;
             s.agent_skipped += agent_skipped;
             s.event_bytes_total = s.event_bytes_done + missing;
         });

@@ -9,7 +9,10 @@
 //! and log chunks here. An answer that is not the protocol at all (a frame that does not
 //! decode, the wrong answer type) never gets this far: the client refuses the agent as broken.
 
-use runicorn_protocol::wire::{check_wire_path, ChangeBatch, LogBatch, PointBatch, SkippedEntry};
+use runicorn_protocol::run_format::artifacts::{is_sha256_hex, RunLink, ARTIFACTS_DIR};
+use runicorn_protocol::wire::{
+    check_wire_path, ArtifactChange, ChangeBatch, LogBatch, PointBatch, SkippedEntry,
+};
 
 /// An answer that passed the checks, and the items of it the hub refused.
 #[derive(Debug)]
@@ -33,6 +36,168 @@ pub fn change_batch(batch: &ChangeBatch) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Most versions one artifact may have.
+pub const MAX_ARTIFACT_VERSIONS: usize = 100_000;
+/// Most files (and references) one version may list.
+pub const MAX_VERSION_FILES: usize = 1_000_000;
+/// Most runs that may be named as having used one version.
+pub const MAX_VERSION_USERS: usize = 100_000;
+/// Longest type, name, alias, run id or host accepted, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+/// Longest description or reference URI accepted, in bytes.
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Longest `problem` kept, in bytes (a longer one is cut, not refused).
+const MAX_PROBLEM_BYTES: usize = 4096;
+
+/// Why a type, name, alias, run id or host cannot be stored, if it cannot.
+fn short_name(what: &str, text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{what} of {} bytes (1 to {MAX_NAME_BYTES})",
+            text.len()
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("{what} {text:?} holds a control character"));
+    }
+    Ok(())
+}
+
+/// A size or number the store keeps as a signed 64-bit integer.
+fn fits_i64(what: &str, n: u64) -> Result<(), String> {
+    i64::try_from(n)
+        .map(|_| ())
+        .map_err(|_| format!("{what} {n} is beyond the largest number stored"))
+}
+
+fn run_link(what: &str, link: &RunLink) -> Result<(), String> {
+    short_name(&format!("{what}'s run id"), &link.run_id)?;
+    check_wire_path(&link.dir).map_err(|e| format!("{what}'s run directory: {e}"))?;
+    if let Some(host) = &link.host {
+        short_name(&format!("{what}'s host"), host)?;
+    }
+    Ok(())
+}
+
+/// Why one artifact of a change batch cannot be stored, if it cannot.
+fn artifact(a: &ArtifactChange) -> Result<(), String> {
+    check_wire_path(&a.dir).map_err(|e| format!("artifact directory: {e}"))?;
+    for (what, part) in [("type", &a.kind), ("name", &a.name)] {
+        short_name(&format!("artifact {what}"), part)?;
+        if part.contains('/') || part.starts_with('.') {
+            return Err(format!(
+                "artifact {what} {part:?} holds a '/' or starts with '.'"
+            ));
+        }
+    }
+    let expected = format!("{ARTIFACTS_DIR}/{}/{}", a.kind, a.name);
+    if a.dir != expected {
+        return Err(format!(
+            "artifact directory {:?} is not {expected:?} (its type and name)",
+            a.dir
+        ));
+    }
+    fits_i64("sequence value", a.seq)?;
+    for (alias, version) in &a.aliases {
+        short_name("alias", alias)?;
+        fits_i64(&format!("alias {alias:?}'s version"), *version)?;
+    }
+    if a.versions.len() > MAX_ARTIFACT_VERSIONS {
+        return Err(format!(
+            "{} versions (at most {MAX_ARTIFACT_VERSIONS})",
+            a.versions.len()
+        ));
+    }
+    for v in &a.versions {
+        let n = v.version;
+        fits_i64("version", n)?;
+        if v.files.len() > MAX_VERSION_FILES || v.references.len() > MAX_VERSION_FILES {
+            return Err(format!(
+                "v{n} lists {} files and {} references (at most {MAX_VERSION_FILES} each)",
+                v.files.len(),
+                v.references.len()
+            ));
+        }
+        if v.used_by.len() > MAX_VERSION_USERS {
+            return Err(format!(
+                "v{n} names {} runs that used it (at most {MAX_VERSION_USERS})",
+                v.used_by.len()
+            ));
+        }
+        if v.description
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_TEXT_BYTES)
+        {
+            return Err(format!(
+                "v{n}'s description is longer than {MAX_TEXT_BYTES} bytes"
+            ));
+        }
+        let mut total: u64 = 0;
+        for f in &v.files {
+            check_wire_path(&f.path).map_err(|e| format!("a file of v{n}: {e}"))?;
+            if !is_sha256_hex(&f.sha256) {
+                return Err(format!(
+                    "file {:?} of v{n}: malformed sha256 {:?}",
+                    f.path,
+                    f.sha256.chars().take(80).collect::<String>()
+                ));
+            }
+            fits_i64(&format!("size of file {:?} of v{n}", f.path), f.size)?;
+            total = total.saturating_add(f.size);
+        }
+        fits_i64(&format!("total size of v{n}"), total)?;
+        for r in &v.references {
+            if r.uri.is_empty() || r.uri.len() > MAX_TEXT_BYTES {
+                return Err(format!(
+                    "a reference of v{n} has a URI of {} bytes (1 to {MAX_TEXT_BYTES})",
+                    r.uri.len()
+                ));
+            }
+            if let Some(size) = r.size {
+                fits_i64(&format!("size of reference {:?}", r.uri), size)?;
+            }
+        }
+        if let Some(link) = &v.produced_by {
+            run_link(&format!("v{n}'s producer"), link)?;
+        }
+        for link in &v.used_by {
+            run_link(&format!("a user of v{n}"), link)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the artifacts of a change batch one by one: an artifact that breaks a rule is taken
+/// out and refused alone (returned), a `removed_artifacts` entry that is not an artifact
+/// directory is dropped, and an overlong `problem` is cut. The rest goes to the store.
+pub fn artifact_items(batch: &mut ChangeBatch) -> Vec<SkippedEntry> {
+    let mut refused = Vec::new();
+    batch.artifacts.retain_mut(|a| match artifact(a) {
+        Ok(()) => {
+            if let Some(problem) = a.problem.as_mut().filter(|p| p.len() > MAX_PROBLEM_BYTES) {
+                let mut end = MAX_PROBLEM_BYTES;
+                while !problem.is_char_boundary(end) {
+                    end -= 1;
+                }
+                problem.truncate(end);
+                problem.push('…');
+            }
+            true
+        }
+        Err(reason) => {
+            refused.push(SkippedEntry {
+                name: a.dir.chars().take(1024).collect(),
+                reason: format!("refused by the hub: {reason}"),
+            });
+            false
+        }
+    });
+    batch.removed_artifacts.retain(|dir| {
+        check_wire_path(dir).is_ok() && dir.starts_with(&format!("{ARTIFACTS_DIR}/"))
+    });
+    refused
 }
 
 /// Why one run's points cannot be stored, if they cannot.
@@ -184,6 +349,8 @@ mod tests {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         }
     }
 
@@ -248,6 +415,8 @@ mod tests {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         };
         // Bad items are the store's to leave out, not a reason to refuse the batch.
         assert!(change_batch(&batch).is_ok());

@@ -9,6 +9,7 @@ use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::artifacts::ArtifactChange;
 use super::float;
 
 /// One frame's content.
@@ -140,6 +141,15 @@ pub struct ChangeBatch {
     /// empty `skipped` means "no news" (older agents).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped_listed: bool,
+    /// Artifacts (`artifacts/<type>/<name>`) whose state changed, each whole, in change order
+    /// with the runs (their sequence values come from the same counter). In a `reset` listing
+    /// every artifact is listed, and artifacts not listed are gone. Only from agents that
+    /// announce the `artifacts` capability; absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<ArtifactChange>,
+    /// Artifact directories that no longer exist under the root (absent when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_artifacts: Vec<String>,
 }
 
 /// Something an agent left out of an answer, and why. `name` is for people only: a lossy,
@@ -184,6 +194,11 @@ pub struct RunChange {
     pub summary: Option<Value>,
     pub config: Option<Value>,
     pub environment: Option<Value>,
+    /// The run's `assets.json` as a JSON value (upstream 0.6/0.7 assets: code snapshot,
+    /// datasets, pretrained models, archived outputs), bounded like the records above; absent
+    /// when the file is (and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assets: Option<Value>,
     /// How far `events.jsonl` holds complete lines, and what is in them.
     pub events: EventsState,
     /// Size of `logs.txt` in bytes (0 when absent).

@@ -31,6 +31,7 @@ pub const CAPABILITIES: &[&str] = &[
     "subscribe",
     "manifest-sha256",
     LOG_BYTES_CAPABILITY,
+    ARTIFACTS_CAPABILITY,
     CHUNKS_CAPABILITY,
 ];
 /// The capability of an agent that answers a `log` request marked `exact` with the file's exact

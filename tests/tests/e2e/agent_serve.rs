@@ -657,3 +657,137 @@ fn requests_keep_their_ids_and_frames_never_mix() {
     }
     assert_eq!(got, ids, "answered in order, each with its id");
 }
+
+/// Writes version `v` of `artifacts/<kind>/<name>` as the Python SDK does (the bytes whole in
+/// the pool, hard-linked into `v<N>/files/`, manifest and metadata, then `versions.json` with
+/// every version up to `v` and `aliases`).
+fn write_artifact_version(root: &Path, kind: &str, name: &str, v: u64, aliases: &[(&str, u64)]) {
+    use runicorn_protocol::run_format::artifacts::fanout_path;
+    let dir = root.join("artifacts").join(kind).join(name);
+    let bytes = format!("{name} version {v}\n").repeat(100);
+    let tmp = root.join("artifacts/.pool/tmp/incoming");
+    fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+    fs::write(&tmp, &bytes).unwrap();
+    let sha = runicorn_tests::sha256sum(&tmp);
+    let pooled = root.join("artifacts/.pool").join(fanout_path(&sha));
+    fs::create_dir_all(pooled.parent().unwrap()).unwrap();
+    fs::rename(&tmp, &pooled).unwrap();
+    let vdir = dir.join(format!("v{v}"));
+    fs::create_dir_all(vdir.join("files")).unwrap();
+    fs::hard_link(&pooled, vdir.join("files/w.bin")).unwrap();
+    fs::write(
+        vdir.join("manifest.json"),
+        json!({"files": [{"path": "w.bin", "size": bytes.len(), "sha256": sha}], "references": []})
+            .to_string(),
+    )
+    .unwrap();
+    fs::write(
+        vdir.join("metadata.json"),
+        json!({"name": name, "type": kind, "version": v, "metadata": {"v": v}, "created_at": 1.0})
+            .to_string(),
+    )
+    .unwrap();
+    let versions: Vec<_> = (1..=v)
+        .map(|n| json!({"version": n, "created_at": 1.0, "size": bytes.len(), "files": 1}))
+        .collect();
+    let aliases: serde_json::Map<String, serde_json::Value> = aliases
+        .iter()
+        .map(|(a, n)| ((*a).to_owned(), json!(n)))
+        .collect();
+    let index = json!({"name": name, "type": kind, "versions": versions, "aliases": aliases});
+    let tmp = dir.join(".versions.json.tmp");
+    fs::write(&tmp, index.to_string()).unwrap();
+    fs::rename(tmp, dir.join("versions.json")).unwrap();
+}
+
+/// Asks for changes after `since` until an artifact change arrives.
+fn artifact_changes_after(agent: &mut AgentPipe, since: &Cursor, secs: f64) -> ChangeBatch {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    loop {
+        let batch = agent.changes(Some(since.clone()), 100);
+        if !batch.artifacts.is_empty() || !batch.removed_artifacts.is_empty() {
+            return batch;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no artifact change within {secs}s\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn artifacts_are_listed_bumped_by_a_new_version_or_a_lost_file_and_removed_with_a_tombstone() {
+    let root = tempfile::tempdir().unwrap();
+    write_run(root.path(), "runs/p/a", "finished", "");
+    write_artifact_version(root.path(), "model", "m", 1, &[("latest", 1)]);
+    write_artifact_version(root.path(), "model", "m", 2, &[("latest", 2), ("best", 1)]);
+    write_artifact_version(root.path(), "dataset", "d", 1, &[("latest", 1)]);
+    let mut agent = AgentPipe::start(root.path(), &["--poll", "0.3"], &[]);
+    let hello = agent.hello.clone().unwrap();
+    assert!(hello.capabilities.iter().any(|c| c == "artifacts"));
+
+    // The reset listing, one entry per page, holds the run and both artifacts.
+    let pages = agent.changes_all(None, 1);
+    assert!(pages[0].reset);
+    let listed: Vec<_> = pages.iter().flat_map(|b| b.artifacts.clone()).collect();
+    let mut dirs: Vec<&str> = listed.iter().map(|a| a.dir.as_str()).collect();
+    dirs.sort();
+    assert_eq!(dirs, ["artifacts/dataset/d", "artifacts/model/m"]);
+    assert_eq!(pages.iter().map(|b| b.runs.len()).sum::<usize>(), 1);
+    let m = listed.iter().find(|a| a.name == "m").unwrap();
+    assert_eq!((m.kind.as_str(), m.versions.len()), ("model", 2));
+    assert_eq!(m.aliases.get("best"), Some(&1));
+    assert_eq!(
+        m.versions[1].files[0].stored,
+        runicorn_protocol::wire::StoredAs::Whole
+    );
+    assert_eq!(m.versions[1].metadata, Some(json!({"v": 2})));
+    let cursor = pages.last().unwrap().cursor.clone();
+    assert!(!pages.last().unwrap().more);
+    assert_eq!(cursor.seq, 3, "runs and artifacts share one counter");
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+
+    // A new version: m alone comes again, whole.
+    write_artifact_version(root.path(), "model", "m", 3, &[("latest", 3), ("best", 3)]);
+    let batch = artifact_changes_after(&mut agent, &cursor, 5.0);
+    assert!(batch.runs.is_empty() && batch.removed_artifacts.is_empty());
+    assert_eq!(batch.artifacts.len(), 1);
+    let m = &batch.artifacts[0];
+    assert_eq!((m.dir.as_str(), m.versions.len()), ("artifacts/model/m", 3));
+    assert_eq!(m.aliases.get("best"), Some(&3));
+    assert!(m.seq > cursor.seq);
+    let cursor = batch.cursor;
+
+    // Its pool loses v1's bytes (the hidden pool is seen by the periodic scan).
+    let sha = m.versions[0].files[0].sha256.clone();
+    fs::remove_file(
+        root.path()
+            .join("artifacts/.pool")
+            .join(runicorn_protocol::run_format::artifacts::fanout_path(&sha)),
+    )
+    .unwrap();
+    let batch = artifact_changes_after(&mut agent, &cursor, 5.0);
+    assert_eq!(
+        batch.artifacts[0].versions[0].files[0].stored,
+        runicorn_protocol::wire::StoredAs::Missing
+    );
+    let cursor = batch.cursor;
+
+    // The dataset's directory goes: a tombstone, and a new listing leaves it out.
+    fs::remove_dir_all(root.path().join("artifacts/dataset/d")).unwrap();
+    let batch = artifact_changes_after(&mut agent, &cursor, 5.0);
+    assert_eq!(batch.removed_artifacts, ["artifacts/dataset/d"]);
+    assert!(batch.artifacts.is_empty());
+    let again = agent.changes_all(None, 100);
+    let dirs: Vec<String> = again
+        .iter()
+        .flat_map(|b| b.artifacts.iter().map(|a| a.dir.clone()))
+        .collect();
+    assert_eq!(dirs, ["artifacts/model/m"]);
+    assert!(again.iter().all(|b| b.removed_artifacts.is_empty()));
+}

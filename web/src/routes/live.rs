@@ -438,6 +438,8 @@ mod tests {
             more: false,
             skipped: vec![],
             skipped_listed: false,
+            artifacts: vec![],
+            removed_artifacts: vec![],
         };
         store.apply_change_batch(remote, &batch).unwrap();
         let key = store.run(remote, DIR).unwrap().unwrap().key;

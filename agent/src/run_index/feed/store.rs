@@ -14,7 +14,8 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use super::super::manifest::{ListedDir, Manifest, ManifestFile};
 use super::super::records::StoredRecords;
 use super::super::{upsert_cached, IndexError, RunIndex, UPSERT_CACHED_SQL};
-use super::{FeedEntry, FeedPage, KnownRun, Presence, Scanned};
+use super::artifacts::{self, ArtifactRow};
+use super::{ArtifactEntry, FeedEntry, FeedPage, KnownRun, Presence, Scanned};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -24,7 +25,7 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn read_counter(tx: &rusqlite::Connection) -> rusqlite::Result<u64> {
+pub(super) fn read_counter(tx: &rusqlite::Connection) -> rusqlite::Result<u64> {
     let text: Option<String> = tx
         .query_row("SELECT value FROM index_info WHERE key = 'seq'", [], |r| {
             r.get(0)
@@ -106,6 +107,9 @@ impl RunIndex {
                 .map_err(err)?;
             rows
         };
+        let artifact_rows: Vec<ArtifactRow> =
+            artifacts::page_rows(&tx, to_i64(after), to_i64(limit as u64), with_removed)
+                .map_err(err)?;
         tx.commit().map_err(err)?;
         // Parsing the stored JSON needs no lock on the database; do it on several threads.
         let entries = map_in_order(
@@ -118,6 +122,7 @@ impl RunIndex {
                         seq,
                         dir: dir.clone(),
                         state: None,
+                        artifact: None,
                     });
                 }
                 let state = state_from_row(seq, head, records, files)?;
@@ -125,10 +130,25 @@ impl RunIndex {
                     seq,
                     dir: dir.clone(),
                     state: Some(state),
+                    artifact: None,
                 })
             },
         )
         .into_iter()
+        .chain(artifact_rows.into_iter().map(|(dir, seq, removed, state)| {
+            let seq = to_u64(seq);
+            let artifact = if removed != 0 {
+                ArtifactEntry::Removed
+            } else {
+                ArtifactEntry::Present(Box::new(artifacts::state_from_row(seq, &state)?))
+            };
+            Ok(FeedEntry {
+                seq,
+                dir,
+                state: None,
+                artifact: Some(artifact),
+            })
+        }))
         .collect::<Result<Vec<_>, serde_json::Error>>()
         .map_err(|e| {
             err(rusqlite::Error::FromSqlConversionFailure(
@@ -137,6 +157,10 @@ impl RunIndex {
                 Box::new(e),
             ))
         })?;
+        // Runs and artifacts share one counter: one page is the first `limit` of both.
+        let mut entries = entries;
+        entries.sort_by_key(|e| e.seq);
+        entries.truncate(limit);
         Ok(FeedPage { entries, counter })
     }
 
@@ -375,6 +399,7 @@ fn state_from_row(
     state.summary = records.summary;
     state.config = records.config;
     state.environment = records.environment;
+    state.assets = records.assets;
     state.files = parse_files(files)?
         .into_iter()
         .map(|f| FileEntry {
