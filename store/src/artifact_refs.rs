@@ -252,27 +252,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// The schema-6 tables this module reads (the SQL of the migration, for a store that does
-    /// not have it yet).
-    const SCHEMA_6_ARTIFACTS: &str = "
-        CREATE TABLE IF NOT EXISTS artifacts(id INTEGER PRIMARY KEY,
-            remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE, dir TEXT NOT NULL,
-            seq INTEGER NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, problem TEXT,
-            removed INTEGER NOT NULL DEFAULT 0, UNIQUE(remote, dir));
-        CREATE TABLE IF NOT EXISTS artifact_versions(artifact INTEGER NOT NULL, version INTEGER NOT NULL,
-            created_at REAL, description TEXT, metadata TEXT, size INTEGER NOT NULL,
-            produced_run_id TEXT, produced_dir TEXT, produced_host TEXT,
-            refs TEXT NOT NULL DEFAULT '[]', PRIMARY KEY(artifact, version)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS artifact_aliases(artifact INTEGER NOT NULL, alias TEXT NOT NULL,
-            version INTEGER NOT NULL, PRIMARY KEY(artifact, alias)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS artifact_files(artifact INTEGER NOT NULL, version INTEGER NOT NULL,
-            path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, stored TEXT NOT NULL,
-            PRIMARY KEY(artifact, version, path)) WITHOUT ROWID;";
-
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.conn.execute_batch(SCHEMA_6_ARTIFACTS).unwrap();
         store
             .conn
             .execute_batch(

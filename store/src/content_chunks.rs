@@ -340,14 +340,9 @@ pub fn hash_content(reader: &mut impl Read) -> io::Result<(String, u64)> {
 mod tests {
     use super::*;
 
-    const SCHEMA_6_CONTENT_CHUNKS: &str = "CREATE TABLE IF NOT EXISTS content_chunks(
-        content TEXT NOT NULL, idx INTEGER NOT NULL, chunk TEXT NOT NULL,
-        offset INTEGER NOT NULL, size INTEGER NOT NULL, PRIMARY KEY(content, idx)) WITHOUT ROWID;";
-
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.conn.execute_batch(SCHEMA_6_CONTENT_CHUNKS).unwrap();
         (dir, store)
     }
 
