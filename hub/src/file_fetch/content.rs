@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use runicorn_protocol::run_format::artifacts::{
     fanout_path, is_sha256_hex, ChunkerParams, ARTIFACTS_DIR, CHUNKED_MIN_FILE_BYTES, POOL_DIR,
 };
@@ -27,6 +29,11 @@ use crate::local_transport::{local_agent_program, spawn_local_agent};
 use crate::open_link::{start_agent_over, OpenOptions};
 use crate::remote_address::RemoteAddress;
 use crate::sync::AgentClient;
+
+/// Most bytes of consecutive chunks read in one go.
+const SEGMENT_BYTES: u64 = 4 << 20;
+/// Segments read at once (each on its own SFTP file handle, on the one file connection).
+const SEGMENTS_IN_FLIGHT: usize = 8;
 
 /// One content to bring into the cache.
 #[derive(Debug, Clone)]
@@ -243,7 +250,7 @@ impl RemoteFiles {
             .await
             .map_err(|_| FetchError::StoreGone)?
         };
-        let mut done: u64 = chunks
+        let done: u64 = chunks
             .iter()
             .filter(|c| held.contains(&c.sha256))
             .map(|c| u64::from(c.size))
@@ -251,63 +258,24 @@ impl RemoteFiles {
         if let Some(p) = &progress {
             p(done);
         }
-        let mut got: HashSet<String> = held;
-        let mut open: Option<(String, u64, SourceFile)> = None;
-        for loc in &chunks {
-            if got.contains(&loc.sha256) {
-                continue;
-            }
-            let reuse = open
-                .as_ref()
-                .is_some_and(|(path, pos, _)| *path == loc.path && *pos == loc.offset);
-            if !reuse {
-                let (src, _) = self
-                    .open_source(remote, address, &loc.path, loc.offset, want)
-                    .await?;
-                open = Some((loc.path.clone(), loc.offset, src));
-            }
-            let Some((_, pos, src)) = open.as_mut() else {
-                continue; // Set just above.
-            };
-            let bytes = read_exact(src, loc.size as usize).await.map_err(|reason| {
-                FetchError::Interrupted {
-                    remote: remote.name.clone(),
-                    path: want.label.clone(),
-                    done,
-                    size: want.size,
-                    reason: format!("reading chunk {} at {}: {reason}", loc.path, loc.offset),
-                }
-            })?;
-            *pos += bytes.len() as u64;
-            let (cache, name) = (chunk_cache.clone(), loc.sha256.clone());
-            let kept = blocking(move || cache.put(&name, &bytes)).await?;
-            if let Err(refused) = kept {
-                tracing::warn!(
-                    "remote {}: chunk {} of {} refused: its bytes hash to {}",
-                    remote.name,
-                    refused.expected,
-                    want.label,
-                    refused.actual
-                );
-                return Err(FetchError::ChunkRefused {
-                    remote: remote.name.clone(),
-                    what: want.label.clone(),
-                    chunk: refused.expected,
-                    location: loc.path.clone(),
-                    actual: refused.actual,
-                });
-            }
-            moved
-                .bytes_moved
-                .fetch_add(u64::from(loc.size), Ordering::Relaxed);
-            moved.chunks_moved.fetch_add(1, Ordering::Relaxed);
-            done += u64::from(loc.size);
-            if let Some(p) = &progress {
-                p(done);
-            }
-            got.insert(loc.sha256.clone());
+        let done = Arc::new(AtomicU64::new(done));
+        let mut reads = futures::stream::iter(segments(&chunks, held))
+            .map(|segment| {
+                self.fetch_segment(
+                    remote,
+                    address,
+                    want,
+                    &chunk_cache,
+                    segment,
+                    moved,
+                    (&done, &progress),
+                )
+            })
+            .buffer_unordered(SEGMENTS_IN_FLIGHT);
+        while let Some(read) = reads.next().await {
+            read?;
         }
-        drop(open);
+        drop(reads);
         let rows = content_rows(&chunks);
         let (cache, rows_for_check, size, expected) = (
             chunk_cache.clone(),
@@ -343,6 +311,77 @@ impl RemoteFiles {
             .call(move |s| s.record_content_chunks(&content, &rows))
             .await??;
         Ok(layout)
+    }
+
+    /// Reads one segment of missing chunks (consecutive in one file) and keeps each chunk
+    /// whose bytes hash to its name; the first that does not fails the fetch.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_segment(
+        &self,
+        remote: &RemoteRow,
+        address: &RemoteAddress,
+        want: &ContentWanted,
+        chunk_cache: &ChunkCache,
+        segment: Segment,
+        moved: &MovedCounter,
+        (done, progress): (&AtomicU64, &Option<TransferProgress>),
+    ) -> Result<(), FetchError> {
+        let (mut src, _) = self
+            .open_source(remote, address, &segment.path, segment.offset, want)
+            .await?;
+        let total = segment.len();
+        let bytes = read_exact(&mut src, total as usize)
+            .await
+            .map_err(|reason| FetchError::Interrupted {
+                remote: remote.name.clone(),
+                path: want.label.clone(),
+                done: done.load(Ordering::Relaxed),
+                size: want.size,
+                reason: format!(
+                    "reading {} bytes of {} at {}: {reason}",
+                    total, segment.path, segment.offset
+                ),
+            })?;
+        drop(src);
+        let cache = chunk_cache.clone();
+        let chunks = segment.chunks.clone();
+        let kept = blocking(move || {
+            let mut at = 0usize;
+            for c in &chunks {
+                let end = at + c.size as usize;
+                if let Err(refused) = cache.put(&c.sha256, &bytes[at..end])? {
+                    return Ok(Err((refused, c.path.clone())));
+                }
+                at = end;
+            }
+            Ok(Ok(()))
+        })
+        .await?;
+        if let Err((refused, location)) = kept {
+            tracing::warn!(
+                "remote {}: chunk {} of {} refused: its bytes hash to {}",
+                remote.name,
+                refused.expected,
+                want.label,
+                refused.actual
+            );
+            return Err(FetchError::ChunkRefused {
+                remote: remote.name.clone(),
+                what: want.label.clone(),
+                chunk: refused.expected,
+                location,
+                actual: refused.actual,
+            });
+        }
+        moved.bytes_moved.fetch_add(total, Ordering::Relaxed);
+        moved
+            .chunks_moved
+            .fetch_add(segment.chunks.len() as u64, Ordering::Relaxed);
+        let now = done.fetch_add(total, Ordering::Relaxed) + total;
+        if let Some(p) = progress {
+            p(now);
+        }
+        Ok(())
     }
 
     /// Opens `relative` (under the root) at `offset` on the remote, by the file rules.
@@ -538,6 +577,46 @@ fn check_chunk_list(
     Ok(listed.chunks)
 }
 
+/// Missing chunks that are consecutive in one file on the server, read in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    path: String,
+    offset: u64,
+    chunks: Vec<ChunkLocation>,
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        self.chunks.iter().map(|c| u64::from(c.size)).sum()
+    }
+}
+
+/// The chunks not `held` (each once), grouped into segments of at most [`SEGMENT_BYTES`].
+fn segments(chunks: &[ChunkLocation], mut held: HashSet<String>) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    for loc in chunks {
+        if !held.insert(loc.sha256.clone()) {
+            continue;
+        }
+        if let Some(last) = out.last_mut() {
+            let len = last.len();
+            if last.path == loc.path
+                && last.offset + len == loc.offset
+                && len + u64::from(loc.size) <= SEGMENT_BYTES
+            {
+                last.chunks.push(loc.clone());
+                continue;
+            }
+        }
+        out.push(Segment {
+            path: loc.path.clone(),
+            offset: loc.offset,
+            chunks: vec![loc.clone()],
+        });
+    }
+    out
+}
+
 /// The `content_chunks` rows of a chunk list (offsets within the content).
 fn content_rows(chunks: &[ChunkLocation]) -> Vec<ContentChunk> {
     let mut offset = 0u64;
@@ -616,6 +695,25 @@ mod tests {
         let e = check_chunk_list("gpu", &want(30), missing).unwrap_err();
         assert!(e.to_string().contains("not in the pool"), "{e}");
         let rows = content_rows(&[loc(10, "x"), loc(20, "y")]);
+        // Consecutive missing chunks of one file are read together; held ones are skipped.
+        let at = |sha: char, size: u32, path: &str, offset: u64| ChunkLocation {
+            sha256: sha.to_string().repeat(64),
+            size,
+            path: path.into(),
+            offset,
+        };
+        let list = [
+            at('1', 10, "w", 0),
+            at('2', 10, "w", 10),
+            at('3', 10, "w", 20),
+            at('4', 10, "w", 30),
+            at('1', 10, "w", 40),
+            at('5', 10, "c/5", 0),
+        ];
+        let held: HashSet<String> = ["3".repeat(64)].into_iter().collect();
+        let segs = segments(&list, held);
+        let shape: Vec<(u64, usize)> = segs.iter().map(|s| (s.offset, s.chunks.len())).collect();
+        assert_eq!(shape, vec![(0, 2), (30, 1), (0, 1)]);
         assert_eq!((rows[1].offset, rows[1].size), (10, 20));
     }
 }
