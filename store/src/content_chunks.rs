@@ -48,6 +48,16 @@ pub enum CachedLayout {
     Chunks(Vec<(ContentChunk, PathBuf)>),
 }
 
+impl CachedLayout {
+    /// The content's size: the whole file's length, or the sum of its chunks.
+    pub fn size(&self) -> std::io::Result<u64> {
+        match self {
+            CachedLayout::Whole(path) => Ok(std::fs::metadata(path)?.len()),
+            CachedLayout::Chunks(chunks) => Ok(chunks.iter().map(|(c, _)| c.size).sum()),
+        }
+    }
+}
+
 impl ChunkCache {
     /// The chunk folder of the file cache `files`.
     pub fn of(files: &FileCache) -> ChunkCache {

@@ -35,13 +35,18 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 /// Segments read at once (each on its own SFTP file handle, on the one file connection).
 const SEGMENTS_IN_FLIGHT: usize = 8;
 
+/// `ContentWanted::stored` of an upstream blob (`archive/blobs/…`) whose size the hub does
+/// not know: the agent's chunk list gives it, and the whole SHA-256 is checked as always.
+pub const BLOB: &str = "blob";
+
 /// One content to bring into the cache.
 #[derive(Debug, Clone)]
 pub struct ContentWanted {
     pub sha256: String,
     pub size: u64,
     /// How the server said it holds it: `whole`, `chunked`, `missing` (artifact files), or
-    /// anything else (an upstream blob: asked for by chunks).
+    /// [`BLOB`] (an upstream blob by its SHA-256, size unknown until the agent lists it: asked
+    /// for by chunks).
     pub stored: String,
     /// What to call it in messages (`model:v3/weights.bin`).
     pub label: String,
@@ -103,7 +108,7 @@ impl RemoteFiles {
             }
             return Ok(layout);
         }
-        if want.size == 0 {
+        if want.size == 0 && want.stored != BLOB {
             let sha = want.sha256.clone();
             let path = self
                 .inner
@@ -232,6 +237,16 @@ impl RemoteFiles {
         moved: &MovedCounter,
     ) -> Result<CachedLayout, FetchError> {
         let listed = self.chunk_list(remote, address, want).await?;
+        let sized;
+        let want = if want.stored == BLOB && listed.error.is_none() {
+            sized = ContentWanted {
+                size: listed.size,
+                ..want.clone()
+            };
+            &sized
+        } else {
+            want
+        };
         let chunks = check_chunk_list(&remote.name, want, listed)?;
         moved
             .chunks_total

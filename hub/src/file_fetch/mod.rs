@@ -33,7 +33,7 @@ use std::sync::Arc;
 use runicorn_store::{FileCache, FileRow, Partial, RemoteId, RemoteRow, RunRow};
 use tokio::sync::{Mutex, Semaphore};
 
-pub use content::{ContentWanted, MovedCounter};
+pub use content::{ContentWanted, MovedCounter, BLOB};
 pub use error::FetchError;
 pub use manifest_path::check_manifest_path;
 

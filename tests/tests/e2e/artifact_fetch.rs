@@ -329,3 +329,39 @@ fn offline_a_cached_version_is_served_and_an_uncached_one_fails_clearly() {
     );
     assert!(dash.stop(Duration::from_secs(20)));
 }
+
+#[test]
+fn an_upstream_blob_is_fetched_by_its_sha256_and_served_from_the_cache_offline() {
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    // Upstream 0.7's blob store: archive/blobs/<sha[:2]>/<sha>, 5 MiB (cut by the agent).
+    let blob = noise(5 << 20, 11);
+    let sha = runicorn_artifact_store::chunking::sha256_hex(&blob);
+    let dir = root.path().join("archive/blobs").join(&sha[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&sha), &blob).unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    connect(&home, hub_dir.path(), &sshd, root.path());
+    let store = StoreHandle::open(hub_dir.path()).unwrap();
+    let fetcher: Arc<dyn runicorn_web::FileFetcher> =
+        Arc::new(RemoteFiles::with_connect_options(store, home.options()));
+    let dash = ServedDashboard::start(hub_dir.path(), Some(fetcher));
+    let url = format!("/api/remotes/gpu/blobs/{sha}");
+
+    let got = dash.get(&url);
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(got.body == blob, "the blob's bytes differ");
+    let absent = dash.get(&format!("/api/remotes/gpu/blobs/{}", "0".repeat(64)));
+    assert_eq!(absent.status, 404, "{}", absent.text());
+    assert_eq!(dash.get("/api/remotes/gpu/blobs/..%2f..%2fetc").status, 400);
+
+    drop(sshd);
+    let ranged = runicorn_tests::http::Request::get(&url)
+        .header("Range", "bytes=-1000")
+        .send(dash.addr);
+    assert_eq!(ranged.status, 206, "{}", ranged.text());
+    assert!(ranged.body == blob[blob.len() - 1000..]);
+    assert!(dash.stop(Duration::from_secs(20)));
+}

@@ -5,6 +5,9 @@
 //! chunks the cache lacks cross the link, each verified, then the whole). `Range` is answered
 //! (206/416) over either layout. A remote that cannot be reached for an uncached content is
 //! `503 remote_offline`; a cached one is served whatever the remote's state.
+//!
+//! `GET /api/remotes/{name}/blobs/{sha256}`: an upstream blob (`archive/blobs/…` of a run's
+//! assets) by its SHA-256, the same way (its size comes from the agent's chunk list).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -91,6 +94,55 @@ pub async fn get(
         }
     };
     serve_content(layout, file.size, &file.sha256, &path, &headers).await
+}
+
+/// `GET /api/remotes/{name}/blobs/{sha256}`.
+pub async fn blob(
+    State(state): State<Arc<AppState>>,
+    ApiPath((remote, sha256)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !runicorn_store::is_sha256_hex(&sha256) {
+        return Err(ApiError::bad_request(format!(
+            "{sha256:?} is not a SHA-256 (64 lowercase hex digits)"
+        )));
+    }
+    let (name, sha) = (remote.clone(), sha256.clone());
+    let (remote_id, cached) = state
+        .pool
+        .read(move |store| {
+            let row = store.remote(&name)?.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no remote named {name:?}; GET /api/remotes lists them"
+                ))
+            })?;
+            Ok((row.id, store.cached_layout(&sha)?))
+        })
+        .await?;
+    let layout = match cached {
+        Some(layout) => layout,
+        None => {
+            let Some(fetcher) = state.files.clone() else {
+                return Err(ApiError::not_found(format!(
+                    "blob {sha256} of {remote} is not in the hub's cache yet"
+                )));
+            };
+            let ask = ContentAsk {
+                sha256: sha256.clone(),
+                size: 0,
+                stored: "blob".into(),
+                label: format!("blob {sha256}"),
+            };
+            fetcher
+                .fetch_content(remote_id, ask)
+                .await
+                .map_err(|f| fetch_error(&f))?
+        }
+    };
+    let size = layout
+        .size()
+        .map_err(|e| ApiError::internal(format!("cannot read the cached blob {sha256}: {e}")))?;
+    serve_content(layout, size, &sha256, &sha256, &headers).await
 }
 
 /// Serves a cached content, whole or a range of it.

@@ -73,6 +73,10 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
             "/api/artifacts/{remote}/{type}/{name}/{version}/files/{*path}",
             get(artifact_files::get),
         )
+        .route(
+            "/api/remotes/{name}/blobs/{sha256}",
+            get(artifact_files::blob),
+        )
         .route("/api/compare", get(compare::get))
         .route("/api/events", get(events::stream))
         .route("/", get(crate::assets::index))
