@@ -365,3 +365,68 @@ fn an_upstream_blob_is_fetched_by_its_sha256_and_served_from_the_cache_offline()
     assert!(ranged.body == blob[blob.len() - 1000..]);
     assert!(dash.stop(Duration::from_secs(20)));
 }
+
+#[test]
+fn the_agent_lists_chunks_over_pipes_for_recipes_whole_files_and_blobs_and_refuses_bad_names() {
+    use runicorn_protocol::wire::{Body, ChunksRequest, CHUNKS_CAPABILITY};
+    use runicorn_tests::agent_pipe::AgentPipe;
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let weights = write_versions(root.path(), scratch.path());
+    let blob = noise(300_000, 12);
+    let blob_sha = runicorn_artifact_store::chunking::sha256_hex(&blob);
+    let dir = root.path().join("archive/blobs").join(&blob_sha[..2]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&blob_sha), &blob).unwrap();
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let hello = agent.hello.clone().unwrap();
+    assert!(hello.capabilities.iter().any(|c| c == CHUNKS_CAPABILITY));
+
+    let mut contents: Vec<(String, Vec<u8>)> = [&weights[0], &weights[2], &blob]
+        .into_iter()
+        .map(|b| (runicorn_artifact_store::chunking::sha256_hex(b), b.clone()))
+        .collect();
+    contents.push(("../../etc/passwd".into(), vec![]));
+    contents.push(("f".repeat(64), vec![]));
+    let asked = contents.iter().map(|(s, _)| s.clone()).collect();
+    let Body::ChunkList(list) = agent.request(Body::Chunks(ChunksRequest { contents: asked }))
+    else {
+        panic!("no chunk_list; stderr: {}", agent.stderr());
+    };
+    assert_eq!(list.contents.len(), 5);
+    for (answer, (sha, bytes)) in list.contents.iter().zip(&contents).take(3) {
+        assert_eq!(&answer.sha256, sha);
+        assert_eq!(answer.error, None, "{sha}");
+        assert_eq!(answer.size, bytes.len() as u64);
+        // Each location holds exactly the chunk's bytes, and they tile the content.
+        let mut at = 0usize;
+        for c in &answer.chunks {
+            let file = std::fs::read(root.path().join(&c.path)).unwrap();
+            let o = c.offset as usize;
+            let piece = &file[o..o + c.size as usize];
+            assert_eq!(
+                runicorn_artifact_store::chunking::sha256_hex(piece),
+                c.sha256
+            );
+            assert!(piece == &bytes[at..at + c.size as usize]);
+            at += c.size as usize;
+        }
+        assert_eq!(at, bytes.len());
+    }
+    // v3 is packed: its chunks are chunk files; v1 and the blob are cut where they lie.
+    assert!(list.contents[1]
+        .chunks
+        .iter()
+        .all(|c| c.path.starts_with("artifacts/.chunks/")));
+    assert!(list.contents[0]
+        .chunks
+        .iter()
+        .all(|c| c.path.starts_with("artifacts/.pool/")));
+    assert!(list.contents[2]
+        .chunks
+        .iter()
+        .all(|c| c.path.starts_with("archive/blobs/")));
+    for bad in &list.contents[3..] {
+        assert!(bad.error.is_some() && bad.chunks.is_empty(), "{bad:?}");
+    }
+}
