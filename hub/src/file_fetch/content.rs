@@ -102,6 +102,17 @@ impl RemoteFiles {
             remote: format!("#{}", remote_id.0),
         })?;
         if let Some(layout) = cached {
+            // Just used: last in the order of a cache clean-up.
+            let paths: Vec<std::path::PathBuf> = match &layout {
+                CachedLayout::Whole(p) => vec![p.clone()],
+                CachedLayout::Chunks(c) => c.iter().map(|(_, p)| p.clone()).collect(),
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                for p in paths {
+                    runicorn_store::FileCache::touch(&p);
+                }
+            })
+            .await;
             moved.contents_cached.fetch_add(1, Ordering::Relaxed);
             if let Some(p) = &progress {
                 p(want.size);
