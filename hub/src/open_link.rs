@@ -70,28 +70,46 @@ pub async fn open_link(
             let session = ssh::connect(&resolved, &connect_opts)
                 .await
                 .map_err(transport_err)?;
-            let mut args = vec!["serve".to_owned(), "--stdio".to_owned()];
-            if let Some(root) = root {
-                args.push("--root".into());
-                args.push(root.clone());
-            }
-            args.extend(opts.agent_args.iter().cloned());
-            let channel = session
-                .start_agent(agent.as_deref(), &args)
-                .await
-                .map_err(transport_err)?;
-            let (reader, writer, diagnostics) = channel.into_parts();
+            let link =
+                start_agent_over(&session, agent.as_deref(), root.as_deref(), name, opts).await?;
             Ok(OpenLink {
-                link: AgentLink {
-                    reader: Box::new(reader),
-                    writer: Box::new(writer),
-                    diagnostics: Box::new(SshDiagnostics(diagnostics)),
-                    describe: name.to_owned(),
-                },
+                link,
                 ssh: Some(session),
             })
         }
     }
+}
+
+/// Starts `runicorn-agent serve --stdio` on an open SSH connection (the sync's, or the file
+/// connection's when the hub asks for chunk lists).
+pub(crate) async fn start_agent_over(
+    session: &ssh::SshSession,
+    agent: Option<&str>,
+    root: Option<&str>,
+    name: &str,
+    opts: &OpenOptions,
+) -> Result<AgentLink, SyncError> {
+    let mut args = vec!["serve".to_owned(), "--stdio".to_owned()];
+    if let Some(root) = root {
+        args.push("--root".into());
+        args.push(root.to_owned());
+    }
+    args.extend(opts.agent_args.iter().cloned());
+    let channel = session
+        .start_agent(agent, &args)
+        .await
+        .map_err(|e| SyncError::Transport {
+            remote: name.to_owned(),
+            transient: e.is_transient(),
+            message: e.to_string(),
+        })?;
+    let (reader, writer, diagnostics) = channel.into_parts();
+    Ok(AgentLink {
+        reader: Box::new(reader),
+        writer: Box::new(writer),
+        diagnostics: Box::new(SshDiagnostics(diagnostics)),
+        describe: name.to_owned(),
+    })
 }
 
 struct SshDiagnostics(ssh::AgentMonitor);

@@ -7,6 +7,10 @@
 //! fetch copying it out) cannot be locked exclusively and is kept; a removed file is forgotten by
 //! every manifest entry that pointed at it, so it is fetched again when next asked for.
 //! Temporary files (`files/tmp/`, transfers under way) are never touched.
+//!
+//! Artifact chunks (`files/chunks/`) count too, each chunk file once: `cache gc` removes them
+//! by the same least-recently-used order, and a content that lost a chunk is no longer recorded
+//! as held (its other chunks stay; a later fetch brings only the missing ones).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, TryLockError};
@@ -15,6 +19,7 @@ use std::time::UNIX_EPOCH;
 
 use rusqlite::params;
 
+use crate::content_chunks::CHUNKS_DIR;
 use crate::error::{SqliteContext, StoreError};
 use crate::file_cache::is_sha256_hex;
 use crate::store::{Store, FILES_DIR};
@@ -49,6 +54,9 @@ pub struct CacheUsage {
     /// Contents no manifest entry points at any more (a run removed, a file changed).
     pub unreferenced_files: u64,
     pub unreferenced_bytes: u64,
+    /// Artifact chunk files (`files/chunks/`), each once, not in `files`/`bytes`.
+    pub chunk_files: u64,
+    pub chunk_bytes: u64,
 }
 
 /// What [`Store::cache_gc`] did (or, on a dry run, would do).
@@ -70,45 +78,12 @@ impl Store {
 
     /// Every content in the cache folder, by hash.
     fn cached_contents(&self) -> Result<Vec<CacheEntry>, StoreError> {
-        let root = self.cache_dir();
-        let mut found = Vec::new();
-        let shards = match std::fs::read_dir(&root) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-            Err(e) => return Err(StoreError::io(&root, e)),
-        };
-        for shard in shards {
-            let shard = shard.map_err(|e| StoreError::io(&root, e))?;
-            let prefix = shard.file_name().to_string_lossy().into_owned();
-            // `tmp/` and anything else that is not a two-digit shard is not content.
-            if prefix.len() != 2 || !shard.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let shard_path = shard.path();
-            let entries =
-                std::fs::read_dir(&shard_path).map_err(|e| StoreError::io(&shard_path, e))?;
-            for entry in entries.flatten() {
-                let sha256 = format!("{prefix}{}", entry.file_name().to_string_lossy());
-                if !is_sha256_hex(&sha256) {
-                    continue;
-                }
-                let Ok(meta) = entry.metadata() else { continue };
-                if !meta.is_file() {
-                    continue;
-                }
-                let last_used = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0.0, |d| d.as_secs_f64());
-                found.push(CacheEntry {
-                    sha256,
-                    size: meta.len(),
-                    last_used,
-                });
-            }
-        }
-        Ok(found)
+        entries_in_shards(&self.cache_dir(), false)
+    }
+
+    /// Every artifact chunk in the cache (`files/chunks/<sha[:2]>/<sha>`), by hash.
+    fn cached_chunks(&self) -> Result<Vec<CacheEntry>, StoreError> {
+        entries_in_shards(&self.cache_dir().join(CHUNKS_DIR), true)
     }
 
     /// (remote name, content hash) for every manifest entry the cache holds, once per pair.
@@ -159,7 +134,10 @@ impl Store {
             .iter()
             .filter(|c| !referenced.contains(&c.sha256))
             .collect();
+        let chunks = self.cached_chunks()?;
         Ok(CacheUsage {
+            chunk_files: chunks.len() as u64,
+            chunk_bytes: chunks.iter().map(|c| c.size).sum(),
             dir: self.cache_dir(),
             files: contents.len() as u64,
             bytes: contents.iter().map(|c| c.size).sum(),
@@ -172,25 +150,39 @@ impl Store {
     /// Removes least recently used contents until the cache holds at most `max_bytes`; a
     /// content in use is kept (and reported). With `dry_run`, only says what it would remove.
     pub fn cache_gc(&mut self, max_bytes: u64, dry_run: bool) -> Result<CacheGcReport, StoreError> {
-        let mut contents = self.cached_contents()?;
-        contents.sort_by(|a, b| {
+        let root = self.cache_dir();
+        let chunk_root = root.join(CHUNKS_DIR);
+        let mut contents: Vec<(CacheEntry, bool)> = self
+            .cached_contents()?
+            .into_iter()
+            .map(|c| (c, false))
+            .chain(self.cached_chunks()?.into_iter().map(|c| (c, true)))
+            .collect();
+        contents.sort_by(|(a, _), (b, _)| {
             a.last_used
                 .total_cmp(&b.last_used)
                 .then_with(|| a.sha256.cmp(&b.sha256))
         });
-        let bytes_before: u64 = contents.iter().map(|c| c.size).sum();
+        let bytes_before: u64 = contents.iter().map(|(c, _)| c.size).sum();
         let mut bytes_after = bytes_before;
         let mut removed = Vec::new();
+        let mut removed_chunks = Vec::new();
         let mut kept_in_use = Vec::new();
-        let root = self.cache_dir();
-        for content in contents {
+        for (content, is_chunk) in contents {
             if bytes_after <= max_bytes {
                 break;
             }
-            let path = content_path(&root, &content.sha256);
+            let path = if is_chunk {
+                chunk_root.join(&content.sha256[..2]).join(&content.sha256)
+            } else {
+                content_path(&root, &content.sha256)
+            };
             match remove_unless_in_use(&path, dry_run) {
                 Ok(true) => {
                     bytes_after -= content.size;
+                    if is_chunk {
+                        removed_chunks.push(content.sha256.clone());
+                    }
                     removed.push(content);
                 }
                 Ok(false) => kept_in_use.push(content),
@@ -199,6 +191,7 @@ impl Store {
         }
         if !dry_run && !removed.is_empty() {
             self.forget_cached(&removed)?;
+            self.forget_chunked(&removed_chunks)?;
         }
         Ok(CacheGcReport {
             bytes_before,
@@ -207,6 +200,27 @@ impl Store {
             kept_in_use,
             dry_run,
         })
+    }
+
+    /// Contents that lost one of these chunks are no longer recorded as held.
+    fn forget_chunked(&mut self, chunks: &[String]) -> Result<(), StoreError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let p = self.db_path.clone();
+        let tx = self.conn.transaction().at(&p)?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "DELETE FROM content_chunks WHERE content IN
+                        (SELECT content FROM content_chunks WHERE chunk = ?1)",
+                )
+                .at(&p)?;
+            for chunk in chunks {
+                stmt.execute(params![chunk]).at(&p)?;
+            }
+        }
+        tx.commit().at(&p)
     }
 
     /// Removes those of `contents` (hashes) that no manifest entry names any more, unless in
@@ -261,6 +275,53 @@ impl Store {
     }
 }
 
+/// The files of the two-hex-digit shards under `root`: named by the rest of their hash
+/// (`files/ab/cdef…`) or, with `full_names`, by the whole hash (`files/chunks/ab/abcdef…`).
+fn entries_in_shards(root: &Path, full_names: bool) -> Result<Vec<CacheEntry>, StoreError> {
+    let mut found = Vec::new();
+    let shards = match std::fs::read_dir(root) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(StoreError::io(root, e)),
+    };
+    for shard in shards {
+        let shard = shard.map_err(|e| StoreError::io(root, e))?;
+        let prefix = shard.file_name().to_string_lossy().into_owned();
+        // `tmp/`, `chunks/` and anything else that is not a two-digit shard is not content.
+        if prefix.len() != 2 || !shard.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let shard_path = shard.path();
+        let entries = std::fs::read_dir(&shard_path).map_err(|e| StoreError::io(&shard_path, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let sha256 = if full_names {
+                name
+            } else {
+                format!("{prefix}{name}")
+            };
+            if !is_sha256_hex(&sha256) || !sha256.starts_with(&prefix) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let last_used = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            found.push(CacheEntry {
+                sha256,
+                size: meta.len(),
+                last_used,
+            });
+        }
+    }
+    Ok(found)
+}
+
 fn content_path(root: &Path, sha256: &str) -> PathBuf {
     let (dir, rest) = sha256.split_at(2);
     root.join(dir).join(rest)
@@ -307,6 +368,55 @@ mod tests {
             .set_modified(when)
             .unwrap();
         sha
+    }
+
+    #[test]
+    fn chunks_count_and_are_trimmed_and_their_contents_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let cache = store.chunk_cache();
+        let sha = |b: &[u8]| {
+            use sha2::Digest;
+            sha2::Sha256::digest(b)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<String>()
+        };
+        let (a, b) = (vec![1u8; 300], vec![2u8; 200]);
+        let old = cache.put(&sha(&a), &a).unwrap().unwrap();
+        cache.put(&sha(&b), &b).unwrap().unwrap();
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(500))
+            .unwrap();
+        let whole = [a.clone(), b.clone()].concat();
+        let rows = [
+            crate::ContentChunk {
+                chunk: sha(&a),
+                offset: 0,
+                size: 300,
+            },
+            crate::ContentChunk {
+                chunk: sha(&b),
+                offset: 300,
+                size: 200,
+            },
+        ];
+        store.record_content_chunks(&sha(&whole), &rows).unwrap();
+        put(&store, b"whole file", 10);
+        let usage = store.cache_usage().unwrap();
+        assert_eq!((usage.chunk_files, usage.chunk_bytes), (2, 500));
+        assert_eq!(usage.files, 1);
+        assert!(store.cached_layout(&sha(&whole)).unwrap().is_some());
+        // The oldest thing is chunk a: it goes first, and the content it was part of with it.
+        let report = store.cache_gc(300, false).unwrap();
+        assert_eq!(report.removed.len(), 1);
+        assert_eq!(report.removed[0].sha256, sha(&a));
+        assert!(!old.exists());
+        assert!(store.content_chunks(&sha(&whole)).unwrap().is_empty());
+        assert!(store.cached_layout(&sha(&whole)).unwrap().is_none());
     }
 
     #[test]

@@ -37,6 +37,8 @@
 //! | tables | `purge` | deleting runs of the recycle bin for good; purged runs stay out of later syncs |
 //! | tables | `run_ref` | run references (key, run id, `REMOTE/RUN_ID`) and their resolution |
 //! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
+//! | tables | `content_chunks` | the hub's cache of artifact contents held as chunks (`files/chunks/`), their `content_chunks` rows, reading a cached content from any offset |
+//! | tables | `artifact_refs` | resolving `NAME:REF` (latest, vN, alias) to one artifact version and its files |
 //! | tables | `series_stats` | whole-series count, last point, min and max (from the top tile level) |
 //!
 //! The `tables` modules each add methods to [`Store`] (`impl Store` blocks) and may use the
@@ -45,9 +47,11 @@
 
 mod annotations;
 mod artifact_reads;
+mod artifact_refs;
 mod artifacts;
 mod cache_gc;
 mod changes;
+mod content_chunks;
 mod error;
 mod file_cache;
 mod files;
@@ -79,8 +83,13 @@ pub use artifact_reads::{
     LineageBounds, LineageEdge, LineageEdgeKind, LineageGraph, LineageNode, LineageRun,
     LineageStart, RunArtifactRows, RunLinkRow, VersionRef,
 };
+pub use artifact_refs::{split_reference, ArtifactRefError, ResolvedVersion};
 pub use cache_gc::{CacheEntry, CacheGcReport, CacheUsage, RemoteCacheUsage};
 pub use changes::{ChangeOutcome, MAX_RECORD_DEPTH};
+pub use content_chunks::{
+    hash_content, layout_on_disk, CachedLayout, ChunkCache, ChunkRefused, ContentChunk,
+    ContentReader, CHUNKS_DIR,
+};
 pub use error::StoreError;
 pub use file_cache::{is_sha256_hex, CachedContent, FileCache, Partial};
 pub use files::MAX_BYTES_IN_MEMORY;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use runicorn_store::RunRow;
+use runicorn_store::{CachedLayout, RemoteId, RunRow};
 
 /// The dashboard's default port.
 pub const DEFAULT_PORT: u16 = 23300;
@@ -58,6 +58,34 @@ pub trait FileFetcher: Send + Sync + 'static {
         progress: Option<FetchProgress>,
         started: Option<FetchStarted>,
     ) -> BoxFuture<'static, Result<FetchedFile, FetchFailure>>;
+
+    /// Brings an artifact content (by its whole SHA-256) of `remote` into the cache, only the
+    /// chunks the cache lacks crossing the link; says how the cache holds it. A fetcher that
+    /// cannot fetch contents answers `Failed`.
+    fn fetch_content(
+        &self,
+        remote: RemoteId,
+        content: ContentAsk,
+    ) -> BoxFuture<'static, Result<CachedLayout, FetchFailure>> {
+        let _ = (remote, content);
+        Box::pin(async {
+            Err(FetchFailure {
+                kind: FetchFailureKind::Failed,
+                message: "this hub serves artifact files from its cache only".into(),
+            })
+        })
+    }
+}
+
+/// An artifact content the download route asks a [`FileFetcher`] for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentAsk {
+    pub sha256: String,
+    pub size: u64,
+    /// How the server holds it (`whole`, `chunked`, `missing`).
+    pub stored: String,
+    /// What to call it in messages.
+    pub label: String,
 }
 
 /// How to serve the dashboard.

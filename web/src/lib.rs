@@ -37,8 +37,8 @@ mod tree;
 mod typescript;
 
 pub use config::{
-    DashboardConfig, FetchFailure, FetchFailureKind, FetchProgress, FetchStarted, FetchedFile,
-    FileFetcher, DEFAULT_PORT,
+    ContentAsk, DashboardConfig, FetchFailure, FetchFailureKind, FetchProgress, FetchStarted,
+    FetchedFile, FileFetcher, DEFAULT_PORT,
 };
 pub use error::WebError;
 pub use security::TOKEN_HEADER;

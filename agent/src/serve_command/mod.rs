@@ -14,10 +14,12 @@
 //! | `scanner`, `watcher` | keeping the feed current: periodic full scans, file events |
 //! | `changes`, `records` | `changes` answers: feed pages with each run's records |
 //! | `points`, `logs` | `points` and `log` answers |
+//! | `chunks` | `chunks` answers: where a pooled content's chunks are, for the hub to read only those it lacks |
 //! | `targets` | checking run directories named by the hub |
 //! | `request_error`, `sizing` | typed request failures; JSON sizes for packing |
 
 mod changes;
+mod chunks;
 mod handshake;
 mod input;
 mod logs;

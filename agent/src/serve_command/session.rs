@@ -11,7 +11,7 @@ use super::input::Incoming;
 use super::output::SendError;
 use super::request_error::RequestError;
 use super::shared::Shared;
-use super::{changes, logs, points};
+use super::{changes, chunks, logs, points};
 
 /// Serves requests until the session ends; returns the process exit code.
 pub fn serve_requests(shared: &Shared, incoming: &Receiver<Incoming>) -> u8 {
@@ -43,6 +43,7 @@ fn answer(shared: &Shared, envelope: Envelope) -> Result<(), SendError> {
         Body::Changes(req) => changes::answer(shared, id, req),
         Body::Points(req) => points::answer(shared, id, req),
         Body::Log(req) => logs::answer(shared, id, req),
+        Body::Chunks(req) => chunks::answer(shared, id, req),
         Body::Subscribe {} => {
             shared.out.send(&Envelope {
                 id,

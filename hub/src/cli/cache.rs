@@ -91,6 +91,8 @@ fn usage_json(u: &CacheUsage) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "unreferenced_files": u.unreferenced_files,
         "unreferenced_bytes": u.unreferenced_bytes,
+        "chunk_files": u.chunk_files,
+        "chunk_bytes": u.chunk_bytes,
     })
 }
 
@@ -104,6 +106,15 @@ fn write_usage(out: &mut impl Write, u: &CacheUsage) -> std::io::Result<()> {
         u.files,
         safe(&u.dir.display().to_string())
     )?;
+    if u.chunk_files > 0 {
+        writeln!(
+            out,
+            "{} {} in {} chunks (each stored once, whatever artifact, version or remote brought it)",
+            paint(color, BOLD, "artifact chunks:"),
+            bytes(u.chunk_bytes),
+            u.chunk_files
+        )?;
+    }
     if u.files == 0 {
         writeln!(
             out,

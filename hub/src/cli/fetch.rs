@@ -2,6 +2,7 @@
 //! globs match) into the file cache, from the cache when they are there and from the run's remote
 //! otherwise (resuming a cut transfer, verifying each file's SHA-256), then copies them into DIR
 //! keeping their paths relative to the run directory. One bar shows bytes, rate and ETA.
+//! `runicorn-hub fetch artifact NAME:REF` (an artifact version's files) is `fetch_artifact`.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -25,10 +26,13 @@ const PARALLEL_FILES: usize = 4;
 const PAGE: u64 = 10_000;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct FetchArgs {
+    #[command(subcommand)]
+    pub what: Option<FetchWhat>,
     /// The run: its key, its run id, or REMOTE/RUN_ID (as `runicorn-hub ls` shows them)
-    #[arg(value_name = "RUN", value_parser = super::list::parse_run_ref)]
-    pub run: RunRef,
+    #[arg(value_name = "RUN", value_parser = super::list::parse_run_ref, required = true)]
+    pub run: Option<RunRef>,
     /// Only the files whose path in the run directory matches GLOB (repeat for more): `*`
     /// stays within a folder, `**` crosses folders, e.g. --files 'ckpt/*.pt' --files '**/*.png'
     #[arg(long = "files", value_name = "GLOB")]
@@ -38,7 +42,20 @@ pub struct FetchArgs {
     pub output: Option<PathBuf>,
 }
 
+/// What else `fetch` brings.
+#[derive(clap::Subcommand, Debug)]
+pub enum FetchWhat {
+    /// The files of an artifact version, NAME:REF (REF: latest, vN or an alias), into DIR;
+    /// only the chunks the hub's cache lacks cross the link.
+    ///
+    /// Example: runicorn-hub fetch artifact resnet:best --remote gpu-01 -o ./weights
+    Artifact(super::fetch_artifact::FetchArtifactArgs),
+}
+
 pub fn run(hub_dir: Option<PathBuf>, args: FetchArgs) -> anyhow::Result<u8> {
+    if let Some(FetchWhat::Artifact(artifact)) = args.what {
+        return super::fetch_artifact::run(hub_dir, artifact);
+    }
     let globs = glob_set(&args.files)?;
     let (store, _dir) = super::open_store(hub_dir)?;
     let rt = super::runtime()?;
@@ -92,8 +109,12 @@ async fn selected_files(
 }
 
 async fn fetch(store: StoreHandle, args: FetchArgs, globs: Option<GlobSet>) -> anyhow::Result<u8> {
-    let shown_ref = args.run.to_string();
-    let (run, files, total) = selected_files(&store, args.run, globs).await?;
+    let reference = args
+        .run
+        .clone()
+        .context("name the run to fetch (or `fetch artifact NAME:REF`)")?;
+    let shown_ref = reference.to_string();
+    let (run, files, total) = selected_files(&store, reference, globs).await?;
     let run_name = format!("{}/{}", run.remote, run.id);
     if files.is_empty() {
         if total == 0 {
@@ -165,7 +186,7 @@ async fn fetch(store: StoreHandle, args: FetchArgs, globs: Option<GlobSet>) -> a
 }
 
 /// Bytes, rate and ETA on stderr, drawn only on a terminal.
-fn transfer_bar(total: u64, what: &str) -> ProgressBar {
+pub(super) fn transfer_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     if let Some(style) =
         progress::bar_style("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
@@ -217,7 +238,7 @@ async fn fetch_one(
 
 /// A manifest path as a relative path with plain components only (the store checked it when it
 /// came in; a file never lands outside DIR whatever it says).
-fn relative(path: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn relative(path: &str) -> anyhow::Result<PathBuf> {
     let p = Path::new(path);
     if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
         anyhow::bail!("{path:?} is not a plain relative path; not copied");

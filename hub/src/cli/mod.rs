@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod demo_runs;
 pub mod fetch;
+pub mod fetch_artifact;
 pub mod list;
 pub mod list_columns;
 pub mod logging;

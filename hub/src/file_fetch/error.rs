@@ -71,6 +71,32 @@ pub enum FetchError {
         actual: String,
     },
 
+    #[error("the bytes of {what} are not on {remote} ({reason}); nothing was fetched. Its pool may have lost them (check with `runicorn-agent artifacts` there)")]
+    ContentMissing {
+        remote: String,
+        what: String,
+        reason: String,
+    },
+
+    #[error("a chunk of {what} from {remote} ({location}) does not match its SHA-256 (expected {chunk}, got {actual}); it was refused and nothing of it was cached. The copy on the server is damaged or the link corrupts data: check the server's pool (`runicorn-agent artifacts gc --dry-run` lists damage) and retry")]
+    ChunkRefused {
+        remote: String,
+        what: String,
+        chunk: String,
+        location: String,
+        actual: String,
+    },
+
+    #[error("the agent on {remote} sent an unusable chunk list for {what}: {reason}; nothing was fetched. Check or upgrade runicorn-agent on that server")]
+    BadChunkList {
+        remote: String,
+        what: String,
+        reason: String,
+    },
+
+    #[error("the agent on {remote} cannot list chunks (it lacks the `chunks` capability); upgrade it (`runicorn-hub connect --install-agent`) to fetch artifacts")]
+    AgentTooOld { remote: String },
+
     #[error("hub file cache: {0}")]
     Cache(#[from] StoreError),
 

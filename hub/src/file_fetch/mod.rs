@@ -17,7 +17,9 @@
 //! | `source` | opening the remote (SFTP) or local file, confined to the root's real path |
 //! | `transfer` | the copy into the partial: reads in flight on one side, writing and hashing on a thread |
 //! | `web` | the dashboard's `FileFetcher` over [`RemoteFiles`] |
+//! | `content` | artifact contents by SHA-256: whole when small, else only the chunks the cache lacks (the agent's `chunks` list), each verified, then the whole |
 
+mod content;
 mod error;
 mod manifest_path;
 mod source;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use runicorn_store::{FileCache, FileRow, Partial, RemoteId, RemoteRow, RunRow};
 use tokio::sync::{Mutex, Semaphore};
 
+pub use content::{ContentWanted, MovedCounter, BLOB};
 pub use error::FetchError;
 pub use manifest_path::check_manifest_path;
 
@@ -73,6 +76,8 @@ struct Inner {
     /// SFTP connections by remote, reused across transfers and reopened when closed.
     connections: Mutex<HashMap<RemoteId, Arc<SftpRemote>>>,
     transfers: Semaphore,
+    /// Agent sessions kept for chunk lists, by remote (on the remote's file connection).
+    agents: Mutex<HashMap<RemoteId, Arc<content::ChunkAgent>>>,
 }
 
 /// A remote's file connection: its own SSH connection, one SFTP session, the root's real path.
@@ -107,6 +112,7 @@ impl RemoteFiles {
                 connect_options,
                 connections: Mutex::new(HashMap::new()),
                 transfers: Semaphore::new(MAX_TRANSFERS),
+                agents: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -2,9 +2,10 @@
 //! the kinds the file route answers with.
 
 use futures::future::BoxFuture;
-use runicorn_store::RunRow;
+use runicorn_store::{CachedLayout, RemoteId, RunRow};
 use runicorn_web::{
-    FetchFailure, FetchFailureKind, FetchProgress, FetchStarted, FetchedFile, FileFetcher,
+    ContentAsk, FetchFailure, FetchFailureKind, FetchProgress, FetchStarted, FetchedFile,
+    FileFetcher,
 };
 
 use super::{FetchError, RemoteFiles};
@@ -35,12 +36,36 @@ impl FileFetcher for RemoteFiles {
             }
         })
     }
+
+    fn fetch_content(
+        &self,
+        remote: RemoteId,
+        content: ContentAsk,
+    ) -> BoxFuture<'static, Result<CachedLayout, FetchFailure>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let want = super::ContentWanted {
+                sha256: content.sha256,
+                size: content.size,
+                stored: content.stored,
+                label: content.label,
+            };
+            this.ensure_content(remote, want, None, Default::default())
+                .await
+                .map_err(|e| FetchFailure {
+                    kind: kind_of(&e),
+                    message: e.to_string(),
+                })
+        })
+    }
 }
 
 fn kind_of(e: &FetchError) -> FetchFailureKind {
     match e {
         FetchError::Offline { .. } => FetchFailureKind::Offline,
-        FetchError::NotInManifest { .. } => FetchFailureKind::NotFound,
+        FetchError::NotInManifest { .. } | FetchError::ContentMissing { .. } => {
+            FetchFailureKind::NotFound
+        }
         FetchError::BadPath { .. }
         | FetchError::OutsideRoot { .. }
         | FetchError::NotRegular { .. } => FetchFailureKind::Refused,

@@ -46,6 +46,11 @@ pub enum Body {
     Notice(Notice),
     /// Either way: the request with this id failed (id 0: the connection is unusable).
     Error(ErrorBody),
+    /// Hub → agent: where the chunks of some pooled contents are (agents with
+    /// [`super::CHUNKS_CAPABILITY`]).
+    Chunks(super::artifacts::ChunksRequest),
+    /// Agent → hub: the answer to `chunks`.
+    ChunkList(super::artifacts::ChunkListBatch),
 }
 
 impl Body {
@@ -63,6 +68,8 @@ impl Body {
             Body::Subscribed {} => "subscribed",
             Body::Notice(_) => "notice",
             Body::Error(_) => "error",
+            Body::Chunks(_) => "chunks",
+            Body::ChunkList(_) => "chunk_list",
         }
     }
 }

@@ -32,6 +32,7 @@ pub const CAPABILITIES: &[&str] = &[
     "manifest-sha256",
     LOG_BYTES_CAPABILITY,
     ARTIFACTS_CAPABILITY,
+    CHUNKS_CAPABILITY,
 ];
 /// The capability of an agent that answers a `log` request marked `exact` with the file's exact
 /// bytes (`text` or `bytes_b64`, see [`LogChunk`]). Older agents send lossy text.

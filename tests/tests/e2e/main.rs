@@ -15,6 +15,7 @@ mod agent_ls;
 mod agent_run;
 mod agent_serve;
 mod agent_terminal;
+mod artifact_fetch;
 mod artifact_sync;
 mod data_out;
 mod file_transfer;

@@ -127,7 +127,7 @@ fn not_cached(key: RunKey, path: &str) -> ApiError {
 }
 
 /// The headers every file answer carries.
-fn file_headers(response: &mut Response, path: &str, etag: Option<&str>) {
+pub(super) fn file_headers(response: &mut Response, path: &str, etag: Option<&str>) {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -145,14 +145,14 @@ fn file_headers(response: &mut Response, path: &str, etag: Option<&str>) {
 
 /// A byte range of a file, `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ByteRange {
-    start: u64,
-    end: u64,
+pub(super) struct ByteRange {
+    pub(super) start: u64,
+    pub(super) end: u64,
 }
 
 /// What a `Range` header asks of a file of `size` bytes.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeAsk {
+pub(super) enum RangeAsk {
     /// No range (or one we answer in full: several ranges, another unit, bad syntax).
     Whole,
     Part(ByteRange),
@@ -160,7 +160,7 @@ enum RangeAsk {
 }
 
 /// Parses a single `bytes=` range (`a-b`, `a-`, `-n`) against `size`.
-fn parse_range(value: &str, size: u64) -> RangeAsk {
+pub(super) fn parse_range(value: &str, size: u64) -> RangeAsk {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return RangeAsk::Whole;
     };
@@ -202,7 +202,7 @@ fn parse_range(value: &str, size: u64) -> RangeAsk {
 }
 
 /// `416 Range Not Satisfiable` with the file's size.
-fn unsatisfiable(path: &str, size: u64) -> Response {
+pub(super) fn unsatisfiable(path: &str, size: u64) -> Response {
     let mut r = ApiError::new(
         ErrorCode::BadRequest,
         format!("the range asked of file {path:?} is outside its {size} bytes"),
@@ -216,7 +216,7 @@ fn unsatisfiable(path: &str, size: u64) -> Response {
 }
 
 /// `Content-Length` and `Content-Range` of a 206 answer.
-fn set_range_headers(r: &mut Response, range: ByteRange, size: u64) {
+pub(super) fn set_range_headers(r: &mut Response, range: ByteRange, size: u64) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_LENGTH,
@@ -336,7 +336,7 @@ struct Transfer {
     outcome: Option<Result<FetchedFile, FetchFailure>>,
 }
 
-fn fetch_error(failure: &FetchFailure) -> ApiError {
+pub(super) fn fetch_error(failure: &FetchFailure) -> ApiError {
     let code = match failure.kind {
         FetchFailureKind::Offline => ErrorCode::RemoteOffline,
         FetchFailureKind::NotFound => ErrorCode::NotFound,

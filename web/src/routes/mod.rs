@@ -1,6 +1,7 @@
 //! The API's routes, one module per resource of `docs/api.md`, and the router that joins them
 //! with the embedded UI and the security layer.
 
+pub mod artifact_files;
 pub mod artifacts;
 pub mod columns;
 pub mod compare;
@@ -76,6 +77,14 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         )
         .route("/api/runs/{run}/artifacts", get(artifacts::of_run))
         .route("/api/lineage", get(artifacts::lineage))
+        .route(
+            "/api/artifacts/{remote}/{type}/{name}/{version}/files/{*path}",
+            get(artifact_files::get),
+        )
+        .route(
+            "/api/remotes/{name}/blobs/{sha256}",
+            get(artifact_files::blob),
+        )
         .route("/api/compare", get(compare::get))
         .route("/api/events", get(events::stream))
         .route("/", get(crate::assets::index))
