@@ -200,7 +200,7 @@ mod tests {
     use super::*;
     use crate::remove::remove_version;
     use crate::testing::Fixture;
-    use crate::writer::{log_artifact, Artifact};
+    use crate::writer::{log_artifact_with, Artifact, LogOptions};
 
     fn noise(len: usize, seed: u64) -> Vec<u8> {
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -234,7 +234,10 @@ mod tests {
             art.add_file(&root.join("w.bin"), None).unwrap();
             art.add_file(&root.join("cfg"), None).unwrap();
             art.add_file(&root.join("only"), None).unwrap();
-            log_artifact(root, &art, &[], None).unwrap();
+            let chunked = LogOptions {
+                chunk_large_files: true,
+            };
+            log_artifact_with(root, &art, &[], None, &chunked).unwrap();
         }
         remove_version(root, "m:v2", None).unwrap();
         let dry = collect_garbage(root, true).unwrap();

@@ -36,19 +36,13 @@ pub struct Artifact {
 }
 
 /// How [`log_artifact_with`] stores bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     /// Files of at least `CHUNKED_MIN_FILE_BYTES` go straight into the chunk store (a recipe,
-    /// no whole copy and no `files/` link) instead of whole into the pool.
+    /// no whole copy and no `files/` link) instead of whole into the pool. Off by default:
+    /// writing whole runs about three times faster (docs/PERFORMANCE.md, "Artifacts"), and the
+    /// agent packs whole files into chunks later, as it does for the Python SDK's.
     pub chunk_large_files: bool,
-}
-
-impl Default for LogOptions {
-    fn default() -> Self {
-        LogOptions {
-            chunk_large_files: true,
-        }
-    }
 }
 
 fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
@@ -710,7 +704,10 @@ mod tests {
         fs::write(&src, &data).unwrap();
         let mut art = Artifact::new("big", "model").unwrap();
         art.add_file(&src, Some("w/big.bin")).unwrap();
-        let logged = log_artifact(root, &art, &["best"], None).unwrap();
+        let chunked = LogOptions {
+            chunk_large_files: true,
+        };
+        let logged = log_artifact_with(root, &art, &["best"], None, &chunked).unwrap();
         assert!(!logged.dir.join("files/w/big.bin").exists());
         let sha = &logged.manifest.files[0].sha256;
         assert!(layout::recipe_file(root, sha).is_file());
