@@ -1,6 +1,6 @@
 //! Benchmark: the fetch half of issue 13's artifact goals. Ten checkpoints of one file (each
 //! version rewrites about 10 % of the previous one's bytes in about 20 randomly placed
-//! contiguous regions) are logged on the "server" by the Rust writer (chunked), synced over a
+//! contiguous regions) are logged on the "server" by the Rust writer (whole; the agent cuts them on the fly), synced over a
 //! real sshd on loopback by `runicorn-hub connect`, then fetched one after the other with
 //! `runicorn-hub fetch artifact m:vN --json`. With v1…v9 in the hub's cache, fetching v10 moves
 //! only the chunks it does not share with them: the figure is the bytes that crossed the link
@@ -110,7 +110,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     println!("machine: {}", machine_description());
     println!(
-        "checkpoint: {} MiB, {} versions, each rewriting {} % in {} regions; logged by the Rust writer (chunked)",
+        "checkpoint: {} MiB, {} versions, each rewriting {} % in {} regions; logged whole by the Rust writer, cut by the agent on demand",
         size >> 20,
         args.versions,
         args.change_percent,
