@@ -270,10 +270,37 @@ pub struct RunAssetDto {
     pub detail: Option<String>,
     /// An output's archive mode.
     pub mode: Option<String>,
+    /// Where its bytes download (`/api/remotes/{remote}/blobs/{sha256}`): a saved file held in
+    /// the server's content-addressed `archive/blobs/`; `null` otherwise (a directory, a
+    /// rolling copy, a file only recorded: `runicorn-hub fetch assets` copies those).
+    pub download: Option<String>,
 }
 
-impl From<&AssetEntry> for RunAssetDto {
-    fn from(e: &AssetEntry) -> Self {
+/// `text` as one URL path segment.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl RunAssetDto {
+    fn new(remote: &str, e: &AssetEntry) -> Self {
+        let in_blob_store = e
+            .archive
+            .as_deref()
+            .is_some_and(|a| a.starts_with("archive/blobs/"));
+        let download = match (&e.sha256, e.saved, e.kind, in_blob_store) {
+            (Some(sha), true, AssetKind::File, true) => {
+                Some(format!("/api/remotes/{}/blobs/{sha}", path_segment(remote)))
+            }
+            _ => None,
+        };
         RunAssetDto {
             category: e.category.as_str().to_owned(),
             name: e.name.clone(),
@@ -290,6 +317,7 @@ impl From<&AssetEntry> for RunAssetDto {
             uri: e.uri.clone(),
             detail: e.detail.clone(),
             mode: e.mode.clone(),
+            download,
         }
     }
 }
@@ -476,7 +504,12 @@ pub async fn of_run(
                 used: rows.used.iter().map(VersionRefDto::from).collect(),
                 asset_entries: assets
                     .as_ref()
-                    .map(|a| asset_entries(a).iter().map(RunAssetDto::from).collect())
+                    .map(|a| {
+                        asset_entries(a)
+                            .iter()
+                            .map(|e| RunAssetDto::new(&remote, e))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 assets,
                 remote,

@@ -309,7 +309,12 @@ fn a_run_lists_what_it_produced_and_used_and_its_assets() {
     let ab = "ab".repeat(32);
     assert_eq!(entries[0]["sha256"], ab.as_str());
     assert_eq!(entries[0]["archive"], format!("archive/blobs/ab/{ab}"));
+    assert_eq!(
+        entries[0]["download"],
+        format!("/api/remotes/here/blobs/{ab}")
+    );
     assert_eq!(entries[1]["file_count"], 3);
+    assert_eq!(entries[1]["download"], Value::Null, "a directory");
     assert_eq!(entries[2]["archive"], Value::Null);
     assert!(entries
         .iter()

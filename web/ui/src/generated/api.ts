@@ -677,6 +677,12 @@ export type RunAsset = {
    * An output's archive mode.
    */
   mode: string | null,
+  /**
+   * Where its bytes download (`/api/remotes/{remote}/blobs/{sha256}`): a saved file held in
+   * the server's content-addressed `archive/blobs/`; `null` otherwise (a directory, a
+   * rolling copy, a file only recorded: `runicorn-hub fetch assets` copies those).
+   */
+  download: string | null,
 };
 
 /**

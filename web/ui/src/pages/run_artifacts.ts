@@ -70,11 +70,6 @@ function assetTable(kind: string, items: Record<string, unknown>[]): HTMLElement
   );
 }
 
-/** Where a saved upstream asset file's bytes download: the remote's blob of that SHA-256. */
-export function blobUrl(remote: string, sha256: string): string {
-  return `/api/remotes/${encodeURIComponent(remote)}/blobs/${encodeURIComponent(sha256)}`;
-}
-
 const CATEGORY_TITLES: Record<string, string> = {
   code: "Code snapshot",
   dataset: "Datasets",
@@ -89,19 +84,19 @@ function downloadName(e: RunAsset): string {
 }
 
 /** What can be done with an asset's bytes: a download link, or why there is none. */
-function assetAction(remote: string, e: RunAsset): HTMLElement {
+function assetAction(e: RunAsset): HTMLElement {
   if (!e.saved) return h("span", { class: "muted" }, "recorded only (not saved)");
-  if (e.kind === "file" && e.sha256) {
-    return h("a", { href: blobUrl(remote, e.sha256), class: "asset-download", attrs: { download: downloadName(e) }, dataset: { sha256: e.sha256 } }, "Download");
+  if (e.download) {
+    return h("a", { href: e.download, class: "asset-download", attrs: { download: downloadName(e) }, dataset: { sha256: e.sha256 ?? "" } }, "Download");
   }
   if (e.kind === "dir") {
     return h("span", { class: "muted", title: e.archive ?? "" }, `directory${e.file_count != null ? ` of ${formatNumber(e.file_count)} files` : ""} · `, code("runicorn-hub fetch assets"));
   }
-  return h("span", { class: "muted", title: e.archive ?? "" }, "saved, not addressable by SHA-256");
+  return h("span", { class: "muted", title: e.archive ?? "" }, "saved on the server (a rolling copy) · ", code("runicorn-hub fetch assets"));
 }
 
 /** Saved and recorded assets of every category, one table each, with download links. */
-function assetEntriesTables(remote: string, entries: RunAsset[]): HTMLElement[] {
+function assetEntriesTables(entries: RunAsset[]): HTMLElement[] {
   const parts: HTMLElement[] = [];
   for (const category of ["code", "dataset", "pretrained", "output"]) {
     const items = entries.filter((e) => e.category === category);
@@ -124,7 +119,7 @@ function assetEntriesTables(remote: string, entries: RunAsset[]): HTMLElement[] 
               h("td", {}, e.kind),
               h("td", { class: "num" }, e.size != null ? formatBytes(e.size) : ""),
               h("td", { class: "mono", title: e.sha256 ?? "" }, e.sha256 ? e.sha256.slice(0, 12) : ""),
-              h("td", {}, assetAction(remote, e)),
+              h("td", {}, assetAction(e)),
             ),
           ),
         ),
@@ -136,7 +131,7 @@ function assetEntriesTables(remote: string, entries: RunAsset[]): HTMLElement[] 
 
 /** The upstream assets of a run, or null when it has none worth showing: with `entries` (the
  * API's flat list) each saved file has a Download link; the raw tables follow as details. */
-export function assetsSection(assets: unknown, remote = "", entries: RunAsset[] = []): HTMLElement | null {
+export function assetsSection(assets: unknown, entries: RunAsset[] = []): HTMLElement | null {
   if (!assets || typeof assets !== "object") return null;
   const a = assets as Record<string, unknown>;
   const parts: HTMLElement[] = [];
@@ -168,7 +163,7 @@ export function assetsSection(assets: unknown, remote = "", entries: RunAsset[] 
     if (items.length > 0) details.push(h("h3", {}, title), assetTable(kind, items));
   }
   if (entries.length > 0) {
-    parts.push(h("h3", {}, "Files"), ...assetEntriesTables(remote, entries));
+    parts.push(h("h3", {}, "Files"), ...assetEntriesTables(entries));
     if (details.length > 0) parts.push(h("details", { class: "assets-raw" }, h("summary", {}, "As recorded in assets.json"), ...details));
   } else {
     parts.push(...details);
@@ -204,7 +199,7 @@ export function runArtifactsTab(detail: RunDetail, gone?: AbortSignal): HTMLElem
         versionsTable(mine.used, "This run used no artifact versions."),
         hasLinks ? h("h2", {}, "Lineage") : null,
         hasLinks ? lineageGraph(graph) : null,
-        assetsSection(mine.assets, mine.remote, mine.asset_entries),
+        assetsSection(mine.assets, mine.asset_entries),
       );
     } catch (e) {
       if (gone?.aborted || (e as Error).name === "AbortError") return;
