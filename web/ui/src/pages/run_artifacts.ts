@@ -95,6 +95,13 @@ function assetAction(e: RunAsset): HTMLElement {
   return h("span", { class: "muted", title: e.archive ?? "" }, "saved on the server (a rolling copy) · ", code("runicorn-hub fetch assets"));
 }
 
+/** The code snapshot's download link (after its description), when it has one. */
+function codeAction(entries: RunAsset[]): (string | HTMLElement)[] {
+  const code = entries.find((e) => e.category === "code");
+  if (!code?.download) return [];
+  return [" · ", h("span", { class: "asset-entry", dataset: { category: code.category, name: code.name } }, assetAction(code))];
+}
+
 /** Saved and recorded assets of every category, one table each, with download links. */
 function assetEntriesTables(entries: RunAsset[]): HTMLElement[] {
   const parts: HTMLElement[] = [];
@@ -147,6 +154,7 @@ export function assetsSection(assets: unknown, entries: RunAsset[] = []): HTMLEl
         snapshot.workspace_root ? ` from ${String(snapshot.workspace_root)}` : "",
         typeof snapshot.created_at === "number" ? ` at ${formatTime(snapshot.created_at)}` : "",
         typeof snapshot.fingerprint === "string" ? ` · ${snapshot.fingerprint.slice(0, 12)}` : "",
+        ...codeAction(entries),
       ),
     );
   }
@@ -163,7 +171,7 @@ export function assetsSection(assets: unknown, entries: RunAsset[] = []): HTMLEl
     if (items.length > 0) details.push(h("h3", {}, title), assetTable(kind, items));
   }
   if (entries.length > 0) {
-    parts.push(h("h3", {}, "Files"), ...assetEntriesTables(entries));
+    parts.push(...assetEntriesTables(entries.filter((e) => e.category !== "code")));
     if (details.length > 0) parts.push(h("details", { class: "assets-raw" }, h("summary", {}, "As recorded in assets.json"), ...details));
   } else {
     parts.push(...details);
