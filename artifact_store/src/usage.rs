@@ -122,7 +122,7 @@ mod tests {
         let size = 6 * 1024 * 1024;
         let mut bytes: Vec<u8> = (0..size).map(|_| fastrand::u8(..)).collect();
         let source = fx.root().join("weights.bin");
-        let mut log = |bytes: &[u8]| {
+        let log = |bytes: &[u8]| {
             std::fs::write(&source, bytes).unwrap();
             let mut art = Artifact::new("m", "model").unwrap();
             art.add_file(&source, None).unwrap();

@@ -57,10 +57,7 @@ fn the_demo_syncs_its_sample_runs_and_lists_them() {
         serde_json::json!(["latest"])
     );
     assert_eq!(model["versions"][1]["aliases"], serde_json::json!(["best"]));
-    assert_eq!(
-        model["versions"][2]["produced_by"]["run_id"].is_string(),
-        true
-    );
+    assert!(model["versions"][2]["produced_by"]["run_id"].is_string());
     assert_eq!(model["versions"][2]["used_by"].as_array().unwrap().len(), 1);
     assert_eq!(
         artifacts[0]["versions"][0]["used_by"]
@@ -74,7 +71,10 @@ fn the_demo_syncs_its_sample_runs_and_lists_them() {
     let total = model["total_bytes"].as_u64().unwrap();
     let server = model["server_bytes"].as_u64().unwrap();
     assert!(total > 15 << 20, "{model}");
-    assert!(server < 2 * (5 << 20), "chunk-level dedup: {server} of {total}");
+    assert!(
+        server < 2 * (5 << 20),
+        "chunk-level dedup: {server} of {total}"
+    );
     assert_eq!(
         model["server_saved_bytes"].as_u64().unwrap(),
         total - server
