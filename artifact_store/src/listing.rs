@@ -119,6 +119,7 @@ pub fn read_artifact(root: &Path, kind: &str, name: &str) -> ArtifactChange {
         }
     }
     change.versions.sort_by_key(|v| v.version);
+    change.stored_bytes = Some(crate::usage::stored_bytes(root, &change));
     if !problems.is_empty() {
         change.problem = Some(problems.join("; "));
     }

@@ -1,13 +1,17 @@
-//! How much space the pool takes on disk (whole files, recipes, chunks) and how much the
-//! versions' files add up to, for `runicorn-agent artifacts`' "stored after dedup" figures.
+//! How much space the pool takes on disk (whole files, recipes, chunks), how much the
+//! versions' files add up to, and what one artifact occupies after dedup at chunk level, for
+//! `runicorn-agent artifacts`' "stored after dedup" figures and `ArtifactChange::stored_bytes`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
 use runicorn_protocol::wire::artifacts::ArtifactChange;
 
+use runicorn_protocol::wire::artifacts::StoredAs;
+
 use crate::layout;
+use crate::pool::read_recipe;
 use crate::versions_scan::fanout_files;
 
 /// The pool's files and bytes on disk.
@@ -47,6 +51,37 @@ pub fn pool_usage(root: &Path) -> PoolUsage {
     usage
 }
 
+/// Bytes `change`'s contents occupy under `root`: each distinct whole pool file once, and each
+/// distinct chunk of its chunked contents once (so successive checkpoints sharing most chunks
+/// count them once). Contents missing on the server, or whose recipe cannot be read, add
+/// nothing.
+pub fn stored_bytes(root: &Path, change: &ArtifactChange) -> u64 {
+    let mut contents = HashSet::new();
+    let mut chunks: HashMap<String, u64> = HashMap::new();
+    let mut whole = 0;
+    for file in change.versions.iter().flat_map(|v| &v.files) {
+        if !contents.insert(file.sha256.as_str()) {
+            continue;
+        }
+        match file.stored {
+            StoredAs::Whole => {
+                whole += fs::metadata(layout::pool_file(root, &file.sha256))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+            }
+            StoredAs::Chunked => {
+                if let Ok(Some(recipe)) = read_recipe(root, &file.sha256) {
+                    for chunk in recipe.chunks {
+                        chunks.insert(chunk.sha256, u64::from(chunk.size));
+                    }
+                }
+            }
+            StoredAs::Missing | StoredAs::Unknown => {}
+        }
+    }
+    whole + chunks.values().sum::<u64>()
+}
+
 /// An artifact's files: the sum of every version's file sizes, and of its distinct contents.
 pub fn logical_and_distinct(change: &ArtifactChange) -> (u64, u64) {
     let mut distinct: HashMap<&str, u64> = HashMap::new();
@@ -56,4 +91,61 @@ pub fn logical_and_distinct(change: &ArtifactChange) -> (u64, u64) {
         distinct.insert(&file.sha256, file.size);
     }
     (logical, distinct.values().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::read_artifact;
+    use crate::testing::{write_version, Fixture};
+    use crate::writer::{log_artifact, Artifact};
+
+    #[test]
+    fn whole_contents_count_once_per_artifact() {
+        let fx = Fixture::new();
+        write_version(
+            fx.root(),
+            "model",
+            "m",
+            1,
+            &[("a.bin", b"same"), ("b", b"xy")],
+        );
+        write_version(fx.root(), "model", "m", 2, &[("a.bin", b"same")]);
+        let change = read_artifact(fx.root(), "model", "m");
+        assert_eq!(logical_and_distinct(&change), (10, 6));
+        assert_eq!(stored_bytes(fx.root(), &change), 6);
+    }
+
+    #[test]
+    fn chunked_versions_share_their_common_chunks() {
+        let fx = Fixture::new();
+        let size = 6 * 1024 * 1024;
+        let mut bytes: Vec<u8> = (0..size).map(|_| fastrand::u8(..)).collect();
+        let source = fx.root().join("weights.bin");
+        let log = |bytes: &[u8]| {
+            std::fs::write(&source, bytes).unwrap();
+            let mut art = Artifact::new("m", "model").unwrap();
+            art.add_file(&source, None).unwrap();
+            log_artifact(fx.root(), &art, &[], None).unwrap();
+        };
+        log(&bytes);
+        // Change 256 KiB in the middle: the versions share most chunks.
+        for b in &mut bytes[3 * 1024 * 1024..3 * 1024 * 1024 + 256 * 1024] {
+            *b = fastrand::u8(..);
+        }
+        log(&bytes);
+        std::fs::remove_file(&source).unwrap();
+        let change = read_artifact(fx.root(), "model", "m");
+        assert!(change
+            .versions
+            .iter()
+            .all(|v| v.files[0].stored == StoredAs::Chunked));
+        let stored = stored_bytes(fx.root(), &change);
+        assert!(stored >= size as u64, "at least one full copy: {stored}");
+        assert!(
+            stored < size as u64 + 1024 * 1024,
+            "the second version adds only its changed chunks: {stored}"
+        );
+        assert_eq!(stored, pool_usage(fx.root()).chunk_bytes);
+    }
 }

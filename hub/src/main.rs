@@ -99,8 +99,9 @@ enum Command {
     ///
     /// Example: runicorn-hub recycle-bin empty
     RecycleBin(cli::recycle_bin::RecycleBinArgs),
-    /// Write sample runs (one of them still training) into a temporary root, start a local
-    /// agent on it, sync it into a temporary store, serve the dashboard and follow it live.
+    /// Write sample runs (one of them still training) and artifacts (a dataset, a model of three
+    /// versions) into a temporary root, start a local agent on it, sync it into a temporary
+    /// store, serve the dashboard and follow it live.
     Demo(cli::demo::DemoArgs),
 }
 

@@ -11,8 +11,9 @@
 //! ways: a run's page lists the versions whose links resolve to it.
 //!
 //! Sizes count whole files: `stored_bytes` counts each distinct content (SHA-256) once, so
-//! `total_bytes - stored_bytes` is what whole-file dedup saves (chunk-level sharing between
-//! different contents is not counted).
+//! `total_bytes - stored_bytes` is what whole-file dedup saves. `server_bytes` is the agent's
+//! measure at chunk level (distinct whole pool files plus distinct chunks, per artifact), so
+//! `total_bytes - server_bytes` is what dedup saves on the server, chunk sharing included.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -76,6 +77,9 @@ pub struct ArtifactRow {
     pub total_bytes: u64,
     /// Each distinct content counted once.
     pub stored_bytes: u64,
+    /// What its contents occupy on the server after chunk-level dedup, as the agent measured
+    /// it (`ArtifactChange::stored_bytes`); `None` from agents that do not measure it.
+    pub server_bytes: Option<u64>,
 }
 
 /// Which artifacts a listing holds.
@@ -97,6 +101,12 @@ pub struct ArtifactListing {
     pub total_bytes: u64,
     /// Each distinct content counted once, across every artifact listed.
     pub stored_bytes: u64,
+    /// The sum of the listed artifacts' [`ArtifactRow::server_bytes`] (per artifact: chunks
+    /// shared between two artifacts count in both), over those that have it.
+    pub server_bytes: Option<u64>,
+    /// The sum of [`ArtifactRow::total_bytes`] over the artifacts that have `server_bytes`, to
+    /// compare with it.
+    pub server_measured_bytes: u64,
 }
 
 /// One file of a version.
@@ -210,7 +220,7 @@ impl Default for LineageBounds {
 
 /// Columns of an artifact row, with its remote's name and host.
 const ARTIFACT_COLUMNS: &str = "a.id, m.name, m.agent_host, a.dir, a.type, a.name, a.problem, \
-     a.removed FROM artifacts a JOIN remotes m ON m.id = a.remote";
+     a.removed, a.stored_bytes FROM artifacts a JOIN remotes m ON m.id = a.remote";
 
 /// A run, before resolution: remote, directory, run id, host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -242,6 +252,10 @@ impl Store {
         for head in heads {
             let row = self.complete_artifact(head)?;
             listing.total_bytes += row.total_bytes;
+            if let Some(bytes) = row.server_bytes {
+                listing.server_bytes = Some(listing.server_bytes.unwrap_or(0) + bytes);
+                listing.server_measured_bytes += row.total_bytes;
+            }
             listing.artifacts.push(row);
         }
         let ids: Vec<i64> = listing.artifacts.iter().map(|a| a.id.0).collect();
@@ -463,6 +477,7 @@ impl Store {
                     versions: Vec::new(),
                     total_bytes: 0,
                     stored_bytes: 0,
+                    server_bytes: r.get::<_, Option<i64>>(8)?.map(from_sql_int),
                 })
             })
             .at(p)?

@@ -98,10 +98,11 @@ fn metadata_text(version: &ArtifactVersionState) -> Option<String> {
 fn store_one(tx: &Transaction, remote: RemoteId, a: &ArtifactChange) -> rusqlite::Result<()> {
     let id: i64 = tx
         .prepare_cached(
-            "INSERT INTO artifacts(remote, dir, seq, type, name, problem, removed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
+            "INSERT INTO artifacts(remote, dir, seq, type, name, problem, removed, stored_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
              ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq, type = excluded.type,
-                name = excluded.name, problem = excluded.problem, removed = 0
+                name = excluded.name, problem = excluded.problem, removed = 0,
+                stored_bytes = excluded.stored_bytes
              RETURNING id",
         )?
         .query_row(
@@ -111,7 +112,8 @@ fn store_one(tx: &Transaction, remote: RemoteId, a: &ArtifactChange) -> rusqlite
                 to_sql_int(a.seq),
                 a.kind,
                 a.name,
-                a.problem
+                a.problem,
+                a.stored_bytes.map(to_sql_int)
             ],
             |r| r.get(0),
         )?;
@@ -238,6 +240,7 @@ mod tests {
                 })
                 .collect(),
             problem: None,
+            stored_bytes: Some(42),
         }
     }
 

@@ -17,6 +17,7 @@
 //! | plain | `file_cache` | the content-addressed file cache on disk (no SQLite) |
 //! | derived | `run_values` | the side table that summary and config sorts read; [`flatten_config`] |
 //! | derived | `tiles` | the point tile pyramid and its upkeep during ingest |
+//! | plain | `run_assets` | a run's upstream `assets.json` as [`AssetEntry`] values with root-relative archive locations (never the writer's absolute paths) |
 //! | language | `run_query` | the filter language: [`RunQuery`], its parser ([`FilterError`] with positions), its SQL |
 //! | schema | `schema` | tables, indexes, SQL-only migrations, `rebuild_derived` after them |
 //! | facade | `store` | [`Store`]: opening, folder, SQLite settings, `default_dir` |
@@ -63,6 +64,7 @@ mod points;
 mod prefetch;
 mod purge;
 mod remotes;
+mod run_assets;
 mod run_query;
 mod run_ref;
 mod run_values;
@@ -101,6 +103,10 @@ pub use purge::{PurgeRefusal, PurgeReport};
 pub use remotes::{
     this_host, valid_remote_name, Lease, RemoteRow, RemoteSpec, RemoteState, RenameOutcome,
     FOLLOW_BEAT_SECONDS, FOLLOW_HEARTBEAT_SECONDS, FOLLOW_LEASE_SECONDS, SKIPPED_SHOWN,
+};
+pub use run_assets::{
+    archive_relative, asset_entries, blob_path, manifest_entries, safe_relative, AssetCategory,
+    AssetEntry, AssetKind, ManifestEntry, CODE_SNAPSHOT_NAME,
 };
 pub use run_query::{Agg, FilterError, FilterKey, Literal, Op, RunQuery, MAX_FILTER_CHARS};
 pub use run_ref::{RunCandidate, RunRef, RunRefError, MAX_RUN_REF_BYTES};

@@ -282,6 +282,7 @@ CREATE TABLE artifacts(
     name TEXT NOT NULL,
     problem TEXT,                       -- what the agent could not read
     removed INTEGER NOT NULL DEFAULT 0, -- gone from its server; kept, like runs
+    stored_bytes INTEGER,               -- bytes on the server after dedup (chunk level); NULL: not measured
     UNIQUE(remote, dir)
 );
 CREATE TABLE artifact_versions(

@@ -167,6 +167,7 @@ fn model_artifact() -> ArtifactChange {
             },
         ],
         problem: None,
+        stored_bytes: Some(5),
     }
 }
 

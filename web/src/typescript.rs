@@ -120,6 +120,7 @@ pub fn generated_file() -> String {
         out.add::<VersionFilesDto>();
         out.add::<ArtifactFileDto>();
         out.add::<RunArtifactsDto>();
+        out.add::<RunAssetDto>();
         out.add::<VersionRefDto>();
         out.add::<LineageDto>();
         out.add::<LineageNodeDto>();

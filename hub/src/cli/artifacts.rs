@@ -71,6 +71,14 @@ pub fn run(hub_dir: Option<PathBuf>, args: ArtifactsArgs) -> anyhow::Result<u8> 
         bytes(listing.stored_bytes),
         bytes(listing.total_bytes.saturating_sub(listing.stored_bytes)),
     )?;
+    if let Some(server) = listing.server_bytes {
+        writeln!(
+            out,
+            "on the servers after chunk-level dedup: {} ({} saved, counted per artifact)",
+            bytes(server),
+            bytes(listing.server_measured_bytes.saturating_sub(server)),
+        )?;
+    }
     Ok(0)
 }
 
@@ -190,6 +198,8 @@ fn artifact_json(a: &ArtifactRow) -> Value {
         "total_bytes": a.total_bytes,
         "stored_bytes": a.stored_bytes,
         "saved_bytes": a.total_bytes.saturating_sub(a.stored_bytes),
+        "server_bytes": a.server_bytes,
+        "server_saved_bytes": a.server_bytes.map(|b| a.total_bytes.saturating_sub(b)),
         "versions": versions,
     })
 }
@@ -204,5 +214,8 @@ fn listing_json(l: &ArtifactListing) -> Value {
         "total_bytes": l.total_bytes,
         "stored_bytes": l.stored_bytes,
         "saved_bytes": l.total_bytes.saturating_sub(l.stored_bytes),
+        "server_bytes": l.server_bytes,
+        "server_measured_bytes": l.server_measured_bytes,
+        "server_saved_bytes": l.server_bytes.map(|b| l.server_measured_bytes.saturating_sub(b)),
     })
 }

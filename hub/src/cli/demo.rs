@@ -1,4 +1,4 @@
-//! `runicorn-hub demo`: sample runs in a temporary root, a local agent serving them, a sync into
+//! `runicorn-hub demo`: sample runs and artifacts in a temporary root, a local agent serving them, a sync into
 //! a temporary store, then live follow of the run that is still training.
 
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use runicorn_hub::supervisor::OpenOptions;
 use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 
 use super::ctrl_c::ctrl_c;
+use super::demo_artifacts::write_sample_artifacts;
 use super::demo_runs::{spawn_live_run, write_sample_runs};
 use super::sync_reporter::SyncReporter;
 
@@ -50,12 +51,18 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let written = write_sample_runs(&root)
         .with_context(|| format!("cannot write the sample runs into {}", root.display()))?;
+    let artifacts = write_sample_artifacts(&root, &scratch.path().join("staging"), &written)
+        .with_context(|| format!("cannot log the sample artifacts into {}", root.display()))?;
+    // The staged copies are in the pool now.
+    let _ = std::fs::remove_dir_all(scratch.path().join("staging"));
     let stop_live = Arc::new(AtomicBool::new(false));
     let live = spawn_live_run(&root, Duration::from_millis(500), Arc::clone(&stop_live))
         .context("cannot start the live sample run")?;
     eprintln!(
-        "demo: wrote {} sample runs (+1 still training) into {}; store in {}",
-        written,
+        "demo: wrote {} sample runs (+1 still training) and {} artifacts ({} versions) into {}; store in {}",
+        written.len(),
+        artifacts.artifacts,
+        artifacts.versions,
         root.display(),
         hub_dir.display()
     );

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use runicorn_protocol::run_format::artifacts::RunLink;
 use runicorn_protocol::run_format::{
     MetricGoal, RunOutcome, RunSpec, RunStatus, RunWriter, WriteError,
 };
@@ -157,8 +158,16 @@ fn sample_image(step: i64, lr: f64) -> Vec<u8> {
     out
 }
 
-/// Writes the finished and failed sample runs under `root`. Returns how many.
-pub fn write_sample_runs(root: &Path) -> Result<usize, WriteError> {
+/// One written sample run: its alias and where it is, for the sample artifacts' lineage.
+#[derive(Debug, Clone)]
+pub struct SampleRun {
+    pub alias: &'static str,
+    pub link: RunLink,
+}
+
+/// Writes the finished and failed sample runs under `root`. Returns them in recipe order.
+pub fn write_sample_runs(root: &Path) -> Result<Vec<SampleRun>, WriteError> {
+    let mut written = Vec::with_capacity(RECIPES.len());
     for r in RECIPES {
         let mut w = start(root, r.path, r.alias, r.lr, r.hours_ago)?;
         for step in 1..=r.steps {
@@ -188,8 +197,17 @@ pub fn write_sample_runs(root: &Path) -> Result<usize, WriteError> {
         summary.insert("final_loss".into(), json!(curve(r.steps, r.lr).0));
         w.update_summary(summary)?;
         w.finish((r.outcome)())?;
+        let dir = w.dir().strip_prefix(root).unwrap_or(w.dir());
+        written.push(SampleRun {
+            alias: r.alias,
+            link: RunLink {
+                run_id: w.id().to_owned(),
+                dir: dir.to_string_lossy().replace('\\', "/"),
+                host: None,
+            },
+        });
     }
-    Ok(RECIPES.len())
+    Ok(written)
 }
 
 /// A run that logs a step every `interval` until `stop` is set, then finishes.
@@ -226,7 +244,7 @@ mod tests {
     #[test]
     fn sample_runs_are_listed_by_the_reader() {
         let t = tempfile::tempdir().unwrap();
-        assert_eq!(write_sample_runs(t.path()).unwrap(), RECIPES.len());
+        assert_eq!(write_sample_runs(t.path()).unwrap().len(), RECIPES.len());
         let found = runicorn_protocol::run_format::discover_runs(t.path());
         assert_eq!(found.runs.len(), RECIPES.len());
     }

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod ctrl_c;
 pub mod dashboard;
 pub mod demo;
+pub mod demo_artifacts;
 pub mod demo_runs;
 pub mod fetch;
 pub mod fetch_artifact;

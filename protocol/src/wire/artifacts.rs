@@ -38,6 +38,11 @@ pub struct ArtifactChange {
     /// manifest); what could be read is still sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Bytes the artifact's contents occupy on the server after dedup: its versions' distinct
+    /// whole pool files plus the distinct chunks of its chunked contents (a chunk shared by
+    /// several versions counts once). Absent from agents that do not measure it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<u64>,
 }
 
 /// One version of an [`ArtifactChange`].

@@ -192,6 +192,26 @@ fn listing_has_versions_aliases_sizes_and_bytes_saved() {
 }
 
 #[test]
+fn server_bytes_are_the_agents_chunk_level_measure_summed_per_artifact() {
+    let w = world();
+    let all = w.store.list_artifacts(&ArtifactFilter::default()).unwrap();
+    assert!(all.artifacts.iter().all(|a| a.server_bytes.is_none()));
+    assert_eq!((all.server_bytes, all.server_measured_bytes), (None, 0));
+    w.store
+        .conn
+        .execute(
+            "UPDATE artifacts SET stored_bytes = 120 WHERE name = 'm'",
+            [],
+        )
+        .unwrap();
+    let all = w.store.list_artifacts(&ArtifactFilter::default()).unwrap();
+    let m = all.artifacts.iter().find(|a| a.name == "m").unwrap();
+    assert_eq!(m.server_bytes, Some(120));
+    assert_eq!(all.server_bytes, Some(120));
+    assert_eq!(all.server_measured_bytes, m.total_bytes);
+}
+
+#[test]
 fn listing_filters_by_type_remote_and_removed() {
     let w = world();
     let only = |f: ArtifactFilter| -> Vec<String> {

@@ -33,6 +33,52 @@ fn the_demo_syncs_its_sample_runs_and_lists_them() {
     let finished: Vec<_> = runs.iter().filter(|r| r["status"] == "finished").collect();
     assert_eq!(finished.len(), 4);
     assert!(finished.iter().all(|r| r["points"].as_u64().unwrap() > 300));
+
+    // The sample artifacts: a dataset the image runs used and a model of three versions whose
+    // `best` moved to v2, with chunk-level dedup measured on the "server".
+    let listing =
+        json_of(hub(home.path(), hub_dir.path()).args(["artifacts", "--json", "--remote", "demo"]));
+    let artifacts = listing["artifacts"].as_array().unwrap();
+    let names: Vec<&str> = artifacts
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cifar10-sample", "resnet50"], "{listing}");
+    let model = &artifacts[1];
+    let versions: Vec<u64> = model["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 2, 1]);
+    assert_eq!(
+        model["versions"][0]["aliases"],
+        serde_json::json!(["latest"])
+    );
+    assert_eq!(model["versions"][1]["aliases"], serde_json::json!(["best"]));
+    assert!(model["versions"][2]["produced_by"]["run_id"].is_string());
+    assert_eq!(model["versions"][2]["used_by"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        artifacts[0]["versions"][0]["used_by"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Three 5 MiB checkpoints, each changing about 10 % of the last: the server holds less than
+    // two copies.
+    let total = model["total_bytes"].as_u64().unwrap();
+    let server = model["server_bytes"].as_u64().unwrap();
+    assert!(total > 15 << 20, "{model}");
+    assert!(
+        server < 2 * (5 << 20),
+        "chunk-level dedup: {server} of {total}"
+    );
+    assert_eq!(
+        model["server_saved_bytes"].as_u64().unwrap(),
+        total - server
+    );
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod run_files;
 mod run_refs;
 mod ssh_transport;
 mod terminal_safety;
+mod upstream_assets;
 mod upstream_compat;
 mod web_api;
 mod web_limits;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::Json;
 use runicorn_store::{
-    ArtifactFileRow, ArtifactFilter, ArtifactRow, ArtifactVersionRow, LineageBounds,
-    LineageEdgeKind, LineageGraph, LineageNode, LineageStart, RunLinkRow, VersionRef,
+    asset_entries, ArtifactFileRow, ArtifactFilter, ArtifactRow, ArtifactVersionRow, AssetEntry,
+    AssetKind, LineageBounds, LineageEdgeKind, LineageGraph, LineageNode, LineageStart, RunLinkRow,
+    VersionRef,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -106,6 +107,11 @@ pub struct ArtifactDto {
     pub stored_bytes: u64,
     /// `total_bytes - stored_bytes`: what dedup saves.
     pub saved_bytes: u64,
+    /// What its contents occupy on the server after chunk-level dedup (distinct whole pool
+    /// files and distinct chunks), as its agent measured it; `null` from older agents.
+    pub server_bytes: Option<u64>,
+    /// `total_bytes - server_bytes`: what dedup saves on the server, chunk sharing included.
+    pub server_saved_bytes: Option<u64>,
     pub versions: Vec<ArtifactVersionDto>,
 }
 
@@ -122,6 +128,8 @@ impl From<&ArtifactRow> for ArtifactDto {
             total_bytes: a.total_bytes,
             stored_bytes: a.stored_bytes,
             saved_bytes: a.total_bytes.saturating_sub(a.stored_bytes),
+            server_bytes: a.server_bytes,
+            server_saved_bytes: a.server_bytes.map(|b| a.total_bytes.saturating_sub(b)),
             versions: a.versions.iter().map(ArtifactVersionDto::from).collect(),
         }
     }
@@ -138,6 +146,13 @@ pub struct ArtifactsDto {
     pub total_bytes: u64,
     pub stored_bytes: u64,
     pub saved_bytes: u64,
+    /// Sum of the artifacts' `server_bytes` (per artifact: a chunk two artifacts share counts
+    /// in both); `null` when no listed artifact has it.
+    pub server_bytes: Option<u64>,
+    /// Sum of `total_bytes` over the artifacts that have `server_bytes`.
+    pub server_measured_bytes: u64,
+    /// `server_measured_bytes - server_bytes`.
+    pub server_saved_bytes: Option<u64>,
 }
 
 /// One file of a version.
@@ -224,6 +239,87 @@ pub struct RunArtifactsDto {
     /// as its server has it; `null` when it has none.
     #[cfg_attr(test, ts(type = "unknown"))]
     pub assets: Option<Value>,
+    /// The run's remote: a saved asset file's bytes are
+    /// `GET /api/remotes/{remote}/blobs/{sha256}`.
+    pub remote: String,
+    /// `assets` as a flat list, each saved one with where its bytes are on the server.
+    pub asset_entries: Vec<RunAssetDto>,
+}
+
+/// One upstream asset of a run (from its `assets.json`), never with the writing machine's
+/// absolute paths as locations.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RunAsset"))]
+pub struct RunAssetDto {
+    /// `code`, `dataset`, `pretrained` or `output`.
+    pub category: String,
+    pub name: String,
+    /// Whether the bytes were copied into the server's `archive/`.
+    pub saved: bool,
+    /// `file` or `dir`.
+    pub kind: String,
+    /// A saved file's SHA-256: its bytes are the remote's blob of that name.
+    pub sha256: Option<String>,
+    /// Where the saved bytes are, relative to the server's root (`archive/…`).
+    pub archive: Option<String>,
+    pub size: Option<u64>,
+    pub file_count: Option<u64>,
+    /// Where it came from on the writing machine (for display only).
+    pub uri: Option<String>,
+    /// An output's key, a dataset's context, a pretrained model's source type.
+    pub detail: Option<String>,
+    /// An output's archive mode.
+    pub mode: Option<String>,
+    /// Where its bytes download (`/api/remotes/{remote}/blobs/{sha256}`): a saved file held in
+    /// the server's content-addressed `archive/blobs/`; `null` otherwise (a directory, a
+    /// rolling copy, a file only recorded: `runicorn-hub fetch assets` copies those).
+    pub download: Option<String>,
+}
+
+/// `text` as one URL path segment.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl RunAssetDto {
+    fn new(remote: &str, e: &AssetEntry) -> Self {
+        let in_blob_store = e
+            .archive
+            .as_deref()
+            .is_some_and(|a| a.starts_with("archive/blobs/"));
+        let download = match (&e.sha256, e.saved, e.kind, in_blob_store) {
+            (Some(sha), true, AssetKind::File, true) => {
+                Some(format!("/api/remotes/{}/blobs/{sha}", path_segment(remote)))
+            }
+            _ => None,
+        };
+        RunAssetDto {
+            category: e.category.as_str().to_owned(),
+            name: e.name.clone(),
+            saved: e.saved,
+            kind: match e.kind {
+                AssetKind::File => "file",
+                AssetKind::Dir => "dir",
+            }
+            .to_owned(),
+            sha256: e.sha256.clone(),
+            archive: e.archive.clone(),
+            size: e.size,
+            file_count: e.file_count,
+            uri: e.uri.clone(),
+            detail: e.detail.clone(),
+            mode: e.mode.clone(),
+            download,
+        }
+    }
 }
 
 /// A run in the lineage graph; `key` is `null` for a run the hub does not have (only a
@@ -347,6 +443,11 @@ pub async fn list(
         total_bytes: listing.total_bytes,
         stored_bytes: listing.stored_bytes,
         saved_bytes: listing.total_bytes.saturating_sub(listing.stored_bytes),
+        server_bytes: listing.server_bytes,
+        server_measured_bytes: listing.server_measured_bytes,
+        server_saved_bytes: listing
+            .server_bytes
+            .map(|b| listing.server_measured_bytes.saturating_sub(b)),
     }))
 }
 
@@ -396,10 +497,22 @@ pub async fn of_run(
         .pool
         .read(move |store| {
             let rows = store.run_artifacts(key)?;
+            let assets = store.run_assets(key)?;
+            let remote = store.run_by_key(key)?.map(|r| r.remote).unwrap_or_default();
             Ok(RunArtifactsDto {
                 produced: rows.produced.iter().map(VersionRefDto::from).collect(),
                 used: rows.used.iter().map(VersionRefDto::from).collect(),
-                assets: store.run_assets(key)?,
+                asset_entries: assets
+                    .as_ref()
+                    .map(|a| {
+                        asset_entries(a)
+                            .iter()
+                            .map(|e| RunAssetDto::new(&remote, e))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                assets,
+                remote,
             })
         })
         .await?;

@@ -174,6 +174,11 @@ fn the_listing_has_versions_aliases_sizes_lineage_and_bytes_saved() {
     assert_eq!(model["stored_bytes"], stored);
     assert_eq!(model["saved_bytes"], 2 * VOCAB_BYTES);
     assert_eq!(all["saved_bytes"], 2 * VOCAB_BYTES);
+    // The agent's chunk-level measure: small files are whole in the pool, each once.
+    assert_eq!(model["server_bytes"], stored);
+    assert_eq!(model["server_saved_bytes"], 2 * VOCAB_BYTES);
+    assert_eq!(all["server_saved_bytes"], 2 * VOCAB_BYTES);
+    assert_eq!(all["server_measured_bytes"], all["total_bytes"]);
 
     // Filters.
     let datasets = served.json("/api/artifacts?type=dataset");
@@ -279,6 +284,42 @@ fn a_run_lists_what_it_produced_and_used_and_its_assets() {
     assert_eq!(refs(&serve["used"]), ["dataset/preds:v1"]);
     assert_eq!(serve["produced"], json!([]));
     assert_eq!(serve["assets"], upstream_assets());
+    // The same assets as entries: where each saved file's bytes are, never an absolute path.
+    assert_eq!(serve["remote"], "here");
+    let entries = serve["asset_entries"].as_array().unwrap();
+    let summary: Vec<(&str, &str, bool, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["category"].as_str().unwrap(),
+                e["name"].as_str().unwrap(),
+                e["saved"].as_bool().unwrap(),
+                e["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("code", "code_snapshot.zip", true, "file"),
+            ("dataset", "mnist", true, "dir"),
+            ("pretrained", "bert-base", false, "file"),
+        ]
+    );
+    let ab = "ab".repeat(32);
+    assert_eq!(entries[0]["sha256"], ab.as_str());
+    assert_eq!(entries[0]["archive"], format!("archive/blobs/ab/{ab}"));
+    assert_eq!(
+        entries[0]["download"],
+        format!("/api/remotes/here/blobs/{ab}")
+    );
+    assert_eq!(entries[1]["file_count"], 3);
+    assert_eq!(entries[1]["download"], Value::Null, "a directory");
+    assert_eq!(entries[2]["archive"], Value::Null);
+    assert!(entries
+        .iter()
+        .all(|e| !e["archive"].as_str().unwrap_or("").starts_with('/')));
+    assert_eq!(train["asset_entries"], json!([]));
     assert_eq!(served.get("/api/runs/nope/artifacts").status, 404);
 }
 

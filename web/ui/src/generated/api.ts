@@ -504,6 +504,19 @@ export type ArtifactsAnswer = {
   total_bytes: number,
   stored_bytes: number,
   saved_bytes: number,
+  /**
+   * Sum of the artifacts' `server_bytes` (per artifact: a chunk two artifacts share counts
+   * in both); `null` when no listed artifact has it.
+   */
+  server_bytes: number | null,
+  /**
+   * Sum of `total_bytes` over the artifacts that have `server_bytes`.
+   */
+  server_measured_bytes: number,
+  /**
+   * `server_measured_bytes - server_bytes`.
+   */
+  server_saved_bytes: number | null,
 };
 
 /**
@@ -529,6 +542,15 @@ export type Artifact = {
    * `total_bytes - stored_bytes`: what dedup saves.
    */
   saved_bytes: number,
+  /**
+   * What its contents occupy on the server after chunk-level dedup (distinct whole pool
+   * files and distinct chunks), as its agent measured it; `null` from older agents.
+   */
+  server_bytes: number | null,
+  /**
+   * `total_bytes - server_bytes`: what dedup saves on the server, chunk sharing included.
+   */
+  server_saved_bytes: number | null,
   versions: Array<ArtifactVersion>,
 };
 
@@ -604,6 +626,63 @@ export type RunArtifactsAnswer = {
    * as its server has it; `null` when it has none.
    */
   assets: unknown,
+  /**
+   * The run's remote: a saved asset file's bytes are
+   * `GET /api/remotes/{remote}/blobs/{sha256}`.
+   */
+  remote: string,
+  /**
+   * `assets` as a flat list, each saved one with where its bytes are on the server.
+   */
+  asset_entries: Array<RunAsset>,
+};
+
+/**
+ * One upstream asset of a run (from its `assets.json`), never with the writing machine's
+ * absolute paths as locations.
+ */
+export type RunAsset = {
+  /**
+   * `code`, `dataset`, `pretrained` or `output`.
+   */
+  category: string,
+  name: string,
+  /**
+   * Whether the bytes were copied into the server's `archive/`.
+   */
+  saved: boolean,
+  /**
+   * `file` or `dir`.
+   */
+  kind: string,
+  /**
+   * A saved file's SHA-256: its bytes are the remote's blob of that name.
+   */
+  sha256: string | null,
+  /**
+   * Where the saved bytes are, relative to the server's root (`archive/…`).
+   */
+  archive: string | null,
+  size: number | null,
+  file_count: number | null,
+  /**
+   * Where it came from on the writing machine (for display only).
+   */
+  uri: string | null,
+  /**
+   * An output's key, a dataset's context, a pretrained model's source type.
+   */
+  detail: string | null,
+  /**
+   * An output's archive mode.
+   */
+  mode: string | null,
+  /**
+   * Where its bytes download (`/api/remotes/{remote}/blobs/{sha256}`): a saved file held in
+   * the server's content-addressed `archive/blobs/`; `null` otherwise (a directory, a
+   * rolling copy, a file only recorded: `runicorn-hub fetch assets` copies those).
+   */
+  download: string | null,
 };
 
 /**

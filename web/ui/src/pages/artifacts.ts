@@ -44,8 +44,26 @@ export function runLink(l: RunLink): HTMLElement {
   return h("span", { class: "muted", title: `${l.dir}${host}: not synced to the hub` }, `${l.run_id} (not in the hub)`);
 }
 
-function sizes(a: { total_bytes: number; stored_bytes: number; saved_bytes: number }): string {
-  return `${formatBytes(a.total_bytes)} in all · ${formatBytes(a.stored_bytes)} stored · ${formatBytes(a.saved_bytes)} saved by dedup`;
+type Sizes = { total_bytes: number; stored_bytes: number; saved_bytes: number; server_bytes: number | null; server_saved_bytes: number | null };
+
+/** Bytes on the server after dedup: the agent's chunk-level measure when it sent one, else each
+ * distinct content once (older agents). */
+export function storedOnServer(a: Sizes): { stored: number; saved: number; chunkLevel: boolean } {
+  if (a.server_bytes !== null && a.server_saved_bytes !== null) return { stored: a.server_bytes, saved: a.server_saved_bytes, chunkLevel: true };
+  return { stored: a.stored_bytes, saved: a.saved_bytes, chunkLevel: false };
+}
+
+/** `12 %` of `whole` (nothing when whole is 0). */
+function share(part: number, whole: number): string {
+  return whole > 0 ? ` (${Math.round((100 * part) / whole)} %)` : "";
+}
+
+/** One artifact's (or, with `perArtifact`, a listing's) size, stored bytes and saving. */
+export function sizes(a: Sizes & { server_measured_bytes?: number }, perArtifact = false): string {
+  const s = storedOnServer(a);
+  const base = s.chunkLevel && a.server_measured_bytes !== undefined ? a.server_measured_bytes : a.total_bytes;
+  const how = s.chunkLevel ? (perArtifact ? "on the server (chunk-level dedup, per artifact)" : "on the server (chunk-level dedup)") : "stored (each distinct file once)";
+  return `${formatBytes(a.total_bytes)} in all · ${formatBytes(s.stored)} ${how} · ${formatBytes(s.saved)} saved by dedup${share(s.saved, base)}`;
 }
 
 export function artifactsPage(params: URLSearchParams): Page {
@@ -111,7 +129,7 @@ export function artifactsPage(params: URLSearchParams): Page {
       "p",
       { class: "artifacts-summary" },
       `${formatNumber(list.artifacts.length)} artifacts · ${formatNumber(versions)} versions · `,
-      h("span", { class: "dedup-figures" }, sizes(list)),
+      h("span", { class: "dedup-figures" }, sizes(list, true)),
     );
     const sections: HTMLElement[] = [];
     const byType = new Map<string, Artifact[]>();
@@ -136,8 +154,8 @@ export function artifactsPage(params: URLSearchParams): Page {
           h("td", { class: "num" }, formatNumber(a.versions.length)),
           h("td", {}, newest ? versionLink({ ...a, version: newest.version, aliases: newest.aliases }) : "—"),
           h("td", { class: "num" }, formatBytes(a.total_bytes)),
-          h("td", { class: "num" }, formatBytes(a.stored_bytes)),
-          h("td", { class: "num saved" }, formatBytes(a.saved_bytes)),
+          h("td", { class: "num stored", title: storedOnServer(a).chunkLevel ? "Bytes on the server: distinct whole files and distinct chunks" : "Each distinct file once" }, formatBytes(storedOnServer(a).stored)),
+          h("td", { class: "num saved" }, formatBytes(storedOnServer(a).saved), share(storedOnServer(a).saved, a.total_bytes)),
         );
       });
       sections.push(
@@ -148,7 +166,7 @@ export function artifactsPage(params: URLSearchParams): Page {
           h(
             "table",
             { class: "data artifacts-table" },
-            h("thead", {}, h("tr", {}, ...["Name", "Remote · host", "Versions", "Newest", "Size", "Stored", "Saved"].map((c) => h("th", {}, c)))),
+            h("thead", {}, h("tr", {}, ...["Name", "Remote · host", "Versions", "Newest", "Size", "On the server", "Saved by dedup"].map((c) => h("th", {}, c)))),
             h("tbody", {}, ...rows),
           ),
         ),

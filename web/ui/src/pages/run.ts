@@ -54,6 +54,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
   let charts: RunCharts | null = null;
   let destroyed = false;
   const timers: ReturnType<typeof setInterval>[] = [];
+  const gone = new AbortController();
 
   void (async () => {
     let detail: RunDetail;
@@ -85,7 +86,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       else if (t === "summary") p = keyValueTable(detail.summary, "No summary values.");
       else if (t === "config") p = keyValueTable(detail.config, "No config.");
       else if (t === "environment") p = keyValueTable(detail.environment, "No environment was recorded.");
-      else if (t === "artifacts") p = runArtifactsTab(detail);
+      else if (t === "artifacts") p = runArtifactsTab(detail, gone.signal);
       else p = filesTab(detail);
       panels.set(t, p);
       return p;
@@ -180,6 +181,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
     el,
     destroy: () => {
       destroyed = true;
+      gone.abort();
       for (const t of timers) clearInterval(t);
       closeLive?.();
       charts?.destroy();

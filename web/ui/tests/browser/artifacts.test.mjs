@@ -66,7 +66,7 @@ test("the Artifacts page lists versions by type with aliases, sizes and bytes sa
   assert.match(cells[3], /latest/);
   assert.match(cells[3], /best/);
   // vocab.txt (11,000 bytes) is the same in all three versions: two copies saved.
-  assert.match(cells[6], /^21 KiB$/);
+  assert.match(cells[6], /^21 KiB \(49 %\)$/);
   assert.match(await page.locator(".artifacts-summary").textContent(), /2 artifacts · 4 versions/);
   // The type chips filter.
   await page.click('.type-chips a[data-type="dataset"]');
