@@ -10,7 +10,11 @@
 //!
 //! Artifact chunks (`files/chunks/`) count too, each chunk file once: `cache gc` removes them
 //! by the same least-recently-used order, and a content that lost a chunk is no longer recorded
-//! as held (its other chunks stay; a later fetch brings only the missing ones).
+//! as held (its other chunks stay; a later fetch brings only the missing ones). A chunk file is
+//! unlinked BEFORE the contents holding it are forgotten, and recording a content checks its
+//! chunks are on disk inside its transaction, so no content stays recorded with a chunk gone. A
+//! download holds every chunk of its content under a shared lock from the start
+//! (`ContentReader::open_held`), so all of them are kept while it streams.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, TryLockError};

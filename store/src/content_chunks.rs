@@ -199,6 +199,26 @@ impl Store {
                 .at(&self.db_path)?;
             }
         }
+        // Checked inside the transaction: a `cache gc` removes a chunk file before it forgets
+        // the contents holding it, so a chunk removed before this check refuses the record, and
+        // one removed after it is forgotten by that gc once this commits. Either way no content
+        // stays recorded with a chunk missing.
+        let cache = ChunkCache::of(&self.cache);
+        for c in chunks {
+            if cache.path_of(&c.chunk).is_none() {
+                let path = cache.slot(&c.chunk).unwrap_or_else(|| cache.root.clone());
+                return Err(StoreError::io(
+                    &path,
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "chunk {} of content {content} is not in the cache (removed by a clean-up?); fetch the content again",
+                            c.chunk
+                        ),
+                    ),
+                ));
+            }
+        }
         tx.commit().at(&self.db_path)
     }
 
@@ -242,12 +262,19 @@ pub fn layout_on_disk(cache: &ChunkCache, chunks: Vec<ContentChunk>) -> Option<C
 
 /// Reads a cached content from any offset: a whole file, or its chunk files one after the
 /// other. Blocking; use it on a blocking thread.
+#[derive(Debug)]
 pub struct ContentReader {
     parts: Vec<(u64, u64, PathBuf)>,
     size: u64,
     pos: u64,
     open: Option<(usize, File)>,
+    /// Every part opened up front under a shared lock ([`ContentReader::open_held`]).
+    held: Option<Vec<File>>,
 }
+
+/// A used file's mtime is set again only when older than this (reads touch at most once a
+/// minute per file, not on every request).
+pub const TOUCH_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ContentReader {
     /// A reader over `layout` (of `size` bytes in all).
@@ -264,7 +291,36 @@ impl ContentReader {
             size,
             pos: 0,
             open: None,
+            held: None,
         }
+    }
+
+    /// A reader over `layout` that opens every part now and holds a shared lock on each until
+    /// dropped, so `cache gc` (which removes only what it can lock exclusively) keeps them all
+    /// while the content is read, however slowly. Parts last used more than [`TOUCH_AFTER`] ago
+    /// get their mtime set to now, so the cache's least-recently-used order sees this read.
+    /// A part gone meanwhile (a clean-up between the lookup and here) is `NotFound`: look the
+    /// content up again (or fetch it) and retry.
+    pub fn open_held(layout: &CachedLayout, size: u64) -> io::Result<ContentReader> {
+        let mut reader = ContentReader::new(layout, size);
+        let mut held = Vec::with_capacity(reader.parts.len());
+        for (_, _, path) in &reader.parts {
+            let file = File::open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            file.lock_shared()
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            // Locked, but a clean-up may have unlinked it just before: then it is not held.
+            if !path.exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} was removed by a cache clean-up", path.display()),
+                ));
+            }
+            touch_if_stale(&file);
+            held.push(file);
+        }
+        reader.held = Some(held);
+        Ok(reader)
     }
 
     /// The content's size.
@@ -293,6 +349,21 @@ impl Read for ContentReader {
         };
         let (off, size, path) = &self.parts[i];
         let within = self.pos - off;
+        if let Some(held) = &self.held {
+            let mut file = &held[i];
+            file.seek(SeekFrom::Start(within))?;
+            let left = usize::try_from(size - within).unwrap_or(usize::MAX);
+            let want = buf.len().min(left);
+            let n = file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("cached chunk {} is shorter than recorded", path.display()),
+                ));
+            }
+            self.pos += n as u64;
+            return Ok(n);
+        }
         if self.open.as_ref().map(|(j, _)| *j) != Some(i) {
             let f = File::open(path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
@@ -327,6 +398,20 @@ impl Seek for ContentReader {
             target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before 0"))?;
         self.pos = target;
         Ok(target)
+    }
+}
+
+/// Sets an open cache file's mtime to now when it is older than [`TOUCH_AFTER`] (the file's
+/// owner may do so through a read-only handle; failures only leave the order as it was).
+fn touch_if_stale(file: &File) {
+    let stale = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age >= TOUCH_AFTER);
+    if stale {
+        let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -402,6 +487,77 @@ mod tests {
         assert!(store.chunk_is_recorded(&chunks[1].chunk).unwrap());
         // A chunk gone from disk: the content is no longer held.
         std::fs::remove_file(cache.path_of(&chunks[2].chunk).unwrap()).unwrap();
+        assert_eq!(store.cached_layout(&content).unwrap(), None);
+    }
+
+    fn chunked(store: &mut Store, data: &[u8], cut: usize) -> (String, Vec<ContentChunk>) {
+        let cache = store.chunk_cache();
+        let mut chunks = Vec::new();
+        for (i, part) in data.chunks(cut).enumerate() {
+            cache.put(&sha(part), part).unwrap().unwrap();
+            chunks.push(ContentChunk {
+                chunk: sha(part),
+                offset: (i * cut) as u64,
+                size: part.len() as u64,
+            });
+        }
+        let content = sha(data);
+        store.record_content_chunks(&content, &chunks).unwrap();
+        (content, chunks)
+    }
+
+    #[test]
+    fn a_held_content_survives_a_cache_gc_and_is_touched() {
+        let (_d, mut store) = store();
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let (content, chunks) = chunked(&mut store, &data, 1000);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for c in &chunks {
+            let path = store.chunk_cache().path_of(&c.chunk).unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let layout = store.cached_layout(&content).unwrap().unwrap();
+        let mut reader = ContentReader::open_held(&layout, 3000).unwrap();
+        for c in &chunks {
+            let path = store.chunk_cache().path_of(&c.chunk).unwrap();
+            let age = std::fs::metadata(&path)
+                .unwrap()
+                .modified()
+                .unwrap()
+                .elapsed()
+                .unwrap();
+            assert!(age < TOUCH_AFTER, "opening touches the chunk");
+        }
+        let report = store.cache_gc(0, false).unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert_eq!(report.kept_in_use.len(), 3);
+        assert_eq!(hash_content(&mut reader).unwrap(), (content.clone(), 3000));
+        assert!(store.cached_layout(&content).unwrap().is_some());
+        drop(reader);
+        let report = store.cache_gc(0, false).unwrap();
+        assert_eq!(report.removed.len(), 3);
+        assert!(store.content_chunks(&content).unwrap().is_empty());
+        assert_eq!(
+            ContentReader::open_held(&layout, 3000).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn a_content_is_not_recorded_when_a_chunk_went_missing() {
+        let (_d, mut store) = store();
+        let data = vec![7u8; 2000];
+        let (content, chunks) = chunked(&mut store, &data[..1500], 700);
+        let path = store.chunk_cache().path_of(&chunks[1].chunk).unwrap();
+        std::fs::remove_file(path).unwrap();
+        let err = store.record_content_chunks(&content, &chunks).unwrap_err();
+        assert!(err.to_string().contains("fetch the content again"), "{err}");
+        // The rows recorded before stay; the content is not held, though.
         assert_eq!(store.cached_layout(&content).unwrap(), None);
     }
 }

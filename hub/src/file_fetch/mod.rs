@@ -17,10 +17,12 @@
 //! | `source` | opening the remote (SFTP) or local file, confined to the root's real path |
 //! | `transfer` | the copy into the partial: reads in flight on one side, writing and hashing on a thread |
 //! | `web` | the dashboard's `FileFetcher` over [`RemoteFiles`] |
+//! | `idle_agents` | closing the kept chunk-list agent session of a remote after an idle time (60 s) |
 //! | `content` | artifact contents by SHA-256: whole when small, else only the chunks the cache lacks (the agent's `chunks` list), each verified, then the whole |
 
 mod content;
 mod error;
+mod idle_agents;
 mod manifest_path;
 mod source;
 mod transfer;
@@ -35,6 +37,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 pub use content::{ContentWanted, MovedCounter, BLOB};
 pub use error::FetchError;
+pub use idle_agents::{CHUNK_AGENT_IDLE, CHUNK_AGENT_IDLE_ENV};
 pub use manifest_path::check_manifest_path;
 
 use crate::remote_address::RemoteAddress;
