@@ -184,8 +184,13 @@ async fn fetch_one(
         .context("the copy stopped")?
 }
 
-/// Writes a cached content to `destination` through a temporary name.
-fn write_out(layout: &CachedLayout, size: u64, destination: &Path) -> anyhow::Result<()> {
+/// Writes a cached content to `destination` through a temporary name, holding every part of
+/// it (whole file or chunks) under a shared lock meanwhile so a `cache gc` keeps them.
+pub(super) fn write_out(
+    layout: &CachedLayout,
+    size: u64,
+    destination: &Path,
+) -> anyhow::Result<()> {
     if let Some(parent) = destination.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -193,9 +198,14 @@ fn write_out(layout: &CachedLayout, size: u64, destination: &Path) -> anyhow::Re
     let mut partial = destination.as_os_str().to_owned();
     partial.push(".part");
     let partial = PathBuf::from(partial);
+    let mut reader = ContentReader::open_held(layout, size).with_context(|| {
+        format!(
+            "the hub's cache lost part of {} (a `cache gc` at the same moment?); fetch again",
+            destination.display()
+        )
+    })?;
     let mut output = std::fs::File::create(&partial)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    let mut reader = ContentReader::new(layout, size);
     let copied = std::io::copy(&mut reader, &mut output)
         .and_then(|n| output.sync_all().map(|()| n))
         .with_context(|| format!("cannot write {}", partial.display()))?;

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod demo_runs;
 pub mod fetch;
 pub mod fetch_artifact;
+pub mod fetch_assets;
 pub mod list;
 pub mod list_columns;
 pub mod logging;

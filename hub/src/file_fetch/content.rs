@@ -419,7 +419,7 @@ impl RemoteFiles {
     }
 
     /// Opens `relative` (under the root) at `offset` on the remote, by the file rules.
-    async fn open_source(
+    pub(super) async fn open_source(
         &self,
         remote: &RemoteRow,
         address: &RemoteAddress,
@@ -463,7 +463,7 @@ impl RemoteFiles {
         }
     }
 
-    fn root_of(&self, remote: &RemoteRow) -> Result<String, FetchError> {
+    pub(super) fn root_of(&self, remote: &RemoteRow) -> Result<String, FetchError> {
         remote
             .agent_root
             .clone()

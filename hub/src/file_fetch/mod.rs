@@ -18,8 +18,10 @@
 //! | `transfer` | the copy into the partial: reads in flight on one side, writing and hashing on a thread |
 //! | `web` | the dashboard's `FileFetcher` over [`RemoteFiles`] |
 //! | `idle_agents` | closing the kept chunk-list agent session of a remote after an idle time (60 s) |
+//! | `archive_file` | files of upstream's `archive/` by root-relative path (rolling output copies, directory manifests) and listing a rolling directory copy |
 //! | `content` | artifact contents by SHA-256: whole when small, else only the chunks the cache lacks (the agent's `chunks` list), each verified, then the whole |
 
+mod archive_file;
 mod content;
 mod error;
 mod idle_agents;
@@ -35,6 +37,7 @@ use std::sync::Arc;
 use runicorn_store::{FileCache, FileRow, Partial, RemoteId, RemoteRow, RunRow};
 use tokio::sync::{Mutex, Semaphore};
 
+pub use archive_file::{ArchiveCopy, ArchiveListing};
 pub use content::{ContentWanted, MovedCounter, BLOB};
 pub use error::FetchError;
 pub use idle_agents::{CHUNK_AGENT_IDLE, CHUNK_AGENT_IDLE_ENV};
