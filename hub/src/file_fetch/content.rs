@@ -573,7 +573,11 @@ impl RemoteFiles {
             Arc::downgrade(&self.inner),
             remote.id,
             Arc::downgrade(&agent),
-            super::idle_agents::chunk_agent_idle(),
+            std::time::Duration::from_millis(
+                self.inner
+                    .chunk_agent_idle_ms
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
         );
         Ok(agent)
     }

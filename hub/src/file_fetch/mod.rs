@@ -84,6 +84,8 @@ struct Inner {
     transfers: Semaphore,
     /// Agent sessions kept for chunk lists, by remote (on the remote's file connection).
     agents: Mutex<HashMap<RemoteId, Arc<content::ChunkAgent>>>,
+    /// How long a kept chunk-list session may sit unused (milliseconds; `idle_agents`).
+    chunk_agent_idle_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A remote's file connection: its own SSH connection, one SFTP session, the root's real path.
@@ -119,8 +121,20 @@ impl RemoteFiles {
                 connections: Mutex::new(HashMap::new()),
                 transfers: Semaphore::new(MAX_TRANSFERS),
                 agents: Mutex::new(HashMap::new()),
+                chunk_agent_idle_ms: std::sync::atomic::AtomicU64::new(
+                    u64::try_from(idle_agents::chunk_agent_idle().as_millis()).unwrap_or(u64::MAX),
+                ),
             }),
         }
+    }
+
+    /// Closes each remote's kept chunk-list agent session after `idle` without use (default
+    /// [`CHUNK_AGENT_IDLE`], or `$RUNICORN_CHUNK_AGENT_IDLE_SECS`); sessions opened from now on.
+    pub fn set_chunk_agent_idle(&self, idle: std::time::Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner
+            .chunk_agent_idle_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The file `path` of `run`'s manifest, in the cache: at once when it is there already
