@@ -2,7 +2,10 @@
 //! `files/chunks/<sha[:2]>/<sha>` ([`ChunkCache`], each written only after its bytes were seen
 //! to hash to its name), the `content_chunks` rows that say which chunks make a content, in
 //! order, and [`ContentReader`], which reads a cached content (whole or chunked) from any
-//! offset, for `fetch artifact` and the download route's ranges.
+//! offset, for `fetch artifact` and the download route's ranges. A reader opened with
+//! [`ContentReader::open_held`] holds its content against `cache gc` (a whole file locked
+//! shared, or the content's hold file `files/chunks/held/<content>` locked shared) and touches
+//! its files, at most once a minute each.
 //!
 //! A content is recorded only once every chunk is on disk and the whole SHA-256 was checked, so
 //! rows never name a content that cannot be read. A chunk is shared by every content that holds
@@ -268,8 +271,9 @@ pub struct ContentReader {
     size: u64,
     pos: u64,
     open: Option<(usize, File)>,
-    /// Every part opened up front under a shared lock ([`ContentReader::open_held`]).
-    held: Option<Vec<File>>,
+    /// What holds the content against `cache gc` ([`ContentReader::open_held`]): the whole
+    /// file or the content's hold file, locked shared.
+    hold: Option<File>,
 }
 
 /// A used file's mtime is set again only when older than this (reads touch at most once a
@@ -291,35 +295,71 @@ impl ContentReader {
             size,
             pos: 0,
             open: None,
-            held: None,
+            hold: None,
         }
     }
 
-    /// A reader over `layout` that opens every part now and holds a shared lock on each until
-    /// dropped, so `cache gc` (which removes only what it can lock exclusively) keeps them all
-    /// while the content is read, however slowly. Parts last used more than [`TOUCH_AFTER`] ago
-    /// get their mtime set to now, so the cache's least-recently-used order sees this read.
-    /// A part gone meanwhile (a clean-up between the lookup and here) is `NotFound`: look the
-    /// content up again (or fetch it) and retry.
-    pub fn open_held(layout: &CachedLayout, size: u64) -> io::Result<ContentReader> {
+    /// A reader over `layout`, the cached content `content`, held against `cache gc` until
+    /// dropped:
+    ///
+    /// - a whole file is opened now under a shared lock (gc removes only what it can lock
+    ///   exclusively);
+    /// - chunks are held through the content's hold file `files/chunks/held/<content>`, locked
+    ///   shared (one descriptor, whatever the number of chunks): gc locks the hold file of every
+    ///   recorded content of a chunk exclusively while it removes that chunk, and keeps the
+    ///   chunk when it cannot. Once the hold is taken, every chunk is checked to be on disk.
+    ///
+    /// Parts last used more than [`TOUCH_AFTER`] ago get their mtime set to now, so the
+    /// cache's least-recently-used order sees this read. A part gone meanwhile (a clean-up
+    /// between the lookup and here) is `NotFound`: look the content up again (or fetch it)
+    /// and retry.
+    pub fn open_held(layout: &CachedLayout, size: u64, content: &str) -> io::Result<ContentReader> {
         let mut reader = ContentReader::new(layout, size);
-        let mut held = Vec::with_capacity(reader.parts.len());
-        for (_, _, path) in &reader.parts {
-            let file = File::open(path)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            file.lock_shared()
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            // Locked, but a clean-up may have unlinked it just before: then it is not held.
-            if !path.exists() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} was removed by a cache clean-up", path.display()),
-                ));
+        let named = |path: &std::path::Path, e: io::Error| {
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        };
+        match layout {
+            CachedLayout::Whole(path) => {
+                let file = File::open(path).map_err(|e| named(path, e))?;
+                file.lock_shared().map_err(|e| named(path, e))?;
+                // Locked, but a clean-up may have unlinked it just before: then it is not held.
+                if !path.exists() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{} was removed by a cache clean-up", path.display()),
+                    ));
+                }
+                touch_if_stale(&file);
+                reader.open = Some((0, file.try_clone().map_err(|e| named(path, e))?));
+                reader.hold = Some(file);
             }
-            touch_if_stale(&file);
-            held.push(file);
+            CachedLayout::Chunks(chunks) => {
+                let Some((_, first)) = chunks.first() else {
+                    return Ok(reader);
+                };
+                // files/chunks/<ab>/<sha> → files/chunks/held/<content>
+                let Some(chunk_root) = first.parent().and_then(|p| p.parent()) else {
+                    return Err(io::Error::other(format!(
+                        "{} is not in a chunk cache",
+                        first.display()
+                    )));
+                };
+                reader.hold = Some(take_hold(&chunk_root.join(HELD_DIR), content)?);
+                for (_, path) in chunks {
+                    let meta = std::fs::metadata(path).map_err(|e| named(path, e))?;
+                    let stale = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_none_or(|age| age >= TOUCH_AFTER);
+                    if stale {
+                        if let Ok(f) = File::open(path) {
+                            touch_if_stale(&f);
+                        }
+                    }
+                }
+            }
         }
-        reader.held = Some(held);
         Ok(reader)
     }
 
@@ -349,21 +389,6 @@ impl Read for ContentReader {
         };
         let (off, size, path) = &self.parts[i];
         let within = self.pos - off;
-        if let Some(held) = &self.held {
-            let mut file = &held[i];
-            file.seek(SeekFrom::Start(within))?;
-            let left = usize::try_from(size - within).unwrap_or(usize::MAX);
-            let want = buf.len().min(left);
-            let n = file.read(&mut buf[..want])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("cached chunk {} is shorter than recorded", path.display()),
-                ));
-            }
-            self.pos += n as u64;
-            return Ok(n);
-        }
         if self.open.as_ref().map(|(j, _)| *j) != Some(i) {
             let f = File::open(path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
@@ -399,6 +424,72 @@ impl Seek for ContentReader {
         self.pos = target;
         Ok(target)
     }
+}
+
+/// The folder of the contents' hold files inside the chunk folder (`files/chunks/held`).
+pub const HELD_DIR: &str = "held";
+
+/// Takes the shared hold on `content` (its hold file under `held`, created if needed). Retries
+/// when a clean-up removed the file between its opening and its locking.
+fn take_hold(held: &std::path::Path, content: &str) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    if !is_sha256_hex(content) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{content:?} is not a SHA-256"),
+        ));
+    }
+    std::fs::create_dir_all(held)?;
+    let path = held.join(content);
+    for _ in 0..8 {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.lock_shared()?;
+        let same = match std::fs::metadata(&path) {
+            Ok(now) => {
+                let mine = file.metadata()?;
+                now.ino() == mine.ino() && now.dev() == mine.dev()
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        if same {
+            return Ok(file);
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} keeps being removed; is a cache clean-up looping?",
+        path.display()
+    )))
+}
+
+/// Locks exclusively the hold files of `contents` that exist (under `held`), for as long as
+/// the returned files are kept; `None` when one of them is held by a reader (a download).
+pub(crate) fn lock_holds_exclusively(
+    held: &std::path::Path,
+    contents: &[String],
+) -> io::Result<Option<Vec<File>>> {
+    let mut locked = Vec::new();
+    for content in contents {
+        if !is_sha256_hex(content) {
+            continue;
+        }
+        let file = match File::open(held.join(content)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => locked.push(file),
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Ok(Some(locked))
 }
 
 /// Sets an open cache file's mtime to now when it is older than [`TOUCH_AFTER`] (the file's
@@ -522,7 +613,7 @@ mod tests {
                 .unwrap();
         }
         let layout = store.cached_layout(&content).unwrap().unwrap();
-        let mut reader = ContentReader::open_held(&layout, 3000).unwrap();
+        let mut reader = ContentReader::open_held(&layout, 3000, &content).unwrap();
         for c in &chunks {
             let path = store.chunk_cache().path_of(&c.chunk).unwrap();
             let age = std::fs::metadata(&path)
@@ -542,8 +633,12 @@ mod tests {
         let report = store.cache_gc(0, false).unwrap();
         assert_eq!(report.removed.len(), 3);
         assert!(store.content_chunks(&content).unwrap().is_empty());
+        let hold = store.chunk_cache().root.join(HELD_DIR).join(&content);
+        assert!(!hold.exists(), "the hold file of a forgotten content stays");
         assert_eq!(
-            ContentReader::open_held(&layout, 3000).unwrap_err().kind(),
+            ContentReader::open_held(&layout, 3000, &content)
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::NotFound
         );
     }

@@ -178,17 +178,18 @@ async fn fetch_one(
         .ensure_content(version.remote_id, want, Some(progress), moved)
         .await?;
     bar.inc(file.size.saturating_sub(seen.load(Ordering::Relaxed)));
-    let size = file.size;
-    tokio::task::spawn_blocking(move || write_out(&layout, size, &destination))
+    let (size, content) = (file.size, file.sha256.clone());
+    tokio::task::spawn_blocking(move || write_out(&layout, size, &content, &destination))
         .await
         .context("the copy stopped")?
 }
 
-/// Writes a cached content to `destination` through a temporary name, holding every part of
-/// it (whole file or chunks) under a shared lock meanwhile so a `cache gc` keeps them.
+/// Writes the cached content `content` to `destination` through a temporary name, holding it
+/// meanwhile so a `cache gc` keeps every part of it (`ContentReader::open_held`).
 pub(super) fn write_out(
     layout: &CachedLayout,
     size: u64,
+    content: &str,
     destination: &Path,
 ) -> anyhow::Result<()> {
     if let Some(parent) = destination.parent() {
@@ -198,7 +199,7 @@ pub(super) fn write_out(
     let mut partial = destination.as_os_str().to_owned();
     partial.push(".part");
     let partial = PathBuf::from(partial);
-    let mut reader = ContentReader::open_held(layout, size).with_context(|| {
+    let mut reader = ContentReader::open_held(layout, size, content).with_context(|| {
         format!(
             "the hub's cache lost part of {} (a `cache gc` at the same moment?); fetch again",
             destination.display()

@@ -365,12 +365,12 @@ async fn blob_to(
     let layout = fetcher
         .ensure_content(remote_id, want, Some(progress), Arc::clone(moved))
         .await?;
-    let destination = destination.to_owned();
+    let (destination, content) = (destination.to_owned(), sha256.to_owned());
     tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
         let size = layout
             .size()
             .context("cannot read the cached copy; run `runicorn-hub fetch assets` again")?;
-        super::fetch_artifact::write_out(&layout, size, &destination)?;
+        super::fetch_artifact::write_out(&layout, size, &content, &destination)?;
         Ok(size)
     })
     .await

@@ -9,10 +9,10 @@
 //! `GET /api/remotes/{name}/blobs/{sha256}`: an upstream blob (`archive/blobs/…` of a run's
 //! assets) by its SHA-256, the same way (its size comes from the agent's chunk list).
 //!
-//! While a content streams, every file of it (the whole file or each chunk) is open under a
-//! shared lock, so a `runicorn-hub cache gc` at the same moment keeps them and the download
-//! completes; opening touches them (at most once a minute), so the cache's least-recently-used
-//! order counts downloads as uses.
+//! While a content streams it is held against `runicorn-hub cache gc` (its whole file, or its
+//! hold file for chunks, under a shared lock: `ContentReader::open_held`), so a gc at the same
+//! moment keeps it and the download completes; opening touches its files (at most once a
+//! minute each), so the cache's least-recently-used order counts downloads as uses.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -119,12 +119,13 @@ async fn held_content(
                     .map_err(|f| fetch_error(&f))?
             }
         };
+        let content = ask.sha256.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let size = match size {
                 Some(s) => s,
                 None => layout.size()?,
             };
-            ContentReader::open_held(&layout, size)
+            ContentReader::open_held(&layout, size, &content)
         })
         .await
         .map_err(|e| ApiError::internal(format!("reading {shown} stopped: {e}")))?;
