@@ -10,7 +10,13 @@
 //!
 //! Artifact chunks (`files/chunks/`) count too, each chunk file once: `cache gc` removes them
 //! by the same least-recently-used order, and a content that lost a chunk is no longer recorded
-//! as held (its other chunks stay; a later fetch brings only the missing ones).
+//! as held (its other chunks stay; a later fetch brings only the missing ones). A chunk file is
+//! unlinked BEFORE the contents holding it are forgotten, and recording a content checks its
+//! chunks are on disk inside its transaction, so no content stays recorded with a chunk gone. A
+//! download holds its content through a hold file (`files/chunks/held/<content>`, locked
+//! shared by `ContentReader::open_held`: one descriptor however many chunks); before removing a
+//! chunk, gc locks exclusively the hold files of every content recorded with it and keeps the
+//! chunk when one is held, so a download streams to its end whatever gc does meanwhile.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, TryLockError};
@@ -19,7 +25,7 @@ use std::time::UNIX_EPOCH;
 
 use rusqlite::params;
 
-use crate::content_chunks::CHUNKS_DIR;
+use crate::content_chunks::{lock_holds_exclusively, CHUNKS_DIR, HELD_DIR};
 use crate::error::{SqliteContext, StoreError};
 use crate::file_cache::is_sha256_hex;
 use crate::store::{Store, FILES_DIR};
@@ -177,7 +183,24 @@ impl Store {
             } else {
                 content_path(&root, &content.sha256)
             };
-            match remove_unless_in_use(&path, dry_run) {
+            // A chunk of a content a download holds stays (its hold file is locked shared);
+            // the holds stay locked exclusively until the chunk is gone.
+            let holds = if is_chunk {
+                let contents = self.contents_with_chunk(&content.sha256)?;
+                match lock_holds_exclusively(&chunk_root.join(HELD_DIR), &contents) {
+                    Ok(Some(locked)) => Some(locked),
+                    Ok(None) => {
+                        kept_in_use.push(content);
+                        continue;
+                    }
+                    Err(e) => return Err(StoreError::io(&chunk_root.join(HELD_DIR), e)),
+                }
+            } else {
+                None
+            };
+            let outcome = remove_unless_in_use(&path, dry_run);
+            drop(holds);
+            match outcome {
                 Ok(true) => {
                     bytes_after -= content.size;
                     if is_chunk {
@@ -202,10 +225,34 @@ impl Store {
         })
     }
 
-    /// Contents that lost one of these chunks are no longer recorded as held.
+    /// The contents recorded as holding `chunk`.
+    fn contents_with_chunk(&self, chunk: &str) -> Result<Vec<String>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT content FROM content_chunks WHERE chunk = ?1")
+            .at(p)?;
+        let rows = stmt
+            .query_map(params![chunk], |r| r.get(0))
+            .at(p)?
+            .collect::<Result<Vec<String>, _>>()
+            .at(p)?;
+        Ok(rows)
+    }
+
+    /// Contents that lost one of these chunks are no longer recorded as held (and their hold
+    /// files go, unless a reader has one open).
     fn forget_chunked(&mut self, chunks: &[String]) -> Result<(), StoreError> {
         if chunks.is_empty() {
             return Ok(());
+        }
+        let mut forgotten = HashSet::new();
+        for chunk in chunks {
+            forgotten.extend(self.contents_with_chunk(chunk)?);
+        }
+        let held = self.cache_dir().join(CHUNKS_DIR).join(HELD_DIR);
+        for content in &forgotten {
+            let _ = remove_unless_in_use(&held.join(content), false);
         }
         let p = self.db_path.clone();
         let tx = self.conn.transaction().at(&p)?;

@@ -2,7 +2,10 @@
 //! `files/chunks/<sha[:2]>/<sha>` ([`ChunkCache`], each written only after its bytes were seen
 //! to hash to its name), the `content_chunks` rows that say which chunks make a content, in
 //! order, and [`ContentReader`], which reads a cached content (whole or chunked) from any
-//! offset, for `fetch artifact` and the download route's ranges.
+//! offset, for `fetch artifact` and the download route's ranges. A reader opened with
+//! [`ContentReader::open_held`] holds its content against `cache gc` (a whole file locked
+//! shared, or the content's hold file `files/chunks/held/<content>` locked shared) and touches
+//! its files, at most once a minute each.
 //!
 //! A content is recorded only once every chunk is on disk and the whole SHA-256 was checked, so
 //! rows never name a content that cannot be read. A chunk is shared by every content that holds
@@ -199,6 +202,26 @@ impl Store {
                 .at(&self.db_path)?;
             }
         }
+        // Checked inside the transaction: a `cache gc` removes a chunk file before it forgets
+        // the contents holding it, so a chunk removed before this check refuses the record, and
+        // one removed after it is forgotten by that gc once this commits. Either way no content
+        // stays recorded with a chunk missing.
+        let cache = ChunkCache::of(&self.cache);
+        for c in chunks {
+            if cache.path_of(&c.chunk).is_none() {
+                let path = cache.slot(&c.chunk).unwrap_or_else(|| cache.root.clone());
+                return Err(StoreError::io(
+                    &path,
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "chunk {} of content {content} is not in the cache (removed by a clean-up?); fetch the content again",
+                            c.chunk
+                        ),
+                    ),
+                ));
+            }
+        }
         tx.commit().at(&self.db_path)
     }
 
@@ -242,12 +265,20 @@ pub fn layout_on_disk(cache: &ChunkCache, chunks: Vec<ContentChunk>) -> Option<C
 
 /// Reads a cached content from any offset: a whole file, or its chunk files one after the
 /// other. Blocking; use it on a blocking thread.
+#[derive(Debug)]
 pub struct ContentReader {
     parts: Vec<(u64, u64, PathBuf)>,
     size: u64,
     pos: u64,
     open: Option<(usize, File)>,
+    /// What holds the content against `cache gc` ([`ContentReader::open_held`]): the whole
+    /// file or the content's hold file, locked shared.
+    hold: Option<File>,
 }
+
+/// A used file's mtime is set again only when older than this (reads touch at most once a
+/// minute per file, not on every request).
+pub const TOUCH_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ContentReader {
     /// A reader over `layout` (of `size` bytes in all).
@@ -264,7 +295,72 @@ impl ContentReader {
             size,
             pos: 0,
             open: None,
+            hold: None,
         }
+    }
+
+    /// A reader over `layout`, the cached content `content`, held against `cache gc` until
+    /// dropped:
+    ///
+    /// - a whole file is opened now under a shared lock (gc removes only what it can lock
+    ///   exclusively);
+    /// - chunks are held through the content's hold file `files/chunks/held/<content>`, locked
+    ///   shared (one descriptor, whatever the number of chunks): gc locks the hold file of every
+    ///   recorded content of a chunk exclusively while it removes that chunk, and keeps the
+    ///   chunk when it cannot. Once the hold is taken, every chunk is checked to be on disk.
+    ///
+    /// Parts last used more than [`TOUCH_AFTER`] ago get their mtime set to now, so the
+    /// cache's least-recently-used order sees this read. A part gone meanwhile (a clean-up
+    /// between the lookup and here) is `NotFound`: look the content up again (or fetch it)
+    /// and retry.
+    pub fn open_held(layout: &CachedLayout, size: u64, content: &str) -> io::Result<ContentReader> {
+        let mut reader = ContentReader::new(layout, size);
+        let named = |path: &std::path::Path, e: io::Error| {
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        };
+        match layout {
+            CachedLayout::Whole(path) => {
+                let file = File::open(path).map_err(|e| named(path, e))?;
+                file.lock_shared().map_err(|e| named(path, e))?;
+                // Locked, but a clean-up may have unlinked it just before: then it is not held.
+                if !path.exists() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{} was removed by a cache clean-up", path.display()),
+                    ));
+                }
+                touch_if_stale(&file);
+                reader.open = Some((0, file.try_clone().map_err(|e| named(path, e))?));
+                reader.hold = Some(file);
+            }
+            CachedLayout::Chunks(chunks) => {
+                let Some((_, first)) = chunks.first() else {
+                    return Ok(reader);
+                };
+                // files/chunks/<ab>/<sha> → files/chunks/held/<content>
+                let Some(chunk_root) = first.parent().and_then(|p| p.parent()) else {
+                    return Err(io::Error::other(format!(
+                        "{} is not in a chunk cache",
+                        first.display()
+                    )));
+                };
+                reader.hold = Some(take_hold(&chunk_root.join(HELD_DIR), content)?);
+                for (_, path) in chunks {
+                    let meta = std::fs::metadata(path).map_err(|e| named(path, e))?;
+                    let stale = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_none_or(|age| age >= TOUCH_AFTER);
+                    if stale {
+                        if let Ok(f) = File::open(path) {
+                            touch_if_stale(&f);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(reader)
     }
 
     /// The content's size.
@@ -327,6 +423,86 @@ impl Seek for ContentReader {
             target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before 0"))?;
         self.pos = target;
         Ok(target)
+    }
+}
+
+/// The folder of the contents' hold files inside the chunk folder (`files/chunks/held`).
+pub const HELD_DIR: &str = "held";
+
+/// Takes the shared hold on `content` (its hold file under `held`, created if needed). Retries
+/// when a clean-up removed the file between its opening and its locking.
+fn take_hold(held: &std::path::Path, content: &str) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    if !is_sha256_hex(content) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{content:?} is not a SHA-256"),
+        ));
+    }
+    std::fs::create_dir_all(held)?;
+    let path = held.join(content);
+    for _ in 0..8 {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.lock_shared()?;
+        let same = match std::fs::metadata(&path) {
+            Ok(now) => {
+                let mine = file.metadata()?;
+                now.ino() == mine.ino() && now.dev() == mine.dev()
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        if same {
+            return Ok(file);
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} keeps being removed; is a cache clean-up looping?",
+        path.display()
+    )))
+}
+
+/// Locks exclusively the hold files of `contents` that exist (under `held`), for as long as
+/// the returned files are kept; `None` when one of them is held by a reader (a download).
+pub(crate) fn lock_holds_exclusively(
+    held: &std::path::Path,
+    contents: &[String],
+) -> io::Result<Option<Vec<File>>> {
+    let mut locked = Vec::new();
+    for content in contents {
+        if !is_sha256_hex(content) {
+            continue;
+        }
+        let file = match File::open(held.join(content)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => locked.push(file),
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    Ok(Some(locked))
+}
+
+/// Sets an open cache file's mtime to now when it is older than [`TOUCH_AFTER`] (the file's
+/// owner may do so through a read-only handle; failures only leave the order as it was).
+fn touch_if_stale(file: &File) {
+    let stale = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age >= TOUCH_AFTER);
+    if stale {
+        let _ = file.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -402,6 +578,81 @@ mod tests {
         assert!(store.chunk_is_recorded(&chunks[1].chunk).unwrap());
         // A chunk gone from disk: the content is no longer held.
         std::fs::remove_file(cache.path_of(&chunks[2].chunk).unwrap()).unwrap();
+        assert_eq!(store.cached_layout(&content).unwrap(), None);
+    }
+
+    fn chunked(store: &mut Store, data: &[u8], cut: usize) -> (String, Vec<ContentChunk>) {
+        let cache = store.chunk_cache();
+        let mut chunks = Vec::new();
+        for (i, part) in data.chunks(cut).enumerate() {
+            cache.put(&sha(part), part).unwrap().unwrap();
+            chunks.push(ContentChunk {
+                chunk: sha(part),
+                offset: (i * cut) as u64,
+                size: part.len() as u64,
+            });
+        }
+        let content = sha(data);
+        store.record_content_chunks(&content, &chunks).unwrap();
+        (content, chunks)
+    }
+
+    #[test]
+    fn a_held_content_survives_a_cache_gc_and_is_touched() {
+        let (_d, mut store) = store();
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let (content, chunks) = chunked(&mut store, &data, 1000);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for c in &chunks {
+            let path = store.chunk_cache().path_of(&c.chunk).unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let layout = store.cached_layout(&content).unwrap().unwrap();
+        let mut reader = ContentReader::open_held(&layout, 3000, &content).unwrap();
+        for c in &chunks {
+            let path = store.chunk_cache().path_of(&c.chunk).unwrap();
+            let age = std::fs::metadata(&path)
+                .unwrap()
+                .modified()
+                .unwrap()
+                .elapsed()
+                .unwrap();
+            assert!(age < TOUCH_AFTER, "opening touches the chunk");
+        }
+        let report = store.cache_gc(0, false).unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert_eq!(report.kept_in_use.len(), 3);
+        assert_eq!(hash_content(&mut reader).unwrap(), (content.clone(), 3000));
+        assert!(store.cached_layout(&content).unwrap().is_some());
+        drop(reader);
+        let report = store.cache_gc(0, false).unwrap();
+        assert_eq!(report.removed.len(), 3);
+        assert!(store.content_chunks(&content).unwrap().is_empty());
+        let hold = store.chunk_cache().root.join(HELD_DIR).join(&content);
+        assert!(!hold.exists(), "the hold file of a forgotten content stays");
+        assert_eq!(
+            ContentReader::open_held(&layout, 3000, &content)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn a_content_is_not_recorded_when_a_chunk_went_missing() {
+        let (_d, mut store) = store();
+        let data = vec![7u8; 2000];
+        let (content, chunks) = chunked(&mut store, &data[..1500], 700);
+        let path = store.chunk_cache().path_of(&chunks[1].chunk).unwrap();
+        std::fs::remove_file(path).unwrap();
+        let err = store.record_content_chunks(&content, &chunks).unwrap_err();
+        assert!(err.to_string().contains("fetch the content again"), "{err}");
+        // The rows recorded before stay; the content is not held, though.
         assert_eq!(store.cached_layout(&content).unwrap(), None);
     }
 }

@@ -2,7 +2,8 @@
 //! globs match) into the file cache, from the cache when they are there and from the run's remote
 //! otherwise (resuming a cut transfer, verifying each file's SHA-256), then copies them into DIR
 //! keeping their paths relative to the run directory. One bar shows bytes, rate and ETA.
-//! `runicorn-hub fetch artifact NAME:REF` (an artifact version's files) is `fetch_artifact`.
+//! `runicorn-hub fetch artifact NAME:REF` (an artifact version's files) is `fetch_artifact`;
+//! `runicorn-hub fetch assets RUN` (a run's upstream assets) is `fetch_assets`.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -50,11 +51,21 @@ pub enum FetchWhat {
     ///
     /// Example: runicorn-hub fetch artifact resnet:best --remote gpu-01 -o ./weights
     Artifact(super::fetch_artifact::FetchArtifactArgs),
+    /// A run's upstream assets (code snapshot, saved datasets and pretrained models, archived
+    /// outputs) out of its server's archive/, each verified by its SHA-256 where upstream
+    /// recorded one, into DIR (code/, datasets/, pretrained/, outputs/).
+    ///
+    /// Example: runicorn-hub fetch assets gpu-01/20261205_025340_694eef -o ./assets
+    Assets(super::fetch_assets::FetchAssetsArgs),
 }
 
 pub fn run(hub_dir: Option<PathBuf>, args: FetchArgs) -> anyhow::Result<u8> {
-    if let Some(FetchWhat::Artifact(artifact)) = args.what {
-        return super::fetch_artifact::run(hub_dir, artifact);
+    match args.what {
+        Some(FetchWhat::Artifact(artifact)) => {
+            return super::fetch_artifact::run(hub_dir, artifact)
+        }
+        Some(FetchWhat::Assets(assets)) => return super::fetch_assets::run(hub_dir, assets),
+        None => {}
     }
     let globs = glob_set(&args.files)?;
     let (store, _dir) = super::open_store(hub_dir)?;

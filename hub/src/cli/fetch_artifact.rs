@@ -178,14 +178,20 @@ async fn fetch_one(
         .ensure_content(version.remote_id, want, Some(progress), moved)
         .await?;
     bar.inc(file.size.saturating_sub(seen.load(Ordering::Relaxed)));
-    let size = file.size;
-    tokio::task::spawn_blocking(move || write_out(&layout, size, &destination))
+    let (size, content) = (file.size, file.sha256.clone());
+    tokio::task::spawn_blocking(move || write_out(&layout, size, &content, &destination))
         .await
         .context("the copy stopped")?
 }
 
-/// Writes a cached content to `destination` through a temporary name.
-fn write_out(layout: &CachedLayout, size: u64, destination: &Path) -> anyhow::Result<()> {
+/// Writes the cached content `content` to `destination` through a temporary name, holding it
+/// meanwhile so a `cache gc` keeps every part of it (`ContentReader::open_held`).
+pub(super) fn write_out(
+    layout: &CachedLayout,
+    size: u64,
+    content: &str,
+    destination: &Path,
+) -> anyhow::Result<()> {
     if let Some(parent) = destination.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -193,9 +199,14 @@ fn write_out(layout: &CachedLayout, size: u64, destination: &Path) -> anyhow::Re
     let mut partial = destination.as_os_str().to_owned();
     partial.push(".part");
     let partial = PathBuf::from(partial);
+    let mut reader = ContentReader::open_held(layout, size, content).with_context(|| {
+        format!(
+            "the hub's cache lost part of {} (a `cache gc` at the same moment?); fetch again",
+            destination.display()
+        )
+    })?;
     let mut output = std::fs::File::create(&partial)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    let mut reader = ContentReader::new(layout, size);
     let copied = std::io::copy(&mut reader, &mut output)
         .and_then(|n| output.sync_all().map(|()| n))
         .with_context(|| format!("cannot write {}", partial.display()))?;

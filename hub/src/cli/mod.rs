@@ -13,6 +13,7 @@ pub mod demo_artifacts;
 pub mod demo_runs;
 pub mod fetch;
 pub mod fetch_artifact;
+pub mod fetch_assets;
 pub mod list;
 pub mod list_columns;
 pub mod logging;

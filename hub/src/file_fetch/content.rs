@@ -68,6 +68,14 @@ pub struct MovedCounter {
 /// An agent session kept for chunk lists (one per remote), with what keeps it alive.
 pub(super) struct ChunkAgent {
     client: AgentClient,
+    /// Closed once unused for a while (`idle_agents`).
+    last_use: super::idle_agents::LastUse,
+}
+
+impl ChunkAgent {
+    pub(super) fn last_use(&self) -> &super::idle_agents::LastUse {
+        &self.last_use
+    }
 }
 
 impl RemoteFiles {
@@ -411,7 +419,7 @@ impl RemoteFiles {
     }
 
     /// Opens `relative` (under the root) at `offset` on the remote, by the file rules.
-    async fn open_source(
+    pub(super) async fn open_source(
         &self,
         remote: &RemoteRow,
         address: &RemoteAddress,
@@ -455,7 +463,7 @@ impl RemoteFiles {
         }
     }
 
-    fn root_of(&self, remote: &RemoteRow) -> Result<String, FetchError> {
+    pub(super) fn root_of(&self, remote: &RemoteRow) -> Result<String, FetchError> {
         remote
             .agent_root
             .clone()
@@ -513,6 +521,7 @@ impl RemoteFiles {
     ) -> Result<Arc<ChunkAgent>, FetchError> {
         let mut agents = self.inner.agents.lock().await;
         if let Some(a) = agents.get(&remote.id) {
+            a.last_use.touch();
             return Ok(Arc::clone(a));
         }
         let offline = |reason: String| FetchError::Offline {
@@ -555,8 +564,21 @@ impl RemoteFiles {
                 remote: remote.name.clone(),
             });
         }
-        let agent = Arc::new(ChunkAgent { client });
+        let agent = Arc::new(ChunkAgent {
+            client,
+            last_use: super::idle_agents::LastUse::new(),
+        });
         agents.insert(remote.id, Arc::clone(&agent));
+        super::idle_agents::close_when_idle(
+            Arc::downgrade(&self.inner),
+            remote.id,
+            Arc::downgrade(&agent),
+            std::time::Duration::from_millis(
+                self.inner
+                    .chunk_agent_idle_ms
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        );
         Ok(agent)
     }
 }

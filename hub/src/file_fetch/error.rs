@@ -97,6 +97,12 @@ pub enum FetchError {
     #[error("the agent on {remote} cannot list chunks (it lacks the `chunks` capability); upgrade it (`runicorn-hub connect --install-agent`) to fetch artifacts")]
     AgentTooOld { remote: String },
 
+    #[error("cannot write {}: {source}; check the output directory's free space and permissions", path.display())]
+    LocalWrite {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("hub file cache: {0}")]
     Cache(#[from] StoreError),
 

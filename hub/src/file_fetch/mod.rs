@@ -17,10 +17,14 @@
 //! | `source` | opening the remote (SFTP) or local file, confined to the root's real path |
 //! | `transfer` | the copy into the partial: reads in flight on one side, writing and hashing on a thread |
 //! | `web` | the dashboard's `FileFetcher` over [`RemoteFiles`] |
+//! | `idle_agents` | closing the kept chunk-list agent session of a remote after an idle time (60 s) |
+//! | `archive_file` | files of upstream's `archive/` by root-relative path (rolling output copies, directory manifests) and listing a rolling directory copy |
 //! | `content` | artifact contents by SHA-256: whole when small, else only the chunks the cache lacks (the agent's `chunks` list), each verified, then the whole |
 
+mod archive_file;
 mod content;
 mod error;
+mod idle_agents;
 mod manifest_path;
 mod source;
 mod transfer;
@@ -33,8 +37,10 @@ use std::sync::Arc;
 use runicorn_store::{FileCache, FileRow, Partial, RemoteId, RemoteRow, RunRow};
 use tokio::sync::{Mutex, Semaphore};
 
+pub use archive_file::{ArchiveCopy, ArchiveListing};
 pub use content::{ContentWanted, MovedCounter, BLOB};
 pub use error::FetchError;
+pub use idle_agents::{CHUNK_AGENT_IDLE, CHUNK_AGENT_IDLE_ENV};
 pub use manifest_path::check_manifest_path;
 
 use crate::remote_address::RemoteAddress;
@@ -78,6 +84,8 @@ struct Inner {
     transfers: Semaphore,
     /// Agent sessions kept for chunk lists, by remote (on the remote's file connection).
     agents: Mutex<HashMap<RemoteId, Arc<content::ChunkAgent>>>,
+    /// How long a kept chunk-list session may sit unused (milliseconds; `idle_agents`).
+    chunk_agent_idle_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A remote's file connection: its own SSH connection, one SFTP session, the root's real path.
@@ -113,8 +121,20 @@ impl RemoteFiles {
                 connections: Mutex::new(HashMap::new()),
                 transfers: Semaphore::new(MAX_TRANSFERS),
                 agents: Mutex::new(HashMap::new()),
+                chunk_agent_idle_ms: std::sync::atomic::AtomicU64::new(
+                    u64::try_from(idle_agents::chunk_agent_idle().as_millis()).unwrap_or(u64::MAX),
+                ),
             }),
         }
+    }
+
+    /// Closes each remote's kept chunk-list agent session after `idle` without use (default
+    /// [`CHUNK_AGENT_IDLE`], or `$RUNICORN_CHUNK_AGENT_IDLE_SECS`); sessions opened from now on.
+    pub fn set_chunk_agent_idle(&self, idle: std::time::Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner
+            .chunk_agent_idle_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The file `path` of `run`'s manifest, in the cache: at once when it is there already

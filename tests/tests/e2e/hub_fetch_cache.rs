@@ -420,3 +420,172 @@ fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoi
     assert!(usage["bytes"].as_u64().unwrap() < 10 << 20, "{usage}");
     let _ = std::fs::remove_file(run_dir.join("ckpt/model.pt"));
 }
+
+/// The upstream 0.7.2 fixture's run (`runs/assets/compat/<id>`).
+const UPSTREAM_RUN: &str = "20261205_025340_694eef";
+
+/// The fixture's `archive/blobs/<sha[:2]>/<sha>`.
+fn blob_of(root: &Path, sha: &str) -> PathBuf {
+    root.join("archive/blobs").join(&sha[..2]).join(sha)
+}
+
+#[test]
+fn fetch_assets_copies_an_upstream_runs_assets_out_of_its_archive_verified() {
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = runicorn_tests::fixture_copy("upstream-0.7.2-assets");
+    let hub_dir = tempfile::tempdir().unwrap();
+    connect_ssh(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let dest = out_dir.path().join("assets");
+    let run_ref = format!("gpu/{UPSTREAM_RUN}");
+    let out = fetch(
+        &home,
+        hub_dir.path(),
+        &["assets", &run_ref, "--json", "-o", dest.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = root.path();
+    let rolling = r.join("archive/outputs/rolling").join(UPSTREAM_RUN);
+    let expected: Vec<(&str, PathBuf)> = vec![
+        (
+            "code/code_snapshot.zip",
+            blob_of(
+                r,
+                "b91074e4b79f2b6b0190706ab8c685705d82c2e2e745512ce888ba6c9ab38bca",
+            ),
+        ),
+        (
+            "datasets/cifar/labels.txt",
+            blob_of(
+                r,
+                "f641fdcd8af73b2f6334ab63c13d2eb857cd16f2aa4ea0ba20ba0eb9627918b5",
+            ),
+        ),
+        (
+            "datasets/cifar/train/0.bin",
+            blob_of(
+                r,
+                "e96760a87768717bcebcfd25ddc7d46b4dbc95a4b0014def080c08539f7d90d0",
+            ),
+        ),
+        (
+            "datasets/cifar/train/1.bin",
+            blob_of(
+                r,
+                "003164e6603fa379c3e677ac09e2b6e5b761d47bd7418e9e5642196d2d26f536",
+            ),
+        ),
+        (
+            "datasets/labels/labels.csv",
+            blob_of(
+                r,
+                "1f04397277afc61518ab25842e57836eed0e517d60adf6c5a9005b6ebce1bf69",
+            ),
+        ),
+        (
+            "pretrained/backbone/backbone.pt",
+            blob_of(
+                r,
+                "0b1bfe37435c033b1d8c236dc3f56973904e75b14285b165ebb29ef631c01320",
+            ),
+        ),
+        (
+            "outputs/outputs/train.log",
+            rolling.join("8bbe27ff1b7b71a4ac5ce6e7febb25f61fee8e0c_train.log"),
+        ),
+        (
+            "outputs/outputs/best.pt",
+            rolling.join("f2f368bc853633c8e2c0f81cbf2841272a2a34da_best.pt"),
+        ),
+        (
+            "outputs/outputs/ckpt_dir/shard-0.bin",
+            rolling.join("626f6f2de160841cd0c508f6977ef039a2f4eb9a_ckpt_dir/shard-0.bin"),
+        ),
+        (
+            "outputs/outputs/ckpt_dir/shard-1.bin",
+            rolling.join("626f6f2de160841cd0c508f6977ef039a2f4eb9a_ckpt_dir/shard-1.bin"),
+        ),
+        (
+            "outputs/outputs_cas/final.pt",
+            blob_of(
+                r,
+                "c0565ee3a219c051473652e70de3f91924ca60788b7d595e19d4ef0a9d152056",
+            ),
+        ),
+    ];
+    for (written, source) in &expected {
+        let got = dest.join(written);
+        assert!(got.is_file(), "{written} missing: {}", show(&out));
+        assert_eq!(sha256sum(&got), sha256sum(source), "{written}");
+    }
+    // Nothing else: no marker file, no absolute path followed, no unsaved asset.
+    let mut all = Vec::new();
+    let mut pending = vec![dest.clone()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                pending.push(e.path());
+            } else {
+                all.push(e.path());
+            }
+        }
+    }
+    assert_eq!(all.len(), expected.len(), "{all:?}");
+    let assets = report["assets"].as_array().unwrap();
+    let skipped: Vec<&str> = assets
+        .iter()
+        .filter(|a| a["skipped"].is_string())
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["unsaved", "hub-model"], "{report}");
+    let verified = |name: &str| {
+        assets
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["verified"].clone())
+    };
+    assert_eq!(verified("best.pt"), Some(Value::Bool(true)), "{report}");
+    assert_eq!(verified("cifar"), Some(Value::Bool(true)), "{report}");
+    // Upstream kept only a stat fingerprint of the log: copied, said to be unverified.
+    assert_eq!(verified("train.log"), Some(Value::Bool(false)), "{report}");
+    assert_eq!(report["files"], 11, "{report}");
+    assert!(
+        stderr(&out).contains("fetched 8 of 8 saved assets"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A rolling checkpoint altered on the server no longer matches its SHA-256: refused.
+    let best = rolling.join("f2f368bc853633c8e2c0f81cbf2841272a2a34da_best.pt");
+    let mut bytes = std::fs::read(&best).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&best, &bytes).unwrap();
+    let again = out_dir.path().join("again");
+    let out = fetch(
+        &home,
+        hub_dir.path(),
+        &["assets", &run_ref, "-o", again.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("best.pt") && stderr(&out).contains("SHA-256"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!again.join("outputs/outputs/best.pt").exists());
+    assert!(!again.join("outputs/outputs/best.pt.part").exists());
+    // The blobs came from the hub's cache this time, still byte-identical.
+    assert_eq!(
+        sha256sum(&again.join("code/code_snapshot.zip")),
+        sha256sum(&expected[0].1)
+    );
+}

@@ -8,6 +8,11 @@
 //!
 //! `GET /api/remotes/{name}/blobs/{sha256}`: an upstream blob (`archive/blobs/…` of a run's
 //! assets) by its SHA-256, the same way (its size comes from the agent's chunk list).
+//!
+//! While a content streams it is held against `runicorn-hub cache gc` (its whole file, or its
+//! hold file for chunks, under a shared lock: `ContentReader::open_held`), so a gc at the same
+//! moment keeps it and the download completes; opening touches its files (at most once a
+//! minute each), so the cache's least-recently-used order counts downloads as uses.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -57,7 +62,7 @@ pub async fn get(
     let label = format!("{name}:v{number}/{path}");
     let (r, k, n, p) = (remote.clone(), kind.clone(), name.clone(), path.clone());
     let shown = label.clone();
-    let (remote_id, file, cached) = state
+    let (remote_id, file) = state
         .pool
         .read(move |store| {
             let (remote_id, file) = store
@@ -68,32 +73,77 @@ pub async fn get(
                          list its files with GET /api/artifacts/{r}/{k}/{n}"
                     ))
                 })?;
-            let cached = store.cached_layout(&file.sha256)?;
-            Ok((remote_id, file, cached))
+            Ok((remote_id, file))
         })
         .await?;
-    let layout = match cached {
-        Some(layout) => layout,
-        None if file.size == 0 => CachedLayout::Chunks(vec![]),
-        None => {
-            let Some(fetcher) = state.files.clone() else {
-                return Err(ApiError::not_found(format!(
-                    "{shown} is not in the hub's cache yet"
-                )));
-            };
-            let ask = ContentAsk {
-                sha256: file.sha256.clone(),
-                size: file.size,
-                stored: file.stored.clone(),
-                label,
-            };
-            fetcher
-                .fetch_content(remote_id, ask)
-                .await
-                .map_err(|f| fetch_error(&f))?
-        }
+    let ask = ContentAsk {
+        sha256: file.sha256.clone(),
+        size: file.size,
+        stored: file.stored.clone(),
+        label,
     };
-    serve_content(layout, file.size, &file.sha256, &path, &headers).await
+    let reader = held_content(&state, remote_id, ask, Some(file.size), &shown).await?;
+    serve_content(reader, &file.sha256, &path, &headers).await
+}
+
+/// The content `ask` of `remote_id` open for reading with every part of it held (see
+/// [`ContentReader::open_held`]): from the cache, else fetched first. A part removed by a
+/// `cache gc` between the lookup and the opening sends it round again (the fetch brings back
+/// only what went). `size` is the content's when known (a blob's comes from its layout).
+async fn held_content(
+    state: &Arc<AppState>,
+    remote_id: runicorn_store::RemoteId,
+    ask: ContentAsk,
+    size: Option<u64>,
+    shown: &str,
+) -> Result<ContentReader, ApiError> {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let sha = ask.sha256.clone();
+        let cached = state
+            .pool
+            .read(move |store| Ok(store.cached_layout(&sha)?))
+            .await?;
+        let layout = match cached {
+            Some(layout) => layout,
+            None if size == Some(0) => CachedLayout::Chunks(vec![]),
+            None => {
+                let Some(fetcher) = state.files.clone() else {
+                    return Err(ApiError::not_found(format!(
+                        "{shown} is not in the hub's cache yet"
+                    )));
+                };
+                fetcher
+                    .fetch_content(remote_id, ask.clone())
+                    .await
+                    .map_err(|f| fetch_error(&f))?
+            }
+        };
+        let content = ask.sha256.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let size = match size {
+                Some(s) => s,
+                None => layout.size()?,
+            };
+            ContentReader::open_held(&layout, size, &content)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("reading {shown} stopped: {e}")))?;
+        match opened {
+            Ok(reader) => return Ok(reader),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < ATTEMPTS => {
+                tracing::debug!("{shown}: {e}; looking it up again");
+            }
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "cannot read {shown} from the hub's cache: {e}; try again"
+                )))
+            }
+        }
+    }
+    Err(ApiError::internal(format!(
+        "{shown} kept being removed from the hub's cache while opened; try again"
+    )))
 }
 
 /// `GET /api/remotes/{name}/blobs/{sha256}`.
@@ -107,8 +157,8 @@ pub async fn blob(
             "{sha256:?} is not a SHA-256 (64 lowercase hex digits)"
         )));
     }
-    let (name, sha) = (remote.clone(), sha256.clone());
-    let (remote_id, cached) = state
+    let name = remote.clone();
+    let remote_id = state
         .pool
         .read(move |store| {
             let row = store.remote(&name)?.ok_or_else(|| {
@@ -116,43 +166,28 @@ pub async fn blob(
                     "no remote named {name:?}; GET /api/remotes lists them"
                 ))
             })?;
-            Ok((row.id, store.cached_layout(&sha)?))
+            Ok(row.id)
         })
         .await?;
-    let layout = match cached {
-        Some(layout) => layout,
-        None => {
-            let Some(fetcher) = state.files.clone() else {
-                return Err(ApiError::not_found(format!(
-                    "blob {sha256} of {remote} is not in the hub's cache yet"
-                )));
-            };
-            let ask = ContentAsk {
-                sha256: sha256.clone(),
-                size: 0,
-                stored: "blob".into(),
-                label: format!("blob {sha256}"),
-            };
-            fetcher
-                .fetch_content(remote_id, ask)
-                .await
-                .map_err(|f| fetch_error(&f))?
-        }
+    let ask = ContentAsk {
+        sha256: sha256.clone(),
+        size: 0,
+        stored: "blob".into(),
+        label: format!("blob {sha256}"),
     };
-    let size = layout
-        .size()
-        .map_err(|e| ApiError::internal(format!("cannot read the cached blob {sha256}: {e}")))?;
-    serve_content(layout, size, &sha256, &sha256, &headers).await
+    let shown = format!("blob {sha256} of {remote}");
+    let reader = held_content(&state, remote_id, ask, None, &shown).await?;
+    serve_content(reader, &sha256, &sha256, &headers).await
 }
 
 /// Serves a cached content, whole or a range of it.
 async fn serve_content(
-    layout: CachedLayout,
-    size: u64,
+    reader: ContentReader,
     sha256: &str,
     path: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let size = reader.size();
     let etag = format!("\"{sha256}\"");
     if headers
         .get(header::IF_NONE_MATCH)
@@ -167,7 +202,6 @@ async fn serve_content(
         Some(v) if if_range_ok => parse_range(v, size),
         _ => RangeAsk::Whole,
     };
-    let reader = ContentReader::new(&layout, size);
     let mut response = match ask {
         RangeAsk::Unsatisfiable => return Ok(unsatisfiable(path, size)),
         RangeAsk::Whole => {
