@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use runicorn_artifact_store::writer::{log_artifact, use_artifact, Artifact};
+use runicorn_artifact_store::writer::{
+    log_artifact, log_artifact_with, use_artifact, Artifact, LogOptions,
+};
 use serde_json::{json, Map, Value};
 
 use super::demo_runs::SampleRun;
@@ -135,7 +137,12 @@ pub fn write_sample_artifacts(
             .with_metadata(metadata(json!({"val_acc": acc, "lr": lr})));
         model.add_file(&dir.join("weights.bin"), None)?;
         model.add_file(&dir.join("config.json"), None)?;
-        log_artifact(root, &model, aliases, link(producer))?;
+        // Straight into chunks, so the dashboard shows what dedup saves without waiting for
+        // the agent to pack the checkpoints.
+        let chunked = LogOptions {
+            chunk_large_files: true,
+        };
+        log_artifact_with(root, &model, aliases, link(producer), &chunked)?;
     }
     // The failed run warm-started from the first checkpoint.
     if let Some(using) = link("lr-0.3") {
