@@ -389,8 +389,10 @@ fn the_agent_lists_chunks_over_pipes_for_recipes_whole_files_and_blobs_and_refus
     contents.push(("../../etc/passwd".into(), vec![]));
     contents.push(("f".repeat(64), vec![]));
     let asked = contents.iter().map(|(s, _)| s.clone()).collect();
-    let Body::ChunkList(list) = agent.request(Body::Chunks(ChunksRequest { contents: asked }))
-    else {
+    let Body::ChunkList(list) = agent.request(Body::Chunks(ChunksRequest {
+        contents: asked,
+        ..Default::default()
+    })) else {
         panic!("no chunk_list; stderr: {}", agent.stderr());
     };
     assert_eq!(list.contents.len(), 5);
