@@ -169,8 +169,26 @@ impl RemoteFiles {
                 Err(e) => return Err(e),
             }
         }
-        self.fetch_chunks(&remote, &address, &want, chunk_cache, progress, &moved)
-            .await
+        let first = self
+            .fetch_chunks(
+                &remote,
+                &address,
+                &want,
+                chunk_cache.clone(),
+                progress.clone(),
+                &moved,
+            )
+            .await;
+        match first {
+            // A file the list pointed into went away: the agent packs whole pool files in the
+            // background, so the list is asked for afresh, once (the chunks already read stay
+            // cached and are not read again).
+            Err(FetchError::Remote { .. }) => {
+                self.fetch_chunks(&remote, &address, &want, chunk_cache, progress, &moved)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// A small pooled content, whole, through a resumable partial like a run's file.
