@@ -820,9 +820,9 @@ fn the_watcher_announces_a_new_artifact_version_without_waiting_for_the_poll() {
     assert_eq!(batch.artifacts[0].versions.len(), 2);
 }
 
-/// Logs `COUNT` versions of model `m` with the Python SDK, a second apart, each holding
-/// `big.bin` (`BYTES` of seeded noise with a region of its own) and `small.txt`; prints
-/// `version sha256-of-big.bin` for each.
+/// Logs `COUNT` versions of model `m` with the Python SDK, `$PAUSE` seconds apart (default 1),
+/// each holding `big.bin` (`BYTES` of seeded noise with a region of its own) and `small.txt`;
+/// prints `version sha256-of-big.bin` for each.
 const LOG_BIG_VERSIONS: &str = r#"
 import hashlib, os, random, sys, time
 import runicorn as rn
@@ -846,7 +846,7 @@ for i in range(1, count + 1):
     v = run.log_artifact(art)
     assert v is not None, "log_artifact failed"
     print(v.version, hashlib.sha256(bytes(base)).hexdigest(), flush=True)
-    time.sleep(1.0)
+    time.sleep(float(os.environ.get("PAUSE", "1.0")))
 run.finish()
 "#;
 
@@ -897,7 +897,7 @@ fn logged_versions(stdout: &[u8]) -> Vec<(u64, String)> {
 fn the_agent_packs_large_files_while_serving_and_the_hub_hears_they_are_chunked() {
     use runicorn_protocol::run_format::artifacts::fanout_path;
     use runicorn_protocol::wire::StoredAs;
-    const COUNT: u64 = 4;
+    const COUNT: u64 = 5;
     let top = tempfile::tempdir().unwrap();
     let root = top.path().join("root");
     fs::create_dir_all(&root).unwrap();
@@ -910,18 +910,43 @@ fn the_agent_packs_large_files_while_serving_and_the_hub_hears_they_are_chunked(
     ));
 
     // The writer logs 8 MiB versions a second apart while the agent packs the older ones.
-    let out = runicorn_tests::output_within(
-        &mut python_sdk(
-            LOG_BIG_VERSIONS,
-            &root,
-            &[COUNT.to_string(), (8 << 20).to_string()],
-        ),
-        Duration::from_secs(120),
-    );
+    let mut writer = python_sdk(
+        LOG_BIG_VERSIONS,
+        &root,
+        &[COUNT.to_string(), (8 << 20).to_string()],
+    )
+    .env("PAUSE", "1.5")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let any_recipe = |root: &Path| {
+        fs::read_dir(root.join("artifacts/.pool"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|d| fs::read_dir(d.path()).ok())
+            .flatten()
+            .flatten()
+            .any(|f| f.file_name().to_string_lossy().ends_with(".chunks.json"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut packed_while_writing = false;
+    while writer.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the writer did not finish");
+        packed_while_writing |= any_recipe(&root);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = writer.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "python writer: {}",
         runicorn_tests::describe(&out)
+    );
+    assert!(
+        packed_while_writing,
+        "nothing was packed while the writer logged\n{}",
+        agent.stderr()
     );
     let logged = logged_versions(&out.stdout);
     assert_eq!(
