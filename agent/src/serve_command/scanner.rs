@@ -5,7 +5,7 @@
 //! network file systems, writers that died), and quick scans of just the runs the file watcher
 //! saw written (what makes it fast); a write below `artifacts/` reads the artifacts again (full
 //! scans always do), and so does the packer after each content it packed (`packer`), which
-//! each full scan of a subscribed session nudges. After each scan that moved the change counter
+//! each full scan and artifact scan of a subscribed session nudges. After each scan that moved the change counter
 //! a notice goes to a subscribed hub.
 
 use std::collections::BTreeSet;
@@ -141,9 +141,13 @@ impl Scanner {
                     self.scan(scope);
                     if artifacts {
                         self.scan_artifacts();
+                        self.nudge_packer();
                     }
                 }
-                None if artifacts => self.scan_artifacts(),
+                None if artifacts => {
+                    self.scan_artifacts();
+                    self.nudge_packer();
+                }
                 None => {}
             }
         }

@@ -1054,3 +1054,60 @@ fn with_no_pack_the_agent_leaves_the_pool_whole() {
     assert!(!whole.with_file_name(format!("{sha}.chunks.json")).exists());
     assert!(root.join("artifacts/model/m/v1/files/big.bin").is_file());
 }
+
+#[test]
+fn a_packed_content_is_announced_at_once_not_at_the_next_full_scan() {
+    use runicorn_artifact_store::writer::{log_artifact_with, Artifact, LogOptions};
+    use runicorn_protocol::wire::StoredAs;
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let big = top.path().join("big.bin");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..5 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(&big, &bytes).unwrap();
+    let mut art = Artifact::new("m", "model").unwrap();
+    art.add_file(&big, None).unwrap();
+    let whole = LogOptions {
+        chunk_large_files: false,
+    };
+    log_artifact_with(&root, &art, &[], None, &whole).unwrap();
+    // Older than the packer's age limit before the agent starts.
+    std::thread::sleep(Duration::from_millis(2200));
+
+    // No full scan for ten minutes and no watcher: only the packer can announce the change.
+    let mut agent = AgentPipe::start(
+        &root,
+        &["--poll", "600"],
+        &[("RUNICORN_AGENT_NO_WATCH", "1")],
+    );
+    let pages = agent.changes_all(None, 100);
+    let listed = pages
+        .iter()
+        .flat_map(|b| b.artifacts.clone())
+        .next()
+        .unwrap();
+    assert_eq!(listed.versions[0].files[0].stored, StoredAs::Whole);
+    let cursor = pages.last().unwrap().cursor.clone();
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+    let notice = agent
+        .wait_notice(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no notice of the packing\n{}", agent.stderr()));
+    assert!(notice.seq > cursor.seq);
+    let batch = artifact_changes_after(&mut agent, &cursor, 5.0);
+    assert_eq!(
+        batch.artifacts[0].versions[0].files[0].stored,
+        StoredAs::Chunked
+    );
+    assert!(!root.join("artifacts/model/m/v1/files/big.bin").exists());
+}
