@@ -5,7 +5,8 @@
 //! leaves each content readable whole or from its recipe; packing again finishes the job.
 //!
 //! [`pack_next_idle`] is the agent's background packing while it serves: one content per step,
-//! only when the pool lock is free at once, the lock released between contents.
+//! never waiting for the pool lock, cutting under the shared lock and holding it exclusive only
+//! to remove the whole copies.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -136,7 +137,7 @@ fn drop_whole_copies(whole: &Path, held: Option<&Vec<PathBuf>>) -> Result<usize,
 pub enum PackStep {
     /// No whole pool file old enough to pack.
     Nothing,
-    /// The pool lock is held (a writer is logging, or pack or gc runs): try again later.
+    /// The pool lock is held exclusive (pack or gc runs): try again later.
     Busy,
     /// This content is now chunks; its `files/` copies (`links_removed`) and whole file are
     /// gone.
@@ -145,15 +146,21 @@ pub enum PackStep {
         size: u64,
         links_removed: usize,
     },
+    /// This content's chunks and recipe are written (it is listed as chunked), but a writer
+    /// held the pool lock, so its whole file and `files/` copies stay until a later step.
+    Cut { sha256: String },
     /// This content was left whole and why (its bytes do not match its name).
     Skipped { sha256: String, why: String },
 }
 
-/// One step of packing while an agent serves: if the pool lock can be had without waiting,
-/// packs ONE whole pool file of at least `CHUNKED_MIN_FILE_BYTES` last written more than
-/// `min_age` ago (a file so fresh may belong to a writer between steps) and releases the lock,
-/// so a writer never waits for more than one content. `skip` names contents to leave alone
-/// (ones found damaged before).
+/// One step of packing while an agent serves, never waiting for the pool lock: picks ONE whole
+/// pool file of at least `CHUNKED_MIN_FILE_BYTES` last written more than `min_age` ago (`skip`
+/// names contents to leave alone, ones found damaged before), cuts it into chunks and writes its
+/// recipe holding the lock SHARED (writers go on logging; gc and pack wait), then, holding it
+/// EXCLUSIVE only for that, removes the whole file and its `files/` copies. When the exclusive
+/// lock is not free at once (a writer is logging) the content stays cut but whole
+/// ([`PackStep::Cut`]) and a later step removes its copies without cutting it again. So a
+/// writer waits at most for a scan of the manifests and a few unlinks.
 pub fn pack_next_idle(
     root: &Path,
     min_age: std::time::Duration,
@@ -169,25 +176,34 @@ pub fn pack_next_idle(
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age >= min_age)
     };
-    let pick = |todo: Vec<(String, u64, PathBuf)>| {
-        todo.into_iter()
-            .find(|(sha, _, path)| !skip.contains(sha) && old_enough(path))
-    };
-    // A cheap look first: most of the time there is nothing to do and no lock is taken.
-    if pick(candidates(root)).is_none() {
+    let Some((sha, size, path)) = candidates(root)
+        .into_iter()
+        .find(|(sha, _, path)| !skip.contains(sha) && old_enough(path))
+    else {
         return Ok(PackStep::Nothing);
+    };
+    if !layout::recipe_file(root, &sha).is_file() {
+        let Some(_shared) = locks::try_pool_shared(root)? else {
+            return Ok(PackStep::Busy);
+        };
+        // Under the lock: gc may have taken it since the look above.
+        if !path.is_file() {
+            return Ok(PackStep::Nothing);
+        }
+        let mut report = PackReport::default();
+        match pack_one(root, &sha, &path, &mut |_| {}, &mut report) {
+            Ok(()) => {}
+            Err(StoreError::Damaged(why)) => return Ok(PackStep::Skipped { sha256: sha, why }),
+            Err(other) => return Err(other),
+        }
     }
-    let Some(_lock) = locks::try_pool_exclusive(root)? else {
-        return Ok(PackStep::Busy);
+    let Some(_exclusive) = locks::try_pool_exclusive(root)? else {
+        return Ok(PackStep::Cut { sha256: sha });
     };
-    let Some((sha, size, path)) = pick(candidates(root)) else {
+    // gc may have removed a content no version names any more while no lock was held: then
+    // there is nothing left to remove.
+    if !layout::recipe_file(root, &sha).is_file() {
         return Ok(PackStep::Nothing);
-    };
-    let mut report = PackReport::default();
-    match pack_one(root, &sha, &path, &mut |_| {}, &mut report) {
-        Ok(()) => {}
-        Err(StoreError::Damaged(why)) => return Ok(PackStep::Skipped { sha256: sha, why }),
-        Err(other) => return Err(other),
     }
     let mut notes = Vec::new();
     let holders = holders(root, &mut notes);
@@ -327,10 +343,19 @@ mod tests {
         // Too fresh: left for later.
         let step = pack_next_idle(root, Duration::from_secs(3600), &skip).unwrap();
         assert_eq!(step, PackStep::Nothing);
-        // A writer holds the lock shared: the step does not wait.
-        let writer = locks::pool_shared(root).unwrap();
+        // gc holds the lock: the step does not wait.
+        let gc = locks::pool_exclusive(root).unwrap();
         let step = pack_next_idle(root, Duration::ZERO, &skip).unwrap();
         assert_eq!(step, PackStep::Busy);
+        drop(gc);
+        // A writer holds it shared: the content is cut, its whole copies stay for later.
+        let writer = locks::pool_shared(root).unwrap();
+        let PackStep::Cut { sha256: cut } = pack_next_idle(root, Duration::ZERO, &skip).unwrap()
+        else {
+            panic!("not cut");
+        };
+        assert!(layout::recipe_file(root, &cut).is_file());
+        assert!(layout::pool_file(root, &cut).is_file());
         drop(writer);
         let mut packed = HashSet::new();
         for _ in 0..2 {

@@ -1,8 +1,9 @@
 //! Packing while the agent serves: a thread that, after the scanner's full scans, turns whole
 //! pool files of at least 4 MiB into chunks (`runicorn_artifact_store::pack::pack_next_idle`),
-//! one content at a time and only when the pool lock is free at once (a writer logging holds it
-//! shared: the packer never makes it wait more than one content), and asks the scanner to read
-//! the artifacts again after each one, so the hub hears of `stored: chunked` at once.
+//! one content at a time and never waiting for the pool lock (it cuts holding the lock shared,
+//! beside writers, and holds it exclusive only to remove the whole copies, so a writer waits
+//! for a few unlinks at most), and asks the scanner to read the artifacts again after each one,
+//! so the hub hears of `stored: chunked` at once.
 //! `serve --no-pack` leaves it off.
 
 use std::collections::HashSet;
@@ -52,11 +53,19 @@ fn run(root: &std::path::Path, nudges: &Receiver<()>, scanner: &Sender<Trigger>)
                         return;
                     }
                 }
+                // Cut but still whole too (a writer held the lock): listed as chunked already;
+                // its copies go at a later step.
+                Ok(PackStep::Cut { .. }) => {
+                    if scanner.send(Trigger::Packed).is_err() {
+                        return;
+                    }
+                    break;
+                }
                 Ok(PackStep::Skipped { sha256, why }) => {
                     eprintln!("runicorn-agent serve: not packing {sha256}: {why}");
                     skip.insert(sha256);
                 }
-                // Busy: a writer (or pack, or gc) holds the pool; the next full scan asks again.
+                // Busy: pack or gc holds the pool; the next scan asks again.
                 Ok(PackStep::Nothing | PackStep::Busy) => break,
                 Err(e) => {
                     let text = e.to_string();
