@@ -540,3 +540,53 @@ fn the_agent_pages_a_chunk_list_by_max_chunks_and_the_pages_join_to_the_whole_li
         assert_eq!(joined, whole.chunks);
     }
 }
+
+#[test]
+fn a_fetch_whose_pool_file_is_packed_after_the_list_came_asks_again_and_gets_the_bytes() {
+    use runicorn_hub::file_fetch::{ContentWanted, MovedCounter};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = setup();
+    let v1 = s.weights[0].clone();
+    let sha = runicorn_artifact_store::chunking::sha256_hex(&v1);
+    let pooled = s
+        .root
+        .path()
+        .join("artifacts/.pool")
+        .join(runicorn_protocol::run_format::artifacts::fanout_path(&sha));
+    assert!(pooled.is_file(), "v1 starts whole in the pool");
+    let store = StoreHandle::open(s.hub_dir.path()).unwrap();
+    let files = RemoteFiles::with_connect_options(store.clone(), s.home.options());
+    // The list is in hand (cut from the whole file) when progress is first told; the server
+    // then packs, as the agent does in the background: the whole file the list points into goes.
+    let packed = Arc::new(AtomicBool::new(false));
+    let progress: runicorn_hub::file_fetch::TransferProgress = {
+        let (packed, root) = (Arc::clone(&packed), s.root.path().to_owned());
+        Arc::new(move |_| {
+            if !packed.swap(true, Ordering::SeqCst) {
+                runicorn_artifact_store::pack::pack(&root, false, &mut |_| {}).unwrap();
+            }
+        })
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let got = runtime.block_on(async {
+        let remote = store.call(|st| st.remotes()).await.unwrap().unwrap();
+        let want = ContentWanted {
+            sha256: sha.clone(),
+            size: v1.len() as u64,
+            stored: "whole".into(),
+            label: "m:v1/weights.bin".into(),
+        };
+        let moved = Arc::new(MovedCounter::default());
+        files
+            .ensure_content(remote[0].id, want, Some(progress), moved)
+            .await
+    });
+    got.unwrap_or_else(|e| panic!("the fetch failed: {e}"));
+    assert!(packed.load(Ordering::SeqCst) && !pooled.exists());
+    drop(files);
+    drop(runtime);
+    // The content is cached whole and right: the CLI serves it without moving it again.
+    let r = report(&s.fetch("m:v1", "v1"));
+    assert!(std::fs::read(s.dir("v1").join("weights.bin")).unwrap() == v1);
+    assert!(r["contents_cached"].as_u64().unwrap() >= 1, "{r}");
+}
