@@ -21,6 +21,7 @@ pub fn content_chunks(root: &Path, sha256: &str) -> ContentChunks {
         sha256: sha256.to_owned(),
         size: 0,
         chunks: Vec::new(),
+        next_chunk: None,
         error: Some(error),
     };
     if !is_sha256_hex(sha256) {
@@ -102,6 +103,7 @@ fn from_recipe(root: &Path, sha256: &str) -> Option<Result<ContentChunks, String
         sha256: sha256.to_owned(),
         size: recipe.size,
         chunks,
+        next_chunk: None,
         error: None,
     }))
 }
@@ -139,6 +141,7 @@ fn cut_file(root: &Path, rel: &str, sha256: &str) -> Result<Option<ContentChunks
         sha256: sha256.to_owned(),
         size: cut.size,
         chunks,
+        next_chunk: None,
         error: None,
     }))
 }

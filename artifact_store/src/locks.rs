@@ -46,6 +46,30 @@ pub fn pool_exclusive(root: &Path) -> Result<HeldLock, StoreError> {
     Ok(HeldLock { _file: file })
 }
 
+/// The pool lock, shared, only if no one holds it exclusive now (`None`: packing or gc is at
+/// work).
+pub fn try_pool_shared(root: &Path) -> Result<Option<HeldLock>, StoreError> {
+    let path = layout::artifacts_dir(root).join(POOL_LOCK);
+    let file = open_lock_file(&path)?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Some(HeldLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+    }
+}
+
+/// The pool lock, exclusive, only if no one holds it now (`None`: a writer, packing or gc is at
+/// work; the background packer tries again later rather than wait).
+pub fn try_pool_exclusive(root: &Path) -> Result<Option<HeldLock>, StoreError> {
+    let path = layout::artifacts_dir(root).join(POOL_LOCK);
+    let file = open_lock_file(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(HeldLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+    }
+}
+
 /// An artifact's own lock, exclusive, in its folder `dir` (which must exist).
 pub fn artifact_exclusive(dir: &Path) -> Result<HeldLock, StoreError> {
     let path = dir.join(ARTIFACT_LOCK);

@@ -3,6 +3,10 @@
 //! are written, then the recipe (atomically), then every `v<N>/files/<path>` holding that
 //! content (found through the manifests) and the whole file are removed. A crash at any point
 //! leaves each content readable whole or from its recipe; packing again finishes the job.
+//!
+//! [`pack_next_idle`] is the agent's background packing while it serves: one content per step,
+//! never waiting for the pool lock, cutting under the shared lock and holding it exclusive only
+//! to remove the whole copies.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -69,7 +73,26 @@ pub fn pack(
         report.bytes = todo.iter().map(|(_, size, _)| size).sum();
         return Ok(report);
     }
-    // Where each content is held in version folders.
+    let holders = holders(root, &mut report.notes);
+    for (sha, size, path) in todo {
+        match pack_one(root, &sha, &path, on_bytes, &mut report) {
+            Ok(()) => {}
+            Err(StoreError::Damaged(why)) => {
+                report.notes.push(why);
+                continue;
+            }
+            Err(other) => return Err(other),
+        }
+        report.links_removed += drop_whole_copies(&path, holders.get(&sha))?;
+        report.contents += 1;
+        report.bytes += size;
+    }
+    Ok(report)
+}
+
+/// Where each content is held in version folders (`v<N>/files/<path>`), from the manifests; a
+/// version without a readable manifest is noted.
+fn holders(root: &Path, notes: &mut Vec<String>) -> HashMap<String, Vec<PathBuf>> {
     let mut holders: HashMap<String, Vec<PathBuf>> = HashMap::new();
     for version in scan_versions(root) {
         match &version.manifest {
@@ -81,37 +104,115 @@ pub fn pack(
                         .push(version.dir.join(VERSION_FILES_DIR).join(&file.path));
                 }
             }
-            Err(why) => report.notes.push(format!(
+            Err(why) => notes.push(format!(
                 "{}: {why}; its files/ copies of packed contents stay (they still take space)",
                 version.rel
             )),
         }
     }
-    for (sha, size, path) in todo {
-        match pack_one(root, &sha, &path, on_bytes, &mut report) {
+    holders
+}
+
+/// Once a content's recipe is written: removes its `files/` copies or links and the whole pool
+/// file; returns how many copies went.
+fn drop_whole_copies(whole: &Path, held: Option<&Vec<PathBuf>>) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for held in held.into_iter().flatten() {
+        match fs::remove_file(held) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(held, e)),
+        }
+    }
+    match fs::remove_file(whole) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io(whole, e)),
+    }
+    Ok(removed)
+}
+
+/// What one step of background packing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackStep {
+    /// No whole pool file old enough to pack.
+    Nothing,
+    /// The pool lock is held exclusive (pack or gc runs): try again later.
+    Busy,
+    /// This content is now chunks; its `files/` copies (`links_removed`) and whole file are
+    /// gone.
+    Packed {
+        sha256: String,
+        size: u64,
+        links_removed: usize,
+    },
+    /// This content's chunks and recipe are written (it is listed as chunked), but a writer
+    /// held the pool lock, so its whole file and `files/` copies stay until a later step.
+    Cut { sha256: String },
+    /// This content was left whole and why (its bytes do not match its name).
+    Skipped { sha256: String, why: String },
+}
+
+/// One step of packing while an agent serves, never waiting for the pool lock: picks ONE whole
+/// pool file of at least `CHUNKED_MIN_FILE_BYTES` last written more than `min_age` ago (`skip`
+/// names contents to leave alone, ones found damaged before), cuts it into chunks and writes its
+/// recipe holding the lock SHARED (writers go on logging; gc and pack wait), then, holding it
+/// EXCLUSIVE only for that, removes the whole file and its `files/` copies. When the exclusive
+/// lock is not free at once (a writer is logging) the content stays cut but whole
+/// ([`PackStep::Cut`]) and a later step removes its copies without cutting it again. So a
+/// writer waits at most for a scan of the manifests and a few unlinks.
+pub fn pack_next_idle(
+    root: &Path,
+    min_age: std::time::Duration,
+    skip: &std::collections::HashSet<String>,
+) -> Result<PackStep, StoreError> {
+    if !layout::artifacts_dir(root).is_dir() {
+        return Ok(PackStep::Nothing);
+    }
+    let old_enough = |path: &Path| {
+        fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age)
+    };
+    let Some((sha, size, path)) = candidates(root)
+        .into_iter()
+        .find(|(sha, _, path)| !skip.contains(sha) && old_enough(path))
+    else {
+        return Ok(PackStep::Nothing);
+    };
+    if !layout::recipe_file(root, &sha).is_file() {
+        let Some(_shared) = locks::try_pool_shared(root)? else {
+            return Ok(PackStep::Busy);
+        };
+        // Under the lock: gc may have taken it since the look above.
+        if !path.is_file() {
+            return Ok(PackStep::Nothing);
+        }
+        let mut report = PackReport::default();
+        match pack_one(root, &sha, &path, &mut |_| {}, &mut report) {
             Ok(()) => {}
-            Err(StoreError::Damaged(why)) => {
-                report.notes.push(why);
-                continue;
-            }
+            Err(StoreError::Damaged(why)) => return Ok(PackStep::Skipped { sha256: sha, why }),
             Err(other) => return Err(other),
         }
-        for held in holders.get(&sha).into_iter().flatten() {
-            match fs::remove_file(held) {
-                Ok(()) => report.links_removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StoreError::io(held, e)),
-            }
-        }
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(&path, e)),
-        }
-        report.contents += 1;
-        report.bytes += size;
     }
-    Ok(report)
+    let Some(_exclusive) = locks::try_pool_exclusive(root)? else {
+        return Ok(PackStep::Cut { sha256: sha });
+    };
+    // gc may have removed a content no version names any more while no lock was held: then
+    // there is nothing left to remove.
+    if !layout::recipe_file(root, &sha).is_file() {
+        return Ok(PackStep::Nothing);
+    }
+    let mut notes = Vec::new();
+    let holders = holders(root, &mut notes);
+    let links_removed = drop_whole_copies(&path, holders.get(&sha))?;
+    Ok(PackStep::Packed {
+        sha256: sha,
+        size,
+        links_removed,
+    })
 }
 
 /// Bytes [`pack`] will read.
@@ -217,5 +318,91 @@ mod tests {
             runicorn_protocol::wire::artifacts::StoredAs::Chunked
         );
         assert_eq!(pack(root, false, &mut |_| {}).unwrap().contents, 0);
+    }
+
+    #[test]
+    fn background_steps_pack_one_old_content_at_a_time_and_never_wait_for_the_lock() {
+        use std::collections::HashSet;
+        use std::time::Duration;
+        let fx = Fixture::new();
+        let root = fx.root();
+        let skip = HashSet::new();
+        assert_eq!(
+            pack_next_idle(root, Duration::ZERO, &skip).unwrap(),
+            PackStep::Nothing
+        );
+        let a = noise(5 << 20, 3);
+        let b = noise(4 << 20, 4);
+        write_version(
+            root,
+            "model",
+            "m",
+            1,
+            &[("a", &a), ("b", &b), ("s", b"small")],
+        );
+        // Too fresh: left for later.
+        let step = pack_next_idle(root, Duration::from_secs(3600), &skip).unwrap();
+        assert_eq!(step, PackStep::Nothing);
+        // gc holds the lock: the step does not wait.
+        let gc = locks::pool_exclusive(root).unwrap();
+        let step = pack_next_idle(root, Duration::ZERO, &skip).unwrap();
+        assert_eq!(step, PackStep::Busy);
+        drop(gc);
+        // A writer holds it shared: the content is cut, its whole copies stay for later.
+        let writer = locks::pool_shared(root).unwrap();
+        let PackStep::Cut { sha256: cut } = pack_next_idle(root, Duration::ZERO, &skip).unwrap()
+        else {
+            panic!("not cut");
+        };
+        assert!(layout::recipe_file(root, &cut).is_file());
+        assert!(layout::pool_file(root, &cut).is_file());
+        drop(writer);
+        let mut packed = HashSet::new();
+        for _ in 0..2 {
+            match pack_next_idle(root, Duration::ZERO, &skip).unwrap() {
+                PackStep::Packed {
+                    sha256,
+                    links_removed,
+                    ..
+                } => {
+                    assert_eq!(links_removed, 1);
+                    packed.insert(sha256);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(packed.len(), 2);
+        assert_eq!(
+            pack_next_idle(root, Duration::ZERO, &skip).unwrap(),
+            PackStep::Nothing
+        );
+        assert!(!root.join("artifacts/model/m/v1/files/a").exists());
+        assert!(root.join("artifacts/model/m/v1/files/s").exists());
+        for data in [&a, &b] {
+            let mut out = Vec::new();
+            crate::pool::copy_content(root, &crate::chunking::sha256_hex(data), &mut out).unwrap();
+            assert!(&out == data);
+        }
+
+        // A damaged whole file is skipped, named, and left whole.
+        let c = noise(4 << 20, 5);
+        let sha_c = write_version(root, "model", "m", 2, &[("c", &c)])[0].clone();
+        let pooled = layout::pool_file(root, &sha_c);
+        let mut perms = fs::metadata(&pooled).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&pooled, perms).unwrap();
+        fs::write(&pooled, noise(4 << 20, 6)).unwrap();
+        let step = pack_next_idle(root, Duration::ZERO, &skip).unwrap();
+        assert!(
+            matches!(&step, PackStep::Skipped { sha256, .. } if *sha256 == sha_c),
+            "{step:?}"
+        );
+        assert!(pooled.exists());
+        let skip: HashSet<String> = [sha_c].into();
+        assert_eq!(
+            pack_next_idle(root, Duration::ZERO, &skip).unwrap(),
+            PackStep::Nothing
+        );
     }
 }

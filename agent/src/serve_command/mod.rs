@@ -12,6 +12,7 @@
 //! | `shared` | what the threads share: the index, readiness, notices |
 //! | `session` | the worker: one answer per request, in order |
 //! | `scanner`, `watcher` | keeping the feed current: periodic full scans, file events |
+//! | `packer` | packing large whole pool files into chunks in the background (`--no-pack`: off) |
 //! | `changes`, `records` | `changes` answers: feed pages with each run's records |
 //! | `points`, `logs` | `points` and `log` answers |
 //! | `chunks` | `chunks` answers: where a pooled content's chunks are, for the hub to read only those it lacks |
@@ -24,6 +25,7 @@ mod handshake;
 mod input;
 mod logs;
 mod output;
+mod packer;
 mod points;
 mod records;
 mod request_error;
@@ -70,6 +72,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES,
           value_parser = clap::value_parser!(u32).range(i64::from(MIN_MAX_FRAME_BYTES)..))]
     pub max_frame_bytes: u32,
+    /// Do not pack artifacts in the background. By default, once the hub subscribed, whole pool
+    /// files of at least 4 MiB (older than a few seconds, and only while no writer holds the
+    /// pool lock) become chunks one at a time, like `runicorn-agent artifacts pack`
+    #[arg(long)]
+    pub no_pack: bool,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -143,8 +150,16 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let (to_worker, incoming) = mpsc::channel();
     spawn_reader(stdin, args.max_frame_bytes, to_worker).context("starting the reader")?;
     let (triggers_tx, triggers_rx) = mpsc::channel();
+    let packer = if args.no_pack {
+        None
+    } else {
+        Some(
+            packer::spawn_packer(root.clone(), triggers_tx.clone())
+                .context("starting the packer")?,
+        )
+    };
     let watcher = (!watcher::disabled_by_env()).then_some(triggers_tx);
-    scanner::spawn_scanner(Arc::clone(&shared), poll, triggers_rx, watcher)
+    scanner::spawn_scanner(Arc::clone(&shared), poll, triggers_rx, watcher, packer)
         .context("starting the scanner")?;
     Ok(session::serve_requests(&shared, &incoming))
 }

@@ -4,8 +4,9 @@
 //! subscribed: a full scan every `--poll` seconds (what makes the feed correct: missed events,
 //! network file systems, writers that died), and quick scans of just the runs the file watcher
 //! saw written (what makes it fast); a write below `artifacts/` reads the artifacts again (full
-//! scans always do). After each scan that moved the change counter a notice
-//! goes to a subscribed hub.
+//! scans always do), and so does the packer after each content it packed (`packer`), which
+//! each full scan and artifact scan of a subscribed session nudges. After each scan that moved the change counter
+//! a notice goes to a subscribed hub.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::run_format::LivenessContext;
 
 use super::output::SendError;
+use super::packer::PackNudge;
 use super::shared::Shared;
 use super::watcher::spawn_watcher;
 use crate::run_index::feed::{Feed, ScanScope};
@@ -30,6 +32,8 @@ pub enum Trigger {
     Paths(Vec<PathBuf>),
     /// Events were lost: look at everything.
     Rescan,
+    /// The packer turned a whole pool file into chunks: read the artifacts again.
+    Packed,
 }
 
 /// Starts the scanner thread.
@@ -41,10 +45,11 @@ pub fn spawn_scanner(
     poll: Duration,
     triggers: Receiver<Trigger>,
     watcher: Option<Sender<Trigger>>,
+    packer: Option<PackNudge>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("scanner".into())
-        .spawn(move || Scanner::new(shared).run(poll, &triggers, watcher))
+        .spawn(move || Scanner::new(shared, packer).run(poll, &triggers, watcher))
         .map(|_| ())
 }
 
@@ -52,15 +57,25 @@ struct Scanner {
     shared: Arc<Shared>,
     feed: Feed,
     last_error: Option<String>,
+    /// Told after each full scan once the hub subscribed (`None`: `--no-pack`).
+    packer: Option<PackNudge>,
 }
 
 impl Scanner {
-    fn new(shared: Arc<Shared>) -> Scanner {
+    fn new(shared: Arc<Shared>, packer: Option<PackNudge>) -> Scanner {
         let feed = Feed::new(&shared.root);
         Scanner {
             shared,
             feed,
             last_error: None,
+            packer,
+        }
+    }
+
+    /// Lets the packer look at the pool (after a full scan of a subscribed session).
+    fn nudge_packer(&self) {
+        if let Some(packer) = &self.packer {
+            packer.nudge();
         }
     }
 
@@ -85,12 +100,14 @@ impl Scanner {
                 );
             }
         }
+        self.nudge_packer();
         let mut next_full = Instant::now() + poll;
         let mut watching = true;
         loop {
             let now = Instant::now();
             if now >= next_full {
                 self.scan(ScanScope::All);
+                self.nudge_packer();
                 next_full = Instant::now() + poll;
                 continue;
             }
@@ -117,15 +134,20 @@ impl Scanner {
                 Some(ScanScope::All) => {
                     // A full scan reads the artifacts too.
                     self.scan(ScanScope::All);
+                    self.nudge_packer();
                     next_full = Instant::now() + poll;
                 }
                 Some(scope) => {
                     self.scan(scope);
                     if artifacts {
                         self.scan_artifacts();
+                        self.nudge_packer();
                     }
                 }
-                None if artifacts => self.scan_artifacts(),
+                None if artifacts => {
+                    self.scan_artifacts();
+                    self.nudge_packer();
+                }
                 None => {}
             }
         }
@@ -188,6 +210,7 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
     for trigger in burst {
         match trigger {
             Trigger::Rescan => return Some(ScanScope::All),
+            Trigger::Packed => {}
             Trigger::Paths(paths) => {
                 for p in paths {
                     match feed.run_holding(&p) {
@@ -209,7 +232,7 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
 /// events.
 fn touches_artifacts(burst: &[Trigger]) -> bool {
     burst.iter().any(|t| match t {
-        Trigger::Rescan => true,
+        Trigger::Rescan | Trigger::Packed => true,
         Trigger::Paths(paths) => paths.iter().any(|p| {
             p.components().next().is_some_and(|c| {
                 c.as_os_str() == runicorn_protocol::run_format::artifacts::ARTIFACTS_DIR
@@ -252,6 +275,7 @@ mod tests {
         let paths = |p: &str| vec![Trigger::Paths(vec![PathBuf::from(p)])];
         assert!(touches_artifacts(&paths("artifacts/model/m/versions.json")));
         assert!(touches_artifacts(&[Trigger::Rescan]));
+        assert!(touches_artifacts(&[Trigger::Packed]));
         assert!(!touches_artifacts(&paths("runs/p/id/events.jsonl")));
         assert!(!touches_artifacts(&paths("archive/blobs/ab/x")));
     }

@@ -1,6 +1,6 @@
 //! What the agent's threads share during one session: the index (behind a mutex, so one
 //! thread at a time uses its connection), the frame writer, the full scans done and asked
-//! for, and the state of change notices.
+//! for, the state of change notices, and the last chunk list sent in pages.
 
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -55,6 +55,8 @@ pub struct Shared {
     scans_changed: Condvar,
     notices: Mutex<Notices>,
     skipped_runs: Mutex<SkippedRuns>,
+    /// The last chunk list answered in pages (`chunks`).
+    pub paged_lists: super::chunks::PagedLists,
 }
 
 impl Shared {
@@ -84,6 +86,7 @@ impl Shared {
                 last_sent: None,
             }),
             skipped_runs: Mutex::new(SkippedRuns::default()),
+            paged_lists: super::chunks::PagedLists::default(),
         }
     }
 

@@ -177,8 +177,26 @@ impl RemoteFiles {
                 Err(e) => return Err(e),
             }
         }
-        self.fetch_chunks(&remote, &address, &want, chunk_cache, progress, &moved)
-            .await
+        let first = self
+            .fetch_chunks(
+                &remote,
+                &address,
+                &want,
+                chunk_cache.clone(),
+                progress.clone(),
+                &moved,
+            )
+            .await;
+        match first {
+            // A file the list pointed into went away: the agent packs whole pool files in the
+            // background, so the list is asked for afresh, once (the chunks already read stay
+            // cached and are not read again).
+            Err(FetchError::Remote { .. }) => {
+                self.fetch_chunks(&remote, &address, &want, chunk_cache, progress, &moved)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// A small pooled content, whole, through a resumable partial like a run's file.
@@ -472,19 +490,49 @@ impl RemoteFiles {
             })
     }
 
-    /// The agent's chunk list of one content, on the remote's kept agent session (opened,
-    /// or reopened after a failure, as needed).
+    /// The agent's whole chunk list of one content, page after page (see [`join_page`]), on
+    /// the remote's kept agent session (opened, or reopened after a failure, as needed).
     async fn chunk_list(
         &self,
         remote: &RemoteRow,
         address: &RemoteAddress,
         want: &ContentWanted,
     ) -> Result<ContentChunks, FetchError> {
+        let max_chunks = chunk_page_max();
+        let mut whole: Option<ContentChunks> = None;
+        loop {
+            let start_chunk = whole.as_ref().map(|w| w.chunks.len() as u64);
+            let page = self
+                .chunk_page(remote, address, want, start_chunk, max_chunks)
+                .await?;
+            let next = join_page(&mut whole, page).map_err(|reason| FetchError::BadChunkList {
+                remote: remote.name.clone(),
+                what: want.label.clone(),
+                reason,
+            })?;
+            if !next {
+                // `join_page` always leaves a list once it has seen a page.
+                return Ok(whole.unwrap_or_default());
+            }
+        }
+    }
+
+    /// One page of the agent's chunk list of one content.
+    async fn chunk_page(
+        &self,
+        remote: &RemoteRow,
+        address: &RemoteAddress,
+        want: &ContentWanted,
+        start_chunk: Option<u64>,
+        max_chunks: Option<u32>,
+    ) -> Result<ContentChunks, FetchError> {
         let agent = self.chunk_agent(remote, address, want).await?;
         let answer = agent
             .client
             .request(Body::Chunks(ChunksRequest {
                 contents: vec![want.sha256.clone()],
+                start_chunk,
+                max_chunks,
             }))
             .await;
         let answer = match answer {
@@ -580,6 +628,56 @@ impl RemoteFiles {
             ),
         );
         Ok(agent)
+    }
+}
+
+/// Most chunks asked for per page of a chunk list: `RUNICORN_CHUNK_PAGE_MAX` when set (tests
+/// force small pages with it), else none (the agent fills its frame).
+fn chunk_page_max() -> Option<u32> {
+    std::env::var("RUNICORN_CHUNK_PAGE_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+}
+
+/// Adds one page of a chunk list to what came before (`whole`, `None` before the first page);
+/// says whether another page follows. Pages must be of the same content and size, and each must
+/// move the list on (`next_chunk` past what is held), so a confused agent cannot loop the hub
+/// or make it take part of a list for all of it (a list with pages still to come is never
+/// returned as whole).
+fn join_page(whole: &mut Option<ContentChunks>, page: ContentChunks) -> Result<bool, String> {
+    if page.error.is_some() {
+        // The content is gone (or damaged) since an earlier page: the whole list says so.
+        *whole = Some(page);
+        return Ok(false);
+    }
+    let next = page.next_chunk;
+    let added = page.chunks.len();
+    let held = match whole {
+        None => {
+            *whole = Some(ContentChunks {
+                next_chunk: None,
+                ..page
+            });
+            whole.as_ref().map_or(0, |w| w.chunks.len() as u64)
+        }
+        Some(list) => {
+            if page.sha256 != list.sha256 || page.size != list.size {
+                return Err(format!(
+                    "a later page is of content {} ({} bytes), the first of {} ({} bytes)",
+                    page.sha256, page.size, list.sha256, list.size
+                ));
+            }
+            list.chunks.extend(page.chunks);
+            list.chunks.len() as u64
+        }
+    };
+    match next {
+        None => Ok(false),
+        Some(n) if n == held && added > 0 => Ok(true),
+        Some(n) => Err(format!(
+            "a page ends at chunk {held} but says the next starts at {n}"
+        )),
     }
 }
 
@@ -724,6 +822,7 @@ mod tests {
             sha256: "a".repeat(64),
             size: 30,
             chunks,
+            next_chunk: None,
             error: None,
         };
         assert!(check_chunk_list("gpu", &want(30), list(vec![loc(10, "x"), loc(20, "y")])).is_ok());
@@ -763,5 +862,58 @@ mod tests {
         let shape: Vec<(u64, usize)> = segs.iter().map(|s| (s.offset, s.chunks.len())).collect();
         assert_eq!(shape, vec![(0, 2), (30, 1), (0, 1)]);
         assert_eq!((rows[1].offset, rows[1].size), (10, 20));
+    }
+
+    #[test]
+    fn pages_join_into_one_list_and_a_confused_agent_is_refused() {
+        let page = |chunks: Vec<ChunkLocation>, next: Option<u64>| ContentChunks {
+            sha256: "a".repeat(64),
+            size: 30,
+            chunks,
+            next_chunk: next,
+            error: None,
+        };
+        let three: Vec<ChunkLocation> = (0..3).map(|_| loc(10, "artifacts/.pool/aa/x")).collect();
+        let mut whole = None;
+        assert_eq!(
+            join_page(&mut whole, page(three[..2].to_vec(), Some(2))),
+            Ok(true)
+        );
+        assert_eq!(
+            whole.as_ref().unwrap().next_chunk,
+            None,
+            "never kept as whole"
+        );
+        assert_eq!(
+            join_page(&mut whole, page(three[2..].to_vec(), None)),
+            Ok(false)
+        );
+        assert_eq!(whole.unwrap().chunks, three);
+
+        // A page that skips or repeats chunks, or does not move on.
+        for (second, next) in [(1, Some(4)), (1, Some(2)), (0, Some(2))] {
+            let mut whole = None;
+            join_page(&mut whole, page(three[..2].to_vec(), Some(2))).unwrap();
+            let got = join_page(&mut whole, page(three[..second].to_vec(), next));
+            assert!(got.is_err(), "{second} {next:?}");
+        }
+        // A later page of another content.
+        let mut whole = None;
+        join_page(&mut whole, page(three[..2].to_vec(), Some(2))).unwrap();
+        let mut other = page(three[2..].to_vec(), None);
+        other.size = 31;
+        assert!(join_page(&mut whole, other)
+            .unwrap_err()
+            .contains("later page"));
+        // An error on a later page ends the list with that error.
+        let mut whole = None;
+        join_page(&mut whole, page(three[..2].to_vec(), Some(2))).unwrap();
+        let mut gone = page(vec![], None);
+        gone.error = Some("removed by gc".into());
+        assert_eq!(join_page(&mut whole, gone), Ok(false));
+        assert!(whole.unwrap().error.is_some());
+        // An old hub that takes only a first page finds the sizes do not add up.
+        let partial = page(three[..2].to_vec(), Some(2));
+        assert!(check_chunk_list("gpu", &want(30), partial).is_err());
     }
 }

@@ -92,9 +92,20 @@ pub enum StoredAs {
 
 /// Hub → agent: the chunk lists of some contents, by whole-file SHA-256. A content is looked up
 /// in the artifact pool (`artifacts/.pool`) and in upstream's blob store (`archive/blobs`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A long list comes in pages: each content's answer starts at chunk `start_chunk` (0 when
+/// absent) and holds at most `max_chunks` chunks (as many as fit the frame when absent); its
+/// [`ContentChunks::next_chunk`] says where the next page starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunksRequest {
     pub contents: Vec<String>,
+    /// Index of the first chunk wanted, for every content named (a later page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_chunk: Option<u64>,
+    /// Most chunks wanted per content in this answer (the agent may send fewer to keep the
+    /// answer within the hub's frame limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chunks: Option<u32>,
 }
 
 /// Agent → hub: the answer to `chunks`, one entry per content asked for, in order.
@@ -105,12 +116,19 @@ pub struct ChunkListBatch {
 
 /// Where a content's bytes are, chunk by chunk. A content the agent cannot find has no chunks
 /// and an `error`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `chunks` is one page of the list, starting at the request's `start_chunk`; when more
+/// follow, `next_chunk` is the index of the next one (ask again with `start_chunk` set to it).
+/// A list is whole only when `next_chunk` is absent: a hub that does not page (it never sets
+/// `start_chunk`) finds the chunks adding up to less than `size` and must refuse the list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContentChunks {
     pub sha256: String,
     pub size: u64,
     #[serde(default)]
     pub chunks: Vec<ChunkLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_chunk: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -125,4 +143,25 @@ pub struct ChunkLocation {
     /// `archive/blobs` at `offset`.
     pub path: String,
     pub offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_fields_are_optional_both_ways() {
+        let old: ChunksRequest = serde_json::from_str(r#"{"contents":["a"]}"#).unwrap();
+        assert_eq!((old.start_chunk, old.max_chunks), (None, None));
+        let text = serde_json::to_string(&old).unwrap();
+        assert_eq!(
+            text, r#"{"contents":["a"]}"#,
+            "an unpaged request reads as before"
+        );
+        let paged: ContentChunks =
+            serde_json::from_str(r#"{"sha256":"x","size":9,"chunks":[],"next_chunk":7}"#).unwrap();
+        assert_eq!(paged.next_chunk, Some(7));
+        let whole: ContentChunks = serde_json::from_str(r#"{"sha256":"x","size":0}"#).unwrap();
+        assert_eq!(whole.next_chunk, None);
+    }
 }

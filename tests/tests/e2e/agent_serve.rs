@@ -819,3 +819,295 @@ fn the_watcher_announces_a_new_artifact_version_without_waiting_for_the_poll() {
     assert_eq!(batch.artifacts.len(), 1);
     assert_eq!(batch.artifacts[0].versions.len(), 2);
 }
+
+/// Logs `COUNT` versions of model `m` with the Python SDK, `$PAUSE` seconds apart (default 1),
+/// each holding `big.bin` (`BYTES` of seeded noise with a region of its own) and `small.txt`;
+/// prints `version sha256-of-big.bin` for each.
+const LOG_BIG_VERSIONS: &str = r#"
+import hashlib, os, random, sys, time
+import runicorn as rn
+count, size = int(sys.argv[1]), int(sys.argv[2])
+root = os.environ["RUNICORN_DIR"]
+rng = random.Random(11)
+base = bytearray(rng.randbytes(size))
+run = rn.init(path="train/packing")
+work = os.path.join(root, "work")
+os.makedirs(work, exist_ok=True)
+for i in range(1, count + 1):
+    at = rng.randrange(0, size - 4096)
+    base[at:at + 4096] = rng.randbytes(4096)
+    with open(os.path.join(work, "big.bin"), "wb") as f:
+        f.write(base)
+    with open(os.path.join(work, "small.txt"), "w") as f:
+        f.write("version %d\n" % i)
+    art = rn.Artifact("m", type="model")
+    art.add_file(os.path.join(work, "big.bin"))
+    art.add_file(os.path.join(work, "small.txt"))
+    v = run.log_artifact(art)
+    assert v is not None, "log_artifact failed"
+    print(v.version, hashlib.sha256(bytes(base)).hexdigest(), flush=True)
+    time.sleep(float(os.environ.get("PAUSE", "1.0")))
+run.finish()
+"#;
+
+/// Downloads `m:vN` for each version with the Python SDK and prints `N sha256-of-big.bin
+/// sha256-of-path(big.bin)`.
+const DOWNLOAD_VERSIONS: &str = r#"
+import hashlib, os, sys
+import runicorn as rn
+run = rn.init(path="eval/packing")
+for n in sys.argv[1:]:
+    v = run.use_artifact("m:v" + n)
+    target = v.download(os.path.join(os.environ["OUT"], "v" + n))
+    def sha(p):
+        with open(str(p), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    print(n, sha(os.path.join(str(target), "big.bin")), sha(v.path("big.bin")), flush=True)
+run.finish()
+"#;
+
+fn python_sdk(script: &str, root: &Path, args: &[String]) -> std::process::Command {
+    let python = std::env::var_os("RUNICORN_TEST_PYTHON").unwrap_or_else(|| "python3".into());
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg("-c")
+        .arg(script)
+        .args(args)
+        .env(
+            "PYTHONPATH",
+            runicorn_tests::workspace_root().join("sdk/python/src"),
+        )
+        .env("RUNICORN_DIR", root)
+        .env("RUNICORN_CACHE_DIR", root.join("../sdk-cache"))
+        .env_remove("RUNICORN_RUN_DIR");
+    cmd
+}
+
+/// `(version, sha256)` per line of the writer's output.
+fn logged_versions(stdout: &[u8]) -> Vec<(u64, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            let (v, sha) = l.trim().split_once(' ').unwrap();
+            (v.parse().unwrap(), sha.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_agent_packs_large_files_while_serving_and_the_hub_hears_they_are_chunked() {
+    use runicorn_protocol::run_format::artifacts::fanout_path;
+    use runicorn_protocol::wire::StoredAs;
+    const COUNT: u64 = 5;
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    // A long poll: the hub must hear of packing from the packer, not from a periodic scan.
+    let mut agent = AgentPipe::start(&root, &["--poll", "1"], &[]);
+    let cursor = agent.changes_all(None, 100).pop().unwrap().cursor;
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+
+    // The writer logs 8 MiB versions a second apart while the agent packs the older ones.
+    let mut writer = python_sdk(
+        LOG_BIG_VERSIONS,
+        &root,
+        &[COUNT.to_string(), (8 << 20).to_string()],
+    )
+    .env("PAUSE", "1.5")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let any_recipe = |root: &Path| {
+        fs::read_dir(root.join("artifacts/.pool"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|d| fs::read_dir(d.path()).ok())
+            .flatten()
+            .flatten()
+            .any(|f| f.file_name().to_string_lossy().ends_with(".chunks.json"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut packed_while_writing = false;
+    while writer.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the writer did not finish");
+        packed_while_writing |= any_recipe(&root);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = writer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python writer: {}",
+        runicorn_tests::describe(&out)
+    );
+    assert!(
+        packed_while_writing,
+        "nothing was packed while the writer logged\n{}",
+        agent.stderr()
+    );
+    let logged = logged_versions(&out.stdout);
+    assert_eq!(
+        logged.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        (1..=COUNT).collect::<Vec<_>>(),
+        "the writer lost or doubled a version"
+    );
+
+    // Soon every big file is a recipe and chunks: no whole pool file, no files/ link.
+    let pool = |sha: &str| root.join("artifacts/.pool").join(fanout_path(sha));
+    let packed = |sha: &str, v: u64| {
+        let whole = pool(sha);
+        let recipe = whole.with_file_name(format!("{sha}.chunks.json"));
+        recipe.is_file()
+            && !whole.exists()
+            && !root
+                .join(format!("artifacts/model/m/v{v}/files/big.bin"))
+                .exists()
+    };
+    assert!(
+        runicorn_tests::wait_until(60.0, || logged.iter().all(|(v, sha)| packed(sha, *v))),
+        "not packed within 60 s\n{}",
+        agent.stderr()
+    );
+    assert!(root.join("artifacts/model/m/v1/files/small.txt").is_file());
+
+    // The hub hears it: the artifact's latest state has every big.bin chunked.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut since = cursor;
+    let mut state = None;
+    loop {
+        let batch = agent.changes(Some(since.clone()), 100);
+        if let Some(m) = batch.artifacts.iter().find(|a| a.name == "m") {
+            state = Some(m.clone());
+        }
+        since = batch.cursor.clone();
+        let done = state.as_ref().is_some_and(|m| {
+            m.versions.len() == COUNT as usize
+                && m.versions.iter().all(|v| {
+                    v.files
+                        .iter()
+                        .all(|f| f.path != "big.bin" || f.stored == StoredAs::Chunked)
+                })
+        });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed never said chunked: {state:?}\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The SDK still reads every version, bytes checked, from the chunks.
+    let out_dir = top.path().join("downloads");
+    let versions: Vec<String> = (1..=COUNT).map(|v| v.to_string()).collect();
+    let out = runicorn_tests::output_within(
+        python_sdk(DOWNLOAD_VERSIONS, &root, &versions).env("OUT", &out_dir),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "python reader: {}",
+        runicorn_tests::describe(&out)
+    );
+    let read: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let expected: Vec<String> = logged
+        .iter()
+        .map(|(v, sha)| format!("{v} {sha} {sha}"))
+        .collect();
+    assert_eq!(read, expected);
+}
+
+#[test]
+fn with_no_pack_the_agent_leaves_the_pool_whole() {
+    use runicorn_protocol::run_format::artifacts::fanout_path;
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let mut agent = AgentPipe::start(&root, &["--poll", "0.3", "--no-pack"], &[]);
+    agent.changes_all(None, 100);
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+    let out = runicorn_tests::output_within(
+        &mut python_sdk(
+            LOG_BIG_VERSIONS,
+            &root,
+            &["1".into(), (5 << 20).to_string()],
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", runicorn_tests::describe(&out));
+    let (_, sha) = logged_versions(&out.stdout).remove(0);
+    // Well past the packer's age limit and several full scans.
+    std::thread::sleep(Duration::from_secs(4));
+    let whole = root.join("artifacts/.pool").join(fanout_path(&sha));
+    assert!(whole.is_file());
+    assert!(!whole.with_file_name(format!("{sha}.chunks.json")).exists());
+    assert!(root.join("artifacts/model/m/v1/files/big.bin").is_file());
+}
+
+#[test]
+fn a_packed_content_is_announced_at_once_not_at_the_next_full_scan() {
+    use runicorn_artifact_store::writer::{log_artifact_with, Artifact, LogOptions};
+    use runicorn_protocol::wire::StoredAs;
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let big = top.path().join("big.bin");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let bytes: Vec<u8> = (0..5 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(&big, &bytes).unwrap();
+    let mut art = Artifact::new("m", "model").unwrap();
+    art.add_file(&big, None).unwrap();
+    let whole = LogOptions {
+        chunk_large_files: false,
+    };
+    log_artifact_with(&root, &art, &[], None, &whole).unwrap();
+    // Older than the packer's age limit before the agent starts.
+    std::thread::sleep(Duration::from_millis(2200));
+
+    // No full scan for ten minutes and no watcher: only the packer can announce the change.
+    let mut agent = AgentPipe::start(
+        &root,
+        &["--poll", "600"],
+        &[("RUNICORN_AGENT_NO_WATCH", "1")],
+    );
+    let pages = agent.changes_all(None, 100);
+    let listed = pages
+        .iter()
+        .flat_map(|b| b.artifacts.clone())
+        .next()
+        .unwrap();
+    assert_eq!(listed.versions[0].files[0].stored, StoredAs::Whole);
+    let cursor = pages.last().unwrap().cursor.clone();
+    assert!(matches!(
+        agent.request(Body::Subscribe {}),
+        Body::Subscribed {}
+    ));
+    let notice = agent
+        .wait_notice(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no notice of the packing\n{}", agent.stderr()));
+    assert!(notice.seq > cursor.seq);
+    let batch = artifact_changes_after(&mut agent, &cursor, 5.0);
+    assert_eq!(
+        batch.artifacts[0].versions[0].files[0].stored,
+        StoredAs::Chunked
+    );
+    assert!(!root.join("artifacts/model/m/v1/files/big.bin").exists());
+}

@@ -389,8 +389,10 @@ fn the_agent_lists_chunks_over_pipes_for_recipes_whole_files_and_blobs_and_refus
     contents.push(("../../etc/passwd".into(), vec![]));
     contents.push(("f".repeat(64), vec![]));
     let asked = contents.iter().map(|(s, _)| s.clone()).collect();
-    let Body::ChunkList(list) = agent.request(Body::Chunks(ChunksRequest { contents: asked }))
-    else {
+    let Body::ChunkList(list) = agent.request(Body::Chunks(ChunksRequest {
+        contents: asked,
+        ..Default::default()
+    })) else {
         panic!("no chunk_list; stderr: {}", agent.stderr());
     };
     assert_eq!(list.contents.len(), 5);
@@ -429,4 +431,162 @@ fn the_agent_lists_chunks_over_pipes_for_recipes_whole_files_and_blobs_and_refus
     for bad in &list.contents[3..] {
         assert!(bad.error.is_some() && bad.chunks.is_empty(), "{bad:?}");
     }
+}
+
+/// A server with model `big`: v1 a ~50 MiB file whole in the pool (cut by the agent when asked),
+/// v2 the same with a few places changed, as chunks.
+fn write_big_versions(root: &Path, scratch: &Path) -> Vec<Vec<u8>> {
+    let v1 = noise(50 << 20, 21);
+    let v2 = edited(&v1, 6, 22);
+    for (i, weights) in [&v1, &v2].into_iter().enumerate() {
+        let file = scratch.join("weights.bin");
+        std::fs::write(&file, weights).unwrap();
+        let mut art = Artifact::new("big", "model").unwrap();
+        art.add_file(&file, None).unwrap();
+        let options = LogOptions {
+            chunk_large_files: i > 0,
+        };
+        log_artifact_with(root, &art, &[], None, &options).unwrap();
+    }
+    vec![v1, v2]
+}
+
+#[test]
+fn a_long_chunk_list_is_fetched_in_small_pages_over_sshd_and_moves_each_missing_chunk_once() {
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let weights = write_big_versions(root.path(), scratch.path());
+    drop(scratch);
+    let hub_dir = tempfile::tempdir().unwrap();
+    connect(&home, hub_dir.path(), &sshd, root.path());
+    let out = tempfile::tempdir().unwrap();
+    // Pages of 37 chunks: v1's list (about 800 chunks) comes in some 20 pages.
+    let fetch = |reference: &str, dir: &str| {
+        report(&output_within(
+            hub(home.path(), hub_dir.path())
+                .env("RUNICORN_CHUNK_PAGE_MAX", "37")
+                .args(["fetch", "artifact", reference, "--json", "-o"])
+                .arg(out.path().join(dir)),
+            COMMAND_LIMIT,
+        ))
+    };
+
+    let v1_chunks = chunks_of(&weights[0]);
+    assert!(v1_chunks.len() > 10 * 37, "{}", v1_chunks.len());
+    let r1 = fetch("big:v1", "v1");
+    assert!(std::fs::read(out.path().join("v1/weights.bin")).unwrap() == weights[0]);
+    assert_eq!(r1["chunks_moved"], v1_chunks.len(), "{r1}");
+    let v1_bytes: u64 = v1_chunks.iter().map(|(_, n)| n).sum();
+    assert_eq!(r1["bytes_moved"], v1_bytes, "{r1}");
+
+    // v2 (a recipe's list, in pages too) moves only the chunks v1 lacked.
+    let held: HashSet<String> = v1_chunks.into_iter().map(|(h, _)| h).collect();
+    let missing: Vec<(String, u64)> = chunks_of(&weights[1])
+        .into_iter()
+        .filter(|(h, _)| !held.contains(h))
+        .collect();
+    let r2 = fetch("big:v2", "v2");
+    assert!(std::fs::read(out.path().join("v2/weights.bin")).unwrap() == weights[1]);
+    assert_eq!(r2["chunks_moved"], missing.len(), "{r2}");
+    assert_eq!(
+        r2["bytes_moved"],
+        missing.iter().map(|(_, n)| n).sum::<u64>(),
+        "{r2}"
+    );
+}
+
+#[test]
+fn the_agent_pages_a_chunk_list_by_max_chunks_and_the_pages_join_to_the_whole_list() {
+    use runicorn_protocol::wire::{Body, ChunksRequest, ContentChunks};
+    use runicorn_tests::agent_pipe::AgentPipe;
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let weights = write_versions(root.path(), scratch.path());
+    let mut agent = AgentPipe::start(root.path(), &[], &[]);
+    let mut ask = |sha: &str, start: Option<u64>, max: Option<u32>| -> ContentChunks {
+        let body = agent.request(Body::Chunks(ChunksRequest {
+            contents: vec![sha.to_owned()],
+            start_chunk: start,
+            max_chunks: max,
+        }));
+        let Body::ChunkList(mut list) = body else {
+            panic!("no chunk_list: {body:?}");
+        };
+        list.contents.remove(0)
+    };
+    // v1 whole (cut on the fly) and v3 (a recipe): pages of 5 join to the unpaged list.
+    for bytes in [&weights[0], &weights[2]] {
+        let sha = runicorn_artifact_store::chunking::sha256_hex(bytes);
+        let whole = ask(&sha, None, None);
+        assert_eq!((whole.error.as_deref(), whole.next_chunk), (None, None));
+        let mut joined = Vec::new();
+        let mut start = None;
+        loop {
+            let page = ask(&sha, start, Some(5));
+            assert!(!page.chunks.is_empty() && page.chunks.len() <= 5);
+            assert_eq!(page.size, bytes.len() as u64);
+            joined.extend(page.chunks);
+            match page.next_chunk {
+                Some(n) => {
+                    assert_eq!(n, joined.len() as u64);
+                    start = Some(n);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(joined, whole.chunks);
+    }
+}
+
+#[test]
+fn a_fetch_whose_pool_file_is_packed_after_the_list_came_asks_again_and_gets_the_bytes() {
+    use runicorn_hub::file_fetch::{ContentWanted, MovedCounter};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = setup();
+    let v1 = s.weights[0].clone();
+    let sha = runicorn_artifact_store::chunking::sha256_hex(&v1);
+    let pooled = s
+        .root
+        .path()
+        .join("artifacts/.pool")
+        .join(runicorn_protocol::run_format::artifacts::fanout_path(&sha));
+    assert!(pooled.is_file(), "v1 starts whole in the pool");
+    let store = StoreHandle::open(s.hub_dir.path()).unwrap();
+    let files = RemoteFiles::with_connect_options(store.clone(), s.home.options());
+    // The list is in hand (cut from the whole file) when progress is first told; the server
+    // then packs, as the agent does in the background: the whole file the list points into goes.
+    let packed = Arc::new(AtomicBool::new(false));
+    let progress: runicorn_hub::file_fetch::TransferProgress = {
+        let (packed, root) = (Arc::clone(&packed), s.root.path().to_owned());
+        Arc::new(move |_| {
+            if !packed.swap(true, Ordering::SeqCst) {
+                runicorn_artifact_store::pack::pack(&root, false, &mut |_| {}).unwrap();
+            }
+        })
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let got = runtime.block_on(async {
+        let remote = store.call(|st| st.remotes()).await.unwrap().unwrap();
+        let want = ContentWanted {
+            sha256: sha.clone(),
+            size: v1.len() as u64,
+            stored: "whole".into(),
+            label: "m:v1/weights.bin".into(),
+        };
+        let moved = Arc::new(MovedCounter::default());
+        files
+            .ensure_content(remote[0].id, want, Some(progress), moved)
+            .await
+    });
+    got.unwrap_or_else(|e| panic!("the fetch failed: {e}"));
+    assert!(packed.load(Ordering::SeqCst) && !pooled.exists());
+    drop(files);
+    drop(runtime);
+    // The content is cached whole and right: the CLI serves it without moving it again.
+    let r = report(&s.fetch("m:v1", "v1"));
+    assert!(std::fs::read(s.dir("v1").join("weights.bin")).unwrap() == v1);
+    assert!(r["contents_cached"].as_u64().unwrap() >= 1, "{r}");
 }
