@@ -98,7 +98,7 @@ mod tests {
     use super::*;
     use crate::listing::read_artifact;
     use crate::testing::{write_version, Fixture};
-    use crate::writer::{log_artifact, Artifact};
+    use crate::writer::{log_artifact_with, Artifact, LogOptions};
 
     #[test]
     fn whole_contents_count_once_per_artifact() {
@@ -126,7 +126,10 @@ mod tests {
             std::fs::write(&source, bytes).unwrap();
             let mut art = Artifact::new("m", "model").unwrap();
             art.add_file(&source, None).unwrap();
-            log_artifact(fx.root(), &art, &[], None).unwrap();
+            let chunked = LogOptions {
+                chunk_large_files: true,
+            };
+            log_artifact_with(fx.root(), &art, &[], None, &chunked).unwrap();
         };
         log(&bytes);
         // Change 256 KiB in the middle: the versions share most chunks.
