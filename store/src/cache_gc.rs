@@ -277,12 +277,16 @@ impl Store {
         contents: &[String],
     ) -> Result<u64, StoreError> {
         let root = self.cache_dir();
-        // One pass over the manifests (there is no index by content) for all of them.
+        // One pass over the manifests (there is no index by content) for all of them; a
+        // content an artifact version names is kept too.
         let named: HashSet<String> = self
             .conn
             .prepare(
-                "SELECT DISTINCT cached_sha256 FROM files
-                 WHERE cached_sha256 IN (SELECT value FROM json_each(?1))",
+                "SELECT cached_sha256 FROM files
+                 WHERE cached_sha256 IN (SELECT value FROM json_each(?1))
+                 UNION
+                 SELECT sha256 FROM artifact_files
+                 WHERE sha256 IN (SELECT value FROM json_each(?1))",
             )
             .and_then(|mut s| {
                 s.query_map(

@@ -164,6 +164,54 @@ mod tests {
     }
 
     #[test]
+    fn purging_a_run_keeps_a_cached_content_an_artifact_version_names() {
+        use runicorn_protocol::wire::{
+            ArtifactChange, ArtifactFileState, ArtifactVersionState, StoredAs,
+        };
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let shared = store
+            .put_file_bytes(b"weights shared by a run and a version")
+            .unwrap();
+        let own = store.put_file_bytes(b"the run's own file").unwrap();
+        let mut run = run_change("runs/a/1", 1, 0);
+        run.files = vec![
+            file_entry("ckpt.pt", 37, Some(&shared)),
+            file_entry("own.txt", 18, Some(&own)),
+        ];
+        let mut batch = change_batch(true, vec![run], "e", 1, false);
+        batch.artifacts = vec![ArtifactChange {
+            dir: "artifacts/model/m".into(),
+            seq: 1,
+            kind: "model".into(),
+            name: "m".into(),
+            versions: vec![ArtifactVersionState {
+                version: 1,
+                files: vec![ArtifactFileState {
+                    path: "ckpt.pt".into(),
+                    size: 37,
+                    sha256: shared.clone(),
+                    stored: StoredAs::Whole,
+                }],
+                ..ArtifactVersionState::default()
+            }],
+            ..ArtifactChange::default()
+        }];
+        store.apply_change_batch(r, &batch).unwrap();
+        let key = store.run(r, "runs/a/1").unwrap().unwrap().key;
+        assert!(store.record_cached_file(key, "ckpt.pt", &shared).unwrap());
+        assert!(store.record_cached_file(key, "own.txt", &own).unwrap());
+        store.trash_run(key, 1.0).unwrap().unwrap();
+        let report = store.purge_run(key).unwrap().unwrap();
+        assert_eq!(
+            report.cached_files_removed, 1,
+            "only the run's own file goes"
+        );
+        assert!(store.file_path(&shared).is_some(), "m:v1 still names it");
+        assert!(store.file_path(&own).is_none());
+    }
+
+    #[test]
     fn emptying_the_recycle_bin_purges_every_run_in_it_and_nothing_else() {
         let (_tmp, mut store) = fresh_store();
         let r = add_remote(&mut store, "gpu");
