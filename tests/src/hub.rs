@@ -197,3 +197,28 @@ pub fn sync_local_once(home: &Path, hub_dir: &Path, root: &Path, name: &str) {
     );
     assert!(out.status.success(), "{}", show(&out));
 }
+
+/// `runicorn-hub connect SPEC --root ROOT --once --no-ui --name gpu` with the built agent and
+/// `extra` options: one sync of a root over a real sshd into `hub_dir`; panics with the hub's
+/// output if it fails.
+pub fn connect_ssh_once(
+    home: &crate::sshd::ClientHome,
+    hub_dir: &Path,
+    sshd: &crate::sshd::Sshd,
+    root: &Path,
+    extra: &[&str],
+) {
+    let out = crate::output_within(
+        hub(home.path(), hub_dir)
+            .arg("connect")
+            .arg(sshd.spec())
+            .arg("--agent")
+            .arg(agent_path())
+            .arg("--root")
+            .arg(root)
+            .args(["--once", "--no-ui", "--name", "gpu"])
+            .args(extra),
+        std::time::Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+}

@@ -236,3 +236,16 @@ pub fn check_cases<C: std::fmt::Debug>(cases: &[C], check: impl Fn(&C) -> Result
         failures.join("\n")
     );
 }
+
+/// Bytes that differ from seed to seed and do not compress (xorshift).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

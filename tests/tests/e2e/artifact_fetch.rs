@@ -17,26 +17,13 @@ use runicorn_artifact_store::writer::{log_artifact_with, Artifact, LogOptions};
 use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, show};
-use runicorn_tests::output_within;
+use runicorn_tests::hub::{connect_ssh_once, hub, show};
 use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::{noise, output_within};
 use serde_json::Value;
 
 /// Longest any one command may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
-
-/// Bytes that differ from seed to seed and do not compress.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `base` with `regions` stretches of 3000 bytes overwritten at places set by `seed`.
 fn edited(base: &[u8], regions: usize, seed: u64) -> Vec<u8> {
@@ -70,21 +57,6 @@ fn write_versions(root: &Path, scratch: &Path) -> Vec<Vec<u8>> {
         log_artifact_with(root, &art, aliases, None, &options).unwrap();
     }
     vec![v1, v2, v3]
-}
-
-fn connect(home: &ClientHome, hub_dir: &Path, sshd: &Sshd, root: &Path) {
-    let out = output_within(
-        hub(home.path(), hub_dir)
-            .arg("connect")
-            .arg(sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root)
-            .args(["--once", "--no-ui", "--name", "gpu", "--prefetch", "none"]),
-        COMMAND_LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
 }
 
 fn fetch_artifact(home: &ClientHome, hub_dir: &Path, reference: &str, out: &Path) -> Output {
@@ -130,7 +102,13 @@ fn setup() -> Setup {
     let scratch = tempfile::tempdir().unwrap();
     let weights = write_versions(root.path(), scratch.path());
     let hub_dir = tempfile::tempdir().unwrap();
-    connect(&home, hub_dir.path(), &sshd, root.path());
+    connect_ssh_once(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
     Setup {
         sshd,
         home,
@@ -168,7 +146,13 @@ fn v1_and_v3_fetched_are_byte_identical_and_v3_after_v2_moves_only_the_missing_c
 
     // A fresh hub: v2 first (by its alias), then v3 moves only what v2 lacked.
     let hub2 = tempfile::tempdir().unwrap();
-    connect(&s.home, hub2.path(), &s.sshd, s.root.path());
+    connect_ssh_once(
+        &s.home,
+        hub2.path(),
+        &s.sshd,
+        s.root.path(),
+        &["--prefetch", "none"],
+    );
     let r2 = report(&fetch_artifact(
         &s.home,
         hub2.path(),
@@ -343,7 +327,13 @@ fn an_upstream_blob_is_fetched_by_its_sha256_and_served_from_the_cache_offline()
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(&sha), &blob).unwrap();
     let hub_dir = tempfile::tempdir().unwrap();
-    connect(&home, hub_dir.path(), &sshd, root.path());
+    connect_ssh_once(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
     let store = StoreHandle::open(hub_dir.path()).unwrap();
     let fetcher: Arc<dyn runicorn_web::FileFetcher> =
         Arc::new(RemoteFiles::with_connect_options(store, home.options()));
@@ -461,7 +451,13 @@ fn a_long_chunk_list_is_fetched_in_small_pages_over_sshd_and_moves_each_missing_
     let weights = write_big_versions(root.path(), scratch.path());
     drop(scratch);
     let hub_dir = tempfile::tempdir().unwrap();
-    connect(&home, hub_dir.path(), &sshd, root.path());
+    connect_ssh_once(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
     let out = tempfile::tempdir().unwrap();
     // Pages of 37 chunks: v1's list (about 800 chunks) comes in some 20 pages.
     let fetch = |reference: &str, dir: &str| {

@@ -17,41 +17,13 @@ use runicorn_artifact_store::writer::{log_artifact_with, Artifact, LogOptions};
 use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{connect_ssh_once, hub, show};
 use runicorn_tests::sshd::{ClientHome, Sshd};
-use runicorn_tests::{output_within, wait_until};
+use runicorn_tests::{noise, output_within, wait_until};
 use serde_json::Value;
 
 /// Longest any one command may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
-
-/// Bytes that differ from seed to seed and do not compress.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn connect(home: &ClientHome, hub_dir: &Path, sshd: &Sshd, root: &Path) {
-    let out = output_within(
-        hub(home.path(), hub_dir)
-            .arg("connect")
-            .arg(sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root)
-            .args(["--once", "--no-ui", "--name", "gpu", "--prefetch", "none"]),
-        COMMAND_LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
-}
 
 fn cache_gc(home: &ClientHome, hub_dir: &Path) -> Value {
     let out = output_within(
@@ -157,7 +129,13 @@ fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
     log_artifact_with(root.path(), &art, &[], None, &options).unwrap();
     drop(scratch);
     let hub_dir = tempfile::tempdir().unwrap();
-    connect(&home, hub_dir.path(), &sshd, root.path());
+    connect_ssh_once(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let out = output_within(
         hub(home.path(), hub_dir.path())
@@ -296,7 +274,13 @@ fn the_chunk_list_session_closes_when_idle_and_reopens_for_the_next_fetch() {
         shas.push(sha);
     }
     let hub_dir = tempfile::tempdir().unwrap();
-    connect(&home, hub_dir.path(), &sshd, root.path());
+    connect_ssh_once(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
+    );
     assert!(
         wait_until(20.0, || agents_serving(root.path()) == 0),
         "the sync's agent is still running"

@@ -13,26 +13,13 @@ use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, json_of, show};
+use runicorn_tests::hub::{agent_path, connect_ssh_once, hub, json_of, show};
 use runicorn_tests::sshd::{ClientHome, Sshd};
-use runicorn_tests::{output_within, sha256sum};
+use runicorn_tests::{noise, output_within, sha256sum};
 use serde_json::Value;
 
 /// Longest any one command may take.
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
-
-/// Bytes that differ from file to file and do not compress.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Writes `mib` MiB that differ block by block, a block at a time (this process's memory stays
 /// small), into `path`, creating its folder.
@@ -62,22 +49,6 @@ fn write_run(root: &Path, run_id: &str, files: &[(&str, Vec<u8>)]) -> PathBuf {
     }
     w.finish(RunOutcome::finished()).unwrap();
     dir
-}
-
-fn connect_ssh(home: &ClientHome, hub_dir: &Path, sshd: &Sshd, root: &Path, extra: &[&str]) {
-    let out = output_within(
-        hub(home.path(), hub_dir)
-            .arg("connect")
-            .arg(sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root)
-            .args(["--once", "--no-ui", "--name", "gpu"])
-            .args(extra),
-        COMMAND_LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
 }
 
 fn fetch(home: &ClientHome, hub_dir: &Path, args: &[&str]) -> Output {
@@ -113,7 +84,7 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
     // A 200 MiB checkpoint (unhashed by the agent: over its 64 MiB hashing limit).
     write_noise_file(&run_dir.join("ckpt/epoch1.pt"), 200, 1);
     let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh(
+    connect_ssh_once(
         &home,
         hub_dir.path(),
         &sshd,
@@ -400,7 +371,7 @@ fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoi
     write_noise_file(&run_dir.join("ckpt/model.pt"), 200, 99);
     let hub_dir = tempfile::tempdir().unwrap();
     // Default prefetch; `--once` returns when the prefetch is done.
-    connect_ssh(&home, hub_dir.path(), &sshd, root.path(), &[]);
+    connect_ssh_once(&home, hub_dir.path(), &sshd, root.path(), &[]);
     drop(sshd);
 
     let store = StoreHandle::open(hub_dir.path()).unwrap();
@@ -436,7 +407,7 @@ fn fetch_assets_copies_an_upstream_runs_assets_out_of_its_archive_verified() {
     home.trust(&sshd);
     let root = runicorn_tests::fixture_copy("upstream-0.7.2-assets");
     let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh(
+    connect_ssh_once(
         &home,
         hub_dir.path(),
         &sshd,
