@@ -25,9 +25,7 @@ use axum::response::{IntoResponse, Response};
 use runicorn_protocol::wire::check_wire_path;
 use runicorn_store::{CachedLayout, ContentReader};
 
-use super::files::{
-    fetch_error, file_headers, parse_range, set_range_headers, unsatisfiable, RangeAsk,
-};
+use super::files::{fetch_error, ranged_response};
 use crate::config::ContentAsk;
 use crate::error::ApiError;
 use crate::routes::ApiPath;
@@ -195,32 +193,9 @@ async fn serve_content(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let if_range_ok = headers
-        .get(header::IF_RANGE)
-        .is_none_or(|v| v.as_bytes() == etag.as_bytes());
-    let ask = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(v) if if_range_ok => parse_range(v, size),
-        _ => RangeAsk::Whole,
-    };
-    let mut response = match ask {
-        RangeAsk::Unsatisfiable => return Ok(unsatisfiable(path, size)),
-        RangeAsk::Whole => {
-            let mut r = Response::new(Body::from_stream(stream(reader, 0, size)));
-            r.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            r
-        }
-        RangeAsk::Part(range) => {
-            let mut r = Response::new(Body::from_stream(stream(reader, range.start, range.end)));
-            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-            set_range_headers(&mut r, range, size);
-            r
-        }
-    };
-    response
-        .headers_mut()
-        .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    file_headers(&mut response, path, Some(&etag));
+    let mut response = ranged_response(headers, &etag, size, path, |start, end| {
+        Body::from_stream(stream(reader, start, end))
+    });
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}\"",
         path.rsplit('/')

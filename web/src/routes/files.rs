@@ -127,7 +127,7 @@ fn not_cached(key: RunKey, path: &str) -> ApiError {
 }
 
 /// The headers every file answer carries.
-pub(super) fn file_headers(response: &mut Response, path: &str, etag: Option<&str>) {
+fn file_headers(response: &mut Response, path: &str, etag: Option<&str>) {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -152,7 +152,7 @@ pub(super) struct ByteRange {
 
 /// What a `Range` header asks of a file of `size` bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum RangeAsk {
+enum RangeAsk {
     /// No range (or one we answer in full: several ranges, another unit, bad syntax).
     Whole,
     Part(ByteRange),
@@ -160,7 +160,7 @@ pub(super) enum RangeAsk {
 }
 
 /// Parses a single `bytes=` range (`a-b`, `a-`, `-n`) against `size`.
-pub(super) fn parse_range(value: &str, size: u64) -> RangeAsk {
+fn parse_range(value: &str, size: u64) -> RangeAsk {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return RangeAsk::Whole;
     };
@@ -202,7 +202,7 @@ pub(super) fn parse_range(value: &str, size: u64) -> RangeAsk {
 }
 
 /// `416 Range Not Satisfiable` with the file's size.
-pub(super) fn unsatisfiable(path: &str, size: u64) -> Response {
+fn unsatisfiable(path: &str, size: u64) -> Response {
     let mut r = ApiError::new(
         ErrorCode::BadRequest,
         format!("the range asked of file {path:?} is outside its {size} bytes"),
@@ -216,7 +216,7 @@ pub(super) fn unsatisfiable(path: &str, size: u64) -> Response {
 }
 
 /// `Content-Length` and `Content-Range` of a 206 answer.
-pub(super) fn set_range_headers(r: &mut Response, range: ByteRange, size: u64) {
+fn set_range_headers(r: &mut Response, range: ByteRange, size: u64) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_LENGTH,
@@ -255,7 +255,22 @@ async fn serve_cached(
     .await
     .map_err(|e| ApiError::internal(format!("reading the cached copy of {shown:?} stopped: {e}")))?
     .map_err(|e| ApiError::internal(format!("cannot read the cached copy of {path:?}: {e}")))?;
-    // A range is honoured unless `If-Range` names another version.
+    let file = Arc::new(file);
+    Ok(ranged_response(headers, &etag, size, path, |start, end| {
+        Body::from_stream(read_stream(file, start, end))
+    }))
+}
+
+/// The answer for a whole content of `size` bytes or the range `headers` ask for (honoured
+/// unless `If-Range` names another version), its body from `body(start, end)`, with the
+/// file headers of `path`.
+pub(super) fn ranged_response(
+    headers: &HeaderMap,
+    etag: &str,
+    size: u64,
+    path: &str,
+    body: impl FnOnce(u64, u64) -> Body,
+) -> Response {
     let if_range_ok = headers
         .get(header::IF_RANGE)
         .is_none_or(|v| v.as_bytes() == etag.as_bytes());
@@ -263,17 +278,16 @@ async fn serve_cached(
         Some(v) if if_range_ok => parse_range(v, size),
         _ => RangeAsk::Whole,
     };
-    let file = Arc::new(file);
     let mut response = match ask {
-        RangeAsk::Unsatisfiable => return Ok(unsatisfiable(path, size)),
+        RangeAsk::Unsatisfiable => return unsatisfiable(path, size),
         RangeAsk::Whole => {
-            let mut r = Response::new(Body::from_stream(read_stream(file, 0, size)));
+            let mut r = Response::new(body(0, size));
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
             r
         }
         RangeAsk::Part(range) => {
-            let mut r = Response::new(Body::from_stream(read_stream(file, range.start, range.end)));
+            let mut r = Response::new(body(range.start, range.end));
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
             set_range_headers(&mut r, range, size);
             r
@@ -282,8 +296,8 @@ async fn serve_cached(
     response
         .headers_mut()
         .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    file_headers(&mut response, path, Some(&etag));
-    Ok(response)
+    file_headers(&mut response, path, Some(etag));
+    response
 }
 
 /// Reads `start..end` of `file` a chunk at a time on the blocking pool.
