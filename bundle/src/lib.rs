@@ -1,0 +1,18 @@
+//! Offline bundles (`docs/run-format.md`, "Offline bundles (format)"): one zstd-compressed tar
+//! file carrying run directories of a storage root, its manifest first. This crate owns the
+//! format ([`format`]), the writer ([`writer`]) and a reader that checks everything and refuses
+//! hostile or damaged bundles ([`reader`], bounded by [`limits`]). Exporting and importing
+//! (agent, hub) are built on it elsewhere.
+
+pub mod error;
+pub mod format;
+pub mod limits;
+pub mod paths;
+pub mod reader;
+pub mod writer;
+
+pub use error::BundleError;
+pub use format::{ArtifactVersionRef, Manifest, ManifestMember, Source, FORMAT_VERSION};
+pub use limits::Limits;
+pub use reader::{read_bundle, LandedMember, ReadBundle};
+pub use writer::{write_bundle, Skipped, WriteOptions, WriteReport};

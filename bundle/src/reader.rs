@@ -1,0 +1,540 @@
+//! The bundle reader: reads a bundle from any `Read` into a caller's empty temporary directory,
+//! checking everything, and refuses hostile or damaged bundles with a [`BundleError`] naming the
+//! member.
+//!
+//! Contract: `dest` must be an existing, empty directory (a fresh temporary directory of the
+//! caller). The reader writes only below it: contents are staged in `dest/contents/`, then every
+//! member is placed at `dest/<member path>` (`dest/runs/<run dir>/<file>`) and the staging
+//! directory removed. On success `dest` holds exactly the manifest's members, each checked
+//! against its size and SHA-256. On any error the reader removes everything it created, leaving
+//! `dest` empty; the caller may also simply remove `dest`. Members that share bytes are written
+//! as separate copies (never hard links, so appending to one file never changes another).
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::BundleError;
+use crate::format::{
+    content_entry_name, content_sha_of_entry, is_sha256_hex, Manifest, CONTENTS_DIR,
+    FORMAT_VERSION, MANIFEST_NAME, RUNS_DIR,
+};
+use crate::limits::Limits;
+use crate::paths::check_member_path;
+use crate::writer::hex;
+
+/// What a read bundle held and where its members landed.
+#[derive(Debug, Clone)]
+pub struct ReadBundle {
+    pub manifest: Manifest,
+    /// In the manifest's order.
+    pub members: Vec<LandedMember>,
+}
+
+/// One member of a read bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandedMember {
+    /// The member path of the manifest (`runs/...`).
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Where its checked bytes are: `dest/<path>`.
+    pub location: PathBuf,
+}
+
+/// Name used in errors for problems not inside one member.
+const STREAM: &str = "(bundle stream)";
+/// Bytes accepted after the tar's end marker (zero padding only).
+const MAX_TRAILING_BYTES: u64 = 1 << 20;
+
+/// Reads and checks the bundle `input` into the empty directory `dest` (see the module doc for
+/// the contract).
+pub fn read_bundle<R: Read>(
+    input: R,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<ReadBundle, BundleError> {
+    let empty = fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir())
+        && fs::read_dir(dest).is_ok_and(|mut entries| entries.next().is_none());
+    if !empty {
+        return Err(BundleError::DestinationNotEmpty {
+            path: dest.to_path_buf(),
+        });
+    }
+    let result = read_into(input, dest, limits);
+    if result.is_err() {
+        clear(dest);
+    }
+    result
+}
+
+/// Removes everything inside `dest` (which was empty when the reader started).
+fn clear(dest: &Path) {
+    if let Ok(entries) = fs::read_dir(dest) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let _ = if is_dir {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// The manifest's view of one content.
+struct Expected {
+    size: u64,
+    /// The first member path holding it (errors about the content name it).
+    member: String,
+    seen: bool,
+}
+
+/// Running totals for the bomb limits.
+struct Totals<'a> {
+    limits: &'a Limits,
+    compressed: Rc<Cell<u64>>,
+    uncompressed: u64,
+}
+
+impl Totals<'_> {
+    fn add(&mut self, n: u64, member: &str) -> Result<(), BundleError> {
+        self.uncompressed = self.uncompressed.saturating_add(n);
+        if self.uncompressed > self.limits.max_total_bytes {
+            return Err(BundleError::TotalSizeExceeded {
+                member: member.to_owned(),
+                limit: self.limits.max_total_bytes,
+            });
+        }
+        if self.uncompressed > self.limits.ratio_grace_bytes
+            && self.uncompressed / self.compressed.get().max(1) > self.limits.max_ratio
+        {
+            return Err(BundleError::CompressionRatioExceeded {
+                member: member.to_owned(),
+                limit: self.limits.max_ratio,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn read_into<R: Read>(input: R, dest: &Path, limits: &Limits) -> Result<ReadBundle, BundleError> {
+    let compressed = Rc::new(Cell::new(0));
+    let counting = Counting {
+        inner: input,
+        count: Rc::clone(&compressed),
+    };
+    let decoder = zstd::Decoder::new(counting).map_err(|e| stream_error(e, STREAM))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut totals = Totals {
+        limits,
+        compressed,
+        uncompressed: 0,
+    };
+    let mut entries = archive.entries().map_err(|e| stream_error(e, STREAM))?;
+
+    let manifest = match entries.next() {
+        None => {
+            return Err(BundleError::Truncated {
+                member: MANIFEST_NAME.to_owned(),
+            })
+        }
+        Some(entry) => {
+            let entry = entry.map_err(|e| stream_error(e, MANIFEST_NAME))?;
+            read_manifest(entry, &mut totals)?
+        }
+    };
+    let mut expected = check_manifest(&manifest, limits)?;
+
+    let staging = dest.join(CONTENTS_DIR);
+    let mut last = MANIFEST_NAME.to_owned();
+    for entry in entries {
+        let entry = entry.map_err(|e| stream_error(e, &format!("(after {last})")))?;
+        let name = entry_name(&entry)?;
+        check_entry_kind(&entry, &name)?;
+        if name == MANIFEST_NAME {
+            return Err(BundleError::DuplicateMember { member: name });
+        }
+        let Some(sha) = content_sha_of_entry(&name).map(str::to_owned) else {
+            return Err(BundleError::UnlistedMember { member: name });
+        };
+        let Some(content) = expected.get_mut(&sha) else {
+            return Err(BundleError::UnlistedMember { member: name });
+        };
+        if content.seen {
+            return Err(BundleError::DuplicateMember { member: name });
+        }
+        content.seen = true;
+        let header_size = entry.header().size().map_err(|e| BundleError::Corrupt {
+            member: name.clone(),
+            reason: format!("unreadable size in its tar header: {e}"),
+        })?;
+        if header_size != content.size {
+            return Err(BundleError::SizeMismatch {
+                member: content.member.clone(),
+                expected: content.size,
+                what: "its tar header says",
+                actual: header_size,
+            });
+        }
+        let member = content.member.clone();
+        stage_content(entry, &staging, &sha, header_size, &member, &mut totals)?;
+        last = name;
+    }
+    archive_trailer(archive, &last)?;
+
+    if let Some(missing) = expected.values().find(|c| !c.seen) {
+        return Err(BundleError::MissingMember {
+            member: missing.member.clone(),
+        });
+    }
+    let members = place_members(&manifest, dest, &staging)?;
+    fs::remove_dir_all(&staging).map_err(|source| BundleError::WriteFile {
+        path: staging.clone(),
+        source,
+    })?;
+    Ok(ReadBundle { manifest, members })
+}
+
+/// Reads what follows the tar's end marker: only zero padding (bounded) and the end of the zstd
+/// frame, whose checksum the decoder then verifies.
+fn archive_trailer<R: Read>(archive: tar::Archive<R>, last: &str) -> Result<(), BundleError> {
+    let mut rest = archive.into_inner().take(MAX_TRAILING_BYTES + 1);
+    let mut buf = [0u8; 8192];
+    let mut total = 0u64;
+    let member = format!("(after {last})");
+    loop {
+        let n = match rest.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(stream_error(e, &member)),
+        };
+        total += n as u64;
+        if total > MAX_TRAILING_BYTES || buf[..n].iter().any(|&b| b != 0) {
+            return Err(BundleError::Corrupt {
+                member,
+                reason: "data after the end of the archive".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An I/O error of the compressed stream: truncation or damage.
+fn stream_error(e: io::Error, member: &str) -> BundleError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        BundleError::Truncated {
+            member: member.to_owned(),
+        }
+    } else {
+        BundleError::Corrupt {
+            member: member.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// The entry's path, raw (the tar crate's long-name handling applied) and checked.
+fn entry_name<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, BundleError> {
+    let raw = entry.path_bytes();
+    let name = std::str::from_utf8(&raw).map_err(|_| BundleError::InvalidPath {
+        member: String::from_utf8_lossy(&raw).into_owned(),
+        reason: "not UTF-8".to_owned(),
+    })?;
+    check_member_path(name, name)?;
+    Ok(name.to_owned())
+}
+
+/// Refuses every entry that is not a regular file.
+fn check_entry_kind<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<(), BundleError> {
+    let member = name.to_owned();
+    match entry.header().entry_type() {
+        tar::EntryType::Regular => Ok(()),
+        tar::EntryType::Symlink => Err(BundleError::Symlink { member }),
+        tar::EntryType::Link => Err(BundleError::HardLink { member }),
+        tar::EntryType::Char => Err(BundleError::SpecialFile {
+            member,
+            kind: "character device".to_owned(),
+        }),
+        tar::EntryType::Block => Err(BundleError::SpecialFile {
+            member,
+            kind: "block device".to_owned(),
+        }),
+        tar::EntryType::Fifo => Err(BundleError::SpecialFile {
+            member,
+            kind: "FIFO".to_owned(),
+        }),
+        tar::EntryType::Directory => Err(BundleError::SpecialFile {
+            member,
+            kind: "directory entry".to_owned(),
+        }),
+        other => Err(BundleError::SpecialFile {
+            member,
+            kind: format!("tar entry of type {:?}", other.as_byte() as char),
+        }),
+    }
+}
+
+/// Reads and parses the first entry, which must be `bundle.json`.
+fn read_manifest<R: Read>(
+    mut entry: tar::Entry<'_, R>,
+    totals: &mut Totals<'_>,
+) -> Result<Manifest, BundleError> {
+    let raw = entry.path_bytes();
+    if &raw[..] != MANIFEST_NAME.as_bytes() {
+        return Err(BundleError::ManifestNotFirst {
+            found: String::from_utf8_lossy(&raw).into_owned(),
+        });
+    }
+    check_entry_kind(&entry, MANIFEST_NAME)?;
+    let size = entry
+        .header()
+        .size()
+        .map_err(|e| BundleError::ManifestInvalid {
+            reason: format!("unreadable size in its tar header: {e}"),
+        })?;
+    if size > totals.limits.max_manifest_bytes {
+        return Err(BundleError::ManifestTooLarge {
+            size,
+            limit: totals.limits.max_manifest_bytes,
+        });
+    }
+    let mut bytes = Vec::new();
+    (&mut entry)
+        .take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| stream_error(e, MANIFEST_NAME))?;
+    if bytes.len() as u64 != size {
+        return Err(BundleError::Truncated {
+            member: MANIFEST_NAME.to_owned(),
+        });
+    }
+    totals.add(size, MANIFEST_NAME)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| BundleError::ManifestInvalid {
+            reason: e.to_string(),
+        })?;
+    match value.get("format_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(version) => return Err(BundleError::UnknownFormatVersion { version }),
+        None => {
+            return Err(BundleError::ManifestInvalid {
+                reason: "no numeric format_version".to_owned(),
+            })
+        }
+    }
+    serde_json::from_value(value).map_err(|e| BundleError::ManifestInvalid {
+        reason: e.to_string(),
+    })
+}
+
+/// Checks the manifest on its own (paths, duplicates, agreeing sizes, the declared total) and
+/// returns the contents it expects by SHA-256.
+fn check_manifest(
+    manifest: &Manifest,
+    limits: &Limits,
+) -> Result<BTreeMap<String, Expected>, BundleError> {
+    for run in &manifest.runs {
+        check_member_path(run, run)?;
+    }
+    for version in &manifest.artifact_versions {
+        check_member_path(&version.dir, &version.dir)?;
+    }
+    let mut paths = BTreeSet::new();
+    let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    let mut declared = 0u64;
+    for member in &manifest.members {
+        let path = &member.path;
+        check_member_path(path, path)?;
+        if !path.starts_with(&format!("{RUNS_DIR}/")) {
+            return Err(BundleError::InvalidPath {
+                member: path.clone(),
+                reason: format!("member paths start with {RUNS_DIR}/"),
+            });
+        }
+        if !is_sha256_hex(&member.sha256) {
+            return Err(BundleError::Corrupt {
+                member: path.clone(),
+                reason: "its sha256 in the manifest is not lowercase hex".to_owned(),
+            });
+        }
+        if !paths.insert(path.as_str()) {
+            return Err(BundleError::DuplicateMember {
+                member: path.clone(),
+            });
+        }
+        match expected.get(&member.sha256) {
+            Some(content) if content.size != member.size => {
+                return Err(BundleError::SizeMismatch {
+                    member: path.clone(),
+                    expected: member.size,
+                    what: "another member with the same SHA-256 says",
+                    actual: content.size,
+                })
+            }
+            Some(_) => {}
+            None => {
+                declared = declared.saturating_add(member.size);
+                if declared > limits.max_total_bytes {
+                    return Err(BundleError::TotalSizeExceeded {
+                        member: path.clone(),
+                        limit: limits.max_total_bytes,
+                    });
+                }
+                expected.insert(
+                    member.sha256.clone(),
+                    Expected {
+                        size: member.size,
+                        member: path.clone(),
+                        seen: false,
+                    },
+                );
+            }
+        }
+    }
+    // a member may not sit where another member needs a directory
+    for path in &paths {
+        let mut prefix = String::new();
+        for component in path.split('/') {
+            if !prefix.is_empty() {
+                if paths.contains(prefix.as_str()) {
+                    return Err(BundleError::PathConflict {
+                        member: prefix.clone(),
+                    });
+                }
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+        }
+    }
+    Ok(expected)
+}
+
+/// Copies one content entry to `staging/<sha[:2]>/<sha>`, enforcing the limits and checking its
+/// size and SHA-256.
+fn stage_content<R: Read>(
+    mut entry: tar::Entry<'_, R>,
+    staging: &Path,
+    sha: &str,
+    size: u64,
+    member: &str,
+    totals: &mut Totals<'_>,
+) -> Result<(), BundleError> {
+    let target = staging.join(
+        content_entry_name(sha)
+            .trim_start_matches(CONTENTS_DIR)
+            .trim_start_matches('/'),
+    );
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BundleError::WriteFile { path, source }
+    };
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).map_err(write_error(parent))?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(write_error(&target))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(stream_error(e, member)),
+        };
+        read += n as u64;
+        totals.add(n as u64, member)?;
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).map_err(write_error(&target))?;
+    }
+    if read != size {
+        return Err(BundleError::Truncated {
+            member: member.to_owned(),
+        });
+    }
+    file.flush().map_err(write_error(&target))?;
+    let actual = hex(&hasher.finalize());
+    if actual != sha {
+        return Err(BundleError::ChecksumMismatch {
+            member: member.to_owned(),
+            expected: sha.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Puts every member at `dest/<path>`: the first member of a content takes the staged file, the
+/// others a copy of it.
+fn place_members(
+    manifest: &Manifest,
+    dest: &Path,
+    staging: &Path,
+) -> Result<Vec<LandedMember>, BundleError> {
+    let mut placed: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    let mut members = Vec::with_capacity(manifest.members.len());
+    for member in &manifest.members {
+        let location = member
+            .path
+            .split('/')
+            .fold(dest.to_path_buf(), |p, c| p.join(c));
+        let write_error = |source| BundleError::WriteFile {
+            path: location.clone(),
+            source,
+        };
+        if let Some(parent) = location.parent() {
+            fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        match placed.get(member.sha256.as_str()) {
+            Some(first) => {
+                fs::copy(first, &location).map_err(write_error)?;
+            }
+            None => {
+                let staged = staging.join(
+                    content_entry_name(&member.sha256)
+                        .trim_start_matches(CONTENTS_DIR)
+                        .trim_start_matches('/'),
+                );
+                fs::rename(&staged, &location).map_err(write_error)?;
+                placed.insert(&member.sha256, location.clone());
+            }
+        }
+        members.push(LandedMember {
+            path: member.path.clone(),
+            size: member.size,
+            sha256: member.sha256.clone(),
+            location,
+        });
+    }
+    Ok(members)
+}
+
+/// Counts the bytes read through it (the compressed side, for the ratio limit).
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[path = "reader_tests.rs"]
+mod tests;

@@ -1,0 +1,738 @@
+//! Tests of the writer and the reader together: round trips, streaming, every hostile case
+//! built by hand with the `tar` crate, and a proptest over damaged and random bundles.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::mpsc;
+
+use proptest::prelude::*;
+use sha2::{Digest, Sha256};
+use tar::{EntryType, Header};
+
+use super::*;
+use crate::format::{ManifestMember, Source};
+use crate::writer::{write_bundle, WriteOptions};
+
+fn options() -> WriteOptions {
+    WriteOptions {
+        source: Source {
+            host: "gpu-1".to_owned(),
+            root: "/data/runicorn".to_owned(),
+        },
+        artifact_versions: Vec::new(),
+        zstd_level: 3,
+    }
+}
+
+const RUN_A: &str = "proj/exp/runs/20250101_000000_aaaaaa";
+const RUN_B: &str = "proj/exp/runs/20250102_000000_bbbbbb";
+
+/// A root with two runs, nested files and contents shared between and within runs.
+fn sample_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let files: &[(&str, &[u8])] = &[
+        ("meta.json", b"{\"status\":\"finished\"}"),
+        (
+            "events.jsonl",
+            b"{\"step\":1,\"loss\":0.5}\n{\"step\":2,\"loss\":0.25}\n",
+        ),
+        ("logs.txt", b"hello\nworld\n"),
+        ("media/deep/er/img.bin", &[7u8; 3000]),
+        ("media/copy.bin", &[7u8; 3000]),
+    ];
+    for run in [RUN_A, RUN_B] {
+        for (path, bytes) in files {
+            let path = root.path().join(run).join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        }
+    }
+    fs::write(root.path().join(RUN_B).join("only_b.txt"), b"b").unwrap();
+    root
+}
+
+fn write_sample() -> (tempfile::TempDir, Vec<u8>) {
+    let root = sample_root();
+    let runs = [RUN_A.to_owned(), RUN_B.to_owned()];
+    let (bytes, _) = write_bundle(root.path(), &runs, &options(), Vec::new()).unwrap();
+    (root, bytes)
+}
+
+fn read(bytes: &[u8], limits: &Limits) -> (tempfile::TempDir, Result<ReadBundle, BundleError>) {
+    let dest = tempfile::tempdir().unwrap();
+    let result = read_bundle(bytes, dest.path(), limits);
+    (dest, result)
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn tar_names(bundle: &[u8]) -> Vec<String> {
+    let mut archive = tar::Archive::new(zstd::Decoder::new(bundle).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+        .collect()
+}
+
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                walk(base, &entry.path(), out);
+            } else {
+                let rel = entry.path().strip_prefix(base).unwrap().to_owned();
+                out.insert(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn round_trip_two_runs_with_nested_files_and_shared_contents() {
+    let (root, bytes) = write_sample();
+    let (dest, result) = read(&bytes, &Limits::default());
+    let read = result.unwrap();
+    assert_eq!(read.manifest.format_version, 1);
+    assert_eq!(read.manifest.source.host, "gpu-1");
+    assert_eq!(read.manifest.runs, vec![RUN_A.to_owned(), RUN_B.to_owned()]);
+    assert_eq!(read.members.len(), 11);
+    for member in &read.members {
+        let source = root.path().join(member.path.strip_prefix("runs/").unwrap());
+        assert_eq!(
+            fs::read(&member.location).unwrap(),
+            fs::read(source).unwrap()
+        );
+        assert!(member.location.starts_with(dest.path()));
+    }
+    let landed = files_under(dest.path());
+    let expected: BTreeSet<String> = read.members.iter().map(|m| m.path.clone()).collect();
+    assert_eq!(landed, expected, "exactly the members, no staging left");
+
+    // dedup: 11 members, 5 distinct contents, each stored once after the manifest
+    let names = tar_names(&bytes);
+    assert_eq!(names[0], "bundle.json");
+    let distinct: BTreeSet<&str> = read.members.iter().map(|m| m.sha256.as_str()).collect();
+    assert_eq!(distinct.len(), 5);
+    assert_eq!(names.len(), 1 + distinct.len());
+    assert!(names[1..].iter().all(|n| n.starts_with("contents/")));
+}
+
+#[test]
+fn writer_skips_symlinks_and_fifos_and_says_so() {
+    let root = sample_root();
+    let run = root.path().join(RUN_A);
+    std::os::unix::fs::symlink("/etc/passwd", run.join("link")).unwrap();
+    let fifo = run.join("fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (_, report) =
+        write_bundle(root.path(), &[RUN_A.to_owned()], &options(), Vec::new()).unwrap();
+    let skipped: Vec<&str> = report.skipped.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        skipped,
+        vec![format!("{RUN_A}/fifo"), format!("{RUN_A}/link")]
+    );
+    assert!(report
+        .manifest
+        .members
+        .iter()
+        .all(|m| !m.path.ends_with("link") && !m.path.ends_with("fifo")));
+}
+
+#[test]
+fn writer_refuses_a_run_directory_that_escapes_or_is_a_link() {
+    let root = sample_root();
+    std::os::unix::fs::symlink(root.path().join(RUN_A), root.path().join("alias")).unwrap();
+    for run in ["../x", "/abs", "alias", "missing"] {
+        let err = write_bundle(root.path(), &[run.to_owned()], &options(), Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, BundleError::InvalidRunDir { .. }),
+            "{run}: {err}"
+        );
+    }
+}
+
+/// A pipe: the writer's thread sends small pieces, the reader receives them.
+struct PipeWriter(mpsc::SyncSender<Vec<u8>>);
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(500);
+        self.0
+            .send(buf[..n].to_vec())
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+struct PipeReader(mpsc::Receiver<Vec<u8>>, Vec<u8>);
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.1.is_empty() {
+            match self.0.recv() {
+                Ok(piece) => self.1 = piece,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.1.len()).min(97);
+        buf[..n].copy_from_slice(&self.1[..n]);
+        self.1.drain(..n);
+        Ok(n)
+    }
+}
+
+#[test]
+fn streams_through_a_pipe() {
+    let root = sample_root();
+    let (tx, rx) = mpsc::sync_channel(2);
+    let root_path = root.path().to_owned();
+    let writer = std::thread::spawn(move || {
+        let runs = [RUN_A.to_owned(), RUN_B.to_owned()];
+        write_bundle(&root_path, &runs, &options(), PipeWriter(tx)).map(|(_, report)| report)
+    });
+    let dest = tempfile::tempdir().unwrap();
+    let read = read_bundle(PipeReader(rx, Vec::new()), dest.path(), &Limits::default()).unwrap();
+    let report = writer.join().unwrap().unwrap();
+    assert_eq!(report.manifest, read.manifest);
+    assert_eq!(report.contents, 5);
+    for member in &read.members {
+        let source = root.path().join(member.path.strip_prefix("runs/").unwrap());
+        assert_eq!(
+            fs::read(&member.location).unwrap(),
+            fs::read(source).unwrap()
+        );
+    }
+}
+
+#[test]
+fn refuses_a_destination_that_is_not_empty() {
+    let (_root, bytes) = write_sample();
+    let dest = tempfile::tempdir().unwrap();
+    fs::write(dest.path().join("x"), b"x").unwrap();
+    let err = read_bundle(&bytes[..], dest.path(), &Limits::default()).unwrap_err();
+    assert!(matches!(err, BundleError::DestinationNotEmpty { .. }));
+    assert!(
+        dest.path().join("x").exists(),
+        "the caller's file is left alone"
+    );
+}
+
+// ---------- hostile bundles built by hand ----------
+
+/// One tar entry written with a raw name (no checks by the tar crate).
+struct Raw {
+    name: Vec<u8>,
+    kind: EntryType,
+    data: Vec<u8>,
+    header_size: Option<u64>,
+}
+
+fn raw(name: &str, data: &[u8]) -> Raw {
+    Raw {
+        name: name.as_bytes().to_vec(),
+        kind: EntryType::Regular,
+        data: data.to_vec(),
+        header_size: None,
+    }
+}
+
+fn content(bytes: &[u8]) -> Raw {
+    raw(&crate::format::content_entry_name(&sha(bytes)), bytes)
+}
+
+fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
+    Manifest {
+        format_version: 1,
+        source: options().source,
+        created_at: 0.0,
+        runs: vec!["r".to_owned()],
+        artifact_versions: Vec::new(),
+        members: members
+            .iter()
+            .map(|(path, bytes)| ManifestMember {
+                path: (*path).to_owned(),
+                size: bytes.len() as u64,
+                sha256: sha(bytes),
+            })
+            .collect(),
+    }
+}
+
+fn manifest_entry(manifest: &Manifest) -> Raw {
+    raw("bundle.json", &serde_json::to_vec(manifest).unwrap())
+}
+
+fn hand_bundle(entries: Vec<Raw>) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = Header::new_gnu();
+        header.as_old_mut().name[..entry.name.len()].copy_from_slice(&entry.name);
+        header.set_size(entry.header_size.unwrap_or(entry.data.len() as u64));
+        header.set_entry_type(entry.kind);
+        header.set_mode(0o644);
+        if matches!(entry.kind, EntryType::Symlink | EntryType::Link) {
+            header.set_link_name("/etc/passwd").unwrap();
+        }
+        header.set_cksum();
+        builder.append(&header, &entry.data[..]).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    zstd::encode_all(&tar[..], 3).unwrap()
+}
+
+/// Reads a hostile bundle: it must fail, name `member`, and leave the destination empty.
+fn refused(bytes: &[u8], limits: &Limits, member: &str) -> BundleError {
+    let (dest, result) = read(bytes, limits);
+    let err = result.expect_err("a hostile bundle must be refused");
+    assert_eq!(err.member(), Some(member), "{err}");
+    assert!(err.to_string().contains(member), "{err}");
+    assert!(
+        files_under(dest.path()).is_empty(),
+        "nothing left behind after {err}"
+    );
+    assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 0);
+    err
+}
+
+const DATA: &[u8] = b"some run bytes";
+
+fn good_entries() -> Vec<Raw> {
+    vec![
+        manifest_entry(&manifest_of(&[("runs/r/a.txt", DATA)])),
+        content(DATA),
+    ]
+}
+
+#[test]
+fn a_hand_built_bundle_is_accepted() {
+    let (dest, result) = read(&hand_bundle(good_entries()), &Limits::default());
+    let read = result.unwrap();
+    assert_eq!(fs::read(dest.path().join("runs/r/a.txt")).unwrap(), DATA);
+    assert_eq!(read.members[0].location, dest.path().join("runs/r/a.txt"));
+}
+
+#[test]
+fn refuses_path_traversal_in_the_tar() {
+    let mut entries = good_entries();
+    entries.push(raw("contents/../../escape", b"x"));
+    let err = refused(
+        &hand_bundle(entries),
+        &Limits::default(),
+        "contents/../../escape",
+    );
+    assert!(matches!(err, BundleError::PathTraversal { .. }));
+}
+
+#[test]
+fn refuses_path_traversal_in_the_manifest() {
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[("runs/../../escape", DATA)])),
+        content(DATA),
+    ]);
+    let err = refused(&bytes, &Limits::default(), "runs/../../escape");
+    assert!(matches!(err, BundleError::PathTraversal { .. }));
+}
+
+#[test]
+fn refuses_absolute_paths() {
+    let mut entries = good_entries();
+    entries.push(raw("/tmp/runicorn-bundle-abs", b"x"));
+    let err = refused(
+        &hand_bundle(entries),
+        &Limits::default(),
+        "/tmp/runicorn-bundle-abs",
+    );
+    assert!(matches!(err, BundleError::AbsolutePath { .. }));
+    assert!(!Path::new("/tmp/runicorn-bundle-abs").exists());
+}
+
+fn with_kind(kind: EntryType) -> (Vec<u8>, String) {
+    let name = crate::format::content_entry_name(&sha(DATA));
+    let mut link = raw(&name, b"");
+    link.kind = kind;
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[("runs/r/a.txt", DATA)])),
+        link,
+    ]);
+    (bytes, name)
+}
+
+#[test]
+fn refuses_symlinks() {
+    let (bytes, name) = with_kind(EntryType::Symlink);
+    let err = refused(&bytes, &Limits::default(), &name);
+    assert!(matches!(err, BundleError::Symlink { .. }));
+}
+
+#[test]
+fn refuses_hard_links() {
+    let (bytes, name) = with_kind(EntryType::Link);
+    let err = refused(&bytes, &Limits::default(), &name);
+    assert!(matches!(err, BundleError::HardLink { .. }));
+}
+
+#[test]
+fn refuses_device_files() {
+    for kind in [EntryType::Char, EntryType::Block] {
+        let (bytes, name) = with_kind(kind);
+        let err = refused(&bytes, &Limits::default(), &name);
+        assert!(matches!(err, BundleError::SpecialFile { .. }));
+    }
+}
+
+#[test]
+fn refuses_fifos() {
+    let (bytes, name) = with_kind(EntryType::Fifo);
+    let err = refused(&bytes, &Limits::default(), &name);
+    assert!(matches!(err, BundleError::SpecialFile { ref kind, .. } if kind == "FIFO"));
+}
+
+#[test]
+fn refuses_duplicate_members_in_the_tar() {
+    let mut entries = good_entries();
+    entries.push(content(DATA));
+    let name = crate::format::content_entry_name(&sha(DATA));
+    let err = refused(&hand_bundle(entries), &Limits::default(), &name);
+    assert!(matches!(err, BundleError::DuplicateMember { .. }));
+}
+
+#[test]
+fn refuses_duplicate_members_in_the_manifest() {
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[
+            ("runs/r/a.txt", DATA),
+            ("runs/r/a.txt", DATA),
+        ])),
+        content(DATA),
+    ]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    assert!(matches!(err, BundleError::DuplicateMember { .. }));
+}
+
+#[test]
+fn refuses_a_second_manifest() {
+    let mut entries = good_entries();
+    entries.push(manifest_entry(&manifest_of(&[])));
+    let err = refused(&hand_bundle(entries), &Limits::default(), "bundle.json");
+    assert!(matches!(err, BundleError::DuplicateMember { .. }));
+}
+
+#[test]
+fn refuses_a_member_that_is_also_a_directory() {
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[
+            ("runs/r/a", DATA),
+            ("runs/r/a/b", b"other"),
+        ])),
+        content(DATA),
+        content(b"other"),
+    ]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/a");
+    assert!(matches!(err, BundleError::PathConflict { .. }));
+}
+
+#[test]
+fn refuses_a_size_that_lies_in_the_tar_header() {
+    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    manifest.members[0].size = 1000;
+    let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    assert!(matches!(
+        err,
+        BundleError::SizeMismatch {
+            expected: 1000,
+            actual: 14,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn refuses_a_size_that_lies_in_the_manifest() {
+    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA), ("runs/r/b.txt", DATA)]);
+    manifest.members[1].size = 3;
+    let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/b.txt");
+    assert!(matches!(err, BundleError::SizeMismatch { .. }));
+}
+
+#[test]
+fn refuses_a_header_size_that_overruns_the_bytes() {
+    // the header claims more bytes than follow: the stream runs out inside the member
+    let mut entry = content(DATA);
+    entry.header_size = Some(1 << 20);
+    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    manifest.members[0].size = 1 << 20;
+    let bytes = hand_bundle(vec![manifest_entry(&manifest), entry]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    assert!(matches!(err, BundleError::Truncated { .. }), "{err}");
+}
+
+#[test]
+fn refuses_a_bundle_over_the_total_size_limit() {
+    let big = vec![1u8; 10_000];
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[("runs/r/big", &big)])),
+        content(&big),
+    ]);
+    let limits = Limits {
+        max_total_bytes: 5_000,
+        ..Limits::default()
+    };
+    let err = refused(&bytes, &limits, "runs/r/big");
+    assert!(matches!(err, BundleError::TotalSizeExceeded { .. }));
+}
+
+#[test]
+fn refuses_a_bundle_whose_manifest_lies_small_over_the_total_limit() {
+    // the manifest declares little, the member then streams more: caught while reading
+    let big = vec![1u8; 10_000];
+    let mut manifest = manifest_of(&[("runs/r/big", &big)]);
+    manifest.members[0].size = 100;
+    let mut entry = content(&big);
+    entry.header_size = Some(100);
+    entry.data.truncate(100);
+    // the header says 100: a consistent lie is a checksum mismatch, never an overrun
+    let bytes = hand_bundle(vec![manifest_entry(&manifest), entry]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/big");
+    assert!(matches!(err, BundleError::ChecksumMismatch { .. }), "{err}");
+}
+
+#[test]
+fn refuses_a_decompression_bomb_by_ratio() {
+    let zeros = vec![0u8; 8 << 20];
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[("runs/r/zeros", &zeros)])),
+        content(&zeros),
+    ]);
+    assert!(bytes.len() < 8 << 10, "zeros compress well");
+    let limits = Limits {
+        max_ratio: 100,
+        ratio_grace_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let err = refused(&bytes, &limits, "runs/r/zeros");
+    assert!(matches!(err, BundleError::CompressionRatioExceeded { .. }));
+    // the default limits accept it (under their grace)
+    let (_dest, result) = read(&bytes, &Limits::default());
+    result.unwrap();
+}
+
+#[test]
+fn refuses_a_checksum_mismatch() {
+    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    let other = b"other run byte";
+    assert_eq!(other.len(), DATA.len());
+    manifest.members[0].sha256 = sha(other);
+    let mut entry = raw(&crate::format::content_entry_name(&sha(other)), DATA);
+    entry.kind = EntryType::Regular;
+    let bytes = hand_bundle(vec![manifest_entry(&manifest), entry]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    assert!(matches!(err, BundleError::ChecksumMismatch { .. }));
+}
+
+#[test]
+fn refuses_a_truncated_bundle() {
+    let big: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[("runs/r/big", &big)])),
+        content(&big),
+    ]);
+    let cut = &bytes[..bytes.len() * 2 / 3];
+    let err = refused(cut, &Limits::default(), "runs/r/big");
+    assert!(matches!(err, BundleError::Truncated { .. }), "{err}");
+    // cut inside the zstd frame's end: the tar is whole, the stream is not
+    let (_root, sample) = write_sample();
+    let (dest, result) = read(&sample[..sample.len() - 2], &Limits::default());
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BundleError::Truncated { .. } | BundleError::Corrupt { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.member().is_some());
+    assert!(files_under(dest.path()).is_empty());
+}
+
+#[test]
+fn refuses_an_unknown_format_version() {
+    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    manifest.format_version = 2;
+    let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
+    let err = refused(&bytes, &Limits::default(), "bundle.json");
+    assert!(matches!(
+        err,
+        BundleError::UnknownFormatVersion { version: 2 }
+    ));
+}
+
+#[test]
+fn refuses_a_manifest_member_missing_from_the_tar() {
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest_of(&[
+            ("runs/r/a.txt", DATA),
+            ("runs/r/gone.txt", b"gone"),
+        ])),
+        content(DATA),
+    ]);
+    let err = refused(&bytes, &Limits::default(), "runs/r/gone.txt");
+    assert!(matches!(err, BundleError::MissingMember { .. }));
+}
+
+#[test]
+fn refuses_a_tar_member_missing_from_the_manifest() {
+    let mut entries = good_entries();
+    entries.push(content(b"stowaway"));
+    let name = crate::format::content_entry_name(&sha(b"stowaway"));
+    let err = refused(&hand_bundle(entries), &Limits::default(), &name);
+    assert!(matches!(err, BundleError::UnlistedMember { .. }));
+    // and a member outside contents/
+    let mut entries = good_entries();
+    entries.push(raw("runs/r/extra.txt", b"x"));
+    let err = refused(
+        &hand_bundle(entries),
+        &Limits::default(),
+        "runs/r/extra.txt",
+    );
+    assert!(matches!(err, BundleError::UnlistedMember { .. }));
+}
+
+#[test]
+fn refuses_a_manifest_that_is_not_first() {
+    let mut entries = good_entries();
+    entries.swap(0, 1);
+    let err = refused(&hand_bundle(entries), &Limits::default(), "bundle.json");
+    assert!(matches!(err, BundleError::ManifestNotFirst { .. }));
+}
+
+#[test]
+fn refuses_a_manifest_too_large() {
+    let bytes = hand_bundle(good_entries());
+    let limits = Limits {
+        max_manifest_bytes: 50,
+        ..Limits::default()
+    };
+    let err = refused(&bytes, &limits, "bundle.json");
+    assert!(matches!(
+        err,
+        BundleError::ManifestTooLarge { limit: 50, .. }
+    ));
+}
+
+#[test]
+fn refuses_garbage_after_the_archive() {
+    let mut builder = tar::Builder::new(Vec::new());
+    let manifest = serde_json::to_vec(&manifest_of(&[("runs/r/a.txt", DATA)])).unwrap();
+    for (name, data) in [
+        ("bundle.json".to_owned(), &manifest[..]),
+        (crate::format::content_entry_name(&sha(DATA)), DATA),
+    ] {
+        let mut header = Header::new_gnu();
+        header.set_path(&name).unwrap();
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    let mut tar = builder.into_inner().unwrap();
+    tar.extend_from_slice(b"trailing junk");
+    let bytes = zstd::encode_all(&tar[..], 3).unwrap();
+    let (_dest, result) = read(&bytes, &Limits::default());
+    assert!(matches!(result.unwrap_err(), BundleError::Corrupt { .. }));
+}
+
+// ---------- fuzzing ----------
+
+/// Reads `bytes` into a fresh directory inside a parent and checks nothing escaped and nothing
+/// is left behind on error.
+fn read_confined(bytes: &[u8]) {
+    let parent = tempfile::tempdir().unwrap();
+    let dest = parent.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let limits = Limits {
+        max_total_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let result = read_bundle(bytes, &dest, &limits);
+    let all = files_under(parent.path());
+    assert!(all.iter().all(|p| p.starts_with("dest/")), "{all:?}");
+    match result {
+        Ok(read) => {
+            let members: BTreeSet<String> = read
+                .members
+                .iter()
+                .map(|m| format!("dest/{}", m.path))
+                .collect();
+            assert_eq!(all, members);
+        }
+        Err(_) => assert!(all.is_empty(), "left behind: {all:?}"),
+    }
+}
+
+fn small_valid_bundle() -> Vec<u8> {
+    hand_bundle(vec![
+        manifest_entry(&manifest_of(&[
+            ("runs/r/a.txt", DATA),
+            ("runs/r/n/b.txt", DATA),
+            ("runs/r/c", b"c"),
+        ])),
+        content(DATA),
+        content(b"c"),
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_bundles_never_panic_or_escape(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut bytes = small_valid_bundle();
+        for (at, byte) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= byte.max(1);
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        read_confined(&bytes);
+    }
+
+    #[test]
+    fn mutated_tars_never_panic_or_escape(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        // damage the tar under a valid zstd frame, so the reader's own checks are exercised
+        let mut tar = zstd::decode_all(&small_valid_bundle()[..]).unwrap();
+        for (at, byte) in flips {
+            let i = at.index(tar.len());
+            tar[i] ^= byte.max(1);
+        }
+        read_confined(&zstd::encode_all(&tar[..], 1).unwrap());
+    }
+
+    #[test]
+    fn random_bytes_never_panic_or_escape(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        read_confined(&bytes);
+        read_confined(&zstd::encode_all(&bytes[..], 1).unwrap());
+    }
+}
