@@ -15,9 +15,9 @@ pub const CONTENTS_DIR: &str = "contents";
 /// Every member path starts with this directory (`runs/<run dir>/<file>`).
 pub const RUNS_DIR: &str = "runs";
 
-/// `bundle.json`: what a bundle holds.
+/// `bundle.json`: what a bundle holds. Unknown fields are ignored (a version 1 writer may add
+/// optional fields); an incompatible change bumps [`FORMAT_VERSION`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// [`FORMAT_VERSION`].
     pub format_version: u32,
@@ -36,7 +36,6 @@ pub struct Manifest {
 
 /// The host and storage root a bundle was written from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Source {
     pub host: String,
     pub root: String,
@@ -44,7 +43,6 @@ pub struct Source {
 
 /// One artifact version named by a bundle (`artifacts/<type>/<name>`, version N).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ArtifactVersionRef {
     pub dir: String,
     pub version: u64,
@@ -53,7 +51,6 @@ pub struct ArtifactVersionRef {
 /// One member: a file at `path` (`runs/<run dir>/<file>`), its size and SHA-256 (lowercase hex),
 /// whose bytes are the tar entry `contents/<sha[:2]>/<sha>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ManifestMember {
     pub path: String,
     pub size: u64,
