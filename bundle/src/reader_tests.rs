@@ -736,3 +736,17 @@ proptest! {
         read_confined(&zstd::encode_all(&bytes[..], 1).unwrap());
     }
 }
+
+#[test]
+fn refuses_traversal_hidden_in_a_gnu_long_name() {
+    let long = format!("contents/{}../../../escape", "d/".repeat(60));
+    let mut name = long.clone().into_bytes();
+    name.push(0);
+    let mut long_link = raw("././@LongLink", &name);
+    long_link.kind = EntryType::GNULongName;
+    let mut entries = good_entries();
+    entries.push(long_link);
+    entries.push(raw("short", b"x"));
+    let err = refused(&hand_bundle(entries), &Limits::default(), &long);
+    assert!(matches!(err, BundleError::PathTraversal { .. }), "{err}");
+}
