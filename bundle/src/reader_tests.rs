@@ -498,8 +498,7 @@ fn refuses_a_bundle_over_the_total_size_limit() {
 }
 
 #[test]
-fn refuses_a_bundle_whose_manifest_lies_small_over_the_total_limit() {
-    // the manifest declares little, the member then streams more: caught while reading
+fn refuses_a_consistent_size_lie_by_its_checksum() {
     let big = vec![1u8; 10_000];
     let mut manifest = manifest_of(&[("runs/r/big", &big)]);
     manifest.members[0].size = 100;
