@@ -4,6 +4,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `bundle_reports` | offline bundles' import and export reports (CLI `--json` and API), and the [`bundle_reports::BundleService`] the hub gives |
 //! | `config` | [`DashboardConfig`] and the [`FileFetcher`] the hub may give |
 //! | `server` | binding, serving, graceful shutdown |
 //! | `connections` | the accept loop: header-read and stall timeouts, the connection cap |
@@ -20,6 +21,7 @@
 //! | `typescript` | (tests) the generated TypeScript declarations of the API, `web/ui/src/generated/api.ts` |
 
 mod assets;
+pub mod bundle_reports;
 mod config;
 mod connections;
 mod content_type;
