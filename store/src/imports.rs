@@ -39,6 +39,16 @@ pub struct ImportedRunState {
     pub verdict: ImportVerdict,
 }
 
+/// The hub annotations of one run as a bundle carries them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BundleAnnotations {
+    pub alias: Option<String>,
+    pub tags: Vec<String>,
+    pub notes: Option<String>,
+    /// In the exporting hub's recycle bin.
+    pub deleted: bool,
+}
+
 /// The stored state an import compares a run with.
 struct StoredState {
     events_bytes: i64,
@@ -155,6 +165,40 @@ impl Store {
         }
         tx.commit().at(&p)?;
         Ok(marked)
+    }
+
+    /// Gives `remote`'s run `dir` the hub annotations a bundle carries (a hub's export), where
+    /// this hub has none of its own: the user's edits here always win. `deleted` puts the run
+    /// in the recycle bin unless it is there. Returns whether the run exists.
+    pub fn adopt_annotations(
+        &mut self,
+        remote: RemoteId,
+        dir: &str,
+        annotations: &BundleAnnotations,
+    ) -> Result<bool, StoreError> {
+        let tags = (!annotations.tags.is_empty())
+            .then(|| serde_json::Value::from(annotations.tags.clone()).to_string());
+        let trashed = annotations.deleted.then(crate::sql::unix_now);
+        let p = self.db_path.clone();
+        let tx = self.write_tx().at(&p)?;
+        let n = tx
+            .execute(
+                "UPDATE runs SET user_alias = coalesce(user_alias, ?3),
+                    user_tags = coalesce(user_tags, ?4), notes = coalesce(notes, ?5),
+                    trashed_at = coalesce(trashed_at, ?6)
+                 WHERE remote = ?1 AND dir = ?2",
+                params![
+                    remote.0,
+                    dir,
+                    annotations.alias,
+                    tags,
+                    annotations.notes,
+                    trashed
+                ],
+            )
+            .at(&p)?;
+        tx.commit().at(&p)?;
+        Ok(n > 0)
     }
 
     /// Adds to the manifest of `remote`'s run `dir` the files a bundle lists without carrying
@@ -334,6 +378,14 @@ mod tests {
             file_entry("bad.bin", 1, Some("nothex")),
         ];
         assert_eq!(store.add_listed_files(gpu, "runs/a", &files).unwrap(), 1);
+        let notes = BundleAnnotations {
+            alias: Some("best".into()),
+            tags: vec!["x".into()],
+            notes: Some("from the lab".into()),
+            deleted: true,
+        };
+        assert!(store.adopt_annotations(gpu, "runs/a", &notes).unwrap());
+        assert!(!store.adopt_annotations(gpu, "runs/zz", &notes).unwrap());
         assert_eq!(store.add_listed_files(gpu, "runs/a", &files).unwrap(), 0);
         assert_eq!(
             store

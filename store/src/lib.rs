@@ -97,7 +97,7 @@ pub use error::StoreError;
 pub use file_cache::{is_sha256_hex, CachedContent, FileCache, Partial};
 pub use files::MAX_BYTES_IN_MEMORY;
 pub use ids::{RemoteId, RunKey};
-pub use imports::{ImportVerdict, ImportedRunState};
+pub use imports::{BundleAnnotations, ImportVerdict, ImportedRunState};
 pub use logs::{LogChunkRow, LogStats};
 pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
