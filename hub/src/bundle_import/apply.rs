@@ -106,7 +106,12 @@ pub(crate) async fn import_source(
             .map_err(sync_err)?;
         let refused = validate::artifact_items(&mut batch);
         for r in &refused {
-            tracing::warn!(remote = plan.remote, artifact = r.name, reason = r.reason, "artifact refused");
+            tracing::warn!(
+                remote = plan.remote,
+                artifact = r.name,
+                reason = r.reason,
+                "artifact refused"
+            );
         }
         let more = batch.more;
         cursor = Some(batch.cursor.clone());
@@ -168,7 +173,10 @@ pub(crate) async fn import_source(
 }
 
 /// The remote named by the plan, created (known only from bundles) when the store has none.
-async fn remote_for(store: &StoreHandle, plan: &SourcePlan) -> Result<(RemoteId, bool), ImportError> {
+async fn remote_for(
+    store: &StoreHandle,
+    plan: &SourcePlan,
+) -> Result<(RemoteId, bool), ImportError> {
     let name = plan.remote.clone();
     if !runicorn_store::valid_remote_name(&name) {
         return Err(ImportError::RemoteName { name });
@@ -219,10 +227,7 @@ async fn fetch_points(
                 .await
                 .map_err(sync_err)?;
             let (batch, refusals) = (checked.batch, checked.refused);
-            progressed |= batch
-                .runs
-                .iter()
-                .any(|r| r.to > r.from || r.truncated);
+            progressed |= batch.runs.iter().any(|r| r.to > r.from || r.truncated);
             refused.extend(refusals.iter().map(|e| e.name.clone()));
             let ingested = store
                 .call(move |s| {
@@ -303,10 +308,7 @@ async fn cache_carried(
         .filter(|f| taken.contains(&f.run_dir))
         .cloned()
         .collect();
-    let cache = store
-        .call(|s| s.file_cache())
-        .await
-        .map_err(store_err)?;
+    let cache = store.call(|s| s.file_cache()).await.map_err(store_err)?;
     let (files, bytes, by_run) = tokio::task::spawn_blocking(move || {
         let mut files = 0;
         let mut bytes = 0;
@@ -324,7 +326,10 @@ async fn cache_carried(
                 files += 1;
                 bytes += f.size;
             }
-            by_run.entry(f.run_dir).or_default().push((f.path, f.sha256));
+            by_run
+                .entry(f.run_dir)
+                .or_default()
+                .push((f.path, f.sha256));
         }
         Ok::<_, runicorn_store::StoreError>((files, bytes, by_run))
     })
@@ -355,12 +360,15 @@ async fn add_listed(
 ) -> Result<(), ImportError> {
     let mut by_run: BTreeMap<String, Vec<FileEntry>> = BTreeMap::new();
     for f in plan.listed.iter().filter(|f| taken.contains(&f.run_dir)) {
-        by_run.entry(f.run_dir.clone()).or_default().push(FileEntry {
-            path: f.path.clone(),
-            size: f.size,
-            mtime: 0.0,
-            sha256: Some(f.sha256.clone()),
-        });
+        by_run
+            .entry(f.run_dir.clone())
+            .or_default()
+            .push(FileEntry {
+                path: f.path.clone(),
+                size: f.size,
+                mtime: 0.0,
+                sha256: Some(f.sha256.clone()),
+            });
     }
     if by_run.is_empty() {
         return Ok(());

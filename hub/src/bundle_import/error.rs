@@ -19,10 +19,15 @@ pub enum ImportError {
     },
     #[error("{name:?} is not a usable remote name (letters, digits, `.`, `-`, `_`); give one with --as NAME")]
     RemoteName { name: String },
-    #[error("--as names one remote, but {file} carries {sources} storage roots; import it without --as")]
+    #[error(
+        "--as names one remote, but {file} carries {sources} storage roots; import it without --as"
+    )]
     AsWithManySources { file: String, sources: usize },
     #[error("cannot prepare a temporary directory {}: {cause}", path.display())]
-    Temp { path: PathBuf, cause: std::io::Error },
+    Temp {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("the agent reading the landed bundle failed: {0}")]
     Agent(String),
     #[error("the store: {0}")]

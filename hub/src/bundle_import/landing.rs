@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use runicorn_bundle::upstream::{read_upstream_archive, sniff_kind, ArchiveKind, UpstreamRead};
 use runicorn_bundle::{read_bundle, BundleError, Limits, ReadBundle};
 use runicorn_store::BundleAnnotations;
 use runicorn_web::bundle_reports::BundleKind;
@@ -99,7 +98,9 @@ pub(crate) async fn land(
     // Progress crosses into the blocking reader through a counter polled here.
     let read = std::sync::Arc::new(AtomicU64::new(0));
     let counter = std::sync::Arc::clone(&read);
-    let task = tokio::task::spawn_blocking(move || land_blocking(input, &dest, as_remote.as_deref(), &counter));
+    let task = tokio::task::spawn_blocking(move || {
+        land_blocking(input, &dest, as_remote.as_deref(), &counter)
+    });
     tokio::pin!(task);
     loop {
         tokio::select! {
@@ -166,24 +167,37 @@ fn land_blocking(
             let read = read_bundle(reader, dest, &limits).map_err(refused)?;
             plan_runicorn(&file, dest, read, as_remote)
         }
-        Some(ArchiveKind::TarGz) => {
-            let read = read_upstream_archive(reader, ArchiveKind::TarGz, dest, &limits)
-                .map_err(refused)?;
-            plan_upstream(&file, BundleKind::UpstreamTar, dest, read, as_remote)
+        Some(ArchiveKind::TarGz) | Some(ArchiveKind::Zip) | None => {
+            Err(ImportError::UnknownKind { file })
         }
-        Some(ArchiveKind::Zip) => {
-            // A zip is read from its end: standard input is spooled to a file first.
-            let spooled = spool(reader, dest).map_err(open_err)?;
-            let landing = dest.join("root");
-            std::fs::create_dir(&landing).map_err(|cause| ImportError::Temp {
-                path: landing.clone(),
-                cause,
-            })?;
-            let read = read_upstream_archive(spooled, ArchiveKind::Zip, &landing, &limits)
-                .map_err(refused)?;
-            plan_upstream(&file, BundleKind::UpstreamZip, &landing, read, as_remote)
-        }
-        None => Err(ImportError::UnknownKind { file }),
+    }
+}
+
+/// TEMPORARY until the upstream reader lands.
+#[allow(dead_code)]
+struct UpstreamRead {
+    runs: Vec<String>,
+    host: Option<String>,
+    root: Option<String>,
+}
+
+/// What the first bytes say a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchiveKind {
+    Runicorn,
+    TarGz,
+    Zip,
+}
+
+fn sniff_kind(head: &[u8]) -> Option<ArchiveKind> {
+    if head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+        Some(ArchiveKind::Runicorn)
+    } else if head.starts_with(&[0x1F, 0x8B]) {
+        Some(ArchiveKind::TarGz)
+    } else if head.starts_with(b"PK\x03\x04") {
+        Some(ArchiveKind::Zip)
+    } else {
+        None
     }
 }
 
@@ -351,7 +365,13 @@ fn remote_name_of_file(file: &str) -> String {
         .trim_end_matches(".zip");
     let cleaned: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
     if runicorn_store::valid_remote_name(&cleaned) {
@@ -368,7 +388,11 @@ fn walk_files(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> io::Re
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         let kind = entry.file_type()?;
         if kind.is_dir() {
             walk_files(&entry.path(), &child, out)?;

@@ -100,7 +100,9 @@ async fn import_landed(
 
 async fn call(
     store: &StoreHandle,
-    f: impl FnOnce(&mut runicorn_store::Store) -> Result<(), runicorn_store::StoreError> + Send + 'static,
+    f: impl FnOnce(&mut runicorn_store::Store) -> Result<(), runicorn_store::StoreError>
+        + Send
+        + 'static,
 ) -> Result<(), ImportError> {
     store
         .call(f)

@@ -128,7 +128,11 @@ fn print_summary(report: &ImportReport) -> anyhow::Result<()> {
                 safe(&bundle.file),
                 source.runs.len(),
                 safe(&source.remote),
-                if source.remote_created { " (new remote)" } else { "" },
+                if source.remote_created {
+                    " (new remote)"
+                } else {
+                    ""
+                },
                 count(RunVerdict::New),
                 count(RunVerdict::Updated),
                 count(RunVerdict::Unchanged),
@@ -136,7 +140,11 @@ fn print_summary(report: &ImportReport) -> anyhow::Result<()> {
             )?;
         }
     }
-    let verb = if report.dry_run { "would store" } else { "stored" };
+    let verb = if report.dry_run {
+        "would store"
+    } else {
+        "stored"
+    };
     writeln!(
         out,
         "{verb} {} points, {} of logs, {} files ({}) into the cache{}",
