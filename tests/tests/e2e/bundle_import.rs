@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::hub::{agent_path, append_steps, connect_ssh_once, hub, show, write_runs};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::sshd::Sshd;
 use runicorn_tests::{binary, output_within};
 use serde_json::Value;
 
@@ -178,7 +178,8 @@ fn an_imported_bundle_stores_what_a_direct_ssh_sync_stores_and_twice_is_once() {
 
     // The direct way: a sync over a real sshd.
     let sshd = Sshd::start();
-    let home = ClientHome::new(&sshd);
+    let home = sshd.client_home();
+    home.trust(&sshd);
     let synced = tmp.path().join("hub-synced");
     connect_ssh_once(&home, &synced, &sshd, &root, &["--prefetch", "none"]);
 
@@ -313,7 +314,7 @@ fn bundles_of_two_hosts_merge_and_a_later_bundle_completes_a_run() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["id"] == "training")
+        .find(|r| r["run_id"] == "training")
         .unwrap();
     assert_eq!(run["status"], "finished", "{run:#}");
 
