@@ -180,8 +180,13 @@ pub mod sshd;
 
 /// Runs `cmd` to its end, failing the test if it takes longer than `limit` (it is killed).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    output_within_from(cmd, Stdio::null(), limit)
+}
+
+/// [`output_within`] with `stdin` as the command's standard input (another process's output).
+pub fn output_within_from(cmd: &mut Command, stdin: Stdio, limit: Duration) -> Output {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

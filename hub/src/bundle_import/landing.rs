@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -148,14 +148,12 @@ fn land_blocking(
         ImportInput::File(p) => Box::new(File::open(p).map_err(open_err)?),
         ImportInput::Stdin => Box::new(io::stdin()),
     };
-    let mut reader = BufReader::with_capacity(
-        256 * 1024,
-        Counting {
-            inner: reader,
-            read: std::sync::Arc::clone(counter),
-        },
-    );
-    let head = fill_at_least(&mut reader, 4).map_err(open_err)?;
+    let mut counted = Counting {
+        inner: reader,
+        read: std::sync::Arc::clone(counter),
+    };
+    let head = read_head(&mut counted, 4).map_err(open_err)?;
+    let reader = BufReader::with_capacity(256 * 1024, io::Cursor::new(head.clone()).chain(counted));
     let refused = |e: BundleError| ImportError::Refused {
         file: file.clone(),
         member: e.member().map(str::to_owned),
@@ -201,10 +199,11 @@ fn sniff_kind(head: &[u8]) -> Option<ArchiveKind> {
     }
 }
 
-/// The first `n` bytes (fewer at the end of the input), without consuming them.
-fn fill_at_least<R: Read>(reader: &mut BufReader<R>, n: usize) -> io::Result<Vec<u8>> {
-    let buf = reader.fill_buf()?;
-    Ok(buf[..buf.len().min(n)].to_vec())
+/// The first `n` bytes (fewer when the input is shorter); a pipe may deliver them in pieces.
+fn read_head(reader: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    reader.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// Copies the rest of `reader` to a file in `dir` and opens it for reading.

@@ -390,3 +390,56 @@ fn refused_imports_name_the_problem_and_leave_the_store_as_it_was() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn an_export_streamed_through_ssh_imports_from_standard_input() {
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    write_runs(&root, 3, |i| 25 + i);
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    // `ssh login-node runicorn-agent export -o - | runicorn-hub import -`, with OpenSSH's own
+    // client: the bundle never touches the disk on either side.
+    let mut ssh = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            home.known_hosts().display()
+        ))
+        .arg("-i")
+        .arg(home.ssh_dir().join("id_ed25519"))
+        .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
+        .arg(format!(
+            "{}@127.0.0.1",
+            runicorn_tests::sshd::current_user()
+        ))
+        .arg(format!(
+            "{} export --root {} --name gpu -o -",
+            agent_path().display(),
+            root.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hub_dir = tmp.path().join("hub");
+    let imported = runicorn_tests::output_within_from(
+        hub(home.path(), &hub_dir)
+            .args(["import", "--json", "--agent"])
+            .arg(agent_path())
+            .arg("-"),
+        Stdio::from(ssh.stdout.take().unwrap()),
+        LIMIT,
+    );
+    let ssh_out = ssh.wait_with_output().unwrap();
+    assert!(ssh_out.status.success(), "{}", show(&ssh_out));
+    assert!(imported.status.success(), "{}", show(&imported));
+    let report: Value = serde_json::from_slice(&imported.stdout).unwrap();
+    assert_eq!(report["bundles"][0]["file"], "-");
+    assert_eq!(runs_with(&report, "new"), 3, "{report:#}");
+    runicorn_tests::hub::assert_same_points(&root, &hub_dir, "gpu");
+}
