@@ -1087,3 +1087,60 @@ fn writer_refuses_extra_paths_the_format_does_not_allow() {
         );
     }
 }
+
+#[test]
+fn generated_files_are_carried_and_replace_files_on_disk() {
+    use crate::writer::{write_bundle_generated, GeneratedFile, NoProgress};
+    let root = sample_root();
+    let generated = [
+        GeneratedFile {
+            source: 0,
+            path: format!("{RUN_A}/meta.json"),
+            bytes: b"{\"replaced\":true}".to_vec(),
+        },
+        GeneratedFile {
+            source: 0,
+            path: format!("{RUN_A}/new.txt"),
+            bytes: b"made".to_vec(),
+        },
+    ];
+    let (bytes, report) = write_bundle_generated(
+        &[source(root.path(), &[RUN_A])],
+        &generated,
+        &options(),
+        Vec::new(),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.manifest.members.len(), 6);
+    let (dest, result) = read(&bytes, &Limits::default());
+    result.unwrap();
+    let run = dest.path().join("0").join(RUN_A);
+    assert_eq!(
+        fs::read(run.join("meta.json")).unwrap(),
+        b"{\"replaced\":true}"
+    );
+    assert_eq!(fs::read(run.join("new.txt")).unwrap(), b"made");
+    assert_eq!(
+        fs::read(run.join("logs.txt")).unwrap(),
+        fs::read(root.path().join(RUN_A).join("logs.txt")).unwrap()
+    );
+
+    // a generated file must obey the same rules as any member
+    for (source_index, path) in [(0, "elsewhere/x".to_owned()), (1, format!("{RUN_A}/x"))] {
+        let bad = [GeneratedFile {
+            source: source_index,
+            path,
+            bytes: b"x".to_vec(),
+        }];
+        let err = write_bundle_generated(
+            &[source(root.path(), &[RUN_A])],
+            &bad,
+            &options(),
+            Vec::new(),
+            &mut NoProgress,
+        )
+        .unwrap_err();
+        assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+    }
+}
