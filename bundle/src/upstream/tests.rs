@@ -92,6 +92,55 @@ fn check_fixture_landing(read: &UpstreamRead, dest: &Path) {
     );
 }
 
+/// The landed root as the agent reads it (`runicorn-agent ls` does the same through its index):
+/// each run's id, path, status and points, sorted.
+fn as_the_agent_reads(root: &Path) -> Vec<(String, String, String, u64)> {
+    use runicorn_protocol::run_format::{discover_runs, read_run_overview, LivenessContext};
+    let discovery = discover_runs(root);
+    assert!(discovery.problems.is_empty(), "{:?}", discovery.problems);
+    let ctx = LivenessContext::here_and_now();
+    let mut runs: Vec<_> = discovery
+        .runs
+        .iter()
+        .map(|loc| {
+            let run = read_run_overview(loc, &ctx);
+            let status = serde_json::to_value(run.status).unwrap();
+            (
+                run.id,
+                run.path,
+                status.as_str().unwrap().to_owned(),
+                run.points,
+            )
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+#[test]
+fn landed_fixture_runs_read_as_upstream_wrote_them() {
+    for (name, kind) in [
+        ("cli-export.tar.gz", UpstreamKind::TarGz),
+        ("viewer-export.zip", UpstreamKind::Zip),
+    ] {
+        let dest = tempfile::tempdir().unwrap();
+        read_upstream_archive(
+            Cursor::new(fixture(name)),
+            kind,
+            dest.path(),
+            &Limits::default(),
+        )
+        .unwrap();
+        let expected = [
+            ("20261205_055047_3eaf31", "", "finished", 8),
+            ("20261205_055047_6bd6a3", "cv/resnet", "finished", 10),
+            ("20261205_055047_97981a", "cv/resnet", "failed", 6),
+        ]
+        .map(|(id, path, status, points)| (id.into(), path.into(), status.into(), points));
+        assert_eq!(as_the_agent_reads(dest.path()), expected, "{name}");
+    }
+}
+
 #[test]
 fn upstream_cli_tar_gz_lands_as_a_storage_root() {
     let dest = tempfile::tempdir().unwrap();
@@ -185,6 +234,14 @@ fn files_outside_run_directories_are_skipped_not_landed() {
     );
     // runs without a meta.json (the legacy one) have no say
     assert_eq!(read.host.as_deref(), Some("h"));
+    let read_back: Vec<(String, String)> = as_the_agent_reads(dest.path())
+        .into_iter()
+        .map(|(id, path, _, _)| (id, path))
+        .collect();
+    assert_eq!(
+        read_back,
+        [("r1".into(), "p".into()), ("r2".into(), "proj/exp".into())]
+    );
     let landed: Vec<String> = tree(dest.path()).into_iter().map(|(p, _)| p).collect();
     assert_eq!(
         landed,
