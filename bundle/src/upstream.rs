@@ -18,7 +18,7 @@ mod zip;
 mod tests;
 
 use std::fs;
-use std::io::{Read, Seek};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use crate::error::BundleError;
@@ -61,6 +61,26 @@ pub fn sniff_kind(first: &[u8]) -> Option<ArchiveKind> {
     } else {
         None
     }
+}
+
+/// A stream whose first bytes were read by [`sniff_stream`], with them put back in front.
+pub type Resniffed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// [`sniff_kind`] on a stream (stdin, a pipe): reads its first bytes and gives them back in
+/// front of the rest, so the whole stream can then go to the reader of its kind.
+pub fn sniff_stream<R: Read>(mut input: R) -> io::Result<(Option<ArchiveKind>, Resniffed<R>)> {
+    let mut first = [0u8; 4];
+    let mut got = 0;
+    while got < first.len() {
+        match input.read(&mut first[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let kind = sniff_kind(&first[..got]);
+    Ok((kind, io::Cursor::new(first[..got].to_vec()).chain(input)))
 }
 
 /// What an upstream archive held and where it landed.

@@ -195,6 +195,33 @@ fn kinds_are_told_apart_by_their_first_bytes() {
 }
 
 #[test]
+fn a_sniffed_stream_reads_whole() {
+    /// Gives one byte per read, like a slow pipe.
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+    let archive = fixture("cli-export.tar.gz");
+    let (kind, stream) = sniff_stream(Trickle(&archive)).unwrap();
+    assert_eq!(kind, Some(ArchiveKind::Upstream(UpstreamKind::TarGz)));
+    let dest = tempfile::tempdir().unwrap();
+    let read = read_upstream_tar_gz(stream, dest.path(), &Limits::default()).unwrap();
+    assert_eq!(read.runs, FIXTURE_RUNS);
+    let (kind, mut stream) = sniff_stream(&b"PK"[..]).unwrap();
+    assert_eq!(kind, None);
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut rest).unwrap();
+    assert_eq!(rest, b"PK");
+}
+
+#[test]
 fn a_destination_that_is_not_empty_is_refused_and_kept() {
     let dest = tempfile::tempdir().unwrap();
     fs::write(dest.path().join("mine"), b"x").unwrap();

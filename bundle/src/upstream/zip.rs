@@ -99,7 +99,7 @@ pub(super) fn read<R: Read + Seek>(
             _ => Box::new(DeflateDecoder::new(raw)),
         };
         let mut checked = Checked {
-            inner: data.take(entry.size + 1),
+            inner: data.take(entry.size.saturating_add(1)),
             crc: crc32fast::Hasher::new(),
         };
         landing.add_file(&path, entry.size, &mut checked, |e| io_error(e, &member))?;
