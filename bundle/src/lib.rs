@@ -9,6 +9,7 @@ pub mod format;
 pub mod limits;
 pub mod paths;
 pub mod reader;
+pub mod upstream;
 pub mod writer;
 
 pub use error::BundleError;
