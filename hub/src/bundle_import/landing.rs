@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use runicorn_bundle::upstream::{
+    read_upstream_archive, read_upstream_tar_gz, sniff_stream, ArchiveKind, UpstreamKind,
+    UpstreamRead,
+};
 use runicorn_bundle::{read_bundle, BundleError, Limits, ReadBundle};
 use runicorn_store::BundleAnnotations;
 use runicorn_web::bundle_reports::BundleKind;
@@ -148,66 +152,48 @@ fn land_blocking(
         ImportInput::File(p) => Box::new(File::open(p).map_err(open_err)?),
         ImportInput::Stdin => Box::new(io::stdin()),
     };
-    let mut counted = Counting {
+    let counted = Counting {
         inner: reader,
         read: std::sync::Arc::clone(counter),
     };
-    let head = read_head(&mut counted, 4).map_err(open_err)?;
-    let reader = BufReader::with_capacity(256 * 1024, io::Cursor::new(head.clone()).chain(counted));
+    let (kind, reader) = sniff_stream(counted).map_err(open_err)?;
+    let reader = BufReader::with_capacity(256 * 1024, reader);
     let refused = |e: BundleError| ImportError::Refused {
         file: file.clone(),
         member: e.member().map(str::to_owned),
         cause: e.to_string(),
     };
     let limits = Limits::default();
-    match sniff_kind(&head) {
-        Some(ArchiveKind::Runicorn) => {
+    match kind {
+        Some(ArchiveKind::Bundle) => {
             let read = read_bundle(reader, dest, &limits).map_err(refused)?;
             plan_runicorn(&file, dest, read, as_remote)
         }
-        Some(ArchiveKind::TarGz) | Some(ArchiveKind::Zip) | None => {
-            Err(ImportError::UnknownKind { file })
+        Some(ArchiveKind::Upstream(UpstreamKind::TarGz)) => {
+            let read = read_upstream_tar_gz(reader, dest, &limits).map_err(refused)?;
+            plan_upstream(&file, BundleKind::UpstreamTar, dest, read, as_remote)
         }
+        Some(ArchiveKind::Upstream(UpstreamKind::Zip)) => {
+            // A zip is read from its end: a stream is spooled to a file beside the landing.
+            let spooled = match &input {
+                ImportInput::File(p) => File::open(p).map_err(open_err)?,
+                ImportInput::Stdin => spool(reader, dest).map_err(open_err)?,
+            };
+            let landing = dest.join("root");
+            std::fs::create_dir(&landing).map_err(|cause| ImportError::Temp {
+                path: landing.clone(),
+                cause,
+            })?;
+            let read = read_upstream_archive(spooled, UpstreamKind::Zip, &landing, &limits)
+                .map_err(refused)?;
+            plan_upstream(&file, BundleKind::UpstreamZip, &landing, read, as_remote)
+        }
+        None => Err(ImportError::UnknownKind { file }),
     }
-}
-
-/// TEMPORARY until the upstream reader lands.
-#[allow(dead_code)]
-struct UpstreamRead {
-    runs: Vec<String>,
-    host: Option<String>,
-    root: Option<String>,
-}
-
-/// What the first bytes say a file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ArchiveKind {
-    Runicorn,
-    TarGz,
-    Zip,
-}
-
-fn sniff_kind(head: &[u8]) -> Option<ArchiveKind> {
-    if head.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-        Some(ArchiveKind::Runicorn)
-    } else if head.starts_with(&[0x1F, 0x8B]) {
-        Some(ArchiveKind::TarGz)
-    } else if head.starts_with(b"PK\x03\x04") {
-        Some(ArchiveKind::Zip)
-    } else {
-        None
-    }
-}
-
-/// The first `n` bytes (fewer when the input is shorter); a pipe may deliver them in pieces.
-fn read_head(reader: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(n);
-    reader.take(n as u64).read_to_end(&mut head)?;
-    Ok(head)
 }
 
 /// Copies the rest of `reader` to a file in `dir` and opens it for reading.
-fn spool(mut reader: impl Read, dir: &Path) -> io::Result<impl Read + Seek> {
+fn spool(mut reader: impl Read, dir: &Path) -> io::Result<File> {
     let path = dir.join("upload.zip");
     let mut out = File::create(&path)?;
     io::copy(&mut reader, &mut out)?;

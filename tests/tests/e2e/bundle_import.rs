@@ -443,3 +443,74 @@ fn an_export_streamed_through_ssh_imports_from_standard_input() {
     assert_eq!(runs_with(&report, "new"), 3, "{report:#}");
     runicorn_tests::hub::assert_same_points(&root, &hub_dir, "gpu");
 }
+
+/// Upstream runicorn 0.7.2's own export archives (its CLI's `.tar.gz`, its viewer's `.zip`;
+/// fixtures written by the real package) import, and their runs show with their points; a
+/// damaged copy of each is refused and changes nothing.
+#[test]
+fn upstream_export_archives_import_and_their_runs_show() {
+    let fixtures = runicorn_tests::workspace_root().join("tests/fixtures/upstream-0.7.2-export");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let want = [
+        ("20261205_055047_3eaf31", 4, "finished"),
+        ("20261205_055047_6bd6a3", 5, "finished"),
+        ("20261205_055047_97981a", 3, "failed"),
+    ];
+    for (file, kind) in [
+        ("cli-export.tar.gz", "upstream_tar"),
+        ("viewer-export.zip", "upstream_zip"),
+    ] {
+        let hub_dir = tmp.path().join(format!("hub-{kind}"));
+        let archive = fixtures.join(file);
+        // A damaged copy first: refused, and the store holds nothing.
+        let bytes = std::fs::read(&archive).unwrap();
+        let damaged = tmp.path().join(format!("damaged-{file}"));
+        let mut cut = bytes.clone();
+        let mid = cut.len() / 2;
+        cut[mid..mid + 64].iter_mut().for_each(|b| *b ^= 0x5A);
+        std::fs::write(&damaged, &cut).unwrap();
+        let refused = import(&home, &hub_dir, &[damaged.to_str().unwrap()]);
+        assert_eq!(refused.status.code(), Some(2), "{file}: {}", show(&refused));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("nothing was imported"),
+            "{file}: {}",
+            show(&refused)
+        );
+
+        let report = import_json(&home, &hub_dir, &[archive.to_str().unwrap()]);
+        assert_eq!(report["bundles"][0]["kind"], kind, "{report:#}");
+        assert_eq!(runs_with(&report, "new"), 3, "{report:#}");
+        // Upstream's meta.json names the host that wrote the runs: that is the remote.
+        assert_eq!(
+            report["bundles"][0]["sources"][0]["remote"], "vm",
+            "{report:#}"
+        );
+        let ls = runicorn_tests::hub::json_of(hub(&home, &hub_dir).args(["ls", "--json"]));
+        for (run_id, steps, status) in want {
+            let run = ls
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["run_id"] == run_id)
+                .unwrap_or_else(|| panic!("{file}: {run_id} missing from {ls:#}"));
+            assert_eq!(run["status"], status, "{file}: {run:#}");
+            let metrics = runicorn_tests::hub::json_of(hub(&home, &hub_dir).args([
+                "metrics",
+                &format!("vm/{run_id}"),
+                "--json",
+            ]));
+            let text = metrics.to_string();
+            assert!(text.contains("loss"), "{file}: {metrics:#}");
+            let points =
+                runicorn_tests::hub::count(&runicorn_tests::hub::store_points(&hub_dir, "vm"));
+            assert!(points >= steps, "{file}: {points} points");
+        }
+        // Twice = once, for these too.
+        let before = whole_store(&hub_dir);
+        let again = import_json(&home, &hub_dir, &[archive.to_str().unwrap()]);
+        assert_eq!(runs_with(&again, "unchanged"), 3, "{again:#}");
+        assert_eq!(whole_store(&hub_dir), before);
+    }
+}
