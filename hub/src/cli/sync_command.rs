@@ -104,12 +104,16 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
                 serde_json::from_value(r.transport.clone()).with_context(|| {
                     format!("the stored address of remote {} is unreadable", r.name)
                 })?;
+            // Known only from imported bundles: nothing to reach, unless named (which says so).
+            if !address.is_reachable() && args.names.is_empty() {
+                continue;
+            }
             // A one-off round: no lease, so a process following the remote keeps its state.
             jobs.push(RemoteJob::new(&r.name, r.id, address, Mode::Once));
         }
         if jobs.is_empty() {
             anyhow::bail!(
-                "every remote is paused; name one to sync it anyway, or `runicorn-hub remotes resume NAME`"
+                "every remote is paused or known only from imported bundles; name one to sync it anyway, or `runicorn-hub remotes resume NAME`"
             );
         }
         // The prefetch of each remote starts after its round; the command ends when all are done.
