@@ -233,6 +233,11 @@ fn an_imported_bundle_stores_what_a_direct_ssh_sync_stores_and_twice_is_once() {
         before,
         "importing twice changed the store"
     );
+
+    // The server becomes reachable: `connect` of the same name takes the imported runs over,
+    // and the store is again what a direct sync gives (no point twice, nothing lost).
+    connect_ssh_once(&home, &imported, &sshd, &root, &["--prefetch", "none"]);
+    assert_eq!(snapshot(&imported, "gpu"), want);
 }
 
 #[test]
