@@ -1144,3 +1144,65 @@ fn generated_files_are_carried_and_replace_files_on_disk() {
         assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
     }
 }
+
+/// A [`crate::Progress`] that runs `act` once, when the writing phase starts (between hashing
+/// and writing: where a live run's files change under an export).
+struct BetweenPhases<F: FnMut()>(Option<F>);
+
+impl<F: FnMut()> crate::Progress for BetweenPhases<F> {
+    fn start(&mut self, phase: crate::Phase, _: u64) {
+        if phase == crate::Phase::Writing {
+            if let Some(mut act) = self.0.take() {
+                act();
+            }
+        }
+    }
+    fn advance(&mut self, _: u64) {}
+}
+
+#[test]
+fn a_file_that_grows_while_bundled_is_carried_as_hashed() {
+    use crate::writer::write_bundle_with_progress;
+    let root = sample_root();
+    let events = root.path().join(RUN_A).join("events.jsonl");
+    let before = fs::read(&events).unwrap();
+    let mut grow = BetweenPhases(Some(|| {
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        file.write_all(b"{\"step\":3,\"loss\":0.1}\n").unwrap();
+    }));
+    let (bytes, _) = write_bundle_with_progress(
+        &[source(root.path(), &[RUN_A])],
+        &options(),
+        Vec::new(),
+        &mut grow,
+    )
+    .unwrap();
+    let (dest, result) = read(&bytes, &Limits::default());
+    result.unwrap();
+    let landed = fs::read(dest.path().join("0").join(RUN_A).join("events.jsonl")).unwrap();
+    assert_eq!(
+        landed, before,
+        "the bytes hashed, not the line appended after"
+    );
+}
+
+#[test]
+fn a_file_that_shrinks_or_changes_while_bundled_fails_the_export() {
+    use crate::writer::write_bundle_with_progress;
+    for change in [&b"short"[..], &b"{\"status\":\"FINISHED\"}"[..]] {
+        let root = sample_root();
+        let meta = root.path().join(RUN_A).join("meta.json");
+        let mut rewrite = BetweenPhases(Some(|| fs::write(&meta, change).unwrap()));
+        let err = write_bundle_with_progress(
+            &[source(root.path(), &[RUN_A])],
+            &options(),
+            Vec::new(),
+            &mut rewrite,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BundleError::FileChanged { ref path } if path.ends_with("meta.json")),
+            "{err}"
+        );
+    }
+}
