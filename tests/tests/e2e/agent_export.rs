@@ -482,3 +482,74 @@ fn a_failing_export_leaves_no_file() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(target.is_file());
 }
+
+/// `ssh host runicorn-agent export -o -` through a real OpenSSH sshd, the stream read by the
+/// bundle reader straight off the pipe as it arrives: the same bundle as a local export.
+#[test]
+fn exports_through_ssh_to_standard_output() {
+    use runicorn_tests::sshd::{current_user, Sshd};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = write_run(root.path(), "cv", "far", LONG_AGO);
+    fs::write(root.path().join(&dir).join("ckpt.pt"), noise(3 << 20, 9)).unwrap();
+    write_run(root.path(), "cv", "near", LONG_AGO + 1.0);
+
+    let sshd = Sshd::start();
+    let home = sshd.client_home();
+    home.trust(&sshd);
+    let mut child = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            home.known_hosts().display()
+        ))
+        .arg("-i")
+        .arg(home.ssh_dir().join("id_ed25519"))
+        .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
+        .arg(format!("{}@127.0.0.1", current_user()))
+        .arg(format!(
+            "{} export --root {} --run far --json -o -",
+            runicorn_tests::binary("runicorn-agent").display(),
+            root.path().display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let dest = work.path().join("over-ssh");
+    fs::create_dir(&dest).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader_dest = dest.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_bundle(stdout, &reader_dest, &Limits::default()));
+    });
+    let read = match rx.recv_timeout(LIMIT) {
+        Ok(read) => read,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the bundle did not arrive over ssh within {LIMIT:?}");
+        }
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let read = read.unwrap_or_else(|e| panic!("{e}\n{}", describe(&out)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"runs\": 1"));
+
+    let (local_dest, local) = export_and_read(root.path(), work.path(), &["--run", "far"]);
+    let mut remote_manifest = read.manifest.clone();
+    let mut local_manifest = local.manifest.clone();
+    remote_manifest.created_at = 0.0;
+    local_manifest.created_at = 0.0;
+    assert_eq!(remote_manifest, local_manifest);
+    let ckpt = format!("{dir}/ckpt.pt");
+    assert_eq!(
+        fs::read(ReadBundle::source_root(&dest, 0).join(&ckpt)).unwrap(),
+        fs::read(ReadBundle::source_root(&local_dest, 0).join(&ckpt)).unwrap()
+    );
+}
