@@ -1206,3 +1206,15 @@ fn a_file_that_shrinks_or_changes_while_bundled_fails_the_export() {
         );
     }
 }
+
+#[test]
+fn refuses_a_member_where_a_run_directory_goes() {
+    let mut manifest = manifest_of(&[("0/runs/r/a", DATA)]);
+    manifest.sources[0].runs.push("runs/r/a".to_owned());
+    let err = refused(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+        "0/runs/r/a",
+    );
+    assert!(matches!(err, BundleError::PathConflict { .. }), "{err}");
+}
