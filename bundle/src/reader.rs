@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
 use crate::format::{
-    content_entry_name, content_sha_of_entry, is_sha256_hex, split_member_path, Manifest, Source,
-    ARTIFACTS_DIR, CONTENTS_DIR, FORMAT_VERSION, MANIFEST_NAME,
+    content_entry_name, content_sha_of_entry, is_sha256_hex, member_path, split_member_path,
+    Manifest, Source, ARTIFACTS_DIR, CONTENTS_DIR, FORMAT_VERSION, MANIFEST_NAME,
 };
 use crate::limits::Limits;
 use crate::paths::check_member_path;
@@ -430,6 +430,15 @@ pub(crate) fn check_manifest(manifest: &Manifest, limits: &Limits) -> Result<Che
         }
     }
     omitted.retain(|sha, _| !expected.contains_key(sha));
+    // a run directory (created by the reader) may not be a member file
+    for (index, source) in manifest.sources.iter().enumerate() {
+        for run in &source.runs {
+            let as_member = member_path(index, run);
+            if paths.contains(as_member.as_str()) {
+                return Err(BundleError::PathConflict { member: as_member });
+            }
+        }
+    }
     // a member may not sit where another member needs a directory
     for path in &paths {
         let mut prefix = String::new();

@@ -1144,3 +1144,198 @@ fn generated_files_are_carried_and_replace_files_on_disk() {
         assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
     }
 }
+
+/// A [`crate::Progress`] that runs `act` once, when the writing phase starts (between hashing
+/// and writing: where a live run's files change under an export).
+struct BetweenPhases<F: FnMut()>(Option<F>);
+
+impl<F: FnMut()> crate::Progress for BetweenPhases<F> {
+    fn start(&mut self, phase: crate::Phase, _: u64) {
+        if phase == crate::Phase::Writing {
+            if let Some(mut act) = self.0.take() {
+                act();
+            }
+        }
+    }
+    fn advance(&mut self, _: u64) {}
+}
+
+#[test]
+fn a_file_that_grows_while_bundled_is_carried_as_hashed() {
+    use crate::writer::write_bundle_with_progress;
+    let root = sample_root();
+    let events = root.path().join(RUN_A).join("events.jsonl");
+    let before = fs::read(&events).unwrap();
+    let mut grow = BetweenPhases(Some(|| {
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        file.write_all(b"{\"step\":3,\"loss\":0.1}\n").unwrap();
+    }));
+    let (bytes, _) = write_bundle_with_progress(
+        &[source(root.path(), &[RUN_A])],
+        &options(),
+        Vec::new(),
+        &mut grow,
+    )
+    .unwrap();
+    let (dest, result) = read(&bytes, &Limits::default());
+    result.unwrap();
+    let landed = fs::read(dest.path().join("0").join(RUN_A).join("events.jsonl")).unwrap();
+    assert_eq!(
+        landed, before,
+        "the bytes hashed, not the line appended after"
+    );
+}
+
+#[test]
+fn a_file_that_shrinks_or_changes_while_bundled_fails_the_export() {
+    use crate::writer::write_bundle_with_progress;
+    for change in [&b"short"[..], &b"{\"status\":\"FINISHED\"}"[..]] {
+        let root = sample_root();
+        let meta = root.path().join(RUN_A).join("meta.json");
+        let mut rewrite = BetweenPhases(Some(|| fs::write(&meta, change).unwrap()));
+        let err = write_bundle_with_progress(
+            &[source(root.path(), &[RUN_A])],
+            &options(),
+            Vec::new(),
+            &mut rewrite,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BundleError::FileChanged { ref path } if path.ends_with("meta.json")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn refuses_a_member_where_a_run_directory_goes() {
+    let mut manifest = manifest_of(&[("0/runs/r/a", DATA)]);
+    manifest.sources[0].runs.push("runs/r/a".to_owned());
+    let err = refused(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+        "0/runs/r/a",
+    );
+    assert!(matches!(err, BundleError::PathConflict { .. }), "{err}");
+}
+
+// ---------- structure-aware fuzzing of the revised manifest ----------
+
+/// Path pieces mixing the legal with every kind of trouble.
+const PIECES: &[&str] = &[
+    "runs",
+    "r",
+    "a",
+    "artifacts",
+    ".pool",
+    "..",
+    ".",
+    "",
+    "/",
+    "0",
+    "1",
+    "01",
+    "x\\y",
+    ".staging",
+    "contents",
+];
+
+fn piece_path() -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(PIECES), 1..5).prop_map(|p| p.join("/"))
+}
+
+/// Mostly legal run directories, sometimes anything.
+fn run_dir() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(&["runs/r", "runs/a", "runs/r/a"][..]).prop_map(str::to_owned),
+        1 => piece_path(),
+    ]
+}
+
+/// Mostly legal root-relative member paths, sometimes anything.
+fn member_rel() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(&[
+            "runs/r/f", "runs/r/a", "runs/a/f", "runs/r/a/g", "runs/r/a/g/h",
+            "artifacts/m/n/v1/files/f", "artifacts/.pool/ab/c",
+        ][..]).prop_map(str::to_owned),
+        1 => piece_path(),
+    ]
+}
+
+fn source_strategy() -> impl Strategy<Value = Source> {
+    (
+        proptest::collection::vec(run_dir(), 1..4),
+        any::<bool>(),
+        proptest::option::of(run_dir()),
+    )
+        .prop_map(|(runs, with_artifacts, annotated)| Source {
+            name: "s".to_owned(),
+            host: "h".to_owned(),
+            root: "/r".to_owned(),
+            annotations: annotated
+                .into_iter()
+                .map(|run| Annotation {
+                    run,
+                    alias: None,
+                    tags: Vec::new(),
+                    notes: None,
+                    deleted: false,
+                })
+                .collect(),
+            runs,
+            artifact_versions: if with_artifacts {
+                vec![ArtifactVersionRef {
+                    dir: "artifacts/m/n".to_owned(),
+                    version: 1,
+                }]
+            } else {
+                Vec::new()
+            },
+        })
+}
+
+/// (source index, path, which content, omitted, content entry present)
+type MemberPlan = (u8, String, u8, bool, bool);
+
+fn member_strategy() -> impl Strategy<Value = MemberPlan> {
+    (
+        prop_oneof![4 => Just(0u8), 1 => 1u8..3],
+        member_rel(),
+        0u8..3,
+        proptest::bool::weighted(0.2),
+        proptest::bool::weighted(0.9),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_manifests_never_panic_or_escape(
+        sources in proptest::collection::vec(source_strategy(), 1..3),
+        plans in proptest::collection::vec(member_strategy(), 0..6),
+    ) {
+        let datas: [&[u8]; 3] = [b"one", b"two two", b"three three three"];
+        let mut manifest = manifest_of(&[]);
+        manifest.sources = sources;
+        let mut entries = Vec::new();
+        let mut added = BTreeSet::new();
+        for (source, path, which, omitted, present) in &plans {
+            let data = datas[usize::from(*which)];
+            manifest.members.push(ManifestMember {
+                path: format!("{source}/{path}"),
+                size: data.len() as u64,
+                sha256: sha(data),
+                omitted: *omitted,
+            });
+            // a content entry when a carried member needs it (mostly), or stray (sometimes)
+            if *present != *omitted && added.insert(*which) {
+                entries.push(content(data));
+            }
+        }
+        let mut all = vec![manifest_entry(&manifest)];
+        all.extend(entries);
+        read_confined(&hand_bundle(all));
+    }
+}

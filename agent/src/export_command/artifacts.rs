@@ -1,17 +1,19 @@
 //! `--with-artifacts`: the artifact versions the selected runs produced or used (their
 //! `artifacts.json`), as root-relative files for the bundle: each version's directory, the
-//! artifact's `versions.json`, and the pool's whole files, recipes and chunks its manifest names
-//! (`docs/run-format.md`, "Artifacts"). A root read back from the bundle lists those versions
-//! with every file readable.
+//! artifact's `versions.json` cut down to the versions carried (aliases naming others dropped,
+//! `latest` the newest carried), and the pool's whole files, recipes and chunks its manifest
+//! names (`docs/run-format.md`, "Artifacts"). A root read back from the bundle lists exactly
+//! those versions, every file readable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
 use runicorn_artifact_store::layout;
-use runicorn_bundle::ArtifactVersionRef;
+use runicorn_bundle::{ArtifactVersionRef, GeneratedFile};
 use runicorn_protocol::run_format::artifacts::{
-    ChunkRecipe, RunArtifacts, VersionManifest, MANIFEST_FILE, RUN_ARTIFACTS_FILE, VERSIONS_FILE,
+    ChunkRecipe, RunArtifacts, VersionIndex, VersionManifest, MANIFEST_FILE, RUN_ARTIFACTS_FILE,
+    VERSIONS_FILE,
 };
 use runicorn_protocol::run_format::json_file::{read_json_in, read_json_in_if_exists};
 
@@ -23,6 +25,8 @@ pub struct ArtifactFiles {
     pub versions: Vec<ArtifactVersionRef>,
     /// Root-relative files, sorted, each once.
     pub paths: Vec<String>,
+    /// Each artifact's `versions.json`, cut down to the versions carried (source 0).
+    pub indexes: Vec<GeneratedFile>,
     /// What could not be carried, for warnings (the export goes on without it).
     pub problems: Vec<String>,
 }
@@ -63,13 +67,15 @@ pub fn collect(root: &Path, runs: &[Selected]) -> ArtifactFiles {
     for ((kind, name), versions) in wanted {
         let dir_rel = layout::artifact_rel(&kind, &name);
         let versions_rel = format!("{dir_rel}/{VERSIONS_FILE}");
-        if !native(root, &versions_rel).is_file() {
-            out.problems.push(format!(
-                "{versions_rel} is missing; artifact {kind}/{name} is not carried"
-            ));
-            continue;
-        }
-        let mut any = false;
+        let index = match read_json_in::<VersionIndex>(&native(root, &versions_rel), root) {
+            Ok(index) => index,
+            Err(err) => {
+                out.problems
+                    .push(format!("{err}; artifact {kind}/{name} is not carried"));
+                continue;
+            }
+        };
+        let mut carried = BTreeSet::new();
         for version in versions {
             let version_rel = format!("{dir_rel}/{}", layout::version_dir_name(version));
             let version_dir = native(root, &version_rel);
@@ -94,10 +100,17 @@ pub fn collect(root: &Path, runs: &[Selected]) -> ArtifactFiles {
                 dir: dir_rel.clone(),
                 version,
             });
-            any = true;
+            carried.insert(version);
         }
-        if any {
-            paths.insert(versions_rel);
+        if !carried.is_empty() {
+            match serde_json::to_vec_pretty(&cut_down(index, &carried)) {
+                Ok(bytes) => out.indexes.push(GeneratedFile {
+                    source: 0,
+                    path: versions_rel,
+                    bytes,
+                }),
+                Err(err) => out.problems.push(format!("{versions_rel}: {err}")),
+            }
         }
     }
     for sha in contents {
@@ -105,6 +118,17 @@ pub fn collect(root: &Path, runs: &[Selected]) -> ArtifactFiles {
     }
     out.paths = paths.into_iter().collect();
     out
+}
+
+/// `index` with only the `carried` versions: aliases naming another version dropped, `latest`
+/// naming the newest carried one.
+fn cut_down(mut index: VersionIndex, carried: &BTreeSet<u64>) -> VersionIndex {
+    index.versions.retain(|v| carried.contains(&v.version));
+    index.aliases.retain(|_, v| carried.contains(v));
+    if let Some(newest) = carried.last() {
+        index.aliases.insert("latest".to_owned(), *newest);
+    }
+    index
 }
 
 /// Adds the pool files holding content `sha`: its whole file and its recipe with the chunks
@@ -161,4 +185,45 @@ fn files_below(dir: &Path, rel: &str, out: &mut BTreeSet<String>) -> std::io::Re
 /// `rel` (`/`-separated) below `root`.
 fn native(root: &Path, rel: &str) -> std::path::PathBuf {
     rel.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_protocol::run_format::artifacts::VersionEntry;
+
+    #[test]
+    fn the_index_keeps_only_carried_versions() {
+        let index = VersionIndex {
+            name: "m".into(),
+            kind: "model".into(),
+            versions: (1..=3)
+                .map(|version| VersionEntry {
+                    version,
+                    ..VersionEntry::default()
+                })
+                .collect(),
+            aliases: [
+                ("latest".to_owned(), 3),
+                ("best".to_owned(), 2),
+                ("old".to_owned(), 1),
+            ]
+            .into(),
+            ..VersionIndex::default()
+        };
+        let cut = cut_down(index, &BTreeSet::from([1, 2]));
+        assert_eq!(
+            cut.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(
+            cut.aliases,
+            [
+                ("best".to_owned(), 2),
+                ("latest".to_owned(), 2),
+                ("old".to_owned(), 1)
+            ]
+            .into()
+        );
+    }
 }

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use runicorn_bundle::{write_bundle_with_progress, Omit, SourceInput, WriteOptions};
+use runicorn_bundle::{write_bundle_generated, GeneratedFile, Omit, SourceInput, WriteOptions};
 use runicorn_cli::{safe, warning_label};
 use runicorn_protocol::run_format::process::local_hostname;
 use runicorn_protocol::run_format::RunStatus;
@@ -141,6 +141,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
     }
 
     // Packing and gc wait while the bundle is written, so no pool file it lists disappears.
+    let mut generated = Vec::new();
     let _pool_lock = if args.with_artifacts {
         let found = artifacts::collect(&root, &runs);
         for problem in &found.problems {
@@ -148,6 +149,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
         }
         input.artifact_versions = found.versions;
         input.extra_paths = found.paths;
+        generated = found.indexes;
         if input.extra_paths.is_empty() {
             None
         } else {
@@ -166,7 +168,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
         None
     };
 
-    let report = write(&args.output, &input)?;
+    let report = write(&args.output, &input, &generated)?;
     let to_stdout = args.output == Path::new("-");
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("writing the report")?;
@@ -192,7 +194,11 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
 }
 
 /// Writes the bundle of `input` to `target` (`-`: standard output) and reports it.
-fn write(target: &Path, input: &SourceInput) -> anyhow::Result<ExportReport> {
+fn write(
+    target: &Path,
+    input: &SourceInput,
+    generated: &[GeneratedFile],
+) -> anyhow::Result<ExportReport> {
     let options = WriteOptions {
         zstd_level: ZSTD_LEVEL,
         created_by: format!("runicorn-agent {}", env!("CARGO_PKG_VERSION")),
@@ -203,15 +209,21 @@ fn write(target: &Path, input: &SourceInput) -> anyhow::Result<ExportReport> {
         inner: output,
         bytes: 0,
     };
-    let written =
-        write_bundle_with_progress(std::slice::from_ref(input), &options, counted, &mut bar);
+    let written = write_bundle_generated(
+        std::slice::from_ref(input),
+        generated,
+        &options,
+        counted,
+        &mut bar,
+    );
     bar.finish();
     let (counted, written) = match written {
         Ok(done) => done,
         Err(err) => {
             // the writer consumed the output; a partial file is removed by name
             remove_partial(target);
-            return Err(err).with_context(|| format!("exporting to {}", target.display()));
+            // the bundle error's text already carries its cause: no chain, no repeat
+            return Err(anyhow::anyhow!("exporting to {}: {err}", target.display()));
         }
     };
     let bundle_bytes = counted.bytes;

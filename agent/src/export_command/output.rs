@@ -2,7 +2,7 @@
 //! once the bundle is whole (a failed export leaves no file), counting the bytes written.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -21,6 +21,12 @@ impl Output {
     /// Opens `-` (standard output) or `FILE.partial` beside `FILE`.
     pub fn open(target: &Path) -> anyhow::Result<Output> {
         if target == Path::new("-") {
+            if io::stdout().is_terminal() {
+                anyhow::bail!(
+                    "refusing to write a binary bundle to the terminal; redirect standard output \
+                     (`-o - > runs.rbundle`, `| ssh laptop runicorn-hub import -`) or give -o FILE"
+                );
+            }
             return Ok(Output::Stdout(BufWriter::new(io::stdout())));
         }
         let mut name = target.as_os_str().to_owned();

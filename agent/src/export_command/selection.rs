@@ -1,11 +1,15 @@
-//! Which runs `runicorn-agent export` bundles: the runs `runicorn-agent ls` lists (read through
-//! the same index, filtered by `--path`, `--status` and `--all` the same way), narrowed by
-//! `--run REF` and `--since TIME`.
+//! Which runs `runicorn-agent export` bundles: the runs `runicorn-agent ls` lists (filtered by
+//! `--path`, `--status` and `--all` the same way, read through the same index when a filter
+//! needs their events), narrowed by `--run REF` and `--since TIME`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use runicorn_protocol::run_format::{discover_runs, LivenessContext, RunOverview, RunStatus};
+use runicorn_protocol::parallel::{io_workers, map_in_order};
+use runicorn_protocol::run_format::{
+    build_overview, discover_runs, read_run_records, EventProgress, LivenessContext, RunOverview,
+    RunStatus,
+};
 
 use crate::list_command::{path_is_under, read_overviews};
 
@@ -54,7 +58,15 @@ pub fn select_runs(root: &Path, filters: &Filters) -> Result<Vec<Selected>, Sele
         );
     }
     let ctx = LivenessContext::here_and_now();
-    let mut runs = read_overviews(root, &discovery.runs, &ctx, true);
+    // Events are read (through the index, as `ls` does) only when a filter needs them: the
+    // records alone say id, path, creation time and whether a run is deleted.
+    let mut runs = if filters.since.is_some() || filters.status.is_some() {
+        read_overviews(root, &discovery.runs, &ctx, true)
+    } else {
+        map_in_order(&discovery.runs, io_workers(), |_, loc| {
+            build_overview(loc, &read_run_records(loc), &EventProgress::default(), &ctx)
+        })
+    };
     runs.sort_by(|a, b| {
         a.created_at
             .unwrap_or(f64::INFINITY)
