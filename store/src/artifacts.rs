@@ -69,11 +69,26 @@ pub(crate) fn apply(
     let mut forget_refusal =
         tx.prepare_cached("DELETE FROM skipped WHERE remote = ?1 AND kind = ?2 AND name = ?3")?;
     for change in changes {
-        store_one(tx, remote, change)?;
+        store_one(tx, remote, change, false)?;
         forget_refusal.execute(params![remote.0, KIND_ARTIFACT, bounded(&change.dir)])?;
         out.artifacts += 1;
     }
     Ok(out)
+}
+
+/// Stores the artifacts of an imported bundle as a merge: an artifact the store has keeps its
+/// versions and aliases, the bundle's versions are added (or replace the same numbers), and
+/// aliases it does not have yet are added. A bundle carries only the versions its runs touched,
+/// so what it lacks says nothing of the server.
+pub(crate) fn apply_merged(
+    tx: &Connection,
+    remote: RemoteId,
+    changes: &[ArtifactChange],
+) -> rusqlite::Result<u64> {
+    for change in changes {
+        store_one(tx, remote, change, true)?;
+    }
+    Ok(changes.len() as u64)
 }
 
 /// The text a `stored` value is kept as.
@@ -95,36 +110,57 @@ fn metadata_text(version: &ArtifactVersionState) -> Option<String> {
     })
 }
 
-fn store_one(tx: &Connection, remote: RemoteId, a: &ArtifactChange) -> rusqlite::Result<()> {
-    let id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO artifacts(remote, dir, seq, type, name, problem, removed, stored_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
-             ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq, type = excluded.type,
-                name = excluded.name, problem = excluded.problem, removed = 0,
-                stored_bytes = excluded.stored_bytes
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                remote.0,
-                a.dir,
-                to_sql_int(a.seq),
-                a.kind,
-                a.name,
-                a.problem,
-                a.stored_bytes.map(to_sql_int)
-            ],
-            |r| r.get(0),
-        )?;
-    for table in [
-        "artifact_versions",
-        "artifact_aliases",
-        "artifact_files",
-        "artifact_usage",
-    ] {
-        tx.prepare_cached(&format!("DELETE FROM {table} WHERE artifact = ?1"))?
-            .execute([id])?;
+fn store_one(
+    tx: &Connection,
+    remote: RemoteId,
+    a: &ArtifactChange,
+    merge: bool,
+) -> rusqlite::Result<()> {
+    let upsert = if merge {
+        // A merge keeps what the store knows of the artifact as a whole.
+        "INSERT INTO artifacts(remote, dir, seq, type, name, problem, removed, stored_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
+         ON CONFLICT(remote, dir) DO UPDATE SET type = excluded.type
+         RETURNING id"
+    } else {
+        "INSERT INTO artifacts(remote, dir, seq, type, name, problem, removed, stored_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)
+         ON CONFLICT(remote, dir) DO UPDATE SET seq = excluded.seq, type = excluded.type,
+            name = excluded.name, problem = excluded.problem, removed = 0,
+            stored_bytes = excluded.stored_bytes
+         RETURNING id"
+    };
+    let id: i64 = tx.prepare_cached(upsert)?.query_row(
+        params![
+            remote.0,
+            a.dir,
+            to_sql_int(a.seq),
+            a.kind,
+            a.name,
+            a.problem,
+            a.stored_bytes.map(to_sql_int)
+        ],
+        |r| r.get(0),
+    )?;
+    if merge {
+        for v in &a.versions {
+            for table in ["artifact_versions", "artifact_files", "artifact_usage"] {
+                tx.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE artifact = ?1 AND version = ?2"
+                ))?
+                .execute(params![id, to_sql_int(v.version)])?;
+            }
+        }
+    } else {
+        for table in [
+            "artifact_versions",
+            "artifact_aliases",
+            "artifact_files",
+            "artifact_usage",
+        ] {
+            tx.prepare_cached(&format!("DELETE FROM {table} WHERE artifact = ?1"))?
+                .execute([id])?;
+        }
     }
     let mut version_row = tx.prepare_cached(
         "INSERT OR REPLACE INTO artifact_versions(artifact, version, created_at, description,
@@ -174,9 +210,11 @@ fn store_one(tx: &Connection, remote: RemoteId, a: &ArtifactChange) -> rusqlite:
             usage_row.execute(params![id, version, user.run_id, user.dir, user.host])?;
         }
     }
-    let mut alias_row = tx.prepare_cached(
-        "INSERT OR REPLACE INTO artifact_aliases(artifact, alias, version) VALUES (?1, ?2, ?3)",
-    )?;
+    let mut alias_row = tx.prepare_cached(if merge {
+        "INSERT OR IGNORE INTO artifact_aliases(artifact, alias, version) VALUES (?1, ?2, ?3)"
+    } else {
+        "INSERT OR REPLACE INTO artifact_aliases(artifact, alias, version) VALUES (?1, ?2, ?3)"
+    })?;
     for (alias, version) in &a.aliases {
         alias_row.execute(params![id, alias, to_sql_int(*version)])?;
     }
@@ -195,6 +233,49 @@ mod tests {
     use crate::*;
 
     const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn an_imported_artifact_adds_its_versions_and_keeps_the_stores_others() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu");
+        let mut batch = change_batch(true, vec![], "e", 1, false);
+        batch.artifacts = vec![artifact("resnet", 1, &[1, 2, 3])];
+        store.apply_change_batch(gpu, &batch).unwrap();
+        // A bundle carries v2 only (its versions.json cut down, `latest` at v2).
+        let mut bundle = change_batch(true, vec![], "tmp", 1, false);
+        bundle.artifacts = vec![artifact("resnet", 1, &[2])];
+        store.apply_import_batch(gpu, &bundle).unwrap();
+        let versions: Vec<i64> = store
+            .conn
+            .prepare("SELECT version FROM artifact_versions ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(versions, [1, 2, 3]);
+        let latest: i64 = store
+            .conn
+            .query_row(
+                "SELECT version FROM artifact_aliases WHERE alias = 'latest'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(latest, 3, "the store's alias stays");
+        // Into a store without it, the bundle's versions arrive as they are.
+        let other = add_remote(&mut store, "other");
+        store.apply_import_batch(other, &bundle).unwrap();
+        let n: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM artifact_versions v JOIN artifacts a ON a.id = v.artifact WHERE a.remote = ?1",
+                [other.0],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
 
     fn artifact(name: &str, seq: u64, versions: &[u64]) -> ArtifactChange {
         ArtifactChange {

@@ -303,8 +303,7 @@ pub(crate) fn apply_merge(
         &tx, remote, &name, batch, take, &screened, None, now, &mut out,
     )
     .at(&p)?;
-    let applied = artifacts::apply(&tx, remote, &batch.artifacts, &[]).at(&p)?;
-    out.artifacts = applied.artifacts;
+    out.artifacts = artifacts::apply_merged(&tx, remote, &batch.artifacts).at(&p)?;
     tx.commit().at(&p)?;
     Ok(out)
 }
