@@ -85,6 +85,10 @@ pub struct ManifestMember {
     pub sha256: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub omitted: bool,
+    /// The file's modification time on its host (seconds since the Unix epoch), when known:
+    /// the reader gives the landed file this time, so an imported manifest matches a synced one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<f64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -170,6 +174,7 @@ mod tests {
             size: 1,
             sha256: "ab".repeat(32),
             omitted: false,
+            mtime: None,
         };
         assert!(!serde_json::to_string(&member).unwrap().contains("omitted"));
         member.omitted = true;

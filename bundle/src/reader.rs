@@ -19,6 +19,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -47,7 +48,7 @@ impl ReadBundle {
 }
 
 /// One member of a read bundle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LandedMember {
     /// The member path of the manifest (`<source index>/<root-relative path>`).
     pub path: String,
@@ -60,6 +61,9 @@ pub struct LandedMember {
     /// Where its checked bytes are (`dest/<source>/<root_path>`), or `None` when the member is
     /// omitted (listed, not carried).
     pub location: Option<PathBuf>,
+    /// The modification time the manifest gives (seconds since the Unix epoch), when it is a
+    /// plausible one; a landed file carries it.
+    pub mtime: Option<f64>,
 }
 
 /// The staging directory inside `dest` (never a source index, so never a source root).
@@ -631,6 +635,7 @@ fn place_members(
             size: member.size,
             sha256: member.sha256.clone(),
             location: None,
+            mtime: member.mtime.filter(|t| plausible_mtime(*t)),
         };
         if member.omitted {
             members.push(landed);
@@ -658,10 +663,21 @@ fn place_members(
                 placed.insert(&member.sha256, location.clone());
             }
         }
+        if let Some(t) = landed.mtime {
+            // Best effort: a time that cannot be set leaves the landing time, nothing worse.
+            if let Ok(file) = fs::File::options().write(true).open(&location) {
+                let _ = file.set_modified(UNIX_EPOCH + Duration::from_secs_f64(t));
+            }
+        }
         landed.location = Some(location);
         members.push(landed);
     }
     Ok(members)
+}
+
+/// A modification time worth giving a file: finite, after the epoch, before the year 5000.
+fn plausible_mtime(t: f64) -> bool {
+    t.is_finite() && (0.0..95_617_584_000.0).contains(&t)
 }
 
 /// Counts the bytes read through it (the compressed side, for the ratio limit).

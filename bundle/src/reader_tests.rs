@@ -296,6 +296,7 @@ fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
                 size: bytes.len() as u64,
                 sha256: sha(bytes),
                 omitted: false,
+                mtime: None,
             })
             .collect(),
     }
@@ -880,6 +881,7 @@ fn lists_omitted_members_without_landing_them() {
         size: DATA.len() as u64,
         sha256: sha(DATA),
         omitted: true,
+        mtime: None,
     });
     let json = serde_json::to_string(&manifest).unwrap();
     assert_eq!(json.matches("\"omitted\":true").count(), 2);
@@ -1328,6 +1330,7 @@ proptest! {
                 size: data.len() as u64,
                 sha256: sha(data),
                 omitted: *omitted,
+                mtime: None,
             });
             // a content entry when a carried member needs it (mostly), or stray (sometimes)
             if *present != *omitted && added.insert(*which) {
@@ -1338,4 +1341,41 @@ proptest! {
         all.extend(entries);
         read_confined(&hand_bundle(all));
     }
+}
+
+#[test]
+fn landed_files_keep_the_modification_time_the_manifest_gives() {
+    let root = tempfile::tempdir().unwrap();
+    let run = root.path().join("runs/p/r1");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("events.jsonl"), b"{}\n").unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(run.join("events.jsonl"))
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let input = SourceInput {
+        name: "gpu".into(),
+        host: "gpu".into(),
+        root_label: "/data".into(),
+        dir: root.path().to_owned(),
+        runs: vec!["runs/p/r1".into()],
+        artifact_versions: vec![],
+        extra_paths: vec![],
+        omit: Omit::Nothing,
+        extra_omitted: vec![],
+        annotations: vec![],
+    };
+    let options = WriteOptions {
+        zstd_level: 3,
+        created_by: "test".into(),
+    };
+    let (bytes, _) = write_bundle(&[input], &options, Vec::new()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let read = read_bundle(&bytes[..], dest.path(), &Limits::default()).unwrap();
+    assert_eq!(read.members[0].mtime, Some(1_700_000_000.0));
+    let landed = read.members[0].location.as_ref().unwrap();
+    assert_eq!(std::fs::metadata(landed).unwrap().modified().unwrap(), when);
 }

@@ -173,6 +173,7 @@ struct Listed<'a> {
     size: u64,
     sha256: String,
     omitted: bool,
+    mtime: Option<f64>,
 }
 
 impl Listed<'_> {
@@ -258,6 +259,7 @@ pub fn write_bundle_generated<W: Write>(
                 size: file.bytes.len() as u64,
                 sha256: hex(&Sha256::digest(&file.bytes)),
                 omitted: false,
+                mtime: None,
             },
         );
     }
@@ -268,6 +270,7 @@ pub fn write_bundle_generated<W: Write>(
                 continue;
             }
             let (size, sha256) = hash_file(&file, progress)?;
+            let mtime = modified_secs(&file);
             listed.insert(
                 member,
                 Listed {
@@ -275,6 +278,7 @@ pub fn write_bundle_generated<W: Write>(
                     size,
                     sha256,
                     omitted,
+                    mtime,
                 },
             );
         }
@@ -286,6 +290,7 @@ pub fn write_bundle_generated<W: Write>(
                     size: extra.size,
                     sha256: extra.sha256.clone(),
                     omitted: true,
+                    mtime: None,
                 });
         }
     }
@@ -320,6 +325,7 @@ pub fn write_bundle_generated<W: Write>(
                 size: entry.size,
                 sha256: entry.sha256.clone(),
                 omitted: !entry.carried(),
+                mtime: entry.mtime,
             })
             .collect(),
     };
@@ -546,6 +552,15 @@ fn hash_file(path: &Path, progress: &mut dyn Progress) -> Result<(u64, String), 
         progress.advance(n as u64);
     }
     Ok((size, hex(&hasher.finalize())))
+}
+
+/// A file's modification time in seconds since the Unix epoch, when the system says.
+fn modified_secs(path: &Path) -> Option<f64> {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
 }
 
 /// Lowercase hex of bytes.

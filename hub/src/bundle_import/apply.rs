@@ -47,6 +47,8 @@ pub(crate) struct ListedFile {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// On its host, when the bundle says (else 0).
+    pub mtime: f64,
 }
 
 /// One storage root of a bundle, landed, and where it goes.
@@ -366,7 +368,7 @@ async fn add_listed(
             .push(FileEntry {
                 path: f.path.clone(),
                 size: f.size,
-                mtime: 0.0,
+                mtime: f.mtime,
                 sha256: Some(f.sha256.clone()),
             });
     }

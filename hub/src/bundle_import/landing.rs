@@ -238,6 +238,7 @@ fn plan_runicorn(
                     path,
                     size: m.size,
                     sha256: m.sha256.clone(),
+                    mtime: m.mtime.unwrap_or(0.0),
                 }),
             }
         }

@@ -96,7 +96,7 @@ fn snapshot(hub_dir: &Path, remote: &str) -> Vec<String> {
          WHERE m.name = ?1 GROUP BY r.dir ORDER BY r.dir",
     );
     query(
-        "SELECT r.dir, f.path, f.size, f.sha256 FROM files f
+        "SELECT r.dir, f.path, f.size, f.sha256, round(f.mtime, 3) FROM files f
          JOIN runs r ON r.id = f.run JOIN remotes m ON m.id = r.remote
          WHERE m.name = ?1 ORDER BY r.dir, f.path",
     );
