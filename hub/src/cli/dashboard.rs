@@ -54,6 +54,7 @@ pub async fn start(
         bind: serve.bind,
         port: serve.port,
         files: Some(Arc::new(files.clone())),
+        bundles: None,
     };
     let dashboard = Dashboard::bind(config)
         .await
