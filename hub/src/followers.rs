@@ -237,6 +237,11 @@ async fn tick<'a>(
             Scope::One(id) => r.id == *id,
         })
         .filter(|r| r.removed_at.is_none() && !r.paused && !following.contains_key(&r.id))
+        // Known only from bundles: nothing to follow.
+        .filter(|r| {
+            serde_json::from_value::<RemoteAddress>(r.transport.clone())
+                .map_or(true, |a| a.is_reachable())
+        })
         .collect();
     for row in wanted {
         if unusable.get(&row.id) == Some(&row.transport) {

@@ -99,6 +99,17 @@ enum Command {
     ///
     /// Example: runicorn-hub recycle-bin empty
     RecycleBin(cli::recycle_bin::RecycleBinArgs),
+    /// Import offline bundles: runs carried by hand from servers no SSH reaches.
+    ///
+    /// Each FILE is checked whole (every member's size and SHA-256, paths, links, bombs) before
+    /// anything changes, then all are stored in one step, exactly as a sync would store them,
+    /// under the remote each bundle names (or --as). Importing a bundle twice changes nothing;
+    /// a newer bundle of the same runs brings their new points; a copy here that is further
+    /// along is kept. Reads bundles of `runicorn-agent export` and `runicorn-hub export`, and
+    /// upstream runicorn's `runicorn export` .tar.gz and viewer .zip.
+    ///
+    /// Example: ssh login-node runicorn-agent export -o - | runicorn-hub import -
+    Import(cli::import::ImportArgs),
     /// Write sample runs (one of them still training) and artifacts (a dataset, a model of three
     /// versions) into a temporary root, start a local agent on it, sync it into a temporary
     /// store, serve the dashboard and follow it live.
@@ -121,6 +132,7 @@ fn main() -> ExitCode {
         Command::Artifacts(args) => cli::artifacts::run(hub_dir, args),
         Command::Cache(args) => cli::cache::run(hub_dir, args),
         Command::RecycleBin(args) => cli::recycle_bin::run(hub_dir, args),
+        Command::Import(args) => cli::import::run(hub_dir, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -35,6 +35,14 @@ pub async fn open_link(
     opts: &OpenOptions,
 ) -> Result<OpenLink, SyncError> {
     match address {
+        RemoteAddress::Offline { .. } => Err(SyncError::Transport {
+            remote: name.to_owned(),
+            message: format!(
+                "{name} is known only from imported bundles; give it a link with \
+                 `runicorn-hub connect USER@HOST --name {name}`, or import a newer bundle"
+            ),
+            transient: false,
+        }),
         RemoteAddress::Local { dir, agent } => {
             let program = local_agent_program(agent.as_deref());
             let link = spawn_local_agent(&program, dir, &opts.agent_args).map_err(|e| {

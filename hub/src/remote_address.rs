@@ -32,6 +32,14 @@ pub enum RemoteAddress {
         #[serde(default)]
         agent: Option<PathBuf>,
     },
+    /// Known only from imported bundles (`runicorn-hub import`): no link to open. `connect` of
+    /// the same name gives it one; its runs stay.
+    Offline {
+        #[serde(default)]
+        host: Option<String>,
+        #[serde(default)]
+        root: Option<String>,
+    },
 }
 
 impl RemoteAddress {
@@ -77,6 +85,11 @@ impl RemoteAddress {
                 s
             }
             RemoteAddress::Local { dir, .. } => format!("local:{}", dir.display()),
+            RemoteAddress::Offline { host, root } => match (host, root) {
+                (Some(h), Some(r)) => format!("imported from {h}:{r}"),
+                (Some(h), None) => format!("imported from {h}"),
+                _ => "imported".to_owned(),
+            },
         }
     }
 
@@ -93,7 +106,15 @@ impl RemoteAddress {
                 host.to_owned()
             }
             RemoteAddress::Local { .. } => "local".to_owned(),
+            RemoteAddress::Offline { host, .. } => {
+                host.clone().unwrap_or_else(|| "imported".to_owned())
+            }
         }
+    }
+
+    /// Whether there is a link to open (not a remote known only from bundles).
+    pub fn is_reachable(&self) -> bool {
+        !matches!(self, RemoteAddress::Offline { .. })
     }
 }
 

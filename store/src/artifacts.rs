@@ -10,7 +10,7 @@
 //! artifact gets its real value, and [`end_listing`] marks those still at -1 removed. A
 //! listing cut short resumes with incremental batches and ends the same way.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 
 use runicorn_protocol::run_format::record_depth::cut_deep_values;
 use runicorn_protocol::wire::{ArtifactChange, ArtifactVersionState, StoredAs};
@@ -32,7 +32,7 @@ pub(crate) struct ArtifactsApplied {
 const NOT_SEEN: i64 = -1;
 
 /// A full listing begins: every present artifact of `remote` is "not seen" until listed.
-pub(crate) fn begin_listing(tx: &Transaction, remote: RemoteId) -> rusqlite::Result<()> {
+pub(crate) fn begin_listing(tx: &Connection, remote: RemoteId) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE artifacts SET seq = ?2 WHERE remote = ?1 AND removed = 0",
         params![remote.0, NOT_SEEN],
@@ -41,7 +41,7 @@ pub(crate) fn begin_listing(tx: &Transaction, remote: RemoteId) -> rusqlite::Res
 }
 
 /// A full listing is complete: the artifacts it did not list are gone. Returns how many.
-pub(crate) fn end_listing(tx: &Transaction, remote: RemoteId) -> rusqlite::Result<u64> {
+pub(crate) fn end_listing(tx: &Connection, remote: RemoteId) -> rusqlite::Result<u64> {
     let n = tx.execute(
         "UPDATE artifacts SET removed = 1 WHERE remote = ?1 AND removed = 0 AND seq = ?2",
         params![remote.0, NOT_SEEN],
@@ -52,7 +52,7 @@ pub(crate) fn end_listing(tx: &Transaction, remote: RemoteId) -> rusqlite::Resul
 /// Stores the artifacts of one batch (each replaces everything held of it) and marks the
 /// removed ones. An artifact listed in the same batch as removed is present (the newer news).
 pub(crate) fn apply(
-    tx: &Transaction,
+    tx: &Connection,
     remote: RemoteId,
     changes: &[ArtifactChange],
     removed: &[String],
@@ -95,7 +95,7 @@ fn metadata_text(version: &ArtifactVersionState) -> Option<String> {
     })
 }
 
-fn store_one(tx: &Transaction, remote: RemoteId, a: &ArtifactChange) -> rusqlite::Result<()> {
+fn store_one(tx: &Connection, remote: RemoteId, a: &ArtifactChange) -> rusqlite::Result<()> {
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO artifacts(remote, dir, seq, type, name, problem, removed, stored_bytes)

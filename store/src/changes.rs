@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use runicorn_protocol::wire::{check_wire_path, ChangeBatch, FileEntry, RunChange, SkippedEntry};
 
@@ -186,10 +186,7 @@ impl Store {
         let screened = screen(batch);
         let p = self.db_path.clone();
         let now = unix_now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         let (reset_epoch, reset_open): (Option<String>, bool) = tx
             .query_row(
                 "SELECT reset_epoch, reset_open FROM remotes WHERE id = ?1",
@@ -248,40 +245,11 @@ impl Store {
                 .at(&p)? as u64;
         }
         // A run listed in the same batch as removed is present: its state is the newer news.
-        let mut values = RunValueRows::default();
-        let mut refused_runs = Vec::new();
-        for (i, run) in batch.runs.iter().enumerate() {
-            if let Some(reason) = screened.runs.get(&i) {
-                tracing::warn!(
-                    remote = name,
-                    dir = run.dir,
-                    reason,
-                    "run refused; the rest is stored"
-                );
-                refused_runs.push(SkippedEntry {
-                    name: run.dir.clone(),
-                    reason: reason.clone(),
-                });
-                continue;
-            }
-            if crate::purge::is_purged(&tx, remote.0, &run.dir).at(&p)? {
-                // Deleted for good from the hub's recycle bin: its server's copy stays there.
-                out.purged += 1;
-                continue;
-            }
-            let refused_files = screened.files.get(&i);
-            out.refused_files += refused_files.map_or(0, |r| r.len() as u64);
-            let (files, skipped_files) = kept_files(run, refused_files);
-            let records = SortedRecords::of(run);
-            let before = sorted_records_of(&tx, remote, &run.dir).at(&p)?;
-            let id = upsert_run(&tx, remote, run, &records, &skipped_files, seen, now).at(&p)?;
-            records.changes(&mut values, id, before.as_ref());
-            sync_manifest(&tx, id, &files).at(&p)?;
-            out.runs += 1;
-        }
-        out.refused_runs = refused_runs.len() as u64;
-        skipped::record(&tx, remote, KIND_RUN, &refused_runs, true, now).at(&p)?;
-        values.write(&tx).at(&p)?;
+        let all = vec![true; batch.runs.len()];
+        store_runs(
+            &tx, remote, &name, batch, &all, &screened, seen, now, &mut out,
+        )
+        .at(&p)?;
         let applied =
             artifacts::apply(&tx, remote, &batch.artifacts, &batch.removed_artifacts).at(&p)?;
         out.artifacts = applied.artifacts;
@@ -316,13 +284,91 @@ impl Store {
     }
 }
 
+/// Stores the runs of `batch` whose `take` flag is set, and its artifacts, as a merge: no
+/// cursor, no full-listing bookkeeping, nothing marked removed, the remote's lists of what it
+/// could not send left alone (an import, `imports.rs`). One write step.
+pub(crate) fn apply_merge(
+    store: &mut Store,
+    remote: RemoteId,
+    batch: &ChangeBatch,
+    take: &[bool],
+) -> Result<ChangeOutcome, StoreError> {
+    let name = store.remote_name(remote)?;
+    let screened = screen(batch);
+    let p = store.db_path.clone();
+    let now = unix_now();
+    let tx = store.write_tx().at(&p)?;
+    let mut out = ChangeOutcome::default();
+    store_runs(
+        &tx, remote, &name, batch, take, &screened, None, now, &mut out,
+    )
+    .at(&p)?;
+    let applied = artifacts::apply(&tx, remote, &batch.artifacts, &[]).at(&p)?;
+    out.artifacts = applied.artifacts;
+    tx.commit().at(&p)?;
+    Ok(out)
+}
+
+/// Upserts the runs of `batch` whose `take` flag is set, with their manifests and derived
+/// values; refused runs are recorded as skipped. Counts into `out`.
+#[allow(clippy::too_many_arguments)] // the pieces of one batch being stored
+fn store_runs(
+    tx: &Connection,
+    remote: RemoteId,
+    name: &str,
+    batch: &ChangeBatch,
+    take: &[bool],
+    screened: &Screened,
+    seen: Option<&str>,
+    now: f64,
+    out: &mut ChangeOutcome,
+) -> rusqlite::Result<()> {
+    let mut values = RunValueRows::default();
+    let mut refused_runs = Vec::new();
+    for (i, run) in batch.runs.iter().enumerate() {
+        if !take.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        if let Some(reason) = screened.runs.get(&i) {
+            tracing::warn!(
+                remote = name,
+                dir = run.dir,
+                reason,
+                "run refused; the rest is stored"
+            );
+            refused_runs.push(SkippedEntry {
+                name: run.dir.clone(),
+                reason: reason.clone(),
+            });
+            continue;
+        }
+        if crate::purge::is_purged(tx, remote.0, &run.dir)? {
+            // Deleted for good from the hub's recycle bin: its server's copy stays there.
+            out.purged += 1;
+            continue;
+        }
+        let refused_files = screened.files.get(&i);
+        out.refused_files += refused_files.map_or(0, |r| r.len() as u64);
+        let (files, skipped_files) = kept_files(run, refused_files);
+        let records = SortedRecords::of(run);
+        let before = sorted_records_of(tx, remote, &run.dir)?;
+        let id = upsert_run(tx, remote, run, &records, &skipped_files, seen, now)?;
+        records.changes(&mut values, id, before.as_ref());
+        sync_manifest(tx, id, &files)?;
+        out.runs += 1;
+    }
+    out.refused_runs = refused_runs.len() as u64;
+    skipped::record(tx, remote, KIND_RUN, &refused_runs, true, now)?;
+    values.write(tx)
+}
+
 impl Store {
     /// Deletes everything the store holds of one run (the user's choice; the remote is not
     /// touched). A run still on its remote comes back with its next change, from scratch.
     /// Returns whether the run existed.
     pub fn forget_run(&mut self, run: RunKey) -> Result<bool, StoreError> {
         let p = self.db_path.clone();
-        let tx = self.conn.transaction().at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         let existed = crate::purge::delete_run_rows(&tx, run.0).at(&p)?;
         tx.commit().at(&p)?;
         Ok(existed)
@@ -364,7 +410,7 @@ impl SortedRecords {
 
 /// The stored summary and config of a run, if the store knows it.
 fn sorted_records_of(
-    tx: &Transaction,
+    tx: &Connection,
     remote: RemoteId,
     dir: &str,
 ) -> rusqlite::Result<Option<SortedRecords>> {
@@ -381,7 +427,7 @@ fn sorted_records_of(
 /// Inserts or updates one run with its whole reported state; returns its id. The hub's own
 /// columns (annotations, recycle bin) are left as they are.
 fn upsert_run(
-    tx: &Transaction,
+    tx: &Connection,
     remote: RemoteId,
     run: &RunChange,
     records: &SortedRecords,
@@ -461,7 +507,7 @@ fn upsert_run(
 
 /// Makes the run's stored manifest equal to `files`, writing only rows that changed (a live
 /// run is listed again at every flush; its thousand media files should cost nothing).
-fn sync_manifest(tx: &Transaction, run: i64, files: &[FileEntry]) -> rusqlite::Result<()> {
+fn sync_manifest(tx: &Connection, run: i64, files: &[FileEntry]) -> rusqlite::Result<()> {
     type Known = (i64, f64, Option<String>);
     let mut known: HashMap<String, Known> = HashMap::new();
     {

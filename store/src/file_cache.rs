@@ -225,6 +225,36 @@ impl FileCache {
         Ok(partial)
     }
 
+    /// Moves `file`, whose bytes the caller has already checked to hash to `sha256` (an import's
+    /// landed member), into the cache under that hash: a rename when it is on the cache's file
+    /// system, else a copy. Returns whether the cache gained it (false: it was there already,
+    /// and `file` is left alone).
+    pub fn adopt_checked(&self, file: &Path, sha256: &str) -> Result<bool, StoreError> {
+        let Some(dest) = self.slot(sha256) else {
+            return Err(StoreError::io(
+                file,
+                std::io::Error::other(format!("{sha256:?} is not a SHA-256")),
+            ));
+        };
+        if dest.is_file() {
+            return Ok(false);
+        }
+        let dir = dest.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        if std::fs::rename(file, &dest).is_err() {
+            // Another file system: copy through a temporary file, then rename into place.
+            let tmp_dir = self.tmp_dir();
+            std::fs::create_dir_all(&tmp_dir).map_err(|e| StoreError::io(&tmp_dir, e))?;
+            let tmp = tmp_dir.join(format!("{sha256}.adopt-{}", std::process::id()));
+            std::fs::copy(file, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
+            if let Err(e) = std::fs::rename(&tmp, &dest) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(StoreError::io(&dest, e));
+            }
+        }
+        Ok(true)
+    }
+
     /// Sets a cached file's mtime to now: it was just used (the LRU order of a clean-up).
     pub fn touch(path: &Path) {
         if let Ok(f) = File::options().write(true).open(path) {

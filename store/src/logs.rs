@@ -5,7 +5,7 @@
 //! Ingest is idempotent like points: a chunk is applied only where it continues the copy.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use runicorn_protocol::wire::{check_wire_path, LogBatch, LogChunk};
 
@@ -80,10 +80,7 @@ impl Store {
             check_chunk(&name, c)?;
         }
         let p = self.db_path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         let mut stats = LogStats::default();
         for c in &batch.runs {
             if apply_chunk(&tx, remote, c).at(&p)? {
@@ -169,7 +166,7 @@ fn stored_bytes(v: ValueRef<'_>) -> Vec<u8> {
 }
 
 /// Applies one chunk; returns whether it was stored.
-fn apply_chunk(tx: &Transaction, remote: RemoteId, c: &LogChunk) -> rusqlite::Result<bool> {
+fn apply_chunk(tx: &Connection, remote: RemoteId, c: &LogChunk) -> rusqlite::Result<bool> {
     let Some(run) = run_id_of(tx, remote, &c.dir)? else {
         tracing::warn!(
             dir = c.dir,

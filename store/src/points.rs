@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use rusqlite::{params, OptionalExtension, Statement, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Statement};
 
 use runicorn_protocol::wire::{check_wire_path, PointBatch, RunPoints, Series};
 
@@ -171,7 +171,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn push(&mut self, tx: &Transaction, row: Row) -> rusqlite::Result<()> {
+    fn push(&mut self, tx: &Connection, row: Row) -> rusqlite::Result<()> {
         self.rows.push(row);
         if self.rows.len() >= CHUNK_ROWS {
             self.flush(tx)?;
@@ -180,7 +180,7 @@ impl Pending {
     }
 
     /// Inserts every buffered row.
-    fn flush(&mut self, tx: &Transaction) -> rusqlite::Result<()> {
+    fn flush(&mut self, tx: &Connection) -> rusqlite::Result<()> {
         for chunk in self.rows.chunks(CHUNK_ROWS) {
             if chunk.len() == CHUNK_ROWS {
                 insert_rows(&mut *tx.prepare_cached(full_insert_sql())?, chunk)?;
@@ -276,9 +276,7 @@ impl Store {
             ..
         } = self;
         let p = db_path.as_path();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(p)?;
+        let tx = crate::store::write_tx(conn).at(p)?;
         let mut copies = copies_of(&tx, remote, batch).at(p)?;
         let mut pending = Pending {
             totals: totals_of(&tx, copies.values().map(|c| c.run)).at(p)?,
@@ -349,7 +347,7 @@ impl Store {
 
 /// The copies of every run the batch names (missing runs aside), by directory, in one query.
 fn copies_of<'b>(
-    tx: &Transaction,
+    tx: &Connection,
     remote: RemoteId,
     batch: &'b PointBatch,
 ) -> rusqlite::Result<HashMap<&'b str, Copy>> {
@@ -386,7 +384,7 @@ fn copies_of<'b>(
 
 /// The `run_keys` rows of `runs`, in one query.
 fn totals_of(
-    tx: &Transaction,
+    tx: &Connection,
     runs: impl Iterator<Item = i64>,
 ) -> rusqlite::Result<BTreeMap<(i64, i64), KeyTotals>> {
     let mut out = BTreeMap::new();
@@ -415,7 +413,7 @@ fn totals_of(
 }
 
 /// Writes the changed (run, key) totals and moves every applied run's copy on.
-fn write_totals(tx: &Transaction, pending: &Pending) -> rusqlite::Result<()> {
+fn write_totals(tx: &Connection, pending: &Pending) -> rusqlite::Result<()> {
     let changed: Vec<((i64, i64), KeyTotals)> = pending
         .dirty
         .iter()
@@ -449,7 +447,7 @@ fn write_totals(tx: &Transaction, pending: &Pending) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn drop_points(tx: &Transaction, run: i64) -> rusqlite::Result<()> {
+fn drop_points(tx: &Connection, run: i64) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM points WHERE run = ?1", [run])?;
     tiles::drop_run(tx, run)?;
     tx.execute("DELETE FROM run_keys WHERE run = ?1", [run])?;
@@ -465,7 +463,7 @@ fn drop_points(tx: &Transaction, run: i64) -> rusqlite::Result<()> {
 /// The id of a metric key, interning it if new. `new` collects ids created in this
 /// transaction; they join the connection's cache only once it commits.
 fn intern_key(
-    tx: &Transaction,
+    tx: &Connection,
     cache: &HashMap<String, i64>,
     new: &mut HashMap<String, i64>,
     name: &str,
@@ -490,7 +488,7 @@ fn intern_key(
 /// Queues one series' rows and updates its (run, key) totals in `pending`; returns the values
 /// written.
 fn write_series(
-    tx: &Transaction,
+    tx: &Connection,
     pending: &mut Pending,
     run: i64,
     key: i64,
@@ -522,7 +520,7 @@ fn write_series(
     }
     let before = pending.totals.get(&(run, key)).copied();
     let appends = increasing && before.is_none_or(|b| lo > b.last_step);
-    let count_range = |tx: &Transaction| -> rusqlite::Result<i64> {
+    let count_range = |tx: &Connection| -> rusqlite::Result<i64> {
         tx.prepare_cached(
             "SELECT count(*) FROM points WHERE run = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
         )?
@@ -591,7 +589,7 @@ fn write_series(
     Ok(n as u64)
 }
 
-fn store_corrupt_lines(tx: &Transaction, run: i64, rp: &RunPoints) -> rusqlite::Result<()> {
+fn store_corrupt_lines(tx: &Connection, run: i64, rp: &RunPoints) -> rusqlite::Result<()> {
     if rp.corrupt.is_empty() {
         return Ok(());
     }

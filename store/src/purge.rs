@@ -65,10 +65,7 @@ impl Store {
     fn purge_keys(&mut self, keys: &[i64]) -> Result<PurgeReport, StoreError> {
         let p = self.db_path.clone();
         let now = unix_now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         let mut contents: Vec<String> = Vec::new();
         let mut runs = 0;
         for &key in keys {

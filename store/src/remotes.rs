@@ -537,10 +537,7 @@ impl Store {
     /// Renames a remote (its runs follow: they refer to it by id).
     pub fn rename_remote(&mut self, old: &str, new: &str) -> Result<RenameOutcome, StoreError> {
         let p = self.db_path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         let taken: bool = tx
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM remotes WHERE name = ?1)",
@@ -572,10 +569,7 @@ impl Store {
         let p = self.db_path.clone();
         // Immediate: two processes claiming at once wait for each other instead of failing to
         // upgrade a read transaction. A transaction that writes nothing changes nothing.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         type Holder = (Option<String>, Option<f64>, Option<i64>, Option<String>);
         let holder: Option<Holder> = tx
             .query_row(
@@ -624,10 +618,7 @@ impl Store {
         let p = self.db_path.clone();
         // Immediate: two processes claiming at once wait for each other instead of failing to
         // upgrade a read transaction. A transaction that writes nothing changes nothing.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         tx.execute(
             "UPDATE remotes SET follower = NULL, follower_beat = NULL, follower_pid = NULL,
                 follower_host = NULL, connected = 0
@@ -696,7 +687,7 @@ impl Store {
     /// Cached file contents stay in `files/` (they are shared by hash).
     pub fn remove_remote(&mut self, name: &str) -> Result<bool, StoreError> {
         let p = self.db_path.clone();
-        let tx = self.conn.transaction().at(&p)?;
+        let tx = self.write_tx().at(&p)?;
         // `points` has no foreign key (see schema.rs): delete them explicitly.
         tx.execute(
             "DELETE FROM points WHERE run IN

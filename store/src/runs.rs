@@ -3,7 +3,7 @@
 //! series in step order, file manifest and corrupt lines, and the writers' lookup of a run's key
 //! ([`run_id_of`]). Nothing here writes. Ids are in `ids.rs`.
 
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use runicorn_protocol::wire::{EventsState, WireCorruptLine};
@@ -610,7 +610,7 @@ impl Store {
 
 /// The id of a run, if the store knows it (inside a writer's transaction).
 pub(crate) fn run_id_of(
-    tx: &Transaction,
+    tx: &Connection,
     remote: RemoteId,
     dir: &str,
 ) -> rusqlite::Result<Option<i64>> {

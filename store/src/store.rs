@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Savepoint, Transaction, TransactionBehavior,
+};
 
 use crate::error::{SqliteContext, StoreError};
 use crate::file_cache::FileCache;
@@ -49,6 +51,42 @@ pub fn default_dir() -> PathBuf {
         // No home directory at all (a bare container): the working directory is the only
         // place left that the user chose.
         None => PathBuf::from(".runicorn-hub"),
+    }
+}
+
+/// One write step: its own transaction, or a savepoint inside an atomic step
+/// ([`Store::begin_atomic`]). Either way it reads as the connection and ends with `commit`.
+pub(crate) enum WriteTx<'c> {
+    Own(Transaction<'c>),
+    Nested(Savepoint<'c>),
+}
+
+/// [`Store::write_tx`] for code that holds the connection apart from the rest of the store.
+pub(crate) fn write_tx(conn: &mut Connection) -> rusqlite::Result<WriteTx<'_>> {
+    if conn.is_autocommit() {
+        conn.transaction_with_behavior(TransactionBehavior::Immediate)
+            .map(WriteTx::Own)
+    } else {
+        conn.savepoint().map(WriteTx::Nested)
+    }
+}
+
+impl WriteTx<'_> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            WriteTx::Own(tx) => tx.commit(),
+            WriteTx::Nested(sp) => sp.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Own(tx) => tx,
+            WriteTx::Nested(sp) => sp,
+        }
     }
 }
 
@@ -143,6 +181,36 @@ impl Store {
     /// The SQLite file.
     pub fn db_path(&self) -> &Path {
         &self.db_path
+    }
+
+    /// Begins a write: a transaction (`BEGIN IMMEDIATE`) when none is open, else a savepoint
+    /// inside the one [`Store::begin_atomic`] opened, so every write method composes into one
+    /// all-or-nothing step.
+    pub(crate) fn write_tx(&mut self) -> rusqlite::Result<WriteTx<'_>> {
+        write_tx(&mut self.conn)
+    }
+
+    /// Opens one write transaction that every later write of this `Store` joins, until
+    /// [`Store::commit_atomic`] or [`Store::rollback_atomic`]: many batches become one step that
+    /// lands whole or not at all (an import). Other writers wait for it (their busy timeout).
+    /// The in-memory caches may then hold rows of a rolled-back step: a `Store` that rolled
+    /// back is dropped, not reused.
+    pub fn begin_atomic(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").at(&self.db_path)
+    }
+
+    /// Commits what [`Store::begin_atomic`] opened.
+    pub fn commit_atomic(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT").at(&self.db_path)
+    }
+
+    /// Undoes everything since [`Store::begin_atomic`] and forgets the in-memory caches.
+    pub fn rollback_atomic(&mut self) -> Result<(), StoreError> {
+        self.key_ids.clear();
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK").at(&self.db_path)
     }
 
     /// Name of a remote, for error messages; refuses an unknown id.

@@ -131,7 +131,7 @@ pub async fn open_client(
 /// `--install-agent` needs an SSH address whose agent is looked for in the default places.
 fn check_address(address: &RemoteAddress, name: &str) -> Result<(), InstallError> {
     match address {
-        RemoteAddress::Local { .. } => Err(InstallError::NotSsh {
+        RemoteAddress::Local { .. } | RemoteAddress::Offline { .. } => Err(InstallError::NotSsh {
             remote: name.to_owned(),
         }),
         RemoteAddress::Ssh {

@@ -111,6 +111,8 @@ pub fn address_of(args: &ConnectArgs) -> anyhow::Result<RemoteAddress> {
             }
             *agent = args.agent.as_ref().map(PathBuf::from);
         }
+        // `parse` never gives one: only an import records it.
+        RemoteAddress::Offline { .. } => {}
     }
     Ok(address)
 }

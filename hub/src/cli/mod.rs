@@ -14,6 +14,7 @@ pub mod demo_runs;
 pub mod fetch;
 pub mod fetch_artifact;
 pub mod fetch_assets;
+pub mod import;
 pub mod list;
 pub mod list_columns;
 pub mod logging;

@@ -242,6 +242,13 @@ impl RemoteFiles {
             reason,
         };
         let mut found = match &address {
+            RemoteAddress::Offline { .. } => {
+                return Err(FetchError::Offline {
+                    remote: remote.name.clone(),
+                    path: relative.to_owned(),
+                    reason: "it is known only from imported bundles: `runicorn-hub connect USER@HOST --name NAME` gives it a link".to_owned(),
+                })
+            }
             RemoteAddress::Local { dir, .. } => {
                 let (dir, rel) = (dir.clone(), relative.to_owned());
                 tokio::task::spawn_blocking(move || list_local(&dir, &rel))

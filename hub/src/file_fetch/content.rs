@@ -450,6 +450,11 @@ impl RemoteFiles {
             reason,
         })?;
         match address {
+            RemoteAddress::Offline { .. } => Err(FetchError::Offline {
+                remote: remote.name.clone(),
+                path: want.label.clone(),
+                reason: "it is known only from imported bundles: `runicorn-hub connect USER@HOST --name NAME` gives it a link".to_owned(),
+            }),
             RemoteAddress::Local { dir, .. } => source::open_local(dir, relative, offset)
                 .await
                 .map_err(|e| super::open_error(&remote.name, &want.label, e)),
@@ -578,6 +583,7 @@ impl RemoteFiles {
             reason,
         };
         let link = match address {
+            RemoteAddress::Offline { .. } => return Err(offline("it is known only from imported bundles: `runicorn-hub connect USER@HOST --name NAME` gives it a link".to_owned())),
             RemoteAddress::Local { dir, agent } => {
                 spawn_local_agent(&local_agent_program(agent.as_deref()), dir, &[])
                     .map_err(|e| offline(e.to_string()))?

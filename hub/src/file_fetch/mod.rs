@@ -199,6 +199,11 @@ impl RemoteFiles {
         }
         let offset = partial.len();
         let opened = match &address {
+            RemoteAddress::Offline { .. } => Err(FetchError::Offline {
+                remote: run.remote.clone(),
+                path: path.clone(),
+                reason: "it is known only from imported bundles: `runicorn-hub connect USER@HOST --name NAME` gives it a link".to_owned(),
+            }),
             RemoteAddress::Local { dir, .. } => source::open_local(dir, &relative, offset)
                 .await
                 .map_err(|e| open_error(&run.remote, &path, e)),

@@ -17,6 +17,7 @@ mod agent_serve;
 mod agent_terminal;
 mod artifact_fetch;
 mod artifact_sync;
+mod bundle_import;
 mod chunk_cache;
 mod data_out;
 mod file_transfer;
