@@ -10,6 +10,8 @@ pub enum BundleError {
     // --- writer ---
     #[error("run directory {run:?} cannot be bundled: {reason}")]
     InvalidRunDir { run: String, reason: String },
+    #[error("{path:?} cannot be bundled: {reason}")]
+    InvalidExtraPath { path: String, reason: String },
     #[error("file {path} changed while it was being bundled (size or content differs); retry once the run stops writing it")]
     FileChanged { path: PathBuf },
     #[error("reading {path}: {source}")]
@@ -67,6 +69,8 @@ pub enum BundleError {
     MissingMember { member: String },
     #[error("member {member:?} is in the bundle but not in the manifest")]
     UnlistedMember { member: String },
+    #[error("member {member:?} is listed as omitted, yet its content is in the bundle")]
+    OmittedContent { member: String },
     #[error("destination {path} must be an existing empty directory")]
     DestinationNotEmpty { path: PathBuf },
     #[error("writing {path}: {source}")]
@@ -93,7 +97,8 @@ impl BundleError {
             | CompressionRatioExceeded { member, .. }
             | ChecksumMismatch { member, .. }
             | MissingMember { member }
-            | UnlistedMember { member } => Some(member),
+            | UnlistedMember { member }
+            | OmittedContent { member } => Some(member),
             ManifestNotFirst { .. }
             | ManifestTooLarge { .. }
             | ManifestInvalid { .. }

@@ -12,8 +12,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MANIFEST_NAME: &str = "bundle.json";
 /// The directory of contents inside the tar.
 pub const CONTENTS_DIR: &str = "contents";
-/// Every member path starts with this directory (`runs/<run dir>/<file>`).
-pub const RUNS_DIR: &str = "runs";
+/// The directory of a storage root holding artifacts; members may lie below it when their
+/// source lists artifact versions.
+pub const ARTIFACTS_DIR: &str = "artifacts";
 
 /// `bundle.json`: what a bundle holds. Unknown fields are ignored (a version 1 writer may add
 /// optional fields); an incompatible change bumps [`FORMAT_VERSION`].
@@ -21,43 +22,94 @@ pub const RUNS_DIR: &str = "runs";
 pub struct Manifest {
     /// [`FORMAT_VERSION`].
     pub format_version: u32,
-    /// Where the runs came from.
-    pub source: Source,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: f64,
-    /// The run directories inside, relative to the source root (`/`-separated).
-    pub runs: Vec<String>,
-    /// Artifact versions the bundle refers to (may be empty).
+    /// The program that wrote the bundle (`runicorn-agent 0.1.0`).
     #[serde(default)]
-    pub artifact_versions: Vec<ArtifactVersionRef>,
-    /// Every member (a file of a run directory).
+    pub created_by: String,
+    /// The storage roots the runs came from; a member path starts with its source's index.
+    pub sources: Vec<Source>,
+    /// Every file listed (carried or omitted).
     pub members: Vec<ManifestMember>,
 }
 
-/// The host and storage root a bundle was written from.
+/// One storage root of a bundle: where it came from, and the runs and artifact versions of it
+/// the bundle holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
+    /// The remote name to import the runs under (an agent's export: its hostname).
+    pub name: String,
     pub host: String,
+    /// The storage root as its host knows it.
     pub root: String,
+    /// Run directories, relative to the root (`/`-separated).
+    pub runs: Vec<String>,
+    /// Artifact versions carried (may be empty); members may then lie under `artifacts/`.
+    #[serde(default)]
+    pub artifact_versions: Vec<ArtifactVersionRef>,
+    /// The hub's annotations of the runs (hub exports only; may be empty).
+    #[serde(default)]
+    pub annotations: Vec<Annotation>,
 }
 
 /// One artifact version named by a bundle (`artifacts/<type>/<name>`, version N).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ArtifactVersionRef {
     pub dir: String,
     pub version: u64,
 }
 
-/// One member: a file at `path` (`runs/<run dir>/<file>`), its size and SHA-256 (lowercase hex),
-/// whose bytes are the tar entry `contents/<sha[:2]>/<sha>`.
+/// What a hub knows of a run beyond its files: alias, tags, notes, and whether it sits in the
+/// recycle bin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    /// The run directory (one of its source's `runs`).
+    pub run: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// One member: the file at `path` (`<source index>/<root-relative path>`), its size and SHA-256
+/// (lowercase hex). Its bytes are the tar entry `contents/<sha[:2]>/<sha>`, unless `omitted`:
+/// then the file is only listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestMember {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub omitted: bool,
 }
 
-/// The tar entry name of the content with this SH-256 (lowercase hex).
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The member path of the root-relative `path` of source `source`.
+pub fn member_path(source: usize, path: &str) -> String {
+    format!("{source}/{path}")
+}
+
+/// Splits a member path into its source index and root-relative path, when it has the form
+/// `<decimal index>/<path>` (no sign, no leading zero).
+pub fn split_member_path(path: &str) -> Option<(usize, &str)> {
+    let (index, rest) = path.split_once('/')?;
+    let canonical = !index.is_empty()
+        && index.bytes().all(|b| b.is_ascii_digit())
+        && (index == "0" || !index.starts_with('0'));
+    if !canonical || rest.is_empty() {
+        return None;
+    }
+    Some((index.parse().ok()?, rest))
+}
+
+/// The tar entry name of the content with this SHA-256 (lowercase hex).
 pub fn content_entry_name(sha256: &str) -> String {
     let fanout = sha256.get(..2).unwrap_or(sha256);
     format!("{CONTENTS_DIR}/{fanout}/{sha256}")
@@ -90,5 +142,39 @@ mod tests {
         assert_eq!(content_sha_of_entry(&format!("contents/cd/{sha}")), None);
         assert_eq!(content_sha_of_entry("contents/ab/xyz"), None);
         assert_eq!(content_sha_of_entry(&format!("runs/ab/{sha}")), None);
+    }
+
+    #[test]
+    fn member_paths_split_into_source_and_root_path() {
+        assert_eq!(member_path(3, "runs/a/b"), "3/runs/a/b");
+        assert_eq!(split_member_path("0/runs/a"), Some((0, "runs/a")));
+        assert_eq!(split_member_path("12/x"), Some((12, "x")));
+        for bad in [
+            "runs/a",
+            "01/x",
+            "-1/x",
+            "+1/x",
+            "0/",
+            "0",
+            "/x",
+            "99999999999999999999999/x",
+        ] {
+            assert_eq!(split_member_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn omitted_is_written_only_when_true() {
+        let mut member = ManifestMember {
+            path: "0/runs/a/f".to_owned(),
+            size: 1,
+            sha256: "ab".repeat(32),
+            omitted: false,
+        };
+        assert!(!serde_json::to_string(&member).unwrap().contains("omitted"));
+        member.omitted = true;
+        assert!(serde_json::to_string(&member)
+            .unwrap()
+            .contains("\"omitted\":true"));
     }
 }

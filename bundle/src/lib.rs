@@ -1,5 +1,5 @@
 //! Offline bundles (`docs/run-format.md`, "Offline bundles (format)"): one zstd-compressed tar
-//! file carrying run directories of a storage root, its manifest first. This crate owns the
+//! file carrying run directories (and artifact versions) of one or more storage roots, its manifest first. This crate owns the
 //! format ([`format`]), the writer ([`writer`]) and a reader that checks everything and refuses
 //! hostile or damaged bundles ([`reader`], bounded by [`limits`]). Exporting and importing
 //! (agent, hub) are built on it elsewhere.
@@ -12,7 +12,12 @@ pub mod reader;
 pub mod writer;
 
 pub use error::BundleError;
-pub use format::{ArtifactVersionRef, Manifest, ManifestMember, Source, FORMAT_VERSION};
+pub use format::{
+    Annotation, ArtifactVersionRef, Manifest, ManifestMember, Source, FORMAT_VERSION,
+};
 pub use limits::Limits;
 pub use reader::{read_bundle, LandedMember, ReadBundle};
-pub use writer::{write_bundle, Skipped, WriteOptions, WriteReport};
+pub use writer::{
+    write_bundle, write_bundle_with_progress, NoProgress, Omit, OmittedFile, Phase, Progress,
+    Skipped, SourceInput, WriteOptions, WriteReport,
+};

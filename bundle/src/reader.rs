@@ -3,12 +3,15 @@
 //! member.
 //!
 //! Contract: `dest` must be an existing, empty directory (a fresh temporary directory of the
-//! caller). The reader writes only below it: contents are staged in `dest/contents/`, then every
-//! member is placed at `dest/<member path>` (`dest/runs/<run dir>/<file>`) and the staging
-//! directory removed. On success `dest` holds exactly the manifest's members, each checked
-//! against its size and SHA-256. On any error the reader removes everything it created, leaving
-//! `dest` empty; the caller may also simply remove `dest`. Members that share bytes are written
-//! as separate copies (never hard links, so appending to one file never changes another).
+//! caller). The reader writes only below it: contents are staged in `dest/.staging/`, then every
+//! carried member `<i>/<path>` is placed at `dest/<i>/<path>`, so that `dest/<i>` is laid out as
+//! the storage root of source `i` ([`ReadBundle::source_root`]), and the staging directory is
+//! removed. On success `dest` holds one directory per source (with every run directory of it)
+//! and exactly the manifest's carried members, each checked against its size and SHA-256;
+//! omitted members are listed but not landed. On any error the reader removes everything it
+//! created, leaving `dest` empty; the caller may also simply remove `dest`. Members that share
+//! bytes are written as separate copies (never hard links, so appending to one file never
+//! changes another).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
 use crate::format::{
-    content_entry_name, content_sha_of_entry, is_sha256_hex, Manifest, CONTENTS_DIR,
-    FORMAT_VERSION, MANIFEST_NAME, RUNS_DIR,
+    content_entry_name, content_sha_of_entry, is_sha256_hex, split_member_path, Manifest, Source,
+    ARTIFACTS_DIR, CONTENTS_DIR, FORMAT_VERSION, MANIFEST_NAME,
 };
 use crate::limits::Limits;
 use crate::paths::check_member_path;
@@ -36,17 +39,31 @@ pub struct ReadBundle {
     pub members: Vec<LandedMember>,
 }
 
+impl ReadBundle {
+    /// Where source `index` of a bundle read into `dest` is laid out as a storage root.
+    pub fn source_root(dest: &Path, index: usize) -> PathBuf {
+        dest.join(index.to_string())
+    }
+}
+
 /// One member of a read bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandedMember {
-    /// The member path of the manifest (`runs/...`).
+    /// The member path of the manifest (`<source index>/<root-relative path>`).
     pub path: String,
+    /// The index of its source in the manifest's `sources`.
+    pub source: usize,
+    /// The path relative to its source's root (`runs/<run dir>/<file>`).
+    pub root_path: String,
     pub size: u64,
     pub sha256: String,
-    /// Where its checked bytes are: `dest/<path>`.
-    pub location: PathBuf,
+    /// Where its checked bytes are (`dest/<source>/<root_path>`), or `None` when the member is
+    /// omitted (listed, not carried).
+    pub location: Option<PathBuf>,
 }
 
+/// The staging directory inside `dest` (never a source index, so never a source root).
+const STAGING_DIR: &str = ".staging";
 /// Name used in errors for problems not inside one member.
 const STREAM: &str = "(bundle stream)";
 /// Bytes accepted after the tar's end marker (zero padding only).
@@ -89,7 +106,7 @@ fn clear(dest: &Path) {
 }
 
 /// The manifest's view of one content.
-struct Expected {
+pub(crate) struct Expected {
     size: u64,
     /// The first member path holding it (errors about the content name it).
     member: String,
@@ -150,9 +167,12 @@ fn read_into<R: Read>(input: R, dest: &Path, limits: &Limits) -> Result<ReadBund
             read_manifest(entry, &mut totals)?
         }
     };
-    let mut expected = check_manifest(&manifest, limits)?;
+    let Checked {
+        mut expected,
+        omitted,
+    } = check_manifest(&manifest, limits)?;
 
-    let staging = dest.join(CONTENTS_DIR);
+    let staging = dest.join(STAGING_DIR);
     let mut last = MANIFEST_NAME.to_owned();
     for entry in entries {
         let entry = entry.map_err(|e| stream_error(e, &format!("(after {last})")))?;
@@ -165,6 +185,11 @@ fn read_into<R: Read>(input: R, dest: &Path, limits: &Limits) -> Result<ReadBund
             return Err(BundleError::UnlistedMember { member: name });
         };
         let Some(content) = expected.get_mut(&sha) else {
+            if let Some(member) = omitted.get(&sha) {
+                return Err(BundleError::OmittedContent {
+                    member: member.clone(),
+                });
+            }
             return Err(BundleError::UnlistedMember { member: name });
         };
         if content.seen {
@@ -335,30 +360,29 @@ fn read_manifest<R: Read>(
     })
 }
 
-/// Checks the manifest on its own (paths, duplicates, agreeing sizes, the declared total) and
-/// returns the contents it expects by SHA-256.
-fn check_manifest(
-    manifest: &Manifest,
-    limits: &Limits,
-) -> Result<BTreeMap<String, Expected>, BundleError> {
-    for run in &manifest.runs {
-        check_member_path(run, run)?;
-    }
-    for version in &manifest.artifact_versions {
-        check_member_path(&version.dir, &version.dir)?;
+/// What a checked manifest expects of the tar.
+pub(crate) struct Checked {
+    /// The carried contents by SHA-256.
+    expected: BTreeMap<String, Expected>,
+    /// The first omitted member of each SHA-256 no carried member has.
+    omitted: BTreeMap<String, String>,
+}
+
+/// Checks the manifest on its own (sources, paths and where they may lie, duplicates, agreeing
+/// sizes, the declared total) and returns the contents it expects by SHA-256. The writer runs it
+/// too, so it never writes a bundle the reader refuses.
+pub(crate) fn check_manifest(manifest: &Manifest, limits: &Limits) -> Result<Checked, BundleError> {
+    for (index, source) in manifest.sources.iter().enumerate() {
+        check_source(index, source)?;
     }
     let mut paths = BTreeSet::new();
     let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
+    let mut omitted: BTreeMap<String, String> = BTreeMap::new();
     let mut declared = 0u64;
     for member in &manifest.members {
         let path = &member.path;
         check_member_path(path, path)?;
-        if !path.starts_with(&format!("{RUNS_DIR}/")) {
-            return Err(BundleError::InvalidPath {
-                member: path.clone(),
-                reason: format!("member paths start with {RUNS_DIR}/"),
-            });
-        }
+        check_member_place(manifest, path)?;
         if !is_sha256_hex(&member.sha256) {
             return Err(BundleError::Corrupt {
                 member: path.clone(),
@@ -369,6 +393,12 @@ fn check_manifest(
             return Err(BundleError::DuplicateMember {
                 member: path.clone(),
             });
+        }
+        if member.omitted {
+            omitted
+                .entry(member.sha256.clone())
+                .or_insert_with(|| path.clone());
+            continue;
         }
         match expected.get(&member.sha256) {
             Some(content) if content.size != member.size => {
@@ -399,6 +429,7 @@ fn check_manifest(
             }
         }
     }
+    omitted.retain(|sha, _| !expected.contains_key(sha));
     // a member may not sit where another member needs a directory
     for path in &paths {
         let mut prefix = String::new();
@@ -414,7 +445,85 @@ fn check_manifest(
             prefix.push_str(component);
         }
     }
-    Ok(expected)
+    Ok(Checked { expected, omitted })
+}
+
+/// Checks one source: a name, relative run directories (none below `artifacts/`), relative
+/// artifact version directories under `artifacts/`, annotations of its own runs.
+fn check_source(index: usize, source: &Source) -> Result<(), BundleError> {
+    let invalid = |member: &str, reason: String| BundleError::InvalidPath {
+        member: member.to_owned(),
+        reason,
+    };
+    if source.name.trim().is_empty() {
+        return Err(BundleError::ManifestInvalid {
+            reason: format!("source {index} has an empty name"),
+        });
+    }
+    for run in &source.runs {
+        check_member_path(run, run)?;
+        if run == ARTIFACTS_DIR || run.starts_with(&format!("{ARTIFACTS_DIR}/")) {
+            return Err(invalid(
+                run,
+                format!("a run directory of source {index} lies under {ARTIFACTS_DIR}/"),
+            ));
+        }
+    }
+    for version in &source.artifact_versions {
+        check_member_path(&version.dir, &version.dir)?;
+        if !version.dir.starts_with(&format!("{ARTIFACTS_DIR}/")) {
+            return Err(invalid(
+                &version.dir,
+                format!("an artifact directory of source {index} lies outside {ARTIFACTS_DIR}/"),
+            ));
+        }
+    }
+    for annotation in &source.annotations {
+        if !source.runs.contains(&annotation.run) {
+            return Err(invalid(
+                &annotation.run,
+                format!("annotated, but not one of the runs of source {index}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that member `path` is `<source index>/<path>` with an existing source, and lies inside
+/// one of that source's runs, or under `artifacts/` when the source lists artifact versions.
+fn check_member_place(manifest: &Manifest, path: &str) -> Result<(), BundleError> {
+    let invalid = |reason: String| BundleError::InvalidPath {
+        member: path.to_owned(),
+        reason,
+    };
+    let Some((index, rest)) = split_member_path(path) else {
+        return Err(invalid(
+            "member paths start with their source's index (`0/runs/...`)".to_owned(),
+        ));
+    };
+    let Some(source) = manifest.sources.get(index) else {
+        return Err(invalid(format!(
+            "source index {index} is out of range (the bundle has {} sources)",
+            manifest.sources.len()
+        )));
+    };
+    let in_run = source.runs.iter().any(|run| {
+        rest.strip_prefix(run.as_str())
+            .is_some_and(|r| r.starts_with('/'))
+    });
+    let in_artifacts =
+        !source.artifact_versions.is_empty() && rest.starts_with(&format!("{ARTIFACTS_DIR}/"));
+    if !in_run && !in_artifacts {
+        return Err(invalid(format!(
+            "not inside one of the runs of source {index}{}",
+            if source.artifact_versions.is_empty() {
+                ""
+            } else {
+                " nor under artifacts/"
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// Copies one content entry to `staging/<sha[:2]>/<sha>`, enforcing the limits and checking its
@@ -476,20 +585,49 @@ fn stage_content<R: Read>(
     Ok(())
 }
 
-/// Puts every member at `dest/<path>`: the first member of a content takes the staged file, the
-/// others a copy of it.
+/// Creates every source root and run directory, then puts every carried member at
+/// `dest/<source>/<path>`: the first member of a content takes the staged file, the others a
+/// copy of it.
 fn place_members(
     manifest: &Manifest,
     dest: &Path,
     staging: &Path,
 ) -> Result<Vec<LandedMember>, BundleError> {
+    let native = |base: PathBuf, rel: &str| rel.split('/').fold(base, |p, c| p.join(c));
+    for (index, source) in manifest.sources.iter().enumerate() {
+        let root = ReadBundle::source_root(dest, index);
+        for dir in std::iter::once(root.clone())
+            .chain(source.runs.iter().map(|run| native(root.clone(), run)))
+        {
+            fs::create_dir_all(&dir).map_err(|source| BundleError::WriteFile {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+    }
     let mut placed: BTreeMap<&str, PathBuf> = BTreeMap::new();
     let mut members = Vec::with_capacity(manifest.members.len());
     for member in &manifest.members {
-        let location = member
-            .path
-            .split('/')
-            .fold(dest.to_path_buf(), |p, c| p.join(c));
+        // checked by check_manifest before any content was read
+        let Some((source, root_path)) = split_member_path(&member.path) else {
+            return Err(BundleError::InvalidPath {
+                member: member.path.clone(),
+                reason: "no source index".to_owned(),
+            });
+        };
+        let mut landed = LandedMember {
+            path: member.path.clone(),
+            source,
+            root_path: root_path.to_owned(),
+            size: member.size,
+            sha256: member.sha256.clone(),
+            location: None,
+        };
+        if member.omitted {
+            members.push(landed);
+            continue;
+        }
+        let location = native(ReadBundle::source_root(dest, source), root_path);
         let write_error = |source| BundleError::WriteFile {
             path: location.clone(),
             source,
@@ -511,12 +649,8 @@ fn place_members(
                 placed.insert(&member.sha256, location.clone());
             }
         }
-        members.push(LandedMember {
-            path: member.path.clone(),
-            size: member.size,
-            sha256: member.sha256.clone(),
-            location,
-        });
+        landed.location = Some(location);
+        members.push(landed);
     }
     Ok(members)
 }

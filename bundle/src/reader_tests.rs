@@ -12,17 +12,29 @@ use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use super::*;
-use crate::format::{ManifestMember, Source};
-use crate::writer::{write_bundle, WriteOptions};
+use crate::format::{Annotation, ArtifactVersionRef, ManifestMember, Source};
+use crate::writer::{write_bundle, Omit, OmittedFile, SourceInput, WriteOptions};
 
 fn options() -> WriteOptions {
     WriteOptions {
-        source: Source {
-            host: "gpu-1".to_owned(),
-            root: "/data/runicorn".to_owned(),
-        },
-        artifact_versions: Vec::new(),
         zstd_level: 3,
+        created_by: "runicorn-bundle tests".to_owned(),
+    }
+}
+
+/// A source of `root` bundling `runs`, carrying everything.
+fn source(root: &Path, runs: &[&str]) -> SourceInput {
+    SourceInput {
+        name: "gpu-1".to_owned(),
+        host: "gpu-1.lab".to_owned(),
+        root_label: "/data/runicorn".to_owned(),
+        dir: root.to_owned(),
+        runs: runs.iter().map(|r| (*r).to_owned()).collect(),
+        artifact_versions: Vec::new(),
+        extra_paths: Vec::new(),
+        omit: Omit::Nothing,
+        extra_omitted: Vec::new(),
+        annotations: Vec::new(),
     }
 }
 
@@ -55,8 +67,8 @@ fn sample_root() -> tempfile::TempDir {
 
 fn write_sample() -> (tempfile::TempDir, Vec<u8>) {
     let root = sample_root();
-    let runs = [RUN_A.to_owned(), RUN_B.to_owned()];
-    let (bytes, _) = write_bundle(root.path(), &runs, &options(), Vec::new()).unwrap();
+    let sources = [source(root.path(), &[RUN_A, RUN_B])];
+    let (bytes, _) = write_bundle(&sources, &options(), Vec::new()).unwrap();
     (root, bytes)
 }
 
@@ -103,16 +115,27 @@ fn round_trip_two_runs_with_nested_files_and_shared_contents() {
     let (dest, result) = read(&bytes, &Limits::default());
     let read = result.unwrap();
     assert_eq!(read.manifest.format_version, 1);
-    assert_eq!(read.manifest.source.host, "gpu-1");
-    assert_eq!(read.manifest.runs, vec![RUN_A.to_owned(), RUN_B.to_owned()]);
+    assert_eq!(read.manifest.created_by, "runicorn-bundle tests");
+    assert_eq!(read.manifest.sources.len(), 1);
+    assert_eq!(read.manifest.sources[0].name, "gpu-1");
+    assert_eq!(read.manifest.sources[0].host, "gpu-1.lab");
+    assert_eq!(read.manifest.sources[0].root, "/data/runicorn");
+    assert_eq!(
+        read.manifest.sources[0].runs,
+        vec![RUN_A.to_owned(), RUN_B.to_owned()]
+    );
     assert_eq!(read.members.len(), 11);
+    let root0 = ReadBundle::source_root(dest.path(), 0);
+    assert_eq!(root0, dest.path().join("0"));
     for member in &read.members {
-        let source = root.path().join(member.path.strip_prefix("runs/").unwrap());
+        assert_eq!(member.source, 0);
+        assert_eq!(member.path, format!("0/{}", member.root_path));
+        let location = member.location.as_ref().unwrap();
+        assert_eq!(*location, root0.join(&member.root_path));
         assert_eq!(
-            fs::read(&member.location).unwrap(),
-            fs::read(source).unwrap()
+            fs::read(location).unwrap(),
+            fs::read(root.path().join(&member.root_path)).unwrap()
         );
-        assert!(member.location.starts_with(dest.path()));
     }
     let landed = files_under(dest.path());
     let expected: BTreeSet<String> = read.members.iter().map(|m| m.path.clone()).collect();
@@ -139,7 +162,7 @@ fn writer_skips_symlinks_and_fifos_and_says_so() {
         .unwrap();
     assert!(status.success());
     let (_, report) =
-        write_bundle(root.path(), &[RUN_A.to_owned()], &options(), Vec::new()).unwrap();
+        write_bundle(&[source(root.path(), &[RUN_A])], &options(), Vec::new()).unwrap();
     let skipped: Vec<&str> = report.skipped.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(
         skipped,
@@ -157,7 +180,7 @@ fn writer_refuses_a_run_directory_that_escapes_or_is_a_link() {
     let root = sample_root();
     std::os::unix::fs::symlink(root.path().join(RUN_A), root.path().join("alias")).unwrap();
     for run in ["../x", "/abs", "alias", "missing"] {
-        let err = write_bundle(root.path(), &[run.to_owned()], &options(), Vec::new()).unwrap_err();
+        let err = write_bundle(&[source(root.path(), &[run])], &options(), Vec::new()).unwrap_err();
         assert!(
             matches!(err, BundleError::InvalidRunDir { .. }),
             "{run}: {err}"
@@ -201,8 +224,8 @@ fn streams_through_a_pipe() {
     let (tx, rx) = mpsc::sync_channel(2);
     let root_path = root.path().to_owned();
     let writer = std::thread::spawn(move || {
-        let runs = [RUN_A.to_owned(), RUN_B.to_owned()];
-        write_bundle(&root_path, &runs, &options(), PipeWriter(tx)).map(|(_, report)| report)
+        let sources = [source(&root_path, &[RUN_A, RUN_B])];
+        write_bundle(&sources, &options(), PipeWriter(tx)).map(|(_, report)| report)
     });
     let dest = tempfile::tempdir().unwrap();
     let read = read_bundle(PipeReader(rx, Vec::new()), dest.path(), &Limits::default()).unwrap();
@@ -210,10 +233,9 @@ fn streams_through_a_pipe() {
     assert_eq!(report.manifest, read.manifest);
     assert_eq!(report.contents, 5);
     for member in &read.members {
-        let source = root.path().join(member.path.strip_prefix("runs/").unwrap());
         assert_eq!(
-            fs::read(&member.location).unwrap(),
-            fs::read(source).unwrap()
+            fs::read(member.location.as_ref().unwrap()).unwrap(),
+            fs::read(root.path().join(&member.root_path)).unwrap()
         );
     }
 }
@@ -257,16 +279,23 @@ fn content(bytes: &[u8]) -> Raw {
 fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
     Manifest {
         format_version: 1,
-        source: options().source,
         created_at: 0.0,
-        runs: vec!["r".to_owned()],
-        artifact_versions: Vec::new(),
+        created_by: "hand".to_owned(),
+        sources: vec![Source {
+            name: "gpu-1".to_owned(),
+            host: "gpu-1.lab".to_owned(),
+            root: "/data/runicorn".to_owned(),
+            runs: vec!["runs/r".to_owned()],
+            artifact_versions: Vec::new(),
+            annotations: Vec::new(),
+        }],
         members: members
             .iter()
             .map(|(path, bytes)| ManifestMember {
                 path: (*path).to_owned(),
                 size: bytes.len() as u64,
                 sha256: sha(bytes),
+                omitted: false,
             })
             .collect(),
     }
@@ -312,7 +341,7 @@ const DATA: &[u8] = b"some run bytes";
 
 fn good_entries() -> Vec<Raw> {
     vec![
-        manifest_entry(&manifest_of(&[("runs/r/a.txt", DATA)])),
+        manifest_entry(&manifest_of(&[("0/runs/r/a.txt", DATA)])),
         content(DATA),
     ]
 }
@@ -321,8 +350,12 @@ fn good_entries() -> Vec<Raw> {
 fn a_hand_built_bundle_is_accepted() {
     let (dest, result) = read(&hand_bundle(good_entries()), &Limits::default());
     let read = result.unwrap();
-    assert_eq!(fs::read(dest.path().join("runs/r/a.txt")).unwrap(), DATA);
-    assert_eq!(read.members[0].location, dest.path().join("runs/r/a.txt"));
+    assert_eq!(fs::read(dest.path().join("0/runs/r/a.txt")).unwrap(), DATA);
+    assert_eq!(
+        read.members[0].location,
+        Some(dest.path().join("0/runs/r/a.txt"))
+    );
+    assert_eq!(read.members[0].root_path, "runs/r/a.txt");
 }
 
 #[test]
@@ -340,10 +373,10 @@ fn refuses_path_traversal_in_the_tar() {
 #[test]
 fn refuses_path_traversal_in_the_manifest() {
     let bytes = hand_bundle(vec![
-        manifest_entry(&manifest_of(&[("runs/../../escape", DATA)])),
+        manifest_entry(&manifest_of(&[("0/runs/../../escape", DATA)])),
         content(DATA),
     ]);
-    let err = refused(&bytes, &Limits::default(), "runs/../../escape");
+    let err = refused(&bytes, &Limits::default(), "0/runs/../../escape");
     assert!(matches!(err, BundleError::PathTraversal { .. }));
 }
 
@@ -365,7 +398,7 @@ fn with_kind(kind: EntryType) -> (Vec<u8>, String) {
     let mut link = raw(&name, b"");
     link.kind = kind;
     let bytes = hand_bundle(vec![
-        manifest_entry(&manifest_of(&[("runs/r/a.txt", DATA)])),
+        manifest_entry(&manifest_of(&[("0/runs/r/a.txt", DATA)])),
         link,
     ]);
     (bytes, name)
@@ -414,12 +447,12 @@ fn refuses_duplicate_members_in_the_tar() {
 fn refuses_duplicate_members_in_the_manifest() {
     let bytes = hand_bundle(vec![
         manifest_entry(&manifest_of(&[
-            ("runs/r/a.txt", DATA),
-            ("runs/r/a.txt", DATA),
+            ("0/runs/r/a.txt", DATA),
+            ("0/runs/r/a.txt", DATA),
         ])),
         content(DATA),
     ]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/a.txt");
     assert!(matches!(err, BundleError::DuplicateMember { .. }));
 }
 
@@ -435,22 +468,22 @@ fn refuses_a_second_manifest() {
 fn refuses_a_member_that_is_also_a_directory() {
     let bytes = hand_bundle(vec![
         manifest_entry(&manifest_of(&[
-            ("runs/r/a", DATA),
-            ("runs/r/a/b", b"other"),
+            ("0/runs/r/a", DATA),
+            ("0/runs/r/a/b", b"other"),
         ])),
         content(DATA),
         content(b"other"),
     ]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/a");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/a");
     assert!(matches!(err, BundleError::PathConflict { .. }));
 }
 
 #[test]
 fn refuses_a_size_that_lies_in_the_tar_header() {
-    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
     manifest.members[0].size = 1000;
     let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/a.txt");
     assert!(matches!(
         err,
         BundleError::SizeMismatch {
@@ -463,10 +496,10 @@ fn refuses_a_size_that_lies_in_the_tar_header() {
 
 #[test]
 fn refuses_a_size_that_lies_in_the_manifest() {
-    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA), ("runs/r/b.txt", DATA)]);
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA), ("0/runs/r/b.txt", DATA)]);
     manifest.members[1].size = 3;
     let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/b.txt");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/b.txt");
     assert!(matches!(err, BundleError::SizeMismatch { .. }));
 }
 
@@ -475,10 +508,10 @@ fn refuses_a_header_size_that_overruns_the_bytes() {
     // the header claims more bytes than follow: the stream runs out inside the member
     let mut entry = content(DATA);
     entry.header_size = Some(1 << 20);
-    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
     manifest.members[0].size = 1 << 20;
     let bytes = hand_bundle(vec![manifest_entry(&manifest), entry]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/a.txt");
     assert!(matches!(err, BundleError::Truncated { .. }), "{err}");
 }
 
@@ -486,28 +519,28 @@ fn refuses_a_header_size_that_overruns_the_bytes() {
 fn refuses_a_bundle_over_the_total_size_limit() {
     let big = vec![1u8; 10_000];
     let bytes = hand_bundle(vec![
-        manifest_entry(&manifest_of(&[("runs/r/big", &big)])),
+        manifest_entry(&manifest_of(&[("0/runs/r/big", &big)])),
         content(&big),
     ]);
     let limits = Limits {
         max_total_bytes: 5_000,
         ..Limits::default()
     };
-    let err = refused(&bytes, &limits, "runs/r/big");
+    let err = refused(&bytes, &limits, "0/runs/r/big");
     assert!(matches!(err, BundleError::TotalSizeExceeded { .. }));
 }
 
 #[test]
 fn refuses_a_consistent_size_lie_by_its_checksum() {
     let big = vec![1u8; 10_000];
-    let mut manifest = manifest_of(&[("runs/r/big", &big)]);
+    let mut manifest = manifest_of(&[("0/runs/r/big", &big)]);
     manifest.members[0].size = 100;
     let mut entry = content(&big);
     entry.header_size = Some(100);
     entry.data.truncate(100);
     // the header says 100: a consistent lie is a checksum mismatch, never an overrun
     let bytes = hand_bundle(vec![manifest_entry(&manifest), entry]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/big");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/big");
     assert!(matches!(err, BundleError::ChecksumMismatch { .. }), "{err}");
 }
 
@@ -515,7 +548,7 @@ fn refuses_a_consistent_size_lie_by_its_checksum() {
 fn refuses_a_decompression_bomb_by_ratio() {
     let zeros = vec![0u8; 8 << 20];
     let bytes = hand_bundle(vec![
-        manifest_entry(&manifest_of(&[("runs/r/zeros", &zeros)])),
+        manifest_entry(&manifest_of(&[("0/runs/r/zeros", &zeros)])),
         content(&zeros),
     ]);
     assert!(bytes.len() < 8 << 10, "zeros compress well");
@@ -524,7 +557,7 @@ fn refuses_a_decompression_bomb_by_ratio() {
         ratio_grace_bytes: 1 << 20,
         ..Limits::default()
     };
-    let err = refused(&bytes, &limits, "runs/r/zeros");
+    let err = refused(&bytes, &limits, "0/runs/r/zeros");
     assert!(matches!(err, BundleError::CompressionRatioExceeded { .. }));
     // the default limits accept it (under their grace)
     let (_dest, result) = read(&bytes, &Limits::default());
@@ -533,14 +566,14 @@ fn refuses_a_decompression_bomb_by_ratio() {
 
 #[test]
 fn refuses_a_checksum_mismatch() {
-    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
     let other = b"other run byte";
     assert_eq!(other.len(), DATA.len());
     manifest.members[0].sha256 = sha(other);
     let mut entry = raw(&crate::format::content_entry_name(&sha(other)), DATA);
     entry.kind = EntryType::Regular;
     let bytes = hand_bundle(vec![manifest_entry(&manifest), entry]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/a.txt");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/a.txt");
     assert!(matches!(err, BundleError::ChecksumMismatch { .. }));
 }
 
@@ -550,11 +583,11 @@ fn refuses_a_truncated_bundle() {
         .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
         .collect();
     let bytes = hand_bundle(vec![
-        manifest_entry(&manifest_of(&[("runs/r/big", &big)])),
+        manifest_entry(&manifest_of(&[("0/runs/r/big", &big)])),
         content(&big),
     ]);
     let cut = &bytes[..bytes.len() * 2 / 3];
-    let err = refused(cut, &Limits::default(), "runs/r/big");
+    let err = refused(cut, &Limits::default(), "0/runs/r/big");
     assert!(matches!(err, BundleError::Truncated { .. }), "{err}");
     // cut inside the zstd frame's end: the tar is whole, the stream is not
     let (_root, sample) = write_sample();
@@ -573,7 +606,7 @@ fn refuses_a_truncated_bundle() {
 
 #[test]
 fn refuses_an_unknown_format_version() {
-    let mut manifest = manifest_of(&[("runs/r/a.txt", DATA)]);
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
     manifest.format_version = 2;
     let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
     let err = refused(&bytes, &Limits::default(), "bundle.json");
@@ -587,12 +620,12 @@ fn refuses_an_unknown_format_version() {
 fn refuses_a_manifest_member_missing_from_the_tar() {
     let bytes = hand_bundle(vec![
         manifest_entry(&manifest_of(&[
-            ("runs/r/a.txt", DATA),
-            ("runs/r/gone.txt", b"gone"),
+            ("0/runs/r/a.txt", DATA),
+            ("0/runs/r/gone.txt", b"gone"),
         ])),
         content(DATA),
     ]);
-    let err = refused(&bytes, &Limits::default(), "runs/r/gone.txt");
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/gone.txt");
     assert!(matches!(err, BundleError::MissingMember { .. }));
 }
 
@@ -605,11 +638,11 @@ fn refuses_a_tar_member_missing_from_the_manifest() {
     assert!(matches!(err, BundleError::UnlistedMember { .. }));
     // and a member outside contents/
     let mut entries = good_entries();
-    entries.push(raw("runs/r/extra.txt", b"x"));
+    entries.push(raw("0/runs/r/extra.txt", b"x"));
     let err = refused(
         &hand_bundle(entries),
         &Limits::default(),
-        "runs/r/extra.txt",
+        "0/runs/r/extra.txt",
     );
     assert!(matches!(err, BundleError::UnlistedMember { .. }));
 }
@@ -639,7 +672,7 @@ fn refuses_a_manifest_too_large() {
 #[test]
 fn refuses_garbage_after_the_archive() {
     let mut builder = tar::Builder::new(Vec::new());
-    let manifest = serde_json::to_vec(&manifest_of(&[("runs/r/a.txt", DATA)])).unwrap();
+    let manifest = serde_json::to_vec(&manifest_of(&[("0/runs/r/a.txt", DATA)])).unwrap();
     for (name, data) in [
         ("bundle.json".to_owned(), &manifest[..]),
         (crate::format::content_entry_name(&sha(DATA)), DATA),
@@ -677,6 +710,7 @@ fn read_confined(bytes: &[u8]) {
             let members: BTreeSet<String> = read
                 .members
                 .iter()
+                .filter(|m| m.location.is_some())
                 .map(|m| format!("dest/{}", m.path))
                 .collect();
             assert_eq!(all, members);
@@ -688,9 +722,9 @@ fn read_confined(bytes: &[u8]) {
 fn small_valid_bundle() -> Vec<u8> {
     hand_bundle(vec![
         manifest_entry(&manifest_of(&[
-            ("runs/r/a.txt", DATA),
-            ("runs/r/n/b.txt", DATA),
-            ("runs/r/c", b"c"),
+            ("0/runs/r/a.txt", DATA),
+            ("0/runs/r/n/b.txt", DATA),
+            ("0/runs/r/c", b"c"),
         ])),
         content(DATA),
         content(b"c"),
@@ -748,4 +782,308 @@ fn refuses_traversal_hidden_in_a_gnu_long_name() {
     entries.push(raw("short", b"x"));
     let err = refused(&hand_bundle(entries), &Limits::default(), &long);
     assert!(matches!(err, BundleError::PathTraversal { .. }), "{err}");
+}
+
+// ---------- sources, member places, omitted members ----------
+
+#[test]
+fn refuses_a_member_outside_its_sources_runs() {
+    for path in [
+        "0/runs/other/a.txt",
+        "0/runs/rr/a.txt",
+        "0/runs/r",
+        "0/artifacts/m/x",
+    ] {
+        let bytes = hand_bundle(vec![
+            manifest_entry(&manifest_of(&[(path, DATA)])),
+            content(DATA),
+        ]);
+        let err = refused(&bytes, &Limits::default(), path);
+        assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+    }
+}
+
+#[test]
+fn refuses_a_source_index_out_of_range_or_missing() {
+    for path in [
+        "1/runs/r/a.txt",
+        "runs/r/a.txt",
+        "00/runs/r/a.txt",
+        "x/runs/r/a.txt",
+    ] {
+        let bytes = hand_bundle(vec![
+            manifest_entry(&manifest_of(&[(path, DATA)])),
+            content(DATA),
+        ]);
+        let err = refused(&bytes, &Limits::default(), path);
+        assert!(
+            matches!(err, BundleError::InvalidPath { .. }),
+            "{path}: {err}"
+        );
+    }
+}
+
+#[test]
+fn refuses_run_and_artifact_directories_that_break_the_rules() {
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
+    manifest.sources[0].runs.push("../up".to_owned());
+    let err = refused(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+        "../up",
+    );
+    assert!(matches!(err, BundleError::PathTraversal { .. }), "{err}");
+
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
+    manifest.sources[0]
+        .artifact_versions
+        .push(ArtifactVersionRef {
+            dir: "runs/r".to_owned(),
+            version: 1,
+        });
+    let err = refused(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+        "runs/r",
+    );
+    assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA)]);
+    manifest.sources[0].annotations.push(Annotation {
+        run: "runs/elsewhere".to_owned(),
+        alias: None,
+        tags: Vec::new(),
+        notes: None,
+        deleted: false,
+    });
+    let err = refused(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+        "runs/elsewhere",
+    );
+    assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+}
+
+fn omitted_manifest(path: &str, bytes: &[u8]) -> Manifest {
+    let mut manifest = manifest_of(&[("0/runs/r/a.txt", DATA), (path, bytes)]);
+    manifest.members[1].omitted = true;
+    manifest
+}
+
+#[test]
+fn lists_omitted_members_without_landing_them() {
+    let big = vec![9u8; 5000];
+    let mut manifest = omitted_manifest("0/runs/r/ckpt.pt", &big);
+    // an omitted member sharing its content with a carried one: the content is there once
+    manifest.members.push(ManifestMember {
+        path: "0/runs/r/copy.txt".to_owned(),
+        size: DATA.len() as u64,
+        sha256: sha(DATA),
+        omitted: true,
+    });
+    let json = serde_json::to_string(&manifest).unwrap();
+    assert_eq!(json.matches("\"omitted\":true").count(), 2);
+    let (dest, result) = read(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+    );
+    let read = result.unwrap();
+    let ckpt = read
+        .members
+        .iter()
+        .find(|m| m.root_path == "runs/r/ckpt.pt")
+        .unwrap();
+    assert_eq!((ckpt.location.as_ref(), ckpt.size), (None, 5000));
+    assert_eq!(
+        files_under(dest.path()),
+        BTreeSet::from(["0/runs/r/a.txt".to_owned()])
+    );
+}
+
+#[test]
+fn refuses_content_for_an_omitted_member() {
+    let big = vec![9u8; 5000];
+    let manifest = omitted_manifest("0/runs/r/ckpt.pt", &big);
+    let bytes = hand_bundle(vec![
+        manifest_entry(&manifest),
+        content(DATA),
+        content(&big),
+    ]);
+    let err = refused(&bytes, &Limits::default(), "0/runs/r/ckpt.pt");
+    assert!(matches!(err, BundleError::OmittedContent { .. }), "{err}");
+}
+
+#[test]
+fn refuses_an_omitted_member_whose_path_breaks_the_rules() {
+    for (path, traversal) in [
+        ("0/runs/../../x", true),
+        ("0/runs/other/x", false),
+        ("3/runs/r/x", false),
+        ("/abs", false),
+    ] {
+        let manifest = omitted_manifest(path, b"whatever");
+        let bytes = hand_bundle(vec![manifest_entry(&manifest), content(DATA)]);
+        let err = refused(&bytes, &Limits::default(), path);
+        if traversal {
+            assert!(matches!(err, BundleError::PathTraversal { .. }), "{err}");
+        }
+    }
+    let mut manifest = omitted_manifest("0/runs/r/b", b"b");
+    manifest.members[1].sha256 = "XYZ".to_owned();
+    let err = refused(
+        &hand_bundle(vec![manifest_entry(&manifest), content(DATA)]),
+        &Limits::default(),
+        "0/runs/r/b",
+    );
+    assert!(matches!(err, BundleError::Corrupt { .. }), "{err}");
+}
+
+// ---------- the writer's inputs ----------
+
+/// Writes `sources` and reads the bundle back.
+fn round_trip(sources: &[SourceInput]) -> (tempfile::TempDir, ReadBundle, crate::WriteReport) {
+    let (bytes, report) = write_bundle(sources, &options(), Vec::new()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let read = read_bundle(&bytes[..], dest.path(), &Limits::default()).unwrap();
+    assert_eq!(read.manifest, report.manifest);
+    (dest, read, report)
+}
+
+#[test]
+fn omit_rule_lists_but_does_not_carry() {
+    let root = sample_root();
+    let mut input = source(root.path(), &[RUN_A]);
+    input.omit = Omit::AllButRunFiles(
+        ["meta.json", "events.jsonl", "logs.txt"]
+            .map(str::to_owned)
+            .into(),
+    );
+    let (dest, read, report) = round_trip(&[input.clone()]);
+    assert_eq!(report.omitted, 2);
+    assert_eq!(report.omitted_bytes, 6000);
+    let omitted: Vec<&str> = read
+        .members
+        .iter()
+        .filter(|m| m.location.is_none())
+        .map(|m| m.root_path.as_str())
+        .collect();
+    assert_eq!(
+        omitted,
+        vec![
+            format!("{RUN_A}/media/copy.bin"),
+            format!("{RUN_A}/media/deep/er/img.bin")
+        ]
+    );
+    assert_eq!(files_under(dest.path()).len(), 3);
+
+    input.omit = Omit::Paths(BTreeSet::from([format!("{RUN_A}/logs.txt")]));
+    let (_dest, read, _) = round_trip(&[input]);
+    let logs = read
+        .members
+        .iter()
+        .find(|m| m.root_path.ends_with("logs.txt"))
+        .unwrap();
+    assert!(logs.location.is_none());
+    assert_eq!(logs.sha256, sha(b"hello\nworld\n"));
+}
+
+#[test]
+fn two_sources_with_artifacts_extra_omitted_and_annotations() {
+    let root_a = sample_root();
+    let root_b = sample_root();
+    let artifact = "artifacts/model/resnet";
+    fs::create_dir_all(root_b.path().join(artifact).join("v1")).unwrap();
+    fs::write(
+        root_b.path().join(artifact).join("v1/weights.bin"),
+        [7u8; 3000],
+    )
+    .unwrap();
+    fs::write(root_b.path().join(artifact).join("versions.json"), b"[]").unwrap();
+    let mut b = source(root_b.path(), &[RUN_B]);
+    b.name = "gpu-2".to_owned();
+    b.artifact_versions = vec![ArtifactVersionRef {
+        dir: artifact.to_owned(),
+        version: 1,
+    }];
+    b.extra_paths = vec![
+        format!("{artifact}/v1/weights.bin"),
+        format!("{artifact}/versions.json"),
+    ];
+    b.extra_omitted = vec![OmittedFile {
+        path: format!("{RUN_B}/uncached.bin"),
+        size: 123,
+        sha256: "cd".repeat(32),
+    }];
+    b.annotations = vec![Annotation {
+        run: RUN_B.to_owned(),
+        alias: Some("best".to_owned()),
+        tags: vec!["a".to_owned()],
+        notes: Some("text".to_owned()),
+        deleted: true,
+    }];
+    let (dest, read, report) = round_trip(&[source(root_a.path(), &[RUN_A]), b]);
+    // meta, events, logs, only_b, versions.json, and the 3000 sevens shared by both sources'
+    // media and the artifact, carried once
+    assert_eq!(report.contents, 6);
+    assert_eq!(
+        read.manifest.sources[1].annotations[0].alias.as_deref(),
+        Some("best")
+    );
+    assert!(read.manifest.sources[1].annotations[0].deleted);
+    let root1 = ReadBundle::source_root(dest.path(), 1);
+    assert_eq!(
+        fs::read(root1.join(artifact).join("v1/weights.bin")).unwrap(),
+        [7u8; 3000]
+    );
+    assert!(root1.join(RUN_B).join("only_b.txt").is_file());
+    assert!(!root1.join(RUN_B).join("uncached.bin").exists());
+    let uncached = read
+        .members
+        .iter()
+        .find(|m| m.root_path.ends_with("uncached.bin"))
+        .unwrap();
+    assert_eq!(
+        (uncached.source, uncached.size, uncached.location.clone()),
+        (1, 123, None)
+    );
+    assert!(!ReadBundle::source_root(dest.path(), 0).join(RUN_B).exists());
+}
+
+#[test]
+fn writer_refuses_extra_paths_the_format_does_not_allow() {
+    let root = sample_root();
+    fs::create_dir_all(root.path().join("artifacts/m")).unwrap();
+    fs::write(root.path().join("artifacts/m/f"), b"f").unwrap();
+    fs::write(root.path().join("loose.txt"), b"l").unwrap();
+    std::os::unix::fs::symlink(
+        root.path().join("loose.txt"),
+        root.path().join("artifacts/m/l"),
+    )
+    .unwrap();
+    // under artifacts/ but no artifact versions listed: the reader would refuse it
+    let mut input = source(root.path(), &[RUN_A]);
+    input.extra_paths = vec!["artifacts/m/f".to_owned()];
+    let err = write_bundle(&[input.clone()], &options(), Vec::new()).unwrap_err();
+    assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+    input.artifact_versions = vec![ArtifactVersionRef {
+        dir: "artifacts/m".to_owned(),
+        version: 1,
+    }];
+    for bad in [
+        "loose.txt",
+        "artifacts/m/l",
+        "artifacts/m",
+        "artifacts/../loose.txt",
+        "artifacts/m/none",
+    ] {
+        input.extra_paths = vec![bad.to_owned()];
+        let err = write_bundle(&[input.clone()], &options(), Vec::new()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BundleError::InvalidPath { .. } | BundleError::InvalidExtraPath { .. }
+            ),
+            "{bad}: {err}"
+        );
+    }
 }

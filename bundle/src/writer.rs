@@ -1,6 +1,6 @@
-//! The bundle writer: walks run directories of a storage root with plain `std::fs`, skips
-//! symbolic links and anything not a regular file (and says so), hashes every file, then writes
-//! the manifest first and each distinct content once to any `Write`.
+//! The bundle writer: walks run directories of one or more storage roots with plain `std::fs`,
+//! skips symbolic links and anything not a regular file (and says so), hashes every file, then
+//! writes the manifest first and each distinct carried content once to any `Write`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -12,23 +12,89 @@ use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
 use crate::format::{
-    content_entry_name, ArtifactVersionRef, Manifest, ManifestMember, Source, FORMAT_VERSION,
-    MANIFEST_NAME, RUNS_DIR,
+    content_entry_name, member_path, Annotation, ArtifactVersionRef, Manifest, ManifestMember,
+    Source, FORMAT_VERSION, MANIFEST_NAME,
 };
+use crate::limits::Limits;
 use crate::paths::check_relative;
+use crate::reader::check_manifest;
 
-/// What the manifest says about the bundle's origin, and how hard to compress.
+/// One storage root to bundle: what the manifest says of it, where it is on disk, and which of
+/// its files to list and carry.
+#[derive(Debug, Clone)]
+pub struct SourceInput {
+    /// The remote name to import under.
+    pub name: String,
+    pub host: String,
+    /// The root as the manifest shows it.
+    pub root_label: String,
+    /// Where the root is on disk.
+    pub dir: PathBuf,
+    /// Run directories to bundle, root-relative (`runs/mnist/20261201_ab12cd`); every regular
+    /// file inside is listed.
+    pub runs: Vec<String>,
+    pub artifact_versions: Vec<ArtifactVersionRef>,
+    /// Root-relative files outside the runs to list too (artifact files under `artifacts/`).
+    pub extra_paths: Vec<String>,
+    /// Which listed files are omitted (listed with size and SHA-256, bytes not carried).
+    pub omit: Omit,
+    /// Files listed as omitted without any file on disk (a hub's uncached files).
+    pub extra_omitted: Vec<OmittedFile>,
+    pub annotations: Vec<Annotation>,
+}
+
+/// Which files of a source are listed but not carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Omit {
+    /// Carry every file.
+    #[default]
+    Nothing,
+    /// Carry only the files of each run whose path relative to the run directory is in the set
+    /// (`meta.json`, `events.jsonl`, ...); omit every other file of a run and every extra path.
+    AllButRunFiles(BTreeSet<String>),
+    /// Omit these root-relative files; carry the rest.
+    Paths(BTreeSet<String>),
+}
+
+impl Omit {
+    fn omits(&self, run: Option<&str>, root_path: &str) -> bool {
+        match self {
+            Omit::Nothing => false,
+            Omit::AllButRunFiles(keep) => match run {
+                Some(run) => !root_path
+                    .strip_prefix(run)
+                    .and_then(|r| r.strip_prefix('/'))
+                    .is_some_and(|in_run| keep.contains(in_run)),
+                None => true,
+            },
+            Omit::Paths(paths) => paths.contains(root_path),
+        }
+    }
+}
+
+/// A file listed as omitted with no file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmittedFile {
+    /// Root-relative path.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// How hard to compress, and who writes.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
-    pub source: Source,
-    pub artifact_versions: Vec<ArtifactVersionRef>,
     /// zstd level (1..=19); 3 is zstd's default.
     pub zstd_level: i32,
+    /// The manifest's `created_by` (`runicorn-agent 0.1.0`).
+    pub created_by: String,
 }
 
 /// A file left out of the bundle, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
+    /// The source's index in the manifest.
+    pub source: usize,
     /// Path relative to the root, `/`-separated.
     pub path: String,
     pub reason: &'static str,
@@ -43,68 +109,174 @@ pub struct WriteReport {
     pub contents: usize,
     /// Bytes of those contents, uncompressed.
     pub content_bytes: u64,
+    /// Members listed as omitted, and their bytes.
+    pub omitted: usize,
+    pub omitted_bytes: u64,
 }
 
-/// Writes a bundle of the run directories `runs` (relative to `root`, `/`-separated) to `out`
-/// and returns `out` (flushed) with a report. Symbolic links and non-regular files inside the
-/// runs are skipped and listed; a run directory that is missing, a symbolic link or not a
-/// directory is an error. A file that changes between hashing and writing is an error, except
-/// that a file that only grew is bundled as it was when hashed.
+/// The two phases of writing a bundle, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading every listed file to hash it (the manifest comes first).
+    Hashing,
+    /// Writing the carried contents.
+    Writing,
+}
+
+/// Told how writing a bundle advances: `start` once per phase with the bytes it will process,
+/// then `advance` with each piece.
+pub trait Progress {
+    fn start(&mut self, phase: Phase, total_bytes: u64);
+    fn advance(&mut self, bytes: u64);
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&mut self, _: Phase, _: u64) {}
+    fn advance(&mut self, _: u64) {}
+}
+
+/// [`write_bundle_with_progress`] without progress.
 pub fn write_bundle<W: Write>(
-    root: &Path,
-    runs: &[String],
+    sources: &[SourceInput],
     options: &WriteOptions,
     out: W,
 ) -> Result<(W, WriteReport), BundleError> {
+    write_bundle_with_progress(sources, options, out, &mut NoProgress)
+}
+
+/// A listed file: where its bytes are on disk (none for [`SourceInput::extra_omitted`]).
+struct Listed {
+    file: Option<PathBuf>,
+    size: u64,
+    sha256: String,
+    omitted: bool,
+}
+
+/// Writes a bundle of `sources` to `out` and returns `out` (flushed) with a report. Symbolic
+/// links and non-regular files inside the runs are skipped and listed; a run directory or extra
+/// path that is missing, a symbolic link, of the wrong kind or outside what the format allows is
+/// an error. A file that changes between hashing and writing is an error, except that a file
+/// that only grew is bundled as it was when hashed. The manifest is checked with the reader's
+/// own rules before anything is written.
+pub fn write_bundle_with_progress<W: Write>(
+    sources: &[SourceInput],
+    options: &WriteOptions,
+    out: W,
+    progress: &mut dyn Progress,
+) -> Result<(W, WriteReport), BundleError> {
     let mut skipped = Vec::new();
-    // member path → (file on disk, size, sha)
-    let mut members: BTreeMap<String, (PathBuf, u64, String)> = BTreeMap::new();
-    let mut run_list = BTreeSet::new();
-    for run in runs {
-        let run = run.trim_end_matches('/');
-        check_relative(run).map_err(|problem| BundleError::InvalidRunDir {
-            run: run.to_owned(),
-            reason: format!("{problem:?}: run directories are relative to the root"),
-        })?;
-        let dir = root.join(run);
-        let meta = fs::symlink_metadata(&dir).map_err(|e| BundleError::InvalidRunDir {
-            run: run.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if !meta.is_dir() {
-            return Err(BundleError::InvalidRunDir {
-                run: run.to_owned(),
-                reason: "not a directory (symbolic links are not followed)".to_owned(),
-            });
+    // per source: root-relative path -> (file on disk, size, omitted, run it belongs to)
+    let mut found: Vec<BTreeMap<String, (PathBuf, u64, bool)>> = Vec::new();
+    let mut manifest_sources = Vec::new();
+    for (index, input) in sources.iter().enumerate() {
+        let mut files = BTreeMap::new();
+        let mut run_list = BTreeSet::new();
+        for run in &input.runs {
+            let run = run.trim_end_matches('/');
+            let dir = checked_dir(&input.dir, run)?;
+            if !run_list.insert(run.to_owned()) {
+                continue;
+            }
+            let mut in_run = BTreeMap::new();
+            walk(&dir, run, index, &mut in_run, &mut skipped)?;
+            for (path, (file, size)) in in_run {
+                let omitted = input.omit.omits(Some(run), &path);
+                files.insert(path, (file, size, omitted));
+            }
         }
-        if !run_list.insert(run.to_owned()) {
-            continue;
+        for extra in &input.extra_paths {
+            if files.contains_key(extra) {
+                continue;
+            }
+            let (file, size) = checked_file(&input.dir, extra)?;
+            let omitted = input.omit.omits(None, extra);
+            files.insert(extra.clone(), (file, size, omitted));
         }
-        walk(&dir, run, &mut members, &mut skipped)?;
+        found.push(files);
+        manifest_sources.push(Source {
+            name: input.name.clone(),
+            host: input.host.clone(),
+            root: input.root_label.clone(),
+            runs: run_list.into_iter().collect(),
+            artifact_versions: input.artifact_versions.clone(),
+            annotations: input.annotations.clone(),
+        });
+    }
+
+    let total: u64 = found
+        .iter()
+        .flat_map(|f| f.values())
+        .map(|(_, size, _)| size)
+        .sum();
+    progress.start(Phase::Hashing, total);
+    let mut listed: BTreeMap<String, Listed> = BTreeMap::new();
+    for (index, (input, files)) in sources.iter().zip(found).enumerate() {
+        for (path, (file, _, omitted)) in files {
+            let (size, sha256) = hash_file(&file, progress)?;
+            listed.insert(
+                member_path(index, &path),
+                Listed {
+                    file: Some(file),
+                    size,
+                    sha256,
+                    omitted,
+                },
+            );
+        }
+        for extra in &input.extra_omitted {
+            listed
+                .entry(member_path(index, &extra.path))
+                .or_insert_with(|| Listed {
+                    file: None,
+                    size: extra.size,
+                    sha256: extra.sha256.clone(),
+                    omitted: true,
+                });
+        }
     }
 
     let mut by_content: BTreeMap<&str, (&Path, u64)> = BTreeMap::new();
-    for (file, size, sha) in members.values() {
-        by_content.entry(sha.as_str()).or_insert((file, *size));
+    let (mut omitted, mut omitted_bytes) = (0, 0);
+    for entry in listed.values() {
+        match (&entry.file, entry.omitted) {
+            (Some(file), false) => {
+                by_content
+                    .entry(entry.sha256.as_str())
+                    .or_insert((file, entry.size));
+            }
+            _ => {
+                omitted += 1;
+                omitted_bytes += entry.size;
+            }
+        }
     }
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
-        source: options.source.clone(),
         created_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0),
-        runs: run_list.into_iter().collect(),
-        artifact_versions: options.artifact_versions.clone(),
-        members: members
+        created_by: options.created_by.clone(),
+        sources: manifest_sources,
+        members: listed
             .iter()
-            .map(|(path, (_, size, sha))| ManifestMember {
+            .map(|(path, entry)| ManifestMember {
                 path: path.clone(),
-                size: *size,
-                sha256: sha.clone(),
+                size: entry.size,
+                sha256: entry.sha256.clone(),
+                omitted: entry.omitted || entry.file.is_none(),
             })
             .collect(),
     };
+    // the reader's rules, bar its size limit (a reader raises it for a bundle this large)
+    let unbounded = Limits {
+        max_total_bytes: u64::MAX,
+        ..Limits::default()
+    };
+    check_manifest(&manifest, &unbounded)?;
 
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| BundleError::WriteBundle(io::Error::other(e)))?;
@@ -119,6 +291,10 @@ pub fn write_bundle<W: Write>(
         &manifest_bytes[..],
     )
     .map_err(BundleError::WriteBundle)?;
+    progress.start(
+        Phase::Writing,
+        by_content.values().map(|(_, size)| size).sum(),
+    );
     let mut content_bytes = 0;
     for (sha, (file, size)) in &by_content {
         let reader = File::open(file).map_err(|source| BundleError::ReadFile {
@@ -129,6 +305,7 @@ pub fn write_bundle<W: Write>(
             inner: reader.take(*size),
             hasher: Sha256::new(),
             read: 0,
+            progress: &mut *progress,
         };
         tar.append(&header(&content_entry_name(sha), *size)?, &mut checked)
             .map_err(BundleError::WriteBundle)?;
@@ -151,8 +328,63 @@ pub fn write_bundle<W: Write>(
             skipped,
             contents,
             content_bytes,
+            omitted,
+            omitted_bytes,
         },
     ))
+}
+
+/// The run directory `run` of `root`: relative, a real directory (not a symbolic link).
+fn checked_dir(root: &Path, run: &str) -> Result<PathBuf, BundleError> {
+    let invalid = |reason: String| BundleError::InvalidRunDir {
+        run: run.to_owned(),
+        reason,
+    };
+    check_relative(run).map_err(|problem| {
+        invalid(format!(
+            "{problem:?}: run directories are relative to the root"
+        ))
+    })?;
+    let dir = native(root, run);
+    let meta = fs::symlink_metadata(&dir).map_err(|e| invalid(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(invalid(
+            "not a directory (symbolic links are not followed)".to_owned(),
+        ));
+    }
+    Ok(dir)
+}
+
+/// The extra file `path` of `root`: relative, a regular file reached through no symbolic link.
+fn checked_file(root: &Path, path: &str) -> Result<(PathBuf, u64), BundleError> {
+    let invalid = |reason: String| BundleError::InvalidExtraPath {
+        path: path.to_owned(),
+        reason,
+    };
+    check_relative(path)
+        .map_err(|problem| invalid(format!("{problem:?}: extra paths are relative to the root")))?;
+    let mut at = root.to_path_buf();
+    let components: Vec<&str> = path.split('/').collect();
+    for (i, component) in components.iter().enumerate() {
+        at.push(component);
+        let meta = fs::symlink_metadata(&at).map_err(|e| invalid(e.to_string()))?;
+        let last = i + 1 == components.len();
+        if meta.file_type().is_symlink() {
+            return Err(invalid("reached through a symbolic link".to_owned()));
+        }
+        if last && !meta.is_file() {
+            return Err(invalid("not a regular file".to_owned()));
+        }
+        if last {
+            return Ok((at, meta.len()));
+        }
+    }
+    Err(invalid("empty path".to_owned()))
+}
+
+/// `rel` (`/`-separated) below `base`.
+fn native(base: &Path, rel: &str) -> PathBuf {
+    rel.split('/').fold(base.to_path_buf(), |p, c| p.join(c))
 }
 
 /// A tar header for a read-only regular file `name` of `size` bytes (mtime 0: bundles of the
@@ -169,11 +401,12 @@ fn header(name: &str, size: u64) -> Result<tar::Header, BundleError> {
 }
 
 /// Walks `dir` (the run directory or one below it, `rel` its root-relative path) adding every
-/// regular file as `runs/<rel>/<name>` with its size and SHA-256.
+/// regular file by its root-relative path with its size.
 fn walk(
     dir: &Path,
     rel: &str,
-    members: &mut BTreeMap<String, (PathBuf, u64, String)>,
+    source: usize,
+    files: &mut BTreeMap<String, (PathBuf, u64)>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<(), BundleError> {
     let read_error = |path: &Path| {
@@ -189,6 +422,7 @@ fn walk(
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             skipped.push(Skipped {
+                source,
                 path: format!("{rel}/{}", entry.file_name().to_string_lossy()),
                 reason: "name is not UTF-8",
             });
@@ -197,6 +431,7 @@ fn walk(
         let child = format!("{rel}/{name}");
         if name.contains('\\') {
             skipped.push(Skipped {
+                source,
                 path: child,
                 reason: "name contains a backslash",
             });
@@ -206,16 +441,17 @@ fn walk(
         let kind = meta.file_type();
         if kind.is_symlink() {
             skipped.push(Skipped {
+                source,
                 path: child,
                 reason: "symbolic link",
             });
         } else if kind.is_dir() {
-            walk(&path, &child, members, skipped)?;
+            walk(&path, &child, source, files, skipped)?;
         } else if kind.is_file() {
-            let (size, sha) = hash_file(&path)?;
-            members.insert(format!("{RUNS_DIR}/{child}"), (path, size, sha));
+            files.insert(child, (path, meta.len()));
         } else {
             skipped.push(Skipped {
+                source,
                 path: child,
                 reason: "not a regular file (device, FIFO or socket)",
             });
@@ -225,14 +461,14 @@ fn walk(
 }
 
 /// The size and SHA-256 of a file, read once.
-fn hash_file(path: &Path) -> Result<(u64, String), BundleError> {
+fn hash_file(path: &Path, progress: &mut dyn Progress) -> Result<(u64, String), BundleError> {
     let error = |source| BundleError::ReadFile {
         path: path.to_path_buf(),
         source,
     };
     let mut file = File::open(path).map_err(error)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
         let n = match file.read(&mut buf) {
@@ -243,6 +479,7 @@ fn hash_file(path: &Path) -> Result<(u64, String), BundleError> {
         };
         hasher.update(&buf[..n]);
         size += n as u64;
+        progress.advance(n as u64);
     }
     Ok((size, hex(&hasher.finalize())))
 }
@@ -259,18 +496,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// A reader that hashes and counts what passes through it.
-struct CheckedPrefix<R> {
+/// A reader that hashes, counts and reports what passes through it.
+struct CheckedPrefix<'p, R> {
     inner: R,
     hasher: Sha256,
     read: u64,
+    progress: &'p mut dyn Progress,
 }
 
-impl<R: Read> Read for CheckedPrefix<R> {
+impl<R: Read> Read for CheckedPrefix<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.read += n as u64;
+        self.progress.advance(n as u64);
         Ok(n)
     }
 }
