@@ -24,8 +24,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use runicorn_bundle::{
-    write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile,
-    Progress, SourceInput, WriteOptions,
+    write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
+    SourceInput, WriteOptions,
 };
 use runicorn_store::{FileCache, RemoteId, RunKey, RunRow, Store, StoreError};
 use runicorn_web::bundle_reports::{BundleFailure, ExportReport, ExportSkipped};
@@ -202,7 +202,10 @@ pub fn export_runs_with_progress(
         zstd_level: ZSTD_LEVEL,
         created_by: format!("runicorn-hub {}", env!("CARGO_PKG_VERSION")),
     };
-    let mut counted = CountingWriter { inner: out, bytes: 0 };
+    let mut counted = CountingWriter {
+        inner: out,
+        bytes: 0,
+    };
     let (counted_out, report) =
         write_bundle_with_progress(&sources, &options, &mut counted, progress)?;
     let bundle_bytes = counted_out.bytes;
@@ -270,10 +273,12 @@ fn write_run(
     input: &mut SourceInput,
 ) -> Result<CopiedRun, ExportError> {
     let run_name = format!("{}/{}", row.remote, row.dir);
-    let dir = root.join(checked_relative(&row.dir).ok_or_else(|| ExportError::BadPath {
-        run: run_name.clone(),
-        path: row.dir.clone(),
-    })?);
+    let dir = root.join(
+        checked_relative(&row.dir).ok_or_else(|| ExportError::BadPath {
+            run: run_name.clone(),
+            path: row.dir.clone(),
+        })?,
+    );
     make_dir(&dir)?;
     let mut copied = CopiedRun {
         from_cache: Vec::new(),
@@ -369,10 +374,7 @@ fn regenerated(path: &str) -> bool {
 /// keeps the temporary root closed whatever a store holds).
 fn checked_relative(path: &str) -> Option<PathBuf> {
     let plain = |segment: &str| {
-        !segment.is_empty()
-            && segment != "."
-            && segment != ".."
-            && !segment.contains(['\\', '\0'])
+        !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['\\', '\0'])
     };
     path.split('/').all(plain).then(|| PathBuf::from(path))
 }
@@ -430,7 +432,16 @@ mod tests {
     fn only_plain_relative_paths_are_written() {
         assert!(checked_relative("runs/cv/r1").is_some());
         assert!(checked_relative("media/a.png").is_some());
-        for bad in ["", "/etc/passwd", "../x", "runs/../../x", "a/./b", "a//b", "a\\b", "a/"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "runs/../../x",
+            "a/./b",
+            "a//b",
+            "a\\b",
+            "a/",
+        ] {
             assert!(checked_relative(bad).is_none(), "{bad}");
         }
     }

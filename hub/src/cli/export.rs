@@ -15,7 +15,9 @@ use runicorn_bundle::{Phase, Progress};
 use runicorn_cli::human::bytes as human_bytes;
 use runicorn_cli::{progress, safe};
 use runicorn_hub::bundle_export::export_runs_with_progress;
-use runicorn_store::{RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView};
+use runicorn_store::{
+    RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
+};
 use runicorn_web::bundle_reports::ExportReport;
 
 use super::list::{parse_run_ref, where_error};
@@ -78,7 +80,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
         let mut out = BufWriter::new(stdout.lock());
         let report = export_runs_with_progress(&dir, &keys, args.metadata_only, &mut out, &mut bar)
             .context("export failed")?;
-        out.flush().context("cannot write the bundle to standard output")?;
+        out.flush()
+            .context("cannot write the bundle to standard output")?;
         ExportReport {
             file: "-".to_owned(),
             ..report
@@ -120,8 +123,8 @@ fn write_file(
     let mut partial = target.clone().into_os_string();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
-    let file = File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let file =
+        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let mut out = BufWriter::new(file);
     let written = export_runs_with_progress(dir, keys, args.metadata_only, &mut out, bar)
         .context("export failed")
@@ -133,7 +136,11 @@ fn write_file(
             file.sync_all()
                 .with_context(|| format!("cannot write {}", partial.display()))?;
             fs::rename(&partial, target).with_context(|| {
-                format!("cannot rename {} to {}", partial.display(), target.display())
+                format!(
+                    "cannot rename {} to {}",
+                    partial.display(),
+                    target.display()
+                )
             })?;
             Ok(report)
         });
@@ -235,16 +242,18 @@ fn parse_since_at(text: &str, now: f64) -> Result<f64, String> {
             .earliest()
             .map(|t| t.timestamp_millis() as f64 / 1000.0)
     };
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
             return local(naive).ok_or_else(bad);
         }
     }
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return date
-            .and_hms_opt(0, 0, 0)
-            .and_then(local)
-            .ok_or_else(bad);
+        return date.and_hms_opt(0, 0, 0).and_then(local).ok_or_else(bad);
     }
     Err(bad())
 }
@@ -283,9 +292,7 @@ impl BundleBar {
         } else {
             ProgressBar::hidden()
         };
-        if let Some(style) =
-            progress::bar_style("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-        {
+        if let Some(style) = progress::bar_style("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})") {
             bar.set_style(style);
         }
         BundleBar { bar }
