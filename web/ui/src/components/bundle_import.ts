@@ -199,14 +199,18 @@ function verdictBadge(v: RunVerdict): HTMLElement {
 /** The dry run's preview: what each source would do. */
 function previewOf(report: ImportReport, asRemote: HTMLInputElement): HTMLElement {
   const t = report.totals;
-  const changes = Number(t.runs_new) + Number(t.runs_updated);
+  const plural = (n: number, word: string) => `${formatNumber(n)} ${word}${n === 1 ? "" : "s"}`;
+  const parts = [
+    Number(t.runs_new) > 0 ? `adds ${plural(Number(t.runs_new), "new run")}` : "",
+    Number(t.runs_updated) > 0 ? `updates ${plural(Number(t.runs_updated), "run")}` : "",
+  ].filter(Boolean);
   const summary = h(
     "p",
     { class: "bundle-summary" },
-    changes === 0
+    parts.length === 0
       ? "The hub already holds everything in this bundle: importing changes nothing."
-      : `Importing adds ${formatNumber(t.runs_new)} new run${Number(t.runs_new) === 1 ? "" : "s"} and updates ${formatNumber(t.runs_updated)}: ` +
-          `${formatNumber(t.points)} points, ${formatBytes(Number(t.log_bytes))} of logs, ${formatNumber(t.files)} files (${formatBytes(Number(t.file_bytes))}).`,
+      : `Importing ${parts.join(" and ")}: ${formatNumber(t.points)} points, ${formatBytes(Number(t.log_bytes))} of logs, ` +
+          `${plural(Number(t.files), "file")} (${formatBytes(Number(t.file_bytes))}).`,
   );
   const sources = report.bundles.flatMap((b) => b.sources.map((s) => sourceOf(s)));
   const remoteRow = h("label", { class: "bundle-remote-row" }, "Import under remote ", asRemote, h("span", { class: "muted small" }, " (leave empty to keep the bundle's names)"));

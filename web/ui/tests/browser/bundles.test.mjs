@@ -3,7 +3,7 @@
 // dropped on hub B's page (an empty store), whose dialog previews the dry run (two new runs
 // under the bundle's remote) and imports on "Import"; B's runs table then lists them. Importing
 // the same file again through the "Import" button's file picker says nothing changes, and a
-// file that is no bundle is refused with the hub's message.
+// file that is no bundle, and one cut short, are refused with the hub's message.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -91,6 +91,7 @@ test("two runs exported from one hub's page import into another's, previewed fir
   assert.deepEqual(ids, chosenIds);
   assert.deepEqual(await preview.locator(".verdict").allTextContents(), ["new", "new"]);
   assert.match(await preview.locator(".count-new").textContent(), /^2 new/);
+  assert.match(await preview.locator(".bundle-summary").textContent(), /^Importing adds 2 new runs: \d+ points/);
   assert.equal((await runsOf(hubB)).length, 0, "a dry run changes nothing");
   await screenshot(page, "bundles-import-preview");
 
@@ -118,8 +119,19 @@ test("two runs exported from one hub's page import into another's, previewed fir
   await dropFile(page, junk, "notes.rbundle");
   await page.locator(".bundle-dialog .state-error").waitFor({ timeout: 60_000 });
   assert.match(await page.locator(".bundle-dialog .bundle-error-message").textContent(), /notes\.rbundle/);
-  await screenshot(page, "bundles-import-refused");
   await page.locator("button.bundle-close").click();
+
+  // Cut short: refused, naming the member the reader was in.
+  const cut = path.join(tmp.dir, "cut.rbundle");
+  const whole = readFileSync(file);
+  writeFileSync(cut, whole.subarray(0, Math.floor((whole.length * 2) / 3)));
+  await dropFile(page, cut, "cut.rbundle");
+  await page.locator(".bundle-dialog .state-error").waitFor({ timeout: 60_000 });
+  assert.match(await page.locator(".bundle-dialog .bundle-error-message").textContent(), /cut\.rbundle/);
+  assert.match(await page.locator(".bundle-dialog .bundle-member").textContent(), /^Member: \S+/);
+  await screenshot(page, "bundles-import-refused");
+  await page.keyboard.press("Escape");
+  assert.equal(await page.locator(".bundle-dialog").count(), 0, "Escape closes the dialog");
   assert.equal((await runsOf(hubB)).length, 2);
   assert.deepEqual(errors, []);
 });
