@@ -26,7 +26,7 @@ use runicorn_store::{valid_remote_name, RunKey};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::bundle_reports::{BundleFailure, BundleService, ImportReport};
+use crate::bundle_reports::{BundleFailure, BundleService, ExportReport, ImportReport};
 use crate::error::ApiError;
 use crate::routes::{resolve_run, ApiPath, MAX_BODY_BYTES};
 use crate::state::AppState;
@@ -271,28 +271,11 @@ async fn export(
     let dir = temp_dir(&state, EXPORTS_DIR).await?;
     let out = dir.join(format!("{}.rbundle", new_id()?));
     let count = keys.len();
-    let result = service.export(keys, body.metadata_only, out.clone()).await;
-    let report = match result {
-        Ok(report) => report,
-        Err(failure) => {
-            let _ = tokio::fs::remove_file(&out).await;
-            let mut message = failure.message;
-            if let Some(member) = failure.member {
-                message.push_str(&format!(" (file {member})"));
-            }
-            return Err(ApiError::internal(message));
-        }
-    };
-    let file = tokio::fs::File::open(&out).await;
-    // The open file keeps its bytes until it is closed: removing it now means nothing is left
-    // behind however the download ends.
-    let _ = tokio::fs::remove_file(&out).await;
-    let file = file.map_err(|e| {
-        ApiError::internal(format!(
-            "the export was written to {} but cannot be read back: {e}",
-            out.display()
-        ))
-    })?;
+    // On a task of its own: a client that goes away does not cut the export short, and its
+    // file is cleaned up all the same.
+    let (file, report) = tokio::spawn(write_export(service, keys, body.metadata_only, out))
+        .await
+        .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))??;
     let size = match file.metadata().await {
         Ok(m) => m.len(),
         Err(_) => report.bundle_bytes,
@@ -312,6 +295,36 @@ async fn export(
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok((headers, Body::from_stream(file_chunks(file))).into_response())
+}
+
+/// Has the service write the bundle to `out`, then opens it and removes its name (the open
+/// file keeps its bytes until closed, so nothing is left behind however the download ends).
+async fn write_export(
+    service: Arc<dyn BundleService>,
+    keys: Vec<RunKey>,
+    metadata_only: bool,
+    out: PathBuf,
+) -> Result<(tokio::fs::File, ExportReport), ApiError> {
+    let report = match service.export(keys, metadata_only, out.clone()).await {
+        Ok(report) => report,
+        Err(failure) => {
+            let _ = tokio::fs::remove_file(&out).await;
+            let mut message = failure.message;
+            if let Some(member) = failure.member {
+                message.push_str(&format!(" (file {member})"));
+            }
+            return Err(ApiError::internal(message));
+        }
+    };
+    let file = tokio::fs::File::open(&out).await;
+    let _ = tokio::fs::remove_file(&out).await;
+    let file = file.map_err(|e| {
+        ApiError::internal(format!(
+            "the export was written to {} but cannot be read back: {e}",
+            out.display()
+        ))
+    })?;
+    Ok((file, report))
 }
 
 /// The bytes of `file` as a body stream.
@@ -507,20 +520,23 @@ async fn import(
              imported now); upload the bundle again"
         )));
     };
-    let outcome = service
-        .import(
-            upload.path.clone(),
-            upload.name.clone(),
-            body.dry_run,
-            as_remote,
-        )
-        .await;
-    let done = outcome.is_ok() && !body.dry_run;
-    if done {
-        remove_upload(&upload.path).await;
-    } else {
-        state.uploads.put(id, upload);
-    }
+    // On a task of its own: a client that goes away does not cut the import short (it is
+    // applied whole or not at all either way), and the upload is put back or removed.
+    let dry_run = body.dry_run;
+    let shared = Arc::clone(&state);
+    let outcome = tokio::spawn(async move {
+        let outcome = service
+            .import(upload.path.clone(), upload.name.clone(), dry_run, as_remote)
+            .await;
+        if outcome.is_ok() && !dry_run {
+            remove_upload(&upload.path).await;
+        } else {
+            shared.uploads.put(id, upload);
+        }
+        outcome
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the import stopped: {e}")))?;
     match outcome {
         Ok(report) => Ok(Json::<ImportReport>(report).into_response()),
         Err(failure) => Ok(bundle_refused(failure)),

@@ -605,3 +605,94 @@ fn without_a_bundle_service_the_routes_say_what_serves_them() {
     );
     assert_eq!(r.status, 503, "{}", r.text());
 }
+
+/// The runs (run id → points, log bytes, status) the API lists for `remote`.
+fn progress_of(served: &Served, remote: &str) -> Vec<(String, u64, u64, String)> {
+    let page = served.json(&format!("/api/runs?remote={remote}&view=all&limit=100"));
+    let mut runs: Vec<_> = page["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["run_id"].as_str().unwrap().to_owned(),
+                r["points"].as_u64().unwrap(),
+                r["log_bytes"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+#[test]
+fn the_hubs_own_service_carries_runs_from_one_store_to_another() {
+    let world = World::new();
+    let hub = |dir: &Path| -> Arc<dyn BundleService> {
+        Arc::new(runicorn_hub::bundle_service::HubBundles {
+            store_dir: dir.to_owned(),
+            agent_program: runicorn_tests::hub::agent_path(),
+        })
+    };
+    let a = Served::start_with_bundles(world.hub_dir.path(), None, Some(hub(world.hub_dir.path())));
+    let other = tempfile::tempdir().unwrap();
+    let b = Served::start_with_bundles(other.path(), None, Some(hub(other.path())));
+
+    let bundle = export(&a, json!({"runs": ["run00001", "run00002"]}));
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let r = upload(&b, "from-a.rbundle", bundle.body.clone());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let target = format!("/api/bundles/uploads/{id}/import");
+
+    let r = b.write("POST", &target, Some(json!({"dry_run": true})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    assert_eq!(report["bundles"][0]["file"], "from-a.rbundle", "{report}");
+    assert_eq!(
+        report["bundles"][0]["sources"][0]["remote"], "here",
+        "{report}"
+    );
+    assert_eq!(report["totals"]["runs_new"], 2, "{report}");
+    assert!(
+        progress_of(&b, "here").is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let r = b.write("POST", &target, Some(json!({"dry_run": false})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let wanted: Vec<_> = progress_of(&a, "here")
+        .into_iter()
+        .filter(|(id, ..)| id != "run00000")
+        .collect();
+    assert_eq!(progress_of(&b, "here"), wanted);
+    assert!(
+        wanted
+            .iter()
+            .all(|(_, points, log, _)| *points > 0 && *log > 0),
+        "{wanted:?}"
+    );
+    assert!(
+        other
+            .path()
+            .join("tmp/uploads")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none(),
+        "the upload is removed after the import"
+    );
+
+    // The same bundle again: nothing would change.
+    let r = upload(&b, "again.rbundle", bundle.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = b.write(
+        "POST",
+        &format!("/api/bundles/uploads/{id}/import"),
+        Some(json!({"dry_run": true})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["totals"]["runs_unchanged"], 2, "{}", r.text());
+    assert_eq!(r.json()["totals"]["runs_new"], 0, "{}", r.text());
+}
