@@ -8,7 +8,7 @@
 //! These routes are served outside the request time limit (a large upload or import takes
 //! longer than it); the security layer guards them like every other route.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,13 +22,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures::StreamExt;
-use runicorn_store::{valid_remote_name, RunKey};
+use runicorn_store::{valid_remote_name, RunKey, RunRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::bundle_reports::{BundleFailure, BundleService, ExportReport, ImportReport};
 use crate::error::ApiError;
-use crate::routes::{resolve_run, ApiPath, MAX_BODY_BYTES};
+use crate::routes::ApiPath;
 use crate::state::AppState;
 
 /// Largest bundle file an upload accepts.
@@ -41,6 +41,8 @@ pub const UPLOADS_DIR: &str = "tmp/uploads";
 pub const EXPORTS_DIR: &str = "tmp/exports";
 /// Most run references one export takes.
 pub const MAX_EXPORT_RUNS: usize = 10_000;
+/// Largest JSON body of these routes (an export of [`MAX_EXPORT_RUNS`] run ids fits).
+pub const MAX_JSON_BODY_BYTES: usize = 1 << 20;
 /// Longest upload name kept (in characters).
 const MAX_NAME_CHARS: usize = 200;
 /// Bytes read from an export file per body chunk.
@@ -53,7 +55,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/bundles/uploads", post(upload))
         .route("/api/bundles/uploads/{id}/import", post(import))
         .method_not_allowed_fallback(super::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
 }
 
 /// The uploads waiting for an import, by id.
@@ -157,7 +159,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(format!(
                 "request body larger than {} KiB",
-                MAX_BODY_BYTES / 1024
+                MAX_JSON_BODY_BYTES / 1024
             ))
         } else {
             ApiError::bad_request(format!("unreadable request body: {e}"))
@@ -256,17 +258,31 @@ async fn export(
             body.runs.len()
         )));
     }
-    let mut keys: Vec<RunKey> = Vec::with_capacity(body.runs.len());
-    for item in &body.runs {
-        let reference = match item {
+    // Each distinct reference resolved once, all on one store connection, in the order given.
+    let mut seen = HashSet::new();
+    let references: Vec<String> = body
+        .runs
+        .iter()
+        .map(|item| match item {
             RefItem::Key(k) => k.to_string(),
             RefItem::Text(t) => t.clone(),
-        };
-        let key = resolve_run(&state, &reference).await?;
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
+        })
+        .filter(|r| seen.insert(r.clone()))
+        .collect();
+    let keys: Vec<RunKey> = state
+        .pool
+        .read(move |store| {
+            let mut keys = Vec::with_capacity(references.len());
+            let mut distinct = HashSet::new();
+            for reference in &references {
+                let key = store.resolve_run(&RunRef::parse(reference)?)?;
+                if distinct.insert(key) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+        .await?;
     sweep(&state).await;
     let dir = temp_dir(&state, EXPORTS_DIR).await?;
     let out = dir.join(format!("{}.rbundle", new_id()?));

@@ -378,6 +378,19 @@ fn export_downloads_a_bundle_of_the_selected_runs_and_leaves_no_file() {
         world.files_in("tmp/exports")
     );
 
+    // A long selection fits (more than the other routes' 64 KiB body); beyond 1 MiB, 413.
+    let many = vec![json!("here/run00000"); 6_000];
+    let r = export(&served, json!({ "runs": many }));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains("runicorn-1-runs-"));
+    let huge = vec![json!("x".repeat(1_000)); 1_100];
+    let r = export(&served, json!({ "runs": huge }));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(hub.exports.lock().unwrap().len(), 2);
+
     // Refusals name what is wrong and write nothing.
     let r = export(&served, json!({"runs": []}));
     assert_eq!(r.status, 400, "{}", r.text());
@@ -394,13 +407,13 @@ fn export_downloads_a_bundle_of_the_selected_runs_and_leaves_no_file() {
     assert!(r.text().contains("nosuchrun"), "{}", r.text());
     let r = export(&served, json!({"run": ["run00000"]}));
     assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(hub.exports.lock().unwrap().len(), 1);
+    assert_eq!(hub.exports.lock().unwrap().len(), 2);
     // Without the token, refused before anything runs.
     let r = Request::new("POST", "/api/bundles/export")
         .json(&json!({"runs": ["run00000"]}))
         .send(served.addr);
     assert_eq!(r.status, 403, "{}", r.text());
-    assert_eq!(hub.exports.lock().unwrap().len(), 1);
+    assert_eq!(hub.exports.lock().unwrap().len(), 2);
 }
 
 #[test]
