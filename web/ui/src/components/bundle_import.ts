@@ -75,9 +75,21 @@ export function installBundleDrop(): void {
     const file = ev.dataTransfer?.files[0];
     if (file) importBundle(file);
   });
-  window.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && closeBundleDialog()) ev.preventDefault();
-  });
+  // While the dialog is open, keys are its own: Escape closes it, and the page's shortcuts
+  // (j/k, x, c…) do not act on the table behind it (typing and buttons still work: those are
+  // default actions).
+  window.addEventListener(
+    "keydown",
+    (ev) => {
+      if (!open) return;
+      ev.stopPropagation();
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        closeBundleDialog();
+      }
+    },
+    { capture: true },
+  );
 }
 
 /** Uploads `file`, shows its dry run, and imports it on confirmation. */

@@ -125,13 +125,20 @@ test("two runs exported from one hub's page import into another's, previewed fir
   const cut = path.join(tmp.dir, "cut.rbundle");
   const whole = readFileSync(file);
   writeFileSync(cut, whole.subarray(0, Math.floor((whole.length * 2) / 3)));
+  await page.keyboard.press("j"); // the keyboard cursor on the first run, for "x" below
+  await page.locator("tr.run-row.cursor").waitFor();
   await dropFile(page, cut, "cut.rbundle");
   await page.locator(".bundle-dialog .state-error").waitFor({ timeout: 60_000 });
   assert.match(await page.locator(".bundle-dialog .bundle-error-message").textContent(), /cut\.rbundle/);
   assert.match(await page.locator(".bundle-dialog .bundle-member").textContent(), /^Member: \S+/);
   await screenshot(page, "bundles-import-refused");
+  // Shortcuts of the page behind do not act while the dialog is open (x would select a run).
+  await page.keyboard.press("x");
+  assert.equal(await page.locator("tr.run-row td.col-select input:checked").count(), 0);
   await page.keyboard.press("Escape");
   assert.equal(await page.locator(".bundle-dialog").count(), 0, "Escape closes the dialog");
+  await page.keyboard.press("x");
+  assert.equal(await page.locator("tr.run-row td.col-select input:checked").count(), 1, "x selects once the dialog is closed");
   assert.equal((await runsOf(hubB)).length, 2);
   assert.deepEqual(errors, []);
 });
