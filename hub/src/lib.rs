@@ -12,6 +12,8 @@
 //! | `supervisor` | one remote kept in sync: opens its link, reconnects with backoff |
 //! | `followers` | the remotes a command follows live: their leases in the store, a supervisor each, remotes added, removed, paused or asked to sync by other processes |
 //! | `store_thread` | the store on a thread of its own, called from async code |
+//! | `bundle_export` | the runs of the store as an offline bundle (`runicorn-hub export`, the dashboard's export): each run rewritten from the store into a temporary root, then bundled |
+//! | `bundle_service` | the dashboard's bundle export and import (`runicorn_web::bundle_reports::BundleService`) over `bundle_export` and `bundle_import` |
 //! | `bundle_import` | `import`: offline bundles checked, landed, read by a real agent and stored as one atomic merge |
 //! | `agent_install` | `connect --install-agent`: the agent uploaded over SFTP, verified, upgraded when older |
 //! | `file_fetch` | file bytes on demand (SFTP or a local read) into the store's cache, for the dashboard |
@@ -26,7 +28,9 @@
 //! | `open_link` | opening a link for a remembered address, SSH or local |
 
 pub mod agent_install;
+pub mod bundle_export;
 pub mod bundle_import;
+pub mod bundle_service;
 pub mod file_fetch;
 pub mod followers;
 mod link;

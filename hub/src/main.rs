@@ -114,6 +114,15 @@ enum Command {
     /// versions) into a temporary root, start a local agent on it, sync it into a temporary
     /// store, serve the dashboard and follow it live.
     Demo(cli::demo::DemoArgs),
+    /// Write runs of the store (with their hub annotations) into one offline bundle file, to
+    /// carry them to another hub (`runicorn-hub import`).
+    ///
+    /// Runs are selected as `runicorn-hub ls` selects them. Each run's records, points and log
+    /// come from the store, and its other files from the file cache; a file the cache lacks is
+    /// listed (name, size, SHA-256) without its bytes. `-o -` writes to standard output.
+    ///
+    /// Example: runicorn-hub export --remote gpu-01 --since 3d -o gpu-01.rbundle
+    Export(cli::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -128,6 +137,7 @@ fn main() -> ExitCode {
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
+        Command::Export(args) => cli::export::run(hub_dir, args),
         Command::Fetch(args) => cli::fetch::run(hub_dir, args),
         Command::Artifacts(args) => cli::artifacts::run(hub_dir, args),
         Command::Cache(args) => cli::cache::run(hub_dir, args),

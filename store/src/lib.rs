@@ -40,6 +40,7 @@
 //! | tables | `series` | metric series: downsampled (min/max per bucket) from the tiles, raw, live tails |
 //! | tables | `content_chunks` | the hub's cache of artifact contents held as chunks (`files/chunks/`), their `content_chunks` rows, reading a cached content from any offset |
 //! | tables | `artifact_refs` | resolving `NAME:REF` (latest, vN, alias) to one artifact version and its files |
+//! | tables | `export` | what the store holds of a run as its files, for bundles: records as stored, `events.jsonl` rebuilt from the points, the hub's annotations |
 //! | tables | `series_stats` | whole-series count, last point, min and max (from the top tile level) |
 //!
 //! The `tables` modules each add methods to [`Store`] (`impl Store` blocks) and may use the
@@ -54,6 +55,7 @@ mod cache_gc;
 mod changes;
 mod content_chunks;
 mod error;
+mod export;
 mod file_cache;
 mod files;
 mod ids;
@@ -94,6 +96,7 @@ pub use content_chunks::{
     ContentReader, CHUNKS_DIR,
 };
 pub use error::StoreError;
+pub use export::{EventsWritten, HubAnnotations, RunRecordTexts};
 pub use file_cache::{is_sha256_hex, CachedContent, FileCache, Partial};
 pub use files::MAX_BYTES_IN_MEMORY;
 pub use ids::{RemoteId, RunKey};

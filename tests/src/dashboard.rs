@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use runicorn_web::bundle_reports::BundleService;
 use runicorn_web::{Dashboard, DashboardConfig, FileFetcher};
 use serde_json::Value;
 
@@ -28,6 +29,15 @@ pub struct ServedDashboard {
 impl ServedDashboard {
     /// Serves the store in `hub_dir`, with `files` bringing manifest files into the cache.
     pub fn start(hub_dir: &Path, files: Option<Arc<dyn FileFetcher>>) -> ServedDashboard {
+        ServedDashboard::start_with_bundles(hub_dir, files, None)
+    }
+
+    /// Serves the store in `hub_dir` with `files` and a bundle service.
+    pub fn start_with_bundles(
+        hub_dir: &Path,
+        files: Option<Arc<dyn FileFetcher>>,
+        bundles: Option<Arc<dyn BundleService>>,
+    ) -> ServedDashboard {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (ended_tx, ended) = mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -36,6 +46,7 @@ impl ServedDashboard {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             files,
+            bundles,
         };
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,6 @@
-//! What the hub hands the dashboard: where the store is, where to listen, and how to bring a
-//! run's file into the store's cache when the page asks for one that is not there yet.
+//! What the hub hands the dashboard: where the store is, where to listen, how to bring a run's
+//! file into the store's cache when the page asks for one that is not there yet, and the
+//! bundle service that exports and imports offline bundles.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -7,6 +8,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use runicorn_store::{CachedLayout, RemoteId, RunRow};
+
+use crate::bundle_reports::BundleService;
 
 /// The dashboard's default port.
 pub const DEFAULT_PORT: u16 = 23300;
@@ -99,6 +102,9 @@ pub struct DashboardConfig {
     pub port: u16,
     /// Fetches manifest files on demand; `None` serves what the cache already holds.
     pub files: Option<Arc<dyn FileFetcher>>,
+    /// Exports and imports bundles for the dashboard; `None` answers the bundle routes with
+    /// `503`.
+    pub bundles: Option<Arc<dyn BundleService>>,
 }
 
 impl DashboardConfig {
@@ -109,6 +115,7 @@ impl DashboardConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: DEFAULT_PORT,
             files: None,
+            bundles: None,
         }
     }
 }
@@ -120,6 +127,7 @@ impl std::fmt::Debug for DashboardConfig {
             .field("bind", &self.bind)
             .field("port", &self.port)
             .field("files", &self.files.is_some())
+            .field("bundles", &self.bundles.is_some())
             .finish()
     }
 }

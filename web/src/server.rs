@@ -68,6 +68,9 @@ impl Dashboard {
         let state = Arc::new(AppState {
             pool: Arc::new(pool),
             files: config.files,
+            store_dir: config.store_dir.clone(),
+            bundles: config.bundles,
+            uploads: Default::default(),
             ticks: ticks_rx,
             closing: closing_rx,
             index: IndexPage::new(&token),

@@ -1,6 +1,7 @@
-//! What every route shares: the store connections, the live-update ticks, the shutdown signal
-//! and the file fetcher.
+//! What every route shares: the store connections and folder, the live-update ticks, the
+//! shutdown signal, the file fetcher, the bundle service and the bundle uploads waiting.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -8,13 +9,21 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 
 use crate::assets::IndexPage;
+use crate::bundle_reports::BundleService;
 use crate::config::FileFetcher;
+use crate::routes::bundles::Uploads;
 use crate::store_pool::StorePool;
 
 /// The router's state.
 pub struct AppState {
     pub pool: Arc<StorePool>,
     pub files: Option<Arc<dyn FileFetcher>>,
+    /// The hub's store folder (bundle uploads and exports wait under its `tmp/`).
+    pub store_dir: PathBuf,
+    /// Exports and imports bundles; `None`: the bundle routes answer `503`.
+    pub bundles: Option<Arc<dyn BundleService>>,
+    /// Uploaded bundle files waiting for their import.
+    pub uploads: Uploads,
     /// Bumped each time the store changed (another connection committed).
     pub ticks: watch::Receiver<u64>,
     /// Becomes true when the server shuts down: open event streams end.

@@ -127,6 +127,24 @@ pub fn generated_file() -> String {
         out.add::<LineageRunDto>();
         out.add::<LineageEdgeDto>();
     }
+    // Offline bundles.
+    {
+        use crate::bundle_reports::*;
+        use crate::routes::bundles::{BundleRefusedBody, BundleRefusedDetail, UploadDto};
+        out.add::<UploadDto>();
+        out.add::<ImportReport>();
+        out.add::<ImportedBundle>();
+        out.add::<BundleKind>();
+        out.add::<ImportedSource>();
+        out.add::<ImportedRun>();
+        out.add::<RunVerdict>();
+        out.add::<ImportTotals>();
+        out.add::<ExportReport>();
+        out.add::<ExportSkipped>();
+        out.add::<BundleFailure>();
+        out.add::<BundleRefusedBody>();
+        out.add::<BundleRefusedDetail>();
+    }
     out.add::<ErrorBody<'static>>();
     out.add::<ErrorDetail<'static>>();
     out.add::<crate::error::CandidateDto>();

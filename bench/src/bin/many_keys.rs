@@ -182,6 +182,7 @@ fn serve(dir: &Path) -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Sender
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port: 0,
         files: None,
+        bundles: None,
     };
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_multi_thread()

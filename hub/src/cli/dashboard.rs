@@ -54,6 +54,10 @@ pub async fn start(
         bind: serve.bind,
         port: serve.port,
         files: Some(Arc::new(files.clone())),
+        bundles: Some(Arc::new(runicorn_hub::bundle_service::HubBundles {
+            store_dir: store_dir.to_owned(),
+            agent_program: runicorn_hub::local_agent_program(None),
+        })),
     };
     let dashboard = Dashboard::bind(config)
         .await

@@ -26,6 +26,7 @@ mod hostile_runs;
 mod hostile_tree_props;
 mod hub_connect_cli;
 mod hub_demo;
+mod hub_export;
 mod hub_fetch_cache;
 mod hub_ls;
 mod hub_sync;

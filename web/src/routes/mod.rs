@@ -3,6 +3,7 @@
 
 pub mod artifact_files;
 pub mod artifacts;
+pub mod bundles;
 pub mod columns;
 pub mod compare;
 pub mod events;
@@ -92,6 +93,8 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(time_limit))
+        // Bundle uploads and imports take longer than the time limit: merged after it.
+        .merge(bundles::router())
         .layer(axum::middleware::from_fn_with_state(guard, guard_layer))
         .with_state(state)
 }

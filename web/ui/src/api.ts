@@ -37,6 +37,8 @@ export class ApiError extends Error {
     /** For a malformed filter (`code` `bad_filter`): where in the expression, in characters. */
     readonly position: number | null = null,
     readonly length: number | null = null,
+    /** For a refused bundle (`code` `bad_bundle`): the bundle member to blame, when one is. */
+    readonly member: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -67,6 +69,24 @@ export function token(): string {
   return meta?.content ?? "";
 }
 
+/** The `ApiError` of a failed answer whose body (JSON, or null) is `data`. */
+function errorOf(res: Response, data: unknown): ApiError {
+  type Where = { position?: unknown; length?: unknown };
+  const body = data as ({ error?: { code?: string; message?: string; member?: unknown } & Where; candidates?: RunCandidate[] } & Where) | null;
+  const err = body?.error;
+  // `position`/`length` of a bad filter: in the error object, or beside it.
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  return new ApiError(
+    res.status,
+    err?.code ?? "http",
+    err?.message ?? `${res.status} ${res.statusText}`,
+    Array.isArray(body?.candidates) ? body.candidates : [],
+    num(err?.position) ?? num(body?.position),
+    num(err?.length) ?? num(body?.length),
+    typeof err?.member === "string" ? err.member : null,
+  );
+}
+
 async function request<T>(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (method !== "GET") headers["X-Runicorn-Token"] = token();
@@ -91,21 +111,7 @@ async function request<T>(method: string, url: string, body?: unknown, signal?: 
   } catch {
     data = null;
   }
-  if (!res.ok) {
-    type Where = { position?: unknown; length?: unknown };
-    const body = data as ({ error?: { code?: string; message?: string } & Where; candidates?: RunCandidate[] } & Where) | null;
-    const err = body?.error;
-    // `position`/`length` of a bad filter: in the error object, or beside it.
-    const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
-    throw new ApiError(
-      res.status,
-      err?.code ?? "http",
-      err?.message ?? `${res.status} ${res.statusText}`,
-      Array.isArray(body?.candidates) ? body.candidates : [],
-      num(err?.position) ?? num(body?.position),
-      num(err?.length) ?? num(body?.length),
-    );
-  }
+  if (!res.ok) throw errorOf(res, data);
   return data as T;
 }
 
@@ -265,3 +271,73 @@ export function artifactUrl(remote: string, type: string, name: string, rest = "
 export function artifactFileUrl(remote: string, type: string, name: string, version: number, path: string): string {
   return artifactUrl(remote, type, name, `/v${version}/files/${path.split("/").map(encodeURIComponent).join("/")}`);
 }
+
+/** The network failure every request reports the same way. */
+const unreachable = () => new ApiError(0, "network", "Could not reach the hub. Is `runicorn-hub` still running?");
+
+/** The file name of a `Content-Disposition: attachment; filename="…"` header. */
+export function attachmentName(header: string | null, fallback: string): string {
+  const m = /filename="([^"]+)"/.exec(header ?? "");
+  return m ? m[1] : fallback;
+}
+
+/** Offline bundles (docs/api.md, "Bundles"). */
+export const bundlesApi = {
+  /** A bundle of the runs (`POST /api/bundles/export`), as a file to save. */
+  async exportRuns(runs: (number | string)[], metadataOnly = false): Promise<{ blob: Blob; filename: string }> {
+    let res: Response;
+    try {
+      res = await fetch("/api/bundles/export", {
+        method: "POST",
+        headers: { Accept: "application/zstd, application/json", "Content-Type": "application/json", "X-Runicorn-Token": token() },
+        body: JSON.stringify({ runs, metadata_only: metadataOnly }),
+        credentials: "same-origin",
+      });
+    } catch {
+      throw unreachable();
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let data: unknown = null;
+      try {
+        data = text ? JSON.parse(text) : null;
+      } catch {
+        data = null;
+      }
+      throw errorOf(res, data);
+    }
+    const blob = await res.blob();
+    return { blob, filename: attachmentName(res.headers.get("Content-Disposition"), `runicorn-${runs.length}-runs.rbundle`) };
+  },
+
+  /** Uploads a bundle file (`POST /api/bundles/uploads`), reporting bytes sent. */
+  upload(file: File, onProgress?: (sent: number, total: number) => void): Promise<import("./generated/api").BundleUpload> {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", apiUrl("/api/bundles/uploads", { name: file.name }));
+      xhr.setRequestHeader("X-Runicorn-Token", token());
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.setRequestHeader("Accept", "application/json");
+      if (onProgress) xhr.upload.onprogress = (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
+      xhr.onerror = () => reject(unreachable());
+      xhr.onload = () => {
+        let data: unknown = null;
+        try {
+          data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          data = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) resolve(data as import("./generated/api").BundleUpload);
+        else reject(errorOf({ status: xhr.status, statusText: xhr.statusText } as Response, data));
+      };
+      xhr.send(file);
+    });
+  },
+
+  /** What importing an upload would do (`dryRun`), or the import itself. */
+  importUpload: (id: string, dryRun: boolean, asRemote: string | null) =>
+    request<import("./generated/api").ImportReport>("POST", `/api/bundles/uploads/${encodeURIComponent(id)}/import`, {
+      dry_run: dryRun,
+      as_remote: asRemote,
+    }),
+};

@@ -1,10 +1,11 @@
 /**
  * The dashboard's entry point: the top bar (navigation, theme toggle, live indicator, the
- * shortcut list), the router that swaps pages, the keyboard listener, and the store-changed
- * stream that pages refresh on.
+ * shortcut list), the router that swaps pages, the keyboard listener, the page-wide drop target
+ * that imports bundles, and the store-changed stream that pages refresh on.
  */
 import "./styles.css";
 import { openChanges } from "./api";
+import { installBundleDrop } from "./components/bundle_import";
 import { h, message, replace } from "./lib/dom";
 import { installKeyboard, showHelp } from "./lib/keyboard";
 import { initTheme, toggleTheme, currentTheme } from "./lib/theme";
@@ -18,6 +19,7 @@ import { onRouteChange, type Route } from "./router";
 
 initTheme();
 installKeyboard();
+installBundleDrop();
 
 const nav = (href: string, label: string, page: string) => h("a", { href, class: "nav-link", dataset: { page } }, label);
 const themeBtn = h("button", { type: "button", class: "btn theme-toggle", title: "Toggle dark mode" });

@@ -7,6 +7,7 @@
 
 mod annotations;
 mod artifacts;
+mod bundles;
 mod catalog;
 mod compare;
 mod compare_stats;

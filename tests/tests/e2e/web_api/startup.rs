@@ -25,6 +25,7 @@ fn a_port_in_use_is_reported_with_a_way_out() {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port,
             files: None,
+            bundles: None,
         }))
         .err()
         .expect("the port is taken");

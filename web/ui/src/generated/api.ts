@@ -758,6 +758,190 @@ export type LineageEdge = {
   kind: "produced" | "used",
 };
 
+/**
+ * What an upload answers.
+ */
+export type BundleUpload = {
+  /**
+   * Names the upload in `POST /api/bundles/uploads/{id}/import`.
+   */
+  id: string,
+  name: string,
+  size: number,
+};
+
+/**
+ * What an import did, or would do with `dry_run`.
+ */
+export type ImportReport = {
+  /**
+   * Nothing was changed: this is what the import would do.
+   */
+  dry_run: boolean,
+  /**
+   * One entry per bundle file, in the order given.
+   */
+  bundles: Array<ImportedBundle>,
+  totals: ImportTotals,
+};
+
+/**
+ * One bundle file of an import.
+ */
+export type ImportedBundle = {
+  /**
+   * The file as the user named it (`-` for standard input, the upload's name in the API).
+   */
+  file: string,
+  kind: BundleKind,
+  /**
+   * Creation time written in the bundle (seconds since the epoch), when it says.
+   */
+  created_at: number | null,
+  /**
+   * One entry per storage root the bundle carries (an agent's export has one; a hub's
+   * export one per remote).
+   */
+  sources: Array<ImportedSource>,
+};
+
+/**
+ * What kind of file a bundle is.
+ */
+export type BundleKind = "runicorn" | "upstream_tar" | "upstream_zip";
+
+/**
+ * One storage root of a bundle and the remote its runs go to.
+ */
+export type ImportedSource = {
+  /**
+   * The remote the runs are stored under (the bundle's source name, or `--as`).
+   */
+  remote: string,
+  /**
+   * The remote did not exist before this import.
+   */
+  remote_created: boolean,
+  /**
+   * The machine and root the bundle says the runs came from.
+   */
+  host: string | null,
+  root: string | null,
+  runs: Array<ImportedRun>,
+  /**
+   * Artifacts inserted or updated.
+   */
+  artifacts: number,
+};
+
+/**
+ * One run of an import and what happened to it.
+ */
+export type ImportedRun = {
+  /**
+   * Run directory relative to its root (the run's key on its remote).
+   */
+  dir: string,
+  run_id: string,
+  path: string,
+  status: string,
+  verdict: RunVerdict,
+};
+
+/**
+ * What an import does to one run.
+ */
+export type RunVerdict = "new" | "updated" | "unchanged" | "older";
+
+/**
+ * Sums over every bundle of an import.
+ */
+export type ImportTotals = {
+  runs_new: number,
+  runs_updated: number,
+  runs_unchanged: number,
+  runs_older: number,
+  /**
+   * Metric points stored (in a dry run: that would be stored).
+   */
+  points: number,
+  log_bytes: number,
+  /**
+   * Run files whose bytes came into the file cache, and their bytes.
+   */
+  files: number,
+  file_bytes: number,
+};
+
+/**
+ * What an export wrote.
+ */
+export type ExportReport = {
+  /**
+   * Where it went (`-` for standard output).
+   */
+  file: string,
+  runs: number,
+  /**
+   * Files listed in the manifest, with their bytes inside and those only listed
+   * (`--metadata-only`, or not in the hub's cache).
+   */
+  members: number,
+  omitted: number,
+  /**
+   * Distinct contents written (files sharing bytes count once) and their bytes.
+   */
+  contents: number,
+  content_bytes: number,
+  /**
+   * Size of the bundle file.
+   */
+  bundle_bytes: number,
+  /**
+   * Files left out and why (links, devices).
+   */
+  skipped: Array<ExportSkipped>,
+};
+
+/**
+ * A file an export left out.
+ */
+export type ExportSkipped = {
+  path: string,
+  reason: string,
+};
+
+/**
+ * Why an import was refused: the message names the bundle, the member (when one is to
+ * blame) and what to do. Nothing was imported.
+ */
+export type BundleFailure = {
+  message: string,
+  /**
+   * The bundle member to blame, when one is.
+   */
+  member: string | null,
+};
+
+/**
+ * The body of `400 bad_bundle`: the API's error shape with the member to blame.
+ */
+export type BundleRefused = {
+  error: BundleRefusedDetail,
+};
+
+/**
+ * Why a bundle was refused: `code` is `bad_bundle`; nothing was imported.
+ */
+export type BundleRefusedDetail = {
+  code: string,
+  message: string,
+  /**
+   * The bundle member to blame, when one is.
+   */
+  member: string | null,
+};
+
 export type ApiErrorBody = {
   error: ApiErrorDetail,
   candidates?: Array<RunCandidate>,

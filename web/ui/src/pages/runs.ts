@@ -1,13 +1,15 @@
 /**
  * The runs table (`#/runs`) and the recycle bin (`#/trash`): path tree, the filter box (the
  * filter language, with key completion and errors marked), sortable columns (server-side),
- * user-chosen summary/config columns, grouping with aggregates, paging, selection with Compare
- * and Move to recycle bin / Restore, Export CSV, keyboard shortcuts, and in the recycle bin
+ * user-chosen summary/config columns, grouping with aggregates, paging, selection with Compare,
+ * Export (a bundle download) and Move to recycle bin / Restore, Import (a bundle file, see
+ * components/bundle_import.ts), Export CSV, keyboard shortcuts, and in the recycle bin
  * permanent delete and "Empty recycle bin". The view (filter, sort, columns, grouping) lives in
  * the URL and is remembered per browser (lib/view_state.ts). Ungrouped, everything is fetched a
  * page at a time, so 100,000 runs cost the same as 10.
  */
-import { api, ApiError, RUN_STATUSES, type Columns, type Remote, type Run, type RunsQuery } from "../api";
+import { api, ApiError, bundlesApi, RUN_STATUSES, type Columns, type Remote, type Run, type RunsQuery } from "../api";
+import { pickBundle } from "../components/bundle_import";
 import { filterBox } from "../components/filter_box";
 import { dataTable, type Column, type SortState, type TableGroup } from "../components/table";
 import { pathTree } from "../components/tree";
@@ -104,6 +106,8 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const compareBtn = h("button", { type: "button", class: "btn primary compare-btn" }, "Compare");
   const trashBtn = h("button", { type: "button", class: "btn danger trash-btn" }, trash ? "Restore" : "Move to recycle bin");
   const emptyBtn = h("button", { type: "button", class: "btn danger empty-bin-btn" }, "Empty recycle bin");
+  const exportBtn = h("button", { type: "button", class: "btn export-bundle-btn", title: "Download the selected runs as one bundle file, to import into another hub" }, "Export");
+  const importBtn = h("button", { type: "button", class: "btn import-bundle-btn", title: "Import a bundle file (or drop one anywhere on the page)" }, "Import");
   const csvBtn = h("button", { type: "button", class: "btn csv-btn", title: "All matching runs, with the columns shown" }, "Export CSV");
   const selInfo = h("span", { class: "muted sel-info" });
   const chooser = h("details", { class: "chooser" });
@@ -130,9 +134,11 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
         groupSel,
         chooser,
         csvBtn,
+        trash ? null : importBtn,
         h("span", { class: "spacer" }),
         selInfo,
         trash ? null : compareBtn,
+        trash ? null : exportBtn,
         trashBtn,
         trash ? emptyBtn : null,
       ),
@@ -167,6 +173,8 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     compareBtn.disabled = n < 2 || n > 50;
     compareBtn.title = n < 2 ? "Select two or more runs" : n > 50 ? "At most 50 runs" : "";
     trashBtn.disabled = n === 0;
+    exportBtn.disabled = n === 0;
+    exportBtn.title = n === 0 ? "Select the runs to export" : `Download the ${n} selected run${n === 1 ? "" : "s"} as one bundle file, to import into another hub`;
   };
 
   const query = (): RunsQuery => ({
@@ -497,6 +505,29 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     }
     updateSelection();
     void load(true);
+  });
+  importBtn.addEventListener("click", () => pickBundle());
+  exportBtn.addEventListener("click", async () => {
+    const keys = [...selected];
+    if (keys.length === 0) return;
+    exportBtn.disabled = true;
+    exportBtn.textContent = "Exporting…";
+    try {
+      const { blob, filename } = await bundlesApi.exportRuns(keys);
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: filename });
+      a.style.display = "none";
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      replace(errorBox);
+    } catch (e) {
+      replace(errorBox, message("error", `The runs were not exported: ${(e as Error).message}`));
+    } finally {
+      exportBtn.textContent = "Export";
+      updateSelection();
+    }
   });
   csvBtn.addEventListener("click", async () => {
     csvBtn.disabled = true;

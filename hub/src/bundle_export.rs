@@ -1,0 +1,457 @@
+//! Exporting runs of the hub's store as an offline bundle (`docs/run-format.md`, "Offline
+//! bundles"): what `runicorn-hub export` and the dashboard's export call. Blocking: call it on
+//! a thread of its own (or the blocking pool), never on an async task.
+//!
+//! The store keeps a run's records, points and log, not its directory, so each run is written
+//! again into a temporary storage root under the store folder (`<store>/tmp/export-…`), one
+//! per remote, then bundled with one source per remote (its name, and the agent's host and
+//! root as the store knows them) and the hub's annotations of each run:
+//!
+//! - a manifest file whose bytes the file cache holds is carried exactly (hard-linked from the
+//!   cache, so nothing is copied; its SHA-256 is checked against the bundle's afterwards);
+//! - otherwise `meta.json`, `status.json`, `summary.json`, `environment.json` and
+//!   `assets.json` are the records as stored, `events.jsonl` is rebuilt from the stored points
+//!   and `logs.txt` is the stored log bytes;
+//! - every other file is listed as omitted (size and SHA-256 from the manifest) — or, when the
+//!   agent reported no SHA-256 for it (files over 64 MiB), left out and reported as skipped.
+//!
+//! With `metadata_only`, only the records, `.deleted`, `artifacts.json`, `events.jsonl` and
+//! `logs.txt` are carried; every other file is listed as omitted.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use runicorn_bundle::{
+    write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
+    SourceInput, WriteOptions,
+};
+use runicorn_store::{FileCache, RemoteId, RunKey, RunRow, Store, StoreError};
+use runicorn_web::bundle_reports::{BundleFailure, ExportReport, ExportSkipped};
+
+/// The files of a run that `metadata_only` carries (paths relative to the run directory).
+pub const METADATA_FILES: [&str; 9] = [
+    "meta.json",
+    "status.json",
+    "summary.json",
+    "environment.json",
+    "assets.json",
+    "artifacts.json",
+    ".deleted",
+    "events.jsonl",
+    "logs.txt",
+];
+
+/// zstd level of the hub's bundles (zstd's default).
+const ZSTD_LEVEL: i32 = 3;
+
+/// Why an export failed. Nothing usable was written (the caller removes its partial file).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run {0} is not in the hub's store (it may have been purged); list runs with `runicorn-hub ls`")]
+    NoSuchRun(i64),
+    #[error("nothing to export: no run was selected")]
+    NoRuns,
+    #[error("remote {0} of a selected run is not in the hub's store")]
+    NoSuchRemote(i64),
+    #[error(
+        "run {run}: the path {path:?} cannot be written into a storage root (not a plain relative path)"
+    )]
+    BadPath { run: String, path: String },
+    #[error("cannot write the temporary copy {path}: {source}; check the space and permissions of the store folder")]
+    Temp {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "the hub's cached copy of {path} (run {run}) does not match its SHA-256 {expected}; \
+         the cache is damaged: remove it with `runicorn-hub cache gc --max-size 0`, fetch the \
+         file again and export again"
+    )]
+    DamagedCache {
+        run: String,
+        path: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+}
+
+impl ExportError {
+    /// The failure as the dashboard shows it.
+    pub fn failure(&self) -> BundleFailure {
+        BundleFailure {
+            message: self.to_string(),
+            member: match self {
+                ExportError::BadPath { path, .. } => Some(path.clone()),
+                ExportError::DamagedCache { path, .. } => Some(path.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Writes a bundle of `runs` (keys of the store in `store_dir`, with their hub annotations) to
+/// `out`. The report's `file` is left empty for the caller to fill.
+pub fn export_runs(
+    store_dir: &Path,
+    runs: &[RunKey],
+    metadata_only: bool,
+    out: &mut impl Write,
+) -> Result<ExportReport, ExportError> {
+    export_runs_with_progress(store_dir, runs, metadata_only, out, &mut NoProgress)
+}
+
+/// [`export_runs`], telling `progress` how hashing and writing advance.
+pub fn export_runs_with_progress(
+    store_dir: &Path,
+    runs: &[RunKey],
+    metadata_only: bool,
+    out: &mut impl Write,
+    progress: &mut dyn Progress,
+) -> Result<ExportReport, ExportError> {
+    if runs.is_empty() {
+        return Err(ExportError::NoRuns);
+    }
+    let store = Store::open_read_only(store_dir)?;
+    let tmp_parent = store_dir.join("tmp");
+    fs::create_dir_all(&tmp_parent).map_err(|source| ExportError::Temp {
+        path: tmp_parent.clone(),
+        source,
+    })?;
+    let temp = tempfile::Builder::new()
+        .prefix("export-")
+        .tempdir_in(&tmp_parent)
+        .map_err(|source| ExportError::Temp {
+            path: tmp_parent.clone(),
+            source,
+        })?;
+
+    // Runs by remote, each once, in the order of the remotes' names.
+    let mut by_remote: BTreeMap<RemoteId, Vec<RunRow>> = BTreeMap::new();
+    for &key in runs {
+        let row = store
+            .run_by_key(key)?
+            .ok_or(ExportError::NoSuchRun(key.0))?;
+        let list = by_remote.entry(row.remote_id).or_default();
+        if !list.iter().any(|r| r.key == key) {
+            list.push(row);
+        }
+    }
+    let mut sources = Vec::new();
+    let mut remote_names = Vec::new();
+    let mut skipped = Vec::new();
+    let mut from_cache = Vec::new();
+    let cache = store.file_cache();
+    let mut remotes: Vec<_> = by_remote.into_iter().collect();
+    remotes.sort_by_cached_key(|(id, rows)| (rows[0].remote.clone(), id.0));
+    for (index, (remote_id, rows)) in remotes.into_iter().enumerate() {
+        let remote = store
+            .remote_by_id(remote_id)?
+            .ok_or(ExportError::NoSuchRemote(remote_id.0))?;
+        let root = temp.path().join(index.to_string());
+        let mut input = SourceInput {
+            name: remote.name.clone(),
+            host: remote.agent_host.clone().unwrap_or_default(),
+            root_label: remote.agent_root.clone().unwrap_or_default(),
+            dir: root.clone(),
+            runs: Vec::new(),
+            artifact_versions: Vec::new(),
+            extra_paths: Vec::new(),
+            omit: Omit::Nothing,
+            extra_omitted: Vec::new(),
+            annotations: Vec::new(),
+        };
+        for row in &rows {
+            let copied = write_run(&store, &cache, &root, row, metadata_only, &mut input)?;
+            for (path, reason) in copied.skipped {
+                skipped.push(ExportSkipped {
+                    path: format!("{}/{path}", remote.name),
+                    reason,
+                });
+            }
+            from_cache.extend(
+                copied
+                    .from_cache
+                    .into_iter()
+                    .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
+            );
+            input.runs.push(row.dir.clone());
+            if let Some(notes) = store.hub_annotations(row.key)? {
+                if !notes.is_empty() {
+                    input.annotations.push(Annotation {
+                        run: row.dir.clone(),
+                        alias: notes.alias,
+                        tags: notes.tags.unwrap_or_default(),
+                        notes: notes.notes,
+                        deleted: notes.in_recycle_bin,
+                    });
+                }
+            }
+        }
+        remote_names.push(remote.name);
+        sources.push(input);
+    }
+    drop(store);
+
+    let options = WriteOptions {
+        zstd_level: ZSTD_LEVEL,
+        created_by: format!("runicorn-hub {}", env!("CARGO_PKG_VERSION")),
+    };
+    let mut counted = CountingWriter {
+        inner: out,
+        bytes: 0,
+    };
+    let (counted_out, report) =
+        write_bundle_with_progress(&sources, &options, &mut counted, progress)?;
+    let bundle_bytes = counted_out.bytes;
+
+    // What came from the cache must be what the manifest promised.
+    let shas: BTreeMap<&str, &str> = report
+        .manifest
+        .members
+        .iter()
+        .map(|m| (m.path.as_str(), m.sha256.as_str()))
+        .collect();
+    for (index, run_dir, path, expected) in from_cache {
+        let member = runicorn_bundle::format::member_path(index, &format!("{run_dir}/{path}"));
+        if shas.get(member.as_str()) != Some(&expected.as_str()) {
+            return Err(ExportError::DamagedCache {
+                run: format!("{}/{run_dir}", remote_names[index]),
+                path,
+                expected,
+            });
+        }
+    }
+    for s in &report.skipped {
+        skipped.push(ExportSkipped {
+            path: format!(
+                "{}/{}",
+                remote_names.get(s.source).map_or("?", String::as_str),
+                s.path
+            ),
+            reason: s.reason.to_owned(),
+        });
+    }
+    Ok(ExportReport {
+        file: String::new(),
+        runs: report
+            .manifest
+            .sources
+            .iter()
+            .map(|s| s.runs.len() as u64)
+            .sum(),
+        members: report.manifest.members.len() as u64,
+        omitted: report.omitted as u64,
+        contents: report.contents as u64,
+        content_bytes: report.content_bytes,
+        bundle_bytes,
+        skipped,
+    })
+}
+
+/// What writing one run into the temporary root did.
+struct CopiedRun {
+    /// Files carried from the cache (path in the run, SHA-256 expected).
+    from_cache: Vec<(String, String)>,
+    /// Files left out (path relative to the root), and why.
+    skipped: Vec<(String, String)>,
+}
+
+/// Writes run `row` into `root` at `row.dir` (cached files, records, events, log); lists what
+/// it cannot carry in `input.extra_omitted`.
+fn write_run(
+    store: &Store,
+    cache: &FileCache,
+    root: &Path,
+    row: &RunRow,
+    metadata_only: bool,
+    input: &mut SourceInput,
+) -> Result<CopiedRun, ExportError> {
+    let run_name = format!("{}/{}", row.remote, row.dir);
+    let dir = root.join(
+        checked_relative(&row.dir).ok_or_else(|| ExportError::BadPath {
+            run: run_name.clone(),
+            path: row.dir.clone(),
+        })?,
+    );
+    make_dir(&dir)?;
+    let mut copied = CopiedRun {
+        from_cache: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut written: Vec<String> = Vec::new();
+    for file in store.files(row.key)? {
+        let carry = !metadata_only || METADATA_FILES.contains(&file.path.as_str());
+        let rel = checked_relative(&file.path).ok_or_else(|| ExportError::BadPath {
+            run: run_name.clone(),
+            path: file.path.clone(),
+        })?;
+        let cached = file
+            .cached_sha256
+            .as_deref()
+            .and_then(|sha| cache.path_of(sha).map(|p| (sha.to_owned(), p)));
+        match cached {
+            Some((sha, cached_path)) if carry => {
+                let target = dir.join(&rel);
+                if let Some(parent) = target.parent() {
+                    make_dir(parent)?;
+                }
+                link_or_copy(&cached_path, &target)?;
+                copied.from_cache.push((file.path.clone(), sha));
+                written.push(file.path.clone());
+            }
+            _ if carry && regenerated(&file.path) => {}
+            _ => match &file.sha256 {
+                Some(sha) => input.extra_omitted.push(OmittedFile {
+                    path: format!("{}/{}", row.dir, file.path),
+                    size: file.size,
+                    sha256: sha.clone(),
+                }),
+                None => copied.skipped.push((
+                    format!("{}/{}", row.dir, file.path),
+                    "not in the hub's cache and its SHA-256 is unknown (the agent does not \
+                     hash files over 64 MiB); fetch it with `runicorn-hub fetch` to carry it"
+                        .to_owned(),
+                )),
+            },
+        }
+    }
+    let have = |name: &str| written.iter().any(|w| w == name);
+
+    if let Some(records) = store.run_record_texts(row.key)? {
+        for (name, text) in records.files() {
+            if !have(name) {
+                write_file(&dir.join(name), text.as_bytes())?;
+            }
+        }
+    }
+    if row.deleted && !have(".deleted") {
+        // The marker's own fields are not stored; an empty record still hides the run.
+        write_file(&dir.join(".deleted"), b"{}")?;
+    }
+    if !have("events.jsonl") {
+        let path = dir.join("events.jsonl");
+        let file = File::create(&path).map_err(|source| ExportError::Temp {
+            path: path.clone(),
+            source,
+        })?;
+        let mut buffered = BufWriter::new(file);
+        store.write_events_jsonl(row.key, &mut buffered, &path)?;
+        buffered
+            .flush()
+            .map_err(|source| ExportError::Temp { path, source })?;
+    }
+    if !have("logs.txt") {
+        if let Some((_start, bytes)) = store.log_text(row.key)? {
+            write_file(&dir.join("logs.txt"), &bytes)?;
+        }
+    }
+    Ok(copied)
+}
+
+/// Files rebuilt from the store when the cache does not hold them.
+const REGENERATED: [&str; 8] = [
+    "meta.json",
+    "status.json",
+    "summary.json",
+    "environment.json",
+    "assets.json",
+    "events.jsonl",
+    "logs.txt",
+    ".deleted",
+];
+
+fn regenerated(path: &str) -> bool {
+    REGENERATED.contains(&path)
+}
+
+/// `path` as a relative path of plain components only (the store checked it already; this
+/// keeps the temporary root closed whatever a store holds).
+fn checked_relative(path: &str) -> Option<PathBuf> {
+    let plain = |segment: &str| {
+        !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['\\', '\0'])
+    };
+    path.split('/').all(plain).then(|| PathBuf::from(path))
+}
+
+fn make_dir(dir: &Path) -> Result<(), ExportError> {
+    fs::create_dir_all(dir).map_err(|source| ExportError::Temp {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    fs::write(path, bytes).map_err(|source| ExportError::Temp {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A hard link to the cached file (same folder tree, nothing copied), else a copy.
+fn link_or_copy(cached: &Path, target: &Path) -> Result<(), ExportError> {
+    if fs::hard_link(cached, target).is_ok() {
+        return Ok(());
+    }
+    fs::copy(cached, target)
+        .map(|_| ())
+        .map_err(|source| ExportError::Temp {
+            path: target.to_owned(),
+            source,
+        })
+}
+
+/// Counts the bytes written through it.
+struct CountingWriter<'a, W: Write> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_are_written() {
+        assert!(checked_relative("runs/cv/r1").is_some());
+        assert!(checked_relative("media/a.png").is_some());
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "runs/../../x",
+            "a/./b",
+            "a//b",
+            "a\\b",
+            "a/",
+        ] {
+            assert!(checked_relative(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_regenerated_file_is_carried_by_metadata_only() {
+        // A file the store can rebuild is never only listed in a metadata-only bundle.
+        for name in REGENERATED {
+            assert!(METADATA_FILES.contains(&name), "{name}");
+        }
+        assert!(regenerated("events.jsonl") && !regenerated("ckpt.pt"));
+    }
+}

@@ -1,0 +1,421 @@
+//! `runicorn-hub export` over a store filled by real syncs of local roots: the bundle, read
+//! back with `runicorn_bundle::read_bundle` and listed by the real agent, holds the store's
+//! points, logs, records and hub annotations, one source per remote; files the cache holds are
+//! carried, the others listed as omitted; the selection options, `-o -`, `--metadata-only`, and
+//! failures that leave no file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use runicorn_bundle::{read_bundle, Limits, Manifest, ReadBundle};
+use runicorn_store::{RunAnnotation, RunFilter, RunKey, RunRef, Store, TrashView};
+use runicorn_tests::hub::{hub, show, source_points, sync_local_once, write_runs};
+use runicorn_tests::sshd::ClientHome;
+use runicorn_tests::{ls_json, noise, output_within, sha256sum};
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn export(home: &ClientHome, hub_dir: &Path, args: &[&str]) -> Output {
+    output_within(hub(home.path(), hub_dir).arg("export").args(args), LIMIT)
+}
+
+/// Reads a bundle file into a fresh directory.
+fn land(bundle: &Path) -> (tempfile::TempDir, ReadBundle) {
+    let dest = tempfile::tempdir().unwrap();
+    let read = read_bundle(File::open(bundle).unwrap(), dest.path(), &Limits::default())
+        .unwrap_or_else(|e| panic!("the hub's bundle is refused: {e}"));
+    (dest, read)
+}
+
+/// The run directory of `run_id` under `root` (written by `write_runs`: `runs/exp/gN/ID`).
+fn run_dir(root: &Path, run_id: &str) -> PathBuf {
+    root.join(find_dir(root, run_id))
+}
+
+fn find_dir(root: &Path, run_id: &str) -> String {
+    for entry in walk(&root.join("runs")) {
+        if entry.file_name().is_some_and(|n| n == run_id) {
+            return entry
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    panic!("no run {run_id} under {}", root.display())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.push(path.clone());
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+fn key_of(hub_dir: &Path, reference: &str) -> RunKey {
+    let store = Store::open_read_only(hub_dir).unwrap();
+    store
+        .resolve_run(&RunRef::parse(reference).unwrap())
+        .unwrap()
+}
+
+/// Asserts that source `index` of a landed bundle holds exactly the store's points, logs and
+/// run list for the runs of `remote` it names, as the agent reads them.
+fn assert_source_equals_store(
+    dest: &Path,
+    read: &ReadBundle,
+    index: usize,
+    hub_dir: &Path,
+    remote: &str,
+) {
+    let source = &read.manifest.sources[index];
+    assert_eq!(source.name, remote);
+    let root = ReadBundle::source_root(dest, index);
+    let landed = source_points(&root);
+    let stored = stored_points(hub_dir, remote);
+    assert_eq!(
+        landed.keys().collect::<Vec<_>>(),
+        source.runs.iter().collect::<Vec<_>>(),
+        "the landed runs of {remote}"
+    );
+    for dir in &source.runs {
+        assert_eq!(landed[dir], stored[dir], "points of {remote}/{dir}");
+    }
+    // The real agent lists the landed root as the store lists those runs.
+    let store = Store::open_read_only(hub_dir).unwrap();
+    let rows = store
+        .list_runs(&RunFilter {
+            remote: Some(remote.to_owned()),
+            include_deleted: true,
+            include_removed: true,
+            trash: TrashView::Include,
+            ..RunFilter::default()
+        })
+        .unwrap();
+    let listed = ls_json(&root, &[]);
+    assert_eq!(listed.len(), source.runs.len(), "{listed:?}");
+    for run in &listed {
+        let dir = run["dir"].as_str().unwrap();
+        let rel = Path::new(dir)
+            .strip_prefix(&root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| dir.to_owned());
+        let row = rows
+            .iter()
+            .find(|r| r.dir == rel)
+            .unwrap_or_else(|| panic!("{rel} is not a run of {remote} in the store"));
+        assert_eq!(run["run_id"], row.id.as_str());
+        assert_eq!(run["path"], row.path.as_str());
+        assert_eq!(run["status"], row.status.as_str(), "{rel}");
+        assert_eq!(run["points"], row.points, "{rel}");
+        assert_eq!(run["last_step"], serde_json::json!(row.last_step), "{rel}");
+        assert_eq!(
+            run["created_at"],
+            serde_json::json!(row.created_at),
+            "{rel}"
+        );
+        let log = store.log_text(row.key).unwrap().map(|(_, b)| b);
+        let landed_log = std::fs::read(root.join(&rel).join("logs.txt")).ok();
+        assert_eq!(landed_log, log, "logs.txt of {rel}");
+        assert!(log.is_some_and(|l| !l.is_empty()), "{rel} has a log");
+    }
+}
+
+/// Every stored point of `remote`'s runs, those in the recycle bin included (`Series` shape).
+fn stored_points(hub_dir: &Path, remote: &str) -> runicorn_tests::hub::Series {
+    let store = Store::open_read_only(hub_dir).unwrap();
+    let runs = store
+        .list_runs(&RunFilter {
+            remote: Some(remote.to_owned()),
+            include_deleted: true,
+            include_removed: true,
+            trash: TrashView::Include,
+            ..RunFilter::default()
+        })
+        .unwrap();
+    let mut out = runicorn_tests::hub::Series::new();
+    for run in runs {
+        let entry = out.entry(run.dir.clone()).or_default();
+        for key in store.metric_keys(run.key).unwrap() {
+            let series = entry.entry(key.name.clone()).or_default();
+            for (step, _time, value) in store.points(run.key, &key.name).unwrap() {
+                let bits = if value.is_nan() {
+                    f64::NAN.to_bits()
+                } else {
+                    value.to_bits()
+                };
+                series.insert(step, bits);
+            }
+        }
+    }
+    out
+}
+
+fn member<'a>(read: &'a ReadBundle, path: &str) -> Option<&'a runicorn_bundle::LandedMember> {
+    read.members.iter().find(|m| m.path == path)
+}
+
+#[test]
+fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
+    let home = ClientHome::empty();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let box_root = tempfile::tempdir().unwrap();
+    let other_root = tempfile::tempdir().unwrap();
+    write_runs(box_root.path(), 3, |i| 20 + 5 * i);
+    write_runs(other_root.path(), 1, |_| 9);
+    // run00001 has a small file (fetched into the cache below), a checkpoint the hub never
+    // fetches, and a sparse file too big for the agent to hash.
+    let run1 = run_dir(box_root.path(), "run00001");
+    std::fs::write(run1.join("notes.txt"), b"lr 0.1 was best\n").unwrap();
+    let ckpt = noise(3 << 20, 7);
+    std::fs::write(run1.join("ckpt.pt"), &ckpt).unwrap();
+    File::create(run1.join("huge.bin"))
+        .unwrap()
+        .set_len(65 << 20)
+        .unwrap();
+    sync_local_once(home.path(), hub_dir.path(), box_root.path(), "box");
+    sync_local_once(home.path(), hub_dir.path(), other_root.path(), "other");
+    let fetched = tempfile::tempdir().unwrap();
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .args(["fetch", "box/run00001", "--files", "notes.txt", "-o"])
+            .arg(fetched.path()),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+
+    // The hub's own annotations, and one run in its recycle bin.
+    {
+        let mut store = Store::open(hub_dir.path()).unwrap();
+        let k1 = key_of(hub_dir.path(), "box/run00001");
+        let k2 = key_of(hub_dir.path(), "box/run00002");
+        store
+            .annotate_run(
+                k1,
+                &RunAnnotation {
+                    alias: Some(Some("best".into())),
+                    tags: Some(Some(vec!["keep".into(), "lr".into()])),
+                    notes: Some(Some("the one to cite".into())),
+                },
+            )
+            .unwrap();
+        store.trash_run(k2, 1_800_000_000.0).unwrap();
+    }
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("three.rbundle");
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &[
+            "box/run00001",
+            "box/run00002",
+            "other/run00000",
+            "-o",
+            bundle.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["file"], bundle.to_str().unwrap());
+    assert_eq!(report["runs"], 3);
+    assert_eq!(report["omitted"], 1, "{report}");
+    assert_eq!(
+        report["bundle_bytes"],
+        std::fs::metadata(&bundle).unwrap().len()
+    );
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{report}");
+    assert!(
+        skipped[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("run00001/huge.bin"),
+        "{report}"
+    );
+    assert!(!out_dir.path().join("three.rbundle.partial").exists());
+
+    let (dest, read) = land(&bundle);
+    let manifest: &Manifest = &read.manifest;
+    assert!(manifest.created_by.starts_with("runicorn-hub "));
+    let names: Vec<&str> = manifest.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["box", "other"]);
+    {
+        let store = Store::open_read_only(hub_dir.path()).unwrap();
+        for source in &manifest.sources {
+            let remote = store.remote(&source.name).unwrap().unwrap();
+            assert_eq!(Some(&source.host), remote.agent_host.as_ref());
+            assert_eq!(Some(&source.root), remote.agent_root.as_ref());
+        }
+    }
+    assert_eq!(report["members"], manifest.members.len());
+
+    // Points, logs and records as the store holds them, read by the agent.
+    assert_source_equals_store(dest.path(), &read, 0, hub_dir.path(), "box");
+    assert_source_equals_store(dest.path(), &read, 1, hub_dir.path(), "other");
+
+    // Annotations: the hub's, by run directory; the recycle bin as `deleted`.
+    let box_source = &manifest.sources[0];
+    let dir1 = find_dir(box_root.path(), "run00001");
+    let dir2 = find_dir(box_root.path(), "run00002");
+    let notes: BTreeMap<&str, &runicorn_bundle::Annotation> = box_source
+        .annotations
+        .iter()
+        .map(|a| (a.run.as_str(), a))
+        .collect();
+    assert_eq!(notes.len(), 2, "{:?}", box_source.annotations);
+    let a1 = notes[dir1.as_str()];
+    assert_eq!(a1.alias.as_deref(), Some("best"));
+    assert_eq!(a1.tags, ["keep", "lr"]);
+    assert_eq!(a1.notes.as_deref(), Some("the one to cite"));
+    assert!(!a1.deleted);
+    assert!(notes[dir2.as_str()].deleted);
+    assert!(manifest.sources[1].annotations.is_empty());
+
+    // The cached file is carried exactly; the uncached checkpoint listed with its hash.
+    let notes_member = member(&read, &format!("0/{dir1}/notes.txt")).expect("notes.txt listed");
+    let landed = notes_member.location.as_ref().expect("notes.txt carried");
+    assert_eq!(std::fs::read(landed).unwrap(), b"lr 0.1 was best\n");
+    let ckpt_member = member(&read, &format!("0/{dir1}/ckpt.pt")).expect("ckpt.pt listed");
+    assert!(ckpt_member.location.is_none(), "ckpt.pt was never fetched");
+    assert_eq!(ckpt_member.size, ckpt.len() as u64);
+    assert_eq!(ckpt_member.sha256, sha256sum(&run1.join("ckpt.pt")));
+    assert!(member(&read, &format!("0/{dir1}/huge.bin")).is_none());
+    // meta.json and friends are there for every run.
+    for (i, source) in manifest.sources.iter().enumerate() {
+        for run in &source.runs {
+            for name in ["meta.json", "status.json", "events.jsonl", "logs.txt"] {
+                let m = member(&read, &format!("{i}/{run}/{name}"))
+                    .unwrap_or_else(|| panic!("{i}/{run}/{name} missing"));
+                assert!(m.location.is_some(), "{}", m.path);
+            }
+        }
+    }
+}
+
+#[test]
+fn selection_stdout_metadata_only_and_failures() {
+    let home = ClientHome::empty();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write_runs(root.path(), 3, |i| 10 + i);
+    let run0 = run_dir(root.path(), "run00000");
+    std::fs::write(run0.join("weights.bin"), noise(100_000, 3)).unwrap();
+    sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
+    let fetched = tempfile::tempdir().unwrap();
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .args(["fetch", "box/run00000", "--files", "weights.bin", "-o"])
+            .arg(fetched.path()),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| out_dir.path().join(name);
+
+    // --remote, to a file and to stdout: the same bundle apart from its creation time.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &[
+            "--remote",
+            "box",
+            "-o",
+            file("all.rbundle").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exported 3 runs"),
+        "{}",
+        show(&out)
+    );
+    let piped = export(&home, hub_dir.path(), &["--remote", "box", "-o", "-"]);
+    assert!(piped.status.success(), "{}", show(&piped));
+    std::fs::write(file("piped.rbundle"), &piped.stdout).unwrap();
+    let (_d1, from_file) = land(&file("all.rbundle"));
+    let (_d2, from_pipe) = land(&file("piped.rbundle"));
+    assert_eq!(from_file.manifest.sources, from_pipe.manifest.sources);
+    assert_eq!(from_file.manifest.members, from_pipe.manifest.members);
+    assert_eq!(from_file.manifest.sources[0].runs.len(), 3);
+    let dir0 = find_dir(root.path(), "run00000");
+    let weights = member(&from_file, &format!("0/{dir0}/weights.bin")).unwrap();
+    assert!(weights.location.is_some(), "a cached file is carried");
+
+    // --where and --since select as `ls` would.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &[
+            "--where",
+            "path = exp/g1",
+            "--since",
+            "1d",
+            "-o",
+            file("g1.rbundle").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let (_d3, g1) = land(&file("g1.rbundle"));
+    assert_eq!(
+        g1.manifest.sources[0].runs,
+        [find_dir(root.path(), "run00001")]
+    );
+
+    // --metadata-only: records, events and logs carried, every other file only listed.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &[
+            "box/run00000",
+            "--metadata-only",
+            "-o",
+            file("meta.rbundle").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["omitted"], 1, "{report}");
+    let (dest, meta) = land(&file("meta.rbundle"));
+    let weights = member(&meta, &format!("0/{dir0}/weights.bin")).unwrap();
+    assert!(weights.location.is_none());
+    assert_eq!(weights.sha256, sha256sum(&run0.join("weights.bin")));
+    assert_eq!(
+        source_points(&ReadBundle::source_root(dest.path(), 0))[&dir0],
+        stored_points(hub_dir.path(), "box")[&dir0]
+    );
+
+    // Failures exit non-zero and leave no file: a run that is not there, a selection of
+    // nothing, a malformed --since.
+    for (args, what) in [
+        (vec!["box/nosuch"], "no run"),
+        (vec!["--since", "2099-01-01"], "no run matches"),
+        (vec!["--since", "soon"], "is not a time"),
+        (vec!["--remote", "nosuch"], "no run matches"),
+    ] {
+        let target = file("failed.rbundle");
+        let mut all = args.clone();
+        all.extend(["-o", target.to_str().unwrap()]);
+        let out = export(&home, hub_dir.path(), &all);
+        assert!(!out.status.success(), "{args:?}: {}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(what),
+            "{args:?}: {}",
+            show(&out)
+        );
+        assert!(!target.exists(), "{args:?} left a file");
+        assert!(!file("failed.rbundle.partial").exists(), "{args:?}");
+    }
+}
