@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use runicorn_bundle::{
     write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
@@ -95,6 +96,20 @@ impl ExportError {
     }
 }
 
+/// Told how an export advances: the runs written from the store into the temporary root, then
+/// the bundle writer's phases ([`Progress`]).
+pub trait ExportProgress: Progress {
+    /// `done` of `total` runs are written from the store.
+    fn runs_prepared(&mut self, done: u64, total: u64);
+}
+
+impl ExportProgress for NoProgress {
+    fn runs_prepared(&mut self, _: u64, _: u64) {}
+}
+
+/// Temporary roots older than this are left over from an export that was killed: removed.
+const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
+
 /// Writes a bundle of `runs` (keys of the store in `store_dir`, with their hub annotations) to
 /// `out`. The report's `file` is left empty for the caller to fill.
 pub fn export_runs(
@@ -112,7 +127,7 @@ pub fn export_runs_with_progress(
     runs: &[RunKey],
     metadata_only: bool,
     out: &mut impl Write,
-    progress: &mut dyn Progress,
+    progress: &mut dyn ExportProgress,
 ) -> Result<ExportReport, ExportError> {
     if runs.is_empty() {
         return Err(ExportError::NoRuns);
@@ -123,6 +138,7 @@ pub fn export_runs_with_progress(
         path: tmp_parent.clone(),
         source,
     })?;
+    remove_stale_temps(&tmp_parent);
     let temp = tempfile::Builder::new()
         .prefix("export-")
         .tempdir_in(&tmp_parent)
@@ -149,6 +165,9 @@ pub fn export_runs_with_progress(
     let cache = store.file_cache();
     let mut remotes: Vec<_> = by_remote.into_iter().collect();
     remotes.sort_by_cached_key(|(id, rows)| (rows[0].remote.clone(), id.0));
+    let total = remotes.iter().map(|(_, rows)| rows.len() as u64).sum();
+    let mut prepared = 0;
+    progress.runs_prepared(0, total);
     for (index, (remote_id, rows)) in remotes.into_iter().enumerate() {
         let remote = store
             .remote_by_id(remote_id)?
@@ -181,6 +200,8 @@ pub fn export_runs_with_progress(
                     .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
             );
             input.runs.push(row.dir.clone());
+            prepared += 1;
+            progress.runs_prepared(prepared, total);
             if let Some(notes) = store.hub_annotations(row.key)? {
                 if !notes.is_empty() {
                     input.annotations.push(Annotation {
@@ -252,6 +273,25 @@ pub fn export_runs_with_progress(
         bundle_bytes,
         skipped,
     })
+}
+
+/// Removes `export-*` folders under `tmp` older than [`STALE_TEMP`] (a killed export's).
+fn remove_stale_temps(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TEMP);
+        if stale && name.to_string_lossy().starts_with("export-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// What writing one run into the temporary root did.
@@ -347,11 +387,42 @@ fn write_run(
             .map_err(|source| ExportError::Temp { path, source })?;
     }
     if !have("logs.txt") {
-        if let Some((_start, bytes)) = store.log_text(row.key)? {
-            write_file(&dir.join("logs.txt"), &bytes)?;
+        if let Some((start, _end)) = row.log_synced {
+            write_log(store, row.key, start, &dir.join("logs.txt"))?;
         }
     }
     Ok(copied)
+}
+
+/// Writes the stored bytes of a run's `logs.txt` (the copy starts at `start` of the remote
+/// file: a log the hub holds only the tail of is carried as that tail) a few MiB at a time.
+fn write_log(store: &Store, run: RunKey, start: u64, path: &Path) -> Result<(), ExportError> {
+    const PAGE: u64 = 4 << 20;
+    let temp = |source| ExportError::Temp {
+        path: path.to_owned(),
+        source,
+    };
+    let mut out = BufWriter::new(File::create(path).map_err(temp)?);
+    let mut offset = start;
+    loop {
+        let chunks = store.log_chunks_since(run, offset, PAGE)?;
+        let mut moved = false;
+        for chunk in chunks {
+            if chunk.to <= offset || chunk.from > offset {
+                continue;
+            }
+            // A lossy copy of an old hub may be shorter than its range: never index past it.
+            let skip = usize::try_from(offset - chunk.from).unwrap_or(usize::MAX);
+            out.write_all(chunk.bytes.get(skip..).unwrap_or_default())
+                .map_err(temp)?;
+            offset = chunk.to;
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    out.flush().map_err(temp)
 }
 
 /// Files rebuilt from the store when the cache does not hold them.

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use runicorn_bundle::{Phase, Progress};
 use runicorn_cli::human::bytes as human_bytes;
 use runicorn_cli::{progress, safe};
-use runicorn_hub::bundle_export::export_runs_with_progress;
+use runicorn_hub::bundle_export::{export_runs_with_progress, ExportProgress};
 use runicorn_store::{
     RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
 };
@@ -303,8 +303,24 @@ impl BundleBar {
     }
 }
 
+impl ExportProgress for BundleBar {
+    fn runs_prepared(&mut self, done: u64, total: u64) {
+        if done == 0 {
+            if let Some(style) = progress::bar_style("{msg} [{bar:30}] {pos}/{len} ({eta})") {
+                self.bar.set_style(style);
+            }
+            self.bar.set_message("reading runs from the store");
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(done);
+    }
+}
+
 impl Progress for BundleBar {
     fn start(&mut self, phase: Phase, total_bytes: u64) {
+        if let Some(style) = progress::bar_style("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})") {
+            self.bar.set_style(style);
+        }
         self.bar.set_message(match phase {
             Phase::Hashing => "hashing",
             Phase::Writing => "writing",
