@@ -1,8 +1,9 @@
 //! `runicorn-hub export`: runs of the store as one offline bundle file (or standard output),
-//! selected as `runicorn-hub ls` selects them (run references, `--remote`, `--where`) plus
-//! `--since`; the work is `runicorn_hub::bundle_export`. A progress bar on stderr while
-//! hashing and writing; `--json` prints the `ExportReport`. A file is written as
-//! `FILE.partial` and renamed when complete, so a failed export leaves nothing at `FILE`.
+//! selected as `runicorn-hub ls` selects them (run references, `--remote`, `--path`,
+//! `--status`, `--where`, `--all`) plus `--since`; the work is `runicorn_hub::bundle_export`.
+//! A progress bar on stderr while reading runs, hashing and writing; `--json` prints the
+//! `ExportReport`. A file is written as `FILE.partial` and renamed when complete, so a failed
+//! export leaves nothing at `FILE`.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -15,6 +16,7 @@ use runicorn_bundle::{Phase, Progress};
 use runicorn_cli::human::bytes as human_bytes;
 use runicorn_cli::{progress, safe};
 use runicorn_hub::bundle_export::{export_runs_with_progress, ExportProgress};
+use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{
     RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
 };
@@ -27,11 +29,18 @@ pub struct ExportArgs {
     /// Only these runs, whatever their state: each a key (42), a run id
     /// (20261202_150537_a4f9e9) or REMOTE/RUN_ID
     #[arg(value_name = "RUN", value_parser = parse_run_ref,
-          conflicts_with_all = ["remote", "filter", "all"])]
+          conflicts_with_all = ["remote", "path", "status", "filter", "all"])]
     pub runs: Vec<RunRef>,
     /// Only runs of this remote
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
+    /// Only runs under this path (whole segments: `cv` matches cv/resnet, not cvx)
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Only runs with these statuses (comma-separated)
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(
+        RunStatus::ALL.map(|s| s.as_str())))]
+    pub status: Vec<String>,
     /// Only runs matching this expression of the filter language, as `runicorn-hub ls --where`
     #[arg(long = "where", value_name = "EXPR")]
     pub filter: Option<String>,
@@ -159,6 +168,8 @@ fn select(dir: &Path, args: &ExportArgs, query: Option<RunQuery>) -> anyhow::Res
         let filter = RunFilter {
             query,
             remote: args.remote.clone(),
+            path_prefix: args.path.clone(),
+            status: (!args.status.is_empty()).then(|| args.status.clone()),
             include_deleted: args.all,
             include_removed: args.all,
             trash: if args.all {
