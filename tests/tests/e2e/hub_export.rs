@@ -308,9 +308,15 @@ fn selection_stdout_metadata_only_and_failures() {
     let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    write_runs(root.path(), 3, |i| 10 + i);
+    write_runs(root.path(), 4, |i| 10 + i);
     let run0 = run_dir(root.path(), "run00000");
     std::fs::write(run0.join("weights.bin"), noise(100_000, 3)).unwrap();
+    // Soft-deleted on its server: exported with --all only.
+    std::fs::write(
+        run_dir(root.path(), "run00003").join(".deleted"),
+        br#"{"deleted_at": 1800000000.0, "reason": "diverged"}"#,
+    )
+    .unwrap();
     sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
     let fetched = tempfile::tempdir().unwrap();
     let out = output_within(
@@ -353,7 +359,44 @@ fn selection_stdout_metadata_only_and_failures() {
     let weights = member(&from_file, &format!("0/{dir0}/weights.bin")).unwrap();
     assert!(weights.location.is_some(), "a cached file is carried");
 
-    // --where and --since select as `ls` would.
+    // --all adds the soft-deleted run, landed soft-deleted.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &["--all", "-o", file("everything.rbundle").to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let (d4, everything) = land(&file("everything.rbundle"));
+    assert_eq!(everything.manifest.sources[0].runs.len(), 4);
+    let landed_root = ReadBundle::source_root(d4.path(), 0);
+    assert_eq!(ls_json(&landed_root, &[]).len(), 3);
+    let with_deleted = ls_json(&landed_root, &["--all"]);
+    let deleted: Vec<&str> = with_deleted
+        .iter()
+        .filter(|r| r["deleted"] == true)
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, ["run00003"]);
+
+    // --path, --status, --where and --since select as `ls` would.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &[
+            "--path",
+            "exp/g2",
+            "--status",
+            "finished,failed",
+            "-o",
+            file("g2.rbundle").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let (_d5, g2) = land(&file("g2.rbundle"));
+    assert_eq!(
+        g2.manifest.sources[0].runs,
+        [find_dir(root.path(), "run00002")]
+    );
     let out = export(
         &home,
         hub_dir.path(),
@@ -418,4 +461,28 @@ fn selection_stdout_metadata_only_and_failures() {
         assert!(!target.exists(), "{args:?} left a file");
         assert!(!file("failed.rbundle.partial").exists(), "{args:?}");
     }
+
+    // A damaged copy in the hub's cache is refused, naming the file; nothing is left.
+    let sha = sha256sum(&run0.join("weights.bin"));
+    let cached = hub_dir.path().join("files").join(&sha[..2]).join(&sha[2..]);
+    let mut perms = std::fs::metadata(&cached).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&cached, perms).unwrap();
+    std::fs::write(&cached, noise(100_000, 4)).unwrap();
+    let target = file("damaged.rbundle");
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &["box/run00000", "-o", target.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("weights.bin") && err.contains("damaged"),
+        "{}",
+        show(&out)
+    );
+    assert!(!target.exists());
+    assert!(!file("damaged.rbundle.partial").exists());
 }
