@@ -147,77 +147,30 @@ pub fn export_runs_with_progress(
             source,
         })?;
 
-    // Runs by remote, each once, in the order of the remotes' names.
-    let mut by_remote: BTreeMap<RemoteId, Vec<RunRow>> = BTreeMap::new();
-    for &key in runs {
-        let row = store
-            .run_by_key(key)?
-            .ok_or(ExportError::NoSuchRun(key.0))?;
-        let list = by_remote.entry(row.remote_id).or_default();
-        if !list.iter().any(|r| r.key == key) {
-            list.push(row);
-        }
-    }
-    let mut sources = Vec::new();
-    let mut remote_names = Vec::new();
-    let mut skipped = Vec::new();
-    let mut from_cache = Vec::new();
-    let cache = store.file_cache();
-    let mut remotes: Vec<_> = by_remote.into_iter().collect();
-    remotes.sort_by_cached_key(|(id, rows)| (rows[0].remote.clone(), id.0));
-    let total = remotes.iter().map(|(_, rows)| rows.len() as u64).sum();
-    let mut prepared = 0;
-    progress.runs_prepared(0, total);
-    for (index, (remote_id, rows)) in remotes.into_iter().enumerate() {
-        let remote = store
-            .remote_by_id(remote_id)?
-            .ok_or(ExportError::NoSuchRemote(remote_id.0))?;
-        let root = temp.path().join(index.to_string());
-        let mut input = SourceInput {
-            name: remote.name.clone(),
-            host: remote.agent_host.clone().unwrap_or_default(),
-            root_label: remote.agent_root.clone().unwrap_or_default(),
-            dir: root.clone(),
-            runs: Vec::new(),
-            artifact_versions: Vec::new(),
-            extra_paths: Vec::new(),
-            omit: Omit::Nothing,
-            extra_omitted: Vec::new(),
-            annotations: Vec::new(),
-        };
-        for row in &rows {
-            let copied = write_run(&store, &cache, &root, row, metadata_only, &mut input)?;
-            for (path, reason) in copied.skipped {
-                skipped.push(ExportSkipped {
-                    path: format!("{}/{path}", remote.name),
-                    reason,
-                });
-            }
-            from_cache.extend(
-                copied
-                    .from_cache
-                    .into_iter()
-                    .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
-            );
-            input.runs.push(row.dir.clone());
-            prepared += 1;
-            progress.runs_prepared(prepared, total);
-            if let Some(notes) = store.hub_annotations(row.key)? {
-                if !notes.is_empty() {
-                    input.annotations.push(Annotation {
-                        run: row.dir.clone(),
-                        alias: notes.alias,
-                        tags: notes.tags.unwrap_or_default(),
-                        notes: notes.notes,
-                        deleted: notes.in_recycle_bin,
-                    });
-                }
+    // One read transaction for every run: the bundle is the store at one moment.
+    let prepared_sources = store.with_snapshot(|store| {
+        // Runs by remote, each once, in the order of the remotes' names.
+        let mut by_remote: BTreeMap<RemoteId, Vec<RunRow>> = BTreeMap::new();
+        for &key in runs {
+            let row = store
+                .run_by_key(key)?
+                .ok_or(ExportError::NoSuchRun(key.0))?;
+            let list = by_remote.entry(row.remote_id).or_default();
+            if !list.iter().any(|r| r.key == key) {
+                list.push(row);
             }
         }
-        remote_names.push(remote.name);
-        sources.push(input);
-    }
+        let mut remotes: Vec<_> = by_remote.into_iter().collect();
+        remotes.sort_by_cached_key(|(id, rows)| (rows.first().map(|r| r.remote.clone()), id.0));
+        prepare_sources(store, remotes, temp.path(), metadata_only, progress)
+    })?;
     drop(store);
+    let Prepared {
+        sources,
+        remote_names,
+        mut skipped,
+        from_cache,
+    } = prepared_sources;
 
     let options = WriteOptions {
         zstd_level: ZSTD_LEVEL,
@@ -272,6 +225,88 @@ pub fn export_runs_with_progress(
         content_bytes: report.content_bytes,
         bundle_bytes,
         skipped,
+    })
+}
+
+/// The runs written into temporary roots, one per remote, and what the writer needs of them.
+struct Prepared {
+    sources: Vec<SourceInput>,
+    remote_names: Vec<String>,
+    skipped: Vec<ExportSkipped>,
+    /// Files carried from the cache: (source, run dir, path in the run, SHA-256 expected).
+    from_cache: Vec<(usize, String, String, String)>,
+}
+
+/// Writes every run of `remotes` into `<temp>/<source index>/` and describes the sources.
+fn prepare_sources(
+    store: &Store,
+    remotes: Vec<(RemoteId, Vec<RunRow>)>,
+    temp: &Path,
+    metadata_only: bool,
+    progress: &mut dyn ExportProgress,
+) -> Result<Prepared, ExportError> {
+    let mut sources = Vec::new();
+    let mut remote_names = Vec::new();
+    let mut skipped = Vec::new();
+    let mut from_cache = Vec::new();
+    let cache = store.file_cache();
+    let total = remotes.iter().map(|(_, rows)| rows.len() as u64).sum();
+    let mut prepared = 0;
+    progress.runs_prepared(0, total);
+    for (index, (remote_id, rows)) in remotes.into_iter().enumerate() {
+        let remote = store
+            .remote_by_id(remote_id)?
+            .ok_or(ExportError::NoSuchRemote(remote_id.0))?;
+        let root = temp.join(index.to_string());
+        let mut input = SourceInput {
+            name: remote.name.clone(),
+            host: remote.agent_host.clone().unwrap_or_default(),
+            root_label: remote.agent_root.clone().unwrap_or_default(),
+            dir: root.clone(),
+            runs: Vec::new(),
+            artifact_versions: Vec::new(),
+            extra_paths: Vec::new(),
+            omit: Omit::Nothing,
+            extra_omitted: Vec::new(),
+            annotations: Vec::new(),
+        };
+        for row in &rows {
+            let copied = write_run(store, &cache, &root, row, metadata_only, &mut input)?;
+            for (path, reason) in copied.skipped {
+                skipped.push(ExportSkipped {
+                    path: format!("{}/{path}", remote.name),
+                    reason,
+                });
+            }
+            from_cache.extend(
+                copied
+                    .from_cache
+                    .into_iter()
+                    .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
+            );
+            input.runs.push(row.dir.clone());
+            prepared += 1;
+            progress.runs_prepared(prepared, total);
+            if let Some(notes) = store.hub_annotations(row.key)? {
+                if !notes.is_empty() {
+                    input.annotations.push(Annotation {
+                        run: row.dir.clone(),
+                        alias: notes.alias,
+                        tags: notes.tags.unwrap_or_default(),
+                        notes: notes.notes,
+                        deleted: notes.in_recycle_bin,
+                    });
+                }
+            }
+        }
+        remote_names.push(remote.name);
+        sources.push(input);
+    }
+    Ok(Prepared {
+        sources,
+        remote_names,
+        skipped,
+        from_cache,
     })
 }
 
