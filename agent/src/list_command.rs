@@ -103,7 +103,7 @@ pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
 }
 
 /// Whether `path` is `prefix` itself or a path below it, segment-wise.
-fn path_is_under(path: &str, prefix: &str) -> bool {
+pub(crate) fn path_is_under(path: &str, prefix: &str) -> bool {
     prefix.is_empty()
         || path == prefix
         || path
@@ -113,7 +113,7 @@ fn path_is_under(path: &str, prefix: &str) -> bool {
 
 /// Reads the runs through the root's index, or directly when the index cannot be used (a
 /// read-only root): the listing is the same, only slower.
-fn read_overviews(
+pub(crate) fn read_overviews(
     root: &Path,
     locations: &[RunLocation],
     ctx: &LivenessContext,

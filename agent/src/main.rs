@@ -2,11 +2,13 @@
 //!
 //! The binary is glue: it parses the command line and hands each command to its module
 //! (`run_command` wraps a training command, `list_command` lists runs, `serve_command` answers
-//! the hub, `artifacts_command` lists and manages the artifact store; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
+//! the hub, `artifacts_command` lists and manages the artifact store, `export_command` packs runs into an
+//! offline bundle; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
 //! through). Terminal helpers (colour, labels, tables, progress) come from `runicorn_cli`.
 //! Errors get their context here, at the edge, and become a message and a non-zero exit.
 
 mod artifacts_command;
+mod export_command;
 mod list_command;
 mod root_args;
 mod run_command;
@@ -63,6 +65,14 @@ enum Command {
     ///
     /// Example: runicorn-agent artifacts rm resnet:v2 && runicorn-agent artifacts gc
     Artifacts(artifacts_command::ArtifactsArgs),
+    /// Pack runs into one offline bundle file (tar + zstd, checksummed) for `runicorn-hub
+    /// import`, when no SSH reaches this machine from the hub.
+    ///
+    /// Selects runs like `ls` (--path, --status, --all), plus --run and --since; writes FILE
+    /// only once whole (FILE.partial meanwhile), or streams to stdout with `-o -`.
+    ///
+    /// Example: ssh login-node runicorn-agent export --since 3d -o - > runs.rbundle
+    Export(export_command::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +82,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => list_command::list_runs(args).map(|()| 0),
         Command::Serve(args) => serve_command::serve(args),
         Command::Artifacts(args) => artifacts_command::artifacts(args),
+        Command::Export(args) => export_command::export(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -18,6 +18,6 @@ pub use format::{
 pub use limits::Limits;
 pub use reader::{read_bundle, LandedMember, ReadBundle};
 pub use writer::{
-    write_bundle, write_bundle_with_progress, NoProgress, Omit, OmittedFile, Phase, Progress,
-    Skipped, SourceInput, WriteOptions, WriteReport,
+    write_bundle, write_bundle_generated, write_bundle_with_progress, GeneratedFile, NoProgress,
+    Omit, OmittedFile, Phase, Progress, Skipped, SourceInput, WriteOptions, WriteReport,
 };

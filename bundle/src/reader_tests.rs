@@ -1087,3 +1087,122 @@ fn writer_refuses_extra_paths_the_format_does_not_allow() {
         );
     }
 }
+
+#[test]
+fn generated_files_are_carried_and_replace_files_on_disk() {
+    use crate::writer::{write_bundle_generated, GeneratedFile, NoProgress};
+    let root = sample_root();
+    let generated = [
+        GeneratedFile {
+            source: 0,
+            path: format!("{RUN_A}/meta.json"),
+            bytes: b"{\"replaced\":true}".to_vec(),
+        },
+        GeneratedFile {
+            source: 0,
+            path: format!("{RUN_A}/new.txt"),
+            bytes: b"made".to_vec(),
+        },
+    ];
+    let (bytes, report) = write_bundle_generated(
+        &[source(root.path(), &[RUN_A])],
+        &generated,
+        &options(),
+        Vec::new(),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.manifest.members.len(), 6);
+    let (dest, result) = read(&bytes, &Limits::default());
+    result.unwrap();
+    let run = dest.path().join("0").join(RUN_A);
+    assert_eq!(
+        fs::read(run.join("meta.json")).unwrap(),
+        b"{\"replaced\":true}"
+    );
+    assert_eq!(fs::read(run.join("new.txt")).unwrap(), b"made");
+    assert_eq!(
+        fs::read(run.join("logs.txt")).unwrap(),
+        fs::read(root.path().join(RUN_A).join("logs.txt")).unwrap()
+    );
+
+    // a generated file must obey the same rules as any member
+    for (source_index, path) in [(0, "elsewhere/x".to_owned()), (1, format!("{RUN_A}/x"))] {
+        let bad = [GeneratedFile {
+            source: source_index,
+            path,
+            bytes: b"x".to_vec(),
+        }];
+        let err = write_bundle_generated(
+            &[source(root.path(), &[RUN_A])],
+            &bad,
+            &options(),
+            Vec::new(),
+            &mut NoProgress,
+        )
+        .unwrap_err();
+        assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+    }
+}
+
+/// A [`crate::Progress`] that runs `act` once, when the writing phase starts (between hashing
+/// and writing: where a live run's files change under an export).
+struct BetweenPhases<F: FnMut()>(Option<F>);
+
+impl<F: FnMut()> crate::Progress for BetweenPhases<F> {
+    fn start(&mut self, phase: crate::Phase, _: u64) {
+        if phase == crate::Phase::Writing {
+            if let Some(mut act) = self.0.take() {
+                act();
+            }
+        }
+    }
+    fn advance(&mut self, _: u64) {}
+}
+
+#[test]
+fn a_file_that_grows_while_bundled_is_carried_as_hashed() {
+    use crate::writer::write_bundle_with_progress;
+    let root = sample_root();
+    let events = root.path().join(RUN_A).join("events.jsonl");
+    let before = fs::read(&events).unwrap();
+    let mut grow = BetweenPhases(Some(|| {
+        let mut file = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        file.write_all(b"{\"step\":3,\"loss\":0.1}\n").unwrap();
+    }));
+    let (bytes, _) = write_bundle_with_progress(
+        &[source(root.path(), &[RUN_A])],
+        &options(),
+        Vec::new(),
+        &mut grow,
+    )
+    .unwrap();
+    let (dest, result) = read(&bytes, &Limits::default());
+    result.unwrap();
+    let landed = fs::read(dest.path().join("0").join(RUN_A).join("events.jsonl")).unwrap();
+    assert_eq!(
+        landed, before,
+        "the bytes hashed, not the line appended after"
+    );
+}
+
+#[test]
+fn a_file_that_shrinks_or_changes_while_bundled_fails_the_export() {
+    use crate::writer::write_bundle_with_progress;
+    for change in [&b"short"[..], &b"{\"status\":\"FINISHED\"}"[..]] {
+        let root = sample_root();
+        let meta = root.path().join(RUN_A).join("meta.json");
+        let mut rewrite = BetweenPhases(Some(|| fs::write(&meta, change).unwrap()));
+        let err = write_bundle_with_progress(
+            &[source(root.path(), &[RUN_A])],
+            &options(),
+            Vec::new(),
+            &mut rewrite,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BundleError::FileChanged { ref path } if path.ends_with("meta.json")),
+            "{err}"
+        );
+    }
+}

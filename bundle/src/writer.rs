@@ -147,12 +147,38 @@ pub fn write_bundle<W: Write>(
     write_bundle_with_progress(sources, options, out, &mut NoProgress)
 }
 
-/// A listed file: where its bytes are on disk (none for [`SourceInput::extra_omitted`]).
-struct Listed {
-    file: Option<PathBuf>,
+/// A file made by the caller (not read from disk), carried at `path` of source `source`
+/// (replacing a file of that path found on disk): e.g. an artifact's `versions.json` cut down
+/// to the versions a bundle carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// The index of its source in the `sources` given to the writer.
+    pub source: usize,
+    /// Root-relative path.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Where a listed file's bytes are.
+enum Bytes<'a> {
+    Disk(PathBuf),
+    Memory(&'a [u8]),
+    /// Listed only ([`SourceInput::extra_omitted`]).
+    Nowhere,
+}
+
+/// A listed file.
+struct Listed<'a> {
+    bytes: Bytes<'a>,
     size: u64,
     sha256: String,
     omitted: bool,
+}
+
+impl Listed<'_> {
+    fn carried(&self) -> bool {
+        !self.omitted && !matches!(self.bytes, Bytes::Nowhere)
+    }
 }
 
 /// Writes a bundle of `sources` to `out` and returns `out` (flushed) with a report. Symbolic
@@ -163,6 +189,17 @@ struct Listed {
 /// own rules before anything is written.
 pub fn write_bundle_with_progress<W: Write>(
     sources: &[SourceInput],
+    options: &WriteOptions,
+    out: W,
+    progress: &mut dyn Progress,
+) -> Result<(W, WriteReport), BundleError> {
+    write_bundle_generated(sources, &[], options, out, progress)
+}
+
+/// [`write_bundle_with_progress`] with files the caller made, carried as they are.
+pub fn write_bundle_generated<W: Write>(
+    sources: &[SourceInput],
+    generated: &[GeneratedFile],
     options: &WriteOptions,
     out: W,
     progress: &mut dyn Progress,
@@ -213,13 +250,28 @@ pub fn write_bundle_with_progress<W: Write>(
         .sum();
     progress.start(Phase::Hashing, total);
     let mut listed: BTreeMap<String, Listed> = BTreeMap::new();
+    for file in generated {
+        listed.insert(
+            member_path(file.source, &file.path),
+            Listed {
+                bytes: Bytes::Memory(&file.bytes),
+                size: file.bytes.len() as u64,
+                sha256: hex(&Sha256::digest(&file.bytes)),
+                omitted: false,
+            },
+        );
+    }
     for (index, (input, files)) in sources.iter().zip(found).enumerate() {
         for (path, (file, _, omitted)) in files {
+            let member = member_path(index, &path);
+            if listed.contains_key(&member) {
+                continue;
+            }
             let (size, sha256) = hash_file(&file, progress)?;
             listed.insert(
-                member_path(index, &path),
+                member,
                 Listed {
-                    file: Some(file),
+                    bytes: Bytes::Disk(file),
                     size,
                     sha256,
                     omitted,
@@ -230,7 +282,7 @@ pub fn write_bundle_with_progress<W: Write>(
             listed
                 .entry(member_path(index, &extra.path))
                 .or_insert_with(|| Listed {
-                    file: None,
+                    bytes: Bytes::Nowhere,
                     size: extra.size,
                     sha256: extra.sha256.clone(),
                     omitted: true,
@@ -238,16 +290,16 @@ pub fn write_bundle_with_progress<W: Write>(
         }
     }
 
-    let mut by_content: BTreeMap<&str, (&Path, u64)> = BTreeMap::new();
+    let mut by_content: BTreeMap<&str, (&Bytes, u64)> = BTreeMap::new();
     let (mut omitted, mut omitted_bytes) = (0, 0);
     for entry in listed.values() {
-        match (&entry.file, entry.omitted) {
-            (Some(file), false) => {
+        match entry.carried() {
+            true => {
                 by_content
                     .entry(entry.sha256.as_str())
-                    .or_insert((file, entry.size));
+                    .or_insert((&entry.bytes, entry.size));
             }
-            _ => {
+            false => {
                 omitted += 1;
                 omitted_bytes += entry.size;
             }
@@ -267,7 +319,7 @@ pub fn write_bundle_with_progress<W: Write>(
                 path: path.clone(),
                 size: entry.size,
                 sha256: entry.sha256.clone(),
-                omitted: entry.omitted || entry.file.is_none(),
+                omitted: !entry.carried(),
             })
             .collect(),
     };
@@ -296,7 +348,19 @@ pub fn write_bundle_with_progress<W: Write>(
         by_content.values().map(|(_, size)| size).sum(),
     );
     let mut content_bytes = 0;
-    for (sha, (file, size)) in &by_content {
+    for (sha, (bytes, size)) in &by_content {
+        let file = match bytes {
+            Bytes::Disk(file) => file,
+            Bytes::Memory(bytes) => {
+                tar.append(&header(&content_entry_name(sha), *size)?, *bytes)
+                    .map_err(BundleError::WriteBundle)?;
+                progress.advance(*size);
+                content_bytes += size;
+                continue;
+            }
+            // only carried entries are here
+            Bytes::Nowhere => continue,
+        };
         let reader = File::open(file).map_err(|source| BundleError::ReadFile {
             path: file.to_path_buf(),
             source,
