@@ -6,7 +6,7 @@
 //! export leaves nothing at `FILE`.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -68,6 +68,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
     let to_stdout = args.output.as_os_str() == "-";
     if to_stdout && args.json {
         bail!("--json prints on stdout, which carries the bundle with `-o -`; write the bundle to a file instead (-o FILE)");
+    }
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("refusing to write a binary bundle to the terminal; redirect standard output (`-o - > runs.rbundle`) or give -o FILE");
     }
     let query = match args.filter.as_deref().map(RunQuery::parse) {
         None => None,
