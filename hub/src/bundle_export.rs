@@ -1,6 +1,7 @@
 //! Exporting runs of the hub's store as an offline bundle (`docs/run-format.md`, "Offline
-//! bundles"): what `runicorn-hub export` and the dashboard's export call. Blocking: call it on
-//! a thread of its own (or the blocking pool), never on an async task.
+//! bundles"): what `runicorn-hub export` and the dashboard's export call ([`export_runs`] to
+//! any `Write`, [`export_runs_to_file`] through `FILE.partial`, never leaving a partial file).
+//! Blocking: call it on a thread of its own (or the blocking pool), never on an async task.
 //!
 //! The store keeps a run's records, points and log, not its directory, so each run is written
 //! again into a temporary storage root under the store folder (`<store>/tmp/export-…`), one
@@ -78,6 +79,12 @@ pub enum ExportError {
         path: String,
         expected: String,
     },
+    #[error("cannot write the bundle {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Bundle(#[from] BundleError),
 }
@@ -94,6 +101,44 @@ impl ExportError {
             },
         }
     }
+}
+
+/// Writes a bundle of `runs` to the file `target`: to `target.partial` first, renamed to
+/// `target` once complete and synced, and removed on any error, so a failed export leaves no
+/// file. The report's `file` is `target`.
+pub fn export_runs_to_file(
+    store_dir: &Path,
+    runs: &[RunKey],
+    metadata_only: bool,
+    target: &Path,
+    progress: &mut dyn ExportProgress,
+) -> Result<ExportReport, ExportError> {
+    let mut partial = target.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let output = |source| ExportError::Output {
+        path: partial.clone(),
+        source,
+    };
+    let file = File::create(&partial).map_err(output)?;
+    let mut out = BufWriter::new(file);
+    let written = export_runs_with_progress(store_dir, runs, metadata_only, &mut out, progress)
+        .and_then(|report| {
+            let file = out.into_inner().map_err(|e| output(e.into_error()))?;
+            file.sync_all().map_err(output)?;
+            fs::rename(&partial, target).map_err(|source| ExportError::Output {
+                path: target.to_owned(),
+                source,
+            })?;
+            Ok(ExportReport {
+                file: target.display().to_string(),
+                ..report
+            })
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    written
 }
 
 /// Told how an export advances: the runs written from the store into the temporary root, then

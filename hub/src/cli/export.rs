@@ -5,7 +5,6 @@
 //! `ExportReport`. A file is written as `FILE.partial` and renamed when complete, so a failed
 //! export leaves nothing at `FILE`.
 
-use std::fs::{self, File};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -15,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use runicorn_bundle::{Phase, Progress};
 use runicorn_cli::human::bytes as human_bytes;
 use runicorn_cli::{progress, safe};
-use runicorn_hub::bundle_export::{export_runs_with_progress, ExportProgress};
+use runicorn_hub::bundle_export::{export_runs_to_file, export_runs_with_progress, ExportProgress};
 use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{
     RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
@@ -99,11 +98,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
             ..report
         }
     } else {
-        let report = write_file(&dir, &keys, &args, &mut bar)?;
-        ExportReport {
-            file: args.output.display().to_string(),
-            ..report
-        }
+        export_runs_to_file(&dir, &keys, args.metadata_only, &args.output, &mut bar)
+            .context("export failed")?
     };
     bar.finish();
     if args.json {
@@ -122,44 +118,6 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(0)
-}
-
-/// Writes the bundle to `args.output` through `FILE.partial`, removed on failure.
-fn write_file(
-    dir: &Path,
-    keys: &[RunKey],
-    args: &ExportArgs,
-    bar: &mut BundleBar,
-) -> anyhow::Result<ExportReport> {
-    let target = &args.output;
-    let mut partial = target.clone().into_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let file =
-        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    let mut out = BufWriter::new(file);
-    let written = export_runs_with_progress(dir, keys, args.metadata_only, &mut out, bar)
-        .context("export failed")
-        .and_then(|report| {
-            let file = out
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-            fs::rename(&partial, target).with_context(|| {
-                format!(
-                    "cannot rename {} to {}",
-                    partial.display(),
-                    target.display()
-                )
-            })?;
-            Ok(report)
-        });
-    if written.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    written
 }
 
 /// The runs the arguments select, each once.
