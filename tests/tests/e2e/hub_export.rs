@@ -192,6 +192,15 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
         LIMIT,
     );
     assert!(out.status.success(), "{}", show(&out));
+    // A cached events.jsonl is carried as it is, not rebuilt from the points.
+    let other_events = run_dir(other_root.path(), "run00000").join("events.jsonl");
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .args(["fetch", "other/run00000", "--files", "events.jsonl", "-o"])
+            .arg(fetched.path()),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
 
     // The hub's own annotations, and one run in its recycle bin.
     {
@@ -291,6 +300,19 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
     assert_eq!(ckpt_member.size, ckpt.len() as u64);
     assert_eq!(ckpt_member.sha256, sha256sum(&run1.join("ckpt.pt")));
     assert!(member(&read, &format!("0/{dir1}/huge.bin")).is_none());
+    let dir_other = find_dir(other_root.path(), "run00000");
+    let events = member(&read, &format!("1/{dir_other}/events.jsonl")).unwrap();
+    assert_eq!(
+        std::fs::read(events.location.as_ref().unwrap()).unwrap(),
+        std::fs::read(&other_events).unwrap()
+    );
+    // Not cached: rebuilt from the points, so not the file's bytes (the writer's `stage`
+    // and key order are not stored), yet the same points (checked above).
+    let rebuilt = member(&read, &format!("0/{dir1}/events.jsonl")).unwrap();
+    assert_ne!(
+        std::fs::read(rebuilt.location.as_ref().unwrap()).unwrap(),
+        std::fs::read(run1.join("events.jsonl")).unwrap()
+    );
     // meta.json and friends are there for every run.
     for (i, source) in manifest.sources.iter().enumerate() {
         for run in &source.runs {
