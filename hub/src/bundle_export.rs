@@ -141,6 +141,27 @@ pub fn export_runs_to_file(
     written
 }
 
+/// [`export_runs_to_file`] on tokio's blocking pool, failing as the dashboard shows failures:
+/// the body of the hub's `BundleService::export`.
+pub async fn export_for_dashboard(
+    store_dir: PathBuf,
+    runs: Vec<RunKey>,
+    metadata_only: bool,
+    out: PathBuf,
+) -> Result<ExportReport, BundleFailure> {
+    tokio::task::spawn_blocking(move || {
+        export_runs_to_file(&store_dir, &runs, metadata_only, &out, &mut NoProgress)
+            .map_err(|e| e.failure())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(BundleFailure {
+            message: format!("the export stopped unexpectedly ({e}); try again"),
+            member: None,
+        })
+    })
+}
+
 /// Told how an export advances: the runs written from the store into the temporary root, then
 /// the bundle writer's phases ([`Progress`]).
 pub trait ExportProgress: Progress {
@@ -578,6 +599,34 @@ impl<W: Write> Write for CountingWriter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_dashboard_export_says_why_and_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store_dir = tmp.path().join("hub");
+        drop(Store::open(&store_dir).unwrap());
+        let out = tmp.path().join("runs.rbundle");
+        let failure = export_for_dashboard(store_dir.clone(), vec![RunKey(7)], false, out.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            failure.message.contains("run 7 is not in the hub's store"),
+            "{failure:?}"
+        );
+        assert!(!out.exists());
+        assert!(!tmp.path().join("runs.rbundle.partial").exists());
+        let failure = export_for_dashboard(store_dir.clone(), Vec::new(), true, out.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            failure.message.contains("no run was selected"),
+            "{failure:?}"
+        );
+        assert!(!out.exists());
+        // The temporary root is gone too.
+        let left: Vec<_> = fs::read_dir(store_dir.join("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     #[test]
     fn only_plain_relative_paths_are_written() {
