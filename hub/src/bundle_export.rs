@@ -488,8 +488,14 @@ fn write_run(
             .map_err(|source| ExportError::Temp { path, source })?;
     }
     if !have("logs.txt") {
-        if let Some((start, _end)) = row.log_synced {
-            write_log(store, row.key, start, &dir.join("logs.txt"))?;
+        match row.log_synced {
+            Some((start, _end)) => write_log(store, row.key, start, &dir.join("logs.txt"))?,
+            None if row.log_bytes > 0 => copied.skipped.push((
+                format!("{}/logs.txt", row.dir),
+                "the hub has not fetched this run's log yet; sync its remote, then export again"
+                    .to_owned(),
+            )),
+            None => {}
         }
     }
     Ok(copied)
