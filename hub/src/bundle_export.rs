@@ -1,6 +1,7 @@
 //! Exporting runs of the hub's store as an offline bundle (`docs/run-format.md`, "Offline
-//! bundles"): what `runicorn-hub export` and the dashboard's export call. Blocking: call it on
-//! a thread of its own (or the blocking pool), never on an async task.
+//! bundles"): what `runicorn-hub export` and the dashboard's export call ([`export_runs`] to
+//! any `Write`, [`export_runs_to_file`] through `FILE.partial`, never leaving a partial file).
+//! Blocking: call it on a thread of its own (or the blocking pool), never on an async task.
 //!
 //! The store keeps a run's records, points and log, not its directory, so each run is written
 //! again into a temporary storage root under the store folder (`<store>/tmp/export-…`), one
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use runicorn_bundle::{
     write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
@@ -77,6 +79,12 @@ pub enum ExportError {
         path: String,
         expected: String,
     },
+    #[error("cannot write the bundle {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Bundle(#[from] BundleError),
 }
@@ -95,6 +103,79 @@ impl ExportError {
     }
 }
 
+/// Writes a bundle of `runs` to the file `target`: to `target.partial` first, renamed to
+/// `target` once complete and synced, and removed on any error, so a failed export leaves no
+/// file. The report's `file` is `target`.
+pub fn export_runs_to_file(
+    store_dir: &Path,
+    runs: &[RunKey],
+    metadata_only: bool,
+    target: &Path,
+    progress: &mut dyn ExportProgress,
+) -> Result<ExportReport, ExportError> {
+    let mut partial = target.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let output = |source| ExportError::Output {
+        path: partial.clone(),
+        source,
+    };
+    let file = File::create(&partial).map_err(output)?;
+    let mut out = BufWriter::new(file);
+    let written = export_runs_with_progress(store_dir, runs, metadata_only, &mut out, progress)
+        .and_then(|report| {
+            let file = out.into_inner().map_err(|e| output(e.into_error()))?;
+            file.sync_all().map_err(output)?;
+            fs::rename(&partial, target).map_err(|source| ExportError::Output {
+                path: target.to_owned(),
+                source,
+            })?;
+            Ok(ExportReport {
+                file: target.display().to_string(),
+                ..report
+            })
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    written
+}
+
+/// [`export_runs_to_file`] on tokio's blocking pool, failing as the dashboard shows failures:
+/// the body of the hub's `BundleService::export`.
+pub async fn export_for_dashboard(
+    store_dir: PathBuf,
+    runs: Vec<RunKey>,
+    metadata_only: bool,
+    out: PathBuf,
+) -> Result<ExportReport, BundleFailure> {
+    tokio::task::spawn_blocking(move || {
+        export_runs_to_file(&store_dir, &runs, metadata_only, &out, &mut NoProgress)
+            .map_err(|e| e.failure())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(BundleFailure {
+            message: format!("the export stopped unexpectedly ({e}); try again"),
+            member: None,
+        })
+    })
+}
+
+/// Told how an export advances: the runs written from the store into the temporary root, then
+/// the bundle writer's phases ([`Progress`]).
+pub trait ExportProgress: Progress {
+    /// `done` of `total` runs are written from the store.
+    fn runs_prepared(&mut self, done: u64, total: u64);
+}
+
+impl ExportProgress for NoProgress {
+    fn runs_prepared(&mut self, _: u64, _: u64) {}
+}
+
+/// Temporary roots older than this are left over from an export that was killed: removed.
+const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
+
 /// Writes a bundle of `runs` (keys of the store in `store_dir`, with their hub annotations) to
 /// `out`. The report's `file` is left empty for the caller to fill.
 pub fn export_runs(
@@ -112,7 +193,7 @@ pub fn export_runs_with_progress(
     runs: &[RunKey],
     metadata_only: bool,
     out: &mut impl Write,
-    progress: &mut dyn Progress,
+    progress: &mut dyn ExportProgress,
 ) -> Result<ExportReport, ExportError> {
     if runs.is_empty() {
         return Err(ExportError::NoRuns);
@@ -123,6 +204,7 @@ pub fn export_runs_with_progress(
         path: tmp_parent.clone(),
         source,
     })?;
+    remove_stale_temps(&tmp_parent);
     let temp = tempfile::Builder::new()
         .prefix("export-")
         .tempdir_in(&tmp_parent)
@@ -131,72 +213,30 @@ pub fn export_runs_with_progress(
             source,
         })?;
 
-    // Runs by remote, each once, in the order of the remotes' names.
-    let mut by_remote: BTreeMap<RemoteId, Vec<RunRow>> = BTreeMap::new();
-    for &key in runs {
-        let row = store
-            .run_by_key(key)?
-            .ok_or(ExportError::NoSuchRun(key.0))?;
-        let list = by_remote.entry(row.remote_id).or_default();
-        if !list.iter().any(|r| r.key == key) {
-            list.push(row);
-        }
-    }
-    let mut sources = Vec::new();
-    let mut remote_names = Vec::new();
-    let mut skipped = Vec::new();
-    let mut from_cache = Vec::new();
-    let cache = store.file_cache();
-    let mut remotes: Vec<_> = by_remote.into_iter().collect();
-    remotes.sort_by_cached_key(|(id, rows)| (rows[0].remote.clone(), id.0));
-    for (index, (remote_id, rows)) in remotes.into_iter().enumerate() {
-        let remote = store
-            .remote_by_id(remote_id)?
-            .ok_or(ExportError::NoSuchRemote(remote_id.0))?;
-        let root = temp.path().join(index.to_string());
-        let mut input = SourceInput {
-            name: remote.name.clone(),
-            host: remote.agent_host.clone().unwrap_or_default(),
-            root_label: remote.agent_root.clone().unwrap_or_default(),
-            dir: root.clone(),
-            runs: Vec::new(),
-            artifact_versions: Vec::new(),
-            extra_paths: Vec::new(),
-            omit: Omit::Nothing,
-            extra_omitted: Vec::new(),
-            annotations: Vec::new(),
-        };
-        for row in &rows {
-            let copied = write_run(&store, &cache, &root, row, metadata_only, &mut input)?;
-            for (path, reason) in copied.skipped {
-                skipped.push(ExportSkipped {
-                    path: format!("{}/{path}", remote.name),
-                    reason,
-                });
-            }
-            from_cache.extend(
-                copied
-                    .from_cache
-                    .into_iter()
-                    .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
-            );
-            input.runs.push(row.dir.clone());
-            if let Some(notes) = store.hub_annotations(row.key)? {
-                if !notes.is_empty() {
-                    input.annotations.push(Annotation {
-                        run: row.dir.clone(),
-                        alias: notes.alias,
-                        tags: notes.tags.unwrap_or_default(),
-                        notes: notes.notes,
-                        deleted: notes.in_recycle_bin,
-                    });
-                }
+    // One read transaction for every run: the bundle is the store at one moment.
+    let prepared_sources = store.with_snapshot(|store| {
+        // Runs by remote, each once, in the order of the remotes' names.
+        let mut by_remote: BTreeMap<RemoteId, Vec<RunRow>> = BTreeMap::new();
+        for &key in runs {
+            let row = store
+                .run_by_key(key)?
+                .ok_or(ExportError::NoSuchRun(key.0))?;
+            let list = by_remote.entry(row.remote_id).or_default();
+            if !list.iter().any(|r| r.key == key) {
+                list.push(row);
             }
         }
-        remote_names.push(remote.name);
-        sources.push(input);
-    }
+        let mut remotes: Vec<_> = by_remote.into_iter().collect();
+        remotes.sort_by_cached_key(|(id, rows)| (rows.first().map(|r| r.remote.clone()), id.0));
+        prepare_sources(store, remotes, temp.path(), metadata_only, progress)
+    })?;
     drop(store);
+    let Prepared {
+        sources,
+        remote_names,
+        mut skipped,
+        from_cache,
+    } = prepared_sources;
 
     let options = WriteOptions {
         zstd_level: ZSTD_LEVEL,
@@ -252,6 +292,107 @@ pub fn export_runs_with_progress(
         bundle_bytes,
         skipped,
     })
+}
+
+/// The runs written into temporary roots, one per remote, and what the writer needs of them.
+struct Prepared {
+    sources: Vec<SourceInput>,
+    remote_names: Vec<String>,
+    skipped: Vec<ExportSkipped>,
+    /// Files carried from the cache: (source, run dir, path in the run, SHA-256 expected).
+    from_cache: Vec<(usize, String, String, String)>,
+}
+
+/// Writes every run of `remotes` into `<temp>/<source index>/` and describes the sources.
+fn prepare_sources(
+    store: &Store,
+    remotes: Vec<(RemoteId, Vec<RunRow>)>,
+    temp: &Path,
+    metadata_only: bool,
+    progress: &mut dyn ExportProgress,
+) -> Result<Prepared, ExportError> {
+    let mut sources = Vec::new();
+    let mut remote_names = Vec::new();
+    let mut skipped = Vec::new();
+    let mut from_cache = Vec::new();
+    let cache = store.file_cache();
+    let total = remotes.iter().map(|(_, rows)| rows.len() as u64).sum();
+    let mut prepared = 0;
+    progress.runs_prepared(0, total);
+    for (index, (remote_id, rows)) in remotes.into_iter().enumerate() {
+        let remote = store
+            .remote_by_id(remote_id)?
+            .ok_or(ExportError::NoSuchRemote(remote_id.0))?;
+        let root = temp.join(index.to_string());
+        let mut input = SourceInput {
+            name: remote.name.clone(),
+            host: remote.agent_host.clone().unwrap_or_default(),
+            root_label: remote.agent_root.clone().unwrap_or_default(),
+            dir: root.clone(),
+            runs: Vec::new(),
+            artifact_versions: Vec::new(),
+            extra_paths: Vec::new(),
+            omit: Omit::Nothing,
+            extra_omitted: Vec::new(),
+            annotations: Vec::new(),
+        };
+        for row in &rows {
+            let copied = write_run(store, &cache, &root, row, metadata_only, &mut input)?;
+            for (path, reason) in copied.skipped {
+                skipped.push(ExportSkipped {
+                    path: format!("{}/{path}", remote.name),
+                    reason,
+                });
+            }
+            from_cache.extend(
+                copied
+                    .from_cache
+                    .into_iter()
+                    .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
+            );
+            input.runs.push(row.dir.clone());
+            prepared += 1;
+            progress.runs_prepared(prepared, total);
+            if let Some(notes) = store.hub_annotations(row.key)? {
+                if !notes.is_empty() {
+                    input.annotations.push(Annotation {
+                        run: row.dir.clone(),
+                        alias: notes.alias,
+                        tags: notes.tags.unwrap_or_default(),
+                        notes: notes.notes,
+                        deleted: notes.in_recycle_bin,
+                    });
+                }
+            }
+        }
+        remote_names.push(remote.name);
+        sources.push(input);
+    }
+    Ok(Prepared {
+        sources,
+        remote_names,
+        skipped,
+        from_cache,
+    })
+}
+
+/// Removes `export-*` folders under `tmp` older than [`STALE_TEMP`] (a killed export's).
+fn remove_stale_temps(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TEMP);
+        if stale && name.to_string_lossy().starts_with("export-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// What writing one run into the temporary root did.
@@ -347,11 +488,48 @@ fn write_run(
             .map_err(|source| ExportError::Temp { path, source })?;
     }
     if !have("logs.txt") {
-        if let Some((_start, bytes)) = store.log_text(row.key)? {
-            write_file(&dir.join("logs.txt"), &bytes)?;
+        match row.log_synced {
+            Some((start, _end)) => write_log(store, row.key, start, &dir.join("logs.txt"))?,
+            None if row.log_bytes > 0 => copied.skipped.push((
+                format!("{}/logs.txt", row.dir),
+                "the hub has not fetched this run's log yet; sync its remote, then export again"
+                    .to_owned(),
+            )),
+            None => {}
         }
     }
     Ok(copied)
+}
+
+/// Writes the stored bytes of a run's `logs.txt` (the copy starts at `start` of the remote
+/// file: a log the hub holds only the tail of is carried as that tail) a few MiB at a time.
+fn write_log(store: &Store, run: RunKey, start: u64, path: &Path) -> Result<(), ExportError> {
+    const PAGE: u64 = 4 << 20;
+    let temp = |source| ExportError::Temp {
+        path: path.to_owned(),
+        source,
+    };
+    let mut out = BufWriter::new(File::create(path).map_err(temp)?);
+    let mut offset = start;
+    loop {
+        let chunks = store.log_chunks_since(run, offset, PAGE)?;
+        let mut moved = false;
+        for chunk in chunks {
+            if chunk.to <= offset || chunk.from > offset {
+                continue;
+            }
+            // A lossy copy of an old hub may be shorter than its range: never index past it.
+            let skip = usize::try_from(offset - chunk.from).unwrap_or(usize::MAX);
+            out.write_all(chunk.bytes.get(skip..).unwrap_or_default())
+                .map_err(temp)?;
+            offset = chunk.to;
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    out.flush().map_err(temp)
 }
 
 /// Files rebuilt from the store when the cache does not hold them.
@@ -427,6 +605,34 @@ impl<W: Write> Write for CountingWriter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_dashboard_export_says_why_and_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store_dir = tmp.path().join("hub");
+        drop(Store::open(&store_dir).unwrap());
+        let out = tmp.path().join("runs.rbundle");
+        let failure = export_for_dashboard(store_dir.clone(), vec![RunKey(7)], false, out.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            failure.message.contains("run 7 is not in the hub's store"),
+            "{failure:?}"
+        );
+        assert!(!out.exists());
+        assert!(!tmp.path().join("runs.rbundle.partial").exists());
+        let failure = export_for_dashboard(store_dir.clone(), Vec::new(), true, out.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            failure.message.contains("no run was selected"),
+            "{failure:?}"
+        );
+        assert!(!out.exists());
+        // The temporary root is gone too.
+        let left: Vec<_> = fs::read_dir(store_dir.join("tmp")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     #[test]
     fn only_plain_relative_paths_are_written() {

@@ -66,6 +66,21 @@ pub struct EventsWritten {
 }
 
 impl Store {
+    /// Runs `read` inside one read transaction: every read sees the store as it was when the
+    /// first one began (a sync committing meanwhile is seen entirely or not at all), so an
+    /// export's records, points and logs agree with each other.
+    pub fn with_snapshot<T, E: From<StoreError>>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn.execute_batch("BEGIN").at(&self.db_path)?;
+        let result = read(self);
+        // Ending a read transaction cannot lose anything; a failure here only means SQLite
+        // ended it already.
+        let _ = self.conn.execute_batch("COMMIT");
+        result
+    }
+
     /// The records of a run as stored; `None` when there is no such run.
     pub fn run_record_texts(&self, run: RunKey) -> Result<Option<RunRecordTexts>, StoreError> {
         self.conn
@@ -334,8 +349,13 @@ mod tests {
 
         let mut out = Vec::new();
         let written = store
-            .write_events_jsonl(key, &mut out, Path::new("events.jsonl"))
+            .with_snapshot(|s| s.write_events_jsonl(key, &mut out, Path::new("events.jsonl")))
             .unwrap();
+        let mut again = Vec::new();
+        store
+            .write_events_jsonl(key, &mut again, Path::new("events.jsonl"))
+            .unwrap();
+        assert_eq!(out, again, "the same outside a snapshot");
         assert_eq!((written.lines, written.points), (5, 10));
         assert_eq!(written.bytes, out.len() as u64);
         let mut points = Vec::new();

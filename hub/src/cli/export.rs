@@ -1,11 +1,11 @@
 //! `runicorn-hub export`: runs of the store as one offline bundle file (or standard output),
-//! selected as `runicorn-hub ls` selects them (run references, `--remote`, `--where`) plus
-//! `--since`; the work is `runicorn_hub::bundle_export`. A progress bar on stderr while
-//! hashing and writing; `--json` prints the `ExportReport`. A file is written as
-//! `FILE.partial` and renamed when complete, so a failed export leaves nothing at `FILE`.
+//! selected as `runicorn-hub ls` selects them (run references, `--remote`, `--path`,
+//! `--status`, `--where`, `--all`) plus `--since`; the work is `runicorn_hub::bundle_export`.
+//! A progress bar on stderr while reading runs, hashing and writing; `--json` prints the
+//! `ExportReport`. A file is written as `FILE.partial` and renamed when complete, so a failed
+//! export leaves nothing at `FILE`.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use runicorn_bundle::{Phase, Progress};
 use runicorn_cli::human::bytes as human_bytes;
 use runicorn_cli::{progress, safe};
-use runicorn_hub::bundle_export::export_runs_with_progress;
+use runicorn_hub::bundle_export::{export_runs_to_file, export_runs_with_progress, ExportProgress};
+use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{
     RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
 };
@@ -27,11 +28,18 @@ pub struct ExportArgs {
     /// Only these runs, whatever their state: each a key (42), a run id
     /// (20261202_150537_a4f9e9) or REMOTE/RUN_ID
     #[arg(value_name = "RUN", value_parser = parse_run_ref,
-          conflicts_with_all = ["remote", "filter", "all"])]
+          conflicts_with_all = ["remote", "path", "status", "filter", "all"])]
     pub runs: Vec<RunRef>,
     /// Only runs of this remote
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
+    /// Only runs under this path (whole segments: `cv` matches cv/resnet, not cvx)
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Only runs with these statuses (comma-separated)
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(
+        RunStatus::ALL.map(|s| s.as_str())))]
+    pub status: Vec<String>,
     /// Only runs matching this expression of the filter language, as `runicorn-hub ls --where`
     #[arg(long = "where", value_name = "EXPR")]
     pub filter: Option<String>,
@@ -60,6 +68,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
     if to_stdout && args.json {
         bail!("--json prints on stdout, which carries the bundle with `-o -`; write the bundle to a file instead (-o FILE)");
     }
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("refusing to write a binary bundle to the terminal; redirect standard output (`-o - > runs.rbundle`) or give -o FILE");
+    }
     let query = match args.filter.as_deref().map(RunQuery::parse) {
         None => None,
         Some(Ok(query)) => query,
@@ -87,11 +98,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
             ..report
         }
     } else {
-        let report = write_file(&dir, &keys, &args, &mut bar)?;
-        ExportReport {
-            file: args.output.display().to_string(),
-            ..report
-        }
+        export_runs_to_file(&dir, &keys, args.metadata_only, &args.output, &mut bar)
+            .context("export failed")?
     };
     bar.finish();
     if args.json {
@@ -112,44 +120,6 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Writes the bundle to `args.output` through `FILE.partial`, removed on failure.
-fn write_file(
-    dir: &Path,
-    keys: &[RunKey],
-    args: &ExportArgs,
-    bar: &mut BundleBar,
-) -> anyhow::Result<ExportReport> {
-    let target = &args.output;
-    let mut partial = target.clone().into_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let file =
-        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    let mut out = BufWriter::new(file);
-    let written = export_runs_with_progress(dir, keys, args.metadata_only, &mut out, bar)
-        .context("export failed")
-        .and_then(|report| {
-            let file = out
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-            fs::rename(&partial, target).with_context(|| {
-                format!(
-                    "cannot rename {} to {}",
-                    partial.display(),
-                    target.display()
-                )
-            })?;
-            Ok(report)
-        });
-    if written.is_err() {
-        let _ = fs::remove_file(&partial);
-    }
-    written
-}
-
 /// The runs the arguments select, each once.
 fn select(dir: &Path, args: &ExportArgs, query: Option<RunQuery>) -> anyhow::Result<Vec<RunRow>> {
     let store = Store::open_read_only(dir)
@@ -159,6 +129,8 @@ fn select(dir: &Path, args: &ExportArgs, query: Option<RunQuery>) -> anyhow::Res
         let filter = RunFilter {
             query,
             remote: args.remote.clone(),
+            path_prefix: args.path.clone(),
+            status: (!args.status.is_empty()).then(|| args.status.clone()),
             include_deleted: args.all,
             include_removed: args.all,
             trash: if args.all {
@@ -303,8 +275,24 @@ impl BundleBar {
     }
 }
 
+impl ExportProgress for BundleBar {
+    fn runs_prepared(&mut self, done: u64, total: u64) {
+        if done == 0 {
+            if let Some(style) = progress::bar_style("{msg} [{bar:30}] {pos}/{len} ({eta})") {
+                self.bar.set_style(style);
+            }
+            self.bar.set_message("reading runs from the store");
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(done);
+    }
+}
+
 impl Progress for BundleBar {
     fn start(&mut self, phase: Phase, total_bytes: u64) {
+        if let Some(style) = progress::bar_style("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})") {
+            self.bar.set_style(style);
+        }
         self.bar.set_message(match phase {
             Phase::Hashing => "hashing",
             Phase::Writing => "writing",

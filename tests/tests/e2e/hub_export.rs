@@ -192,6 +192,15 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
         LIMIT,
     );
     assert!(out.status.success(), "{}", show(&out));
+    // A cached events.jsonl is carried as it is, not rebuilt from the points.
+    let other_events = run_dir(other_root.path(), "run00000").join("events.jsonl");
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .args(["fetch", "other/run00000", "--files", "events.jsonl", "-o"])
+            .arg(fetched.path()),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
 
     // The hub's own annotations, and one run in its recycle bin.
     {
@@ -291,6 +300,19 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
     assert_eq!(ckpt_member.size, ckpt.len() as u64);
     assert_eq!(ckpt_member.sha256, sha256sum(&run1.join("ckpt.pt")));
     assert!(member(&read, &format!("0/{dir1}/huge.bin")).is_none());
+    let dir_other = find_dir(other_root.path(), "run00000");
+    let events = member(&read, &format!("1/{dir_other}/events.jsonl")).unwrap();
+    assert_eq!(
+        std::fs::read(events.location.as_ref().unwrap()).unwrap(),
+        std::fs::read(&other_events).unwrap()
+    );
+    // Not cached: rebuilt from the points, so not the file's bytes (the writer's `stage`
+    // and key order are not stored), yet the same points (checked above).
+    let rebuilt = member(&read, &format!("0/{dir1}/events.jsonl")).unwrap();
+    assert_ne!(
+        std::fs::read(rebuilt.location.as_ref().unwrap()).unwrap(),
+        std::fs::read(run1.join("events.jsonl")).unwrap()
+    );
     // meta.json and friends are there for every run.
     for (i, source) in manifest.sources.iter().enumerate() {
         for run in &source.runs {
@@ -308,9 +330,15 @@ fn selection_stdout_metadata_only_and_failures() {
     let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    write_runs(root.path(), 3, |i| 10 + i);
+    write_runs(root.path(), 4, |i| 10 + i);
     let run0 = run_dir(root.path(), "run00000");
     std::fs::write(run0.join("weights.bin"), noise(100_000, 3)).unwrap();
+    // Soft-deleted on its server: exported with --all only.
+    std::fs::write(
+        run_dir(root.path(), "run00003").join(".deleted"),
+        br#"{"deleted_at": 1800000000.0, "reason": "diverged"}"#,
+    )
+    .unwrap();
     sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
     let fetched = tempfile::tempdir().unwrap();
     let out = output_within(
@@ -353,7 +381,44 @@ fn selection_stdout_metadata_only_and_failures() {
     let weights = member(&from_file, &format!("0/{dir0}/weights.bin")).unwrap();
     assert!(weights.location.is_some(), "a cached file is carried");
 
-    // --where and --since select as `ls` would.
+    // --all adds the soft-deleted run, landed soft-deleted.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &["--all", "-o", file("everything.rbundle").to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let (d4, everything) = land(&file("everything.rbundle"));
+    assert_eq!(everything.manifest.sources[0].runs.len(), 4);
+    let landed_root = ReadBundle::source_root(d4.path(), 0);
+    assert_eq!(ls_json(&landed_root, &[]).len(), 3);
+    let with_deleted = ls_json(&landed_root, &["--all"]);
+    let deleted: Vec<&str> = with_deleted
+        .iter()
+        .filter(|r| r["deleted"] == true)
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, ["run00003"]);
+
+    // --path, --status, --where and --since select as `ls` would.
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &[
+            "--path",
+            "exp/g2",
+            "--status",
+            "finished,failed",
+            "-o",
+            file("g2.rbundle").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let (_d5, g2) = land(&file("g2.rbundle"));
+    assert_eq!(
+        g2.manifest.sources[0].runs,
+        [find_dir(root.path(), "run00002")]
+    );
     let out = export(
         &home,
         hub_dir.path(),
@@ -418,4 +483,28 @@ fn selection_stdout_metadata_only_and_failures() {
         assert!(!target.exists(), "{args:?} left a file");
         assert!(!file("failed.rbundle.partial").exists(), "{args:?}");
     }
+
+    // A damaged copy in the hub's cache is refused, naming the file; nothing is left.
+    let sha = sha256sum(&run0.join("weights.bin"));
+    let cached = hub_dir.path().join("files").join(&sha[..2]).join(&sha[2..]);
+    let mut perms = std::fs::metadata(&cached).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&cached, perms).unwrap();
+    std::fs::write(&cached, noise(100_000, 4)).unwrap();
+    let target = file("damaged.rbundle");
+    let out = export(
+        &home,
+        hub_dir.path(),
+        &["box/run00000", "-o", target.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("weights.bin") && err.contains("damaged"),
+        "{}",
+        show(&out)
+    );
+    assert!(!target.exists());
+    assert!(!file("damaged.rbundle.partial").exists());
 }
