@@ -7,7 +7,9 @@
 //!   kept-alive connection is closed after the same time.
 //! - **Stall.** A connection on which no byte moves either way for [`Limits::stall`] is closed
 //!   (a client that stopped reading an answer or an event stream; streams send a comment every
-//!   15 s, so a reading client is never idle that long).
+//!   15 s, so a reading client is never idle that long). The quiet time of a bundle export or
+//!   import whose answer is still being worked out is the server's, not the client's: such a
+//!   connection is not closed while its handler runs ([`works_long`]).
 //! - **Cap.** At most [`Limits::max_connections`] at once. At the cap, a new connection takes the
 //!   place of the oldest idle one (no request in flight: still sending its headers, or kept
 //!   alive between requests), which is closed; when every connection has a request in flight,
@@ -244,9 +246,11 @@ impl Connection {
             progress: Arc::clone(&progress),
             epoch,
         });
+        let working = Arc::new(AtomicUsize::new(0));
         let service = RequestCounter {
             router,
             in_flight: Arc::clone(&in_flight),
+            working: Arc::clone(&working),
         };
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -279,7 +283,8 @@ impl Connection {
                 }
                 _ = tokio::time::sleep(check_every) => {
                     let quiet = millis_since(epoch).saturating_sub(progress.load(Ordering::Relaxed));
-                    if quiet >= limits.stall.as_millis() as u64 {
+                    let server_busy = working.load(Ordering::Acquire) > 0;
+                    if quiet >= limits.stall.as_millis() as u64 && !server_busy {
                         tracing::debug!("stalled dashboard connection closed");
                         return;
                     }
@@ -302,6 +307,15 @@ fn millis_since(epoch: Instant) -> u64 {
 struct RequestCounter {
     router: Router,
     in_flight: Arc<AtomicUsize>,
+    /// Requests of [`works_long`] routes whose handler has not answered yet.
+    working: Arc<AtomicUsize>,
+}
+
+/// Routes whose answer may take longer than the stall time to start (outside the request time
+/// limit too): a bundle's export, and an uploaded bundle's import.
+fn works_long(path: &str) -> bool {
+    path == "/api/bundles/export"
+        || (path.starts_with("/api/bundles/uploads/") && path.ends_with("/import"))
 }
 
 impl Service<Request<Incoming>> for RequestCounter {
@@ -315,9 +329,12 @@ impl Service<Request<Incoming>> for RequestCounter {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::new(Arc::clone(&self.in_flight));
+        let working =
+            works_long(req.uri().path()).then(|| InFlight::new(Arc::clone(&self.working)));
         let mut router = self.router.clone();
         Box::pin(async move {
             let response = router.call(req.map(Body::new)).await?;
+            drop(working);
             Ok(response.map(|inner| {
                 Body::new(CountedBody {
                     inner,
@@ -448,7 +465,14 @@ mod tests {
     async fn start(limits: Limits) -> (std::net::SocketAddr, watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            "done"
+        };
+        let router = Router::new()
+            .route("/", axum::routing::get(|| async { "hello" }))
+            .route("/slow", axum::routing::get(slow))
+            .route("/api/bundles/export", axum::routing::get(slow));
         let (tx, rx) = watch::channel(false);
         tokio::spawn(serve(listener, router, limits, rx));
         (addr, tx)
@@ -497,6 +521,31 @@ mod tests {
             .await
             .unwrap();
         assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bundle_export_being_worked_out_is_not_a_stall_but_a_slow_answer_elsewhere_is() {
+        let limits = Limits {
+            header_read: Duration::from_secs(5),
+            stall: Duration::from_millis(400),
+            max_connections: 4,
+            slot_wait: Duration::from_millis(200),
+        };
+        let (addr, _stop) = start(limits).await;
+        let ask = |path: &'static str| async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            s.write_all(request.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out).await;
+            out
+        };
+        assert!(ask("/api/bundles/export").await.ends_with("done"));
+        assert_eq!(
+            ask("/slow").await,
+            "",
+            "a quiet connection elsewhere is cut"
+        );
     }
 
     #[tokio::test]
