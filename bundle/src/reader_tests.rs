@@ -35,6 +35,7 @@ fn source(root: &Path, runs: &[&str]) -> SourceInput {
         omit: Omit::Nothing,
         extra_omitted: Vec::new(),
         annotations: Vec::new(),
+        mtimes: Default::default(),
     }
 }
 
@@ -1367,6 +1368,7 @@ fn landed_files_keep_the_modification_time_the_manifest_gives() {
         omit: Omit::Nothing,
         extra_omitted: vec![],
         annotations: vec![],
+        mtimes: Default::default(),
     };
     let options = WriteOptions {
         zstd_level: 3,

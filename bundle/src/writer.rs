@@ -41,6 +41,9 @@ pub struct SourceInput {
     /// Files listed as omitted without any file on disk (a hub's uncached files).
     pub extra_omitted: Vec<OmittedFile>,
     pub annotations: Vec<Annotation>,
+    /// Modification times to record for these root-relative paths instead of the files' own
+    /// (a hub's export writes files again and gives each its server's time).
+    pub mtimes: BTreeMap<String, f64>,
 }
 
 /// Which files of a source are listed but not carried.
@@ -270,7 +273,11 @@ pub fn write_bundle_generated<W: Write>(
                 continue;
             }
             let (size, sha256) = hash_file(&file, progress)?;
-            let mtime = modified_secs(&file);
+            let mtime = input
+                .mtimes
+                .get(&path)
+                .copied()
+                .or_else(|| modified_secs(&file));
             listed.insert(
                 member,
                 Listed {
@@ -290,7 +297,7 @@ pub fn write_bundle_generated<W: Write>(
                     size: extra.size,
                     sha256: extra.sha256.clone(),
                     omitted: true,
-                    mtime: None,
+                    mtime: input.mtimes.get(&extra.path).copied(),
                 });
         }
     }

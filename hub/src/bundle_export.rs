@@ -335,6 +335,7 @@ fn prepare_sources(
             omit: Omit::Nothing,
             extra_omitted: Vec::new(),
             annotations: Vec::new(),
+            mtimes: Default::default(),
         };
         for row in &rows {
             let copied = write_run(store, &cache, &root, row, metadata_only, &mut input)?;
@@ -427,6 +428,10 @@ fn write_run(
     };
     let mut written: Vec<String> = Vec::new();
     for file in store.files(row.key)? {
+        // The server's time, not the time of writing the file again here.
+        input
+            .mtimes
+            .insert(format!("{}/{}", row.dir, file.path), file.mtime);
         let carry = !metadata_only || METADATA_FILES.contains(&file.path.as_str());
         let rel = checked_relative(&file.path).ok_or_else(|| ExportError::BadPath {
             run: run_name.clone(),

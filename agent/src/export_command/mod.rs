@@ -135,6 +135,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
         },
         extra_omitted: Vec::new(),
         annotations: Vec::new(),
+        mtimes: Default::default(),
     };
     if input.name.trim().is_empty() {
         bail!("--name is empty; give the remote name the runs are imported under");

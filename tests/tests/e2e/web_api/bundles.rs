@@ -142,6 +142,7 @@ impl TestHub {
             },
             extra_omitted: Vec::new(),
             annotations: Vec::new(),
+            mtimes: Default::default(),
         };
         let options = WriteOptions {
             zstd_level: 3,
