@@ -266,29 +266,33 @@ pub fn write_bundle_generated<W: Write>(
             },
         );
     }
+    // Every file on disk is hashed, on all cores (the manifest must come first).
+    let mut to_hash = Vec::new();
     for (index, (input, files)) in sources.iter().zip(found).enumerate() {
         for (path, (file, _, omitted)) in files {
             let member = member_path(index, &path);
             if listed.contains_key(&member) {
                 continue;
             }
-            let (size, sha256) = hash_file(&file, progress)?;
-            let mtime = input
-                .mtimes
-                .get(&path)
-                .copied()
-                .or_else(|| modified_secs(&file));
-            listed.insert(
-                member,
-                Listed {
-                    bytes: Bytes::Disk(file),
-                    size,
-                    sha256,
-                    omitted,
-                    mtime,
-                },
-            );
+            let mtime = input.mtimes.get(&path).copied();
+            to_hash.push((member, file, omitted, mtime));
         }
+    }
+    let hashed = hash_files(&to_hash, progress)?;
+    for ((member, file, omitted, mtime), (size, sha256)) in to_hash.into_iter().zip(hashed) {
+        let mtime = mtime.or_else(|| modified_secs(&file));
+        listed.insert(
+            member,
+            Listed {
+                bytes: Bytes::Disk(file),
+                size,
+                sha256,
+                omitted,
+                mtime,
+            },
+        );
+    }
+    for (index, input) in sources.iter().enumerate() {
         for extra in &input.extra_omitted {
             listed
                 .entry(member_path(index, &extra.path))
@@ -349,6 +353,11 @@ pub fn write_bundle_generated<W: Write>(
         zstd::Encoder::new(out, options.zstd_level).map_err(BundleError::WriteBundle)?;
     encoder
         .include_checksum(true)
+        .map_err(BundleError::WriteBundle)?;
+    // Compression on worker threads while this one reads the files and frames the tar.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    encoder
+        .multithread(workers as u32)
         .map_err(BundleError::WriteBundle)?;
     let mut tar = tar::Builder::new(encoder);
     tar.append(
@@ -538,6 +547,83 @@ fn walk(
 }
 
 /// The size and SHA-256 of a file, read once.
+/// The size and SHA-256 of each file, hashed on every core (files are taken in turn from a
+/// shared index), in the order given; progress is reported from this thread as bytes are read.
+fn hash_files<T>(
+    files: &[(T, PathBuf, bool, Option<f64>)],
+    progress: &mut dyn Progress,
+) -> Result<Vec<(u64, String)>, BundleError>
+where
+    T: Sync,
+{
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let read = AtomicU64::new(0);
+    let results: Mutex<Vec<Option<Result<(u64, String), BundleError>>>> =
+        Mutex::new((0..files.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, path, _, _)) = files.get(i) else {
+                        return;
+                    };
+                    let mut counted = CountRead(&read);
+                    let result = hash_file(path, &mut counted);
+                    let failed = result.is_err();
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(result);
+                    }
+                    if failed {
+                        // The others stop at their next file.
+                        next.store(files.len(), Ordering::Relaxed);
+                        return;
+                    }
+                })
+            })
+            .collect();
+        let mut reported = 0;
+        while handles.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = read.load(Ordering::Relaxed);
+            progress.advance(now - reported);
+            reported = now;
+        }
+        progress.advance(read.load(Ordering::Relaxed) - reported);
+    });
+    let slots = results.into_inner().unwrap_or_default();
+    let mut out = Vec::with_capacity(files.len());
+    for slot in slots {
+        match slot {
+            Some(result) => out.push(result?),
+            // Only after another file failed, whose error came first.
+            None => {
+                return Err(BundleError::WriteBundle(io::Error::other(
+                    "hashing stopped early",
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A [`Progress`] that adds the bytes read to a shared counter (a hashing thread's).
+struct CountRead<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Progress for CountRead<'_> {
+    fn start(&mut self, _: Phase, _: u64) {}
+    fn advance(&mut self, bytes: u64) {
+        self.0
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn hash_file(path: &Path, progress: &mut dyn Progress) -> Result<(u64, String), BundleError> {
     let error = |source| BundleError::ReadFile {
         path: path.to_path_buf(),

@@ -9,7 +9,11 @@
 //! - import: `runicorn-hub import FILE` into a fresh store (the bundle checked and landed, a
 //!   real agent reading the landed root, every run, point and log byte stored in one
 //!   transaction, files into the cache) against `tar --zstd -xf FILE` into an empty folder;
-//! - sizes: the bundle and the tar against the raw run directories.
+//! - sizes: the bundle and the tar against the raw run directories;
+//! - and, to see where an import's time goes: landing alone (`read_bundle`, every member
+//!   checked, in this process) against the same extraction, and the whole import against a
+//!   direct sync of the same root (`runicorn-hub connect local:ROOT --once`), which stores
+//!   the same runs and points.
 //!
 //! Goals (issue "Offline bundles"): export ≤ 1.5 × tar, import ≤ 1.5 × extraction; the size
 //! ratio is recorded. Import does far more than extraction (it parses and stores every point),
@@ -75,6 +79,8 @@ fn main() -> anyhow::Result<()> {
     let mut tar_c = Vec::new();
     let mut import = Vec::new();
     let mut tar_x = Vec::new();
+    let mut land = Vec::new();
+    let mut sync = Vec::new();
     let bundle = dir.join("runs.rbundle");
     let tarball = dir.join("runs.tar.zst");
     for i in 0..args.repeats {
@@ -128,6 +134,29 @@ fn main() -> anyhow::Result<()> {
             .wall,
         );
         check_store(&store, args.runs, args.steps)?;
+
+        let landed = dir.join(format!("landed-{i}"));
+        std::fs::create_dir_all(&landed)?;
+        let started = std::time::Instant::now();
+        let input = std::io::BufReader::new(std::fs::File::open(&bundle)?);
+        runicorn_bundle::read_bundle(input, &landed, &runicorn_bundle::Limits::default())?;
+        land.push(started.elapsed());
+
+        let synced = dir.join(format!("synced-{i}"));
+        sync.push(
+            time_command(
+                Command::new(&hub)
+                    .env("RUNICORN_HUB_DIR", &synced)
+                    .env("NO_COLOR", "1")
+                    .arg("connect")
+                    .arg(format!("local:{}", root.display()))
+                    .arg("--agent")
+                    .arg(&agent)
+                    .args(["--once", "--no-ui", "--name", "bench", "--prefetch", "none"]),
+            )?
+            .wall,
+        );
+        check_store(&synced, args.runs, args.steps)?;
     }
     let bundle_bytes = std::fs::metadata(&bundle)?.len();
     let tar_bytes = std::fs::metadata(&tarball)?.len();
@@ -146,6 +175,8 @@ fn main() -> anyhow::Result<()> {
     };
     line("export", &export, &tar_c, "tar --zstd -c");
     line("import", &import, &tar_x, "tar --zstd -x");
+    line("  landing alone", &land, &tar_x, "tar --zstd -x");
+    line("  import", &import, &sync, "a direct sync of the root");
     println!(
         "size: bundle {:.1} MiB ({:.1}x smaller than the raw {:.1} MiB), tar --zstd {:.1} MiB; bundle/tar {:.2}",
         bundle_bytes as f64 / 1048576.0,

@@ -28,6 +28,8 @@ const CHANGES_PER_REQUEST: u32 = 2000;
 const RUNS_PER_REQUEST: usize = 256;
 const POINT_BYTES_PER_REQUEST: u64 = 6 * 1024 * 1024;
 const LOG_BYTES_PER_REQUEST: u64 = 2 * 1024 * 1024;
+/// Requests in flight at once.
+const REQUESTS_IN_FLIGHT: usize = 4;
 
 /// A file of a run that the bundle carried, landed and checked.
 #[derive(Debug, Clone)]
@@ -223,24 +225,44 @@ async fn fetch_points(
             .map_err(store_err)?;
         pending.retain(|w| taken.contains(&w.dir) && !refused.contains(&w.dir));
         let mut progressed = false;
-        for group in pending.chunks(RUNS_PER_REQUEST) {
-            let checked = client
-                .points(group.to_vec(), POINT_BYTES_PER_REQUEST)
-                .await
-                .map_err(sync_err)?;
-            let (batch, refusals) = (checked.batch, checked.refused);
-            progressed |= batch.runs.iter().any(|r| r.to > r.from || r.truncated);
-            refused.extend(refusals.iter().map(|e| e.name.clone()));
-            let ingested = store
-                .call(move |s| {
-                    let ingested = s.ingest_points(remote, &batch)?;
-                    s.record_refusals(remote, runicorn_store::KIND_POINTS, &refusals)?;
-                    Ok::<_, runicorn_store::StoreError>(ingested)
-                })
-                .await
-                .map_err(store_err)?
-                .map_err(store_err)?;
-            stored += ingested.points;
+        // Several requests in flight, as a sync has them: the agent reads the next runs'
+        // events while the store takes the last answer.
+        let mut groups = pending
+            .chunks(RUNS_PER_REQUEST)
+            .map(<[PointsWanted]>::to_vec);
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            while tasks.len() < REQUESTS_IN_FLIGHT {
+                let Some(group) = groups.next() else { break };
+                let (client, store) = (Arc::clone(client), store.clone());
+                tasks.spawn(async move {
+                    let checked = client
+                        .points(group, POINT_BYTES_PER_REQUEST)
+                        .await
+                        .map_err(sync_err)?;
+                    let (batch, refusals) = (checked.batch, checked.refused);
+                    let moved = batch.runs.iter().any(|r| r.to > r.from || r.truncated);
+                    let dirs: Vec<String> = refusals.iter().map(|e| e.name.clone()).collect();
+                    let ingested = store
+                        .call(move |s| {
+                            let ingested = s.ingest_points(remote, &batch)?;
+                            s.record_refusals(remote, runicorn_store::KIND_POINTS, &refusals)?;
+                            Ok::<_, runicorn_store::StoreError>(ingested)
+                        })
+                        .await
+                        .map_err(store_err)?
+                        .map_err(store_err)?;
+                    Ok::<_, ImportError>((ingested.points, moved, dirs))
+                });
+            }
+            let Some(done) = tasks.join_next().await else {
+                break;
+            };
+            let (points, moved, dirs) =
+                done.map_err(|e| ImportError::Agent(format!("a fetch task failed: {e}")))??;
+            progressed |= moved;
+            refused.extend(dirs);
+            stored += points;
             observer.points_stored(stored);
         }
         if !progressed {
