@@ -129,6 +129,7 @@ cargo build --release --bins --quiet
 "$repo/target/release/transfer_vs_sftp" --quick >/dev/null
 RUNICORN_TEST_PYTHON="$venv/bin/python" "$repo/target/release/artifact_dedup" --quick >/dev/null
 "$repo/target/release/artifact_fetch" --quick >/dev/null
+"$repo/target/release/bundle_roundtrip" --quick >/dev/null
 RUNICORN_HUB_BIN="$repo/target/release/runicorn-hub" node "$repo/bench/browser/compare_pan.mjs" --quick >/dev/null
 RUNICORN_HUB_BIN="$repo/target/release/runicorn-hub" node "$repo/bench/browser/compare_grouped.mjs" --quick >/dev/null
 node "$repo/bench/browser/parcoords_brush.mjs" --quick >/dev/null
