@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod format;
+pub mod hostile;
 pub mod limits;
 pub mod paths;
 pub mod reader;

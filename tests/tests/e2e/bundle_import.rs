@@ -519,3 +519,79 @@ fn upstream_export_archives_import_and_their_runs_show() {
         assert_eq!(whole_store(&hub_dir), before);
     }
 }
+
+/// Every file under `dir` (relative path and size), for "nothing changed on disk" checks.
+fn files_under(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, entry.metadata().unwrap().len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Each hostile case the bundle reader knows (traversal, absolute paths, links, devices,
+/// duplicates, sizes that lie, checksum mismatch, truncation, an unknown version, members
+/// missing either way, a decompression bomb), through the real `runicorn-hub import`: a non-zero
+/// exit, a message naming the member, and the store's rows and cached files as they were.
+#[test]
+fn every_hostile_bundle_is_refused_and_the_store_keeps_its_rows_and_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let hub_dir = tmp.path().join("hub");
+    let root = server_root(tmp.path());
+    let good = tmp.path().join("good.rbundle");
+    export(&root, "gpu", &good);
+    import_json(&home, &hub_dir, &[good.to_str().unwrap()]);
+    let rows = whole_store(&hub_dir);
+    let cached = files_under(&hub_dir.join("files"));
+    assert!(!cached.is_empty(), "the good bundle filled the cache");
+
+    let cases = runicorn_bundle::hostile::hostile_bundles();
+    assert!(cases.len() >= 15);
+    for case in cases {
+        let file = tmp.path().join("hostile.rbundle");
+        std::fs::write(&file, &case.bytes).unwrap();
+        let out = import(&home, &hub_dir, &[file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {}", case.case, show(&out));
+        assert!(
+            stderr.contains("nothing was imported") && stderr.contains(&case.member),
+            "{}: the refusal should name {:?}: {}",
+            case.case,
+            case.member,
+            show(&out)
+        );
+        assert_eq!(
+            whole_store(&hub_dir),
+            rows,
+            "{} changed the store",
+            case.case
+        );
+        assert_eq!(
+            files_under(&hub_dir.join("files")),
+            cached,
+            "{} changed the cache",
+            case.case
+        );
+        assert!(
+            files_under(&hub_dir.join("tmp/imports")).is_empty(),
+            "{} left files behind",
+            case.case
+        );
+    }
+    assert!(!Path::new("/tmp/runicorn-hostile-absolute").exists());
+}
