@@ -94,6 +94,14 @@ pub(crate) async fn import_source(
     dry_run: bool,
     observer: &dyn ImportObserver,
 ) -> Result<SourceOutcome, ImportError> {
+    let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        tracing::debug!(
+            remote = plan.remote,
+            ms = started.elapsed().as_millis() as u64,
+            "import: {what}"
+        );
+    };
     let (remote, remote_created) = remote_for(store, plan).await?;
     let link = spawn_local_agent(agent_program, &plan.root_dir, &["--no-pack".to_owned()])
         .map_err(|e| ImportError::Agent(e.to_string()))?;
@@ -131,6 +139,7 @@ pub(crate) async fn import_source(
             break;
         }
     }
+    phase("runs listed and stored");
     let taken: HashSet<String> = runs
         .iter()
         .filter(|r| matches!(r.verdict, ImportVerdict::New | ImportVerdict::Updated))
@@ -138,12 +147,15 @@ pub(crate) async fn import_source(
         .collect();
 
     let points = fetch_points(&client, store, remote, &taken, observer).await?;
+    phase("points stored");
     let log_bytes = fetch_logs(&client, store, remote, &taken).await?;
+    phase("logs stored");
     drop(client); // the agent exits with its stdin closed; the landed files are ours again
 
     let (files, file_bytes) = cache_carried(store, remote, plan, &taken, dry_run).await?;
     add_listed(store, remote, plan, &taken).await?;
     adopt_annotations(store, remote, plan, &taken).await?;
+    phase("files cached");
 
     let report = ImportedSource {
         remote: plan.remote.clone(),

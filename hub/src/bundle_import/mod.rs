@@ -68,11 +68,16 @@ async fn import_landed(
     work: &Path,
 ) -> Result<ImportReport, ImportError> {
     // Everything is checked before anything changes.
+    let started = std::time::Instant::now();
     let mut landed = Vec::new();
     for (i, input) in inputs.into_iter().enumerate() {
         let dest = work.join(i.to_string());
         landed.push(landing::land(input, &dest, options.as_remote.as_deref(), observer).await?);
     }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "import: bundles landed"
+    );
 
     let store_dir = options.store_dir.clone();
     let store = tokio::task::spawn_blocking(move || runicorn_store::Store::open(&store_dir))
@@ -85,6 +90,10 @@ async fn import_landed(
     match applied {
         Ok(report) if !options.dry_run => {
             call(&store, |s| s.commit_atomic()).await?;
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "import: committed"
+            );
             Ok(report)
         }
         Ok(report) => {
