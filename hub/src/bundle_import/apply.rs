@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runicorn_protocol::wire::{Cursor, FileEntry, LogWanted, PointsWanted};
+use runicorn_protocol::wire::{Cursor, FileEntry, LogWanted, PointsWanted, StoredAs};
 use runicorn_store::{BundleAnnotations, ImportVerdict, RemoteId, RemoteSpec};
 use runicorn_web::bundle_reports::{ImportedRun, ImportedSource, RunVerdict};
 
@@ -110,6 +110,8 @@ pub(crate) async fn import_source(
     // The whole listing, stored as a merge; each run judged first.
     let mut runs = Vec::new();
     let mut artifacts = 0;
+    // Artifact contents the listing names (SHA-256 → size), brought into the cache below.
+    let mut contents: BTreeMap<String, u64> = BTreeMap::new();
     let mut cursor: Option<Cursor> = None;
     loop {
         let mut batch = client
@@ -127,6 +129,15 @@ pub(crate) async fn import_source(
         }
         let more = batch.more;
         cursor = Some(batch.cursor.clone());
+        for file in batch
+            .artifacts
+            .iter()
+            .flat_map(|a| &a.versions)
+            .flat_map(|v| &v.files)
+            .filter(|f| f.stored != StoredAs::Missing)
+        {
+            contents.insert(file.sha256.clone(), file.size);
+        }
         let (outcome, verdicts) = store
             .call(move |s| s.apply_import_batch(remote, &batch))
             .await
@@ -152,7 +163,11 @@ pub(crate) async fn import_source(
     phase("logs stored");
     drop(client); // the agent exits with its stdin closed; the landed files are ours again
 
-    let (files, file_bytes) = cache_carried(store, remote, plan, &taken, dry_run).await?;
+    let (mut files, mut file_bytes) = cache_carried(store, remote, plan, &taken, dry_run).await?;
+    let (artifact_files, artifact_bytes) =
+        cache_artifact_contents(store, &plan.root_dir, contents, dry_run).await?;
+    files += artifact_files;
+    file_bytes += artifact_bytes;
     add_listed(store, remote, plan, &taken).await?;
     adopt_annotations(store, remote, plan, &taken).await?;
     phase("files cached");
@@ -385,6 +400,59 @@ async fn cache_carried(
             .map_err(store_err)?;
     }
     Ok((files, bytes))
+}
+
+/// Brings the artifact contents the bundle carried (whole pool files, or chunks assembled by
+/// their recipe, each checked against its SHA-256) into the file cache, where the dashboard and
+/// `fetch artifact` read them: the remote may never be reachable. Contents of versions the
+/// bundle did not carry are not in the landed root and are left out. Returns files and bytes
+/// added (in a dry run: that would be).
+async fn cache_artifact_contents(
+    store: &StoreHandle,
+    root: &Path,
+    contents: BTreeMap<String, u64>,
+    dry_run: bool,
+) -> Result<(u64, u64), ImportError> {
+    if contents.is_empty() {
+        return Ok((0, 0));
+    }
+    let cache = store.call(|s| s.file_cache()).await.map_err(store_err)?;
+    let root = root.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let (mut files, mut bytes) = (0, 0);
+        let temp_dir = cache.root().join("tmp");
+        for (sha, size) in contents {
+            if cache.path_of(&sha).is_some() {
+                continue;
+            }
+            let in_root = runicorn_artifact_store::layout::pool_file(&root, &sha).is_file()
+                || runicorn_artifact_store::pool::read_recipe(&root, &sha)
+                    .ok()
+                    .flatten()
+                    .is_some();
+            if !in_root {
+                continue;
+            }
+            if !dry_run {
+                let temp = temp_dir.join(format!("{sha}.import-{}", std::process::id()));
+                runicorn_artifact_store::pool::materialise(&root, &sha, &temp).map_err(|e| {
+                    ImportError::Refused {
+                        file: root.display().to_string(),
+                        member: Some(format!("artifact content {sha}")),
+                        cause: e.to_string(),
+                    }
+                })?;
+                let adopted = cache.adopt_checked(&temp, &sha).map_err(store_err);
+                let _ = std::fs::remove_file(&temp);
+                adopted?;
+            }
+            files += 1;
+            bytes += size;
+        }
+        Ok((files, bytes))
+    })
+    .await
+    .map_err(store_err)?
 }
 
 /// Files the bundle listed without bytes join their runs' manifests.

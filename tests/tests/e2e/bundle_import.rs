@@ -595,3 +595,81 @@ fn every_hostile_bundle_is_refused_and_the_store_keeps_its_rows_and_files() {
     }
     assert!(!Path::new("/tmp/runicorn-hostile-absolute").exists());
 }
+
+/// Artifacts travel too: `export --with-artifacts` carries the versions a run touched (one whole
+/// in the pool, one as chunks), the import lists them, and their bytes come out of the hub's
+/// cache with no server at all (`fetch artifact`), each checked against its SHA-256.
+#[test]
+fn artifact_versions_in_a_bundle_are_listed_and_their_bytes_fetched_offline() {
+    use runicorn_artifact_store::writer::{log_artifact, log_artifact_with, Artifact, LogOptions};
+    use runicorn_protocol::run_format::artifacts::RunLink;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let root = tmp.path().join("root");
+    let mut spec = RunSpec::new(&root, "runicorn-tests");
+    spec.path = Some("train".into());
+    spec.run_id = Some("producer".into());
+    let mut w = RunWriter::create(&spec).unwrap();
+    w.log_metrics(&[("loss", 1.0)], Some(0), None).unwrap();
+    let run_dir = w.dir().strip_prefix(&root).unwrap().display().to_string();
+    w.finish(RunOutcome::finished()).unwrap();
+    let link = RunLink {
+        run_id: "producer".into(),
+        dir: run_dir,
+        host: None,
+    };
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let (whole, chunked) = (
+        runicorn_tests::noise(5 << 20, 11),
+        runicorn_tests::noise(5 << 20, 12),
+    );
+    std::fs::write(files.join("v1.bin"), &whole).unwrap();
+    std::fs::write(files.join("v2.bin"), &chunked).unwrap();
+    let mut v1 = Artifact::new("resnet", "model").unwrap();
+    v1.add_file(&files.join("v1.bin"), Some("model.bin"))
+        .unwrap();
+    log_artifact(&root, &v1, &[], Some(link.clone())).unwrap();
+    let mut v2 = Artifact::new("resnet", "model").unwrap();
+    v2.add_file(&files.join("v2.bin"), Some("model.bin"))
+        .unwrap();
+    let chunks = LogOptions {
+        chunk_large_files: true,
+    };
+    log_artifact_with(&root, &v2, &["best"], Some(link), &chunks).unwrap();
+
+    let bundle = tmp.path().join("art.rbundle");
+    let out = output_within(
+        std::process::Command::new(binary("runicorn-agent"))
+            .arg("export")
+            .arg("--root")
+            .arg(&root)
+            .args(["--name", "gpu", "--with-artifacts", "-o"])
+            .arg(&bundle),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let hub_dir = tmp.path().join("hub");
+    let report = import_json(&home, &hub_dir, &[bundle.to_str().unwrap()]);
+    assert_eq!(
+        report["bundles"][0]["sources"][0]["artifacts"], 1,
+        "{report:#}"
+    );
+    // No server: the remote is known only from the bundle.
+    for (reference, bytes) in [("resnet:v1", &whole), ("resnet:best", &chunked)] {
+        let dir = tmp.path().join(reference.replace(':', "-"));
+        let out = output_within(
+            hub(&home, &hub_dir)
+                .args(["fetch", "artifact", reference, "--remote", "gpu", "-o"])
+                .arg(&dir),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{reference}: {}", show(&out));
+        assert_eq!(
+            &std::fs::read(dir.join("model.bin")).unwrap(),
+            bytes,
+            "{reference}"
+        );
+    }
+}
