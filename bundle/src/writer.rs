@@ -547,6 +547,9 @@ fn walk(
 }
 
 /// The size and SHA-256 of a file, read once.
+/// One file's size and SHA-256, or why it could not be read.
+type Hashed = Result<(u64, String), BundleError>;
+
 /// The size and SHA-256 of each file, hashed on every core (files are taken in turn from a
 /// shared index), in the order given; progress is reported from this thread as bytes are read.
 fn hash_files<T>(
@@ -564,8 +567,7 @@ where
         .min(files.len().max(1));
     let next = AtomicUsize::new(0);
     let read = AtomicU64::new(0);
-    let results: Mutex<Vec<Option<Result<(u64, String), BundleError>>>> =
-        Mutex::new((0..files.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Hashed>>> = Mutex::new((0..files.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
