@@ -8,6 +8,20 @@ use serde::{Deserialize, Serialize};
 
 /// The only format version this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// The files of a run a metadata-only bundle carries (paths relative to the run directory):
+/// its records, `events.jsonl` and `logs.txt`; every other file is listed only.
+pub const METADATA_ONLY_FILES: [&str; 9] = [
+    "meta.json",
+    "status.json",
+    "summary.json",
+    "environment.json",
+    "assets.json",
+    "artifacts.json",
+    ".deleted",
+    "events.jsonl",
+    "logs.txt",
+];
+
 /// The name of the manifest entry, always the first entry of the tar.
 pub const MANIFEST_NAME: &str = "bundle.json";
 /// The directory of contents inside the tar.

@@ -17,14 +17,14 @@ pub struct HostileBundle {
 }
 
 /// One tar entry with a raw name (the tar crate's checks bypassed).
-struct Raw {
-    name: Vec<u8>,
-    kind: EntryType,
-    data: Vec<u8>,
-    header_size: Option<u64>,
+pub(crate) struct Raw {
+    pub(crate) name: Vec<u8>,
+    pub(crate) kind: EntryType,
+    pub(crate) data: Vec<u8>,
+    pub(crate) header_size: Option<u64>,
 }
 
-fn raw(name: &str, data: &[u8]) -> Raw {
+pub(crate) fn raw(name: &str, data: &[u8]) -> Raw {
     Raw {
         name: name.as_bytes().to_vec(),
         kind: EntryType::Regular,
@@ -37,12 +37,13 @@ fn sha(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-fn content(bytes: &[u8]) -> Raw {
+pub(crate) fn content(bytes: &[u8]) -> Raw {
     raw(&content_entry_name(&sha(bytes)), bytes)
 }
 
-/// A manifest of one source `hostile` with the run `runs/r` and these members.
-fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
+/// A manifest of one source `hostile` with the run `runs/r` and these members (the reader's
+/// own tests build on it too).
+pub(crate) fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
     Manifest {
         format_version: FORMAT_VERSION,
         created_at: 0.0,
@@ -68,7 +69,7 @@ fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
     }
 }
 
-fn manifest_entry(manifest: &Manifest) -> Raw {
+pub(crate) fn manifest_entry(manifest: &Manifest) -> Raw {
     // serialising a manifest of plain values cannot fail
     raw(
         "bundle.json",
@@ -76,7 +77,7 @@ fn manifest_entry(manifest: &Manifest) -> Raw {
     )
 }
 
-fn bundle(entries: Vec<Raw>) -> Vec<u8> {
+pub(crate) fn bundle(entries: Vec<Raw>) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in entries {
         let mut header = Header::new_gnu();

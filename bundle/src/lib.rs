@@ -16,6 +16,7 @@ pub mod writer;
 pub use error::BundleError;
 pub use format::{
     Annotation, ArtifactVersionRef, Manifest, ManifestMember, Source, FORMAT_VERSION,
+    METADATA_ONLY_FILES,
 };
 pub use limits::Limits;
 pub use reader::{read_bundle, LandedMember, ReadBundle};

@@ -256,74 +256,7 @@ fn refuses_a_destination_that_is_not_empty() {
 
 // ---------- hostile bundles built by hand ----------
 
-/// One tar entry written with a raw name (no checks by the tar crate).
-struct Raw {
-    name: Vec<u8>,
-    kind: EntryType,
-    data: Vec<u8>,
-    header_size: Option<u64>,
-}
-
-fn raw(name: &str, data: &[u8]) -> Raw {
-    Raw {
-        name: name.as_bytes().to_vec(),
-        kind: EntryType::Regular,
-        data: data.to_vec(),
-        header_size: None,
-    }
-}
-
-fn content(bytes: &[u8]) -> Raw {
-    raw(&crate::format::content_entry_name(&sha(bytes)), bytes)
-}
-
-fn manifest_of(members: &[(&str, &[u8])]) -> Manifest {
-    Manifest {
-        format_version: 1,
-        created_at: 0.0,
-        created_by: "hand".to_owned(),
-        sources: vec![Source {
-            name: "gpu-1".to_owned(),
-            host: "gpu-1.lab".to_owned(),
-            root: "/data/runicorn".to_owned(),
-            runs: vec!["runs/r".to_owned()],
-            artifact_versions: Vec::new(),
-            annotations: Vec::new(),
-        }],
-        members: members
-            .iter()
-            .map(|(path, bytes)| ManifestMember {
-                path: (*path).to_owned(),
-                size: bytes.len() as u64,
-                sha256: sha(bytes),
-                omitted: false,
-                mtime: None,
-            })
-            .collect(),
-    }
-}
-
-fn manifest_entry(manifest: &Manifest) -> Raw {
-    raw("bundle.json", &serde_json::to_vec(manifest).unwrap())
-}
-
-fn hand_bundle(entries: Vec<Raw>) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for entry in entries {
-        let mut header = Header::new_gnu();
-        header.as_old_mut().name[..entry.name.len()].copy_from_slice(&entry.name);
-        header.set_size(entry.header_size.unwrap_or(entry.data.len() as u64));
-        header.set_entry_type(entry.kind);
-        header.set_mode(0o644);
-        if matches!(entry.kind, EntryType::Symlink | EntryType::Link) {
-            header.set_link_name("/etc/passwd").unwrap();
-        }
-        header.set_cksum();
-        builder.append(&header, &entry.data[..]).unwrap();
-    }
-    let tar = builder.into_inner().unwrap();
-    zstd::encode_all(&tar[..], 3).unwrap()
-}
+use crate::hostile::{bundle as hand_bundle, content, manifest_entry, manifest_of, raw, Raw};
 
 /// Reads a hostile bundle: it must fail, name `member`, and leave the destination empty.
 fn refused(bytes: &[u8], limits: &Limits, member: &str) -> BundleError {

@@ -27,23 +27,10 @@ use std::time::{Duration, SystemTime};
 
 use runicorn_bundle::{
     write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
-    SourceInput, WriteOptions,
+    SourceInput, WriteOptions, METADATA_ONLY_FILES,
 };
 use runicorn_store::{FileCache, RemoteId, RunKey, RunRow, Store, StoreError};
 use runicorn_web::bundle_reports::{BundleFailure, ExportReport, ExportSkipped};
-
-/// The files of a run that `metadata_only` carries (paths relative to the run directory).
-pub const METADATA_FILES: [&str; 9] = [
-    "meta.json",
-    "status.json",
-    "summary.json",
-    "environment.json",
-    "assets.json",
-    "artifacts.json",
-    ".deleted",
-    "events.jsonl",
-    "logs.txt",
-];
 
 /// zstd level of the hub's bundles (zstd's default).
 const ZSTD_LEVEL: i32 = 3;
@@ -432,7 +419,7 @@ fn write_run(
         input
             .mtimes
             .insert(format!("{}/{}", row.dir, file.path), file.mtime);
-        let carry = !metadata_only || METADATA_FILES.contains(&file.path.as_str());
+        let carry = !metadata_only || METADATA_ONLY_FILES.contains(&file.path.as_str());
         let rel = checked_relative(&file.path).ok_or_else(|| ExportError::BadPath {
             run: run_name.clone(),
             path: file.path.clone(),
@@ -661,7 +648,7 @@ mod tests {
     fn every_regenerated_file_is_carried_by_metadata_only() {
         // A file the store can rebuild is never only listed in a metadata-only bundle.
         for name in REGENERATED {
-            assert!(METADATA_FILES.contains(&name), "{name}");
+            assert!(METADATA_ONLY_FILES.contains(&name), "{name}");
         }
         assert!(regenerated("events.jsonl") && !regenerated("ckpt.pt"));
     }

@@ -18,7 +18,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use runicorn_bundle::{write_bundle_generated, GeneratedFile, Omit, SourceInput, WriteOptions};
+use runicorn_bundle::{
+    write_bundle_generated, GeneratedFile, Omit, SourceInput, WriteOptions, METADATA_ONLY_FILES,
+};
 use runicorn_cli::{safe, warning_label};
 use runicorn_protocol::run_format::process::local_hostname;
 use runicorn_protocol::run_format::RunStatus;
@@ -27,19 +29,6 @@ use crate::root_args::RootArgs;
 use output::{Counted, Output};
 use report::{ExportReport, ExportSkipped};
 use selection::{select_runs, Filters};
-
-/// The files of a run a `--metadata-only` bundle carries (every other file is listed only).
-pub const METADATA_FILES: [&str; 9] = [
-    "meta.json",
-    "status.json",
-    "summary.json",
-    "environment.json",
-    "assets.json",
-    "artifacts.json",
-    ".deleted",
-    "events.jsonl",
-    "logs.txt",
-];
 
 /// zstd level of exported bundles (zstd's default: fast, and events compress very well).
 const ZSTD_LEVEL: i32 = 3;
@@ -129,7 +118,12 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
         artifact_versions: Vec::new(),
         extra_paths: Vec::new(),
         omit: if args.metadata_only {
-            Omit::AllButRunFiles(METADATA_FILES.iter().map(|f| (*f).to_owned()).collect())
+            Omit::AllButRunFiles(
+                METADATA_ONLY_FILES
+                    .iter()
+                    .map(|f| (*f).to_owned())
+                    .collect(),
+            )
         } else {
             Omit::Nothing
         },
