@@ -461,6 +461,27 @@ impl Store {
         )
     }
 
+    /// Records news of a remote that came another way than its link (an imported bundle written
+    /// there at `at`): the remote was heard from then, if that is later than what is known; its
+    /// agent's host and root are filled in where the store has none.
+    pub fn note_heard_from_bundle(
+        &mut self,
+        id: RemoteId,
+        at: Option<f64>,
+        host: Option<&str>,
+        root: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_remote(
+            id,
+            "UPDATE remotes SET
+                heard_at = CASE WHEN ?2 IS NOT NULL AND ?2 > coalesce(heard_at, 0) THEN ?2
+                    ELSE heard_at END,
+                agent_host = coalesce(agent_host, ?3), agent_root = coalesce(agent_root, ?4)
+             WHERE id = ?1",
+            params![id.0, at, host, root],
+        )
+    }
+
     /// Records what the remote's agent said about itself in its `hello`.
     pub fn set_agent_info(
         &mut self,

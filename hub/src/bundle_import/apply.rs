@@ -66,6 +66,8 @@ pub(crate) struct SourcePlan {
     pub listed: Vec<ListedFile>,
     /// Run directory → the exporting hub's annotations.
     pub annotations: BTreeMap<String, BundleAnnotations>,
+    /// When the bundle was written on its host (the remote was heard from then).
+    pub written_at: Option<f64>,
 }
 
 /// What storing one source did.
@@ -103,6 +105,12 @@ pub(crate) async fn import_source(
         );
     };
     let (remote, remote_created) = remote_for(store, plan).await?;
+    let (at, host, root) = (plan.written_at, plan.host.clone(), plan.root.clone());
+    store
+        .call(move |s| s.note_heard_from_bundle(remote, at, host.as_deref(), root.as_deref()))
+        .await
+        .map_err(store_err)?
+        .map_err(store_err)?;
     let link = spawn_local_agent(agent_program, &plan.root_dir, &["--no-pack".to_owned()])
         .map_err(|e| ImportError::Agent(e.to_string()))?;
     let client = Arc::new(AgentClient::handshake(link).await.map_err(sync_err)?);

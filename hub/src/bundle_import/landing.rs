@@ -265,6 +265,7 @@ fn plan_runicorn(
             carried,
             listed,
             annotations,
+            written_at: Some(manifest.created_at),
         });
     }
     Ok(Landed {
@@ -334,6 +335,7 @@ fn plan_upstream(
             carried,
             listed: Vec::new(),
             annotations: BTreeMap::new(),
+            written_at: None,
         }],
     })
 }

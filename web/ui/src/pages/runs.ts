@@ -107,6 +107,13 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const trashBtn = h("button", { type: "button", class: "btn danger trash-btn" }, trash ? "Restore" : "Move to recycle bin");
   const emptyBtn = h("button", { type: "button", class: "btn danger empty-bin-btn" }, "Empty recycle bin");
   const exportBtn = h("button", { type: "button", class: "btn export-bundle-btn", title: "Download the selected runs as one bundle file, to import into another hub" }, "Export");
+  const metaOnly = h("input", { type: "checkbox", class: "export-metadata-only" }) as HTMLInputElement;
+  const metaOnlyLabel = h(
+    "label",
+    { class: "export-meta small muted", title: "Carry each run's records, metrics and logs only; checkpoints and media are listed by size and SHA-256, without their bytes" },
+    metaOnly,
+    "metadata only",
+  );
   const importBtn = h("button", { type: "button", class: "btn import-bundle-btn", title: "Import a bundle file (or drop one anywhere on the page)" }, "Import");
   const csvBtn = h("button", { type: "button", class: "btn csv-btn", title: "All matching runs, with the columns shown" }, "Export CSV");
   const selInfo = h("span", { class: "muted sel-info" });
@@ -139,6 +146,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
         selInfo,
         trash ? null : compareBtn,
         trash ? null : exportBtn,
+        trash ? null : metaOnlyLabel,
         trashBtn,
         trash ? emptyBtn : null,
       ),
@@ -513,7 +521,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     exportBtn.disabled = true;
     exportBtn.textContent = "Exporting…";
     try {
-      const { blob, filename } = await bundlesApi.exportRuns(keys);
+      const { blob, filename } = await bundlesApi.exportRuns(keys, metaOnly.checked);
       const url = URL.createObjectURL(blob);
       const a = h("a", { href: url, download: filename });
       a.style.display = "none";

@@ -72,7 +72,23 @@ test("two runs exported from one hub's page import into another's, previewed fir
   }
   const chosenIds = (await runsOf(hubA)).filter((r) => chosen.includes(String(r.key))).map((r) => r.run_id).sort();
   assert.equal(chosenIds.length, 2, `keys ${chosen} are runs of hub A`);
-  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), exportBtn.click()]);
+  // "metadata only" asks for records, metrics and logs only.
+  await page.locator("input.export-metadata-only").check();
+  const [slim] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith("/api/bundles/export"), { timeout: 60_000 }),
+    page.waitForEvent("download", { timeout: 60_000 }),
+    exportBtn.click(),
+  ]);
+  assert.equal(slim.postDataJSON().metadata_only, true);
+  await page.locator("input.export-metadata-only").uncheck();
+  await exportBtn.waitFor({ state: "visible" });
+  await page.waitForFunction(() => !document.querySelector("button.export-bundle-btn").disabled);
+  const [request, download] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith("/api/bundles/export"), { timeout: 60_000 }),
+    page.waitForEvent("download", { timeout: 60_000 }),
+    exportBtn.click(),
+  ]);
+  assert.equal(request.postDataJSON().metadata_only, false);
   assert.match(download.suggestedFilename(), /^runicorn-2-runs-\d{4}-\d{2}-\d{2}\.rbundle$/);
   const file = path.join(tmp.dir, download.suggestedFilename());
   await download.saveAs(file);
