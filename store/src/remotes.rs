@@ -731,6 +731,29 @@ mod tests {
     use crate::*;
 
     #[test]
+    fn a_bundle_tells_when_its_remote_was_heard_from_without_going_back_in_time() {
+        let (_tmp, mut store) = fresh_store();
+        let id = add_remote(&mut store, "gpu");
+        store
+            .note_heard_from_bundle(id, Some(500.0), Some("gpu.lab"), Some("/data"))
+            .unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert_eq!(row.heard_at, Some(500.0));
+        assert_eq!(row.agent_host.as_deref(), Some("gpu.lab"));
+        // An older bundle moves nothing back; what the agent said itself stays.
+        store
+            .set_agent_info(id, Some("gpu-1"), Some("/srv"), "agent")
+            .unwrap();
+        store
+            .note_heard_from_bundle(id, Some(100.0), Some("elsewhere"), None)
+            .unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert_eq!(row.heard_at, Some(500.0));
+        assert_eq!(row.agent_host.as_deref(), Some("gpu-1"));
+        assert_eq!(row.agent_root.as_deref(), Some("/srv"));
+    }
+
+    #[test]
     fn remotes_are_upserted_by_name_and_record_their_state() {
         let (_tmp, mut store) = fresh_store();
         let spec = RemoteSpec {
