@@ -80,6 +80,16 @@ pub fn read_bundle<R: Read>(
     dest: &Path,
     limits: &Limits,
 ) -> Result<ReadBundle, BundleError> {
+    into_empty_dir(dest, || read_into(input, dest, limits))
+}
+
+/// Runs `read`, which writes only below `dest`, once `dest` is checked to be an existing,
+/// empty directory, and empties it again when `read` fails: the all-or-nothing contract every
+/// reader of this crate keeps.
+pub(crate) fn into_empty_dir<T>(
+    dest: &Path,
+    read: impl FnOnce() -> Result<T, BundleError>,
+) -> Result<T, BundleError> {
     let empty = fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir())
         && fs::read_dir(dest).is_ok_and(|mut entries| entries.next().is_none());
     if !empty {
@@ -87,7 +97,7 @@ pub fn read_bundle<R: Read>(
             path: dest.to_path_buf(),
         });
     }
-    let result = read_into(input, dest, limits);
+    let result = read();
     if result.is_err() {
         clear(dest);
     }

@@ -17,7 +17,6 @@ mod zip;
 #[cfg(test)]
 mod tests;
 
-use std::fs;
 use std::io::{self, Read, Seek};
 use std::path::Path;
 
@@ -137,34 +136,10 @@ fn guarded(
     dest: &Path,
     read: impl FnOnce(&mut landing::Landing) -> Result<(), BundleError>,
 ) -> Result<UpstreamRead, BundleError> {
-    let empty = fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir())
-        && fs::read_dir(dest).is_ok_and(|mut entries| entries.next().is_none());
-    if !empty {
-        return Err(BundleError::DestinationNotEmpty {
-            path: dest.to_path_buf(),
-        });
-    }
-    let result = landing::Landing::new(dest).and_then(|mut landing| {
-        read(&mut landing)?;
-        landing.finish()
-    });
-    if result.is_err() {
-        clear(dest);
-    }
-    result
-}
-
-/// Removes everything inside `dest` (which was empty when the reader started).
-fn clear(dest: &Path) {
-    if let Ok(entries) = fs::read_dir(dest) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let _ = if is_dir {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-        }
-    }
+    crate::reader::into_empty_dir(dest, || {
+        landing::Landing::new(dest).and_then(|mut landing| {
+            read(&mut landing)?;
+            landing.finish()
+        })
+    })
 }

@@ -16,9 +16,7 @@ use runicorn_cli::human::bytes as human_bytes;
 use runicorn_cli::{progress, safe};
 use runicorn_hub::bundle_export::{export_runs_to_file, export_runs_with_progress, ExportProgress};
 use runicorn_protocol::run_format::RunStatus;
-use runicorn_store::{
-    RunFilter, RunKey, RunOrder, RunQuery, RunRef, RunRow, RunSort, Store, TrashView,
-};
+use runicorn_store::{RunKey, RunQuery, RunRef, RunRow, Store};
 use runicorn_web::bundle_reports::ExportReport;
 
 use super::list::{parse_run_ref, where_error};
@@ -126,24 +124,13 @@ fn select(dir: &Path, args: &ExportArgs, query: Option<RunQuery>) -> anyhow::Res
         .with_context(|| format!("cannot open the hub's store in {}", dir.display()))?;
     let mut runs = Vec::new();
     if args.runs.is_empty() {
-        let filter = RunFilter {
+        let filter = super::list::selection_filter(
             query,
-            remote: args.remote.clone(),
-            path_prefix: args.path.clone(),
-            status: (!args.status.is_empty()).then(|| args.status.clone()),
-            include_deleted: args.all,
-            include_removed: args.all,
-            trash: if args.all {
-                TrashView::Include
-            } else {
-                TrashView::Hide
-            },
-            sort: RunSort {
-                by: RunOrder::CreatedAt,
-                descending: false,
-            },
-            ..RunFilter::default()
-        };
+            args.remote.clone(),
+            args.path.clone(),
+            &args.status,
+            args.all,
+        );
         runs = store.list_runs(&filter)?;
     } else {
         for reference in &args.runs {

@@ -138,25 +138,13 @@ pub async fn print(
 ) -> anyhow::Result<()> {
     let refs = args.runs.clone();
     let columns = args.columns.clone();
-    let filter = RunFilter {
+    let filter = selection_filter(
         query,
-        remote: args.remote.clone(),
-        path_prefix: args.path.clone(),
-        status: (!args.status.is_empty()).then(|| args.status.clone()),
-        include_deleted: args.all,
-        include_removed: args.all,
-        trash: if args.all {
-            TrashView::Include
-        } else {
-            TrashView::Hide
-        },
-        // Oldest first, as `runicorn-agent ls`: the newest runs end up next to the prompt.
-        sort: RunSort {
-            by: RunOrder::CreatedAt,
-            descending: false,
-        },
-        ..RunFilter::default()
-    };
+        args.remote.clone(),
+        args.path.clone(),
+        &args.status,
+        args.all,
+    );
     let (runs, skipped, in_store, extra) = store
         .call(move |s| {
             let runs = if refs.is_empty() {
@@ -346,4 +334,34 @@ fn print_table(
     }
     table.write(out, color_stdout())?;
     Ok(())
+}
+
+/// The runs `ls` and `export` select by their shared options: a filter-language query, a
+/// remote, a path prefix, statuses, and with `all` the soft-deleted, removed and recycled runs
+/// too; oldest first, as `runicorn-agent ls` (the newest runs end up next to the prompt).
+pub fn selection_filter(
+    query: Option<RunQuery>,
+    remote: Option<String>,
+    path_prefix: Option<String>,
+    status: &[String],
+    all: bool,
+) -> RunFilter {
+    RunFilter {
+        query,
+        remote,
+        path_prefix,
+        status: (!status.is_empty()).then(|| status.to_vec()),
+        include_deleted: all,
+        include_removed: all,
+        trash: if all {
+            TrashView::Include
+        } else {
+            TrashView::Hide
+        },
+        sort: RunSort {
+            by: RunOrder::CreatedAt,
+            descending: false,
+        },
+        ..RunFilter::default()
+    }
 }
