@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use futures::future::BoxFuture;
 use runicorn_store::RunKey;
-use runicorn_web::bundle_reports::{BundleFailure, BundleService, ExportReport, ImportReport};
+use runicorn_web::bundle_reports::{
+    BundleFailure, BundleService, ExportContents, ExportReport, ImportReport,
+};
 
 use crate::bundle_import::{import_bundles, ImportInput, ImportOptions, Quiet};
 
@@ -31,7 +33,7 @@ impl BundleService for HubBundles {
     fn export(
         &self,
         runs: Vec<RunKey>,
-        metadata_only: bool,
+        contents: ExportContents,
         out: PathBuf,
     ) -> BoxFuture<'static, Result<ExportReport, BundleFailure>> {
         let store_dir = self.store_dir.clone();
@@ -44,13 +46,9 @@ impl BundleService for HubBundles {
                     ))
                 })?;
                 let mut writer = BufWriter::new(file);
-                let mut report = crate::bundle_export::export_runs(
-                    &store_dir,
-                    &runs,
-                    metadata_only,
-                    &mut writer,
-                )
-                .map_err(|e| e.failure())?;
+                let mut report =
+                    crate::bundle_export::export_runs(&store_dir, &runs, contents, &mut writer)
+                        .map_err(|e| e.failure())?;
                 writer.flush().map_err(|e| {
                     failure(format!("cannot write the bundle to {}: {e}", out.display()))
                 })?;

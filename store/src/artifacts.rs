@@ -9,6 +9,12 @@
 //! (the agent's sequence values start at 1): [`begin_listing`] marks them, every listed
 //! artifact gets its real value, and [`end_listing`] marks those still at -1 removed. A
 //! listing cut short resumes with incremental batches and ends the same way.
+//!
+//! An import merges instead ([`apply_merged`]): only the versions it carries are replaced, and a
+//! file it reports as `unknown` (the bundle listed its content without carrying it) keeps the
+//! `whole` or `chunked` the store knew of it.
+
+use std::collections::HashMap;
 
 use rusqlite::{params, Connection};
 
@@ -142,7 +148,23 @@ fn store_one(
         ],
         |r| r.get(0),
     )?;
+    // A merge (an import) that could not tell where a file's bytes are (`unknown`: the bundle
+    // listed the content without carrying it) keeps what the store knew of that file.
+    let mut known_stored: HashMap<(u64, String, String), String> = HashMap::new();
     if merge {
+        let mut known = tx.prepare_cached(
+            "SELECT path, sha256, stored FROM artifact_files
+              WHERE artifact = ?1 AND version = ?2 AND stored IN ('whole', 'chunked')",
+        )?;
+        for v in &a.versions {
+            let rows = known.query_map(params![id, to_sql_int(v.version)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
+            })?;
+            for row in rows {
+                let (path, sha, stored) = row?;
+                known_stored.insert((v.version, path, sha), stored);
+            }
+        }
         for v in &a.versions {
             for table in ["artifact_versions", "artifact_files", "artifact_usage"] {
                 tx.prepare_cached(&format!(
@@ -197,13 +219,19 @@ fn store_one(
             refs
         ])?;
         for f in &v.files {
+            let stored = match f.stored {
+                StoredAs::Unknown => known_stored
+                    .get(&(v.version, f.path.clone(), f.sha256.clone()))
+                    .map_or(stored_text(f.stored), String::as_str),
+                other => stored_text(other),
+            };
             file_row.execute(params![
                 id,
                 version,
                 f.path,
                 to_sql_int(f.size),
                 f.sha256,
-                stored_text(f.stored)
+                stored
             ])?;
         }
         for user in &v.used_by {
@@ -275,6 +303,40 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn an_import_that_did_not_carry_a_content_keeps_where_the_store_knew_it_was() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu");
+        let mut batch = change_batch(true, vec![], "e", 1, false);
+        batch.artifacts = vec![artifact("resnet", 1, &[1])];
+        store.apply_change_batch(gpu, &batch).unwrap();
+        // The bundle listed both contents without their bytes; one of them with another SHA-256.
+        let mut bundle = change_batch(true, vec![], "tmp", 1, false);
+        let mut carried = artifact("resnet", 1, &[1]);
+        for f in &mut carried.versions[0].files {
+            f.stored = StoredAs::Unknown;
+        }
+        carried.versions[0].files[1].sha256 = "ab".repeat(32);
+        bundle.artifacts = vec![carried];
+        store.apply_import_batch(gpu, &bundle).unwrap();
+        let stored: Vec<(String, String)> = store
+            .conn
+            .prepare("SELECT path, stored FROM artifact_files ORDER BY path")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                // Another content at that path: the store knows nothing of it.
+                ("cfg/x.json".to_owned(), "unknown".to_owned()),
+                ("w.bin".to_owned(), "whole".to_owned()),
+            ]
+        );
     }
 
     fn artifact(name: &str, seq: u64, versions: &[u64]) -> ArtifactChange {

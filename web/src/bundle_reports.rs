@@ -122,8 +122,21 @@ pub struct ExportReport {
     pub content_bytes: u64,
     /// Size of the bundle file.
     pub bundle_bytes: u64,
+    /// Artifact versions carried (`with_artifacts`), each with its manifest and metadata.
+    pub artifact_versions: u64,
     /// Files left out and why (links, devices).
     pub skipped: Vec<ExportSkipped>,
+}
+
+/// What an export carries besides each run's records, events and log: the choices of
+/// `runicorn-hub export` and of the dashboard's export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportContents {
+    /// Carry only the records, events and logs; list every other file without its bytes.
+    pub metadata_only: bool,
+    /// Carry the artifact versions the runs produced or used: their manifests, metadata and
+    /// (unless `metadata_only`) the contents the hub's cache holds.
+    pub with_artifacts: bool,
 }
 
 /// A file an export left out.
@@ -150,7 +163,7 @@ pub trait BundleService: Send + Sync + 'static {
     fn export(
         &self,
         runs: Vec<RunKey>,
-        metadata_only: bool,
+        contents: ExportContents,
         out: PathBuf,
     ) -> BoxFuture<'static, Result<ExportReport, BundleFailure>>;
 

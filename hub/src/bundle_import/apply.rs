@@ -7,11 +7,11 @@
 //!
 //! Every store call here runs inside the import's one atomic step (`super::import_bundles`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runicorn_protocol::wire::{Cursor, FileEntry, LogWanted, PointsWanted, StoredAs};
+use runicorn_protocol::wire::{ChangeBatch, Cursor, FileEntry, LogWanted, PointsWanted, StoredAs};
 use runicorn_store::{BundleAnnotations, ImportVerdict, RemoteId, RemoteSpec};
 use runicorn_web::bundle_reports::{ImportedRun, ImportedSource, RunVerdict};
 
@@ -64,6 +64,10 @@ pub(crate) struct SourcePlan {
     pub root_dir: PathBuf,
     pub carried: Vec<CarriedFile>,
     pub listed: Vec<ListedFile>,
+    /// Artifact contents (SHA-256) the bundle lists without their bytes: the agent over the
+    /// landed root finds them missing from the pool; they are stored as `unknown`, never as
+    /// lost, and never over what the store knew of them.
+    pub omitted_contents: BTreeSet<String>,
     /// Run directory → the exporting hub's annotations.
     pub annotations: BTreeMap<String, BundleAnnotations>,
     /// When the bundle was written on its host (the remote was heard from then).
@@ -127,6 +131,7 @@ pub(crate) async fn import_source(
             .await
             .map_err(sync_err)?;
         let refused = validate::artifact_items(&mut batch);
+        not_carried_is_unknown(&mut batch, &plan.omitted_contents);
         for r in &refused {
             tracing::warn!(
                 remote = plan.remote,
@@ -408,6 +413,23 @@ async fn cache_carried(
             .map_err(store_err)?;
     }
     Ok((files, bytes))
+}
+
+/// Marks the artifact files whose contents the bundle did not carry as `unknown` (the agent
+/// over the landed root saw them missing from its pool).
+fn not_carried_is_unknown(batch: &mut ChangeBatch, omitted: &BTreeSet<String>) {
+    if omitted.is_empty() {
+        return;
+    }
+    for file in batch
+        .artifacts
+        .iter_mut()
+        .flat_map(|a| &mut a.versions)
+        .flat_map(|v| &mut v.files)
+        .filter(|f| f.stored == StoredAs::Missing && omitted.contains(&f.sha256))
+    {
+        file.stored = StoredAs::Unknown;
+    }
 }
 
 /// Brings the artifact contents the bundle carried (whole pool files, or chunks assembled by

@@ -2,7 +2,7 @@
 //! its first bytes and read by the bundle crate's checking reader into a fresh directory, then
 //! described as sources to apply (`apply::SourcePlan`). Nothing here touches the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
@@ -221,9 +221,15 @@ fn plan_runicorn(
     for (i, source) in manifest.sources.iter().enumerate() {
         let mut carried = Vec::new();
         let mut listed = Vec::new();
+        let mut omitted_contents = BTreeSet::new();
         for m in read.members.iter().filter(|m| m.source == i) {
             let Some((run_dir, path)) = split_run(&source.runs, &m.root_path) else {
-                continue; // artifact files: the agent reads them from the root
+                // Artifact files: the agent reads them from the root. A pool content listed
+                // without its bytes was not carried (it is not lost on its server).
+                if m.location.is_none() {
+                    omitted_contents.insert(m.sha256.clone());
+                }
+                continue;
             };
             match &m.location {
                 Some(location) => carried.push(CarriedFile {
@@ -264,6 +270,7 @@ fn plan_runicorn(
             root_dir: ReadBundle::source_root(dest, i),
             carried,
             listed,
+            omitted_contents,
             annotations,
             written_at: Some(manifest.created_at),
         });
@@ -334,6 +341,7 @@ fn plan_upstream(
             root_dir: root.to_owned(),
             carried,
             listed: Vec::new(),
+            omitted_contents: BTreeSet::new(),
             annotations: BTreeMap::new(),
             written_at: None,
         }],

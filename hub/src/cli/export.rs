@@ -17,7 +17,7 @@ use runicorn_cli::{progress, safe};
 use runicorn_hub::bundle_export::{export_runs_to_file, export_runs_with_progress, ExportProgress};
 use runicorn_protocol::run_format::RunStatus;
 use runicorn_store::{RunKey, RunQuery, RunRef, RunRow, Store};
-use runicorn_web::bundle_reports::ExportReport;
+use runicorn_web::bundle_reports::{ExportContents, ExportReport};
 
 use super::list::{parse_run_ref, where_error};
 
@@ -50,6 +50,11 @@ pub struct ExportArgs {
     /// size, SHA-256) without its bytes
     #[arg(long)]
     pub metadata_only: bool,
+    /// Also carry the artifact versions the runs produced or used: each version's manifest and
+    /// metadata, and the contents the hub's cache holds (the others listed without bytes; fetch
+    /// them first with `runicorn-hub fetch artifact NAME:vN` to carry them)
+    #[arg(long)]
+    pub with_artifacts: bool,
     /// Also runs in the hub's recycle bin, soft-deleted on their server, or gone from it
     #[arg(long)]
     pub all: bool,
@@ -83,11 +88,15 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
         bail!("no run matches the selection; nothing was exported (see `runicorn-hub ls` for what the store holds)");
     }
     let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
+    let contents = ExportContents {
+        metadata_only: args.metadata_only,
+        with_artifacts: args.with_artifacts,
+    };
     let mut bar = BundleBar::new();
     let report = if to_stdout {
         let stdout = std::io::stdout();
         let mut out = BufWriter::new(stdout.lock());
-        let report = export_runs_with_progress(&dir, &keys, args.metadata_only, &mut out, &mut bar)
+        let report = export_runs_with_progress(&dir, &keys, contents, &mut out, &mut bar)
             .context("export failed")?;
         out.flush()
             .context("cannot write the bundle to standard output")?;
@@ -96,7 +105,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<u8> {
             ..report
         }
     } else {
-        export_runs_to_file(&dir, &keys, args.metadata_only, &args.output, &mut bar)
+        export_runs_to_file(&dir, &keys, contents, &args.output, &mut bar)
             .context("export failed")?
     };
     bar.finish();
@@ -224,8 +233,13 @@ fn summary(r: &ExportReport) -> String {
     } else {
         String::new()
     };
+    let versions = match r.artifact_versions {
+        0 => String::new(),
+        1 => " and 1 artifact version".to_owned(),
+        n => format!(" and {n} artifact versions"),
+    };
     format!(
-        "exported {} run{} to {} ({} files{only_listed}; {} of contents in {})",
+        "exported {} run{}{versions} to {} ({} files{only_listed}; {} of contents in {})",
         r.runs,
         if r.runs == 1 { "" } else { "s" },
         if r.file == "-" {

@@ -253,6 +253,28 @@ pub fn sanitize_file_fragment(key: &str) -> String {
     }
 }
 
+/// The key and time of an image the writers saved as `media/<epoch_ms>_<hex>_<key>.<ext>` (an
+/// image extension), read from its name alone (readers that lack its `image` event); another
+/// name under `media/` gives its stem as the key and no time; `None` for any other file.
+pub fn media_image_key(path: &str) -> Option<(String, Option<f64>)> {
+    let name = path.strip_prefix("media/")?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    if !matches!(
+        ext.to_ascii_lowercase().as_str(),
+        "png" | "jpg" | "jpeg" | "gif" | "webp"
+    ) {
+        return None;
+    }
+    let mut parts = stem.splitn(3, '_');
+    let (ms, hex, key) = (parts.next()?, parts.next(), parts.next());
+    match (ms.parse::<u64>(), hex, key) {
+        (Ok(ms), Some(_), Some(key)) if !key.is_empty() => {
+            Some((key.to_owned(), Some(ms as f64 / 1000.0)))
+        }
+        _ => Some((stem.to_owned(), None)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +356,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn media_file_names_give_the_image_key() {
+        assert_eq!(
+            media_image_key("media/1795696136316_bef569_img_a.png"),
+            Some(("img_a".to_owned(), Some(1_795_696_136.316)))
+        );
+        assert_eq!(
+            media_image_key("media/photo.jpg"),
+            Some(("photo".to_owned(), None))
+        );
+        assert_eq!(media_image_key("media/notes.txt"), None);
+        assert_eq!(media_image_key("logs.txt"), None);
     }
 }

@@ -178,6 +178,12 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
     std::fs::write(run1.join("notes.txt"), b"lr 0.1 was best\n").unwrap();
     let ckpt = noise(3 << 20, 7);
     std::fs::write(run1.join("ckpt.pt"), &ckpt).unwrap();
+    std::fs::create_dir_all(run1.join("media")).unwrap();
+    std::fs::write(
+        run1.join("media/1795696136316_bef569_samples.png"),
+        b"\x89PNG not really",
+    )
+    .unwrap();
     File::create(run1.join("huge.bin"))
         .unwrap()
         .set_len(65 << 20)
@@ -238,7 +244,7 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["file"], bundle.to_str().unwrap());
     assert_eq!(report["runs"], 3);
-    assert_eq!(report["omitted"], 1, "{report}");
+    assert_eq!(report["omitted"], 2, "{report}");
     assert_eq!(
         report["bundle_bytes"],
         std::fs::metadata(&bundle).unwrap().len()
@@ -309,10 +315,25 @@ fn export_carries_the_stores_runs_with_annotations_and_cached_files() {
     // Not cached: rebuilt from the points, so not the file's bytes (the writer's `stage`
     // and key order are not stored), yet the same points (checked above).
     let rebuilt = member(&read, &format!("0/{dir1}/events.jsonl")).unwrap();
+    let rebuilt = std::fs::read_to_string(rebuilt.location.as_ref().unwrap()).unwrap();
     assert_ne!(
-        std::fs::read(rebuilt.location.as_ref().unwrap()).unwrap(),
+        rebuilt.as_bytes(),
         std::fs::read(run1.join("events.jsonl")).unwrap()
     );
+    // The image, known to the store only as a file, gets its event back from its name.
+    let images: Vec<Value> = rebuilt
+        .lines()
+        .filter(|l| l.contains(r#""type":"image""#)) // metrics lines may hold NaN tokens
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "image")
+        .collect();
+    assert_eq!(images.len(), 1, "{rebuilt}");
+    assert_eq!(images[0]["data"]["key"], "samples");
+    assert_eq!(
+        images[0]["data"]["path"],
+        "media/1795696136316_bef569_samples.png"
+    );
+    assert_eq!(images[0]["ts"], 1_795_696_136.316);
     // meta.json and friends are there for every run.
     for (i, source) in manifest.sources.iter().enumerate() {
         for run in &source.runs {
@@ -507,4 +528,192 @@ fn selection_stdout_metadata_only_and_failures() {
     );
     assert!(!target.exists());
     assert!(!file("damaged.rbundle.partial").exists());
+}
+
+/// `runicorn-hub export --with-artifacts`: the versions the run produced come with their
+/// manifests, metadata, aliases and lineage, written again from the store; the contents the
+/// hub's cache holds (one whole, one as chunks) are carried, the one it never fetched is listed
+/// without its bytes, and a version of a run not exported stays out. A fresh hub importing the
+/// bundle lists them and serves the carried bytes with no server; importing it back into the
+/// first hub keeps what that hub knew of the content it did not carry.
+#[test]
+fn with_artifacts_carries_the_versions_and_the_cached_contents() {
+    use runicorn_artifact_store::writer::{log_artifact, log_artifact_with, Artifact, LogOptions};
+    use runicorn_protocol::run_format::artifacts::{RunLink, VersionIndex};
+    use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
+
+    let home = ClientHome::empty();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let producer = |run_id: &str| {
+        let mut spec = RunSpec::new(&root, "runicorn-tests");
+        spec.path = Some("train".into());
+        spec.run_id = Some(run_id.into());
+        let mut w = RunWriter::create(&spec).unwrap();
+        w.log_metrics(&[("loss", 1.0)], Some(0), None).unwrap();
+        let dir = w.dir().strip_prefix(&root).unwrap().display().to_string();
+        w.finish(RunOutcome::finished()).unwrap();
+        RunLink {
+            run_id: run_id.into(),
+            dir,
+            host: None,
+        }
+    };
+    let (first, second) = (producer("first"), producer("second"));
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let bytes: Vec<Vec<u8>> = (0..4)
+        .map(|i| noise([2 << 20, 5 << 20, 1 << 20, 4096][i], 40 + i as u64))
+        .collect();
+    let chunked = LogOptions {
+        chunk_large_files: true,
+    };
+    for (i, content) in bytes.iter().enumerate() {
+        let file = files.join(format!("v{}.bin", i + 1));
+        std::fs::write(&file, content).unwrap();
+        let mut version = Artifact::new("resnet", "model").unwrap();
+        version.add_file(&file, Some("model.bin")).unwrap();
+        // v1 whole, v2 chunked with the alias `best`, v3 whole: by `first`; v4 by `second`.
+        match i {
+            1 => log_artifact_with(&root, &version, &["best"], Some(first.clone()), &chunked),
+            3 => log_artifact(&root, &version, &[], Some(second.clone())),
+            _ => log_artifact(&root, &version, &[], Some(first.clone())),
+        }
+        .unwrap();
+    }
+    let hub_a = tmp.path().join("hub-a");
+    sync_local_once(home.path(), &hub_a, &root, "gpu");
+    // The hub fetches v1 (a whole file) and v2 (chunks) into its cache; never v3.
+    for reference in ["resnet:v1", "resnet:best"] {
+        let out = output_within(
+            hub(home.path(), &hub_a)
+                .args(["fetch", "artifact", reference, "--remote", "gpu", "-o"])
+                .arg(tmp.path().join(reference.replace(':', "-"))),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{reference}: {}", show(&out));
+    }
+
+    let bundle = tmp.path().join("models.rbundle");
+    let out = export(
+        &home,
+        &hub_a,
+        &[
+            "gpu/first",
+            "--with-artifacts",
+            "--json",
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["artifact_versions"], 3, "{report:#}");
+
+    let (dest, read) = land(&bundle);
+    let source = &read.manifest.sources[0];
+    let mut carried: Vec<(String, u64)> = source
+        .artifact_versions
+        .iter()
+        .map(|v| (v.dir.clone(), v.version))
+        .collect();
+    carried.sort();
+    let dir = "artifacts/model/resnet";
+    assert_eq!(
+        carried,
+        [(dir.into(), 1), (dir.into(), 2), (dir.into(), 3)],
+        "v4 was produced by a run not exported"
+    );
+    let index: VersionIndex = serde_json::from_slice(
+        &std::fs::read(
+            ReadBundle::source_root(dest.path(), 0)
+                .join(dir)
+                .join("versions.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        index.aliases.into_iter().collect::<Vec<_>>(),
+        [("best".to_owned(), 2), ("latest".to_owned(), 3)]
+    );
+    assert_eq!(
+        index.versions[0].produced_by.as_ref().unwrap().run_id,
+        "first"
+    );
+    let pool = |i: usize| {
+        let sha = sha256sum(&files.join(format!("v{}.bin", i + 1)));
+        member(&read, &format!("0/artifacts/.pool/{}/{sha}", &sha[..2]))
+            .unwrap_or_else(|| panic!("no pool member for {sha}"))
+            .location
+            .is_some()
+    };
+    assert!(pool(0) && pool(1), "v1 and v2 are carried");
+    assert!(!pool(2), "v3's content is listed without its bytes");
+
+    // A fresh hub: the versions listed, the carried bytes served with no server at all.
+    let hub_b = tmp.path().join("hub-b");
+    let out = output_within(
+        hub(home.path(), &hub_b)
+            .args(["import", "--json"])
+            .arg(&bundle),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let listing: Value = serde_json::from_slice(
+        &output_within(
+            hub(home.path(), &hub_b).args(["artifacts", "--json", "--remote", "gpu"]),
+            LIMIT,
+        )
+        .stdout,
+    )
+    .unwrap();
+    let versions: Vec<u64> = listing["artifacts"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 2, 1], "{listing:#}");
+    for (reference, content) in [("resnet:v1", &bytes[0]), ("resnet:best", &bytes[1])] {
+        let to = tmp
+            .path()
+            .join(format!("b-{}", reference.replace(':', "-")));
+        let out = output_within(
+            hub(home.path(), &hub_b)
+                .args(["fetch", "artifact", reference, "--remote", "gpu", "-o"])
+                .arg(&to),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{reference}: {}", show(&out));
+        assert_eq!(&std::fs::read(to.join("model.bin")).unwrap(), content);
+    }
+    let out = output_within(
+        hub(home.path(), &hub_b)
+            .args(["fetch", "artifact", "resnet:v3", "--remote", "gpu", "-o"])
+            .arg(tmp.path().join("b-v3")),
+        LIMIT,
+    );
+    assert!(
+        !out.status.success(),
+        "v3's bytes never came: {}",
+        show(&out)
+    );
+
+    // Back into the first hub: v3's content is still known to be whole on the server.
+    let stored_v3 = |hub_dir: &Path| {
+        let store = Store::open_read_only(hub_dir).unwrap();
+        let artifact = store
+            .artifact_by_name("gpu", "model", "resnet")
+            .unwrap()
+            .unwrap();
+        store.artifact_version_files(artifact.id, 3, 10).unwrap()[0]
+            .stored
+            .clone()
+    };
+    assert_eq!(stored_v3(&hub_a), "whole");
+    assert_eq!(stored_v3(&hub_b), "unknown");
+    let out = output_within(hub(home.path(), &hub_a).arg("import").arg(&bundle), LIMIT);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(stored_v3(&hub_a), "whole");
 }

@@ -26,7 +26,9 @@ use runicorn_store::{valid_remote_name, RunKey, RunRef};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::bundle_reports::{BundleFailure, BundleService, ExportReport, ImportReport};
+use crate::bundle_reports::{
+    BundleFailure, BundleService, ExportContents, ExportReport, ImportReport,
+};
 use crate::error::ApiError;
 use crate::routes::ApiPath;
 use crate::state::AppState;
@@ -238,15 +240,21 @@ struct ExportBody {
     runs: Vec<RefItem>,
     #[serde(default)]
     metadata_only: bool,
+    #[serde(default)]
+    with_artifacts: bool,
 }
 
-/// `POST /api/bundles/export`: `{runs, metadata_only}` → the bundle file as a download.
+/// `POST /api/bundles/export`: `{runs, metadata_only, with_artifacts}` → the bundle file as a
+/// download.
 async fn export(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let service = service(&state)?;
-    let body: ExportBody = parse_body(body, r#"{"runs": [RUN, …], "metadata_only": false}"#)?;
+    let body: ExportBody = parse_body(
+        body,
+        r#"{"runs": [RUN, …], "metadata_only": false, "with_artifacts": false}"#,
+    )?;
     if body.runs.is_empty() {
         return Err(ApiError::bad_request(
             "runs is empty: give at least one run reference to export",
@@ -289,9 +297,17 @@ async fn export(
     let count = keys.len();
     // On a task of its own: a client that goes away does not cut the export short, and its
     // file is cleaned up all the same.
-    let (file, report) = tokio::spawn(write_export(service, keys, body.metadata_only, out))
-        .await
-        .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))??;
+    let (file, report) = tokio::spawn(write_export(
+        service,
+        keys,
+        ExportContents {
+            metadata_only: body.metadata_only,
+            with_artifacts: body.with_artifacts,
+        },
+        out,
+    ))
+    .await
+    .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))??;
     let size = match file.metadata().await {
         Ok(m) => m.len(),
         Err(_) => report.bundle_bytes,
@@ -318,10 +334,10 @@ async fn export(
 async fn write_export(
     service: Arc<dyn BundleService>,
     keys: Vec<RunKey>,
-    metadata_only: bool,
+    contents: ExportContents,
     out: PathBuf,
 ) -> Result<(tokio::fs::File, ExportReport), ApiError> {
-    let report = match service.export(keys, metadata_only, out.clone()).await {
+    let report = match service.export(keys, contents, out.clone()).await {
         Ok(report) => report,
         Err(failure) => {
             let _ = tokio::fs::remove_file(&out).await;

@@ -16,6 +16,8 @@ use runicorn_store::{FileRow, RunKey};
 use serde::Serialize;
 use serde_json::Value;
 
+use runicorn_protocol::run_format::names::media_image_key as key_of_file_name;
+
 use crate::dto::file_url;
 use crate::error::ApiError;
 use crate::routes::{resolve_run, ApiPath};
@@ -191,27 +193,6 @@ fn answer(
     }
 }
 
-/// The key and time of a media file named `media/<epoch_ms>_<hex>_<key>.<ext>` (an image
-/// extension); `None` for any other file.
-pub fn key_of_file_name(path: &str) -> Option<(String, Option<f64>)> {
-    let name = path.strip_prefix("media/")?;
-    let (stem, ext) = name.rsplit_once('.')?;
-    if !matches!(
-        ext.to_ascii_lowercase().as_str(),
-        "png" | "jpg" | "jpeg" | "gif" | "webp"
-    ) {
-        return None;
-    }
-    let mut parts = stem.splitn(3, '_');
-    let (ms, hex, key) = (parts.next()?, parts.next(), parts.next());
-    match (ms.parse::<u64>(), hex, key) {
-        (Ok(ms), Some(_), Some(key)) if !key.is_empty() => {
-            Some((key.to_owned(), Some(ms as f64 / 1000.0)))
-        }
-        _ => Some((stem.to_owned(), None)),
-    }
-}
-
 /// The `image` events of an `events.jsonl` file as (key, image without its URL), at most
 /// [`MAX_MEDIA_IMAGES`] (and whether there were more). Lines that are not image events, or
 /// not JSON (a torn last line), are passed over.
@@ -289,19 +270,5 @@ mod tests {
             dto.keys[1].images[0].url,
             "/api/runs/7/files/media/2500_abcdef_samples.png"
         );
-    }
-
-    #[test]
-    fn file_names_give_the_key() {
-        assert_eq!(
-            key_of_file_name("media/1795696136316_bef569_img_a.png"),
-            Some(("img_a".to_owned(), Some(1_795_696_136.316)))
-        );
-        assert_eq!(
-            key_of_file_name("media/photo.jpg"),
-            Some(("photo".to_owned(), None))
-        );
-        assert_eq!(key_of_file_name("media/notes.txt"), None);
-        assert_eq!(key_of_file_name("logs.txt"), None);
     }
 }

@@ -26,8 +26,8 @@ use runicorn_tests::http::Request;
 use runicorn_tests::hub::{sync_local_once, write_runs};
 use runicorn_tests::sshd::ClientHome;
 use runicorn_web::bundle_reports::{
-    BundleFailure, BundleKind, BundleService, ExportReport, ImportReport, ImportTotals,
-    ImportedBundle, ImportedRun, ImportedSource, RunVerdict,
+    BundleFailure, BundleKind, BundleService, ExportContents, ExportReport, ImportReport,
+    ImportTotals, ImportedBundle, ImportedRun, ImportedSource, RunVerdict,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -159,6 +159,7 @@ impl TestHub {
             contents: report.contents as u64,
             content_bytes: report.content_bytes,
             bundle_bytes: std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+            artifact_versions: 0,
             skipped: Vec::new(),
         })
     }
@@ -241,9 +242,10 @@ impl BundleService for TestHub {
     fn export(
         &self,
         runs: Vec<RunKey>,
-        metadata_only: bool,
+        contents: ExportContents,
         out: PathBuf,
     ) -> BoxFuture<'static, Result<ExportReport, BundleFailure>> {
+        let metadata_only = contents.metadata_only;
         self.exports
             .lock()
             .unwrap()

@@ -898,6 +898,10 @@ export type ExportReport = {
    */
   bundle_bytes: number,
   /**
+   * Artifact versions carried (`with_artifacts`), each with its manifest and metadata.
+   */
+  artifact_versions: number,
+  /**
    * Files left out and why (links, devices).
    */
   skipped: Array<ExportSkipped>,

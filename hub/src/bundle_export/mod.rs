@@ -12,12 +12,18 @@
 //!   cache, so nothing is copied; its SHA-256 is checked against the bundle's afterwards);
 //! - otherwise `meta.json`, `status.json`, `summary.json`, `environment.json` and
 //!   `assets.json` are the records as stored, `events.jsonl` is rebuilt from the stored points
-//!   and `logs.txt` is the stored log bytes;
+//!   (with an `image` event per image file, from its name: the store keeps no image events, so
+//!   the stages, captions and non-numeric values of a run whose file was never fetched are not
+//!   carried) and `logs.txt` is the stored log bytes;
 //! - every other file is listed as omitted (size and SHA-256 from the manifest) — or, when the
 //!   agent reported no SHA-256 for it (files over 64 MiB), left out and reported as skipped.
 //!
 //! With `metadata_only`, only the records, `.deleted`, `artifacts.json`, `events.jsonl` and
-//! `logs.txt` are carried; every other file is listed as omitted.
+//! `logs.txt` are carried; every other file is listed as omitted. With `with_artifacts`, the
+//! artifact versions the runs produced or used come too ([`artifacts`]). A run's
+//! `artifacts.json` the cache lacks is written again from the store's lineage rows.
+
+mod artifacts;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -29,8 +35,10 @@ use runicorn_bundle::{
     write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
     SourceInput, WriteOptions, METADATA_ONLY_FILES,
 };
+use runicorn_protocol::run_format::artifacts::RUN_ARTIFACTS_FILE;
+use runicorn_protocol::run_format::names::media_image_key;
 use runicorn_store::{FileCache, RemoteId, RunKey, RunRow, Store, StoreError};
-use runicorn_web::bundle_reports::{BundleFailure, ExportReport, ExportSkipped};
+use runicorn_web::bundle_reports::{BundleFailure, ExportContents, ExportReport, ExportSkipped};
 
 /// zstd level of the hub's bundles (zstd's default).
 const ZSTD_LEVEL: i32 = 3;
@@ -57,12 +65,13 @@ pub enum ExportError {
         source: io::Error,
     },
     #[error(
-        "the hub's cached copy of {path} (run {run}) does not match its SHA-256 {expected}; \
+        "the hub's cached copy of {path} ({owner}) does not match its SHA-256 {expected}; \
          the cache is damaged: remove it with `runicorn-hub cache gc --max-size 0`, fetch the \
          file again and export again"
     )]
     DamagedCache {
-        run: String,
+        /// `run REMOTE/DIR` or `artifact REMOTE TYPE/NAME`.
+        owner: String,
         path: String,
         expected: String,
     },
@@ -96,7 +105,7 @@ impl ExportError {
 pub fn export_runs_to_file(
     store_dir: &Path,
     runs: &[RunKey],
-    metadata_only: bool,
+    contents: ExportContents,
     target: &Path,
     progress: &mut dyn ExportProgress,
 ) -> Result<ExportReport, ExportError> {
@@ -109,7 +118,7 @@ pub fn export_runs_to_file(
     };
     let file = File::create(&partial).map_err(output)?;
     let mut out = BufWriter::new(file);
-    let written = export_runs_with_progress(store_dir, runs, metadata_only, &mut out, progress)
+    let written = export_runs_with_progress(store_dir, runs, contents, &mut out, progress)
         .and_then(|report| {
             let file = out.into_inner().map_err(|e| output(e.into_error()))?;
             file.sync_all().map_err(output)?;
@@ -133,11 +142,11 @@ pub fn export_runs_to_file(
 pub async fn export_for_dashboard(
     store_dir: PathBuf,
     runs: Vec<RunKey>,
-    metadata_only: bool,
+    contents: ExportContents,
     out: PathBuf,
 ) -> Result<ExportReport, BundleFailure> {
     tokio::task::spawn_blocking(move || {
-        export_runs_to_file(&store_dir, &runs, metadata_only, &out, &mut NoProgress)
+        export_runs_to_file(&store_dir, &runs, contents, &out, &mut NoProgress)
             .map_err(|e| e.failure())
     })
     .await
@@ -168,17 +177,17 @@ const STALE_TEMP: Duration = Duration::from_secs(24 * 3600);
 pub fn export_runs(
     store_dir: &Path,
     runs: &[RunKey],
-    metadata_only: bool,
+    contents: ExportContents,
     out: &mut impl Write,
 ) -> Result<ExportReport, ExportError> {
-    export_runs_with_progress(store_dir, runs, metadata_only, out, &mut NoProgress)
+    export_runs_with_progress(store_dir, runs, contents, out, &mut NoProgress)
 }
 
 /// [`export_runs`], telling `progress` how hashing and writing advance.
 pub fn export_runs_with_progress(
     store_dir: &Path,
     runs: &[RunKey],
-    metadata_only: bool,
+    contents: ExportContents,
     out: &mut impl Write,
     progress: &mut dyn ExportProgress,
 ) -> Result<ExportReport, ExportError> {
@@ -215,7 +224,7 @@ pub fn export_runs_with_progress(
         }
         let mut remotes: Vec<_> = by_remote.into_iter().collect();
         remotes.sort_by_cached_key(|(id, rows)| (rows.first().map(|r| r.remote.clone()), id.0));
-        prepare_sources(store, remotes, temp.path(), metadata_only, progress)
+        prepare_sources(store, remotes, temp.path(), contents, progress)
     })?;
     drop(store);
     let Prepared {
@@ -244,13 +253,13 @@ pub fn export_runs_with_progress(
         .iter()
         .map(|m| (m.path.as_str(), m.sha256.as_str()))
         .collect();
-    for (index, run_dir, path, expected) in from_cache {
-        let member = runicorn_bundle::format::member_path(index, &format!("{run_dir}/{path}"));
-        if shas.get(member.as_str()) != Some(&expected.as_str()) {
+    for copy in from_cache {
+        let member = runicorn_bundle::format::member_path(copy.source, &copy.root_rel);
+        if shas.get(member.as_str()) != Some(&copy.sha256.as_str()) {
             return Err(ExportError::DamagedCache {
-                run: format!("{}/{run_dir}", remote_names[index]),
-                path,
-                expected,
+                owner: copy.owner,
+                path: copy.path,
+                expected: copy.sha256,
             });
         }
     }
@@ -277,6 +286,12 @@ pub fn export_runs_with_progress(
         contents: report.contents as u64,
         content_bytes: report.content_bytes,
         bundle_bytes,
+        artifact_versions: report
+            .manifest
+            .sources
+            .iter()
+            .map(|s| s.artifact_versions.len() as u64)
+            .sum(),
         skipped,
     })
 }
@@ -286,8 +301,20 @@ struct Prepared {
     sources: Vec<SourceInput>,
     remote_names: Vec<String>,
     skipped: Vec<ExportSkipped>,
-    /// Files carried from the cache: (source, run dir, path in the run, SHA-256 expected).
-    from_cache: Vec<(usize, String, String, String)>,
+    from_cache: Vec<CachedCopy>,
+}
+
+/// A file carried from the hub's cache, checked against the bundle's manifest once written.
+#[derive(Debug)]
+struct CachedCopy {
+    source: usize,
+    /// Its path under the source's root.
+    root_rel: String,
+    /// Its path as the error names it (in its run, or in the pool).
+    path: String,
+    sha256: String,
+    /// What it belongs to: `run REMOTE/DIR` or `artifact REMOTE TYPE/NAME`.
+    owner: String,
 }
 
 /// Writes every run of `remotes` into `<temp>/<source index>/` and describes the sources.
@@ -295,7 +322,7 @@ fn prepare_sources(
     store: &Store,
     remotes: Vec<(RemoteId, Vec<RunRow>)>,
     temp: &Path,
-    metadata_only: bool,
+    contents: ExportContents,
     progress: &mut dyn ExportProgress,
 ) -> Result<Prepared, ExportError> {
     let mut sources = Vec::new();
@@ -325,7 +352,14 @@ fn prepare_sources(
             mtimes: Default::default(),
         };
         for row in &rows {
-            let copied = write_run(store, &cache, &root, row, metadata_only, &mut input)?;
+            let copied = write_run(
+                store,
+                &cache,
+                &root,
+                row,
+                contents.metadata_only,
+                &mut input,
+            )?;
             for (path, reason) in copied.skipped {
                 skipped.push(ExportSkipped {
                     path: format!("{}/{path}", remote.name),
@@ -336,7 +370,13 @@ fn prepare_sources(
                 copied
                     .from_cache
                     .into_iter()
-                    .map(|(path, sha)| (index, row.dir.clone(), path, sha)),
+                    .map(|(path, sha256)| CachedCopy {
+                        source: index,
+                        root_rel: format!("{}/{path}", row.dir),
+                        path,
+                        sha256,
+                        owner: format!("run {}/{}", remote.name, row.dir),
+                    }),
             );
             input.runs.push(row.dir.clone());
             prepared += 1;
@@ -351,6 +391,27 @@ fn prepare_sources(
                         deleted: notes.in_recycle_bin,
                     });
                 }
+            }
+        }
+        if contents.with_artifacts {
+            let found = artifacts::write_artifacts(
+                store,
+                &cache,
+                &root,
+                index,
+                &remote.name,
+                &rows,
+                contents.metadata_only,
+            )?;
+            input.artifact_versions = found.versions;
+            input.extra_paths = found.paths;
+            input.extra_omitted.extend(found.omitted);
+            from_cache.extend(found.from_cache);
+            for (name, reason) in found.skipped {
+                skipped.push(ExportSkipped {
+                    path: format!("{}/{name}", remote.name),
+                    reason,
+                });
             }
         }
         remote_names.push(remote.name);
@@ -414,7 +475,14 @@ fn write_run(
         skipped: Vec::new(),
     };
     let mut written: Vec<String> = Vec::new();
+    let mut has_artifacts_record = false;
+    // Images named in the manifest, for a rebuilt `events.jsonl`: (time, key, path).
+    let mut images: Vec<(Option<f64>, String, String)> = Vec::new();
     for file in store.files(row.key)? {
+        has_artifacts_record |= file.path == RUN_ARTIFACTS_FILE;
+        if let Some((key, time)) = media_image_key(&file.path) {
+            images.push((time, key, file.path.clone()));
+        }
         // The server's time, not the time of writing the file again here.
         input
             .mtimes
@@ -463,6 +531,10 @@ fn write_run(
             }
         }
     }
+    if has_artifacts_record && !have(RUN_ARTIFACTS_FILE) {
+        let bytes = artifacts::run_artifacts_json(store, &row.remote, row)?;
+        write_file(&dir.join(RUN_ARTIFACTS_FILE), &bytes)?;
+    }
     if row.deleted && !have(".deleted") {
         // The marker's own fields are not stored; an empty record still hides the run.
         write_file(&dir.join(".deleted"), b"{}")?;
@@ -475,8 +547,8 @@ fn write_run(
         })?;
         let mut buffered = BufWriter::new(file);
         store.write_events_jsonl(row.key, &mut buffered, &path)?;
-        buffered
-            .flush()
+        write_image_events(&mut buffered, &images)
+            .and_then(|()| buffered.flush())
             .map_err(|source| ExportError::Temp { path, source })?;
     }
     if !have("logs.txt") {
@@ -491,6 +563,30 @@ fn write_run(
         }
     }
     Ok(copied)
+}
+
+/// Appends an `image` event for each of the run's images to a rebuilt `events.jsonl`. The
+/// store keeps points, not image events: each is written again from its file's name (key and
+/// time, the step and caption unknown), which is what the dashboard shows of an image whose
+/// event it cannot read, so the importing hub shows the images the exporting hub did.
+fn write_image_events(
+    out: &mut impl Write,
+    images: &[(Option<f64>, String, String)],
+) -> io::Result<()> {
+    let mut images: Vec<_> = images.iter().collect();
+    images.sort_by(|a, b| a.0.unwrap_or(0.0).total_cmp(&b.0.unwrap_or(0.0)));
+    for (time, key, path) in images {
+        let mut event = serde_json::json!({
+            "type": "image",
+            "data": {"key": key, "path": path, "step": null},
+        });
+        if let Some(time) = time {
+            event["ts"] = (*time).into();
+        }
+        serde_json::to_writer(&mut *out, &event)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// Writes the stored bytes of a run's `logs.txt` (the copy starts at `start` of the remote
@@ -525,12 +621,13 @@ fn write_log(store: &Store, run: RunKey, start: u64, path: &Path) -> Result<(), 
 }
 
 /// Files rebuilt from the store when the cache does not hold them.
-const REGENERATED: [&str; 8] = [
+const REGENERATED: [&str; 9] = [
     "meta.json",
     "status.json",
     "summary.json",
     "environment.json",
     "assets.json",
+    RUN_ARTIFACTS_FILE,
     "events.jsonl",
     "logs.txt",
     ".deleted",
@@ -604,18 +701,31 @@ mod tests {
         let store_dir = tmp.path().join("hub");
         drop(Store::open(&store_dir).unwrap());
         let out = tmp.path().join("runs.rbundle");
-        let failure = export_for_dashboard(store_dir.clone(), vec![RunKey(7)], false, out.clone())
-            .await
-            .unwrap_err();
+        let failure = export_for_dashboard(
+            store_dir.clone(),
+            vec![RunKey(7)],
+            ExportContents::default(),
+            out.clone(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             failure.message.contains("run 7 is not in the hub's store"),
             "{failure:?}"
         );
         assert!(!out.exists());
         assert!(!tmp.path().join("runs.rbundle.partial").exists());
-        let failure = export_for_dashboard(store_dir.clone(), Vec::new(), true, out.clone())
-            .await
-            .unwrap_err();
+        let failure = export_for_dashboard(
+            store_dir.clone(),
+            Vec::new(),
+            ExportContents {
+                metadata_only: true,
+                with_artifacts: false,
+            },
+            out.clone(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             failure.message.contains("no run was selected"),
             "{failure:?}"
