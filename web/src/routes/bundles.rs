@@ -1,5 +1,7 @@
 //! Offline bundles in the dashboard (docs/api.md, "Bundles"): `POST /api/bundles/export` (the
-//! selected runs as a bundle download), `POST /api/bundles/uploads` (a bundle file streamed to
+//! selected runs as a bundle download), `POST /api/bundles/exports` then `GET
+//! /api/bundles/exports/{id}` (the same, written first and then downloaded by the browser
+//! straight to disk), `POST /api/bundles/uploads` (a bundle file streamed to
 //! a temporary file under the store, never held in memory) and
 //! `POST /api/bundles/uploads/{id}/import` (a dry run's preview, or the import itself). The
 //! hub's [`BundleService`] does the work; this module only moves bytes, keeps the uploads and
@@ -19,7 +21,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use runicorn_store::{valid_remote_name, RunKey, RunRef};
@@ -54,6 +56,8 @@ const CHUNK_BYTES: usize = 256 * 1024;
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/bundles/export", post(export))
+        .route("/api/bundles/exports", post(export_for_later))
+        .route("/api/bundles/exports/{id}", get(export_download))
         .route("/api/bundles/uploads", post(upload))
         .route("/api/bundles/uploads/{id}/import", post(import))
         .method_not_allowed_fallback(super::method_not_allowed)
@@ -245,12 +249,130 @@ struct ExportBody {
 }
 
 /// `POST /api/bundles/export`: `{runs, metadata_only, with_artifacts}` → the bundle file as a
-/// download.
+/// download, streamed once written.
 async fn export(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let service = service(&state)?;
+    let written = write_export(&state, body).await?;
+    let file = open_and_unlink(&written.path).await?;
+    Ok(download(file, written.report.bundle_bytes, written.runs).await)
+}
+
+/// `POST /api/bundles/exports`: the same body → `201 {id, filename, size, report}`, the bundle
+/// waiting under the store folder for one `GET /api/bundles/exports/{id}` (within an hour). A
+/// browser saves that download straight to disk, where the answer of `POST …/export` would
+/// have to be held in the page's memory first.
+async fn export_for_later(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let written = write_export(&state, body).await?;
+    let answer = ExportReady {
+        filename: download_name(written.runs),
+        size: written.report.bundle_bytes,
+        id: written.id,
+        report: written.report,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET /api/bundles/exports/{id}`: the bundle `POST /api/bundles/exports` wrote, as a download,
+/// once (its file is removed as the download starts).
+async fn export_download(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let runs = parse_export_id(&id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no export {id:?}: ids are what POST /api/bundles/exports answers"
+        ))
+    })?;
+    let path = state
+        .store_dir
+        .join(EXPORTS_DIR)
+        .join(format!("{id}.rbundle"));
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found(format!(
+                "export {id} is gone: it downloads once, within an hour of being written; \
+                 export the runs again"
+            )))
+        }
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot read the export {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let _ = tokio::fs::remove_file(&path).await;
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    Ok(download(file, size, runs).await)
+}
+
+/// What `POST /api/bundles/exports` answers.
+#[derive(Debug, Serialize)]
+struct ExportReady {
+    id: String,
+    filename: String,
+    size: u64,
+    report: ExportReport,
+}
+
+/// An export written under the store folder.
+struct WrittenExport {
+    /// `<32 hex>-<runs>`: the file is `<exports>/<id>.rbundle`.
+    id: String,
+    path: PathBuf,
+    runs: usize,
+    report: ExportReport,
+}
+
+/// The runs of an export id (`<32 hex>-<runs>`), `None` for anything else.
+fn parse_export_id(id: &str) -> Option<usize> {
+    let (hex, runs) = id.split_once('-')?;
+    let hex_ok = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let runs_ok = !runs.is_empty() && runs.len() <= 5 && runs.bytes().all(|b| b.is_ascii_digit());
+    (hex_ok && runs_ok).then(|| runs.parse().ok()).flatten()
+}
+
+/// `runicorn-<n>-runs-<YYYY-MM-DD>.rbundle`.
+fn download_name(runs: usize) -> String {
+    format!(
+        "runicorn-{runs}-runs-{}.rbundle",
+        utc_date(SystemTime::now())
+    )
+}
+
+/// `file` (of `size` bytes, a bundle of `runs` runs) as an attachment.
+async fn download(file: tokio::fs::File, size: u64, runs: usize) -> Response {
+    let size = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(_) => size,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zstd"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    let filename = download_name(runs);
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (headers, Body::from_stream(file_chunks(file))).into_response()
+}
+
+/// Checks an export body, resolves its runs and has the service write their bundle under the
+/// store folder.
+async fn write_export(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<WrittenExport, ApiError> {
+    let service = service(state)?;
     let body: ExportBody = parse_body(
         body,
         r#"{"runs": [RUN, …], "metadata_only": false, "with_artifacts": false}"#,
@@ -291,72 +413,53 @@ async fn export(
             Ok(keys)
         })
         .await?;
-    sweep(&state).await;
-    let dir = temp_dir(&state, EXPORTS_DIR).await?;
-    let out = dir.join(format!("{}.rbundle", new_id()?));
-    let count = keys.len();
-    // On a task of its own: a client that goes away does not cut the export short, and its
-    // file is cleaned up all the same.
-    let (file, report) = tokio::spawn(write_export(
-        service,
-        keys,
-        ExportContents {
-            metadata_only: body.metadata_only,
-            with_artifacts: body.with_artifacts,
-        },
-        out,
-    ))
-    .await
-    .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))??;
-    let size = match file.metadata().await {
-        Ok(m) => m.len(),
-        Err(_) => report.bundle_bytes,
+    sweep(state).await;
+    let dir = temp_dir(state, EXPORTS_DIR).await?;
+    let runs = keys.len();
+    let id = format!("{}-{runs}", new_id()?);
+    let path = dir.join(format!("{id}.rbundle"));
+    let contents = ExportContents {
+        metadata_only: body.metadata_only,
+        with_artifacts: body.with_artifacts,
     };
-    let filename = format!(
-        "runicorn-{count}-runs-{}.rbundle",
-        utc_date(SystemTime::now())
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zstd"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok((headers, Body::from_stream(file_chunks(file))).into_response())
+    // On a task of its own: a client that goes away does not cut the export short, and its
+    // file is cleaned up all the same (by the next sweep when nobody downloads it).
+    let out = path.clone();
+    let written = tokio::spawn(async move {
+        let result = service.export(keys, contents, out.clone()).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&out).await;
+        }
+        result
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))?;
+    let report = written.map_err(|failure| {
+        let mut message = failure.message;
+        if let Some(member) = failure.member {
+            message.push_str(&format!(" (file {member})"));
+        }
+        ApiError::internal(message)
+    })?;
+    Ok(WrittenExport {
+        id,
+        path,
+        runs,
+        report,
+    })
 }
 
-/// Has the service write the bundle to `out`, then opens it and removes its name (the open
-/// file keeps its bytes until closed, so nothing is left behind however the download ends).
-async fn write_export(
-    service: Arc<dyn BundleService>,
-    keys: Vec<RunKey>,
-    contents: ExportContents,
-    out: PathBuf,
-) -> Result<(tokio::fs::File, ExportReport), ApiError> {
-    let report = match service.export(keys, contents, out.clone()).await {
-        Ok(report) => report,
-        Err(failure) => {
-            let _ = tokio::fs::remove_file(&out).await;
-            let mut message = failure.message;
-            if let Some(member) = failure.member {
-                message.push_str(&format!(" (file {member})"));
-            }
-            return Err(ApiError::internal(message));
-        }
-    };
-    let file = tokio::fs::File::open(&out).await;
-    let _ = tokio::fs::remove_file(&out).await;
-    let file = file.map_err(|e| {
+/// Opens the written bundle and removes its name (the open file keeps its bytes until closed,
+/// so nothing is left behind however the download ends).
+async fn open_and_unlink(path: &Path) -> Result<tokio::fs::File, ApiError> {
+    let file = tokio::fs::File::open(path).await;
+    let _ = tokio::fs::remove_file(path).await;
+    file.map_err(|e| {
         ApiError::internal(format!(
             "the export was written to {} but cannot be read back: {e}",
-            out.display()
+            path.display()
         ))
-    })?;
-    Ok((file, report))
+    })
 }
 
 /// The bytes of `file` as a body stream.

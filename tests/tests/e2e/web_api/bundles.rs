@@ -419,6 +419,60 @@ fn export_downloads_a_bundle_of_the_selected_runs_and_leaves_no_file() {
     assert_eq!(hub.exports.lock().unwrap().len(), 2);
 }
 
+/// The dashboard's way: the bundle is written first, then downloaded by the browser straight
+/// to disk with a plain GET, once.
+#[test]
+fn an_export_written_for_later_downloads_once_then_is_gone() {
+    let world = World::new();
+    let hub = world.hub();
+    let served = world.serve(&hub);
+    let r = served.write(
+        "POST",
+        "/api/bundles/exports",
+        Some(json!({"runs": ["run00000", "run00001"], "with_artifacts": true})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ready = r.json();
+    let id = ready["id"].as_str().unwrap().to_owned();
+    assert!(
+        ready["filename"]
+            .as_str()
+            .unwrap()
+            .starts_with("runicorn-2-runs-"),
+        "{ready}"
+    );
+    assert_eq!(ready["report"]["runs"], 2, "{ready}");
+    assert_eq!(
+        world.files_in("tmp/exports").len(),
+        1,
+        "it waits for its GET"
+    );
+
+    let r = served.get(&format!("/api/bundles/exports/{id}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len() as u64, ready["size"].as_u64().unwrap());
+    assert_eq!(
+        r.header("content-disposition").unwrap(),
+        format!(
+            "attachment; filename=\"{}\"",
+            ready["filename"].as_str().unwrap()
+        )
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let read = read_bundle(&r.body[..], dest.path(), &Limits::default()).unwrap();
+    assert_eq!(read.manifest.sources[0].runs.len(), 2);
+    assert!(world.files_in("tmp/exports").is_empty());
+
+    // Once only; ids that are not ours never reach the file system.
+    let r = served.get(&format!("/api/bundles/exports/{id}"));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("export the runs again"), "{}", r.text());
+    for bad in ["..%2F..%2Fstore.db", "abc", &format!("{id}x")] {
+        let r = served.get(&format!("/api/bundles/exports/{bad}"));
+        assert_eq!(r.status, 404, "{bad}: {}", r.text());
+    }
+}
+
 #[test]
 fn an_uploaded_bundle_is_previewed_then_imported_and_its_runs_are_listed() {
     let world = World::new();
