@@ -175,6 +175,12 @@ test("two runs exported from one hub's page import into another's, previewed fir
   });
   assert.notEqual(colours.badge, colours.danger, "an imported remote is not a warning");
   await screenshot(page, "bundles-imported-runs");
+  // So does a run's page: its header's badge, and when the bundle was made.
+  await page.goto(`${hubB.url}#/run/${importedRuns[0].key}`);
+  const headerBadge = page.locator(".run-liveness .liveness-badge");
+  await headerBadge.waitFor({ timeout: 30_000 });
+  assert.equal(await headerBadge.textContent(), `imported · bundle of ${madeOn}`);
+  assert.equal(await page.locator('[data-fact="heard"] .fact-label').textContent(), "Bundle made");
   // The Remotes page says the same, and offers nothing to sync or pause.
   const remoteName = importedRuns[0].remote;
   await page.goto(`${hubB.url}#/remotes`);
