@@ -106,8 +106,9 @@ pub use points::IngestStats;
 pub use prefetch::PrefetchCandidate;
 pub use purge::{PurgeRefusal, PurgeReport};
 pub use remotes::{
-    this_host, valid_remote_name, Lease, RemoteRow, RemoteSpec, RemoteState, RenameOutcome,
-    FOLLOW_BEAT_SECONDS, FOLLOW_HEARTBEAT_SECONDS, FOLLOW_LEASE_SECONDS, SKIPPED_SHOWN,
+    is_imported_address, this_host, valid_remote_name, Lease, RemoteRow, RemoteSpec, RemoteState,
+    RenameOutcome, FOLLOW_BEAT_SECONDS, FOLLOW_HEARTBEAT_SECONDS, FOLLOW_LEASE_SECONDS,
+    IMPORTED_ADDRESS_KIND, SKIPPED_SHOWN,
 };
 pub use run_assets::{
     archive_relative, asset_entries, blob_path, manifest_entries, safe_relative, AssetCategory,

@@ -83,6 +83,8 @@ pub struct RemoteRow {
     pub heard_at: Option<f64>,
     /// A "sync now" asked at this time and not yet picked up by the follower.
     pub sync_requested_at: Option<f64>,
+    /// Known only from imported bundles (its stored address, see [`is_imported_address`]).
+    pub imported: bool,
 }
 
 /// How often a follower looks at the store (remotes added, removed, paused; "sync now").
@@ -103,26 +105,39 @@ pub enum RemoteState {
     Paused,
     /// Nobody follows it (no `ui` or `connect` runs for it).
     NotFollowed,
+    /// Known only from imported bundles (see [`is_imported_address`]): there is nothing to
+    /// follow, and its last-heard time is the newest bundle's creation time.
+    Imported,
     /// Removed by the user; the hub kept its runs.
     Removed,
 }
 
 impl RemoteState {
     /// Every state, as the API writes them.
-    pub const ALL: [RemoteState; 5] = [
+    pub const ALL: [RemoteState; 6] = [
         RemoteState::Live,
         RemoteState::Offline,
         RemoteState::Paused,
         RemoteState::NotFollowed,
+        RemoteState::Imported,
         RemoteState::Removed,
     ];
 
-    /// Judges a remote from its stored columns (`followed`: see [`Lease::is_alive`]).
-    pub fn of(removed: bool, paused: bool, connected: bool, followed: bool) -> RemoteState {
+    /// Judges a remote from its stored columns (`followed`: see [`Lease::is_alive`];
+    /// `imported`: see [`is_imported_address`]).
+    pub fn of(
+        removed: bool,
+        paused: bool,
+        connected: bool,
+        followed: bool,
+        imported: bool,
+    ) -> RemoteState {
         if removed {
             RemoteState::Removed
         } else if paused {
             RemoteState::Paused
+        } else if imported {
+            RemoteState::Imported
         } else if !followed {
             RemoteState::NotFollowed
         } else if connected {
@@ -138,10 +153,39 @@ impl RemoteState {
             RemoteState::Offline => "offline",
             RemoteState::Paused => "paused",
             RemoteState::NotFollowed => "not_followed",
+            RemoteState::Imported => "imported",
             RemoteState::Removed => "removed",
         }
     }
 }
+
+/// The `kind` of the stored address (the `transport` JSON the hub writes) of a remote known only
+/// from imported bundles: the hub's `RemoteAddress::Offline`.
+pub const IMPORTED_ADDRESS_KIND: &str = "offline";
+
+/// Whether a remote whose stored address has this `kind` is known only from imported bundles.
+/// The one rule: [`RemoteRow::state`] and [`crate::RunRow::remote_state`] both ask it, and
+/// `connect` of the same name, which stores an SSH or local address, ends it.
+pub fn is_imported_address(kind: Option<&str>) -> bool {
+    kind == Some(IMPORTED_ADDRESS_KIND)
+}
+
+/// SQL giving the `kind` of the stored address of the remote aliased `$alias` as text, or NULL
+/// (a transport that is not a JSON object with a text `kind`): fed to [`is_imported_address`].
+macro_rules! address_kind_sql {
+    ($alias:literal) => {
+        concat!(
+            "CASE WHEN json_valid(",
+            $alias,
+            ".transport) AND json_type(",
+            $alias,
+            ".transport, '$.kind') = 'text' THEN json_extract(",
+            $alias,
+            ".transport, '$.kind') END"
+        )
+    };
+}
+pub(crate) use address_kind_sql;
 
 /// A follow lease as stored: who holds it and their last heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -247,6 +291,7 @@ impl RemoteRow {
             self.paused,
             self.connected,
             self.lease().is_alive(now),
+            self.imported,
         )
     }
 
@@ -267,7 +312,8 @@ impl RemoteRow {
     }
 }
 
-const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected, r.last_sync_at,
+const REMOTE_COLUMNS: &str = concat!(
+    "r.id, r.name, r.address, r.transport, r.connected, r.last_sync_at,
     r.last_attempt_at, r.last_error, r.agent_host, r.agent_root, r.agent_software,
     r.cursor_epoch, r.cursor_seq, r.reset_open, r.created_at,
     (SELECT count(*) FROM runs WHERE remote = r.id AND removed = 0),
@@ -277,7 +323,9 @@ const REMOTE_COLUMNS: &str = "r.id, r.name, r.address, r.transport, r.connected,
     (SELECT coalesce(sum(skipped_files), 0) FROM runs
         WHERE remote = r.id AND removed = 0 AND skipped_files > 0),
     r.removed_at, r.paused, r.follower, r.follower_beat, r.heard_at, r.sync_requested_at,
-    r.follower_pid, r.follower_host";
+    r.follower_pid, r.follower_host, ",
+    address_kind_sql!("r")
+);
 
 fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
     let transport: String = row.get(3)?;
@@ -315,6 +363,7 @@ fn remote_row(row: &Row) -> rusqlite::Result<RemoteRow> {
         sync_requested_at: row.get(25)?,
         follower_pid: row.get(26)?,
         follower_host: row.get(27)?,
+        imported: is_imported_address(row.get::<_, Option<String>>(28)?.as_deref()),
     })
 }
 
@@ -751,6 +800,101 @@ mod tests {
         assert_eq!(row.heard_at, Some(500.0));
         assert_eq!(row.agent_host.as_deref(), Some("gpu-1"));
         assert_eq!(row.agent_root.as_deref(), Some("/srv"));
+    }
+
+    #[test]
+    fn a_remote_known_only_from_bundles_is_imported_until_connect_takes_its_name() {
+        let (_tmp, mut store) = fresh_store();
+        let offline = serde_json::json!({"kind": IMPORTED_ADDRESS_KIND, "host": "gpu.lab"});
+        let gpu = store
+            .upsert_remote(&RemoteSpec {
+                name: "gpu".into(),
+                address: "imported from gpu.lab".into(),
+                transport: offline,
+            })
+            .unwrap();
+        store
+            .apply_change_batch(
+                gpu,
+                &change_batch(true, vec![run_change("runs/x/1", 1, 30)], "e", 1, false),
+            )
+            .unwrap();
+        store
+            .note_heard_from_bundle(gpu, Some(500.0), Some("gpu.lab"), None)
+            .unwrap();
+        let now = 1000.0;
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert!(row.imported);
+        assert_eq!(row.state(now), RemoteState::Imported);
+        assert_eq!(row.state(now).as_str(), "imported");
+        assert_eq!(row.heard_at, Some(500.0));
+        let run = &store.list_runs(&RunFilter::default()).unwrap()[0];
+        assert_eq!(run.remote_state(now), RemoteState::Imported);
+        // What the user did says more than where the runs came from.
+        assert!(store.set_remote_paused("gpu", true).unwrap());
+        assert_eq!(
+            store.remote("gpu").unwrap().unwrap().state(now),
+            RemoteState::Paused
+        );
+        assert!(store.retire_remote("gpu", now).unwrap());
+        assert_eq!(
+            store.remote("gpu").unwrap().unwrap().state(now),
+            RemoteState::Removed
+        );
+
+        // `connect` of the name stores a reachable address: followed as any other remote.
+        store
+            .upsert_remote(&RemoteSpec {
+                name: "gpu".into(),
+                address: "me@gpu.lab".into(),
+                transport: serde_json::json!({"kind": "ssh", "target": "me@gpu.lab"}),
+            })
+            .unwrap();
+        let row = store.remote("gpu").unwrap().unwrap();
+        assert!(!row.imported);
+        assert_eq!(row.state(now), RemoteState::NotFollowed);
+        assert!(store.claim_follow(gpu, "connect pid 2", now).unwrap());
+        assert_eq!(
+            store.remote("gpu").unwrap().unwrap().state(now),
+            RemoteState::Offline
+        );
+        store
+            .set_follower_connected(gpu, "connect pid 2", true)
+            .unwrap();
+        assert_eq!(
+            store.remote("gpu").unwrap().unwrap().state(now),
+            RemoteState::Live
+        );
+        let run = &store.list_runs(&RunFilter::default()).unwrap()[0];
+        assert_eq!(run.remote_state(now), RemoteState::Live);
+    }
+
+    #[test]
+    fn a_stored_address_that_is_not_json_or_has_no_text_kind_is_not_imported() {
+        let (_tmp, mut store) = fresh_store();
+        let gpu = add_remote(&mut store, "gpu");
+        store
+            .apply_change_batch(
+                gpu,
+                &change_batch(true, vec![run_change("runs/x/1", 1, 30)], "e", 1, false),
+            )
+            .unwrap();
+        for transport in [
+            "not json",
+            r#"{"kind": 7}"#,
+            "[1, 2]",
+            r#"{"kind": "local"}"#,
+        ] {
+            store
+                .conn
+                .execute("UPDATE remotes SET transport = ?1", [transport])
+                .unwrap();
+            let row = store.remote("gpu").unwrap().unwrap();
+            assert_eq!(row.state(10.0), RemoteState::NotFollowed, "{transport}");
+            let runs = store.list_runs(&RunFilter::default()).unwrap();
+            assert_eq!(runs[0].remote_state(10.0), RemoteState::NotFollowed);
+        }
+        assert!(!is_imported_address(None) && !is_imported_address(Some("ssh")));
     }
 
     #[test]

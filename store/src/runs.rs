@@ -85,6 +85,8 @@ pub struct RunRow {
     /// The last heartbeat its `status.json` recorded (a number there, else `None`): when a run
     /// that ended without saying so (crashed, killed) was last alive.
     pub heartbeat_at: Option<f64>,
+    /// Its remote is known only from imported bundles (see [`crate::is_imported_address`]).
+    pub remote_imported: bool,
 }
 
 impl RunRow {
@@ -100,6 +102,7 @@ impl RunRow {
             self.remote_paused,
             self.remote_connected,
             lease.is_alive(now),
+            self.remote_imported,
         )
     }
 
@@ -243,7 +246,8 @@ pub struct RunFilter {
     pub sort: RunSort,
 }
 
-pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r.path, r.layout,
+pub(crate) const RUN_COLUMNS: &str = concat!(
+    "r.id, r.remote, m.name, r.dir, r.run_id, r.path, r.layout,
     coalesce(r.user_alias, r.alias), coalesce(r.user_tags, r.tags), r.status, r.reason, r.created_at, r.ended_at, r.hostname, r.deleted, r.removed,
     r.removed_at, r.first_seen_at, r.summary, r.config, r.events_bytes, r.events_lines,
     r.events_points, r.events_keys, r.events_last_step, r.events_last_event_at,
@@ -256,7 +260,9 @@ pub(crate) const RUN_COLUMNS: &str = "r.id, r.remote, m.name, r.dir, r.run_id, r
     m.follower_pid, m.follower_host,
     CASE WHEN json_valid(r.status_record)
           AND json_type(r.status_record, '$.heartbeat_at') IN ('integer', 'real')
-         THEN json_extract(r.status_record, '$.heartbeat_at') END";
+         THEN json_extract(r.status_record, '$.heartbeat_at') END, ",
+    crate::remotes::address_kind_sql!("m")
+);
 
 pub(crate) const RUN_FROM: &str = "FROM runs r JOIN remotes m ON m.id = r.remote";
 
@@ -348,6 +354,9 @@ pub(crate) fn run_row(row: &Row) -> rusqlite::Result<RunRow> {
         remote_follower_pid: row.get(44)?,
         remote_follower_host: row.get(45)?,
         heartbeat_at: row.get(46)?,
+        remote_imported: crate::remotes::is_imported_address(
+            row.get::<_, Option<String>>(47)?.as_deref(),
+        ),
     })
 }
 

@@ -52,7 +52,8 @@ pub struct RunDto {
 
 /// A remote's state as the API writes it (`RemoteState` in docs/api.md): `live` (followed,
 /// connected), `offline` (followed, connection lost: retrying), `paused`, `not_followed` (no hub
-/// process follows it) or `removed` (removed by the user; its runs kept).
+/// process follows it), `imported` (known only from imported bundles: nothing to follow) or
+/// `removed` (removed by the user; its runs kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "RemoteState"))]
@@ -61,6 +62,7 @@ pub enum RemoteStateDto {
     Offline,
     Paused,
     NotFollowed,
+    Imported,
     Removed,
 }
 
@@ -71,6 +73,7 @@ impl From<RemoteState> for RemoteStateDto {
             RemoteState::Offline => RemoteStateDto::Offline,
             RemoteState::Paused => RemoteStateDto::Paused,
             RemoteState::NotFollowed => RemoteStateDto::NotFollowed,
+            RemoteState::Imported => RemoteStateDto::Imported,
             RemoteState::Removed => RemoteStateDto::Removed,
         }
     }

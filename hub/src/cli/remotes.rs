@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use runicorn_cli::{safe, safe_lines};
-use runicorn_store::{RemoteRow, RenameOutcome};
+use runicorn_store::{RemoteRow, RemoteState, RenameOutcome};
 use serde_json::json;
 
 use runicorn_cli::color::BOLD;
@@ -124,6 +124,14 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
         )?;
         if let Some(by) = r.live_follower(now) {
             writeln!(out, "  followed by {}", safe(by))?;
+        }
+        if r.state(now) == RemoteState::Imported {
+            writeln!(
+                out,
+                "  known from imported bundles (the newest made {}); `runicorn-hub connect USER@HOST --name {}` follows it live",
+                when(r.heard_at),
+                safe(&r.name)
+            )?;
         }
         if let Some(e) = &r.last_error {
             writeln!(out, "  last error: {}", safe_lines(e))?;

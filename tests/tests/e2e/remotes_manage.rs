@@ -441,3 +441,101 @@ fn an_outage_turns_the_runs_offline_and_says_when_the_hub_last_heard() {
     assert!(heard <= now && now - heard < 120.0, "{run}");
     ui.interrupt();
 }
+
+/// A remote known only from an imported bundle says so: `imported` in the API (the remote and its
+/// runs) and in `remotes`, heard from when the bundle was made; a running `ui` leaves it alone and
+/// "sync now" is refused with what to do. Once `connect` gives the name an address, the same `ui`
+/// follows it and it is live, its runs merged, not doubled.
+#[test]
+fn an_imported_remote_says_so_until_connect_takes_its_name_over() {
+    let home = tempfile::tempdir().unwrap();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let carried = tempfile::tempdir().unwrap();
+    write_runs(root.path(), 2, |i| 5 + i);
+    let agent = agent_path();
+    let agent = agent.to_str().unwrap();
+    let bundle = carried.path().join("gpu.rbundle");
+    let exported = output_within(
+        Command::new(runicorn_tests::binary("runicorn-agent"))
+            .arg("export")
+            .arg("--root")
+            .arg(root.path())
+            .args(["--name", "gpu", "-o"])
+            .arg(&bundle),
+        COMMAND_LIMIT,
+    );
+    assert!(exported.status.success(), "{}", show(&exported));
+    let report: Value = serde_json::from_str(&run_hub(
+        home.path(),
+        hub_dir.path(),
+        &[
+            "import",
+            "--json",
+            "--agent",
+            agent,
+            bundle.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    let made = report["bundles"][0]["created_at"].as_f64().unwrap();
+
+    let mut cmd = hub(home.path(), hub_dir.path());
+    cmd.args(["ui", "--port", "0"]);
+    let ui = ServingHub::start(cmd);
+    // Several of the ui's beats (2 s): it claims nothing, and nothing changes.
+    std::thread::sleep(Duration::from_secs(5));
+    let r = remote(&ui, "gpu");
+    assert_eq!(r["state"], "imported", "{r}\n{}", ui.stderr());
+    assert!(r["follower"].is_null(), "{r}");
+    assert_eq!(r["heard_at"].as_f64(), Some(made), "{r}");
+    assert_eq!(run_states(&ui, "gpu"), ["imported", "imported"]);
+    let runs = ui.json("/api/runs?remote=gpu")["runs"].clone();
+    for run in runs.as_array().unwrap() {
+        assert_eq!(run["remote_heard_at"].as_f64(), Some(made), "{run}");
+    }
+    let (status, body) = write(&ui, "POST", "/api/remotes/gpu/sync", None);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("runicorn-hub connect"),
+        "the refusal says what to do: {body}"
+    );
+
+    let table = run_hub(home.path(), hub_dir.path(), &["remotes"]);
+    assert!(table.contains("imported"), "{table}");
+    assert!(table.contains("known from imported bundles"), "{table}");
+    let listed: Value = serde_json::from_str(&run_hub(
+        home.path(),
+        hub_dir.path(),
+        &["remotes", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(listed[0]["state"], "imported", "{listed}");
+
+    // `connect` of the same name: an address to follow; the running ui takes it up.
+    run_hub(
+        home.path(),
+        hub_dir.path(),
+        &[
+            "connect",
+            &format!("local:{}", root.path().display()),
+            "--name",
+            "gpu",
+            "--agent",
+            agent,
+            "--once",
+            "--no-ui",
+            "--prefetch",
+            "none",
+        ],
+    );
+    wait_state(&ui, "gpu", "live", Some("ui pid"));
+    assert!(
+        wait_until(NOTICE_WITHIN, || run_states(&ui, "gpu") == ["live", "live"]),
+        "{:?}\n{}",
+        run_states(&ui, "gpu"),
+        ui.stderr()
+    );
+    let table = run_hub(home.path(), hub_dir.path(), &["remotes"]);
+    assert!(!table.contains("imported"), "{table}");
+}

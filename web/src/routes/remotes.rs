@@ -1,4 +1,4 @@
-//! `GET /api/remotes`: each remote's state (live, offline, paused, not followed, removed; its
+//! `GET /api/remotes`: each remote's state (live, offline, paused, not followed, imported, removed; its
 //! follower, last sync, lag, last error, counts), never its transport settings. And managing
 //! them (token-guarded writes like every other): `POST /api/remotes/{name}/pause`, `/resume`,
 //! `/sync` ("sync now", and "retry now" for one whose connection is lost: a request the
@@ -85,7 +85,8 @@ pub async fn resume(
     .await
 }
 
-/// `POST /api/remotes/{name}/sync`: "sync now" / "retry now". A paused remote is a `409`.
+/// `POST /api/remotes/{name}/sync`: "sync now" / "retry now". A paused remote, or one known only
+/// from imported bundles (there is no link to sync over), is a `409`.
 pub async fn sync_now(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
@@ -96,6 +97,16 @@ pub async fn sync_now(
                 return Err(ApiError::new(
                     ErrorCode::Conflict,
                     format!("remote {n:?} is paused; resume it to sync it"),
+                ));
+            }
+            if r.imported && r.removed_at.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "remote {n:?} is known only from imported bundles, so there is nothing to \
+                         sync; import a newer bundle, or give it a link with \
+                         `runicorn-hub connect USER@HOST --name {n}`"
+                    ),
                 ));
             }
         }

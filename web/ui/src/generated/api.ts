@@ -12,9 +12,10 @@ export const RUN_STATUSES: readonly RunStatus[] = ["running", "finished", "faile
 /**
  * A remote's state as the API writes it (`RemoteState` in docs/api.md): `live` (followed,
  * connected), `offline` (followed, connection lost: retrying), `paused`, `not_followed` (no hub
- * process follows it) or `removed` (removed by the user; its runs kept).
+ * process follows it), `imported` (known only from imported bundles: nothing to follow) or
+ * `removed` (removed by the user; its runs kept).
  */
-export type RemoteState = "live" | "offline" | "paused" | "not_followed" | "removed";
+export type RemoteState = "live" | "offline" | "paused" | "not_followed" | "imported" | "removed";
 
 /**
  * A run as listed (`Run` in docs/api.md).

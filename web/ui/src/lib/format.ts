@@ -33,6 +33,13 @@ export function formatTime(t: number | null | undefined): string {
   );
 }
 
+/** A Unix time (seconds) as its local date, `YYYY-MM-DD`. */
+export function formatDate(t: number | null | undefined): string {
+  if (t === null || t === undefined || !Number.isFinite(t)) return "–";
+  const d = new Date(t * 1000);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+}
+
 /** A duration in seconds as `1h 02m`, `3m 04s`, `5.2s`. */
 export function formatDuration(s: number | null | undefined): string {
   if (s === null || s === undefined || !Number.isFinite(s) || s < 0) return "–";

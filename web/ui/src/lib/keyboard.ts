@@ -36,6 +36,13 @@ function activates(target: EventTarget | null): boolean {
   return el.closest("a[href], button, summary, [tabindex]:not([tabindex='-1'])") !== null && el !== document.body;
 }
 
+/** True when space on `target` toggles it (a focused checkbox or radio button, such as the
+ * runs page's "metadata only"): space is then left to it. */
+function togglesOnSpace(target: EventTarget | null): boolean {
+  const el = target as HTMLInputElement | null;
+  return el?.tagName === "INPUT" && (el.type === "checkbox" || el.type === "radio");
+}
+
 /** The shortcut a key press means, or null (typing, a modifier held, no such key). */
 export function matchShortcut(
   ev: Pick<KeyboardEvent, "key" | "ctrlKey" | "metaKey" | "altKey" | "target">,
@@ -43,6 +50,7 @@ export function matchShortcut(
 ): Shortcut | null {
   if (ev.ctrlKey || ev.metaKey || ev.altKey || isTyping(ev.target)) return null;
   if ((ev.key === "Enter" || ev.key === " ") && activates(ev.target)) return null;
+  if (ev.key === " " && togglesOnSpace(ev.target)) return null;
   // Later registrations (the page shown) win over earlier ones.
   for (let i = shortcuts.length - 1; i >= 0; i--) if (shortcuts[i]!.keys.includes(ev.key)) return shortcuts[i]!;
   return null;

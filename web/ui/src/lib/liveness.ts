@@ -1,13 +1,14 @@
 /**
  * Whether a run's numbers are current: the state of its remote as the API reports it
- * (`remote_state`, `remote_heard_at` of a `Run`), as a badge ("offline · last heard 2 min ago")
- * and as the class of a live dot (green only while the hub follows the remote and is connected).
+ * (`remote_state`, `remote_heard_at` of a `Run`), as a badge ("offline · last heard 2 min ago";
+ * a remote known only from imported bundles: "imported · bundle of 2026-12-01", a neutral badge
+ * rather than a warning, since nothing is broken) and as the class of a live dot (green only while the hub follows the remote and is connected).
  * Used by the runs table and the run page header. Also a run's duration as far as the hub knows
  * it: until it ended whatever its status, else until now or until its remote was last heard.
  */
 import type { RemoteState, Run } from "../api";
 import { h } from "./dom";
-import { formatAgo, formatTime } from "./format";
+import { formatAgo, formatDate, formatTime } from "./format";
 
 /** The fields of a run this module reads. */
 export type Liveness = Pick<Run, "remote" | "remote_state" | "remote_heard_at" | "status">;
@@ -18,6 +19,7 @@ export const STATE_LABELS: Record<RemoteState, string> = {
   offline: "offline",
   paused: "paused",
   not_followed: "not followed",
+  imported: "imported",
   removed: "remote removed",
 };
 
@@ -33,16 +35,40 @@ function explain(run: Liveness): string {
       return `${remote} is paused: the hub does not sync it until it is resumed (Remotes page, or \`runicorn-hub remotes resume ${remote}\`).`;
     case "not_followed":
       return `No hub process follows ${remote} now: start \`runicorn-hub ui\` (or \`runicorn-hub connect\`) to sync it live.`;
+    case "imported":
+      return `${remote} is known only from imported bundles: its runs are as the newest bundle carried them. Import a newer bundle to update them, or give it a link with \`runicorn-hub connect USER@HOST --name ${remote}\` to sync it live.`;
     case "removed":
       return `${remote} was removed from the hub; its runs are kept as they were last synced.`;
   }
 }
 
-/** The badge's text: `offline · last heard 2 min ago` (`removed` names no time). */
+/** What follows a state's label: when the hub last heard from the remote, or for an imported
+ * remote the date of its newest bundle (an import sets the last-heard time to it); `null` for a
+ * removed remote. */
+function stateDetail(state: RemoteState, heardAt: number | null, now: number): string | null {
+  if (state === "removed") return null;
+  if (state === "imported") return heardAt === null ? "from a bundle" : `bundle of ${formatDate(heardAt)}`;
+  return `last heard ${formatAgo(heardAt, now)}`;
+}
+
+/** A state's label and detail as one line: `offline · last heard 2 min ago`. */
+export function stateText(state: RemoteState, heardAt: number | null, now: number = Date.now() / 1000): string {
+  const label = STATE_LABELS[state] ?? state;
+  const detail = stateDetail(state, heardAt, now);
+  return detail === null ? label : `${label} · ${detail}`;
+}
+
+/** The badge's text: `offline · last heard 2 min ago`, `imported · bundle of 2026-12-01`
+ * (`removed` names no time). */
 export function livenessText(run: Liveness, now: number = Date.now() / 1000): string {
-  const label = STATE_LABELS[run.remote_state] ?? run.remote_state;
-  if (run.remote_state === "removed") return label;
-  return `${label} · last heard ${formatAgo(run.remote_heard_at, now)}`;
+  return stateText(run.remote_state, run.remote_heard_at, now);
+}
+
+/** The tooltip's last sentence: when the hub last heard from the remote (for an imported one,
+ * when its newest bundle was made); empty when never. */
+function heardSentence(state: RemoteState, heard: number | null): string {
+  if (heard === null) return "";
+  return state === "imported" ? ` Newest bundle made ${formatTime(heard)}.` : ` Last heard ${formatTime(heard)}.`;
 }
 
 /** A badge saying the run's remote is not live; `null` when it is. Its text says when the hub
@@ -54,24 +80,24 @@ export function livenessBadge(run: Liveness, now: number = Date.now() / 1000): H
     "span",
     {
       class: `liveness-badge liveness-${run.remote_state}`,
-      title: `${explain(run)}${heard !== null ? ` Last heard ${formatTime(heard)}.` : ""}`,
+      title: `${explain(run)}${heardSentence(run.remote_state, heard)}`,
       dataset: {
         remoteState: run.remote_state,
         heardAt: heard === null ? "" : String(heard),
-        label: STATE_LABELS[run.remote_state] ?? run.remote_state,
       },
     },
     livenessText(run, now),
   );
 }
 
-/** Updates the "last heard … ago" of every liveness badge under `root` to `now`. */
+/** Updates the "last heard … ago" of every liveness badge under `root` to `now` (an imported or
+ * removed remote's text does not age). */
 export function refreshLiveness(root: ParentNode, now: number = Date.now() / 1000): void {
   for (const el of root.querySelectorAll<HTMLElement>(".liveness-badge")) {
     const state = el.dataset.remoteState as RemoteState | undefined;
-    if (!state || state === "removed") continue;
+    if (!state || state === "removed" || state === "imported") continue;
     const heardAt = el.dataset.heardAt ? Number(el.dataset.heardAt) : null;
-    el.textContent = `${el.dataset.label ?? state} · last heard ${formatAgo(heardAt, now)}`;
+    el.textContent = stateText(state, heardAt, now);
   }
 }
 

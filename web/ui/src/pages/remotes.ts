@@ -1,13 +1,13 @@
 /**
  * The remotes page (`#/remotes`): each server the hub syncs, its state (live, offline, paused,
- * not followed, removed) and which hub process follows it, what it holds, and managing it:
+ * not followed, imported from bundles, removed) and which hub process follows it, what it holds, and managing it:
  * "sync now" ("retry now" while offline), pause / resume, rename, remove (its runs kept, or
  * deleted too), each asking first where it cannot be undone.
  */
 import { api, ApiError, remotesApi, type Remote } from "../api";
 import { code, h, message, replace } from "../lib/dom";
 import { formatAgo, formatDuration, formatNumber, formatTime } from "../lib/format";
-import { STATE_LABELS } from "../lib/liveness";
+import { STATE_LABELS, stateText } from "../lib/liveness";
 import { buildHash } from "../router";
 import { onStoreChanged, type Page } from "./page";
 
@@ -37,24 +37,28 @@ export function remotesPage(): Page {
   };
 
   const stateCell = (r: Remote) => {
-    const label = STATE_LABELS[r.state] ?? r.state;
+    const imported = r.state === "imported";
+    // An imported remote's label carries its newest bundle's date (an import sets `heard_at`).
+    const label = imported ? stateText(r.state, r.heard_at) : (STATE_LABELS[r.state] ?? r.state);
     // A paused or removed remote's follower lets it go at its next heartbeat (2 s).
     const who =
       r.state === "paused"
         ? "paused: nobody syncs it"
         : r.state === "removed"
           ? "removed: its runs are kept"
-          : r.follower
-            ? `followed by ${r.follower} · ${r.connected ? "connected" : "connection lost, retrying"}`
-            : "no hub process follows it";
+          : imported
+            ? h("span", {}, "known only from imported bundles; ", code(`runicorn-hub connect USER@HOST --name ${r.name}`), " syncs it live")
+            : r.follower
+              ? `followed by ${r.follower} · ${r.connected ? "connected" : "connection lost, retrying"}`
+              : "no hub process follows it";
     return h(
       "td",
       { class: "remote-state", dataset: { state: r.state } },
       h("span", { class: `live-dot live-dot-${r.state}${r.state === "live" ? " on" : ""}`, attrs: { "aria-hidden": "true" } }),
       " ",
-      h("span", { class: "remote-state-label" }, label),
+      h("span", { class: "remote-state-label", title: imported && r.heard_at !== null ? `Newest bundle made ${formatTime(r.heard_at)}` : "" }, label),
       h("div", { class: "muted small" }, who),
-      r.state !== "live" && r.state !== "removed" && r.heard_at !== null
+      r.state !== "live" && r.state !== "removed" && !imported && r.heard_at !== null
         ? h("div", { class: "muted small", title: formatTime(r.heard_at) }, `last heard ${formatAgo(r.heard_at)}`)
         : null,
     );
@@ -124,13 +128,16 @@ export function remotesPage(): Page {
         : r.state === "live"
           ? button("Sync now", () => void act(() => remotesApi.syncNow(r.name), `Asked ${r.follower ?? "its follower"} to sync ${r.name} now.`))
           : null;
+    // Nothing follows an imported remote, so there is nothing to pause (a paused one can resume).
     return h(
       "td",
       { class: "remote-actions" },
       sync,
       r.paused
         ? button("Resume", () => void act(() => remotesApi.resume(r.name), `Resumed ${r.name}; a running hub follows it again within seconds.`))
-        : button("Pause", () => void act(() => remotesApi.pause(r.name), `Paused ${r.name}; nothing syncs it until it is resumed.`)),
+        : r.state === "imported"
+          ? null
+          : button("Pause", () => void act(() => remotesApi.pause(r.name), `Paused ${r.name}; nothing syncs it until it is resumed.`)),
       button("Rename", edit("rename")),
       button("Remove", edit("remove"), { danger: true }),
     );

@@ -197,6 +197,9 @@ function updateLiveness(header: HTMLElement, d: RunDetail): void {
   const heard = header.querySelector('[data-fact="heard"]');
   if (heard) {
     heard.toggleAttribute("hidden", d.remote_state === "live");
+    // An imported remote was last heard of through its newest bundle: said so.
+    const label = heard.querySelector(".fact-label");
+    if (label) label.textContent = d.remote_state === "imported" ? "Bundle made" : "Last heard";
     const value = heard.querySelector(".fact-value");
     if (value) {
       value.textContent = d.remote_heard_at === null ? "never" : `${formatAgo(d.remote_heard_at)} (${formatTime(d.remote_heard_at)})`;

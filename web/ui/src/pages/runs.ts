@@ -108,11 +108,17 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const emptyBtn = h("button", { type: "button", class: "btn danger empty-bin-btn" }, "Empty recycle bin");
   const exportBtn = h("button", { type: "button", class: "btn export-bundle-btn", title: "Download the selected runs as one bundle file, to import into another hub" }, "Export");
   const metaOnly = h("input", { type: "checkbox", class: "export-metadata-only" }) as HTMLInputElement;
-  const metaOnlyLabel = h(
-    "label",
-    { class: "export-meta small muted", title: "Carry each run's records, metrics and logs only; checkpoints and media are listed by size and SHA-256, without their bytes" },
-    metaOnly,
-    "metadata only",
+  // Export and its one option as one joined control, so the toolbar fits on one line.
+  const exportGroup = h(
+    "span",
+    { class: "export-group", attrs: { role: "group", "aria-label": "Export the selected runs as a bundle" } },
+    exportBtn,
+    h(
+      "label",
+      { class: "export-meta small", title: "Carry each run's records, metrics and logs only; checkpoints and media are listed by size and SHA-256, without their bytes" },
+      metaOnly,
+      "metadata only",
+    ),
   );
   const importBtn = h("button", { type: "button", class: "btn import-bundle-btn", title: "Import a bundle file (or drop one anywhere on the page)" }, "Import");
   const csvBtn = h("button", { type: "button", class: "btn csv-btn", title: "All matching runs, with the columns shown" }, "Export CSV");
@@ -132,12 +138,12 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       "section",
       { class: "main" },
       h("h1", {}, trash ? "Recycle bin" : "Runs"),
-      h("div", { class: "filter-row" }, filter.el),
+      // The filters on one row (the filter box, status, remote); the view and the actions on
+      // the toolbar below, which fits on one line from 1,280 px up.
+      h("div", { class: "filter-row" }, filter.el, statusSel, remoteSel),
       h(
         "div",
         { class: "toolbar" },
-        statusSel,
-        remoteSel,
         groupSel,
         chooser,
         csvBtn,
@@ -145,8 +151,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
         h("span", { class: "spacer" }),
         selInfo,
         trash ? null : compareBtn,
-        trash ? null : exportBtn,
-        trash ? null : metaOnlyLabel,
+        trash ? null : exportGroup,
         trashBtn,
         trash ? emptyBtn : null,
       ),
@@ -263,6 +268,8 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     for (const k of columns.config) opts.push([`config.${k}`, `Group by config.${k}`]);
     if (state.group && !opts.some(([v]) => v === state.group)) opts.push([state.group, `Group by ${state.group}`]);
     replace(groupSel, ...opts.map(([v, label]) => h("option", { value: v, selected: v === state.group }, label)));
+    // The select is kept narrow (styles.css): a long choice shows whole in its tooltip.
+    groupSel.title = opts.find(([v]) => v === state.group)?.[1] ?? "";
   };
 
   const renderChooser = () => {
@@ -476,6 +483,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   });
   groupSel.addEventListener("change", () => {
     state.group = groupSel.value;
+    groupSel.title = groupSel.selectedOptions[0]?.textContent ?? "";
     state.offset = 0;
     collapsed.clear();
     void load();

@@ -3,7 +3,10 @@
 // dropped on hub B's page (an empty store), whose dialog previews the dry run (two new runs
 // under the bundle's remote) and imports on "Import"; B's runs table then lists them. Importing
 // the same file again through the "Import" button's file picker says nothing changes, and a
-// file that is no bundle, and one cut short, are refused with the hub's message.
+// file that is no bundle, and one cut short, are refused with the hub's message. B's runs and
+// Remotes page say their remote is imported, dated by the bundle (not "not followed"). The runs
+// toolbar, with runs selected, fits on one line at 1,280 and 1,400 px and its export option is
+// reached by keyboard.
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -31,6 +34,23 @@ after(async () => {
   await hubB?.stop();
   tmp?.cleanup();
 });
+
+/** The top of each control on the runs toolbar, by its class; every one must be on one line. */
+async function toolbarTops(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll(".toolbar > :not(.spacer)")]
+      .filter((el) => el.offsetParent !== null)
+      .map((el) => ({ what: el.className, top: el.getBoundingClientRect().top, bottom: el.getBoundingClientRect().bottom })),
+  );
+}
+
+function assertOneLine(tops, width) {
+  assert.ok(tops.length >= 8, `the toolbar's controls at ${width} px: ${JSON.stringify(tops)}`);
+  const lowestTop = Math.max(...tops.map((t) => t.top));
+  const highestBottom = Math.min(...tops.map((t) => t.bottom));
+  // One line: every control overlaps every other vertically (a wrapped one starts below).
+  assert.ok(lowestTop < highestBottom, `the toolbar wraps at ${width} px: ${JSON.stringify(tops)}`);
+}
 
 async function runsOf(hub) {
   const r = await fetch(new URL("/api/runs?limit=100&view=all", hub.url));
@@ -72,6 +92,21 @@ test("two runs exported from one hub's page import into another's, previewed fir
   }
   const chosenIds = (await runsOf(hubA)).filter((r) => chosen.includes(String(r.key))).map((r) => r.run_id).sort();
   assert.equal(chosenIds.length, 2, `keys ${chosen} are runs of hub A`);
+  // With runs selected every action shows; the toolbar stays on one line from 1,280 px up.
+  await page.locator(".sel-info", { hasText: "2 selected" }).waitFor();
+  for (const width of [1280, 1400]) {
+    await page.setViewportSize({ width, height: 900 });
+    assertOneLine(await toolbarTops(page), width);
+  }
+  await screenshot(page, "bundles-runs-toolbar-1400");
+  // Export and its option are one control, both reached by keyboard.
+  await exportBtn.focus();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.className), "export-metadata-only");
+  await page.keyboard.press("Space");
+  assert.equal(await page.locator("input.export-metadata-only").isChecked(), true);
+  await page.keyboard.press("Space");
+  assert.equal(await page.locator("input.export-metadata-only").isChecked(), false);
   // "metadata only" asks for records, metrics and logs only.
   await page.locator("input.export-metadata-only").check();
   const [slim] = await Promise.all([
@@ -118,7 +153,49 @@ test("two runs exported from one hub's page import into another's, previewed fir
   // The table refreshes from the live updates and lists the two runs.
   await page.waitForFunction((n) => document.querySelectorAll("tr.run-row").length === n, 2, { timeout: 30_000 });
   assert.deepEqual((await runsOf(hubB)).map((r) => r.run_id).sort(), chosenIds);
+  // Their remote is known only from the bundle: "imported", dated by the bundle, a neutral badge.
+  const importedRuns = await runsOf(hubB);
+  assert.deepEqual(importedRuns.map((r) => r.remote_state), ["imported", "imported"]);
+  const made = importedRuns[0].remote_heard_at;
+  assert.equal(typeof made, "number", "an import dates its remote by the bundle's creation");
+  const madeOn = await page.evaluate((t) => {
+    const d = new Date(t * 1000);
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  }, made);
+  const badges = page.locator("tr.run-row .liveness-badge");
+  assert.deepEqual(await badges.allTextContents(), [`imported · bundle of ${madeOn}`, `imported · bundle of ${madeOn}`]);
+  assert.equal(await badges.first().getAttribute("data-remote-state"), "imported");
+  const colours = await badges.first().evaluate((el) => {
+    const probe = document.createElement("span");
+    probe.style.color = "var(--danger)";
+    document.body.append(probe);
+    const danger = getComputedStyle(probe).color;
+    probe.remove();
+    return { badge: getComputedStyle(el).color, danger };
+  });
+  assert.notEqual(colours.badge, colours.danger, "an imported remote is not a warning");
   await screenshot(page, "bundles-imported-runs");
+  // So does a run's page: its header's badge, and when the bundle was made.
+  await page.goto(`${hubB.url}#/run/${importedRuns[0].key}`);
+  const headerBadge = page.locator(".run-liveness .liveness-badge");
+  await headerBadge.waitFor({ timeout: 30_000 });
+  assert.equal(await headerBadge.textContent(), `imported · bundle of ${madeOn}`);
+  assert.equal(await page.locator('[data-fact="heard"] .fact-label').textContent(), "Bundle made");
+  // The Remotes page says the same, and offers nothing to sync or pause.
+  const remoteName = importedRuns[0].remote;
+  await page.goto(`${hubB.url}#/remotes`);
+  const remoteRow = page.locator(`tr[data-remote="${remoteName}"]`);
+  await remoteRow.waitFor({ timeout: 30_000 });
+  assert.equal(await remoteRow.getAttribute("data-state"), "imported");
+  assert.equal(await remoteRow.locator(".remote-state-label").textContent(), `imported · bundle of ${madeOn}`);
+  assert.match(await remoteRow.locator(".remote-state").textContent(), /known only from imported bundles/);
+  assert.doesNotMatch(await remoteRow.locator(".remote-state").textContent(), /last heard|not followed/);
+  for (const action of ["Sync now", "Retry now", "Pause"]) {
+    assert.equal(await remoteRow.locator(`button[data-action="${action}"]`).count(), 0, `no ${action} for an imported remote`);
+  }
+  await screenshot(page, "bundles-imported-remote");
+  await page.goto(`${hubB.url}#/runs`);
+  await page.waitForFunction((n) => document.querySelectorAll("tr.run-row").length === n, 2, { timeout: 30_000 });
 
   // Again, through the Import button's file picker: nothing would change.
   const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.locator("button.import-bundle-btn").click()]);

@@ -16,6 +16,14 @@ describe("keyboard", () => {
     expect(matchShortcut(ev("q"), list)).toBeNull();
   });
 
+  it("leaves space to a focused checkbox, which it toggles", () => {
+    const input = (type: string) => ({ tagName: "INPUT", type, isContentEditable: false, closest: () => null }) as unknown as EventTarget;
+    expect(matchShortcut(ev(" ", { target: input("checkbox") }), list)).toBeNull();
+    expect(matchShortcut(ev(" ", { target: input("radio") }), list)).toBeNull();
+    // Its other keys still reach the page (a checkbox takes no text).
+    expect(matchShortcut(ev("x", { target: input("checkbox") }), list)?.description).toBe("toggle");
+  });
+
   it("never fires with a modifier held", () => {
     expect(matchShortcut(ev("j", { ctrlKey: true }), list)).toBeNull();
     expect(matchShortcut(ev("j", { metaKey: true }), list)).toBeNull();

@@ -1,7 +1,8 @@
 // The liveness badge's text and the live dot's class for each remote state (the badge element
 // itself is checked in Chromium: tests/browser/liveness.test.mjs).
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { liveDotClass, livenessText, runDurationSoFar, STATE_LABELS } from "../../src/lib/liveness";
+import { liveDotClass, livenessText, runDurationSoFar, STATE_LABELS, stateText } from "../../src/lib/liveness";
 import type { RemoteState } from "../../src/api";
 
 const run = (remote_state: RemoteState, remote_heard_at: number | null = 1000, status = "running") =>
@@ -11,7 +12,7 @@ describe("liveness", () => {
   it("gives a green dot only to a running run of a live remote", () => {
     expect(liveDotClass(run("live"))).toContain(" on");
     expect(liveDotClass(run("live", 1000, "finished"))).not.toContain(" on");
-    for (const s of ["offline", "paused", "not_followed", "removed"] as const) {
+    for (const s of ["offline", "paused", "not_followed", "imported", "removed"] as const) {
       expect(liveDotClass(run(s))).not.toContain(" on");
       expect(liveDotClass(run(s))).toContain(`live-dot-${s}`);
     }
@@ -24,8 +25,22 @@ describe("liveness", () => {
     expect(livenessText(run("removed"), 1120)).toBe("remote removed");
   });
 
+  it("dates an imported remote's runs by their newest bundle, without ageing or alarm", () => {
+    // Noon local time on 1 Dec 2026: the same date in every time zone's rendering.
+    const made = new Date(2026, 11, 1, 12, 0, 0).getTime() / 1000;
+    expect(livenessText(run("imported", made), made + 86_400 * 30)).toBe("imported · bundle of 2026-12-01");
+    expect(stateText("imported", made, made + 5)).toBe("imported · bundle of 2026-12-01");
+    expect(stateText("imported", null)).toBe("imported · from a bundle");
+    expect(stateText("offline", 1000, 1120)).toBe("offline · last heard 2 min ago");
+    // Its badge is neutral (the muted colour), never the warning colour of `offline`.
+    const css = readFileSync(new URL("../../src/styles.css", import.meta.url), "utf8");
+    const rule = /\.liveness-imported\s*\{([^}]*)\}/.exec(css);
+    expect(rule?.[1]).toContain("var(--muted)");
+    expect(rule?.[1]).not.toContain("--danger");
+  });
+
   it("labels every state", () => {
-    const states: RemoteState[] = ["live", "offline", "paused", "not_followed", "removed"];
+    const states: RemoteState[] = ["live", "offline", "paused", "not_followed", "imported", "removed"];
     for (const s of states) expect(STATE_LABELS[s]).toBeTruthy();
   });
 
