@@ -130,8 +130,11 @@ pub fn generated_file() -> String {
     // Offline bundles.
     {
         use crate::bundle_reports::*;
-        use crate::routes::bundles::{BundleRefusedBody, BundleRefusedDetail, UploadDto};
+        use crate::routes::bundles::{
+            BundleRefusedBody, BundleRefusedDetail, ExportReady, UploadDto,
+        };
         out.add::<UploadDto>();
+        out.add::<ExportReady>();
         out.add::<ImportReport>();
         out.add::<ImportedBundle>();
         out.add::<BundleKind>();

@@ -314,11 +314,14 @@ async fn export_download(
 
 /// What `POST /api/bundles/exports` answers.
 #[derive(Debug, Serialize)]
-struct ExportReady {
-    id: String,
-    filename: String,
-    size: u64,
-    report: ExportReport,
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ExportReady {
+    /// Download it once with `GET /api/bundles/exports/{id}`.
+    pub id: String,
+    /// The name to save it under.
+    pub filename: String,
+    pub size: u64,
+    pub report: ExportReport,
 }
 
 /// An export written under the store folder.

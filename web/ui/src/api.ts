@@ -275,39 +275,37 @@ export function artifactFileUrl(remote: string, type: string, name: string, vers
 /** The network failure every request reports the same way. */
 const unreachable = () => new ApiError(0, "network", "Could not reach the hub. Is `runicorn-hub` still running?");
 
-/** The file name of a `Content-Disposition: attachment; filename="…"` header. */
-export function attachmentName(header: string | null, fallback: string): string {
-  const m = /filename="([^"]+)"/.exec(header ?? "");
-  return m ? m[1] : fallback;
-}
-
 /** Offline bundles (docs/api.md, "Bundles"). */
 export const bundlesApi = {
-  /** A bundle of the runs (`POST /api/bundles/export`), as a file to save. */
-  async exportRuns(runs: (number | string)[], metadataOnly = false): Promise<{ blob: Blob; filename: string }> {
+  /**
+   * Writes a bundle of the runs (`POST /api/bundles/exports`); the answer names where it
+   * downloads once (`GET /api/bundles/exports/{id}`), which the browser saves straight to disk.
+   */
+  async exportRuns(
+    runs: (number | string)[],
+    options: { metadataOnly?: boolean; withArtifacts?: boolean } = {},
+  ): Promise<import("./generated/api").ExportReady & { url: string }> {
     let res: Response;
     try {
-      res = await fetch("/api/bundles/export", {
+      res = await fetch("/api/bundles/exports", {
         method: "POST",
-        headers: { Accept: "application/zstd, application/json", "Content-Type": "application/json", "X-Runicorn-Token": token() },
-        body: JSON.stringify({ runs, metadata_only: metadataOnly }),
+        headers: { Accept: "application/json", "Content-Type": "application/json", "X-Runicorn-Token": token() },
+        body: JSON.stringify({ runs, metadata_only: options.metadataOnly ?? false, with_artifacts: options.withArtifacts ?? false }),
         credentials: "same-origin",
       });
     } catch {
       throw unreachable();
     }
-    if (!res.ok) {
-      const text = await res.text();
-      let data: unknown = null;
-      try {
-        data = text ? JSON.parse(text) : null;
-      } catch {
-        data = null;
-      }
-      throw errorOf(res, data);
+    const text = await res.text();
+    let data: unknown = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
     }
-    const blob = await res.blob();
-    return { blob, filename: attachmentName(res.headers.get("Content-Disposition"), `runicorn-${runs.length}-runs.rbundle`) };
+    if (!res.ok) throw errorOf(res, data);
+    const ready = data as import("./generated/api").ExportReady;
+    return { ...ready, url: `/api/bundles/exports/${encodeURIComponent(ready.id)}` };
   },
 
   /** Uploads a bundle file (`POST /api/bundles/uploads`), reporting bytes sent. */

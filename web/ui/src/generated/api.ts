@@ -772,6 +772,22 @@ export type BundleUpload = {
 };
 
 /**
+ * What `POST /api/bundles/exports` answers.
+ */
+export type ExportReady = {
+  /**
+   * Download it once with `GET /api/bundles/exports/{id}`.
+   */
+  id: string,
+  /**
+   * The name to save it under.
+   */
+  filename: string,
+  size: number,
+  report: ExportReport,
+};
+
+/**
  * What an import did, or would do with `dry_run`.
  */
 export type ImportReport = {

@@ -108,18 +108,46 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
   const emptyBtn = h("button", { type: "button", class: "btn danger empty-bin-btn" }, "Empty recycle bin");
   const exportBtn = h("button", { type: "button", class: "btn export-bundle-btn", title: "Download the selected runs as one bundle file, to import into another hub" }, "Export");
   const metaOnly = h("input", { type: "checkbox", class: "export-metadata-only" }) as HTMLInputElement;
-  // Export and its one option as one joined control, so the toolbar fits on one line.
+  const withArtifacts = h("input", { type: "checkbox", class: "export-with-artifacts" }) as HTMLInputElement;
+  // Export and its options as one joined control (the options in a small menu), so the toolbar
+  // fits on one line.
+  const exportOptions = h(
+    "details",
+    { class: "chooser export-options" },
+    h("summary", { class: "export-options-toggle", title: "Export options", attrs: { "aria-label": "Export options" } }, "▾"),
+    h(
+      "div",
+      { class: "chooser-menu export-options-menu" },
+      h(
+        "label",
+        { class: "export-meta small", title: "Carry each run's records, metrics and logs only; checkpoints and media are listed by size and SHA-256, without their bytes" },
+        metaOnly,
+        "metadata only",
+      ),
+      h(
+        "label",
+        { class: "export-meta small", title: "Also carry the artifact versions the runs produced or used, with the contents this hub has fetched" },
+        withArtifacts,
+        "with artifacts",
+      ),
+    ),
+  );
   const exportGroup = h(
     "span",
     { class: "export-group", attrs: { role: "group", "aria-label": "Export the selected runs as a bundle" } },
     exportBtn,
-    h(
-      "label",
-      { class: "export-meta small", title: "Carry each run's records, metrics and logs only; checkpoints and media are listed by size and SHA-256, without their bytes" },
-      metaOnly,
-      "metadata only",
-    ),
+    exportOptions,
   );
+  const showExportOptions = () => exportOptions.classList.toggle("has-options", metaOnly.checked || withArtifacts.checked);
+  metaOnly.addEventListener("change", showExportOptions);
+  withArtifacts.addEventListener("change", showExportOptions);
+  // The menu closes on a click elsewhere and on Escape, as menus do.
+  const closeExportOptions = (e: Event) => {
+    if (!exportOptions.open) return;
+    if (e instanceof KeyboardEvent ? e.key === "Escape" : !exportOptions.contains(e.target as Node)) exportOptions.open = false;
+  };
+  document.addEventListener("click", closeExportOptions);
+  exportOptions.addEventListener("keydown", closeExportOptions);
   const importBtn = h("button", { type: "button", class: "btn import-bundle-btn", title: "Import a bundle file (or drop one anywhere on the page)" }, "Import");
   const csvBtn = h("button", { type: "button", class: "btn csv-btn", title: "All matching runs, with the columns shown" }, "Export CSV");
   const selInfo = h("span", { class: "muted sel-info" });
@@ -529,14 +557,13 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
     exportBtn.disabled = true;
     exportBtn.textContent = "Exporting…";
     try {
-      const { blob, filename } = await bundlesApi.exportRuns(keys, metaOnly.checked);
-      const url = URL.createObjectURL(blob);
-      const a = h("a", { href: url, download: filename });
+      const ready = await bundlesApi.exportRuns(keys, { metadataOnly: metaOnly.checked, withArtifacts: withArtifacts.checked });
+      // A plain link: the browser streams the download to disk, never into the page's memory.
+      const a = h("a", { href: ready.url, download: ready.filename });
       a.style.display = "none";
       document.body.append(a);
       a.click();
       a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
       replace(errorBox);
     } catch (e) {
       replace(errorBox, message("error", `The runs were not exported: ${(e as Error).message}`));
@@ -662,6 +689,7 @@ export function runsPage(params: URLSearchParams, trash: boolean): Page {
       destroyed = true;
       stop();
       stopKeys();
+      document.removeEventListener("click", closeExportOptions);
       clearInterval(ticker);
       if (later !== undefined) clearTimeout(later);
     },

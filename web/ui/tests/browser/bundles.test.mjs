@@ -99,31 +99,51 @@ test("two runs exported from one hub's page import into another's, previewed fir
     assertOneLine(await toolbarTops(page), width);
   }
   await screenshot(page, "bundles-runs-toolbar-1400");
-  // Export and its option are one control, both reached by keyboard.
+  // Export and its options are one control, every part reached by keyboard.
   await exportBtn.focus();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.className), "export-options-toggle");
+  await page.keyboard.press("Enter");
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement?.className), "export-metadata-only");
   await page.keyboard.press("Space");
   assert.equal(await page.locator("input.export-metadata-only").isChecked(), true);
   await page.keyboard.press("Space");
   assert.equal(await page.locator("input.export-metadata-only").isChecked(), false);
-  // "metadata only" asks for records, metrics and logs only.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.className), "export-with-artifacts");
+  await screenshot(page, "bundles-export-options");
+  const optionsOpen = () => page.locator("details.export-options").evaluate((d) => d.open);
+  await page.keyboard.press("Escape");
+  assert.equal(await optionsOpen(), false, "Escape closes the options");
+  await page.locator("summary.export-options-toggle").click();
+  await page.locator("h1, h2").first().click();
+  assert.equal(await optionsOpen(), false, "a click elsewhere closes them");
+  await page.locator("summary.export-options-toggle").click();
+  // "metadata only" asks for records, metrics and logs only; "artifacts" for the versions too.
   await page.locator("input.export-metadata-only").check();
+  await page.locator("input.export-with-artifacts").check();
   const [slim] = await Promise.all([
-    page.waitForRequest((r) => r.url().endsWith("/api/bundles/export"), { timeout: 60_000 }),
+    page.waitForRequest((r) => r.url().endsWith("/api/bundles/exports"), { timeout: 60_000 }),
     page.waitForEvent("download", { timeout: 60_000 }),
     exportBtn.click(),
   ]);
   assert.equal(slim.postDataJSON().metadata_only, true);
+  assert.equal(slim.postDataJSON().with_artifacts, true);
+  assert.equal(await optionsOpen(), false, "clicking Export closed the options");
+  await page.locator("summary.export-options-toggle").click();
   await page.locator("input.export-metadata-only").uncheck();
+  await page.locator("input.export-with-artifacts").uncheck();
   await exportBtn.waitFor({ state: "visible" });
   await page.waitForFunction(() => !document.querySelector("button.export-bundle-btn").disabled);
+  // The bundle is written first, then downloaded by a plain GET (saved straight to disk).
   const [request, download] = await Promise.all([
-    page.waitForRequest((r) => r.url().endsWith("/api/bundles/export"), { timeout: 60_000 }),
+    page.waitForRequest((r) => r.url().endsWith("/api/bundles/exports"), { timeout: 60_000 }),
     page.waitForEvent("download", { timeout: 60_000 }),
     exportBtn.click(),
   ]);
   assert.equal(request.postDataJSON().metadata_only, false);
+  assert.match(download.url(), /\/api\/bundles\/exports\/[0-9a-f]{32}-2$/);
   assert.match(download.suggestedFilename(), /^runicorn-2-runs-\d{4}-\d{2}-\d{2}\.rbundle$/);
   const file = path.join(tmp.dir, download.suggestedFilename());
   await download.saveAs(file);
