@@ -403,6 +403,16 @@ mod tests {
         }
     }
 
+    /// User + system time of `pid` itself, read here without the sampler.
+    fn own_ticks(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("a live pid");
+        let fields: Vec<u64> = stat[stat.rfind(')').expect("a stat line") + 2..]
+            .split(' ')
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        fields[11] + fields[12] // fields 14 and 15 of proc(5)
+    }
+
     /// Samples until `done` holds for a sample, or panics after 10 s.
     fn sample_until(
         sampler: &mut ProcessTreeSampler,
@@ -430,23 +440,35 @@ mod tests {
         assert!(first.threads >= 2, "{first:?}");
         assert!(first.rss_bytes > 0, "{first:?}");
 
+        // The sampler's window nested in one measured here by reading the two processes'
+        // own user + system time directly.
+        let (root, grandchild) = (first.pids[0], first.pids[1]);
+        let ticks_before = own_ticks(root) + own_ticks(grandchild);
         let start = Instant::now();
         let first = sampler.sample(start);
         std::thread::sleep(Duration::from_secs(1));
-        let busy = sampler.sample(Instant::now());
+        let end = Instant::now();
+        let busy = sampler.sample(end);
+        let used_ticks = (own_ticks(root) + own_ticks(grandchild) - ticks_before) as f64;
         assert!(
             first.cpu_percent.is_some(),
             "not the sampler's first sample"
         );
         assert_eq!(busy.processes, 2, "{busy:?}");
-        let cpu = busy.cpu_percent.expect("a second sample has a CPU %");
-        // Two burners: well above idle even on a loaded machine, and at most every core.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        assert!(cpu > 50.0, "two burning processes used only {cpu:.1} %");
-        assert!(cpu <= cores * 100.0 * 1.1, "{cpu:.1} % on {cores} cores");
         assert!(busy.rss_bytes > 0);
+        let cpu = busy.cpu_percent.expect("a second sample has a CPU %");
+        // Two burners are busy even on a loaded machine, and use at most every core.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        assert!(cpu > 20.0, "two burning processes used only {cpu:.1} %");
+        assert!(cpu <= cores * 100.0 * 1.1, "{cpu:.1} % on {cores} cores");
+        // Both processes are in the figure: it matches their own accounting.
+        let units = KernelUnits::get();
+        let sampled_ticks = cpu / 100.0 * (end - start).as_secs_f64() * units.ticks_per_second;
+        assert!(
+            sampled_ticks <= used_ticks + 3.0 && sampled_ticks >= used_ticks * 0.85 - 3.0,
+            "the sampler saw {sampled_ticks:.1} ticks, the processes used {used_ticks}"
+        );
 
-        let grandchild = busy.pids[1];
         // SAFETY: kill has no memory preconditions; the pid is a live member of our group.
         assert_eq!(unsafe { libc::kill(grandchild as i32, libc::SIGKILL) }, 0);
         // Its parent, busy in its loop, may leave it a zombie: it is no longer counted.
