@@ -220,32 +220,8 @@ impl NvidiaSmi {
                 source,
             })?;
         let (sender, outputs) = mpsc::channel();
-        let pipes: [(bool, Option<Box<dyn Read + Send>>); 2] = [
-            (
-                true,
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            ),
-            (
-                false,
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            ),
-        ];
-        for (is_stdout, pipe) in pipes {
-            let sender = sender.clone();
-            let Some(mut pipe) = pipe else { continue };
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let result = pipe.read_to_end(&mut bytes).map(|_| bytes);
-                let _ = sender.send((is_stdout, result));
-            });
-        }
-        Ok(Some(Running {
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let mut running = Running {
             smi: self,
             program,
             query,
@@ -253,8 +229,35 @@ impl NvidiaSmi {
             outputs,
             deadline,
             reaped: false,
-        }))
+        };
+        let readers = read_in_background(stdout, true, &sender)
+            .and_then(|()| read_in_background(stderr, false, &sender));
+        match readers {
+            Ok(()) => Ok(Some(running)),
+            Err(source) => Err(running.read_error(source)),
+        }
     }
+}
+
+/// Reads `pipe` to its end on a thread of its own and sends the bytes, tagged `is_stdout`.
+fn read_in_background<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    is_stdout: bool,
+    sender: &mpsc::Sender<(bool, std::io::Result<Vec<u8>>)>,
+) -> std::io::Result<()> {
+    let Some(mut pipe) = pipe else {
+        return Ok(());
+    };
+    let sender = sender.clone();
+    std::thread::Builder::new()
+        .name("nvidia-smi output".to_owned())
+        .spawn(move || {
+            let mut bytes = Vec::new();
+            let result = pipe.read_to_end(&mut bytes).map(|_| bytes);
+            // The receiver is gone when the query timed out: nobody wants the bytes.
+            let _ = sender.send((is_stdout, result));
+        })
+        .map(|_| ())
 }
 
 impl Running<'_> {

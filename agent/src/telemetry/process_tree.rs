@@ -327,9 +327,13 @@ fn read_stat(pid: u32, buffer: &mut String) -> Option<Member> {
 fn parse_stat(pid: u32, line: &str) -> Option<Member> {
     let after_name = &line[line.rfind(')')? + 1..];
     // Field n of proc(5) (1-based) is fields[n - 3].
-    let fields: Vec<&str> = after_name.split_ascii_whitespace().take(22).collect();
+    let mut fields = [""; 22];
+    for (slot, field) in fields.iter_mut().zip(after_name.split_ascii_whitespace()) {
+        *slot = field;
+    }
+    // A missing field stays empty, which is no number.
     let number = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    let state = fields.first()?;
+    let state = fields[0];
     let ticks = [14, 15, 16, 17]
         .iter()
         .try_fold(0u64, |sum, &n| Some(sum.saturating_add(number(n)?)))?;
@@ -339,7 +343,7 @@ fn parse_stat(pid: u32, line: &str) -> Option<Member> {
             start_ticks: number(22)?,
         },
         parent: u32::try_from(number(4)?).ok()?,
-        zombie: *state == "Z" || *state == "X",
+        zombie: state == "Z" || state == "X",
         threads: number(20)?,
         rss_pages: number(24)?,
         cpu_ticks: ticks,

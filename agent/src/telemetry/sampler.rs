@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(host.gpus[6].state.util_percent, None, "[Not Supported]");
         assert_eq!(host.gpus[7].state.power_w, None, "[N/A]");
         assert_eq!(host.gpus[7].state.temp_c, Some(31.0));
-        // A shared host view gives the same GPUs as the sampler's own query.
+        // A run is matched through any of its pids.
         let used: Vec<u32> = host
             .used_by(&[4343])
             .iter()
