@@ -414,12 +414,13 @@ fn write_with_limits<W: Write>(
     let mut spool = TarFrame::new(Vec::new(), options.zstd_level)?;
     let mut spooled: HashSet<String> = HashSet::new();
     let mut spooled_bytes = 0u64;
+    let mut bytes = Vec::new();
     for (member, file, mtime) in spool_candidates {
         if spool.output().len() >= limits.total_max {
             to_hash.push((member, file.file, false, mtime));
             continue;
         }
-        let (bytes, file_mtime) = read_whole(&file.file, file.size)?;
+        let file_mtime = read_whole(&file.file, file.size, &mut bytes)?;
         progress.advance(bytes.len() as u64);
         let sha256 = hex(&Sha256::digest(&bytes));
         if spooled.insert(sha256.clone()) {
@@ -622,24 +623,25 @@ fn write_with_limits<W: Write>(
     ))
 }
 
-/// Reads at most `size` bytes of `path` (a file that grew since the walk is taken as it was),
-/// with the file's modification time after reading.
-fn read_whole(path: &Path, size: u64) -> Result<(Vec<u8>, Option<f64>), BundleError> {
+/// Reads at most `size` bytes of `path` into `bytes` (a file that grew since the walk is taken
+/// as it was) and gives the file's modification time after reading.
+fn read_whole(path: &Path, size: u64, bytes: &mut Vec<u8>) -> Result<Option<f64>, BundleError> {
     let error = |source| BundleError::ReadFile {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(error)?;
+    bytes.clear();
     // the walk's size of a file no larger than the spool's per-file limit fits in memory
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    (&file).take(size).read_to_end(&mut bytes).map_err(error)?;
+    bytes.reserve(usize::try_from(size).unwrap_or(0));
+    (&file).take(size).read_to_end(bytes).map_err(error)?;
     let mtime = file
         .metadata()
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs_f64());
-    Ok((bytes, mtime))
+    Ok(mtime)
 }
 
 /// Nanoseconds since the epoch as seconds, as [`modified_secs`] gives them.
