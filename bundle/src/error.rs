@@ -14,6 +14,8 @@ pub enum BundleError {
     InvalidExtraPath { path: String, reason: String },
     #[error("file {path} changed while it was being bundled (size or content differs); retry once the run stops writing it")]
     FileChanged { path: PathBuf },
+    #[error("file {path} no longer has the SHA-256 the agent's index cached for it (its content changed, its size and modification time did not); the bundle written so far is incomplete: export again, hashing every file")]
+    StaleKnownHash { path: PathBuf },
     #[error("reading {path}: {source}")]
     ReadFile { path: PathBuf, source: io::Error },
     #[error("writing the bundle: {0}")]

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod format;
+mod frames;
 pub mod hostile;
 pub mod limits;
 pub mod paths;
@@ -21,6 +22,7 @@ pub use format::{
 pub use limits::Limits;
 pub use reader::{read_bundle, LandedMember, ReadBundle};
 pub use writer::{
-    write_bundle, write_bundle_generated, write_bundle_with_progress, GeneratedFile, NoProgress,
-    Omit, OmittedFile, Phase, Progress, Skipped, SourceInput, WriteOptions, WriteReport,
+    write_bundle, write_bundle_generated, write_bundle_known, write_bundle_with_progress,
+    GeneratedFile, KnownHash, KnownHashes, NoProgress, Omit, OmittedFile, Phase, Progress, Skipped,
+    SourceInput, WriteOptions, WriteReport,
 };

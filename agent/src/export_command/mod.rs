@@ -4,9 +4,11 @@
 //! runs.rbundle`). Selection ([`selection`]) is `runicorn-agent ls`'s, plus `--run` and
 //! `--since` ([`since`]); `--with-artifacts` adds the artifact versions the runs touched
 //! ([`artifacts`]); the file appears only once whole ([`output`]); progress and messages go to
-//! stderr ([`progress`]), and `--json` prints the report ([`report`]).
+//! stderr ([`progress`]), and `--json` prints the report ([`report`]). Files whose size and
+//! mtime match what the agent's index cached are not hashed again ([`known_hashes`]).
 
 mod artifacts;
+mod known_hashes;
 mod output;
 mod progress;
 mod report;
@@ -19,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use runicorn_bundle::{
-    write_bundle_generated, GeneratedFile, Omit, SourceInput, WriteOptions, METADATA_ONLY_FILES,
+    write_bundle_known, BundleError, GeneratedFile, KnownHashes, Omit, SourceInput, WriteOptions,
+    METADATA_ONLY_FILES,
 };
 use runicorn_cli::{safe, warning_label};
 use runicorn_protocol::run_format::process::local_hostname;
@@ -70,6 +73,10 @@ pub struct ExportArgs {
     /// Where to write the bundle; `-` for standard output (nothing else is written there)
     #[arg(short = 'o', long = "output", value_name = "FILE|-")]
     pub output: PathBuf,
+    /// Hash every file, instead of taking the SHA-256 the agent's index cached for files whose
+    /// size and modification time did not change
+    #[arg(long)]
+    pub rehash: bool,
     /// Print a JSON report (file, runs, members, omitted, contents, content_bytes,
     /// bundle_bytes, skipped) instead of the summary line; on stderr with `-o -`
     #[arg(long)]
@@ -163,7 +170,11 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
         None
     };
 
-    let report = write(&args.output, &input, &generated)?;
+    let known = match args.rehash {
+        true => KnownHashes::new(),
+        false => known_hashes::from_index(&root, &input.runs),
+    };
+    let report = write_retrying(&args.output, &input, &generated, known)?;
     let to_stdout = args.output == Path::new("-");
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("writing the report")?;
@@ -188,12 +199,64 @@ pub fn export(args: ExportArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// [`write`], and once more hashing every file when a hash the index cached turns out stale
+/// (a file rewritten with its size and time kept). Standard output cannot take a bundle back:
+/// there the error says to export again with `--rehash`.
+fn write_retrying(
+    target: &Path,
+    input: &SourceInput,
+    generated: &[GeneratedFile],
+    known: KnownHashes,
+) -> anyhow::Result<ExportReport> {
+    if known.is_empty() {
+        return write(target, input, generated, &known).map_err(|e| e.into_anyhow(target));
+    }
+    match write(target, input, generated, &known) {
+        Err(Failed::Bundle(BundleError::StaleKnownHash { path })) if target != Path::new("-") => {
+            eprintln!(
+                "{}: {} changed without its size or time changing; exporting again, hashing every file",
+                warning_label(),
+                safe(&path.to_string_lossy())
+            );
+            write(target, input, generated, &KnownHashes::new()).map_err(|e| e.into_anyhow(target))
+        }
+        Err(Failed::Bundle(err @ BundleError::StaleKnownHash { .. })) => Err(anyhow::anyhow!(
+            "exporting to {}: {err} (runicorn-agent export --rehash ...)",
+            target.display()
+        )),
+        done => done.map_err(|e| e.into_anyhow(target)),
+    }
+}
+
+/// Why writing failed: the bundle's own error (kept typed for the retry), or anything else.
+enum Failed {
+    Bundle(BundleError),
+    Other(anyhow::Error),
+}
+
+impl Failed {
+    fn into_anyhow(self, target: &Path) -> anyhow::Error {
+        match self {
+            // the bundle error's text already carries its cause: no chain, no repeat
+            Failed::Bundle(err) => anyhow::anyhow!("exporting to {}: {err}", target.display()),
+            Failed::Other(err) => err,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failed {
+    fn from(err: anyhow::Error) -> Failed {
+        Failed::Other(err)
+    }
+}
+
 /// Writes the bundle of `input` to `target` (`-`: standard output) and reports it.
 fn write(
     target: &Path,
     input: &SourceInput,
     generated: &[GeneratedFile],
-) -> anyhow::Result<ExportReport> {
+    known: &KnownHashes,
+) -> Result<ExportReport, Failed> {
     let options = WriteOptions {
         zstd_level: ZSTD_LEVEL,
         created_by: format!("runicorn-agent {}", env!("CARGO_PKG_VERSION")),
@@ -204,9 +267,10 @@ fn write(
         inner: output,
         bytes: 0,
     };
-    let written = write_bundle_generated(
+    let written = write_bundle_known(
         std::slice::from_ref(input),
         generated,
+        std::slice::from_ref(known),
         &options,
         counted,
         &mut bar,
@@ -217,8 +281,7 @@ fn write(
         Err(err) => {
             // the writer consumed the output; a partial file is removed by name
             remove_partial(target);
-            // the bundle error's text already carries its cause: no chain, no repeat
-            return Err(anyhow::anyhow!("exporting to {}: {err}", target.display()));
+            return Err(Failed::Bundle(err));
         }
     };
     let bundle_bytes = counted.bytes;
@@ -262,5 +325,69 @@ fn remove_partial(target: &Path) {
         let mut name = target.as_os_str().to_owned();
         name.push(".partial");
         let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runicorn_bundle::{read_bundle, KnownHash, Limits};
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_stale_cached_hash_is_caught_and_the_export_done_again_hashing_every_file() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let run = "runs/p/a";
+        std::fs::create_dir_all(root.join(run)).unwrap();
+        std::fs::write(root.join(run).join("meta.json"), b"{\"id\":\"a\"}").unwrap();
+        // Larger than what the writer reads once before the manifest: its cached hash is used.
+        let ckpt = root.join(run).join("ckpt.bin");
+        let bytes: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&ckpt, &bytes).unwrap();
+        let meta = std::fs::metadata(&ckpt).unwrap();
+        // What the index held before the file was rewritten, size and time kept.
+        let stale = KnownHash {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            sha256: hex(&Sha256::digest(b"the bytes it had before")),
+        };
+        let known: KnownHashes = [(format!("{run}/ckpt.bin"), stale)].into_iter().collect();
+        let input = SourceInput {
+            name: "gpu".to_owned(),
+            host: "gpu".to_owned(),
+            root_label: root.to_string_lossy().into_owned(),
+            dir: root.clone(),
+            runs: vec![run.to_owned()],
+            artifact_versions: Vec::new(),
+            extra_paths: Vec::new(),
+            omit: Omit::Nothing,
+            extra_omitted: Vec::new(),
+            annotations: Vec::new(),
+            mtimes: Default::default(),
+        };
+        let target = t.path().join("runs.rbundle");
+        // The writer takes the cached hash and catches it while streaming the file...
+        assert!(matches!(
+            write(&target, &input, &[], &known),
+            Err(Failed::Bundle(BundleError::StaleKnownHash { ref path })) if path == &ckpt
+        ));
+        assert!(!target.exists() && !t.path().join("runs.rbundle.partial").exists());
+        // ...and the export is done again without it.
+        let report = write_retrying(&target, &input, &[], known).unwrap();
+        assert_eq!(report.members, 2);
+        let dest = tempfile::tempdir().unwrap();
+        let file = std::fs::File::open(&target).unwrap();
+        read_bundle(file, dest.path(), &Limits::default()).unwrap();
+        assert_eq!(
+            std::fs::read(dest.path().join("0").join(run).join("ckpt.bin")).unwrap(),
+            bytes
+        );
+        assert!(!t.path().join("runs.rbundle.partial").exists());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

@@ -34,6 +34,8 @@ use sha2::{Digest, Sha256};
 mod artifacts;
 mod store;
 
+pub(super) use store::parse_files as parse_stored_files;
+
 use super::fingerprint::file_fingerprint;
 use super::manifest::{self, is_append_only, ListedDir, Manifest, ManifestFile};
 use super::records::{read_records, StoredRecords};

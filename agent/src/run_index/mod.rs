@@ -12,6 +12,7 @@
 //! cached hashes from `manifest`), stored by `feed::store`; `feed::artifacts` puts the artifact
 //! directories (`artifacts/<type>/<name>`) in the same feed, with values from the same counter.
 
+pub mod cached_hashes;
 pub mod feed;
 mod fingerprint;
 pub mod manifest;

@@ -3,9 +3,9 @@
 //! Builds a storage root of N finished runs (steps × 3 metrics each, the Rust writer; timed
 //! apart, not measured), then times, best and median of `--repeats`:
 //!
-//! - export: `runicorn-agent export --root ROOT -o FILE` (every file hashed, manifest first,
-//!   each content once, zstd level 3) against `tar --zstd -cf FILE -C ROOT runs` of the same
-//!   run directories;
+//! - export: `runicorn-agent export --root ROOT -o FILE` (every file's SHA-256 in the manifest,
+//!   which comes first; small files read once, hashed and compressed together; each content
+//!   once; zstd level 3) against `tar --zstd -cf FILE -C ROOT runs` of the same run directories;
 //! - import: `runicorn-hub import FILE` into a fresh store (the bundle checked and landed, a
 //!   real agent reading the landed root, every run, point and log byte stored in one
 //!   transaction, files into the cache) against `tar --zstd -xf FILE` into an empty folder;

@@ -367,7 +367,9 @@ struct StoredHead {
     layout: String,
 }
 
-fn parse_files(text: &str) -> Result<Vec<ManifestFile>, serde_json::Error> {
+pub(in crate::run_index) fn parse_files(
+    text: &str,
+) -> Result<Vec<ManifestFile>, serde_json::Error> {
     let rows: Vec<StoredFile> = serde_json::from_str(text)?;
     Ok(rows
         .into_iter()
