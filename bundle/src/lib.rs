@@ -4,6 +4,7 @@
 //! hostile or damaged bundles ([`reader`], bounded by [`limits`]). Exporting and importing
 //! (agent, hub) are built on it elsewhere.
 
+mod counting;
 pub mod error;
 pub mod format;
 mod frames;
@@ -14,6 +15,7 @@ pub mod reader;
 pub mod upstream;
 pub mod writer;
 
+pub use counting::CountingWriter;
 pub use error::BundleError;
 pub use format::{
     Annotation, ArtifactVersionRef, Manifest, ManifestMember, Source, FORMAT_VERSION,

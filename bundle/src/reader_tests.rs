@@ -30,12 +30,7 @@ fn source(root: &Path, runs: &[&str]) -> SourceInput {
         root_label: "/data/runicorn".to_owned(),
         dir: root.to_owned(),
         runs: runs.iter().map(|r| (*r).to_owned()).collect(),
-        artifact_versions: Vec::new(),
-        extra_paths: Vec::new(),
-        omit: Omit::Nothing,
-        extra_omitted: Vec::new(),
-        annotations: Vec::new(),
-        mtimes: Default::default(),
+        ..Default::default()
     }
 }
 

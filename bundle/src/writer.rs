@@ -27,7 +27,7 @@ use crate::reader::check_manifest;
 
 /// One storage root to bundle: what the manifest says of it, where it is on disk, and which of
 /// its files to list and carry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceInput {
     /// The remote name to import under.
     pub name: String,
@@ -442,21 +442,7 @@ fn write_with_limits<W: Write>(
     let spool = spool.finish()?;
 
     // Every other file read first is hashed on all cores.
-    let hashed = hash_files(&to_hash, progress)?;
-    for ((member, file, omitted, mtime), (size, sha256)) in to_hash.into_iter().zip(hashed) {
-        let mtime = mtime.or_else(|| modified_secs(&file));
-        listed.insert(
-            member,
-            Listed {
-                bytes: Bytes::Disk(file),
-                size,
-                sha256,
-                known: false,
-                omitted,
-                mtime,
-            },
-        );
-    }
+    list_hashed(&mut listed, to_hash, progress)?;
     // A known hash is checked while its file is streamed, which happens only when no other
     // member carries the same content (a content is written once): files whose known hash
     // another carried member shares are hashed after all (rare).
@@ -482,20 +468,7 @@ fn write_with_limits<W: Write>(
             rehash.push((member, file, false, mtime));
         }
     }
-    let hashed = hash_files(&rehash, progress)?;
-    for ((member, file, omitted, mtime), (size, sha256)) in rehash.into_iter().zip(hashed) {
-        listed.insert(
-            member,
-            Listed {
-                bytes: Bytes::Disk(file),
-                size,
-                sha256,
-                known: false,
-                omitted,
-                mtime,
-            },
-        );
-    }
+    list_hashed(&mut listed, rehash, progress)?;
     for (index, input) in sources.iter().enumerate() {
         for extra in &input.extra_omitted {
             listed
@@ -781,6 +754,31 @@ type Hashed = Result<(u64, String), BundleError>;
 
 /// The size and SHA-256 of each file, hashed on every core (files are taken in turn from a
 /// shared index), in the order given; progress is reported from this thread as bytes are read.
+/// Hashes `files` (member, path, omitted, mtime) on all cores and lists each in `listed`, its
+/// time the given one or else the file's.
+fn list_hashed<'a>(
+    listed: &mut BTreeMap<String, Listed<'a>>,
+    files: Vec<(String, PathBuf, bool, Option<f64>)>,
+    progress: &mut dyn Progress,
+) -> Result<(), BundleError> {
+    let hashed = hash_files(&files, progress)?;
+    for ((member, file, omitted, mtime), (size, sha256)) in files.into_iter().zip(hashed) {
+        let mtime = mtime.or_else(|| modified_secs(&file));
+        listed.insert(
+            member,
+            Listed {
+                bytes: Bytes::Disk(file),
+                size,
+                sha256,
+                known: false,
+                omitted,
+                mtime,
+            },
+        );
+    }
+    Ok(())
+}
+
 fn hash_files<T>(
     files: &[(T, PathBuf, bool, Option<f64>)],
     progress: &mut dyn Progress,
@@ -963,12 +961,7 @@ mod tests {
             root_label: "/data".to_owned(),
             dir: root.to_owned(),
             runs: vec![RUN.to_owned()],
-            artifact_versions: Vec::new(),
-            extra_paths: Vec::new(),
-            omit: Omit::Nothing,
-            extra_omitted: Vec::new(),
-            annotations: Vec::new(),
-            mtimes: BTreeMap::new(),
+            ..Default::default()
         }
     }
 

@@ -21,15 +21,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use runicorn_bundle::{
-    write_bundle_known, BundleError, GeneratedFile, KnownHashes, Omit, SourceInput, WriteOptions,
-    METADATA_ONLY_FILES,
+    write_bundle_known, BundleError, CountingWriter, GeneratedFile, KnownHashes, Omit, SourceInput,
+    WriteOptions, METADATA_ONLY_FILES,
 };
 use runicorn_cli::{safe, warning_label};
 use runicorn_protocol::run_format::process::local_hostname;
 use runicorn_protocol::run_format::RunStatus;
 
 use crate::root_args::RootArgs;
-use output::{Counted, Output};
+use output::Output;
 use report::{ExportReport, ExportSkipped};
 use selection::{select_runs, Filters};
 
@@ -263,10 +263,7 @@ fn write(
     };
     let output = Output::open(target)?;
     let mut bar = progress::BundleProgress::new();
-    let counted = Counted {
-        inner: output,
-        bytes: 0,
-    };
+    let counted = CountingWriter::new(output);
     let written = write_bundle_known(
         std::slice::from_ref(input),
         generated,
@@ -360,12 +357,7 @@ mod tests {
             root_label: root.to_string_lossy().into_owned(),
             dir: root.clone(),
             runs: vec![run.to_owned()],
-            artifact_versions: Vec::new(),
-            extra_paths: Vec::new(),
-            omit: Omit::Nothing,
-            extra_omitted: Vec::new(),
-            annotations: Vec::new(),
-            mtimes: Default::default(),
+            ..Default::default()
         };
         let target = t.path().join("runs.rbundle");
         // The writer takes the cached hash and catches it while streaming the file...

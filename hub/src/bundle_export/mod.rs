@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use runicorn_bundle::{
-    write_bundle_with_progress, Annotation, BundleError, NoProgress, Omit, OmittedFile, Progress,
-    SourceInput, WriteOptions, METADATA_ONLY_FILES,
+    write_bundle_with_progress, Annotation, BundleError, CountingWriter, NoProgress, OmittedFile,
+    Progress, SourceInput, WriteOptions, METADATA_ONLY_FILES,
 };
 use runicorn_protocol::run_format::artifacts::RUN_ARTIFACTS_FILE;
 use runicorn_protocol::run_format::names::media_image_key;
@@ -238,10 +238,7 @@ pub fn export_runs_with_progress(
         zstd_level: ZSTD_LEVEL,
         created_by: format!("runicorn-hub {}", env!("CARGO_PKG_VERSION")),
     };
-    let mut counted = CountingWriter {
-        inner: out,
-        bytes: 0,
-    };
+    let mut counted = CountingWriter::new(out);
     let (counted_out, report) =
         write_bundle_with_progress(&sources, &options, &mut counted, progress)?;
     let bundle_bytes = counted_out.bytes;
@@ -344,12 +341,7 @@ fn prepare_sources(
             root_label: remote.agent_root.clone().unwrap_or_default(),
             dir: root.clone(),
             runs: Vec::new(),
-            artifact_versions: Vec::new(),
-            extra_paths: Vec::new(),
-            omit: Omit::Nothing,
-            extra_omitted: Vec::new(),
-            annotations: Vec::new(),
-            mtimes: Default::default(),
+            ..Default::default()
         };
         for row in &rows {
             let copied = write_run(
@@ -671,24 +663,6 @@ fn link_or_copy(cached: &Path, target: &Path) -> Result<(), ExportError> {
             path: target.to_owned(),
             source,
         })
-}
-
-/// Counts the bytes written through it.
-struct CountingWriter<'a, W: Write> {
-    inner: &'a mut W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for CountingWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]

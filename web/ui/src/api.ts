@@ -285,26 +285,11 @@ export const bundlesApi = {
     runs: (number | string)[],
     options: { metadataOnly?: boolean; withArtifacts?: boolean } = {},
   ): Promise<import("./generated/api").ExportReady & { url: string }> {
-    let res: Response;
-    try {
-      res = await fetch("/api/bundles/exports", {
-        method: "POST",
-        headers: { Accept: "application/json", "Content-Type": "application/json", "X-Runicorn-Token": token() },
-        body: JSON.stringify({ runs, metadata_only: options.metadataOnly ?? false, with_artifacts: options.withArtifacts ?? false }),
-        credentials: "same-origin",
-      });
-    } catch {
-      throw unreachable();
-    }
-    const text = await res.text();
-    let data: unknown = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = null;
-    }
-    if (!res.ok) throw errorOf(res, data);
-    const ready = data as import("./generated/api").ExportReady;
+    const ready = await request<import("./generated/api").ExportReady>("POST", "/api/bundles/exports", {
+      runs,
+      metadata_only: options.metadataOnly ?? false,
+      with_artifacts: options.withArtifacts ?? false,
+    });
     return { ...ready, url: `/api/bundles/exports/${encodeURIComponent(ready.id)}` };
   },
 
