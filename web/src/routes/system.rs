@@ -63,6 +63,9 @@ pub struct SystemSeries {
 pub struct SystemDto {
     pub run: i64,
     pub source: SystemSource,
+    /// True when the run's manifest lists a `system.jsonl` (`source` may still be `none`: the
+    /// file could not be had, and `note` says why).
+    pub listed: bool,
     /// Why there is nothing, or that the samples may be behind the run's current file; else null.
     pub note: Option<String>,
     /// True when the samples come from an older copy of the file than the run's manifest lists.
@@ -120,7 +123,7 @@ pub async fn get(
             "No system telemetry for run {}: its manifest lists no {SYSTEM_FILE}",
             key.0
         );
-        return Ok(Json(nothing(key, note)));
+        return Ok(Json(nothing(key, note, false)));
     };
     let got: Result<(String, PathBuf), String> = match (current, state.files.clone()) {
         (Some(current), _) => Ok(current),
@@ -152,7 +155,7 @@ pub async fn get(
             );
             (sha, path, Some(note))
         }
-        (Err(why), None) => return Ok(Json(nothing(key, why))),
+        (Err(why), None) => return Ok(Json(nothing(key, why, true))),
     };
     let read = tokio::task::spawn_blocking(move || read_samples(&path, MAX_SYSTEM_READ))
         .await
@@ -164,7 +167,7 @@ pub async fn get(
                 "could not read the cached {SYSTEM_FILE} of run {}: {e}",
                 key.0
             );
-            return Ok(Json(nothing(key, note)));
+            return Ok(Json(nothing(key, note, true)));
         }
     };
     if let Ok(mut memo) = last_read().lock() {
@@ -173,10 +176,11 @@ pub async fn get(
     Ok(Json(answer(key, samples, start, behind_note)))
 }
 
-fn nothing(key: RunKey, note: String) -> SystemDto {
+fn nothing(key: RunKey, note: String, listed: bool) -> SystemDto {
     SystemDto {
         run: key.0,
         source: SystemSource::None,
+        listed,
         note: Some(note),
         behind: false,
         first_ts: None,
@@ -281,6 +285,7 @@ fn answer(key: RunKey, samples: Samples, start: Option<f64>, behind: Option<Stri
     SystemDto {
         run: key.0,
         source: SystemSource::File,
+        listed: true,
         note,
         behind: behind.is_some(),
         first_ts: samples.first_ts,

@@ -497,6 +497,11 @@ export type SystemAnswer = {
   run: number,
   source: SystemSource,
   /**
+   * True when the run's manifest lists a `system.jsonl` (`source` may still be `none`: the
+   * file could not be had, and `note` says why).
+   */
+  listed: boolean,
+  /**
    * Why there is nothing, or that the samples may be behind the run's current file; else null.
    */
   note: string | null,
