@@ -72,7 +72,8 @@ pub struct SystemDto {
     pub behind: bool,
     /// Unix seconds of the first sample.
     pub first_ts: Option<f64>,
-    /// Unix seconds the series' times count from: the run's creation, else its first sample.
+    /// Unix seconds the series' times count from: the run's creation, or its first sample when
+    /// that is earlier or the creation is unknown.
     pub start_ts: Option<f64>,
     /// Sorted by key.
     pub keys: Vec<SystemSeries>,
@@ -253,7 +254,11 @@ pub fn read_samples(path: &Path, limit: u64) -> std::io::Result<Samples> {
 /// The answer for samples read: each key sorted by time, against `start` (else the first
 /// sample), thinned to [`MAX_POINTS_PER_KEY`].
 fn answer(key: RunKey, samples: Samples, start: Option<f64>, behind: Option<String>) -> SystemDto {
-    let start_ts = start.or(samples.first_ts);
+    // The run's creation, unless the samples start before it (another host's clock).
+    let start_ts = match (start, samples.first_ts) {
+        (Some(created), Some(first)) => Some(created.min(first)),
+        (created, first) => created.or(first),
+    };
     let origin = start_ts.unwrap_or(0.0);
     let mut gpus = BTreeSet::new();
     let keys = samples
@@ -364,6 +369,8 @@ mod tests {
         assert_eq!(s.first_ts, Some(100.0));
         assert_eq!(s.keys["sys/cpu_percent"], [(100.0, 150.5), (110.0, 20.0)]);
         assert!(!s.keys.contains_key("sys/extra"), "numbers only");
+        let early = answer(RunKey(3), s.clone(), Some(105.0), None);
+        assert_eq!(early.start_ts, Some(100.0), "never after the first sample");
         let dto = answer(RunKey(3), s, Some(95.0), None);
         assert_eq!(dto.gpus, [0, 2]);
         assert_eq!(dto.start_ts, Some(95.0));
