@@ -166,3 +166,38 @@ test("a run without telemetry shows the empty state", async () => {
   await screenshot(page, "system-tab-empty");
   await page.close();
 });
+
+test("the System tab of a running run follows its telemetry as it grows", async () => {
+  // A live hub: `runicorn-hub demo` keeps syncing while its "live" run trains.
+  const liveTmp = tempDir();
+  const root = path.join(liveTmp.dir, "root");
+  const live = await startHub(["--hub-dir", path.join(liveTmp.dir, "hub"), "demo", "--dir", root, "--port", "0"]);
+  try {
+    let run;
+    for (let i = 0; i < 600 && !run; i++) {
+      const page = await fetch(`${live.url}api/runs?limit=100`).then((r) => r.json());
+      run = page.runs.find((r) => r.alias === "live");
+      if (!run) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(run, "the demo's live run is listed");
+    assert.equal(run.status, "running");
+    const file = path.join(root, "runs", run.path, run.run_id, "system.jsonl");
+    const lines = telemetry(run.created_at + 1).split("\n");
+    fs.writeFileSync(file, `${lines.slice(0, 30).join("\n")}\n`);
+    const page = await browser.context.newPage();
+    await page.goto(`${live.url}#/run/${run.key}?tab=system`);
+    const samples = (n) =>
+      page.waitForFunction((n) => document.querySelector(".tab-system .system-facts")?.textContent.startsWith(`${n} samples`), n, { timeout: 45_000 });
+    await samples(30);
+    // Twenty more samples: the page shows them without being reloaded.
+    fs.appendFileSync(file, `${lines.slice(30, 50).join("\n")}\n`);
+    await samples(50);
+    const cpu = await page.getAttribute('.system-group[data-group="process"] figure.chart[data-key="CPU (% of one core)"]', "data-points");
+    assert.equal(Number(cpu), 50);
+    assert.equal(await page.locator('.system-group[data-group="gpu.1"] figure.chart').count(), 4);
+    await page.close();
+  } finally {
+    await live.stop();
+    liveTmp.cleanup();
+  }
+});
