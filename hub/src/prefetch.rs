@@ -1,5 +1,5 @@
 //! Offline means offline: after each sync round that brought something, the files a run page
-//! shows (small media, by default) are fetched into the cache in the background, so a server that
+//! shows (small media and the System tab's `system.jsonl`, by default) are fetched into the cache in the background, so a server that
 //! disappears leaves its runs' pages complete. Big files stay on demand.
 //!
 //! [`PrefetchPolicy`] says which files (mode, a size threshold, a per-run budget);
@@ -22,8 +22,8 @@ use crate::store_thread::StoreHandle;
 pub enum PrefetchMode {
     /// Nothing: every file is fetched when it is asked for.
     None,
-    /// Media a run page shows (images, audio, video), each under the size threshold, within
-    /// the per-run budget.
+    /// Media a run page shows (images, audio, video) and the System tab's `system.jsonl`, each
+    /// under the size threshold, within the per-run budget.
     #[default]
     Media,
     /// Every file of every run, whatever its size.
@@ -59,7 +59,9 @@ impl PrefetchPolicy {
         match self.mode {
             PrefetchMode::None => false,
             PrefetchMode::All => true,
-            PrefetchMode::Media => size <= self.max_file_bytes && is_media(path),
+            PrefetchMode::Media => {
+                size <= self.max_file_bytes && (is_media(path) || path == SYSTEM_TELEMETRY)
+            }
         }
     }
 
@@ -68,6 +70,10 @@ impl PrefetchPolicy {
         (self.mode == PrefetchMode::Media).then_some(self.run_budget_bytes)
     }
 }
+
+/// The run file of the agent's telemetry samples, which the run page's System tab draws: a
+/// running run's copy grows, and each sync that lists a new size brings it again.
+pub const SYSTEM_TELEMETRY: &str = "system.jsonl";
 
 /// Images, audio and video by extension: what a run page shows inline.
 pub fn is_media(path: &str) -> bool {
@@ -267,6 +273,16 @@ mod tests {
         assert!(!policy.wants("ckpt/model.pt", 10));
         assert!(!policy.wants("png", 10));
         assert_eq!(policy.run_budget(), Some(DEFAULT_RUN_BUDGET_BYTES));
+        assert!(
+            policy.wants("system.jsonl", 1000),
+            "the System tab works offline"
+        );
+        assert!(!policy.wants("system.jsonl", DEFAULT_MAX_FILE_BYTES + 1));
+        assert!(
+            !policy.wants("sub/system.jsonl", 10),
+            "the run's own file only"
+        );
+        assert!(!policy.wants("events.jsonl", 10));
         let all = PrefetchPolicy {
             mode: PrefetchMode::All,
             ..policy

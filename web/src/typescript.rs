@@ -27,6 +27,7 @@ use crate::routes::media::{MediaDto, MediaImage, MediaKey, MediaSource};
 use crate::routes::metrics::MetricsDto;
 use crate::routes::paths::PathsDto;
 use crate::routes::remotes::{RemotesDto, RemovedDto};
+use crate::routes::system::{SystemDto, SystemSeries, SystemSource};
 use crate::tree::PathNode;
 
 /// The generated file, relative to the workspace root.
@@ -109,6 +110,9 @@ pub fn generated_file() -> String {
     out.add::<MediaKey>();
     out.add::<MediaImage>();
     out.add::<MediaSource>();
+    out.add::<SystemDto>();
+    out.add::<SystemSeries>();
+    out.add::<SystemSource>();
     // Artifacts.
     {
         use crate::routes::artifacts::*;

@@ -9,7 +9,7 @@ use runicorn_hub::store_thread::StoreHandle;
 #[derive(clap::Args, Debug, Clone)]
 pub struct PrefetchArgs {
     /// Files to fetch in the background after the metadata, so run pages stay complete when
-    /// the server is gone: `media` (images, audio, video under --prefetch-max-file, at most
+    /// the server is gone: `media` (images, audio, video and the run's system.jsonl under --prefetch-max-file, at most
     /// --prefetch-run-budget per run), `all` (every file, any size) or `none` (only on demand)
     #[arg(long, value_enum, value_name = "WHAT", default_value = "media")]
     pub prefetch: PrefetchMode,

@@ -16,6 +16,7 @@ pub mod paths;
 pub mod recycle_bin;
 pub mod remotes;
 pub mod runs;
+pub mod system;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,7 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .route("/api/runs/{run}/files", get(files::list))
         .route("/api/runs/{run}/files/{*path}", get(files::get))
         .route("/api/runs/{run}/media", get(media::get))
+        .route("/api/runs/{run}/system", get(system::get))
         .route("/api/paths", get(paths::get))
         .route("/api/columns", get(columns::get))
         .route("/api/remotes", get(remotes::get))

@@ -13,6 +13,7 @@ import type {
   LiveMetricsEvent,
   LogPage,
   MediaAnswer,
+  SystemAnswer,
   MetricsAnswer,
   PathsAnswer,
   RemotesAnswer,
@@ -166,6 +167,8 @@ export const api = {
   remotes: (signal?: AbortSignal) => request<RemotesAnswer>("GET", "/api/remotes", undefined, signal),
   /** A run's images by key, with step and caption (`GET /api/runs/{run}/media`). */
   media: (key: number, signal?: AbortSignal) => request<MediaAnswer>("GET", runUrl(key, "/media"), undefined, signal),
+  /** A run's system telemetry by key (`GET /api/runs/{run}/system`). */
+  system: (key: number, signal?: AbortSignal) => request<SystemAnswer>("GET", runUrl(key, "/system"), undefined, signal),
   compare: (
     q: { runs: string; keys?: string; x?: "step" | "time"; points?: number; from?: number; to?: number; raw?: boolean },
     signal?: AbortSignal,

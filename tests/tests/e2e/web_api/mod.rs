@@ -21,4 +21,5 @@ mod metrics;
 mod run_detail;
 mod security;
 mod startup;
+mod system;
 mod world;

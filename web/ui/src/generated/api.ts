@@ -491,6 +491,76 @@ export type MediaImage = {
 export type MediaSource = "events" | "file_names";
 
 /**
+ * `GET /api/runs/{run}/system`.
+ */
+export type SystemAnswer = {
+  run: number,
+  source: SystemSource,
+  /**
+   * True when the run's manifest lists a `system.jsonl` (`source` may still be `none`: the
+   * file could not be had, and `note` says why).
+   */
+  listed: boolean,
+  /**
+   * Why there is nothing, or that the samples may be behind the run's current file; else null.
+   */
+  note: string | null,
+  /**
+   * True when the samples come from an older copy of the file than the run's manifest lists.
+   */
+  behind: boolean,
+  /**
+   * Unix seconds of the first sample.
+   */
+  first_ts: number | null,
+  /**
+   * Unix seconds the series' times count from: the run's creation, else its first sample.
+   */
+  start_ts: number | null,
+  /**
+   * Sorted by key.
+   */
+  keys: Array<SystemSeries>,
+  /**
+   * The GPU indices (`sys/gpu.N/…`) seen, ascending.
+   */
+  gpus: Array<number>,
+  /**
+   * Samples read.
+   */
+  samples: number,
+  /**
+   * Complete lines passed over: not JSON, not an object, or not of type `system`.
+   */
+  skipped: number,
+  /**
+   * True when only the first [`MAX_SYSTEM_READ`] bytes of the file were read.
+   */
+  truncated: boolean,
+};
+
+/**
+ * One `sys/` key's samples, by time.
+ */
+export type SystemSeries = {
+  key: string,
+  /**
+   * Seconds since `start_ts`.
+   */
+  times: Array<number>,
+  values: Array<number>,
+  /**
+   * True when the series was thinned to [`MAX_POINTS_PER_KEY`] (each bucket's min and max).
+   */
+  downsampled: boolean,
+};
+
+/**
+ * Where the answer's samples come from.
+ */
+export type SystemSource = "file" | "none";
+
+/**
  * `GET /api/artifacts`.
  */
 export type ArtifactsAnswer = {

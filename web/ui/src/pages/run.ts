@@ -1,7 +1,7 @@
 /**
  * A run's page (`#/run/<ref>?tab=…`, where `<ref>` is a run reference: a key, a run id or
  * `REMOTE/RUN_ID`): the header with the editable alias, tags and notes, and
- * the tabs Charts | Logs | Summary | Config | Environment | Files | Artifacts. While the run runs, its live
+ * the tabs Charts | System | Logs | Summary | Config | Environment | Files | Artifacts. While the run runs, its live
  * stream feeds the charts, the log and the header (points, last step, duration). Whether its
  * remote is live shows in the header (a badge saying when the hub last heard from it, the live
  * dot grey otherwise), polled from `/api/remotes` so an outage shows within seconds.
@@ -18,10 +18,12 @@ import { runArtifactsTab } from "./run_artifacts";
 import { filesTab } from "./run_files";
 import { keyValueTable } from "./run_info";
 import { RunLogs } from "./run_logs";
+import { RunSystem } from "./run_system";
 import { runHost, runName } from "./runs";
 
 const TABS = [
   ["charts", "Charts"],
+  ["system", "System"],
   ["logs", "Logs"],
   ["summary", "Summary"],
   ["config", "Config"],
@@ -52,6 +54,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
   const el = h("div", { class: "page run-page" }, message("loading", "Loading run…"));
   let closeLive: (() => void) | null = null;
   let charts: RunCharts | null = null;
+  let system: RunSystem | null = null;
   let destroyed = false;
   const timers: ReturnType<typeof setInterval>[] = [];
   const gone = new AbortController();
@@ -77,11 +80,13 @@ export function runPage(ref: string, params: URLSearchParams): Page {
 
     charts = new RunCharts(detail);
     const logs = new RunLogs(id);
+    system = new RunSystem(detail);
     const panels = new Map<Tab, HTMLElement>();
     const panelFor = (t: Tab): HTMLElement => {
       let p = panels.get(t);
       if (p) return p;
       if (t === "charts") p = charts!.el;
+      else if (t === "system") p = system!.el;
       else if (t === "logs") p = logs.el;
       else if (t === "summary") p = keyValueTable(detail.summary, "No summary values.");
       else if (t === "config") p = keyValueTable(detail.config, "No config.");
@@ -103,6 +108,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       replace(panel, panelFor(t));
       if (t === "charts") charts!.show();
       if (t === "logs") logs.show();
+      if (t === "system") system!.show();
     };
     for (const [t, label] of TABS) {
       const b = h("button", { type: "button", class: "tab", dataset: { tab: t }, attrs: { role: "tab" } }, label);
@@ -113,6 +119,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
     const renderHeader = () => renderRunHeader(header, detail, (run) => {
       detail = { ...detail, ...run };
       charts?.setDetail(detail);
+      system?.setDetail(detail);
       renderHeader();
     });
     renderHeader();
@@ -170,6 +177,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
           run: (r) => {
             detail = { ...detail, ...r };
             charts?.setDetail(detail);
+            system?.setDetail(detail);
             renderHeader();
           },
         },
@@ -185,6 +193,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       for (const t of timers) clearInterval(t);
       closeLive?.();
       charts?.destroy();
+      system?.destroy();
     },
   };
 }
