@@ -514,7 +514,8 @@ export type SystemAnswer = {
    */
   first_ts: number | null,
   /**
-   * Unix seconds the series' times count from: the run's creation, else its first sample.
+   * Unix seconds the series' times count from: the run's creation, or its first sample when
+   * that is earlier or the creation is unknown.
    */
   start_ts: number | null,
   /**
