@@ -132,15 +132,29 @@ fn rounded(value: f64) -> f64 {
     }
 }
 
+/// A value as JSON: rounded, whole numbers without a fraction (`3`, not `3.0`); `None` when
+/// not finite.
+fn json_value(value: f64) -> Option<String> {
+    let value = rounded(value);
+    if !value.is_finite() {
+        return None;
+    }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        // Exact: a whole number below 2^53 converts to i64 without loss.
+        return Some((value as i64).to_string());
+    }
+    serde_json::Number::from_f64(value).map(|n| n.to_string())
+}
+
 /// One `system.jsonl` line, `\n`-terminated: `{"ts": …, "type": "system", "data": {…}}` with
 /// the points in their order. A non-finite value is left out.
 pub fn system_line(ts: f64, points: &[(String, f64)]) -> String {
-    let number = |value: f64| serde_json::Number::from_f64(rounded(value));
-    let ts = number(ts).map_or_else(|| "0".to_owned(), |n| n.to_string());
+    let ts =
+        serde_json::Number::from_f64(rounded(ts)).map_or_else(|| "0".to_owned(), |n| n.to_string());
     let mut line = format!("{{\"ts\": {ts}, \"type\": \"system\", \"data\": {{");
     let mut first = true;
     for (key, value) in points {
-        let Some(value) = number(*value) else {
+        let Some(value) = json_value(*value) else {
             continue;
         };
         if !first {
@@ -149,7 +163,7 @@ pub fn system_line(ts: f64, points: &[(String, f64)]) -> String {
         first = false;
         line.push_str(&serde_json::Value::String(key.clone()).to_string());
         line.push_str(": ");
-        line.push_str(&value.to_string());
+        line.push_str(&value);
     }
     line.push_str("}}\n");
     line
@@ -398,7 +412,11 @@ mod tests {
         assert_eq!(data.len(), 4, "the NaN is left out: {line}");
         assert_eq!(data["sys/cpu_percent"], 153.235);
         assert_eq!(data["sys/rss_mib"], 812.5);
-        assert_eq!(data["sys/procs"].as_f64(), Some(3.0));
+        assert_eq!(
+            data["sys/procs"], 3,
+            "a whole number is written without a fraction"
+        );
+        assert!(line.contains("\"sys/procs\": 3,"), "{line}");
         assert_eq!(data["sys/gpu.2/mem_used_mib"].as_f64(), Some(30211.0));
         assert_eq!(
             system_line(5.0, &[]),
