@@ -381,3 +381,50 @@ fn a_run_directory_made_read_only_keeps_the_exit_code_and_warns_once() {
         }
     }
 }
+
+#[test]
+fn a_metadata_only_export_carries_the_samples() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = run(
+        root.path(),
+        &["--telemetry-interval", "0.2"],
+        "sleep 1",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let dir = only_run_dir(root.path(), "default");
+    assert!(samples(&dir).len() >= 2);
+
+    let file = work.path().join("meta.rbundle");
+    let mut export = runicorn_tests::agent();
+    export
+        .args(["export", "--metadata-only", "--root"])
+        .arg(root.path())
+        .arg("-o")
+        .arg(&file);
+    let out = output_within(&mut export, LIMIT);
+    assert!(out.status.success(), "{}", describe(&out));
+    let dest = work.path().join("landed");
+    std::fs::create_dir(&dest).unwrap();
+    let read = runicorn_bundle::read_bundle(
+        std::fs::File::open(&file).unwrap(),
+        &dest,
+        &runicorn_bundle::Limits::default(),
+    )
+    .unwrap();
+    let member = read
+        .members
+        .iter()
+        .find(|m| m.root_path.ends_with("/system.jsonl"))
+        .expect("system.jsonl is a member");
+    assert!(member.location.is_some(), "carried, not only listed");
+    let run_rel = dir.strip_prefix(root.path()).unwrap();
+    let landed = runicorn_bundle::ReadBundle::source_root(&dest, 0)
+        .join(run_rel)
+        .join("system.jsonl");
+    assert_eq!(
+        std::fs::read(landed).unwrap(),
+        std::fs::read(dir.join("system.jsonl")).unwrap()
+    );
+}
