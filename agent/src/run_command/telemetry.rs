@@ -467,13 +467,25 @@ mod tests {
         assert!(!file.torn);
     }
 
+    /// A command burning one core, killed when dropped (a failing test leaves nothing behind).
+    struct Busy(std::process::Child);
+
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
     fn a_thread_samples_a_busy_command_and_stops_when_asked() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "while :; do :; done"])
-            .spawn()
-            .expect("start sh");
+        let child = Busy(
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("start sh"),
+        );
         let settings = TelemetrySettings {
             interval: Some(Duration::from_millis(100)),
             nvidia_smi: NvidiaSmi {
@@ -482,7 +494,7 @@ mod tests {
             },
         };
         let tracking = TrackingProblems::new(dir.path().to_owned());
-        let thread = TelemetryThread::start(&settings, child.id(), dir.path(), tracking)
+        let thread = TelemetryThread::start(&settings, child.0.id(), dir.path(), tracking)
             .expect("telemetry is on");
         let path = dir.path().join(SYSTEM_FILE);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -491,15 +503,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         thread.stop();
-        let _ = child.kill();
-        let _ = child.wait();
         let text = std::fs::read_to_string(&path).expect("read");
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             text,
-            "nothing is written once stopped"
+            "nothing is written once stopped, though the command still runs"
         );
+        drop(child);
         for line in text.lines() {
             let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
             assert!(
