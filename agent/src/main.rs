@@ -14,8 +14,6 @@ mod root_args;
 mod run_command;
 mod run_index;
 mod serve_command;
-// Wired in by issue 15's next step (`runicorn-agent run` and the resident agent).
-#[allow(dead_code)]
 mod telemetry;
 
 use std::process::ExitCode;

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 /// The only format version this crate writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// The files of a run a metadata-only bundle carries (paths relative to the run directory):
-/// its records, `events.jsonl` and `logs.txt`; every other file is listed only.
-pub const METADATA_ONLY_FILES: [&str; 9] = [
+/// its records, `events.jsonl`, `logs.txt` and the agent's telemetry `system.jsonl`; every
+/// other file is listed only.
+pub const METADATA_ONLY_FILES: [&str; 10] = [
     "meta.json",
     "status.json",
     "summary.json",
@@ -20,6 +21,7 @@ pub const METADATA_ONLY_FILES: [&str; 9] = [
     ".deleted",
     "events.jsonl",
     "logs.txt",
+    "system.jsonl",
 ];
 
 /// The name of the manifest entry, always the first entry of the tar.

@@ -3,13 +3,15 @@
 //! It creates the run (`meta.json`, a running `status.json`), starts the command with
 //! `RUNICORN_DIR`/`RUNICORN_RUN_DIR` set so an SDK inside joins the run, tees the command's
 //! stdout and stderr to the terminal and to `logs.txt`, records `environment.json`, keeps a
-//! heartbeat in `status.json`, passes signals on, and at the end records how the command exited.
+//! heartbeat in `status.json`, samples the command's processes and GPUs into `system.jsonl`
+//! (`telemetry`), passes signals on, and at the end records how the command exited.
 //! The agent is the owner of the run's status; tracking problems (a full disk) are reported once
 //! and never stop or fail the command.
 
 mod console_lines;
 mod environment;
 mod signals;
+mod telemetry;
 
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -30,6 +32,7 @@ use crate::root_args::RootArgs;
 use console_lines::ConsoleLines;
 use runicorn_cli::warning_label;
 use signals::{signal_name, SignalForwarder};
+use telemetry::{TelemetryArgs, TelemetryThread};
 
 /// How long the agent waits for output still buffered in the pipes after the command exits (a
 /// background grandchild can hold them open forever).
@@ -53,6 +56,8 @@ pub struct RunArgs {
     /// Seconds between heartbeats in status.json [default: $RUNICORN_HEARTBEAT_INTERVAL, else 10]
     #[arg(long, value_name = "SECS")]
     pub heartbeat: Option<f64>,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// Do not print the run's id and final status on stderr
     #[arg(long, short)]
     pub quiet: bool,
@@ -73,6 +78,7 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
     spec.alias = args.alias.clone();
     spec.run_id = args.run_id.clone();
     spec.heartbeat_interval = heartbeat_interval;
+    let telemetry_settings = args.telemetry.settings();
     let writer = RunWriter::create(&spec).with_context(|| {
         format!(
             "cannot create a run under {} (pick another storage root with --root or RUNICORN_DIR)",
@@ -130,6 +136,8 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
         }
     };
     child_slot.set(child.id());
+    let telemetry =
+        TelemetryThread::start(&telemetry_settings, child.id(), &run_dir, tracking.clone());
 
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let environment =
@@ -163,6 +171,10 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
 
     let exit = wait_for_child(&mut child);
     heartbeat.stop();
+    // Before the final status: no sample is written after it.
+    if let Some(telemetry) = telemetry {
+        telemetry.stop();
+    }
     for _ in 0..tees {
         if drained_rx.recv_timeout(OUTPUT_DRAIN_TIMEOUT).is_err() {
             break;

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 /// Files larger than this are listed without a hash.
 pub const HASH_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// Append-only files of a run (relative paths): listed without a hash, since they grow.
-pub const APPEND_ONLY: [&str; 2] = ["events.jsonl", "logs.txt"];
+pub const APPEND_ONLY: [&str; 3] = ["events.jsonl", "logs.txt", "system.jsonl"];
 /// The run's JSON records: their bytes are kept when they are hashed, so that the feed can
 /// store their values without reading them twice.
 pub const RECORD_FILES: [&str; 5] = [

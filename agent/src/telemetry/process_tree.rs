@@ -115,6 +115,8 @@ impl ProcessTreeSampler {
     }
 
     /// The root process this sampler follows.
+    // Kept for the resident agent (issue 15), which follows runs it did not start.
+    #[allow(dead_code)]
     pub fn root(&self) -> Option<ProcessId> {
         self.root
     }

@@ -84,6 +84,8 @@ impl HostGpus {
     }
 
     /// The GPUs no process uses.
+    // Kept for the resident agent's fleet view (issue 15).
+    #[allow(dead_code)]
     pub fn free(&self) -> impl Iterator<Item = &HostGpu> {
         self.gpus.iter().filter(|gpu| gpu.apps.is_empty())
     }
@@ -182,6 +184,8 @@ impl RunSampler {
     }
 
     /// The run's root process (`None` when it was gone before the sampler was made).
+    // Kept for the resident agent (issue 15), which follows runs it did not start.
+    #[allow(dead_code)]
     pub fn root(&self) -> Option<ProcessId> {
         self.tree.root()
     }
