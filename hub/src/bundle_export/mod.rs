@@ -508,7 +508,8 @@ fn write_run(
                 None => copied.skipped.push((
                     format!("{}/{}", row.dir, file.path),
                     "not in the hub's cache and its SHA-256 is unknown (the agent does not \
-                     hash files over 64 MiB); fetch it with `runicorn-hub fetch` to carry it"
+                     hash files over 64 MiB, nor files that grow while the run writes them, \
+                     like system.jsonl); fetch it with `runicorn-hub fetch` to carry it"
                         .to_owned(),
                 )),
             },
