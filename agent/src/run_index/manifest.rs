@@ -18,8 +18,11 @@ use sha2::{Digest, Sha256};
 
 /// Files larger than this are listed without a hash.
 pub const HASH_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
-/// Append-only files of a run (relative paths): listed without a hash, since they grow.
-pub const APPEND_ONLY: [&str; 3] = ["events.jsonl", "logs.txt", "system.jsonl"];
+/// Append-only files of a run (relative paths): listed without a hash, since they grow; the
+/// feed follows them by their own offsets. (`system.jsonl` grows too but is not among them: it
+/// is small, and hashing it makes its growth a change of the run that the hub hears of, so the
+/// System tab and exports get its current bytes.)
+pub const APPEND_ONLY: [&str; 2] = ["events.jsonl", "logs.txt"];
 /// The run's JSON records: their bytes are kept when they are hashed, so that the feed can
 /// store their values without reading them twice.
 pub const RECORD_FILES: [&str; 5] = [
