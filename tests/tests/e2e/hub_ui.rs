@@ -102,6 +102,19 @@ fn ui_follows_every_remembered_remote_and_fetches_files_on_demand() {
         s.json("/api/runs?path=vision")
     );
 
+    // A sync may have caught a run between its creation and its image: wait for both finished.
+    assert!(
+        wait_until(30.0, || {
+            let page = s.json("/api/runs?path=vision");
+            page["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == "finished")
+        }),
+        "the new runs did not finish: {}",
+        s.json("/api/runs?path=vision")
+    );
     // Their images come over SFTP (gpu) and from the local root (laptop), bytes intact.
     for remote in ["gpu", "laptop"] {
         let page = s.json(&format!("/api/runs?path=vision&remote={remote}"));
