@@ -27,8 +27,8 @@ use std::time::Duration;
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::{
     build_overview, continue_event_totals, read_run_records, DeletedMarker, EventProgress,
-    LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords,
-    RunStatus, StatusRecord, StepTiming,
+    LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords, RunStatus,
+    StatusRecord, StepTiming,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -536,7 +536,12 @@ mod tests {
         }
         a.flush().unwrap();
         let listed = overviews(t.path());
-        assert_eq!(listed[0].status.as_str(), "stalled", "{:?}", listed[0].reason);
+        assert_eq!(
+            listed[0].status.as_str(),
+            "stalled",
+            "{:?}",
+            listed[0].reason
+        );
         assert!(listed[0]
             .reason
             .as_deref()
@@ -575,7 +580,12 @@ mod tests {
         a.log_metrics(&[("loss", 0.5)], None, None).unwrap();
         a.flush().unwrap();
         let listed = overviews(t.path());
-        assert_eq!(listed[0].status.as_str(), "running", "{:?}", listed[0].reason);
+        assert_eq!(
+            listed[0].status.as_str(),
+            "running",
+            "{:?}",
+            listed[0].reason
+        );
         assert_eq!(listed, scratch(t.path()));
         // An ended run keeps no intervals.
         a.finish(RunOutcome::finished()).unwrap();

@@ -232,8 +232,8 @@ pub fn build_overview(
         return ov;
     }
     let written = RunStatus::parse(&status.status);
-    let liveness = (written == RunStatus::Running)
-        .then(|| judge_liveness(status, records.meta.as_ref(), ctx));
+    let liveness =
+        (written == RunStatus::Running).then(|| judge_liveness(status, records.meta.as_ref(), ctx));
     ov.status = written;
     ov.reason = status.exit_reason.clone();
     match liveness {

@@ -282,11 +282,18 @@ mod tests {
 
     #[test]
     fn median_needs_three_intervals() {
-        assert_eq!(timing(&[(1, 0.0), (2, 1.0), (3, 2.0)]).median_interval(), None);
+        assert_eq!(
+            timing(&[(1, 0.0), (2, 1.0), (3, 2.0)]).median_interval(),
+            None
+        );
         let t = timing(&[(1, 0.0), (2, 1.0), (3, 2.0), (4, 10.0)]);
         assert_eq!(t.median_interval(), Some(1.0));
         let t = timing(&[(1, 0.0), (2, 1.0), (3, 2.0), (4, 10.0), (5, 30.0)]);
-        assert_eq!(t.median_interval(), Some(4.5), "mean of the two middle values");
+        assert_eq!(
+            t.median_interval(),
+            Some(4.5),
+            "mean of the two middle values"
+        );
     }
 
     #[test]

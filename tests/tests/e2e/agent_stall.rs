@@ -149,12 +149,14 @@ fn a_run_that_stops_stepping_is_stalled_and_a_new_step_makes_it_running() {
     let (status, reason) = stored(hub_dir.path());
     assert_eq!(status, "stalled");
     assert!(
-        reason.as_deref().unwrap_or_default().starts_with("no new step for "),
+        reason
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("no new step for "),
         "{reason:?}"
     );
-    let listing = json_of(
-        hub(home.path(), hub_dir.path()).args(["ls", "--json", "--status", "stalled"]),
-    );
+    let listing =
+        json_of(hub(home.path(), hub_dir.path()).args(["ls", "--json", "--status", "stalled"]));
     assert_eq!(listing.as_array().unwrap().len(), 1, "{listing}");
 
     // Stepping again: running, on the agent and after the next sync on the hub.

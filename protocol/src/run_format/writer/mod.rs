@@ -455,7 +455,10 @@ mod tests {
         let w = RunWriter::create(&spec).unwrap();
         let meta: Value =
             serde_json::from_str(&fs::read_to_string(w.files().meta()).unwrap()).unwrap();
-        assert_eq!(meta["stall"], serde_json::json!({"factor": 3.0, "after_s": 90.0}));
+        assert_eq!(
+            meta["stall"],
+            serde_json::json!({"factor": 3.0, "after_s": 90.0})
+        );
         let read: Meta = serde_json::from_value(meta).unwrap();
         assert_eq!(StallConfig::from_meta(Some(&read)), spec.stall);
         // Without settings, meta.json has no `stall` at all.
