@@ -244,11 +244,18 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
         .iter()
         .filter(|r| r.status == RunStatus::Crashed)
         .count();
+    let stalled = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Stalled)
+        .count();
     let mut footer = format!(
         "{} run{}",
         runs.len(),
         if runs.len() == 1 { "" } else { "s" }
     );
+    if stalled > 0 {
+        footer.push_str(&format!(", {stalled} stalled"));
+    }
     if crashed > 0 {
         footer.push_str(&format!(", {crashed} crashed"));
     }

@@ -14,14 +14,15 @@ pub const BOLD_YELLOW: &str = "1;33";
 
 /// The colour of a run status in both binaries' tables, by the status's name (the names of the
 /// protocol's `RunStatus::ALL`; this crate knows only the words): running cyan, finished green,
-/// failed and unreadable red, crashed bold magenta, interrupted and killed yellow; anything else
-/// (`unknown`) plain.
+/// failed and unreadable red, crashed bold magenta, stalled bold yellow, interrupted and killed
+/// yellow; anything else (`unknown`) plain.
 pub fn status_sgr(status: &str) -> &'static str {
     match status {
         "running" => "36",
         "finished" => "32",
         "failed" | "unreadable" => "31",
         "crashed" => "1;35",
+        "stalled" => "1;33",
         "interrupted" | "killed" => "33",
         _ => "0",
     }
@@ -76,6 +77,7 @@ mod tests {
     fn statuses_have_their_colours_and_other_words_none() {
         assert_eq!(status_sgr("finished"), "32");
         assert_eq!(status_sgr("crashed"), "1;35");
+        assert_eq!(status_sgr("stalled"), "1;33");
         assert_eq!(status_sgr("unknown"), "0");
         assert_eq!(status_sgr("\x1b[31m"), "0");
     }

@@ -18,8 +18,9 @@ pub(crate) const POINTS_PENDING: &str = "removed = 0 AND events_bytes != copy_of
 pub(crate) const LOG_PENDING: &str =
     "removed = 0 AND log_bytes IS NOT log_end AND (log_end IS NOT NULL OR log_bytes > 0)";
 
-/// Live runs first (someone is probably watching them), then the oldest known.
-const ORDER: &str = "ORDER BY status = 'running' DESC, id";
+/// Live runs (running or stalled) first (someone is probably watching them), then the oldest
+/// known.
+const ORDER: &str = "ORDER BY status IN ('running', 'stalled') DESC, id";
 
 fn limit_of(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

@@ -3,7 +3,7 @@
 //! It creates the run (`meta.json`, a running `status.json`), starts the command with
 //! `RUNICORN_DIR`/`RUNICORN_RUN_DIR` set so an SDK inside joins the run, tees the command's
 //! stdout and stderr to the terminal and to `logs.txt`, records `environment.json`, keeps a
-//! heartbeat in `status.json`, samples the command's processes and GPUs into `system.jsonl`
+//! heartbeat in `status.json` (and the run's stall settings in `meta.json`), samples the command's processes and GPUs into `system.jsonl`
 //! (`telemetry`), passes signals on, and at the end records how the command exited.
 //! The agent is the owner of the run's status; tracking problems (a full disk) are reported once
 //! and never stop or fail the command.
@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use runicorn_protocol::run_format::{
-    heartbeat_interval_from_env, RunOutcome, RunSpec, RunStatus, RunWriter, ENV_RUN_DIR,
-    ENV_STORAGE_ROOT,
+    heartbeat_interval_from_env, RunOutcome, RunSpec, RunStatus, RunWriter, StallConfig,
+    ENV_RUN_DIR, ENV_STORAGE_ROOT,
 };
 
 use crate::root_args::RootArgs;
@@ -56,6 +56,14 @@ pub struct RunArgs {
     /// Seconds between heartbeats in status.json [default: $RUNICORN_HEARTBEAT_INTERVAL, else 10]
     #[arg(long, value_name = "SECS")]
     pub heartbeat: Option<f64>,
+    /// Mark the run `stalled` when no new step arrived for this many times its median step
+    /// interval (recorded in meta.json) [default: 5]
+    #[arg(long, value_name = "F", value_parser = positive_number)]
+    pub stall_factor: Option<f64>,
+    /// ... but never before this many seconds without a new step: the floor of the stall limit,
+    /// and the whole limit while the run has made fewer than 4 steps [default: 600]
+    #[arg(long, value_name = "SECS", value_parser = positive_number)]
+    pub stall_after: Option<f64>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
     /// Do not print the run's id and final status on stderr
@@ -64,6 +72,14 @@ pub struct RunArgs {
     /// The command to run and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// A finite number above zero (the stall options).
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a number above 0, got {text:?}")),
+    }
 }
 
 /// Runs the command; returns the exit code the agent should exit with.
@@ -78,6 +94,7 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
     spec.alias = args.alias.clone();
     spec.run_id = args.run_id.clone();
     spec.heartbeat_interval = heartbeat_interval;
+    spec.stall = StallConfig::new(args.stall_factor, args.stall_after);
     let telemetry_settings = args.telemetry.settings();
     let writer = RunWriter::create(&spec).with_context(|| {
         format!(
@@ -406,5 +423,15 @@ mod tests {
         assert_eq!((o.status, o.signal, c), (RunStatus::Killed, Some(9), 137));
         let (o, c) = outcome_of(ExitStatus::from_raw(libc::SIGINT), None);
         assert_eq!((o.status, c), (RunStatus::Interrupted, 130));
+    }
+
+    #[test]
+    fn stall_options_take_positive_numbers_only() {
+        assert_eq!(positive_number("2.5"), Ok(2.5));
+        assert_eq!(positive_number(" 600 "), Ok(600.0));
+        for bad in ["0", "-1", "NaN", "inf", "ten"] {
+            let err = positive_number(bad).unwrap_err();
+            assert!(err.contains("above 0"), "{bad}: {err}");
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! Every run directory has a *sequence value*: the value of a global counter (`index_info.seq`)
 //! taken when its state last changed. A run's state is what the hub mirrors: its records'
 //! fingerprints, the complete-line size and totals of `events.jsonl`, the size of `logs.txt`, its
-//! file manifest, and its *derived* status (a writer that died makes a run `crashed` without any
-//! file changing). A scan computes each run's state and a fingerprint of it; a run whose
+//! file manifest, and its *derived* status (a writer that died makes a run `crashed`, and a run
+//! that makes no new steps `stalled`, without any file changing). A scan computes each run's state and a fingerprint of it; a run whose
 //! fingerprint differs from the one stored gets the next sequence value. A run directory that
 //! disappears keeps a tombstone row with a new sequence value. A listing is then "rows with a
 //! sequence value above the hub's cursor".
@@ -114,9 +114,10 @@ struct KnownRun {
 }
 
 impl KnownRun {
-    /// Whether the run's status can change without a file changing (its writer may die).
+    /// Whether the run's status can change without a file changing (its writer may die, or
+    /// stop stepping).
     fn may_crash(&self) -> bool {
-        self.status == RunStatus::Running.as_str()
+        RunStatus::from_name(&self.status).is_some_and(|s| s.is_live())
     }
 }
 
@@ -475,8 +476,9 @@ fn scan_one(
             && k.manifest.skipped == manifest.skipped
             && k.manifest.skipped_total == manifest.skipped_total
     }) {
-        // The common case of a rescan: no file changed. Only a running run can change (its
-        // writer may have died), and only its liveness is judged again.
+        // The common case of a rescan: no file changed. Only a running or stalled run can
+        // change (its writer may have died, or stopped stepping), and only its liveness and
+        // stall are judged again.
         let unchanged = || {
             Outcome::Unchanged((manifest.dirs != k.manifest.dirs).then(|| manifest.dirs.clone()))
         };
@@ -618,11 +620,13 @@ fn head_of(
 
 /// A fingerprint of everything the hub mirrors of a run. The append-only files count through
 /// the head (complete-line size of `events.jsonl`, size of `logs.txt`), so a torn tail does not
-/// make a change. A crash reason is left out: "no heartbeat for 35s" changes with every look.
+/// make a change. A crash or stall reason is left out: "no heartbeat for 35s" and "no new step
+/// for 14m 3s" change with every look.
 fn state_fingerprint(head: &RunChange, files: &[ManifestFile]) -> String {
     let mut hasher = Sha256::new();
     let mut stable = head.clone();
-    if stable.status == "crashed" {
+    if stable.status == RunStatus::Crashed.as_str() || stable.status == RunStatus::Stalled.as_str()
+    {
         stable.reason = None;
     }
     // Serialising plain data cannot fail; an empty text would only cost a spurious change.
@@ -899,6 +903,75 @@ mod tests {
         let state = f.page(1, true).entries[0].state.clone().unwrap();
         assert_eq!(state.status, "crashed");
         assert!(state.reason.unwrap().contains("gone"));
+    }
+
+    #[test]
+    fn a_run_that_stops_stepping_is_stalled_once_and_running_again_after_a_new_step() {
+        let mut f = Fixture::new();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let dir = f.root().join("runs/p/slow");
+        fs::create_dir_all(&dir).unwrap();
+        let host = LivenessContext::here_and_now().hostname;
+        fs::write(
+            dir.join("meta.json"),
+            r#"{"id":"slow","stall":{"factor":5,"after_s":1}}"#,
+        )
+        .unwrap();
+        fs::write(
+            dir.join("status.json"),
+            format!(
+                "{{\"status\":\"running\",\"pid\":{},\"host\":\"{host}\"}}",
+                child.id()
+            ),
+        )
+        .unwrap();
+        let append_steps = |from: i64, count: i64| {
+            let now = runicorn_protocol::run_format::unix_now();
+            let text: String = (0..count)
+                .map(|i| {
+                    let ts = now - (count - 1 - i) as f64 * 0.1;
+                    format!(
+                        "{{\"ts\":{ts},\"type\":\"metrics\",\"data\":{{\"global_step\":{}}}}}\n",
+                        from + i
+                    )
+                })
+                .collect();
+            let mut file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("events.jsonl"))
+                .unwrap();
+            std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        };
+        append_steps(1, 5);
+        f.scan();
+        let status = |f: &Fixture| {
+            let page = f.page(0, true);
+            let state = page.entries.last().unwrap().state.clone().unwrap();
+            (state.status, state.reason)
+        };
+        assert_eq!(status(&f).0, "running");
+        std::thread::sleep(Duration::from_millis(1300));
+        assert_eq!(f.scan().bumped, 1, "no file changed, but the run stalled");
+        let (st, reason) = status(&f);
+        assert_eq!(st, "stalled");
+        assert!(reason.unwrap().starts_with("no new step for "));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(f.scan().bumped, 0, "a reason that counts up is no change");
+        append_steps(6, 1);
+        assert_eq!(f.scan().bumped, 1);
+        assert_eq!(status(&f).0, "running");
+        std::thread::sleep(Duration::from_millis(1300));
+        f.scan();
+        assert_eq!(status(&f).0, "stalled");
+        // A stalled run whose writer dies is crashed.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(f.scan().bumped, 1);
+        assert_eq!(status(&f).0, "crashed");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //!
 //! It lives in `<root>/.runicorn-agent/index.sqlite` and remembers, per run directory, the
 //! fingerprints of its files, its records as last read, and how far `events.jsonl` was read
-//! with the totals up to there. A listing then stats each run's files and reads only what
+//! with the totals up to there (and the timing of the recent new steps, for the `stalled`
+//! verdict). A listing then stats each run's files and reads only what
 //! changed: a finished run costs four `stat` calls, a live run only its new event lines.
-//! Liveness is never cached (it depends on now). The index is a cache: a damaged one is
+//! Liveness and stalls are never cached (they depend on now). The index is a cache: a damaged one is
 //! rebuilt, and a root the agent may not write to is read without one.
 //!
 //! `feed` adds the change feed of `serve` on top of the same cache: a sequence value per run,
@@ -26,8 +27,8 @@ use std::time::Duration;
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::{
     build_overview, continue_event_totals, read_run_records, DeletedMarker, EventProgress,
-    LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords,
-    StatusRecord,
+    LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords, RunStatus,
+    StatusRecord, StepTiming,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -279,7 +280,7 @@ impl RunIndex {
 const CACHED_COLUMNS: &str =
     "dir, records_fp, meta, status, deleted, problem, events_fp, events_offset, \
     events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, \
-    events_problem";
+    events_problem, step_timing";
 
 /// One `run_cache` row (selected as [`CACHED_COLUMNS`]).
 fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun)> {
@@ -291,6 +292,20 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
         problem: r.get(5)?,
     };
     let keys: String = r.get(10)?;
+    // A row without the step timing (older than the column, or replaced by an older agent)
+    // has its events read again from the start, so that the timing is complete.
+    let steps: Option<StepTiming> = r
+        .get::<_, Option<String>>(16)?
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let Some(steps) = steps else {
+        let cached = CachedRun {
+            records_fp: r.get(1)?,
+            records,
+            events_fp: String::new(),
+            progress: EventProgress::default(),
+        };
+        return Ok((r.get::<_, String>(0)?, cached));
+    };
     let progress = EventProgress {
         offset: r.get::<_, i64>(7)?.try_into().unwrap_or(0),
         next_line: r.get::<_, i64>(8)?.try_into().unwrap_or(1),
@@ -301,6 +316,7 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
             events: 0,
             last_event_at: r.get(12)?,
         },
+        steps,
         corrupt_lines: r.get::<_, i64>(13)?.try_into().unwrap_or(0),
         pending_tail_bytes: r.get::<_, i64>(14)?.try_into().unwrap_or(0),
         problem: r.get(15)?,
@@ -315,8 +331,9 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
 }
 
 const UPSERT_CACHED_SQL: &str = "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,
-    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, events_problem)
- VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+    events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, events_problem,
+    step_timing)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 /// Writes one run's cached state with a statement prepared from [`UPSERT_CACHED_SQL`].
 fn upsert_cached(
@@ -343,6 +360,7 @@ fn upsert_cached(
         big(c.progress.corrupt_lines),
         big(c.progress.pending_tail_bytes),
         c.progress.problem,
+        serde_json::to_string(&c.progress.steps).ok(),
     ])?;
     Ok(())
 }
@@ -378,12 +396,21 @@ fn update_with(
         Some(c) if c.records_fp == records_fp => c.records.clone(),
         _ => read_run_records(loc),
     };
-    let progress = match cached {
+    let mut progress = match cached {
         Some(c) if c.events_fp == events_fp => c.progress.clone(),
         // Appended-to files continue from the saved offset; a shrunk one is re-read whole.
         Some(c) => continue_event_totals(loc, c.progress.clone()),
         None => continue_event_totals(loc, EventProgress::default()),
     };
+    // Only a run that says running can stall: an ended run's step intervals are not kept, in
+    // memory or in the index (a run that runs again collects new ones).
+    let ended = records
+        .status
+        .as_ref()
+        .is_some_and(|s| RunStatus::parse(&s.status) != RunStatus::Running);
+    if ended {
+        progress.steps.intervals = Default::default();
+    }
     (
         CachedRun {
             records_fp,
@@ -492,5 +519,79 @@ mod tests {
         assert_eq!(overviews(t.path()), scratch(t.path()));
         std::fs::remove_dir(dir.join("events.jsonl")).unwrap();
         assert_eq!(overviews(t.path())[0].status.as_str(), "finished");
+    }
+
+    #[test]
+    fn step_timing_is_kept_in_the_index_and_an_old_row_is_read_again() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec::new(t.path(), "test");
+        spec.run_id = Some("a".into());
+        spec.stall = runicorn_protocol::run_format::StallConfig::new(Some(5.0), Some(1.0));
+        // Steps half a second apart, a hundred seconds ago: stalled now.
+        spec.clock_offset = -100.0;
+        let mut a = RunWriter::create(&spec).unwrap();
+        for _ in 0..6 {
+            a.log_metrics(&[("loss", 1.0)], None, None).unwrap();
+            a.advance_clock(0.5);
+        }
+        a.flush().unwrap();
+        let listed = overviews(t.path());
+        assert_eq!(
+            listed[0].status.as_str(),
+            "stalled",
+            "{:?}",
+            listed[0].reason
+        );
+        assert!(listed[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("5 × the median step interval 0.5s, floor 1s"));
+        let stored = |index: &RunIndex| -> Option<String> {
+            index
+                .conn
+                .query_row("SELECT step_timing FROM run_cache", [], |r| r.get(0))
+                .unwrap()
+        };
+        let timing: StepTiming =
+            serde_json::from_str(&stored(&RunIndex::open(t.path()).unwrap()).unwrap()).unwrap();
+        assert_eq!(timing.step, Some(6));
+        assert_eq!(timing.intervals.len(), 5);
+        // A row an older agent wrote has no timing: the events are read again, whole.
+        RunIndex::open(t.path())
+            .unwrap()
+            .conn
+            .execute("UPDATE run_cache SET step_timing = NULL", [])
+            .unwrap();
+        // (Reasons left out: "no new step for 1m 38s" counts up between the two reads.)
+        let without_reason = |v: Vec<RunOverview>| {
+            v.into_iter()
+                .map(|o| RunOverview { reason: None, ..o })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without_reason(overviews(t.path())),
+            without_reason(scratch(t.path()))
+        );
+        assert_eq!(overviews(t.path())[0].status.as_str(), "stalled");
+        assert!(stored(&RunIndex::open(t.path()).unwrap()).is_some());
+        // A new step (read incrementally from the saved offset) makes it running again.
+        a.advance_clock(97.0);
+        a.log_metrics(&[("loss", 0.5)], None, None).unwrap();
+        a.flush().unwrap();
+        let listed = overviews(t.path());
+        assert_eq!(
+            listed[0].status.as_str(),
+            "running",
+            "{:?}",
+            listed[0].reason
+        );
+        assert_eq!(listed, scratch(t.path()));
+        // An ended run keeps no intervals.
+        a.finish(RunOutcome::finished()).unwrap();
+        assert_eq!(overviews(t.path())[0].status.as_str(), "finished");
+        let timing: StepTiming =
+            serde_json::from_str(&stored(&RunIndex::open(t.path()).unwrap()).unwrap()).unwrap();
+        assert_eq!((timing.step, timing.intervals.len()), (Some(7), 0));
     }
 }

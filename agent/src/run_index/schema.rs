@@ -122,6 +122,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 /// trusts an unchanged folder as later scans do; `'[]'` (list every folder) when unknown.
 /// `run_cache.events_problem`: why `events.jsonl` could not be read (NULL when it could); a row
 /// an older agent replaced has none, and its run is read again when its files change.
+/// `run_cache.step_timing`: when the run's recent new steps arrived (a `StepTiming`, JSON), for
+/// the `stalled` verdict; a row without it (written before the column existed, or replaced by
+/// an older agent) has its `events.jsonl` read again from the start.
 fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
     let has_events_problem: bool = tx.query_row(
         "SELECT count(*) > 0 FROM pragma_table_info('run_cache') WHERE name = 'events_problem'",
@@ -138,6 +141,14 @@ fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_listed {
         tx.execute_batch("ALTER TABLE feed_run ADD COLUMN listed TEXT NOT NULL DEFAULT '[]'")?;
+    }
+    let has_step_timing: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('run_cache') WHERE name = 'step_timing'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_step_timing {
+        tx.execute_batch("ALTER TABLE run_cache ADD COLUMN step_timing TEXT")?;
     }
     Ok(())
 }

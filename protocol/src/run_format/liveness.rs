@@ -3,8 +3,9 @@
 //! On the owner's own host the process table decides: the owning process is gone (or its pid
 //! now belongs to a newer process) means crashed, and a live owner means running even when its
 //! heartbeat is late (a stopped or suspended process is not dead). Elsewhere the heartbeat
-//! decides: older than three intervals means crashed. A run from another host without heartbeats (upstream's) cannot be judged and keeps
-//! its written status.
+//! decides: older than three intervals means crashed, a fresher one alive. A run from another
+//! host without heartbeats (upstream's) cannot be judged and keeps its written status (and is
+//! never judged `stalled` either: only a run known to be alive can be).
 
 use super::process;
 use super::records::{Meta, RunStatus, StatusRecord};
@@ -65,6 +66,16 @@ impl std::fmt::Display for CrashEvidence {
     }
 }
 
+/// What the best evidence says of a run whose `status.json` says `running`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Liveness {
+    /// Its owner was found in this host's process table, or its heartbeat is fresh.
+    Alive,
+    /// Nothing can tell (another host, no heartbeat: upstream's runs); it keeps its status.
+    Unjudged,
+    Crashed(CrashEvidence),
+}
+
 /// Judges a run's effective status from its records.
 pub fn effective_status(
     status: &StatusRecord,
@@ -75,17 +86,18 @@ pub fn effective_status(
     if written != RunStatus::Running {
         return (written, None);
     }
-    match crash_evidence(status, meta, ctx) {
-        Some(evidence) => (RunStatus::Crashed, Some(evidence)),
-        None => (RunStatus::Running, None),
+    match judge_liveness(status, meta, ctx) {
+        Liveness::Crashed(evidence) => (RunStatus::Crashed, Some(evidence)),
+        Liveness::Alive | Liveness::Unjudged => (RunStatus::Running, None),
     }
 }
 
-fn crash_evidence(
+/// Judges whether the writer of a run that says `running` is alive (see the module's rules).
+pub fn judge_liveness(
     status: &StatusRecord,
     meta: Option<&Meta>,
     ctx: &LivenessContext,
-) -> Option<CrashEvidence> {
+) -> Liveness {
     let host = status
         .host
         .as_deref()
@@ -94,30 +106,33 @@ fn crash_evidence(
     if let (Some(host), Some(pid)) = (host, pid) {
         if host == ctx.hostname {
             if !process::pid_alive(pid) {
-                return Some(CrashEvidence::ProcessGone { pid });
+                return Liveness::Crashed(CrashEvidence::ProcessGone { pid });
             }
             if let (Some(expected), Ok(pid32)) = (status.proc_start_ticks, u32::try_from(pid)) {
                 if let Some(actual) = process::proc_start_ticks(pid32) {
                     if actual != expected {
-                        return Some(CrashEvidence::PidReused { pid });
+                        return Liveness::Crashed(CrashEvidence::PidReused { pid });
                     }
                 }
             }
             // The owner is alive on this host: a late heartbeat means it is stopped (Ctrl-Z),
             // suspended or busy, not dead.
-            return None;
+            return Liveness::Alive;
         }
     }
     if let (Some(at), Some(interval)) = (status.heartbeat_at, status.heartbeat_interval) {
-        let age = ctx.now - at;
-        if interval > 0.0 && age > MISSED_HEARTBEATS_FOR_CRASH * interval {
-            return Some(CrashEvidence::HeartbeatStale {
-                age_secs: age,
-                interval_secs: interval,
-            });
+        if interval > 0.0 {
+            let age = ctx.now - at;
+            if age > MISSED_HEARTBEATS_FOR_CRASH * interval {
+                return Liveness::Crashed(CrashEvidence::HeartbeatStale {
+                    age_secs: age,
+                    interval_secs: interval,
+                });
+            }
+            return Liveness::Alive;
         }
     }
-    None
+    Liveness::Unjudged
 }
 
 #[cfg(test)]
@@ -231,5 +246,33 @@ mod tests {
             effective_status(&st, None, &ctx).1,
             Some(CrashEvidence::HeartbeatStale { .. })
         ));
+    }
+
+    #[test]
+    fn only_evidence_makes_a_run_alive() {
+        let ctx = LivenessContext {
+            hostname: "here".into(),
+            now: 1000.0,
+        };
+        assert_eq!(judge_liveness(&running(), None, &ctx), Liveness::Unjudged);
+        let far = StatusRecord {
+            host: Some("gpu-9".into()),
+            pid: Some(1),
+            ..running()
+        };
+        assert_eq!(judge_liveness(&far, None, &ctx), Liveness::Unjudged);
+        let beating = StatusRecord {
+            heartbeat_at: Some(990.0),
+            heartbeat_interval: Some(10.0),
+            ..far
+        };
+        assert_eq!(judge_liveness(&beating, None, &ctx), Liveness::Alive);
+        let here = LivenessContext::here_and_now();
+        let me = StatusRecord {
+            pid: Some(std::process::id() as i64),
+            host: Some(here.hostname.clone()),
+            ..running()
+        };
+        assert_eq!(judge_liveness(&me, None, &here), Liveness::Alive);
     }
 }

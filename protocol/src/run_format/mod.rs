@@ -1,7 +1,7 @@
 //! The run format: how a training run is laid out on disk (see `docs/run-format.md`).
 //!
 //! This module owns the format's rules: where runs live, which names are allowed, how each file
-//! is read tolerantly and written atomically, and how liveness is judged. It reads and writes
+//! is read tolerantly and written atomically, and how liveness (and a stall) is judged. It reads and writes
 //! only inside the storage root it is given. Every file of a run is read through `safe_read`:
 //! regular files only, links only within the root, never blocking, bounded while reading.
 
@@ -17,18 +17,20 @@ pub mod process;
 pub mod record_depth;
 pub mod records;
 pub mod safe_read;
+pub mod stall;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 
 pub use discovery::{discover_runs, Discovery, Layout, RunLocation};
 pub use events::{scan_events, Event, EventTail, MetricTotals, MetricsEvent};
-pub use liveness::{effective_status, unix_now, LivenessContext};
+pub use liveness::{effective_status, judge_liveness, unix_now, Liveness, LivenessContext};
 pub use overview::{
     build_overview, continue_event_totals, read_run_overview, read_run_records, EventProgress,
     RunOverview, RunRecords,
 };
 pub use records::{DeletedMarker, Meta, RunStatus, StatusRecord};
+pub use stall::{StallConfig, StepTiming};
 pub use writer::{MetricGoal, RunOutcome, RunSpec, RunWriter, WriteError};
 
 /// Environment variable naming the storage root.

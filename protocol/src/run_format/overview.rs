@@ -5,16 +5,18 @@
 //! plus totals so far). [`read_run_overview`] does both from scratch; an index calls
 //! [`read_run_records`] only when those files changed and [`continue_event_totals`] from its
 //! saved offset. Reading one run never fails: whatever cannot be read makes the run
-//! `unreadable` with a reason, so one bad run never hides the others.
+//! `unreadable` with a reason, so one bad run never hides the others. The progress also keeps
+//! the timing of the run's recent new steps, from which a running run is judged `stalled`.
 
 use std::path::PathBuf;
 
 use super::discovery::{Layout, RunLocation};
 use super::events::{EventTail, MetricTotals};
 use super::json_file::{read_json_in, read_json_in_if_exists, RecordError};
-use super::liveness::{effective_status, LivenessContext};
+use super::liveness::{judge_liveness, Liveness, LivenessContext};
 use super::names::{check_run_id, check_run_path_for_read};
 use super::records::{DeletedMarker, Meta, RunStatus, StatusRecord};
+use super::stall::{stall_evidence, StallConfig, StepTiming};
 use super::RunFiles;
 
 /// How much of `events.jsonl` is read per step.
@@ -62,6 +64,8 @@ pub struct EventProgress {
     pub offset: u64,
     pub next_line: u64,
     pub totals: MetricTotals,
+    /// When the recent new steps arrived (for the `stalled` verdict).
+    pub steps: StepTiming,
     pub corrupt_lines: u64,
     pub pending_tail_bytes: u64,
     /// Why `events.jsonl` cannot be read (not a regular file, an I/O error); the run is then
@@ -120,14 +124,22 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
     progress.problem = None;
     loop {
         let totals = &mut progress.totals;
-        match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
+        let steps = &mut progress.steps;
+        match tail.read_available(EVENT_READ_CHUNK, |e| {
+            totals.add(&e);
+            steps.observe(&e);
+        }) {
             Ok(read) => {
                 if read.truncated {
                     // The file was replaced: what was counted no longer exists.
                     let mut fresh = EventProgress::default();
                     tail = EventTail::new(files.events()).within_root(&root);
                     let totals = &mut fresh.totals;
-                    let read = match tail.read_available(EVENT_READ_CHUNK, |e| totals.add(&e)) {
+                    let steps = &mut fresh.steps;
+                    let read = match tail.read_available(EVENT_READ_CHUNK, |e| {
+                        totals.add(&e);
+                        steps.observe(&e);
+                    }) {
                         Ok(r) => r,
                         Err(e) => {
                             fresh.problem = Some(e.to_string());
@@ -219,11 +231,26 @@ pub fn build_overview(
         ));
         return ov;
     }
-    let (effective, evidence) = effective_status(status, records.meta.as_ref(), ctx);
-    ov.status = effective;
-    ov.reason = evidence
-        .map(|e| e.to_string())
-        .or_else(|| status.exit_reason.clone());
+    let written = RunStatus::parse(&status.status);
+    let liveness =
+        (written == RunStatus::Running).then(|| judge_liveness(status, records.meta.as_ref(), ctx));
+    ov.status = written;
+    ov.reason = status.exit_reason.clone();
+    match liveness {
+        Some(Liveness::Crashed(evidence)) => {
+            ov.status = RunStatus::Crashed;
+            ov.reason = Some(evidence.to_string());
+        }
+        // Known to be alive (an unjudged run keeps its status), but making no new steps.
+        Some(Liveness::Alive) => {
+            let config = StallConfig::from_meta(records.meta.as_ref());
+            if let Some(stall) = stall_evidence(&progress.steps, &config, ctx.now) {
+                ov.status = RunStatus::Stalled;
+                ov.reason = Some(stall.to_string());
+            }
+        }
+        Some(Liveness::Unjudged) | None => {}
+    }
     if let Some(marker) = &records.deleted {
         ov.reason = ov.reason.or_else(|| marker.reason.clone());
     }
@@ -392,5 +419,80 @@ mod tests {
         let ov = read_run_overview(&l, &LivenessContext::here_and_now());
         assert_eq!(ov.status, RunStatus::Unreadable);
         assert!(ov.reason.unwrap().contains("outside the storage root"));
+    }
+
+    #[test]
+    fn a_live_run_without_new_steps_is_stalled_until_a_new_step_and_crashed_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = LivenessContext::here_and_now();
+        let me = std::process::id();
+        let write_status = |status: &str, pid: u32| {
+            let text = serde_json::json!({"status": status, "pid": pid, "host": ctx.hostname});
+            fs::write(t.path().join("status.json"), text.to_string()).unwrap();
+        };
+        let meta = serde_json::json!({"id": "r1", "stall": {"factor": 5, "after_s": 1}});
+        fs::write(t.path().join("meta.json"), meta.to_string()).unwrap();
+        write_status("running", me);
+        let base = ctx.now.floor() - 10.0;
+        let step = |s: i64, ts: f64| {
+            format!("{{\"ts\":{ts},\"type\":\"metrics\",\"data\":{{\"loss\":1,\"global_step\":{s}}}}}\n")
+        };
+        let mut events: String = (0..6).map(|i| step(i, base + i as f64 * 0.5)).collect();
+        fs::write(t.path().join("events.jsonl"), &events).unwrap();
+        let l = loc(t.path().to_owned());
+        let ov = read_run_overview(&l, &ctx);
+        assert_eq!(ov.status, RunStatus::Stalled, "{:?}", ov.reason);
+        let reason = ov.reason.unwrap();
+        assert!(reason.starts_with("no new step for "), "{reason}");
+        assert!(
+            reason.ends_with("(limit 2.5s: 5 × the median step interval 0.5s, floor 1s)"),
+            "{reason}"
+        );
+        // An old step logged again is no new step; a new one clears the verdict.
+        events.push_str(&step(3, ctx.now));
+        fs::write(t.path().join("events.jsonl"), &events).unwrap();
+        assert_eq!(read_run_overview(&l, &ctx).status, RunStatus::Stalled);
+        events.push_str(&step(6, ctx.now - 0.1));
+        fs::write(t.path().join("events.jsonl"), &events).unwrap();
+        assert_eq!(read_run_overview(&l, &ctx).status, RunStatus::Running);
+        let later = LivenessContext {
+            now: ctx.now + 60.0,
+            ..ctx.clone()
+        };
+        assert_eq!(read_run_overview(&l, &later).status, RunStatus::Stalled);
+        // A dead writer is crashed, not stalled; an ended run is neither.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        write_status("running", dead);
+        let ov = read_run_overview(&l, &later);
+        assert_eq!(ov.status, RunStatus::Crashed);
+        assert!(ov.reason.unwrap().contains("is gone"));
+        write_status("finished", me);
+        assert_eq!(read_run_overview(&l, &later).status, RunStatus::Finished);
+    }
+
+    #[test]
+    fn without_a_stall_setting_the_floor_is_ten_minutes() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = LivenessContext::here_and_now();
+        let me = std::process::id();
+        fs::write(t.path().join("meta.json"), r#"{"id":"r1"}"#).unwrap();
+        let status = serde_json::json!({"status": "running", "pid": me, "host": ctx.hostname});
+        fs::write(t.path().join("status.json"), status.to_string()).unwrap();
+        let line = format!(
+            "{{\"ts\":{},\"type\":\"metrics\",\"data\":{{\"global_step\":1}}}}\n",
+            ctx.now - 599.0
+        );
+        fs::write(t.path().join("events.jsonl"), line).unwrap();
+        let l = loc(t.path().to_owned());
+        assert_eq!(read_run_overview(&l, &ctx).status, RunStatus::Running);
+        let later = LivenessContext {
+            now: ctx.now + 2.0,
+            ..ctx.clone()
+        };
+        let ov = read_run_overview(&l, &later);
+        assert_eq!(ov.status, RunStatus::Stalled);
+        assert!(ov.reason.unwrap().contains("(limit 10m: the floor;"));
     }
 }

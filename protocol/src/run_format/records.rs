@@ -97,6 +97,9 @@ pub struct DeletedMarker {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RunStatus {
     Running,
+    /// Derived: the file says running and the writer is alive, but no new step arrived for
+    /// longer than the run's stall limit (`stall.rs`; the reason says by how much).
+    Stalled,
     Finished,
     Failed,
     Interrupted,
@@ -112,8 +115,9 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Every status, in the order documented in `docs/run-format.md`.
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Running,
+        RunStatus::Stalled,
         RunStatus::Finished,
         RunStatus::Failed,
         RunStatus::Interrupted,
@@ -139,6 +143,7 @@ impl RunStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
             RunStatus::Running => "running",
+            RunStatus::Stalled => "stalled",
             RunStatus::Finished => "finished",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
@@ -151,7 +156,13 @@ impl RunStatus {
 
     /// True once the run can no longer change state by itself.
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, RunStatus::Running)
+        !self.is_live()
+    }
+
+    /// True while the run's writer is (as far as anyone knows) at work: `running`, and
+    /// `stalled` (alive, but making no steps).
+    pub fn is_live(&self) -> bool {
+        matches!(self, RunStatus::Running | RunStatus::Stalled)
     }
 }
 
@@ -188,6 +199,7 @@ mod tests {
     fn status_vocabulary() {
         for s in [
             "running",
+            "stalled",
             "finished",
             "failed",
             "interrupted",
@@ -199,7 +211,8 @@ mod tests {
             assert_eq!(RunStatus::parse(s).as_str(), s);
             assert!(RunStatus::ALL.iter().any(|a| a.as_str() == s));
         }
-        assert_eq!(RunStatus::ALL.len(), 8);
+        assert_eq!(RunStatus::ALL.len(), 9);
+        assert!(RunStatus::Stalled.is_live() && !RunStatus::Stalled.is_terminal());
         assert_eq!(RunStatus::parse("RUNNING"), RunStatus::Running);
         assert_eq!(RunStatus::parse("paused"), RunStatus::Unknown);
         assert_eq!(RunStatus::from_name("paused"), None);

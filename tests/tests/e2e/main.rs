@@ -15,6 +15,7 @@ mod agent_export;
 mod agent_ls;
 mod agent_run;
 mod agent_serve;
+mod agent_stall;
 mod agent_telemetry;
 mod agent_terminal;
 mod artifact_fetch;

@@ -20,6 +20,7 @@ use super::liveness::unix_now;
 use super::names::{check_run_id, generate_run_id, normalize_run_path_for_write, NameError};
 use super::process;
 use super::records::{Meta, RunStatus, StatusRecord};
+use super::stall::{StallConfig, META_STALL_KEY};
 use super::RunFiles;
 pub use extras::MetricGoal;
 use extras::PrimaryMetric;
@@ -60,6 +61,9 @@ pub struct RunSpec {
     /// Seconds added to the wall clock for every time the writer records (0 for real runs;
     /// negative to write a run that happened in the past, as the demo's sample runs do).
     pub clock_offset: f64,
+    /// When the run counts as stalled (`meta.json`'s `stall`; unset settings are the
+    /// readers' defaults).
+    pub stall: StallConfig,
 }
 
 impl RunSpec {
@@ -74,6 +78,7 @@ impl RunSpec {
             owner_pid: std::process::id(),
             extra_meta: Map::new(),
             clock_offset: 0.0,
+            stall: StallConfig::default(),
         }
     }
 }
@@ -151,7 +156,7 @@ impl RunWriter {
         let files = RunFiles::new(&dir);
         let now = unix_now() + spec.clock_offset;
         let host = process::local_hostname();
-        let meta = Meta {
+        let mut meta = Meta {
             id: Some(run_id),
             path: Some(run_path),
             alias: spec.alias.clone(),
@@ -165,6 +170,9 @@ impl RunWriter {
             extra: spec.extra_meta.clone(),
             ..Meta::default()
         };
+        if let Some(stall) = spec.stall.to_meta_value() {
+            meta.extra.insert(META_STALL_KEY.to_owned(), stall);
+        }
         write_json_atomic(&files.meta(), &meta).map_err(io_at(&files.meta()))?;
         let status = StatusRecord {
             status: RunStatus::Running.as_str().to_owned(),
@@ -438,6 +446,29 @@ mod tests {
     use crate::run_format::discovery::discover_runs;
     use crate::run_format::liveness::LivenessContext;
     use crate::run_format::overview::read_run_overview;
+
+    #[test]
+    fn stall_settings_reach_meta_json() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec::new(t.path(), "test/1");
+        spec.stall = StallConfig::new(Some(3.0), Some(90.0));
+        let w = RunWriter::create(&spec).unwrap();
+        let meta: Value =
+            serde_json::from_str(&fs::read_to_string(w.files().meta()).unwrap()).unwrap();
+        assert_eq!(
+            meta["stall"],
+            serde_json::json!({"factor": 3.0, "after_s": 90.0})
+        );
+        let read: Meta = serde_json::from_value(meta).unwrap();
+        assert_eq!(StallConfig::from_meta(Some(&read)), spec.stall);
+        // Without settings, meta.json has no `stall` at all.
+        spec.stall = StallConfig::default();
+        spec.run_id = Some("plain".into());
+        let w = RunWriter::create(&spec).unwrap();
+        let meta: Value =
+            serde_json::from_str(&fs::read_to_string(w.files().meta()).unwrap()).unwrap();
+        assert!(meta.get("stall").is_none(), "{meta}");
+    }
 
     #[test]
     fn written_run_reads_back() {

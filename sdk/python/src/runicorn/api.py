@@ -17,6 +17,7 @@ from .lifecycle import set_active_run
 from .naming import check_run_id, normalize_run_path, storage_root
 from .noop import NoOpRun
 from .run import Run
+from .stall import stall_settings
 from .status import heartbeat_interval_from
 from .switch import env_flag, is_enabled
 
@@ -25,16 +26,26 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
          alias: Optional[str] = None, capture_env: bool = False, snapshot_code: bool = False,
          workspace_root: Optional[str] = None, snapshot_format: str = "zip",
          force_snapshot: bool = False, capture_console: bool = False, tqdm_mode: str = "smart",
-         strict: bool = False, heartbeat_interval: Optional[float] = None) -> Union[Run, NoOpRun]:
+         strict: bool = False, heartbeat_interval: Optional[float] = None,
+         stall_after: Optional[float] = None,
+         stall_factor: Optional[float] = None) -> Union[Run, NoOpRun]:
     """Start a run and make it the active run.
 
     The parameters up to ``tqdm_mode`` are upstream's, in upstream's order (calls that pass them
-    by position keep working); ``strict`` and ``heartbeat_interval`` are ours.
+    by position keep working); ``strict``, ``heartbeat_interval``, ``stall_after`` and
+    ``stall_factor`` are ours.
 
     ``path`` is the run's place in the tree (``"cv/resnet"``; None is ``"default"``, ``""`` the
     root); the run lives in ``<root>/runs/<path>/<run_id>/`` where the root is ``storage``, else
     ``$RUNICORN_DIR``, else ``~/.runicorn``. Raises ValueError for an invalid path, run id,
-    tqdm_mode or heartbeat_interval; write errors only warn unless ``strict``.
+    tqdm_mode, heartbeat_interval, stall_after or stall_factor; write errors only warn unless
+    ``strict``.
+
+    ``stall_after`` (seconds, default 600) and ``stall_factor`` (default 5) are recorded in
+    ``meta.json`` as ``stall``: while the process is alive, readers (``runicorn-agent ls``, the
+    hub, the dashboard) show the run ``stalled`` when no new step arrived for longer than
+    max(stall_after, stall_factor x the median interval of its recent steps). In a joined run
+    they are recorded only when ``runicorn-agent run`` recorded none.
 
     ``workspace_root`` (default: the enclosing git work tree, else the working directory) is
     recorded in ``meta.json``. ``snapshot_code=True`` zips it into the run's
@@ -52,6 +63,7 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
     if run_id is not None:
         check_run_id(run_id)
     interval = heartbeat_interval_from(heartbeat_interval)
+    stall = stall_settings(stall_after, stall_factor)
     strict = bool(strict) or env_flag("RUNICORN_STRICT") is True
     root = storage_root(storage)
     if snapshot_format != "zip":
@@ -61,7 +73,7 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
     common = dict(alias=alias, strict=strict, heartbeat_interval=interval,
                   capture_console=capture_console, tqdm_mode=tqdm_mode, capture_env=capture_env,
                   workspace=workspace, snapshot_code=bool(snapshot_code),
-                  force_snapshot=bool(force_snapshot))
+                  force_snapshot=bool(force_snapshot), stall=stall)
 
     joined = os.environ.get("RUNICORN_RUN_DIR")
     if joined:

@@ -75,6 +75,7 @@ class Run:
                  strict: bool, heartbeat_interval: float, capture_console: bool, tqdm_mode: str,
                  capture_env: bool, workspace: Optional[Path] = None,
                  snapshot_code: bool = False, force_snapshot: bool = False,
+                 stall: Optional[Dict[str, float]] = None,
                  joined_dir: Optional[Path] = None,
                  joined_meta: Optional[Dict[str, Any]] = None) -> None:
         self._pid = os.getpid()
@@ -91,6 +92,7 @@ class Run:
         self._console = None  # type: Optional[ConsoleCapture]
         self._status = None  # type: Optional[StatusRecord]
         self._heartbeat_interval = heartbeat_interval
+        self._stall = dict(stall) if stall else None
         self._workspace = workspace or workspace_root()
         self._outputs = None  # type: Optional[OutputScanner]
         self._warned_after_finish = False
@@ -126,6 +128,12 @@ class Run:
                     if not meta.get("alias"):
                         meta["alias"] = alias
                 self._writer.update_json("meta.json", set_alias)
+            if self._stall and joined_meta and "stall" not in joined_meta:
+                stall_settings = dict(self._stall)
+
+                def set_stall(meta: Dict[str, Any]) -> None:
+                    meta.setdefault("stall", stall_settings)
+                self._writer.update_json("meta.json", set_stall)
         else:
             self._write_new_run_files()
         if snapshot_code:
@@ -177,6 +185,8 @@ class Run:
             "workspace_root": str(self._workspace),
             "writer": WRITER,
         }
+        if self._stall:
+            meta["stall"] = dict(self._stall)
         self._writer.write_json("meta.json", meta)
         self._status = StatusRecord(_time(), self._heartbeat_interval)
         self._writer.write_status(self._status.as_json(), in_caller=True)

@@ -4,10 +4,10 @@
 // the command and commit this file: `cargo test -p runicorn-web` fails while it is stale.
 
 /** A run's status: the vocabulary of `RunStatus` (protocol/src/run_format/records.rs). */
-export type RunStatus = "running" | "finished" | "failed" | "interrupted" | "killed" | "crashed" | "unreadable" | "unknown";
+export type RunStatus = "running" | "stalled" | "finished" | "failed" | "interrupted" | "killed" | "crashed" | "unreadable" | "unknown";
 
 /** Every status, in the order of `RunStatus::ALL` (docs/run-format.md). */
-export const RUN_STATUSES: readonly RunStatus[] = ["running", "finished", "failed", "interrupted", "killed", "crashed", "unreadable", "unknown"];
+export const RUN_STATUSES: readonly RunStatus[] = ["running", "stalled", "finished", "failed", "interrupted", "killed", "crashed", "unreadable", "unknown"];
 
 /**
  * A remote's state as the API writes it (`RemoteState` in docs/api.md): `live` (followed,

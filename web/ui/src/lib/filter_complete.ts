@@ -63,7 +63,7 @@ function inString(text: string, cursor: number): boolean {
 }
 
 /** The statuses a run can have, offered after `status =` / `status !=`. */
-export const STATUS_VALUES = ["running", "finished", "failed", "crashed", "killed", "interrupted", "unreadable", "unknown"] as const;
+export const STATUS_VALUES = ["running", "stalled", "finished", "failed", "crashed", "killed", "interrupted", "unreadable", "unknown"] as const;
 
 /** After `status =` (or `!=`): the statuses, quoted, that start with what is typed. */
 function completeStatus(text: string, cursor: number): Completion | null {

@@ -10,6 +10,11 @@ import type { RemoteState, Run } from "../api";
 import { h } from "./dom";
 import { formatAgo, formatDate, formatTime } from "./format";
 
+/** Whether a run's writer is at work: `running`, or `stalled` (alive, but making no new steps). */
+export function isLiveStatus(status: string): boolean {
+  return status === "running" || status === "stalled";
+}
+
 /** The fields of a run this module reads. */
 export type Liveness = Pick<Run, "remote" | "remote_state" | "remote_heard_at" | "status">;
 
@@ -104,7 +109,7 @@ export function refreshLiveness(root: ParentNode, now: number = Date.now() / 100
 /** The class of a run's live dot: `live-dot on` (green) while its remote is live and the run
  * runs, `live-dot` (grey) otherwise, plus `live-dot-<state>`. */
 export function liveDotClass(run: Liveness): string {
-  const on = run.remote_state === "live" && run.status === "running";
+  const on = run.remote_state === "live" && isLiveStatus(run.status);
   return `live-dot live-dot-${run.remote_state}${on ? " on" : ""}`;
 }
 
@@ -125,7 +130,7 @@ export type DurationFields = Pick<Run, "created_at" | "ended_at" | "status" | "r
  * `heartbeat_at`); `null` while it runs or when unknown. */
 export function runEndedAt(run: DurationFields): number | null {
   if (run.ended_at !== null) return run.ended_at;
-  if (run.status === "running") return null;
+  if (isLiveStatus(run.status)) return null;
   const record = run.status_record as { heartbeat_at?: unknown; ended_at?: unknown } | null | undefined;
   const t = record?.ended_at ?? record?.heartbeat_at ?? run.heartbeat_at;
   return typeof t === "number" && Number.isFinite(t) ? t : null;
@@ -137,7 +142,7 @@ export function runDurationSoFar(run: DurationFields, now: number = Date.now() /
   if (run.created_at === null) return null;
   const end = runEndedAt(run);
   if (end !== null) return end - run.created_at;
-  if (run.status !== "running") return null;
+  if (!isLiveStatus(run.status)) return null;
   const until = run.remote_state === "live" ? now : (run.remote_heard_at ?? now);
   return Math.max(0, until - run.created_at);
 }

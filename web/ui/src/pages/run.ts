@@ -10,7 +10,7 @@ import { api, ApiError, openLive, type RunCandidate, type Run, type RunDetail } 
 import { statusBadge } from "../components/badge";
 import { h, message, replace } from "../lib/dom";
 import { formatAgo, formatDuration, formatNumber, formatTime } from "../lib/format";
-import { liveDot, livenessBadge, refreshLiveness, runDurationSoFar } from "../lib/liveness";
+import { isLiveStatus, liveDot, livenessBadge, refreshLiveness, runDurationSoFar } from "../lib/liveness";
 import { replaceHash, runHash } from "../router";
 import type { Page } from "./page";
 import { RunCharts } from "./run_charts";
@@ -150,7 +150,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
       }, 1000),
     );
 
-    if (detail.status === "running") {
+    if (isLiveStatus(detail.status)) {
       closeLive = openLive(
         id,
         { after_step: detail.last_step ?? undefined, log_offset: detail.log_bytes ?? undefined },

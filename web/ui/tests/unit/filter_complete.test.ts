@@ -53,6 +53,7 @@ describe("filter completion", () => {
     const c = complete("status = ", 9, known)!;
     expect(c.from).toBe(9);
     expect(c.items).toContain('"crashed"');
+    expect(c.items).toContain('"stalled"');
     const f = complete('tag:x and status != "f', 22, known)!;
     expect(f).toEqual({ from: 20, to: 22, items: ['"finished"', '"failed"'] });
     expect(applyCompletion('status != "f', { from: 10, to: 12, items: [] }, '"failed"').text).toBe('status != "failed" ');

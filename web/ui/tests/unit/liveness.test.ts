@@ -12,6 +12,8 @@ describe("liveness", () => {
   it("gives a green dot only to a running run of a live remote", () => {
     expect(liveDotClass(run("live"))).toContain(" on");
     expect(liveDotClass(run("live", 1000, "finished"))).not.toContain(" on");
+    // A stalled run is alive (its writer makes no steps): still green.
+    expect(liveDotClass(run("live", 1000, "stalled"))).toContain(" on");
     for (const s of ["offline", "paused", "not_followed", "imported", "removed"] as const) {
       expect(liveDotClass(run(s))).not.toContain(" on");
       expect(liveDotClass(run(s))).toContain(`live-dot-${s}`);
@@ -56,5 +58,6 @@ describe("liveness", () => {
     // Running: until now while live, until last heard otherwise.
     expect(runDurationSoFar({ ...base, status: "running" }, 500)).toBe(400);
     expect(runDurationSoFar({ ...base, status: "running", remote_state: "offline" }, 500)).toBe(50);
+    expect(runDurationSoFar({ ...base, status: "stalled" }, 500)).toBe(400);
   });
 });
