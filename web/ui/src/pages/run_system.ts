@@ -9,6 +9,7 @@ import type { ChartSpec } from "../components/chart";
 import { ChartGrid } from "../components/chartgrid";
 import type { SystemAnswer } from "../generated/api";
 import { code, h, message, replace } from "../lib/dom";
+import { isLiveStatus } from "../lib/liveness";
 import { systemGroups, type SystemChart } from "../lib/system_groups";
 import { seriesColour } from "../lib/theme";
 import { onStoreChanged } from "./page";
@@ -37,7 +38,7 @@ export class RunSystem {
     this.el = h("div", { class: "tab-system", dataset: { state: "loading" } }, this.status, this.body);
     replace(this.status, message("loading", "Loading system telemetry…"));
     this.timer = setInterval(() => {
-      if (this.detail.status === "running") this.refresh();
+      if (isLiveStatus(this.detail.status)) this.refresh();
     }, REFRESH_MS);
     this.offChanged = onStoreChanged(() => this.refresh());
     window.addEventListener("runicorn:theme", this.onTheme);
