@@ -123,6 +123,9 @@ enum Command {
     ///
     /// Example: runicorn-hub export --remote gpu-01 --since 3d -o gpu-01.rbundle
     Export(cli::export::ExportArgs),
+    /// The command `demo` runs under `runicorn-agent run` (not for direct use).
+    #[command(hide = true)]
+    DemoWorker(cli::demo_wrapped::DemoWorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
+        Command::DemoWorker(args) => cli::demo_wrapped::run_worker(args),
         Command::Export(args) => cli::export::run(hub_dir, args),
         Command::Fetch(args) => cli::fetch::run(hub_dir, args),
         Command::Artifacts(args) => cli::artifacts::run(hub_dir, args),

@@ -14,6 +14,7 @@ use runicorn_hub::supervisor::{run_remote, Mode, RemoteJob};
 use super::ctrl_c::ctrl_c;
 use super::demo_artifacts::write_sample_artifacts;
 use super::demo_runs::{spawn_live_run, write_sample_runs};
+use super::demo_wrapped::spawn_wrapped_run;
 use super::sync_reporter::SyncReporter;
 
 #[derive(clap::Args, Debug)]
@@ -58,9 +59,27 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
     let stop_live = Arc::new(AtomicBool::new(false));
     let live = spawn_live_run(&root, Duration::from_millis(500), Arc::clone(&stop_live))
         .context("cannot start the live sample run")?;
+    // A command under `runicorn-agent run`, for its System tab; not with --once, which only lists.
+    let wrapped = if args.once {
+        None
+    } else {
+        let agent = runicorn_hub::local_agent_program(args.agent.as_deref());
+        match spawn_wrapped_run(&agent, &root) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("note: the demo runs without its wrapped command: {e:#}");
+                None
+            }
+        }
+    };
     eprintln!(
-        "demo: wrote {} sample runs (+1 still training) and {} artifacts ({} versions) into {}; store in {}",
+        "demo: wrote {} sample runs (+1 still training{}) and {} artifacts ({} versions) into {}; store in {}",
         written.len(),
+        if wrapped.is_some() {
+            ", +1 command under runicorn-agent run"
+        } else {
+            ""
+        },
         artifacts.artifacts,
         artifacts.versions,
         root.display(),
@@ -151,6 +170,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         Ok(0)
     });
     stop_live.store(true, Ordering::Relaxed);
+    if let Some(w) = wrapped {
+        w.stop();
+    }
     let _ = live.join();
     result
 }

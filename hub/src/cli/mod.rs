@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod demo_artifacts;
 pub mod demo_runs;
+pub mod demo_wrapped;
 pub mod export;
 pub mod fetch;
 pub mod fetch_artifact;

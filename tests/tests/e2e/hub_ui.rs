@@ -188,12 +188,34 @@ fn demo_serves_its_sample_runs_with_their_images() {
     cmd.args(["demo", "--port", "0", "--dir"]).arg(root.path());
     let s = Serving::start(cmd);
     assert!(
-        wait_until(60.0, || total(&s, "/api/runs") == 6),
+        wait_until(60.0, || total(&s, "/api/runs") == 7),
         "{}",
         s.json("/api/runs")
     );
-    let running = s.json("/api/runs?status=running");
-    assert_eq!(running["runs"][0]["alias"], "live", "{running}");
+    // Two runs train: the SDK-written "live" one and a real command under `runicorn-agent run`.
+    let running = s.json("/api/runs?status=running&sort=alias&order=asc");
+    let aliases: Vec<&str> = running["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["alias"].as_str())
+        .collect();
+    assert_eq!(aliases, ["live", "wrapped-command"], "{running}");
+    // The wrapped command's telemetry (CPU and memory of a real process) reaches the System tab.
+    let wrapped = running["runs"][1]["key"].as_i64().unwrap();
+    let cpu_samples = || {
+        let sys = s.json(&format!("/api/runs/{wrapped}/system"));
+        sys["keys"]
+            .as_array()
+            .and_then(|ks| ks.iter().find(|k| k["key"] == "sys/cpu_percent"))
+            .and_then(|k| k["values"].as_array().map(|v| v.len()))
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(30.0, || cpu_samples() >= 2),
+        "no telemetry of the wrapped run: {}",
+        s.json(&format!("/api/runs/{wrapped}/system"))
+    );
     let baseline = s.json("/api/runs?q=baseline");
     let r = fetch_first_file(&s, &baseline["runs"][0]);
     assert_eq!(r.status, 200, "{}", r.text());

@@ -5,8 +5,8 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { launchBrowser, screenshot, startHub, tempDir } from "./support.mjs";
 
-const ALIASES = ["baseline", "lr-0.03", "lr-0.3", "warmup-1k", "seed-1", "live"];
-const PATHS = ["cv/resnet50", "nlp/bert-base", "rl/ppo", "cv/vit-small"];
+const ALIASES = ["baseline", "lr-0.03", "lr-0.3", "warmup-1k", "seed-1", "live", "wrapped-command"];
+const PATHS = ["cv/resnet50", "nlp/bert-base", "rl/ppo", "cv/vit-small", "demo/agent-run"];
 
 let hub;
 let browser;
