@@ -217,6 +217,7 @@ pub fn run_json(r: &RunRow) -> serde_json::Value {
         "path": r.path,
         "alias": r.alias,
         "status": r.status,
+        "reason": r.reason,
         "points": r.points,
         "last_step": r.last_step,
         "keys": r.keys,

@@ -158,6 +158,11 @@ fn a_run_that_stops_stepping_is_stalled_and_a_new_step_makes_it_running() {
     let listing =
         json_of(hub(home.path(), hub_dir.path()).args(["ls", "--json", "--status", "stalled"]));
     assert_eq!(listing.as_array().unwrap().len(), 1, "{listing}");
+    assert_eq!(
+        listing[0]["reason"].as_str(),
+        reason.as_deref(),
+        "`ls --json` says why: {listing}"
+    );
 
     // Stepping again: running, on the agent and after the next sync on the hub.
     stepper.set_stepping(true);
