@@ -213,7 +213,11 @@ impl RemoteFiles {
             }
         };
         let (mut source, stat) = opened?;
-        if stat.size != size {
+        // A file that only grew since the manifest was read (a run's `system.jsonl`, a log)
+        // still holds the listed bytes at its start: those are copied, and the manifest's
+        // SHA-256 proves they are unchanged. Without a hash nothing can prove it.
+        let grew_with_hash = stat.size > size && known.file.sha256.is_some();
+        if stat.size != size && !grew_with_hash {
             return Err(FetchError::Changed {
                 remote: run.remote.clone(),
                 path,

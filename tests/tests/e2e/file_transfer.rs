@@ -288,7 +288,8 @@ fn partials(hub_dir: &Path) -> Vec<(PathBuf, u64)> {
     entries
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "partial"))
-        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        // A partial may be renamed into the cache between the listing and its metadata.
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
         .collect()
 }
 
@@ -307,7 +308,11 @@ fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() 
     let run_dir = write_run(
         root.path(),
         "cutrun",
-        &[("ckpt.bin", SIZE), ("changed.bin", 1 << 20)],
+        &[
+            ("ckpt.bin", SIZE),
+            ("changed.bin", 1 << 20),
+            ("grown.bin", 1 << 19),
+        ],
     );
     let target = format!("{}@127.0.0.1:{}", current_user(), relay.addr.port());
     sync_once(&home, hub_dir.path(), &target, root.path());
@@ -397,6 +402,21 @@ fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() 
         "the changed bytes must not be in the cache"
     );
     assert!(partials(hub_dir.path()).is_empty());
+
+    // A file that only grew since the sync (telemetry, a log): its listed bytes are fetched and
+    // verified; what was appended waits for the next sync.
+    let listed = std::fs::read(run_dir.join("grown.bin")).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run_dir.join("grown.bin"))
+            .unwrap();
+        f.write_all(b"appended after the sync\n").unwrap();
+    }
+    let grown = fetch("grown.bin", None).unwrap();
+    assert_eq!(grown.size, listed.len() as u64);
+    assert_eq!(std::fs::read(&grown.path).unwrap(), listed);
 
     // Once cached, nothing is asked of the server: it works with the server gone.
     drop(relay);
