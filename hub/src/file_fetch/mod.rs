@@ -17,12 +17,14 @@
 //! | `source` | opening the remote (SFTP) or local file, confined to the root's real path |
 //! | `transfer` | the copy into the partial: reads in flight on one side, writing and hashing on a thread |
 //! | `web` | the dashboard's `FileFetcher` over [`RemoteFiles`] |
+//! | `earlier_copies` | the last cached copy of each file that grows, so a longer version fetches only what was appended |
 //! | `idle_agents` | closing the kept chunk-list agent session of a remote after an idle time (60 s) |
 //! | `archive_file` | files of upstream's `archive/` by root-relative path (rolling output copies, directory manifests) and listing a rolling directory copy |
 //! | `content` | artifact contents by SHA-256: whole when small, else only the chunks the cache lacks (the agent's `chunks` list), each verified, then the whole |
 
 mod archive_file;
 mod content;
+mod earlier_copies;
 mod error;
 mod idle_agents;
 mod manifest_path;
@@ -86,6 +88,8 @@ struct Inner {
     agents: Mutex<HashMap<RemoteId, Arc<content::ChunkAgent>>>,
     /// How long a kept chunk-list session may sit unused (milliseconds; `idle_agents`).
     chunk_agent_idle_ms: std::sync::atomic::AtomicU64,
+    /// The copy this process last cached of each file that grows (`earlier_copies`).
+    earlier: std::sync::Mutex<earlier_copies::EarlierCopies>,
 }
 
 /// A remote's file connection: its own SSH connection, one SFTP session, the root's real path.
@@ -93,6 +97,20 @@ struct SftpRemote {
     ssh: SshSession,
     sftp: SftpSession,
     root_real: String,
+}
+
+/// Whether a transfer may start from the earlier cached copy of the same file.
+#[derive(Clone, Copy)]
+enum Seeding {
+    EarlierCopy,
+    None,
+}
+
+/// How one transfer ended when it did not fail.
+enum Transferred {
+    Cached(CachedFile),
+    /// It started from an earlier copy that turned out not to be a prefix of the file.
+    SeedWasNotAPrefix,
 }
 
 /// What the store says about a file before a transfer.
@@ -124,6 +142,7 @@ impl RemoteFiles {
                 chunk_agent_idle_ms: std::sync::atomic::AtomicU64::new(
                     u64::try_from(idle_agents::chunk_agent_idle().as_millis()).unwrap_or(u64::MAX),
                 ),
+                earlier: std::sync::Mutex::default(),
             }),
         }
     }
@@ -157,6 +176,40 @@ impl RemoteFiles {
         progress: Option<TransferProgress>,
         started: Option<TransferStarted>,
     ) -> Result<CachedFile, FetchError> {
+        let retry = (run.clone(), path.clone(), progress.clone());
+        match self
+            .transfer_file(run, path, progress, started, Seeding::EarlierCopy)
+            .await?
+        {
+            Transferred::Cached(cached) => Ok(cached),
+            // The earlier copy was not a prefix after all (the file was rewritten, not
+            // appended to): once more, every byte from the remote.
+            Transferred::SeedWasNotAPrefix => {
+                let (run, path, progress) = retry;
+                match self
+                    .transfer_file(run.clone(), path.clone(), progress, None, Seeding::None)
+                    .await?
+                {
+                    Transferred::Cached(cached) => Ok(cached),
+                    // Unseeded transfers never answer this; a mismatch is an error there.
+                    Transferred::SeedWasNotAPrefix => Err(FetchError::Changed {
+                        remote: run.remote,
+                        path,
+                        reason: "it changed while it was fetched".to_owned(),
+                    }),
+                }
+            }
+        }
+    }
+
+    async fn transfer_file(
+        &self,
+        run: RunRow,
+        path: String,
+        progress: Option<TransferProgress>,
+        started: Option<TransferStarted>,
+        seeding: Seeding,
+    ) -> Result<Transferred, FetchError> {
         check_manifest_path(&path)?;
         let known = self.known(&run, &path).await?;
         if let Some(cached) = known.cached {
@@ -164,7 +217,7 @@ impl RemoteFiles {
             if let Some(p) = &progress {
                 p(cached.size);
             }
-            return Ok(cached);
+            return Ok(Transferred::Cached(cached));
         }
         let address: RemoteAddress = serde_json::from_value(known.remote.transport.clone())
             .map_err(|e| FetchError::BadAddress {
@@ -195,8 +248,12 @@ impl RemoteFiles {
                 discard(partial).await;
             }
             touch(&cached.path).await;
-            return Ok(cached);
+            return Ok(Transferred::Cached(cached));
         }
+        let (partial, seeded) = match seeding {
+            Seeding::EarlierCopy => self.seed_from_earlier(&run, &path, &known, partial).await?,
+            Seeding::None => (partial, false),
+        };
         let offset = partial.len();
         let opened = match &address {
             RemoteAddress::Offline { .. } => Err(FetchError::Offline {
@@ -212,7 +269,15 @@ impl RemoteFiles {
                     .await
             }
         };
-        let (mut source, stat) = opened?;
+        let (mut source, stat) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if seeded {
+                    discard(partial).await;
+                }
+                return Err(e);
+            }
+        };
         // A file that only grew since the manifest was read (a run's `system.jsonl`, a log)
         // still holds the listed bytes at its start: those are copied, and the manifest's
         // SHA-256 proves they are unchanged. Without a hash nothing can prove it.
@@ -244,8 +309,12 @@ impl RemoteFiles {
         };
         drop(source);
         if let Err(e) = verify(&run, &path, &known.file, &partial, after) {
-            tracing::warn!("{e}");
             discard(partial).await;
+            if seeded {
+                self.forget_earlier(&run, &path);
+                return Ok(Transferred::SeedWasNotAPrefix);
+            }
+            tracing::warn!("{e}");
             return Err(e);
         }
         let cache = known.cache.clone();
@@ -261,11 +330,57 @@ impl RemoteFiles {
         if !listed {
             return Err(FetchError::NotInManifest { run: run.id, path });
         }
-        Ok(CachedFile {
+        self.remember_earlier(&run, &path, &content.sha256, content.size);
+        Ok(Transferred::Cached(CachedFile {
             sha256: content.sha256,
             size: content.size,
             path: content.path,
+        }))
+    }
+
+    /// Fills an empty partial with the copy this process last cached of the same file when that
+    /// copy is shorter than the listed size (the file grew): only the rest is transferred, and
+    /// the whole is verified against the manifest's SHA-256 as always. Returns the partial and
+    /// whether it was seeded.
+    async fn seed_from_earlier(
+        &self,
+        run: &RunRow,
+        path: &str,
+        known: &Known,
+        partial: Partial,
+    ) -> Result<(Partial, bool), FetchError> {
+        // Even a partly copied seed is fine: the transfer goes on from its length and the
+        // SHA-256 of the whole decides.
+        if !partial.is_empty() || known.file.sha256.is_none() {
+            return Ok((partial, false));
+        }
+        let earlier = self
+            .inner
+            .earlier
+            .lock()
+            .ok()
+            .and_then(|m| m.get(run.key, path, known.file.size));
+        let Some(copy) = earlier.and_then(|sha| known.cache.path_of(&sha)) else {
+            return Ok((partial, false));
+        };
+        blocking(move || {
+            let mut partial = partial;
+            earlier_copies::append_copy(&copy, &mut partial)?;
+            Ok((partial, true))
         })
+        .await
+    }
+
+    fn remember_earlier(&self, run: &RunRow, path: &str, sha256: &str, size: u64) {
+        if let Ok(mut m) = self.inner.earlier.lock() {
+            m.remember(run.key, path, sha256, size);
+        }
+    }
+
+    fn forget_earlier(&self, run: &RunRow, path: &str) {
+        if let Ok(mut m) = self.inner.earlier.lock() {
+            m.forget(run.key, path);
+        }
     }
 
     /// The file's manifest entry, its remote, the cache, and the cached copy if there is one.

@@ -418,6 +418,39 @@ fn a_cut_transfer_resumes_from_its_partial_and_changed_bytes_are_never_cached() 
     assert_eq!(grown.size, listed.len() as u64);
     assert_eq!(std::fs::read(&grown.path).unwrap(), listed);
 
+    // Once synced, the longer file is fetched from the end of the copy cached before: only the
+    // appended bytes cross the link, and the whole is verified.
+    sync_once(&home, hub_dir.path(), &target, root.path());
+    let first_progress = |path: &str| {
+        let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let progress: TransferProgress = {
+            let seen = Arc::clone(&seen);
+            Arc::new(move |n| seen.lock().unwrap().push(n))
+        };
+        let cached = fetch(path, Some(progress)).unwrap();
+        let first = seen.lock().unwrap()[0];
+        (cached, first)
+    };
+    let (longer, began_at) = first_progress("grown.bin");
+    assert_eq!(
+        began_at,
+        listed.len() as u64,
+        "the transfer began at {began_at}"
+    );
+    assert_eq!(longer.sha256, sha256sum(&run_dir.join("grown.bin")));
+    assert_eq!(sha256sum(&longer.path), longer.sha256);
+
+    // Rewritten rather than appended to (and longer): the earlier copy is no prefix, so the
+    // file comes again in full, right.
+    let mut rewritten = std::fs::read(run_dir.join("grown.bin")).unwrap();
+    rewritten[0] ^= 0xff;
+    rewritten.extend_from_slice(b"and more\n");
+    std::fs::write(run_dir.join("grown.bin"), &rewritten).unwrap();
+    sync_once(&home, hub_dir.path(), &target, root.path());
+    let (whole, _) = first_progress("grown.bin");
+    assert_eq!(std::fs::read(&whole.path).unwrap(), rewritten);
+    assert!(partials(hub_dir.path()).is_empty());
+
     // Once cached, nothing is asked of the server: it works with the server gone.
     drop(relay);
     sshd.kill_connections();
