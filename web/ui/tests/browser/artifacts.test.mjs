@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import { launchBrowser, repoRoot, runHub, screenshot, startHub, tempDir } from "./support.mjs";
+import { test } from "node:test";
+import { hubAndBrowser, repoRoot, runHub, screenshot } from "./support.mjs";
 
 const AGENT = process.env.RUNICORN_AGENT_BIN ?? path.join(repoRoot, "target/debug/runicorn-agent");
 const PYTHON = process.env.RUNICORN_TEST_PYTHON ?? "python3";
@@ -18,38 +18,33 @@ let hub;
 let browser;
 let tmp;
 
-before(async () => {
-  tmp = tempDir();
-  const hubDir = path.join(tmp.dir, "hub");
-  const root = path.join(tmp.dir, "root");
-  fs.mkdirSync(root);
-  const wrote = spawnSync(PYTHON, [path.join(repoRoot, "tests/support/artifact_world.py"), root], {
-    env: { ...process.env, PYTHONPATH: path.join(repoRoot, "sdk/python/src"), RUNICORN_DIR: "" },
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  assert.equal(wrote.status, 0, `artifact_world.py failed:\n${wrote.stderr}`);
-  // An upstream 0.7-style assets.json on the serving run.
-  fs.writeFileSync(
-    path.join(root, "runs/serve/api/serve01/assets.json"),
-    JSON.stringify({
-      code: { snapshot: { saved: true, format: "zip", workspace_root: "/work/proj", fingerprint: "ab".repeat(32) } },
-      config: { args: {}, extra: {}, config_files: ["conf/a.yaml"] },
-      datasets: [{ name: "mnist", context: "train", uri: "/data/mnist", saved: true, file_count: 3, total_size_bytes: 1234 }],
-      pretrained: [{ name: "bert-base", source_type: "huggingface", path_or_uri: "bert-base-uncased", saved: false }],
-      outputs: [],
-    }),
-  );
-  runHub(["--hub-dir", hubDir, "connect", `local:${root}`, "--name", "lab", "--agent", AGENT, "--once", "--no-ui"]);
-  hub = await startHub(["--hub-dir", hubDir, "ui", "--offline", "--port", "0"]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  tmp?.cleanup();
-});
+hubAndBrowser(
+  (tmp) => {
+    const hubDir = path.join(tmp.dir, "hub");
+    const root = path.join(tmp.dir, "root");
+    fs.mkdirSync(root);
+    const wrote = spawnSync(PYTHON, [path.join(repoRoot, "tests/support/artifact_world.py"), root], {
+      env: { ...process.env, PYTHONPATH: path.join(repoRoot, "sdk/python/src"), RUNICORN_DIR: "" },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assert.equal(wrote.status, 0, `artifact_world.py failed:\n${wrote.stderr}`);
+    // An upstream 0.7-style assets.json on the serving run.
+    fs.writeFileSync(
+      path.join(root, "runs/serve/api/serve01/assets.json"),
+      JSON.stringify({
+        code: { snapshot: { saved: true, format: "zip", workspace_root: "/work/proj", fingerprint: "ab".repeat(32) } },
+        config: { args: {}, extra: {}, config_files: ["conf/a.yaml"] },
+        datasets: [{ name: "mnist", context: "train", uri: "/data/mnist", saved: true, file_count: 3, total_size_bytes: 1234 }],
+        pretrained: [{ name: "bert-base", source_type: "huggingface", path_or_uri: "bert-base-uncased", saved: false }],
+        outputs: [],
+      }),
+    );
+    runHub(["--hub-dir", hubDir, "connect", `local:${root}`, "--name", "lab", "--agent", AGENT, "--once", "--no-ui"]);
+    return ["--hub-dir", hubDir, "ui", "--offline", "--port", "0"];
+  },
+  (f) => ({ hub, browser, tmp } = f),
+);
 
 test("the Artifacts page lists versions by type with aliases, sizes and bytes saved", async () => {
   const page = await browser.context.newPage();

@@ -2,8 +2,8 @@
 // training live) serves the embedded UI; headless Chromium drives it.
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import { launchBrowser, screenshot, startHub, tempDir } from "./support.mjs";
+import { test } from "node:test";
+import { demoArgs, hubAndBrowser, screenshot } from "./support.mjs";
 
 const ALIASES = ["baseline", "lr-0.03", "lr-0.3", "warmup-1k", "seed-1", "live", "wrapped-command"];
 const PATHS = ["cv/resnet50", "nlp/bert-base", "rl/ppo", "cv/vit-small", "demo/agent-run"];
@@ -13,17 +13,7 @@ let browser;
 let tmp;
 const pageErrors = [];
 
-before(async () => {
-  tmp = tempDir();
-  hub = await startHub(["--hub-dir", path.join(tmp.dir, "hub"), "demo", "--dir", path.join(tmp.dir, "root"), "--port", "0"]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  tmp?.cleanup();
-});
+hubAndBrowser(demoArgs, (f) => ({ hub, browser, tmp } = f));
 
 async function open(hash) {
   const page = await browser.context.newPage();

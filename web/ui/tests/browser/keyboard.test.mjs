@@ -3,8 +3,8 @@
 // `Enter` opens, `?` lists the shortcuts and `Esc` closes the list; none fires while typing.
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import { launchBrowser, screenshot, startHub, tempDir } from "./support.mjs";
+import { test } from "node:test";
+import { demoArgs, hubAndBrowser, screenshot } from "./support.mjs";
 
 const RUNS = 7;
 let hub;
@@ -12,17 +12,7 @@ let browser;
 let tmp;
 const pageErrors = [];
 
-before(async () => {
-  tmp = tempDir();
-  hub = await startHub(["--hub-dir", path.join(tmp.dir, "hub"), "demo", "--dir", path.join(tmp.dir, "root"), "--port", "0"]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  tmp?.cleanup();
-});
+hubAndBrowser(demoArgs, (f) => ({ hub, browser, tmp } = f));
 
 async function open(hash) {
   const page = await browser.context.newPage();

@@ -3,37 +3,25 @@
 // server gone), and `runicorn-hub ui --offline` serves that store. A file never fetched cannot be
 // had: the tab says so plainly instead of showing an error code.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import { launchBrowser, repoRoot, screenshot, startHub, tempDir } from "./support.mjs";
+import { test } from "node:test";
+import { hubAndBrowser, runHub, screenshot } from "./support.mjs";
 
 let hub;
 let browser;
 let tmp;
 
-before(async () => {
-  tmp = tempDir();
-  const exe = process.env.RUNICORN_HUB_BIN ?? path.join(repoRoot, "target/debug/runicorn-hub");
-  const hubDir = path.join(tmp.dir, "hub");
-  const root = path.join(tmp.dir, "root");
-  const synced = spawnSync(exe, ["--hub-dir", hubDir, "demo", "--once", "--no-ui", "--dir", root], {
-    env: { ...process.env, NO_COLOR: "1" },
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  assert.equal(synced.status, 0, `demo --once failed:\n${synced.stderr}`);
-  fs.rmSync(root, { recursive: true, force: true });
-  hub = await startHub(["--hub-dir", hubDir, "ui", "--offline", "--port", "0"]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  tmp?.cleanup();
-});
+hubAndBrowser(
+  (tmp) => {
+    const hubDir = path.join(tmp.dir, "hub");
+    const root = path.join(tmp.dir, "root");
+    runHub(["--hub-dir", hubDir, "demo", "--once", "--no-ui", "--dir", root]);
+    fs.rmSync(root, { recursive: true, force: true });
+    return ["--hub-dir", hubDir, "ui", "--offline", "--port", "0"];
+  },
+  (f) => ({ hub, browser, tmp } = f),
+);
 
 test("a file of an offline run that was never fetched says it is not available offline", async () => {
   const page = await browser.context.newPage();

@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import { launchBrowser, screenshot, startHub, tempDir } from "./support.mjs";
+import { test } from "node:test";
+import { demoArgs, hubAndBrowser, launchBrowser, screenshot } from "./support.mjs";
 
 const RUNS = 7;
 /** The default view named in the URL, so no view remembered by an earlier test applies. */
@@ -28,10 +28,8 @@ async function api(p, init = {}) {
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
-before(async () => {
-  tmp = tempDir();
-  hub = await startHub(["--hub-dir", path.join(tmp.dir, "hub"), "demo", "--dir", path.join(tmp.dir, "root"), "--port", "0"]);
-  browser = await launchBrowser();
+hubAndBrowser(demoArgs, async (f) => {
+  ({ hub, browser, tmp } = f);
   // The first sync may still be going.
   const deadline = Date.now() + 60_000;
   while ((await api("/api/runs?limit=1")).body.total < RUNS) {
@@ -41,12 +39,6 @@ before(async () => {
   const bad = await api(`/api/runs?q=${encodeURIComponent("config.lr =")}`);
   hasLanguage = bad.status === 400 && bad.body?.error?.code === "bad_filter";
   hasPurge = (await api("/api/recycle-bin/empty")).status === 405;
-});
-
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  tmp?.cleanup();
 });
 
 async function open(hash, context = browser.context) {

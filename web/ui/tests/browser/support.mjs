@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -224,4 +225,31 @@ export function runHub(args, { env = {}, timeoutMs = 120_000 } = {}) {
   const r = spawnSync(exe, args, { env: { ...process.env, NO_COLOR: "1", ...env }, encoding: "utf8", timeout: timeoutMs });
   if (r.status !== 0) throw new Error(`runicorn-hub ${args.join(" ")} failed (${r.status ?? r.signal}):\n${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * The usual set-up of a browser test file: before its tests, a temporary directory, whatever
+ * `prepare(tmp)` does there (it returns the arguments of the hub to serve), that hub and a
+ * headless Chromium, handed to `ready({ hub, browser, tmp })` (which may go on preparing: it is
+ * awaited); after its tests, all of it stopped and removed. Set-up that needs the hub belongs in
+ * `ready`: Node 20 does not wait for one root `before` hook before starting the next.
+ */
+export function hubAndBrowser(prepare, ready) {
+  const fixture = {};
+  before(async () => {
+    fixture.tmp = tempDir();
+    fixture.hub = await startHub(await prepare(fixture.tmp));
+    fixture.browser = await launchBrowser();
+    await ready(fixture);
+  });
+  after(async () => {
+    await fixture.browser?.close();
+    await fixture.hub?.stop();
+    fixture.tmp?.cleanup();
+  });
+}
+
+/** The arguments of `runicorn-hub demo` serving the dashboard on any port, in `tmp`. */
+export function demoArgs(tmp) {
+  return ["--hub-dir", path.join(tmp.dir, "hub"), "demo", "--dir", path.join(tmp.dir, "root"), "--port", "0"];
 }

@@ -6,23 +6,15 @@
 // another run shows the empty state. Screenshots in light and dark. Last, a live demo: the tab
 // follows the real samples `runicorn-agent run` records of the command the demo wraps.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import { launchBrowser, repoRoot, screenshot, startHub, tempDir } from "./support.mjs";
+import { test } from "node:test";
+import { hubAndBrowser, runHub, screenshot, startHub, tempDir } from "./support.mjs";
 
 let hub;
 let browser;
 let tmp;
 const SAMPLES = 360;
-
-/** Runs the hub binary to the end (under a time limit) and checks it succeeded. */
-function hubOnce(args) {
-  const exe = process.env.RUNICORN_HUB_BIN ?? path.join(repoRoot, "target/debug/runicorn-hub");
-  const out = spawnSync(exe, args, { env: { ...process.env, NO_COLOR: "1" }, encoding: "utf8", timeout: 120_000 });
-  assert.equal(out.status, 0, `runicorn-hub ${args.join(" ")} failed:\n${out.stderr}`);
-}
 
 /** The directory of the run with this alias under a root (its meta.json names it). */
 function runDir(root, alias) {
@@ -60,23 +52,18 @@ function telemetry(t0) {
   return text;
 }
 
-before(async () => {
-  tmp = tempDir();
-  const hubDir = path.join(tmp.dir, "hub");
-  const root = path.join(tmp.dir, "root");
-  hubOnce(["--hub-dir", hubDir, "demo", "--once", "--no-ui", "--dir", root]);
-  const { dir, meta } = runDir(root, "baseline");
-  fs.writeFileSync(path.join(dir, "system.jsonl"), telemetry(meta.created_at + 2));
-  hubOnce(["--hub-dir", hubDir, "sync"]);
-  hub = await startHub(["--hub-dir", hubDir, "ui", "--offline", "--port", "0"]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await hub?.stop();
-  tmp?.cleanup();
-});
+hubAndBrowser(
+  (tmp) => {
+    const hubDir = path.join(tmp.dir, "hub");
+    const root = path.join(tmp.dir, "root");
+    runHub(["--hub-dir", hubDir, "demo", "--once", "--no-ui", "--dir", root]);
+    const { dir, meta } = runDir(root, "baseline");
+    fs.writeFileSync(path.join(dir, "system.jsonl"), telemetry(meta.created_at + 2));
+    runHub(["--hub-dir", hubDir, "sync"]);
+    return ["--hub-dir", hubDir, "ui", "--offline", "--port", "0"];
+  },
+  (f) => ({ hub, browser, tmp } = f),
+);
 
 async function runKey(alias) {
   const page = await fetch(`${hub.url}api/runs?limit=100`).then((r) => r.json());
