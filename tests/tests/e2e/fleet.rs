@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::hub::{agent_path, connect_ssh_once, hub, json_of, show};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::sshd::Sshd;
 use runicorn_tests::{agent_run, ls_json, output_within, wait_until, workspace_root};
 use serde_json::Value;
 
@@ -123,6 +123,7 @@ fn gpu_3_held_by_a_real_run_and_seven_free_over_sshd() {
         .remote_path(&format!("{}:/usr/bin:/bin", smi.path().display()))
         .start();
     let home = sshd.client_home();
+    home.trust(&sshd);
     let hub_dir = tempfile::tempdir().unwrap();
     connect_ssh_once(&home, hub_dir.path(), &sshd, root.path(), &[]);
 
