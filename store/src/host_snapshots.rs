@@ -11,7 +11,6 @@ use runicorn_protocol::wire::HostStatus;
 
 use crate::error::{SqliteContext, StoreError};
 use crate::ids::{RemoteId, RunKey};
-use crate::sql::unix_now;
 use crate::store::Store;
 
 /// A remote's latest host sample.
@@ -34,10 +33,12 @@ pub struct HostRunRow {
 }
 
 impl Store {
-    /// Stores `status` as `remote`'s latest host sample.
+    /// Stores `status` as `remote`'s latest host sample, received at `received_at` (Unix
+    /// seconds, the hub's clock).
     pub fn put_host_snapshot(
         &mut self,
         remote: RemoteId,
+        received_at: f64,
         status: &HostStatus,
     ) -> Result<(), StoreError> {
         // Plain fields and string-keyed structs only: writing them as JSON cannot fail (a
@@ -50,7 +51,7 @@ impl Store {
              ON CONFLICT(remote) DO UPDATE SET received_at = excluded.received_at,
                 status = excluded.status",
         )
-        .and_then(|mut s| s.execute(params![remote.0, unix_now(), text]))
+        .and_then(|mut s| s.execute(params![remote.0, received_at, text]))
         .at(&path)?;
         tx.commit().at(&path)
     }
@@ -174,13 +175,13 @@ mod tests {
         let gpu = add_remote(&mut store, "gpu");
         let other = add_remote(&mut store, "other");
         assert_eq!(store.host_snapshot(gpu).unwrap(), None);
-        store.put_host_snapshot(gpu, &status(10.0)).unwrap();
-        store.put_host_snapshot(gpu, &status(90.0)).unwrap();
+        store.put_host_snapshot(gpu, 5.0, &status(10.0)).unwrap();
+        store.put_host_snapshot(gpu, 6.0, &status(90.0)).unwrap();
         let all = store.host_snapshots().unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].remote, gpu);
         assert_eq!(all[0].status, status(90.0));
-        assert!(all[0].received_at > 0.0);
+        assert_eq!(all[0].received_at, 6.0);
 
         store
             .apply_change_batch(

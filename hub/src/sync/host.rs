@@ -97,7 +97,7 @@ async fn sample_once(client: &AgentClient, store: &StoreHandle, remote: RemoteId
         );
     }
     let stored = store
-        .call(move |s| s.put_host_snapshot(remote, &status))
+        .call(move |s| s.put_host_snapshot(remote, runicorn_cli::now(), &status))
         .await;
     match stored {
         Ok(Ok(())) => {}
