@@ -5,6 +5,7 @@
 //! nvidia-smi (killed after its timeout) never holds up `changes`, `points` or `log` answers:
 //! a `host_status` may come after answers to later requests (the hub matches answers by id).
 
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use super::shared::Shared;
 use crate::run_index::feed::RunningRun;
 use crate::telemetry::host_load::HostLoad;
 use crate::telemetry::nvidia_smi::NvidiaSmi;
+use crate::telemetry::process_tree::process_parents;
 use crate::telemetry::run_owners::{RunOwners, RunRoot};
 use crate::telemetry::sampler::HostGpus;
 
@@ -79,23 +81,33 @@ pub fn sample_host(hostname: &str, running: &[RunningRun], nvidia_smi: &NvidiaSm
         Ok(host) => (host, None),
         Err(e) => (HostGpus::default(), Some(e.to_string())),
     };
-    // Matched after nvidia-smi answered, so a process it names is in the table if still alive.
-    let owners = RunOwners::read(running.iter().filter_map(|run| {
-        let here = run.host.as_deref().is_none_or(|h| h == hostname);
-        let pid = u32::try_from(run.pid?).ok().filter(|&p| p > 0)?;
-        here.then(|| {
-            let root = RunRoot {
-                pid,
-                start_ticks: run.start_ticks,
-            };
-            let named = HostRun {
-                dir: run.dir.clone(),
-                path: run.path.clone(),
-                run_id: run.run_id.clone(),
-            };
-            (root, named)
-        })
-    }));
+    // Matched after nvidia-smi answered, so a process it names is in the table if still alive;
+    // `/proc` is read only when some GPU has a compute process.
+    let any_process = gpus.gpus.iter().any(|gpu| !gpu.apps.is_empty());
+    let processes = if any_process {
+        process_parents()
+    } else {
+        HashMap::new()
+    };
+    let owners = RunOwners::with_processes(
+        running.iter().filter_map(|run| {
+            let here = run.host.as_deref().is_none_or(|h| h == hostname);
+            let pid = u32::try_from(run.pid?).ok().filter(|&p| p > 0)?;
+            here.then(|| {
+                let root = RunRoot {
+                    pid,
+                    start_ticks: run.start_ticks,
+                };
+                let named = HostRun {
+                    dir: run.dir.clone(),
+                    path: run.path.clone(),
+                    run_id: run.run_id.clone(),
+                };
+                (root, named)
+            })
+        }),
+        processes,
+    );
     let mib = |bytes: Option<u64>| bytes.map(|b| b as f64 / MIB);
     let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
     HostStatus {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::process_tree::{process_parents, ProcessId};
+use super::process_tree::ProcessId;
 
 /// The writer process a run's records name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +29,8 @@ pub struct RunOwners<T> {
 }
 
 impl<T> RunOwners<T> {
-    /// The runs `roots` against the processes of the host now.
-    pub fn read(roots: impl IntoIterator<Item = (RunRoot, T)>) -> Self {
-        Self::with_processes(roots, process_parents())
-    }
-
-    /// The runs `roots` against a given process table (pid → identity and parent pid).
+    /// The runs `roots` against a process table (pid → identity and parent pid), such as
+    /// `process_tree::process_parents` reads from `/proc`.
     pub fn with_processes(
         roots: impl IntoIterator<Item = (RunRoot, T)>,
         processes: HashMap<u32, (ProcessId, u32)>,
@@ -79,6 +75,7 @@ impl<T> RunOwners<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::process_tree::process_parents;
     use super::*;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
@@ -171,7 +168,10 @@ mod tests {
             assert!(Instant::now() < deadline, "the shell started no child");
             std::thread::sleep(Duration::from_millis(10));
         };
-        let owners = RunOwners::read([(root(shell.pid, Some(shell.start_ticks)), "run")]);
+        let owners = RunOwners::with_processes(
+            [(root(shell.pid, Some(shell.start_ticks)), "run")],
+            process_parents(),
+        );
         assert_eq!(owners.owner_of(child.pid), Some(&"run"));
         assert_eq!(
             owners.owner_of(std::process::id()),
@@ -179,7 +179,10 @@ mod tests {
             "the test is no run's"
         );
 
-        let reused = RunOwners::read([(root(shell.pid, Some(shell.start_ticks + 1)), "run")]);
+        let reused = RunOwners::with_processes(
+            [(root(shell.pid, Some(shell.start_ticks + 1)), "run")],
+            process_parents(),
+        );
         assert_eq!(
             reused.owner_of(child.pid),
             None,
