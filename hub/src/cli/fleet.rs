@@ -53,8 +53,11 @@ fn write_tables(out: &mut impl Write, fleet: &FleetDto, color: bool) -> std::io:
             color,
             BOLD,
             &format!(
-                "{} of {} GPUs free on {} remotes",
-                totals.free_gpus, totals.gpus, totals.remotes
+                "{} of {} GPUs free on {} remote{}",
+                totals.free_gpus,
+                totals.gpus,
+                totals.remotes,
+                if totals.remotes == 1 { "" } else { "s" }
             )
         )
     )?;
