@@ -54,6 +54,14 @@ enum Command {
     ///
     /// Example: runicorn-hub metrics gpu-01/20261204_101500_a1b2c3 --keys 'val/*' --csv > val.csv
     Metrics(cli::metrics::MetricsArgs),
+    /// Show every remote's host and its GPUs: use, memory, temperature, power, the run holding
+    /// each, and which are free (no compute process, utilisation below 10 %).
+    ///
+    /// Works offline: a remote that is not live shows its last sample. Samples come with the
+    /// sync (`sync`, `ui`, `connect`) from agents that report their host.
+    ///
+    /// Example: runicorn-hub fleet --json
+    Fleet(cli::fleet::FleetArgs),
     /// List the remembered remotes (state, who follows each, last sync, runs), or manage them:
     /// `rm`, `rename`, `pause`, `resume`.
     ///
@@ -138,6 +146,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => cli::list::run(hub_dir, args),
         Command::Metrics(args) => cli::metrics::run(hub_dir, args),
         Command::Remotes(args) => cli::remotes::run(hub_dir, args),
+        Command::Fleet(args) => cli::fleet::run(hub_dir, args),
         Command::Ui(args) => cli::ui::run(hub_dir, args),
         Command::Demo(args) => cli::demo::run(hub_dir, args),
         Command::DemoWorker(args) => cli::demo_wrapped::run_worker(args),

@@ -20,7 +20,10 @@ use crate::agent_install::open_client;
 pub use crate::open_link::OpenOptions;
 use crate::remote_address::RemoteAddress;
 use crate::store_thread::StoreHandle;
-use crate::sync::{follow, record_sync, sync_round, RoundObserver, RoundStats, SyncError};
+use crate::sync::{
+    follow, record_sync, sync_round, HostPoller, RoundObserver, RoundStats, SyncError,
+    HOST_ANSWER_TIMEOUT,
+};
 
 /// Whether to stop after the first round or keep following.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,10 +171,15 @@ async fn session(
         .map_err(|e| SyncError::Store(e.to_string()))?
         .map_err(|e| SyncError::Store(e.to_string()))?;
     let started = Instant::now();
+    // Host samples (the fleet view) beside the rounds, never holding them up.
+    let host = HostPoller::start(&client, store, id, job.mode != Mode::Once);
     let stats = sync_round(&client, store, id, events).await?;
     record_sync(store, id).await?;
     events.round_done(&job.name, &stats, started.elapsed(), true);
     if job.mode == Mode::Once {
+        if let Some(host) = host {
+            host.finish(HOST_ANSWER_TIMEOUT).await;
+        }
         return Ok(());
     }
     follow(

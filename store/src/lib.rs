@@ -25,6 +25,7 @@
 //! | tables | `runs` | the read side's types and per-run reads: records, metric keys, manifests |
 //! | tables | `skipped` | what could not be synced and why: skipped runs per remote, skipped files per run |
 //! | tables | `files` | a run's files in the file cache |
+//! | tables | `host_snapshots` | each remote's latest host sample (GPUs, their runs, load; schema 7) and the runs it names |
 //! | tables | `cache_gc` | what the file cache holds (in all, per remote) and trimming it, least recently used first |
 //! | tables | `changes` | applying change batches: runs, manifests, removals, full listings |
 //! | tables | `artifacts` | applying the artifacts of change batches (schema 6): versions, aliases, files, lineage |
@@ -58,6 +59,7 @@ mod error;
 mod export;
 mod file_cache;
 mod files;
+mod host_snapshots;
 mod ids;
 mod imports;
 mod listing;
@@ -99,6 +101,7 @@ pub use error::StoreError;
 pub use export::{EventsWritten, HubAnnotations, RunRecordTexts};
 pub use file_cache::{is_sha256_hex, CachedContent, FileCache, Partial};
 pub use files::MAX_BYTES_IN_MEMORY;
+pub use host_snapshots::{HostRunRow, HostSnapshot};
 pub use ids::{RemoteId, RunKey};
 pub use imports::{BundleAnnotations, ImportVerdict, ImportedRunState};
 pub use logs::{LogChunkRow, LogStats};

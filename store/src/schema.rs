@@ -331,6 +331,13 @@ CREATE TABLE content_chunks(            -- the hub's cache of contents held as c
     PRIMARY KEY(content, idx)
 ) WITHOUT ROWID;
 CREATE INDEX content_chunks_chunk ON content_chunks(chunk);"],
+    // 7: the latest sample of each remote's host (issue 15's fleet view): its GPUs, who uses
+    // them and its load, as the agent's `host_status` answer. Kept when the remote goes offline.
+    &["CREATE TABLE host_snapshots(
+        remote INTEGER PRIMARY KEY REFERENCES remotes(id) ON DELETE CASCADE,
+        received_at REAL NOT NULL,      -- when the hub received it (the hub's clock)
+        status TEXT NOT NULL            -- the agent's host_status answer, JSON
+     );"],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk

@@ -17,8 +17,8 @@ use std::path::Path;
 use runicorn_protocol::run_format::artifacts::{Reference, RunLink};
 use runicorn_protocol::wire::{
     ArtifactChange, ArtifactFileState, ArtifactVersionState, ChangeBatch, Cursor, EventsState,
-    FileEntry, LogBatch, LogChunk, PointBatch, RunChange, RunPoints, Series, SkippedEntry,
-    StoredAs, WireCorruptLine,
+    FileEntry, HostStatus, LogBatch, LogChunk, PointBatch, RunChange, RunPoints, Series,
+    SkippedEntry, StoredAs, WireCorruptLine,
 };
 use runicorn_store::{
     RemoteId, RemoteSpec, RunAnnotation, RunFilter, RunKey, RunOrder, RunSort, SeriesAxis,
@@ -28,23 +28,25 @@ use rusqlite::Connection;
 use serde_json::json;
 
 /// The schema version of today's store (what `PRAGMA user_version` reads after opening).
-const CURRENT: u32 = 6;
+const CURRENT: u32 = 7;
 
-const SCHEMAS: [&str; 6] = [
+const SCHEMAS: [&str; 7] = [
     include_str!("fixtures/schema_v1.sql"),
     include_str!("fixtures/schema_v2.sql"),
     include_str!("fixtures/schema_v3.sql"),
     include_str!("fixtures/schema_v4.sql"),
     include_str!("fixtures/schema_v5.sql"),
     include_str!("fixtures/schema_v6.sql"),
+    include_str!("fixtures/schema_v7.sql"),
 ];
-const DATA: [&str; 6] = [
+const DATA: [&str; 7] = [
     include_str!("fixtures/data_v1.sql"),
     include_str!("fixtures/data_v2.sql"),
     include_str!("fixtures/data_v3.sql"),
     include_str!("fixtures/data_v4.sql"),
     include_str!("fixtures/data_v5.sql"),
     include_str!("fixtures/data_v6.sql"),
+    include_str!("fixtures/data_v7.sql"),
 ];
 
 const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
@@ -118,6 +120,21 @@ fn batch(runs: Vec<RunChange>, removed: Vec<String>, epoch: &str, seq: u64) -> C
         artifacts: vec![],
         removed_artifacts: vec![],
     }
+}
+
+/// The host sample of `data_v7.sql`: GPU 0 held by run A, GPU 1 free.
+fn host_sample() -> HostStatus {
+    serde_json::from_value(json!({
+        "hostname": "gpu-box", "sampled_at": 4199.5, "cpu_count": 8,
+        "gpus": [
+            {"index": 0, "uuid": "GPU-a", "name": "A100", "util_percent": 90.0,
+             "processes": [{"pid": 7, "used_mib": 100.0,
+                            "run": {"dir": "cv/resnet/20261201_100000_aaaaaa", "path": "cv/resnet",
+                                    "run_id": "20261201_100000_aaaaaa"}}]},
+            {"index": 1, "uuid": "GPU-b", "name": "A100", "util_percent": 0.0}
+        ]
+    }))
+    .unwrap()
 }
 
 /// The artifact of `data_v6.sql`: two versions, the first produced by run A and used by run
@@ -389,6 +406,9 @@ fn fresh_store(dir: &Path, version: u32) -> Store {
     if version >= 5 {
         assert!(s.set_remote_paused("lab", true).unwrap());
     }
+    if version >= 7 {
+        s.put_host_snapshot(gpu, 4200.0, &host_sample()).unwrap();
+    }
     s
 }
 
@@ -566,6 +586,7 @@ fn answers(s: &Store) -> Vec<String> {
         out.push(format!("cursor {id:?}: {:?}", s.cursor(id)));
     }
     out.push(format!("skipping runs: {:?}", s.runs_with_skipped_files()));
+    out.push(format!("host samples: {:?}", s.host_snapshots()));
     out
 }
 

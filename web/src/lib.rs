@@ -16,6 +16,7 @@
 //! | `query` | query-string parsing, the run filter |
 //! | `tree` | the path tree with counts |
 //! | `dto` | the JSON shapes of the API |
+//! | `fleet` | the fleet view (`/api/fleet`, `runicorn-hub fleet`): remotes, their hosts' GPUs and the runs holding them, the free rule |
 //! | `routes/*` | one module per resource |
 //! | `error` | [`WebError`] and the API's JSON errors |
 //! | `typescript` | (tests) the generated TypeScript declarations of the API, `web/ui/src/generated/api.ts` |
@@ -27,6 +28,7 @@ mod connections;
 mod content_type;
 mod dto;
 mod error;
+pub mod fleet;
 mod query;
 mod routes;
 mod security;

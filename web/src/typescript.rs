@@ -17,6 +17,9 @@ use crate::dto::{
     SeriesDto,
 };
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::fleet::{
+    FleetDto, FleetGpuDto, FleetProcessDto, FleetRemoteDto, FleetRunDto, FleetTotalsDto,
+};
 use crate::routes::columns::ColumnsDto;
 use crate::routes::compare::{CompareDto, ConfigDiffRow, SeriesStatsDto};
 use crate::routes::events::Changed;
@@ -113,6 +116,13 @@ pub fn generated_file() -> String {
     out.add::<SystemDto>();
     out.add::<SystemSeries>();
     out.add::<SystemSource>();
+    // The fleet view.
+    out.add::<FleetDto>();
+    out.add::<FleetTotalsDto>();
+    out.add::<FleetRemoteDto>();
+    out.add::<FleetGpuDto>();
+    out.add::<FleetProcessDto>();
+    out.add::<FleetRunDto>();
     // Artifacts.
     {
         use crate::routes::artifacts::*;

@@ -32,7 +32,10 @@ use runicorn_protocol::wire::{ArtifactChange, EventsState, RunChange, SkippedEnt
 use sha2::{Digest, Sha256};
 
 mod artifacts;
+mod running;
 mod store;
+
+pub use running::RunningRun;
 
 pub(super) use store::parse_files as parse_stored_files;
 

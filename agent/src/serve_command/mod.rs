@@ -15,6 +15,7 @@
 //! | `packer` | packing large whole pool files into chunks in the background (`--no-pack`: off) |
 //! | `changes`, `records` | `changes` answers: feed pages with each run's records |
 //! | `points`, `logs` | `points` and `log` answers |
+//! | `host` | `host` answers (on a thread of their own): GPUs, their processes' runs, load |
 //! | `chunks` | `chunks` answers: where a pooled content's chunks are, for the hub to read only those it lacks |
 //! | `targets` | checking run directories named by the hub |
 //! | `request_error`, `sizing` | typed request failures; JSON sizes for packing |
@@ -22,6 +23,7 @@
 mod changes;
 mod chunks;
 mod handshake;
+mod host;
 mod input;
 mod logs;
 mod output;
@@ -161,7 +163,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let watcher = (!watcher::disabled_by_env()).then_some(triggers_tx);
     scanner::spawn_scanner(Arc::clone(&shared), poll, triggers_rx, watcher, packer)
         .context("starting the scanner")?;
-    Ok(session::serve_requests(&shared, &incoming))
+    let host = host::HostRequests::spawn(
+        Arc::clone(&shared),
+        crate::telemetry::nvidia_smi::NvidiaSmi::default(),
+    )
+    .context("starting the host sampler")?;
+    Ok(session::serve_requests(&shared, &incoming, &host))
 }
 
 /// Sends a refusal and gives the exit code for it.

@@ -7,6 +7,7 @@ use std::sync::mpsc::Receiver;
 
 use runicorn_protocol::wire::{Body, Envelope, ErrorCode};
 
+use super::host::HostRequests;
 use super::input::Incoming;
 use super::output::SendError;
 use super::request_error::RequestError;
@@ -14,10 +15,10 @@ use super::shared::Shared;
 use super::{changes, chunks, logs, points};
 
 /// Serves requests until the session ends; returns the process exit code.
-pub fn serve_requests(shared: &Shared, incoming: &Receiver<Incoming>) -> u8 {
+pub fn serve_requests(shared: &Shared, incoming: &Receiver<Incoming>, host: &HostRequests) -> u8 {
     for message in incoming {
         let sent = match message {
-            Incoming::Request(envelope) => answer(shared, envelope),
+            Incoming::Request(envelope) => answer(shared, host, envelope),
             Incoming::Broken { id, code, message } => {
                 eprintln!("runicorn-agent serve: the hub sent a broken frame: {message}; ending the session");
                 let _ = shared.out.send_error(id, code, message);
@@ -37,13 +38,14 @@ pub fn serve_requests(shared: &Shared, incoming: &Receiver<Incoming>) -> u8 {
     0
 }
 
-fn answer(shared: &Shared, envelope: Envelope) -> Result<(), SendError> {
+fn answer(shared: &Shared, host: &HostRequests, envelope: Envelope) -> Result<(), SendError> {
     let id = envelope.id;
     let frame = match &envelope.body {
         Body::Changes(req) => changes::answer(shared, id, req),
         Body::Points(req) => points::answer(shared, id, req),
         Body::Log(req) => logs::answer(shared, id, req),
         Body::Chunks(req) => chunks::answer(shared, id, req),
+        Body::Host(_) => return host.ask(shared, id),
         Body::Subscribe {} => {
             shared.out.send(&Envelope {
                 id,

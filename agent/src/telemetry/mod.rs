@@ -5,12 +5,17 @@
 //! - `nvidia_smi`: the GPUs and the processes using them, as `nvidia-smi` reports them, under a
 //!   time limit;
 //! - `sampler`: the two put together per run (`RunSampler`, `RunSample` and its `sys/…`
-//!   points) and host-wide (`HostGpus`).
+//!   points) and host-wide (`HostGpus`);
+//! - `run_owners`: which running run a process belongs to (up its parents to a run's writer,
+//!   by pid and start time), for the host-wide view;
+//! - `host_load`: CPUs, load averages and memory of the host.
 //!
 //! Nothing here writes files: the caller decides where samples go. Everything is synchronous
 //! and bounded in time (a sample reads `/proc` and waits at most the `nvidia-smi` timeout), so
 //! a caller on an async runtime runs it on a blocking thread.
 
+pub mod host_load;
 pub mod nvidia_smi;
 pub mod process_tree;
+pub mod run_owners;
 pub mod sampler;

@@ -161,6 +161,17 @@ impl ProcessTreeSampler {
     }
 }
 
+/// Every live process of the host at one moment, each with its parent's pid (zombies left
+/// out): what walking up from a process to its ancestors needs.
+pub fn process_parents() -> HashMap<u32, (ProcessId, u32)> {
+    let mut buffer = String::new();
+    all_pids()
+        .filter_map(|pid| read_stat(pid, &mut buffer))
+        .filter(|member| !member.zombie)
+        .map(|member| (member.id.pid, (member.id, member.parent)))
+        .collect()
+}
+
 /// The kernel's units for times and memory in `/proc`.
 #[derive(Debug, Clone, Copy)]
 struct KernelUnits {

@@ -16,6 +16,7 @@ pub mod export;
 pub mod fetch;
 pub mod fetch_artifact;
 pub mod fetch_assets;
+pub mod fleet;
 pub mod import;
 pub mod list;
 pub mod list_columns;

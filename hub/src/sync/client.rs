@@ -280,6 +280,22 @@ impl AgentClient {
         }
     }
 
+    /// Whether the agent answers `host` (older agents do not: the hub never asks them).
+    pub fn answers_host(&self) -> bool {
+        self.peer
+            .capabilities
+            .iter()
+            .any(|c| c == wire::HOST_CAPABILITY)
+    }
+
+    /// `host`: the agent's host now (its GPUs, their processes' runs, its load), checked.
+    pub async fn host(&self) -> Result<wire::HostStatus, SyncError> {
+        match self.request(Body::Host(wire::HostRequest {})).await? {
+            Body::HostStatus(status) => Ok(super::host::checked(status)),
+            other => Err(self.unexpected("host_status", &other)),
+        }
+    }
+
     /// `subscribe`: from now on the agent pushes notices.
     pub async fn subscribe(&self) -> Result<(), SyncError> {
         match self.request(Body::Subscribe {}).await? {

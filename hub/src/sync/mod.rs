@@ -1,5 +1,6 @@
 //! Syncing with agents: the protocol client (`client`), the checks every answer passes before it
-//! is stored (`validate`), sync rounds and live follow (`engine`), and the errors (`error`).
+//! is stored (`validate`), sync rounds and live follow (`engine`), host samples for the fleet
+//! view (`host`), and the errors (`error`).
 //!
 //! Other crates see the errors, a round's figures and its observer (what the binary reports),
 //! and `validate` (its property tests); the client and the rounds are driven by `supervisor`.
@@ -7,9 +8,11 @@
 mod client;
 mod engine;
 mod error;
+mod host;
 pub mod validate;
 
 pub(crate) use client::{agent_is_older, AgentClient};
 pub(crate) use engine::{follow, record_sync, sync_round};
 pub use engine::{RoundObserver, RoundStats};
 pub use error::SyncError;
+pub(crate) use host::{HostPoller, HOST_ANSWER_TIMEOUT};

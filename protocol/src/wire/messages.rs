@@ -51,6 +51,10 @@ pub enum Body {
     Chunks(super::artifacts::ChunksRequest),
     /// Agent → hub: the answer to `chunks`.
     ChunkList(super::artifacts::ChunkListBatch),
+    /// Hub → agent: the host's GPUs and load now (agents with [`super::HOST_CAPABILITY`]).
+    Host(super::host::HostRequest),
+    /// Agent → hub: the answer to `host`.
+    HostStatus(super::host::HostStatus),
 }
 
 impl Body {
@@ -70,6 +74,8 @@ impl Body {
             Body::Error(_) => "error",
             Body::Chunks(_) => "chunks",
             Body::ChunkList(_) => "chunk_list",
+            Body::Host(_) => "host",
+            Body::HostStatus(_) => "host_status",
         }
     }
 }

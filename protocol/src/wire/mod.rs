@@ -9,10 +9,12 @@
 pub mod artifacts;
 pub mod float;
 pub mod frame;
+pub mod host;
 pub mod messages;
 
 pub use artifacts::*;
 pub use frame::{decode_payload, encode_frame, read_frame, write_frame, FrameError};
+pub use host::*;
 pub use messages::*;
 
 /// Name both peers put in their `hello`.
@@ -33,6 +35,7 @@ pub const CAPABILITIES: &[&str] = &[
     LOG_BYTES_CAPABILITY,
     ARTIFACTS_CAPABILITY,
     CHUNKS_CAPABILITY,
+    HOST_CAPABILITY,
 ];
 /// The capability of an agent that answers a `log` request marked `exact` with the file's exact
 /// bytes (`text` or `bytes_b64`, see [`LogChunk`]). Older agents send lossy text.

@@ -24,6 +24,7 @@ mod bundle_import;
 mod chunk_cache;
 mod data_out;
 mod file_transfer;
+mod fleet;
 mod hostile_runs;
 mod hostile_tree_props;
 mod hub_connect_cli;

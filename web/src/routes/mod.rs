@@ -8,6 +8,7 @@ pub mod columns;
 pub mod compare;
 pub mod events;
 pub mod files;
+pub mod fleet;
 pub mod live;
 pub mod logs;
 pub mod media;
@@ -65,6 +66,7 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         .route("/api/paths", get(paths::get))
         .route("/api/columns", get(columns::get))
         .route("/api/remotes", get(remotes::get))
+        .route("/api/fleet", get(fleet::get))
         .route(
             "/api/remotes/{name}",
             axum::routing::delete(remotes::remove),

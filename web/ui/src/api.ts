@@ -9,6 +9,7 @@ export * from "./generated/api";
 import type {
   Columns,
   CompareAnswer,
+  Fleet,
   LiveLogEvent,
   LiveMetricsEvent,
   LogPage,
@@ -165,6 +166,8 @@ export const api = {
   /** The keys across runs; `metrics` (metric names) where the hub gives them. */
   columns: (signal?: AbortSignal) => request<Columns & { metrics?: string[] }>("GET", "/api/columns", undefined, signal),
   remotes: (signal?: AbortSignal) => request<RemotesAnswer>("GET", "/api/remotes", undefined, signal),
+  /** Every remote's host, its GPUs and the runs holding them (`GET /api/fleet`). */
+  fleet: (signal?: AbortSignal) => request<Fleet>("GET", "/api/fleet", undefined, signal),
   /** A run's images by key, with step and caption (`GET /api/runs/{run}/media`). */
   media: (key: number, signal?: AbortSignal) => request<MediaAnswer>("GET", runUrl(key, "/media"), undefined, signal),
   /** A run's system telemetry by key (`GET /api/runs/{run}/system`). */

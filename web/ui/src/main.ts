@@ -11,6 +11,7 @@ import { installKeyboard, showHelp } from "./lib/keyboard";
 import { initTheme, toggleTheme, currentTheme } from "./lib/theme";
 import { artifactsPage, lineagePage } from "./pages/artifacts";
 import { comparePage } from "./pages/compare";
+import { fleetPage } from "./pages/fleet";
 import type { Page } from "./pages/page";
 import { remotesPage } from "./pages/remotes";
 import { runPage } from "./pages/run";
@@ -37,7 +38,7 @@ setThemeLabel();
 const liveDot = h("span", { class: "live-dot", title: "Connecting to the hub…" });
 const keysBtn = h("button", { type: "button", class: "btn keys-btn", title: "Keyboard shortcuts (?)", attrs: { "aria-label": "Keyboard shortcuts" } }, "?");
 keysBtn.addEventListener("click", () => showHelp());
-const links = [nav("#/runs", "Runs", "runs"), nav("#/artifacts", "Artifacts", "artifacts"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
+const links = [nav("#/runs", "Runs", "runs"), nav("#/artifacts", "Artifacts", "artifacts"), nav("#/fleet", "Fleet", "fleet"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
 const bar = h(
   "header",
   { class: "topbar" },
@@ -66,6 +67,8 @@ function pageFor(route: Route): Page {
       return comparePage(route.runs, route.params);
     case "remotes":
       return remotesPage();
+    case "fleet":
+      return fleetPage();
     case "artifacts":
       return artifactsPage(route.params);
     case "lineage":

@@ -562,6 +562,134 @@ export type SystemSeries = {
 export type SystemSource = "file" | "none";
 
 /**
+ * The whole fleet (`Fleet` in docs/api.md).
+ */
+export type Fleet = {
+  remotes: Array<FleetRemote>,
+  totals: FleetTotals,
+  /**
+   * The free rule, for people.
+   */
+  free_rule: string,
+};
+
+/**
+ * Counts over every remote listed.
+ */
+export type FleetTotals = {
+  remotes: number,
+  /**
+   * Remotes with a host sample.
+   */
+  hosts: number,
+  gpus: number,
+  free_gpus: number,
+  /**
+   * GPUs some run of the hub's remotes holds.
+   */
+  gpus_with_runs: number,
+};
+
+/**
+ * One remote and its host.
+ */
+export type FleetRemote = {
+  name: string,
+  state: RemoteState,
+  /**
+   * The host's name: the sample's, else the agent's from its handshake.
+   */
+  host: string | null,
+  /**
+   * The last time the hub heard from the remote (Unix seconds).
+   */
+  heard_at: number | null,
+  /**
+   * When the host was sampled (the agent's clock) and when the hub received it.
+   */
+  sampled_at: number | null,
+  received_at: number | null,
+  /**
+   * The sample is older than a minute (the remote is offline, or its agent is slow).
+   */
+  stale: boolean,
+  /**
+   * The agent cannot report its host (older than the `host` capability) or has not yet.
+   */
+  sampled: boolean,
+  /**
+   * Why the agent could not read its GPUs (nvidia-smi failed or hung).
+   */
+  gpu_error: string | null,
+  cpu_count: number | null,
+  /**
+   * Load averages over 1, 5 and 15 minutes.
+   */
+  load_avg: Array<number> | null,
+  mem_total_mib: number | null,
+  mem_available_mib: number | null,
+  gpus: Array<FleetGpu>,
+  free_gpus: number,
+};
+
+/**
+ * One GPU.
+ */
+export type FleetGpu = {
+  index: number,
+  uuid: string,
+  name: string,
+  util_percent: number | null,
+  mem_used_mib: number | null,
+  mem_total_mib: number | null,
+  temp_c: number | null,
+  power_w: number | null,
+  /**
+   * See the free rule.
+   */
+  free: boolean,
+  /**
+   * The runs holding it (each once), in the order of their processes.
+   */
+  runs: Array<FleetRun>,
+  processes: Array<FleetProcess>,
+};
+
+/**
+ * A compute process on a GPU.
+ */
+export type FleetProcess = {
+  pid: number,
+  used_mib: number | null,
+  /**
+   * The run whose process tree it is in; `null`: no run of this remote's root (another
+   * user's process, or a run the agent does not see).
+   */
+  run: FleetRun | null,
+};
+
+/**
+ * A run holding a GPU, named as the runs API names runs.
+ */
+export type FleetRun = {
+  /**
+   * The hub's key of the run; `null` until the run is synced.
+   */
+  key: number | null,
+  /**
+   * `REMOTE/RUN_ID`, a reference `/api/runs/{run}` and `runicorn-hub ls` take.
+   */
+  ref: string,
+  run_id: string,
+  path: string,
+  alias: string | null,
+  /**
+   * The run directory on the remote.
+   */
+  dir: string,
+};
+
+/**
  * `GET /api/artifacts`.
  */
 export type ArtifactsAnswer = {

@@ -7,6 +7,7 @@ describe("URL state", () => {
     expect(parseRoute("#/runs?q=x").page).toBe("runs");
     expect(parseRoute("#/trash").page).toBe("trash");
     expect(parseRoute("#/remotes").page).toBe("remotes");
+    expect(parseRoute("#/fleet").page).toBe("fleet");
     const run = parseRoute("#/run/42?tab=logs");
     expect(run).toMatchObject({ page: "run", ref: "42" });
     expect(run.params.get("tab")).toBe("logs");
