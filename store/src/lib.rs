@@ -27,6 +27,7 @@
 //! | tables | `files` | a run's files in the file cache |
 //! | tables | `cache_gc` | what the file cache holds (in all, per remote) and trimming it, least recently used first |
 //! | tables | `changes` | applying change batches: runs, manifests, removals, full listings |
+//! | tables | `alerts` | the agents' alerts about runs (schema 7): stored insert-if-new with change batches, listed, acknowledged |
 //! | tables | `artifacts` | applying the artifacts of change batches (schema 6): versions, aliases, files, lineage |
 //! | tables | `points` | ingesting metric points (the hot path) |
 //! | tables | `logs` | the copy of each run's `logs.txt` |
@@ -47,6 +48,7 @@
 //! free functions of the layers above them, and of each other without cycles (`changes` uses
 //! `skipped`, `remotes` uses `skipped`'s row type, `listing` and `annotations` use `runs`).
 
+mod alerts;
 mod annotations;
 mod artifact_reads;
 mod artifact_refs;
@@ -82,6 +84,7 @@ mod store;
 mod testkit;
 mod tiles;
 
+pub use alerts::{AlertRow, AlertView};
 pub use annotations::RunAnnotation;
 pub use artifact_reads::{
     ArtifactFileRow, ArtifactFilter, ArtifactId, ArtifactListing, ArtifactRow, ArtifactVersionRow,

@@ -28,23 +28,25 @@ use rusqlite::Connection;
 use serde_json::json;
 
 /// The schema version of today's store (what `PRAGMA user_version` reads after opening).
-const CURRENT: u32 = 6;
+const CURRENT: u32 = 7;
 
-const SCHEMAS: [&str; 6] = [
+const SCHEMAS: [&str; 7] = [
     include_str!("fixtures/schema_v1.sql"),
     include_str!("fixtures/schema_v2.sql"),
     include_str!("fixtures/schema_v3.sql"),
     include_str!("fixtures/schema_v4.sql"),
     include_str!("fixtures/schema_v5.sql"),
     include_str!("fixtures/schema_v6.sql"),
+    include_str!("fixtures/schema_v7.sql"),
 ];
-const DATA: [&str; 6] = [
+const DATA: [&str; 7] = [
     include_str!("fixtures/data_v1.sql"),
     include_str!("fixtures/data_v2.sql"),
     include_str!("fixtures/data_v3.sql"),
     include_str!("fixtures/data_v4.sql"),
     include_str!("fixtures/data_v5.sql"),
     include_str!("fixtures/data_v6.sql"),
+    include_str!("fixtures/data_v7.sql"),
 ];
 
 const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
