@@ -171,6 +171,25 @@ impl Store {
         Ok(rows)
     }
 
+    /// The alerts stored after the one with id `after`, oldest first, at most `limit` (what a
+    /// live reader has not seen yet).
+    pub fn alerts_after(&self, after: i64, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
+        let p = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SELECT_ALERTS} WHERE a.id > ?1 ORDER BY a.id LIMIT ?2"))
+            .at(p)?;
+        let rows = stmt
+            .query_map(
+                params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+                alert_from_row,
+            )
+            .at(p)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .at(p)?;
+        Ok(rows)
+    }
+
     /// The alerts with these ids (those that exist), in id order.
     pub fn alerts_by_id(&self, ids: &[i64]) -> Result<Vec<AlertRow>, StoreError> {
         let p = &self.db_path;
