@@ -177,7 +177,9 @@ impl Store {
         let p = &self.db_path;
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("{SELECT_ALERTS} WHERE a.id > ?1 ORDER BY a.id LIMIT ?2"))
+            .prepare_cached(&format!(
+                "{SELECT_ALERTS} WHERE a.id > ?1 ORDER BY a.id LIMIT ?2"
+            ))
             .at(p)?;
         let rows = stmt
             .query_map(

@@ -105,7 +105,11 @@ fn pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
 
 /// A query flag: present alone (`?all`) or `=1`/`=true`.
 fn flag(pairs: &[(String, String)], name: &str) -> Result<bool, ApiError> {
-    match pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
+    match pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+    {
         None | Some("0" | "false") => Ok(false),
         Some("" | "1" | "true") => Ok(true),
         Some(other) => Err(ApiError::bad_request(format!(

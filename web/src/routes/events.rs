@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::dto::now;
-use crate::routes::alerts::{AlertDto, AlertsEvent, MAX_ALERTS_LISTED};
 use crate::error::ApiError;
+use crate::routes::alerts::{AlertDto, AlertsEvent, MAX_ALERTS_LISTED};
 use crate::state::{closed, AppState};
 
 /// How often a comment keeps a quiet stream open.
@@ -54,10 +54,7 @@ pub async fn stream(
     ticks.mark_unchanged();
     let closing = state.closing.clone();
     // What this stream's reader knows of the alerts: their count and the newest.
-    let mut alerts_seen = state
-        .pool
-        .read(|store| Ok(store.alert_counts()?))
-        .await?;
+    let mut alerts_seen = state.pool.read(|store| Ok(store.alert_counts()?)).await?;
     let reader = Arc::clone(&state);
     tokio::spawn(async move {
         let _place = place; // held while the stream is open
