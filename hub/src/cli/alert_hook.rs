@@ -5,9 +5,12 @@
 //! The commands run one after another on their own task, fed by a channel the sync only
 //! sends to, so a slow or hanging command never holds up syncing. Each gets
 //! [`ALERT_COMMAND_TIMEOUT`]; then its process group is killed. A failure (cannot start, exit
-//! status other than 0, timeout) is logged on stderr and the next alert goes on.
+//! status other than 0, timeout) is logged on stderr and the next alert goes on. A session that
+//! ends (`connect --once`, Ctrl-C) waits up to [`DRAIN_ON_EXIT`] for the alerts still queued.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use runicorn_cli::{safe, warning_label};
@@ -15,10 +18,12 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_store::AlertRow;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// How long one alert command may run before it is killed.
 pub const ALERT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a session that ends waits for the commands of alerts still queued.
+pub const DRAIN_ON_EXIT: Duration = Duration::from_secs(35);
 
 /// The `--on-alert` option of the commands that follow remotes live.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -45,6 +50,10 @@ impl OnAlertArgs {
 #[derive(Clone)]
 pub struct AlertHook {
     tx: mpsc::UnboundedSender<Vec<i64>>,
+    /// Alerts queued and not yet handled.
+    pending: Arc<AtomicUsize>,
+    /// Told each time the queue runs empty.
+    idle: Arc<Notify>,
 }
 
 impl AlertHook {
@@ -52,13 +61,17 @@ impl AlertHook {
     /// `dashboard` is the served dashboard's base URL, when one is served.
     pub fn start(command: String, store: StoreHandle, dashboard: Option<String>) -> AlertHook {
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<i64>>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let idle = Arc::new(Notify::new());
+        let (left, done) = (Arc::clone(&pending), Arc::clone(&idle));
         tokio::spawn(async move {
             while let Some(ids) = rx.recv().await {
+                let count = ids.len();
                 let rows = match store.call(move |s| s.alerts_by_id(&ids)).await {
                     Ok(Ok(rows)) => rows,
                     Ok(Err(e)) => {
                         eprintln!("{}: cannot read new alerts: {e}", warning_label());
-                        continue;
+                        Vec::new()
                     }
                     // The store is gone: the session is ending.
                     Err(_) => return,
@@ -66,16 +79,37 @@ impl AlertHook {
                 for row in rows {
                     run_one(&command, &alert_json(&row, dashboard.as_deref())).await;
                 }
+                if left.fetch_sub(count, Ordering::SeqCst) == count {
+                    done.notify_waiters();
+                }
             }
         });
-        AlertHook { tx }
+        AlertHook { tx, pending, idle }
+    }
+
+    /// Waits until every queued alert was handled, for at most `limit` (a session ending
+    /// lets the commands of its last alerts run).
+    pub async fn wait_idle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.idle.notified();
+                if self.pending.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
     }
 
     /// Queues the alerts with these ids (never waits).
     pub fn notify(&self, ids: &[i64]) {
         if !ids.is_empty() {
+            self.pending.fetch_add(ids.len(), Ordering::SeqCst);
             // A closed channel means the session is ending: nothing left to tell.
-            let _ = self.tx.send(ids.to_vec());
+            if self.tx.send(ids.to_vec()).is_err() {
+                self.pending.fetch_sub(ids.len(), Ordering::SeqCst);
+            }
         }
     }
 }

@@ -198,7 +198,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
             .start(&store, dashboard.as_ref().map(|d| d.url().to_owned()));
         let reporter = SyncReporter::new(args.quiet)
             .with_prefetch(prefetcher.clone(), [(name.clone(), id)].into())
-            .with_alert_hook(hook);
+            .with_alert_hook(hook.clone());
         if !args.once && !args.quiet {
             eprintln!("{}: following live; Ctrl-C stops", safe(&name));
         }
@@ -221,6 +221,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
                 _ = prefetcher.wait_idle() => {}
                 _ = ctrl_c() => {}
             }
+        }
+        if let Some(hook) = &hook {
+            hook.wait_idle(super::alert_hook::DRAIN_ON_EXIT).await;
         }
         if let Some(d) = dashboard {
             d.stop().await;

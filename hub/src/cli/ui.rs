@@ -73,7 +73,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
             .start(&store, Some(running.url().to_owned()));
         let reporter = SyncReporter::new(args.quiet)
             .with_prefetch(args.prefetch.start(&store, &files), Default::default())
-            .with_alert_hook(hook);
+            .with_alert_hook(hook.clone());
         let config = FollowConfig {
             me: follower_name("ui"),
             scope: Scope::All,
@@ -82,6 +82,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
         };
         // Serves until Ctrl-C, whatever the remotes do.
         let followed = follow_remotes(&store, &config, &reporter, ctrl_c()).await;
+        if let Some(hook) = &hook {
+            hook.wait_idle(super::alert_hook::DRAIN_ON_EXIT).await;
+        }
         running.stop().await;
         followed?;
         Ok(0)

@@ -268,6 +268,7 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
         hooked(&file)
     );
     let waited = stopped_at.elapsed();
+    eprintln!("stalled alert at the --on-alert command {waited:?} after the last step");
     assert!(
         waited < Duration::from_secs(8),
         "stalled alert after {waited:?}"
@@ -400,4 +401,46 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
     assert_eq!(all.json()["acked"], 2);
     assert!(s.alerts(&[]).is_empty());
     assert_eq!(s.alerts(&["--all"]).len(), counts.len() + 1);
+}
+
+#[test]
+fn a_one_off_sync_runs_the_command_once_per_alert_and_reports_its_failure() {
+    let root = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let hub_dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("alerts.jsonl");
+    write_nan_run(root.path(), "nan");
+    // A command that reads the alert and then fails: its output stays, the failure is reported,
+    // the sync succeeds; a second sync of the same alert runs nothing.
+    let command = format!("cat >> '{}'; exit 3", file.display());
+    let once = || {
+        output_within(
+            hub(home.path(), hub_dir.path())
+                .arg("connect")
+                .arg(format!("local:{}", root.path().display()))
+                .arg("--agent")
+                .arg(agent_path())
+                .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"])
+                .args(["--on-alert", &command]),
+            Duration::from_secs(120),
+        )
+    };
+    let first = once();
+    assert!(first.status.success(), "{}", show(&first));
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("--on-alert command for alert")
+            && stderr.contains("failed (exit status: 3)"),
+        "{}",
+        show(&first)
+    );
+    let seen = hooked(&file);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["alert_id"], "nonfinite:acc");
+    assert_eq!(seen[0]["run_ref"], "box/nan");
+    assert_eq!(seen[0]["url"], Value::Null, "no dashboard is served");
+    let second = once();
+    assert!(second.status.success(), "{}", show(&second));
+    assert_eq!(hooked(&file).len(), 1);
 }
