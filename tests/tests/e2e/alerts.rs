@@ -444,3 +444,109 @@ fn a_one_off_sync_runs_the_command_once_per_alert_and_reports_its_failure() {
     assert!(second.status.success(), "{}", show(&second));
     assert_eq!(hooked(&file).len(), 1);
 }
+
+/// `system.jsonl`'s samples that list GPU 0: (first ts, last ts).
+fn gpu_sample_span(run_dir: &Path) -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string(run_dir.join("system.jsonl")).ok()?;
+    let times: Vec<f64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["data"]["sys/gpu.0/util_percent"].is_number())
+        .filter_map(|v| v["ts"].as_f64())
+        .collect();
+    Some((*times.first()?, *times.last()?))
+}
+
+#[test]
+fn idle_gpus_of_a_running_run_raise_gpu_idle() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let home = ClientHome::empty();
+    let hub_dir = tempfile::tempdir().unwrap();
+    // The stand-in nvidia-smi of the agent's tests with the 1-GPU host's recorded answer, its
+    // utilisation set to 2 %, and the run's pid put into the compute apps by the command.
+    let fixtures = runicorn_tests::workspace_root().join("agent/tests/fixtures/nvidia-smi");
+    let smi = tempfile::tempdir().unwrap();
+    let stand_in = smi.path().join("nvidia-smi");
+    std::fs::copy(fixtures.join("stand-in.sh"), &stand_in).unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gpus = std::fs::read_to_string(fixtures.join("host-1gpu/query-gpu.csv")).unwrap();
+    let idle = gpus.replace(", 76, ", ", 2, ");
+    assert_ne!(
+        idle, gpus,
+        "the recorded answer has the utilisation this test replaces"
+    );
+    std::fs::write(smi.path().join("query-gpu.csv"), idle).unwrap();
+    std::fs::write(smi.path().join("query-compute-apps.csv"), "").unwrap();
+    std::fs::copy(
+        fixtures.join("host-1gpu/query-compute-apps.csv"),
+        smi.path().join("apps.template"),
+    )
+    .unwrap();
+    let path = std::env::join_paths(std::iter::once(smi.path().to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let script = r#"sed -e "s/{RUN_PID}/$$/" "$SMI/apps.template" > "$SMI/apps.tmp"
+mv "$SMI/apps.tmp" "$SMI/query-compute-apps.csv"
+sleep 8"#;
+    let mut wrapper = agent_run(
+        root.path(),
+        &[
+            "--path",
+            "alerts/gpu",
+            "--run-id",
+            "idle",
+            "--gpu-idle-after",
+            "1.5",
+            "--telemetry-interval",
+            "0.3",
+            "--quiet",
+        ],
+        &["sh", "-c", script],
+    )
+    .env("SMI", smi.path())
+    .env("PATH", &path)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let run_dir = root.path().join("runs/alerts/gpu/idle");
+    assert!(
+        wait_until(30.0, || gpu_sample_span(&run_dir)
+            .is_some_and(|(first, last)| last - first >= 2.0)),
+        "no GPU samples spanning 2 s: {:?}",
+        std::fs::read_to_string(run_dir.join("system.jsonl"))
+    );
+    // Synced while the run runs: the alert arrives.
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .arg("connect")
+            .arg(format!("local:{}", root.path().display()))
+            .arg("--agent")
+            .arg(agent_path())
+            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let listed = json_of(hub(home.path(), hub_dir.path()).args(["alerts", "--json"]));
+    let alerts = listed.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{listed}");
+    assert_eq!(alerts[0]["kind"], "gpu_idle");
+    assert!(
+        alerts[0]["alert_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("gpu_idle@"),
+        "{listed}"
+    );
+    assert!(
+        alerts[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("under 5 % utilisation"),
+        "{listed}"
+    );
+    let status = wrapper.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
