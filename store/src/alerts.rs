@@ -18,6 +18,10 @@ use crate::store::Store;
 
 /// Longest alert id or kind stored, in bytes (longer ones are cut).
 const MAX_ALERT_NAME_BYTES: usize = 300;
+/// An alert raised longer ago than this (on its agent's clock) when it first arrives is stored
+/// but not reported as new: the first sync of a server with a history of failed runs lists
+/// them, and notifies about none.
+pub const NOTIFY_WITHIN_SECS: f64 = 24.0 * 3600.0;
 
 /// One stored alert with what names its run (as `runicorn-hub alerts --json`, the API and the
 /// `--on-alert` command show it).
@@ -68,9 +72,9 @@ fn cut(text: &str) -> &str {
     &text[..end]
 }
 
-/// Stores the alerts of one run that the store does not have yet; returns the new rows' ids
-/// (empty when every alert was known). At most `MAX_ALERTS_PER_RUN` per batch entry are looked
-/// at.
+/// Stores the alerts of one run that the store does not have yet; returns the ids of the new
+/// rows to notify about (raised within [`NOTIFY_WITHIN_SECS`] of `now`). At most
+/// `MAX_ALERTS_PER_RUN` per batch entry are looked at.
 pub(crate) fn insert_new(
     tx: &Connection,
     remote: RemoteId,
@@ -105,7 +109,7 @@ pub(crate) fn insert_new(
             raised_at,
             now,
         ])?;
-        if changed == 1 {
+        if changed == 1 && raised_at >= now - NOTIFY_WITHIN_SECS {
             out.push(tx.last_insert_rowid());
         }
     }
@@ -257,6 +261,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::NOTIFY_WITHIN_SECS;
     use crate::testkit::*;
     use crate::*;
     use runicorn_protocol::wire::RunAlert;
@@ -265,7 +270,7 @@ mod tests {
         RunAlert {
             id: id.into(),
             kind: kind.into(),
-            raised_at: 1000.0,
+            raised_at: crate::sql::unix_now() - 60.0,
             message: format!("{kind} happened"),
             key: None,
             step: Some(7),
@@ -341,6 +346,25 @@ mod tests {
             .alerts(AlertView::All, Some(run_key + 1), 10)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn an_old_alert_is_stored_but_not_new() {
+        let (_tmp, mut store) = fresh_store();
+        let r = add_remote(&mut store, "gpu");
+        let mut run = run_change("runs/a/1", 1, 0);
+        let mut old = alert("failed", "failed");
+        old.raised_at -= 2.0 * NOTIFY_WITHIN_SECS;
+        run.alerts = vec![old, alert("nonfinite:loss", "nonfinite")];
+        let out = store
+            .apply_change_batch(r, &change_batch(true, vec![run], "e", 1, false))
+            .unwrap();
+        assert_eq!(out.new_alerts.len(), 1);
+        assert_eq!(
+            store.alerts_by_id(&out.new_alerts).unwrap()[0].kind,
+            "nonfinite"
+        );
+        assert_eq!(store.alert_counts().unwrap().0, 2, "both are listed");
     }
 
     #[test]

@@ -54,8 +54,9 @@ pub struct ChangeOutcome {
     /// Artifacts newly marked removed (listed in `removed_artifacts`, or not seen by a
     /// completed listing).
     pub removed_artifacts: u64,
-    /// Alerts stored for the first time by this batch (their ids in the `alerts` table): the
-    /// ones to notify about. An alert that arrives again is never here twice.
+    /// Alerts stored for the first time by this batch and raised within the last day (their ids
+    /// in the `alerts` table): the ones to notify about. An alert that arrives again is never
+    /// here twice.
     pub new_alerts: Vec<i64>,
 }
 

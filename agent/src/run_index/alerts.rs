@@ -106,11 +106,15 @@ fn derive(cache: &CachedRun, head: &RunChange, live: bool, now: f64) -> Vec<RunA
             .map(|c| format!(" (exit code {c})"))
             .unwrap_or_default();
         let why = head.reason.as_deref().unwrap_or("the run ended failed");
-        out.push(alert(
-            ALERT_FAILED.to_owned(),
-            ALERT_FAILED,
-            format!("failed{code}: {why}"),
-        ));
+        out.push(RunAlert {
+            // When it ended, when known: an old failure found by a first scan is old news.
+            raised_at: head.ended_at.filter(|t| t.is_finite()).unwrap_or(now),
+            ..alert(
+                ALERT_FAILED.to_owned(),
+                ALERT_FAILED,
+                format!("failed{code}: {why}"),
+            )
+        });
     }
     let config = AlertConfig::from_meta(cache.records.meta.as_ref());
     for (key, point) in &cache.progress.nonfinite.first {
@@ -284,6 +288,8 @@ mod tests {
             alerts[0].message.contains("CUDA out of memory"),
             "{alerts:?}"
         );
+        let ended = w.status().ended_at.unwrap();
+        assert_eq!(alerts[0].raised_at, ended, "raised when it ended");
     }
 
     #[test]

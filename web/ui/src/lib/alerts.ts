@@ -68,10 +68,15 @@ export function alertRunName(a: Alert): string {
   return a.alias ? `${a.alias} (${a.run_ref})` : a.run_ref;
 }
 
+/** Alerts raised longer ago than this (seconds) are listed but never notified about (the hub
+ * reports them as new only when raised within a day, docs/api.md). */
+const NOTIFY_WITHIN_S = 24 * 3600;
+
 /** One browser notification per alert; clicking it opens the run. */
 function notify(alerts: Alert[]): void {
   if (notificationState() !== "granted") return;
-  for (const a of alerts) {
+  const since = Date.now() / 1000 - NOTIFY_WITHIN_S;
+  for (const a of alerts.filter((x) => x.raised_at >= since)) {
     const n = new Notification(`Runicorn: ${ALERT_KIND_LABELS[a.kind] ?? a.kind} — ${alertRunName(a)}`, {
       body: a.message,
       tag: `runicorn-alert-${a.id}`,
