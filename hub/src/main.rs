@@ -103,7 +103,8 @@ enum Command {
     /// watched metric, idle GPUs), or acknowledge them.
     ///
     /// Lists the alerts not acknowledged yet, newest first (--all: every alert). Alerts arrive
-    /// with the sync; `ui` and `connect --on-alert CMD` run a command for each new one.
+    /// with the sync; `ui --on-alert CMD` and `connect --on-alert CMD` run a command for each
+    /// new one.
     ///
     /// Example: runicorn-hub alerts --json; runicorn-hub alerts --ack 12
     Alerts(cli::alerts::AlertsArgs),
