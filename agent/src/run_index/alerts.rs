@@ -86,11 +86,26 @@ fn derive(cache: &CachedRun, head: &RunChange, live: bool, now: f64) -> Vec<RunA
         });
     }
     if head.status == RunStatus::Crashed.as_str() {
-        out.push(alert(
-            ALERT_CRASHED.to_owned(),
-            ALERT_CRASHED,
-            format!("crashed: {reason}"),
-        ));
+        // Raised at the run's last sign of life, when known: a crash found by a first scan of
+        // an old root is old news (the hub lists it without notifying).
+        let status = cache.records.status.as_ref();
+        let last_alive = [
+            status.and_then(|s| s.heartbeat_at),
+            status.and_then(|s| s.started_at),
+            head.events.last_event_at,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|t| t.is_finite())
+        .reduce(f64::max);
+        out.push(RunAlert {
+            raised_at: last_alive.map_or(now, |t| t.min(now)),
+            ..alert(
+                ALERT_CRASHED.to_owned(),
+                ALERT_CRASHED,
+                format!("crashed: {reason}"),
+            )
+        });
     }
     let written_failed = cache
         .records
@@ -290,6 +305,23 @@ mod tests {
         );
         let ended = w.status().ended_at.unwrap();
         assert_eq!(alerts[0].raised_at, ended, "raised when it ended");
+    }
+
+    #[test]
+    fn a_crash_is_raised_at_the_last_sign_of_life() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("runs/p/gone");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("meta.json"), r#"{"id":"gone","path":"p"}"#).unwrap();
+        // A writer on this host whose process is gone (pid above the kernel's maximum).
+        let host = runicorn_protocol::run_format::LivenessContext::here_and_now().hostname;
+        let status = serde_json::json!({"status": "running", "pid": 4_999_999, "host": host,
+            "started_at": 1000.0, "heartbeat_at": 1500.0, "heartbeat_interval": 10.0});
+        std::fs::write(dir.join("status.json"), status.to_string()).unwrap();
+        let alerts = alerts_now(t.path());
+        assert_eq!(ids(&alerts), ["crashed"], "{alerts:?}");
+        assert_eq!(alerts[0].raised_at, 1500.0);
+        assert!(alerts[0].message.starts_with("crashed: "), "{alerts:?}");
     }
 
     #[test]
