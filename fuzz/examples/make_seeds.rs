@@ -78,6 +78,7 @@ fn run_change() -> RunChange {
             reason: "a backslash".into(),
         }],
         skipped_files_total: 1,
+        alerts: Vec::new(),
     }
 }
 

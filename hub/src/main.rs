@@ -107,6 +107,15 @@ enum Command {
     ///
     /// Example: runicorn-hub recycle-bin empty
     RecycleBin(cli::recycle_bin::RecycleBinArgs),
+    /// List the alerts agents raised about runs (stalled, crashed, failed, a NaN or infinite
+    /// watched metric, idle GPUs), or acknowledge them.
+    ///
+    /// Lists the alerts not acknowledged yet, newest first (--all: every alert). Alerts arrive
+    /// with the sync; `ui --on-alert CMD` and `connect --on-alert CMD` run a command for each
+    /// new one.
+    ///
+    /// Example: runicorn-hub alerts --json; runicorn-hub alerts --ack 12
+    Alerts(cli::alerts::AlertsArgs),
     /// Import offline bundles: runs carried by hand from servers no SSH reaches.
     ///
     /// Each FILE is checked whole (every member's size and SHA-256, paths, links, bombs) before
@@ -155,6 +164,7 @@ fn main() -> ExitCode {
         Command::Artifacts(args) => cli::artifacts::run(hub_dir, args),
         Command::Cache(args) => cli::cache::run(hub_dir, args),
         Command::RecycleBin(args) => cli::recycle_bin::run(hub_dir, args),
+        Command::Alerts(args) => cli::alerts::run(hub_dir, args),
         Command::Import(args) => cli::import::run(hub_dir, args),
     };
     match result {

@@ -54,6 +54,10 @@ pub struct ChangeOutcome {
     /// Artifacts newly marked removed (listed in `removed_artifacts`, or not seen by a
     /// completed listing).
     pub removed_artifacts: u64,
+    /// Alerts stored for the first time by this batch and raised within the last day (their ids
+    /// in the `alerts` table): the ones to notify about. An alert that arrives again is never
+    /// here twice.
+    pub new_alerts: Vec<i64>,
 }
 
 /// Deepest nesting of a record value the store keeps: the same limit agents cut records to when
@@ -354,6 +358,8 @@ fn store_runs(
         let id = upsert_run(tx, remote, run, &records, &skipped_files, seen, now)?;
         records.changes(&mut values, id, before.as_ref());
         sync_manifest(tx, id, &files)?;
+        out.new_alerts
+            .extend(crate::alerts::insert_new(tx, remote, id, &run.alerts, now)?);
         out.runs += 1;
     }
     out.refused_runs = refused_runs.len() as u64;

@@ -28,6 +28,7 @@
 //! | tables | `host_snapshots` | each remote's latest host sample (GPUs, their runs, load; schema 7) and the runs it names |
 //! | tables | `cache_gc` | what the file cache holds (in all, per remote) and trimming it, least recently used first |
 //! | tables | `changes` | applying change batches: runs, manifests, removals, full listings |
+//! | tables | `alerts` | the agents' alerts about runs (schema 8): stored insert-if-new with change batches, listed, acknowledged |
 //! | tables | `artifacts` | applying the artifacts of change batches (schema 6): versions, aliases, files, lineage |
 //! | tables | `points` | ingesting metric points (the hot path) |
 //! | tables | `logs` | the copy of each run's `logs.txt` |
@@ -48,6 +49,7 @@
 //! free functions of the layers above them, and of each other without cycles (`changes` uses
 //! `skipped`, `remotes` uses `skipped`'s row type, `listing` and `annotations` use `runs`).
 
+mod alerts;
 mod annotations;
 mod artifact_reads;
 mod artifact_refs;
@@ -84,6 +86,7 @@ mod store;
 mod testkit;
 mod tiles;
 
+pub use alerts::{AlertRow, AlertView};
 pub use annotations::RunAnnotation;
 pub use artifact_reads::{
     ArtifactFileRow, ArtifactFilter, ArtifactId, ArtifactListing, ArtifactRow, ArtifactVersionRow,

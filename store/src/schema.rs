@@ -338,6 +338,25 @@ CREATE INDEX content_chunks_chunk ON content_chunks(chunk);"],
         received_at REAL NOT NULL,      -- when the hub received it (the hub's clock)
         status TEXT NOT NULL            -- the agent's host_status answer, JSON
      );"],
+    // 8: alerts (issue 15): what agents raised about runs (stalled, crashed, failed, a
+    // non-finite watched metric, idle GPUs), each stored once per run and agent alert id, with
+    // when this hub received it and when the user acknowledged it (alerts.rs).
+    &["CREATE TABLE alerts(
+    id INTEGER PRIMARY KEY,             -- the hub's number of the alert (ack ID, /api/alerts/{id})
+    remote INTEGER NOT NULL REFERENCES remotes(id) ON DELETE CASCADE,
+    run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    alert_id TEXT NOT NULL,             -- the agent's id, deterministic per occurrence
+    kind TEXT NOT NULL,                 -- stalled, crashed, failed, nonfinite, gpu_idle
+    message TEXT NOT NULL,
+    key TEXT,                           -- the metric of a nonfinite alert
+    step INTEGER,
+    value TEXT,                         -- NaN, Infinity or -Infinity
+    raised_at REAL NOT NULL,            -- on the agent's clock
+    received_at REAL NOT NULL,          -- when this hub first stored it
+    acked_at REAL,                      -- NULL: not acknowledged
+    UNIQUE(run, alert_id)
+);
+CREATE INDEX alerts_unacked ON alerts(acked_at);"],
 ];
 
 /// Part of migration 3 (logs became exact bytes): drops every run's log copy that holds a chunk

@@ -66,6 +66,7 @@ pub fn run_change(dir: &str, seq: u64, events_bytes: u64) -> RunChange {
         files: vec![file_entry("meta.json", 100, None)],
         skipped_files: vec![],
         skipped_files_total: 0,
+        alerts: Vec::new(),
     }
 }
 

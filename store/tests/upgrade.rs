@@ -28,9 +28,9 @@ use rusqlite::Connection;
 use serde_json::json;
 
 /// The schema version of today's store (what `PRAGMA user_version` reads after opening).
-const CURRENT: u32 = 7;
+const CURRENT: u32 = 8;
 
-const SCHEMAS: [&str; 7] = [
+const SCHEMAS: [&str; 8] = [
     include_str!("fixtures/schema_v1.sql"),
     include_str!("fixtures/schema_v2.sql"),
     include_str!("fixtures/schema_v3.sql"),
@@ -38,8 +38,9 @@ const SCHEMAS: [&str; 7] = [
     include_str!("fixtures/schema_v5.sql"),
     include_str!("fixtures/schema_v6.sql"),
     include_str!("fixtures/schema_v7.sql"),
+    include_str!("fixtures/schema_v8.sql"),
 ];
-const DATA: [&str; 7] = [
+const DATA: [&str; 8] = [
     include_str!("fixtures/data_v1.sql"),
     include_str!("fixtures/data_v2.sql"),
     include_str!("fixtures/data_v3.sql"),
@@ -47,6 +48,7 @@ const DATA: [&str; 7] = [
     include_str!("fixtures/data_v5.sql"),
     include_str!("fixtures/data_v6.sql"),
     include_str!("fixtures/data_v7.sql"),
+    include_str!("fixtures/data_v8.sql"),
 ];
 
 const SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";

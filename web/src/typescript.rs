@@ -106,6 +106,10 @@ pub fn generated_file() -> String {
     out.add::<RemoteDto>();
     out.add::<SkippedItemShape>();
     out.add::<crate::routes::recycle_bin::PurgedDto>();
+    out.add::<crate::routes::alerts::AlertDto>();
+    out.add::<crate::routes::alerts::AlertsDto>();
+    out.add::<crate::routes::alerts::AlertsEvent>();
+    out.add::<crate::routes::alerts::AckedDto>();
     out.add::<CompareDto>();
     out.add::<ConfigDiffRow>();
     out.add::<SeriesStatsDto>();

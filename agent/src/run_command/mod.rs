@@ -3,7 +3,7 @@
 //! It creates the run (`meta.json`, a running `status.json`), starts the command with
 //! `RUNICORN_DIR`/`RUNICORN_RUN_DIR` set so an SDK inside joins the run, tees the command's
 //! stdout and stderr to the terminal and to `logs.txt`, records `environment.json`, keeps a
-//! heartbeat in `status.json` (and the run's stall settings in `meta.json`), samples the command's processes and GPUs into `system.jsonl`
+//! heartbeat in `status.json` (and the run's stall and alert settings in `meta.json`), samples the command's processes and GPUs into `system.jsonl`
 //! (`telemetry`), passes signals on, and at the end records how the command exited.
 //! The agent is the owner of the run's status; tracking problems (a full disk) are reported once
 //! and never stop or fail the command.
@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use runicorn_protocol::run_format::{
-    heartbeat_interval_from_env, RunOutcome, RunSpec, RunStatus, RunWriter, StallConfig,
-    ENV_RUN_DIR, ENV_STORAGE_ROOT,
+    heartbeat_interval_from_env, AlertConfig, RunOutcome, RunSpec, RunStatus, RunWriter,
+    StallConfig, ENV_RUN_DIR, ENV_STORAGE_ROOT,
 };
 
 use crate::root_args::RootArgs;
@@ -64,6 +64,14 @@ pub struct RunArgs {
     /// and the whole limit while the run has made fewer than 4 steps [default: 600]
     #[arg(long, value_name = "SECS", value_parser = positive_number)]
     pub stall_after: Option<f64>,
+    /// Raise an alert when this metric logs NaN or an infinity (repeat for several; recorded in
+    /// meta.json) [default: every metric whose name contains `loss`]
+    #[arg(long = "watch", value_name = "KEY")]
+    pub watch: Vec<String>,
+    /// Raise an alert when every GPU the run uses stays under 5 % utilisation for this many
+    /// seconds while it runs (recorded in meta.json) [default: 900]
+    #[arg(long, value_name = "SECS", value_parser = positive_number)]
+    pub gpu_idle_after: Option<f64>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
     /// Do not print the run's id and final status on stderr
@@ -95,6 +103,10 @@ pub fn wrap_command(args: RunArgs) -> anyhow::Result<u8> {
     spec.run_id = args.run_id.clone();
     spec.heartbeat_interval = heartbeat_interval;
     spec.stall = StallConfig::new(args.stall_factor, args.stall_after);
+    spec.alerts = AlertConfig {
+        watch: (!args.watch.is_empty()).then(|| args.watch.clone()),
+        gpu_idle_after_s: args.gpu_idle_after,
+    };
     let telemetry_settings = args.telemetry.settings();
     let writer = RunWriter::create(&spec).with_context(|| {
         format!(

@@ -42,7 +42,7 @@ pub(super) use store::parse_files as parse_stored_files;
 use super::fingerprint::file_fingerprint;
 use super::manifest::{self, is_append_only, ListedDir, Manifest, ManifestFile};
 use super::records::{read_records, StoredRecords};
-use super::{update_with, CachedRun, IndexError, RunIndex};
+use super::{alerts, update_with, CachedRun, IndexError, RunIndex};
 
 /// What a scan looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -535,10 +535,12 @@ fn finish(
         fp(".deleted")
     );
     let events_fp = fp("events.jsonl");
-    let (cache, cache_changed) = update_with(loc, cache, records_fp, events_fp);
+    let (mut cache, mut cache_changed) = update_with(loc, cache, records_fp, events_fp);
     let mut head = head_of(key, loc, &cache, files, ctx);
     head.skipped_files = manifest.skipped.clone();
     head.skipped_files_total = manifest.skipped_total;
+    cache_changed |= alerts::raise(loc, &mut cache, &head, ctx.now);
+    head.alerts = cache.alerts.raised.clone();
     let state_fp = state_fingerprint(&head, files);
     let records =
         (previous_fp != Some(state_fp.as_str())).then(|| read_records(&loc.dir, manifest));
@@ -618,6 +620,7 @@ fn head_of(
         files: Vec::new(),
         skipped_files: vec![],
         skipped_files_total: 0,
+        alerts: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@
 //! cached hashes from `manifest`), stored by `feed::store`; `feed::artifacts` puts the artifact
 //! directories (`artifacts/<type>/<name>`) in the same feed, with values from the same counter.
 
+mod alerts;
 pub mod cached_hashes;
 pub mod feed;
 mod fingerprint;
@@ -27,8 +28,8 @@ use std::time::Duration;
 use runicorn_protocol::parallel::{io_workers, map_in_order};
 use runicorn_protocol::run_format::{
     build_overview, continue_event_totals, read_run_records, DeletedMarker, EventProgress,
-    LivenessContext, Meta, MetricTotals, RunFiles, RunLocation, RunOverview, RunRecords, RunStatus,
-    StatusRecord, StepTiming,
+    LivenessContext, Meta, MetricTotals, NonFiniteSeen, RunFiles, RunLocation, RunOverview,
+    RunRecords, RunStatus, StatusRecord, StepTiming,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -65,6 +66,8 @@ struct CachedRun {
     records: RunRecords,
     events_fp: String,
     progress: EventProgress,
+    /// The alerts raised about the run, and the evidence kept for them.
+    alerts: alerts::RunAlerts,
 }
 
 /// The open index of one storage root.
@@ -280,7 +283,7 @@ impl RunIndex {
 const CACHED_COLUMNS: &str =
     "dir, records_fp, meta, status, deleted, problem, events_fp, events_offset, \
     events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, \
-    events_problem, step_timing";
+    events_problem, step_timing, alerts";
 
 /// One `run_cache` row (selected as [`CACHED_COLUMNS`]).
 fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun)> {
@@ -292,17 +295,22 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
         problem: r.get(5)?,
     };
     let keys: String = r.get(10)?;
-    // A row without the step timing (older than the column, or replaced by an older agent)
-    // has its events read again from the start, so that the timing is complete.
+    // A row without the step timing or the alerts' evidence (older than the column, or
+    // replaced by an older agent) has its events read again from the start, so that both are
+    // complete.
     let steps: Option<StepTiming> = r
         .get::<_, Option<String>>(16)?
         .and_then(|t| serde_json::from_str(&t).ok());
-    let Some(steps) = steps else {
+    let stored_alerts: Option<StoredAlerts> = r
+        .get::<_, Option<String>>(17)?
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let (Some(steps), Some(stored_alerts)) = (steps, stored_alerts.clone()) else {
         let cached = CachedRun {
             records_fp: r.get(1)?,
             records,
             events_fp: String::new(),
             progress: EventProgress::default(),
+            alerts: stored_alerts.map(|a| a.alerts).unwrap_or_default(),
         };
         return Ok((r.get::<_, String>(0)?, cached));
     };
@@ -317,6 +325,7 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
             last_event_at: r.get(12)?,
         },
         steps,
+        nonfinite: stored_alerts.nonfinite,
         corrupt_lines: r.get::<_, i64>(13)?.try_into().unwrap_or(0),
         pending_tail_bytes: r.get::<_, i64>(14)?.try_into().unwrap_or(0),
         problem: r.get(15)?,
@@ -326,14 +335,25 @@ fn cached_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, CachedRun
         records,
         events_fp: r.get(6)?,
         progress,
+        alerts: stored_alerts.alerts,
     };
     Ok((r.get::<_, String>(0)?, cached))
 }
 
 const UPSERT_CACHED_SQL: &str = "INSERT OR REPLACE INTO run_cache(dir, records_fp, meta, status, deleted, problem, events_fp, events_offset,
     events_next_line, points, keys, last_step, last_event_at, corrupt_lines, pending_tail_bytes, events_problem,
-    step_timing)
- VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    step_timing, alerts)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+/// `run_cache.alerts` as stored: the raised alerts and their evidence, with the first
+/// non-finite values read from `events.jsonl` (which belong to the event progress).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct StoredAlerts {
+    #[serde(flatten)]
+    alerts: alerts::RunAlerts,
+    #[serde(default)]
+    nonfinite: NonFiniteSeen,
+}
 
 /// Writes one run's cached state with a statement prepared from [`UPSERT_CACHED_SQL`].
 fn upsert_cached(
@@ -361,6 +381,11 @@ fn upsert_cached(
         big(c.progress.pending_tail_bytes),
         c.progress.problem,
         serde_json::to_string(&c.progress.steps).ok(),
+        serde_json::to_string(&StoredAlerts {
+            alerts: c.alerts.clone(),
+            nonfinite: c.progress.nonfinite.clone(),
+        })
+        .ok(),
     ])?;
     Ok(())
 }
@@ -417,6 +442,7 @@ fn update_with(
             records,
             events_fp,
             progress,
+            alerts: cached.map(|c| c.alerts.clone()).unwrap_or_default(),
         },
         true,
     )

@@ -125,6 +125,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 /// `run_cache.step_timing`: when the run's recent new steps arrived (a `StepTiming`, JSON), for
 /// the `stalled` verdict; a row without it (written before the column existed, or replaced by
 /// an older agent) has its `events.jsonl` read again from the start.
+/// `run_cache.alerts`: the alerts raised about the run and their evidence (raised alerts, the
+/// GPU idle tracking of `system.jsonl`, the first non-finite value of each metric; JSON); a row
+/// without it has its `events.jsonl` read again, and starts with no raised alerts.
 fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
     let has_events_problem: bool = tx.query_row(
         "SELECT count(*) > 0 FROM pragma_table_info('run_cache') WHERE name = 'events_problem'",
@@ -149,6 +152,14 @@ fn add_columns(tx: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_step_timing {
         tx.execute_batch("ALTER TABLE run_cache ADD COLUMN step_timing TEXT")?;
+    }
+    let has_alerts: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('run_cache') WHERE name = 'alerts'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_alerts {
+        tx.execute_batch("ALTER TABLE run_cache ADD COLUMN alerts TEXT")?;
     }
     Ok(())
 }

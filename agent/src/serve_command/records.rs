@@ -237,6 +237,7 @@ mod tests {
             files: vec![],
             skipped_files: vec![],
             skipped_files_total: 0,
+            alerts: Vec::new(),
         }
     }
 

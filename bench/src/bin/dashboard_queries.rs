@@ -172,6 +172,7 @@ fn listing_run(i: usize) -> RunChange {
         files: vec![],
         skipped_files: vec![],
         skipped_files_total: 0,
+        alerts: Vec::new(),
     }
 }
 

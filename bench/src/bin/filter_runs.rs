@@ -99,6 +99,7 @@ fn run(i: usize) -> RunChange {
         files: vec![],
         skipped_files: vec![],
         skipped_files_total: 0,
+        alerts: Vec::new(),
     }
 }
 

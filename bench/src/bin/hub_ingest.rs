@@ -144,6 +144,7 @@ fn run_change(run: usize, steps: usize) -> RunChange {
         files: vec![],
         skipped_files: vec![],
         skipped_files_total: 0,
+        alerts: Vec::new(),
     }
 }
 

@@ -92,6 +92,7 @@ fn run_change(dir: &str, seq: u64, config: serde_json::Value) -> RunChange {
         files: vec![],
         skipped_files: vec![],
         skipped_files_total: 0,
+        alerts: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ use runicorn_store::RemoteSpec;
 
 use runicorn_cli::safe;
 
+use super::alert_hook::OnAlertArgs;
 use super::ctrl_c::ctrl_c;
 use super::prefetch_args::PrefetchArgs;
 use super::sync_reporter::SyncReporter;
@@ -79,6 +80,8 @@ pub struct ConnectArgs {
     pub poll: Option<f64>,
     #[command(flatten)]
     pub prefetch: PrefetchArgs,
+    #[command(flatten)]
+    pub on_alert: OnAlertArgs,
     /// Print only errors
     #[arg(short, long)]
     pub quiet: bool,
@@ -171,8 +174,6 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
         job.open = open.clone();
         let files = RemoteFiles::new(store.clone());
         let prefetcher = args.prefetch.start(&store, &files);
-        let reporter = SyncReporter::new(args.quiet)
-            .with_prefetch(prefetcher.clone(), [(name.clone(), id)].into());
         let dashboard = if args.once || args.no_ui {
             None
         } else {
@@ -192,6 +193,12 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
                 }
             }
         };
+        let hook = args
+            .on_alert
+            .start(&store, dashboard.as_ref().map(|d| d.url().to_owned()));
+        let reporter = SyncReporter::new(args.quiet)
+            .with_prefetch(prefetcher.clone(), [(name.clone(), id)].into())
+            .with_alert_hook(hook.clone());
         if !args.once && !args.quiet {
             eprintln!("{}: following live; Ctrl-C stops", safe(&name));
         }
@@ -214,6 +221,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: ConnectArgs) -> anyhow::Result<u8> {
                 _ = prefetcher.wait_idle() => {}
                 _ = ctrl_c() => {}
             }
+        }
+        if let Some(hook) = &hook {
+            hook.wait_idle(super::alert_hook::DRAIN_ON_EXIT).await;
         }
         if let Some(d) = dashboard {
             d.stop().await;

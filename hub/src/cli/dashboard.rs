@@ -31,9 +31,15 @@ pub struct ServeArgs {
 pub struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    url: String,
 }
 
 impl Running {
+    /// The dashboard's address (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Stops serving and waits for open requests to end.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -86,7 +92,7 @@ pub async fn start(
     if serve.open {
         open_browser(&url);
     }
-    Ok(Running { stop, task })
+    Ok(Running { stop, task, url })
 }
 
 /// Opens `url` in the desktop's browser, best effort: a failure is a note, not an error.

@@ -30,6 +30,8 @@ pub struct DemoArgs {
     pub no_ui: bool,
     #[command(flatten)]
     pub serve: super::dashboard::ServeArgs,
+    #[command(flatten)]
+    pub on_alert: super::alert_hook::OnAlertArgs,
     /// Path of the runicorn-agent binary [default: beside runicorn-hub, else on PATH]
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,
@@ -99,7 +101,10 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
         } else {
             Some(start_dashboard(&store_dir, &store, &args.serve).await?)
         };
-        let reporter = SyncReporter::new(false);
+        let hook = args
+            .on_alert
+            .start(&store, dashboard.as_ref().map(|d| d.url().to_owned()));
+        let reporter = SyncReporter::new(false).with_alert_hook(hook);
         let mut once = RemoteJob::new("demo", id, address.clone(), Mode::Once);
         once.open = OpenOptions {
             accept_new_host_key: false,

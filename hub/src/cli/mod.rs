@@ -3,6 +3,8 @@
 //! diagnostics (`logging`). Terminal helpers (colour, labels, tables, progress bars, time) come
 //! from `runicorn_cli`.
 
+pub mod alert_hook;
+pub mod alerts;
 pub mod artifacts;
 pub mod cache;
 pub mod connect;

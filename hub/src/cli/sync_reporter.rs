@@ -17,6 +17,8 @@ use runicorn_hub::supervisor::SessionEvents;
 use runicorn_hub::sync::{RoundObserver, RoundStats, SyncError};
 use runicorn_store::RemoteId;
 
+use super::alert_hook::AlertHook;
+
 /// What a round left out, for its summary line (empty when nothing was).
 fn skipped_note(stats: &RoundStats) -> String {
     let left_out = stats.refused + stats.agent_skipped;
@@ -44,6 +46,8 @@ pub struct SyncReporter {
     /// Told after each round that brought runs, with the remotes' ids by name (remotes a
     /// follower takes on later are added).
     prefetch: Option<(Prefetcher, Mutex<HashMap<String, RemoteId>>)>,
+    /// `--on-alert`: told of every new alert.
+    alert_hook: Option<AlertHook>,
 }
 
 impl SyncReporter {
@@ -55,7 +59,14 @@ impl SyncReporter {
             live_totals: Mutex::new((0, 0)),
             following: std::sync::atomic::AtomicBool::new(false),
             prefetch: None,
+            alert_hook: None,
         }
+    }
+
+    /// Tells `hook` of every alert the sync stores for the first time.
+    pub fn with_alert_hook(mut self, hook: Option<AlertHook>) -> SyncReporter {
+        self.alert_hook = hook;
+        self
     }
 
     /// Queues a prefetch of each remote in `remotes` (name → id) after its first round and
@@ -107,6 +118,12 @@ impl SyncReporter {
 }
 
 impl RoundObserver for SyncReporter {
+    fn new_alerts(&self, ids: &[i64]) {
+        if let Some(hook) = &self.alert_hook {
+            hook.notify(ids);
+        }
+    }
+
     fn progress(&self, stats: &RoundStats, bytes_received: u64) {
         if self.following.load(std::sync::atomic::Ordering::Relaxed) {
             // Live rounds are small; the status line says enough.

@@ -14,6 +14,7 @@ use runicorn_hub::supervisor::OpenOptions;
 
 use super::dashboard::{self, ServeArgs};
 
+use super::alert_hook::OnAlertArgs;
 use super::ctrl_c::ctrl_c;
 use super::prefetch_args::PrefetchArgs;
 use super::sync_reporter::SyncReporter;
@@ -27,6 +28,8 @@ pub struct UiArgs {
     pub offline: bool,
     #[command(flatten)]
     pub prefetch: PrefetchArgs,
+    #[command(flatten)]
+    pub on_alert: OnAlertArgs,
     /// Print only errors
     #[arg(short, long)]
     pub quiet: bool,
@@ -65,8 +68,12 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
                 );
             }
         }
+        let hook = args
+            .on_alert
+            .start(&store, Some(running.url().to_owned()));
         let reporter = SyncReporter::new(args.quiet)
-            .with_prefetch(args.prefetch.start(&store, &files), Default::default());
+            .with_prefetch(args.prefetch.start(&store, &files), Default::default())
+            .with_alert_hook(hook.clone());
         let config = FollowConfig {
             me: follower_name("ui"),
             scope: Scope::All,
@@ -75,6 +82,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: UiArgs) -> anyhow::Result<u8> {
         };
         // Serves until Ctrl-C, whatever the remotes do.
         let followed = follow_remotes(&store, &config, &reporter, ctrl_c()).await;
+        if let Some(hook) = &hook {
+            hook.wait_idle(super::alert_hook::DRAIN_ON_EXIT).await;
+        }
         running.stop().await;
         followed?;
         Ok(0)

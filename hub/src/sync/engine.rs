@@ -67,6 +67,9 @@ pub struct RoundStats {
 /// Receives progress while a round runs.
 pub trait RoundObserver: Send + Sync {
     fn progress(&self, stats: &RoundStats, bytes_received: u64);
+    /// Alerts stored for the first time (their ids in the store), told once each, after the
+    /// batch that brought them is committed. Must not block.
+    fn new_alerts(&self, _ids: &[i64]) {}
 }
 
 fn store_err(e: impl std::fmt::Display) -> SyncError {
@@ -183,6 +186,7 @@ async fn list_changes(
             s.event_bytes_total = s.event_bytes_done + missing;
         });
         observer.progress(&now, client.bytes_received());
+        observer.new_alerts(&outcome.new_alerts);
         // Wake the point fetcher: this page's runs are pending now.
         done.send_replace(!more);
     }

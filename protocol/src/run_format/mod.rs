@@ -5,6 +5,7 @@
 //! only inside the storage root it is given. Every file of a run is read through `safe_read`:
 //! regular files only, links only within the root, never blocking, bounded while reading.
 
+pub mod alerts;
 pub mod artifacts;
 pub mod discovery;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use alerts::{AlertConfig, GpuIdle, NonFiniteSeen};
 pub use discovery::{discover_runs, Discovery, Layout, RunLocation};
 pub use events::{scan_events, Event, EventTail, MetricTotals, MetricsEvent};
 pub use liveness::{effective_status, judge_liveness, unix_now, Liveness, LivenessContext};

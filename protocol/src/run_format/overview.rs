@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use super::alerts::NonFiniteSeen;
 use super::discovery::{Layout, RunLocation};
 use super::events::{EventTail, MetricTotals};
 use super::json_file::{read_json_in, read_json_in_if_exists, RecordError};
@@ -66,6 +67,8 @@ pub struct EventProgress {
     pub totals: MetricTotals,
     /// When the recent new steps arrived (for the `stalled` verdict).
     pub steps: StepTiming,
+    /// The first NaN or infinity of each metric (for `nonfinite` alerts).
+    pub nonfinite: NonFiniteSeen,
     pub corrupt_lines: u64,
     pub pending_tail_bytes: u64,
     /// Why `events.jsonl` cannot be read (not a regular file, an I/O error); the run is then
@@ -125,9 +128,11 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
     loop {
         let totals = &mut progress.totals;
         let steps = &mut progress.steps;
+        let nonfinite = &mut progress.nonfinite;
         match tail.read_available(EVENT_READ_CHUNK, |e| {
             totals.add(&e);
             steps.observe(&e);
+            nonfinite.observe(&e);
         }) {
             Ok(read) => {
                 if read.truncated {
@@ -136,9 +141,11 @@ pub fn continue_event_totals(loc: &RunLocation, mut progress: EventProgress) -> 
                     tail = EventTail::new(files.events()).within_root(&root);
                     let totals = &mut fresh.totals;
                     let steps = &mut fresh.steps;
+                    let nonfinite = &mut fresh.nonfinite;
                     let read = match tail.read_available(EVENT_READ_CHUNK, |e| {
                         totals.add(&e);
                         steps.observe(&e);
+                        nonfinite.observe(&e);
                     }) {
                         Ok(r) => r,
                         Err(e) => {

@@ -7,7 +7,8 @@ use serde::ser::SerializeSeq;
 use serde::{Deserializer, Serializer};
 use std::fmt;
 
-fn nonfinite_token(v: f64) -> &'static str {
+/// The token Python's `json` writes for a non-finite value (`NaN`, `Infinity`, `-Infinity`).
+pub fn nonfinite_token(v: f64) -> &'static str {
     if v.is_nan() {
         "NaN"
     } else if v > 0.0 {

@@ -218,6 +218,10 @@ pub struct RunChange {
     pub skipped_files: Vec<SkippedEntry>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped_files_total: u64,
+    /// Alerts the agent raised about the run (`wire::alerts`), oldest first; omitted when
+    /// none, and absent from older agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<super::alerts::RunAlert>,
 }
 
 fn is_zero(n: &u64) -> bool {

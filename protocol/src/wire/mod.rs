@@ -6,12 +6,14 @@
 //! non-finite number encoding inside them (`float`). It performs no I/O of its own beyond reading
 //! and writing frames on a stream it is given.
 
+pub mod alerts;
 pub mod artifacts;
 pub mod float;
 pub mod frame;
 pub mod host;
 pub mod messages;
 
+pub use alerts::*;
 pub use artifacts::*;
 pub use frame::{decode_payload, encode_frame, read_frame, write_frame, FrameError};
 pub use host::*;

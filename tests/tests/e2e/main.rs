@@ -18,6 +18,7 @@ mod agent_serve;
 mod agent_stall;
 mod agent_telemetry;
 mod agent_terminal;
+mod alerts;
 mod artifact_fetch;
 mod artifact_sync;
 mod bundle_import;

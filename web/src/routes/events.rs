@@ -1,6 +1,7 @@
 //! `GET /api/events`: one Server-Sent Event `changed` at most once a second while the store
-//! changes, so the runs table and the remotes page refresh. Also the helpers both event
-//! streams use.
+//! changes, so the runs table and the remotes page refresh, and an `alerts` event when alerts
+//! arrived or were acknowledged (the new ones with it, each once per stream). Also the helpers
+//! both event streams use.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::dto::now;
 use crate::error::ApiError;
+use crate::routes::alerts::{AlertDto, AlertsEvent, MAX_ALERTS_LISTED};
 use crate::state::{closed, AppState};
 
 /// How often a comment keeps a quiet stream open.
@@ -51,6 +53,9 @@ pub async fn stream(
     let mut ticks = state.ticks.clone();
     ticks.mark_unchanged();
     let closing = state.closing.clone();
+    // What this stream's reader knows of the alerts: their count and the newest.
+    let mut alerts_seen = state.pool.read(|store| Ok(store.alert_counts()?)).await?;
+    let reader = Arc::clone(&state);
     tokio::spawn(async move {
         let _place = place; // held while the stream is open
         loop {
@@ -66,6 +71,12 @@ pub async fn stream(
             {
                 break;
             }
+            if let Some((event, seen)) = alerts_event(&reader, alerts_seen).await {
+                alerts_seen = seen;
+                if tx.send(json_event("alerts", &event)).await.is_err() {
+                    break;
+                }
+            }
             tokio::select! {
                 _ = tokio::time::sleep(CHANGED_EVERY) => {}
                 _ = closed(closing.clone()) => break,
@@ -73,4 +84,36 @@ pub async fn stream(
         }
     });
     Ok(sse_from(rx))
+}
+
+/// The `alerts` event to send when the alerts changed since `seen` (unacknowledged count,
+/// newest id), with the new state; `None` when nothing changed (or the store cannot say).
+async fn alerts_event(
+    state: &Arc<AppState>,
+    seen: (u64, i64),
+) -> Option<(AlertsEvent, (u64, i64))> {
+    let (_, newest_seen) = seen;
+    state
+        .pool
+        .read(move |store| {
+            let now = store.alert_counts()?;
+            if now == seen {
+                return Ok(None);
+            }
+            let new = if now.1 > newest_seen {
+                store.alerts_after(newest_seen, MAX_ALERTS_LISTED)?
+            } else {
+                Vec::new()
+            };
+            Ok(Some((
+                AlertsEvent {
+                    unacked: now.0,
+                    new: new.into_iter().map(AlertDto::from).collect(),
+                },
+                now,
+            )))
+        })
+        .await
+        .ok()
+        .flatten()
 }

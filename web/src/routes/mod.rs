@@ -1,6 +1,7 @@
 //! The API's routes, one module per resource of `docs/api.md`, and the router that joins them
 //! with the embedded UI and the security layer.
 
+pub mod alerts;
 pub mod artifact_files;
 pub mod artifacts;
 pub mod bundles;
@@ -92,6 +93,9 @@ pub fn router(state: Arc<AppState>, guard: Arc<Guard>) -> Router {
         )
         .route("/api/compare", get(compare::get))
         .route("/api/events", get(events::stream))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/ack-all", post(alerts::ack_all))
+        .route("/api/alerts/{id}/ack", post(alerts::ack))
         .route("/", get(crate::assets::index))
         .fallback(crate::assets::fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -225,15 +225,37 @@ export function openLive(
 }
 
 /** The store-changed stream (`/api/events`): `onChanged` runs at most once a second. */
-export function openChanges(onChanged: () => void, onState?: (connected: boolean) => void): () => void {
+export function openChanges(
+  onChanged: () => void,
+  onState?: (connected: boolean) => void,
+  onAlerts?: (event: import("./generated/api").AlertsEvent) => void,
+): () => void {
   const es = new EventSource("/api/events");
   es.addEventListener("changed", () => onChanged());
+  if (onAlerts) {
+    es.addEventListener("alerts", (e) => {
+      try {
+        onAlerts(JSON.parse((e as MessageEvent<string>).data) as import("./generated/api").AlertsEvent);
+      } catch {
+        // A malformed event is skipped; the next one carries the count again.
+      }
+    });
+  }
   if (onState) {
     es.onopen = () => onState(true);
     es.onerror = () => onState(false);
   }
   return () => es.close();
 }
+
+/** Alerts agents raised about runs (docs/api.md, "Alerts"). */
+export const alertsApi = {
+  /** The unacknowledged alerts (`all`: every one), optionally of one run. */
+  list: (q: { all?: boolean; run?: number | string } = {}, signal?: AbortSignal) =>
+    request<import("./generated/api").Alerts>("GET", apiUrl("/api/alerts", { all: q.all, run: q.run }), undefined, signal),
+  ack: (id: number) => request<import("./generated/api").Acked>("POST", `/api/alerts/${encodeURIComponent(String(id))}/ack`),
+  ackAll: () => request<import("./generated/api").Acked>("POST", "/api/alerts/ack-all"),
+};
 
 /** `/api/remotes/{name}…`. */
 function remoteUrl(name: string, rest = ""): string {

@@ -4,11 +4,13 @@
  * that imports bundles, and the store-changed stream that pages refresh on.
  */
 import "./styles.css";
-import { openChanges } from "./api";
+import { alertsApi, openChanges } from "./api";
 import { installBundleDrop } from "./components/bundle_import";
+import { alertsEvent, onUnacked, setUnacked } from "./lib/alerts";
 import { h, message, replace } from "./lib/dom";
 import { installKeyboard, showHelp } from "./lib/keyboard";
 import { initTheme, toggleTheme, currentTheme } from "./lib/theme";
+import { alertsPage } from "./pages/alerts";
 import { artifactsPage, lineagePage } from "./pages/artifacts";
 import { comparePage } from "./pages/compare";
 import { fleetPage } from "./pages/fleet";
@@ -38,7 +40,18 @@ setThemeLabel();
 const liveDot = h("span", { class: "live-dot", title: "Connecting to the hub…" });
 const keysBtn = h("button", { type: "button", class: "btn keys-btn", title: "Keyboard shortcuts (?)", attrs: { "aria-label": "Keyboard shortcuts" } }, "?");
 keysBtn.addEventListener("click", () => showHelp());
-const links = [nav("#/runs", "Runs", "runs"), nav("#/artifacts", "Artifacts", "artifacts"), nav("#/fleet", "Fleet", "fleet"), nav("#/remotes", "Remotes", "remotes"), nav("#/trash", "Recycle bin", "trash")];
+// The alerts link carries the count of unacknowledged alerts (hidden at 0).
+const alertCount = h("span", { class: "alert-count", attrs: { "aria-label": "unacknowledged alerts" } });
+const alertsLink = nav("#/alerts", "Alerts", "alerts");
+alertsLink.append(" ", alertCount);
+onUnacked((n) => {
+  alertCount.textContent = n > 0 ? String(n) : "";
+  alertCount.hidden = n === 0;
+  alertsLink.classList.toggle("has-alerts", n > 0);
+  alertsLink.title = n > 0 ? `${n} alert${n === 1 ? "" : "s"} to acknowledge` : "No alerts to acknowledge";
+});
+setUnacked(0);
+const links = [nav("#/runs", "Runs", "runs"), nav("#/artifacts", "Artifacts", "artifacts"), nav("#/fleet", "Fleet", "fleet"), nav("#/remotes", "Remotes", "remotes"), alertsLink, nav("#/trash", "Recycle bin", "trash")];
 const bar = h(
   "header",
   { class: "topbar" },
@@ -73,6 +86,8 @@ function pageFor(route: Route): Page {
       return artifactsPage(route.params);
     case "lineage":
       return lineagePage(route.params);
+    case "alerts":
+      return alertsPage(route.params);
     default:
       return { el: message("error", "No such page. ", h("a", { href: "#/runs" }, "Go to the runs table.")), destroy: () => {} };
   }
@@ -95,4 +110,10 @@ openChanges(
     liveDot.classList.toggle("on", connected);
     liveDot.title = connected ? "Live: updates arrive as the hub syncs" : "Not connected to the hub; retrying…";
   },
+  alertsEvent,
 );
+// The badge's first count; the event stream keeps it current from then on.
+alertsApi
+  .list()
+  .then((a) => setUnacked(a.unacked))
+  .catch(() => {});

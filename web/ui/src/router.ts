@@ -1,6 +1,6 @@
 /**
  * Hash routing and the state kept in the URL: `#/runs?q=…`, `#/run/42?tab=logs`,
- * `#/compare?runs=1,2`, `#/remotes`, `#/fleet`, `#/trash`. A run is named by a run reference, as the API
+ * `#/compare?runs=1,2`, `#/remotes`, `#/fleet`, `#/trash`, `#/alerts`. A run is named by a run reference, as the API
  * takes it: its key (`#/run/42`), its run id (`#/run/20261202_150537_a4f9e9`) or its remote and
  * run id (`#/run/gpu1/20261202_150537_a4f9e9`, or the same as one segment, `gpu1%2F…`). Parsing and building are pure so they can be
  * unit-tested; `onRouteChange` wires them to the window.
@@ -15,6 +15,7 @@ export type Route =
   | { page: "fleet"; params: URLSearchParams }
   | { page: "artifacts"; params: URLSearchParams }
   | { page: "lineage"; params: URLSearchParams }
+  | { page: "alerts"; params: URLSearchParams }
   | { page: "not_found"; path: string; params: URLSearchParams };
 
 /** Splits `#/a/b?x=1` into its path segments and query. */
@@ -68,6 +69,7 @@ export function parseRoute(hash: string): Route {
   if (first === "fleet") return { page: "fleet", params };
   if (first === "artifacts") return { page: "artifacts", params };
   if (first === "lineage") return { page: "lineage", params };
+  if (first === "alerts") return { page: "alerts", params };
   if (first === "compare") return { page: "compare", runs: parseRefs(params.get("runs")), params };
   if (first === "run" && second !== undefined) {
     const ref = runRef(segments.slice(1));

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 mod extras;
 
+use super::alerts::{AlertConfig, META_ALERTS_KEY};
 use super::json_file::{read_json_if_exists, write_json_atomic};
 use super::liveness::unix_now;
 use super::names::{check_run_id, generate_run_id, normalize_run_path_for_write, NameError};
@@ -64,6 +65,9 @@ pub struct RunSpec {
     /// When the run counts as stalled (`meta.json`'s `stall`; unset settings are the
     /// readers' defaults).
     pub stall: StallConfig,
+    /// What raises alerts (`meta.json`'s `alerts`: watched metrics, GPU idle time; unset
+    /// settings are the readers' defaults).
+    pub alerts: AlertConfig,
 }
 
 impl RunSpec {
@@ -79,6 +83,7 @@ impl RunSpec {
             extra_meta: Map::new(),
             clock_offset: 0.0,
             stall: StallConfig::default(),
+            alerts: AlertConfig::default(),
         }
     }
 }
@@ -172,6 +177,9 @@ impl RunWriter {
         };
         if let Some(stall) = spec.stall.to_meta_value() {
             meta.extra.insert(META_STALL_KEY.to_owned(), stall);
+        }
+        if let Some(alerts) = spec.alerts.to_meta_value() {
+            meta.extra.insert(META_ALERTS_KEY.to_owned(), alerts);
         }
         write_json_atomic(&files.meta(), &meta).map_err(io_at(&files.meta()))?;
         let status = StatusRecord {
@@ -468,6 +476,26 @@ mod tests {
         let meta: Value =
             serde_json::from_str(&fs::read_to_string(w.files().meta()).unwrap()).unwrap();
         assert!(meta.get("stall").is_none(), "{meta}");
+        assert!(meta.get("alerts").is_none(), "{meta}");
+    }
+
+    #[test]
+    fn alert_settings_reach_meta_json() {
+        let t = tempfile::tempdir().unwrap();
+        let mut spec = RunSpec::new(t.path(), "test/1");
+        spec.alerts = AlertConfig {
+            watch: Some(vec!["acc".into()]),
+            gpu_idle_after_s: Some(30.0),
+        };
+        let w = RunWriter::create(&spec).unwrap();
+        let meta: Value =
+            serde_json::from_str(&fs::read_to_string(w.files().meta()).unwrap()).unwrap();
+        assert_eq!(
+            meta["alerts"],
+            serde_json::json!({"watch": ["acc"], "gpu_idle_after_s": 30.0})
+        );
+        let read: Meta = serde_json::from_value(meta).unwrap();
+        assert_eq!(AlertConfig::from_meta(Some(&read)), spec.alerts);
     }
 
     #[test]

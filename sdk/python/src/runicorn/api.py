@@ -9,7 +9,7 @@ and resolve the settings that come from arguments or the environment:
 import os
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from .console import TQDM_MODES
 from .jsonio import read_json_object
@@ -17,6 +17,7 @@ from .lifecycle import set_active_run
 from .naming import check_run_id, normalize_run_path, storage_root
 from .noop import NoOpRun
 from .run import Run
+from .alerts import alert_settings
 from .stall import stall_settings
 from .status import heartbeat_interval_from
 from .switch import env_flag, is_enabled
@@ -28,12 +29,13 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
          force_snapshot: bool = False, capture_console: bool = False, tqdm_mode: str = "smart",
          strict: bool = False, heartbeat_interval: Optional[float] = None,
          stall_after: Optional[float] = None,
-         stall_factor: Optional[float] = None) -> Union[Run, NoOpRun]:
+         stall_factor: Optional[float] = None, watch: Optional[Sequence[str]] = None,
+         gpu_idle_after: Optional[float] = None) -> Union[Run, NoOpRun]:
     """Start a run and make it the active run.
 
     The parameters up to ``tqdm_mode`` are upstream's, in upstream's order (calls that pass them
-    by position keep working); ``strict``, ``heartbeat_interval``, ``stall_after`` and
-    ``stall_factor`` are ours.
+    by position keep working); ``strict``, ``heartbeat_interval``, ``stall_after``,
+    ``stall_factor``, ``watch`` and ``gpu_idle_after`` are ours.
 
     ``path`` is the run's place in the tree (``"cv/resnet"``; None is ``"default"``, ``""`` the
     root); the run lives in ``<root>/runs/<path>/<run_id>/`` where the root is ``storage``, else
@@ -46,6 +48,12 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
     hub, the dashboard) show the run ``stalled`` when no new step arrived for longer than
     max(stall_after, stall_factor x the median interval of its recent steps). In a joined run
     they are recorded only when ``runicorn-agent run`` recorded none.
+
+    ``watch`` (metric names; default: every metric whose name contains ``loss``) and
+    ``gpu_idle_after`` (seconds, default 900) are recorded in ``meta.json`` as ``alerts``: the
+    agent raises an alert when a watched metric logs NaN or an infinity, and when every GPU the
+    run uses stays under 5 % utilisation that long while it runs (stalled, crashed and failed
+    runs raise alerts too). In a joined run they are recorded only when the agent recorded none.
 
     ``workspace_root`` (default: the enclosing git work tree, else the working directory) is
     recorded in ``meta.json``. ``snapshot_code=True`` zips it into the run's
@@ -64,6 +72,7 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
         check_run_id(run_id)
     interval = heartbeat_interval_from(heartbeat_interval)
     stall = stall_settings(stall_after, stall_factor)
+    alerts = alert_settings(watch, gpu_idle_after)
     strict = bool(strict) or env_flag("RUNICORN_STRICT") is True
     root = storage_root(storage)
     if snapshot_format != "zip":
@@ -73,7 +82,8 @@ def init(path: Optional[str] = None, storage: Optional[str] = None, run_id: Opti
     common = dict(alias=alias, strict=strict, heartbeat_interval=interval,
                   capture_console=capture_console, tqdm_mode=tqdm_mode, capture_env=capture_env,
                   workspace=workspace, snapshot_code=bool(snapshot_code),
-                  force_snapshot=bool(force_snapshot), stall=stall)
+                  force_snapshot=bool(force_snapshot), stall=stall,
+                  alerts=alerts)
 
     joined = os.environ.get("RUNICORN_RUN_DIR")
     if joined:

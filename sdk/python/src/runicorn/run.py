@@ -76,6 +76,7 @@ class Run:
                  capture_env: bool, workspace: Optional[Path] = None,
                  snapshot_code: bool = False, force_snapshot: bool = False,
                  stall: Optional[Dict[str, float]] = None,
+                 alerts: Optional[Dict[str, Any]] = None,
                  joined_dir: Optional[Path] = None,
                  joined_meta: Optional[Dict[str, Any]] = None) -> None:
         self._pid = os.getpid()
@@ -93,6 +94,7 @@ class Run:
         self._status = None  # type: Optional[StatusRecord]
         self._heartbeat_interval = heartbeat_interval
         self._stall = dict(stall) if stall else None
+        self._alerts = dict(alerts) if alerts else None
         self._workspace = workspace or workspace_root()
         self._outputs = None  # type: Optional[OutputScanner]
         self._warned_after_finish = False
@@ -134,6 +136,12 @@ class Run:
                 def set_stall(meta: Dict[str, Any]) -> None:
                     meta.setdefault("stall", stall_settings)
                 self._writer.update_json("meta.json", set_stall)
+            if self._alerts and joined_meta and "alerts" not in joined_meta:
+                alert_settings = dict(self._alerts)
+
+                def set_alerts(meta: Dict[str, Any]) -> None:
+                    meta.setdefault("alerts", alert_settings)
+                self._writer.update_json("meta.json", set_alerts)
         else:
             self._write_new_run_files()
         if snapshot_code:
@@ -187,6 +195,8 @@ class Run:
         }
         if self._stall:
             meta["stall"] = dict(self._stall)
+        if self._alerts:
+            meta["alerts"] = dict(self._alerts)
         self._writer.write_json("meta.json", meta)
         self._status = StatusRecord(_time(), self._heartbeat_interval)
         self._writer.write_status(self._status.as_json(), in_caller=True)

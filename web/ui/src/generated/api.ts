@@ -399,6 +399,80 @@ export type Purged = {
   cached_files_removed: number,
 };
 
+/**
+ * One alert.
+ */
+export type Alert = {
+  /**
+   * The hub's number of the alert (`POST /api/alerts/{id}/ack`).
+   */
+  id: number,
+  /**
+   * The agent's id of the occurrence (`stalled@120`, `nonfinite:loss`, ...).
+   */
+  alert_id: string,
+  /**
+   * `stalled`, `crashed`, `failed`, `nonfinite` or `gpu_idle`.
+   */
+  kind: string,
+  message: string,
+  key: string | null,
+  step: number | null,
+  value: string | null,
+  raised_at: number,
+  received_at: number,
+  acked_at: number | null,
+  remote: string,
+  host: string | null,
+  /**
+   * The run's key (`#/run/<key>`).
+   */
+  run: number,
+  run_ref: string,
+  run_id: string,
+  path: string,
+  alias: string | null,
+};
+
+/**
+ * `GET /api/alerts`.
+ */
+export type Alerts = {
+  alerts: Array<Alert>,
+  /**
+   * Alerts not acknowledged, in the whole store (the badge's count).
+   */
+  unacked: number,
+};
+
+/**
+ * The `alerts` event of `/api/events`: sent when alerts arrived or were acknowledged.
+ */
+export type AlertsEvent = {
+  /**
+   * Alerts not acknowledged now.
+   */
+  unacked: number,
+  /**
+   * The alerts new since the stream's last `alerts` event (or since it opened), oldest first.
+   */
+  new: Array<Alert>,
+};
+
+/**
+ * What acknowledging did.
+ */
+export type Acked = {
+  /**
+   * Alerts acknowledged by this request.
+   */
+  acked: number,
+  /**
+   * Alerts still not acknowledged.
+   */
+  unacked: number,
+};
+
 export type CompareAnswer = {
   runs: Array<Run>,
   keys: Array<string>,

@@ -4,14 +4,17 @@
  * the tabs Charts | System | Logs | Summary | Config | Environment | Files | Artifacts. While the run runs, its live
  * stream feeds the charts, the log and the header (points, last step, duration). Whether its
  * remote is live shows in the header (a badge saying when the hub last heard from it, the live
- * dot grey otherwise), polled from `/api/remotes` so an outage shows within seconds.
+ * dot grey otherwise), polled from `/api/remotes` so an outage shows within seconds. The run's
+ * alerts (acknowledged ones too) show under the header when it has any.
  */
-import { api, ApiError, openLive, type RunCandidate, type Run, type RunDetail } from "../api";
+import { alertsApi, api, ApiError, openLive, type RunCandidate, type Run, type RunDetail } from "../api";
 import { statusBadge } from "../components/badge";
+import { onAlertsChanged, setUnacked } from "../lib/alerts";
 import { h, message, replace } from "../lib/dom";
 import { formatAgo, formatDuration, formatNumber, formatTime } from "../lib/format";
 import { isLiveStatus, liveDot, livenessBadge, refreshLiveness, runDurationSoFar } from "../lib/liveness";
 import { replaceHash, runHash } from "../router";
+import { alertsTable } from "./alerts";
 import type { Page } from "./page";
 import { RunCharts } from "./run_charts";
 import { runArtifactsTab } from "./run_artifacts";
@@ -58,6 +61,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
   let destroyed = false;
   const timers: ReturnType<typeof setInterval>[] = [];
   const gone = new AbortController();
+  let stopAlerts: (() => void) | null = null;
 
   void (async () => {
     let detail: RunDetail;
@@ -76,7 +80,31 @@ export function runPage(ref: string, params: URLSearchParams): Page {
     const header = h("header", { class: "run-header" });
     const tabBar = h("nav", { class: "tabs", attrs: { role: "tablist" } });
     const panel = h("div", { class: "tab-panel" });
-    replace(el, header, tabBar, panel);
+    const alertBox = h("section", { class: "run-alerts" });
+    replace(el, header, alertBox, tabBar, panel);
+    const loadAlerts = async () => {
+      try {
+        const answer = await alertsApi.list({ all: true, run: id }, gone.signal);
+        if (destroyed) return;
+        if (answer.alerts.length === 0) {
+          replace(alertBox);
+          return;
+        }
+        const ack = async (alertId: number) => {
+          try {
+            setUnacked((await alertsApi.ack(alertId)).unacked);
+          } catch {
+            // Shown as it is; the next load says what is true.
+          }
+          await loadAlerts();
+        };
+        replace(alertBox, h("h2", {}, "Alerts"), alertsTable(answer.alerts, (a) => void ack(a.id), false));
+      } catch {
+        // The run's page works without its alerts.
+      }
+    };
+    stopAlerts = onAlertsChanged(() => void loadAlerts());
+    void loadAlerts();
 
     charts = new RunCharts(detail);
     const logs = new RunLogs(id);
@@ -190,6 +218,7 @@ export function runPage(ref: string, params: URLSearchParams): Page {
     destroy: () => {
       destroyed = true;
       gone.abort();
+      stopAlerts?.();
       for (const t of timers) clearInterval(t);
       closeLive?.();
       charts?.destroy();
