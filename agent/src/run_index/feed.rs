@@ -189,6 +189,11 @@ impl Feed {
         }
     }
 
+    /// Runs whose derived status, as last announced, is live (running or stalled).
+    pub fn live_runs(&self) -> usize {
+        self.runs.values().filter(|r| r.may_crash()).count()
+    }
+
     /// The known run directory that holds `rel` (a path relative to the root), if any.
     pub fn run_holding(&self, rel: &Path) -> Option<String> {
         let mut candidate = Some(rel);

@@ -73,10 +73,13 @@ fn request_id(payload: &[u8]) -> Option<u64> {
 }
 
 /// Starts the reader thread: frames go to `to_worker` until the stream ends or breaks.
+/// `exit_process_on_close`: the hub closing the stream ends the process (after a grace period),
+/// as for `serve --stdio`; the resident agent only ends that session.
 pub fn spawn_reader(
     mut reader: impl Read + Send + 'static,
     max_bytes: u32,
     to_worker: Sender<Incoming>,
+    exit_process_on_close: bool,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("frame-reader".into())
@@ -88,7 +91,7 @@ pub fn spawn_reader(
                 return;
             }
             if last {
-                if closed {
+                if closed && exit_process_on_close {
                     std::thread::sleep(EXIT_GRACE);
                     std::process::exit(0);
                 }

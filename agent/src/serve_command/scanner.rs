@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use runicorn_protocol::run_format::LivenessContext;
 
-use super::output::SendError;
 use super::packer::PackNudge;
-use super::shared::Shared;
+use super::warm::Warm;
 use super::watcher::spawn_watcher;
 use crate::run_index::feed::{Feed, ScanScope};
 
@@ -34,14 +33,19 @@ pub enum Trigger {
     Rescan,
     /// The packer turned a whole pool file into chunks: read the artifacts again.
     Packed,
+    /// A resident agent's `changes` waits until everything queued before this was scanned.
+    Barrier,
 }
+
+/// How long writes are gathered when a barrier came first (file events already on their way).
+const BARRIER_GATHER: Duration = Duration::from_millis(5);
 
 /// Starts the scanner thread.
 /// `watcher` is the sender the file watcher gets: it is started once the hub subscribed, so
 /// that setting it up (a walk of the whole tree) does not slow a sync down (`None`: no
 /// watcher, polling only).
 pub fn spawn_scanner(
-    shared: Arc<Shared>,
+    shared: Arc<Warm>,
     poll: Duration,
     triggers: Receiver<Trigger>,
     watcher: Option<Sender<Trigger>>,
@@ -54,7 +58,7 @@ pub fn spawn_scanner(
 }
 
 struct Scanner {
-    shared: Arc<Shared>,
+    shared: Arc<Warm>,
     feed: Feed,
     last_error: Option<String>,
     /// Told after each full scan once the hub subscribed (`None`: `--no-pack`).
@@ -62,7 +66,7 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn new(shared: Arc<Shared>, packer: Option<PackNudge>) -> Scanner {
+    fn new(shared: Arc<Warm>, packer: Option<PackNudge>) -> Scanner {
         let feed = Feed::new(&shared.root);
         Scanner {
             shared,
@@ -123,13 +127,19 @@ impl Scanner {
                     continue;
                 }
             };
+            let gather = if first == Trigger::Barrier {
+                BARRIER_GATHER
+            } else {
+                GATHER
+            };
             let mut burst = vec![first];
-            let until = Instant::now() + GATHER;
+            let until = Instant::now() + gather;
             while let Ok(t) = triggers.recv_timeout(until.saturating_duration_since(Instant::now()))
             {
                 burst.push(t);
             }
             let artifacts = touches_artifacts(&burst);
+            let barriers = burst.iter().filter(|t| **t == Trigger::Barrier).count() as u64;
             match scope_for(&self.feed, burst) {
                 Some(ScanScope::All) => {
                     // A full scan reads the artifacts too.
@@ -150,6 +160,7 @@ impl Scanner {
                 }
                 None => {}
             }
+            self.shared.barriers_passed(barriers);
         }
     }
 
@@ -167,25 +178,22 @@ impl Scanner {
         }
     }
 
-    /// Tells a subscribed hub that the counter moved (ends the process when it is gone).
+    /// Tells the subscribed sessions that the counter moved.
     fn notify(&self, counter: u64) {
-        match self.shared.notify_if_moved(counter) {
-            Ok(()) => {}
-            Err(SendError::Closed) => std::process::exit(0),
-            Err(e) => {
-                eprintln!("runicorn-agent serve: {e}; ending the session");
-                std::process::exit(2);
-            }
-        }
+        self.shared.notify_sessions(counter);
     }
 
     fn scan(&mut self, scope: ScanScope) {
+        let scope_was_all = scope == ScanScope::All;
         let ctx = LivenessContext::here_and_now();
         match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
             Ok(report) => {
                 self.last_error = None;
                 if let Some(skipped) = report.skipped_runs {
                     self.shared.set_skipped_runs(skipped);
+                }
+                if scope_was_all {
+                    self.shared.set_live_runs(self.feed.live_runs());
                 }
                 for p in &report.new_problems {
                     eprintln!("runicorn-agent serve: {}: {}", p.path.display(), p.reason);
@@ -210,7 +218,7 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
     for trigger in burst {
         match trigger {
             Trigger::Rescan => return Some(ScanScope::All),
-            Trigger::Packed => {}
+            Trigger::Packed | Trigger::Barrier => {}
             Trigger::Paths(paths) => {
                 for p in paths {
                     match feed.run_holding(&p) {
@@ -233,6 +241,7 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
 fn touches_artifacts(burst: &[Trigger]) -> bool {
     burst.iter().any(|t| match t {
         Trigger::Rescan | Trigger::Packed => true,
+        Trigger::Barrier => false,
         Trigger::Paths(paths) => paths.iter().any(|p| {
             p.components().next().is_some_and(|c| {
                 c.as_os_str() == runicorn_protocol::run_format::artifacts::ARTIFACTS_DIR
