@@ -33,7 +33,7 @@ pub fn read_one(reader: &mut impl Read, max_bytes: u32) -> Incoming {
         Ok(p) => p,
         Err(FrameError::Closed) => return Incoming::Closed,
         Err(e @ FrameError::Truncated { .. }) | Err(e @ FrameError::Io(_)) => {
-            eprintln!("runicorn-agent serve: {e}; ending the session");
+            eprintln!("runicorn-agent: reading the hub's frames: {e}; ending the session");
             return Incoming::Closed;
         }
         Err(e @ FrameError::Oversized { .. }) => {
