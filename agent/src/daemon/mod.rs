@@ -43,8 +43,10 @@ pub const GREETING: &str = "runicorn-agent-daemon 1";
 pub struct DaemonArgs {
     #[command(flatten)]
     pub root: RootArgs,
-    /// Seconds between full scans of the root (the file watcher reports writes in between)
-    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = positive_seconds)]
+    /// Seconds between full scans of the root: the safety net for what file events miss
+    /// (network file systems, writers on other hosts). The file watcher reports writes at once,
+    /// and running runs are checked every 2 s (a writer that died, a run that stopped stepping)
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_seconds)]
     pub poll: f64,
     /// Exit after this many seconds with no hub session attached and no running run in the
     /// root (0: never)
@@ -78,6 +80,7 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
+    lifecycle::limit_heap_arenas();
     let mut lock = DaemonLock::acquire(&paths.lock)?;
     let listener = listener::bind_socket(&paths.socket)
         .with_context(|| format!("listening on {}", paths.socket.display()))?;

@@ -189,9 +189,24 @@ impl Feed {
         }
     }
 
-    /// Runs whose derived status, as last announced, is live (running or stalled).
-    pub fn live_runs(&self) -> usize {
-        self.runs.values().filter(|r| r.may_crash()).count()
+    /// Forgets the cached records of runs that are not live (a long-lived process's memory):
+    /// a run that changes later has them read back from the index, as at start.
+    pub fn shed_idle_caches(&mut self) {
+        for run in self.runs.values_mut() {
+            if !run.may_crash() {
+                run.cache = None;
+            }
+        }
+    }
+
+    /// The directories of the runs whose derived status, as last announced, is live (running or
+    /// stalled): those whose status can change without a file changing.
+    pub fn live_dirs(&self) -> Vec<String> {
+        self.runs
+            .iter()
+            .filter(|(_, r)| r.may_crash())
+            .map(|(dir, _)| dir.clone())
+            .collect()
     }
 
     /// The known run directory that holds `rel` (a path relative to the root), if any.
@@ -330,12 +345,16 @@ impl Feed {
             self.runs.remove(key);
         }
         for s in found {
+            let mut manifest = s.manifest;
+            // The record bytes the walk captured were for this scan; kept, they would hold
+            // every run's records in memory for the life of the process.
+            manifest.captured = Vec::new();
             self.runs.insert(
                 s.key,
                 KnownRun {
                     location: s.location,
                     cache: Some(s.cache),
-                    manifest: s.manifest,
+                    manifest,
                     state_fp: s.state_fp,
                     status: s.head.status,
                 },

@@ -37,6 +37,10 @@ pub enum Trigger {
     Barrier,
 }
 
+/// Resident agent: how often the live runs are scanned between full scans (their status can
+/// change without a file changing: a writer that died, a run that stopped stepping).
+const LIVE_SCAN_EVERY: Duration = Duration::from_secs(2);
+
 /// How long writes are gathered when a barrier came first (file events already on their way).
 const BARRIER_GATHER: Duration = Duration::from_millis(5);
 
@@ -106,6 +110,8 @@ impl Scanner {
         }
         self.nudge_packer();
         let mut next_full = Instant::now() + poll;
+        let live_every = self.shared.resident.then_some(LIVE_SCAN_EVERY);
+        let mut next_live = Instant::now() + LIVE_SCAN_EVERY;
         let mut watching = true;
         loop {
             let now = Instant::now();
@@ -115,11 +121,25 @@ impl Scanner {
                 next_full = Instant::now() + poll;
                 continue;
             }
+            if let Some(every) = live_every {
+                if now >= next_live {
+                    let live = self.feed.live_dirs();
+                    if !live.is_empty() {
+                        self.scan(ScanScope::Dirs(live));
+                    }
+                    next_live = Instant::now() + every;
+                    continue;
+                }
+            }
+            let wake = match live_every {
+                Some(_) => next_full.min(next_live),
+                None => next_full,
+            };
             if !watching {
-                std::thread::sleep(next_full - now);
+                std::thread::sleep(wake - now);
                 continue;
             }
-            let first = match triggers.recv_timeout(next_full - now) {
+            let first = match triggers.recv_timeout(wake - now) {
                 Ok(t) => t,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -184,7 +204,6 @@ impl Scanner {
     }
 
     fn scan(&mut self, scope: ScanScope) {
-        let scope_was_all = scope == ScanScope::All;
         let ctx = LivenessContext::here_and_now();
         match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
             Ok(report) => {
@@ -192,8 +211,11 @@ impl Scanner {
                 if let Some(skipped) = report.skipped_runs {
                     self.shared.set_skipped_runs(skipped);
                 }
-                if scope_was_all {
-                    self.shared.set_live_runs(self.feed.live_runs());
+                if self.shared.resident {
+                    // The resident agent lives long: only live runs keep their records in
+                    // memory (the others are read back from the index when they change).
+                    self.feed.shed_idle_caches();
+                    self.shared.set_live_runs(self.feed.live_dirs().len());
                 }
                 for p in &report.new_problems {
                     eprintln!("runicorn-agent serve: {}: {}", p.path.display(), p.reason);
