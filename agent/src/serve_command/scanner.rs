@@ -102,7 +102,11 @@ impl Scanner {
         }
         if let Some(sender) = watcher {
             let root = self.shared.root.clone();
-            if let Err(e) = spawn_watcher(root, sender, poll.as_secs_f64()) {
+            let ready = self
+                .shared
+                .resident
+                .then(|| self.shared.watcher_ready_flag());
+            if let Err(e) = spawn_watcher(root, sender, poll.as_secs_f64(), ready) {
                 eprintln!(
                     "runicorn-agent serve: cannot start the file watcher ({e}); polling only"
                 );
@@ -160,7 +164,13 @@ impl Scanner {
             }
             let artifacts = touches_artifacts(&burst);
             let barriers = burst.iter().filter(|t| **t == Trigger::Barrier).count() as u64;
-            match scope_for(&self.feed, burst) {
+            let mut scope = scope_for(&self.feed, burst);
+            // Until the watcher reports every write, a resident agent's `changes` at the counter
+            // gets a full scan, as an in-process session's does.
+            if barriers > 0 && !self.shared.watcher_ready() {
+                scope = Some(ScanScope::All);
+            }
+            match scope {
                 Some(ScanScope::All) => {
                     // A full scan reads the artifacts too.
                     self.scan(ScanScope::All);

@@ -5,7 +5,7 @@
 //! serves, and keeps it current before any session asks (`resident`).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -56,6 +56,8 @@ pub struct Warm {
     triggers: Mutex<Option<Sender<Trigger>>>,
     /// Runs whose last derived status was live (running, stalled), after the last full scan.
     live_runs: AtomicUsize,
+    /// Resident agent: the file watcher watches every folder (writes are reported).
+    watcher_ready: Arc<AtomicBool>,
 }
 
 impl Warm {
@@ -85,7 +87,18 @@ impl Warm {
             sessions: Mutex::new(Vec::new()),
             triggers: Mutex::new(None),
             live_runs: AtomicUsize::new(0),
+            watcher_ready: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag the file watcher sets once it watches everything (resident agent).
+    pub fn watcher_ready_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.watcher_ready)
+    }
+
+    /// Whether the file watcher reports every write by now.
+    pub fn watcher_ready(&self) -> bool {
+        self.watcher_ready.load(Ordering::SeqCst)
     }
 
     /// The index mutex (for the scanner, which locks it only to write).
