@@ -67,6 +67,9 @@ struct Args {
     /// after it is dropped, so only the data is cold)
     #[arg(long)]
     cold_programs: bool,
+    /// Skip the first-sync figures (measure the incremental syncs only)
+    #[arg(long)]
+    no_first: bool,
     /// Skip the incremental syncs with a resident agent
     #[arg(long)]
     no_resident: bool,
@@ -497,8 +500,12 @@ fn main() -> anyhow::Result<()> {
         let link = bench.server.link(rtt);
         println!();
         println!("== link: {} ==", link.describe());
-        let (cold_fresh, cold_built) = bench.first_sync(&link, can_drop, args.repeats)?;
-        let warm = if args.no_warm || !can_drop {
+        let (cold_fresh, cold_built) = if args.no_first {
+            (f64::NAN, f64::NAN)
+        } else {
+            bench.first_sync(&link, can_drop, args.repeats)?
+        };
+        let warm = if args.no_first || args.no_warm || !can_drop {
             None
         } else {
             Some(bench.first_sync(&link, false, args.repeats)?)
@@ -509,7 +516,7 @@ fn main() -> anyhow::Result<()> {
         } else {
             Some(bench.incremental(&link, args.changes, args.change_steps, true)?)
         };
-        if rtt.is_zero() && !args.no_breakdown {
+        if rtt.is_zero() && !args.no_breakdown && !args.no_first {
             bench.breakdown(&link, warm.map(|w| w.0))?;
         }
         goals.push((
@@ -523,12 +530,14 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("load average at the end: {}", load_average());
     for (link, fresh, built, incremental, resident) in goals {
-        println!(
+        if !args.no_first {
+            println!(
             "goal first sync ≤ 1.0 × rsync ({link}, {}): fresh index {fresh:.2} -> {}; built index {built:.2} -> {}",
             if can_drop { "cold" } else { "warm" },
             verdict(fresh <= 1.0),
             verdict(built <= 1.0)
         );
+        }
         println!(
             "goal incremental < 200 ms and ≤ 3 requests ({link}, warm): {}",
             verdict(incremental)
