@@ -106,7 +106,9 @@ struct KnownRun {
     location: RunLocation,
     /// Cached records and event progress; loaded from the index when first needed (runs taken
     /// over from the index's rows at start have none yet).
-    cache: Option<CachedRun>,
+    /// Boxed: most runs have none in a long-lived process, and the map holds its values
+    /// inline.
+    cache: Option<Box<CachedRun>>,
     manifest: Manifest,
     state_fp: String,
     /// The derived status last announced.
@@ -187,6 +189,19 @@ impl Feed {
             reported_problems: HashSet::new(),
             last_deep_scan: None,
         }
+    }
+
+    /// Copies what is remembered of every run into fresh allocations and frees the old ones.
+    /// After a scan that read many runs, what it keeps lies scattered between the freed
+    /// buffers of that scan, and the allocator cannot give those pages back; copied after the
+    /// scan, it is packed together (a long-lived process's memory).
+    pub fn compact(&mut self) {
+        let fresh: HashMap<String, KnownRun> = self
+            .runs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.runs = fresh;
     }
 
     /// Forgets the cached records of runs that are not live (a long-lived process's memory):
@@ -302,7 +317,7 @@ impl Feed {
                 let cache = self
                     .runs
                     .get(key)
-                    .and_then(|k| k.cache.as_ref())
+                    .and_then(|k| k.cache.as_deref())
                     .or_else(|| caches.get(key));
                 finish(key, &locations[*i], manifest, cache, previous_fp, ctx)
             }));
@@ -353,7 +368,7 @@ impl Feed {
                 s.key,
                 KnownRun {
                     location: s.location,
-                    cache: Some(s.cache),
+                    cache: Some(Box::new(s.cache)),
                     manifest,
                     state_fp: s.state_fp,
                     status: s.head.status,
@@ -493,7 +508,7 @@ fn scan_one(
         // An unlistable run is still a run: its records will say why it cannot be read.
         Err(_) => Manifest::default(),
     };
-    let cache = known.and_then(|k| k.cache.as_ref());
+    let cache = known.and_then(|k| k.cache.as_deref());
     if let Some(k) = known.filter(|k| {
         !reconcile
             && k.manifest.files == manifest.files

@@ -41,6 +41,10 @@ pub enum Trigger {
 /// change without a file changing: a writer that died, a run that stopped stepping).
 const LIVE_SCAN_EVERY: Duration = Duration::from_secs(2);
 
+/// Resident agent: a scan that gave this many runs new states is followed by a compaction of
+/// the feed's memory (`Feed::compact`).
+const COMPACT_AFTER_BUMPED: usize = 500;
+
 /// How long writes are gathered when a barrier came first (file events already on their way).
 const BARRIER_GATHER: Duration = Duration::from_millis(5);
 
@@ -67,6 +71,8 @@ struct Scanner {
     last_error: Option<String>,
     /// Told after each full scan once the hub subscribed (`None`: `--no-pack`).
     packer: Option<PackNudge>,
+    /// Resident agent: the feed's memory was compacted once (after the first scan).
+    compacted: bool,
 }
 
 impl Scanner {
@@ -77,6 +83,7 @@ impl Scanner {
             feed,
             last_error: None,
             packer,
+            compacted: false,
         }
     }
 
@@ -223,8 +230,13 @@ impl Scanner {
                 }
                 if self.shared.resident {
                     // The resident agent lives long: only live runs keep their records in
-                    // memory (the others are read back from the index when they change).
+                    // memory (the others are read back from the index when they change), and
+                    // after a scan that read many runs what it keeps is packed together.
                     self.feed.shed_idle_caches();
+                    if report.bumped >= COMPACT_AFTER_BUMPED || !self.compacted {
+                        self.feed.compact();
+                        self.compacted = true;
+                    }
                     self.shared.set_live_runs(self.feed.live_dirs().len());
                 }
                 for p in &report.new_problems {
