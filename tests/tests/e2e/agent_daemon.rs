@@ -49,6 +49,11 @@ fn serve_attaches_to_the_running_daemon_and_answers_from_its_warm_feed() {
     let root = tempfile::tempdir().unwrap();
     write_runs(root.path(), 3, |_| 5);
     let daemon = Daemon::start(root.path(), &["--poll", "30"]);
+    // `start` probed the socket: wait until the daemon logged those sessions as ended.
+    assert!(wait_until(5.0, || {
+        let (attached, ended) = sessions(&daemon);
+        attached >= 1 && attached == ended
+    }));
     let (probes, _) = sessions(&daemon);
     let socket = socket_of(root.path());
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
