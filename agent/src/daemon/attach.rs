@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::paths::{DaemonPaths, SocketAddress};
 use super::start::start_detached;
-use super::GREETING;
+use super::{GREETING, VERSION};
 
 /// How long the daemon has to send its greeting after accepting.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,6 +43,10 @@ pub enum AttachError {
     NoGreeting { socket: String, cause: String },
     #[error("cannot reach the resident agent at {socket}: {cause}")]
     Connect { socket: String, cause: io::Error },
+    #[error(
+        "the resident agent (pid {pid}) is runicorn-agent {theirs}, this is {VERSION}; restart it (`kill {pid}`) to serve with this version"
+    )]
+    OtherVersion { pid: String, theirs: String },
 }
 
 /// Attaches to the root's daemon (starting one first when `start` gives its idle exit) and
@@ -51,6 +55,11 @@ pub fn attach(root: &Path, start: Option<u64>) -> Option<u8> {
     let paths = DaemonPaths::of(root);
     let attached = match (connect(&paths.socket), start) {
         (Ok(a), _) => a,
+        // It holds the lock: no other daemon can start until it is restarted.
+        (Err(e @ AttachError::OtherVersion { .. }), _) => {
+            eprintln!("runicorn-agent serve: {e}; serving this session in-process");
+            return None;
+        }
         (Err(e), Some(idle_exit)) => {
             if !matches!(e, AttachError::NoSocket) {
                 eprintln!("runicorn-agent serve: {e}; starting a new one");
@@ -106,10 +115,20 @@ pub fn connect(socket: &Path) -> Result<Attached, AttachError> {
         .set_read_timeout(Some(GREETING_TIMEOUT))
         .map_err(|e| no_greeting(e.to_string()))?;
     let line = read_line(&mut stream).map_err(|e| no_greeting(e.to_string()))?;
-    let pid = match line.strip_prefix(GREETING) {
-        Some(rest) => rest.trim().trim_start_matches("pid=").to_owned(),
-        None => return Err(no_greeting(format!("it said {line:?}"))),
+    let Some(rest) = line.strip_prefix(GREETING) else {
+        return Err(no_greeting(format!("it said {line:?}")));
     };
+    let field = |name: &str| {
+        rest.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let pid = field("pid=");
+    let theirs = field("version=");
+    if theirs != VERSION {
+        return Err(AttachError::OtherVersion { pid, theirs });
+    }
     stream
         .set_read_timeout(None)
         .map_err(|e| no_greeting(e.to_string()))?;
@@ -220,17 +239,26 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            s.write_all(format!("{GREETING} pid=77\nrest").as_bytes())
+            s.write_all(format!("{GREETING} pid=77 version={VERSION}\nrest").as_bytes())
+                .unwrap();
+            let (mut old, _) = listener.accept().unwrap();
+            old.write_all(format!("{GREETING} pid=78 version=0.0.1\n").as_bytes())
                 .unwrap();
             let (silent, _) = listener.accept().unwrap();
             std::thread::sleep(GREETING_TIMEOUT + Duration::from_millis(300));
-            drop((s, silent));
+            drop((s, old, silent));
         });
         let mut a = connect(&path).unwrap();
         assert_eq!(a.pid, "77");
         let mut rest = [0u8; 4];
         a.stream.read_exact(&mut rest).unwrap();
         assert_eq!(&rest, b"rest");
+        match connect(&path) {
+            Err(e @ AttachError::OtherVersion { .. }) => {
+                assert!(e.to_string().contains("kill 78"), "{e}")
+            }
+            other => panic!("{:?}", other.err()),
+        }
         assert!(matches!(
             connect(&path),
             Err(AttachError::NoGreeting { .. })

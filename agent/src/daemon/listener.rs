@@ -15,7 +15,7 @@ use std::sync::Arc;
 use runicorn_protocol::wire::DEFAULT_MAX_FRAME_BYTES;
 
 use super::paths::SocketAddress;
-use super::GREETING;
+use super::{GREETING, VERSION};
 use crate::serve_command::{serve_connection, ConnectionOptions, FrameWriter, Warm};
 
 /// Most sessions served at once; more are refused with a line saying so.
@@ -137,7 +137,7 @@ pub fn accept_loop(listener: &UnixListener, warm: &Arc<Warm>, sessions: &Arc<Ses
 }
 
 fn serve_one(mut stream: UnixStream, warm: &Arc<Warm>, n: u64, counts: &Sessions) {
-    let greeting = format!("{GREETING} pid={}\n", std::process::id());
+    let greeting = format!("{GREETING} pid={} version={VERSION}\n", std::process::id());
     if let Err(e) = stream.write_all(greeting.as_bytes()) {
         eprintln!("runicorn-agent daemon: session {n}: {e}");
         return;

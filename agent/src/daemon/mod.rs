@@ -36,8 +36,12 @@ use listener::Sessions;
 use lock::{DaemonLock, Holder};
 use paths::DaemonPaths;
 
-/// The first line the daemon sends on each connection, before any frame (then ` pid=N`).
+/// The first line the daemon sends on each connection, before any frame (then ` pid=N
+/// version=V`, V its `runicorn-agent` version).
 pub const GREETING: &str = "runicorn-agent-daemon 1";
+
+/// This build's version, which a relay and its daemon must share.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(clap::Args, Debug)]
 pub struct DaemonArgs {
