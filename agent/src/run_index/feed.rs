@@ -888,6 +888,31 @@ mod tests {
     }
 
     #[test]
+    fn shed_records_and_a_compacted_feed_still_see_every_change() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        f.write_run("b", "running");
+        f.scan();
+        assert_eq!(f.feed.live_dirs(), ["runs/p/b"]);
+        f.feed.shed_idle_caches();
+        f.feed.compact();
+        assert!(f.feed.runs["runs/p/a"].cache.is_none());
+        assert!(
+            f.feed.runs["runs/p/b"].cache.is_some(),
+            "live runs keep theirs"
+        );
+        assert_eq!(f.scan().bumped, 0, "nothing changed");
+        let line = "{\"type\":\"metrics\",\"data\":{\"loss\":1,\"global_step\":1}}\n";
+        fs::write(dir.join("events.jsonl"), line).unwrap();
+        assert_eq!(f.scan_dirs(&["runs/p/a"]).bumped, 1);
+        let state = f.page(2, true).entries[0].state.clone().unwrap();
+        assert_eq!(
+            state.events.points, 1,
+            "the records were read back from the index"
+        );
+    }
+
+    #[test]
     fn removed_runs_leave_tombstones_and_come_back_with_new_values() {
         let mut f = Fixture::new();
         let dir = f.write_run("a", "finished");
