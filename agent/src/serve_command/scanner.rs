@@ -41,8 +41,8 @@ pub enum Trigger {
 /// change without a file changing: a writer that died, a run that stopped stepping).
 const LIVE_SCAN_EVERY: Duration = Duration::from_secs(2);
 
-/// Resident agent: a scan that gave this many runs new states is followed by a compaction of
-/// the feed's memory (`Feed::compact`).
+/// Resident agent: besides full scans, a scan that gave this many runs new states is followed
+/// by a compaction of the feed's memory (`Feed::compact`).
 const COMPACT_AFTER_BUMPED: usize = 500;
 
 /// How long writes are gathered when a barrier came first (file events already on their way).
@@ -71,8 +71,6 @@ struct Scanner {
     last_error: Option<String>,
     /// Told after each full scan once the hub subscribed (`None`: `--no-pack`).
     packer: Option<PackNudge>,
-    /// Resident agent: the feed's memory was compacted once (after the first scan).
-    compacted: bool,
 }
 
 impl Scanner {
@@ -83,7 +81,6 @@ impl Scanner {
             feed,
             last_error: None,
             packer,
-            compacted: false,
         }
     }
 
@@ -221,6 +218,7 @@ impl Scanner {
     }
 
     fn scan(&mut self, scope: ScanScope) {
+        let full = scope == ScanScope::All;
         let ctx = LivenessContext::here_and_now();
         match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
             Ok(report) => {
@@ -231,11 +229,11 @@ impl Scanner {
                 if self.shared.resident {
                     // The resident agent lives long: only live runs keep their records in
                     // memory (the others are read back from the index when they change), and
-                    // after a scan that read many runs what it keeps is packed together.
+                    // after a full scan (or one that read many runs) what it keeps is packed
+                    // together, so the scan's freed buffers can go back to the system.
                     self.feed.shed_idle_caches();
-                    if report.bumped >= COMPACT_AFTER_BUMPED || !self.compacted {
+                    if full || report.bumped >= COMPACT_AFTER_BUMPED {
                         self.feed.compact();
-                        self.compacted = true;
                     }
                     self.shared.set_live_runs(self.feed.live_dirs().len());
                 }
