@@ -121,6 +121,7 @@ cargo build --release --bins --quiet
 "$repo/target/release/wire_encoding" --runs 50 --steps 50 --repeats 1 >/dev/null
 "$repo/target/release/hub_ingest" --quick >/dev/null
 "$repo/target/release/sync_vs_rsync" --quick >/dev/null
+"$repo/target/release/daemon_idle" --quick >/dev/null
 "$repo/target/release/live_latency" --quick >/dev/null
 "$repo/target/release/dashboard_queries" --quick >/dev/null
 "$repo/target/release/many_keys" --quick >/dev/null

@@ -3,11 +3,12 @@
 //! The binary is glue: it parses the command line and hands each command to its module
 //! (`run_command` wraps a training command, `list_command` lists runs, `serve_command` answers
 //! the hub, `artifacts_command` lists and manages the artifact store, `export_command` packs runs into an
-//! offline bundle; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
+//! offline bundle, `daemon` is the resident agent `serve` attaches to; `root_args` is the `--root` they share, `run_index` the index `ls` and `serve` read
 //! through). Terminal helpers (colour, labels, tables, progress) come from `runicorn_cli`.
 //! Errors get their context here, at the edge, and become a message and a non-zero exit.
 
 mod artifacts_command;
+mod daemon;
 mod export_command;
 mod list_command;
 mod root_args;
@@ -74,6 +75,18 @@ enum Command {
     ///
     /// Example: ssh login-node runicorn-agent export --since 3d -o - > runs.rbundle
     Export(export_command::ExportArgs),
+    /// Keep this storage root's index and change feed warm and serve hub sessions from memory:
+    /// the resident agent, one per root.
+    ///
+    /// `serve --stdio` attaches to it over <root>/.runicorn-agent/daemon.sock (mode 0600) when
+    /// it answers, and serves in-process otherwise. A second daemon on the same root refuses
+    /// to start and names the first. Ends cleanly on SIGTERM or SIGINT (removing its socket), or
+    /// after --idle-exit seconds without a hub session or a running run. Start it by hand,
+    /// from a systemd user unit (see the README), or let `serve --stdio --start-daemon` (the
+    /// hub's --resident-agent) start it when needed.
+    ///
+    /// Example: runicorn-agent daemon --root /data/runicorn --idle-exit 3600
+    Daemon(daemon::DaemonArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +97,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_command::serve(args),
         Command::Artifacts(args) => artifacts_command::artifacts(args),
         Command::Export(args) => export_command::export(args),
+        Command::Daemon(args) => daemon::run_daemon(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -34,6 +34,15 @@ pub async fn open_link(
     name: &str,
     opts: &OpenOptions,
 ) -> Result<OpenLink, SyncError> {
+    let with_address_args;
+    let opts = if address.resident() {
+        let mut o = opts.clone();
+        o.agent_args.extend(address.serve_args());
+        with_address_args = o;
+        &with_address_args
+    } else {
+        opts
+    };
     match address {
         RemoteAddress::Offline { .. } => Err(SyncError::Transport {
             remote: name.to_owned(),
@@ -43,7 +52,7 @@ pub async fn open_link(
             ),
             transient: false,
         }),
-        RemoteAddress::Local { dir, agent } => {
+        RemoteAddress::Local { dir, agent, .. } => {
             let program = local_agent_program(agent.as_deref());
             let link = spawn_local_agent(&program, dir, &opts.agent_args).map_err(|e| {
                 SyncError::Transport {
@@ -61,6 +70,7 @@ pub async fn open_link(
             jump,
             agent,
             root,
+            ..
         } => {
             let connect_opts = ssh::ConnectOptions {
                 port: *port,

@@ -25,12 +25,19 @@ pub enum RemoteAddress {
         /// Storage root on the remote (default: the agent's own default).
         #[serde(default)]
         root: Option<String>,
+        /// Attach to the root's resident agent, starting it when none runs
+        /// (`serve --stdio --start-daemon`; `connect --resident-agent`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        resident: bool,
     },
     /// A storage root on this machine, served by a local agent process.
     Local {
         dir: PathBuf,
         #[serde(default)]
         agent: Option<PathBuf>,
+        /// As for `Ssh`.
+        #[serde(default, skip_serializing_if = "is_false")]
+        resident: bool,
     },
     /// Known only from imported bundles (`runicorn-hub import`): no link to open. `connect` of
     /// the same name gives it one; its runs stay.
@@ -52,7 +59,11 @@ impl RemoteAddress {
             let dir = expand_home(dir);
             let dir = std::path::absolute(&dir)
                 .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
-            return Ok(RemoteAddress::Local { dir, agent: None });
+            return Ok(RemoteAddress::Local {
+                dir,
+                agent: None,
+                resident: false,
+            });
         }
         if target.is_empty() || target.starts_with('-') || target.contains(char::is_whitespace) {
             return Err(format!(
@@ -66,7 +77,38 @@ impl RemoteAddress {
             jump: None,
             agent: None,
             root: None,
+            resident: false,
         })
+    }
+
+    /// Whether sessions go to a resident agent that is started on demand.
+    pub fn resident(&self) -> bool {
+        match self {
+            RemoteAddress::Ssh { resident, .. } | RemoteAddress::Local { resident, .. } => {
+                *resident
+            }
+            RemoteAddress::Offline { .. } => false,
+        }
+    }
+
+    /// Asks for a resident agent (`--resident-agent`); a remote known only from bundles has
+    /// no agent to ask.
+    pub fn set_resident(&mut self, on: bool) {
+        match self {
+            RemoteAddress::Ssh { resident, .. } | RemoteAddress::Local { resident, .. } => {
+                *resident = on;
+            }
+            RemoteAddress::Offline { .. } => {}
+        }
+    }
+
+    /// Arguments of `runicorn-agent serve` this address adds (`--start-daemon`).
+    pub fn serve_args(&self) -> Vec<String> {
+        if self.resident() {
+            vec!["--start-daemon".to_owned()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// The address as shown in listings.
@@ -134,6 +176,10 @@ pub fn check_remote_name(name: &str) -> Result<(), String> {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
@@ -160,7 +206,15 @@ mod tests {
         );
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["kind"], "ssh");
+        assert!(json.get("resident").is_none(), "{json}");
         assert_eq!(serde_json::from_value::<RemoteAddress>(json).unwrap(), a);
+        let mut r = a.clone();
+        r.set_resident(true);
+        assert_eq!(r.serve_args(), ["--start-daemon"]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["resident"], true);
+        assert_eq!(serde_json::from_value::<RemoteAddress>(json).unwrap(), r);
+        assert!(a.serve_args().is_empty());
     }
 
     #[test]

@@ -160,7 +160,7 @@ async fn session(
                 id,
                 hello.host.as_deref(),
                 hello.root.as_deref(),
-                &hello.software,
+                &crate::sync::agent_software_label(&hello),
             )?;
             match &lease {
                 Some(me) => s.set_follower_connected(id, me, true),

@@ -170,6 +170,7 @@ pub fn agent_run(root: &Path, options: &[&str], command: &[&str]) -> Command {
 }
 
 pub mod agent_pipe;
+pub mod daemon;
 pub mod dashboard;
 pub mod hostile;
 pub mod http;

@@ -109,7 +109,9 @@ struct KnownRun {
     location: RunLocation,
     /// Cached records and event progress; loaded from the index when first needed (runs taken
     /// over from the index's rows at start have none yet).
-    cache: Option<CachedRun>,
+    /// Boxed: most runs have none in a long-lived process, and the map holds its values
+    /// inline.
+    cache: Option<Box<CachedRun>>,
     manifest: Manifest,
     state_fp: String,
     /// The derived status last announced.
@@ -190,6 +192,39 @@ impl Feed {
             reported_problems: HashSet::new(),
             last_deep_scan: None,
         }
+    }
+
+    /// Copies what is remembered of every run into fresh allocations and frees the old ones.
+    /// After a scan that read many runs, what it keeps lies scattered between the freed
+    /// buffers of that scan, and the allocator cannot give those pages back; copied after the
+    /// scan, it is packed together (a long-lived process's memory).
+    pub fn compact(&mut self) {
+        let fresh: HashMap<String, KnownRun> = self
+            .runs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.runs = fresh;
+    }
+
+    /// Forgets the cached records of runs that are not live (a long-lived process's memory):
+    /// a run that changes later has them read back from the index, as at start.
+    pub fn shed_idle_caches(&mut self) {
+        for run in self.runs.values_mut() {
+            if !run.may_crash() {
+                run.cache = None;
+            }
+        }
+    }
+
+    /// The directories of the runs whose derived status, as last announced, is live (running or
+    /// stalled): those whose status can change without a file changing.
+    pub fn live_dirs(&self) -> Vec<String> {
+        self.runs
+            .iter()
+            .filter(|(_, r)| r.may_crash())
+            .map(|(dir, _)| dir.clone())
+            .collect()
     }
 
     /// The known run directory that holds `rel` (a path relative to the root), if any.
@@ -285,7 +320,7 @@ impl Feed {
                 let cache = self
                     .runs
                     .get(key)
-                    .and_then(|k| k.cache.as_ref())
+                    .and_then(|k| k.cache.as_deref())
                     .or_else(|| caches.get(key));
                 finish(key, &locations[*i], manifest, cache, previous_fp, ctx)
             }));
@@ -328,12 +363,16 @@ impl Feed {
             self.runs.remove(key);
         }
         for s in found {
+            let mut manifest = s.manifest;
+            // The record bytes the walk captured were for this scan; kept, they would hold
+            // every run's records in memory for the life of the process.
+            manifest.captured = Vec::new();
             self.runs.insert(
                 s.key,
                 KnownRun {
                     location: s.location,
-                    cache: Some(s.cache),
-                    manifest: s.manifest,
+                    cache: Some(Box::new(s.cache)),
+                    manifest,
                     state_fp: s.state_fp,
                     status: s.head.status,
                 },
@@ -472,7 +511,7 @@ fn scan_one(
         // An unlistable run is still a run: its records will say why it cannot be read.
         Err(_) => Manifest::default(),
     };
-    let cache = known.and_then(|k| k.cache.as_ref());
+    let cache = known.and_then(|k| k.cache.as_deref());
     if let Some(k) = known.filter(|k| {
         !reconcile
             && k.manifest.files == manifest.files
@@ -852,6 +891,31 @@ mod tests {
         assert_eq!(f.scan().bumped, 1);
         let state = f.page(2, true).entries[0].state.clone().unwrap();
         assert_eq!(state.log_bytes, 6);
+    }
+
+    #[test]
+    fn shed_records_and_a_compacted_feed_still_see_every_change() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        f.write_run("b", "running");
+        f.scan();
+        assert_eq!(f.feed.live_dirs(), ["runs/p/b"]);
+        f.feed.shed_idle_caches();
+        f.feed.compact();
+        assert!(f.feed.runs["runs/p/a"].cache.is_none());
+        assert!(
+            f.feed.runs["runs/p/b"].cache.is_some(),
+            "live runs keep theirs"
+        );
+        assert_eq!(f.scan().bumped, 0, "nothing changed");
+        let line = "{\"type\":\"metrics\",\"data\":{\"loss\":1,\"global_step\":1}}\n";
+        fs::write(dir.join("events.jsonl"), line).unwrap();
+        assert_eq!(f.scan_dirs(&["runs/p/a"]).bumped, 1);
+        let state = f.page(2, true).entries[0].state.clone().unwrap();
+        assert_eq!(
+            state.events.points, 1,
+            "the records were read back from the index"
+        );
     }
 
     #[test]

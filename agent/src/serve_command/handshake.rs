@@ -5,7 +5,8 @@
 //! [<v>, …])`, which the hub reads to tell an older agent from a newer one (docs/protocol.md).
 
 use runicorn_protocol::wire::{
-    ErrorBody, ErrorCode, Hello, CAPABILITIES, MIN_MAX_FRAME_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
+    ErrorBody, ErrorCode, Hello, CAPABILITIES, MIN_MAX_FRAME_BYTES, PROTOCOL_NAME,
+    PROTOCOL_VERSION, RESIDENT_CAPABILITY,
 };
 
 /// What this agent announces.
@@ -16,6 +17,9 @@ pub struct AgentIdentity {
     pub epoch: String,
     /// Largest frame this agent accepts.
     pub max_frame_bytes: u32,
+    /// The session is served by the resident agent (`runicorn-agent daemon`): the answer adds
+    /// the `resident` capability.
+    pub resident: bool,
 }
 
 /// Debug builds only: `RUNICORN_AGENT_TEST_PROTOCOL_VERSION=N` makes this agent speak protocol
@@ -93,11 +97,15 @@ fn negotiate_as(version: u32, hub: &Hello, me: &AgentIdentity) -> Result<Agreeme
             ),
         });
     }
+    let mut capabilities: Vec<String> = CAPABILITIES.iter().map(|c| (*c).to_owned()).collect();
+    if me.resident {
+        capabilities.push(RESIDENT_CAPABILITY.to_owned());
+    }
     Ok(Agreement {
         answer: Hello {
             protocol: PROTOCOL_NAME.to_owned(),
             versions: vec![version],
-            capabilities: CAPABILITIES.iter().map(|c| (*c).to_owned()).collect(),
+            capabilities,
             software: software(),
             max_frame_bytes: me.max_frame_bytes,
             root: Some(me.root.clone()),
@@ -118,6 +126,7 @@ mod tests {
             host: "gpu-01".into(),
             epoch: "e1".into(),
             max_frame_bytes: 16 << 20,
+            resident: false,
         }
     }
 
@@ -143,6 +152,13 @@ mod tests {
         assert_eq!(a.answer.root.as_deref(), Some("/data/runicorn"));
         assert!(a.answer.capabilities.iter().any(|c| c == "changes"));
         assert!(a.answer.software.starts_with("runicorn-agent/"));
+        assert!(!a.answer.capabilities.iter().any(|c| c == "resident"));
+        let resident = AgentIdentity {
+            resident: true,
+            ..me()
+        };
+        let b = negotiate(&hub(vec![1]), &resident).unwrap();
+        assert!(b.answer.capabilities.iter().any(|c| c == "resident"));
     }
 
     #[test]

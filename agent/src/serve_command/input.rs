@@ -33,7 +33,7 @@ pub fn read_one(reader: &mut impl Read, max_bytes: u32) -> Incoming {
         Ok(p) => p,
         Err(FrameError::Closed) => return Incoming::Closed,
         Err(e @ FrameError::Truncated { .. }) | Err(e @ FrameError::Io(_)) => {
-            eprintln!("runicorn-agent serve: {e}; ending the session");
+            eprintln!("runicorn-agent: reading the hub's frames: {e}; ending the session");
             return Incoming::Closed;
         }
         Err(e @ FrameError::Oversized { .. }) => {
@@ -73,10 +73,13 @@ fn request_id(payload: &[u8]) -> Option<u64> {
 }
 
 /// Starts the reader thread: frames go to `to_worker` until the stream ends or breaks.
+/// `exit_process_on_close`: the hub closing the stream ends the process (after a grace period),
+/// as for `serve --stdio`; the resident agent only ends that session.
 pub fn spawn_reader(
     mut reader: impl Read + Send + 'static,
     max_bytes: u32,
     to_worker: Sender<Incoming>,
+    exit_process_on_close: bool,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("frame-reader".into())
@@ -88,7 +91,7 @@ pub fn spawn_reader(
                 return;
             }
             if last {
-                if closed {
+                if closed && exit_process_on_close {
                     std::thread::sleep(EXIT_GRACE);
                     std::process::exit(0);
                 }

@@ -9,15 +9,16 @@
 //! | `handshake` | the `hello` exchange and version choice |
 //! | `input` | the reader thread: frames from stdin, broken frames, the end of the stream |
 //! | `output` | the one writer of stdout (whole frames, the hub's limit) |
-//! | `shared` | what the threads share: the index, readiness, notices |
+//! | `warm` | the feed kept warm: the index, scans and readiness, the sessions told of changes (one in-process session, or every session of the resident agent) |
+//! | `shared` | what one session's threads share: its writer, notices, the warm feed |
 //! | `session` | the worker: one answer per request, in order |
 //! | `scanner`, `watcher` | keeping the feed current: periodic full scans, file events |
 //! | `packer` | packing large whole pool files into chunks in the background (`--no-pack`: off) |
 //! | `changes`, `records` | `changes` answers: feed pages with each run's records |
 //! | `points`, `logs` | `points` and `log` answers |
-//! | `host` | `host` answers (on a thread of their own): GPUs, their processes' runs, load |
 //! | `chunks` | `chunks` answers: where a pooled content's chunks are, for the hub to read only those it lacks |
 //! | `targets` | checking run directories named by the hub |
+//! | `host` | `host` answers (on a thread of their own): GPUs, their processes' runs, load |
 //! | `request_error`, `sizing` | typed request failures; JSON sizes for packing |
 
 mod changes;
@@ -36,9 +37,10 @@ mod session;
 mod shared;
 mod sizing;
 mod targets;
+mod warm;
 mod watcher;
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -54,8 +56,10 @@ use crate::root_args::RootArgs;
 use crate::run_index::RunIndex;
 use handshake::{negotiate, AgentIdentity};
 use input::{read_one, spawn_reader, Incoming};
-use output::{FrameWriter, SendError};
+pub use output::FrameWriter;
+use output::SendError;
 use shared::Shared;
+pub use warm::Warm;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -79,9 +83,27 @@ pub struct ServeArgs {
     /// pool lock) become chunks one at a time, like `runicorn-agent artifacts pack`
     #[arg(long)]
     pub no_pack: bool,
+    /// When no resident agent (`runicorn-agent daemon`) serves the root, start one (detached,
+    /// logging to <root>/.runicorn-agent/daemon.log) and attach to it. Without this flag a
+    /// running daemon is still used when it answers, and the session is served in this process
+    /// otherwise. An attached session uses the daemon's --poll and packing
+    #[arg(long, conflicts_with = "no_daemon")]
+    pub start_daemon: bool,
+    /// --idle-exit of a daemon that --start-daemon starts: it exits after this many seconds
+    /// with no hub session and no running run (0: never)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600,
+        requires = "start_daemon"
+    )]
+    pub daemon_idle_exit: u64,
+    /// Serve in this process even when a resident agent runs for the root
+    #[arg(long)]
+    pub no_daemon: bool,
 }
 
-fn positive_seconds(text: &str) -> Result<f64, String> {
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
     let v: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
@@ -93,7 +115,9 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 }
 
 /// Runs a session; returns the exit code (0: the hub closed the stream; 2: a broken or
-/// incompatible peer).
+/// incompatible peer). The session goes to the root's resident agent when one answers on its
+/// socket (this process then only relays bytes, `crate::daemon::attach`), else it is served
+/// here.
 pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     if !args.stdio {
         anyhow::bail!(
@@ -101,21 +125,60 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         );
     }
     let root = absolute_root(&args.root.resolve());
+    if !args.no_daemon {
+        let start = args.start_daemon.then_some(args.daemon_idle_exit);
+        if let Some(code) = crate::daemon::attach::attach(&root, start) {
+            return Ok(code);
+        }
+    }
     let index = open_index(&root)?;
     let epoch = index.epoch().context("reading the index epoch")?;
-    let me = AgentIdentity {
-        root: root.display().to_string(),
-        host: local_hostname(),
-        epoch: epoch.clone(),
-        max_frame_bytes: args.max_frame_bytes,
-    };
+    let poll = Duration::from_secs_f64(args.poll);
+    let warm = Arc::new(Warm::new(root, epoch, index, poll, false));
     let out = FrameWriter::new(Box::new(std::io::stdout()), DEFAULT_MAX_FRAME_BYTES);
-    let mut stdin = BufReader::with_capacity(256 * 1024, std::io::stdin());
+    let stdin = BufReader::with_capacity(256 * 1024, std::io::stdin());
+    let options = ConnectionOptions {
+        max_frame_bytes: args.max_frame_bytes,
+        exit_process_on_close: true,
+        log_name: "serve",
+    };
+    serve_connection(&warm, stdin, out, &options, || {
+        start_background(&warm, args.no_pack)
+    })
+}
 
-    match read_one(&mut stdin, args.max_frame_bytes) {
+/// How one connection is served.
+pub struct ConnectionOptions {
+    /// Largest frame accepted from the hub.
+    pub max_frame_bytes: u32,
+    /// The hub closing the stream ends the process (`serve --stdio`), or only the session.
+    pub exit_process_on_close: bool,
+    /// The command named in diagnostics (`serve`, `daemon`).
+    pub log_name: &'static str,
+}
+
+/// Serves one session over a connection: the `hello` exchange, then `after_hello` (the
+/// in-process agent starts its scanner there, so a refused peer costs no scan), then requests
+/// until the hub closes the stream. Returns the exit code of the session.
+pub fn serve_connection(
+    warm: &Arc<Warm>,
+    mut reader: impl Read + Send + 'static,
+    out: FrameWriter,
+    options: &ConnectionOptions,
+    after_hello: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    let name = options.log_name;
+    let me = AgentIdentity {
+        root: warm.root.display().to_string(),
+        host: local_hostname(),
+        epoch: warm.epoch.clone(),
+        max_frame_bytes: options.max_frame_bytes,
+        resident: warm.resident,
+    };
+    match read_one(&mut reader, options.max_frame_bytes) {
         Incoming::Closed => return Ok(0),
         Incoming::Broken { id, code, message } => {
-            eprintln!("runicorn-agent serve: the first frame is broken: {message}");
+            eprintln!("runicorn-agent {name}: the first frame is broken: {message}");
             return Ok(refuse(&out, id, code, message));
         }
         Incoming::Request(Envelope {
@@ -133,7 +196,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
                 }
             }
             Err(refusal) => {
-                eprintln!("runicorn-agent serve: {}", refusal.message);
+                eprintln!("runicorn-agent {name}: {}", refusal.message);
                 return Ok(refuse(&out, id, refusal.code, refusal.message));
             }
         },
@@ -142,33 +205,49 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<u8> {
                 "the first message must be hello, not {}; is the peer a runicorn hub?",
                 other.body.kind()
             );
-            eprintln!("runicorn-agent serve: {message}");
+            eprintln!("runicorn-agent {name}: {message}");
             return Ok(refuse(&out, other.id, ErrorCode::BadRequest, message));
         }
     }
-
-    let poll = Duration::from_secs_f64(args.poll);
-    let shared = Arc::new(Shared::new(root.clone(), epoch, index, out, poll));
+    after_hello()?;
+    let shared = Arc::new(Shared::over(Arc::clone(warm), out));
+    warm.attach(&shared);
     let (to_worker, incoming) = mpsc::channel();
-    spawn_reader(stdin, args.max_frame_bytes, to_worker).context("starting the reader")?;
-    let (triggers_tx, triggers_rx) = mpsc::channel();
-    let packer = if args.no_pack {
-        None
-    } else {
-        Some(
-            packer::spawn_packer(root.clone(), triggers_tx.clone())
-                .context("starting the packer")?,
-        )
-    };
-    let watcher = (!watcher::disabled_by_env()).then_some(triggers_tx);
-    scanner::spawn_scanner(Arc::clone(&shared), poll, triggers_rx, watcher, packer)
-        .context("starting the scanner")?;
+    spawn_reader(
+        reader,
+        options.max_frame_bytes,
+        to_worker,
+        options.exit_process_on_close,
+    )
+    .context("starting the reader")?;
     let host = host::HostRequests::spawn(
         Arc::clone(&shared),
         crate::telemetry::nvidia_smi::NvidiaSmi::default(),
     )
     .context("starting the host sampler")?;
-    Ok(session::serve_requests(&shared, &incoming, &host))
+    let code = session::serve_requests(&shared, &incoming, &host);
+    warm.detach(&shared);
+    Ok(code)
+}
+
+/// Starts what keeps `warm` current: the scanner (full scans, then, once subscribed, the file
+/// watcher and periodic scans) and, unless `no_pack`, the packer.
+pub fn start_background(warm: &Arc<Warm>, no_pack: bool) -> anyhow::Result<()> {
+    let (triggers_tx, triggers_rx) = mpsc::channel();
+    let packer = if no_pack {
+        None
+    } else {
+        Some(
+            packer::spawn_packer(warm.root.clone(), triggers_tx.clone())
+                .context("starting the packer")?,
+        )
+    };
+    if warm.resident {
+        warm.set_triggers(triggers_tx.clone());
+    }
+    let watcher = (!watcher::disabled_by_env()).then_some(triggers_tx);
+    scanner::spawn_scanner(Arc::clone(warm), warm.poll, triggers_rx, watcher, packer)
+        .context("starting the scanner")
 }
 
 /// Sends a refusal and gives the exit code for it.
@@ -191,14 +270,14 @@ fn ended(e: SendError) -> u8 {
 }
 
 /// The root as an absolute path (links resolved when it exists).
-fn absolute_root(root: &Path) -> PathBuf {
+pub fn absolute_root(root: &Path) -> PathBuf {
     std::fs::canonicalize(root)
         .or_else(|_| std::path::absolute(root))
         .unwrap_or_else(|_| root.to_owned())
 }
 
 /// The root's index, or one in memory when the root cannot hold it (read-only, missing).
-fn open_index(root: &Path) -> anyhow::Result<RunIndex> {
+pub fn open_index(root: &Path) -> anyhow::Result<RunIndex> {
     if !root.is_dir() {
         eprintln!(
             "runicorn-agent serve: the storage root {} does not exist (yet); its runs are indexed in memory until the agent restarts",

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use runicorn_protocol::run_format::LivenessContext;
 
-use super::output::SendError;
 use super::packer::PackNudge;
-use super::shared::Shared;
+use super::warm::Warm;
 use super::watcher::spawn_watcher;
 use crate::run_index::feed::{Feed, ScanScope};
 
@@ -34,14 +33,27 @@ pub enum Trigger {
     Rescan,
     /// The packer turned a whole pool file into chunks: read the artifacts again.
     Packed,
+    /// A resident agent's `changes` waits until everything queued before this was scanned.
+    Barrier,
 }
+
+/// Resident agent: how often the live runs are scanned between full scans (their status can
+/// change without a file changing: a writer that died, a run that stopped stepping).
+const LIVE_SCAN_EVERY: Duration = Duration::from_secs(2);
+
+/// Resident agent: besides full scans, a scan that gave this many runs new states is followed
+/// by a compaction of the feed's memory (`Feed::compact`).
+const COMPACT_AFTER_BUMPED: usize = 500;
+
+/// How long writes are gathered when a barrier came first (file events already on their way).
+const BARRIER_GATHER: Duration = Duration::from_millis(5);
 
 /// Starts the scanner thread.
 /// `watcher` is the sender the file watcher gets: it is started once the hub subscribed, so
 /// that setting it up (a walk of the whole tree) does not slow a sync down (`None`: no
 /// watcher, polling only).
 pub fn spawn_scanner(
-    shared: Arc<Shared>,
+    shared: Arc<Warm>,
     poll: Duration,
     triggers: Receiver<Trigger>,
     watcher: Option<Sender<Trigger>>,
@@ -54,7 +66,7 @@ pub fn spawn_scanner(
 }
 
 struct Scanner {
-    shared: Arc<Shared>,
+    shared: Arc<Warm>,
     feed: Feed,
     last_error: Option<String>,
     /// Told after each full scan once the hub subscribed (`None`: `--no-pack`).
@@ -62,7 +74,7 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn new(shared: Arc<Shared>, packer: Option<PackNudge>) -> Scanner {
+    fn new(shared: Arc<Warm>, packer: Option<PackNudge>) -> Scanner {
         let feed = Feed::new(&shared.root);
         Scanner {
             shared,
@@ -94,7 +106,11 @@ impl Scanner {
         }
         if let Some(sender) = watcher {
             let root = self.shared.root.clone();
-            if let Err(e) = spawn_watcher(root, sender, poll.as_secs_f64()) {
+            let ready = self
+                .shared
+                .resident
+                .then(|| self.shared.watcher_ready_flag());
+            if let Err(e) = spawn_watcher(root, sender, poll.as_secs_f64(), ready) {
                 eprintln!(
                     "runicorn-agent serve: cannot start the file watcher ({e}); polling only"
                 );
@@ -102,6 +118,8 @@ impl Scanner {
         }
         self.nudge_packer();
         let mut next_full = Instant::now() + poll;
+        let live_every = self.shared.resident.then_some(LIVE_SCAN_EVERY);
+        let mut next_live = Instant::now() + LIVE_SCAN_EVERY;
         let mut watching = true;
         loop {
             let now = Instant::now();
@@ -111,11 +129,25 @@ impl Scanner {
                 next_full = Instant::now() + poll;
                 continue;
             }
+            if let Some(every) = live_every {
+                if now >= next_live {
+                    let live = self.feed.live_dirs();
+                    if !live.is_empty() {
+                        self.scan(ScanScope::Dirs(live));
+                    }
+                    next_live = Instant::now() + every;
+                    continue;
+                }
+            }
+            let wake = match live_every {
+                Some(_) => next_full.min(next_live),
+                None => next_full,
+            };
             if !watching {
-                std::thread::sleep(next_full - now);
+                std::thread::sleep(wake - now);
                 continue;
             }
-            let first = match triggers.recv_timeout(next_full - now) {
+            let first = match triggers.recv_timeout(wake - now) {
                 Ok(t) => t,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -123,14 +155,26 @@ impl Scanner {
                     continue;
                 }
             };
+            let gather = if first == Trigger::Barrier {
+                BARRIER_GATHER
+            } else {
+                GATHER
+            };
             let mut burst = vec![first];
-            let until = Instant::now() + GATHER;
+            let until = Instant::now() + gather;
             while let Ok(t) = triggers.recv_timeout(until.saturating_duration_since(Instant::now()))
             {
                 burst.push(t);
             }
             let artifacts = touches_artifacts(&burst);
-            match scope_for(&self.feed, burst) {
+            let barriers = burst.iter().filter(|t| **t == Trigger::Barrier).count() as u64;
+            let mut scope = scope_for(&self.feed, burst);
+            // Until the watcher reports every write, a resident agent's `changes` at the counter
+            // gets a full scan, as an in-process session's does.
+            if barriers > 0 && !self.shared.watcher_ready() {
+                scope = Some(ScanScope::All);
+            }
+            match scope {
                 Some(ScanScope::All) => {
                     // A full scan reads the artifacts too.
                     self.scan(ScanScope::All);
@@ -150,6 +194,7 @@ impl Scanner {
                 }
                 None => {}
             }
+            self.shared.barriers_passed(barriers);
         }
     }
 
@@ -167,25 +212,30 @@ impl Scanner {
         }
     }
 
-    /// Tells a subscribed hub that the counter moved (ends the process when it is gone).
+    /// Tells the subscribed sessions that the counter moved.
     fn notify(&self, counter: u64) {
-        match self.shared.notify_if_moved(counter) {
-            Ok(()) => {}
-            Err(SendError::Closed) => std::process::exit(0),
-            Err(e) => {
-                eprintln!("runicorn-agent serve: {e}; ending the session");
-                std::process::exit(2);
-            }
-        }
+        self.shared.notify_sessions(counter);
     }
 
     fn scan(&mut self, scope: ScanScope) {
+        let full = scope == ScanScope::All;
         let ctx = LivenessContext::here_and_now();
         match self.feed.scan(self.shared.index_mutex(), scope, &ctx) {
             Ok(report) => {
                 self.last_error = None;
                 if let Some(skipped) = report.skipped_runs {
                     self.shared.set_skipped_runs(skipped);
+                }
+                if self.shared.resident {
+                    // The resident agent lives long: only live runs keep their records in
+                    // memory (the others are read back from the index when they change), and
+                    // after a full scan (or one that read many runs) what it keeps is packed
+                    // together, so the scan's freed buffers can go back to the system.
+                    self.feed.shed_idle_caches();
+                    if full || report.bumped >= COMPACT_AFTER_BUMPED {
+                        self.feed.compact();
+                    }
+                    self.shared.set_live_runs(self.feed.live_dirs().len());
                 }
                 for p in &report.new_problems {
                     eprintln!("runicorn-agent serve: {}: {}", p.path.display(), p.reason);
@@ -210,7 +260,7 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
     for trigger in burst {
         match trigger {
             Trigger::Rescan => return Some(ScanScope::All),
-            Trigger::Packed => {}
+            Trigger::Packed | Trigger::Barrier => {}
             Trigger::Paths(paths) => {
                 for p in paths {
                     match feed.run_holding(&p) {
@@ -233,6 +283,7 @@ fn scope_for(feed: &Feed, burst: Vec<Trigger>) -> Option<ScanScope> {
 fn touches_artifacts(burst: &[Trigger]) -> bool {
     burst.iter().any(|t| match t {
         Trigger::Rescan | Trigger::Packed => true,
+        Trigger::Barrier => false,
         Trigger::Paths(paths) => paths.iter().any(|p| {
             p.components().next().is_some_and(|c| {
                 c.as_os_str() == runicorn_protocol::run_format::artifacts::ARTIFACTS_DIR

@@ -25,23 +25,27 @@ pub fn disabled_by_env() -> bool {
 
 /// Starts the watcher on its own thread (setting up a recursive watch walks the whole tree).
 /// The thread keeps the watcher alive for the life of the process; when setup fails it ends,
-/// dropping `triggers`, which tells the scanner to rely on polling.
+/// dropping `triggers`, which tells the scanner to rely on polling. `ready` (the resident
+/// agent's): set once every folder is watched, followed by a `Rescan` trigger, so a write made
+/// while the watches were being added is found at once.
 pub fn spawn_watcher(
     root: PathBuf,
     triggers: Sender<Trigger>,
     poll_secs: f64,
+    ready: Option<Arc<AtomicBool>>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("file-watcher".into())
-        .spawn(move || watch(&root, triggers, poll_secs))
+        .spawn(move || watch(&root, triggers, poll_secs, ready))
         .map(|_| ())
 }
 
 /// Watches the root itself (not recursively) and each of its visible folders recursively, so
 /// the agent's own index folder is never watched (its writes would wake the watcher for
 /// nothing). A folder created at the top later is added when its creation is seen.
-fn watch(root: &Path, triggers: Sender<Trigger>, poll_secs: f64) {
+fn watch(root: &Path, triggers: Sender<Trigger>, poll_secs: f64, ready: Option<Arc<AtomicBool>>) {
     let (new_folders, added) = mpsc::channel::<PathBuf>();
+    let ready_trigger = triggers.clone();
     let handler_root = root.to_owned();
     let complained = Arc::new(AtomicBool::new(false));
     let handler = move |res: notify::Result<Event>| match res {
@@ -104,6 +108,11 @@ fn watch(root: &Path, triggers: Sender<Trigger>, poll_secs: f64) {
             return unavailable(format!("{} ({e})", folder.display()));
         }
     }
+    if let Some(ready) = ready {
+        ready.store(true, Ordering::SeqCst);
+        let _ = ready_trigger.send(Trigger::Rescan);
+    }
+    drop(ready_trigger);
     // Keeps the watcher alive; its handler holds the sender, so this waits forever.
     while let Ok(folder) = added.recv() {
         if let Err(e) = add_folder(&mut watcher, &folder) {

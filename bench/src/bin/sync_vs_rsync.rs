@@ -13,6 +13,8 @@
 //!   big tree slows the next file creations down on some disks);
 //! - the incremental sync: one run gains 10 steps, then `runicorn-hub sync --json` end to end
 //!   (and the `seconds` and `requests` it prints), against `rsync -a` into the synced copy;
+//!   without, then with a resident agent (`runicorn-agent daemon` on the root, which the
+//!   agent that `sync` starts over SSH attaches to; issue 15: < 200 ms);
 //! - both again through a relay that adds `--rtt-ms` of round-trip time (both sides use it);
 //! - a breakdown of where a first sync's time goes: the fixed cost of a connection (an empty
 //!   root), the agent alone on pipes with the hub's requests, and `connect local:ROOT` (no SSH).
@@ -32,6 +34,7 @@ use runicorn_bench::sync_setup::{
     write_tree, AgentBreakdown, Link, Server, SyncReport, METRICS_PER_STEP,
 };
 use runicorn_bench::{drop_page_cache, machine_description};
+use runicorn_tests::daemon::Daemon;
 use tempfile::TempDir;
 
 #[derive(Parser)]
@@ -64,6 +67,12 @@ struct Args {
     /// after it is dropped, so only the data is cold)
     #[arg(long)]
     cold_programs: bool,
+    /// Skip the first-sync figures (measure the incremental syncs only)
+    #[arg(long)]
+    no_first: bool,
+    /// Skip the incremental syncs with a resident agent
+    #[arg(long)]
+    no_resident: bool,
     /// Folder for the tree, stores and copies (default: a temporary folder)
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -224,7 +233,26 @@ impl Bench {
         Ok(())
     }
 
-    fn incremental(&mut self, link: &Link, changes: usize, steps: usize) -> anyhow::Result<bool> {
+    /// The incremental syncs; with `resident`, a resident agent serves the root meanwhile (it
+    /// has indexed the root before the first sync; the sessions attach to it).
+    fn incremental(
+        &mut self,
+        link: &Link,
+        changes: usize,
+        steps: usize,
+        resident: bool,
+    ) -> anyhow::Result<bool> {
+        let _daemon = if resident {
+            let d = Daemon::spawn_command(std::process::Command::new(&self.agent), &self.root, &[]);
+            Some(d.wait_answering())
+        } else {
+            None
+        };
+        let label = if resident {
+            "hub sync --json, whole command, resident agent"
+        } else {
+            "hub sync --json, whole command"
+        };
         // A synced store and a synced copy to start from.
         let hub_dir = &self.scratch("store-")?;
         let mut connect = self
@@ -265,7 +293,7 @@ impl Bench {
                 "incremental sync, {} page cache: one run gains {steps} steps × 3 metrics ({changes} times)",
                 if cold { "cold" } else { "warm" }
             );
-            println!("{}", row("hub sync --json, whole command", &hub));
+            println!("{}", row(label, &hub));
             println!(
                 "  {:<52} median {:.0} ms; requests: {requests} (max), handshake not counted",
                 "  its own `seconds` (the round after the handshake)",
@@ -472,31 +500,54 @@ fn main() -> anyhow::Result<()> {
         let link = bench.server.link(rtt);
         println!();
         println!("== link: {} ==", link.describe());
-        let (cold_fresh, cold_built) = bench.first_sync(&link, can_drop, args.repeats)?;
-        let warm = if args.no_warm || !can_drop {
+        let (cold_fresh, cold_built) = if args.no_first {
+            (f64::NAN, f64::NAN)
+        } else {
+            bench.first_sync(&link, can_drop, args.repeats)?
+        };
+        let warm = if args.no_first || args.no_warm || !can_drop {
             None
         } else {
             Some(bench.first_sync(&link, false, args.repeats)?)
         };
-        let incremental = bench.incremental(&link, args.changes, args.change_steps)?;
-        if rtt.is_zero() && !args.no_breakdown {
+        let incremental = bench.incremental(&link, args.changes, args.change_steps, false)?;
+        let resident = if args.no_resident {
+            None
+        } else {
+            Some(bench.incremental(&link, args.changes, args.change_steps, true)?)
+        };
+        if rtt.is_zero() && !args.no_breakdown && !args.no_first {
             bench.breakdown(&link, warm.map(|w| w.0))?;
         }
-        goals.push((link.describe(), cold_fresh, cold_built, incremental));
+        goals.push((
+            link.describe(),
+            cold_fresh,
+            cold_built,
+            incremental,
+            resident,
+        ));
     }
     println!();
     println!("load average at the end: {}", load_average());
-    for (link, fresh, built, incremental) in goals {
-        println!(
+    for (link, fresh, built, incremental, resident) in goals {
+        if !args.no_first {
+            println!(
             "goal first sync ≤ 1.0 × rsync ({link}, {}): fresh index {fresh:.2} -> {}; built index {built:.2} -> {}",
             if can_drop { "cold" } else { "warm" },
             verdict(fresh <= 1.0),
             verdict(built <= 1.0)
         );
+        }
         println!(
             "goal incremental < 200 ms and ≤ 3 requests ({link}, warm): {}",
             verdict(incremental)
         );
+        if let Some(resident) = resident {
+            println!(
+                "goal incremental < 200 ms and ≤ 3 requests with a resident agent ({link}, warm): {}",
+                verdict(resident)
+            );
+        }
     }
     Ok(())
 }

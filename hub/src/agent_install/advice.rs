@@ -16,6 +16,7 @@ pub fn install_command(address: &RemoteAddress, name: &str) -> Option<String> {
         jump,
         agent: None,
         root,
+        ..
     } = address
     else {
         return None;

@@ -78,6 +78,11 @@ pub struct ConnectArgs {
     /// Seconds between the agent's full rescans of the root (it also watches for changes)
     #[arg(long, value_name = "SECS")]
     pub poll: Option<f64>,
+    /// Let the root's resident agent serve the sessions (`runicorn-agent daemon`): the agent
+    /// starts one when none runs (it exits after 10 idle minutes) and later syncs reuse it, so
+    /// they answer from a warm index. Remembered with the remote
+    #[arg(long)]
+    pub resident_agent: bool,
     #[command(flatten)]
     pub prefetch: PrefetchArgs,
     #[command(flatten)]
@@ -117,6 +122,7 @@ pub fn address_of(args: &ConnectArgs) -> anyhow::Result<RemoteAddress> {
         // `parse` never gives one: only an import records it.
         RemoteAddress::Offline { .. } => {}
     }
+    address.set_resident(args.resident_agent);
     Ok(address)
 }
 

@@ -92,6 +92,7 @@ pub fn run(hub_dir: Option<PathBuf>, args: DemoArgs) -> anyhow::Result<u8> {
     let address = RemoteAddress::Local {
         dir: root.clone(),
         agent: args.agent.clone(),
+        resident: false,
     };
     let result = rt.block_on(async {
         let id = super::connect::remember(&store, "demo", &address).await?;

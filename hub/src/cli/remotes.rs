@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use runicorn_cli::{safe, safe_lines};
+use runicorn_hub::remote_address::RemoteAddress;
+use runicorn_hub::sync::RESIDENT_SUFFIX;
 use runicorn_store::{RemoteRow, RemoteState, RenameOutcome};
 use serde_json::json;
 
@@ -47,6 +49,42 @@ pub enum RemotesAction {
     Resume { name: String },
 }
 
+/// Whether the remote asks for a resident agent (`--resident-agent`) and whether its last
+/// session was served by one.
+fn resident_agent(r: &RemoteRow) -> serde_json::Value {
+    let requested =
+        serde_json::from_value::<RemoteAddress>(r.transport.clone()).is_ok_and(|a| a.resident());
+    let attached = r
+        .agent_software
+        .as_deref()
+        .is_some_and(|s| s.ends_with(RESIDENT_SUFFIX));
+    json!({ "requested": requested, "last_session_attached": attached })
+}
+
+/// The listing's line about the resident agent, when it has anything to say.
+fn resident_line(r: &RemoteRow) -> Option<String> {
+    let v = resident_agent(r);
+    let (requested, attached) = (
+        v["requested"].as_bool() == Some(true),
+        v["last_session_attached"].as_bool() == Some(true),
+    );
+    match (requested, attached) {
+        (_, true) => Some(format!(
+            "resident agent: the last session was served by it{}",
+            if requested {
+                " (started on demand: --resident-agent)"
+            } else {
+                ""
+            }
+        )),
+        (true, false) => Some(
+            "resident agent: asked for (--resident-agent); the last session was served without one"
+                .to_owned(),
+        ),
+        (false, false) => None,
+    }
+}
+
 fn when(t: Option<f64>) -> String {
     time::local_second(t).unwrap_or_else(|| "never".into())
 }
@@ -79,6 +117,8 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
                     "points": r.points,
                     "agent_host": r.agent_host,
                     "agent_root": r.agent_root,
+                    "agent_software": r.agent_software,
+                    "resident_agent": resident_agent(r),
                     "warning": r.skipped_warning(),
                     "skipped_items": r.skipped_items,
                     "skipped_files": r.skipped_files,
@@ -132,6 +172,9 @@ pub fn run(hub_dir: Option<PathBuf>, args: RemotesArgs) -> anyhow::Result<u8> {
                 when(r.heard_at),
                 safe(&r.name)
             )?;
+        }
+        if let Some(line) = resident_line(r) {
+            writeln!(out, "  {line}")?;
         }
         if let Some(e) = &r.last_error {
             writeln!(out, "  last error: {}", safe_lines(e))?;

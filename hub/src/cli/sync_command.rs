@@ -31,6 +31,10 @@ pub struct SyncArgs {
     /// JSON array on stdout
     #[arg(long)]
     pub json: bool,
+    /// Let the root's resident agent serve these sessions, starting it when none runs (as
+    /// `connect --resident-agent`); remembered with each remote synced (paused ones excepted)
+    #[arg(long)]
+    pub resident_agent: bool,
     #[command(flatten)]
     pub prefetch: super::prefetch_args::PrefetchArgs,
 }
@@ -100,10 +104,16 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
                 args.names.contains(&r.name)
             }
         }) {
-            let address: RemoteAddress =
+            let mut address: RemoteAddress =
                 serde_json::from_value(r.transport.clone()).with_context(|| {
                     format!("the stored address of remote {} is unreadable", r.name)
                 })?;
+            if args.resident_agent && address.is_reachable() && !address.resident() {
+                address.set_resident(true);
+                if !r.paused {
+                    super::connect::remember(&store, &r.name, &address).await?;
+                }
+            }
             // Known only from imported bundles: nothing to reach, unless named (which says so).
             if !address.is_reachable() && args.names.is_empty() {
                 continue;

@@ -154,7 +154,7 @@ impl SessionEvents for SyncReporter {
         self.line(&format!(
             "{}: connected to {} on {} (root {})",
             safe(remote),
-            safe(&agent.software),
+            safe(&runicorn_hub::sync::agent_software_label(agent)),
             safe(agent.host.as_deref().unwrap_or("?")),
             safe(agent.root.as_deref().unwrap_or("?"))
         ));

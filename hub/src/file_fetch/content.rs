@@ -584,7 +584,7 @@ impl RemoteFiles {
         };
         let link = match address {
             RemoteAddress::Offline { .. } => return Err(offline("it is known only from imported bundles: `runicorn-hub connect USER@HOST --name NAME` gives it a link".to_owned())),
-            RemoteAddress::Local { dir, agent } => {
+            RemoteAddress::Local { dir, agent, .. } => {
                 spawn_local_agent(&local_agent_program(agent.as_deref()), dir, &[])
                     .map_err(|e| offline(e.to_string()))?
             }

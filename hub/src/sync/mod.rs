@@ -16,3 +16,21 @@ pub(crate) use engine::{follow, record_sync, sync_round};
 pub use engine::{RoundObserver, RoundStats};
 pub use error::SyncError;
 pub(crate) use host::{HostPoller, HOST_ANSWER_TIMEOUT};
+
+/// Suffix of an agent's software name when its session is served by a resident agent (the
+/// `resident` capability), as the store keeps it and listings show it.
+pub const RESIDENT_SUFFIX: &str = " (resident)";
+
+/// The agent's software as stored and shown: `runicorn-agent/0.1.0 (resident)` when the session
+/// was served by the root's resident agent.
+pub fn agent_software_label(agent: &runicorn_protocol::wire::Hello) -> String {
+    let resident = agent
+        .capabilities
+        .iter()
+        .any(|c| c == runicorn_protocol::wire::RESIDENT_CAPABILITY);
+    if resident {
+        format!("{}{RESIDENT_SUFFIX}", agent.software)
+    } else {
+        agent.software.clone()
+    }
+}

@@ -42,3 +42,6 @@ pub const CAPABILITIES: &[&str] = &[
 /// The capability of an agent that answers a `log` request marked `exact` with the file's exact
 /// bytes (`text` or `bytes_b64`, see [`LogChunk`]). Older agents send lossy text.
 pub const LOG_BYTES_CAPABILITY: &str = "log-bytes";
+/// Announced by a session served by the resident agent (`runicorn-agent daemon`, reached
+/// through `serve --stdio`); the protocol is the same, this only tells the hub where it landed.
+pub const RESIDENT_CAPABILITY: &str = "resident";

@@ -11,6 +11,7 @@
 //! path (`… --test e2e web_api::listing::sorts_order_the_runs`).
 
 mod agent_artifacts;
+mod agent_daemon;
 mod agent_export;
 mod agent_ls;
 mod agent_run;

@@ -1,0 +1,127 @@
+//! `runicorn-agent daemon`: the resident agent of one storage root (issue 15, item 1). It keeps
+//! the index and the change feed warm the whole time (the scanner of `serve_command`, subscribed
+//! from the start: file watcher and a full scan every `--poll`), and serves every hub session
+//! that `serve --stdio` relays to it over a Unix socket in the root, each exactly as an
+//! in-process session would be served. Wire details: docs/protocol.md, "The resident agent".
+//!
+//! | module | owns |
+//! |---|---|
+//! | `paths` | `<root>/.runicorn-agent/daemon.{lock,sock,log}`, the folder's safety checks, the socket address (and the 107-byte limit) |
+//! | `lock` | one daemon per root: the `flock` and what it says of its holder |
+//! | `listener` | binding the socket (0600, stale ones replaced), accepting, one session thread per connection |
+//! | `lifecycle` | ending on signals and after `--idle-exit`, the socket removed; keeping the log bounded |
+//! | `log_file` | `--log FILE`: stderr into a file rotated at 1 MiB |
+//! | `attach` | the `serve --stdio` side: connect, greeting, relaying bytes, the fallback |
+//! | `start` | `serve --stdio --start-daemon`: a detached daemon started and waited for |
+
+pub mod attach;
+mod lifecycle;
+mod listener;
+mod lock;
+mod log_file;
+mod paths;
+mod start;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::root_args::RootArgs;
+use crate::run_index::RunIndex;
+use crate::serve_command::{absolute_root, positive_seconds, start_background, Warm};
+use lifecycle::IdleWatch;
+use listener::Sessions;
+use lock::{DaemonLock, Holder};
+use paths::DaemonPaths;
+
+/// The first line the daemon sends on each connection, before any frame (then ` pid=N
+/// version=V`, V its `runicorn-agent` version).
+pub const GREETING: &str = "runicorn-agent-daemon 1";
+
+/// This build's version, which a relay and its daemon must share.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Seconds between full scans of the root: the safety net for what file events miss
+    /// (network file systems, writers on other hosts). The file watcher reports writes at once,
+    /// and running runs are checked every 2 s (a writer that died, a run that stopped stepping)
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub poll: f64,
+    /// Exit after this many seconds with no hub session attached and no running run in the
+    /// root (0: never)
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub idle_exit: u64,
+    /// Do not pack artifacts in the background (see `serve --no-pack`)
+    #[arg(long)]
+    pub no_pack: bool,
+    /// Also write diagnostics to FILE (appended, mode 0600, rotated to FILE.1 past 1 MiB);
+    /// `serve --start-daemon` passes <root>/.runicorn-agent/daemon.log
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+/// Runs the daemon until a signal or the idle exit ends it; an error (another daemon holds the
+/// root, the socket cannot be made) ends it at once with a non-zero code.
+pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
+    let root = absolute_root(&args.root.resolve());
+    if !root.is_dir() {
+        anyhow::bail!(
+            "the storage root {} does not exist; create it, or pass --root DIR",
+            root.display()
+        );
+    }
+    let paths = DaemonPaths::of(&root);
+    paths.prepare_dir()?;
+    let log = match &args.log {
+        Some(file) => Some(
+            log_file::BoundedLog::redirect_stderr(file)
+                .with_context(|| format!("logging to {}", file.display()))?,
+        ),
+        None => None,
+    };
+    lifecycle::limit_heap_arenas();
+    let mut lock = DaemonLock::acquire(&paths.lock)?;
+    let listener = listener::bind_socket(&paths.socket)
+        .with_context(|| format!("listening on {}", paths.socket.display()))?;
+    lock.record(&Holder {
+        pid: std::process::id(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        socket: paths.socket.clone(),
+    })?;
+    lifecycle::exit_on_signals(paths.socket.clone()).context("catching signals")?;
+    let index = RunIndex::open(&root).context("opening the index")?;
+    let epoch = index.epoch().context("reading the index epoch")?;
+    let poll = Duration::from_secs_f64(args.poll);
+    let warm = Arc::new(Warm::new(root.clone(), epoch, index, poll, true));
+    start_background(&warm, args.no_pack)?;
+    let sessions = Arc::new(Sessions::default());
+    IdleWatch {
+        warm: Arc::clone(&warm),
+        sessions: Arc::clone(&sessions),
+        idle_exit: (args.idle_exit > 0).then(|| Duration::from_secs(args.idle_exit)),
+        log,
+        socket: paths.socket.clone(),
+    }
+    .spawn()
+    .context("starting the idle watch")?;
+    eprintln!(
+        "runicorn-agent daemon: serving {} on {} (pid {}, full scan every {} s, idle exit {})",
+        root.display(),
+        paths.socket.display(),
+        std::process::id(),
+        args.poll,
+        match args.idle_exit {
+            0 => "never".to_owned(),
+            s => format!("after {s} s"),
+        }
+    );
+    listener::accept_loop(&listener, &warm, &sessions);
+    // `incoming()` never ends; kept for completeness.
+    drop(lock);
+    Ok(2)
+}
