@@ -178,6 +178,7 @@ pub mod hub;
 pub mod relay;
 pub mod serving_hub;
 pub mod sshd;
+pub mod stepper;
 
 /// Runs `cmd` to its end, failing the test if it takes longer than `limit` (it is killed).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {

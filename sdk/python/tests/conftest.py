@@ -78,6 +78,17 @@ def wait_for(predicate, timeout=5.0, interval=0.02):
     return predicate()
 
 
+def make_joined_run(root, meta_extra):
+    """A running run as `runicorn-agent run` creates it (its meta.json plus `meta_extra`), for an
+    SDK inside the wrapped command to join through RUNICORN_RUN_DIR."""
+    run_dir = root / "runs" / "agent" / "20261126_130000_abcdef"
+    run_dir.mkdir(parents=True)
+    meta = {"id": run_dir.name, "path": "agent", "storage_dir": str(root), **meta_extra}
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    (run_dir / "status.json").write_text(json.dumps({"status": "running"}))
+    return run_dir
+
+
 def find_run_dirs(root):
     """Every directory under ``root/runs`` holding meta.json."""
     return sorted(p.parent for p in Path(root, "runs").rglob("meta.json"))

@@ -1,14 +1,13 @@
 """``init(watch=..., gpu_idle_after=...)``: the settings reach ``meta.json``'s ``alerts``
 (docs/run-format.md, "Alerts"), are checked, and a joined run keeps the agent's."""
 
-import json
 import math
 
 import pytest
 
 import runicorn as rn
 
-from conftest import find_run_dirs, read_json
+from conftest import find_run_dirs, make_joined_run, read_json
 
 
 def meta_of(run):
@@ -37,15 +36,6 @@ def test_absurd_values_are_refused_naming_the_parameter(root, kwargs):
     with pytest.raises(ValueError, match=name):
         rn.init(storage=str(root), **kwargs)
     assert find_run_dirs(root) == []
-
-
-def make_joined_run(root, meta_extra):
-    run_dir = root / "runs" / "agent" / "20261126_130000_abcdef"
-    run_dir.mkdir(parents=True)
-    meta = {"id": run_dir.name, "path": "agent", "storage_dir": str(root), **meta_extra}
-    (run_dir / "meta.json").write_text(json.dumps(meta))
-    (run_dir / "status.json").write_text(json.dumps({"status": "running"}))
-    return run_dir
 
 
 def test_a_joined_run_takes_them_only_when_the_agent_recorded_none(root, monkeypatch):

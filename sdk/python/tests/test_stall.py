@@ -2,7 +2,6 @@
 (docs/run-format.md, "Stalls"), are checked, and the agent judges a paused run ``stalled`` with
 them."""
 
-import json
 import math
 import time
 
@@ -10,7 +9,7 @@ import pytest
 
 import runicorn as rn
 
-from conftest import agent_ls, find_run_dirs, read_json
+from conftest import agent_ls, find_run_dirs, make_joined_run, read_json
 
 
 def meta_of(run):
@@ -35,15 +34,6 @@ def test_absurd_values_are_refused_naming_the_parameter(root, name, value):
     with pytest.raises(ValueError, match=name):
         rn.init(storage=str(root), **{name: value})
     assert find_run_dirs(root) == []
-
-
-def make_joined_run(root, meta_extra):
-    run_dir = root / "runs" / "agent" / "20261126_130000_abcdef"
-    run_dir.mkdir(parents=True)
-    meta = {"id": run_dir.name, "path": "agent", "storage_dir": str(root), **meta_extra}
-    (run_dir / "meta.json").write_text(json.dumps(meta))
-    (run_dir / "status.json").write_text(json.dumps({"status": "running"}))
-    return run_dir
 
 
 def test_a_joined_run_takes_them_only_when_the_agent_recorded_none(root, monkeypatch):

@@ -14,68 +14,12 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter, StallConfig};
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::hub::{hub, json_of, sync_local_once};
+use runicorn_tests::stepper::{Stepper, STEP_EVERY};
 use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{agent, describe, output_within};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
-const STEP_EVERY: Duration = Duration::from_millis(200);
-
-/// A run that logs a step every 0.2 s while `stepping` is set, and heartbeats all along.
-struct Stepper {
-    stepping: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Stepper {
-    fn start(root: &Path) -> Stepper {
-        let mut spec = RunSpec::new(root, "runicorn-tests");
-        spec.path = Some("stall/demo".into());
-        spec.run_id = Some("stepper".into());
-        spec.heartbeat_interval = 1.0;
-        spec.stall = StallConfig::new(Some(5.0), Some(1.0));
-        let mut writer = RunWriter::create(&spec).unwrap();
-        let stepping = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&stepping), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let mut loss = 1.0;
-            while !st.load(Ordering::SeqCst) {
-                if s.load(Ordering::SeqCst) {
-                    loss *= 0.99;
-                    writer.log_metrics(&[("loss", loss)], None, None).unwrap();
-                    writer.flush().unwrap();
-                }
-                writer.heartbeat().unwrap();
-                std::thread::sleep(STEP_EVERY);
-            }
-            writer.finish(RunOutcome::finished()).unwrap();
-        });
-        Stepper {
-            stepping,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn set_stepping(&self, on: bool) {
-        self.stepping.store(on, Ordering::SeqCst);
-    }
-
-    fn finish(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Stepper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 /// `runicorn-agent ls --root ROOT --json` under a time limit: the one run.
 fn listed(root: &Path) -> Value {
@@ -114,7 +58,7 @@ fn a_run_that_stops_stepping_is_stalled_and_a_new_step_makes_it_running() {
     let root = tempfile::tempdir().unwrap();
     let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
-    let stepper = Stepper::start(root.path());
+    let stepper = Stepper::start(root.path(), "stall/demo", 1.0);
 
     // Stepping: running (a dozen steps give a median interval).
     let (run, _) = until_status(root.path(), "running", 10.0);

@@ -17,68 +17,11 @@ use runicorn_protocol::run_format::{AlertConfig, RunOutcome, RunSpec, RunWriter,
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::http::{EventStream, Request};
 use runicorn_tests::hub::{agent_path, hub, json_of, show};
+use runicorn_tests::stepper::{Stepper, STEP_EVERY};
 use runicorn_tests::sshd::{ClientHome, Sshd};
 use runicorn_tests::{agent_run, output_within, read_json, wait_until};
 use serde_json::Value;
 
-const STEP_EVERY: Duration = Duration::from_millis(200);
-
-/// A run that logs a step every 0.2 s while `stepping` is set and heartbeats all along (its
-/// writer stays alive, so it is never `crashed`), with `stall: {after_s: 2}`.
-struct Stepper {
-    stepping: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Stepper {
-    fn start(root: &Path) -> Stepper {
-        let mut spec = RunSpec::new(root, "runicorn-tests");
-        spec.path = Some("alerts/stall".into());
-        spec.run_id = Some("stepper".into());
-        spec.heartbeat_interval = 1.0;
-        spec.stall = StallConfig::new(Some(5.0), Some(2.0));
-        let mut writer = RunWriter::create(&spec).unwrap();
-        let stepping = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (Arc::clone(&stepping), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let mut loss = 1.0;
-            while !st.load(Ordering::SeqCst) {
-                if s.load(Ordering::SeqCst) {
-                    loss *= 0.99;
-                    writer.log_metrics(&[("loss", loss)], None, None).unwrap();
-                    writer.flush().unwrap();
-                }
-                writer.heartbeat().unwrap();
-                std::thread::sleep(STEP_EVERY);
-            }
-            writer.finish(RunOutcome::finished()).unwrap();
-        });
-        Stepper {
-            stepping,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn set_stepping(&self, on: bool) {
-        self.stepping.store(on, Ordering::SeqCst);
-    }
-
-    fn finish(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Stepper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 /// A finished run whose watched `acc` logs NaN at step 3 (its unwatched `loss` logs NaN too).
 fn write_nan_run(root: &Path, id: &str) {
@@ -248,7 +191,7 @@ fn stop(child: Child) -> String {
 fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
     let s = Setup::new();
     let file: PathBuf = s.scratch.path().join("alerts.jsonl");
-    let stepper = Stepper::start(s.root.path());
+    let stepper = Stepper::start(s.root.path(), "alerts/stall", 2.0);
     write_nan_run(s.root.path(), "nan");
     std::thread::sleep(Duration::from_millis(1500)); // a dozen steps give a median interval
     let follower = s.follow(&file);
