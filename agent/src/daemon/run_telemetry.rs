@@ -432,4 +432,44 @@ mod tests {
         );
         assert_eq!(lines(root.path(), "run"), 0);
     }
+
+    #[test]
+    fn the_gpus_a_run_uses_are_in_its_lines() {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(root.path().join("run")).expect("mkdir");
+        let (_busy, id) = busy();
+        // The stand-in nvidia-smi answering with the 1-GPU host's recording, the run's pid in it.
+        let smi = tempfile::tempdir().expect("temp dir");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nvidia-smi");
+        std::fs::copy(fixtures.join("stand-in.sh"), smi.path().join("nvidia-smi")).expect("copy");
+        for file in ["query-gpu.csv", "query-compute-apps.csv"] {
+            let text = std::fs::read_to_string(fixtures.join("host-1gpu").join(file))
+                .expect("a fixture")
+                .replace("{RUN_PID}", &id.pid.to_string());
+            std::fs::write(smi.path().join(file), text).expect("write");
+        }
+        let mut telemetry = RunTelemetry::new(
+            root.path().to_owned(),
+            "here".into(),
+            Duration::from_millis(100),
+            NvidiaSmi {
+                program: Program::Path(smi.path().join("nvidia-smi")),
+                timeout: Duration::from_secs(5),
+            },
+        );
+        let running = [run("run", id, "here", "runicorn-rs-python/0.1.0")];
+        telemetry.tick(&running, Instant::now());
+        std::thread::sleep(Duration::from_millis(100));
+        telemetry.tick(&running, Instant::now());
+        let text = std::fs::read_to_string(root.path().join("run").join(SYSTEM_FILE)).expect("r");
+        let value: serde_json::Value = serde_json::from_str(text.trim_end()).expect("one line");
+        let data = &value["data"];
+        assert_eq!(
+            data["sys/gpu.0/run_mem_mib"].as_f64(),
+            Some(17702.0),
+            "{text}"
+        );
+        assert!(data["sys/gpu.0/util_percent"].as_f64().is_some(), "{text}");
+        assert!(data["sys/cpu_percent"].as_f64().is_some(), "{text}");
+    }
 }
