@@ -6,7 +6,8 @@
 //!
 //! Never two writers: a run `runicorn-agent run` created (`meta.json`'s `writer` names it) is
 //! left to its wrapper, and so is a run whose `system.jsonl` someone else writes (fresher than
-//! two intervals when first seen, or grown since our last line). One `RunSampler` per run is
+//! two intervals when first seen, or grown since our last line; taken up again after a minute
+//! of quiet, as after a daemon restart). One `RunSampler` per run is
 //! kept while the run runs (CPU % needs the previous reading) and dropped when it ends. A
 //! failure is said once per run in the daemon's log and never stops the daemon.
 
@@ -27,6 +28,11 @@ use crate::telemetry::system_file::{epoch_seconds, system_line, SystemFile, SYST
 /// What `meta.json`'s `writer` starts with in a run `runicorn-agent run` created: its wrapper
 /// writes the run's telemetry itself.
 const WRAPPER_WRITER: &str = "runicorn-agent/";
+
+/// A run left to another writer is taken up again once its `system.jsonl` has been quiet this
+/// long (and two of our intervals): the other writer has stopped, e.g. the daemon before a
+/// restart was the one writing.
+const QUIET_BEFORE_RESUMING: Duration = Duration::from_secs(60);
 
 /// Starts the sampling thread of the daemon of `warm`'s root.
 pub fn spawn(warm: Arc<Warm>, period: Duration, nvidia_smi: NvidiaSmi) -> std::io::Result<()> {
@@ -74,7 +80,7 @@ enum Followed {
         file: SystemFile,
         /// The file's length after our last line (`None`: none written yet).
         written_len: Option<u64>,
-        /// A failure has been said in the log.
+        /// A failure has been said in the log (once per run).
         warned: bool,
     },
     /// Its `system.jsonl` has another writer: left alone while it runs.
@@ -138,9 +144,14 @@ impl RunTelemetry {
         // nvidia-smi once for all runs, and only when some run will write a line.
         let gpus = sampling.then(|| self.query_gpus()).flatten();
         for (run, writer) in wanted {
-            let known = self.runs.get(&run.dir).is_some_and(|(w, _)| *w == writer);
-            if !known {
-                if let Some(followed) = self.start(run, writer, now) {
+            let known = self.runs.get(&run.dir).filter(|(w, _)| *w == writer);
+            let quiet = match known {
+                None => Some(self.period * 2),
+                Some((_, Followed::Left)) => Some((self.period * 2).max(QUIET_BEFORE_RESUMING)),
+                Some((_, Followed::Sampling { .. })) => None,
+            };
+            if let Some(quiet) = quiet {
+                if let Some(followed) = self.start(run, writer, now, quiet) {
                     self.runs.insert(run.dir.clone(), (writer, followed));
                 } else {
                     self.runs.remove(&run.dir);
@@ -177,8 +188,15 @@ impl RunTelemetry {
         }
     }
 
-    /// Starts following a run: `None` when its writer is not the live process recorded.
-    fn start(&self, run: &RunningRun, (pid, ticks): Writer, now: Instant) -> Option<Followed> {
+    /// Starts following a run: `None` when its writer is not the live process recorded, `Left`
+    /// when its `system.jsonl` was written less than `quiet` ago (by someone else).
+    fn start(
+        &self,
+        run: &RunningRun,
+        (pid, ticks): Writer,
+        now: Instant,
+        quiet: Duration,
+    ) -> Option<Followed> {
         let mut sampler = RunSampler::new(pid, SamplerConfig { nvidia_smi: None });
         if sampler.root()
             != Some(ProcessId {
@@ -189,7 +207,10 @@ impl RunTelemetry {
             return None; // gone, or its pid is another process's now
         }
         let dir = self.root.join(&run.dir);
-        if written_lately(&dir.join(SYSTEM_FILE), self.period * 2) {
+        if written_lately(&dir.join(SYSTEM_FILE), quiet) {
+            if matches!(self.runs.get(&run.dir), Some((_, Followed::Left))) {
+                return Some(Followed::Left); // said already
+            }
             eprintln!(
                 "runicorn-agent daemon: telemetry: {} already has a fresh {SYSTEM_FILE} from \
                  another writer; leaving it to that writer",
@@ -254,7 +275,6 @@ fn sample_into(followed: &mut Followed, dir: &Path, now: Instant, gpus: Option<&
     match file.append(&system_line(epoch_seconds(), &points)) {
         Ok(()) => {
             *written_len = file_len(&path);
-            *warned = false;
         }
         Err(e) => {
             *written_len = None;
@@ -387,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fresh_file_of_another_writer_is_left_alone() {
+    fn a_fresh_file_of_another_writer_is_left_alone_until_it_goes_quiet() {
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(root.path().join("run")).expect("mkdir");
         std::fs::write(root.path().join("run").join(SYSTEM_FILE), "{}\n").expect("write");
@@ -396,13 +416,33 @@ mod tests {
             root.path().to_owned(),
             "here".into(),
             Duration::from_secs(10),
-            NvidiaSmi::default(),
+            NvidiaSmi {
+                program: Program::Search(std::ffi::OsString::new()),
+                timeout: Duration::from_secs(2),
+            },
         );
         let running = [run("run", id, "here", "runicorn-rs-python/0.1.0")];
         telemetry.tick(&running, Instant::now());
         telemetry.tick(&running, Instant::now());
         assert!(telemetry.is_left("run"));
         assert_eq!(lines(root.path(), "run"), 1);
+
+        // The other writer went quiet (say, the daemon before a restart): taken up again.
+        let two_minutes_ago = SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options()
+            .append(true)
+            .open(root.path().join("run").join(SYSTEM_FILE))
+            .and_then(|f| f.set_modified(two_minutes_ago))
+            .expect("set mtime");
+        telemetry.tick(&running, Instant::now());
+        assert!(!telemetry.is_left("run"));
+        std::thread::sleep(Duration::from_millis(50));
+        telemetry.tick(&running, Instant::now());
+        assert_eq!(
+            lines(root.path(), "run"),
+            2,
+            "one line of ours after the old one"
+        );
     }
 
     #[test]
