@@ -13,6 +13,7 @@
 //! | `log_file` | `--log FILE`: stderr into a file rotated at 1 MiB |
 //! | `attach` | the `serve --stdio` side: connect, greeting, relaying bytes, the fallback |
 //! | `start` | `serve --stdio --start-daemon`: a detached daemon started and waited for |
+//! | `run_telemetry` | `system.jsonl` samples of the running runs it did not start (the SDK's, the Rust writer's) |
 
 pub mod attach;
 mod lifecycle;
@@ -20,6 +21,7 @@ mod listener;
 mod lock;
 mod log_file;
 mod paths;
+mod run_telemetry;
 mod start;
 
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ use anyhow::Context;
 use crate::root_args::RootArgs;
 use crate::run_index::RunIndex;
 use crate::serve_command::{absolute_root, positive_seconds, start_background, Warm};
+use crate::telemetry::settings::TelemetryArgs;
 use lifecycle::IdleWatch;
 use listener::Sessions;
 use lock::{DaemonLock, Holder};
@@ -63,6 +66,10 @@ pub struct DaemonArgs {
     /// `serve --start-daemon` passes <root>/.runicorn-agent/daemon.log
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Telemetry of the runs of this host that `runicorn-agent run` did not start (a plain
+    /// `python train.py` with the SDK): sampled into their system.jsonl while their writer lives
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 /// Runs the daemon until a signal or the idle exit ends it; an error (another daemon holds the
@@ -99,6 +106,11 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
     let poll = Duration::from_secs_f64(args.poll);
     let warm = Arc::new(Warm::new(root.clone(), epoch, index, poll, true));
     start_background(&warm, args.no_pack)?;
+    let telemetry = args.telemetry.settings();
+    if let Some(period) = telemetry.interval {
+        run_telemetry::spawn(Arc::clone(&warm), period, telemetry.nvidia_smi)
+            .context("starting the telemetry thread")?;
+    }
     let sessions = Arc::new(Sessions::default());
     IdleWatch {
         warm: Arc::clone(&warm),
@@ -110,7 +122,8 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
     .spawn()
     .context("starting the idle watch")?;
     eprintln!(
-        "runicorn-agent daemon: serving {} on {} (pid {}, full scan every {} s, idle exit {})",
+        "runicorn-agent daemon: serving {} on {} (pid {}, full scan every {} s, idle exit {}, \
+         telemetry {})",
         root.display(),
         paths.socket.display(),
         std::process::id(),
@@ -118,6 +131,10 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
         match args.idle_exit {
             0 => "never".to_owned(),
             s => format!("after {s} s"),
+        },
+        match telemetry.interval {
+            Some(period) => format!("every {} s", period.as_secs_f64()),
+            None => "off".to_owned(),
         }
     );
     listener::accept_loop(&listener, &warm, &sessions);

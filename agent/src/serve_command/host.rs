@@ -219,6 +219,7 @@ mod tests {
             host: Some(host.into()),
             pid: Some(i64::from(shell.pid)),
             start_ticks,
+            writer: None,
         }
     }
 

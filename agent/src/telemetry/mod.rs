@@ -8,9 +8,11 @@
 //!   points) and host-wide (`HostGpus`);
 //! - `run_owners`: which running run a process belongs to (up its parents to a run's writer,
 //!   by pid and start time), for the host-wide view;
-//! - `host_load`: CPUs, load averages and memory of the host.
+//! - `host_load`: CPUs, load averages and memory of the host;
+//! - `settings`: the telemetry options of `run` and `daemon` (`--telemetry-interval`, …);
+//! - `system_file`: `<run>/system.jsonl`, the lines samples are appended as.
 //!
-//! Nothing here writes files: the caller decides where samples go. Everything is synchronous
+//! Only `system_file` writes, and only where its caller says. Everything is synchronous
 //! and bounded in time (a sample reads `/proc` and waits at most the `nvidia-smi` timeout), so
 //! a caller on an async runtime runs it on a blocking thread.
 
@@ -19,3 +21,5 @@ pub mod nvidia_smi;
 pub mod process_tree;
 pub mod run_owners;
 pub mod sampler;
+pub mod settings;
+pub mod system_file;

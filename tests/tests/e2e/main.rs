@@ -24,6 +24,7 @@ mod artifact_fetch;
 mod artifact_sync;
 mod bundle_import;
 mod chunk_cache;
+mod daemon_telemetry;
 mod data_out;
 mod file_transfer;
 mod fleet;

@@ -16,6 +16,8 @@ pub struct RunningRun {
     pub pid: Option<i64>,
     /// The writer's start time, when `status.json` records it with the pid.
     pub start_ticks: Option<u64>,
+    /// The program that created the run (`meta.json`'s `writer`, e.g. `runicorn-agent/0.1.0`).
+    pub writer: Option<String>,
 }
 
 const RUNNING_SQL: &str = "
@@ -25,7 +27,8 @@ const RUNNING_SQL: &str = "
            coalesce(json_extract(records, '$.status.host'), json_extract(records, '$.meta.hostname')),
            json_extract(records, '$.status.pid'),
            json_extract(records, '$.meta.pid'),
-           json_extract(records, '$.status.proc_start_ticks')
+           json_extract(records, '$.status.proc_start_ticks'),
+           json_extract(records, '$.meta.writer')
       FROM feed_run
      WHERE removed = 0 AND json_extract(head, '$.status') IN (?1, ?2)";
 
@@ -51,6 +54,7 @@ impl RunIndex {
                         host: text(3),
                         pid: status_pid.or(int(5)),
                         start_ticks: status_pid.and(int(6)).and_then(|t| u64::try_from(t).ok()),
+                        writer: text(7),
                     })
                 },
             )
