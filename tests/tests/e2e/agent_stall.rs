@@ -6,16 +6,12 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter, StallConfig};
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::hub::{hub, json_of, sync_local_once};
-use runicorn_tests::stepper::{Stepper, STEP_EVERY};
 use runicorn_tests::sshd::ClientHome;
+use runicorn_tests::stepper::Stepper;
 use runicorn_tests::{agent, describe, output_within};
 use serde_json::Value;
 

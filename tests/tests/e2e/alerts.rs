@@ -8,20 +8,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use runicorn_protocol::run_format::{AlertConfig, RunOutcome, RunSpec, RunWriter, StallConfig};
+use runicorn_protocol::run_format::{AlertConfig, RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::http::{EventStream, Request};
 use runicorn_tests::hub::{agent_path, hub, json_of, show};
-use runicorn_tests::stepper::{Stepper, STEP_EVERY};
 use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::stepper::Stepper;
 use runicorn_tests::{agent_run, output_within, read_json, wait_until};
 use serde_json::Value;
-
 
 /// A finished run whose watched `acc` logs NaN at step 3 (its unwatched `loss` logs NaN too).
 fn write_nan_run(root: &Path, id: &str) {
