@@ -22,25 +22,6 @@ const LOG_CHECK_EVERY: Duration = Duration::from_secs(10);
 /// How often freed heap memory is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(5);
 
-/// A scan's worker threads each get a malloc arena of their own, whose freed memory glibc
-/// keeps; a long-lived daemon that is mostly idle shares two instead.
-pub fn limit_heap_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes an allocator setting; called before the threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-/// Hands memory freed since the last scan back to the system (glibc keeps it otherwise).
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free pages of the allocator's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Removes the socket and ends the process.
 fn exit_removing(socket: &PathBuf, why: &str) -> ! {
     eprintln!(
@@ -95,7 +76,7 @@ impl IdleWatch {
             std::thread::sleep(TICK);
             if last_trim.elapsed() >= TRIM_EVERY {
                 last_trim = Instant::now();
-                trim_heap();
+                crate::heap::trim();
             }
             if let Some(log) = &self.log {
                 if last_log_check.elapsed() >= LOG_CHECK_EVERY {

@@ -128,6 +128,8 @@ pub fn accept_loop(listener: &UnixListener, warm: &Arc<Warm>, sessions: &Arc<Ses
             .spawn(move || {
                 serve_one(stream, &warm, n, &counts);
                 counts.open.fetch_sub(1, Ordering::SeqCst);
+                // What the session read and sent is freed: its pages go back now.
+                crate::heap::trim();
             });
         if let Err(e) = spawned {
             sessions.open.fetch_sub(1, Ordering::SeqCst);

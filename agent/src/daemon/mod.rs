@@ -13,9 +13,11 @@
 //! | `log_file` | `--log FILE`: stderr into a file rotated at 1 MiB |
 //! | `attach` | the `serve --stdio` side: connect, greeting, relaying bytes, the fallback |
 //! | `start` | `serve --stdio --start-daemon`: a detached daemon started and waited for |
+//! | `first_index` | a fresh index built by a child process (`--index-only`), so the first scan's working set never lives in the daemon's heap |
 //! | `run_telemetry` | `system.jsonl` samples of the running runs it did not start (the SDK's, the Rust writer's) |
 
 pub mod attach;
+mod first_index;
 mod lifecycle;
 mod listener;
 mod lock;
@@ -70,6 +72,10 @@ pub struct DaemonArgs {
     /// `python train.py` with the SDK): sampled into their system.jsonl while their writer lives
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// Build the root's index (one full scan) and exit: what a daemon starting on a fresh
+    /// index runs in a child process
+    #[arg(long, hide = true)]
+    pub index_only: bool,
 }
 
 /// Runs the daemon until a signal or the idle exit ends it; an error (another daemon holds the
@@ -84,6 +90,9 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
     }
     let paths = DaemonPaths::of(&root);
     paths.prepare_dir()?;
+    if args.index_only {
+        return first_index::index_only(&root);
+    }
     let log = match &args.log {
         Some(file) => Some(
             log_file::BoundedLog::redirect_stderr(file)
@@ -91,8 +100,12 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
-    lifecycle::limit_heap_arenas();
+    crate::heap::limit_arenas();
     let mut lock = DaemonLock::acquire(&paths.lock)?;
+    // Before the socket exists: until the index is built, `serve --stdio` works in-process.
+    if first_index::is_fresh(&root)? {
+        first_index::build_in_child(&root);
+    }
     let listener = listener::bind_socket(&paths.socket)
         .with_context(|| format!("listening on {}", paths.socket.display()))?;
     lock.record(&Holder {

@@ -32,9 +32,11 @@ use runicorn_protocol::wire::{ArtifactChange, EventsState, RunChange, SkippedEnt
 use sha2::{Digest, Sha256};
 
 mod artifacts;
+mod run_key;
 mod running;
 mod store;
 
+use run_key::RunKey;
 pub use running::RunningRun;
 
 pub(super) use store::parse_files as parse_stored_files;
@@ -103,37 +105,64 @@ pub enum Presence {
     Removed,
 }
 
-/// One run as this process last saw it.
+/// One run as this process last saw it. A run that is not live keeps nothing on the heap in a
+/// long-lived process (see [`Feed::shed_idle_runs`]): the map holds it whole.
 #[derive(Debug, Clone)]
 struct KnownRun {
-    location: RunLocation,
+    /// Where the run is, with its key: [`RunLocation::from_key`].
+    layout: Layout,
     /// Cached records and event progress; loaded from the index when first needed (runs taken
     /// over from the index's rows at start have none yet).
     /// Boxed: most runs have none in a long-lived process, and the map holds its values
     /// inline.
     cache: Option<Box<CachedRun>>,
-    manifest: Manifest,
-    state_fp: String,
-    /// The derived status last announced.
-    status: String,
+    manifest: RememberedManifest,
+    /// [`state_fingerprint`] as bytes.
+    state_fp: [u8; 16],
+    /// The derived status last announced (`None`: a stored name this agent does not know).
+    status: Option<RunStatus>,
 }
 
 impl KnownRun {
     /// Whether the run's status can change without a file changing (its writer may die, or
     /// stop stepping).
     fn may_crash(&self) -> bool {
-        RunStatus::from_name(&self.status).is_some_and(|s| s.is_live())
+        self.status.as_ref().is_some_and(|s| s.is_live())
     }
 }
 
+/// What the feed keeps of a run's manifest.
+#[derive(Debug, Clone)]
+enum RememberedManifest {
+    /// Whole: a walk reuses its hashes and (for settled folders) its listings.
+    Whole(Box<Manifest>),
+    /// Only [`Manifest::listing_digest`] (a long-lived process's idle runs): a walk that
+    /// `stat`s every file and gives the same digest means nothing changed; any other outcome
+    /// reads the whole manifest back from the index.
+    Digest([u8; 16]),
+}
+
 /// The manifest of a run never seen.
-static NO_MANIFEST: Manifest = Manifest {
-    files: Vec::new(),
-    dirs: Vec::new(),
-    captured: Vec::new(),
-    skipped: Vec::new(),
-    skipped_total: 0,
-};
+static NO_MANIFEST: Manifest = Manifest::EMPTY;
+
+/// A state fingerprint (hex, as stored) as the bytes the feed keeps; text that is not one
+/// (from another version) gives bytes no state has, so the run counts as changed.
+fn fp_bytes(hex_text: &str) -> [u8; 16] {
+    let mut out = [0xff; 16];
+    let digits = hex_text.as_bytes();
+    if digits.len() != 32 {
+        return out;
+    }
+    let value = |c: u8| char::from(c).to_digit(16);
+    for (i, pair) in digits.chunks(2).enumerate() {
+        match (value(pair[0]), value(pair[1])) {
+            // Two hex digits make one byte.
+            (Some(hi), Some(lo)) => out[i] = (hi * 16 + lo) as u8,
+            _ => return [0xff; 16],
+        }
+    }
+    out
+}
 
 /// Seconds between scans that list every folder again instead of trusting unchanged folder
 /// mtimes (a safety net for file systems with coarse or skewed times).
@@ -145,7 +174,7 @@ const LOAD_ALL_ABOVE: usize = 2000;
 /// One process's memory of the feed between scans.
 pub struct Feed {
     root: PathBuf,
-    runs: HashMap<String, KnownRun>,
+    runs: HashMap<RunKey, KnownRun>,
     loaded: bool,
     /// Whether a full scan ran (until then, runs known from the index may be gone).
     scanned_all: bool,
@@ -162,6 +191,9 @@ enum Outcome {
     Unchanged(Option<Vec<ListedDir>>),
     /// Something changed: its state must be computed, with its cached records.
     NeedsCache(Box<Manifest>),
+    /// Remembered by digest only, and not found unchanged: its stored manifest must be read
+    /// back and the run scanned again with it.
+    NeedsManifest,
     Scanned(Box<Scanned>),
     /// The directory is gone.
     Gone,
@@ -199,7 +231,7 @@ impl Feed {
     /// buffers of that scan, and the allocator cannot give those pages back; copied after the
     /// scan, it is packed together (a long-lived process's memory).
     pub fn compact(&mut self) {
-        let fresh: HashMap<String, KnownRun> = self
+        let fresh: HashMap<RunKey, KnownRun> = self
             .runs
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -207,12 +239,20 @@ impl Feed {
         self.runs = fresh;
     }
 
-    /// Forgets the cached records of runs that are not live (a long-lived process's memory):
-    /// a run that changes later has them read back from the index, as at start.
-    pub fn shed_idle_caches(&mut self) {
+    /// Forgets the cached records of runs that are not live, and keeps only a digest of their
+    /// manifests (a long-lived process's memory): a run that changes later has both read back
+    /// from the index, as at start.
+    pub fn shed_idle_runs(&mut self) {
         for run in self.runs.values_mut() {
-            if !run.may_crash() {
-                run.cache = None;
+            if run.may_crash() {
+                continue;
+            }
+            run.cache = None;
+            if let RememberedManifest::Whole(m) = &run.manifest {
+                // A file not hashed yet is hashed by the next walk handed the whole manifest.
+                if m.fully_hashed() {
+                    run.manifest = RememberedManifest::Digest(m.listing_digest());
+                }
             }
         }
     }
@@ -223,7 +263,7 @@ impl Feed {
         self.runs
             .iter()
             .filter(|(_, r)| r.may_crash())
-            .map(|(dir, _)| dir.clone())
+            .map(|(dir, _)| dir.as_str().to_owned())
             .collect()
     }
 
@@ -252,9 +292,7 @@ impl Feed {
         let reconcile = {
             let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
             if !self.loaded {
-                self.runs = idx
-                    .load_known(&self.root)
-                    .map_err(|cause| idx.sqlite_err(cause))?;
+                self.runs = idx.load_known().map_err(|cause| idx.sqlite_err(cause))?;
                 self.counter_seen = idx.feed_counter()?;
                 self.loaded = true;
             }
@@ -279,17 +317,42 @@ impl Feed {
         }
         let (locations, mut gone) = self.targets(&scope, &mut report);
         let keys: Vec<String> = locations.iter().map(|l| self.key_of(&l.dir)).collect();
-        let remembered = |key: &str| self.runs.get(key).map(|k| k.state_fp.as_str());
-        let outcomes: Vec<Outcome> = map_in_order(&locations, io_workers(), |i, loc| {
+        let scan_at = |runs: &HashMap<RunKey, KnownRun>, i: usize| {
             scan_one(
                 &keys[i],
-                loc,
-                self.runs.get(&keys[i]),
+                &locations[i],
+                runs.get(keys[i].as_str()),
                 reconcile,
                 !deep,
                 ctx,
             )
-        });
+        };
+        let mut outcomes: Vec<Outcome> =
+            map_in_order(&locations, io_workers(), |i, _| scan_at(&self.runs, i));
+        // Runs remembered by digest that may have changed: scanned again with their manifests.
+        let wanting: Vec<usize> = (0..outcomes.len())
+            .filter(|&i| matches!(outcomes[i], Outcome::NeedsManifest))
+            .collect();
+        if !wanting.is_empty() {
+            let mut stored = {
+                let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
+                let wanted: Vec<&str> = wanting.iter().map(|&i| keys[i].as_str()).collect();
+                idx.load_manifests(&wanted)
+                    .map_err(|cause| idx.sqlite_err(cause))?
+            };
+            for &i in &wanting {
+                if let Some(run) = self.runs.get_mut(keys[i].as_str()) {
+                    // A manifest the index lacks only costs hashing the run's files again.
+                    let whole = stored.remove(&keys[i]).unwrap_or_default();
+                    run.manifest = RememberedManifest::Whole(Box::new(whole));
+                }
+            }
+            let again = map_in_order(&wanting, io_workers(), |_, &i| scan_at(&self.runs, i));
+            for (i, outcome) in wanting.into_iter().zip(again) {
+                outcomes[i] = outcome;
+            }
+        }
+        let remembered = |key: &str| self.runs.get(key).map(|k| k.state_fp);
         report.scanned = outcomes.len();
         let mut found = Vec::new();
         let mut pending = Vec::new();
@@ -301,6 +364,8 @@ impl Feed {
                 Outcome::Scanned(s) => found.push(*s),
                 Outcome::NeedsCache(m) => pending.push((i, *m)),
                 Outcome::Gone => gone.push(keys[i].clone()),
+                // Scanned again above with its manifest, which never asks for it.
+                Outcome::NeedsManifest => {}
             }
         }
         if !pending.is_empty() {
@@ -319,7 +384,7 @@ impl Feed {
                 let previous_fp = remembered(key).filter(|_| !reconcile);
                 let cache = self
                     .runs
-                    .get(key)
+                    .get(key.as_str())
                     .and_then(|k| k.cache.as_deref())
                     .or_else(|| caches.get(key));
                 finish(key, &locations[*i], manifest, cache, previous_fp, ctx)
@@ -327,16 +392,20 @@ impl Feed {
         }
         let changed: Vec<bool> = found
             .iter()
-            .map(|s| remembered(&s.key) != Some(s.state_fp.as_str()))
+            .map(|s| remembered(&s.key) != Some(fp_bytes(&s.state_fp)))
             .collect();
         let any_cache_change = found.iter().any(|s| s.cache_changed);
-        let any_gone = gone.iter().any(|k| self.runs.contains_key(k));
+        let any_gone = gone.iter().any(|k| self.runs.contains_key(k.as_str()));
         let relisted: Vec<(String, Manifest)> = relisted
             .into_iter()
             .filter_map(|(key, dirs)| {
-                let run = self.runs.get_mut(&key)?;
-                run.manifest.dirs = dirs;
-                Some((key, run.manifest.clone()))
+                let run = self.runs.get_mut(key.as_str())?;
+                // Only a whole manifest gives a new listing (see `scan_one`).
+                let RememberedManifest::Whole(manifest) = &mut run.manifest else {
+                    return None;
+                };
+                manifest.dirs = dirs;
+                Some((key, (**manifest).clone()))
             })
             .collect();
 
@@ -360,7 +429,7 @@ impl Feed {
         }
         self.counter_seen = report.counter;
         for key in &gone {
-            self.runs.remove(key);
+            self.runs.remove(key.as_str());
         }
         for s in found {
             let mut manifest = s.manifest;
@@ -368,13 +437,13 @@ impl Feed {
             // every run's records in memory for the life of the process.
             manifest.captured = Vec::new();
             self.runs.insert(
-                s.key,
+                RunKey::from(s.key.as_str()),
                 KnownRun {
-                    location: s.location,
+                    layout: s.location.layout,
                     cache: Some(Box::new(s.cache)),
-                    manifest,
-                    state_fp: s.state_fp,
-                    status: s.head.status,
+                    manifest: RememberedManifest::Whole(Box::new(manifest)),
+                    state_fp: fp_bytes(&s.state_fp),
+                    status: RunStatus::from_name(&s.head.status),
                 },
             );
         }
@@ -453,8 +522,8 @@ impl Feed {
                 let mut gone: Vec<String> = self
                     .runs
                     .keys()
-                    .filter(|k| !found.contains(*k))
-                    .cloned()
+                    .filter(|k| !found.contains(k.as_str()))
+                    .map(|k| k.as_str().to_owned())
                     .collect();
                 gone.sort();
                 (discovery.runs, gone)
@@ -464,13 +533,12 @@ impl Feed {
                 let mut gone = Vec::new();
                 let unique: HashSet<&String> = dirs.iter().collect();
                 for key in unique {
-                    let Some(run) = self.runs.get(key) else {
+                    let Some(run) = self.runs.get(key.as_str()) else {
                         continue;
                     };
-                    if is_run_dir(&run.location.dir) {
-                        locations.push(run.location.clone());
-                    } else {
-                        gone.push(key.clone());
+                    match RunLocation::from_key(&self.root, key, run.layout) {
+                        Some(location) if is_run_dir(&location.dir) => locations.push(location),
+                        _ => gone.push(key.clone()),
                     }
                 }
                 (locations, gone)
@@ -504,7 +572,13 @@ fn scan_one(
     reuse_listings: bool,
     ctx: &LivenessContext,
 ) -> Outcome {
-    let previous = known.map_or(&NO_MANIFEST, |k| &k.manifest);
+    let previous: &Manifest = match known.map(|k| &k.manifest) {
+        None => &NO_MANIFEST,
+        Some(RememberedManifest::Whole(m)) => m,
+        Some(RememberedManifest::Digest(digest)) => {
+            return scan_by_digest(loc, known, digest, reconcile, ctx)
+        }
+    };
     let manifest = match manifest::walk(&loc.dir, previous, reuse_listings) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
@@ -512,27 +586,26 @@ fn scan_one(
         Err(_) => Manifest::default(),
     };
     let cache = known.and_then(|k| k.cache.as_deref());
-    if let Some(k) = known.filter(|k| {
+    if let Some(k) = known.filter(|_| {
         !reconcile
-            && k.manifest.files == manifest.files
-            && k.manifest.skipped == manifest.skipped
-            && k.manifest.skipped_total == manifest.skipped_total
+            && previous.files == manifest.files
+            && previous.skipped == manifest.skipped
+            && previous.skipped_total == manifest.skipped_total
     }) {
         // The common case of a rescan: no file changed. Only a running or stalled run can
         // change (its writer may have died, or stopped stepping), and only its liveness and
         // stall are judged again.
-        let unchanged = || {
-            Outcome::Unchanged((manifest.dirs != k.manifest.dirs).then(|| manifest.dirs.clone()))
-        };
+        let unchanged =
+            || Outcome::Unchanged((manifest.dirs != previous.dirs).then(|| manifest.dirs.clone()));
         match cache {
             _ if !k.may_crash() => return unchanged(),
-            Some(c) if derived_status(loc, c, ctx) == k.status => return unchanged(),
+            Some(c) if Some(derived_status(loc, c, ctx)) == k.status => return unchanged(),
             _ => {}
         }
     }
     match cache {
         Some(c) => {
-            let previous_fp = known.map(|k| k.state_fp.as_str()).filter(|_| !reconcile);
+            let previous_fp = known.map(|k| k.state_fp).filter(|_| !reconcile);
             Outcome::Scanned(Box::new(finish(
                 key,
                 loc,
@@ -546,6 +619,34 @@ fn scan_one(
     }
 }
 
+/// Scans a run remembered by its manifest's digest alone: a walk that only `stat`s. The same
+/// digest (and, for a live run, the same derived status) means unchanged; anything else needs
+/// the whole manifest, read back from the index.
+fn scan_by_digest(
+    loc: &RunLocation,
+    known: Option<&KnownRun>,
+    digest: &[u8; 16],
+    reconcile: bool,
+    ctx: &LivenessContext,
+) -> Outcome {
+    let manifest = match manifest::walk_unhashed(&loc.dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
+        Err(_) => return Outcome::NeedsManifest,
+    };
+    if reconcile || manifest.listing_digest() != *digest {
+        return Outcome::NeedsManifest;
+    }
+    match known {
+        Some(k) if !k.may_crash() => Outcome::Unchanged(None),
+        Some(k) => match k.cache.as_deref() {
+            Some(c) if Some(derived_status(loc, c, ctx)) == k.status => Outcome::Unchanged(None),
+            _ => Outcome::NeedsManifest,
+        },
+        None => Outcome::NeedsManifest,
+    }
+}
+
 /// Computes a run's state from its manifest and cached records (reading what changed), and
 /// its records' values when the state differs from `previous_fp`.
 fn finish(
@@ -553,7 +654,7 @@ fn finish(
     loc: &RunLocation,
     manifest: &Manifest,
     cache: Option<&CachedRun>,
-    previous_fp: Option<&str>,
+    previous_fp: Option<[u8; 16]>,
     ctx: &LivenessContext,
 ) -> Scanned {
     let files = &manifest.files;
@@ -582,7 +683,7 @@ fn finish(
     head.alerts = cache.alerts.raised.clone();
     let state_fp = state_fingerprint(&head, files);
     let records =
-        (previous_fp != Some(state_fp.as_str())).then(|| read_records(&loc.dir, manifest));
+        (previous_fp != Some(fp_bytes(&state_fp))).then(|| read_records(&loc.dir, manifest));
     Scanned {
         key: key.to_owned(),
         location: loc.clone(),
@@ -602,11 +703,8 @@ fn finish(
 }
 
 /// A run's derived status now, from its cached records.
-fn derived_status(loc: &RunLocation, cache: &CachedRun, ctx: &LivenessContext) -> String {
-    build_overview(loc, &cache.records, &cache.progress, ctx)
-        .status
-        .as_str()
-        .to_owned()
+fn derived_status(loc: &RunLocation, cache: &CachedRun, ctx: &LivenessContext) -> RunStatus {
+    build_overview(loc, &cache.records, &cache.progress, ctx).status
 }
 
 /// The announced state of a run, without its records' JSON values and files.
@@ -900,7 +998,7 @@ mod tests {
         f.write_run("b", "running");
         f.scan();
         assert_eq!(f.feed.live_dirs(), ["runs/p/b"]);
-        f.feed.shed_idle_caches();
+        f.feed.shed_idle_runs();
         f.feed.compact();
         assert!(f.feed.runs["runs/p/a"].cache.is_none());
         assert!(

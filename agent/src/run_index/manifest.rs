@@ -109,6 +109,56 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a run never seen.
+    pub const EMPTY: Manifest = Manifest {
+        files: Vec::new(),
+        dirs: Vec::new(),
+        captured: Vec::new(),
+        skipped: Vec::new(),
+        skipped_total: 0,
+    };
+
+    /// A digest of what a walk that does not hash sees: every file's path, size and mtime, the
+    /// folders listed (with their mtimes) and the entries left out. Two manifests with the
+    /// same digest list the same versions of the same files, so a run remembered by this
+    /// digest alone is unchanged when a walk that only `stat`s gives it again.
+    pub fn listing_digest(&self) -> [u8; 16] {
+        let mut hasher = Sha256::new();
+        for f in &self.files {
+            hasher.update(f.path.as_bytes());
+            hasher.update([0]);
+            hasher.update(f.size.to_le_bytes());
+            hasher.update(f.mtime_ns().to_le_bytes());
+        }
+        hasher.update([1]);
+        for d in &self.dirs {
+            hasher.update(d.rel.as_bytes());
+            hasher.update([0]);
+            hasher.update(d.mtime_s.to_le_bytes());
+            hasher.update(d.mtime_nsec.to_le_bytes());
+            hasher.update([u8::from(d.settled)]);
+        }
+        hasher.update([1]);
+        for s in &self.skipped {
+            hasher.update(s.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(s.reason.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update(self.skipped_total.to_le_bytes());
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&hasher.finalize()[..16]);
+        digest
+    }
+
+    /// Whether every file that is hashed has its hash (a file that changed while being read,
+    /// or could not be opened, is hashed again by a later walk that is handed this manifest).
+    pub fn fully_hashed(&self) -> bool {
+        self.files
+            .iter()
+            .all(|f| f.sha256.is_some() || !wants_hash(&f.path, f.size))
+    }
+
     fn skip(&mut self, name: String, reason: String) {
         self.skipped_total += 1;
         if self.skipped.len() < MAX_SKIPPED_LISTED {
@@ -127,6 +177,21 @@ const SETTLED_AFTER: Duration = Duration::from_secs(3);
 /// folder. Fails only when `dir` itself cannot be listed; deeper folders that cannot be listed
 /// are skipped.
 pub fn walk(dir: &Path, previous: &Manifest, reuse_listings: bool) -> io::Result<Manifest> {
+    walk_with(dir, previous, reuse_listings, true)
+}
+
+/// Lists the run directory `dir` as [`walk`] does, every folder read, but hashes nothing: each
+/// file's `sha256` is `None`. What it gives is enough for [`Manifest::listing_digest`].
+pub fn walk_unhashed(dir: &Path) -> io::Result<Manifest> {
+    walk_with(dir, &Manifest::default(), false, false)
+}
+
+fn walk_with(
+    dir: &Path,
+    previous: &Manifest,
+    reuse_listings: bool,
+    hash: bool,
+) -> io::Result<Manifest> {
     let mut out = Manifest::default();
     let mut pending: Vec<(PathBuf, String, usize)> = vec![(dir.to_owned(), String::new(), 0)];
     while let Some((abs, rel, depth)) = pending.pop() {
@@ -146,7 +211,7 @@ pub fn walk(dir: &Path, previous: &Manifest, reuse_listings: bool) -> io::Result
         };
         if !reused {
             let skipped_before = out.skipped_total;
-            list_folder(&abs, &rel, depth, previous, &mut out, &mut pending)?;
+            list_folder(&abs, &rel, depth, previous, hash, &mut out, &mut pending)?;
             // A folder with skipped entries is listed again each time (they are not remembered
             // per folder).
             let clean = out.skipped_total == skipped_before;
@@ -216,6 +281,7 @@ fn list_folder(
     rel: &str,
     depth: usize,
     previous: &Manifest,
+    hash: bool,
     out: &mut Manifest,
     pending: &mut Vec<(PathBuf, String, usize)>,
 ) -> io::Result<()> {
@@ -284,10 +350,30 @@ fn list_folder(
             .binary_search_by(|f| f.path.as_str().cmp(&child))
             .ok()
             .map(|i| &previous.files[i]);
-        let file = describe(&entry.path(), child, &meta, old, &mut out.captured);
+        let file = if hash {
+            describe(&entry.path(), child, &meta, old, &mut out.captured)
+        } else {
+            unhashed(child, &meta)
+        };
         out.files.push(file);
     }
     Ok(())
+}
+
+/// Whether a file of this path and size gets a hash.
+fn wants_hash(path: &str, size: u64) -> bool {
+    !is_append_only(path) && size <= HASH_LIMIT_BYTES
+}
+
+/// A file as `stat` describes it, without a hash.
+fn unhashed(rel: String, meta: &fs::Metadata) -> ManifestFile {
+    ManifestFile {
+        path: rel,
+        size: meta.len(),
+        mtime_s: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec(),
+        sha256: None,
+    }
 }
 
 /// Describes one file, reusing the previous hash when size and mtime are unchanged.
@@ -298,14 +384,8 @@ fn describe(
     old: Option<&ManifestFile>,
     captured: &mut Vec<(String, Vec<u8>)>,
 ) -> ManifestFile {
-    let mut file = ManifestFile {
-        path: rel,
-        size: meta.len(),
-        mtime_s: meta.mtime(),
-        mtime_nsec: meta.mtime_nsec(),
-        sha256: None,
-    };
-    if is_append_only(&file.path) || file.size > HASH_LIMIT_BYTES {
+    let mut file = unhashed(rel, meta);
+    if !wants_hash(&file.path, file.size) {
         return file;
     }
     if let Some(old) = old.filter(|o| o.same_version(file.size, file.mtime_s, file.mtime_nsec)) {
@@ -437,6 +517,31 @@ mod tests {
         let third = walk(t.path(), &second, true).unwrap();
         assert_ne!(third.files[0].sha256.as_deref(), Some("planted"));
         assert_eq!(third.files[0].sha256.as_ref().map(String::len), Some(64));
+    }
+
+    #[test]
+    fn an_unhashed_walk_gives_the_same_digest_until_a_file_or_folder_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("media")).unwrap();
+        fs::write(d.join("meta.json"), "{}").unwrap();
+        fs::write(d.join("events.jsonl"), "{}\n").unwrap();
+        fs::write(d.join("media/a.png"), "a").unwrap();
+        let hashed = walk(d, &Manifest::default(), true).unwrap();
+        assert!(hashed.fully_hashed());
+        let bare = walk_unhashed(d).unwrap();
+        assert!(bare.files.iter().all(|f| f.sha256.is_none()));
+        assert!(!bare.fully_hashed(), "meta.json wants a hash");
+        assert_eq!(bare.listing_digest(), hashed.listing_digest());
+        // Content that changes keeps no digest: a grown file, a new one, a removed folder.
+        fs::write(d.join("media/a.png"), "ab").unwrap();
+        let grown = walk_unhashed(d).unwrap().listing_digest();
+        assert_ne!(grown, hashed.listing_digest());
+        fs::write(d.join("summary.json"), "{}").unwrap();
+        let added = walk_unhashed(d).unwrap().listing_digest();
+        assert_ne!(added, grown);
+        fs::remove_dir_all(d.join("media")).unwrap();
+        assert_ne!(walk_unhashed(d).unwrap().listing_digest(), added);
     }
 
     /// Sets a path's mtime to long ago, so its listing counts as settled.

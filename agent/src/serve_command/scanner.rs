@@ -231,9 +231,11 @@ impl Scanner {
                     // memory (the others are read back from the index when they change), and
                     // after a full scan (or one that read many runs) what it keeps is packed
                     // together, so the scan's freed buffers can go back to the system.
-                    self.feed.shed_idle_caches();
+                    self.feed.shed_idle_runs();
                     if full || report.bumped >= COMPACT_AFTER_BUMPED {
                         self.feed.compact();
+                        // The scan's working set is freed: its pages go back now.
+                        crate::heap::trim();
                     }
                     self.shared.set_live_runs(self.feed.live_dirs().len());
                 }

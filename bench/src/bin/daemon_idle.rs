@@ -1,7 +1,7 @@
 //! Benchmark: what the resident agent costs while nothing happens. A root of N runs (100 steps ×
 //! 3 metrics each, the tree of `sync_vs_rsync`) is indexed by `runicorn-agent daemon`; one hub
 //! session lists it through `serve --stdio` (so the feed is complete and every run known), then
-//! the daemon is left alone for `--minutes`, its file watcher on and its full scan every 2 s (the
+//! the daemon is left alone for `--minutes`, its file watcher on and its full scan every 60 s (the
 //! default `--poll`). Reported: resident memory (VmRSS) sampled every second (median, max), the
 //! peak during indexing (VmHWM), and CPU (user + system ticks of the daemon over the idle time)
 //! as a percentage of one core. Baseline: the same root listed once by `runicorn-agent ls`
@@ -10,7 +10,7 @@
 //! Goals (issue 15): < 20 MB RSS and < 1 % of a core with 10,000 runs.
 //!
 //! Usage: cargo build --release --bins && target/release/daemon_idle [--runs 10000]
-//! [--minutes 10] [--quick]
+//! [--minutes 10] [--quick] [--agent PATH] [--tree DIR]
 
 use std::path::Path;
 use std::process::Command;
@@ -36,6 +36,14 @@ struct Args {
     /// 300 runs and 10 seconds: a smoke test for CI
     #[arg(long)]
     quick: bool,
+    /// The `runicorn-agent` to measure (default: the one beside this benchmark), e.g. the
+    /// portable build that servers run (`target/agent-release/runicorn-agent`)
+    #[arg(long, value_name = "PATH")]
+    agent: Option<std::path::PathBuf>,
+    /// Keep the tree in DIR (written there when DIR holds no `runs/` yet, reused otherwise:
+    /// its index is removed first, so the daemon always starts on a fresh one)
+    #[arg(long, value_name = "DIR")]
+    tree: Option<std::path::PathBuf>,
 }
 
 /// A field of `/proc/PID/status` in kB.
@@ -120,11 +128,26 @@ fn main() -> anyhow::Result<()> {
         args.steps = args.steps.min(20);
         args.minutes = args.minutes.min(10.0 / 60.0);
     }
-    let agent = sibling_binary("runicorn-agent")?;
+    let agent = match &args.agent {
+        Some(path) => path.clone(),
+        None => sibling_binary("runicorn-agent")?,
+    };
     let base = tempfile::Builder::new().prefix("daemon-idle-").tempdir()?;
-    let root = base.path().join("root");
-    std::fs::create_dir_all(&root)?;
-    let wrote = write_tree(&root, args.runs, args.steps)?;
+    let root = match &args.tree {
+        Some(dir) => dir.clone(),
+        None => base.path().join("root"),
+    };
+    let wrote = if root.join("runs").is_dir() {
+        // A kept tree: the index goes, so the daemon starts on a fresh one as in a fresh tree.
+        let index = root.join(".runicorn-agent");
+        if index.exists() {
+            std::fs::remove_dir_all(&index)?;
+        }
+        Duration::ZERO
+    } else {
+        std::fs::create_dir_all(&root)?;
+        write_tree(&root, args.runs, args.steps)?
+    };
     println!("machine: {}", machine_description());
     println!(
         "tree: {} runs × {} steps × 3 metrics, written in {} (not measured); agent {}",
@@ -167,9 +190,11 @@ fn main() -> anyhow::Result<()> {
     let ticks_before = cpu_ticks(pid)?;
     let t0 = Instant::now();
     let mut rss = Vec::new();
+    let mut rss_at: Vec<(f64, u64)> = Vec::new();
     while t0.elapsed() < idle {
         std::thread::sleep(Duration::from_secs(1).min(idle.saturating_sub(t0.elapsed())));
         rss.push(status_kb(pid, "VmRSS:")?);
+        rss_at.push((t0.elapsed().as_secs_f64(), *rss.last().unwrap_or(&0)));
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu_s = (cpu_ticks(pid)? - ticks_before) as f64 / ticks_per_second();
@@ -199,6 +224,15 @@ fn main() -> anyhow::Result<()> {
         cpu_s,
         cpu_pct
     );
+    // When the highest samples were taken (seconds into the idle time): a full scan every
+    // `--poll` (60 s) shows as a peak at that period.
+    rss_at.sort_by(|a, b| b.1.cmp(&a.1));
+    let peaks: Vec<String> = rss_at
+        .iter()
+        .take(5)
+        .map(|(t, kb)| format!("{} at {t:.0} s", mb(*kb)))
+        .collect();
+    println!("highest RSS samples: {}", peaks.join(", "));
     println!("load average at the end: {}", load_average());
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!(

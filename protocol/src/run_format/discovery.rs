@@ -45,6 +45,29 @@ impl RunLocation {
         }
         root.to_owned()
     }
+
+    /// The location of the run whose directory is `key` below `root` (the relative path the
+    /// feed names it by: `runs/<run path>/<id>`, or `<project>/<name>/runs/<id>` in the legacy
+    /// layout). `None` when `key` does not have `layout`'s shape.
+    pub fn from_key(root: &Path, key: &str, layout: Layout) -> Option<RunLocation> {
+        let (parent, id) = key.rsplit_once('/')?;
+        let run_path = match layout {
+            Layout::Current => match parent.strip_prefix("runs")? {
+                "" => String::new(),
+                rest => rest.strip_prefix('/')?.to_owned(),
+            },
+            Layout::Legacy => parent.strip_suffix("/runs")?.to_owned(),
+        };
+        if id.is_empty() {
+            return None;
+        }
+        Some(RunLocation {
+            dir: root.join(key),
+            run_path,
+            dir_name: id.to_owned(),
+            layout,
+        })
+    }
 }
 
 /// Something under the root that could not be walked.
@@ -255,7 +278,19 @@ mod tests {
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         for run in &d.runs {
             assert_eq!(run.root(), root, "{run:?}");
+            // The feed keeps only the key and the layout, and gets the location back from them.
+            let key = run.dir.strip_prefix(root).unwrap().to_str().unwrap();
+            assert_eq!(
+                RunLocation::from_key(root, key, run.layout).as_ref(),
+                Some(run)
+            );
         }
+        assert_eq!(RunLocation::from_key(root, "runs/r0", Layout::Legacy), None);
+        assert_eq!(
+            RunLocation::from_key(root, "proj/exp/runs/r2", Layout::Current),
+            None
+        );
+        assert_eq!(RunLocation::from_key(root, "runs/", Layout::Current), None);
     }
 
     #[test]

@@ -4,10 +4,9 @@
 //! JSON), so a listing reads no run files.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use runicorn_protocol::parallel::{io_workers, map_in_order};
-use runicorn_protocol::run_format::{Layout, RunLocation};
+use runicorn_protocol::run_format::{Layout, RunStatus};
 use runicorn_protocol::wire::{FileEntry, RunChange};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -15,7 +14,10 @@ use super::super::manifest::{ListedDir, Manifest, ManifestFile};
 use super::super::records::StoredRecords;
 use super::super::{upsert_cached, IndexError, RunIndex, UPSERT_CACHED_SQL};
 use super::artifacts::{self, ArtifactRow};
-use super::{ArtifactEntry, FeedEntry, FeedPage, KnownRun, Presence, Scanned};
+use super::{
+    fp_bytes, ArtifactEntry, FeedEntry, FeedPage, KnownRun, Presence, RememberedManifest, RunKey,
+    Scanned,
+};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -166,7 +168,7 @@ impl RunIndex {
 
     /// The live runs of the feed as stored, to start a process's memory from (without their
     /// cached records, loaded when needed), with the folder listings their manifests came from.
-    pub(super) fn load_known(&self, root: &Path) -> rusqlite::Result<HashMap<String, KnownRun>> {
+    pub(super) fn load_known(&self) -> rusqlite::Result<HashMap<RunKey, KnownRun>> {
         let mut stmt = self
             .conn
             .prepare("SELECT dir, state_fp, files, head, listed FROM feed_run WHERE removed = 0")?;
@@ -191,29 +193,52 @@ impl RunIndex {
                 // listings only cost listing its folders.
                 let files = parse_files(files).unwrap_or_default();
                 let dirs = parse_listed(listed).unwrap_or_default();
-                let location = RunLocation {
-                    dir: root.join(dir),
-                    run_path: head.path,
-                    dir_name: head.id,
-                    layout,
-                };
                 Some((
-                    dir.clone(),
+                    RunKey::from(dir.as_str()),
                     KnownRun {
-                        location,
+                        layout,
                         cache: None,
-                        manifest: Manifest {
+                        manifest: RememberedManifest::Whole(Box::new(Manifest {
                             files,
                             dirs,
                             ..Manifest::default()
-                        },
-                        state_fp: state_fp.clone(),
-                        status: head.status,
+                        })),
+                        state_fp: fp_bytes(state_fp),
+                        status: RunStatus::from_name(&head.status),
                     },
                 ))
             },
         );
         Ok(known.into_iter().flatten().collect())
+    }
+
+    /// The stored manifests (files and the folder listings they came from) of these live runs;
+    /// a run without a row, or whose row cannot be read, is left out.
+    pub(super) fn load_manifests(
+        &self,
+        dirs: &[&str],
+    ) -> rusqlite::Result<HashMap<String, Manifest>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT files, listed FROM feed_run WHERE dir = ?1 AND removed = 0")?;
+        let mut out = HashMap::with_capacity(dirs.len());
+        for dir in dirs {
+            let row: Option<(String, String)> = stmt
+                .query_row([dir], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((files, listed)) = row else { continue };
+            if let (Ok(files), Ok(dirs)) = (parse_files(&files), parse_listed(&listed)) {
+                out.insert(
+                    (*dir).to_owned(),
+                    Manifest {
+                        files,
+                        dirs,
+                        ..Manifest::default()
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Stores the folder listings of runs whose files did not change, where the stored
@@ -362,8 +387,6 @@ fn parse_listed(text: &str) -> Result<Vec<ListedDir>, serde_json::Error> {
 #[derive(serde::Deserialize)]
 struct StoredHead {
     status: String,
-    path: String,
-    id: String,
     layout: String,
 }
 
