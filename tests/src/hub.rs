@@ -200,14 +200,14 @@ pub fn sync_local_once(home: &Path, hub_dir: &Path, root: &Path, name: &str) {
 
 /// `runicorn-hub connect SPEC --root ROOT --once --no-ui --name gpu` with the built agent and
 /// `extra` options: one sync of a root over a real sshd into `hub_dir`; panics with the hub's
-/// output if it fails.
+/// output if it fails; returns its stderr.
 pub fn connect_ssh_once(
     home: &crate::sshd::ClientHome,
     hub_dir: &Path,
     sshd: &crate::sshd::Sshd,
     root: &Path,
     extra: &[&str],
-) {
+) -> String {
     let out = crate::output_within(
         hub(home.path(), hub_dir)
             .arg("connect")
@@ -221,4 +221,5 @@ pub fn connect_ssh_once(
         std::time::Duration::from_secs(180),
     );
     assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
