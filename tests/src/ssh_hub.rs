@@ -32,13 +32,18 @@ pub struct SshHub {
 impl SshHub {
     /// Starts the server and makes the folders, all empty.
     pub fn start() -> SshHub {
+        SshHub::with_root(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// [`SshHub::start`] serving `root` (a fixture's copy, say) as the storage root.
+    pub fn with_root(root: TempDir) -> SshHub {
         let sshd = Sshd::start();
         let home = sshd.client_home();
         home.trust(&sshd);
         SshHub {
             sshd,
             home,
-            root: tempfile::tempdir().expect("temp dir"),
+            root,
             hub_dir: tempfile::tempdir().expect("temp dir"),
             scratch: tempfile::tempdir().expect("temp dir"),
         }

@@ -322,6 +322,13 @@ impl Sshd {
         descendants(self.child.id())
     }
 
+    /// The server goes away now, sessions and all (as on drop, which then has nothing to do).
+    pub fn stop(&mut self) {
+        self.kill_connections();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILLs every per-connection process, cutting all live sessions; returns how many.
     pub fn kill_connections(&self) -> usize {
         let pids = self.connection_pids();
@@ -337,9 +344,7 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        self.kill_connections();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
