@@ -182,18 +182,32 @@ pub fn agent_path() -> PathBuf {
     binary("runicorn-agent")
 }
 
+/// `runicorn-hub connect local:ROOT --agent AGENT` with this home and hub folder, not yet
+/// started: the caller adds `--once`, `--name`, … (and runs it).
+pub fn connect_local(home: &Path, hub_dir: &Path, root: &Path, agent: &Path) -> Command {
+    let mut cmd = hub(home, hub_dir);
+    cmd.arg("connect")
+        .arg(format!("local:{}", root.display()))
+        .arg("--agent")
+        .arg(agent);
+    cmd
+}
+
 /// `runicorn-hub connect local:ROOT --once --no-ui --name NAME --prefetch none` with the test
 /// agent: one sync of a storage root on this machine into `hub_dir`; panics with the hub's
 /// output if it fails.
 pub fn sync_local_once(home: &Path, hub_dir: &Path, root: &Path, name: &str) {
+    sync_local_once_with(home, hub_dir, root, name, &["--prefetch", "none"]);
+}
+
+/// [`sync_local_once`] with `extra` options in place of `--prefetch none`
+/// (`--once --no-ui --name NAME EXTRA…`).
+pub fn sync_local_once_with(home: &Path, hub_dir: &Path, root: &Path, name: &str, extra: &[&str]) {
     let out = crate::output_within(
-        hub(home, hub_dir)
-            .arg("connect")
-            .arg(format!("local:{}", root.display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", name, "--prefetch", "none"]),
-        std::time::Duration::from_secs(120),
+        connect_local(home, hub_dir, root, &agent_path())
+            .args(["--once", "--no-ui", "--name", name])
+            .args(extra),
+        std::time::Duration::from_secs(240),
     );
     assert!(out.status.success(), "{}", show(&out));
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::run_format::{AlertConfig, RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::http::{EventStream, Request};
-use runicorn_tests::hub::{agent_path, hub, json_of, show};
+use runicorn_tests::hub::{agent_path, connect_local, hub, json_of, show, sync_local_once};
 use runicorn_tests::ssh_hub::SshHub;
 use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::stepper::Stepper;
@@ -299,11 +299,7 @@ fn a_one_off_sync_runs_the_command_once_per_alert_and_reports_its_failure() {
     let command = format!("cat >> '{}'; exit 3", file.display());
     let once = || {
         output_within(
-            hub(home.path(), hub_dir.path())
-                .arg("connect")
-                .arg(format!("local:{}", root.path().display()))
-                .arg("--agent")
-                .arg(agent_path())
+            connect_local(home.path(), hub_dir.path(), root.path(), &agent_path())
                 .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"])
                 .args(["--on-alert", &command]),
             Duration::from_secs(120),
@@ -402,16 +398,7 @@ sleep 8"#;
         std::fs::read_to_string(run_dir.join("system.jsonl"))
     );
     // Synced while the run runs: the alert arrives.
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"]),
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
     let listed = json_of(hub(home.path(), hub_dir.path()).args(["alerts", "--json"]));
     let alerts = listed.as_array().unwrap();
     assert_eq!(alerts.len(), 1, "{listed}");

@@ -13,7 +13,7 @@ use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, json_of, show};
+use runicorn_tests::hub::{hub, json_of, show, sync_local_once_with};
 use runicorn_tests::ssh_hub::SshHub;
 use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{noise, output_within, sha256sum};
@@ -208,16 +208,13 @@ fn cache_gc_removes_least_recently_used_files_first_and_keeps_files_in_use() {
     let run_dir = write_run(root.path(), "gcrun", &borrowed);
     // The same bytes in a second run are stored once.
     write_run(root.path(), "twin", &borrowed[..1]);
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "all"]),
-        COMMAND_LIMIT,
+    sync_local_once_with(
+        home.path(),
+        hub_dir.path(),
+        root.path(),
+        "box",
+        &["--prefetch", "all"],
     );
-    assert!(out.status.success(), "{}", show(&out));
 
     let usage = json_of(hub(home.path(), hub_dir.path()).args(["cache", "--json"]));
     let total: u64 = sizes.iter().map(|&n| n as u64).sum();
