@@ -454,6 +454,24 @@ impl ClientHome {
         let _ = std::fs::remove_file(format!("{}.old", path.display()));
     }
 
+    /// OpenSSH's own `ssh` to `sshd` as the current user with this home's key and known_hosts
+    /// (batch mode, strict host key checking, no config file); the caller adds the remote
+    /// command.
+    pub fn openssh(&self, sshd: &Sshd) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .arg("-i")
+            .arg(self.ssh_dir().join("id_ed25519"))
+            .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
+            .arg(format!("{}@127.0.0.1", current_user()));
+        cmd
+    }
+
     /// Options for the hub's client: this home's `.ssh`, no ssh-agent, short timeouts.
     pub fn options(&self) -> ConnectOptions {
         ConnectOptions {

@@ -3,7 +3,6 @@
 //! local:DIR --once`, listed by the real dashboard a page at a time, within a prefix, by key and
 //! by run id; sizes and SHA-256 checked against the files on disk (hashed by `sha256sum`).
 
-
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunKey, Store};
 use runicorn_tests::dashboard::ServedDashboard;
