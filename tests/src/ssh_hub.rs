@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::hub::{agent_path, connect_ssh_once, hub, show};
+use crate::hub::{agent_path, connect_ssh, connect_ssh_once, hub, show};
 use crate::output_within;
 use crate::sshd::{ClientHome, Sshd};
 
@@ -72,15 +72,14 @@ impl SshHub {
     /// `runicorn-hub connect SPEC --agent AGENT --root ROOT --name gpu --no-ui EXTRA…`, not yet
     /// started.
     pub fn connect(&self, extra: &[&str]) -> Command {
-        let mut cmd = self.hub();
-        cmd.arg("connect")
-            .arg(self.sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(self.root())
-            .args(["--name", "gpu", "--no-ui"])
-            .args(extra);
+        let mut cmd = connect_ssh(
+            self.home.path(),
+            self.hub_dir(),
+            &self.sshd,
+            self.root(),
+            &agent_path(),
+        );
+        cmd.args(["--name", "gpu", "--no-ui"]).args(extra);
         cmd
     }
 
