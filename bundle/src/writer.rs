@@ -977,6 +977,31 @@ mod tests {
         (path.to_owned(), known)
     }
 
+    /// The root-relative path of the run's `meta.json` and the hashes an index would know
+    /// now: that one file's.
+    fn meta_known_now(root: &Path) -> (String, KnownHashes) {
+        let meta = format!("{RUN}/meta.json");
+        let known = [known_now(root, &meta)].into_iter().collect();
+        (meta, known)
+    }
+
+    /// The bundle of the root's run written with no spool (every file hashed first unless
+    /// `known` spares it), and its report.
+    fn unspooled(
+        root: &Path,
+        known: &[KnownHashes],
+        progress: &mut dyn Progress,
+    ) -> Result<(Vec<u8>, WriteReport), BundleError> {
+        write_bundle_unspooled(&[source(root)], known, Vec::new(), progress)
+    }
+
+    fn test_options() -> WriteOptions {
+        WriteOptions {
+            zstd_level: 3,
+            created_by: "test".to_owned(),
+        }
+    }
+
     /// Rewrites a file with other bytes of the same length and puts its time back.
     fn rewrite_keeping_size_and_time(file: &Path) {
         let before = fs::metadata(file).unwrap().modified().unwrap();
@@ -1022,21 +1047,15 @@ mod tests {
     #[test]
     fn a_known_hash_spares_hashing_the_file_first() {
         let root = root();
-        let meta = format!("{RUN}/meta.json");
-        let known: KnownHashes = [known_now(root.path(), &meta)].into_iter().collect();
+        let (meta, known) = meta_known_now(root.path());
         let size = |name: &str| {
             fs::metadata(root.path().join(RUN).join(name))
                 .unwrap()
                 .len()
         };
         let mut hashed = HashedBytes::default();
-        let (bytes, report) = write_bundle_unspooled(
-            &[source(root.path())],
-            std::slice::from_ref(&known),
-            Vec::new(),
-            &mut hashed,
-        )
-        .unwrap();
+        let (bytes, report) =
+            unspooled(root.path(), std::slice::from_ref(&known), &mut hashed).unwrap();
         // copy.json has meta.json's bytes, written once from copy.json: meta.json is hashed
         // after all, since its bytes would not be checked
         let all = size("events.jsonl") + size("copy.json") + size("meta.json");
@@ -1045,9 +1064,7 @@ mod tests {
         assert_eq!(landed(&bytes).len(), 3);
         fs::remove_file(root.path().join(RUN).join("copy.json")).unwrap();
         let mut hashed = HashedBytes::default();
-        let (bytes, report) =
-            write_bundle_unspooled(&[source(root.path())], &[known], Vec::new(), &mut hashed)
-                .unwrap();
+        let (bytes, report) = unspooled(root.path(), &[known], &mut hashed).unwrap();
         assert_eq!(
             hashed.0,
             size("events.jsonl"),
@@ -1061,19 +1078,13 @@ mod tests {
     #[test]
     fn a_stale_known_hash_fails_the_export_and_none_is_taken_on_trust_by_the_spool() {
         let root = root();
-        let meta = format!("{RUN}/meta.json");
-        let known: KnownHashes = [known_now(root.path(), &meta)].into_iter().collect();
+        let (meta, known) = meta_known_now(root.path());
         let file = root.path().join(&meta);
         // With copy.json holding meta.json's old bytes, the stale hash names a content that
         // another member carries: meta.json is hashed, and the bundle is right.
         rewrite_keeping_size_and_time(&file);
-        let (bytes, _) = write_bundle_unspooled(
-            &[source(root.path())],
-            std::slice::from_ref(&known),
-            Vec::new(),
-            &mut NoProgress,
-        )
-        .unwrap();
+        let (bytes, _) =
+            unspooled(root.path(), std::slice::from_ref(&known), &mut NoProgress).unwrap();
         assert_eq!(landed(&bytes)[&meta], fs::read(&file).unwrap());
         assert_eq!(landed(&bytes)[&format!("{RUN}/copy.json")].len(), 16);
         // Alone, its stale hash is taken and the stream catches it.
@@ -1084,32 +1095,22 @@ mod tests {
             (known[&meta].size, known[&meta].mtime_ns)
         );
         assert_ne!(now.sha256, known[&meta].sha256, "the cached hash is stale");
-        let err = write_bundle_unspooled(
-            &[source(root.path())],
-            std::slice::from_ref(&known),
-            Vec::new(),
-            &mut NoProgress,
-        )
-        .unwrap_err();
+        let err =
+            unspooled(root.path(), std::slice::from_ref(&known), &mut NoProgress).unwrap_err();
         assert!(
             matches!(err, BundleError::StaleKnownHash { ref path } if path == &file),
             "{err}"
         );
         assert!(err.to_string().contains("export again"), "{err}");
         // Written again without known hashes, the bundle holds the file as it is.
-        let (bytes, _) =
-            write_bundle_unspooled(&[source(root.path())], &[], Vec::new(), &mut NoProgress)
-                .unwrap();
+        let (bytes, _) = unspooled(root.path(), &[], &mut NoProgress).unwrap();
         assert_eq!(landed(&bytes)[&meta], fs::read(&file).unwrap());
         // The spool reads small files once and hashes what it read: a stale hash is never used.
         let (bytes, _) = write_bundle_known(
             &[source(root.path())],
             &[],
             &[known],
-            &WriteOptions {
-                zstd_level: 3,
-                created_by: "test".to_owned(),
-            },
+            &test_options(),
             Vec::new(),
             &mut NoProgress,
         )
@@ -1125,13 +1126,7 @@ mod tests {
         known.sha256 = "0".repeat(64);
         known.mtime_ns += 1;
         let known: KnownHashes = [(path, known)].into_iter().collect();
-        let (bytes, _) = write_bundle_unspooled(
-            &[source(root.path())],
-            &[known],
-            Vec::new(),
-            &mut NoProgress,
-        )
-        .unwrap();
+        let (bytes, _) = unspooled(root.path(), &[known], &mut NoProgress).unwrap();
         assert_eq!(landed(&bytes).len(), 3);
     }
 
@@ -1146,15 +1141,11 @@ mod tests {
             file_max: 100_000,
             total_max: 1 << 20,
         };
-        let options = WriteOptions {
-            zstd_level: 3,
-            created_by: "test".to_owned(),
-        };
         let (out, report) = write_with_limits(
             &[source(root.path())],
             &[],
             &[],
-            &options,
+            &test_options(),
             Vec::new(),
             &mut NoProgress,
             limits,

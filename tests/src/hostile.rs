@@ -6,10 +6,8 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use runicorn_protocol::run_format::{discover_runs, scan_events, Event};
-
 use crate::binary;
-use crate::hub::Series;
+use crate::hub::{source_points_read_with, Series};
 
 /// Address space the agent may use in these tests (1 GiB): reading `/dev/zero` without bound
 /// would cross it within a second.
@@ -153,40 +151,12 @@ pub fn limited_agent(dir: &Path) -> PathBuf {
 /// Every metric point under `root` as `hub::source_points` gives them, reading only events
 /// files that are regular files (the test must not hang on the FIFOs it made either).
 pub fn readable_source_points(root: &Path) -> Series {
-    let mut out = Series::new();
-    for loc in discover_runs(root).runs {
-        let rel = loc
-            .dir
-            .strip_prefix(root)
-            .expect("run under root")
-            .to_string_lossy()
-            .into_owned();
-        let events = loc.dir.join("events.jsonl");
-        let regular = std::fs::symlink_metadata(&events).is_ok_and(|m| m.is_file());
-        let bytes = if regular {
-            std::fs::read(&events).unwrap_or_default()
+    source_points_read_with(root, |events| {
+        let regular = std::fs::symlink_metadata(events).is_ok_and(|m| m.is_file());
+        if regular {
+            std::fs::read(events).unwrap_or_default()
         } else {
             Vec::new()
-        };
-        let entry = out.entry(rel).or_default();
-        let mut line_no = 0u64;
-        scan_events(&bytes, 0, 1, |event| {
-            line_no += 1;
-            if let Event::Metrics(m) = event {
-                let step = m.step.unwrap_or(line_no as i64);
-                for (key, value) in m.values {
-                    let bits = if value.is_nan() {
-                        f64::NAN.to_bits()
-                    } else {
-                        value.to_bits()
-                    };
-                    entry
-                        .entry(key.into_owned())
-                        .or_default()
-                        .insert(step, bits);
-                }
-            }
-        });
-    }
-    out
+        }
+    })
 }

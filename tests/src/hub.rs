@@ -95,6 +95,12 @@ pub type Series = BTreeMap<String, BTreeMap<String, BTreeMap<i64, u64>>>;
 
 /// Every metric point under `root`, values as bit patterns (so NaN compares equal).
 pub fn source_points(root: &Path) -> Series {
+    source_points_read_with(root, |events| std::fs::read(events).unwrap_or_default())
+}
+
+/// [`source_points`] with each run's `events.jsonl` read by `read_events` (which may decline a
+/// file by giving no bytes).
+pub fn source_points_read_with(root: &Path, read_events: impl Fn(&Path) -> Vec<u8>) -> Series {
     let mut out = Series::new();
     for loc in discover_runs(root).runs {
         let rel = loc
@@ -103,7 +109,7 @@ pub fn source_points(root: &Path) -> Series {
             .expect("run under root")
             .to_string_lossy()
             .into_owned();
-        let bytes = std::fs::read(loc.dir.join("events.jsonl")).unwrap_or_default();
+        let bytes = read_events(&loc.dir.join("events.jsonl"));
         let entry = out.entry(rel).or_default();
         let mut line_no = 0u64;
         scan_events(&bytes, 0, 1, |event| {
@@ -182,43 +188,71 @@ pub fn agent_path() -> PathBuf {
     binary("runicorn-agent")
 }
 
+/// `runicorn-hub connect local:ROOT --agent AGENT` with this home and hub folder, not yet
+/// started: the caller adds `--once`, `--name`, … (and runs it).
+pub fn connect_local(home: &Path, hub_dir: &Path, root: &Path, agent: &Path) -> Command {
+    let mut cmd = hub(home, hub_dir);
+    cmd.arg("connect")
+        .arg(format!("local:{}", root.display()))
+        .arg("--agent")
+        .arg(agent);
+    cmd
+}
+
 /// `runicorn-hub connect local:ROOT --once --no-ui --name NAME --prefetch none` with the test
 /// agent: one sync of a storage root on this machine into `hub_dir`; panics with the hub's
 /// output if it fails.
 pub fn sync_local_once(home: &Path, hub_dir: &Path, root: &Path, name: &str) {
+    sync_local_once_with(home, hub_dir, root, name, &["--prefetch", "none"]);
+}
+
+/// [`sync_local_once`] with `extra` options in place of `--prefetch none`
+/// (`--once --no-ui --name NAME EXTRA…`).
+pub fn sync_local_once_with(home: &Path, hub_dir: &Path, root: &Path, name: &str, extra: &[&str]) {
     let out = crate::output_within(
-        hub(home, hub_dir)
-            .arg("connect")
-            .arg(format!("local:{}", root.display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", name, "--prefetch", "none"]),
-        std::time::Duration::from_secs(120),
+        connect_local(home, hub_dir, root, &agent_path())
+            .args(["--once", "--no-ui", "--name", name])
+            .args(extra),
+        std::time::Duration::from_secs(240),
     );
     assert!(out.status.success(), "{}", show(&out));
 }
 
+/// `runicorn-hub connect SPEC --agent AGENT --root ROOT` to `sshd` with this home and hub
+/// folder, not yet started: the caller adds `--once`, `--name`, … (and runs it).
+pub fn connect_ssh(
+    home: &Path,
+    hub_dir: &Path,
+    sshd: &crate::sshd::Sshd,
+    root: &Path,
+    agent: &Path,
+) -> Command {
+    let mut cmd = hub(home, hub_dir);
+    cmd.arg("connect")
+        .arg(sshd.spec())
+        .arg("--agent")
+        .arg(agent)
+        .arg("--root")
+        .arg(root);
+    cmd
+}
+
 /// `runicorn-hub connect SPEC --root ROOT --once --no-ui --name gpu` with the built agent and
 /// `extra` options: one sync of a root over a real sshd into `hub_dir`; panics with the hub's
-/// output if it fails.
+/// output if it fails; returns its stderr.
 pub fn connect_ssh_once(
     home: &crate::sshd::ClientHome,
     hub_dir: &Path,
     sshd: &crate::sshd::Sshd,
     root: &Path,
     extra: &[&str],
-) {
+) -> String {
     let out = crate::output_within(
-        hub(home.path(), hub_dir)
-            .arg("connect")
-            .arg(sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root)
+        connect_ssh(home.path(), hub_dir, sshd, root, &agent_path())
             .args(["--once", "--no-ui", "--name", "gpu"])
             .args(extra),
         std::time::Duration::from_secs(180),
     );
     assert!(out.status.success(), "{}", show(&out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -177,8 +177,18 @@ pub mod http;
 pub mod hub;
 pub mod relay;
 pub mod serving_hub;
+pub mod ssh_hub;
 pub mod sshd;
 pub mod stepper;
+
+/// Ctrl-C (SIGINT) to a started child, then its exit and output (what it piped).
+pub fn interrupt(child: std::process::Child) -> Output {
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    child.wait_with_output().expect("wait for the child")
+}
 
 /// Runs `cmd` to its end, failing the test if it takes longer than `limit` (it is killed).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {

@@ -322,6 +322,13 @@ impl Sshd {
         descendants(self.child.id())
     }
 
+    /// The server goes away now, sessions and all (as on drop, which then has nothing to do).
+    pub fn stop(&mut self) {
+        self.kill_connections();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILLs every per-connection process, cutting all live sessions; returns how many.
     pub fn kill_connections(&self) -> usize {
         let pids = self.connection_pids();
@@ -337,9 +344,7 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        self.kill_connections();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -447,6 +452,24 @@ impl ClientHome {
         let path = self.known_hosts();
         ssh_keygen(&["-H", "-f", path.to_str().expect("utf-8")]);
         let _ = std::fs::remove_file(format!("{}.old", path.display()));
+    }
+
+    /// OpenSSH's own `ssh` to `sshd` as the current user with this home's key and known_hosts
+    /// (batch mode, strict host key checking, no config file); the caller adds the remote
+    /// command.
+    pub fn openssh(&self, sshd: &Sshd) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .arg("-i")
+            .arg(self.ssh_dir().join("id_ed25519"))
+            .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
+            .arg(format!("{}@127.0.0.1", current_user()));
+        cmd
     }
 
     /// Options for the hub's client: this home's `.ssh`, no ssh-agent, short timeouts.

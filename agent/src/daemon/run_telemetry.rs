@@ -306,24 +306,13 @@ fn written_lately(path: &Path, within: Duration) -> bool {
 mod tests {
     use super::*;
     use crate::telemetry::nvidia_smi::Program;
+    use crate::telemetry::test_support::BusyChild;
 
-    /// A writer burning one core, killed when dropped.
-    struct Busy(std::process::Child);
-
-    impl Drop for Busy {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn busy() -> (Busy, ProcessId) {
-        let child = std::process::Command::new("sh")
-            .args(["-c", "while :; do :; done"])
-            .spawn()
-            .expect("start sh");
-        let id = ProcessId::of_pid(child.id()).expect("it runs");
-        (Busy(child), id)
+    /// A writer burning one core, killed when dropped, and its id.
+    fn busy() -> (BusyChild, ProcessId) {
+        let child = BusyChild::start();
+        let id = child.process_id();
+        (child, id)
     }
 
     fn run(dir: &str, id: ProcessId, host: &str, writer: &str) -> RunningRun {

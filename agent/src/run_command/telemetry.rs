@@ -129,26 +129,12 @@ mod tests {
     use super::*;
     use crate::telemetry::nvidia_smi::{NvidiaSmi, Program};
     use crate::telemetry::system_file::SYSTEM_FILE;
-
-    /// A command burning one core, killed when dropped (a failing test leaves nothing behind).
-    struct Busy(std::process::Child);
-
-    impl Drop for Busy {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::telemetry::test_support::BusyChild;
 
     #[test]
     fn a_thread_samples_a_busy_command_and_stops_when_asked() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let child = Busy(
-            std::process::Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .expect("start sh"),
-        );
+        let child = BusyChild::start();
         let settings = TelemetrySettings {
             interval: Some(Duration::from_millis(100)),
             nvidia_smi: NvidiaSmi {
@@ -157,7 +143,7 @@ mod tests {
             },
         };
         let tracking = TrackingProblems::new(dir.path().to_owned());
-        let thread = TelemetryThread::start(&settings, child.0.id(), dir.path(), tracking)
+        let thread = TelemetryThread::start(&settings, child.pid(), dir.path(), tracking)
             .expect("telemetry is on");
         let path = dir.path().join(SYSTEM_FILE);
         let deadline = Instant::now() + Duration::from_secs(20);

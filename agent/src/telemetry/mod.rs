@@ -23,3 +23,5 @@ pub mod run_owners;
 pub mod sampler;
 pub mod settings;
 pub mod system_file;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -12,7 +12,7 @@ use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_protocol::wire::RESIDENT_CAPABILITY;
 use runicorn_tests::agent_pipe::AgentPipe;
 use runicorn_tests::daemon::{alive, answers, lock_pid, socket_of, Daemon, StartedDaemon};
-use runicorn_tests::hub::{agent_path, append_steps, hub, json_of, show, write_runs};
+use runicorn_tests::hub::{agent_path, append_steps, connect_ssh, hub, json_of, show, write_runs};
 use runicorn_tests::sshd::Sshd;
 use runicorn_tests::{output_within, wait_until};
 
@@ -205,13 +205,7 @@ fn sigterm_and_idle_exit_end_the_daemon_and_remove_its_socket() {
 /// Syncs remote `gpu` once over the sshd (with `extra` options); returns the JSON of `remotes`.
 fn sync_over_ssh(home: &Path, hub_dir: &Path, sshd: &Sshd, root: &Path, extra: &[&str]) {
     let out = output_within(
-        hub(home, hub_dir)
-            .arg("connect")
-            .arg(sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root)
+        connect_ssh(home, hub_dir, sshd, root, &agent_path())
             .args(["--once", "--no-ui", "--name", "gpu", "--prefetch", "none"])
             .args(extra),
         Duration::from_secs(120),

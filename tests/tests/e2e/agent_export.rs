@@ -487,8 +487,8 @@ fn a_failing_export_leaves_no_file() {
 /// bundle reader straight off the pipe as it arrives: the same bundle as a local export.
 #[test]
 fn exports_through_ssh_to_standard_output() {
-    use runicorn_tests::sshd::{current_user, Sshd};
-    use std::process::{Command, Stdio};
+    use runicorn_tests::sshd::Sshd;
+    use std::process::Stdio;
     use std::sync::mpsc;
 
     let root = tempfile::tempdir().unwrap();
@@ -500,17 +500,8 @@ fn exports_through_ssh_to_standard_output() {
     let sshd = Sshd::start();
     let home = sshd.client_home();
     home.trust(&sshd);
-    let mut child = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            home.known_hosts().display()
-        ))
-        .arg("-i")
-        .arg(home.ssh_dir().join("id_ed25519"))
-        .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
-        .arg(format!("{}@127.0.0.1", current_user()))
+    let mut child = home
+        .openssh(&sshd)
         .arg(format!(
             "{} export --root {} --run far --json -o -",
             runicorn_tests::binary("runicorn-agent").display(),

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::run_format::{AlertConfig, RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::http::{EventStream, Request};
-use runicorn_tests::hub::{agent_path, hub, json_of, show};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::hub::{agent_path, connect_local, hub, json_of, show, sync_local_once};
+use runicorn_tests::ssh_hub::SshHub;
+use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::stepper::Stepper;
-use runicorn_tests::{agent_run, output_within, read_json, wait_until};
+use runicorn_tests::{agent_run, interrupt, output_within, read_json, wait_until};
 use serde_json::Value;
 
 /// A finished run whose watched `acc` logs NaN at step 3 (its unwatched `loss` logs NaN too).
@@ -105,92 +106,35 @@ fn has(alerts: &[Value], run_id: &str, kind: &str) -> bool {
         .any(|a| a["run_id"] == run_id && a["kind"] == kind)
 }
 
-struct Setup {
-    sshd: Sshd,
-    home: ClientHome,
-    root: tempfile::TempDir,
-    hub_dir: tempfile::TempDir,
-    scratch: tempfile::TempDir,
+/// `runicorn-hub alerts --json EXTRA…`.
+fn alerts(s: &SshHub, extra: &[&str]) -> Vec<Value> {
+    json_of(s.hub().arg("alerts").arg("--json").args(extra))
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
-impl Setup {
-    fn new() -> Setup {
-        let sshd = Sshd::start();
-        let home = sshd.client_home();
-        home.trust(&sshd);
-        Setup {
-            sshd,
-            home,
-            root: tempfile::tempdir().unwrap(),
-            hub_dir: tempfile::tempdir().unwrap(),
-            scratch: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn hub(&self) -> std::process::Command {
-        hub(self.home.path(), self.hub_dir.path())
-    }
-
-    /// `connect` following live, with `--on-alert` appending each alert to `file`.
-    fn follow(&self, file: &Path) -> Child {
-        self.hub()
-            .arg("connect")
-            .arg(self.sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(self.root.path())
-            .args([
-                "--name",
-                "gpu",
-                "--no-ui",
-                "--poll",
-                "0.5",
-                "--prefetch",
-                "none",
-            ])
-            .arg("--on-alert")
-            .arg(format!("cat >> '{}'", file.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// `runicorn-hub sync --json`, which must succeed.
-    fn sync(&self) {
-        let out = output_within(
-            self.hub().args(["sync", "--json"]),
-            Duration::from_secs(120),
-        );
-        assert!(out.status.success(), "{}", show(&out));
-    }
-
-    fn alerts(&self, extra: &[&str]) -> Vec<Value> {
-        json_of(self.hub().arg("alerts").arg("--json").args(extra))
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-}
-
+/// Stops a follower with Ctrl-C: its stderr.
 fn stop(child: Child) -> String {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    String::from_utf8_lossy(&interrupt(child).stderr).into_owned()
 }
 
 #[test]
 fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
-    let s = Setup::new();
-    let file: PathBuf = s.scratch.path().join("alerts.jsonl");
-    let stepper = Stepper::start(s.root.path(), "alerts/stall", 2.0);
-    write_nan_run(s.root.path(), "nan");
+    let s = SshHub::start();
+    let file: PathBuf = s.scratch().join("alerts.jsonl");
+    let stepper = Stepper::start(s.root(), "alerts/stall", 2.0);
+    write_nan_run(s.root(), "nan");
     std::thread::sleep(Duration::from_millis(1500)); // a dozen steps give a median interval
-    let follower = s.follow(&file);
+    let on_alert = format!("cat >> '{}'", file.display());
+    let follower = s.follow(&[
+        "--poll",
+        "0.5",
+        "--prefetch",
+        "none",
+        "--on-alert",
+        &on_alert,
+    ]);
 
     // The NaN arrives with the first sync.
     assert!(
@@ -213,7 +157,7 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
         "stalled alert after {waited:?}"
     );
     // A killed writer: crashed.
-    crash_a_wrapped_run(s.root.path());
+    crash_a_wrapped_run(s.root());
     assert!(
         wait_until(30.0, || has(&hooked(&file), "crasher", "crashed")),
         "no crashed alert: {:?}",
@@ -267,11 +211,11 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
     for _ in 0..2 {
         s.sync();
     }
-    let listed = s.alerts(&[]);
+    let listed = alerts(&s, &[]);
     assert_eq!(counted(&listed), counts, "{listed:?}");
     stepper.finish();
     s.sync();
-    assert_eq!(counted(&s.alerts(&[])), counts);
+    assert_eq!(counted(&alerts(&s, &[])), counts);
 
     // Acknowledged through the CLI: gone from the default listing, kept with --all.
     let id = nan[0]["id"].as_i64().unwrap();
@@ -280,8 +224,8 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", show(&out));
-    assert!(s.alerts(&[]).iter().all(|a| a["id"] != id));
-    let all = s.alerts(&["--all"]);
+    assert!(alerts(&s, &[]).iter().all(|a| a["id"] != id));
+    let all = alerts(&s, &["--all"]);
     let acked = all.iter().find(|a| a["id"] == id).unwrap();
     assert!(acked["received_at"].as_f64().is_some(), "{acked}");
     let out = output_within(
@@ -302,7 +246,7 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
     );
 
     // Through the API: listing, a refused write without the token, ack, ack-all.
-    let web = ServedDashboard::start(s.hub_dir.path(), None);
+    let web = ServedDashboard::start(s.hub_dir(), None);
     let before = web.json("/api/alerts");
     assert_eq!(before["unacked"], 2, "{before}");
     let stall_id = stall["id"].as_i64().unwrap();
@@ -325,7 +269,7 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
 
     // A new alert announced on the event stream while the dashboard is open.
     let mut events = EventStream::open(web.addr, "/api/events");
-    write_nan_run(s.root.path(), "nan2");
+    write_nan_run(s.root(), "nan2");
     s.sync();
     let event = events
         .until(Duration::from_secs(30), |e| e.event == "alerts")
@@ -338,8 +282,8 @@ fn stalls_nans_and_crashes_alert_once_at_the_hub_and_the_on_alert_command() {
     let all = web.write("POST", "/api/alerts/ack-all", None);
     assert_eq!(all.status, 200, "{}", all.text());
     assert_eq!(all.json()["acked"], 2);
-    assert!(s.alerts(&[]).is_empty());
-    assert_eq!(s.alerts(&["--all"]).len(), counts.len() + 1);
+    assert!(alerts(&s, &[]).is_empty());
+    assert_eq!(alerts(&s, &["--all"]).len(), counts.len() + 1);
 }
 
 #[test]
@@ -355,11 +299,7 @@ fn a_one_off_sync_runs_the_command_once_per_alert_and_reports_its_failure() {
     let command = format!("cat >> '{}'; exit 3", file.display());
     let once = || {
         output_within(
-            hub(home.path(), hub_dir.path())
-                .arg("connect")
-                .arg(format!("local:{}", root.path().display()))
-                .arg("--agent")
-                .arg(agent_path())
+            connect_local(home.path(), hub_dir.path(), root.path(), &agent_path())
                 .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"])
                 .args(["--on-alert", &command]),
             Duration::from_secs(120),
@@ -458,16 +398,7 @@ sleep 8"#;
         std::fs::read_to_string(run_dir.join("system.jsonl"))
     );
     // Synced while the run runs: the alert arrives.
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"]),
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once(home.path(), hub_dir.path(), root.path(), "box");
     let listed = json_of(hub(home.path(), hub_dir.path()).args(["alerts", "--json"]));
     let alerts = listed.as_array().unwrap();
     assert_eq!(alerts.len(), 1, "{listed}");

@@ -18,7 +18,8 @@ use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::hub::{connect_ssh_once, hub, show};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::ssh_hub::SshHub;
+use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{noise, output_within};
 use serde_json::Value;
 
@@ -86,34 +87,17 @@ fn chunks_of(bytes: &[u8]) -> Vec<(String, u64)> {
 
 /// A server with the three versions, synced into a fresh hub.
 struct Setup {
-    sshd: Sshd,
-    home: ClientHome,
-    root: tempfile::TempDir,
-    hub_dir: tempfile::TempDir,
+    ssh: SshHub,
     out: tempfile::TempDir,
     weights: Vec<Vec<u8>>,
 }
 
 fn setup() -> Setup {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let weights = write_versions(root.path(), scratch.path());
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
+    let ssh = SshHub::start();
+    let weights = write_versions(ssh.root(), ssh.scratch());
+    ssh.connect_once(&["--prefetch", "none"]);
     Setup {
-        sshd,
-        home,
-        root,
-        hub_dir,
+        ssh,
         out: tempfile::tempdir().unwrap(),
         weights,
     }
@@ -125,7 +109,12 @@ impl Setup {
     }
 
     fn fetch(&self, reference: &str, dir: &str) -> Output {
-        fetch_artifact(&self.home, self.hub_dir.path(), reference, &self.dir(dir))
+        fetch_artifact(
+            &self.ssh.home,
+            self.ssh.hub_dir(),
+            reference,
+            &self.dir(dir),
+        )
     }
 }
 
@@ -147,14 +136,14 @@ fn v1_and_v3_fetched_are_byte_identical_and_v3_after_v2_moves_only_the_missing_c
     // A fresh hub: v2 first (by its alias), then v3 moves only what v2 lacked.
     let hub2 = tempfile::tempdir().unwrap();
     connect_ssh_once(
-        &s.home,
+        &s.ssh.home,
         hub2.path(),
-        &s.sshd,
-        s.root.path(),
+        &s.ssh.sshd,
+        s.ssh.root(),
         &["--prefetch", "none"],
     );
     let r2 = report(&fetch_artifact(
-        &s.home,
+        &s.ssh.home,
         hub2.path(),
         "m:best",
         &s.dir("h2v2"),
@@ -163,7 +152,7 @@ fn v1_and_v3_fetched_are_byte_identical_and_v3_after_v2_moves_only_the_missing_c
     let v2_chunks = chunks_of(&s.weights[1]);
     assert_eq!(r2["chunks_moved"], v2_chunks.len(), "{r2}");
     let r3 = report(&fetch_artifact(
-        &s.home,
+        &s.ssh.home,
         hub2.path(),
         "m:v3",
         &s.dir("h2v3"),
@@ -192,8 +181,8 @@ fn a_chunk_damaged_on_the_server_is_refused_and_nothing_bad_is_cached() {
         .find(|(h, _)| !v1.contains(h))
         .unwrap();
     let path = s
-        .root
-        .path()
+        .ssh
+        .root()
         .join("artifacts/.chunks")
         .join(&victim[..2])
         .join(&victim);
@@ -211,14 +200,14 @@ fn a_chunk_damaged_on_the_server_is_refused_and_nothing_bad_is_cached() {
     );
     assert!(!s.dir("bad").join("weights.bin").exists());
     let cached = s
-        .hub_dir
-        .path()
+        .ssh
+        .hub_dir()
         .join("files/chunks")
         .join(&victim[..2])
         .join(&victim);
     assert!(!cached.exists(), "the damaged chunk was cached");
     // No chunk file in the cache holds bytes other than its name says.
-    for shard in std::fs::read_dir(s.hub_dir.path().join("files/chunks")).unwrap() {
+    for shard in std::fs::read_dir(s.ssh.hub_dir().join("files/chunks")).unwrap() {
         for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
             let f = f.unwrap().path();
             let name = f.file_name().unwrap().to_str().unwrap().to_owned();
@@ -226,7 +215,7 @@ fn a_chunk_damaged_on_the_server_is_refused_and_nothing_bad_is_cached() {
         }
     }
     // Nothing recorded the damaged content as held.
-    let db = recorded_contents(s.hub_dir.path());
+    let db = recorded_contents(s.ssh.hub_dir());
     let weights_sha = runicorn_artifact_store::chunking::sha256_hex(&s.weights[1]);
     assert!(
         !db.contains(&weights_sha),
@@ -256,12 +245,14 @@ fn recorded_contents(hub_dir: &Path) -> Vec<String> {
 
 #[test]
 fn offline_a_cached_version_is_served_and_an_uncached_one_fails_clearly() {
-    let s = setup();
+    let mut s = setup();
     report(&s.fetch("m:v2", "online"));
-    let store = StoreHandle::open(s.hub_dir.path()).unwrap();
-    let fetcher: Arc<dyn runicorn_web::FileFetcher> =
-        Arc::new(RemoteFiles::with_connect_options(store, s.home.options()));
-    let dash = ServedDashboard::start(s.hub_dir.path(), Some(fetcher));
+    let store = StoreHandle::open(s.ssh.hub_dir()).unwrap();
+    let fetcher: Arc<dyn runicorn_web::FileFetcher> = Arc::new(RemoteFiles::with_connect_options(
+        store,
+        s.ssh.home.options(),
+    ));
+    let dash = ServedDashboard::start(s.ssh.hub_dir(), Some(fetcher));
     // While the server is up, the route fetches v1 on demand and answers ranges.
     let ranged =
         runicorn_tests::http::Request::get("/api/artifacts/gpu/model/m/v1/files/weights.bin")
@@ -271,32 +262,29 @@ fn offline_a_cached_version_is_served_and_an_uncached_one_fails_clearly() {
     assert!(ranged.body == s.weights[0][100..200]);
 
     // The server goes away, sessions and all.
-    let Setup {
-        sshd,
-        home,
-        root: _root,
-        hub_dir,
-        out: _out,
-        weights,
-    } = s;
+    s.ssh.sshd.stop();
     let out_dir = tempfile::tempdir().unwrap();
-    drop(sshd);
     let out = fetch_artifact(
-        &home,
-        hub_dir.path(),
+        &s.ssh.home,
+        s.ssh.hub_dir(),
         "m:best",
         &out_dir.path().join("offline"),
     );
     let r = report(&out);
     assert_eq!(r["bytes_moved"], 0, "{r}");
     let got = std::fs::read(out_dir.path().join("offline/weights.bin")).unwrap();
-    assert!(got == weights[1]);
+    assert!(got == s.weights[1]);
     let whole = dash.get("/api/artifacts/gpu/model/m/v2/files/weights.bin");
     assert_eq!(whole.status, 200, "{}", whole.text());
-    assert!(whole.body == weights[1]);
+    assert!(whole.body == s.weights[1]);
 
     // v3 was never fetched: the CLI and the route say the remote is offline.
-    let out = fetch_artifact(&home, hub_dir.path(), "m:v3", &out_dir.path().join("never"));
+    let out = fetch_artifact(
+        &s.ssh.home,
+        s.ssh.hub_dir(),
+        "m:v3",
+        &out_dir.path().join("never"),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -316,28 +304,18 @@ fn offline_a_cached_version_is_served_and_an_uncached_one_fails_clearly() {
 
 #[test]
 fn an_upstream_blob_is_fetched_by_its_sha256_and_served_from_the_cache_offline() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
+    let mut s = SshHub::start();
     // Upstream 0.7's blob store: archive/blobs/<sha[:2]>/<sha>, 5 MiB (cut by the agent).
     let blob = noise(5 << 20, 11);
     let sha = runicorn_artifact_store::chunking::sha256_hex(&blob);
-    let dir = root.path().join("archive/blobs").join(&sha[..2]);
+    let dir = s.root().join("archive/blobs").join(&sha[..2]);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(&sha), &blob).unwrap();
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
-    let store = StoreHandle::open(hub_dir.path()).unwrap();
+    s.connect_once(&["--prefetch", "none"]);
+    let store = StoreHandle::open(s.hub_dir()).unwrap();
     let fetcher: Arc<dyn runicorn_web::FileFetcher> =
-        Arc::new(RemoteFiles::with_connect_options(store, home.options()));
-    let dash = ServedDashboard::start(hub_dir.path(), Some(fetcher));
+        Arc::new(RemoteFiles::with_connect_options(store, s.home.options()));
+    let dash = ServedDashboard::start(s.hub_dir(), Some(fetcher));
     let url = format!("/api/remotes/gpu/blobs/{sha}");
 
     let got = dash.get(&url);
@@ -347,7 +325,7 @@ fn an_upstream_blob_is_fetched_by_its_sha256_and_served_from_the_cache_offline()
     assert_eq!(absent.status, 404, "{}", absent.text());
     assert_eq!(dash.get("/api/remotes/gpu/blobs/..%2f..%2fetc").status, 400);
 
-    drop(sshd);
+    s.sshd.stop();
     let ranged = runicorn_tests::http::Request::get(&url)
         .header("Range", "bytes=-1000")
         .send(dash.addr);
@@ -443,26 +421,16 @@ fn write_big_versions(root: &Path, scratch: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_long_chunk_list_is_fetched_in_small_pages_over_sshd_and_moves_each_missing_chunk_once() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
+    let s = SshHub::start();
     let scratch = tempfile::tempdir().unwrap();
-    let weights = write_big_versions(root.path(), scratch.path());
+    let weights = write_big_versions(s.root(), scratch.path());
     drop(scratch);
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
+    s.connect_once(&["--prefetch", "none"]);
     let out = tempfile::tempdir().unwrap();
     // Pages of 37 chunks: v1's list (about 800 chunks) comes in some 20 pages.
     let fetch = |reference: &str, dir: &str| {
         report(&output_within(
-            hub(home.path(), hub_dir.path())
+            s.hub()
                 .env("RUNICORN_CHUNK_PAGE_MAX", "37")
                 .args(["fetch", "artifact", reference, "--json", "-o"])
                 .arg(out.path().join(dir)),
@@ -545,18 +513,18 @@ fn a_fetch_whose_pool_file_is_packed_after_the_list_came_asks_again_and_gets_the
     let v1 = s.weights[0].clone();
     let sha = runicorn_artifact_store::chunking::sha256_hex(&v1);
     let pooled = s
-        .root
-        .path()
+        .ssh
+        .root()
         .join("artifacts/.pool")
         .join(runicorn_protocol::run_format::artifacts::fanout_path(&sha));
     assert!(pooled.is_file(), "v1 starts whole in the pool");
-    let store = StoreHandle::open(s.hub_dir.path()).unwrap();
-    let files = RemoteFiles::with_connect_options(store.clone(), s.home.options());
+    let store = StoreHandle::open(s.ssh.hub_dir()).unwrap();
+    let files = RemoteFiles::with_connect_options(store.clone(), s.ssh.home.options());
     // The list is in hand (cut from the whole file) when progress is first told; the server
     // then packs, as the agent does in the background: the whole file the list points into goes.
     let packed = Arc::new(AtomicBool::new(false));
     let progress: runicorn_hub::file_fetch::TransferProgress = {
-        let (packed, root) = (Arc::clone(&packed), s.root.path().to_owned());
+        let (packed, root) = (Arc::clone(&packed), s.ssh.root().to_owned());
         Arc::new(move |_| {
             if !packed.swap(true, Ordering::SeqCst) {
                 runicorn_artifact_store::pack::pack(&root, false, &mut |_| {}).unwrap();

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use runicorn_tests::hub::{agent_path, hub, show};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::hub::show;
+use runicorn_tests::ssh_hub::SshHub;
 use runicorn_tests::{output_within, workspace_root};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
@@ -19,84 +19,29 @@ use serde_json::{json, Value};
 /// Longest any one command may take.
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// A server with a storage root, a client home that trusts it, and a hub folder.
-struct Setup {
-    sshd: Sshd,
-    home: ClientHome,
-    root: tempfile::TempDir,
-    hub_dir: tempfile::TempDir,
-    scratch: tempfile::TempDir,
+/// Runs a Python program with our SDK (`sdk/python/src`) and the storage root as argv[1],
+/// a scratch folder as argv[2].
+fn python(s: &SshHub, program: &str) {
+    let python = std::env::var_os("RUNICORN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", program])
+        .arg(s.root())
+        .arg(s.scratch())
+        .env("PYTHONPATH", workspace_root().join("sdk/python/src"))
+        .env_remove("RUNICORN_DIR");
+    let out = output_within(&mut cmd, LIMIT);
+    assert!(out.status.success(), "{program}\n{}", show(&out));
 }
 
-impl Setup {
-    fn new() -> Setup {
-        let sshd = Sshd::start();
-        let home = sshd.client_home();
-        home.trust(&sshd);
-        Setup {
-            sshd,
-            home,
-            root: tempfile::tempdir().unwrap(),
-            hub_dir: tempfile::tempdir().unwrap(),
-            scratch: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    /// The first sync: `runicorn-hub connect --once` registers remote `gpu` and syncs it;
-    /// returns its stderr.
-    fn connect_once(&self) -> String {
-        let mut cmd = hub(self.home.path(), self.hub_dir.path());
-        cmd.arg("connect")
-            .arg(self.sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(self.root())
-            .args(["--name", "gpu", "--no-ui", "--once"]);
-        let out = output_within(&mut cmd, LIMIT);
-        assert!(out.status.success(), "{}", show(&out));
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    /// `runicorn-hub sync --json`: the round's figures for remote `gpu`.
-    fn sync(&self) -> Value {
-        let mut cmd = hub(self.home.path(), self.hub_dir.path());
-        cmd.args(["sync", "--json"]);
-        let out = output_within(&mut cmd, LIMIT);
-        assert!(out.status.success(), "{}", show(&out));
-        let v: Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
-        assert_eq!(v[0]["ok"], true, "{v}");
-        v[0].clone()
-    }
-
-    /// Runs a Python program with our SDK (`sdk/python/src`) and the storage root as argv[1],
-    /// a scratch folder as argv[2].
-    fn python(&self, program: &str) {
-        let python = std::env::var_os("RUNICORN_TEST_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("python3"));
-        let mut cmd = Command::new(python);
-        cmd.args(["-c", program])
-            .arg(self.root())
-            .arg(self.scratch.path())
-            .env("PYTHONPATH", workspace_root().join("sdk/python/src"))
-            .env_remove("RUNICORN_DIR");
-        let out = output_within(&mut cmd, LIMIT);
-        assert!(out.status.success(), "{program}\n{}", show(&out));
-    }
-
-    fn store(&self) -> Connection {
-        Connection::open_with_flags(
-            self.hub_dir.path().join("store.sqlite"),
-            OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap()
-    }
+/// The hub's store, read-only.
+fn store(s: &SshHub) -> Connection {
+    Connection::open_with_flags(
+        s.hub_dir().join("store.sqlite"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap()
 }
 
 /// Logs `m:v1..v3` (v1 `best`, then v3 takes `best`) from run `producer` and uses `m:v1` from
@@ -303,8 +248,8 @@ fn expected(root: &Path, kind: &str, name: &str) -> StoredArtifact {
 }
 
 /// The stored artifact equals what its files on the server say (seq, problem, removed apart).
-fn assert_synced(s: &Setup, kind: &str, name: &str) -> StoredArtifact {
-    let got = stored(&s.store(), &format!("artifacts/{kind}/{name}"));
+fn assert_synced(s: &SshHub, kind: &str, name: &str) -> StoredArtifact {
+    let got = stored(&store(s), &format!("artifacts/{kind}/{name}"));
     let want = expected(s.root(), kind, name);
     assert_eq!(got.versions, want.versions, "{kind}/{name} versions");
     assert_eq!(got.aliases, want.aliases, "{kind}/{name} aliases");
@@ -314,8 +259,8 @@ fn assert_synced(s: &Setup, kind: &str, name: &str) -> StoredArtifact {
     got
 }
 
-fn run_dir(s: &Setup, run_id: &str) -> String {
-    s.store()
+fn run_dir(s: &SshHub, run_id: &str) -> String {
+    store(s)
         .query_row("SELECT dir FROM runs WHERE run_id = ?1", [run_id], |r| {
             r.get(0)
         })
@@ -324,9 +269,9 @@ fn run_dir(s: &Setup, run_id: &str) -> String {
 
 #[test]
 fn versions_aliases_files_and_lineage_sync_and_follow_later_changes() {
-    let s = Setup::new();
-    s.python(LOG_THREE_VERSIONS);
-    let stderr = s.connect_once();
+    let s = SshHub::start();
+    python(&s, LOG_THREE_VERSIONS);
+    let stderr = s.connect_once(&[]);
     assert!(stderr.contains("synced 2 runs, 2 artifacts,"), "{stderr}");
 
     let m = assert_synced(&s, "model", "m");
@@ -360,7 +305,8 @@ fn versions_aliases_files_and_lineage_sync_and_follow_later_changes() {
     assert_eq!(again["artifacts"], 0, "{again}");
 
     // `best` moves back to v1, and v2 is deleted (its directory and its entry; the pool stays).
-    s.python(
+    python(
+        &s,
         r#"
 import os, sys
 import runicorn as rn
@@ -392,29 +338,30 @@ run.finish()
     // The dataset's directory removed on the server: kept on the hub, marked removed.
     fs::remove_dir_all(s.root().join("artifacts/dataset/d")).unwrap();
     s.sync();
-    let d = stored(&s.store(), "artifacts/dataset/d");
+    let d = stored(&store(&s), "artifacts/dataset/d");
     assert!(d.removed, "{d:?}");
     assert_eq!(d.versions.len(), 1, "a removed artifact keeps its rows");
 }
 
 #[test]
 fn a_damaged_versions_json_arrives_as_a_problem_and_the_others_still_sync() {
-    let s = Setup::new();
-    s.python(LOG_THREE_VERSIONS);
+    let s = SshHub::start();
+    python(&s, LOG_THREE_VERSIONS);
     fs::write(
         s.root().join("artifacts/model/m/versions.json"),
         "{\"name\": \"m\", \"type\": \"model\", \"versions\": [",
     )
     .unwrap();
-    s.connect_once();
-    let m = stored(&s.store(), "artifacts/model/m");
+    s.connect_once(&[]);
+    let m = stored(&store(&s), "artifacts/model/m");
     let problem = m.problem.clone().unwrap_or_default();
     assert!(problem.contains("versions.json"), "{m:?}");
     assert!(!m.removed);
     assert_synced(&s, "dataset", "d");
 
     // Repaired: the next sync brings its versions.
-    s.python(
+    python(
+        &s,
         r#"
 import os, sys, json
 root = sys.argv[1]
@@ -437,7 +384,7 @@ json.dump({"name": "m", "type": "model", "versions": entries,
 
 #[test]
 fn an_upstream_style_runs_assets_json_fills_runs_assets() {
-    let s = Setup::new();
+    let s = SshHub::start();
     let dir = s.root().join("runs/vision/20261201_120000_abc123");
     fs::create_dir_all(&dir).unwrap();
     fs::write(
@@ -468,13 +415,12 @@ fn an_upstream_style_runs_assets_json_fills_runs_assets() {
                      "archived_at": 1.7e9}]
     });
     fs::write(dir.join("assets.json"), assets.to_string()).unwrap();
-    let stderr = s.connect_once();
+    let stderr = s.connect_once(&[]);
     assert!(
         stderr.contains("synced 1 runs,"),
         "no artifacts, none named: {stderr}"
     );
-    let (stored, config): (Option<String>, Option<String>) = s
-        .store()
+    let (stored, config): (Option<String>, Option<String>) = store(&s)
         .query_row(
             "SELECT assets, config FROM runs WHERE run_id = '20261201_120000_abc123'",
             [],
@@ -495,8 +441,7 @@ fn an_upstream_style_runs_assets_json_fills_runs_assets() {
                                  "path_or_uri": "resnet50", "saved": false}]);
     fs::write(dir.join("assets.json"), more.to_string()).unwrap();
     s.sync();
-    let again: String = s
-        .store()
+    let again: String = store(&s)
         .query_row("SELECT assets FROM runs", [], |r| r.get(0))
         .unwrap();
     assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), more);

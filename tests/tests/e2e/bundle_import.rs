@@ -398,7 +398,7 @@ fn refused_imports_name_the_problem_and_leave_the_store_as_it_was() {
 
 #[test]
 fn an_export_streamed_through_ssh_imports_from_standard_input() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     write_runs(&root, 3, |i| 25 + i);
@@ -407,20 +407,8 @@ fn an_export_streamed_through_ssh_imports_from_standard_input() {
     home.trust(&sshd);
     // `ssh login-node runicorn-agent export -o - | runicorn-hub import -`, with OpenSSH's own
     // client: the bundle never touches the disk on either side.
-    let mut ssh = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            home.known_hosts().display()
-        ))
-        .arg("-i")
-        .arg(home.ssh_dir().join("id_ed25519"))
-        .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
-        .arg(format!(
-            "{}@127.0.0.1",
-            runicorn_tests::sshd::current_user()
-        ))
+    let mut ssh = home
+        .openssh(&sshd)
         .arg(format!(
             "{} export --root {} --name gpu -o -",
             agent_path().display(),

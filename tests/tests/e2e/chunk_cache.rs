@@ -17,8 +17,9 @@ use runicorn_artifact_store::writer::{log_artifact_with, Artifact, LogOptions};
 use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{connect_ssh_once, hub, show};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::hub::{hub, show};
+use runicorn_tests::ssh_hub::SshHub;
+use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{noise, output_within, wait_until};
 use serde_json::Value;
 
@@ -112,10 +113,7 @@ impl SlowDownload {
 
 #[test]
 fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
+    let s = SshHub::start();
     let scratch = tempfile::tempdir().unwrap();
     // 24 MiB as chunks on the server: hundreds of chunk files, far more than socket buffers.
     let weights = noise(24 << 20, 5);
@@ -126,25 +124,18 @@ fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
     let options = LogOptions {
         chunk_large_files: true,
     };
-    log_artifact_with(root.path(), &art, &[], None, &options).unwrap();
+    log_artifact_with(s.root(), &art, &[], None, &options).unwrap();
     drop(scratch);
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
+    s.connect_once(&["--prefetch", "none"]);
     let out_dir = tempfile::tempdir().unwrap();
     let out = output_within(
-        hub(home.path(), hub_dir.path())
+        s.hub()
             .args(["fetch", "artifact", "big:v1", "--json", "-o"])
             .arg(out_dir.path()),
         COMMAND_LIMIT,
     );
     assert!(out.status.success(), "{}", show(&out));
-    let chunks = chunk_files(hub_dir.path());
+    let chunks = chunk_files(s.hub_dir());
     assert!(chunks.len() > 100, "{} chunk files", chunks.len());
     // Used long ago, as far as the cache's order knows.
     let long_ago = SystemTime::now() - Duration::from_secs(7200);
@@ -157,10 +148,10 @@ fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
             .unwrap();
     }
 
-    let store = StoreHandle::open(hub_dir.path()).unwrap();
+    let store = StoreHandle::open(s.hub_dir()).unwrap();
     let fetcher: Arc<dyn runicorn_web::FileFetcher> =
-        Arc::new(RemoteFiles::with_connect_options(store, home.options()));
-    let dash = ServedDashboard::start(hub_dir.path(), Some(fetcher));
+        Arc::new(RemoteFiles::with_connect_options(store, s.home.options()));
+    let dash = ServedDashboard::start(s.hub_dir(), Some(fetcher));
     let target = "/api/artifacts/gpu/model/big/v1/files/weights.bin";
     let mut download = SlowDownload::start(dash.addr, target);
     assert_eq!(download.length, weights.len());
@@ -175,7 +166,7 @@ fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
     }
 
     // gc to nothing while the download is in flight: every chunk it holds is kept.
-    let report = cache_gc(&home, hub_dir.path());
+    let report = cache_gc(&s.home, s.hub_dir());
     assert_eq!(
         report["removed"].as_array().unwrap().len(),
         0,
@@ -191,7 +182,7 @@ fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
     assert!(got == weights, "the download is not byte-identical");
 
     // Once it ended, gc removes the chunks and the content is no longer recorded as held.
-    let report = cache_gc(&home, hub_dir.path());
+    let report = cache_gc(&s.home, s.hub_dir());
     assert_eq!(
         report["removed"].as_array().unwrap().len(),
         chunks.len(),
@@ -199,11 +190,11 @@ fn a_download_streaming_while_cache_gc_runs_completes_byte_identical() {
     );
     let sha = runicorn_artifact_store::chunking::sha256_hex(&weights);
     assert!(
-        !hub_dir.path().join("files/chunks/held").join(&sha).exists(),
+        !s.hub_dir().join("files/chunks/held").join(&sha).exists(),
         "the hold file of a forgotten content stays"
     );
     {
-        let read = runicorn_store::Store::open_read_only(hub_dir.path()).unwrap();
+        let read = runicorn_store::Store::open_read_only(s.hub_dir()).unwrap();
         assert!(read.content_chunks(&sha).unwrap().is_empty());
         assert_eq!(read.cached_layout(&sha).unwrap(), None);
     }
@@ -259,40 +250,30 @@ fn most_agents_during(root: &Path, f: impl FnOnce()) -> usize {
 
 #[test]
 fn the_chunk_list_session_closes_when_idle_and_reopens_for_the_next_fetch() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
+    let s = SshHub::start();
     // Two upstream blobs (archive/blobs/<sha[:2]>/<sha>): fetched by chunk lists.
     let blobs: Vec<Vec<u8>> = (0..2).map(|i| noise(5 << 20, 40 + i)).collect();
     let mut shas = Vec::new();
     for blob in &blobs {
         let sha = runicorn_artifact_store::chunking::sha256_hex(blob);
-        let dir = root.path().join("archive/blobs").join(&sha[..2]);
+        let dir = s.root().join("archive/blobs").join(&sha[..2]);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(&sha), blob).unwrap();
         shas.push(sha);
     }
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
+    s.connect_once(&["--prefetch", "none"]);
     assert!(
-        wait_until(20.0, || agents_serving(root.path()) == 0),
+        wait_until(20.0, || agents_serving(s.root()) == 0),
         "the sync's agent is still running"
     );
-    let store = StoreHandle::open(hub_dir.path()).unwrap();
-    let files = RemoteFiles::with_connect_options(store, home.options());
+    let store = StoreHandle::open(s.hub_dir()).unwrap();
+    let files = RemoteFiles::with_connect_options(store, s.home.options());
     files.set_chunk_agent_idle(Duration::from_secs(2));
     let fetcher: Arc<dyn runicorn_web::FileFetcher> = Arc::new(files);
-    let dash = ServedDashboard::start(hub_dir.path(), Some(fetcher));
+    let dash = ServedDashboard::start(s.hub_dir(), Some(fetcher));
 
     let mut first = None;
-    let most = most_agents_during(root.path(), || {
+    let most = most_agents_during(s.root(), || {
         first = Some(dash.get(&format!("/api/remotes/gpu/blobs/{}", shas[0])));
     });
     let first = first.unwrap();
@@ -301,13 +282,13 @@ fn the_chunk_list_session_closes_when_idle_and_reopens_for_the_next_fetch() {
     assert_eq!(most, 1, "one agent session serves the chunk lists");
     // Idle for its 2 s: the hub closes the session and the server's agent exits.
     assert!(
-        wait_until(30.0, || agents_serving(root.path()) == 0),
+        wait_until(30.0, || agents_serving(s.root()) == 0),
         "the idle chunk-list session was not closed"
     );
 
     // The next fetch opens a new session and works.
     let mut second = None;
-    let most = most_agents_during(root.path(), || {
+    let most = most_agents_during(s.root(), || {
         second = Some(dash.get(&format!("/api/remotes/gpu/blobs/{}", shas[1])));
     });
     let second = second.unwrap();
@@ -315,7 +296,7 @@ fn the_chunk_list_session_closes_when_idle_and_reopens_for_the_next_fetch() {
     assert!(second.body == blobs[1]);
     assert_eq!(most, 1, "a new session was opened for the next fetch");
     assert!(
-        wait_until(30.0, || agents_serving(root.path()) == 0),
+        wait_until(30.0, || agents_serving(s.root()) == 0),
         "the second session was not closed either"
     );
     assert!(dash.stop(Duration::from_secs(20)));

@@ -18,7 +18,7 @@ use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunRow, Store};
 use runicorn_tests::http::{get, Request, Response};
-use runicorn_tests::hub::{agent_path, hub, show, store_points};
+use runicorn_tests::hub::{agent_path, hub, show, store_points, sync_local_once_with};
 use runicorn_tests::relay::Relay;
 use runicorn_tests::serving_hub::ServingHub;
 use runicorn_tests::sshd::{current_user, ClientHome, Sshd};
@@ -570,16 +570,7 @@ fn a_file_is_streamed_while_it_arrives_and_its_last_byte_waits_for_verification(
     let scratch = tempfile::tempdir().unwrap();
     let home = ClientHome::empty();
     let run_dir = write_run(root.path(), "streamrun", &[("stream.bin", SIZE as u64)]);
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "gpu"]),
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once_with(home.path(), hub_dir.path(), root.path(), "gpu", &[]);
     let bytes = std::fs::read(run_dir.join("stream.bin")).unwrap();
 
     for verified in [true, false] {

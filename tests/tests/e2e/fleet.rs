@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, connect_ssh_once, hub, json_of, show};
+use runicorn_tests::hub::{agent_path, connect_local, connect_ssh_once, hub, json_of, show};
 use runicorn_tests::sshd::Sshd;
 use runicorn_tests::{agent_run, ls_json, output_within, wait_until, workspace_root};
 use serde_json::Value;
@@ -178,12 +178,8 @@ fn gpu_3_held_by_a_real_run_and_seven_free_over_sshd() {
 
 /// `runicorn-hub connect local:ROOT --once` with `agent` and `PATH` for the agent it starts.
 fn sync_local(home: &Path, hub_dir: &Path, root: &Path, agent: &Path, env: &[(&str, &str)]) {
-    let mut cmd = hub(home, hub_dir);
-    cmd.arg("connect")
-        .arg(format!("local:{}", root.display()))
-        .arg("--agent")
-        .arg(agent)
-        .args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"])
+    let mut cmd = connect_local(home, hub_dir, root, agent);
+    cmd.args(["--once", "--no-ui", "--name", "box", "--prefetch", "none"])
         .envs(env.iter().copied());
     let out = output_within(&mut cmd, Duration::from_secs(120));
     assert!(out.status.success(), "{}", show(&out));

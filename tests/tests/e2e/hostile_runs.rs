@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::hostile::{limited_agent, readable_source_points, write_hostile_runs, Hostile};
-use runicorn_tests::hub::{count, hub, show, store_points, write_runs};
+use runicorn_tests::hub::{connect_local, connect_ssh, count, show, store_points, write_runs};
 use runicorn_tests::sshd::{ClientHome, Sshd};
 use runicorn_tests::{agent, describe, output_within};
 use serde_json::Value;
@@ -177,12 +177,13 @@ fn a_local_sync_stores_the_good_runs_whole_and_the_hostile_ones_with_their_reaso
     let scratch = tempfile::tempdir().unwrap();
     let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
-    let mut cmd = hub(home.path(), hub_dir.path());
-    cmd.arg("connect")
-        .arg(format!("local:{}", root.path().display()))
-        .arg("--agent")
-        .arg(limited_agent(scratch.path()))
-        .args(["--once", "--no-ui", "--name", "here"]);
+    let mut cmd = connect_local(
+        home.path(),
+        hub_dir.path(),
+        root.path(),
+        &limited_agent(scratch.path()),
+    );
+    cmd.args(["--once", "--no-ui", "--name", "here"]);
     let out = output_within(&mut cmd, DEADLINE);
     assert!(out.status.success(), "{}", show(&out));
     check_store(root.path(), hub_dir.path(), "here", &hostile);
@@ -196,14 +197,14 @@ fn a_sync_over_sshd_stores_the_good_runs_whole_and_the_hostile_ones_with_their_r
     let home = sshd.client_home();
     home.trust(&sshd);
     let hub_dir = tempfile::tempdir().unwrap();
-    let mut cmd = hub(home.path(), hub_dir.path());
-    cmd.arg("connect")
-        .arg(sshd.spec())
-        .arg("--agent")
-        .arg(limited_agent(scratch.path()))
-        .arg("--root")
-        .arg(root.path())
-        .args(["--once", "--no-ui", "--name", "gpu"]);
+    let mut cmd = connect_ssh(
+        home.path(),
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &limited_agent(scratch.path()),
+    );
+    cmd.args(["--once", "--no-ui", "--name", "gpu"]);
     let out = output_within(&mut cmd, DEADLINE);
     assert!(out.status.success(), "{}", show(&out));
     check_store(root.path(), hub_dir.path(), "gpu", &hostile);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 use runicorn_store::{RunFilter, Store};
-use runicorn_tests::hub::{agent_path, hub, show, write_runs};
+use runicorn_tests::hub::{agent_path, connect_local, hub, show, write_runs};
 use runicorn_tests::sshd::{ClientHome, ClientKey, Sshd};
 use runicorn_tests::workspace_root;
 
@@ -207,15 +207,16 @@ fn proxy_jump_and_config_aliases_reach_the_server() {
 fn broken(mode: &str, hub_dir: &Path) -> Output {
     let home = ClientHome::empty();
     let root = tempfile::tempdir().unwrap();
-    hub(home.path(), hub_dir)
-        .arg("connect")
-        .arg(format!("local:{}", root.path().display()))
-        .arg("--agent")
-        .arg(workspace_root().join("tests/support/broken_agent.py"))
-        .args(["--name", "broken", "--once", "--no-ui"])
-        .env("BROKEN_AGENT_MODE", mode)
-        .output()
-        .unwrap()
+    connect_local(
+        home.path(),
+        hub_dir,
+        root.path(),
+        &workspace_root().join("tests/support/broken_agent.py"),
+    )
+    .args(["--name", "broken", "--once", "--no-ui"])
+    .env("BROKEN_AGENT_MODE", mode)
+    .output()
+    .unwrap()
 }
 
 #[test]
@@ -225,11 +226,7 @@ fn broken_agents_are_refused_with_a_clear_error_and_nothing_stored() {
     let root = tempfile::tempdir().unwrap();
     write_runs(root.path(), 5, |_| 8);
     let home = ClientHome::empty();
-    let out = hub(home.path(), hub_dir.path())
-        .arg("connect")
-        .arg(format!("local:{}", root.path().display()))
-        .args(["--agent"])
-        .arg(agent_path())
+    let out = connect_local(home.path(), hub_dir.path(), root.path(), &agent_path())
         .args(["--name", "good", "--once"])
         .output()
         .unwrap();

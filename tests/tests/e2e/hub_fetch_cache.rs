@@ -13,8 +13,9 @@ use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, connect_ssh_once, hub, json_of, show};
-use runicorn_tests::sshd::{ClientHome, Sshd};
+use runicorn_tests::hub::{hub, json_of, show, sync_local_once_with};
+use runicorn_tests::ssh_hub::SshHub;
+use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{noise, output_within, sha256sum};
 use serde_json::Value;
 
@@ -64,12 +65,9 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_gone() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
+    let mut s = SshHub::start();
     let run_dir = write_run(
-        root.path(),
+        s.root(),
         "fetchme",
         &[
             ("ckpt/epoch2.pt", noise(700_000, 2)),
@@ -83,21 +81,14 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
     );
     // A 200 MiB checkpoint (unhashed by the agent: over its 64 MiB hashing limit).
     write_noise_file(&run_dir.join("ckpt/epoch1.pt"), 200, 1);
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
+    s.connect_once(&["--prefetch", "none"]);
     let out_dir = tempfile::tempdir().unwrap();
 
     // `*` stays within its folder: ckpt/old/ is not matched.
     let first = out_dir.path().join("first");
     let out = fetch(
-        &home,
-        hub_dir.path(),
+        &s.home,
+        s.hub_dir(),
         &[
             "gpu/fetchme",
             "--files",
@@ -123,7 +114,7 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
     assert!(!first.join("media").exists());
 
     // A glob that matches nothing says so and how many files there are.
-    let out = fetch(&home, hub_dir.path(), &["fetchme", "--files", "*.bin"]);
+    let out = fetch(&s.home, s.hub_dir(), &["fetchme", "--files", "*.bin"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         stderr(&out).contains("no file of run gpu/fetchme matches"),
@@ -132,11 +123,11 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
     );
 
     // The server goes away, sessions and all: what was fetched comes from the cache.
-    drop(sshd);
+    s.sshd.stop();
     let second = out_dir.path().join("second");
     let out = fetch(
-        &home,
-        hub_dir.path(),
+        &s.home,
+        s.hub_dir(),
         &[
             "fetchme",
             "--files",
@@ -156,8 +147,8 @@ fn fetch_copies_a_runs_files_and_serves_them_from_the_cache_once_the_server_is_g
     // What was never fetched is not there, and the error says why, naming the file.
     let third = out_dir.path().join("third");
     let out = fetch(
-        &home,
-        hub_dir.path(),
+        &s.home,
+        s.hub_dir(),
         &[
             "fetchme",
             "--files",
@@ -217,16 +208,13 @@ fn cache_gc_removes_least_recently_used_files_first_and_keeps_files_in_use() {
     let run_dir = write_run(root.path(), "gcrun", &borrowed);
     // The same bytes in a second run are stored once.
     write_run(root.path(), "twin", &borrowed[..1]);
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "box", "--prefetch", "all"]),
-        COMMAND_LIMIT,
+    sync_local_once_with(
+        home.path(),
+        hub_dir.path(),
+        root.path(),
+        "box",
+        &["--prefetch", "all"],
     );
-    assert!(out.status.success(), "{}", show(&out));
 
     let usage = json_of(hub(home.path(), hub_dir.path()).args(["cache", "--json"]));
     let total: u64 = sizes.iter().map(|&n| n as u64).sum();
@@ -350,10 +338,7 @@ fn cache_gc_removes_least_recently_used_files_first_and_keeps_files_in_use() {
 
 #[test]
 fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoint() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = tempfile::tempdir().unwrap();
+    let mut s = SshHub::start();
     let images: Vec<(String, Vec<u8>)> = (0..6)
         .map(|i| {
             (
@@ -366,17 +351,16 @@ fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoi
         .iter()
         .map(|(p, b)| (p.as_str(), b.clone()))
         .collect();
-    let run_dir = write_run(root.path(), "pictures", &files);
+    let run_dir = write_run(s.root(), "pictures", &files);
     // A 200 MiB checkpoint: far over the media threshold, and not media.
     write_noise_file(&run_dir.join("ckpt/model.pt"), 200, 99);
-    let hub_dir = tempfile::tempdir().unwrap();
     // Default prefetch; `--once` returns when the prefetch is done.
-    connect_ssh_once(&home, hub_dir.path(), &sshd, root.path(), &[]);
-    drop(sshd);
+    s.connect_once(&[]);
+    s.sshd.stop();
 
-    let store = StoreHandle::open(hub_dir.path()).unwrap();
+    let store = StoreHandle::open(s.hub_dir()).unwrap();
     let fetcher: Arc<dyn runicorn_web::FileFetcher> = Arc::new(RemoteFiles::new(store));
-    let served = ServedDashboard::start(hub_dir.path(), Some(fetcher));
+    let served = ServedDashboard::start(s.hub_dir(), Some(fetcher));
     for (path, bytes) in &images {
         let r = served.get(&format!("/api/runs/pictures/files/{path}"));
         assert_eq!(r.status, 200, "{path}: {}", r.text());
@@ -387,7 +371,7 @@ fn default_prefetch_leaves_a_runs_images_served_offline_but_not_its_big_checkpoi
     let page = served.json("/api/runs/pictures/files?prefix=ckpt%2F");
     assert_eq!(page["files"][0]["cached"], false, "{page}");
     served.stop(Duration::from_secs(10));
-    let usage: Value = json_of(hub(home.path(), hub_dir.path()).args(["cache", "--json"]));
+    let usage: Value = json_of(s.hub().args(["cache", "--json"]));
     assert!(usage["bytes"].as_u64().unwrap() < 10 << 20, "{usage}");
     let _ = std::fs::remove_file(run_dir.join("ckpt/model.pt"));
 }
@@ -402,29 +386,19 @@ fn blob_of(root: &Path, sha: &str) -> PathBuf {
 
 #[test]
 fn fetch_assets_copies_an_upstream_runs_assets_out_of_its_archive_verified() {
-    let sshd = Sshd::start();
-    let home = sshd.client_home();
-    home.trust(&sshd);
-    let root = runicorn_tests::fixture_copy("upstream-0.7.2-assets");
-    let hub_dir = tempfile::tempdir().unwrap();
-    connect_ssh_once(
-        &home,
-        hub_dir.path(),
-        &sshd,
-        root.path(),
-        &["--prefetch", "none"],
-    );
+    let s = SshHub::with_root(runicorn_tests::fixture_copy("upstream-0.7.2-assets"));
+    s.connect_once(&["--prefetch", "none"]);
     let out_dir = tempfile::tempdir().unwrap();
     let dest = out_dir.path().join("assets");
     let run_ref = format!("gpu/{UPSTREAM_RUN}");
     let out = fetch(
-        &home,
-        hub_dir.path(),
+        &s.home,
+        s.hub_dir(),
         &["assets", &run_ref, "--json", "-o", dest.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", show(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let r = root.path();
+    let r = s.root();
     let rolling = r.join("archive/outputs/rolling").join(UPSTREAM_RUN);
     let expected: Vec<(&str, PathBuf)> = vec![
         (
@@ -542,8 +516,8 @@ fn fetch_assets_copies_an_upstream_runs_assets_out_of_its_archive_verified() {
     std::fs::write(&best, &bytes).unwrap();
     let again = out_dir.path().join("again");
     let out = fetch(
-        &home,
-        hub_dir.path(),
+        &s.home,
+        s.hub_dir(),
         &["assets", &run_ref, "-o", again.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));

@@ -3,7 +3,7 @@
 //! a connection cut mid-sync, and a deleted agent index.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use runicorn_protocol::run_format::{RunSpec, RunWriter};
@@ -12,72 +12,13 @@ use runicorn_tests::hub::{
     agent_path, append_steps, assert_same_points, count, hub, json_of, show, source_points,
     store_points, write_runs,
 };
-use runicorn_tests::sshd::{ClientHome, Sshd};
-use runicorn_tests::wait_until;
+use runicorn_tests::ssh_hub::SshHub;
+use runicorn_tests::sshd::ClientHome;
+use runicorn_tests::{interrupt, wait_until};
 
-/// A server with a storage root, and a client home that trusts it.
-struct Setup {
-    sshd: Sshd,
-    home: ClientHome,
-    root: tempfile::TempDir,
-    hub_dir: tempfile::TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let sshd = Sshd::start();
-        let home = sshd.client_home();
-        home.trust(&sshd);
-        Setup {
-            sshd,
-            home,
-            root: tempfile::tempdir().unwrap(),
-            hub_dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    fn hub_dir(&self) -> &Path {
-        self.hub_dir.path()
-    }
-
-    /// `runicorn-hub connect … --name gpu` with the agent and root of this setup.
-    fn connect(&self, extra: &[&str]) -> std::process::Command {
-        let mut cmd = hub(self.home.path(), self.hub_dir());
-        cmd.arg("connect")
-            .arg(self.sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(self.root())
-            .args(["--name", "gpu", "--no-ui"])
-            .args(extra);
-        cmd
-    }
-
-    fn sync_json(&self) -> serde_json::Value {
-        let v = json_of(hub(self.home.path(), self.hub_dir()).args(["sync", "--json"]));
-        v[0].clone()
-    }
-
-    fn follow(&self) -> Child {
-        self.connect(&["--poll", "0.5"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-}
-
+/// Stops a follower with Ctrl-C: its stderr.
 fn stop(child: Child) -> String {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    String::from_utf8_lossy(&interrupt(child).stderr).into_owned()
 }
 
 fn stored_total(hub_dir: &Path) -> usize {
@@ -89,7 +30,7 @@ fn stored_total(hub_dir: &Path) -> usize {
 
 #[test]
 fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
-    let s = Setup::new();
+    let s = SshHub::start();
     write_runs(s.root(), 300, |i| 20 + i % 50);
     // Small pages, so the listing spans many and overlaps the point fetching.
     let out = s
@@ -100,7 +41,7 @@ fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
     assert!(out.status.success(), "{}", show(&out));
     assert_same_points(s.root(), s.hub_dir(), "gpu");
 
-    let listed = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json"]));
+    let listed = json_of(s.hub().args(["ls", "--json"]));
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 300);
     for field in [
@@ -118,19 +59,19 @@ fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
     assert!(listed
         .iter()
         .all(|r| r["remote"] == "gpu" && r["status"] == "finished"));
-    let g3 = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json", "--path", "exp/g3"]));
+    let g3 = json_of(s.hub().args(["ls", "--json", "--path", "exp/g3"]));
     assert_eq!(
         g3.as_array().unwrap().len(),
         300 / 7 + usize::from(300 % 7 > 3)
     );
 
-    let again = s.sync_json();
+    let again = s.sync();
     assert_eq!(again["ok"], true, "{again}");
     assert_eq!(again["runs"], 0, "{again}");
     assert_eq!(again["points"], 0, "{again}");
     assert_eq!(again["log_bytes"], 0, "{again}");
 
-    let remotes = json_of(hub(s.home.path(), s.hub_dir()).args(["remotes", "--json"]));
+    let remotes = json_of(s.hub().args(["remotes", "--json"]));
     let gpu = &remotes[0];
     assert_eq!(gpu["name"], "gpu");
     assert_eq!(gpu["runs"], 300);
@@ -144,13 +85,12 @@ fn first_sync_equals_the_source_and_a_second_sync_moves_nothing() {
 
 #[test]
 fn only_a_changed_run_moves() {
-    let s = Setup::new();
+    let s = SshHub::start();
     write_runs(s.root(), 50, |_| 30);
-    let out = s.connect(&["--once"]).output().unwrap();
-    assert!(out.status.success(), "{}", show(&out));
+    s.connect_once(&[]);
     let run_dir = s.root().join("runs/exp/g2/run00009");
     append_steps(&run_dir, 1000, 25);
-    let moved = s.sync_json();
+    let moved = s.sync();
     assert_eq!(moved["runs"], 1, "{moved}");
     assert_eq!(moved["points"], 25, "{moved}");
     assert!(moved["requests"].as_u64().unwrap() <= 4, "{moved}");
@@ -159,7 +99,7 @@ fn only_a_changed_run_moves() {
 
 #[test]
 fn a_point_logged_during_live_follow_is_stored_within_a_second() {
-    let s = Setup::new();
+    let s = SshHub::start();
     write_runs(s.root(), 5, |_| 10);
     let mut spec = RunSpec::new(s.root(), "runicorn-tests");
     spec.path = Some("live".into());
@@ -167,7 +107,7 @@ fn a_point_logged_during_live_follow_is_stored_within_a_second() {
     let mut writer = RunWriter::create(&spec).unwrap();
     writer.log_metrics(&[("loss", 1.0)], Some(1), None).unwrap();
     writer.flush().unwrap();
-    let child = s.follow();
+    let child = s.follow(&["--poll", "0.5"]);
     assert!(
         wait_until(20.0, || stored_total(s.hub_dir())
             == count(&source_points(s.root()))),
@@ -210,10 +150,10 @@ fn a_point_logged_during_live_follow_is_stored_within_a_second() {
 
 #[test]
 fn a_connection_cut_mid_sync_resumes_with_no_duplicate_and_no_missing_point() {
-    let s = Setup::new();
+    let s = SshHub::start();
     write_runs(s.root(), 120, |_| 3000);
     let total = count(&source_points(s.root()));
-    let child = s.follow();
+    let child = s.follow(&["--poll", "0.5"]);
     // Cut the session as soon as some, but not all, points are stored.
     assert!(
         wait_until(60.0, || stored_total(s.hub_dir()) > 0),
@@ -238,23 +178,22 @@ fn a_connection_cut_mid_sync_resumes_with_no_duplicate_and_no_missing_point() {
 
 #[test]
 fn a_deleted_agent_index_converges_without_downloading_points_again() {
-    let s = Setup::new();
+    let s = SshHub::start();
     write_runs(s.root(), 40, |_| 25);
-    let out = s.connect(&["--once"]).output().unwrap();
-    assert!(out.status.success(), "{}", show(&out));
+    s.connect_once(&[]);
     std::fs::remove_dir_all(s.root().join(".runicorn-agent")).unwrap();
     // A run vanishes while the index is gone: the full listing must notice.
     std::fs::remove_dir_all(s.root().join("runs/exp/g0/run00007")).unwrap();
-    let again = s.sync_json();
+    let again = s.sync();
     assert_eq!(again["ok"], true, "{again}");
     assert_eq!(again["points"], 0, "{again}");
     assert_eq!(
         again["runs"], 39,
         "a new epoch lists every run again: {again}"
     );
-    let visible = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json"]));
+    let visible = json_of(s.hub().args(["ls", "--json"]));
     assert_eq!(visible.as_array().unwrap().len(), 39);
-    let all = json_of(hub(s.home.path(), s.hub_dir()).args(["ls", "--json", "--all"]));
+    let all = json_of(s.hub().args(["ls", "--json", "--all"]));
     let gone: Vec<_> = all
         .as_array()
         .unwrap()

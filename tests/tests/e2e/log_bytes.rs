@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use runicorn_protocol::run_format::{RunSpec, RunWriter};
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::http::{get, EventStream, Response};
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{agent_path, connect_local, connect_ssh_once};
 use runicorn_tests::serving_hub::ServingHub;
 use runicorn_tests::sshd::{ClientHome, Sshd};
 use runicorn_tests::wait_until;
@@ -138,12 +138,8 @@ struct Following {
 
 impl Following {
     fn start(home: &Path, hub_dir: &Path, root: &Path, pids: &Pids) -> Following {
-        let mut cmd = hub(home, hub_dir);
-        cmd.arg("connect")
-            .arg(format!("local:{}", root.display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--name", "here", "--poll", "0.5", "--ui-port", "0"]);
+        let mut cmd = connect_local(home, hub_dir, root, &agent_path());
+        cmd.args(["--name", "here", "--poll", "0.5", "--ui-port", "0"]);
         let hub = ServingHub::start(cmd);
         pids.lock().unwrap().push(hub.pid());
         Following {
@@ -458,17 +454,7 @@ fn a_sync_over_sshd_stores_the_exact_bytes() {
         let root = tempfile::tempdir().unwrap();
         let (_writer, logs) = hostile_run(root.path());
         let sync = || {
-            let out = hub(home.path(), hub_dir.path())
-                .arg("connect")
-                .arg(sshd.spec())
-                .arg("--agent")
-                .arg(agent_path())
-                .arg("--root")
-                .arg(root.path())
-                .args(["--name", "gpu", "--once", "--no-ui"])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", show(&out));
+            connect_ssh_once(&home, hub_dir.path(), &sshd, root.path(), &[]);
         };
         sync();
         // Then the rest (several requests: one line is longer than a request's budget).

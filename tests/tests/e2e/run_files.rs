@@ -3,18 +3,13 @@
 //! local:DIR --once`, listed by the real dashboard a page at a time, within a prefix, by key and
 //! by run id; sizes and SHA-256 checked against the files on disk (hashed by `sha256sum`).
 
-use std::time::Duration;
-
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, RunKey, Store};
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::sync_local_once_with;
+use runicorn_tests::sha256sum;
 use runicorn_tests::sshd::ClientHome;
-use runicorn_tests::{output_within, sha256sum};
 use serde_json::Value;
-
-/// Longest the sync may take.
-const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
 /// Checkpoints written into the run's `ckpt/` folder.
 const CHECKPOINTS: usize = 25;
@@ -50,16 +45,7 @@ fn a_runs_files_are_listed_by_page_and_prefix() {
     std::fs::write(run_dir.join("notes.txt"), "some notes\n").unwrap();
     w.finish(RunOutcome::finished()).unwrap();
 
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "gpu1"]),
-        COMMAND_LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once_with(home.path(), hub_dir.path(), root.path(), "gpu1", &[]);
 
     // One file cached, as the dashboard's fetcher would leave it.
     let key = {

@@ -11,7 +11,7 @@ use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
 use runicorn_store::{RunFilter, Store};
 use runicorn_tests::dashboard::ServedDashboard;
 use runicorn_tests::http::EventStream;
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{hub, show, sync_local_once_with};
 use runicorn_tests::output_within;
 use runicorn_tests::sshd::ClientHome;
 use serde_json::{json, Value};
@@ -63,17 +63,13 @@ impl World {
             roots,
         };
         for (root, name) in world.roots.iter().zip(["gpu1", "gpu2"]) {
-            let out = output_within(
-                world
-                    .hub()
-                    .arg("connect")
-                    .arg(format!("local:{}", root.path().display()))
-                    .arg("--agent")
-                    .arg(agent_path())
-                    .args(["--once", "--no-ui", "--name", name]),
-                COMMAND_LIMIT,
+            sync_local_once_with(
+                world.home.path(),
+                world.hub_dir.path(),
+                root.path(),
+                name,
+                &[],
             );
-            assert!(out.status.success(), "{}", show(&out));
         }
         world.cache_image_of_only1();
         world

@@ -77,17 +77,8 @@ async fn accept_new_records_the_key_for_the_next_connection() {
     let session = connect_ok(&sshd.spec(), &home.options(), &sshd).await;
     assert_eq!(session.exec("true").await.unwrap().status, Some(0));
     // OpenSSH agrees with what was recorded.
-    let status = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            home.known_hosts().display()
-        ))
-        .arg("-i")
-        .arg(home.ssh_dir().join("id_ed25519"))
-        .args(["-p", &sshd.port().to_string(), "-F", "/dev/null"])
-        .arg(format!("{}@127.0.0.1", current_user()))
+    let status = home
+        .openssh(&sshd)
         .arg("true")
         .stdin(Stdio::null())
         .output()

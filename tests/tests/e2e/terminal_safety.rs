@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{agent_path, connect_local, hub, show};
 use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{agent, workspace_root};
 use serde_json::Value;
@@ -145,12 +145,10 @@ fn ls_of_agent_and_hub_prints_no_raw_control_sequences() {
     // runicorn-hub: sync, then ls in table mode.
     let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
-    let out = run(hub(home.path(), hub_dir.path())
-        .arg("connect")
-        .arg(format!("local:{}", root.path().display()))
-        .arg("--agent")
-        .arg(agent_path())
-        .args(["--name", "gpu", "--once", "--no-ui"]));
+    let out = run(
+        connect_local(home.path(), hub_dir.path(), root.path(), &agent_path())
+            .args(["--name", "gpu", "--once", "--no-ui"]),
+    );
     assert!(out.status.success(), "{}", show(&out));
     assert_terminal_safe("runicorn-hub connect", &out);
     let out = run(hub(home.path(), hub_dir.path()).arg("ls"));
@@ -181,13 +179,12 @@ fn remotes_and_sync_messages_print_no_raw_control_sequences() {
     let home = ClientHome::empty();
     let hub_dir = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let out = run(hub(home.path(), hub_dir.path())
-        .arg("connect")
-        .arg(format!("local:{}", root.path().display()))
-        .arg("--agent")
-        .arg(workspace_root().join("tests/support/broken_agent.py"))
-        .args(["--name", "odd", "--once", "--no-ui"])
-        .env("BROKEN_AGENT_MODE", "mixed"));
+    let broken_agent = workspace_root().join("tests/support/broken_agent.py");
+    let out = run(
+        connect_local(home.path(), hub_dir.path(), root.path(), &broken_agent)
+            .args(["--name", "odd", "--once", "--no-ui"])
+            .env("BROKEN_AGENT_MODE", "mixed"),
+    );
     assert!(out.status.success(), "{}", show(&out));
     assert_terminal_safe("runicorn-hub connect", &out);
     let out = run(hub(home.path(), hub_dir.path()).arg("remotes"));
@@ -209,17 +206,15 @@ fn remotes_and_sync_messages_print_no_raw_control_sequences() {
         .any(|i| i["name"] == "runs/\u{1b}]0;owned\u{7}bell\u{202e}"));
 
     // An agent whose error output holds escape sequences: the hub's error quotes it safely.
-    let out = run(hub(home.path(), hub_dir.path())
-        .arg("connect")
-        .arg(format!("local:{}", root.path().display()))
-        .arg("--agent")
-        .arg(workspace_root().join("tests/support/broken_agent.py"))
-        .args(["--name", "noisy", "--once", "--no-ui"])
-        .env("BROKEN_AGENT_MODE", "invalid")
-        .env(
-            "BROKEN_AGENT_STDERR",
-            "\u{1b}]0;pwned\u{7}\u{1b}[2Jnoise\u{9b}1m",
-        ));
+    let out = run(
+        connect_local(home.path(), hub_dir.path(), root.path(), &broken_agent)
+            .args(["--name", "noisy", "--once", "--no-ui"])
+            .env("BROKEN_AGENT_MODE", "invalid")
+            .env(
+                "BROKEN_AGENT_STDERR",
+                "\u{1b}]0;pwned\u{7}\u{1b}[2Jnoise\u{9b}1m",
+            ),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert_terminal_safe("runicorn-hub connect (broken agent)", &out);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -19,7 +19,7 @@ use std::time::Duration;
 use runicorn_hub::file_fetch::RemoteFiles;
 use runicorn_hub::store_thread::StoreHandle;
 use runicorn_tests::dashboard::ServedDashboard;
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{connect_ssh_once, show};
 use runicorn_tests::sshd::Sshd;
 use runicorn_tests::{output_within, workspace_root};
 use serde_json::Value;
@@ -81,18 +81,13 @@ fn upstream_assets_are_listed_and_their_blobs_fetched_intact_over_sshd() {
     let scratch = tempfile::tempdir().unwrap();
     let run_id = upstream_root(root.path(), scratch.path());
     let hub_dir = tempfile::tempdir().unwrap();
-    let out = output_within(
-        hub(home.path(), hub_dir.path())
-            .arg("connect")
-            .arg(sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(root.path())
-            .args(["--once", "--no-ui", "--name", "gpu", "--prefetch", "none"]),
-        LIMIT,
+    connect_ssh_once(
+        &home,
+        hub_dir.path(),
+        &sshd,
+        root.path(),
+        &["--prefetch", "none"],
     );
-    assert!(out.status.success(), "{}", show(&out));
 
     let store = StoreHandle::open(hub_dir.path()).unwrap();
     let fetcher: Arc<dyn runicorn_web::FileFetcher> =

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::{hub, show, sync_local_once};
 use runicorn_tests::sshd::ClientHome;
 use runicorn_tests::{output_within, workspace_root};
 use serde_json::{json, Value};
@@ -78,16 +78,7 @@ fn artifact_world() -> ArtifactWorld {
 }
 
 fn sync(world: &ArtifactWorld, root: &Path) {
-    let out = output_within(
-        hub(world.home.path(), world.hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", root.display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "here", "--prefetch", "none"]),
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", show(&out));
+    sync_local_once(world.home.path(), world.hub_dir.path(), root, "here");
 }
 
 /// The hub's key of the run with this run id.

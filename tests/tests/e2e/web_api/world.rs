@@ -6,7 +6,7 @@ use std::path::Path;
 
 use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunStatus, RunWriter};
 use runicorn_tests::http::Response;
-use runicorn_tests::hub::{agent_path, hub, show};
+use runicorn_tests::hub::sync_local_once;
 use runicorn_tests::sshd::ClientHome;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -157,15 +157,12 @@ impl World {
     /// One `runicorn-hub connect local:ROOT --once`, prefetching nothing: these tests watch
     /// files come into the cache on demand.
     pub(super) fn sync(&self) {
-        let out = hub(self.home.path(), self.hub_dir.path())
-            .arg("connect")
-            .arg(format!("local:{}", self.root.path().display()))
-            .arg("--agent")
-            .arg(agent_path())
-            .args(["--once", "--no-ui", "--name", "here", "--prefetch", "none"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", show(&out));
+        sync_local_once(
+            self.home.path(),
+            self.hub_dir.path(),
+            self.root.path(),
+            "here",
+        );
     }
 
     pub(super) fn serve(&self) -> Served {
