@@ -10,6 +10,7 @@
 mod artifacts_command;
 mod daemon;
 mod export_command;
+mod list_alerts;
 mod list_command;
 mod root_args;
 mod run_command;
