@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
 use runicorn_protocol::wire::RunAlert;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::run_index::AGENT_DIR;
 

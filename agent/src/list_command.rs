@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 
 use crate::list_alerts::raised_alerts;
 use crate::root_args::RootArgs;
-use runicorn_protocol::wire::RunAlert;
 use crate::run_index::{IndexError, RunIndex};
 use runicorn_protocol::parallel::{io_workers, map_in_order};
+use runicorn_protocol::wire::RunAlert;
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
@@ -98,7 +98,11 @@ pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
         })
     };
     let alerts_of = |r: &RunOverview| -> &[RunAlert] {
-        let key = r.dir.strip_prefix(&root).unwrap_or(&r.dir).to_string_lossy();
+        let key = r
+            .dir
+            .strip_prefix(&root)
+            .unwrap_or(&r.dir)
+            .to_string_lossy();
         alerts.get(key.as_ref()).map_or(&[], Vec::as_slice)
     };
 

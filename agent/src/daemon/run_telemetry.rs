@@ -145,7 +145,9 @@ impl RunTelemetry {
         // nvidia-smi once for all runs, and only when some run will write a line; the host's
         // process table once for all runs, and only when some run is to be read.
         let gpus = sampling.then(|| self.query_gpus()).flatten();
-        let table = (!wanted.is_empty()).then(ProcessTable::read).unwrap_or_default();
+        let table = (!wanted.is_empty())
+            .then(ProcessTable::read)
+            .unwrap_or_default();
         for (run, writer) in wanted {
             let known = self.runs.get(&run.dir).filter(|(w, _)| *w == writer);
             let quiet = match known {

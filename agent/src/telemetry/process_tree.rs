@@ -564,7 +564,10 @@ mod tests {
         assert_eq!(idle_sample.pids.len(), 3, "{idle_sample:?}");
         assert_eq!(idle_sample.pids[0], idle.pid());
         assert!(
-            busy_sample.pids.iter().all(|p| !idle_sample.pids.contains(p)),
+            busy_sample
+                .pids
+                .iter()
+                .all(|p| !idle_sample.pids.contains(p)),
             "two trees, no shared member"
         );
         let busy_cpu = busy_sample.cpu_percent.expect("a CPU %");

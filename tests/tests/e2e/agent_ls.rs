@@ -362,7 +362,11 @@ fn ls_shows_the_alerts_the_resident_agent_raised() {
     let root = tempfile::tempdir().unwrap();
     write_nan_and_clean_runs(root.path());
     let before = ls_json(root.path(), &[]);
-    assert_eq!(by_id(&before, "nan")["alerts"], json!([]), "none raised yet");
+    assert_eq!(
+        by_id(&before, "nan")["alerts"],
+        json!([]),
+        "none raised yet"
+    );
 
     // The resident agent scans the root and raises the NaN alert; `ls` shows it.
     let _daemon = runicorn_tests::daemon::Daemon::start(root.path(), &[]);

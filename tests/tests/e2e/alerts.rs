@@ -526,12 +526,17 @@ fn sync_on_alert_runs_the_command_once_per_new_alert_over_sshd() {
     assert_eq!(seen[0]["run_ref"], "gpu/nan");
     let second = sync();
     assert!(second.status.success(), "{}", show(&second));
-    assert_eq!(hooked(&file).len(), 1, "the same alert runs no command again");
+    assert_eq!(
+        hooked(&file).len(),
+        1,
+        "the same alert runs no command again"
+    );
 
     // A failing command is reported and does not fail the sync.
     write_nan_run(s.root.path(), "nan2");
     let failing = output_within(
-        s.hub().args(["sync", "--on-alert", "cat > /dev/null; exit 4"]),
+        s.hub()
+            .args(["sync", "--on-alert", "cat > /dev/null; exit 4"]),
         Duration::from_secs(120),
     );
     assert!(failing.status.success(), "{}", show(&failing));

@@ -236,7 +236,10 @@ fn a_one_off_sync_does_not_wait_for_a_slow_nvidia_smi_and_keeps_the_last_sample(
     let fleet = fleet_json(home.path(), hub_dir.path());
     let sampled_at = remote(&fleet, "box")["sampled_at"].as_f64();
     assert!(sampled_at.is_some(), "{fleet:#}");
-    assert_eq!(remote(&fleet, "box")["gpus"].as_array().map(Vec::len), Some(8));
+    assert_eq!(
+        remote(&fleet, "box")["gpus"].as_array().map(Vec::len),
+        Some(8)
+    );
 
     // Now it takes 5 s (a wedged driver) and a new run waits to be synced.
     make_nvidia_smi_sleep(smi.path(), 5);
