@@ -1,8 +1,10 @@
 //! `runicorn-agent ls`: one row per run under the storage root, as a table or as JSON.
 //!
 //! Runs are read through the root's index (`run_index`), which rereads only files that changed,
-//! on one worker per core. A bad run is listed as `unreadable`, never fatal.
+//! on one worker per core. A bad run is listed as `unreadable`, never fatal. The alerts the
+//! index holds for a run (`list_alerts`) show in an ALERTS column and in `--json`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -15,9 +17,11 @@ use runicorn_protocol::run_format::{
 };
 use serde_json::{json, Value};
 
+use crate::list_alerts::raised_alerts;
 use crate::root_args::RootArgs;
 use crate::run_index::{IndexError, RunIndex};
 use runicorn_protocol::parallel::{io_workers, map_in_order};
+use runicorn_protocol::wire::RunAlert;
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
@@ -34,7 +38,7 @@ pub struct LsArgs {
     #[arg(long)]
     pub all: bool,
     /// Print a JSON array of objects (run_id, path, alias, status, created_at, ended_at, points,
-    /// keys, last_step, …) instead of a table
+    /// keys, last_step, alerts, …) instead of a table
     #[arg(long)]
     pub json: bool,
     /// Read every run from scratch instead of through the index in <root>/.runicorn-agent
@@ -80,14 +84,39 @@ pub fn list_runs(args: LsArgs) -> anyhow::Result<()> {
             .then_with(|| a.id.cmp(&b.id))
     });
 
+    // The alerts the scans of `serve --stdio` and the resident agent raised (kept in the index).
+    let alerts = if args.no_index {
+        HashMap::new()
+    } else {
+        raised_alerts(&root).unwrap_or_else(|e| {
+            eprintln!(
+                "{}: {}; listing without alerts",
+                warning_label(),
+                safe(&e.to_string())
+            );
+            HashMap::new()
+        })
+    };
+    let alerts_of = |r: &RunOverview| -> &[RunAlert] {
+        let key = r
+            .dir
+            .strip_prefix(&root)
+            .unwrap_or(&r.dir)
+            .to_string_lossy();
+        alerts.get(key.as_ref()).map_or(&[], Vec::as_slice)
+    };
+
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
-        let rows: Vec<Value> = runs.iter().map(overview_json).collect();
+        let rows: Vec<Value> = runs
+            .iter()
+            .map(|r| overview_json(r, alerts_of(r)))
+            .collect();
         serde_json::to_writer_pretty(&mut out, &rows).context("writing the listing")?;
         writeln!(out)?;
     } else {
-        write_table(&mut out, &runs, &root)?;
+        write_table(&mut out, &runs, &root, &alerts_of)?;
         for run in runs.iter().filter(|r| r.status == RunStatus::Unreadable) {
             eprintln!(
                 "{}: run {} ({}): {}",
@@ -173,7 +202,7 @@ fn is_permission_problem(err: &IndexError) -> bool {
     }
 }
 
-fn overview_json(r: &RunOverview) -> Value {
+fn overview_json(r: &RunOverview, alerts: &[RunAlert]) -> Value {
     let mut v = json!({
         "run_id": r.id,
         "path": r.path,
@@ -189,6 +218,7 @@ fn overview_json(r: &RunOverview) -> Value {
         "dir": r.dir.to_string_lossy(),
         "deleted": r.deleted,
         "corrupt_lines": r.corrupt_lines,
+        "alerts": alerts,
     });
     if let (Some(reason), Some(obj)) = (&r.reason, v.as_object_mut()) {
         obj.insert("reason".into(), Value::String(reason.clone()));
@@ -200,7 +230,29 @@ fn status_color(status: &RunStatus) -> &'static str {
     runicorn_cli::color::status_sgr(status.as_str())
 }
 
-fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyhow::Result<()> {
+/// The ALERTS cell: `!` and the kinds of the run's raised alerts (each kind once), `-` for none.
+fn alerts_cell(alerts: &[RunAlert]) -> Cell {
+    if alerts.is_empty() {
+        return "-".into();
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    for alert in alerts {
+        if !kinds.contains(&alert.kind.as_str()) {
+            kinds.push(&alert.kind);
+        }
+    }
+    Cell::painted(
+        safe(&format!("!{}", kinds.join(","))),
+        runicorn_cli::color::BOLD_RED,
+    )
+}
+
+fn write_table<'a>(
+    out: &mut impl Write,
+    runs: &'a [RunOverview],
+    root: &Path,
+    alerts_of: &dyn Fn(&'a RunOverview) -> &'a [RunAlert],
+) -> anyhow::Result<()> {
     if runs.is_empty() {
         writeln!(out, "no runs under {}", safe(&root.to_string_lossy()))?;
         return Ok(());
@@ -213,6 +265,7 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
         ("STEP", Align::Right),
         ("POINTS", Align::Right),
         ("CREATED", Align::Left),
+        ("ALERTS", Align::Left),
     ]);
     for r in runs {
         // Every cell from the run directory is made terminal-safe (see runicorn_cli).
@@ -233,6 +286,7 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
             time::local_minute(r.created_at)
                 .unwrap_or_else(|| "-".to_owned())
                 .into(),
+            alerts_cell(alerts_of(r)),
         ]);
     }
     table.write(out, color_stdout())?;
@@ -258,6 +312,10 @@ fn write_table(out: &mut impl Write, runs: &[RunOverview], root: &Path) -> anyho
     }
     if crashed > 0 {
         footer.push_str(&format!(", {crashed} crashed"));
+    }
+    let alerted = runs.iter().filter(|r| !alerts_of(r).is_empty()).count();
+    if alerted > 0 {
+        footer.push_str(&format!(", {alerted} with alerts (`--json` has them)"));
     }
     if unreadable > 0 {
         footer.push_str(&format!(", {unreadable} unreadable (reasons on stderr)"));

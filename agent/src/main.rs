@@ -11,6 +11,7 @@ mod artifacts_command;
 mod daemon;
 mod export_command;
 mod heap;
+mod list_alerts;
 mod list_command;
 mod root_args;
 mod run_command;

@@ -22,7 +22,7 @@ use crate::remote_address::RemoteAddress;
 use crate::store_thread::StoreHandle;
 use crate::sync::{
     follow, record_sync, sync_round, HostPoller, RoundObserver, RoundStats, SyncError,
-    HOST_ANSWER_TIMEOUT,
+    ONE_OFF_HOST_WAIT,
 };
 
 /// Whether to stop after the first round or keep following.
@@ -178,7 +178,7 @@ async fn session(
     events.round_done(&job.name, &stats, started.elapsed(), true);
     if job.mode == Mode::Once {
         if let Some(host) = host {
-            host.finish(HOST_ANSWER_TIMEOUT).await;
+            host.finish(ONE_OFF_HOST_WAIT).await;
         }
         return Ok(());
     }

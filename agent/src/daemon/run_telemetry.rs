@@ -8,7 +8,8 @@
 //! left to its wrapper, and so is a run whose `system.jsonl` someone else writes (fresher than
 //! two intervals when first seen, or grown since our last line; taken up again after a minute
 //! of quiet, as after a daemon restart). One `RunSampler` per run is
-//! kept while the run runs (CPU % needs the previous reading) and dropped when it ends. A
+//! kept while the run runs (CPU % needs the previous reading) and dropped when it ends. The
+//! host's process table is read once per round and each run's tree derived from it. A
 //! failure is said once per run in the daemon's log and never stops the daemon.
 
 use std::collections::{HashMap, HashSet};
@@ -21,7 +22,7 @@ use runicorn_protocol::run_format::process::local_hostname;
 use crate::run_index::feed::RunningRun;
 use crate::serve_command::Warm;
 use crate::telemetry::nvidia_smi::NvidiaSmi;
-use crate::telemetry::process_tree::ProcessId;
+use crate::telemetry::process_tree::{ProcessId, ProcessTable};
 use crate::telemetry::sampler::{HostGpus, RunSampler, SamplerConfig};
 use crate::telemetry::system_file::{epoch_seconds, system_line, SystemFile, SYSTEM_FILE};
 
@@ -141,8 +142,12 @@ impl RunTelemetry {
         let sampling = wanted.iter().any(|(run, writer)| {
             matches!(self.runs.get(&run.dir), Some((w, Followed::Sampling { .. })) if w == writer)
         });
-        // nvidia-smi once for all runs, and only when some run will write a line.
+        // nvidia-smi once for all runs, and only when some run will write a line; the host's
+        // process table once for all runs, and only when some run is to be read.
         let gpus = sampling.then(|| self.query_gpus()).flatten();
+        let table = (!wanted.is_empty())
+            .then(ProcessTable::read)
+            .unwrap_or_default();
         for (run, writer) in wanted {
             let known = self.runs.get(&run.dir).filter(|(w, _)| *w == writer);
             let quiet = match known {
@@ -151,7 +156,7 @@ impl RunTelemetry {
                 Some((_, Followed::Sampling { .. })) => None,
             };
             if let Some(quiet) = quiet {
-                if let Some(followed) = self.start(run, writer, now, quiet) {
+                if let Some(followed) = self.start(run, writer, &table, now, quiet) {
                     self.runs.insert(run.dir.clone(), (writer, followed));
                 } else {
                     self.runs.remove(&run.dir);
@@ -162,7 +167,7 @@ impl RunTelemetry {
             let Some((_, followed)) = self.runs.get_mut(&run.dir) else {
                 continue;
             };
-            if sample_into(followed, &dir, now, gpus.as_ref()) == Step::Ended {
+            if sample_into(followed, &dir, &table, now, gpus.as_ref()) == Step::Ended {
                 self.runs.remove(&run.dir);
             }
         }
@@ -194,10 +199,12 @@ impl RunTelemetry {
         &self,
         run: &RunningRun,
         (pid, ticks): Writer,
+        table: &ProcessTable,
         now: Instant,
         quiet: Duration,
     ) -> Option<Followed> {
-        let mut sampler = RunSampler::new(pid, SamplerConfig { nvidia_smi: None });
+        let mut sampler =
+            RunSampler::for_process(table.process(pid), SamplerConfig { nvidia_smi: None });
         if sampler.root()
             != Some(ProcessId {
                 pid,
@@ -218,7 +225,7 @@ impl RunTelemetry {
             );
             return Some(Followed::Left);
         }
-        if sampler.sample_with(now, None).tree.ended {
+        if sampler.sample_from(table, now, None).tree.ended {
             return None;
         }
         Some(Followed::Sampling {
@@ -242,7 +249,13 @@ enum Step {
 }
 
 /// One sample of a followed run appended to its file.
-fn sample_into(followed: &mut Followed, dir: &Path, now: Instant, gpus: Option<&HostGpus>) -> Step {
+fn sample_into(
+    followed: &mut Followed,
+    dir: &Path,
+    table: &ProcessTable,
+    now: Instant,
+    gpus: Option<&HostGpus>,
+) -> Step {
     let Followed::Sampling {
         sampler,
         file,
@@ -264,7 +277,7 @@ fn sample_into(followed: &mut Followed, dir: &Path, now: Instant, gpus: Option<&
             return Step::Going;
         }
     }
-    let sample = sampler.sample_with(now, gpus);
+    let sample = sampler.sample_from(table, now, gpus);
     if sample.tree.ended {
         return Step::Ended;
     }

@@ -8,7 +8,9 @@
 //!
 //! Each sample reads `/proc/<pid>/stat` of every process on the host (children are found by
 //! their parent pid: the `children` files of `/proc/<pid>/task/*` are not reliable while
-//! processes come and go), then `/proc/<pid>/io` of the tree's members.
+//! processes come and go), then `/proc/<pid>/io` of the tree's members. A caller sampling
+//! several runs at once (the resident agent) reads that host-wide table once per round
+//! (`ProcessTable::read`) and derives each run's tree from it (`ProcessTreeSampler::sample_from`).
 //!
 //! How the figures are made:
 //! - **CPU %** (of one core; 250 means two and a half cores) is the CPU time the tree used between
@@ -123,10 +125,20 @@ impl ProcessTreeSampler {
 
     /// Reads the tree now; `now` is the moment the CPU % is measured to.
     pub fn sample(&mut self, now: Instant) -> TreeSample {
+        if self.root.is_none() {
+            return TreeSample::ended();
+        }
+        let table = ProcessTable::read_with(&mut self.buffer);
+        self.sample_from(&table, now)
+    }
+
+    /// The tree as found in `table` (the host's processes read once for several runs), its
+    /// members' I/O read now; `now` is the moment the CPU % is measured to.
+    pub fn sample_from(&mut self, table: &ProcessTable, now: Instant) -> TreeSample {
         let Some(root) = self.root else {
             return TreeSample::ended();
         };
-        let Some(snapshot) = TreeSnapshot::read(root, now, &mut self.buffer) else {
+        let Some(snapshot) = TreeSnapshot::from_table(root, table, now, &mut self.buffer) else {
             self.previous = None;
             return TreeSample::ended();
         };
@@ -164,12 +176,51 @@ impl ProcessTreeSampler {
 /// Every live process of the host at one moment, each with its parent's pid (zombies left
 /// out): what walking up from a process to its ancestors needs.
 pub fn process_parents() -> HashMap<u32, (ProcessId, u32)> {
-    let mut buffer = String::new();
-    all_pids()
-        .filter_map(|pid| read_stat(pid, &mut buffer))
-        .filter(|member| !member.zombie)
-        .map(|member| (member.id.pid, (member.id, member.parent)))
-        .collect()
+    ProcessTable::read().parents()
+}
+
+/// The `/proc/<pid>/stat` of every process of the host at one moment, zombies included (their
+/// CPU time still counts until they are reaped), by pid and by parent.
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    by_pid: HashMap<u32, Member>,
+    /// The pids of each parent's children.
+    children: HashMap<u32, Vec<u32>>,
+}
+
+impl ProcessTable {
+    /// Reads every process of the host now (an unreadable `/proc` gives an empty table).
+    pub fn read() -> Self {
+        Self::read_with(&mut String::new())
+    }
+
+    fn read_with(buffer: &mut String) -> Self {
+        let mut table = ProcessTable::default();
+        for pid in all_pids() {
+            let Some(stat) = read_stat(pid, buffer) else {
+                continue; // gone since the directory was listed
+            };
+            if stat.parent != 0 {
+                table.children.entry(stat.parent).or_default().push(pid);
+            }
+            table.by_pid.insert(pid, stat);
+        }
+        table
+    }
+
+    /// The process that has `pid` in the table.
+    pub fn process(&self, pid: u32) -> Option<ProcessId> {
+        self.by_pid.get(&pid).map(|m| m.id)
+    }
+
+    /// [`process_parents`] of this table.
+    pub fn parents(&self) -> HashMap<u32, (ProcessId, u32)> {
+        self.by_pid
+            .values()
+            .filter(|member| !member.zombie)
+            .map(|member| (member.id.pid, (member.id, member.parent)))
+            .collect()
+    }
 }
 
 /// The kernel's units for times and memory in `/proc`.
@@ -223,34 +274,36 @@ struct TreeSnapshot {
 }
 
 impl TreeSnapshot {
-    /// Reads the tree under `root`; `None` when the root has ended.
-    fn read(root: ProcessId, at: Instant, buffer: &mut String) -> Option<Self> {
-        let mut by_parent: HashMap<u32, Vec<Member>> = HashMap::new();
-        let mut root_member = None;
-        for pid in all_pids() {
-            let Some(stat) = read_stat(pid, buffer) else {
-                continue; // gone since the directory was listed
-            };
-            if pid == root.pid {
-                // Another process with the root's pid is not the root, nor in its tree.
-                root_member = Some(stat).filter(|s| s.id == root);
-            } else if stat.parent != 0 {
-                by_parent.entry(stat.parent).or_default().push(stat);
-            }
-        }
-        let root_member = root_member.filter(|m| !m.zombie)?;
+    /// The tree under `root` in `table`, its members' I/O read now; `None` when the root has
+    /// ended (another process with the root's pid is not the root, nor in its tree).
+    fn from_table(
+        root: ProcessId,
+        table: &ProcessTable,
+        at: Instant,
+        buffer: &mut String,
+    ) -> Option<Self> {
+        let root_member = table
+            .by_pid
+            .get(&root.pid)
+            .filter(|m| m.id == root && !m.zombie)?;
         let mut members = HashMap::new();
         let mut to_visit = vec![root_member];
-        while let Some(mut member) = to_visit.pop() {
-            if let Some(children) = by_parent.remove(&member.id.pid) {
+        while let Some(member) = to_visit.pop() {
+            if members.contains_key(&member.id.pid) {
+                continue; // the table is one moment: no cycle, but never loop on one
+            }
+            if let Some(children) = table.children.get(&member.id.pid) {
                 // A child cannot have started before its parent: one that did is a process
                 // that got the pid of an earlier child of a parent that died since.
                 to_visit.extend(
                     children
-                        .into_iter()
+                        .iter()
+                        .filter_map(|pid| table.by_pid.get(pid))
+                        .filter(|c| c.id.pid != root.pid)
                         .filter(|c| c.id.start_ticks >= member.id.start_ticks),
                 );
             }
+            let mut member = member.clone();
             member.io = read_io(member.id.pid, buffer);
             members.insert(member.id.pid, member);
         }
@@ -491,6 +544,42 @@ mod tests {
         // Its parent, busy in its loop, may leave it a zombie: it is no longer counted.
         let alone = sample_until(&mut sampler, "the grandchild goes", |s| s.processes == 1);
         assert_eq!(alone.pids, vec![group.pid()]);
+    }
+
+    #[test]
+    fn one_table_read_gives_each_run_its_own_tree() {
+        let busy = Group::start("sh -c 'while :; do :; done' & wait");
+        let idle = Group::start("sleep 60 & sleep 60 & wait");
+        let mut busy_tree = ProcessTreeSampler::new(busy.pid());
+        let mut idle_tree = ProcessTreeSampler::new(idle.pid());
+        sample_until(&mut busy_tree, "the burner appears", |s| s.processes == 2);
+        sample_until(&mut idle_tree, "the sleepers appear", |s| s.processes == 3);
+        std::thread::sleep(Duration::from_millis(500));
+        let now = Instant::now();
+        let table = ProcessTable::read();
+        let busy_sample = busy_tree.sample_from(&table, now);
+        let idle_sample = idle_tree.sample_from(&table, now);
+        assert_eq!(busy_sample.pids.len(), 2, "{busy_sample:?}");
+        assert_eq!(busy_sample.pids[0], busy.pid());
+        assert_eq!(idle_sample.pids.len(), 3, "{idle_sample:?}");
+        assert_eq!(idle_sample.pids[0], idle.pid());
+        assert!(
+            busy_sample
+                .pids
+                .iter()
+                .all(|p| !idle_sample.pids.contains(p)),
+            "two trees, no shared member"
+        );
+        let busy_cpu = busy_sample.cpu_percent.expect("a CPU %");
+        let idle_cpu = idle_sample.cpu_percent.expect("a CPU %");
+        // Low bounds: other tests burn CPU beside this one on a machine of two cores.
+        assert!(busy_cpu > 5.0, "the burner: {busy_cpu:.1} %");
+        assert!(idle_cpu < 2.0, "the sleepers: {idle_cpu:.1} %");
+        assert_eq!(table.process(busy.pid()), ProcessId::of_pid(busy.pid()));
+        assert!(
+            table.parents().contains_key(&idle_sample.pids[1]),
+            "the table's parents hold every live process"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use super::nvidia_smi::{ComputeApp, GpuState, NvidiaSmi, NvidiaSmiError};
-use super::process_tree::{ProcessId, ProcessTreeSampler, TreeSample};
+use super::process_tree::{ProcessId, ProcessTable, ProcessTreeSampler, TreeSample};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -183,6 +183,14 @@ impl RunSampler {
         }
     }
 
+    /// A sampler of the run whose root process is `root` (`None`: gone, every sample ended).
+    pub fn for_process(root: Option<ProcessId>, config: SamplerConfig) -> Self {
+        RunSampler {
+            tree: ProcessTreeSampler::for_process(root),
+            config,
+        }
+    }
+
     /// The run's root process (`None` when it was gone before the sampler was made).
     // Kept for the resident agent (issue 15), which follows runs it did not start.
     #[allow(dead_code)]
@@ -212,6 +220,17 @@ impl RunSampler {
     /// host (`None`: no GPUs); the sampler's own nvidia-smi is not run.
     pub fn sample_with(&mut self, now: Instant, host: Option<&HostGpus>) -> RunSample {
         Self::with_gpus(self.tree.sample(now), host)
+    }
+
+    /// [`RunSampler::sample_with`] with the tree taken from `table`, the host's processes read
+    /// once for every run of a round.
+    pub fn sample_from(
+        &mut self,
+        table: &ProcessTable,
+        now: Instant,
+        host: Option<&HostGpus>,
+    ) -> RunSample {
+        Self::with_gpus(self.tree.sample_from(table, now), host)
     }
 
     fn with_gpus(tree: TreeSample, host: Option<&HostGpus>) -> RunSample {

@@ -18,8 +18,15 @@
 //! The sampling code is the agent's own (`agent/src/telemetry`, compiled into this benchmark:
 //! the agent is a binary crate).
 //!
+//! With `--runs N` it measures the resident agent's case instead: N runs of `--processes`
+//! sleeping processes each, sampled once a second in two loops of the same length:
+//! - **per run**: each run's sampler reads the host's `/proc` itself (the daemon before it
+//!   shared one reading per round);
+//! - **one table**: the host's process table is read once per tick and each run's tree derived
+//!   from it (`ProcessTable::read` + `sample_from`, what the daemon does now).
+//!
 //! Usage: cargo build --release --bin telemetry_cost && target/release/telemetry_cost
-//! [--seconds 20] [--processes 100] [--quick]
+//! [--seconds 20] [--processes 100] [--quick] [--runs N]
 
 // The agent's module, compiled here as well; the benchmark uses only part of its API.
 #[allow(dead_code)]
@@ -35,7 +42,7 @@ use anyhow::Context;
 use clap::Parser;
 use runicorn_bench::machine_description;
 use telemetry::nvidia_smi::{NvidiaSmi, Program};
-use telemetry::process_tree::ProcessTreeSampler;
+use telemetry::process_tree::{ProcessTable, ProcessTreeSampler};
 use telemetry::sampler::{RunSampler, SamplerConfig};
 
 #[derive(Parser)]
@@ -49,6 +56,10 @@ struct Args {
     /// Three seconds per loop: a smoke test
     #[arg(long)]
     quick: bool,
+    /// Sample this many runs (of --processes sleeping processes each) per tick, comparing one
+    /// `/proc` reading per run with one per tick
+    #[arg(long, value_name = "N")]
+    runs: Option<usize>,
 }
 
 /// The run's processes, killed whole when the benchmark ends.
@@ -140,6 +151,9 @@ fn timed_loop(
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let seconds = if args.quick { 3 } else { args.seconds.max(1) };
+    if let Some(runs) = args.runs {
+        return many_runs(runs.max(1), args.processes, seconds);
+    }
     let run = start_run(args.processes)?;
     let root = run.0.id();
     let (members, child) = wait_for_tree(root, args.processes + 1)?;
@@ -237,6 +251,89 @@ fn main() -> anyhow::Result<()> {
         gpu.percent(gpu.own),
         ratio(&gpu),
         gpu.percent(gpu.children)
+    );
+    Ok(())
+}
+
+/// `--runs N`: N runs sampled per tick, each reading `/proc` itself, then from one table.
+fn many_runs(runs: usize, processes: usize, seconds: u64) -> anyhow::Result<()> {
+    let mut started = Vec::new();
+    for _ in 0..runs {
+        let run = start_run(processes)?;
+        wait_for_tree(run.0.id(), processes + 1)?;
+        started.push(run);
+    }
+    let roots: Vec<u32> = started.iter().map(|r| r.0.id()).collect();
+    let host_processes = ProcessTable::read().parents().len();
+    println!("machine: {}", machine_description());
+    println!(
+        "{runs} runs of {} processes ({processes} sleeping + their sh); host: {host_processes} \
+         processes; {seconds} ticks per loop, one a second",
+        processes + 1
+    );
+    let samplers = || -> Vec<RunSampler> {
+        roots
+            .iter()
+            .map(|&root| RunSampler::new(root, SamplerConfig { nvidia_smi: None }))
+            .collect()
+    };
+    let check = |sample: &telemetry::sampler::RunSample| -> anyhow::Result<()> {
+        anyhow::ensure!(!sample.tree.ended, "a run ended while sampled");
+        anyhow::ensure!(
+            sample.tree.pids.len() == processes + 1,
+            "sampled {} processes of a run, not {}",
+            sample.tree.pids.len(),
+            processes + 1
+        );
+        Ok(())
+    };
+    let baseline = timed_loop(seconds, || Ok(()))?;
+    let mut each = samplers();
+    let per_run = timed_loop(seconds, || {
+        let now = Instant::now();
+        for sampler in &mut each {
+            check(&sampler.sample_with(now, None))?;
+        }
+        Ok(())
+    })?;
+    let mut shared = samplers();
+    let one_table = timed_loop(seconds, || {
+        let now = Instant::now();
+        let table = ProcessTable::read();
+        for sampler in &mut shared {
+            check(&sampler.sample_from(&table, now, None))?;
+        }
+        Ok(())
+    })?;
+    println!();
+    println!(
+        "{:<14} {:>12} {:>14} {:>12} {:>12}",
+        "loop", "CPU ms", "% of a core", "tick p50", "tick max"
+    );
+    for (name, cost) in [
+        ("baseline", &baseline),
+        ("per run", &per_run),
+        ("one table", &one_table),
+    ] {
+        println!(
+            "{name:<14} {:>12.1} {:>14.3} {:>12} {:>12}",
+            cost.own.as_secs_f64() * 1e3,
+            cost.percent(cost.own),
+            format!(
+                "{:.2} ms",
+                cost.ticks[cost.ticks.len() / 2].as_secs_f64() * 1e3
+            ),
+            format!(
+                "{:.2} ms",
+                cost.ticks.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+            ),
+        );
+    }
+    println!();
+    println!(
+        "{runs} runs: {:.3} % of one core reading /proc per run, {:.3} % reading it once per tick",
+        per_run.percent(per_run.own),
+        one_table.percent(one_table.own)
     );
     Ok(())
 }

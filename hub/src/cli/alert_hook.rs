@@ -1,4 +1,4 @@
-//! `--on-alert CMD` of `ui`, `connect` and `demo`: for each alert the sync stores for the
+//! `--on-alert CMD` of `ui`, `connect`, `sync` and `demo`: for each alert the sync stores for the
 //! first time, `sh -c CMD` runs with the alert as one JSON object on its stdin (remote, host,
 //! run reference, path, run id, alias, kind, message, raised_at, the run's dashboard URL).
 //!
@@ -25,7 +25,7 @@ pub const ALERT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a session that ends waits for the commands of alerts still queued.
 pub const DRAIN_ON_EXIT: Duration = Duration::from_secs(35);
 
-/// The `--on-alert` option of the commands that follow remotes live.
+/// The `--on-alert` option of the commands that sync remotes.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OnAlertArgs {
     /// Run `sh -c CMD` for each new alert, with the alert as one JSON object on its stdin

@@ -37,6 +37,8 @@ pub struct SyncArgs {
     pub resident_agent: bool,
     #[command(flatten)]
     pub prefetch: super::prefetch_args::PrefetchArgs,
+    #[command(flatten)]
+    pub on_alert: super::alert_hook::OnAlertArgs,
 }
 
 /// Collects each remote's first round for `--json`, passing events on to the terminal.
@@ -48,6 +50,9 @@ struct Collector {
 impl RoundObserver for Collector {
     fn progress(&self, stats: &RoundStats, bytes_received: u64) {
         self.terminal.progress(stats, bytes_received);
+    }
+    fn new_alerts(&self, ids: &[i64]) {
+        self.terminal.new_alerts(ids);
     }
 }
 
@@ -130,14 +135,22 @@ pub fn run(hub_dir: Option<PathBuf>, args: SyncArgs) -> anyhow::Result<u8> {
         let files = runicorn_hub::file_fetch::RemoteFiles::new(store.clone());
         let prefetcher = args.prefetch.start(&store, &files);
         let ids = jobs.iter().map(|j| (j.name.clone(), j.id)).collect();
+        // No dashboard is served by `sync`: the alerts' JSON has no URL.
+        let hook = args.on_alert.start(&store, None);
         let reporter = Collector {
-            terminal: SyncReporter::new(args.quiet).with_prefetch(prefetcher.clone(), ids),
+            terminal: SyncReporter::new(args.quiet)
+                .with_prefetch(prefetcher.clone(), ids)
+                .with_alert_hook(hook.clone()),
             rounds: Mutex::default(),
         };
         let results = futures_join(&jobs, &store, &reporter).await;
         tokio::select! {
             _ = prefetcher.wait_idle() => {}
             _ = super::ctrl_c::ctrl_c() => {}
+        }
+        // The command ends after the commands of the alerts this sync brought.
+        if let Some(hook) = &hook {
+            hook.wait_idle(super::alert_hook::DRAIN_ON_EXIT).await;
         }
         let mut failed = Vec::new();
         let mut rows = Vec::new();

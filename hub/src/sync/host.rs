@@ -6,7 +6,8 @@
 //! beside the sync rounds, never inside them: the agent answers `host` on a thread of its own,
 //! and a sample that takes longer than [`HOST_ANSWER_TIMEOUT`] (a hung nvidia-smi is killed by
 //! the agent much sooner) is given up without touching the round or the link. Older agents
-//! are never asked. What an agent sends is checked ([`checked`]) before it is stored.
+//! are never asked. What an agent sends is checked ([`checked`]) before it is stored. A one-off
+//! sync waits at most [`ONE_OFF_HOST_WAIT`] after its round for the sample, then ends without it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,10 @@ use crate::store_thread::StoreHandle;
 pub const HOST_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest the hub waits for one `host` answer before it gives that sample up.
 pub const HOST_ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest a one-off sync (`sync`, `connect --once`) waits for its host sample after its round:
+/// a slow nvidia-smi (hundreds of ms, seconds when the driver is wedged) must not hold up the
+/// command. A sample later than that is given up; the remote keeps its last one.
+pub const ONE_OFF_HOST_WAIT: Duration = Duration::from_secs(1);
 /// GPUs kept of one sample, and compute processes of one GPU.
 pub const MAX_GPUS: usize = 256;
 pub const MAX_GPU_PROCESSES: usize = 1024;

@@ -15,7 +15,7 @@ pub(crate) use client::{agent_is_older, AgentClient};
 pub(crate) use engine::{follow, record_sync, sync_round};
 pub use engine::{RoundObserver, RoundStats};
 pub use error::SyncError;
-pub(crate) use host::{HostPoller, HOST_ANSWER_TIMEOUT};
+pub(crate) use host::{HostPoller, ONE_OFF_HOST_WAIT};
 
 /// Suffix of an agent's software name when its session is served by a resident agent (the
 /// `resident` capability), as the store keeps it and listings show it.

@@ -338,3 +338,72 @@ fn concurrent_listings_of_a_fresh_root_all_succeed_quietly() {
         assert_eq!(runs.len(), 50);
     }
 }
+
+/// A finished run whose watched `acc` logs NaN at step 1, and a clean run beside it.
+fn write_nan_and_clean_runs(root: &Path) {
+    use runicorn_protocol::run_format::{AlertConfig, RunOutcome, RunSpec, RunWriter};
+    for (id, acc) in [("nan", f64::NAN), ("clean", 0.5)] {
+        let mut spec = RunSpec::new(root, "runicorn-tests");
+        spec.path = Some("ls/alerts".into());
+        spec.run_id = Some(id.into());
+        spec.alerts = AlertConfig {
+            watch: Some(vec!["acc".into()]),
+            gpu_idle_after_s: None,
+        };
+        let mut w = RunWriter::create(&spec).unwrap();
+        w.log_metrics(&[("acc", 0.1)], None, None).unwrap();
+        w.log_metrics(&[("acc", acc)], None, None).unwrap();
+        w.finish(RunOutcome::finished()).unwrap();
+    }
+}
+
+#[test]
+fn ls_shows_the_alerts_the_resident_agent_raised() {
+    let root = tempfile::tempdir().unwrap();
+    write_nan_and_clean_runs(root.path());
+    let before = ls_json(root.path(), &[]);
+    assert_eq!(
+        by_id(&before, "nan")["alerts"],
+        json!([]),
+        "none raised yet"
+    );
+
+    // The resident agent scans the root and raises the NaN alert; `ls` shows it.
+    let _daemon = runicorn_tests::daemon::Daemon::start(root.path(), &[]);
+    let mut runs = Vec::new();
+    let raised = runicorn_tests::wait_until(30.0, || {
+        runs = ls_json(root.path(), &[]);
+        by_id(&runs, "nan")["alerts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    assert!(raised, "no alert listed: {runs:#?}");
+    let alerts = by_id(&runs, "nan")["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["id"], "nonfinite:acc");
+    assert_eq!(alerts[0]["kind"], "nonfinite");
+    assert_eq!(alerts[0]["key"], "acc");
+    assert_eq!(alerts[0]["value"], "NaN");
+    assert!(alerts[0]["raised_at"].as_f64().is_some());
+    assert_eq!(by_id(&runs, "clean")["alerts"], json!([]));
+
+    let out = agent()
+        .arg("ls")
+        .arg("--root")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("ALERTS"), "{table}");
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no row {id}: {table}"))
+            .to_owned()
+    };
+    assert!(row("nan").trim_end().ends_with("!nonfinite"), "{table}");
+    assert!(row("clean").trim_end().ends_with('-'), "{table}");
+    assert!(table.contains("2 runs, 1 with alerts"), "{table}");
+}

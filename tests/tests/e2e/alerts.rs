@@ -420,3 +420,61 @@ sleep 8"#;
     let status = wrapper.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn sync_on_alert_runs_the_command_once_per_new_alert_over_sshd() {
+    let s = Setup::new();
+    let file = s.scratch.path().join("alerts.jsonl");
+    // The remote is remembered before the run exists, so the alert is new to `sync`.
+    let connect = output_within(
+        s.hub()
+            .arg("connect")
+            .arg(s.sshd.spec())
+            .arg("--agent")
+            .arg(agent_path())
+            .arg("--root")
+            .arg(s.root.path())
+            .args(["--once", "--no-ui", "--name", "gpu", "--prefetch", "none"]),
+        Duration::from_secs(120),
+    );
+    assert!(connect.status.success(), "{}", show(&connect));
+    write_nan_run(s.root.path(), "nan");
+    let sync = || {
+        output_within(
+            s.hub()
+                .args(["sync", "--on-alert"])
+                .arg(format!("cat >> '{}'", file.display())),
+            Duration::from_secs(120),
+        )
+    };
+    let first = sync();
+    assert!(first.status.success(), "{}", show(&first));
+    // The command ran before `sync` exited: the file is complete now.
+    let seen = hooked(&file);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["alert_id"], "nonfinite:acc");
+    assert_eq!(seen[0]["kind"], "nonfinite");
+    assert_eq!(seen[0]["run_ref"], "gpu/nan");
+    let second = sync();
+    assert!(second.status.success(), "{}", show(&second));
+    assert_eq!(
+        hooked(&file).len(),
+        1,
+        "the same alert runs no command again"
+    );
+
+    // A failing command is reported and does not fail the sync.
+    write_nan_run(s.root.path(), "nan2");
+    let failing = output_within(
+        s.hub()
+            .args(["sync", "--on-alert", "cat > /dev/null; exit 4"]),
+        Duration::from_secs(120),
+    );
+    assert!(failing.status.success(), "{}", show(&failing));
+    let stderr = String::from_utf8_lossy(&failing.stderr);
+    assert!(
+        stderr.contains("--on-alert command for alert") && stderr.contains("exit status: 4"),
+        "{}",
+        show(&failing)
+    );
+}

@@ -3,7 +3,9 @@
 //! (over a real sshd, or as a local child), its CSV listing the child's pid on GPU 3 of the
 //! 8-GPU host; after a real sync, `GET /api/fleet` and `runicorn-hub fleet --json` show GPU 3
 //! held by that run and the other seven free. An agent whose nvidia-smi hangs reports the error
-//! without holding up the sync, and an agent from before the `host` capability syncs as before.
+//! while the hub follows it without holding up the sync; a one-off `sync` waits at most a second
+//! for the host sample (a 5 s nvidia-smi: the runs synced, the last sample kept), and an agent
+//! from before the `host` capability syncs as before.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -189,20 +191,37 @@ fn path_with(dir: &Path) -> String {
     format!("{}:/usr/bin:/bin", dir.display())
 }
 
+/// Makes the stand-in in `dir` an `nvidia-smi` that sleeps `seconds` and prints nothing.
+fn make_nvidia_smi_sleep(dir: &Path, seconds: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("nvidia-smi");
+    // A new file renamed over the old one: never a half-written script.
+    let fresh = dir.join("nvidia-smi.new");
+    std::fs::write(&fresh, format!("#!/bin/sh\nexec sleep {seconds}\n")).unwrap();
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&fresh, &script).unwrap();
+}
+
+/// A finished run `id` under `root` (path `fleet/later`).
+fn write_finished_run(root: &Path, id: &str) {
+    use runicorn_protocol::run_format::{RunOutcome, RunSpec, RunWriter};
+    let mut spec = RunSpec::new(root, "runicorn-tests");
+    spec.path = Some("fleet/later".into());
+    spec.run_id = Some(id.into());
+    let mut w = RunWriter::create(&spec).unwrap();
+    w.log_metrics(&[("loss", 1.0)], None, None).unwrap();
+    w.finish(RunOutcome::finished()).unwrap();
+}
+
 #[test]
-fn a_hanging_nvidia_smi_is_reported_and_the_sync_goes_on() {
+fn a_one_off_sync_does_not_wait_for_a_slow_nvidia_smi_and_keeps_the_last_sample() {
     let root = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let _run = SleepingRun::start(root.path(), scratch.path());
-    let smi = tempfile::tempdir().unwrap();
-    let script = smi.path().join("nvidia-smi");
-    std::fs::write(&script, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = SleepingRun::start(root.path(), scratch.path());
+    let smi = stand_in_with_gpu_3_used_by(run.child_pid);
     let (home, hub_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-
-    let started = Instant::now();
     let path = path_with(smi.path());
+    // A prompt nvidia-smi: the one-off sync stores the host's sample.
     sync_local(
         home.path(),
         hub_dir.path(),
@@ -210,17 +229,89 @@ fn a_hanging_nvidia_smi_is_reported_and_the_sync_goes_on() {
         &agent_path(),
         &[("PATH", &path)],
     );
-    let took = started.elapsed();
-    // The agent kills nvidia-smi after 2 s; the sync does not wait for more than that.
-    assert!(took < Duration::from_secs(20), "the sync took {took:?}");
-
     let fleet = fleet_json(home.path(), hub_dir.path());
+    let sampled_at = remote(&fleet, "box")["sampled_at"].as_f64();
+    assert!(sampled_at.is_some(), "{fleet:#}");
+    assert_eq!(
+        remote(&fleet, "box")["gpus"].as_array().map(Vec::len),
+        Some(8)
+    );
+
+    // Now it takes 5 s (a wedged driver) and a new run waits to be synced.
+    make_nvidia_smi_sleep(smi.path(), 5);
+    write_finished_run(root.path(), "later");
+    let started = Instant::now();
+    let out = output_within(
+        hub(home.path(), hub_dir.path())
+            .args(["sync", "--json"])
+            .env("PATH", &path),
+        Duration::from_secs(120),
+    );
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", show(&out));
+    eprintln!("one-off sync with a 5 s nvidia-smi took {took:?}");
+    assert!(
+        took < Duration::from_millis(3500),
+        "the sync waited for nvidia-smi: {took:?}\n{}",
+        show(&out)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["ok"], true, "{rows:#}");
+    let runs = json_of(hub(home.path(), hub_dir.path()).args(["ls", "--json"]));
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["run_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"later"), "the new run is synced: {ids:?}");
+
+    // The sample given up leaves the last one in place.
+    let fleet = fleet_json(home.path(), hub_dir.path());
+    let box_remote = remote(&fleet, "box");
+    assert_eq!(box_remote["sampled_at"].as_f64(), sampled_at, "{fleet:#}");
+    assert_eq!(box_remote["gpus"].as_array().map(Vec::len), Some(8));
+    assert_eq!(box_remote["gpu_error"], Value::Null, "{fleet:#}");
+}
+
+#[test]
+fn a_hanging_nvidia_smi_is_reported_while_following_and_the_sync_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let _run = SleepingRun::start(root.path(), scratch.path());
+    let smi = tempfile::tempdir().unwrap();
+    make_nvidia_smi_sleep(smi.path(), 60);
+    let (home, hub_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let path = path_with(smi.path());
+    let mut follower = hub(home.path(), hub_dir.path())
+        .arg("connect")
+        .arg(format!("local:{}", root.path().display()))
+        .arg("--agent")
+        .arg(agent_path())
+        .args(["--no-ui", "--name", "box", "--prefetch", "none"])
+        .env("PATH", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The agent kills nvidia-smi after 2 s and answers with the error.
+    let mut fleet = Value::Null;
+    let reported = wait_until(30.0, || {
+        fleet = fleet_json(home.path(), hub_dir.path());
+        fleet["remotes"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == "box"))
+            .is_some_and(|r| r["gpu_error"].is_string())
+    });
+    let runs = json_of(hub(home.path(), hub_dir.path()).args(["ls", "--json"]));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(reported, "no GPU error reported: {fleet:#}");
     let remote = remote(&fleet, "box");
     assert_eq!(remote["sampled"], true, "{fleet:#}");
     assert_eq!(remote["gpus"], Value::Array(vec![]));
     let error = remote["gpu_error"].as_str().expect("the error is reported");
     assert!(error.contains("did not answer within"), "{error}");
-    let runs = json_of(hub(home.path(), hub_dir.path()).args(["ls", "--json"]));
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "the run is synced");
 }
 
