@@ -45,6 +45,9 @@ use paths::DaemonPaths;
 /// version=V`, V its `runicorn-agent` version).
 pub const GREETING: &str = "runicorn-agent-daemon 1";
 
+/// The daemon's SQLite page cache (its idle memory budget is 20 MB with 10,000 runs).
+const INDEX_PAGE_CACHE_KIB: u32 = 512;
+
 /// This build's version, which a relay and its daemon must share.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -115,6 +118,9 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
     })?;
     lifecycle::exit_on_signals(paths.socket.clone()).context("catching signals")?;
     let index = RunIndex::open(&root).context("opening the index")?;
+    index
+        .limit_page_cache(INDEX_PAGE_CACHE_KIB)
+        .context("setting up the index")?;
     let epoch = index.epoch().context("reading the index epoch")?;
     let poll = Duration::from_secs_f64(args.poll);
     let warm = Arc::new(Warm::new(root.clone(), epoch, index, poll, true));

@@ -1005,6 +1005,14 @@ mod tests {
             f.feed.runs["runs/p/b"].cache.is_some(),
             "live runs keep theirs"
         );
+        assert!(matches!(
+            f.feed.runs["runs/p/a"].manifest,
+            RememberedManifest::Digest(_)
+        ));
+        assert!(matches!(
+            f.feed.runs["runs/p/b"].manifest,
+            RememberedManifest::Whole(_)
+        ));
         assert_eq!(f.scan().bumped, 0, "nothing changed");
         let line = "{\"type\":\"metrics\",\"data\":{\"loss\":1,\"global_step\":1}}\n";
         fs::write(dir.join("events.jsonl"), line).unwrap();
@@ -1014,6 +1022,44 @@ mod tests {
             state.events.points, 1,
             "the records were read back from the index"
         );
+    }
+
+    #[test]
+    fn a_run_remembered_by_digest_is_read_back_only_when_it_changes() {
+        let mut f = Fixture::new();
+        let dir = f.write_run("a", "finished");
+        let gone = f.write_run("b", "finished");
+        f.scan();
+        f.feed.shed_idle_runs();
+        let digest = |f: &Fixture| match &f.feed.runs["runs/p/a"].manifest {
+            RememberedManifest::Digest(d) => Some(*d),
+            RememberedManifest::Whole(_) => None,
+        };
+        let before = digest(&f).expect("an idle run keeps a digest");
+        // Unchanged: the walk only stats, and the stored manifest is not read back.
+        assert_eq!(f.scan().bumped, 0);
+        assert_eq!(digest(&f), Some(before));
+        // A replaced record: read back, scanned with its stored hashes, announced with the new
+        // content's hash.
+        std::thread::sleep(Duration::from_millis(10));
+        fs::write(dir.join("summary.json"), "{\"acc\":0.9}").unwrap();
+        fs::remove_dir_all(&gone).unwrap();
+        assert_eq!(f.scan().bumped, 2, "one changed run, one tombstone");
+        assert!(digest(&f).is_none(), "the whole manifest is back");
+        let state = f.page(2, false).entries[0].state.clone().unwrap();
+        let summary = state
+            .files
+            .iter()
+            .find(|x| x.path == "summary.json")
+            .unwrap();
+        let want = manifest::hex(&Sha256::digest(b"{\"acc\":0.9}"));
+        assert_eq!(summary.sha256.as_deref(), Some(want.as_str()));
+        assert_eq!(
+            state.summary,
+            Some(serde_json::json!({"acc": 0.9})),
+            "its records were read again"
+        );
+        assert_eq!(dirs(&f.page(0, true)).len(), 2);
     }
 
     #[test]

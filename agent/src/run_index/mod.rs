@@ -139,6 +139,18 @@ impl RunIndex {
         Self::prepare(conn, path)
     }
 
+    /// Caps SQLite's page cache of this connection at `kib` KiB (SQLite's default is 2 MiB):
+    /// a long-lived process that reads the index now and then keeps less, and the system's
+    /// file cache still holds the pages.
+    pub fn limit_page_cache(&self, kib: u32) -> Result<(), IndexError> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(|cause| IndexError::Sqlite {
+                path: self.path.clone(),
+                cause,
+            })
+    }
+
     /// Migrates the schema and makes sure an epoch exists.
     fn prepare(mut conn: Connection, path: &Path) -> Result<Connection, IndexError> {
         let err = |cause| IndexError::Sqlite {

@@ -423,22 +423,11 @@ sleep 8"#;
 
 #[test]
 fn sync_on_alert_runs_the_command_once_per_new_alert_over_sshd() {
-    let s = Setup::new();
-    let file = s.scratch.path().join("alerts.jsonl");
+    let s = SshHub::start();
+    let file = s.scratch().join("alerts.jsonl");
     // The remote is remembered before the run exists, so the alert is new to `sync`.
-    let connect = output_within(
-        s.hub()
-            .arg("connect")
-            .arg(s.sshd.spec())
-            .arg("--agent")
-            .arg(agent_path())
-            .arg("--root")
-            .arg(s.root.path())
-            .args(["--once", "--no-ui", "--name", "gpu", "--prefetch", "none"]),
-        Duration::from_secs(120),
-    );
-    assert!(connect.status.success(), "{}", show(&connect));
-    write_nan_run(s.root.path(), "nan");
+    s.connect_once(&["--prefetch", "none"]);
+    write_nan_run(s.root(), "nan");
     let sync = || {
         output_within(
             s.hub()
@@ -464,7 +453,7 @@ fn sync_on_alert_runs_the_command_once_per_new_alert_over_sshd() {
     );
 
     // A failing command is reported and does not fail the sync.
-    write_nan_run(s.root.path(), "nan2");
+    write_nan_run(s.root(), "nan2");
     let failing = output_within(
         s.hub()
             .args(["sync", "--on-alert", "cat > /dev/null; exit 4"]),
