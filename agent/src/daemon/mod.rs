@@ -81,6 +81,23 @@ pub struct DaemonArgs {
     pub index_only: bool,
 }
 
+/// Longest wait for the file watcher before the first session is served.
+const WATCHER_SETTLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits until the first scan is in the index and the file watcher watches every folder (at
+/// most [`WATCHER_SETTLE_LIMIT`]) before sessions are served: what those keep for the daemon's
+/// life is then allocated before any session's large, short-lived buffers, not scattered
+/// between them (where each would keep a page of freed memory from going back). A hub that
+/// attaches meanwhile waits in the socket's queue.
+fn settle_before_sessions(warm: &Warm) {
+    warm.wait_ready();
+    let since = std::time::Instant::now();
+    while !warm.watcher_ready() && since.elapsed() < WATCHER_SETTLE_LIMIT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::heap::trim();
+}
+
 /// Runs the daemon until a signal or the idle exit ends it; an error (another daemon holds the
 /// root, the socket cannot be made) ends it at once with a non-zero code.
 pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
@@ -156,6 +173,7 @@ pub fn run_daemon(args: DaemonArgs) -> anyhow::Result<u8> {
             None => "off".to_owned(),
         }
     );
+    settle_before_sessions(&warm);
     listener::accept_loop(&listener, &warm, &sessions);
     // `incoming()` never ends; kept for completeness.
     drop(lock);

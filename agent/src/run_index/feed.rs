@@ -17,6 +17,7 @@
 //! [`Feed`] is one process's memory between scans (cached records, manifests, fingerprints), so
 //! that re-scanning an unchanged root costs a `stat` per file and no reads.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -316,12 +317,21 @@ impl Feed {
             self.last_deep_scan = Some(Instant::now());
         }
         let (locations, mut gone) = self.targets(&scope, &mut report);
-        let keys: Vec<String> = locations.iter().map(|l| self.key_of(&l.dir)).collect();
+        // Borrowed from the locations (a full scan holds one per run).
+        let keys: Vec<Cow<'_, str>> = locations
+            .iter()
+            .map(|l| {
+                l.dir
+                    .strip_prefix(&self.root)
+                    .unwrap_or(&l.dir)
+                    .to_string_lossy()
+            })
+            .collect();
         let scan_at = |runs: &HashMap<RunKey, KnownRun>, i: usize| {
             scan_one(
                 &keys[i],
                 &locations[i],
-                runs.get(keys[i].as_str()),
+                runs.get(&*keys[i]),
                 reconcile,
                 !deep,
                 ctx,
@@ -336,14 +346,14 @@ impl Feed {
         if !wanting.is_empty() {
             let mut stored = {
                 let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
-                let wanted: Vec<&str> = wanting.iter().map(|&i| keys[i].as_str()).collect();
+                let wanted: Vec<&str> = wanting.iter().map(|&i| &*keys[i]).collect();
                 idx.load_manifests(&wanted)
                     .map_err(|cause| idx.sqlite_err(cause))?
             };
             for &i in &wanting {
-                if let Some(run) = self.runs.get_mut(keys[i].as_str()) {
+                if let Some(run) = self.runs.get_mut(&*keys[i]) {
                     // A manifest the index lacks only costs hashing the run's files again.
-                    let whole = stored.remove(&keys[i]).unwrap_or_default();
+                    let whole = stored.remove(&*keys[i]).unwrap_or_default();
                     run.manifest = RememberedManifest::Whole(Box::new(whole));
                 }
             }
@@ -360,10 +370,10 @@ impl Feed {
         for (i, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Outcome::Unchanged(None) => {}
-                Outcome::Unchanged(Some(dirs)) => relisted.push((keys[i].clone(), dirs)),
+                Outcome::Unchanged(Some(dirs)) => relisted.push((keys[i].to_string(), dirs)),
                 Outcome::Scanned(s) => found.push(*s),
                 Outcome::NeedsCache(m) => pending.push((i, *m)),
-                Outcome::Gone => gone.push(keys[i].clone()),
+                Outcome::Gone => gone.push(keys[i].to_string()),
                 // Scanned again above with its manifest, which never asks for it.
                 Outcome::NeedsManifest => {}
             }
@@ -371,7 +381,7 @@ impl Feed {
         if !pending.is_empty() {
             let caches = {
                 let idx = index.lock().unwrap_or_else(PoisonError::into_inner);
-                let wanted: Vec<&str> = pending.iter().map(|(i, _)| keys[*i].as_str()).collect();
+                let wanted: Vec<&str> = pending.iter().map(|(i, _)| &*keys[*i]).collect();
                 if wanted.len() > LOAD_ALL_ABOVE {
                     idx.load()
                 } else {
@@ -380,11 +390,11 @@ impl Feed {
                 .map_err(|cause| idx.sqlite_err(cause))?
             };
             found.extend(map_in_order(&pending, io_workers(), |_, (i, manifest)| {
-                let key = &keys[*i];
+                let key: &str = &keys[*i];
                 let previous_fp = remembered(key).filter(|_| !reconcile);
                 let cache = self
                     .runs
-                    .get(key.as_str())
+                    .get(key)
                     .and_then(|k| k.cache.as_deref())
                     .or_else(|| caches.get(key));
                 finish(key, &locations[*i], manifest, cache, previous_fp, ctx)
@@ -517,14 +527,18 @@ impl Feed {
                 });
                 skipped.sort_by(|a, b| a.name.cmp(&b.name));
                 report.skipped_runs = Some(skipped);
-                let found: HashSet<String> =
-                    discovery.runs.iter().map(|l| self.key_of(&l.dir)).collect();
+                let found: HashSet<&Path> = discovery
+                    .runs
+                    .iter()
+                    .map(|l| l.dir.strip_prefix(&self.root).unwrap_or(&l.dir))
+                    .collect();
                 let mut gone: Vec<String> = self
                     .runs
                     .keys()
-                    .filter(|k| !found.contains(k.as_str()))
+                    .filter(|k| !found.contains(Path::new(k.as_str())))
                     .map(|k| k.as_str().to_owned())
                     .collect();
+                drop(found);
                 gone.sort();
                 (discovery.runs, gone)
             }

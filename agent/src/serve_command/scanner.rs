@@ -41,8 +41,8 @@ pub enum Trigger {
 /// change without a file changing: a writer that died, a run that stopped stepping).
 const LIVE_SCAN_EVERY: Duration = Duration::from_secs(2);
 
-/// Resident agent: besides full scans, a scan that gave this many runs new states is followed
-/// by a compaction of the feed's memory (`Feed::compact`).
+/// Resident agent: a scan that gave this many runs new states is followed by a compaction of
+/// the feed's memory (`Feed::compact`).
 const COMPACT_AFTER_BUMPED: usize = 500;
 
 /// How long writes are gathered when a barrier came first (file events already on their way).
@@ -227,14 +227,17 @@ impl Scanner {
                     self.shared.set_skipped_runs(skipped);
                 }
                 if self.shared.resident {
-                    // The resident agent lives long: only live runs keep their records in
-                    // memory (the others are read back from the index when they change), and
-                    // after a full scan (or one that read many runs) what it keeps is packed
-                    // together, so the scan's freed buffers can go back to the system.
+                    // The resident agent lives long: only live runs keep their records and
+                    // manifests in memory (the others are read back from the index when they
+                    // change); after a scan that read many runs what it keeps is packed
+                    // together, and after that or a full scan the scan's freed buffers go back
+                    // to the system at once.
                     self.feed.shed_idle_runs();
-                    if full || report.bumped >= COMPACT_AFTER_BUMPED {
+                    let many = report.bumped >= COMPACT_AFTER_BUMPED;
+                    if many {
                         self.feed.compact();
-                        // The scan's working set is freed: its pages go back now.
+                    }
+                    if full || many {
                         crate::heap::trim();
                     }
                     self.shared.set_live_runs(self.feed.live_dirs().len());
