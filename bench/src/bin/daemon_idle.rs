@@ -226,7 +226,7 @@ fn main() -> anyhow::Result<()> {
     );
     // When the highest samples were taken (seconds into the idle time): a full scan every
     // `--poll` (60 s) shows as a peak at that period.
-    rss_at.sort_by(|a, b| b.1.cmp(&a.1));
+    rss_at.sort_by_key(|s| std::cmp::Reverse(s.1));
     let peaks: Vec<String> = rss_at
         .iter()
         .take(5)
