@@ -9,10 +9,7 @@ use std::path::Path;
 use runicorn_protocol::wire::RunAlert;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::run_index::AGENT_DIR;
-
-/// The index's file in [`AGENT_DIR`] (as `run_index` names it).
-const INDEX_FILE: &str = "index.sqlite";
+use crate::run_index::{AGENT_DIR, INDEX_FILE};
 
 /// The part of `run_cache.alerts` shown: the raised alerts, oldest first.
 #[derive(serde::Deserialize)]

@@ -37,7 +37,8 @@ use fingerprint::{file_fingerprint, records_fingerprint};
 
 /// Folder under the storage root that holds the agent's own files.
 pub const AGENT_DIR: &str = ".runicorn-agent";
-const INDEX_FILE: &str = "index.sqlite";
+/// The index's file in [`AGENT_DIR`].
+pub const INDEX_FILE: &str = "index.sqlite";
 
 /// Why the index could not be used.
 #[derive(Debug, thiserror::Error)]
